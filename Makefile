@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PRISM  := tools/prism/node_modules/.bin/prism
+
+.PHONY: install demo test up bench chaos lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(PRISM): tools/prism/package.json
+	cd tools/prism && npm install --no-audit --no-fund --loglevel=error
+	touch $(PRISM)
+
+install: $(STAMP)
+
+## make demo: start the embedded stack, run deals through it, print the outcome, stop it all
+demo: $(STAMP)
+	$(BIN)/python -m orchestration.demo
+
+## make test: the whole suite against real servers on loopback
+test: $(STAMP) $(PRISM)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it
+up: $(STAMP)
+	$(BIN)/python -m orchestration.stack
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy canonical connectors
+
+clean:
+	rm -rf .data tools/prism/node_modules

@@ -1,0 +1,108 @@
+"""Billing: schedules, invoices, payments and credit notes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from canonical.deal import BillingInterval
+from canonical.money import DecimalAmount, Money
+
+
+class BillingScheduleKind(StrEnum):
+    SUBSCRIPTION = "subscription"
+    MILESTONE = "milestone"
+    TIME_AND_MATERIALS = "time_and_materials"
+    RETAINER = "retainer"
+    FIXED_FEE = "fixed_fee"
+
+
+class ScheduledCharge(BaseModel):
+    """One charge of a schedule: a recurring price or a one-off item on a date."""
+
+    product_code: str
+    description: str
+    unit_amount: Money
+    quantity: DecimalAmount = Field(default=Decimal(1), gt=0)
+    interval: BillingInterval | None = Field(default=None, description="set for recurring charges")
+    bill_on: date | None = Field(default=None, description="set for one-off charges")
+
+
+class BillingSchedule(BaseModel):
+    """What the billing system should charge and when."""
+
+    kind: BillingScheduleKind
+    customer_id: str
+    currency: str
+    start_date: date
+    end_date: date | None = None
+    charges: list[ScheduledCharge] = Field(default_factory=list)
+    days_until_due: int = Field(default=30, ge=0)
+    billing_id: str | None = Field(default=None, description="subscription or schedule ID once created")
+    item_ids: list[str] = Field(default_factory=list, description="invoice item IDs once created")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+class TaxLine(BaseModel):
+    name: str
+    rate_percent: DecimalAmount
+    amount: Money
+
+
+class InvoiceLine(BaseModel):
+    description: str
+    quantity: DecimalAmount = Decimal(1)
+    unit_amount: Money
+    amount: Money
+    product_code: str | None = None
+    taxes: list[TaxLine] = Field(default_factory=list)
+
+
+class Invoice(BaseModel):
+    """An invoice as the billing system issued it."""
+
+    billing_id: str
+    number: str | None = None
+    customer_id: str
+    currency: str
+    status: InvoiceStatus
+    issued_on: date | None = None
+    due_on: date | None = None
+    lines: list[InvoiceLine] = Field(default_factory=list)
+    subtotal: Money
+    tax: Money
+    total: Money
+    amount_paid: Money
+    amount_due: Money
+    crm_deal_id: str | None = None
+    legal_entity: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Payment(BaseModel):
+    """Money received against an invoice; may be partial."""
+
+    billing_id: str
+    invoice_billing_id: str
+    amount: Money
+    paid_at: datetime
+    method: str | None = None
+
+
+class CreditNote(BaseModel):
+    billing_id: str
+    invoice_billing_id: str
+    amount: Money
+    reason: str | None = None
+    issued_at: datetime | None = None

@@ -1,0 +1,119 @@
+"""Executed contract terms (the CLM owns them) and amendments to them."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator
+
+from canonical.deal import BillingInterval, BillingModel
+from canonical.money import DecimalAmount, Money
+
+
+class ContractStatus(StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    SIGNING = "signing"
+    EXECUTED = "executed"
+    CANCELLED = "cancelled"
+
+
+class Milestone(BaseModel):
+    """A deliverable billed on acceptance."""
+
+    code: str = Field(min_length=1)
+    name: str
+    amount: Money
+    due_date: date | None = None
+    requires_acceptance: bool = True
+    accepted: bool = False
+    billed: bool = False
+
+
+class RateCardEntry(BaseModel):
+    """A time-and-materials rate for one role."""
+
+    role: str = Field(min_length=1)
+    hourly_rate: Money
+
+
+class BillingTrigger(StrEnum):
+    ON_SIGNATURE = "on_signature"
+    ON_START = "on_start"
+    ON_MILESTONE_ACCEPTANCE = "on_milestone_acceptance"
+    MONTHLY_IN_ARREARS = "monthly_in_arrears"
+    PERIODIC_IN_ADVANCE = "periodic_in_advance"
+
+
+class RecurringCharge(BaseModel):
+    """A subscription or retainer charge."""
+
+    product_code: str
+    name: str
+    quantity: DecimalAmount = Field(gt=0)
+    unit_price: Money
+    interval: BillingInterval = BillingInterval.MONTH
+
+
+class ContractTerms(BaseModel):
+    """What was signed. The source of truth for billing and projects once executed."""
+
+    start_date: date
+    end_date: date | None = None
+    total_value: Money
+    billing_model: BillingModel
+    payment_terms_days: int = Field(default=30, ge=0)
+    milestones: list[Milestone] = Field(default_factory=list)
+    rate_card: list[RateCardEntry] = Field(default_factory=list)
+    recurring: list[RecurringCharge] = Field(default_factory=list)
+    fixed_fee: Money | None = None
+    billing_triggers: list[BillingTrigger] = Field(default_factory=list)
+    budget_hours: DecimalAmount | None = None
+
+
+class Contract(BaseModel):
+    """A contract in the CLM: the launched workflow and, once executed, its record."""
+
+    clm_workflow_id: str | None = None
+    clm_record_id: str | None = None
+    title: str
+    counterparty: str
+    status: ContractStatus = ContractStatus.DRAFT
+    terms: ContractTerms | None = None
+    executed_on: date | None = None
+    amendments: list[Amendment] = Field(default_factory=list)
+    deal_crm_id: str | None = None
+
+
+class AmendmentChange(BaseModel):
+    """One change an amendment makes to the terms."""
+
+    field: str = Field(description="e.g. total_value, end_date, rate_card, milestones, recurring")
+    old: str | None = None
+    new: str | None = None
+
+
+class Amendment(BaseModel):
+    """A numbered amendment executed in the CLM; applied strictly in sequence."""
+
+    contract_record_id: str
+    sequence: int = Field(ge=1)
+    executed_on: date | None = None
+    terms: ContractTerms | None = Field(default=None, description="the terms as amended, when known")
+    changes: list[AmendmentChange] = Field(default_factory=list)
+    clm_amendment_id: str | None = None
+
+
+
+def value_decreases(old: ContractTerms, new: ContractTerms) -> bool:
+    """True when an amendment lowers contract value or any rate: these need finance approval."""
+    if new.total_value.amount < old.total_value.amount:
+        return True
+    old_rates = {r.role: r.hourly_rate.amount for r in old.rate_card}
+    return any(r.hourly_rate.amount < old_rates.get(r.role, Decimal(0)) for r in new.rate_card
+               if r.role in old_rates)
+
+
+Contract.model_rebuild()

@@ -1,0 +1,107 @@
+"""Domain events: what happened in a source system, in our words.
+
+Every event carries the source system, the vendor's own event ID (the dedupe key), when it
+happened and a correlation ID that follows it through workflows and connector calls.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from canonical.billing import CreditNote, Invoice, Payment
+
+
+class EventBase(BaseModel):
+    source_system: str
+    source_event_id: str = Field(min_length=1)
+    occurred_at: datetime
+    correlation_id: str = Field(min_length=1)
+
+
+class DealStageReached(EventBase):
+    """A CRM deal entered a stage we act on (approval requested, closed-won)."""
+
+    kind: Literal["deal.stage_reached"] = "deal.stage_reached"
+    deal_id: str
+    stage: str
+    is_closed_won: bool = False
+
+
+class DealChanged(EventBase):
+    """Properties of a CRM deal changed (used to re-check a deal waiting on data)."""
+
+    kind: Literal["deal.changed"] = "deal.changed"
+    deal_id: str
+    properties: dict[str, str | None] = Field(default_factory=dict)
+
+
+class ContractExecuted(EventBase):
+    """The CLM workflow completed: the contract is signed by all parties."""
+
+    kind: Literal["contract.executed"] = "contract.executed"
+    clm_workflow_id: str
+    clm_record_id: str | None = None
+
+
+class AmendmentExecuted(EventBase):
+    kind: Literal["contract.amendment_executed"] = "contract.amendment_executed"
+    clm_record_id: str
+    sequence: int | None = None
+    clm_amendment_id: str | None = None
+
+
+class InvoiceFinalized(EventBase):
+    kind: Literal["invoice.finalized"] = "invoice.finalized"
+    invoice: Invoice
+
+
+class InvoicePaid(EventBase):
+    """Fully or partly paid; ``payment`` carries the amount received."""
+
+    kind: Literal["invoice.paid"] = "invoice.paid"
+    invoice: Invoice
+    payment: Payment | None = None
+
+
+class InvoicePaymentFailed(EventBase):
+    kind: Literal["invoice.payment_failed"] = "invoice.payment_failed"
+    invoice: Invoice
+    failure_reason: str | None = None
+
+
+class InvoiceVoided(EventBase):
+    kind: Literal["invoice.voided"] = "invoice.voided"
+    invoice: Invoice
+    uncollectible: bool = False
+
+
+class CreditNoteIssued(EventBase):
+    kind: Literal["credit_note.issued"] = "credit_note.issued"
+    credit_note: CreditNote
+    customer_id: str
+
+
+class ErpRecordChanged(EventBase):
+    """Xero tells us a record changed; we only learn which one, then read it."""
+
+    kind: Literal["erp.record_changed"] = "erp.record_changed"
+    tenant_id: str
+    category: str
+    record_id: str
+    change: str
+
+
+DomainEvent = Annotated[
+    DealStageReached | DealChanged | ContractExecuted | AmendmentExecuted | InvoiceFinalized | InvoicePaid
+    | InvoicePaymentFailed | InvoiceVoided | CreditNoteIssued | ErpRecordChanged,
+    Field(discriminator="kind"),
+]
+
+
+class EventEnvelope(BaseModel):
+    """One model around any domain event, for signals and the event ledger."""
+
+    event: DomainEvent

@@ -1,0 +1,48 @@
+"""External references: ``system:object:id`` strings that find a record in any system."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+SYSTEMS = frozenset({"hubspot", "ironclad", "stripe", "xero", "salesforce", "docusign", "netsuite", "revops"})
+
+
+class ExternalRef(BaseModel):
+    """One record in one system, e.g. ``xero:invoice:INV-0042``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    system: str
+    object: str
+    id: str
+
+    @field_validator("system")
+    @classmethod
+    def _system(cls, value: str) -> str:
+        value = value.lower()
+        if value not in SYSTEMS:
+            raise ValueError(f"unknown system {value!r}; expected one of {sorted(SYSTEMS)}")
+        return value
+
+    @field_validator("object", "id")
+    @classmethod
+    def _no_blank(cls, value: str) -> str:
+        if not value or not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.object}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ExternalRef:
+        """Parse ``system:object:id`` (the id may itself contain colons)."""
+        parts = text.split(":", 2)
+        if len(parts) != 3:
+            raise ValueError(f"{text!r} is not of the form system:object:id")
+        return cls(system=parts[0], object=parts[1], id=parts[2])
+
+
+def ref(system: str, obj: str, id_: str) -> str:
+    """The string form of a reference, for search attributes and write-backs."""
+    return str(ExternalRef(system=system, object=obj, id=id_))

@@ -1,0 +1,158 @@
+"""The four roles a vendor can play, as ``typing.Protocol`` ports with canonical types in and out.
+
+Adapters (``connectors/hubspot``, ``ironclad``, ``stripe``, ``xero``) implement them; activities
+depend only on these. Every create takes an ``idempotency_key`` derived from the workflow and step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from canonical import (
+    Account,
+    BillingSchedule,
+    Contact,
+    Contract,
+    CreditNote,
+    Deal,
+    DomainEvent,
+    Invoice,
+    Payment,
+    Project,
+    TimeEntry,
+)
+from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
+
+
+@runtime_checkable
+class CrmPort(Protocol):
+    """Accounts, contacts, deals and pipeline (HubSpot, later Salesforce)."""
+
+    async def get_deal(self, deal_id: str) -> Deal:
+        """The deal with its company, contacts and line items."""
+        ...
+
+    async def write_back(self, deal_id: str, update: DealWriteBack) -> None:
+        """Set the integration's fields on the deal (never a CRM-owned field)."""
+        ...
+
+    async def search_deals_modified_since(self, since: datetime, *, after: str | None = None,
+                                          limit: int = 100) -> DealPage:
+        ...
+
+    async def upsert_companies(self, accounts: list[Account]) -> UpsertResult:
+        """Batch upsert by our unique external-reference property."""
+        ...
+
+    async def write_account_figures(self, company_id: str, figures: list[AccountFigures]) -> None:
+        ...
+
+
+@runtime_checkable
+class ClmPort(Protocol):
+    """Executed legal terms, obligations and amendments (Ironclad, later DocuSign CLM)."""
+
+    async def launch_contract(self, request: ContractRequest, *, idempotency_key: str) -> Contract:
+        """Launch (or find the already launched) contract workflow for this key."""
+        ...
+
+    async def get_contract(self, clm_workflow_id: str) -> Contract:
+        """Status of a launched contract; once executed, with its record ID and terms."""
+        ...
+
+    async def get_record(self, record_id: str) -> Contract:
+        """An executed contract record with its terms and amendments."""
+        ...
+
+    async def cancel_contract(self, clm_workflow_id: str, *, reason: str) -> None:
+        ...
+
+
+@runtime_checkable
+class BillingPort(Protocol):
+    """Subscriptions, invoices, payment status and dunning (Stripe)."""
+
+    async def ensure_customer(self, account: Account, *, contact: Contact | None, reference: str,
+                              legal_entity: str, idempotency_key: str) -> str:
+        """Find the customer by ``reference`` or create it; returns the customer ID."""
+        ...
+
+    async def delete_customer(self, customer_id: str) -> None:
+        ...
+
+    async def create_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> BillingSchedule:
+        """Create what the schedule describes; returns it with the vendor's IDs filled in."""
+        ...
+
+    async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
+        """Undo a created schedule (cancel the subscription, delete pending items)."""
+        ...
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        ...
+
+    def list_invoices(self, *, customer_id: str | None = None,
+                      created_after: datetime | None = None) -> AsyncIterator[Invoice]:
+        """All matching invoices, following the vendor's cursor pagination."""
+        ...
+
+    async def create_credit_note(self, credit_note: CreditNote, *, idempotency_key: str) -> CreditNote:
+        ...
+
+
+@runtime_checkable
+class ErpPort(Protocol):
+    """Legal entities, customer financial master data, tax, projects, receivables (Xero).
+
+    ``tenant_id`` selects the legal entity's organisation.
+    """
+
+    async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
+                              reference: str, idempotency_key: str) -> Account:
+        """Find the contact by ``reference`` or create it. ERP-owned fields (tax number, payment
+        terms) are never overwritten; the returned account carries the ERP's values."""
+        ...
+
+    async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
+        ...
+
+    async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
+        """Find the project by its code or create it with its tasks; returns it with ERP IDs."""
+        ...
+
+    async def close_project(self, tenant_id: str, project_id: str) -> None:
+        ...
+
+    async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
+                             idempotency_key: str) -> TimeEntry:
+        ...
+
+    async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
+                           idempotency_key: str) -> str:
+        """Post an ACCREC invoice referencing the billing invoice ID; returns the ERP invoice ID."""
+        ...
+
+    async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
+                             idempotency_key: str) -> str:
+        ...
+
+    async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
+                               idempotency_key: str) -> str:
+        ...
+
+
+@runtime_checkable
+class WebhookReceiver(Protocol):
+    """Verifies and parses one vendor's webhook deliveries into canonical events."""
+
+    vendor: str
+
+    async def verify(self, *, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``SignatureInvalid`` with the reason, or return."""
+        ...
+
+    def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
+        """Raise ``PayloadInvalid`` naming the field at fault, or return the events (maybe none)."""
+        ...

@@ -1,0 +1,1 @@
+"""Temporal plumbing shared by worker, starter, ingress and tests: search attributes, client, dev server."""

@@ -1,0 +1,23 @@
+"""The search attributes every workflow sets (DESIGN.md), registered by the dev-server start-up
+and by the test environments."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+BUSINESS_KEYS = SearchAttributeKey.for_keyword_list("BusinessKeys")
+STAGE = SearchAttributeKey.for_keyword("Stage")
+EXCEPTION_KIND = SearchAttributeKey.for_keyword("ExceptionKind")
+LEGAL_ENTITY = SearchAttributeKey.for_keyword("LegalEntity")
+DEAL_AMOUNT = SearchAttributeKey.for_float("DealAmount")
+
+SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [  # type: ignore[type-arg]
+    BUSINESS_KEYS, STAGE, EXCEPTION_KIND, LEGAL_ENTITY, DEAL_AMOUNT,
+]
+
+
+def cli_flags() -> list[str]:
+    """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
+    kinds = {"KEYWORD_LIST": "KeywordList", "KEYWORD": "Keyword", "DOUBLE": "Double"}
+    return [arg for key in SEARCH_ATTRIBUTES
+            for arg in ("--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}")]

@@ -1,0 +1,26 @@
+"""One way to connect to Temporal: the SDK's environment configuration plus our data converter.
+
+``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*`` and TOML
+profiles (``TEMPORAL_CONFIG_FILE``, ``TEMPORAL_PROFILE``) all work as the SDK documents them; with
+none set, it is the local dev server on ``localhost:7233``, namespace ``default``.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig
+
+
+def data_converter() -> DataConverter:
+    """The converter of every client, worker, test environment and replayer."""
+    return pydantic_data_converter
+
+
+async def connect() -> Client:
+    """A client from the environment configuration, with our data converter."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    config.setdefault("namespace", "default")
+    return await Client.connect(**config, data_converter=data_converter())

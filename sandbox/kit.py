@@ -1,0 +1,458 @@
+"""What every vendor emulator shares: a SQLite document store (sqlmodel), idempotency-key replay,
+fault injection answered in the vendor's own style, webhook delivery, and the ``/_sandbox`` control API.
+
+A vendor app is built with :func:`create_sandbox_app` and adds its own routes to the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Index, UniqueConstraint, event, func
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field as SQLField
+from sqlmodel import Session, SQLModel, create_engine, delete, select
+
+log = logging.getLogger("sandbox")
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage
+# ---------------------------------------------------------------------------------------------
+class SandboxRecord(SQLModel, table=True):
+    """One vendor object, stored as its JSON wire representation."""
+
+    __tablename__ = "sandbox_records"
+    __table_args__ = (UniqueConstraint("kind", "tenant", "object_id"), Index("ix_kind_tenant_seq", "kind", "tenant", "seq"))
+
+    seq: int | None = SQLField(default=None, primary_key=True)
+    kind: str
+    tenant: str = ""
+    object_id: str
+    data: str
+
+
+class IdempotencyEntry(SQLModel, table=True):
+    """The first response given for an idempotency key, replayed for later requests with the key."""
+
+    __tablename__ = "sandbox_idempotency"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    pk: int | None = SQLField(default=None, primary_key=True)
+    scope: str
+    key: str
+    fingerprint: str
+    status: int
+    body: str
+    content_type: str = "application/json"
+
+
+class Counter(SQLModel, table=True):
+    __tablename__ = "sandbox_counters"
+
+    name: str = SQLField(primary_key=True)
+    value: int = 0
+
+
+class Store:
+    """A small document store on SQLite (a file, or memory with ``sqlite://``).
+
+    Methods are synchronous and serialised by a lock: emulators are about fidelity, not speed,
+    and SQLite wants one writer at a time.
+    """
+
+    def __init__(self, url: str = "sqlite://") -> None:
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kwargs["poolclass"] = StaticPool
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        SQLModel.metadata.create_all(
+            self.engine, tables=[SandboxRecord.__table__, IdempotencyEntry.__table__, Counter.__table__]  # type: ignore[list-item]
+        )
+        self.lock = threading.RLock()
+
+    # -- records ---------------------------------------------------------------------------------
+    def put(self, kind: str, object_id: str, data: dict[str, Any], *, tenant: str = "") -> dict[str, Any]:
+        """Insert or replace one object; returns ``data``."""
+        text = json.dumps(data, default=str)
+        with self.lock, Session(self.engine) as session:
+            row = session.exec(
+                select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
+                                            SandboxRecord.object_id == object_id)
+            ).first()
+            if row is None:
+                session.add(SandboxRecord(kind=kind, tenant=tenant, object_id=object_id, data=text))
+            else:
+                row.data = text
+                session.add(row)
+            session.commit()
+        return data
+
+    def get(self, kind: str, object_id: str, *, tenant: str = "") -> dict[str, Any] | None:
+        with self.lock, Session(self.engine) as session:
+            row = session.exec(
+                select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
+                                            SandboxRecord.object_id == object_id)
+            ).first()
+            return json.loads(row.data) if row else None
+
+    def list(self, kind: str, *, tenant: str = "", where: Callable[[dict[str, Any]], bool] | None = None,
+             after_seq: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Objects of a kind in creation order, optionally filtered in Python."""
+        with self.lock, Session(self.engine) as session:
+            query = select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant)
+            if after_seq is not None:
+                query = query.where(SandboxRecord.seq > after_seq)  # type: ignore[operator]
+            rows = session.exec(query.order_by(SandboxRecord.seq)).all()  # type: ignore[arg-type]
+        items = [json.loads(r.data) for r in rows]
+        if where is not None:
+            items = [i for i in items if where(i)]
+        return items[:limit] if limit is not None else items
+
+    def delete(self, kind: str, object_id: str, *, tenant: str = "") -> bool:
+        with self.lock, Session(self.engine) as session:
+            result = session.exec(  # type: ignore[call-overload]
+                delete(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
+                                            SandboxRecord.object_id == object_id)
+            )
+            session.commit()
+            return bool(result.rowcount)
+
+    def count(self, kind: str | None = None) -> dict[str, int]:
+        """Objects per kind (all tenants), for the chaos harness to count duplicates."""
+        with self.lock, Session(self.engine) as session:
+            query = select(SandboxRecord.kind, func.count()).group_by(SandboxRecord.kind)
+            if kind:
+                query = query.where(SandboxRecord.kind == kind)
+            return {k: n for k, n in session.exec(query).all()}
+
+    def next_number(self, name: str) -> int:
+        """A per-name counter (1, 2, 3...) for vendor-style IDs and invoice numbers."""
+        with self.lock, Session(self.engine) as session:
+            row = session.get(Counter, name) or Counter(name=name, value=0)
+            row.value += 1
+            session.add(row)
+            session.commit()
+            return row.value
+
+    def reset(self) -> None:
+        with self.lock, Session(self.engine) as session:
+            for table in (SandboxRecord, IdempotencyEntry, Counter):
+                session.exec(delete(table))  # type: ignore[call-overload]
+            session.commit()
+
+    # -- idempotency -------------------------------------------------------------------------
+    def idempotency_get(self, scope: str, key: str) -> IdempotencyEntry | None:
+        with self.lock, Session(self.engine) as session:
+            return session.exec(
+                select(IdempotencyEntry).where(IdempotencyEntry.scope == scope, IdempotencyEntry.key == key)
+            ).first()
+
+    def idempotency_save(self, entry: IdempotencyEntry) -> None:
+        with self.lock, Session(self.engine) as session:
+            session.add(entry)
+            session.commit()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def new_id(prefix: str, store: Store, *, width: int = 14) -> str:
+    """A vendor-looking ID that is unique in this sandbox: ``cus_00000000000042``-style."""
+    return f"{prefix}{store.next_number('id:' + prefix):0{width}d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Idempotency
+# ---------------------------------------------------------------------------------------------
+class IdempotencyGuard:
+    """Replays the first response for a key; refuses a key reused with other parameters.
+
+    ``mismatch`` builds the vendor's own refusal. Concurrent requests with one key are serialised,
+    so the second sees the first's stored response.
+    """
+
+    def __init__(self, store: Store, mismatch: Callable[[str], Response]) -> None:
+        self.store = store
+        self.mismatch = mismatch
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def run(self, *, scope: str, key: str | None, fingerprint_parts: list[Any],
+                  handler: Callable[[], Awaitable[Response]]) -> Response:
+        if not key:
+            return await handler()
+        fingerprint = hashlib.sha256(json.dumps(fingerprint_parts, sort_keys=True, default=str).encode()).hexdigest()
+        lock = self._locks.setdefault((scope, key), asyncio.Lock())
+        async with lock:
+            seen = self.store.idempotency_get(scope, key)
+            if seen is not None:
+                if seen.fingerprint != fingerprint:
+                    return self.mismatch(key)
+                replay = Response(content=seen.body, status_code=seen.status, media_type=seen.content_type)
+                replay.headers["Idempotent-Replayed"] = "true"
+                return replay
+            response = await handler()
+            # Server errors are not remembered, so a retry can succeed (as Stripe does).
+            if response.status_code < 500:
+                body = bytes(response.body) if hasattr(response, "body") else b""
+                self.store.idempotency_save(IdempotencyEntry(
+                    scope=scope, key=key, fingerprint=fingerprint, status=response.status_code,
+                    body=body.decode(), content_type=response.media_type or "application/json"))
+            return response
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------------------------
+class FaultSettings(BaseModel):
+    """What ``POST /_sandbox/faults`` takes. All faults apply to vendor paths only, never ``/_sandbox``."""
+
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="share of requests answered with `status`")
+    status: int = Field(default=503, ge=400, le=599)
+    latency_ms: int = Field(default=0, ge=0, description="added to every request")
+    timeout_rate: float = Field(default=0.0, ge=0, le=1,
+                                description="share of requests held `hang_seconds` before being processed")
+    hang_seconds: float = Field(default=35.0, ge=0)
+    rate_limit_per_second: float | None = Field(default=None, gt=0, description="token bucket refill rate")
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    path_prefix: str | None = Field(default=None, description="apply only to paths starting with this")
+    methods: list[str] | None = Field(default=None, description="apply only to these methods")
+    seed: int | None = None
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    faults: int = 0
+    rate_limited: int = 0
+    timeouts: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.updated = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is free."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class VendorStyle:
+    """How a vendor answers errors: the emulator's faults and refusals use these.
+
+    ``error`` builds an error response for a status and message; ``rate_limited`` builds the 429
+    for a wait in seconds (with the vendor's headers).
+    """
+
+    vendor: str
+    error: Callable[[int, str], Response]
+    rate_limited: Callable[[float], Response]
+
+
+class SandboxControl:
+    """Runtime state of one emulator: faults, stats, webhook targets."""
+
+    def __init__(self, style: VendorStyle, store: Store) -> None:
+        self.style = style
+        self.store = store
+        self.faults = FaultSettings()
+        self.random = random.Random()
+        self.bucket: TokenBucket | None = None
+        self.stats = Stats()
+        self.webhooks = WebhookSender(style.vendor)
+
+    def set_faults(self, faults: FaultSettings) -> None:
+        self.faults = faults
+        self.random = random.Random(faults.seed)
+        self.bucket = None
+        if faults.rate_limit_per_second:
+            burst = faults.rate_limit_burst or max(1, int(faults.rate_limit_per_second))
+            self.bucket = TokenBucket(faults.rate_limit_per_second, burst)
+
+    def _applies(self, request: Request) -> bool:
+        f = self.faults
+        if f.path_prefix and not request.url.path.startswith(f.path_prefix):
+            return False
+        return not (f.methods and request.method.upper() not in [m.upper() for m in f.methods])
+
+    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/_sandbox"):
+            return await call_next(request)
+        self.stats.requests += 1
+        f = self.faults
+        if self._applies(request):
+            if self.bucket is not None:
+                wait = self.bucket.take()
+                if wait > 0:
+                    self.stats.rate_limited += 1
+                    return self._count(self.style.rate_limited(wait))
+            if f.latency_ms:
+                await asyncio.sleep(f.latency_ms / 1000)
+            if f.error_rate and self.random.random() < f.error_rate:
+                self.stats.faults += 1
+                if f.status == 429:
+                    self.stats.rate_limited += 1
+                    return self._count(self.style.rate_limited(1.0))
+                return self._count(self.style.error(f.status, "injected fault: service unavailable"))
+            if f.timeout_rate and self.random.random() < f.timeout_rate:
+                self.stats.timeouts += 1
+                await asyncio.sleep(f.hang_seconds)
+        return self._count(await call_next(request))
+
+    def _count(self, response: Response) -> Response:
+        self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
+        return response
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks
+# ---------------------------------------------------------------------------------------------
+class WebhookTarget(BaseModel):
+    url: str
+    drop: bool = Field(default=False, description="record but do not deliver (to test lost webhooks)")
+
+
+class WebhookSender:
+    """Delivers signed webhooks to the registered targets, retrying failures in the background."""
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+        self.targets: list[WebhookTarget] = []
+        self.deliveries: list[dict[str, Any]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.max_attempts = 5
+
+    def emit(self, body: bytes, sign: Callable[[str, bytes], dict[str, str]],
+             content_type: str = "application/json") -> None:
+        """Queue ``body`` for every target; ``sign(url, body)`` returns the signature headers."""
+        for target in self.targets:
+            record: dict[str, Any] = {"url": target.url, "body": body.decode(), "status": None, "attempts": 0,
+                                      "dropped": target.drop}
+            self.deliveries.append(record)
+            if target.drop:
+                continue
+            task = asyncio.get_running_loop().create_task(self._deliver(target.url, body, sign, content_type, record))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, body: bytes, sign: Callable[[str, bytes], dict[str, str]],
+                       content_type: str, record: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for attempt in range(1, self.max_attempts + 1):
+                record["attempts"] = attempt
+                try:
+                    headers = {"Content-Type": content_type, **sign(url, body)}
+                    response = await client.post(url, content=body, headers=headers)
+                    record["status"] = response.status_code
+                    if response.status_code < 300:
+                        return
+                except httpx.HTTPError as exc:
+                    record["status"] = f"error: {exc.__class__.__name__}"
+                await asyncio.sleep(min(0.2 * 2**attempt, 5))
+
+    async def drain(self, timeout: float = 10) -> None:
+        """Wait for deliveries in flight (tests)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+def create_sandbox_app(*, style: VendorStyle, store: Store, title: str) -> FastAPI:
+    """A FastAPI app with the fault middleware and the ``/_sandbox`` control routes.
+
+    ``app.state.control`` is the :class:`SandboxControl`, ``app.state.store`` the :class:`Store`.
+    """
+    app = FastAPI(title=title, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json", redoc_url=None)
+    control = SandboxControl(style, store)
+    app.state.control = control
+    app.state.store = store
+    app.middleware("http")(control.middleware)
+
+    @app.post("/_sandbox/faults")
+    async def set_faults(faults: FaultSettings) -> dict[str, Any]:
+        control.set_faults(faults)
+        return control.faults.model_dump()
+
+    @app.get("/_sandbox/faults")
+    async def get_faults() -> dict[str, Any]:
+        return control.faults.model_dump()
+
+    @app.delete("/_sandbox/faults")
+    async def clear_faults() -> dict[str, Any]:
+        control.set_faults(FaultSettings())
+        return control.faults.model_dump()
+
+    @app.get("/_sandbox/stats")
+    async def stats() -> dict[str, Any]:
+        s = control.stats
+        return {"requests": s.requests, "faults": s.faults, "rate_limited": s.rate_limited,
+                "timeouts": s.timeouts, "by_status": s.by_status}
+
+    @app.get("/_sandbox/counts")
+    async def counts() -> dict[str, int]:
+        """Objects per kind: the chaos harness counts duplicates with this."""
+        return store.count()
+
+    @app.post("/_sandbox/reset")
+    async def reset() -> dict[str, str]:
+        store.reset()
+        control.set_faults(FaultSettings())
+        control.stats = Stats()
+        control.webhooks.deliveries.clear()
+        return {"status": "reset"}
+
+    @app.post("/_sandbox/webhooks")
+    async def add_target(target: WebhookTarget) -> list[dict[str, Any]]:
+        control.webhooks.targets = [t for t in control.webhooks.targets if t.url != target.url] + [target]
+        return [t.model_dump() for t in control.webhooks.targets]
+
+    @app.get("/_sandbox/webhooks")
+    async def list_targets() -> dict[str, Any]:
+        return {"targets": [t.model_dump() for t in control.webhooks.targets],
+                "deliveries": control.webhooks.deliveries[-200:]}
+
+    @app.delete("/_sandbox/webhooks")
+    async def clear_targets() -> dict[str, Any]:
+        control.webhooks.targets = []
+        return {"targets": []}
+
+    @app.get("/_sandbox/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "vendor": style.vendor}
+
+    return app
+
+
+def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON response (for vendor styles)."""
+    return JSONResponse(status_code=status, content=body, headers=headers)

