@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(PRISM): tools/prism/package.json
-	cd tools/prism && npm install --no-audit --no-fund --loglevel=error
+	cd tools/prism && npm ci --no-audit --no-fund --loglevel=error
 	touch $(PRISM)
 
 install: $(STAMP)
