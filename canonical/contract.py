@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from canonical.deal import BillingInterval, BillingModel
 from canonical.money import DecimalAmount, Money
@@ -50,6 +50,7 @@ class BillingTrigger(StrEnum):
 class RecurringCharge(BaseModel):
     """A subscription or retainer charge."""
 
+    kind: BillingModel = Field(default=BillingModel.SUBSCRIPTION, description="subscription or retainer")
     product_code: str
     name: str
     quantity: DecimalAmount = Field(gt=0)

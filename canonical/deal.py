@@ -6,7 +6,6 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from canonical.money import DecimalAmount, Money, normalise_currency, round_amount

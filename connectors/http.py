@@ -115,7 +115,9 @@ class ClientCredentialsAuth(httpx.Auth):
     requires_response_body = True
 
     def __init__(self, *, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
-                 vendor: str, token_client: httpx.AsyncClient | None = None) -> None:
+                 vendor: str, token_client: httpx.AsyncClient | None = None, body_format: str = "form") -> None:
+        # ``body_format="json"``: the token request body as JSON (Ironclad's spec), else form-encoded (RFC 6749)
+        self.body_format = body_format
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -135,8 +137,9 @@ class ClientCredentialsAuth(httpx.Auth):
                 form["scope"] = self.scope
             client = self._token_client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
             try:
+                body: dict[str, Any] = {"json": form} if self.body_format == "json" else {"data": form}
                 response = await send(client, "POST", self.token_url, vendor=self.vendor,
-                                      error_message=lambda r: r.text[:300], data=form,
+                                      error_message=lambda r: r.text[:300], **body,
                                       auth=(self.client_id, self.client_secret))
             finally:
                 if self._token_client is None:

@@ -74,6 +74,10 @@ class ClmPort(Protocol):
 class BillingPort(Protocol):
     """Subscriptions, invoices, payment status and dunning (Stripe)."""
 
+    async def find_customer(self, reference: str) -> str | None:
+        """The customer ID carrying our external ``reference``, if there is one."""
+        ...
+
     async def ensure_customer(self, account: Account, *, contact: Contact | None, reference: str,
                               legal_entity: str, idempotency_key: str) -> str:
         """Find the customer by ``reference`` or create it; returns the customer ID."""
@@ -108,6 +112,10 @@ class ErpPort(Protocol):
 
     ``tenant_id`` selects the legal entity's organisation.
     """
+
+    async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
+        """The contact carrying our external ``reference`` in this tenant, if there is one."""
+        ...
 
     async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
                               reference: str, idempotency_key: str) -> Account:

@@ -3,6 +3,8 @@ and by the test environments."""
 
 from __future__ import annotations
 
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 BUSINESS_KEYS = SearchAttributeKey.for_keyword_list("BusinessKeys")
@@ -21,3 +23,10 @@ def cli_flags() -> list[str]:
     kinds = {"KEYWORD_LIST": "KeywordList", "KEYWORD": "Keyword", "DOUBLE": "Double"}
     return [arg for key in SEARCH_ATTRIBUTES
             for arg in ("--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}")]
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register our attributes on a server that was not started with them (time-skipping server, a cluster)."""
+    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=client.namespace,
+        search_attributes={key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES}))  # type: ignore[misc]

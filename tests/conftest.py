@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from sandbox.serve import build_app, free_port, start_in_thread
 from settings import Settings
 from tests.helpers.servers import SandboxHandle
-from orchestration.attributes import SEARCH_ATTRIBUTES
+from orchestration.attributes import SEARCH_ATTRIBUTES, register_search_attributes
 from orchestration.connect import data_converter
 from orchestration.devserver import dev_server_path, test_server_path
 
@@ -107,6 +107,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path(), data_converter=data_converter()
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 

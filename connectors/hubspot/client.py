@@ -1,0 +1,343 @@
+"""The HubSpot CRM adapter (:class:`connectors.ports.CrmPort`) over CRM objects v3, associations v4
+and properties v3, authenticated with a private-app bearer token.
+
+Idempotency: companies are upserted by ``revops_external_ref`` (a ``hasUniqueValue`` property), so
+repeating an upsert changes nothing; write-backs are PATCHes of our own ``revops_*`` properties,
+idempotent by nature. HubSpot refuses writes to properties that do not exist, so the adapter creates
+its property definitions through the Properties API: lazily before its first write (once per
+adapter), or eagerly when the worker calls :meth:`HubSpotCrm.ensure_properties` at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from canonical import Account, Deal
+from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertResult
+from connectors.errors import ConnectorError, NotFound, Rejected, Unavailable
+from connectors.http import build_client, parse_retry_after, send
+from connectors.hubspot import mapping
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+VENDOR = "hubspot"
+BATCH_LIMIT = 100
+SEARCH_LIMIT = 200
+ASSOCIATION_PAGE = 500
+MAX_PAGES = 1000  # bound on any cursor walk
+#: seconds to wait per HubSpot rate-limit policy when a 429 carries no Retry-After
+POLICY_WAIT = {"SECONDLY": 1.0, "TEN_SECONDLY": 10.0, "TEN_SECONDLY_ROLLING": 10.0, "MINUTELY": 60.0,
+               "DAILY": 3600.0}
+_ASSOCIATION_KEYS = {"companies": "companies", "contacts": "contacts", "line_items": "line_items",
+                     "line items": "line_items", "0-2": "companies", "0-1": "contacts", "0-8": "line_items"}
+
+
+def error_message(response: httpx.Response) -> str:
+    """HubSpot's explanation: ``<category>: <message> (<error details>)``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if not isinstance(body, dict):
+        return response.text[:500]
+    message = str(body.get("message") or "")
+    details = [str(e["message"]) for e in body.get("errors") or []
+               if isinstance(e, dict) and e.get("message") and str(e["message"]) not in message]
+    if details:
+        message = f"{message} ({'; '.join(details)})" if message else "; ".join(details)
+    category = body.get("category") or body.get("errorType")
+    return f"{category}: {message}" if category else message
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` when HubSpot sends it, else the wait its rate-limit policy implies."""
+    header = parse_retry_after(response.headers.get("Retry-After"))
+    if header is not None or response.status_code != 429:
+        return header
+    try:
+        policy = str(response.json().get("policyName") or "").upper()
+    except (ValueError, AttributeError):
+        policy = ""
+    if policy in POLICY_WAIT:
+        return POLICY_WAIT[policy]
+    interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+    try:
+        return float(interval) / 1000 if interval else 1.0
+    except ValueError:
+        return 1.0
+
+
+def _missing_property(exc: Rejected) -> bool:
+    return "PROPERTY_DOESNT_EXIST" in exc.message
+
+
+class HubSpotCrm:
+    """CRM port for HubSpot. Build with :func:`from_settings`; close with :meth:`aclose`."""
+
+    vendor = VENDOR
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+        self._known: dict[str, set[str]] = {}  # object type -> property names known to exist
+        self._ensured = False
+        self._lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- transport ------------------------------------------------------------------------------
+    async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = await send(self._client, method, url, vendor=VENDOR, error_message=error_message,
+                              retry_after=retry_after, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise Unavailable(f"malformed JSON from {method} {url}: {response.text[:200]!r}", vendor=VENDOR,
+                              status=response.status_code) from exc
+
+    @staticmethod
+    def _shape(body: Any, key: str, what: str) -> Any:
+        if not isinstance(body, dict) or key not in body:
+            raise Unavailable(f"unexpected {what} response: no {key!r}", vendor=VENDOR)
+        return body[key]
+
+    # -- properties -----------------------------------------------------------------------------
+    async def ensure_properties(self) -> None:
+        """Create every missing ``revops_*`` property definition (deals, companies, contacts,
+        line items). Safe to call repeatedly and from several workers at once."""
+        async with self._lock:
+            for object_type, specs in mapping.REVOPS_PROPERTIES.items():
+                await self._ensure(object_type, specs, refresh=True)
+            self._ensured = True
+
+    async def _ensure_once(self) -> None:
+        if not self._ensured:
+            await self.ensure_properties()
+
+    async def _ensure(self, object_type: str, specs: list[dict[str, Any]], *, refresh: bool = False) -> None:
+        known = self._known.get(object_type)
+        if known is not None and not refresh and all(s["name"] in known for s in specs):
+            return
+        body = await self._call("GET", f"/crm/v3/properties/{object_type}")
+        known = {str(p.get("name")) for p in self._shape(body, "results", "properties") if isinstance(p, dict)}
+        self._known[object_type] = known
+        for spec in specs:
+            if spec["name"] in known:
+                continue
+            try:
+                await self._call("POST", f"/crm/v3/properties/{object_type}",
+                                 json=mapping.property_definition(object_type, spec))
+            except ConnectorError as exc:
+                # Another worker created it in the meantime: that is what we wanted.
+                if exc.status != 409:
+                    raise
+            known.add(spec["name"])
+            log.info("hubspot property %s.%s created", object_type, spec["name"])
+
+    async def _write(self, method: str, url: str, object_type: str, body: dict[str, Any],
+                     specs: list[dict[str, Any]] | None = None) -> Any:
+        """A write of ``revops_*`` properties: ensure they exist, and if HubSpot still says one
+        does not (deleted by an admin), recreate and try once more."""
+        await self._ensure_once()
+        try:
+            return await self._call(method, url, json=body)
+        except Rejected as exc:
+            if not _missing_property(exc):
+                raise
+            log.warning("hubspot says a property is missing (%s); recreating", exc.message)
+            self._known.pop(object_type, None)
+            async with self._lock:
+                await self._ensure(object_type, [*mapping.REVOPS_PROPERTIES[object_type], *(specs or [])],
+                                   refresh=True)
+            return await self._call(method, url, json=body)
+
+    # -- deals ----------------------------------------------------------------------------------
+    async def get_deal(self, deal_id: str) -> Deal:
+        """The deal with its primary company, contacts and line items."""
+        body = await self._call("GET", f"/crm/v3/objects/deals/{deal_id}", params={
+            "properties": ",".join(mapping.DEAL_READ_PROPERTIES),
+            "associations": "companies,contacts,line_items"})
+        if not isinstance(body, dict) or "id" not in body:
+            raise Unavailable("unexpected deal response: no 'id'", vendor=VENDOR)
+        ids = await self._associated_ids(deal_id, body.get("associations") or {})
+        company_ids = ids.get("companies", [])
+        companies = await self._batch_read("companies", company_ids[:1], mapping.COMPANY_PROPERTIES)
+        contacts = await self._batch_read("contacts", ids.get("contacts", []), mapping.CONTACT_PROPERTIES)
+        lines = await self._batch_read("line_items", ids.get("line_items", []), mapping.LINE_ITEM_PROPERTIES)
+        return mapping.deal_from_hubspot(body, company=companies[0] if companies else None,
+                                         contacts=contacts, line_items=lines)
+
+    async def _associated_ids(self, deal_id: str, associations: Mapping[str, Any]) -> dict[str, list[str]]:
+        """IDs per object type from a v3 read, primary company first; a paged collection is read
+        in full through associations v4."""
+        result: dict[str, list[str]] = {}
+        for key, collection in associations.items():
+            object_type = _ASSOCIATION_KEYS.get(key)
+            if object_type is None or not isinstance(collection, dict):
+                continue
+            rows = [r for r in collection.get("results") or [] if isinstance(r, dict) and r.get("id")]
+            if (collection.get("paging") or {}).get("next"):
+                result[object_type] = await self.associated_ids_v4("deals", deal_id, object_type)
+                continue
+            primary = [str(r["id"]) for r in rows if r.get("type") == "deal_to_company"]
+            ordered = primary + [str(r["id"]) for r in rows]
+            result[object_type] = list(dict.fromkeys(ordered))
+        return result
+
+    async def associated_ids_v4(self, object_type: str, object_id: str, to_type: str) -> list[str]:
+        """All associated IDs through ``GET /crm/v4/objects/.../associations/...`` (primary first)."""
+        primary: list[str] = []
+        others: list[str] = []
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": ASSOCIATION_PAGE, **({"after": after} if after else {})}
+            body = await self._call("GET", f"/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}",
+                                    params=params)
+            for row in self._shape(body, "results", "associations"):
+                labels = {t.get("label") for t in row.get("associationTypes") or [] if isinstance(t, dict)}
+                (primary if "Primary" in labels else others).append(str(row["toObjectId"]))
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+        return list(dict.fromkeys(primary + others))
+
+    async def _batch_read(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict[str, Any]]:
+        """Objects by ID, in the order asked; ones HubSpot no longer has are left out."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start:start + BATCH_LIMIT]
+            body = await self._call("POST", f"/crm/v3/objects/{object_type}/batch/read", json={
+                "inputs": [{"id": i} for i in chunk], "properties": properties, "propertiesWithHistory": []})
+            for obj in self._shape(body, "results", "batch read"):
+                found[str(obj["id"])] = obj
+            if body.get("errors"):
+                log.warning("hubspot %s batch read: %s", object_type, body["errors"])
+        return [found[i] for i in ids if i in found]
+
+    async def write_back(self, deal_id: str, update: DealWriteBack) -> None:
+        """PATCH the deal's ``revops_*`` properties with the fields that are set."""
+        properties = mapping.writeback_properties(update)
+        if not properties:
+            return
+        await self._write("PATCH", f"/crm/v3/objects/deals/{deal_id}", "deals", {"properties": properties})
+
+    async def search_deals_modified_since(self, since: datetime, *, after: str | None = None,
+                                          limit: int = 100) -> DealPage:
+        """Deals with ``hs_lastmodifieddate >= since``, oldest change first.
+
+        The deals carry their own properties only (no company, contacts or lines): the poller
+        starts a workflow per deal, which loads the full deal with :meth:`get_deal`.
+        """
+        body = await self._call("POST", "/crm/v3/objects/deals/search", json={
+            "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE",
+                                           "value": mapping.millis(since)}]}],
+            "sorts": ["hs_lastmodifieddate"],
+            "properties": mapping.DEAL_READ_PROPERTIES,
+            "limit": max(1, min(limit, SEARCH_LIMIT)),
+            "after": after or "0",
+        })
+        results = self._shape(body, "results", "search")
+        deals = [mapping.deal_from_hubspot(obj) for obj in results]
+        moments = [m for obj in results
+                   if (m := mapping.parse_datetime((obj.get("properties") or {}).get("hs_lastmodifieddate")))]
+        next_after = ((body.get("paging") or {}).get("next") or {}).get("after")
+        return DealPage(deals=deals, next_after=str(next_after) if next_after else None,
+                        checkpoint=max(moments) if moments else None)
+
+    # -- companies ------------------------------------------------------------------------------
+    async def upsert_companies(self, accounts: list[Account]) -> UpsertResult:
+        """Accounts with a ``crm_id`` are updated by ID; the others are upserted by
+        ``revops_external_ref`` (see :func:`mapping.company_external_ref`). IDs come back in input order."""
+        ids: list[str | None] = [None] * len(accounts)
+        created = updated = 0
+        by_ref: dict[str, list[int]] = {}
+        by_id: dict[str, list[int]] = {}
+        for index, account in enumerate(accounts):
+            try:
+                ref = mapping.company_external_ref(account)
+            except ValueError as exc:
+                if not account.crm_id:
+                    raise Rejected(str(exc), vendor=VENDOR) from exc
+                ref = None
+            if account.crm_id:
+                by_id.setdefault(account.crm_id, []).append(index)
+            else:
+                by_ref.setdefault(ref or "", []).append(index)
+
+        def props(index: int) -> dict[str, str]:
+            account = accounts[index]
+            values = mapping.company_properties(account)
+            try:
+                values[mapping.EXTERNAL_REF_PROPERTY] = mapping.company_external_ref(account)
+            except ValueError:
+                pass
+            return values
+
+        refs = list(by_ref)
+        for start in range(0, len(refs), BATCH_LIMIT):
+            chunk = refs[start:start + BATCH_LIMIT]
+            body = await self._write("POST", "/crm/v3/objects/companies/batch/upsert", "companies", {"inputs": [
+                {"id": ref, "idProperty": mapping.EXTERNAL_REF_PROPERTY, "properties": props(by_ref[ref][0])}
+                for ref in chunk]})
+            self._raise_batch_errors(body, "upsert")
+            for obj in self._shape(body, "results", "batch upsert"):
+                ref = (obj.get("properties") or {}).get(mapping.EXTERNAL_REF_PROPERTY)
+                if ref not in by_ref:
+                    raise Unavailable(f"batch upsert returned an unknown reference {ref!r}", vendor=VENDOR)
+                for index in by_ref[ref]:
+                    ids[index] = str(obj["id"])
+                created, updated = (created + 1, updated) if obj.get("new") else (created, updated + 1)
+        crm_ids = list(by_id)
+        for start in range(0, len(crm_ids), BATCH_LIMIT):
+            chunk = crm_ids[start:start + BATCH_LIMIT]
+            body = await self._write("POST", "/crm/v3/objects/companies/batch/update", "companies", {"inputs": [
+                {"id": crm_id, "properties": props(by_id[crm_id][0])} for crm_id in chunk]})
+            self._raise_batch_errors(body, "update")
+            for obj in self._shape(body, "results", "batch update"):
+                for index in by_id.get(str(obj["id"]), []):
+                    ids[index] = str(obj["id"])
+                updated += 1
+        if any(i is None for i in ids):
+            raise Unavailable("batch upsert did not return every company", vendor=VENDOR)
+        return UpsertResult(ids=[i for i in ids if i is not None], created=created, updated=updated)
+
+    @staticmethod
+    def _raise_batch_errors(body: Any, verb: str) -> None:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not errors:
+            return
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        message = f"{first.get('category', 'ERROR')}: {first.get('message', '')} {first.get('context', '')}"
+        if first.get("category") == "OBJECT_NOT_FOUND":
+            raise NotFound(f"batch {verb}: {message}", vendor=VENDOR, status=207)
+        raise Rejected(f"batch {verb}: {message}", vendor=VENDOR, status=207)
+
+    async def write_account_figures(self, company_id: str, figures: list[AccountFigures]) -> None:
+        """Billing roll-ups on the company, one property per figure and currency (created on demand)."""
+        properties = mapping.figures_properties(figures)
+        if not properties:
+            return
+        await self._ensure_once()
+        specs = mapping.figure_definitions(properties)
+        async with self._lock:
+            await self._ensure("companies", specs)
+        await self._write("PATCH", f"/crm/v3/objects/companies/{company_id}", "companies",
+                          {"properties": properties}, specs)
+
+
+def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                  timeout: httpx.Timeout | float | None = None) -> HubSpotCrm:
+    """The adapter for ``settings.hubspot_base_url`` with the private-app token."""
+    client = build_client(base_url=settings.hubspot_base_url, transport=transport, timeout=timeout,
+                          headers={"Authorization": f"Bearer {settings.hubspot_access_token}",
+                                   "Accept": "application/json"})
+    return HubSpotCrm(client)

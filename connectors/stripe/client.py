@@ -1,0 +1,320 @@
+"""``StripeBilling``: the billing port over Stripe's REST API (``Stripe-Version: 2023-08-16``).
+
+Every request carries ``Authorization: Bearer <key>`` and the pinned version; bodies are Stripe's
+bracket-encoded forms (``connectors.stripe.form``). Every POST carries ``Idempotency-Key``: the
+port call's key, suffixed per sub-step when one call makes several objects
+(``<key>:product:<i>:<code>``), so retrying a whole port call creates nothing twice.
+
+How schedules land in Stripe (``create_schedule``):
+
+* SUBSCRIPTION, RETAINER: a product and a recurring price per charge, then one subscription with
+  ``collection_method=send_invoice`` and ``days_until_due``. Start date: today -> none; in the past
+  -> ``backdate_start_date``; in the future -> ``trial_end`` at that date (with
+  ``proration_behavior=none``): Stripe's way to start billing on any later date (a
+  ``billing_cycle_anchor`` may not lie beyond the first natural period). ``end_date`` ->
+  ``cancel_at``. Recurring charges must share one interval (Stripe's rule; otherwise ``Rejected``).
+  ``billing_id`` = the subscription, ``item_ids`` = its products and prices.
+* MILESTONE, FIXED_FEE: per charge a draft invoice (``auto_advance=false``, ``send_invoice``,
+  ``due_date`` = ``bill_on`` + ``days_until_due`` when ``bill_on`` is set, metadata
+  ``revops_bill_on``/``revops_milestone``) holding one invoice item; a later flow finalizes it
+  (``finalize_invoice``) when it falls due or the milestone is accepted. ``item_ids`` = invoice and
+  invoice item IDs, ``billing_id`` = None.
+* TIME_AND_MATERIALS: a product and a one-time price per rate-card role; nothing billed yet.
+  ``item_ids`` = those products and prices.
+
+``cancel_schedule`` undoes by ID prefix and is safe to repeat: a thing already gone is success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice
+from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
+from connectors.http import build_client, parse_retry_after, send
+from connectors.stripe import mapping
+from connectors.stripe.form import encode_form, unix_midnight
+from settings import Settings
+
+VENDOR = "stripe"
+API_VERSION = "2023-08-16"
+PAGE_SIZE = 100
+MAX_PAGES = 10_000  # a bound on cursor loops: a million invoices per call is far beyond any account
+
+
+class _StripeErrorBody:
+    """Reads Stripe's ``{"error": {...}}``; remembers the type so an idempotency refusal is a Conflict."""
+
+    def __init__(self) -> None:
+        self.type: str | None = None
+        self.code: str | None = None
+
+    def __call__(self, response: httpx.Response) -> str:
+        error = response.json().get("error") or {}
+        self.type, self.code = error.get("type"), error.get("code")
+        message = str(error.get("message") or response.reason_phrase)
+        return f"{message} (param: {error['param']})" if error.get("param") else message
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    # Stripe documents no Retry-After; its SDKs read Stripe-Should-Retry. We honour Retry-After when
+    # present (the sandbox sends it) and otherwise leave the wait to the activity's backoff.
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+class StripeBilling:
+    """The ``BillingPort`` for Stripe."""
+
+    vendor = VENDOR
+
+    def __init__(self, client: httpx.AsyncClient, *, page_size: int = PAGE_SIZE) -> None:
+        self._client = client
+        self.page_size = page_size  # invoices per list page (Stripe allows 1-100)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- transport ---------------------------------------------------------------------------------
+    async def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    form: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        kwargs: dict[str, Any] = {}
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            kwargs["content"] = encode_form(form)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        if params:
+            kwargs["params"] = {k: str(v) for k, v in params.items() if v is not None}
+        reader = _StripeErrorBody()
+        try:
+            response = await send(self._client, method, path, vendor=VENDOR, error_message=reader,
+                                  retry_after=_retry_after, headers=headers, **kwargs)
+        except Rejected as exc:
+            if reader.type == "idempotency_error":
+                raise Conflict(exc.message, vendor=VENDOR, status=exc.status) from exc
+            raise
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise Rejected(f"{method} {path}: response is not JSON", vendor=VENDOR,
+                           status=response.status_code) from exc
+        if not isinstance(body, dict):
+            raise Rejected(f"{method} {path}: unexpected response shape", vendor=VENDOR)
+        return body
+
+    async def _gone_ok(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        """A call whose ``NotFound`` means the work is already done (compensation)."""
+        try:
+            return await self._call(method, path, **kwargs)
+        except NotFound:
+            return None
+
+    # -- customers ---------------------------------------------------------------------------------
+    async def find_customer(self, reference: str) -> str | None:
+        """The live customer whose ``metadata['revops_ref']`` is ``reference``, if any.
+
+        Stripe's search is eventually consistent (about a minute): a create retried with the same
+        idempotency key is covered by the key; a new key within that minute may miss the record.
+        """
+        escaped = reference.replace("\\", "\\\\").replace("'", "\\'")
+        found = await self._call("GET", "/v1/customers/search",
+                                 params={"query": f"metadata['{mapping.REF_KEY}']:'{escaped}'", "limit": 10})
+        for obj in found.get("data") or []:
+            if not obj.get("deleted") and (obj.get("metadata") or {}).get(mapping.REF_KEY) == reference:
+                return str(obj["id"])
+        return None
+
+    async def ensure_customer(self, account: Account, *, contact: Contact | None, reference: str,
+                              legal_entity: str, idempotency_key: str) -> str:
+        """Find the customer by ``reference`` or create it; returns the ``cus_`` ID."""
+        if existing := await self.find_customer(reference):
+            return existing
+        params = mapping.customer_params(account, contact, reference=reference, legal_entity=legal_entity)
+        created = await self._call("POST", "/v1/customers", form=params, idempotency_key=idempotency_key)
+        return str(created["id"])
+
+    async def delete_customer(self, customer_id: str) -> None:
+        """Delete the customer (already deleted is fine)."""
+        await self._gone_ok("DELETE", f"/v1/customers/{customer_id}")
+
+    # -- schedules ---------------------------------------------------------------------------------
+    async def create_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> BillingSchedule:
+        """Create what the schedule describes (see the module docstring); returns it with Stripe's IDs."""
+        if not schedule.charges:
+            raise Rejected("a billing schedule needs at least one charge", vendor=VENDOR)
+        kind = schedule.kind
+        if kind in (BillingScheduleKind.SUBSCRIPTION, BillingScheduleKind.RETAINER):
+            return await self._create_subscription(schedule, idempotency_key)
+        if kind in (BillingScheduleKind.MILESTONE, BillingScheduleKind.FIXED_FEE):
+            return await self._create_one_off_invoices(schedule, idempotency_key)
+        return await self._create_rate_card(schedule, idempotency_key)
+
+    def _metadata(self, schedule: BillingSchedule, **extra: Any) -> dict[str, str]:
+        return mapping.clean_metadata({**schedule.metadata, "revops_schedule_kind": schedule.kind.value, **extra})
+
+    async def _product_and_price(self, schedule: BillingSchedule, key: str, index: int, *,
+                                 recurring: bool) -> tuple[str, str]:
+        charge = schedule.charges[index]
+        step = f"{index}:{charge.product_code}"
+        metadata = self._metadata(schedule)
+        product = await self._call("POST", "/v1/products", form=mapping.product_params(charge, metadata),
+                                   idempotency_key=f"{key}:product:{step}")
+        price = await self._call("POST", "/v1/prices",
+                                 form=mapping.price_params(charge, product["id"], recurring=recurring,
+                                                           metadata=metadata),
+                                 idempotency_key=f"{key}:price:{step}")
+        return str(product["id"]), str(price["id"])
+
+    async def _create_subscription(self, schedule: BillingSchedule, key: str) -> BillingSchedule:
+        item_ids: list[str] = []
+        items: list[dict[str, Any]] = []
+        for index, charge in enumerate(schedule.charges):
+            if charge.interval is None:
+                raise Rejected(f"recurring charge {charge.product_code} has no interval", vendor=VENDOR)
+            product_id, price_id = await self._product_and_price(schedule, key, index, recurring=True)
+            item_ids += [product_id, price_id]
+            _unit, quantity = mapping.unit_and_quantity(charge)
+            items.append({"price": price_id, "quantity": quantity,
+                          "metadata": {mapping.PRODUCT_KEY: charge.product_code}})
+        params: dict[str, Any] = {
+            "customer": schedule.customer_id, "items": items, "collection_method": "send_invoice",
+            "days_until_due": schedule.days_until_due, "metadata": self._metadata(schedule),
+        }
+        today = datetime.now(UTC).date()
+        if schedule.start_date > today:
+            params["trial_end"] = unix_midnight(schedule.start_date)
+            params["proration_behavior"] = "none"
+        elif schedule.start_date < today:
+            params["backdate_start_date"] = unix_midnight(schedule.start_date)
+        if schedule.end_date is not None and schedule.end_date > today:
+            params["cancel_at"] = unix_midnight(schedule.end_date)
+        subscription = await self._call("POST", "/v1/subscriptions", form=params,
+                                        idempotency_key=f"{key}:subscription")
+        return schedule.model_copy(update={"billing_id": str(subscription["id"]), "item_ids": item_ids})
+
+    async def _create_one_off_invoices(self, schedule: BillingSchedule, key: str) -> BillingSchedule:
+        item_ids: list[str] = []
+        for index, charge in enumerate(schedule.charges):
+            step = f"{index}:{charge.product_code}"
+            invoice_params: dict[str, Any] = {
+                "customer": schedule.customer_id, "currency": charge.unit_amount.currency.lower(),
+                "auto_advance": False, "collection_method": "send_invoice",
+                "pending_invoice_items_behavior": "exclude", "description": charge.description,
+                "metadata": self._metadata(schedule, revops_milestone=charge.product_code,
+                                           revops_bill_on=charge.bill_on.isoformat() if charge.bill_on else None),
+            }
+            if charge.bill_on is not None:
+                invoice_params["due_date"] = unix_midnight(charge.bill_on + timedelta(days=schedule.days_until_due))
+            else:
+                invoice_params["days_until_due"] = schedule.days_until_due
+            draft = await self._call("POST", "/v1/invoices", form=invoice_params,
+                                     idempotency_key=f"{key}:invoice:{step}")
+            unit, quantity = mapping.unit_and_quantity(charge)
+            item = await self._call("POST", "/v1/invoiceitems", form={
+                "customer": schedule.customer_id, "invoice": draft["id"],
+                "currency": charge.unit_amount.currency.lower(), "unit_amount": unit, "quantity": quantity,
+                "description": charge.description,
+                "metadata": mapping.clean_metadata({mapping.PRODUCT_KEY: charge.product_code}),
+            }, idempotency_key=f"{key}:item:{step}")
+            item_ids += [str(draft["id"]), str(item["id"])]
+        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids})
+
+    async def _create_rate_card(self, schedule: BillingSchedule, key: str) -> BillingSchedule:
+        item_ids: list[str] = []
+        for index in range(len(schedule.charges)):
+            item_ids += await self._product_and_price(schedule, key, index, recurring=False)
+        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids})
+
+    async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
+        """Cancel the subscription, remove or void one-off invoices, deactivate prices and products."""
+        if schedule.billing_id and schedule.billing_id.startswith("sub_"):
+            await self._gone_ok("DELETE", f"/v1/subscriptions/{schedule.billing_id}")
+        ids = schedule.item_ids
+        for item_id in (i for i in ids if i.startswith("ii_")):
+            try:
+                await self._gone_ok("DELETE", f"/v1/invoiceitems/{item_id}")
+            except Rejected:
+                pass  # its invoice is already finalized: voiding that invoice below undoes it
+        for invoice_id in (i for i in ids if i.startswith("in_")):
+            await self._undo_invoice(invoice_id, idempotency_key)
+        for object_id in ids:
+            if object_id.startswith("price_"):
+                await self._gone_ok("POST", f"/v1/prices/{object_id}", form={"active": False},
+                                    idempotency_key=f"{idempotency_key}:deactivate:{object_id}")
+            elif object_id.startswith("prod_"):
+                await self._gone_ok("POST", f"/v1/products/{object_id}", form={"active": False},
+                                    idempotency_key=f"{idempotency_key}:deactivate:{object_id}")
+
+    async def _undo_invoice(self, invoice_id: str, key: str) -> None:
+        current = await self._gone_ok("GET", f"/v1/invoices/{invoice_id}")
+        if current is None or current.get("deleted"):
+            return
+        if current.get("status") == "draft":
+            await self._gone_ok("DELETE", f"/v1/invoices/{invoice_id}")
+        elif current.get("status") in ("open", "uncollectible"):
+            await self._gone_ok("POST", f"/v1/invoices/{invoice_id}/void", form={},
+                                idempotency_key=f"{key}:void:{invoice_id}")
+        # paid or void: nothing left to undo here; a credit note is a business decision
+
+    # -- invoices ----------------------------------------------------------------------------------
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        return mapping.invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
+
+    async def list_invoices(self, *, customer_id: str | None = None,
+                            created_after: datetime | None = None) -> AsyncIterator[Invoice]:
+        """All matching invoices, newest first, following ``starting_after`` while ``has_more``."""
+        params: dict[str, Any] = {"limit": self.page_size, "customer": customer_id}
+        if created_after is not None:
+            stamp = created_after if created_after.tzinfo else created_after.replace(tzinfo=UTC)
+            params["created[gt]"] = int(stamp.timestamp())
+        for _ in range(MAX_PAGES):
+            page = await self._call("GET", "/v1/invoices", params=params)
+            data = page.get("data") or []
+            for obj in data:
+                yield mapping.invoice(obj)
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+        raise ConnectorError(f"more than {MAX_PAGES} pages of invoices", vendor=VENDOR)
+
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        """Finalize a draft (a milestone accepted or a bill date reached); already open is returned as is."""
+        try:
+            obj = await self._call("POST", f"/v1/invoices/{invoice_id}/finalize", form={},
+                                   idempotency_key=idempotency_key)
+        except Rejected:
+            current = await self.get_invoice(invoice_id)
+            if current.status.value == "draft":
+                raise
+            return current
+        return mapping.invoice(obj)
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        return mapping.invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
+                                                idempotency_key=idempotency_key))
+
+    # -- credit notes ------------------------------------------------------------------------------
+    async def create_credit_note(self, credit_note: CreditNote, *, idempotency_key: str) -> CreditNote:
+        """Issue a credit note for an amount of an open or paid invoice."""
+        obj = await self._call("POST", "/v1/credit_notes", form=mapping.credit_note_params(credit_note),
+                               idempotency_key=idempotency_key)
+        return mapping.credit_note(obj)
+
+
+def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                  timeout: httpx.Timeout | float | None = None) -> StripeBilling:
+    """A ``StripeBilling`` on ``settings.stripe_base_url`` with the secret key and pinned API version."""
+    client = build_client(
+        base_url=settings.stripe_base_url,
+        headers={"Authorization": f"Bearer {settings.stripe_api_key}", "Stripe-Version": API_VERSION},
+        timeout=timeout, transport=transport,
+    )
+    return StripeBilling(client)
+
+
+__all__ = ["API_VERSION", "StripeBilling", "from_settings"]

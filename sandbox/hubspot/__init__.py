@@ -1,0 +1,1 @@
+"""HubSpot CRM emulator (``create_app`` in :mod:`sandbox.hubspot.app`)."""
