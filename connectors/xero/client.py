@@ -1,0 +1,362 @@
+"""``XeroErp``: the ERP port over Xero's accounting and Projects APIs (a custom connection).
+
+Every call carries ``xero-tenant-id`` (the legal entity's organisation) and a client-credentials
+bearer token. Creates are made safe twice over: a look-up by our external reference first
+(``ContactNumber``, invoice/credit-note/payment ``Reference``, the ``[code]`` prefix of a project
+name, task names), then the write with Xero's ``Idempotency-Key`` (the port's key, suffixed per
+sub-step when one port call makes several writes). Only canonical models and the connector error
+tree leave this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+
+from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
+from canonical.ownership import drop_foreign_fields
+from connectors.errors import AuthFailed, ConnectorError, Rejected
+from connectors.http import ClientCredentialsAuth, build_client, send
+from connectors.xero import mapping
+from settings import Settings
+
+VENDOR = "xero"
+ACCOUNTING_PATH = "/api.xro/2.0"
+PROJECTS_PATH = "/projects.xro/2.0"
+PAGE_SIZE = 100  # Xero's accounting page size
+PROJECTS_PAGE_SIZE = 500  # the Projects API's maximum
+MAX_PAGES = 1000  # a bound on every paging loop
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _shape_safe(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A response that is not the shape we expect becomes a ``ConnectorError``, never a KeyError."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except ConnectorError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ConnectorError(f"unexpected Xero response in {fn.__name__}: {exc!r}", vendor=VENDOR) from exc
+
+    return wrapper
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = mapping.loads(response.content)
+    except ValueError:
+        body = None
+    message = mapping.error_message(body, response.text[:500] or response.reason_phrase)
+    problem = response.headers.get("X-Rate-Limit-Problem")
+    return f"{message} ({problem} limit)" if response.status_code == 429 and problem else message
+
+
+class XeroTokenAuth(ClientCredentialsAuth):
+    """Client credentials at Xero's identity server; a refused client is ``AuthFailed``, not ``Rejected``
+    (the identity server answers bad credentials with 400 ``invalid_client``)."""
+
+    async def _fetch(self) -> str:
+        try:
+            return await super()._fetch()
+        except Rejected as exc:
+            if "invalid_client" in exc.message or "unauthorized_client" in exc.message:
+                raise AuthFailed(f"token request refused: {exc.message}", vendor=self.vendor,
+                                 status=exc.status) from exc
+            raise
+
+
+class XeroErp:
+    """The :class:`connectors.ports.ErpPort` for Xero (plus ``list_invoices`` for reconciliation)."""
+
+    vendor = VENDOR
+
+    def __init__(self, client: httpx.AsyncClient, *, accounting_url: str, projects_url: str,
+                 identity_url: str | None = None, revenue_account_code: str = "200",
+                 bank_account_code: str = "090", tax_types: dict[str, str] | None = None,
+                 default_tax_type: str = "OUTPUT", tenant_entities: dict[str, str] | None = None,
+                 crm_system: str = "hubspot", token_client: httpx.AsyncClient | None = None) -> None:
+        self._client = client
+        self._accounting = accounting_url.rstrip("/")
+        self._projects = projects_url.rstrip("/")
+        self._identity = (identity_url or "").rstrip("/")
+        self.revenue_account_code = revenue_account_code
+        self.bank_account_code = bank_account_code
+        #: canonical tax line name -> Xero TaxType; unknown names use ``default_tax_type``
+        self.tax_types = dict(tax_types or {})
+        self.default_tax_type = default_tax_type
+        self._entities = dict(tenant_entities or {})
+        # The system whose data we write into Xero contacts: the ownership guard checks it may.
+        self._crm_system = crm_system
+        self._token_client = token_client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        if self._token_client is not None:
+            await self._token_client.aclose()
+
+    # -- transport -------------------------------------------------------------------------------
+    async def _call(self, method: str, url: str, *, tenant_id: str | None, body: Any = None,
+                    params: dict[str, Any] | None = None, idempotency_key: str | None = None,
+                    headers: dict[str, str] | None = None) -> Any:
+        sent = {"Accept": "application/json", **(headers or {})}
+        if tenant_id is not None:
+            sent["xero-tenant-id"] = tenant_id
+        if idempotency_key:
+            sent["Idempotency-Key"] = idempotency_key
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["content"] = mapping.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        response = await send(self._client, method, url, vendor=VENDOR, error_message=_error_message,
+                              params=params, headers=sent, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return mapping.loads(response.content)
+        except ValueError as exc:
+            raise ConnectorError(f"{method} {url} answered {response.status_code} with a body that is not JSON",
+                                 vendor=VENDOR, status=response.status_code) from exc
+
+    def _acc(self, path: str) -> str:
+        return f"{self._accounting}{path}"
+
+    def _proj(self, path: str) -> str:
+        return f"{self._projects}{path}"
+
+    async def _first(self, tenant_id: str, collection: str, where: str) -> dict[str, Any] | None:
+        body = await self._call("GET", self._acc(f"/{collection}"), tenant_id=tenant_id,
+                                params={"where": where, "page": 1})
+        items = body.get(collection) or []
+        return items[0] if items else None
+
+    # -- identity --------------------------------------------------------------------------------
+    @_shape_safe
+    async def list_tenants(self) -> dict[str, str]:
+        """The organisations this connection may use: tenant ID -> organisation name."""
+        body = await self._call("GET", f"{self._identity}/connections", tenant_id=None)
+        return {c["tenantId"]: c.get("tenantName") or "" for c in body}
+
+    # -- customers -------------------------------------------------------------------------------
+    async def _contact_by_reference(self, tenant_id: str, reference: str) -> dict[str, Any] | None:
+        body = await self._call("GET", self._acc("/Contacts"), tenant_id=tenant_id, params={
+            "where": f"ContactNumber=={mapping.where_string(reference)}", "includeArchived": "true", "page": 1})
+        items = body.get("Contacts") or []
+        return items[0] if items else None
+
+    @_shape_safe
+    async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
+        """The contact whose ``ContactNumber`` is ``reference``, as a canonical account."""
+        doc = await self._contact_by_reference(tenant_id, reference)
+        return None if doc is None else mapping.account_from_xero(doc, Account(name=doc["Name"]))
+
+    @_shape_safe
+    async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
+                              reference: str, idempotency_key: str) -> Account:
+        """Find by ``ContactNumber == reference`` or create. On an existing contact only the fields
+        the CRM owns (and ERP-owned ones still empty) are written; Xero's values come back."""
+        email = contact.email if contact else None
+        doc = await self._contact_by_reference(tenant_id, reference)
+        if doc is None:
+            body = mapping.contact_to_xero(mapping.account_fields(account), email=email, person=contact,
+                                           reference=reference)
+            created = await self._call("PUT", self._acc("/Contacts"), tenant_id=tenant_id,
+                                       body={"Contacts": [body]}, idempotency_key=idempotency_key)
+            return mapping.account_from_xero(created["Contacts"][0], account)
+        current = mapping.erp_account_fields(doc)
+        allowed = drop_foreign_fields("account", mapping.account_fields(account), writer=self._crm_system,
+                                      current=current)
+        changes = {k: v for k, v in allowed.items() if v != current.get(k)}
+        update = mapping.contact_to_xero(changes)
+        if email:
+            person = drop_foreign_fields("contact", {"email": email}, writer=self._crm_system,
+                                         current={"email": doc.get("EmailAddress")})
+            if person and person["email"] != doc.get("EmailAddress"):
+                update["EmailAddress"] = person["email"]
+        if doc.get("ContactStatus") == "ARCHIVED":
+            update["ContactStatus"] = "ACTIVE"  # provisioning again after a compensation archived it
+        if update:
+            contact_id = doc["ContactID"]
+            saved = await self._call("POST", self._acc(f"/Contacts/{contact_id}"), tenant_id=tenant_id,
+                                     body={"Contacts": [{"ContactID": contact_id, **update}]},
+                                     idempotency_key=mapping.sub_key(idempotency_key, "update"))
+            doc = saved["Contacts"][0]
+        return mapping.account_from_xero(doc, account)
+
+    @_shape_safe
+    async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
+        """Archive the contact (Xero never deletes contacts). Archiving twice is harmless."""
+        await self._call("POST", self._acc(f"/Contacts/{contact_id}"), tenant_id=tenant_id,
+                         body={"Contacts": [{"ContactID": contact_id, "ContactStatus": "ARCHIVED"}]})
+
+    # -- projects --------------------------------------------------------------------------------
+    async def _paged_items(self, url: str, tenant_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            body = await self._call("GET", url, tenant_id=tenant_id,
+                                    params={**params, "page": page, "pageSize": PROJECTS_PAGE_SIZE})
+            chunk = body.get("items") or []
+            items += chunk
+            page_count = (body.get("pagination") or {}).get("pageCount")
+            if len(chunk) < PROJECTS_PAGE_SIZE or (page_count is not None and page >= page_count):
+                break
+        return items
+
+    @_shape_safe
+    async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
+        """Find the contact's project whose name starts with ``[code]`` or create it; then create the
+        tasks not already on it (by name). A retried call creates nothing twice."""
+        prefix = mapping.code_prefix(project.code)
+        existing = [p for p in await self._paged_items(self._proj("/Projects"), tenant_id,
+                                                        {"contactID": project.erp_contact_id})
+                    if str(p.get("name", "")).startswith(prefix)]
+        if existing:
+            project_id = existing[0]["projectId"]
+        else:
+            created = await self._call("POST", self._proj("/Projects"), tenant_id=tenant_id,
+                                       body=mapping.project_to_xero(project, project.erp_contact_id),
+                                       idempotency_key=mapping.sub_key(idempotency_key, "project"))
+            project_id = created["projectId"]
+        tasks = {t["name"]: t["taskId"] for t in
+                 await self._paged_items(self._proj(f"/Projects/{project_id}/Tasks"), tenant_id, {})}
+        done = []
+        for task in project.tasks:
+            task_id = tasks.get(task.name)
+            if task_id is None:
+                step = "task:" + hashlib.sha256(task.name.encode()).hexdigest()[:16]
+                created_task = await self._call("POST", self._proj(f"/Projects/{project_id}/Tasks"),
+                                                tenant_id=tenant_id, body=mapping.task_to_xero(task),
+                                                idempotency_key=mapping.sub_key(idempotency_key, step))
+                task_id = created_task["taskId"]
+                tasks[task.name] = task_id
+            done.append(task.model_copy(update={"erp_id": task_id}))
+        return project.model_copy(update={"erp_id": project_id, "erp_tenant_id": tenant_id, "tasks": done})
+
+    @_shape_safe
+    async def close_project(self, tenant_id: str, project_id: str) -> None:
+        await self._call("PATCH", self._proj(f"/Projects/{project_id}"), tenant_id=tenant_id,
+                         body={"status": "CLOSED"})
+
+    @_shape_safe
+    async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
+                             idempotency_key: str) -> TimeEntry:
+        """Time entries carry no reference to look up, so the ``Idempotency-Key`` alone dedupes them."""
+        created = await self._call("POST", self._proj(f"/Projects/{project_id}/Time"), tenant_id=tenant_id,
+                                   body=mapping.time_entry_to_xero(entry), idempotency_key=idempotency_key)
+        return entry.model_copy(update={"erp_id": created["timeEntryId"]})
+
+    # -- receivables -----------------------------------------------------------------------------
+    async def _invoice_by_reference(self, tenant_id: str, billing_id: str) -> dict[str, Any] | None:
+        return await self._first(tenant_id, "Invoices", f'Type=="ACCREC" AND Reference=='
+                                 f'{mapping.where_string(billing_id)} AND Status!="DELETED"')
+
+    @_shape_safe
+    async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
+                           idempotency_key: str) -> str:
+        """An AUTHORISED ACCREC invoice with ``Reference`` = the billing invoice ID (found first if posted)."""
+        found = await self._invoice_by_reference(tenant_id, invoice.billing_id)
+        if found is not None:
+            return str(found["InvoiceID"])
+        body = mapping.invoice_to_xero(invoice, contact_id=erp_contact_id, account_code=self.revenue_account_code,
+                                       tax_types=self.tax_types, default_tax_type=self.default_tax_type)
+        created = await self._call("PUT", self._acc("/Invoices"), tenant_id=tenant_id,
+                                   body={"Invoices": [body]}, idempotency_key=idempotency_key)
+        return str(created["Invoices"][0]["InvoiceID"])
+
+    @_shape_safe
+    async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
+                             idempotency_key: str) -> str:
+        """A payment into the bank account against the invoice; ``Reference`` = the billing payment ID."""
+        if payment.billing_id:
+            found = await self._first(tenant_id, "Payments", f"Reference=={mapping.where_string(payment.billing_id)}"
+                                      f' AND Invoice.InvoiceID==Guid("{erp_invoice_id}") AND Status!="DELETED"')
+            if found is not None:
+                return str(found["PaymentID"])
+        body = mapping.payment_to_xero(payment, invoice_id=erp_invoice_id, bank_account_code=self.bank_account_code)
+        created = await self._call("PUT", self._acc("/Payments"), tenant_id=tenant_id,
+                                   body={"Payments": [body]}, idempotency_key=idempotency_key)
+        return str(created["Payments"][0]["PaymentID"])
+
+    @_shape_safe
+    async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
+                               idempotency_key: str) -> str:
+        """An AUTHORISED ACCRECCREDIT (``Reference`` = billing credit note ID), allocated to the invoice it
+        credits when that invoice is in Xero and still has an amount due."""
+        doc = await self._first(tenant_id, "CreditNotes", 'Type=="ACCRECCREDIT" AND Reference=='
+                                f'{mapping.where_string(credit_note.billing_id)} AND Status!="DELETED"')
+        if doc is None:
+            body = mapping.credit_note_to_xero(credit_note, contact_id=erp_contact_id,
+                                               account_code=self.revenue_account_code)
+            created = await self._call("PUT", self._acc("/CreditNotes"), tenant_id=tenant_id,
+                                       body={"CreditNotes": [body]},
+                                       idempotency_key=mapping.sub_key(idempotency_key, "credit-note"))
+            doc = created["CreditNotes"][0]
+        credit_note_id = str(doc["CreditNoteID"])
+        invoice = await self._invoice_by_reference(tenant_id, credit_note.invoice_billing_id)
+        if invoice is None or invoice.get("Status") != "AUTHORISED":
+            return credit_note_id
+        already = any(str((a.get("Invoice") or {}).get("InvoiceID")) == str(invoice["InvoiceID"])
+                      for a in doc.get("Allocations") or [])
+        amount = min(Decimal(str(doc.get("RemainingCredit") or 0)), Decimal(str(invoice.get("AmountDue") or 0)))
+        if not already and amount > 0 and doc.get("Status") == "AUTHORISED":
+            on = (credit_note.issued_at.astimezone(UTC).date() if credit_note.issued_at
+                  else mapping.document_date(doc, "Date") or datetime.now(UTC).date())
+            await self._call("PUT", self._acc(f"/CreditNotes/{credit_note_id}/Allocations"), tenant_id=tenant_id,
+                             body={"Allocations": [mapping.allocation_to_xero(str(invoice["InvoiceID"]), amount, on)]},
+                             idempotency_key=mapping.sub_key(idempotency_key, "allocation"))
+        return credit_note_id
+
+    @_shape_safe
+    async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
+        """Every ACCREC invoice of the tenant (modified since a moment, if given), page by page."""
+        headers = {}
+        if modified_since is not None:
+            moment = modified_since if modified_since.tzinfo else modified_since.replace(tzinfo=UTC)
+            headers["If-Modified-Since"] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entity = self._entities.get(tenant_id)
+        invoices: list[Invoice] = []
+        for page in range(1, MAX_PAGES + 1):
+            body = await self._call("GET", self._acc("/Invoices"), tenant_id=tenant_id, headers=headers,
+                                    params={"where": 'Type=="ACCREC"', "page": page})
+            chunk = body.get("Invoices") or []
+            invoices += [mapping.invoice_from_xero(doc, legal_entity=entity) for doc in chunk]
+            page_count = (body.get("pagination") or {}).get("pageCount")
+            if len(chunk) < PAGE_SIZE or (page_count is not None and page >= page_count):
+                break
+        return invoices
+
+
+def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                  accounting_url: str | None = None, projects_url: str | None = None,
+                  timeout: float | None = None) -> XeroErp:
+    """The adapter for ``settings`` (``xero_base_url`` serves both APIs; ``accounting_url`` and
+    ``projects_url`` override one, e.g. to route through a validating proxy)."""
+    base = settings.xero_base_url.rstrip("/")
+    token_client = build_client(base_url=base, transport=transport)
+    auth = XeroTokenAuth(token_url=settings.xero_token_endpoint, client_id=settings.xero_client_id,
+                         client_secret=settings.xero_client_secret, vendor=VENDOR, token_client=token_client)
+    client = build_client(base_url=base, auth=auth, transport=transport, timeout=timeout)
+    return XeroErp(
+        client,
+        accounting_url=accounting_url or f"{base}{ACCOUNTING_PATH}",
+        projects_url=projects_url or f"{base}{PROJECTS_PATH}",
+        identity_url=base,
+        revenue_account_code=settings.xero_revenue_account_code,
+        # Not in Settings yet; the sandbox's (and Xero demo company's) bank account is 090.
+        bank_account_code=str(getattr(settings, "xero_bank_account_code", "090")),
+        tenant_entities={e.erp_tenant_id: e.code for e in settings.legal_entities},
+        token_client=token_client,
+    )
+
+
+__all__ = ["XeroErp", "XeroTokenAuth", "from_settings"]
