@@ -87,9 +87,21 @@ class Settings(BaseSettings):
     approval_reminder_hours: float = 24
     approval_expiry_days: float = 7
 
+    # -- retries of activities (vendor outages retry without an attempt limit) -----------------
+    activity_retry_max_seconds: float = 300
+
     # -- waiting on others ---------------------------------------------------------------------
     contract_poll_interval_seconds: float = 3600
     contract_max_wait_days: float = 90
+
+    # -- ingress (webhooks) and the HubSpot deal poll ------------------------------------------
+    ingress_max_body_bytes: int = 1024 * 1024
+    ingress_temporal_timeout_seconds: float = Field(default=5.0, description="longer than this: answer 503")
+    ingress_public_url: str | None = Field(default=None, description="the base URL vendors call, when behind a "
+                                                                     "proxy (HubSpot signs the URL it called)")
+    poll_interval_seconds: float = 300
+    poll_initial_lookback_hours: float = 24
+    poll_search_requests_per_second: float = Field(default=4.0, description="HubSpot's search limit is 5/s")
 
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:

@@ -14,6 +14,7 @@ from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
 def quote_to_cash_id(deal_id: str) -> str:
+    """Workflow IDs are business keys (DESIGN.md): one quote-to-cash run per HubSpot deal."""
     return f"q2c-hubspot-{deal_id}"
 
 

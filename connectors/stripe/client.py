@@ -148,35 +148,47 @@ class StripeBilling:
         if not schedule.charges:
             raise Rejected("a billing schedule needs at least one charge", vendor=VENDOR)
         kind = schedule.kind
-        if kind in (BillingScheduleKind.SUBSCRIPTION, BillingScheduleKind.RETAINER):
-            return await self._create_subscription(schedule, idempotency_key)
-        if kind in (BillingScheduleKind.MILESTONE, BillingScheduleKind.FIXED_FEE):
-            return await self._create_one_off_invoices(schedule, idempotency_key)
-        return await self._create_rate_card(schedule, idempotency_key)
+        created: list[str] = []
+        try:
+            if kind in (BillingScheduleKind.SUBSCRIPTION, BillingScheduleKind.RETAINER):
+                return await self._create_subscription(schedule, idempotency_key, created)
+            if kind in (BillingScheduleKind.MILESTONE, BillingScheduleKind.FIXED_FEE):
+                return await self._create_one_off_invoices(schedule, idempotency_key, created)
+            return await self._create_rate_card(schedule, idempotency_key, created)
+        except (Rejected, NotFound, Conflict):
+            # Refused for good part-way: undo this call's own creations so nothing is left orphaned.
+            # (A transient failure is left alone: its retry resumes with the same idempotency keys.)
+            await self.cancel_schedule(schedule.model_copy(update={"billing_id": None, "item_ids": created}),
+                                       idempotency_key=f"{idempotency_key}:rollback")
+            raise
 
     def _metadata(self, schedule: BillingSchedule, **extra: Any) -> dict[str, str]:
         return mapping.clean_metadata({**schedule.metadata, "revops_schedule_kind": schedule.kind.value, **extra})
 
     async def _product_and_price(self, schedule: BillingSchedule, key: str, index: int, *,
-                                 recurring: bool) -> tuple[str, str]:
+                                 recurring: bool, created: list[str]) -> tuple[str, str]:
         charge = schedule.charges[index]
         step = f"{index}:{charge.product_code}"
         metadata = self._metadata(schedule)
         product = await self._call("POST", "/v1/products", form=mapping.product_params(charge, metadata),
                                    idempotency_key=f"{key}:product:{step}")
+        created.append(str(product["id"]))
         price = await self._call("POST", "/v1/prices",
                                  form=mapping.price_params(charge, product["id"], recurring=recurring,
                                                            metadata=metadata),
                                  idempotency_key=f"{key}:price:{step}")
+        created.append(str(price["id"]))
         return str(product["id"]), str(price["id"])
 
-    async def _create_subscription(self, schedule: BillingSchedule, key: str) -> BillingSchedule:
+    async def _create_subscription(self, schedule: BillingSchedule, key: str, created: list[str]
+                                   ) -> BillingSchedule:
         item_ids: list[str] = []
         items: list[dict[str, Any]] = []
         for index, charge in enumerate(schedule.charges):
             if charge.interval is None:
                 raise Rejected(f"recurring charge {charge.product_code} has no interval", vendor=VENDOR)
-            product_id, price_id = await self._product_and_price(schedule, key, index, recurring=True)
+            product_id, price_id = await self._product_and_price(schedule, key, index, recurring=True,
+                                                                 created=created)
             item_ids += [product_id, price_id]
             _unit, quantity = mapping.unit_and_quantity(charge)
             items.append({"price": price_id, "quantity": quantity,
@@ -197,7 +209,8 @@ class StripeBilling:
                                         idempotency_key=f"{key}:subscription")
         return schedule.model_copy(update={"billing_id": str(subscription["id"]), "item_ids": item_ids})
 
-    async def _create_one_off_invoices(self, schedule: BillingSchedule, key: str) -> BillingSchedule:
+    async def _create_one_off_invoices(self, schedule: BillingSchedule, key: str, created: list[str]
+                                       ) -> BillingSchedule:
         item_ids: list[str] = []
         for index, charge in enumerate(schedule.charges):
             step = f"{index}:{charge.product_code}"
@@ -214,6 +227,7 @@ class StripeBilling:
                 invoice_params["days_until_due"] = schedule.days_until_due
             draft = await self._call("POST", "/v1/invoices", form=invoice_params,
                                      idempotency_key=f"{key}:invoice:{step}")
+            created.append(str(draft["id"]))
             unit, quantity = mapping.unit_and_quantity(charge)
             item = await self._call("POST", "/v1/invoiceitems", form={
                 "customer": schedule.customer_id, "invoice": draft["id"],
@@ -221,13 +235,14 @@ class StripeBilling:
                 "description": charge.description,
                 "metadata": mapping.clean_metadata({mapping.PRODUCT_KEY: charge.product_code}),
             }, idempotency_key=f"{key}:item:{step}")
+            created.append(str(item["id"]))
             item_ids += [str(draft["id"]), str(item["id"])]
         return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids})
 
-    async def _create_rate_card(self, schedule: BillingSchedule, key: str) -> BillingSchedule:
+    async def _create_rate_card(self, schedule: BillingSchedule, key: str, created: list[str]) -> BillingSchedule:
         item_ids: list[str] = []
         for index in range(len(schedule.charges)):
-            item_ids += await self._product_and_price(schedule, key, index, recurring=False)
+            item_ids += await self._product_and_price(schedule, key, index, recurring=False, created=created)
         return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids})
 
     async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:

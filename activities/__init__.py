@@ -1,0 +1,1 @@
+"""Activities: one business step each, built in worker.py with their connectors."""

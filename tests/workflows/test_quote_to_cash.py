@@ -1,0 +1,360 @@
+"""Quote-to-cash end to end: the real worker, the real dev server, the emulators over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.worker import Worker
+
+from orchestration.launch import start_quote_to_cash
+from settings import Settings
+from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
+from tests.helpers.servers import SandboxHandle
+from tests.helpers.waiting import eventually
+from workflows.models import (
+    ApprovalDecision,
+    ContractExecutedSignal,
+    DealCorrection,
+    QuoteToCashResult,
+    QuoteToCashStatus,
+    RecheckRequest,
+    Stage,
+)
+from workflows.quote_to_cash import QuoteToCashWorkflow
+
+
+async def _status(handle: WorkflowHandle) -> QuoteToCashStatus:
+    return await handle.query(QuoteToCashWorkflow.status)  # type: ignore[no-any-return]
+
+
+async def wait_for_stage(handle: WorkflowHandle, stage: Stage, timeout: float = 30) -> QuoteToCashStatus:
+    return await eventually(lambda: _status(handle), lambda s: s.stage is stage, timeout=timeout,
+                            what=f"stage {stage.value}")
+
+
+def sign(ironclad: SandboxHandle, clm_workflow_id: str) -> dict[str, Any]:
+    """Every party signs in Ironclad (the human act the public API does not offer)."""
+    response = httpx.post(f"{ironclad.base_url}/_sandbox/workflows/{clm_workflow_id}/sign", timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+async def sign_when_out(handle: WorkflowHandle, ironclad: SandboxHandle) -> str:
+    status = await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
+    assert status.contract and status.contract.clm_workflow_id
+    sign(ironclad, status.contract.clm_workflow_id)
+    return status.contract.clm_workflow_id
+
+
+def live(store_items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i for i in store_items if not i.get("deleted")]
+
+
+def stripe_objects(stripe: SandboxHandle, kind: str, customer_id: str) -> list[dict[str, Any]]:
+    return live(stripe.store.list(kind, where=lambda o: o.get("customer") == customer_id))
+
+
+async def run_to_end(client: Client, settings: Settings, deal_id: str, ironclad: SandboxHandle
+                     ) -> QuoteToCashResult:
+    handle = await start_quote_to_cash(client, settings, deal_id)
+    await sign_when_out(handle, ironclad)
+    return await handle.result()  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["subscription", "milestone", "time_and_materials", "retainer", "fixed_fee"])
+async def test_quote_to_cash_provisions_each_billing_model(
+    model: str, client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    hubspot, ironclad, stripe = sandboxes["hubspot"], sandboxes["ironclad"], sandboxes["stripe"]
+    deal_id = seed_deal(hubspot, DealSpec(model=model))
+
+    result = await run_to_end(client, flow_settings, deal_id, ironclad)
+
+    assert result.outcome is Stage.PROVISIONED, result.reason
+    [engagement] = result.engagements
+    assert engagement.legal_entity == "US01"
+    assert engagement.project and engagement.project.erp_id and engagement.project.tasks
+    assert all(t.erp_id for t in engagement.project.tasks)
+    customer_id = engagement.billing_customer_id
+    assert customer_id and live(stripe.store.list("customer", where=lambda c: c["id"] == customer_id))
+    if model in ("subscription", "retainer"):
+        [subscription] = stripe_objects(stripe, "subscription", customer_id)
+        assert subscription["id"] in engagement.billing_schedule_ids
+    elif model in ("milestone", "fixed_fee"):
+        drafts = stripe_objects(stripe, "invoice", customer_id)
+        expected = 2 if model == "milestone" else 1
+        assert len(drafts) == expected and all(i["status"] == "draft" for i in drafts)
+    else:
+        prices = live(stripe.store.list("price", where=lambda p: p.get("metadata", {}).get("revops_product_code")
+                                        in ("TM-CONSULTANT", "TM-ARCHITECT")
+                                        and p["id"] in engagement.billing_schedule_ids))
+        assert len(prices) == 2
+    props = deal_properties(hubspot, deal_id)
+    assert props["revops_status"] == "provisioned"
+    assert props["revops_clm_workflow_id"] == result.contract.clm_workflow_id  # type: ignore[union-attr]
+    assert props["revops_billing_customer_ids"] == customer_id
+    assert props["revops_project_codes"] == f"P-{deal_id}-US01"
+    assert f"stripe:customer:{customer_id}" in result.business_keys
+
+
+async def test_quote_to_cash_second_start_attaches_to_running_run(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec())
+    first = await start_quote_to_cash(client, flow_settings, deal_id)
+    second = await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+
+    assert second.id == first.id == f"q2c-hubspot-{deal_id}"
+    assert second.result_run_id == first.result_run_id
+    await sign_when_out(first, sandboxes["ironclad"])
+    result: QuoteToCashResult = await first.result()
+    assert result.outcome is Stage.PROVISIONED
+    contacts = [c for c in sandboxes["ironclad"].store.list("workflow")
+                if c.get("attributes", {}).get("revopsDealId") == deal_id]
+    assert len(contacts) == 1, "one contract launched for one deal"
+
+
+async def test_quote_to_cash_approval_approved_then_provisioned(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    hubspot = sandboxes["hubspot"]
+    deal_id = seed_deal(hubspot, DealSpec(lines=[Line("PLAT-ENT", "Enterprise seats", quantity="100",
+                                                      price="100.00", discount="25", model="subscription",
+                                                      frequency="monthly")]))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    status = await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
+    assert any("discount 25" in r for r in status.approval.reasons)  # type: ignore[union-attr]
+    assert deal_properties(hubspot, deal_id)["revops_approval_status"] == "pending"
+    listed = await eventually(lambda: _pending_ids(client), lambda ids: handle.id in ids, what="pending listing")
+    assert handle.id in listed
+
+    outcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval,
+                                          ApprovalDecision(approver="Dana (Finance)", approved=True, note="ok"))
+
+    assert outcome.accepted and outcome.status == "approved"
+    await sign_when_out(handle, sandboxes["ironclad"])
+    result: QuoteToCashResult = await handle.result()
+    assert result.outcome is Stage.PROVISIONED
+    assert deal_properties(hubspot, deal_id)["revops_approval_status"] == "approved"
+
+
+async def _pending_ids(client: Client) -> list[str]:
+    query = 'WorkflowType = "QuoteToCashWorkflow" AND Stage = "awaiting_approval" AND ExecutionStatus = "Running"'
+    return [e.id async for e in client.list_workflows(query)]
+
+
+async def test_quote_to_cash_approval_rejected_ends_cleanly_with_reason(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    hubspot = sandboxes["hubspot"]
+    deal_id = seed_deal(hubspot, DealSpec(payment_terms="90"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
+
+    await handle.execute_update(QuoteToCashWorkflow.decide_approval,
+                                ApprovalDecision(approver="Dana", approved=False, note="terms too long"))
+
+    result: QuoteToCashResult = await handle.result()
+    assert result.outcome is Stage.REJECTED and "terms too long" in result.reason
+    assert result.contract is None and result.engagements == []
+    props = deal_properties(hubspot, deal_id)
+    assert props["revops_status"] == "rejected"
+    assert props["revops_approval_note"] == "Dana: terms too long"
+
+
+async def test_quote_to_cash_decide_approval_refused_when_nothing_pending(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec())  # within policy: no approval needed
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(QuoteToCashWorkflow.decide_approval,
+                                    ApprovalDecision(approver="Dana", approved=True))
+
+    assert "no approval is pending" in str(refused.value.cause)
+    events = [e async for e in handle.fetch_history_events()]
+    assert not any(e.HasField("workflow_execution_update_accepted_event_attributes") for e in events), \
+        "a refused update leaves no trace in history"
+    await handle.terminate("test done")
+
+
+async def test_quote_to_cash_decide_approval_refuses_blank_approver(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(non_standard=True))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update("decide_approval", {"approver": "  ", "approved": True, "note": ""})
+
+    assert (await _status(handle)).approval.status == "pending"  # type: ignore[union-attr]
+    await handle.terminate("test done")
+
+
+async def test_quote_to_cash_missing_data_waits_then_resumes_when_corrected(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    hubspot = sandboxes["hubspot"]
+    deal_id = seed_deal(hubspot, DealSpec(region=None, start_date=None))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+
+    status = await wait_for_stage(handle, Stage.DATA_EXCEPTION)
+    assert {m.field for m in status.missing} == {"region", "start_date"}
+    assert status.exception_kind.value == "missing_data"
+    description = await handle.describe()
+    attrs = {k.name: v for k, v in description.typed_search_attributes}  # type: ignore[attr-defined]
+    assert attrs["ExceptionKind"] == "missing_data" and attrs["Stage"] == "data_exception"
+    assert "region" in deal_properties(hubspot, deal_id)["revops_exception"]
+
+    # An operator re-checks too early: still missing, and the run keeps waiting.
+    early = await handle.execute_update(QuoteToCashWorkflow.recheck_deal, RecheckRequest(requested_by="ops"))
+    assert not early.complete and {m.field for m in early.missing} == {"region", "start_date"}
+
+    edit_deal(hubspot, deal_id, {"revops_region": "NA", "revops_start_date": "2027-02-01"})
+    await handle.signal(QuoteToCashWorkflow.deal_corrected, DealCorrection(changed_properties=["revops_region"]))
+
+    await sign_when_out(handle, sandboxes["ironclad"])
+    result: QuoteToCashResult = await handle.result()
+    assert result.outcome is Stage.PROVISIONED
+    assert deal_properties(hubspot, deal_id).get("revops_exception", "") == ""
+
+
+async def test_quote_to_cash_contract_signal_is_honoured(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    slow_poll = flow_settings.model_copy(update={"contract_poll_interval_seconds": 3600.0})
+    async with _worker_with(client, slow_poll, sandboxes):
+        deal_id = seed_deal(sandboxes["hubspot"], DealSpec())
+        handle = await start_quote_to_cash(client, slow_poll, deal_id)
+        clm_id = await sign_when_out(handle, sandboxes["ironclad"])
+        # The hourly poll would not see the signature for an hour; the webhook's signal does at once.
+        await handle.signal(QuoteToCashWorkflow.contract_executed, ContractExecutedSignal(clm_workflow_id=clm_id))
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=60)
+    assert result.outcome is Stage.PROVISIONED
+
+
+def _worker_with(client: Client, settings: Settings, sandboxes: dict[str, SandboxHandle]) -> Any:
+    from contextlib import asynccontextmanager
+
+    from worker import build_worker, open_connectors
+
+    @asynccontextmanager
+    async def run() -> Any:
+        async with open_connectors(settings) as connectors, build_worker(client, settings, connectors) as w:
+            yield w
+
+    return run()
+
+
+async def test_quote_to_cash_survives_a_503_storm_with_one_record_of_each_kind(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    stripe, xero = sandboxes["stripe"], sandboxes["xero"]
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="subscription"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
+
+    with stripe.faults(error_rate=0.3, status=503, seed=7), xero.faults(error_rate=0.3, status=503, seed=11):
+        await sign_when_out(handle, sandboxes["ironclad"])
+        await wait_for_stage(handle, Stage.PROVISIONING)
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert result.outcome is Stage.PROVISIONED, result.reason
+    assert stripe.control.stats.faults > 0, "the storm really happened"
+    [engagement] = result.engagements
+    ref = f"hubspot-company-{_company_id(result)}-US01"
+    assert len(live(stripe.store.list("customer", where=lambda c: c.get("metadata", {}).get("revops_ref") == ref))) == 1
+    assert len(stripe_objects(stripe, "subscription", engagement.billing_customer_id or "")) == 1
+    tenant = flow_settings.entity("US01").erp_tenant_id
+    assert len(_contacts_with_reference(xero, tenant, ref)) == 1
+    assert len(_projects_with_code(xero, tenant, f"P-{deal_id}-US01")) == 1
+
+
+def _company_id(result: QuoteToCashResult) -> str:
+    return next(k.split(":")[2] for k in result.business_keys if k.startswith("hubspot:company:"))
+
+
+def _xero(xero: SandboxHandle, kind: str, tenant: str, where: Any) -> list[dict[str, Any]]:
+    return xero.store.list(kind, tenant=tenant, where=where)
+
+
+def _contacts_with_reference(xero: SandboxHandle, tenant: str, reference: str) -> list[dict[str, Any]]:
+    return _xero(xero, "contact", tenant, lambda c: c.get("ContactNumber") == reference)
+
+
+def _projects_with_code(xero: SandboxHandle, tenant: str, code: str) -> list[dict[str, Any]]:
+    return _xero(xero, "project", tenant, lambda p: str(p.get("name", "")).startswith(f"[{code}]"))
+
+
+async def test_quote_to_cash_non_retryable_failure_compensates_everything_created(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    hubspot, stripe = sandboxes["hubspot"], sandboxes["stripe"]
+    deal_id = seed_deal(hubspot, DealSpec(model="subscription"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
+
+    # Stripe refuses the subscription (a 400 is not retried): everything before it must be undone.
+    with stripe.faults(error_rate=1.0, status=400, path_prefix="/v1/subscriptions", methods=["POST"]):
+        await sign_when_out(handle, sandboxes["ironclad"])
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=60)
+
+    assert result.outcome is Stage.FAILED and "Rejected" in result.reason
+    status = await _status(handle)
+    assert status.exception_kind.value == "provisioning_failed"
+    company_ref = f"hubspot-company-{_company_id(result)}-US01"
+    [customer_id] = [k.split(":")[2] for k in result.business_keys if k.startswith("stripe:customer:")]
+    assert (stripe.store.get("customer", customer_id) or {}).get("deleted"), "the Stripe customer was deleted"
+    assert not stripe_objects(stripe, "subscription", customer_id)
+    prices = stripe.store.list("price", where=lambda p: p.get("metadata", {}).get("revops_deal_id") == deal_id)
+    assert prices and not any(p["active"] for p in prices), "the prices made for the deal were deactivated"
+    xero, tenant = sandboxes["xero"], flow_settings.entity("US01").erp_tenant_id
+    [project] = _projects_with_code(xero, tenant, f"P-{deal_id}-US01")
+    assert project["status"] == "CLOSED", "the Xero project was closed"
+    [contact] = _contacts_with_reference(xero, tenant, company_ref)
+    assert contact["ContactStatus"] == "ARCHIVED", "the Xero contact created by this run was archived"
+    props = deal_properties(hubspot, deal_id)
+    assert props["revops_status"] == "failed" and "undone" in props["revops_exception"]
+
+
+async def test_quote_to_cash_splits_a_two_entity_deal(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    lines = [Line("PLAT-PRO", "Platform seats", quantity="10", price="40.00", model="subscription",
+                  frequency="monthly"),
+             Line("MS-ROLLOUT-DE", "German rollout", price="8000.00", model="milestone", entity="EU01")]
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="subscription", lines=lines))
+
+    result = await run_to_end(client, flow_settings, deal_id, sandboxes["ironclad"])
+
+    assert result.outcome is Stage.PROVISIONED, result.reason
+    assert [e.legal_entity for e in result.engagements] == ["US01", "EU01"]
+    us, eu = result.engagements
+    assert us.project.erp_tenant_id != eu.project.erp_tenant_id  # type: ignore[union-attr]
+    assert us.billing_customer_id != eu.billing_customer_id
+    assert [t.name for t in eu.project.tasks] == ["MS-ROLLOUT-DE German rollout"]  # type: ignore[union-attr]
+
+
+async def test_quote_to_cash_found_by_any_business_id(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="fixed_fee"))
+    result = await run_to_end(client, flow_settings, deal_id, sandboxes["ironclad"])
+    [engagement] = result.engagements
+
+    for key in (f"stripe:customer:{engagement.billing_customer_id}", f"xero:project:{engagement.project.erp_id}",
+                f"ironclad:workflow:{result.contract.clm_workflow_id}", f"hubspot:deal:{deal_id}"):  # type: ignore[union-attr]
+        found = await eventually(lambda key=key: _ids_with(client, key), lambda ids: bool(ids), what=key)
+        assert found == [f"q2c-hubspot-{deal_id}"]
+
+
+async def _ids_with(client: Client, key: str) -> list[str]:
+    return [e.id async for e in client.list_workflows(f'BusinessKeys = "{key}"')]

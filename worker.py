@@ -1,0 +1,101 @@
+"""The composition root: settings -> http clients -> connectors -> activity classes -> Worker.
+
+Run ``python worker.py`` (``make up`` does it for you). Temporal's address, namespace, TLS and API
+key come from the SDK's environment configuration (``TEMPORAL_ADDRESS`` ...), see README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.polling import DealPollActivities
+from activities.quote_to_cash import QuoteToCashActivities
+from connectors import hubspot, ironclad, stripe, xero
+from connectors.hubspot import HubSpotCrm
+from connectors.ironclad import IroncladClm
+from connectors.stripe import StripeBilling
+from connectors.xero import XeroErp
+from orchestration.connect import connect
+from settings import Settings
+from workflows.polling import HubSpotDealPollWorkflow
+from workflows.quote_to_cash import QuoteToCashWorkflow
+
+log = logging.getLogger("revops.worker")
+
+WORKFLOWS: list[type] = [QuoteToCashWorkflow]
+WORKFLOWS.append(HubSpotDealPollWorkflow)  # the deal poll behind the hubspot-deal-poll schedule
+
+
+@dataclass
+class Connectors:
+    """One adapter per role, each owning its http client."""
+
+    crm: HubSpotCrm
+    clm: IroncladClm
+    billing: StripeBilling
+    erp: XeroErp
+
+    async def aclose(self) -> None:
+        for adapter in (self.crm, self.clm, self.billing, self.erp):
+            await adapter.aclose()
+
+
+@asynccontextmanager
+async def open_connectors(settings: Settings, *,
+                          transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[Connectors]:
+    """Build the four adapters from settings and close their clients on exit."""
+    built = Connectors(
+        crm=hubspot.from_settings(settings, transport=transport),
+        clm=ironclad.from_settings(settings, transport=transport),
+        billing=stripe.from_settings(settings, transport=transport),
+        erp=xero.from_settings(settings, transport=transport),
+    )
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
+    """Every activity the worker serves, bound to its connectors."""
+    q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
+                                billing=connectors.billing, erp=connectors.erp)
+    poll = DealPollActivities(settings=settings, crm=connectors.crm, clm=connectors.clm)
+    return [*q2c.all(), *poll.all()]
+
+
+def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None
+                 ) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(settings, connectors),
+        max_concurrent_activities=200,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings()
+    client = await connect()
+    async with open_connectors(settings) as connectors:
+        await connectors.crm.ensure_properties()
+        worker = build_worker(client, settings, connectors)
+        log.info("worker on task queue %r, namespace %r", settings.task_queue, client.namespace)
+        await worker.run()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,1 @@
+"""Workflows: deterministic orchestration only. Models they exchange live in ``workflows.models``."""

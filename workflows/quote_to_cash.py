@@ -1,0 +1,492 @@
+"""Quote-to-cash: a CRM deal becomes an approved, executed contract and provisioned ERP and billing records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        BillingCustomerInput,
+        BillingRecordRef,
+        BillingScheduleInput,
+        ContractRef,
+        DealRef,
+        ErpCustomerInput,
+        ErpProjectInput,
+        ErpRecordRef,
+        FlowConfig,
+        FlowConfigRequest,
+        LaunchContractInput,
+        WriteBackInput,
+    )
+    from activities.quote_to_cash import QuoteToCashActivities
+    from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
+    from canonical.policy import RoutingError, approval_reasons, deal_entity
+    from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
+    from canonical.requests import ContractRequest, DealWriteBack
+    from orchestration.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.models import (
+        ApprovalDecision,
+        ApprovalOutcome,
+        ApprovalState,
+        ContractExecutedSignal,
+        DealCorrection,
+        ExceptionKind,
+        QuoteToCashInput,
+        QuoteToCashResult,
+        QuoteToCashStatus,
+        RecheckRequest,
+        RecheckResult,
+        Stage,
+        TimelineEntry,
+    )
+
+A = QuoteToCashActivities
+# Vendor outages retry durably: no attempt limit, backing off to five minutes between tries.
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(minutes=5))
+STEP_TIMEOUT = timedelta(minutes=2)
+
+
+class _Stop(Exception):
+    """Ends the run early with an outcome (rejected, expired, cancelled, failed...)."""
+
+    def __init__(self, outcome: Stage, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+@workflow.defn(name="QuoteToCashWorkflow")
+class QuoteToCashWorkflow:
+    """One run per HubSpot deal (workflow ID ``q2c-hubspot-<dealId>``)."""
+
+    def __init__(self) -> None:
+        self._deal_id = ""
+        self._stage = Stage.LOADING
+        self._exception = ExceptionKind.NONE
+        self._waiting_for = ""
+        self._failure = ""
+        self._config: FlowConfig | None = None
+        self._deal: Deal | None = None
+        self._entity_code = ""
+        self._missing: list[MissingField] = []
+        self._corrections = 0
+        self._corrected_deal: Deal | None = None
+        self._approval: ApprovalState | None = None
+        self._contract: Contract | None = None
+        self._executed: ContractExecutedSignal | None = None
+        self._engagements: list[Engagement] = []
+        self._keys: list[str] = []
+        self._timeline: list[TimelineEntry] = []
+
+    # ------------------------------------------------------------------------------------------
+    # The flow
+    # ------------------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, request: QuoteToCashInput) -> QuoteToCashResult:
+        self._deal_id = request.deal_id
+        self._add_keys(ref("hubspot", "deal", request.deal_id))
+        self._enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
+        try:
+            self._config = await self._step(A.load_flow_config, FlowConfigRequest(),
+                                            "Read approval policy and entities")
+            deal = await self._load_deal()
+            if deal.external_ids.get("revops_status") == Stage.PROVISIONED.value:
+                raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
+            deal = await self._until_complete(deal)
+            await self._approve(deal)
+            contract = await self._contract_signed(deal)
+            await self._provision(deal, contract)
+        except _Stop as stop:
+            return await self._finish(stop.outcome, stop.reason)
+        return await self._finish(Stage.PROVISIONED, "provisioned in " + ", ".join(
+            e.legal_entity for e in self._engagements))
+
+    async def _load_deal(self) -> Deal:
+        try:
+            deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}")
+        except ActivityError as err:
+            self._exception = ExceptionKind.DEAL_NOT_FOUND
+            raise _Stop(Stage.FAILED, f"the deal could not be read: {_cause(err)}") from err
+        self._use_deal(deal)
+        return deal
+
+    def _use_deal(self, deal: Deal) -> None:
+        self._deal = deal
+        if deal.account and deal.account.crm_id:
+            self._add_keys(ref("hubspot", "company", deal.account.crm_id))
+        if deal.currency and deal.lines:
+            workflow.upsert_search_attributes([DEAL_AMOUNT.value_set(float(deal.total().amount))])
+
+    # -- 1. mandatory commercial data ---------------------------------------------------------------
+    def _check(self, deal: Deal) -> list[MissingField]:
+        missing = deal.missing_commercial_fields()
+        if not missing:
+            assert self._config is not None
+            try:
+                entity = deal_entity(deal, self._config.entities)
+            except RoutingError as exc:
+                missing.append(MissingField(field=exc.field, reason=exc.reason))
+            else:
+                self._entity_code = entity.code
+                workflow.upsert_search_attributes([LEGAL_ENTITY.value_set(entity.code)])
+        return missing
+
+    async def _until_complete(self, deal: Deal) -> Deal:
+        """Wait in a visible data exception until the deal carries every mandatory field."""
+        while True:
+            # Corrections that arrive while this deal is checked and written back wake the next wait.
+            handled = self._corrections
+            self._missing = self._check(deal)
+            if not self._missing:
+                if self._exception is ExceptionKind.MISSING_DATA:
+                    self._exception = ExceptionKind.NONE
+                    await self._write_back(DealWriteBack(revops_status="data_complete", revops_exception=""))
+                return deal
+            described = describe_missing(self._missing)
+            self._exception = ExceptionKind.MISSING_DATA
+            self._enter(Stage.DATA_EXCEPTION, f"missing data: {described}",
+                        waiting_for="a corrected deal (deal_corrected signal or recheck_deal update)")
+            await self._write_back(DealWriteBack(revops_status=Stage.DATA_EXCEPTION.value,
+                                                 revops_exception=f"Missing data: {described}"))
+            await workflow.wait_condition(lambda: self._corrections > handled,  # noqa: B023 (awaited here)
+                                          timeout_summary="deal corrected")
+            if self._corrected_deal is not None:
+                deal, self._corrected_deal = self._corrected_deal, None
+                self._use_deal(deal)
+            else:
+                deal = await self._load_deal()
+
+    # -- 2. commercial approval ---------------------------------------------------------------------
+    async def _approve(self, deal: Deal) -> None:
+        assert self._config is not None
+        reasons = approval_reasons(deal, self._config.policy)
+        if not reasons:
+            self._note("approved by policy: within discount, amount and terms limits")
+            await self._write_back(DealWriteBack(approval_status="auto-approved"))
+            return
+        now = workflow.now()
+        expiry = timedelta(days=self._config.approval_expiry_days)
+        reminder = timedelta(hours=self._config.approval_reminder_hours)
+        self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry)
+        self._enter(Stage.AWAITING_APPROVAL, "finance approval needed: " + "; ".join(reasons),
+                    waiting_for="finance decision (decide_approval) before "
+                                f"{self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
+        await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_APPROVAL.value,
+                                             approval_status="pending",
+                                             approval_note="; ".join(reasons)))
+        approval = self._approval
+        while approval.decision is None:
+            remaining = approval.expires_at - workflow.now()
+            if remaining <= timedelta(0):
+                approval.status = "expired"
+                self._exception = ExceptionKind.NONE
+                days = self._config.approval_expiry_days
+                await self._write_back(DealWriteBack(revops_status=Stage.EXPIRED.value, approval_status="expired",
+                                                     approval_note=f"no decision within {days:g} days"))
+                raise _Stop(Stage.EXPIRED, "approval request expired without a decision")
+            try:
+                await workflow.wait_condition(lambda: approval.decision is not None,
+                                              timeout=min(reminder, remaining), timeout_summary="approval reminder")
+            except TimeoutError:
+                if workflow.now() < approval.expires_at:
+                    approval.reminders_sent += 1
+                    self._exception = ExceptionKind.APPROVAL_OVERDUE
+                    self._enter(Stage.AWAITING_APPROVAL, f"reminder {approval.reminders_sent}: still no decision",
+                                waiting_for=self._waiting_for)
+                    await self._write_back(DealWriteBack(
+                        approval_status=f"pending (reminder {approval.reminders_sent})"))
+        decision = approval.decision
+        self._exception = ExceptionKind.NONE
+        if not decision.approved:
+            approval.status = "rejected"
+            await self._write_back(DealWriteBack(revops_status=Stage.REJECTED.value, approval_status="rejected",
+                                                 approval_note=f"{decision.approver}: {decision.note}"))
+            raise _Stop(Stage.REJECTED, f"rejected by {decision.approver}: {decision.note}")
+        approval.status = "approved"
+        self._note(f"approved by {decision.approver}" + (f": {decision.note}" if decision.note else ""))
+        await self._write_back(DealWriteBack(approval_status="approved",
+                                             approval_note=f"{decision.approver}: {decision.note}".rstrip(": ")))
+
+    @workflow.update
+    async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
+        """Finance decides a pending approval. Rejected at once when nothing is pending."""
+        assert self._approval is not None
+        self._approval.decision = decision
+        self._approval.decided_at = workflow.now()
+        status = "approved" if decision.approved else "rejected"
+        self._approval.status = status
+        return ApprovalOutcome(accepted=True, status=status, approver=decision.approver, note=decision.note)
+
+    @decide_approval.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if self._approval is None or self._approval.decision is not None or self._approval.status != "pending":
+            raise ValueError(f"no approval is pending for deal {self._deal_id} (stage {self._stage.value})")
+        if not decision.approver.strip():
+            raise ValueError("approver is required")
+
+    # -- 3. contract --------------------------------------------------------------------------------
+    async def _contract_signed(self, deal: Deal) -> Contract:
+        assert self._config is not None and deal.account is not None and deal.billing_contact is not None
+        self._enter(Stage.CONTRACTING, "launching the contract in Ironclad", waiting_for="Ironclad launch")
+        request = ContractRequest(deal_crm_id=deal.crm_id, title=f"{deal.name} - Order Form",
+                                  template_id=self._config.template_id, legal_entity=self._entity_code,
+                                  counterparty=deal.account, signer=deal.billing_contact, terms=proposed_terms(deal))
+        contract = await self._step(A.launch_contract,
+                                    LaunchContractInput(request=request, idempotency_key=self._key("contract")),
+                                    f"Launch Ironclad contract for deal {deal.crm_id}")
+        assert contract.clm_workflow_id
+        self._contract = contract
+        self._add_keys(ref("ironclad", "workflow", contract.clm_workflow_id))
+        await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_SIGNATURE.value,
+                                             clm_workflow_id=contract.clm_workflow_id))
+        self._enter(Stage.AWAITING_SIGNATURE, f"contract {contract.clm_workflow_id} out for signature",
+                    waiting_for=f"signature of Ironclad workflow {contract.clm_workflow_id} "
+                                f"(webhook, polled every {self._config.contract_poll_interval_seconds:g}s)")
+        poll = timedelta(seconds=self._config.contract_poll_interval_seconds)
+        stalled_at = workflow.now() + timedelta(days=self._config.contract_max_wait_days)
+        while True:
+            try:
+                await workflow.wait_condition(lambda: self._executed is not None, timeout=poll,
+                                              timeout_summary="poll Ironclad")
+            except TimeoutError:
+                pass
+            contract = await self._step(A.check_contract, ContractRef(clm_workflow_id=contract.clm_workflow_id),
+                                        f"Check Ironclad workflow {contract.clm_workflow_id}")
+            self._contract = contract
+            if contract.status is ContractStatus.EXECUTED and contract.terms is not None:
+                break
+            if contract.status is ContractStatus.CANCELLED:
+                self._exception = ExceptionKind.CONTRACT_CANCELLED
+                await self._write_back(DealWriteBack(revops_status=Stage.CANCELLED.value,
+                                                     revops_exception="contract cancelled in Ironclad"))
+                raise _Stop(Stage.CANCELLED, f"contract {contract.clm_workflow_id} was cancelled in Ironclad")
+            self._executed = None  # a signal that raced ahead of the record: look again next time
+            if workflow.now() >= stalled_at and self._exception is not ExceptionKind.CONTRACT_STALLED:
+                self._exception = ExceptionKind.CONTRACT_STALLED
+                self._enter(Stage.AWAITING_SIGNATURE, "contract unsigned past the expected time",
+                            waiting_for=self._waiting_for)
+        self._exception = ExceptionKind.NONE
+        if contract.clm_record_id:
+            self._add_keys(ref("ironclad", "record", contract.clm_record_id))
+        self._note(f"contract executed (record {contract.clm_record_id})")
+        await self._write_back(DealWriteBack(clm_record_id=contract.clm_record_id,
+                                             contract_value=str(contract.terms.total_value.amount)))
+        return contract
+
+    @workflow.signal
+    async def contract_executed(self, signal: ContractExecutedSignal) -> None:
+        """The CLM says the contract is signed (the poll confirms and reads the terms)."""
+        self._executed = signal
+
+    # -- 4. provisioning saga -------------------------------------------------------------------------
+    async def _provision(self, deal: Deal, contract: Contract) -> None:
+        assert self._config is not None and contract.terms is not None and deal.account is not None
+        plans = plan_engagements(deal, contract.terms, self._config.entities)
+        self._enter(Stage.PROVISIONING, "provisioning " + ", ".join(p.entity.code for p in plans),
+                    waiting_for="ERP and billing records")
+        await self._write_back(DealWriteBack(revops_status=Stage.PROVISIONING.value))
+        undo: list[tuple[Any, Any, str]] = []
+        try:
+            for plan in plans:
+                self._engagements.append(await self._provision_entity(deal, contract, plan, undo))
+        except ActivityError as err:
+            reason = _cause(err)
+            self._failure = reason
+            self._enter(Stage.COMPENSATING, f"provisioning failed: {reason}; undoing {len(undo)} step(s)",
+                        waiting_for="compensation")
+            for activity_fn, arg, summary in reversed(undo):
+                try:
+                    await self._step(activity_fn, arg, summary)
+                except ActivityError as undo_err:
+                    self._note(f"compensation '{summary}' failed: {_cause(undo_err)}")
+            self._exception = ExceptionKind.PROVISIONING_FAILED
+            await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
+                                                 revops_exception=f"Provisioning failed and was undone: {reason}"))
+            raise _Stop(Stage.FAILED, f"provisioning failed and was undone: {reason}") from err
+        await self._write_back(DealWriteBack(
+            revops_status=Stage.PROVISIONED.value, revops_exception="",
+            erp_contact_ids=",".join(e.erp_contact_id or "" for e in self._engagements),
+            erp_project_ids=",".join(e.project.erp_id or "" for e in self._engagements if e.project),
+            project_codes=",".join(e.project.code for e in self._engagements if e.project),
+            billing_customer_ids=",".join(e.billing_customer_id or "" for e in self._engagements),
+            billing_schedule_ids=",".join(i for e in self._engagements for i in e.billing_schedule_ids),
+        ))
+
+    async def _provision_entity(self, deal: Deal, contract: Contract, plan: EngagementPlan,
+                                undo: list[tuple[Any, Any, str]]) -> Engagement:
+        assert deal.account is not None
+        entity = plan.entity
+        tenant = entity.erp_tenant_id
+        customer_ref = f"hubspot-company-{deal.account.crm_id}-{entity.code}"
+        erp = await self._step(A.upsert_erp_customer, ErpCustomerInput(
+            tenant_id=tenant, account=deal.account, contact=deal.billing_contact, reference=customer_ref,
+            idempotency_key=self._key(f"erp-contact-{entity.code}")),
+            f"Find or create Xero contact in {entity.code}")
+        contact_id = erp.account.erp_contact_id or ""
+        if erp.created:
+            undo.append((A.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
+                         f"Archive Xero contact {contact_id}"))
+        self._add_keys(ref("xero", "contact", contact_id))
+
+        project = await self._step(A.create_erp_project, ErpProjectInput(
+            tenant_id=tenant, project=plan.project.model_copy(update={"erp_contact_id": contact_id}),
+            idempotency_key=self._key(f"erp-project-{entity.code}")),
+            f"Create Xero project {plan.project.code} with {len(plan.project.tasks)} task(s)")
+        undo.append((A.close_erp_project, ErpRecordRef(tenant_id=tenant, record_id=project.erp_id or ""),
+                     f"Close Xero project {project.erp_id}"))
+        self._add_keys(ref("xero", "project", project.erp_id or ""), ref("revops", "project", project.code))
+
+        customer = await self._step(A.ensure_billing_customer, BillingCustomerInput(
+            account=deal.account, contact=deal.billing_contact, reference=customer_ref, legal_entity=entity.code,
+            idempotency_key=self._key(f"billing-customer-{entity.code}")),
+            f"Find or create Stripe customer for {entity.code}")
+        if customer.created:
+            undo.append((A.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
+                         f"Delete Stripe customer {customer.customer_id}"))
+        self._add_keys(ref("stripe", "customer", customer.customer_id))
+
+        schedule_ids: list[str] = []
+        for index, schedule in enumerate(plan.schedules):
+            key = self._key(f"billing-{entity.code}-{schedule.kind.value}-{index}")
+            schedule = schedule.model_copy(update={"customer_id": customer.customer_id,
+                                                   "metadata": {**schedule.metadata, "revops_project": project.code,
+                                                                "revops_workflow": workflow.info().workflow_id}})
+            created = await self._step(A.create_billing_schedule, BillingScheduleInput(schedule=schedule,
+                                                                                       idempotency_key=key),
+                                       f"Create Stripe {schedule.kind.value} schedule for {entity.code}")
+            undo.append((A.cancel_billing_schedule,
+                         BillingScheduleInput(schedule=created, idempotency_key=key + ":undo"),
+                         f"Cancel Stripe {schedule.kind.value} schedule {created.billing_id or ''}".rstrip()))
+            if created.billing_id:
+                schedule_ids.append(created.billing_id)
+                self._add_keys(ref("stripe", "subscription" if created.billing_id.startswith("sub_") else "schedule",
+                                   created.billing_id))
+            schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
+        self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
+                   f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
+        return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
+                          erp_contact_id=contact_id, project=project, billing_customer_id=customer.customer_id,
+                          billing_schedule_ids=schedule_ids)
+
+    # ------------------------------------------------------------------------------------------
+    # Messages
+    # ------------------------------------------------------------------------------------------
+    @workflow.signal
+    async def deal_corrected(self, correction: DealCorrection) -> None:
+        """The deal changed in the CRM; re-check it (with the new data if the signal carries it)."""
+        if correction.deal is not None:
+            self._corrected_deal = correction.deal
+        self._corrections += 1
+
+    @workflow.update
+    async def recheck_deal(self, request: RecheckRequest) -> RecheckResult:
+        """An operator re-reads the deal now; answers whether it is complete."""
+        deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id),
+                                f"Re-read HubSpot deal {self._deal_id} for {request.requested_by}")
+        missing = deal.missing_commercial_fields()
+        self._corrected_deal = deal
+        self._corrections += 1
+        return RecheckResult(complete=not missing, missing=missing)
+
+    @recheck_deal.validator
+    def _validate_recheck(self, request: RecheckRequest) -> None:
+        if self._stage is not Stage.DATA_EXCEPTION:
+            raise ValueError(f"deal {self._deal_id} is not waiting for data (stage {self._stage.value})")
+
+    @workflow.query
+    def status(self) -> QuoteToCashStatus:
+        deal = self._deal
+        return QuoteToCashStatus(
+            deal_id=self._deal_id, stage=self._stage, exception_kind=self._exception, waiting_for=self._waiting_for,
+            legal_entity=self._entity_code, deal_name=deal.name if deal else "",
+            company=deal.account.name if deal and deal.account else "",
+            amount=str(deal.total()) if deal and deal.currency and deal.lines else "",
+            missing=self._missing, approval=self._approval, contract=self._contract,
+            engagements=self._engagements, business_keys=self._keys, failure=self._failure,
+            timeline=self._timeline[-50:],
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Plumbing
+    # ------------------------------------------------------------------------------------------
+    async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
+        retry = STEP_RETRY
+        if self._config is not None:
+            retry = RetryPolicy(initial_interval=STEP_RETRY.initial_interval, backoff_coefficient=2.0,
+                                maximum_interval=timedelta(seconds=self._config.activity_retry_max_seconds))
+        return await workflow.execute_activity_method(activity_fn, arg, start_to_close_timeout=STEP_TIMEOUT,
+                                                      retry_policy=retry, summary=summary[:200])
+
+    async def _write_back(self, update: DealWriteBack) -> None:
+        """Write to the CRM; a refused write-back is recorded, never allowed to undo the business step."""
+        update = update.model_copy(update={"revops_workflow_id": workflow.info().workflow_id})
+        try:
+            await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
+                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
+        except ActivityError as err:
+            if self._exception is ExceptionKind.NONE:
+                self._exception = ExceptionKind.WRITE_BACK_FAILED
+            self._note(f"write-back refused by the CRM: {_cause(err)}")
+            self._publish()
+
+    def _key(self, step: str) -> str:
+        """Idempotency key of a step: stable across retries and replays of this run chain."""
+        info = workflow.info()
+        return f"{info.workflow_id}:{info.first_execution_run_id[:8]}:{step}"
+
+    def _add_keys(self, *keys: str) -> None:
+        new = [k for k in keys if k and not k.endswith(":") and k not in self._keys]
+        if new:
+            self._keys.extend(new)
+            workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(self._keys))])
+
+    def _enter(self, stage: Stage, note: str, *, waiting_for: str) -> None:
+        self._stage = stage
+        self._waiting_for = waiting_for
+        self._note(note)
+
+    def _note(self, note: str) -> None:
+        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value, note=note))
+        self._publish()
+
+    def _publish(self) -> None:
+        workflow.upsert_search_attributes([STAGE.value_set(self._stage.value),
+                                           EXCEPTION_KIND.value_set(self._exception.value)])
+        deal = self._deal
+        lines = [f"**Stage:** {self._stage.value}" + (f"  \n**Exception:** {self._exception.value}"
+                                                       if self._exception.value else ""),
+                 f"**Waiting for:** {self._waiting_for or 'nothing'}"]
+        if deal:
+            lines.append(f"**Deal:** {deal.name} ({deal.crm_id})" + (f", {deal.account.name}" if deal.account else "")
+                         + (f", {deal.total()}" if deal.currency and deal.lines else ""))
+        if self._entity_code:
+            lines.append(f"**Legal entity:** {self._entity_code}")
+        if self._missing and self._stage is Stage.DATA_EXCEPTION:
+            lines.append("**Missing:**\n" + "\n".join(f"- {m}" for m in self._missing))
+        if self._failure:
+            lines.append(f"**Failure:** {self._failure}")
+        lines.append("**Recent:**\n" + "\n".join(f"- {t.at:%Y-%m-%d %H:%M:%S} {t.note}" for t in self._timeline[-8:]))
+        workflow.set_current_details("\n\n".join(lines))
+
+    async def _finish(self, outcome: Stage, reason: str) -> QuoteToCashResult:
+        self._enter(outcome, reason, waiting_for="")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return QuoteToCashResult(deal_id=self._deal_id, outcome=outcome, reason=reason, contract=self._contract,
+                                 engagements=self._engagements, business_keys=self._keys)
+
+
+def _cause(err: BaseException) -> str:
+    """The innermost application error's type and message, for people."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(err)
