@@ -66,7 +66,9 @@ class Money(BaseModel):
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def of(cls, amount: Decimal | int | str, currency: str) -> Money:
-        """``Money.of("12.50", "EUR")``."""
+        """``Money.of("12.50", "EUR")``. A float is refused, as by the constructor."""
+        # ``Decimal(str(0.1))`` would quietly accept the float the model exists to keep out
+        _refuse_float(amount)
         return cls(amount=Decimal(str(amount)) if not isinstance(amount, Decimal) else amount, currency=currency)
 
     @classmethod
@@ -97,7 +99,8 @@ class Money(BaseModel):
         return Money(amount=self.amount - other.amount, currency=self.currency)
 
     def times(self, factor: Decimal | int) -> Money:
-        """Multiply by a quantity or a rate (rounded once, at the end)."""
+        """Multiply by a quantity or a rate (rounded once, at the end). A float factor is refused."""
+        _refuse_float(factor)
         return Money(amount=self.amount * Decimal(factor), currency=self.currency)
 
     def __neg__(self) -> Money:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -95,6 +96,7 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
         return entity_of.get(code, default)
 
     currency = terms.total_value.currency
+    hours_by_role = _hours_by_role(deal, terms)
     plans: list[EngagementPlan] = []
     order = [default.code] + sorted(c for c in codes_by_entity if c != default.code)
     for entity_code in order:
@@ -109,12 +111,12 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
         for m in milestones:
             tasks.append(ProjectTask(name=f"{m.code} {m.name}", charge_type=TaskChargeType.FIXED, rate=m.amount))
             budget = budget + m.amount
-        hours_each = (terms.budget_hours or Decimal(0)) / len(terms.rate_card) if terms.rate_card else Decimal(0)
         for r in rates:
-            minutes = int(hours_each * 60)
+            hours = hours_by_role.get(r.role, Decimal(0))
+            minutes = int(hours * 60)
             tasks.append(ProjectTask(name=f"{r.role} time", charge_type=TaskChargeType.TIME, rate=r.hourly_rate,
                                      estimate_minutes=minutes or None))
-            budget = budget + r.hourly_rate.times(hours_each)
+            budget = budget + r.hourly_rate.times(hours)
         for c in recurring:
             per_period = c.unit_price.times(c.quantity)
             tasks.append(ProjectTask(name=f"{c.product_code} {c.name} ({c.interval.value}ly)",
@@ -129,12 +131,33 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
     return plans
 
 
+def _hours_by_role(deal: Deal, terms: ContractTerms) -> dict[str, Decimal]:
+    """The executed ``budget_hours`` shared among the rate card's roles.
+
+    Each role gets its share in proportion to the hours its deal lines carried (a flat split would give
+    a 100-hour role and a 10-hour role 55 hours each, and wrong budgets per entity); evenly when the
+    deal has no hours for any role (rate card negotiated in the CLM).
+    """
+    if not terms.rate_card or not terms.budget_hours:
+        return {}
+    roles = list(dict.fromkeys(r.role for r in terms.rate_card))
+    deal_hours = {
+        role: sum((line.quantity for line in deal.lines if line.product_code == role
+                   and deal.line_billing_model(line) is BillingModel.TIME_AND_MATERIALS), Decimal(0))
+        for role in roles
+    }
+    known = sum(deal_hours.values(), Decimal(0))
+    if not known:
+        return {role: terms.budget_hours / len(roles) for role in roles}
+    return {role: terms.budget_hours * deal_hours[role] / known for role in roles}
+
+
 def _schedules(deal: Deal, terms: ContractTerms, entity: LegalEntity, milestones: list[Milestone],
                rates: list[RateCardEntry], recurring: list[RecurringCharge]) -> list[BillingSchedule]:
     currency = terms.total_value.currency
-    common = {"customer_id": "", "currency": currency, "start_date": terms.start_date, "end_date": terms.end_date,
-              "days_until_due": terms.payment_terms_days,
-              "metadata": {"revops_deal_id": deal.crm_id, "revops_legal_entity": entity.code}}
+    common: dict[str, Any] = {"customer_id": "", "currency": currency, "start_date": terms.start_date,
+                              "end_date": terms.end_date, "days_until_due": terms.payment_terms_days,
+                              "metadata": {"revops_deal_id": deal.crm_id, "revops_legal_entity": entity.code}}
     schedules: list[BillingSchedule] = []
     for kind, model in ((BillingScheduleKind.SUBSCRIPTION, BillingModel.SUBSCRIPTION),
                         (BillingScheduleKind.RETAINER, BillingModel.RETAINER)):

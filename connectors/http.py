@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from connectors.errors import ConnectorError, Unavailable, error_for_status
+from connectors.errors import AuthFailed, ConnectorError, Unavailable, error_for_status
 
 USER_AGENT = "revops-integration/0.1 (+https://github.com/revops)"
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -22,6 +22,7 @@ CORRELATION_HEADER = "X-Correlation-ID"
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+MAX_RETRY_AFTER = 3600.0
 
 
 async def _add_correlation(request: httpx.Request) -> None:
@@ -57,9 +58,12 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # NaN, infinity and absurd waits are clamped: a header must never park a retry forever.
+        return min(max(0.0, seconds), MAX_RETRY_AFTER) if seconds == seconds else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -144,19 +148,30 @@ class ClientCredentialsAuth(httpx.Auth):
             finally:
                 if self._token_client is None:
                     await client.aclose()
-            body = response.json()
-            self._token = body["access_token"]
-            self._expires_at = time.monotonic() + float(body.get("expires_in", 1800))
-            return self._token
+            try:
+                body = response.json()
+                token = str(body["access_token"])
+                expires_in = float(body.get("expires_in", 1800))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # a token answer without a token must surface as an auth failure, not a KeyError
+                raise AuthFailed(f"token response without a usable access_token: {exc!r}",
+                                 vendor=self.vendor, status=response.status_code) from exc
+            self._token = token
+            self._expires_at = time.monotonic() + expires_in
+            return token
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("ClientCredentialsAuth is for AsyncClient only")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {await self._fetch()}"
+        used = await self._fetch()
+        request.headers["Authorization"] = f"Bearer {used}"
         response = yield request
         if response.status_code == 401:
-            self._token = None  # expired early or revoked: fetch once more
+            # Expired early or revoked: fetch once more. Only drop the token this request used, so
+            # concurrent requests refused with the same token share one refetch instead of one each.
+            if self._token == used:
+                self._token = None
             request.headers["Authorization"] = f"Bearer {await self._fetch()}"
             yield request
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Index, UniqueConstraint, event, func
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, create_engine, delete, select
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 log = logging.getLogger("sandbox")
 
@@ -36,7 +36,8 @@ class SandboxRecord(SQLModel, table=True):
     """One vendor object, stored as its JSON wire representation."""
 
     __tablename__ = "sandbox_records"
-    __table_args__ = (UniqueConstraint("kind", "tenant", "object_id"), Index("ix_kind_tenant_seq", "kind", "tenant", "seq"))
+    __table_args__ = (UniqueConstraint("kind", "tenant", "object_id"),
+                      Index("ix_kind_tenant_seq", "kind", "tenant", "seq"))
 
     seq: int | None = SQLField(default=None, primary_key=True)
     kind: str
@@ -82,7 +83,9 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         SQLModel.metadata.create_all(
-            self.engine, tables=[SandboxRecord.__table__, IdempotencyEntry.__table__, Counter.__table__]  # type: ignore[list-item]
+            self.engine,
+            tables=[SQLModel.metadata.tables[name]
+                    for name in ("sandbox_records", "sandbox_idempotency", "sandbox_counters")],
         )
         self.lock = threading.RLock()
 
@@ -127,8 +130,8 @@ class Store:
     def delete(self, kind: str, object_id: str, *, tenant: str = "") -> bool:
         with self.lock, Session(self.engine) as session:
             result = session.exec(  # type: ignore[call-overload]
-                delete(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
-                                            SandboxRecord.object_id == object_id)
+                delete(SandboxRecord).where(col(SandboxRecord.kind) == kind, col(SandboxRecord.tenant) == tenant,
+                                            col(SandboxRecord.object_id) == object_id)
             )
             session.commit()
             return bool(result.rowcount)
@@ -376,7 +379,8 @@ class WebhookSender:
                         return
                 except httpx.HTTPError as exc:
                     record["status"] = f"error: {exc.__class__.__name__}"
-                await asyncio.sleep(min(0.2 * 2**attempt, 5))
+                if attempt < self.max_attempts:  # no pause after the last attempt: it only delays drain()
+                    await asyncio.sleep(min(0.2 * 2**attempt, 5))
 
     async def drain(self, timeout: float = 10) -> None:
         """Wait for deliveries in flight (tests)."""

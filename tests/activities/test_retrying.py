@@ -1,0 +1,83 @@
+"""Connector errors become Temporal retry decisions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.retrying import AUTH_RETRY_DELAY, business_step, to_application_error
+from canonical.ownership import OwnershipViolation
+from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Rejected, Unavailable
+from connectors.http import correlation_id
+
+
+def test_retrying_rate_limited_waits_the_vendor_retry_after() -> None:
+    err = to_application_error(RateLimited("slow down", retry_after=7, vendor="hubspot"))
+    assert err.type == "RateLimited" and not err.non_retryable
+    assert err.next_retry_delay == timedelta(seconds=7)
+
+
+def test_retrying_rate_limited_without_retry_after_waits_a_second() -> None:
+    err = to_application_error(RateLimited("slow down"))
+    assert not err.non_retryable and err.next_retry_delay == timedelta(seconds=1)
+
+
+def test_retrying_unavailable_is_retryable_by_the_policy() -> None:
+    err = to_application_error(Unavailable("503", vendor="stripe", status=503))
+    assert err.type == "Unavailable" and not err.non_retryable
+    assert err.next_retry_delay is None
+    assert err.message == "stripe: 503"
+
+
+@pytest.mark.parametrize(
+    ("exc", "type_name"),
+    [
+        (Rejected("email is invalid", vendor="xero", status=400), "Rejected"),
+        (NotFound("no such deal", vendor="hubspot", status=404), "NotFound"),
+        (Conflict("key reused", vendor="stripe", status=409), "Conflict"),
+        (OwnershipViolation("account", "tax_number", "xero", "hubspot"), "OwnershipViolation"),
+    ],
+)
+def test_retrying_permanent_errors_are_non_retryable_and_typed(exc: Exception, type_name: str) -> None:
+    err = to_application_error(exc)
+    assert err.type == type_name and err.non_retryable
+    assert err.message == str(exc)
+
+
+def test_retrying_auth_failed_is_retryable_after_five_minutes() -> None:
+    err = to_application_error(AuthFailed("token revoked", vendor="ironclad", status=401))
+    assert err.type == "AuthFailed" and not err.non_retryable
+    assert err.next_retry_delay == AUTH_RETRY_DELAY == timedelta(minutes=5)
+
+
+def test_retrying_refuses_foreign_exceptions() -> None:
+    with pytest.raises(TypeError, match="not a connector error"):
+        to_application_error(KeyError("x"))
+
+
+async def test_retrying_business_step_sets_correlation_and_translates_errors() -> None:
+    seen: list[str | None] = []
+
+    @business_step
+    async def failing_step(code: str) -> str:
+        seen.append(correlation_id.get())
+        raise Rejected(f"bad {code}", vendor="xero", status=422)
+
+    env = ActivityEnvironment()
+    with pytest.raises(ApplicationError) as info:
+        await env.run(failing_step, "FF")
+    assert info.value.type == "Rejected" and info.value.non_retryable
+    assert isinstance(info.value.__cause__, Rejected)
+    assert seen == [f"{env.info.workflow_id}/{env.info.activity_type}#{env.info.attempt}"]
+    assert correlation_id.get() is None
+
+
+async def test_retrying_business_step_passes_results_through() -> None:
+    @business_step
+    async def ok_step(value: int) -> int:
+        return value * 2
+
+    assert await ActivityEnvironment().run(ok_step, 21) == 42

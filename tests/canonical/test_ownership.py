@@ -1,0 +1,70 @@
+"""Field ownership: a write never overwrites a field another system owns."""
+
+from __future__ import annotations
+
+import pytest
+
+from canonical.ownership import OwnershipViolation, drop_foreign_fields, guard_write, may_write, owner_of
+
+
+def test_ownership_owner_of_uses_the_table_then_the_home_system() -> None:
+    assert owner_of("account", "tax_number") == "xero"
+    assert owner_of("account", "name") == "hubspot"
+    assert owner_of("contract", "anything_else") == "ironclad"
+    assert owner_of("deal", "revops_status") == "revops"
+
+
+def test_ownership_owner_of_unknown_entity_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown entity 'widget'"):
+        owner_of("widget", "name")
+
+
+def test_ownership_guard_write_refuses_overwriting_a_foreign_field() -> None:
+    with pytest.raises(OwnershipViolation) as info:
+        guard_write("account", {"tax_number": "DE999"}, writer="hubspot", current={"tax_number": "DE123"})
+    err = info.value
+    assert (err.entity, err.field, err.owner, err.writer) == ("account", "tax_number", "xero", "hubspot")
+    assert str(err) == "account.tax_number is owned by xero; hubspot may not overwrite it"
+
+
+def test_ownership_guard_write_allows_first_fill_of_an_empty_foreign_field() -> None:
+    changes = {"tax_number": "DE123", "payment_terms_days": 30}
+    assert guard_write("account", changes, writer="hubspot", current={"tax_number": ""}) == changes
+    assert guard_write("account", changes, writer="hubspot") == changes
+
+
+def test_ownership_guard_write_lets_the_owner_overwrite() -> None:
+    changes = {"tax_number": "DE999"}
+    assert guard_write("account", changes, writer="xero", current={"tax_number": "DE123"}) == changes
+
+
+def test_ownership_guard_write_names_the_first_foreign_field_among_several() -> None:
+    with pytest.raises(OwnershipViolation) as info:
+        guard_write("invoice", {"status": "paid", "receivable_status": "AUTHORISED"}, writer="xero",
+                    current={"status": "open", "receivable_status": "DRAFT"})
+    assert (info.value.field, info.value.owner) == ("status", "stripe")
+
+
+def test_ownership_integration_fields_are_writable_by_the_integration() -> None:
+    assert guard_write("deal", {"revops_status": "provisioned"}, writer="revops",
+                       current={"revops_status": "approved"}) == {"revops_status": "provisioned"}
+
+
+@pytest.mark.parametrize("empty", [None, "", [], {}])
+def test_ownership_may_write_treats_empty_values_as_a_first_fill(empty: object) -> None:
+    assert may_write("project", "budget", "stripe", current=empty)
+
+
+def test_ownership_may_write_refuses_a_set_falsy_value() -> None:
+    # zero is a value the owner set, not an empty field
+    assert not may_write("account", "payment_terms_days", "hubspot", current=0)
+
+
+def test_ownership_drop_foreign_fields_keeps_only_what_the_writer_may_set() -> None:
+    kept = drop_foreign_fields("account", {"name": "Acme", "tax_number": "X", "erp_contact_id": "c-1"},
+                               writer="hubspot", current={"tax_number": "DE123", "erp_contact_id": None})
+    assert kept == {"name": "Acme", "erp_contact_id": "c-1"}
+
+
+def test_ownership_violation_is_a_value_error() -> None:
+    assert issubclass(OwnershipViolation, ValueError)
