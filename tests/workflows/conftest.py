@@ -3,11 +3,13 @@ server and the vendor emulators over HTTP, each test on its own task queue."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from settings import Settings
@@ -28,3 +30,15 @@ async def worker(client: Client, flow_settings: Settings, sandboxes: dict[str, S
     """The production worker composition on the test's task queue."""
     async with open_connectors(flow_settings) as connectors, build_worker(client, flow_settings, connectors) as w:
         yield w
+
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+
+async def save_history(handle: WorkflowHandle, name: str) -> None:
+    """With ``REVOPS_RECORD_HISTORIES=1``, keep this run's history for the replay tests (tests/histories/)."""
+    if os.environ.get("REVOPS_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())

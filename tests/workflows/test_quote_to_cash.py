@@ -15,6 +15,7 @@ from settings import Settings
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
+from tests.workflows.conftest import save_history
 from workflows.models import (
     ApprovalDecision,
     ContractExecutedSignal,
@@ -58,11 +59,14 @@ def stripe_objects(stripe: SandboxHandle, kind: str, customer_id: str) -> list[d
     return live(stripe.store.list(kind, where=lambda o: o.get("customer") == customer_id))
 
 
-async def run_to_end(client: Client, settings: Settings, deal_id: str, ironclad: SandboxHandle
-                     ) -> QuoteToCashResult:
+async def run_to_end(client: Client, settings: Settings, deal_id: str, ironclad: SandboxHandle,
+                     history: str | None = None) -> QuoteToCashResult:
     handle = await start_quote_to_cash(client, settings, deal_id)
     await sign_when_out(handle, ironclad)
-    return await handle.result()  # type: ignore[no-any-return]
+    result: QuoteToCashResult = await handle.result()
+    if history:
+        await save_history(handle, history)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,7 +77,7 @@ async def test_quote_to_cash_provisions_each_billing_model(
     hubspot, ironclad, stripe = sandboxes["hubspot"], sandboxes["ironclad"], sandboxes["stripe"]
     deal_id = seed_deal(hubspot, DealSpec(model=model))
 
-    result = await run_to_end(client, flow_settings, deal_id, ironclad)
+    result = await run_to_end(client, flow_settings, deal_id, ironclad, history=f"quote_to_cash_{model}")
 
     assert result.outcome is Stage.PROVISIONED, result.reason
     [engagement] = result.engagements
@@ -141,6 +145,7 @@ async def test_quote_to_cash_approval_approved_then_provisioned(
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.PROVISIONED
     assert deal_properties(hubspot, deal_id)["revops_approval_status"] == "approved"
+    await save_history(handle, "quote_to_cash_approved")
 
 
 async def _pending_ids(client: Client) -> list[str]:
@@ -161,6 +166,7 @@ async def test_quote_to_cash_approval_rejected_ends_cleanly_with_reason(
 
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.REJECTED and "terms too long" in result.reason
+    await save_history(handle, "quote_to_cash_rejected")
     assert result.contract is None and result.engagements == []
     props = deal_properties(hubspot, deal_id)
     assert props["revops_status"] == "rejected"
@@ -225,6 +231,7 @@ async def test_quote_to_cash_missing_data_waits_then_resumes_when_corrected(
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.PROVISIONED
     assert deal_properties(hubspot, deal_id).get("revops_exception", "") == ""
+    await save_history(handle, "quote_to_cash_missing_data")
 
 
 async def test_quote_to_cash_contract_signal_is_honoured(
@@ -308,6 +315,7 @@ async def test_quote_to_cash_non_retryable_failure_compensates_everything_create
         result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=60)
 
     assert result.outcome is Stage.FAILED and "Rejected" in result.reason
+    await save_history(handle, "quote_to_cash_compensated")
     status = await _status(handle)
     assert status.exception_kind.value == "provisioning_failed"
     company_ref = f"hubspot-company-{_company_id(result)}-US01"
@@ -333,7 +341,8 @@ async def test_quote_to_cash_splits_a_two_entity_deal(
              Line("MS-ROLLOUT-DE", "German rollout", price="8000.00", model="milestone", entity="EU01")]
     deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="subscription", lines=lines))
 
-    result = await run_to_end(client, flow_settings, deal_id, sandboxes["ironclad"])
+    result = await run_to_end(client, flow_settings, deal_id, sandboxes["ironclad"],
+                              history="quote_to_cash_two_entities")
 
     assert result.outcome is Stage.PROVISIONED, result.reason
     assert [e.legal_entity for e in result.engagements] == ["US01", "EU01"]
@@ -358,3 +367,32 @@ async def test_quote_to_cash_found_by_any_business_id(
 
 async def _ids_with(client: Client, key: str) -> list[str]:
     return [e.id async for e in client.list_workflows(f'BusinessKeys = "{key}"')]
+
+
+async def test_quote_to_cash_approval_expires_after_reminders(
+    time_skipping_env: Any, settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """Days of waiting pass in seconds on the time-skipping server: two reminders, then expiry."""
+    hubspot = sandboxes["hubspot"]
+    timed = settings.model_copy(update={"task_queue": f"ts-{deal_suffix()}", "approval_reminder_hours": 24.0,
+                                        "approval_expiry_days": 3.0, "activity_retry_max_seconds": 2.0})
+    client = time_skipping_env.client
+    deal_id = seed_deal(hubspot, DealSpec(non_standard=True))
+    async with _worker_with(client, timed, sandboxes):
+        handle = await start_quote_to_cash(client, timed, deal_id)
+        result: QuoteToCashResult = await handle.result()
+        status = await _status(handle)
+        await save_history(handle, "quote_to_cash_expired")
+
+    assert result.outcome is Stage.EXPIRED
+    assert status.approval is not None and status.approval.reminders_sent == 2
+    assert status.approval.status == "expired"
+    props = deal_properties(hubspot, deal_id)
+    assert props["revops_approval_status"] == "expired" and props["revops_status"] == "expired"
+    assert "no decision within 3 days" in props["revops_approval_note"]
+
+
+def deal_suffix() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:12]
