@@ -86,6 +86,7 @@ def build_worker(client: Client, settings: Settings, connectors: Connectors, *, 
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     client = await connect()
     async with open_connectors(settings) as connectors:

@@ -396,3 +396,20 @@ def deal_suffix() -> str:
     import uuid
 
     return uuid.uuid4().hex[:12]
+
+
+async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    ironclad = sandboxes["ironclad"]
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="retainer"))
+    first = await run_to_end(client, flow_settings, deal_id, ironclad)
+    assert first.outcome is Stage.PROVISIONED
+
+    # A late duplicate trigger after the first run finished starts a new run: it must see the write-back and stop.
+    again = await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+    second: QuoteToCashResult = await again.result()
+
+    assert second.outcome is Stage.SKIPPED and "already provisioned" in second.reason
+    launched = [w for w in ironclad.store.list("workflow") if w.get("attributes", {}).get("revopsDealId") == deal_id]
+    assert len(launched) == 1
