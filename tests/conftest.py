@@ -17,13 +17,15 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from sandbox.serve import build_app, free_port, start_in_thread
-from settings import Settings
-from tests.helpers.servers import SandboxHandle
 from orchestration.attributes import SEARCH_ATTRIBUTES, register_search_attributes
 from orchestration.connect import data_converter
 from orchestration.devserver import dev_server_path, test_server_path
+from sandbox.serve import build_app, free_port, start_in_thread
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+from worker import build_worker, open_connectors
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +126,19 @@ def task_queue() -> str:
 
 def pytest_report_header() -> list[str]:
     return [f"python {sys.version.split()[0]}; temporal {shutil.which('temporal') or dev_server_path()}"]
+
+
+# -- the production worker on a test's own task queue ------------------------------------------------
+@pytest.fixture
+def flow_settings(settings: Settings, task_queue: str) -> Settings:
+    """Settings of one test: its own task queue, a fast contract poll, retries backing off to 2 s at most."""
+    return settings.model_copy(update={"task_queue": task_queue, "contract_poll_interval_seconds": 1.0,
+                                       "activity_retry_max_seconds": 2.0})
+
+
+@pytest_asyncio.fixture
+async def worker(client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+                 ) -> AsyncIterator[Worker]:
+    """The production worker composition on the test's task queue."""
+    async with open_connectors(flow_settings) as connectors, build_worker(client, flow_settings, connectors) as w:
+        yield w

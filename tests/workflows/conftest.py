@@ -1,36 +1,12 @@
-"""Workflow tests run the real worker (real activities, real connectors) against the real Temporal dev
-server and the vendor emulators over HTTP, each test on its own task queue."""
+"""Workflow tests run the real worker (``worker`` fixture in tests/conftest.py: real activities, real
+connectors) against the real Temporal dev server and the emulators over HTTP, each on its own task queue."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
-
-from settings import Settings
-from tests.helpers.servers import SandboxHandle
-from worker import build_worker, open_connectors
-
-
-@pytest.fixture
-def flow_settings(settings: Settings, task_queue: str) -> Settings:
-    """Settings of one test: its own task queue, a fast contract poll, retries backing off to 2 s at most."""
-    return settings.model_copy(update={"task_queue": task_queue, "contract_poll_interval_seconds": 1.0,
-                                       "activity_retry_max_seconds": 2.0})
-
-
-@pytest_asyncio.fixture
-async def worker(client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
-                 ) -> AsyncIterator[Worker]:
-    """The production worker composition on the test's task queue."""
-    async with open_connectors(flow_settings) as connectors, build_worker(client, flow_settings, connectors) as w:
-        yield w
-
+from temporalio.client import WorkflowHandle
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
