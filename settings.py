@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     sandbox_stripe_port: int = 8103
     sandbox_xero_port: int = 8104
 
+    # -- every vendor client ------------------------------------------------------------------
+    http_timeout_seconds: float | None = Field(default=None, description="per-request timeout of the vendor "
+                                               "clients; the client factory's default (30 s) if unset")
+
     # -- HubSpot -----------------------------------------------------------------------------
     hubspot_base_url: str = "http://127.0.0.1:8101"
     hubspot_access_token: str = "pat-sandbox-hubspot"
@@ -94,6 +98,12 @@ class Settings(BaseSettings):
     contract_poll_interval_seconds: float = 3600
     contract_max_wait_days: float = 90
 
+    # -- amendment propagation (ContractAmendmentsWorkflow) ------------------------------------
+    amendment_gap_timeout_seconds: float = Field(default=86400, description="a missing predecessor this long "
+                                                 "becomes an amendment_gap exception")
+    amendments_continue_as_new_after: int = Field(default=50, description="amendments applied per run before "
+                                                  "continuing as new (sooner if Temporal suggests it)")
+
     # -- ingress (webhooks) and the HubSpot deal poll ------------------------------------------
     ingress_max_body_bytes: int = 1024 * 1024
     ingress_temporal_timeout_seconds: float = Field(default=5.0, description="longer than this: answer 503")
@@ -102,6 +112,16 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = 300
     poll_initial_lookback_hours: float = 24
     poll_search_requests_per_second: float = Field(default=4.0, description="HubSpot's search limit is 5/s")
+
+    # -- invoice feedback (AccountLedgerWorkflow) and reconciliation ------------------------------
+    ledger_continue_after_events: int = Field(default=500, description="billing events per run before the "
+                                                                       "ledger continues as new")
+    ledger_dedupe_window: int = Field(default=2000, description="source event IDs remembered for dedupe")
+    ledger_dso_window_days: int = 90
+    findings_url: str | None = Field(default=None, description="reconciliation findings; SQLite under data_dir "
+                                                               "if unset")
+    reconciliation_cron: str = Field(default="0 2 * * *", description="nightly, UTC")
+    reconciliation_rounding_tolerance: Decimal = Decimal("0.01")
 
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:
@@ -112,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'ingress.sqlite'}"
+
+    @property
+    def findings_database_url(self) -> str:
+        return self.findings_url or f"sqlite:///{self.data_dir / 'findings.sqlite'}"
 
     @property
     def xero_token_endpoint(self) -> str:

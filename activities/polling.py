@@ -87,7 +87,7 @@ class DealPollActivities:
 
     def _intake(self) -> EventIntake:
         clients = ClientProvider.fixed(self.client or activity.client())
-        return EventIntake(router=EventRouter(settings=self.settings, clients=clients, clm=self.clm),
+        return EventIntake(router=EventRouter(settings=self.settings, clients=clients, clm=self.clm, crm=self.crm),
                            ledger=self.ledger)
 
     @activity.defn(name="poll_hubspot_deals")

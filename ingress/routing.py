@@ -1,0 +1,421 @@
+"""From a canonical event to a Temporal action, and the one dedupe path every event takes.
+
+:class:`EventRouter` decides, per event kind:
+
+- ``DealStageReached`` -> start quote-to-cash (``USE_EXISTING``: the workflow ID is the dedupe key);
+- ``DealChanged`` -> signal ``deal_corrected`` when the deal's run is waiting for data, else ignored;
+- ``ContractExecuted`` -> find the deal through the CLM record (``revopsDealId``) and signal
+  ``contract_executed`` on its run, else ignored;
+- ``AmendmentExecuted`` -> signal-with-start the contract's amendment workflow;
+- Stripe invoice and credit-note events -> signal-with-start the customer's ledger workflow;
+- ``ErpRecordChanged`` -> ignored (counted).
+
+:class:`EventIntake` wraps it with the event ledger: claim the vendor event ID (race-safe), route,
+settle, record. Webhooks, the HubSpot poll and ``starter.py replay-event`` all go through it.
+If Temporal (or the CLM, for a lookup) cannot take the event now, :class:`RoutingUnavailable` is
+raised and the event stays un-acknowledged (``failed``) so the vendor's redelivery routes it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from canonical import (
+    AmendmentExecuted,
+    ContractExecuted,
+    CreditNoteIssued,
+    Deal,
+    DealChanged,
+    DealStageReached,
+    DomainEvent,
+    ErpRecordChanged,
+    EventEnvelope,
+    InvoiceFinalized,
+    InvoicePaid,
+    InvoicePaymentFailed,
+    InvoiceVoided,
+)
+from connectors.errors import ConnectorError, RateLimited, Unavailable
+from connectors.ports import ClmPort, CrmPort
+from ingress.ledger import (
+    Delivery,
+    EventLedger,
+    Outcome,
+    SignatureCheck,
+    claim_event,
+    get_delivery,
+    list_deliveries,
+    record_delivery,
+    settle_event,
+)
+from orchestration.attributes import STAGE
+from orchestration.launch import quote_to_cash_id, start_quote_to_cash
+from settings import Settings
+from workflows.models import (
+    AMENDMENT_SIGNAL,
+    AMENDMENTS_WORKFLOW,
+    LEDGER_SIGNAL,
+    LEDGER_WORKFLOW,
+    AccountLedgerInput,
+    AmendmentSignal,
+    ContractAmendmentsInput,
+    ContractExecutedSignal,
+    DealCorrection,
+    Stage,
+    amendments_workflow_id,
+    ledger_workflow_id,
+)
+
+log = logging.getLogger("revops.ingress")
+
+#: gRPC statuses that mean "not now": the vendor should redeliver
+_TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+              RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL}
+
+#: a deal change matters to its run only before or while it waits for data
+_CORRECTABLE = {None, "", Stage.LOADING.value, Stage.DATA_EXCEPTION.value}
+
+
+class RoutingUnavailable(Exception):
+    """Temporal (or the CLM lookup) cannot take the event now: answer 503, the vendor redelivers."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What routing did: the outcome, the workflow it concerns, and why (for ignored ones)."""
+
+    outcome: Outcome
+    workflow_id: str | None = None
+    reason: str = ""
+    event_id: str | None = None
+    delivery_id: int | None = None
+
+
+class ClientProvider:
+    """The Temporal client, connected lazily and re-connected after a failure.
+
+    ``connect`` is e.g. :func:`orchestration.connect.connect`; tests point it at a server they stop
+    and start. :meth:`fixed` wraps a client someone else owns.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]], *, timeout: float = 5.0) -> None:
+        self._connect = connect
+        self._timeout = timeout
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self._fixed = False
+
+    @classmethod
+    def fixed(cls, client: Client) -> ClientProvider:
+        provider = cls(_never_connect)
+        provider._client, provider._fixed = client, True
+        return provider
+
+    async def get(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await asyncio.wait_for(self._connect(), self._timeout)
+                except (TimeoutError, RuntimeError, RPCError, OSError) as exc:
+                    raise RoutingUnavailable(f"cannot connect to Temporal: {exc or type(exc).__name__}") from exc
+            return self._client
+
+    def forget(self) -> None:
+        """Drop the connection so the next call connects afresh (no-op for a fixed client)."""
+        if not self._fixed:
+            self._client = None
+
+
+async def _never_connect() -> Client:
+    raise RuntimeError("fixed client provider has no way to connect")
+
+
+def was_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the start created a run (``False``: USE_EXISTING attached, or signal-with-start signalled).
+
+    The SDK keeps the start response on the handle without a public accessor; when it is absent we
+    say "started", the conservative answer for a ledger.
+    """
+    response = getattr(handle, "_start_workflow_response", None)
+    return bool(getattr(response, "started", True))
+
+
+def _billing_customer(event: DomainEvent) -> str | None:
+    if isinstance(event, CreditNoteIssued):
+        return event.customer_id
+    if isinstance(event, InvoiceFinalized | InvoicePaid | InvoicePaymentFailed | InvoiceVoided):
+        return event.invoice.customer_id
+    return None
+
+
+class EventRouter:
+    """Turns one canonical event into one Temporal start or signal (see the module docstring)."""
+
+    def __init__(self, *, settings: Settings, clients: ClientProvider, clm: ClmPort | None = None,
+                 crm: CrmPort | None = None) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.clm = clm
+        self.crm = crm
+
+    async def _deal_for_summary(self, deal_id: str) -> Deal | None:
+        """The deal, so the run's UI summary can name company, amount and entity; best effort, never blocking."""
+        if self.crm is None:
+            return None
+        try:
+            async with asyncio.timeout(2):
+                return await self.crm.get_deal(deal_id)
+        except (ConnectorError, TimeoutError) as exc:
+            log.info("deal %s not read for the run summary (%s); the run reads it itself", deal_id, exc)
+            return None
+
+    async def route(self, event: DomainEvent, *, trigger: str = "webhook") -> Routed:
+        """Hand the event over to Temporal; raise :class:`RoutingUnavailable` when that cannot be done now."""
+        try:
+            async with asyncio.timeout(self.settings.ingress_temporal_timeout_seconds):
+                routed = await self._route(event, trigger)
+        except TimeoutError as exc:
+            self.clients.forget()
+            raise RoutingUnavailable(
+                f"Temporal did not answer within {self.settings.ingress_temporal_timeout_seconds:g}s") from exc
+        except RPCError as exc:
+            if exc.status in _TRANSIENT:
+                self.clients.forget()
+                raise RoutingUnavailable(f"Temporal unavailable: {exc.message}") from exc
+            raise
+        except (Unavailable, RateLimited) as exc:
+            raise RoutingUnavailable(f"CLM lookup failed: {exc}") from exc
+        return routed
+
+    async def _route(self, event: DomainEvent, trigger: str) -> Routed:
+        if isinstance(event, DealStageReached):
+            return await self._start_deal(event, trigger)
+        if isinstance(event, DealChanged):
+            return await self._deal_changed(event)
+        if isinstance(event, ContractExecuted):
+            return await self._contract_executed(event)
+        if isinstance(event, AmendmentExecuted):
+            return await self._amendment(event)
+        customer = _billing_customer(event)
+        if customer is not None:
+            return await self._billing_event(event, customer)
+        if isinstance(event, ErpRecordChanged):
+            return Routed(Outcome.IGNORED, reason=f"no flow acts on Xero {event.category} changes")
+        return Routed(Outcome.IGNORED, reason=f"no flow acts on {event.kind}")
+
+    async def _start_deal(self, event: DealStageReached, trigger: str) -> Routed:
+        client = await self.clients.get()
+        if trigger == "poll":
+            # the poll is the net for lost webhooks: any run for the deal, even a closed one, means none was lost
+            try:
+                description = await client.get_workflow_handle(quote_to_cash_id(event.deal_id)).describe()
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            else:
+                status = description.status.name.lower() if description.status else "unknown"
+                return Routed(Outcome.DUPLICATE, description.id, f"the deal already has a run ({status})")
+        handle = await start_quote_to_cash(client, self.settings, event.deal_id, trigger=trigger,
+                                           source_event_id=event.source_event_id,
+                                           deal=await self._deal_for_summary(event.deal_id))
+        if was_started(handle):
+            return Routed(Outcome.STARTED, handle.id, f"deal reached {event.stage}")
+        return Routed(Outcome.DUPLICATE, handle.id, "quote-to-cash is already running for the deal")
+
+    async def _deal_changed(self, event: DealChanged) -> Routed:
+        client = await self.clients.get()
+        workflow_id = quote_to_cash_id(event.deal_id)
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return Routed(Outcome.IGNORED, None, "no quote-to-cash run for the deal")
+            raise
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            return Routed(Outcome.IGNORED, workflow_id, "the deal's quote-to-cash run is closed")
+        stage = description.typed_search_attributes.get(STAGE)
+        if stage not in _CORRECTABLE:
+            return Routed(Outcome.IGNORED, workflow_id, f"the run is not waiting for data (stage {stage})")
+        correction = DealCorrection(source_event_id=event.source_event_id, changed_properties=sorted(event.properties))
+        return await self._signal(handle, "deal_corrected", correction, "deal corrected")
+
+    async def _contract_executed(self, event: ContractExecuted) -> Routed:
+        if self.clm is None:
+            return Routed(Outcome.IGNORED, reason="no CLM configured to find the contract's deal")
+        try:
+            contract = await self.clm.get_contract(event.clm_workflow_id)
+        except (Unavailable, RateLimited):
+            raise
+        except ConnectorError as exc:
+            return Routed(Outcome.IGNORED, reason=f"contract {event.clm_workflow_id} not readable: {exc}")
+        if not contract.deal_crm_id:
+            return Routed(Outcome.IGNORED, reason=f"contract {event.clm_workflow_id} names no deal")
+        client = await self.clients.get()
+        handle = client.get_workflow_handle(quote_to_cash_id(contract.deal_crm_id))
+        signal = ContractExecutedSignal(clm_workflow_id=event.clm_workflow_id,
+                                        clm_record_id=event.clm_record_id or contract.clm_record_id,
+                                        source_event_id=event.source_event_id)
+        return await self._signal(handle, "contract_executed", signal, "contract executed")
+
+    async def _signal(self, handle: WorkflowHandle[Any, Any], name: str, arg: Any, note: str) -> Routed:
+        try:
+            await handle.signal(name, arg)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return Routed(Outcome.IGNORED, handle.id, "no running workflow to signal")
+            raise
+        return Routed(Outcome.SIGNALLED, handle.id, note)
+
+    async def _amendment(self, event: AmendmentExecuted) -> Routed:
+        client = await self.clients.get()
+        handle = await client.start_workflow(
+            AMENDMENTS_WORKFLOW, ContractAmendmentsInput(record_id=event.clm_record_id),
+            id=amendments_workflow_id(event.clm_record_id), task_queue=self.settings.task_queue,
+            start_signal=AMENDMENT_SIGNAL,
+            start_signal_args=[AmendmentSignal(record_id=event.clm_record_id, sequence=event.sequence,
+                                               clm_amendment_id=event.clm_amendment_id,
+                                               source_event_id=event.source_event_id)],
+            static_summary=f"Amendments of Ironclad record {event.clm_record_id}")
+        outcome = Outcome.STARTED if was_started(handle) else Outcome.SIGNALLED
+        return Routed(outcome, handle.id, f"amendment {event.sequence} executed")
+
+    async def _billing_event(self, event: DomainEvent, customer_id: str) -> Routed:
+        client = await self.clients.get()
+        handle = await client.start_workflow(
+            LEDGER_WORKFLOW, AccountLedgerInput(customer_id=customer_id),
+            id=ledger_workflow_id(customer_id), task_queue=self.settings.task_queue,
+            start_signal=LEDGER_SIGNAL, start_signal_args=[EventEnvelope(event=event)],
+            static_summary=f"Invoice feedback for Stripe customer {customer_id}")
+        outcome = Outcome.STARTED if was_started(handle) else Outcome.SIGNALLED
+        return Routed(outcome, handle.id, event.kind)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+@dataclass
+class Received:
+    """What the ledger keeps of the delivery an event came in."""
+
+    vendor: str
+    request_id: str
+    signature: SignatureCheck
+    headers: Mapping[str, str]
+    body: str = ""
+    body_bytes: int = 0
+    replay_of: int | None = None
+
+
+class EventIntake:
+    """The one path for every event: dedupe by vendor event ID, route, record."""
+
+    def __init__(self, *, router: EventRouter, ledger: EventLedger) -> None:
+        self.router = router
+        self.ledger = ledger
+        self._locks = KeyedLocks()
+
+    async def accept(self, event: DomainEvent, received: Received, *, trigger: str = "webhook",
+                     force: bool = False) -> Routed:
+        """Route the event unless an earlier delivery of it finished (then: ``duplicate``).
+
+        ``force`` routes even a finished event again (replay). Raises :class:`RoutingUnavailable`
+        after recording the delivery as ``failed``.
+        """
+        vendor, event_id = received.vendor, event.source_event_id
+        # one process serialises deliveries of the same event; the unique key covers the others
+        async with self._locks.hold((vendor, event_id)):
+            claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id)
+            if not claim.route and not force:
+                routed = Routed(Outcome.DUPLICATE, claim.workflow_id, f"already handled ({claim.outcome})")
+            else:
+                try:
+                    routed = await self.router.route(event, trigger=trigger)
+                except RoutingUnavailable as exc:
+                    await self._fail(event, received, exc.reason, 503)
+                    raise
+                except Exception as exc:
+                    await self._fail(event, received, f"{type(exc).__name__}: {exc}", 500)
+                    raise
+                await self.ledger.run(settle_event, vendor=vendor, vendor_event_id=event_id,
+                                      outcome=routed.outcome, workflow_id=routed.workflow_id)
+        row = await self._record(event, received, routed.outcome, routed.workflow_id, routed.reason, 200)
+        log.info("%s %s %s -> %s %s", vendor, event.kind, event_id, routed.outcome.value, routed.workflow_id or "")
+        return Routed(routed.outcome, routed.workflow_id, routed.reason, event_id, row.id)
+
+    async def _fail(self, event: DomainEvent, received: Received, reason: str, status: int) -> None:
+        await self.ledger.run(settle_event, vendor=received.vendor, vendor_event_id=event.source_event_id,
+                              outcome=Outcome.FAILED, workflow_id=None)
+        await self._record(event, received, Outcome.FAILED, None, reason, status)
+        log.warning("%s %s %s not handed over: %s", received.vendor, event.kind, event.source_event_id, reason)
+
+    async def _record(self, event: DomainEvent | None, received: Received, outcome: Outcome,
+                      workflow_id: str | None, reason: str, status: int) -> Delivery:
+        return await self.ledger.run(record_delivery, delivery=Delivery(
+            request_id=received.request_id, vendor=received.vendor,
+            vendor_event_id=event.source_event_id if event else None, event_kind=event.kind if event else None,
+            signature=received.signature.value, outcome=outcome.value, workflow_id=workflow_id, reason=reason,
+            status_code=status, headers=json.dumps(dict(received.headers)), body=received.body,
+            body_bytes=received.body_bytes, event=EventEnvelope(event=event).model_dump_json() if event else None,
+            replay_of=received.replay_of))
+
+    async def record_refusal(self, received: Received, *, outcome: Outcome, reason: str, status: int) -> Delivery:
+        """Record a delivery that routed nothing (refused, or carrying no event)."""
+        return await self._record(None, received, outcome, None, reason, status)
+
+    async def replay(self, reference: str) -> Routed:
+        """Route a recorded event again: ``reference`` is a delivery ID or a vendor event ID."""
+        row: Delivery | None
+        if reference.isdigit():
+            row = await self.ledger.run(get_delivery, delivery_id=int(reference))
+        else:
+            rows = await self.ledger.run(list_deliveries, event_id=reference, limit=1)
+            row = rows[0] if rows else None
+        if row is None:
+            raise LookupError(f"no recorded delivery {reference!r}")
+        if row.event is None:
+            raise LookupError(f"delivery {row.id} carries no event to replay ({row.outcome}: {row.reason})")
+        event = EventEnvelope.model_validate_json(row.event).event
+        received = Received(vendor=row.vendor, request_id=uuid4().hex, signature=SignatureCheck.REPLAY,
+                            headers=json.loads(row.headers or "{}"), body=row.body, body_bytes=row.body_bytes,
+                            replay_of=row.id)
+        trigger = "poll" if row.signature == SignatureCheck.POLL.value else "replay"
+        return await self.accept(event, received, trigger=trigger, force=True)
+
+
+__all__ = ["ClientProvider", "EventIntake", "EventRouter", "KeyedLocks", "Received", "Routed", "RoutingUnavailable",
+           "was_started"]

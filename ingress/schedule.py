@@ -1,0 +1,93 @@
+"""The ``hubspot-deal-poll`` schedule, created or updated idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError
+
+from activities.polling import DealPollRequest
+from ingress.routing import ClientProvider, RoutingUnavailable
+from settings import Settings
+
+log = logging.getLogger("revops.ingress")
+
+POLL_SCHEDULE_ID = "hubspot-deal-poll"
+POLL_WORKFLOW = "HubSpotDealPollWorkflow"
+
+
+def poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
+    """Every ``poll_interval_seconds``, one poll; a poll still running makes the next one skip."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(POLL_WORKFLOW, DealPollRequest(), id=POLL_SCHEDULE_ID,
+                                           task_queue=task_queue or settings.task_queue,
+                                           execution_timeout=timedelta(minutes=30)),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.poll_interval_seconds))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_poll_schedule(client: Client, settings: Settings, *, schedule_id: str = POLL_SCHEDULE_ID,
+                               task_queue: str | None = None) -> str:
+    """Create the schedule, or bring an existing one up to the settings. Returns ``created`` or ``updated``."""
+    schedule = poll_schedule(settings, task_queue=task_queue)
+    try:
+        await client.create_schedule(schedule_id, schedule)
+        return "created"
+    except ScheduleAlreadyRunningError:
+        pass
+
+    def update(_input: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=schedule)
+
+    await client.get_schedule_handle(schedule_id).update(update)
+    return "updated"
+
+
+def keep_poll_schedule(provider: ClientProvider, settings: Settings, *, retry_seconds: float = 10
+                       ) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """Start and stop hooks: ensure the schedule in the background, retrying while Temporal is away."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def keep() -> None:
+        while True:
+            try:
+                what = await ensure_poll_schedule(await provider.get(), settings)
+                log.info("schedule %s %s (every %gs)", POLL_SCHEDULE_ID, what, settings.poll_interval_seconds)
+                return
+            except (RoutingUnavailable, RuntimeError, RPCError) as exc:
+                log.warning("cannot ensure schedule %s yet: %s", POLL_SCHEDULE_ID, exc)
+                provider.forget()
+            except Exception:
+                log.exception("cannot ensure schedule %s", POLL_SCHEDULE_ID)
+            await asyncio.sleep(retry_seconds)
+
+    async def start() -> None:
+        tasks.append(asyncio.create_task(keep()))
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return start, stop
+
+
+__all__ = ["POLL_SCHEDULE_ID", "POLL_WORKFLOW", "ensure_poll_schedule", "keep_poll_schedule", "poll_schedule"]
