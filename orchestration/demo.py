@@ -136,10 +136,10 @@ async def run_demo(settings: Settings, stack: Stack) -> int:
 
 
 def print_table(settings: Settings, results: list[tuple[DemoDeal, QuoteToCashResult | None, str]]) -> None:
-    print("\n" + "=" * 118)
-    print(f"{'deal':<9} {'name':<20} {'outcome':<12} {'entity':<6} {'Ironclad':<10} {'Xero contact':<14} "
+    print("\n" + "=" * 132)
+    print(f"{'deal':<9} {'name':<20} {'outcome':<12} {'entity':<6} {'Ironclad workflow':<25} {'Xero contact':<14} "
           f"{'project':<18} {'Stripe customer':<21} schedule")
-    print("-" * 118)
+    print("-" * 132)
     for deal, result, error in results:
         if result is None:
             print(f"{deal.deal_id:<9} {deal.spec.name:<20} ERROR        {error}")
@@ -150,14 +150,14 @@ def print_table(settings: Settings, results: list[tuple[DemoDeal, QuoteToCashRes
             head = (f"{deal.deal_id:<9} {deal.spec.name:<20} {result.outcome.value:<12}" if index == 0
                     else " " * 43)
             if engagement is None:
-                print(f"{head} {'-':<6} {clm or '-':<10} {result.reason}")
+                print(f"{head} {'-':<6} {clm or '-':<25} {result.reason}")
                 continue
             project = engagement.project.code if engagement.project else "-"
             schedule = ",".join(engagement.billing_schedule_ids[:1]) or "-"
-            print(f"{head} {engagement.legal_entity:<6} {(clm if index == 0 else ''):<10} "
+            print(f"{head} {engagement.legal_entity:<6} {(clm if index == 0 else ''):<25} "
                   f"{(engagement.erp_contact_id or '-')[:12]:<14} {project:<18} "
                   f"{engagement.billing_customer_id or '-':<21} {schedule}")
-    print("=" * 118)
+    print("=" * 132)
     print("\nEach run in the Temporal UI:")
     for deal, _result, _error in results:
         workflow_id = quote_to_cash_id(deal.deal_id)
@@ -179,6 +179,13 @@ def main() -> None:
         _stack_env.update(stack.env())
         code = asyncio.run(run_demo(demo_settings, stack))
         stack.check_alive()
+        if sys.stdin.isatty():
+            print("\nThe stack stays up so the links above work; press Ctrl-C to stop it.")
+            while True:
+                time.sleep(1)
+                stack.check_alive()
+    except KeyboardInterrupt:
+        print("\nstopping...")
     except Exception as exc:
         print(f"\ndemo failed: {exc}\nlogs: {data_dir / 'logs'}", file=sys.stderr)
         code = 1
