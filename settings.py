@@ -93,6 +93,8 @@ class Settings(BaseSettings):
 
     # -- retries of activities (vendor outages retry without an attempt limit) -----------------
     activity_retry_max_seconds: float = 300
+    activity_timeout_seconds: float = Field(default=120, description="start-to-close of one quote-to-cash step: "
+                                            "how soon a step lost with a crashed worker or server is retried")
 
     # -- waiting on others ---------------------------------------------------------------------
     contract_poll_interval_seconds: float = 3600

@@ -8,6 +8,8 @@
     python starter.py recheck q2c-hubspot-1234
     python starter.py find stripe:customer:cus_00000000000001
     python starter.py serve | events [--vendor V] [--outcome O] [--limit N] | replay-event <id>
+    python starter.py reconcile [--entity E] [--customer C] [--deal D] | exceptions
+    python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from temporalio.service import RPCError
 from canonical import Deal
 from connectors.errors import ConnectorError
 from ingress import cli as ingress_cli
+from orchestration import amendments_cli, ledger_cli
 from orchestration.connect import connect
 from orchestration.launch import start_quote_to_cash
 from settings import Settings
@@ -157,6 +160,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("find", help="find workflows by any ID, e.g. stripe:customer:cus_123")
     s.add_argument("key")
     ingress_cli.add_parsers(sub)
+    ledger_cli.add_parsers(sub)
+    amendments_cli.add_parsers(sub)
     return p
 
 
@@ -165,8 +170,12 @@ async def run(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     if args.command in ingress_cli.COMMANDS:  # no Temporal connection needed up front
         return await ingress_cli.COMMANDS[args.command](settings, args)
+    if args.command in ledger_cli.LOCAL_COMMANDS:
+        return await ledger_cli.LOCAL_COMMANDS[args.command](settings, args)
     client = await connect()
     commands = {
+        **ledger_cli.TEMPORAL_COMMANDS,
+        **amendments_cli.COMMANDS,
         "start-deal": cmd_start_deal,
         "approve": lambda c, s, a: cmd_decide(c, s, a, True),
         "reject": lambda c, s, a: cmd_decide(c, s, a, False),

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 
 import httpx
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.amendments import ContractAmendmentsActivities
+from activities.ledger import LedgerActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
+from activities.reconciliation import ReconciliationActivities
 from connectors import hubspot, ironclad, stripe, xero
 from connectors.errors import ConnectorError
 from connectors.hubspot import HubSpotCrm
@@ -25,14 +29,23 @@ from connectors.ironclad import IroncladClm
 from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
 from orchestration.connect import connect
+from orchestration.ledger_cli import ensure_reconciliation_schedule
 from settings import Settings
+from workflows.amendments import ContractAmendmentsWorkflow
+from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 
 log = logging.getLogger("revops.worker")
 
-WORKFLOWS: list[type] = [QuoteToCashWorkflow]
-WORKFLOWS.append(HubSpotDealPollWorkflow)  # the deal poll behind the hubspot-deal-poll schedule
+WORKFLOWS: list[type] = [
+    QuoteToCashWorkflow,
+    HubSpotDealPollWorkflow,  # the deal poll behind the hubspot-deal-poll schedule
+    ContractAmendmentsWorkflow,
+    AccountLedgerWorkflow,
+    ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
+]
 
 
 @dataclass
@@ -70,7 +83,12 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
     q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                 billing=connectors.billing, erp=connectors.erp)
     poll = DealPollActivities(settings=settings, crm=connectors.crm, clm=connectors.clm)
-    return [*q2c.all(), *poll.all()]
+    ledger = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing, erp=connectors.erp)
+    recon = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
+                                     erp=connectors.erp)
+    amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
+                                         billing=connectors.billing, erp=connectors.erp)
+    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None
@@ -94,6 +112,10 @@ async def main() -> None:
             await connectors.crm.ensure_properties()
         except ConnectorError as exc:  # the adapter also creates them lazily before its first write
             log.warning("could not prepare HubSpot properties now (%s); will retry on first write", exc)
+        try:
+            log.info("reconciliation schedule %s", await ensure_reconciliation_schedule(client, settings))
+        except RPCError as exc:  # a namespace without schedule rights still runs the flows
+            log.warning("could not create or update the reconciliation schedule: %s", exc.message)
         worker = build_worker(client, settings, connectors)
         log.info("worker on task queue %r, namespace %r", settings.task_queue, client.namespace)
         await worker.run()

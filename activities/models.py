@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, Field
 
-from canonical import Account, BillingSchedule, Contact, LegalEntity, Project
+from canonical import Account, BillingSchedule, Contact, ContractTerms, LegalEntity, Project
+from canonical.amendments import ProvisionedEntity, SubscriptionItemChange
 from canonical.policy import ApprovalPolicy
 from canonical.requests import ContractRequest, DealWriteBack
 
@@ -32,6 +35,7 @@ class FlowConfig(BaseModel):
     contract_max_wait_days: float
     activity_retry_max_seconds: float = 300
     temporal_ui_url: str = ""
+    activity_timeout_seconds: float = 120
 
 
 class DealRef(BaseModel):
@@ -96,4 +100,82 @@ class BillingRecordRef(BaseModel):
 
 class BillingScheduleInput(BaseModel):
     schedule: BillingSchedule
+    idempotency_key: str = Field(min_length=1)
+
+
+# -- amendment propagation -----------------------------------------------------------------------
+class AmendmentsConfig(BaseModel):
+    """Worker settings the amendments workflow needs, read once per run through an activity."""
+
+    entities: list[LegalEntity]
+    gap_timeout_seconds: float
+    continue_as_new_after: int
+    proration_behavior: str
+    activity_retry_max_seconds: float = 300
+
+
+class ContractContextRequest(BaseModel):
+    record_id: str
+    deal_id: str | None = None
+
+
+class ContractContext(BaseModel):
+    """What the amendments workflow needs at its first start: the contract as first signed, the deal,
+    and where quote-to-cash provisioned it (read back from the CRM write-backs)."""
+
+    record_id: str
+    deal_id: str
+    title: str = ""
+    counterparty: str = ""
+    signed_terms: ContractTerms
+    provisioned: list[ProvisionedEntity] = Field(default_factory=list)
+    budgets: dict[str, str] = Field(default_factory=dict, description="project code -> budget provisioned")
+    billing_ids: list[str] = Field(default_factory=list, description="billing IDs written back on the deal")
+
+
+class AmendmentRef(BaseModel):
+    record_id: str
+    sequence: int = Field(ge=1)
+
+
+class AmendmentsFetch(BaseModel):
+    """The amendments the CLM holds for a record (sequence, Ironclad ID), for gaps and unnumbered signals."""
+
+    record_id: str
+    amendments: list[tuple[int, str | None]] = Field(default_factory=list)
+
+
+class AmendmentPlanInput(BaseModel):
+    """Plan one amendment: the deal (for the entity split), terms before and after, and the targets."""
+
+    sequence: int
+    deal_id: str
+    before: ContractTerms
+    after: ContractTerms
+    entities: list[LegalEntity]
+    provisioned: list[ProvisionedEntity]
+    billing_ids: list[str] = Field(default_factory=list)
+
+
+class GuardedProjectInput(BaseModel):
+    """Update an ERP project whose budget is ERP-owned: refused when the ERP's budget is no longer the
+    value we last wrote (``expected_budget``), unless an operator said to overwrite (``force``)."""
+
+    tenant_id: str
+    project: Project
+    expected_budget: str | None = None
+    force: bool = False
+    keep_erp_budget: bool = False
+    idempotency_key: str = Field(min_length=1)
+
+
+class SubscriptionChangeInput(BaseModel):
+    change: SubscriptionItemChange
+    proration_behavior: str
+    idempotency_key: str = Field(min_length=1)
+
+
+class SubscriptionEndInput(BaseModel):
+    subscription_id: str
+    end_date: date | None
     idempotency_key: str = Field(min_length=1)

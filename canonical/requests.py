@@ -42,6 +42,11 @@ class DealWriteBack(BaseModel):
     contract_value: str | None = Field(default=None, description="decimal string in the deal currency")
     approval_status: str | None = None
     approval_note: str | None = None
+    forecast_amount: str | None = Field(default=None, description="revenue forecast: contract value as amended")
+    forecast_monthly_recurring: str | None = Field(default=None, description="recurring revenue per month")
+    forecast_end_date: str | None = Field(default=None, description="ISO date the forecast runs to")
+    amendment_sequence: str | None = Field(default=None, description="last amendment propagated")
+    amendment_status: str | None = Field(default=None, description="outcome of the last amendment")
 
     def properties(self) -> dict[str, str]:
         """Only the fields that are set."""

@@ -7,7 +7,7 @@ depend only on these. Every create takes an ``idempotency_key`` derived from the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from canonical import (
@@ -15,6 +15,7 @@ from canonical import (
     BillingSchedule,
     Contact,
     Contract,
+    ContractTerms,
     CreditNote,
     Deal,
     DomainEvent,
@@ -23,6 +24,9 @@ from canonical import (
     Project,
     TimeEntry,
 )
+from canonical.amendments import BillingRecord, SubscriptionItemChange
+from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
+from canonical.ledger import BillingCustomer
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
 
 
@@ -46,7 +50,15 @@ class CrmPort(Protocol):
         """Batch upsert by our unique external-reference property."""
         ...
 
+    async def list_companies(self, *, after: str | None = None, limit: int = 100) -> CompanyPage:
+        """One page of companies in the CRM's order (the backfill pages through them all)."""
+        ...
+
     async def write_account_figures(self, company_id: str, figures: list[AccountFigures]) -> None:
+        ...
+
+    async def write_deal_figures(self, deal_id: str, figures: list[AccountFigures]) -> None:
+        """The billing roll-ups of one deal's invoices, per currency, on the deal."""
         ...
 
 
@@ -67,6 +79,14 @@ class ClmPort(Protocol):
         ...
 
     async def cancel_contract(self, clm_workflow_id: str, *, reason: str) -> None:
+        ...
+
+    async def get_signed_terms(self, record_id: str) -> ContractTerms:
+        """The executed record's terms as first signed, before any amendment."""
+        ...
+
+    async def list_executed_records(self, *, deal_ids: list[str] | None = None) -> list[Contract]:
+        """Every executed contract (not amendments), optionally only those of some CRM deals."""
         ...
 
 
@@ -105,6 +125,30 @@ class BillingPort(Protocol):
     async def create_credit_note(self, credit_note: CreditNote, *, idempotency_key: str) -> CreditNote:
         ...
 
+    async def get_customer(self, customer_id: str) -> BillingCustomer:
+        """The customer as an account (``crm_id`` = the CRM company) and the legal entity it bills from."""
+        ...
+
+    async def billing_schedules_by_project(self) -> dict[str, list[str]]:
+        """Project code -> IDs of the live billing objects made for that project."""
+        ...
+
+    async def billing_records(self, customer_id: str, *, known_ids: list[str], project_code: str
+                              ) -> list[BillingRecord]:
+        """What billing holds for one engagement: subscription items and milestone invoices of the
+        customer, and the rate-card prices among ``known_ids`` made for ``project_code`` (amendments)."""
+        ...
+
+    async def change_subscription_item(self, change: SubscriptionItemChange, *, proration_behavior: str,
+                                       idempotency_key: str) -> BillingRecord:
+        """Set a subscription item's quantity and unit price (a new price when it changes), prorated."""
+        ...
+
+    async def set_subscription_end(self, subscription_id: str, end_date: date | None, *,
+                                   idempotency_key: str) -> None:
+        """Move (or clear) the date the subscription ends."""
+        ...
+
 
 @runtime_checkable
 class ErpPort(Protocol):
@@ -126,11 +170,29 @@ class ErpPort(Protocol):
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
         ...
 
+    async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
+        """Contacts carrying any of ``references`` (one request): reference -> contact ID."""
+        ...
+
+    async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
+                               idempotency_key: str) -> ErpBatchResult:
+        """Create contacts in one request (all or none); IDs in draft order."""
+        ...
+
     async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
         """Find the project by its code or create it with its tasks; returns it with ERP IDs."""
         ...
 
     async def close_project(self, tenant_id: str, project_id: str) -> None:
+        ...
+
+    async def get_project(self, tenant_id: str, project_id: str) -> Project:
+        """The project with its budget (estimate), deadline and tasks as the ERP holds them now."""
+        ...
+
+    async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
+        """Set name, budget and deadline; update tasks by name (rate, estimate) and add missing ones.
+        The caller guards ERP-owned fields (the budget) before calling."""
         ...
 
     async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
@@ -148,6 +210,18 @@ class ErpPort(Protocol):
 
     async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
                                idempotency_key: str) -> str:
+        ...
+
+    async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
+        """Void a posted invoice (already voided is success)."""
+        ...
+
+    async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
+        """Every receivable invoice of the tenant; ``billing_id`` is the billing invoice it references."""
+        ...
+
+    async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
+        """The tenant's projects (open ones unless ``include_closed``), with our project codes."""
         ...
 
 

@@ -58,21 +58,17 @@ from ingress.ledger import (
     record_delivery,
     settle_event,
 )
+from orchestration.amendments_cli import signal_amendment
 from orchestration.attributes import STAGE
 from orchestration.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
 from workflows.models import (
-    AMENDMENT_SIGNAL,
-    AMENDMENTS_WORKFLOW,
     LEDGER_SIGNAL,
     LEDGER_WORKFLOW,
     AccountLedgerInput,
-    AmendmentSignal,
-    ContractAmendmentsInput,
     ContractExecutedSignal,
     DealCorrection,
     Stage,
-    amendments_workflow_id,
     ledger_workflow_id,
 )
 
@@ -285,14 +281,9 @@ class EventRouter:
 
     async def _amendment(self, event: AmendmentExecuted) -> Routed:
         client = await self.clients.get()
-        handle = await client.start_workflow(
-            AMENDMENTS_WORKFLOW, ContractAmendmentsInput(record_id=event.clm_record_id),
-            id=amendments_workflow_id(event.clm_record_id), task_queue=self.settings.task_queue,
-            start_signal=AMENDMENT_SIGNAL,
-            start_signal_args=[AmendmentSignal(record_id=event.clm_record_id, sequence=event.sequence,
-                                               clm_amendment_id=event.clm_amendment_id,
-                                               source_event_id=event.source_event_id)],
-            static_summary=f"Amendments of Ironclad record {event.clm_record_id}")
+        handle = await signal_amendment(client, self.settings, event.clm_record_id, sequence=event.sequence,
+                                        clm_amendment_id=event.clm_amendment_id,
+                                        source_event_id=event.source_event_id, executed_at=event.occurred_at)
         outcome = Outcome.STARTED if was_started(handle) else Outcome.SIGNALLED
         return Routed(outcome, handle.id, f"amendment {event.sequence} executed")
 

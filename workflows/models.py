@@ -7,7 +7,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
-from canonical import Contract, Deal, Engagement, MissingField
+from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
+from canonical.amendments import ProvisionedEntity
+from canonical.ledger import CurrencyHistory, EntityTotals, Finding, LedgerInvoice
+from canonical.requests import AccountFigures
 
 
 class Stage(StrEnum):
@@ -39,6 +42,10 @@ class ExceptionKind(StrEnum):
     PROVISIONING_FAILED = "provisioning_failed"
     DEAL_NOT_FOUND = "deal_not_found"
     WRITE_BACK_FAILED = "write_back_failed"
+    AMENDMENT_GAP = "amendment_gap"
+    OWNERSHIP_CONFLICT = "ownership_conflict"
+    PROPAGATION_FAILED = "propagation_failed"
+    CONTRACT_NOT_PROVISIONED = "contract_not_provisioned"
 
 
 class QuoteToCashInput(BaseModel):
@@ -144,12 +151,61 @@ class QuoteToCashResult(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Amendment propagation (one workflow per contract: contract-ironclad-<recordId>)
 # ---------------------------------------------------------------------------------------------
+class AmendmentStage(StrEnum):
+    """The ``Stage`` search attribute of a contract's amendment propagation run."""
+
+    LOADING = "loading"
+    WAITING = "waiting"
+    AMENDMENT_GAP = "amendment_gap"
+    APPLYING = "applying"
+    AWAITING_APPROVAL = "awaiting_approval"
+    OWNERSHIP_CONFLICT = "ownership_conflict"
+    PROPAGATION_FAILED = "propagation_failed"
+    NOT_PROVISIONED = "not_provisioned"
+
+
+class AmendmentRecord(BaseModel):
+    """One amendment as this workflow handled it, with its propagation cycle time."""
+
+    sequence: int
+    clm_amendment_id: str | None = None
+    received_at: datetime | None = None
+    executed_at: datetime | None = Field(default=None, description="when the CLM executed it (signal), else "
+                                                                    "when the signal arrived")
+    applied_at: datetime | None = None
+    cycle_time_seconds: float | None = Field(default=None, description="executed -> last system updated")
+    outcome: str = Field(default="pending", description="pending, applied, rejected")
+    summary: str = ""
+    approval: ApprovalState | None = None
+    deliveries: int = 1
+
+
+class AmendmentsCarried(BaseModel):
+    """What one run hands to the next at continue-as-new: current terms, sequence and targets."""
+
+    deal_id: str
+    title: str = ""
+    counterparty: str = ""
+    terms: ContractTerms
+    next_sequence: int = 1
+    provisioned: list[ProvisionedEntity] = Field(default_factory=list)
+    budgets: dict[str, str] = Field(default_factory=dict, description="project code -> last budget we wrote")
+    billing_ids: list[str] = Field(default_factory=list, description="billing IDs of the contract (prices...)")
+    exception_kind: str = ""
+    pending: list[AmendmentRecord] = Field(default_factory=list, description="received, not yet applied")
+    history: list[AmendmentRecord] = Field(default_factory=list, description="the most recent applied ones")
+    business_keys: list[str] = Field(default_factory=list)
+    gap_since: datetime | None = None
+    duplicates_ignored: int = 0
+    runs: int = 1
+
+
 class ContractAmendmentsInput(BaseModel):
     """Start (or continue-as-new) input of ``ContractAmendmentsWorkflow``."""
 
     record_id: str = Field(min_length=1, description="the Ironclad record of the executed contract")
     deal_id: str | None = None
-    carried: dict[str, object] | None = Field(default=None, description="state carried across continue-as-new")
+    carried: AmendmentsCarried | None = Field(default=None, description="state carried across continue-as-new")
 
 
 class AmendmentSignal(BaseModel):
@@ -159,16 +215,133 @@ class AmendmentSignal(BaseModel):
     sequence: int | None = Field(default=None, description="None: read it from the CLM")
     clm_amendment_id: str | None = None
     source_event_id: str | None = None
+    executed_at: datetime | None = Field(default=None, description="when the CLM executed it (the webhook's "
+                                                                   "time); the signal's arrival if unknown")
+
+
+class GapResolution(BaseModel):
+    """The ``resolve_gap`` update: an operator asks the workflow to fetch missing amendments from the CLM."""
+
+    operator: str = Field(min_length=1)
+    note: str = ""
+
+
+class GapResolutionResult(BaseModel):
+    found: list[int] = Field(default_factory=list, description="sequences fetched from the CLM")
+    still_missing: list[int] = Field(default_factory=list)
+
+
+class ConflictResolution(BaseModel):
+    """The ``resolve_conflict`` update: keep the ERP's value (skip our write) or overwrite it with ours."""
+
+    operator: str = Field(min_length=1)
+    keep_erp_value: bool = True
+    note: str = ""
+
+
+class RetryRequest(BaseModel):
+    """The ``retry_propagation`` update: an operator fixed the cause; propagate the amendment again."""
+
+    operator: str = Field(min_length=1)
+
+
+class ContractAmendmentsStatus(BaseModel):
+    """The ``status`` query of a contract's amendment propagation."""
+
+    record_id: str
+    deal_id: str = ""
+    stage: AmendmentStage
+    exception_kind: ExceptionKind = ExceptionKind.NONE
+    waiting_for: str = ""
+    next_sequence: int = 1
+    pending_sequences: list[int] = Field(default_factory=list)
+    missing_sequences: list[int] = Field(default_factory=list)
+    terms: ContractTerms | None = None
+    provisioned: list[ProvisionedEntity] = Field(default_factory=list)
+    current: AmendmentRecord | None = None
+    history: list[AmendmentRecord] = Field(default_factory=list)
+    duplicates_ignored: int = 0
+    conflict: str = ""
+    failure: str = ""
+    business_keys: list[str] = Field(default_factory=list)
+    runs: int = 1
+    timeline: list[TimelineEntry] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
 # Invoice feedback (one workflow per billing customer: ledger-stripe-<customerId>)
 # ---------------------------------------------------------------------------------------------
+class LedgerCarried(BaseModel):
+    """The ledger's state handed from one run to the next at continue-as-new."""
+
+    crm_company_id: str | None = None
+    erp_contacts: dict[str, str] = Field(default_factory=dict, description="legal entity -> ERP contact ID")
+    invoices: list[LedgerInvoice] = Field(default_factory=list)
+    history: list[CurrencyHistory] = Field(default_factory=list)
+    seen_event_ids: list[str] = Field(default_factory=list, description="bounded, oldest first")
+    pending: list[EventEnvelope] = Field(default_factory=list, description="received, not yet applied")
+    events_applied: int = 0
+    runs: int = 1
+
+
 class AccountLedgerInput(BaseModel):
     """Start (or continue-as-new) input of ``AccountLedgerWorkflow``."""
 
     customer_id: str = Field(min_length=1)
-    carried: dict[str, object] | None = Field(default=None, description="state carried across continue-as-new")
+    carried: LedgerCarried | None = Field(default=None, description="state carried across continue-as-new")
+
+
+class LedgerStatusRequest(BaseModel):
+    include_settled: bool = False
+
+
+class LedgerStatus(BaseModel):
+    """The ledger's ``open_items`` query: open invoices and balances per currency."""
+
+    customer_id: str
+    crm_company_id: str | None = None
+    exception_kind: str = ""
+    open_items: list[LedgerInvoice] = Field(default_factory=list)
+    settled_items: list[LedgerInvoice] = Field(default_factory=list)
+    balances: list[AccountFigures] = Field(default_factory=list)
+    events_applied: int = 0
+    runs: int = 1
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class ReconciliationScope(BaseModel):
+    """What one reconciliation run looks at; empty lists mean everything. Operators narrow a run to some
+    customers, deals or entities (``starter.py reconcile --customer ... --deal ... --entity ...``);
+    findings are closed only by a later run of the same scope."""
+
+    legal_entities: list[str] = Field(default_factory=list)
+    customer_ids: list[str] = Field(default_factory=list, description="billing customers")
+    deal_ids: list[str] = Field(default_factory=list, description="CRM deals (contracts and projects)")
+
+    def key(self) -> str:
+        """A stable name of the scope ("all" when unrestricted)."""
+        parts = [f"{name}={','.join(sorted(values))}" for name, values in
+                 (("entity", self.legal_entities), ("customer", self.customer_ids), ("deal", self.deal_ids))
+                 if values]
+        return ";".join(parts) or "all"
+
+
+class ReconciliationInput(BaseModel):
+    scope: ReconciliationScope = Field(default_factory=ReconciliationScope)
+    trigger: str = Field(default="schedule", description="schedule, manual")
+
+
+class ReconciliationResult(BaseModel):
+    """The run's summary: open findings by kind, what opened and closed, per-entity totals."""
+
+    run_id: str
+    scope: str
+    counts: dict[str, int] = Field(default_factory=dict, description="open findings by kind")
+    opened: int = 0
+    closed: int = 0
+    still_open: int = 0
+    totals: list[EntityTotals] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list, description="every finding seen by this run")
 
 
 # The ledger's signal is ``billing_event`` carrying ``canonical.EventEnvelope``.
@@ -177,6 +350,7 @@ AMENDMENTS_WORKFLOW = "ContractAmendmentsWorkflow"
 AMENDMENT_SIGNAL = "amendment_executed"
 LEDGER_WORKFLOW = "AccountLedgerWorkflow"
 LEDGER_SIGNAL = "billing_event"
+RECONCILIATION_WORKFLOW = "ReconciliationWorkflow"
 
 
 def amendments_workflow_id(record_id: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from canonical import Account, Deal
+from canonical.backfill import CompanyPage
 from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertResult
 from connectors.errors import ConnectorError, NotFound, Rejected, Unavailable
 from connectors.http import build_client, parse_retry_after, send
@@ -310,6 +311,18 @@ class HubSpotCrm:
             raise Unavailable("batch upsert did not return every company", vendor=VENDOR)
         return UpsertResult(ids=[i for i in ids if i is not None], created=created, updated=updated)
 
+    async def list_companies(self, *, after: str | None = None, limit: int = 100) -> CompanyPage:
+        """``GET /crm/v3/objects/companies`` one page at a time (``limit`` at most 100, ``after`` cursor)."""
+        params: dict[str, Any] = {"limit": max(1, min(limit, 100)),
+                                  "properties": ",".join(mapping.COMPANY_PROPERTIES), "archived": "false"}
+        if after:
+            params["after"] = after
+        body = await self._call("GET", "/crm/v3/objects/companies", params=params)
+        results = self._shape(body, "results", "companies list")
+        next_after = (((body.get("paging") or {}).get("next")) or {}).get("after")
+        return CompanyPage(accounts=[mapping.account_from_hubspot(obj) for obj in results],
+                           next_after=str(next_after) if next_after else None)
+
     @staticmethod
     def _raise_batch_errors(body: Any, verb: str) -> None:
         errors = body.get("errors") if isinstance(body, dict) else None
@@ -334,9 +347,23 @@ class HubSpotCrm:
                           {"properties": properties}, specs)
 
 
+    async def write_deal_figures(self, deal_id: str, figures: list[AccountFigures]) -> None:
+        """The same billing roll-ups as the company's, for the invoices of one deal (``revops_*`` deal
+        properties per figure and currency, created on demand)."""
+        properties = mapping.figures_properties(figures)
+        if not properties:
+            return
+        await self._ensure_once()
+        specs = mapping.figure_definitions(properties)
+        async with self._lock:
+            await self._ensure("deals", specs)
+        await self._write("PATCH", f"/crm/v3/objects/deals/{deal_id}", "deals", {"properties": properties}, specs)
+
+
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
                   timeout: httpx.Timeout | float | None = None) -> HubSpotCrm:
     """The adapter for ``settings.hubspot_base_url`` with the private-app token."""
+    timeout = timeout if timeout is not None else settings.http_timeout_seconds
     client = build_client(base_url=settings.hubspot_base_url, transport=transport, timeout=timeout,
                           headers={"Authorization": f"Bearer {settings.hubspot_access_token}",
                                    "Accept": "application/json"})

@@ -90,6 +90,8 @@ REVOPS_PROPERTIES: dict[str, list[dict[str, Any]]] = {
         {"name": "revops_non_standard_terms", "label": "Non-standard terms (RevOps)", "type": "bool",
          "fieldType": "booleancheckbox", "options": _BOOL_OPTIONS},
         *[(_number(p, "Contract value (RevOps)") if f == "contract_value"
+           else _number(p, f.replace("_", " ").capitalize() + " (RevOps)")
+           if f in ("forecast_amount", "forecast_monthly_recurring")
            else _text(p, f.replace("_", " ").capitalize() + " (RevOps)",
                       textarea=f in ("revops_exception", "approval_note")))
           for f, p in WRITEBACK_PROPERTIES.items()],

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from canonical import Contract, ContractStatus
+from canonical import Contract, ContractStatus, ContractTerms
 from canonical.requests import ContractRequest
 from connectors.errors import Rejected, Unavailable
 from connectors.http import ClientCredentialsAuth, build_client, send
@@ -32,6 +32,7 @@ SCOPES = ("public.workflows.readWorkflows public.workflows.createWorkflows publi
           "public.records.readRecords")
 _ALL_STATUSES = ("active", "paused", "completed", "cancelled")
 _MAX_PAGES = 50
+_MAX_RECORD_PAGES = 1000  # a bound on the records listing: 100,000 contracts
 
 
 def error_message(response: httpx.Response) -> str:
@@ -127,6 +128,15 @@ class IroncladClm:
         except MappingError as exc:
             raise Rejected(f"record {record_id} cannot be read as a contract: {exc}", vendor=VENDOR) from exc
 
+    async def get_signed_terms(self, record_id: str) -> ContractTerms:
+        """The record's terms as first signed (before its amendments), from the properties' original values."""
+        record = await self._get_record(record_id)
+        amendments = [await self._get_record(str(ref)) for ref in record.get("amendments") or []]
+        try:
+            return mapping.signed_terms_from_record(record, amendments)
+        except MappingError as exc:
+            raise Rejected(f"record {record_id} cannot be read as contract terms: {exc}", vendor=VENDOR) from exc
+
     async def cancel_contract(self, clm_workflow_id: str, *, reason: str) -> None:
         """Cancel the workflow with ``reason`` as its comment; cancelling a cancelled one is a no-op."""
         try:
@@ -137,6 +147,34 @@ class IroncladClm:
             workflow = _json(await self._request("GET", f"/workflows/{clm_workflow_id}"))
             if workflow.get("status") != "cancelled":
                 raise
+
+    async def list_executed_records(self, *, deal_ids: list[str] | None = None) -> list[Contract]:
+        """Every executed contract record (amendment records left out), as contracts with their terms as
+        they stand; ``deal_ids`` keeps those of these CRM deals. A record whose terms cannot be read still
+        comes back (without terms) so reconciliation sees it."""
+        wanted = set(deal_ids) if deal_ids is not None else None
+        contracts: list[Contract] = []
+        size = 100  # the records list's largest page
+        for page in range(_MAX_RECORD_PAGES):
+            body = _json(await self._request("GET", "/records", params={"page": page, "pageSize": size}))
+            items = body.get("list") or []
+            for record in items:
+                props = mapping.property_values(record.get("properties") or {})
+                if record.get("parentId") or mapping.AMENDMENT_NUMBER in props:
+                    continue
+                deal_id = props.get("revopsDealId")
+                if wanted is not None and deal_id not in wanted:
+                    continue
+                try:
+                    contracts.append(mapping.contract_from_record(record, []))
+                except MappingError:
+                    contracts.append(Contract(clm_record_id=str(record["id"]), title=str(record.get("name") or ""),
+                                              counterparty=str(props.get("counterpartyName") or ""),
+                                              status=ContractStatus.EXECUTED,
+                                              deal_crm_id=str(deal_id) if deal_id else None))
+            if len(items) < size or (page + 1) * size >= int(body.get("count") or 0):
+                break
+        return contracts
 
     # -- beyond the port ----------------------------------------------------------------------
     async def webhook_verification_key(self) -> str:
@@ -169,6 +207,7 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
                   timeout: float | httpx.Timeout | None = None) -> IroncladClm:
     """The adapter for ``settings.ironclad_base_url`` with client-credentials auth."""
     base = settings.ironclad_base_url.rstrip("/")
+    timeout = timeout if timeout is not None else settings.http_timeout_seconds
     token_client = build_client(base_url=base, transport=transport, timeout=timeout)
     auth = ClientCredentialsAuth(token_url=f"{base}{TOKEN_PATH}", client_id=settings.ironclad_client_id,
                                  client_secret=settings.ironclad_client_secret, scope=SCOPES, vendor=VENDOR,

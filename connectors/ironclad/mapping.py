@@ -363,6 +363,18 @@ def contract_from_record(record: Mapping[str, Any], amendment_records: Sequence[
     )
 
 
+def signed_terms_from_record(record: Mapping[str, Any], amendment_records: Sequence[Mapping[str, Any]]
+                             ) -> ContractTerms:
+    """The record's terms as first signed, before any amendment: each amended property's
+    ``originalValue``, without the properties an amendment added."""
+    properties = record.get("properties") or {}
+    amended = {key for a in amendment_records for key in property_values(a.get("properties") or {})
+               if key in _TERM_PROPERTIES}
+    values = {k: v for k, v in property_values(properties, original=True).items()
+              if k not in amended or "originalValue" in (properties.get(k) or {})}
+    return terms_from_attributes(values)
+
+
 def _amendment_number(record: Mapping[str, Any]) -> int:
     number = property_values(record.get("properties") or {}).get(AMENDMENT_NUMBER)
     if not isinstance(number, int | Decimal) or int(number) < 1:

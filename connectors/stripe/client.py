@@ -28,12 +28,14 @@ How schedules land in Stripe (``create_schedule``):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice
+from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice, ScheduledCharge
+from canonical.amendments import BillingRecord, SubscriptionItemChange
+from canonical.ledger import BillingCustomer
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.stripe import mapping
@@ -276,6 +278,88 @@ class StripeBilling:
                                 idempotency_key=f"{key}:void:{invoice_id}")
         # paid or void: nothing left to undo here; a credit note is a business decision
 
+    # -- amendments --------------------------------------------------------------------------------
+    async def billing_records(self, customer_id: str, *, known_ids: list[str], project_code: str
+                              ) -> list[BillingRecord]:
+        """The customer's subscription items and milestone invoices made for ``project_code`` (their
+        ``revops_project`` metadata), and the rate-card prices among ``known_ids`` made for it."""
+        records: list[BillingRecord] = []
+        params: dict[str, Any] = {"customer": customer_id, "limit": 100}
+        for _ in range(MAX_PAGES):
+            page = await self._call("GET", "/v1/subscriptions", params=params)
+            data = page.get("data") or []
+            for sub in data:
+                if (sub.get("metadata") or {}).get("revops_project") not in (None, project_code):
+                    continue
+                for item in (sub.get("items") or {}).get("data") or []:
+                    if (record := mapping.subscription_item_record(sub, item)) is not None:
+                        records.append(record)
+            if not page.get("has_more") or not data:
+                break
+            params["starting_after"] = data[-1]["id"]
+        params = {"customer": customer_id, "limit": 100}
+        for _ in range(MAX_PAGES):
+            page = await self._call("GET", "/v1/invoices", params=params)
+            data = page.get("data") or []
+            for obj in data:
+                if (obj.get("metadata") or {}).get("revops_project") != project_code or obj.get("status") == "void":
+                    continue
+                if (record := mapping.milestone_invoice_record(obj)) is not None:
+                    records.append(record.model_copy(update={"customer_id": customer_id}))
+            if not page.get("has_more") or not data:
+                break
+            params["starting_after"] = data[-1]["id"]
+        for price_id in (i for i in known_ids if i.startswith("price_")):
+            price = await self._gone_ok("GET", f"/v1/prices/{price_id}")
+            if price is None or (price.get("metadata") or {}).get("revops_project") != project_code:
+                continue
+            if (record := mapping.rate_record(price)) is not None:
+                records.append(record)
+        return records
+
+    async def change_subscription_item(self, change: SubscriptionItemChange, *, proration_behavior: str,
+                                       idempotency_key: str) -> BillingRecord:
+        """``POST /v1/subscription_items/{id}`` with the quantity (and a new price when the unit amount
+        changes: same product and interval, the old price deactivated), prorated as ``proration_behavior``."""
+        item = await self._call("GET", f"/v1/subscription_items/{change.item_id}")
+        price = item["price"]
+        params: dict[str, Any] = {"proration_behavior": proration_behavior}
+        if change.quantity == 0:
+            unit, quantity = change.unit_amount.to_minor(), 0
+        else:
+            unit, quantity = mapping.unit_and_quantity(ScheduledCharge(
+                product_code=change.product_code, description=change.product_code, unit_amount=change.unit_amount,
+                quantity=change.quantity, interval=change.interval))
+        price_id = str(price["id"])
+        if quantity and unit != price.get("unit_amount"):
+            new_price = await self._call("POST", "/v1/prices", form={
+                "product": mapping._id(price.get("product")), "currency": price["currency"], "unit_amount": unit,
+                "recurring": {"interval": price["recurring"]["interval"],
+                              "interval_count": price["recurring"].get("interval_count") or 1},
+                "nickname": price.get("nickname"),
+                "metadata": mapping.clean_metadata(price.get("metadata") or {}),
+            }, idempotency_key=f"{idempotency_key}:price")
+            price_id = str(new_price["id"])
+        # the price is always sent, so a retry after the item moved sends the very same parameters
+        params.update(price=price_id, quantity=quantity)
+        updated = await self._call("POST", f"/v1/subscription_items/{change.item_id}", form=params,
+                                   idempotency_key=f"{idempotency_key}:item")
+        for retired in {change.old_price_id, str(price["id"])} - {price_id, None}:
+            await self._gone_ok("POST", f"/v1/prices/{retired}", form={"active": False},
+                                idempotency_key=f"{idempotency_key}:deactivate:{retired}")
+        sub = {"id": change.subscription_id, "customer": None, "status": ""}
+        record = mapping.subscription_item_record(sub, updated)
+        if record is None:
+            raise Rejected(f"subscription item {change.item_id} has no product code", vendor=VENDOR)
+        return record
+
+    async def set_subscription_end(self, subscription_id: str, end_date: date | None, *,
+                                   idempotency_key: str) -> None:
+        """``cancel_at`` = midnight of ``end_date`` (empty clears it)."""
+        await self._call("POST", f"/v1/subscriptions/{subscription_id}",
+                         form={"cancel_at": unix_midnight(end_date) if end_date else ""},
+                         idempotency_key=idempotency_key)
+
     # -- invoices ----------------------------------------------------------------------------------
     async def get_invoice(self, invoice_id: str) -> Invoice:
         return mapping.invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
@@ -313,6 +397,47 @@ class StripeBilling:
         return mapping.invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
                                                 idempotency_key=idempotency_key))
 
+    # -- reading customers and schedules (invoice feedback, reconciliation) -------------------------
+    async def get_customer(self, customer_id: str) -> BillingCustomer:
+        """The customer as an account (``crm_id`` from metadata ``crm_company_id``) and its legal entity."""
+        obj = await self._call("GET", f"/v1/customers/{customer_id}")
+        if obj.get("deleted"):
+            raise NotFound(f"customer {customer_id} is deleted", vendor=VENDOR, status=404)
+        return BillingCustomer(customer_id=customer_id, account=mapping.customer(obj),
+                               legal_entity=mapping.customer_legal_entity(obj))
+
+    async def _list_all(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        params = {"limit": self.page_size, **params}
+        for _ in range(MAX_PAGES):
+            page = await self._call("GET", path, params=params)
+            data = page.get("data") or []
+            for obj in data:
+                yield obj
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+        raise ConnectorError(f"more than {MAX_PAGES} pages of {path}", vendor=VENDOR)
+
+    async def billing_schedules_by_project(self) -> dict[str, list[str]]:
+        """Project code -> IDs of the live billing objects made for it (metadata ``revops_project``):
+        subscriptions not canceled, invoices not voided, active prices (time and materials)."""
+        found: dict[str, list[str]] = {}
+
+        def note(obj: Mapping[str, Any]) -> None:
+            code = (obj.get("metadata") or {}).get(mapping.PROJECT_KEY)
+            if code:
+                found.setdefault(str(code), []).append(str(obj["id"]))
+
+        async for obj in self._list_all("/v1/subscriptions", {"status": "all"}):
+            if obj.get("status") not in ("canceled", "incomplete_expired"):
+                note(obj)
+        async for obj in self._list_all("/v1/invoices", {}):
+            if obj.get("status") not in ("void",) and not obj.get("deleted"):
+                note(obj)
+        async for obj in self._list_all("/v1/prices", {"active": "true"}):
+            note(obj)
+        return found
+
     # -- credit notes ------------------------------------------------------------------------------
     async def create_credit_note(self, credit_note: CreditNote, *, idempotency_key: str) -> CreditNote:
         """Issue a credit note for an amount of an open or paid invoice."""
@@ -324,6 +449,7 @@ class StripeBilling:
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
                   timeout: httpx.Timeout | float | None = None) -> StripeBilling:
     """A ``StripeBilling`` on ``settings.stripe_base_url`` with the secret key and pinned API version."""
+    timeout = timeout if timeout is not None else settings.http_timeout_seconds
     client = build_client(
         base_url=settings.stripe_base_url,
         headers={"Authorization": f"Bearer {settings.stripe_api_key}", "Stripe-Version": API_VERSION},

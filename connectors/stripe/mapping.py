@@ -8,8 +8,8 @@ Amounts on the wire are integer minor units in lower-case currencies; canonical 
 * subscriptions and one-off invoices: the schedule's own metadata plus ``revops_schedule_kind``
   (and ``revops_bill_on``/``revops_milestone`` on milestone invoices). An invoice's
   ``crm_deal_id`` is read from ``revops_deal_id`` (or ``crm_deal_id``), its ``legal_entity`` from
-  ``legal_entity``, looking at the invoice's metadata and then its subscription's
-  (``subscription_details.metadata``).
+  ``legal_entity`` (or ``revops_legal_entity``, which quote-to-cash schedules set), looking at the
+  invoice's metadata and then its subscription's (``subscription_details.metadata``).
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ from canonical import (
     ScheduledCharge,
     TaxLine,
 )
+from canonical.amendments import BillingRecord, BillingRecordKind
 
 REF_KEY = "revops_ref"
 PRODUCT_KEY = "revops_product_code"
 DEAL_KEYS = ("revops_deal_id", "crm_deal_id")
 ENTITY_KEY = "legal_entity"
+#: where an invoice's legal entity may be: our customers' key, then the one quote-to-cash schedules set
+ENTITY_KEYS = (ENTITY_KEY, "revops_legal_entity")
+PROJECT_KEY = "revops_project"
 CREDIT_NOTE_REASONS = frozenset({"duplicate", "fraudulent", "order_change", "product_unsatisfactory"})
 
 #: canonical interval -> Stripe ``recurring`` (a quarter is three months)
@@ -178,7 +182,7 @@ def invoice(obj: Mapping[str, Any]) -> Invoice:
         total=money(obj.get("total"), currency), amount_paid=money(obj.get("amount_paid"), currency),
         amount_due=money(obj.get("amount_remaining"), currency),
         crm_deal_id=next((metadata[k] for k in DEAL_KEYS if metadata.get(k)), None),
-        legal_entity=metadata.get(ENTITY_KEY), metadata=metadata,
+        legal_entity=next((metadata[k] for k in ENTITY_KEYS if metadata.get(k)), None), metadata=metadata,
     )
 
 
@@ -208,8 +212,67 @@ def credit_note(obj: Mapping[str, Any]) -> CreditNote:
     )
 
 
+def interval_of(recurring: Mapping[str, Any] | None) -> BillingInterval | None:
+    """Stripe ``recurring`` back to the canonical interval (``None`` for one-time prices)."""
+    if not recurring:
+        return None
+    wanted = {"interval": recurring.get("interval"), "interval_count": int(recurring.get("interval_count") or 1)}
+    return next((i for i, r in RECURRING.items() if r == wanted), None)
+
+
+def subscription_item_record(sub: Mapping[str, Any], item: Mapping[str, Any]) -> BillingRecord | None:
+    """A subscription item as a billing record keyed by its product code (``None`` if it has none)."""
+    price = item.get("price") if isinstance(item.get("price"), Mapping) else {}
+    code = (item.get("metadata") or {}).get(PRODUCT_KEY) or ((price or {}).get("metadata") or {}).get(PRODUCT_KEY)
+    if not code or not price:
+        return None
+    currency = str(price["currency"]).upper()
+    return BillingRecord(kind=BillingRecordKind.SUBSCRIPTION_ITEM, billing_id=str(item["id"]), product_code=code,
+                         customer_id=_id(sub.get("customer")), subscription_id=str(sub["id"]),
+                         price_id=str(price["id"]), product_id=_id(price.get("product")),
+                         unit_amount=money(price.get("unit_amount"), currency),
+                         quantity=Decimal(int(item.get("quantity") or 0)),
+                         interval=interval_of(price.get("recurring")), status=str(sub.get("status") or ""))
+
+
+def milestone_invoice_record(obj: Mapping[str, Any]) -> BillingRecord | None:
+    """A one-off (milestone or fixed-fee) invoice as a billing record keyed by ``revops_milestone``."""
+    code = (obj.get("metadata") or {}).get("revops_milestone")
+    if not code:
+        return None
+    currency = str(obj["currency"]).upper()
+    return BillingRecord(kind=BillingRecordKind.MILESTONE_INVOICE, billing_id=str(obj["id"]), product_code=code,
+                         customer_id=_id(obj.get("customer")), unit_amount=money(obj.get("total"), currency),
+                         quantity=Decimal(1), status=str(obj.get("status") or ""))
+
+
+def rate_record(price: Mapping[str, Any]) -> BillingRecord | None:
+    """A one-time rate-card price as a billing record keyed by its product code."""
+    code = (price.get("metadata") or {}).get(PRODUCT_KEY)
+    if not code or price.get("recurring"):
+        return None
+    currency = str(price["currency"]).upper()
+    return BillingRecord(kind=BillingRecordKind.RATE, billing_id=str(price["id"]), product_code=code,
+                         price_id=str(price["id"]), product_id=_id(price.get("product")),
+                         unit_amount=money(price.get("unit_amount"), currency),
+                         status="active" if price.get("active") else "inactive")
+
+
 def address(obj: Mapping[str, Any] | None) -> Address | None:
     if not obj:
         return None
     return Address(line1=obj.get("line1"), line2=obj.get("line2"), city=obj.get("city"), region=obj.get("state"),
                    postal_code=obj.get("postal_code"), country=obj.get("country"))
+
+
+def customer(obj: Mapping[str, Any]) -> Account:
+    """A Stripe customer as a canonical account: ``crm_id`` from metadata ``crm_company_id``."""
+    metadata = obj.get("metadata") or {}
+    found = address(obj.get("address"))
+    return Account(crm_id=metadata.get("crm_company_id") or None, name=str(obj.get("name") or obj["id"]),
+                   country=found.country if found else None, address=found, billing_customer_id=str(obj["id"]))
+
+
+def customer_legal_entity(obj: Mapping[str, Any]) -> str | None:
+    """The legal entity a customer was created for (metadata ``legal_entity``)."""
+    return (obj.get("metadata") or {}).get(ENTITY_KEY) or None

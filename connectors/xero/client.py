@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
+from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.ownership import drop_foreign_fields
 from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
@@ -194,6 +195,33 @@ class XeroErp:
         return mapping.account_from_xero(doc, account)
 
     @_shape_safe
+    async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
+        """One ``GET Contacts`` with ``ContactNumber=="a" OR ContactNumber=="b" ...`` (archived included)."""
+        if not references:
+            return {}
+        where = " OR ".join(f"ContactNumber=={mapping.where_string(r)}" for r in references)
+        found = await self._call("GET", self._acc("/Contacts"), tenant_id=tenant_id,
+                                 params={"where": where, "includeArchived": "true", "page": 1})
+        wanted = set(references)
+        return {str(doc["ContactNumber"]): str(doc["ContactID"]) for doc in found.get("Contacts") or []
+                if doc.get("ContactNumber") in wanted}
+
+    @_shape_safe
+    async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
+                               idempotency_key: str) -> ErpBatchResult:
+        """One ``PUT Contacts`` with many elements (Xero saves all or none by default)."""
+        if not drafts:
+            return ErpBatchResult()
+        body = [mapping.contact_to_xero(mapping.account_fields(d.account), reference=d.reference) for d in drafts]
+        created = await self._call("PUT", self._acc("/Contacts"), tenant_id=tenant_id, body={"Contacts": body},
+                                   idempotency_key=idempotency_key)
+        by_ref = {str(doc.get("ContactNumber")): str(doc["ContactID"]) for doc in created["Contacts"]}
+        lost = [d.reference for d in drafts if d.reference not in by_ref]
+        if lost:
+            raise ConnectorError(f"Xero did not return contacts {lost[:3]}", vendor=VENDOR)
+        return ErpBatchResult(contact_ids=[by_ref[d.reference] for d in drafts], created=len(drafts))
+
+    @_shape_safe
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
         """Archive the contact (Xero never deletes contacts). Archiving twice is harmless."""
         await self._call("POST", self._acc(f"/Contacts/{contact_id}"), tenant_id=tenant_id,
@@ -248,6 +276,44 @@ class XeroErp:
                          body={"status": "CLOSED"})
 
     @_shape_safe
+    async def get_project(self, tenant_id: str, project_id: str) -> Project:
+        """The project with its estimate (our budget), deadline and tasks as Xero holds them now."""
+        doc = await self._call("GET", self._proj(f"/Projects/{project_id}"), tenant_id=tenant_id)
+        tasks = await self._paged_items(self._proj(f"/Projects/{project_id}/Tasks"), tenant_id, {})
+        return mapping.project_from_xero(doc, tasks, tenant_id=tenant_id)
+
+    @_shape_safe
+    async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
+        """``PUT /Projects/{id}`` with the estimate and deadline (the name stays as Xero has it), then each
+        task by name: ``PUT .../Tasks/{taskId}`` when its rate, charge type or estimate differs, ``POST``
+        when missing. Tasks no longer wanted are left alone (time may be booked on them)."""
+        if not project.erp_id:
+            raise Rejected(f"project {project.code} has no Xero project ID", vendor=VENDOR)
+        held_doc = await self._call("GET", self._proj(f"/Projects/{project.erp_id}"), tenant_id=tenant_id)
+        current = mapping.project_from_xero(
+            held_doc, await self._paged_items(self._proj(f"/Projects/{project.erp_id}/Tasks"), tenant_id, {}),
+            tenant_id=tenant_id)
+        body: dict[str, Any] = {"name": held_doc["name"], "estimateAmount": project.budget.amount}
+        if project.deadline is not None:
+            body["deadlineUtc"] = mapping.utc_midnight(project.deadline)
+        if current.budget.amount != project.budget.amount or current.deadline != project.deadline:
+            await self._call("PUT", self._proj(f"/Projects/{project.erp_id}"), tenant_id=tenant_id, body=body,
+                             idempotency_key=mapping.sub_key(idempotency_key, "project"))
+        held = {t.name: t for t in current.tasks}
+        for task in project.tasks:
+            step = hashlib.sha256(task.name.encode()).hexdigest()[:16]
+            existing = held.get(task.name)
+            if existing is None:
+                await self._call("POST", self._proj(f"/Projects/{project.erp_id}/Tasks"), tenant_id=tenant_id,
+                                 body=mapping.task_to_xero(task),
+                                 idempotency_key=mapping.sub_key(idempotency_key, f"task:{step}"))
+            elif mapping.task_differs(task, existing):
+                await self._call("PUT", self._proj(f"/Projects/{project.erp_id}/Tasks/{existing.erp_id}"),
+                                 tenant_id=tenant_id, body=mapping.task_to_xero(task),
+                                 idempotency_key=mapping.sub_key(idempotency_key, f"task-update:{step}"))
+        return await self.get_project(tenant_id, project.erp_id)
+
+    @_shape_safe
     async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
                              idempotency_key: str) -> TimeEntry:
         """Time entries carry no reference to look up, so the ``Idempotency-Key`` alone dedupes them."""
@@ -257,8 +323,9 @@ class XeroErp:
 
     # -- receivables -----------------------------------------------------------------------------
     async def _invoice_by_reference(self, tenant_id: str, billing_id: str) -> dict[str, Any] | None:
+        # A voided document no longer stands for the billing invoice: a corrected one may be posted after it.
         return await self._first(tenant_id, "Invoices", f'Type=="ACCREC" AND Reference=='
-                                 f'{mapping.where_string(billing_id)} AND Status!="DELETED"')
+                                 f'{mapping.where_string(billing_id)} AND Status!="DELETED" AND Status!="VOIDED"')
 
     @_shape_safe
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
@@ -317,6 +384,26 @@ class XeroErp:
         return credit_note_id
 
     @_shape_safe
+    async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
+        """Void an AUTHORISED invoice (the billing invoice was voided). Already voided is success; one
+        with payments or credit allocated is refused by Xero (``Rejected``)."""
+        body = await self._call("GET", self._acc(f"/Invoices/{erp_invoice_id}"), tenant_id=tenant_id)
+        current = (body.get("Invoices") or [{}])[0]
+        if current.get("Status") in ("VOIDED", "DELETED"):
+            return
+        status = "DELETED" if current.get("Status") in ("DRAFT", "SUBMITTED") else "VOIDED"
+        await self._call("POST", self._acc(f"/Invoices/{erp_invoice_id}"), tenant_id=tenant_id,
+                         body={"Invoices": [{"InvoiceID": erp_invoice_id, "Status": status}]},
+                         idempotency_key=idempotency_key)
+
+    @_shape_safe
+    async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
+        """The tenant's projects; ``code`` is the ``[code]`` prefix of the name ("" when it has none)."""
+        params = {} if include_closed else {"states": "INPROGRESS"}
+        return [mapping.project_from_xero(doc, [], tenant_id=tenant_id)
+                for doc in await self._paged_items(self._proj("/Projects"), tenant_id, params)]
+
+    @_shape_safe
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
         """Every ACCREC invoice of the tenant (modified since a moment, if given), page by page."""
         headers = {}
@@ -342,6 +429,7 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
     """The adapter for ``settings`` (``xero_base_url`` serves both APIs; ``accounting_url`` and
     ``projects_url`` override one, e.g. to route through a validating proxy)."""
     base = settings.xero_base_url.rstrip("/")
+    timeout = timeout if timeout is not None else settings.http_timeout_seconds
     token_client = build_client(base_url=base, transport=transport)
     auth = XeroTokenAuth(token_url=settings.xero_token_endpoint, client_id=settings.xero_client_id,
                          client_secret=settings.xero_client_secret, vendor=VENDOR, token_client=token_client)

@@ -208,6 +208,36 @@ def task_charge_type(value: str) -> TaskChargeType:
     return TaskChargeType(value.lower())
 
 
+def task_from_xero(doc: dict[str, Any]) -> ProjectTask:
+    rate = doc.get("rate") or {}
+    return ProjectTask(erp_id=str(doc["taskId"]), name=str(doc["name"]),
+                       charge_type=task_charge_type(str(doc["chargeType"])),
+                       rate=Money(amount=Decimal(str(rate.get("value") or 0)), currency=str(rate["currency"])),
+                       estimate_minutes=doc.get("estimateMinutes"))
+
+
+def project_from_xero(doc: dict[str, Any], tasks: list[dict[str, Any]], *, tenant_id: str) -> Project:
+    """A Projects API project (``[code] name``) with its tasks as a canonical project; its budget is
+    the project's ``estimate`` (zero when none was set)."""
+    name = str(doc["name"])
+    code, _, rest = name.partition("] ")
+    currency = str(doc.get("currencyCode") or (doc.get("estimate") or {}).get("currency"))
+    estimate = (doc.get("estimate") or {}).get("value")
+    deadline = doc.get("deadlineUtc")
+    return Project(erp_id=str(doc["projectId"]), code=code[1:] if name.startswith("[") and rest else name,
+                   name=rest if name.startswith("[") and rest else name, erp_contact_id=str(doc.get("contactId") or ""),
+                   erp_tenant_id=tenant_id, budget=Money(amount=Decimal(str(estimate or 0)), currency=currency),
+                   deadline=parse_date(deadline) if deadline else None,
+                   tasks=[task_from_xero(t) for t in tasks])
+
+
+def task_differs(wanted: ProjectTask, held: ProjectTask) -> bool:
+    """A task update is needed when the rate, charge type or estimate differs (name is the key)."""
+    return (wanted.rate.amount, wanted.charge_type, wanted.estimate_minutes) != (
+        held.rate.amount, held.charge_type,
+        held.estimate_minutes if wanted.estimate_minutes is not None else None)
+
+
 def time_entry_to_xero(entry: TimeEntry) -> dict[str, Any]:
     body: dict[str, Any] = {"userId": entry.user_id, "taskId": entry.task_erp_id,
                             "dateUtc": utc_midnight(entry.date), "duration": entry.minutes}

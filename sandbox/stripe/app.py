@@ -628,6 +628,95 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             return sub
         return await mutate(request, handler)
 
+    # -- subscription items (amendments change quantity and price, with prorations) ----------------
+    def item_and_subscription(item_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        subs = store.list("subscription", where=lambda s: any(i["id"] == item_id for i in s["items"]["data"]))
+        if not subs:
+            raise missing("subscription_item", item_id)
+        sub = subs[0]
+        return next(i for i in sub["items"]["data"] if i["id"] == item_id), sub
+
+    def prorate(sub: dict[str, Any], item: dict[str, Any], old: tuple[dict[str, Any], int], behavior: str,
+                request: Request) -> None:
+        """Stripe's prorations: credit the unused time of the old price and quantity, charge the rest of the
+        period at the new ones, as pending invoice items (``always_invoice`` invoices them at once).
+        Nothing is prorated while trialing (nothing was billed) or when the amount does not change."""
+        old_price, old_quantity = old
+        old_amount = old_price["unit_amount"] * old_quantity
+        new_amount = item["price"]["unit_amount"] * item["quantity"]
+        if behavior == "none" or sub["status"] != "active" or old_amount == new_amount:
+            return
+        ts, (start, end) = now(), (sub["current_period_start"], sub["current_period_end"])
+        fraction = max(0.0, min(1.0, (end - ts) / (end - start))) if end > start else 0.0
+        customer = emu.get("customer", sub["customer"])
+        invoice = None
+        if behavior == "always_invoice":
+            invoice = invoice_object(new_id("in_", store), customer, currency_code=sub["currency"],
+                                     collection_method=sub["collection_method"],
+                                     due_date=ts + 86400 * int(sub["days_until_due"] or 30), auto_advance=True,
+                                     metadata={}, description=None, billing_reason="subscription_update",
+                                     subscription=sub, period=(ts, end))
+        for label, price, quantity, amount in (
+                ("Unused time on", old_price, old_quantity, -round(old_amount * fraction)),
+                ("Remaining time on", item["price"], item["quantity"], round(new_amount * fraction))):
+            if amount == 0:
+                continue
+            product = store.get("product", price["product"]) or {"name": price["product"]}
+            pending = {
+                "id": new_id("ii_", store), "object": "invoiceitem", "amount": amount, "currency": sub["currency"],
+                "customer": sub["customer"], "date": ts, "description": f"{label} {quantity} × {product['name']}",
+                "discountable": False, "discounts": [], "invoice": invoice["id"] if invoice else None,
+                "livemode": False, "metadata": {}, "period": {"start": ts, "end": end}, "price": price,
+                "proration": True, "quantity": quantity, "subscription": sub["id"],
+                "subscription_item": item["id"], "tax_rates": [], "test_clock": None,
+                "unit_amount": amount, "unit_amount_decimal": str(amount),
+            }
+            emu.save(pending)
+            if invoice is not None:
+                line = line_from_item(pending)
+                line.update(proration=True, subscription=sub["id"], subscription_item=item["id"])
+                invoice["lines"]["data"].append(line)
+        if invoice is not None:
+            recalculate(invoice)
+            emu.save(invoice)
+            emu.emit("invoice.created", invoice, request)
+            emu.finalize(invoice, request)
+
+    @router.get("/v1/subscription_items/{item_id}")
+    async def get_subscription_item(item_id: str) -> dict[str, Any]:
+        return item_and_subscription(item_id)[0]
+
+    @router.post("/v1/subscription_items/{item_id}")
+    async def update_subscription_item(request: Request, item_id: str) -> Response:
+        def handler(data: dict[str, Any]) -> dict[str, Any]:
+            p = Params(data, {"billing_thresholds", "metadata", "off_session", "payment_behavior", "price",
+                              "price_data", "proration_behavior", "proration_date", "quantity", "tax_rates"})
+            item, sub = item_and_subscription(item_id)
+            if sub["status"] == "canceled":
+                raise bad("A canceled subscription can only update its cancellation_details and metadata.")
+            behavior = p.enum("proration_behavior", ("always_invoice", "create_prorations", "none"),
+                              default="create_prorations") or "create_prorations"
+            old = (item["price"], item["quantity"])
+            if price_id := p.str("price"):
+                price = emu.get("price", price_id, "price")
+                if price["recurring"] is None:
+                    raise bad(f"The price specified ({price_id}) is a one-time price. Subscriptions only accept "
+                              "recurring prices.", "price")
+                if not price["active"]:
+                    raise bad("The price specified is inactive. This field only accepts active prices.", "price")
+                if price["currency"] != sub["currency"] or price["recurring"] != item["price"]["recurring"]:
+                    raise bad("The price must have the same currency and recurring interval as the subscription.",
+                              "price")
+                item["price"] = price
+            if "quantity" in p:
+                item["quantity"] = p.int("quantity", minimum=0)
+            item["metadata"] = merge_metadata(item["metadata"], p.metadata(), p.raw("metadata"))
+            prorate(sub, item, old, behavior, request)
+            emu.save(sub)
+            emu.emit("customer.subscription.updated", sub, request)
+            return item
+        return await mutate(request, handler)
+
     @router.delete("/v1/subscriptions/{sub_id}")
     async def cancel_subscription(request: Request, sub_id: str) -> dict[str, Any]:
         Params(await form(request), {"cancellation_details", "invoice_now", "prorate"})

@@ -153,6 +153,8 @@ class Accounting:
         failed = False
         reported: list[dict[str, Any]] = []
         batch_names: dict[str, str] = {}
+        # the tenant's contacts are read once per request, not once per element (a backfill writes batches)
+        stored = self.store.list("contact", tenant=tenant)
         for element in elements:
             target_id = contact_id or element.get("ContactID")
             existing = self.store.get("contact", str(target_id).lower(), tenant=tenant) if target_id else None
@@ -161,7 +163,7 @@ class Accounting:
                 failed = True
                 continue
             doc = self._merge_contact(existing, element)
-            errors = self._contact_errors(tenant, doc, batch_names)
+            errors = self._contact_errors(tenant, doc, batch_names, stored=stored)
             if errors:
                 failed = True
                 reported.append(_with_errors(element, errors))
@@ -203,8 +205,10 @@ class Accounting:
         _touch(doc)
         return doc
 
-    def _contact_errors(self, tenant: str, doc: dict[str, Any], batch_names: dict[str, str]) -> list[str]:
+    def _contact_errors(self, tenant: str, doc: dict[str, Any], batch_names: dict[str, str], *,
+                        stored: list[dict[str, Any]] | None = None) -> list[str]:
         errors: list[str] = []
+        contacts = stored if stored is not None else self.store.list("contact", tenant=tenant)
         name = str(doc.get("Name") or "").strip()
         if not name:
             errors.append("The contact name must be specified.")
@@ -225,18 +229,15 @@ class Accounting:
                 errors.append("Payment terms day must be a whole number between 0 and 365.")
         if name and doc.get("ContactStatus") == "ACTIVE":
             clash = batch_names.get(name.lower())
-            others = self.store.list(
-                "contact", tenant=tenant,
-                where=lambda d: d["ContactID"] != doc["ContactID"] and d.get("ContactStatus") == "ACTIVE"
-                and str(d.get("Name", "")).strip().lower() == name.lower())
+            others = [d for d in contacts
+                      if d["ContactID"] != doc["ContactID"] and d.get("ContactStatus") == "ACTIVE"
+                      and str(d.get("Name", "")).strip().lower() == name.lower()]
             if others or (clash and clash != doc["ContactID"]):
                 errors.append(f"The contact name {name} is already assigned to another contact. "
                               "The contact name must be unique across all active contacts.")
         number = doc.get("ContactNumber")
         if number:
-            same = self.store.list(
-                "contact", tenant=tenant,
-                where=lambda d: d["ContactID"] != doc["ContactID"] and d.get("ContactNumber") == number)
+            same = [d for d in contacts if d["ContactID"] != doc["ContactID"] and d.get("ContactNumber") == number]
             if same:
                 errors.append("Another contact has this contact number. Please enter a unique contact number.")
         return errors
@@ -266,6 +267,39 @@ class Accounting:
 
     async def create_invoices(self, call: Call) -> Response:
         return self._create_documents(call, "Invoices", "invoice")
+
+    async def update_invoice_status(self, call: Call, invoice_id: str) -> Response:
+        """``POST /Invoices/{InvoiceID}`` changing ``Status``: an AUTHORISED invoice with nothing paid or
+        credited may be VOIDED, a DRAFT or SUBMITTED one DELETED (Xero's rules; other edits not emulated)."""
+        invoice = self.find_invoice(call.tenant, invoice_id)
+        if invoice is None:
+            return wire.not_found()
+        elements = _elements(call.body, "Invoices")
+        if not elements:
+            return wire.accounting_error(14, "PostDataInvalidException", "No Invoices were found in the request.")
+        element = elements[0]
+        status = element.get("Status")
+        errors: list[str] = []
+        if status == "VOIDED":
+            if invoice["Status"] == "VOIDED":
+                return wire.json_response(wire.envelope("Invoices", [invoice]))
+            if invoice["Status"] != "AUTHORISED":
+                errors.append("Invoice not of valid status for modification")
+            elif Decimal(invoice["AmountPaid"]) != 0 or Decimal(invoice.get("AmountCredited") or 0) != 0:
+                errors.append("This document cannot be edited as it has a payment or credit note allocated to it.")
+        elif status == "DELETED":
+            if invoice["Status"] not in ("DRAFT", "SUBMITTED"):
+                errors.append("Invoice not of valid status for modification")
+        else:
+            errors.append("Only a change of Status to VOIDED or DELETED is supported.")
+        if errors:
+            return wire.validation_exception([_with_errors(element, errors)])
+        invoice["Status"] = status
+        invoice["AmountDue"] = _money(Decimal(0))
+        _touch(invoice)
+        self.store.put("invoice", invoice["InvoiceID"], invoice, tenant=call.tenant)
+        self.state.emit(call.request, call.tenant, "INVOICE", "UPDATE", invoice["InvoiceID"])
+        return wire.json_response(wire.envelope("Invoices", [invoice]))
 
     async def list_credit_notes(self, call: Call) -> Response:
         return self._listing(call, "credit_note", "CreditNotes")
@@ -659,6 +693,10 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
     @app.get(f"{PREFIX}/Invoices/{{ref}}")
     async def get_invoice(request: Request, ref: str) -> Response:
         return await state.run(request, lambda call: api.get_invoice(call, ref))
+
+    @app.post(f"{PREFIX}/Invoices/{{invoice_id}}")
+    async def post_invoice(request: Request, invoice_id: str) -> Response:
+        return await state.run(request, lambda call: api.update_invoice_status(call, invoice_id))
 
     @app.get(f"{PREFIX}/Payments")
     async def get_payments(request: Request) -> Response:

@@ -234,6 +234,58 @@ class Projects:
         self.store.put("task", task["taskId"], task, tenant=call.tenant)
         return wire.json_response(wire.render(self._task_view(call.tenant, task)), 201)
 
+    def _task(self, call: Call, project_id: str, task_id: str) -> dict[str, Any] | None:
+        task = self.store.get("task", task_id.lower(), tenant=call.tenant)
+        return task if task is not None and task["projectId"] == project_id.lower() else None
+
+    async def get_task(self, call: Call, project_id: str, task_id: str) -> Response:
+        if self._project(call, project_id) is None:
+            return wire.projects_error("Project not found.", status=404)
+        task = self._task(call, project_id, task_id)
+        if task is None:
+            return wire.projects_error("Task not found.", status=404)
+        return wire.json_response(wire.render(self._task_view(call.tenant, task)))
+
+    async def update_task(self, call: Call, project_id: str, task_id: str) -> Response:
+        """``PUT .../Tasks/{taskId}`` (TaskCreateOrUpdate: name, rate and chargeType required); 204."""
+        project = self._project(call, project_id)
+        if project is None:
+            return wire.projects_error("Project not found.", status=404)
+        task = self._task(call, project_id, task_id)
+        if task is None:
+            return wire.projects_error("Task not found.", status=404)
+        body = call.body if isinstance(call.body, dict) else {}
+        errors: dict[str, list[str]] = {}
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors["name"] = ["The name field is required."]
+        elif len(name) > 100:
+            errors["name"] = ["The name must be 100 characters or fewer."]
+        if body.get("chargeType") not in CHARGE_TYPES:
+            errors["chargeType"] = ["The chargeType must be TIME, FIXED or NON_CHARGEABLE."]
+        rate = body.get("rate")
+        value = Decimal(0)
+        if not isinstance(rate, dict) or rate.get("value") is None:
+            errors["rate"] = ["The rate field is required."]
+        else:
+            try:
+                value = Decimal(str(rate["value"]))
+            except InvalidOperation:
+                errors["rate"] = ["The rate value must be a number."]
+        estimate = body.get("estimateMinutes")
+        if estimate is not None and (not isinstance(estimate, int) or isinstance(estimate, bool) or estimate < 0):
+            errors["estimateMinutes"] = ["The estimateMinutes must be a whole number of minutes."]
+        booked = self.store.list("time_entry", tenant=call.tenant, where=lambda e: e["taskId"] == task["taskId"])
+        if booked and body.get("chargeType") != task["chargeType"]:
+            errors["chargeType"] = ["The charge type of a task with time entries cannot change."]
+        if errors:
+            return wire.projects_error("The request is invalid.", errors)
+        task.update(name=name, rate=_amount(project["currencyCode"], value), chargeType=body["chargeType"])
+        if estimate is not None:
+            task["estimateMinutes"] = estimate
+        self.store.put("task", task["taskId"], task, tenant=call.tenant)
+        return Response(status_code=204)
+
     # -- time entries ----------------------------------------------------------------------------
     async def list_time(self, call: Call, project_id: str) -> Response:
         if self._project(call, project_id) is None:
@@ -322,6 +374,14 @@ def register(app: FastAPI, state: XeroState) -> Projects:
     @app.post(f"{PREFIX}/Projects/{{project_id}}/Tasks")
     async def post_task(request: Request, project_id: str) -> Response:
         return await run(request, lambda call: api.create_task(call, project_id))
+
+    @app.get(f"{PREFIX}/Projects/{{project_id}}/Tasks/{{task_id}}")
+    async def get_task(request: Request, project_id: str, task_id: str) -> Response:
+        return await run(request, lambda call: api.get_task(call, project_id, task_id))
+
+    @app.put(f"{PREFIX}/Projects/{{project_id}}/Tasks/{{task_id}}")
+    async def put_task(request: Request, project_id: str, task_id: str) -> Response:
+        return await run(request, lambda call: api.update_task(call, project_id, task_id))
 
     @app.get(f"{PREFIX}/Projects/{{project_id}}/Time")
     async def get_time(request: Request, project_id: str) -> Response:

@@ -1,0 +1,161 @@
+"""``starter.py`` commands of amendment propagation, and the one signal-with-start used by CLI and ingress.
+
+    python starter.py amend <recordId> --sequence 2 [--amendment-id <ironcladId>] [--deal <dealId>]
+    python starter.py amendments <recordId> [--json]
+    python starter.py resolve-gap <recordId> --operator NAME
+    python starter.py resolve-conflict <recordId> --operator NAME (--keep-erp | --overwrite) [--note TEXT]
+    python starter.py retry-amendment <recordId> --operator NAME
+    (finance decides with the existing ``approve|reject contract-ironclad-<recordId> --approver NAME``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from settings import Settings
+from workflows.amendments import ContractAmendmentsWorkflow
+from workflows.models import (
+    AMENDMENT_SIGNAL,
+    AmendmentSignal,
+    ConflictResolution,
+    ContractAmendmentsInput,
+    ContractAmendmentsStatus,
+    GapResolution,
+    GapResolutionResult,
+    RetryRequest,
+    amendments_workflow_id,
+)
+
+
+async def signal_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
+                           clm_amendment_id: str | None = None, source_event_id: str | None = None,
+                           executed_at: datetime | None = None, deal_id: str | None = None) -> WorkflowHandle:
+    """Signal-with-start the contract's amendments workflow (``contract-ironclad-<recordId>``): started
+    on the first amendment, signalled on every later one; the workflow sorts out order and duplicates."""
+    signal = AmendmentSignal(record_id=record_id, sequence=sequence, clm_amendment_id=clm_amendment_id,
+                             source_event_id=source_event_id, executed_at=executed_at)
+    workflow_id = amendments_workflow_id(record_id)
+    return await client.start_workflow(
+        ContractAmendmentsWorkflow.run, ContractAmendmentsInput(record_id=record_id, deal_id=deal_id),
+        id=workflow_id, task_queue=settings.task_queue, start_signal=AMENDMENT_SIGNAL, start_signal_args=[signal],
+        static_summary=f"Amendments of Ironclad contract {record_id}" + (f" (deal {deal_id})" if deal_id else ""),
+        static_details=f"Propagates the amendments of Ironclad record `{record_id}` to Xero, Stripe and HubSpot, "
+                       "in sequence. Current state: see the run's details.",
+    )
+
+
+def _handle(client: Client, record_id: str) -> WorkflowHandle:
+    workflow_id = record_id if record_id.startswith("contract-ironclad-") else amendments_workflow_id(record_id)
+    return client.get_workflow_handle_for(ContractAmendmentsWorkflow.run, workflow_id)
+
+
+async def cmd_amend(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    handle = await signal_amendment(client, settings, args.record_id, sequence=args.sequence,
+                                    clm_amendment_id=args.amendment_id, deal_id=args.deal,
+                                    source_event_id=f"cli-{args.record_id}-{args.sequence}")
+    print(f"amendment {args.sequence if args.sequence is not None else '(from Ironclad)'} sent to {handle.id}: "
+          f"{settings.temporal_ui_url}/namespaces/{client.namespace}/workflows/{handle.id}")
+    return 0
+
+
+async def cmd_amendments(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    status: ContractAmendmentsStatus = await _handle(client, args.record_id).query(ContractAmendmentsWorkflow.status)
+    if args.json:
+        print(status.model_dump_json(indent=2))
+        return 0
+    print(f"contract {status.record_id} (deal {status.deal_id or '-'}): {status.stage.value}"
+          + (f" [{status.exception_kind.value}]" if status.exception_kind.value else ""))
+    print(f"  next amendment: {status.next_sequence}; received: {status.pending_sequences or '-'}; "
+          f"missing: {status.missing_sequences or '-'}; duplicates ignored: {status.duplicates_ignored}")
+    if status.waiting_for:
+        print(f"  waiting for: {status.waiting_for}")
+    for record in status.history:
+        cycle = f"{record.cycle_time_seconds:.1f}s" if record.cycle_time_seconds is not None else "-"
+        print(f"  amendment {record.sequence}: {record.outcome}, cycle time {cycle}; {record.summary}")
+    for text in (status.conflict, status.failure):
+        if text:
+            print(f"  {text}")
+    return 0
+
+
+async def _update(call: Callable[[], Awaitable[Any]]) -> Any | None:
+    try:
+        return await call()
+    except WorkflowUpdateFailedError as exc:
+        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
+    except RPCError as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+    return None
+
+
+async def cmd_resolve_gap(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    handle = _handle(client, args.record_id)
+    result: GapResolutionResult | None = await _update(lambda: handle.execute_update(
+        ContractAmendmentsWorkflow.resolve_gap, GapResolution(operator=args.operator, note=args.note)))
+    if result is None:
+        return 1
+    print(f"found {result.found or 'nothing'} in Ironclad" + (f"; still missing {result.still_missing}"
+                                                            if result.still_missing else ""))
+    return 0 if not result.still_missing else 3
+
+
+async def cmd_resolve_conflict(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    handle = _handle(client, args.record_id)
+    choice = ConflictResolution(operator=args.operator, keep_erp_value=not args.overwrite, note=args.note)
+    done = await _update(lambda: handle.execute_update(ContractAmendmentsWorkflow.resolve_conflict, choice))
+    if done is None:
+        return 1
+    print("keeping the ERP's value" if choice.keep_erp_value else "overwriting the ERP's value")
+    return 0
+
+
+async def cmd_retry_amendment(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    handle = _handle(client, args.record_id)
+    done = await _update(lambda: handle.execute_update(ContractAmendmentsWorkflow.retry_propagation,
+                                                       RetryRequest(operator=args.operator)))
+    if done is None:
+        return 1
+    print("retrying")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {
+    "amend": cmd_amend,
+    "amendments": cmd_amendments,
+    "resolve-gap": cmd_resolve_gap,
+    "resolve-conflict": cmd_resolve_conflict,
+    "retry-amendment": cmd_retry_amendment,
+}
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the amendment commands to ``starter.py``'s sub-parsers."""
+    s = sub.add_parser("amend", help="deliver an executed Ironclad amendment (signal-with-start)")
+    s.add_argument("record_id", help="the Ironclad record of the contract")
+    s.add_argument("--sequence", type=int, default=None, help="amendment number (omit: read from Ironclad)")
+    s.add_argument("--amendment-id", default=None, help="the amendment's Ironclad record ID")
+    s.add_argument("--deal", default=None, help="the HubSpot deal (default: the record's revopsDealId)")
+    s = sub.add_parser("amendments", help="where a contract's amendment propagation stands")
+    s.add_argument("record_id")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("resolve-gap", help="fetch missing amendments from Ironclad")
+    s.add_argument("record_id")
+    s.add_argument("--operator", required=True)
+    s.add_argument("--note", default="")
+    s = sub.add_parser("resolve-conflict", help="decide an ERP ownership conflict of an amendment")
+    s.add_argument("record_id")
+    s.add_argument("--operator", required=True)
+    group = s.add_mutually_exclusive_group(required=True)
+    group.add_argument("--keep-erp", action="store_true", help="keep the ERP's value, skip our write")
+    group.add_argument("--overwrite", action="store_true", help="overwrite the ERP's value with the amendment's")
+    s.add_argument("--note", default="")
+    s = sub.add_parser("retry-amendment", help="retry a failed amendment propagation")
+    s.add_argument("record_id")
+    s.add_argument("--operator", required=True)

@@ -1,0 +1,48 @@
+"""IroncladClm.list_executed_records against the Ironclad emulator: executed contracts (not their
+amendments), narrowed to some CRM deals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest_asyncio
+
+from canonical import Account, BillingModel, Contact, ContractTerms, Money
+from canonical.requests import ContractRequest
+from connectors.ironclad import IroncladClm, from_settings
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+
+
+@pytest_asyncio.fixture
+async def clm(settings: Settings, ironclad_sandbox: SandboxHandle) -> AsyncIterator[IroncladClm]:
+    adapter = from_settings(settings)
+    yield adapter
+    await adapter.aclose()
+
+
+async def test_ironclad_list_executed_records_by_deal_without_amendments(
+        clm: IroncladClm, settings: Settings, ironclad_sandbox: SandboxHandle) -> None:
+    deal_id, unsigned_deal = f"D-{uuid.uuid4().hex[:8]}", f"D-{uuid.uuid4().hex[:8]}"
+    records = []
+    for deal in (deal_id, unsigned_deal):
+        request = ContractRequest(
+            deal_crm_id=deal, title=f"Order form {deal}", template_id=settings.ironclad_template_id,
+            legal_entity="US01", counterparty=Account(name="Epsilon"), signer=Contact(email="s@example.com"),
+            terms=ContractTerms(start_date=datetime.now(UTC).date(), total_value=Money.of("100.00", "USD"),
+                                billing_model=BillingModel.FIXED_FEE, fixed_fee=Money.of("100.00", "USD")))
+        contract = await clm.launch_contract(request, idempotency_key=f"k-{uuid.uuid4()}")
+        if deal == deal_id:
+            signed = ironclad_sandbox.post_control(f"workflows/{contract.clm_workflow_id}/sign").json()
+            records.append(signed["recordId"])
+    ironclad_sandbox.post_control(f"records/{records[0]}/amendments",
+                                  {"sequence": 1, "properties": {"contractValue": {"currency": "USD", "amount": 150}}})
+
+    found = await clm.list_executed_records(deal_ids=[deal_id, unsigned_deal])
+
+    assert [c.clm_record_id for c in found] == records
+    assert found[0].deal_crm_id == deal_id and found[0].terms is not None
+    everything = await clm.list_executed_records()
+    assert records[0] in {c.clm_record_id for c in everything}

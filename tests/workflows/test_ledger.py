@@ -1,0 +1,311 @@
+"""Invoice feedback end to end: Stripe emulator events -> AccountLedgerWorkflow on the real dev server ->
+Xero receivables and HubSpot figures in the emulators."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from activities.ledger import LedgerActivities
+from canonical import CreditNote, Invoice, InvoicePaid, Money
+from orchestration.connect import data_converter
+from settings import Settings
+from tests.helpers.deals import deal_properties
+from tests.helpers.ledger import (
+    BillingAccount,
+    billing_account,
+    canonical,
+    company_properties,
+    draft_invoices,
+    fail_payment,
+    finalize,
+    pay,
+    signal,
+    stripe_events,
+)
+from tests.helpers.servers import SandboxHandle
+from tests.helpers.waiting import eventually
+from worker import Connectors, open_connectors
+from workflows.ledger import AccountLedgerWorkflow
+from workflows.models import LedgerStatus, LedgerStatusRequest
+from workflows.reconciliation import ReconciliationWorkflow
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
+
+
+@dataclass
+class LedgerRig:
+    client: Client
+    settings: Settings
+    connectors: Connectors
+    sandboxes: dict[str, SandboxHandle]
+
+    @property
+    def stripe(self) -> SandboxHandle:
+        return self.sandboxes["stripe"]
+
+    @property
+    def hubspot(self) -> SandboxHandle:
+        return self.sandboxes["hubspot"]
+
+    async def account(self) -> BillingAccount:
+        return await billing_account(self.connectors.billing, self.hubspot)
+
+    async def invoices(self, account: BillingAccount, amounts: list[str], **kwargs: Any) -> list[str]:
+        return await draft_invoices(self.connectors.billing, account, amounts, **kwargs)
+
+    async def finalize(self, account: BillingAccount, invoice_id: str) -> WorkflowHandle:
+        raw = await finalize(self.connectors.billing, self.stripe, invoice_id)
+        return await signal(self.client, self.settings, account.customer_id, canonical(self.settings, raw[-1]))
+
+    async def pay(self, account: BillingAccount, invoice_id: str, minor: int | None = None) -> WorkflowHandle:
+        events = [e for raw in pay(self.stripe, invoice_id, minor) for e in canonical(self.settings, raw)]
+        return await signal(self.client, self.settings, account.customer_id, events)
+
+    async def erp_invoice(self, invoice_id: str) -> Invoice | None:
+        found = [i for i in await self.connectors.erp.list_invoices(US01_TENANT) if i.billing_id == invoice_id]
+        return found[0] if found else None
+
+    def erp_count(self, kind: str, reference: str) -> int:
+        return len(self.sandboxes["xero"].store.list(kind, tenant=US01_TENANT,
+                                                      where=lambda d: d.get("Reference") == reference))
+
+
+@asynccontextmanager
+async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, SandboxHandle]
+                     ) -> AsyncIterator[LedgerRig]:
+    """The ledger's worker (workflow and activities with the real connectors) on the test's task queue."""
+    async with open_connectors(settings) as connectors:
+        activities = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing,
+                                      erp=connectors.erp)
+        async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
+                          activities=activities.all()):
+            yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
+
+
+@pytest_asyncio.fixture
+async def rig(client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+              ) -> AsyncIterator[LedgerRig]:
+    async with ledger_rig(client, flow_settings, sandboxes) as value:
+        yield value
+
+
+async def until(handle: WorkflowHandle, check: Any, what: str, timeout: float = 30) -> LedgerStatus:
+    return await eventually(lambda: _settled_status(handle), check, timeout=timeout, what=what)
+
+
+async def _settled_status(handle: WorkflowHandle) -> LedgerStatus:
+    return await handle.query(AccountLedgerWorkflow.open_items, LedgerStatusRequest(include_settled=True))
+
+
+def figure(props: dict[str, Any], name: str, currency: str = "usd") -> Decimal:
+    value = props.get(f"revops_{name}_{currency}")
+    return Decimal(str(value)) if value not in (None, "") else Decimal(-1)
+
+
+async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """Record a main path's history for the replay test (when missing, or asked to with REVOPS_SAVE_HISTORIES)."""
+    path = HISTORIES / f"ledger_{name}.json"
+    if path.exists() and not os.environ.get("REVOPS_SAVE_HISTORIES"):
+        return
+    history = await handle.fetch_history()
+    path.write_text(history.to_json())
+
+
+# ---------------------------------------------------------------------------------------------------
+async def test_ledger_posts_finalized_invoice_to_xero_and_writes_crm_figures(rig: LedgerRig) -> None:
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["1250.00"])
+
+    handle = await rig.finalize(account, invoice_id)
+
+    status = await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "invoice posted")
+    [item] = status.open_items
+    assert item.invoice_id == invoice_id and item.legal_entity == "US01" and item.deal_id == account.deal_id
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.total == Money.of("1250.00", "USD") and erp.currency == "USD"
+    assert erp.metadata["erp_invoice_id"] == item.erp_invoice_id and erp.status.value == "open"
+    contact = await rig.connectors.erp.find_customer(US01_TENANT, f"hubspot-company-{account.company_id}-US01")
+    assert contact is not None and erp.customer_id == contact.erp_contact_id
+    company = await eventually(lambda: _props(rig, account.company_id), lambda p: "revops_billed_usd" in p,
+                               what="company figures")
+    assert figure(company, "billed") == Decimal("1250.00") and figure(company, "outstanding") == Decimal("1250.00")
+    assert figure(company, "paid") == 0 and figure(company, "overdue") == 0
+    deal = await eventually(lambda: _deal(rig, account.deal_id), lambda p: "revops_billed_usd" in p,
+                            what="deal figures")
+    assert Decimal(deal["revops_billed_usd"]) == Decimal("1250.00")
+    await save_history(handle, "finalized")
+
+
+async def _props(rig: LedgerRig, company_id: str) -> dict[str, Any]:
+    return company_properties(rig.hubspot, company_id)
+
+
+async def _deal(rig: LedgerRig, deal_id: str) -> dict[str, Any]:
+    return deal_properties(rig.hubspot, deal_id)
+
+
+async def test_ledger_partial_payment_then_the_rest_settles_the_invoice(rig: LedgerRig) -> None:
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["1000.00"])
+    handle = await rig.finalize(account, invoice_id)
+
+    await rig.pay(account, invoice_id, 40000)
+    status = await until(handle, lambda s: s.open_items and s.open_items[0].paid == Decimal("400.00"),
+                         "partial payment applied")
+    assert status.open_items[0].outstanding == Decimal("600.00")
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.amount_paid.amount == Decimal("400.00") and erp.status.value == "open"
+
+    await rig.pay(account, invoice_id)
+    status = await until(handle, lambda s: not s.open_items, "invoice settled")
+    [settled] = status.settled_items
+    assert settled.paid == Decimal("1000.00") and len(settled.payment_ids) == 2
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.status.value == "paid" and erp.amount_due.is_zero()
+    company = await eventually(lambda: _props(rig, account.company_id),
+                               lambda p: figure(p, "paid") == Decimal("1000.00"), what="paid figure")
+    assert figure(company, "outstanding") == 0 and company.get("revops_last_payment_date")
+    await save_history(handle, "partial_payments")
+
+
+async def test_ledger_failed_payment_then_success(rig: LedgerRig) -> None:
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["300.00"])
+    handle = await rig.finalize(account, invoice_id)
+    failed = [e for raw in fail_payment(rig.stripe, invoice_id) for e in canonical(rig.settings, raw)]
+    await signal(rig.client, rig.settings, account.customer_id, failed)
+
+    status = await until(handle, lambda s: s.exception_kind == "payment_failed", "payment failure visible")
+    assert status.open_items[0].payment_failures == 1 and status.open_items[0].outstanding == Decimal("300.00")
+
+    await rig.pay(account, invoice_id)
+    status = await until(handle, lambda s: not s.open_items, "paid after the failure")
+    assert status.exception_kind == ""
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.status.value == "paid"
+
+
+async def test_ledger_credit_note_after_payment(rig: LedgerRig) -> None:
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["800.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await rig.pay(account, invoice_id)
+    await until(handle, lambda s: not s.open_items, "paid")
+
+    note = await rig.connectors.billing.create_credit_note(
+        CreditNote(billing_id="", invoice_billing_id=invoice_id, amount=Money.of("200.00", "USD"),
+                   reason="order_change"), idempotency_key=f"test-{uuid.uuid4()}")
+    [raw] = stripe_events(rig.stripe, note.billing_id, "credit_note.created")
+    await signal(rig.client, rig.settings, account.customer_id, canonical(rig.settings, raw))
+
+    status = await until(handle, lambda s: s.settled_items and s.settled_items[0].credited == Decimal("200.00"),
+                         "credit note applied")
+    assert status.settled_items[0].credit_note_ids == [note.billing_id]
+    assert rig.erp_count("credit_note", note.billing_id) == 1
+    company = await eventually(lambda: _props(rig, account.company_id),
+                               lambda p: figure(p, "credited") == Decimal("200.00"), what="credited figure")
+    assert figure(company, "paid") == Decimal("800.00") and figure(company, "outstanding") == 0
+    await save_history(handle, "credit_note")
+
+
+async def test_ledger_out_of_order_and_duplicate_events_post_once(rig: LedgerRig) -> None:
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["450.00"])
+    await finalize(rig.connectors.billing, rig.stripe, invoice_id)
+    finalized = canonical(rig.settings, stripe_events(rig.stripe, invoice_id, "invoice.finalized")[-1])
+    paid = [e for raw in pay(rig.stripe, invoice_id) for e in canonical(rig.settings, raw)]
+    assert [type(e) for e in paid] == [InvoicePaid]
+
+    # paid arrives before finalized, and every event twice
+    handle = await signal(rig.client, rig.settings, account.customer_id, [*paid, *paid, *finalized, *finalized, *paid])
+
+    status = await until(handle, lambda s: s.events_applied >= 2 and not s.open_items, "applied")
+    [item] = status.settled_items
+    assert item.paid == Decimal("450.00") and len(item.payment_ids) == 1 and item.number
+    assert status.events_applied == 2, "duplicates are dropped before they are applied"
+    assert rig.erp_count("invoice", invoice_id) == 1
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.amount_paid.amount == Decimal("450.00") and erp.status.value == "paid"
+    company = await eventually(lambda: _props(rig, account.company_id),
+                               lambda p: figure(p, "paid") == Decimal("450.00"), what="figures")
+    assert figure(company, "billed") == Decimal("450.00") and figure(company, "outstanding") == 0
+    await save_history(handle, "out_of_order")
+
+
+async def test_ledger_month_of_invoices_across_continue_as_new(
+        client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]) -> None:
+    settings = flow_settings.model_copy(update={"ledger_continue_after_events": 7})
+    async with ledger_rig(client, settings, sandboxes) as rig:
+        account = await rig.account()
+        amounts = [f"{100 + day}.00" for day in range(30)]
+        invoice_ids = await rig.invoices(account, amounts)
+        handle = None
+        for index, invoice_id in enumerate(invoice_ids):
+            handle = await rig.finalize(account, invoice_id)
+            if index % 3 != 2:  # two in three get paid
+                handle = await rig.pay(account, invoice_id)
+        assert handle is not None
+        paid = sum(Decimal(a) for i, a in enumerate(amounts) if i % 3 != 2)
+        status = await until(handle, lambda s: s.events_applied >= 50, "all events applied", timeout=120)
+        assert status.runs >= 7, f"continued as new every 7 events, got {status.runs} runs"
+        assert len(status.open_items) == 10
+        [usd] = status.balances
+        assert Decimal(usd.billed) == sum(Decimal(a) for a in amounts) and Decimal(usd.paid) == paid
+        assert Decimal(usd.outstanding) == sum(Decimal(a) for i, a in enumerate(amounts) if i % 3 == 2)
+        assert sum(rig.erp_count("invoice", i) for i in invoice_ids) == 30
+        company = await eventually(lambda: _props(rig, account.company_id),
+                                   lambda p: figure(p, "paid") == paid, what="figures", timeout=60)
+        assert figure(company, "billed") == Decimal(usd.billed)
+        described = await handle.describe()
+        assert described.run_id != handle.first_execution_run_id
+
+
+# -- due dates on the time-skipping server ---------------------------------------------------------
+async def test_ledger_overdue_then_paid(time_skipping_env: WorkflowEnvironment, flow_settings: Settings,
+                                        sandboxes: dict[str, SandboxHandle]) -> None:
+    async with ledger_rig(time_skipping_env.client, flow_settings, sandboxes) as rig:
+        account = await rig.account()
+        [invoice_id] = await rig.invoices(account, ["700.00"], days_until_due=14)
+        handle = await rig.finalize(account, invoice_id)
+        await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+
+        await time_skipping_env.sleep(timedelta(days=16))
+
+        status = await until(handle, lambda s: s.exception_kind == "invoice_overdue", "overdue")
+        assert status.open_items[0].overdue
+        company = await eventually(lambda: _props(rig, account.company_id),
+                                   lambda p: figure(p, "overdue") == Decimal("700.00"), what="overdue figure")
+        assert figure(company, "outstanding") == Decimal("700.00")
+
+        await rig.pay(account, invoice_id)
+        status = await until(handle, lambda s: not s.open_items, "paid")
+        assert status.exception_kind == "" and not status.settled_items[0].overdue
+        company = await eventually(lambda: _props(rig, account.company_id),
+                                   lambda p: figure(p, "overdue") == 0, what="overdue cleared")
+        assert figure(company, "paid") == Decimal("700.00")
+        await save_history(handle, "overdue")
+
+
+# -- replay ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("ledger_*.json")), ids=lambda p: p.stem)
+async def test_ledger_replays_saved_histories(path: Path) -> None:
+    from temporalio.client import WorkflowHistory
+
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[AccountLedgerWorkflow, ReconciliationWorkflow], data_converter=data_converter())
+    await replayer.replay_workflow(history)

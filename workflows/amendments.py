@@ -1,0 +1,666 @@
+"""Amendment propagation: one long-running workflow per executed contract (``contract-ironclad-<recordId>``).
+
+Amendments arrive by signal-with-start (ingress, ``starter.py amend``) and are applied strictly in
+sequence: a duplicate is ignored, an early one waits for its predecessors, and a predecessor missing
+longer than ``amendment_gap_timeout_seconds`` becomes a visible ``amendment_gap`` that an operator resolves
+with the ``resolve_gap`` update (the workflow fetches the missing amendments from Ironclad).
+
+Each amendment is planned against the current executed terms (``canonical.amendments.plan_amendment``)
+and propagated: Xero project budget and tasks (the budget is ERP-owned: a value changed in Xero since we
+last wrote it stops as ``ownership_conflict`` for ``resolve_conflict``), Stripe subscription items with
+proration, milestone invoices and rate-card prices, then the HubSpot deal's contract value and forecast.
+A value or rate decrease, or a change to a billed milestone, waits for finance on ``decide_approval``
+(the quote-to-cash contract). Every write's idempotency key is ``<workflowId>:a<sequence>:<step>``, stable
+across retries, replays and continue-as-new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.amendments import ContractAmendmentsActivities
+    from activities.models import (
+        AmendmentPlanInput,
+        AmendmentRef,
+        AmendmentsConfig,
+        BillingScheduleInput,
+        ContractContextRequest,
+        FlowConfigRequest,
+        GuardedProjectInput,
+        SubscriptionChangeInput,
+        SubscriptionEndInput,
+        WriteBackInput,
+    )
+    from activities.quote_to_cash import QuoteToCashActivities
+    from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
+    from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
+    from canonical.requests import DealWriteBack
+    from orchestration.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.models import (
+        AMENDMENT_SIGNAL,
+        AMENDMENTS_WORKFLOW,
+        AmendmentRecord,
+        AmendmentsCarried,
+        AmendmentSignal,
+        AmendmentStage,
+        ApprovalDecision,
+        ApprovalOutcome,
+        ApprovalState,
+        ConflictResolution,
+        ContractAmendmentsInput,
+        ContractAmendmentsStatus,
+        ExceptionKind,
+        GapResolution,
+        GapResolutionResult,
+        RetryRequest,
+        TimelineEntry,
+    )
+
+A = ContractAmendmentsActivities
+Q = QuoteToCashActivities
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(minutes=5))
+STEP_TIMEOUT = timedelta(minutes=2)
+APPROVAL_REMINDER = timedelta(days=2)
+HISTORY_KEPT = 20
+TIMELINE_KEPT = 50
+
+
+@workflow.defn(name=AMENDMENTS_WORKFLOW)
+class ContractAmendmentsWorkflow:
+    """One run chain per Ironclad contract record, applying its amendments in sequence."""
+
+    def __init__(self) -> None:
+        self._record_id = ""
+        self._deal_id = ""
+        self._title = ""
+        self._stage = AmendmentStage.LOADING
+        self._exception = ExceptionKind.NONE
+        self._waiting_for = ""
+        self._failure = ""
+        self._conflict = ""
+        self._config: AmendmentsConfig | None = None
+        self._terms: ContractTerms | None = None
+        self._next = 1
+        self._provisioned: list[ProvisionedEntity] = []
+        self._budgets: dict[str, str] = {}
+        self._billing_ids: list[str] = []
+        self._inbox: list[tuple[AmendmentSignal, datetime]] = []
+        self._refresh = False
+        self._pending: dict[int, AmendmentRecord] = {}
+        self._history: list[AmendmentRecord] = []
+        self._current: AmendmentRecord | None = None
+        self._approval: ApprovalState | None = None
+        self._conflict_choice: ConflictResolution | None = None
+        self._retry: RetryRequest | None = None
+        self._gap_since: datetime | None = None
+        self._duplicates = 0
+        self._applied_this_run = 0
+        self._runs = 1
+        self._keys: list[str] = []
+        self._timeline: list[TimelineEntry] = []
+
+    # ------------------------------------------------------------------------------------------
+    # The flow
+    # ------------------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, request: ContractAmendmentsInput) -> None:
+        self._record_id = request.record_id
+        self._add_keys(ref("ironclad", "record", request.record_id))
+        self._config = await self._step(A.load_amendments_config, FlowConfigRequest(flow="amendments"),
+                                        "Read amendment settings and legal entities")
+        if request.carried is not None:
+            self._restore(request.carried)
+            self._note(f"continued as new (run {self._runs}): next amendment {self._next}")
+        else:
+            await self._load(request)
+        while True:
+            self._drain()
+            if self._refresh:
+                self._refresh = False
+                await self._fetch_from_clm("an amendment signal without a sequence")
+                continue
+            if self._should_continue_as_new():
+                # between amendments: what was received and not yet applied travels in the carried state
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._drain()
+                if not self._refresh:  # an unnumbered signal is looked up first (the loop comes back here)
+                    self._enter(self._stage, "continuing as new with the current terms and sequence",
+                                waiting_for=self._waiting_for)
+                    workflow.continue_as_new(ContractAmendmentsInput(record_id=self._record_id,
+                                                                     deal_id=self._deal_id, carried=self._carry()))
+                continue
+            if self._next in self._pending:
+                await self._apply(self._pending[self._next])
+                continue
+            if self._pending:
+                await self._wait_for_gap()
+            else:
+                self._enter(AmendmentStage.WAITING, f"up to date at amendment {self._next - 1}",
+                            waiting_for=f"amendment {self._next} (amendment_executed signal)")
+                await workflow.wait_condition(self._woken, timeout_summary="next amendment")
+
+    async def _load(self, request: ContractAmendmentsInput) -> None:
+        """Read the contract as signed and where quote-to-cash provisioned it (retried by an operator)."""
+        self._enter(AmendmentStage.LOADING, "reading the contract and its provisioned records",
+                    waiting_for="Ironclad record and HubSpot deal")
+        while True:
+            try:
+                context = await self._step(A.load_contract_context,
+                                           ContractContextRequest(record_id=request.record_id,
+                                                                  deal_id=request.deal_id),
+                                           f"Read Ironclad record {request.record_id} and its deal")
+                break
+            except ActivityError as err:
+                self._failure = _cause(err)
+                self._exception = ExceptionKind.CONTRACT_NOT_PROVISIONED
+                self._enter(AmendmentStage.NOT_PROVISIONED, f"cannot propagate yet: {self._failure}",
+                            waiting_for="the contract to be provisioned (retry_propagation update)")
+                await self._until_retried()
+        self._failure = ""
+        self._exception = ExceptionKind.NONE
+        self._deal_id = context.deal_id
+        self._title = context.title
+        self._terms = context.signed_terms
+        self._provisioned = context.provisioned
+        self._budgets = context.budgets
+        self._billing_ids = context.billing_ids
+        self._describe_targets()
+        self._note(f"loaded {context.title or 'contract'} for deal {context.deal_id}: "
+                   + ", ".join(p.project_code for p in self._provisioned))
+
+    def _describe_targets(self) -> None:
+        self._add_keys(ref("hubspot", "deal", self._deal_id))
+        for target in self._provisioned:
+            self._add_keys(ref("revops", "project", target.project_code))
+            if target.project_id:
+                self._add_keys(ref("xero", "project", target.project_id))
+            if target.billing_customer_id:
+                self._add_keys(ref("stripe", "customer", target.billing_customer_id))
+        if self._provisioned:
+            workflow.upsert_search_attributes([LEGAL_ENTITY.value_set(self._provisioned[0].legal_entity)])
+        if self._terms is not None:
+            workflow.upsert_search_attributes([DEAL_AMOUNT.value_set(float(self._terms.total_value.amount))])
+
+    # -- sequencing -------------------------------------------------------------------------------
+    def _woken(self) -> bool:
+        return bool(self._inbox) or self._refresh or self._next in self._pending
+
+    def _drain(self) -> None:
+        """Take received signals into the pending set: older or known sequences are duplicates."""
+        inbox, self._inbox = self._inbox, []
+        for signal, received in inbox:
+            if signal.record_id != self._record_id:
+                self._note(f"ignored a signal for record {signal.record_id}")
+            elif signal.sequence is None:
+                self._refresh = True
+            else:
+                self._receive(signal.sequence, signal.clm_amendment_id, received=received,
+                              executed=signal.executed_at or received)
+
+    def _receive(self, sequence: int, clm_id: str | None, *, received: datetime, executed: datetime) -> bool:
+        known = self._pending.get(sequence) or next((h for h in self._history if h.sequence == sequence), None)
+        if sequence < self._next or known is not None:
+            self._duplicates += 1
+            if known is not None:
+                known.deliveries += 1
+            self._note(f"amendment {sequence} delivered again: ignored (next is {self._next})")
+            return False
+        self._pending[sequence] = AmendmentRecord(sequence=sequence, clm_amendment_id=clm_id, received_at=received,
+                                                  executed_at=executed)
+        if clm_id:
+            self._add_keys(ref("ironclad", "record", clm_id))
+        self._note(f"amendment {sequence} received" + ("" if sequence == self._next else
+                                                       f", waiting for {self._missing()}"))
+        return True
+
+    def _missing(self) -> list[int]:
+        if not self._pending:
+            return []
+        return [n for n in range(self._next, max(self._pending)) if n not in self._pending]
+
+    async def _wait_for_gap(self) -> None:
+        """An early amendment waits for its predecessors; too long and the gap becomes an exception."""
+        assert self._config is not None
+        if self._gap_since is None:
+            self._gap_since = workflow.now()
+        missing = self._missing()
+        waiting = ", ".join(str(n) for n in sorted(self._pending))
+        if self._exception is not ExceptionKind.AMENDMENT_GAP:
+            deadline = self._gap_since + timedelta(seconds=self._config.gap_timeout_seconds)
+            remaining = deadline - workflow.now()
+            if remaining > timedelta(0):
+                self._enter(AmendmentStage.WAITING, f"amendment(s) {waiting} wait for {missing}",
+                            waiting_for=f"amendment(s) {missing} before {deadline:%Y-%m-%d %H:%M:%S} UTC")
+                try:
+                    await workflow.wait_condition(self._woken, timeout=remaining, timeout_summary="amendment gap")
+                    return
+                except TimeoutError:
+                    pass
+            self._exception = ExceptionKind.AMENDMENT_GAP
+            self._enter(AmendmentStage.AMENDMENT_GAP,
+                        f"amendment(s) {missing} missing for {self._config.gap_timeout_seconds:g}s; "
+                        f"{waiting} cannot be applied",
+                        waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from Ironclad")
+            await self._write_back(DealWriteBack(
+                revops_exception=f"Amendment gap: amendment(s) {missing} of Ironclad record {self._record_id} "
+                                 f"never arrived; {waiting} wait", amendment_status="gap"))
+        await workflow.wait_condition(self._woken, timeout_summary="amendment gap resolved")
+
+    async def _fetch_from_clm(self, why: str) -> GapResolutionResult:
+        """Ask Ironclad for every amendment of the record and take the ones not yet seen."""
+        fetched = await self._step(A.fetch_amendments, ContractContextRequest(record_id=self._record_id),
+                                   f"Fetch amendments of Ironclad record {self._record_id} ({why})")
+        now = workflow.now()
+        found = [seq for seq, clm_id in sorted(fetched.amendments)
+                 if seq >= self._next and seq not in self._pending
+                 and self._receive(seq, clm_id, received=now, executed=now)]
+        return GapResolutionResult(found=found, still_missing=self._missing())
+
+    # -- one amendment ----------------------------------------------------------------------------
+    async def _apply(self, record: AmendmentRecord) -> None:
+        assert self._config is not None and self._terms is not None
+        sequence = record.sequence
+        self._current = record
+        self._enter(AmendmentStage.APPLYING, f"applying amendment {sequence}",
+                    waiting_for=f"amendment {sequence} read and propagated")
+        amendment = await self._read_amendment(sequence)
+        if amendment.clm_amendment_id:
+            record.clm_amendment_id = amendment.clm_amendment_id
+            self._add_keys(ref("ironclad", "record", amendment.clm_amendment_id))
+        assert amendment.terms is not None
+        plan: AmendmentPlan = await self._step(A.plan_amendment, AmendmentPlanInput(
+            sequence=sequence, deal_id=self._deal_id, before=self._terms, after=amendment.terms,
+            entities=self._config.entities, provisioned=self._provisioned, billing_ids=self._billing_ids),
+            f"Plan amendment {sequence} against the current terms")
+        record.summary = plan.summary()
+        self._note(f"amendment {sequence}: {record.summary}")
+        if plan.approval_reasons:
+            decision = await self._approve(record, plan)
+            if not decision.approved:
+                record.outcome = "rejected"
+                self._done(record, f"amendment {sequence} rejected by {decision.approver}: not propagated")
+                return
+        await self._propagate(record, plan, amendment.terms)
+        self._terms = amendment.terms
+        record.outcome = "applied"
+        self._done(record, f"amendment {sequence} propagated")
+        workflow.upsert_search_attributes([DEAL_AMOUNT.value_set(float(self._terms.total_value.amount))])
+
+    async def _read_amendment(self, sequence: int) -> Amendment:
+        while True:
+            try:
+                amendment: Amendment = await self._step(
+                    A.load_amendment, AmendmentRef(record_id=self._record_id, sequence=sequence),
+                    f"Read amendment {sequence} of Ironclad record {self._record_id}")
+                return amendment
+            except ActivityError as err:
+                await self._failed(f"amendment {sequence} cannot be read: {_cause(err)}")
+
+    def _done(self, record: AmendmentRecord, note: str) -> None:
+        now = workflow.now()
+        record.applied_at = now
+        if record.executed_at is not None:
+            record.cycle_time_seconds = max(0.0, (now - record.executed_at).total_seconds())
+        self._pending.pop(record.sequence, None)
+        self._history = [*self._history, record][-HISTORY_KEPT:]
+        self._current = None
+        self._next = record.sequence + 1
+        self._applied_this_run += 1
+        if not self._missing():
+            self._gap_since = None
+            if self._exception is ExceptionKind.AMENDMENT_GAP:
+                self._exception = ExceptionKind.NONE
+        self._note(note + (f" (cycle time {record.cycle_time_seconds:.1f}s)"
+                           if record.cycle_time_seconds is not None else ""))
+
+    async def _approve(self, record: AmendmentRecord, plan: AmendmentPlan) -> ApprovalDecision:
+        """Finance decides through ``decide_approval`` (the quote-to-cash contract); reminded, never expired."""
+        now = workflow.now()
+        approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, expires_at=now + APPROVAL_REMINDER)
+        record.approval = approval
+        self._approval = approval
+        reasons = "; ".join(plan.approval_reasons)
+        self._enter(AmendmentStage.AWAITING_APPROVAL, f"amendment {plan.sequence} needs finance approval: {reasons}",
+                    waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval)")
+        await self._write_back(DealWriteBack(approval_status="pending", amendment_status="awaiting approval",
+                                             amendment_sequence=str(plan.sequence),
+                                             approval_note=f"Amendment {plan.sequence}: {reasons}"))
+        while approval.decision is None:
+            try:
+                await workflow.wait_condition(lambda: approval.decision is not None, timeout=APPROVAL_REMINDER,
+                                              timeout_summary="amendment approval reminder")
+            except TimeoutError:
+                approval.reminders_sent += 1
+                self._exception = ExceptionKind.APPROVAL_OVERDUE
+                self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
+                                         "awaits finance", waiting_for=self._waiting_for)
+        decision = approval.decision
+        self._approval = None
+        if self._exception is ExceptionKind.APPROVAL_OVERDUE:
+            self._exception = ExceptionKind.NONE
+        status = "approved" if decision.approved else "rejected"
+        self._note(f"amendment {plan.sequence} {status} by {decision.approver}"
+                   + (f": {decision.note}" if decision.note else ""))
+        await self._write_back(DealWriteBack(
+            approval_status=status, amendment_status=status, amendment_sequence=str(plan.sequence),
+            approval_note=f"Amendment {plan.sequence}: {decision.approver}: {decision.note}".rstrip(": ")))
+        return decision
+
+    @workflow.update
+    async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
+        """Finance decides the pending amendment approval. Refused at once when nothing is pending."""
+        assert self._approval is not None
+        self._approval.decision = decision
+        self._approval.decided_at = workflow.now()
+        status = "approved" if decision.approved else "rejected"
+        self._approval.status = status
+        return ApprovalOutcome(accepted=True, status=status, approver=decision.approver, note=decision.note)
+
+    @decide_approval.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if self._approval is None or self._approval.decision is not None or self._approval.status != "pending":
+            raise ValueError(f"no approval is pending for contract {self._record_id} (stage {self._stage.value})")
+        if not decision.approver.strip():
+            raise ValueError("approver is required")
+
+    # -- propagation -------------------------------------------------------------------------------
+    async def _propagate(self, record: AmendmentRecord, plan: AmendmentPlan, terms: ContractTerms) -> None:
+        """Every step is idempotent, so after a failure an operator's retry runs them all again."""
+        choices: dict[str, ConflictResolution] = {}
+        while True:
+            try:
+                for change in plan.entities:
+                    await self._propagate_entity(plan.sequence, change, terms, choices)
+                await self._write_back(DealWriteBack(
+                    revops_exception="" if self._exception is ExceptionKind.NONE else None,
+                    contract_value=str(terms.total_value.amount), forecast_amount=str(terms.total_value.amount),
+                    forecast_monthly_recurring=str(monthly_recurring(terms).amount),
+                    forecast_end_date=terms.end_date.isoformat() if terms.end_date else "",
+                    amendment_sequence=str(plan.sequence), amendment_status="applied",
+                    billing_schedule_ids=",".join(self._billing_ids)), required=True)
+                self._failure = self._conflict = ""
+                return
+            except _Conflict as conflict:
+                choices[conflict.project_code] = await self._resolve_conflict(conflict)
+            except ActivityError as err:
+                await self._failed(f"amendment {plan.sequence} propagation failed: {_cause(err)}")
+            self._enter(AmendmentStage.APPLYING, f"propagating amendment {plan.sequence} again",
+                        waiting_for=f"amendment {plan.sequence} propagated")
+
+    async def _propagate_entity(self, sequence: int, change: EntityChange, terms: ContractTerms,
+                                choices: dict[str, ConflictResolution]) -> None:
+        assert self._config is not None
+        target = next(p for p in self._provisioned if p.legal_entity == change.legal_entity)
+        entity = change.legal_entity
+        if change.project is not None:
+            choice = choices.get(target.project_code)
+            try:
+                project: Project = await self._step(A.update_erp_project, GuardedProjectInput(
+                    tenant_id=target.tenant_id, project=change.project,
+                    expected_budget=self._budgets.get(target.project_code),
+                    force=choice is not None and not choice.keep_erp_value,
+                    keep_erp_budget=choice is not None and choice.keep_erp_value,
+                    idempotency_key=self._key(sequence, f"erp-project-{entity}")),
+                    f"Update Xero project {target.project_code}: budget {change.project.budget}, "
+                    f"{len(change.project.tasks)} task(s)")
+            except ActivityError as err:
+                if _cause_type(err) == "OwnershipViolation":
+                    raise _Conflict(target.project_code, _cause(err)) from err
+                raise
+            self._budgets[target.project_code] = str(project.budget.amount)
+        for item in change.subscription_changes:
+            await self._step(A.change_subscription_item, SubscriptionChangeInput(
+                change=item, proration_behavior=self._config.proration_behavior,
+                idempotency_key=self._key(sequence, f"sub-item-{item.item_id}")),
+                f"Stripe {item.product_code}: quantity {item.old_quantity} -> {item.quantity}, "
+                f"price {item.old_unit_amount} -> {item.unit_amount}")
+        for index, schedule in enumerate(change.new_schedules):
+            key = self._key(sequence, f"billing-{entity}-{schedule.kind.value}-{index}")
+            schedule = schedule.model_copy(update={"metadata": {**schedule.metadata,
+                                                                "revops_workflow": workflow.info().workflow_id}})
+            created: BillingSchedule = await self._step(
+                Q.create_billing_schedule, BillingScheduleInput(schedule=schedule, idempotency_key=key),
+                f"Create Stripe {schedule.kind.value} for " + ", ".join(c.product_code for c in schedule.charges))
+            for billing_id in [created.billing_id or "", *created.item_ids]:
+                if billing_id and billing_id not in self._billing_ids:
+                    self._billing_ids.append(billing_id)
+            if created.billing_id:
+                self._add_keys(ref("stripe", "subscription", created.billing_id))
+        if change.cancel_ids:
+            retired = BillingSchedule(kind=BillingScheduleKind.MILESTONE, customer_id=target.billing_customer_id,
+                                      currency=terms.total_value.currency, start_date=terms.start_date,
+                                      item_ids=change.cancel_ids)
+            await self._step(Q.cancel_billing_schedule,
+                             BillingScheduleInput(schedule=retired, idempotency_key=self._key(sequence,
+                                                                                               f"retire-{entity}")),
+                             f"Retire {len(change.cancel_ids)} Stripe record(s) replaced by amendment {sequence}")
+            self._billing_ids = [i for i in self._billing_ids if i not in change.cancel_ids]
+        for subscription_id in change.subscription_ends:
+            await self._step(A.set_subscription_end, SubscriptionEndInput(
+                subscription_id=subscription_id, end_date=change.end_date,
+                idempotency_key=self._key(sequence, f"sub-end-{subscription_id}")),
+                f"Stripe subscription {subscription_id} ends {change.end_date or 'never'}")
+
+    async def _resolve_conflict(self, conflict: _Conflict) -> ConflictResolution:
+        self._conflict = conflict.detail
+        self._conflict_choice = None
+        self._exception = ExceptionKind.OWNERSHIP_CONFLICT
+        self._enter(AmendmentStage.OWNERSHIP_CONFLICT, f"ERP-owned budget changed in Xero: {conflict.detail}",
+                    waiting_for="an operator: resolve_conflict (keep the ERP's value or overwrite it)")
+        await self._write_back(DealWriteBack(revops_exception=f"Ownership conflict: {conflict.detail}",
+                                             amendment_status="ownership conflict"))
+        await workflow.wait_condition(lambda: self._conflict_choice is not None,
+                                      timeout_summary="ownership conflict resolved")
+        choice = self._conflict_choice
+        assert choice is not None
+        self._conflict_choice = None
+        self._exception = ExceptionKind.NONE
+        self._note(f"{choice.operator} chose to {'keep the ERP value' if choice.keep_erp_value else 'overwrite it'}"
+                   + (f": {choice.note}" if choice.note else ""))
+        return choice
+
+    async def _failed(self, reason: str) -> None:
+        """A step failed for good: show it and wait for an operator's retry."""
+        self._failure = reason
+        self._exception = ExceptionKind.PROPAGATION_FAILED
+        self._enter(AmendmentStage.PROPAGATION_FAILED, reason,
+                    waiting_for="an operator to fix the cause and retry (retry_propagation update)")
+        await self._write_back(DealWriteBack(revops_exception=f"Amendment propagation failed: {reason}",
+                                             amendment_status="failed"))
+        await self._until_retried()
+        self._exception = ExceptionKind.NONE
+
+    async def _until_retried(self) -> None:
+        self._retry = None
+        await workflow.wait_condition(lambda: self._retry is not None, timeout_summary="operator retry")
+        assert self._retry is not None
+        self._note(f"retry requested by {self._retry.operator}")
+        self._retry = None
+
+    # ------------------------------------------------------------------------------------------
+    # Messages
+    # ------------------------------------------------------------------------------------------
+    @workflow.signal(name=AMENDMENT_SIGNAL)
+    def amendment_executed(self, signal: AmendmentSignal) -> None:
+        """An amendment was executed in the CLM (duplicates and early arrivals are sorted out by the run)."""
+        self._inbox.append((signal, workflow.now()))
+
+    @workflow.update
+    async def resolve_gap(self, request: GapResolution) -> GapResolutionResult:
+        """An operator fetches the missing amendments from Ironclad; answers what was found."""
+        result = await self._fetch_from_clm(f"gap resolved by {request.operator}")
+        self._note(f"{request.operator} fetched amendments from Ironclad: found {result.found or 'none'}"
+                   + (f", still missing {result.still_missing}" if result.still_missing else ""))
+        return result
+
+    @resolve_gap.validator
+    def _validate_gap(self, request: GapResolution) -> None:
+        if not self._missing():
+            raise ValueError(f"contract {self._record_id} has no amendment gap")
+
+    @workflow.update
+    def resolve_conflict(self, choice: ConflictResolution) -> ConflictResolution:
+        """An operator decides an ownership conflict: keep the ERP's value, or overwrite it with ours."""
+        self._conflict_choice = choice
+        return choice
+
+    @resolve_conflict.validator
+    def _validate_conflict(self, choice: ConflictResolution) -> None:
+        if self._stage is not AmendmentStage.OWNERSHIP_CONFLICT or self._conflict_choice is not None:
+            raise ValueError(f"contract {self._record_id} has no ownership conflict (stage {self._stage.value})")
+
+    @workflow.update
+    def retry_propagation(self, request: RetryRequest) -> RetryRequest:
+        """An operator fixed what made a step fail for good; the workflow tries again."""
+        self._retry = request
+        return request
+
+    @retry_propagation.validator
+    def _validate_retry(self, request: RetryRequest) -> None:
+        if self._stage not in (AmendmentStage.PROPAGATION_FAILED, AmendmentStage.NOT_PROVISIONED) \
+                or self._retry is not None:
+            raise ValueError(f"contract {self._record_id} has nothing to retry (stage {self._stage.value})")
+
+    @workflow.query
+    def status(self) -> ContractAmendmentsStatus:
+        return ContractAmendmentsStatus(
+            record_id=self._record_id, deal_id=self._deal_id, stage=self._stage, exception_kind=self._exception,
+            waiting_for=self._waiting_for, next_sequence=self._next, pending_sequences=sorted(self._pending),
+            missing_sequences=self._missing(), terms=self._terms, provisioned=self._provisioned,
+            current=self._current, history=self._history, duplicates_ignored=self._duplicates,
+            conflict=self._conflict, failure=self._failure, business_keys=self._keys, runs=self._runs,
+            timeline=self._timeline[-TIMELINE_KEPT:])
+
+    # ------------------------------------------------------------------------------------------
+    # Continue-as-new
+    # ------------------------------------------------------------------------------------------
+    def _should_continue_as_new(self) -> bool:
+        assert self._config is not None
+        return (self._applied_this_run >= self._config.continue_as_new_after
+                or workflow.info().is_continue_as_new_suggested())
+
+    def _carry(self) -> AmendmentsCarried:
+        assert self._terms is not None
+        return AmendmentsCarried(
+            deal_id=self._deal_id, title=self._title, terms=self._terms, next_sequence=self._next,
+            provisioned=self._provisioned, budgets=self._budgets, billing_ids=self._billing_ids,
+            pending=[self._pending[n] for n in sorted(self._pending)], history=self._history,
+            business_keys=self._keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
+            exception_kind=self._exception.value, runs=self._runs + 1)
+
+    def _restore(self, carried: AmendmentsCarried) -> None:
+        self._deal_id, self._title, self._terms = carried.deal_id, carried.title, carried.terms
+        self._next, self._provisioned, self._budgets = carried.next_sequence, carried.provisioned, carried.budgets
+        self._billing_ids = list(carried.billing_ids)
+        self._pending = {r.sequence: r for r in carried.pending}
+        self._history, self._gap_since = carried.history, carried.gap_since
+        self._duplicates, self._runs = carried.duplicates_ignored, carried.runs
+        self._exception = ExceptionKind(carried.exception_kind)
+        self._add_keys(*carried.business_keys)
+        self._describe_targets()
+
+    # ------------------------------------------------------------------------------------------
+    # Plumbing
+    # ------------------------------------------------------------------------------------------
+    async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
+        retry = STEP_RETRY
+        if self._config is not None:
+            retry = RetryPolicy(initial_interval=STEP_RETRY.initial_interval, backoff_coefficient=2.0,
+                                maximum_interval=timedelta(seconds=self._config.activity_retry_max_seconds))
+        return await workflow.execute_activity_method(activity_fn, arg, start_to_close_timeout=STEP_TIMEOUT,
+                                                      retry_policy=retry, summary=summary[:200])
+
+    async def _write_back(self, update: DealWriteBack, *, required: bool = False) -> None:
+        """Write to the CRM deal. Status write-backs never stop the flow; the final one of a propagation
+        (``required``) fails it, so that a refused CRM write is retried by an operator like any other."""
+        if not self._deal_id:
+            return
+        update = update.model_copy(update={"revops_workflow_id": None})
+        try:
+            await self._step(Q.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
+                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
+        except ActivityError as err:
+            if required:
+                raise
+            self._note(f"write-back refused by the CRM: {_cause(err)}")
+
+    def _key(self, sequence: int, step: str) -> str:
+        """Idempotency key: the business key, the amendment and the step (stable across continue-as-new)."""
+        return f"{workflow.info().workflow_id}:a{sequence}:{step}"
+
+    def _add_keys(self, *keys: str) -> None:
+        new = [k for k in keys if k and not k.endswith(":") and k not in self._keys]
+        if new:
+            self._keys.extend(new)
+            workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(self._keys))])
+
+    def _enter(self, stage: AmendmentStage, note: str, *, waiting_for: str) -> None:
+        self._stage = stage
+        self._waiting_for = waiting_for
+        self._note(note)
+
+    def _note(self, note: str) -> None:
+        self._timeline = [*self._timeline, TimelineEntry(at=workflow.now(), stage=self._stage.value, note=note)]
+        self._timeline = self._timeline[-TIMELINE_KEPT:]
+        self._publish()
+
+    def _publish(self) -> None:
+        workflow.upsert_search_attributes([STAGE.value_set(self._stage.value),
+                                           EXCEPTION_KIND.value_set(self._exception.value)])
+        lines = [f"**Stage:** {self._stage.value}" + (f"  \n**Exception:** {self._exception.value}"
+                                                       if self._exception.value else ""),
+                 f"**Waiting for:** {self._waiting_for or 'nothing'}",
+                 f"**Contract:** {self._title or 'Ironclad record'} (`{self._record_id}`)"
+                 + (f", deal `{self._deal_id}`" if self._deal_id else "")]
+        if self._terms is not None:
+            lines.append(f"**Current terms:** {self._terms.total_value}, ends {self._terms.end_date or 'open'}; "
+                         f"next amendment {self._next}")
+        if self._pending:
+            lines.append(f"**Received, not applied:** {sorted(self._pending)}"
+                         + (f"; missing {self._missing()}" if self._missing() else ""))
+        if self._conflict:
+            lines.append(f"**Conflict:** {self._conflict}")
+        if self._failure:
+            lines.append(f"**Failure:** {self._failure}")
+        cycles = [h for h in self._history if h.cycle_time_seconds is not None]
+        if cycles:
+            lines.append("**Cycle times:**\n" + "\n".join(
+                f"- amendment {h.sequence}: {h.outcome}, {h.cycle_time_seconds:.1f}s" for h in cycles[-5:]))
+        lines.append("**Recent:**\n" + "\n".join(f"- {t.at:%Y-%m-%d %H:%M:%S} {t.note}" for t in self._timeline[-8:]))
+        workflow.set_current_details("\n\n".join(lines))
+
+
+class _Conflict(Exception):
+    """An ERP-owned value changed in the ERP since we last wrote it."""
+
+    def __init__(self, project_code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.project_code = project_code
+        self.detail = detail
+
+
+def _application_error(err: BaseException) -> ApplicationError | None:
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def _cause_type(err: BaseException) -> str:
+    found = _application_error(err)
+    return found.type or "" if found else ""
+
+
+def _cause(err: BaseException) -> str:
+    """The innermost application error's type and message, for people."""
+    found = _application_error(err)
+    if found is None:
+        return str(err)
+    return f"{found.type}: {found.message}" if found.type else found.message
