@@ -55,6 +55,7 @@ class QuoteToCashActivities:
             contract_max_wait_days=s.contract_max_wait_days,
             activity_retry_max_seconds=s.activity_retry_max_seconds,
             temporal_ui_url=s.temporal_ui_url,
+            activity_timeout_seconds=s.activity_timeout_seconds,
         )
 
     # -- CRM ---------------------------------------------------------------------------------------

@@ -20,8 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.amendments import ContractAmendmentsActivities
@@ -61,12 +60,10 @@ with workflow.unsafe.imports_passed_through():
         RetryRequest,
         TimelineEntry,
     )
+    from workflows.steps import decide, failure_reason, failure_type, refuse_decision, run_step
 
 A = ContractAmendmentsActivities
 Q = QuoteToCashActivities
-STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(minutes=5))
-STEP_TIMEOUT = timedelta(minutes=2)
 APPROVAL_REMINDER = timedelta(days=2)
 HISTORY_KEPT = 20
 TIMELINE_KEPT = 50
@@ -158,7 +155,7 @@ class ContractAmendmentsWorkflow:
                                            f"Read Ironclad record {request.record_id} and its deal")
                 break
             except ActivityError as err:
-                self._failure = _cause(err)
+                self._failure = failure_reason(err)
                 self._exception = ExceptionKind.CONTRACT_NOT_PROVISIONED
                 self._enter(AmendmentStage.NOT_PROVISIONED, f"cannot propagate yet: {self._failure}",
                             waiting_for="the contract to be provisioned (retry_propagation update)")
@@ -301,7 +298,7 @@ class ContractAmendmentsWorkflow:
                     f"Read amendment {sequence} of Ironclad record {self._record_id}")
                 return amendment
             except ActivityError as err:
-                await self._failed(f"amendment {sequence} cannot be read: {_cause(err)}")
+                await self._failed(f"amendment {sequence} cannot be read: {failure_reason(err)}")
 
     def _done(self, record: AmendmentRecord, note: str) -> None:
         now = workflow.now()
@@ -357,18 +354,11 @@ class ContractAmendmentsWorkflow:
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
         """Finance decides the pending amendment approval. Refused at once when nothing is pending."""
         assert self._approval is not None
-        self._approval.decision = decision
-        self._approval.decided_at = workflow.now()
-        status = "approved" if decision.approved else "rejected"
-        self._approval.status = status
-        return ApprovalOutcome(accepted=True, status=status, approver=decision.approver, note=decision.note)
+        return decide(self._approval, decision)
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        if self._approval is None or self._approval.decision is not None or self._approval.status != "pending":
-            raise ValueError(f"no approval is pending for contract {self._record_id} (stage {self._stage.value})")
-        if not decision.approver.strip():
-            raise ValueError("approver is required")
+        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value)
 
     # -- propagation -------------------------------------------------------------------------------
     async def _propagate(self, record: AmendmentRecord, plan: AmendmentPlan, terms: ContractTerms) -> None:
@@ -390,7 +380,7 @@ class ContractAmendmentsWorkflow:
             except _Conflict as conflict:
                 choices[conflict.project_code] = await self._resolve_conflict(conflict)
             except ActivityError as err:
-                await self._failed(f"amendment {plan.sequence} propagation failed: {_cause(err)}")
+                await self._failed(f"amendment {plan.sequence} propagation failed: {failure_reason(err)}")
             self._enter(AmendmentStage.APPLYING, f"propagating amendment {plan.sequence} again",
                         waiting_for=f"amendment {plan.sequence} propagated")
 
@@ -411,8 +401,8 @@ class ContractAmendmentsWorkflow:
                     f"Update Xero project {target.project_code}: budget {change.project.budget}, "
                     f"{len(change.project.tasks)} task(s)")
             except ActivityError as err:
-                if _cause_type(err) == "OwnershipViolation":
-                    raise _Conflict(target.project_code, _cause(err)) from err
+                if failure_type(err) == "OwnershipViolation":
+                    raise _Conflict(target.project_code, failure_reason(err)) from err
                 raise
             self._budgets[target.project_code] = str(project.budget.amount)
         for item in change.subscription_changes:
@@ -570,12 +560,9 @@ class ContractAmendmentsWorkflow:
     # Plumbing
     # ------------------------------------------------------------------------------------------
     async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
-        retry = STEP_RETRY
-        if self._config is not None:
-            retry = RetryPolicy(initial_interval=STEP_RETRY.initial_interval, backoff_coefficient=2.0,
-                                maximum_interval=timedelta(seconds=self._config.activity_retry_max_seconds))
-        return await workflow.execute_activity_method(activity_fn, arg, start_to_close_timeout=STEP_TIMEOUT,
-                                                      retry_policy=retry, summary=summary[:200])
+        config = self._config
+        return await run_step(activity_fn, arg, summary,
+                              retry_max_seconds=config.activity_retry_max_seconds if config else None)
 
     async def _write_back(self, update: DealWriteBack, *, required: bool = False) -> None:
         """Write to the CRM deal. Status write-backs never stop the flow; the final one of a propagation
@@ -589,7 +576,7 @@ class ContractAmendmentsWorkflow:
         except ActivityError as err:
             if required:
                 raise
-            self._note(f"write-back refused by the CRM: {_cause(err)}")
+            self._note(f"write-back refused by the CRM: {failure_reason(err)}")
 
     def _key(self, sequence: int, step: str) -> str:
         """Idempotency key: the business key, the amendment and the step (stable across continue-as-new)."""
@@ -644,23 +631,3 @@ class _Conflict(Exception):
         super().__init__(detail)
         self.project_code = project_code
         self.detail = detail
-
-
-def _application_error(err: BaseException) -> ApplicationError | None:
-    cause: BaseException | None = err
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    return cause if isinstance(cause, ApplicationError) else None
-
-
-def _cause_type(err: BaseException) -> str:
-    found = _application_error(err)
-    return found.type or "" if found else ""
-
-
-def _cause(err: BaseException) -> str:
-    """The innermost application error's type and message, for people."""
-    found = _application_error(err)
-    if found is None:
-        return str(err)
-    return f"{found.type}: {found.message}" if found.type else found.message

@@ -15,8 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import (
@@ -57,11 +56,9 @@ with workflow.unsafe.imports_passed_through():
         LedgerStatusRequest,
         TimelineEntry,
     )
+    from workflows.steps import failure_reason, run_step
 
 A = LedgerActivities
-STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(minutes=5))
-STEP_TIMEOUT = timedelta(minutes=2)
 MAX_KEYS = 100
 
 
@@ -200,7 +197,8 @@ class AccountLedgerWorkflow:
                 erp_contact_id=contact_id, idempotency_key=self._key(entry.invoice_id, "post")),
                 f"Post {_name(entry)} to Xero {entity.code}")
         except ActivityError as err:
-            self._problem(entry.invoice_id, "erp_rejected", f"{_name(entry)}: Xero refused the invoice: {_cause(err)}")
+            self._problem(entry.invoice_id, "erp_rejected",
+                          f"{_name(entry)}: Xero refused the invoice: {failure_reason(err)}")
             return False
         entry.erp_invoice_id = posted.erp_id
         entry.erp_tenant_id = entity.erp_tenant_id
@@ -233,7 +231,7 @@ class AccountLedgerWorkflow:
                         f"Record payment {payment.amount} on {_name(entry)} in Xero")
                 except ActivityError as err:
                     self._problem(entry.invoice_id, "erp_rejected",
-                                  f"{_name(entry)}: Xero refused payment {payment.billing_id}: {_cause(err)}")
+                                  f"{_name(entry)}: Xero refused payment {payment.billing_id}: {failure_reason(err)}")
             entry.payment_ids.append(payment.billing_id)
             entry.paid += payment.amount.amount
             paid_on = payment.paid_at.date()
@@ -263,7 +261,7 @@ class AccountLedgerWorkflow:
                         f"Write off {owed} {entry.currency} of {_name(entry)} in Xero")
                 except ActivityError as err:
                     self._problem(entry.invoice_id, "erp_rejected",
-                                  f"{_name(entry)}: Xero refused the write-off: {_cause(err)}")
+                                  f"{_name(entry)}: Xero refused the write-off: {failure_reason(err)}")
             self._settle(entry, InvoiceStatus.UNCOLLECTIBLE)
             self._note(f"{_name(entry)} marked uncollectible: {owed} {entry.currency} written off")
             return
@@ -273,7 +271,8 @@ class AccountLedgerWorkflow:
                     tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id,
                     idempotency_key=self._key(entry.invoice_id, "void")), f"Void {_name(entry)} in Xero")
             except ActivityError as err:
-                self._problem(entry.invoice_id, "erp_rejected", f"{_name(entry)}: Xero refused the void: {_cause(err)}")
+                self._problem(entry.invoice_id, "erp_rejected",
+                              f"{_name(entry)}: Xero refused the void: {failure_reason(err)}")
         self._settle(entry, InvoiceStatus.VOID)
         self._note(f"{_name(entry)} voided")
 
@@ -296,7 +295,7 @@ class AccountLedgerWorkflow:
                     f"Post credit note {note.billing_id} ({note.amount}) for {_name(entry)} to Xero")
             except ActivityError as err:
                 self._problem(entry.invoice_id, "erp_rejected",
-                              f"{_name(entry)}: Xero refused credit note {note.billing_id}: {_cause(err)}")
+                              f"{_name(entry)}: Xero refused credit note {note.billing_id}: {failure_reason(err)}")
         entry.credit_note_ids.append(note.billing_id)
         entry.credited += note.amount.amount
         if entry.status is InvoiceStatus.OPEN:
@@ -353,7 +352,7 @@ class AccountLedgerWorkflow:
             await self._step(A.write_crm_figures, request, f"Write billing figures to HubSpot ({len(deals)} deal(s))")
             self._problems.pop("crm", None)
         except ActivityError as err:
-            self._problem("crm", "write_back_failed", f"the CRM refused the figures: {_cause(err)}")
+            self._problem("crm", "write_back_failed", f"the CRM refused the figures: {failure_reason(err)}")
         self._publish()
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -362,7 +361,8 @@ class AccountLedgerWorkflow:
             customer = await self._step(A.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
                                         f"Read Stripe customer {self._customer_id}")
         except ActivityError as err:
-            self._problem("customer", "customer_not_found", f"the billing customer could not be read: {_cause(err)}")
+            self._problem("customer", "customer_not_found",
+                          f"the billing customer could not be read: {failure_reason(err)}")
             return
         self._customer_account = customer.account
         self._customer_entity = customer.legal_entity
@@ -402,12 +402,9 @@ class AccountLedgerWorkflow:
         return [e for e in self._invoices.values() if e.status is InvoiceStatus.OPEN]
 
     async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
-        retry = STEP_RETRY
-        if self._config is not None:
-            retry = RetryPolicy(initial_interval=STEP_RETRY.initial_interval, backoff_coefficient=2.0,
-                                maximum_interval=timedelta(seconds=self._config.activity_retry_max_seconds))
-        return await workflow.execute_activity_method(activity_fn, arg, start_to_close_timeout=STEP_TIMEOUT,
-                                                      retry_policy=retry, summary=summary[:200])
+        config = self._config
+        return await run_step(activity_fn, arg, summary,
+                              retry_max_seconds=config.activity_retry_max_seconds if config else None)
 
     def _key(self, invoice_id: str, step: str) -> str:
         """Idempotency key ``<workflowId>:<invoiceId>:<step>``: the same in every run of the chain."""
@@ -463,13 +460,3 @@ def _name(entry: LedgerInvoice) -> str:
 
 def _money(amount: Decimal, currency: str) -> Money:
     return Money(amount=amount, currency=currency)
-
-
-def _cause(err: BaseException) -> str:
-    """The innermost application error's type and message, for people."""
-    cause: BaseException | None = err
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(err)

@@ -6,8 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -45,12 +44,9 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TimelineEntry,
     )
+    from workflows.steps import decide, failure_reason, refuse_decision, run_step
 
 A = QuoteToCashActivities
-# Vendor outages retry durably: no attempt limit, backing off to five minutes between tries.
-STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(minutes=5))
-STEP_TIMEOUT = timedelta(minutes=2)
 
 
 class _Stop(Exception):
@@ -113,7 +109,7 @@ class QuoteToCashWorkflow:
             deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}")
         except ActivityError as err:
             self._exception = ExceptionKind.DEAL_NOT_FOUND
-            raise _Stop(Stage.FAILED, f"the deal could not be read: {_cause(err)}") from err
+            raise _Stop(Stage.FAILED, f"the deal could not be read: {failure_reason(err)}") from err
         self._use_deal(deal)
         return deal
 
@@ -218,18 +214,11 @@ class QuoteToCashWorkflow:
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
         """Finance decides a pending approval. Rejected at once when nothing is pending."""
         assert self._approval is not None
-        self._approval.decision = decision
-        self._approval.decided_at = workflow.now()
-        status = "approved" if decision.approved else "rejected"
-        self._approval.status = status
-        return ApprovalOutcome(accepted=True, status=status, approver=decision.approver, note=decision.note)
+        return decide(self._approval, decision)
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        if self._approval is None or self._approval.decision is not None or self._approval.status != "pending":
-            raise ValueError(f"no approval is pending for deal {self._deal_id} (stage {self._stage.value})")
-        if not decision.approver.strip():
-            raise ValueError("approver is required")
+        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._stage.value)
 
     # -- 3. contract --------------------------------------------------------------------------------
     async def _contract_signed(self, deal: Deal) -> Contract:
@@ -297,7 +286,7 @@ class QuoteToCashWorkflow:
             for plan in plans:
                 self._engagements.append(await self._provision_entity(deal, contract, plan, undo))
         except ActivityError as err:
-            reason = _cause(err)
+            reason = failure_reason(err)
             self._failure = reason
             self._enter(Stage.COMPENSATING, f"provisioning failed: {reason}; undoing {len(undo)} step(s)",
                         waiting_for="compensation")
@@ -305,7 +294,7 @@ class QuoteToCashWorkflow:
                 try:
                     await self._step(activity_fn, arg, summary)
                 except ActivityError as undo_err:
-                    self._note(f"compensation '{summary}' failed: {_cause(undo_err)}")
+                    self._note(f"compensation '{summary}' failed: {failure_reason(undo_err)}")
             self._exception = ExceptionKind.PROVISIONING_FAILED
             await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
                                                  revops_exception=f"Provisioning failed and was undone: {reason}"))
@@ -417,12 +406,10 @@ class QuoteToCashWorkflow:
     # Plumbing
     # ------------------------------------------------------------------------------------------
     async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
-        retry = STEP_RETRY
-        if self._config is not None:
-            retry = RetryPolicy(initial_interval=STEP_RETRY.initial_interval, backoff_coefficient=2.0,
-                                maximum_interval=timedelta(seconds=self._config.activity_retry_max_seconds))
-        return await workflow.execute_activity_method(activity_fn, arg, start_to_close_timeout=STEP_TIMEOUT,
-                                                      retry_policy=retry, summary=summary[:200])
+        config = self._config
+        return await run_step(activity_fn, arg, summary,
+                              retry_max_seconds=config.activity_retry_max_seconds if config else None,
+                              timeout_seconds=config.activity_timeout_seconds if config else None)
 
     async def _write_back(self, update: DealWriteBack) -> None:
         """Write to the CRM; a refused write-back is recorded, never allowed to undo the business step."""
@@ -433,7 +420,7 @@ class QuoteToCashWorkflow:
         except ActivityError as err:
             if self._exception is ExceptionKind.NONE:
                 self._exception = ExceptionKind.WRITE_BACK_FAILED
-            self._note(f"write-back refused by the CRM: {_cause(err)}")
+            self._note(f"write-back refused by the CRM: {failure_reason(err)}")
             self._publish()
 
     def _key(self, step: str) -> str:
@@ -480,13 +467,3 @@ class QuoteToCashWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return QuoteToCashResult(deal_id=self._deal_id, outcome=outcome, reason=reason, contract=self._contract,
                                  engagements=self._engagements, business_keys=self._keys)
-
-
-def _cause(err: BaseException) -> str:
-    """The innermost application error's type and message, for people."""
-    cause: BaseException | None = err
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(err)

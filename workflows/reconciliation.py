@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import (
@@ -25,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.ledger import Finding
     from orchestration.attributes import EXCEPTION_KIND, STAGE
     from workflows.models import ReconciliationInput, ReconciliationResult
+    from workflows.steps import run_step
 
 A = ReconciliationActivities
 STEP_TIMEOUT = timedelta(minutes=10)
@@ -82,8 +82,7 @@ class ReconciliationWorkflow:
         workflow.set_current_details(text)
 
     async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
-        maximum = self._config.activity_retry_max_seconds if self._config else 300
-        retry = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                            maximum_interval=timedelta(seconds=maximum), maximum_attempts=20)
-        return await workflow.execute_activity_method(activity_fn, arg, start_to_close_timeout=STEP_TIMEOUT,
-                                                      retry_policy=retry, summary=summary[:200])
+        # A nightly check gives up after 20 tries: tomorrow's run is the next attempt.
+        return await run_step(activity_fn, arg, summary, timeout_seconds=STEP_TIMEOUT.total_seconds(),
+                              retry_max_seconds=self._config.activity_retry_max_seconds if self._config else None,
+                              maximum_attempts=20)

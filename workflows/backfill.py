@@ -1,0 +1,101 @@
+"""Company backfill: every CRM company becomes an ERP contact in one legal entity's tenant.
+
+Pages through HubSpot companies (the next page is fetched while the current one is written), creates
+the missing Xero contacts in batches paced at ``requests_per_second`` (below the vendor's limit: 429s
+are the exception, not the pacing), and continues as new every ``pages_per_run`` pages carrying the
+cursor and the totals. Idempotency keys derive from the workflow ID and the page cursor, so they are
+stable across retries and continue-as-new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.backfill import BackfillActivities, ErpContactsInput, FetchCompaniesInput
+    from canonical.backfill import CompanyPage
+
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=30))
+TIMEOUT = timedelta(minutes=5)
+
+
+class BackfillCarried(BaseModel):
+    after: str | None = None
+    pages: int = 0
+    companies: int = 0
+    created: int = 0
+    existing: int = 0
+    requests: int = 0
+    runs: int = 1
+
+
+class BackfillInput(BaseModel):
+    entity_code: str
+    tenant_id: str
+    page_size: int = 100
+    batch_size: int = 50
+    xero_requests_per_second: float | None = None
+    hubspot_requests_per_second: float | None = None
+    pages_per_run: int = 50
+    carried: BackfillCarried = Field(default_factory=BackfillCarried)
+
+
+class BackfillResult(BaseModel):
+    totals: BackfillCarried
+
+
+@workflow.defn(name="CompanyBackfillWorkflow")
+class CompanyBackfillWorkflow:
+    def __init__(self) -> None:
+        self._totals = BackfillCarried()
+
+    @workflow.run
+    async def run(self, request: BackfillInput) -> BackfillResult:
+        totals = self._totals = request.carried.model_copy()
+        fetch = self._fetch(request, totals.after)
+        pages_this_run = 0
+        while True:
+            page: CompanyPage = await fetch
+            pages_this_run += 1
+            last_in_run = pages_this_run >= request.pages_per_run or workflow.info().is_continue_as_new_suggested()
+            if page.next_after and not last_in_run:
+                fetch = self._fetch(request, page.next_after)  # read ahead while this page is written
+            written = await workflow.execute_activity_method(
+                BackfillActivities.upsert_erp_contacts,
+                ErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
+                                 accounts=page.accounts, batch_size=request.batch_size,
+                                 requests_per_second=request.xero_requests_per_second,
+                                 idempotency_key=f"{workflow.info().workflow_id}:{totals.after or 'start'}"),
+                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
+                summary=f"{len(page.accounts)} companies -> Xero {request.entity_code}")
+            totals.pages += 1
+            totals.companies += len(page.accounts)
+            totals.created += written.created
+            totals.existing += written.existing
+            totals.requests += written.requests + 1
+            totals.after = page.next_after
+            workflow.set_current_details(f"**Pages:** {totals.pages}  \n**Companies:** {totals.companies} "
+                                         f"({totals.created} created, {totals.existing} existing)")
+            if not page.next_after:
+                return BackfillResult(totals=totals)
+            if last_in_run:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(request.model_copy(update={
+                    "carried": totals.model_copy(update={"runs": totals.runs + 1})}))
+
+    def _fetch(self, request: BackfillInput, after: str | None) -> asyncio.Task[CompanyPage]:
+        return asyncio.ensure_future(workflow.execute_activity_method(
+            BackfillActivities.fetch_company_page,
+            FetchCompaniesInput(after=after, limit=request.page_size,
+                                requests_per_second=request.hubspot_requests_per_second),
+            start_to_close_timeout=TIMEOUT, retry_policy=RETRY, summary=f"HubSpot companies after {after}"))
+
+    @workflow.query
+    def progress(self) -> BackfillCarried:
+        return self._totals

@@ -1,0 +1,73 @@
+"""What every workflow here shares: how one business step runs as an activity (summary, timeout, a retry
+policy that never gives up on an outage), how a failure reads to a person, and the finance approval gate.
+
+Called from workflow code only; deterministic, no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
+
+STEP_TIMEOUT = timedelta(minutes=2)
+RETRY_MAX = timedelta(minutes=5)
+
+
+def step_retry(max_seconds: float | None = None, *, maximum_attempts: int = 0) -> RetryPolicy:
+    """Back off from 1 s to ``max_seconds`` (5 minutes by default); no attempt limit unless given."""
+    maximum = timedelta(seconds=max_seconds) if max_seconds is not None else RETRY_MAX
+    return RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=maximum,
+                       maximum_attempts=maximum_attempts)
+
+
+async def run_step(activity_fn: Any, arg: Any, summary: str, *, retry_max_seconds: float | None = None,
+                   timeout_seconds: float | None = None, maximum_attempts: int = 0) -> Any:
+    """Run one activity method with its UI summary; transient failures retry durably."""
+    timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else STEP_TIMEOUT
+    return await workflow.execute_activity_method(
+        activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200],
+        retry_policy=step_retry(retry_max_seconds, maximum_attempts=maximum_attempts))
+
+
+def application_error(err: BaseException) -> ApplicationError | None:
+    """The innermost ``ApplicationError`` behind an activity or child failure."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def failure_type(err: BaseException) -> str:
+    found = application_error(err)
+    return (found.type or "") if found else ""
+
+
+def failure_reason(err: BaseException) -> str:
+    """The innermost application error's type and message, for people."""
+    found = application_error(err)
+    if found is None:
+        return str(err)
+    return f"{found.type}: {found.message}" if found.type else found.message
+
+
+def decide(approval: ApprovalState, decision: ApprovalDecision) -> ApprovalOutcome:
+    """Record finance's decision on a pending approval (the body of every ``decide_approval`` update)."""
+    approval.decision = decision
+    approval.decided_at = workflow.now()
+    approval.status = "approved" if decision.approved else "rejected"
+    return ApprovalOutcome(accepted=True, status=approval.status, approver=decision.approver, note=decision.note)
+
+
+def refuse_decision(approval: ApprovalState | None, decision: ApprovalDecision, *, subject: str, stage: str) -> None:
+    """The ``decide_approval`` validator: refuse at once when nothing is pending or no approver is named."""
+    if approval is None or approval.decision is not None or approval.status != "pending":
+        raise ValueError(f"no approval is pending for {subject} (stage {stage})")
+    if not decision.approver.strip():
+        raise ValueError("approver is required")
