@@ -12,18 +12,16 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.service import RPCError
 
 from activities.polling import DealPollRequest
 from ingress.routing import ClientProvider, RoutingUnavailable
+from orchestration.schedules import upsert_schedule
 from settings import Settings
 
 log = logging.getLogger("revops.ingress")
@@ -46,18 +44,7 @@ def poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Sched
 async def ensure_poll_schedule(client: Client, settings: Settings, *, schedule_id: str = POLL_SCHEDULE_ID,
                                task_queue: str | None = None) -> str:
     """Create the schedule, or bring an existing one up to the settings. Returns ``created`` or ``updated``."""
-    schedule = poll_schedule(settings, task_queue=task_queue)
-    try:
-        await client.create_schedule(schedule_id, schedule)
-        return "created"
-    except ScheduleAlreadyRunningError:
-        pass
-
-    def update(_input: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=schedule)
-
-    await client.get_schedule_handle(schedule_id).update(update)
-    return "updated"
+    return await upsert_schedule(client, schedule_id, poll_schedule(settings, task_queue=task_queue))
 
 
 def keep_poll_schedule(provider: ClientProvider, settings: Settings, *, retry_seconds: float = 10

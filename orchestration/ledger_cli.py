@@ -20,15 +20,13 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from orchestration.findings import CLOSED, OPEN, findings_engine, list_findings
+from orchestration.schedules import upsert_schedule
 from settings import Settings
 from workflows.models import RECONCILIATION_WORKFLOW, ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
@@ -50,18 +48,7 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings, *,
                                          schedule_id: str = RECONCILIATION_SCHEDULE_ID,
                                          task_queue: str | None = None) -> str:
     """Create the schedule, or bring an existing one up to the settings. Returns ``created`` or ``updated``."""
-    schedule = reconciliation_schedule(settings, task_queue=task_queue)
-    try:
-        await client.create_schedule(schedule_id, schedule)
-        return "created"
-    except ScheduleAlreadyRunningError:
-        pass
-
-    def update(_input: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=schedule)
-
-    await client.get_schedule_handle(schedule_id).update(update)
-    return "updated"
+    return await upsert_schedule(client, schedule_id, reconciliation_schedule(settings, task_queue=task_queue))
 
 
 async def start_reconciliation(client: Client, settings: Settings, scope: ReconciliationScope, *,
