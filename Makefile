@@ -32,6 +32,14 @@ test: $(STAMP) $(PRISM)
 up: $(STAMP)
 	$(BIN)/python -m orchestration.stack
 
+## make bench: benchmarks; each prints a table and writes bench/results/<name>.json (figures, never fails on a target)
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## make chaos: 1,000 deals through vendor faults, worker SIGKILLs and a Temporal restart; exit 1 if anything is lost or duplicated
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos --deals $(or $(DEALS),1000) $(CHAOS_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy canonical connectors

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.amendments import ContractAmendmentsActivities
+from activities.backfill import BackfillActivities
 from activities.ledger import LedgerActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
@@ -32,6 +33,7 @@ from orchestration.connect import connect
 from orchestration.ledger_cli import ensure_reconciliation_schedule
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
+from workflows.backfill import CompanyBackfillWorkflow
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -45,6 +47,7 @@ WORKFLOWS: list[type] = [
     ContractAmendmentsWorkflow,
     AccountLedgerWorkflow,
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
+    CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits
 ]
 
 
@@ -88,7 +91,8 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
                                      erp=connectors.erp)
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
-    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all()]
+    backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
+    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None

@@ -52,6 +52,11 @@ class Stack:
     with_worker: bool = True
     with_ingress: bool = True
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # Benchmarks and chaos: settings for the children as environment variables (they read Settings()
+    # themselves), another worker command (e.g. ``-m bench.worker``), and the commands kept for restarts.
+    extra_env: dict[str, str] = field(default_factory=dict)
+    worker_args: list[str] = field(default_factory=lambda: ["worker.py"])
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def temporal_address(self) -> str:
@@ -63,6 +68,7 @@ class Stack:
         env.setdefault("TEMPORAL_NAMESPACE", "default")
         env["DATA_DIR"] = str(self.data_dir)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         return env
 
     def _spawn(self, name: str, args: list[str], *, foreground_log: bool) -> subprocess.Popen[bytes]:
@@ -72,6 +78,7 @@ class Stack:
         process = subprocess.Popen(args, cwd=ROOT, env=self.env(), stdout=out,
                                    stderr=subprocess.STDOUT if out else None, start_new_session=True)
         self.processes.append((name, process))
+        self.commands[name] = args
         return process
 
     def start(self, *, foreground_log: bool = False) -> None:
@@ -96,7 +103,30 @@ class Stack:
             ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log)
             wait_for_port(s.ingress_host, s.ingress_port, name="ingress", process=ingress)
         if self.with_worker:
-            self._spawn("worker", [PYTHON, "worker.py"], foreground_log=foreground_log)
+            self._spawn("worker", [PYTHON, *self.worker_args], foreground_log=foreground_log)
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        for known, process in self.processes:
+            if known == name:
+                return process
+        raise KeyError(f"no child process named {name!r}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, *, timeout: float = 30) -> None:
+        """Send ``sig`` to one child's process group and wait for it to end (chaos: SIGKILL the worker)."""
+        process = self.process(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=timeout)
+        self.processes = [(n, p) for n, p in self.processes if p is not process]
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a stopped child again with the same command (the dev server reopens its SQLite file)."""
+        if any(n == name for n, _ in self.processes):
+            raise RuntimeError(f"{name} is still running")
+        process = self._spawn(name, self.commands[name], foreground_log=False)
+        if name == "temporal":
+            wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=process)
+        return process
 
     def check_alive(self) -> None:
         for name, process in self.processes:

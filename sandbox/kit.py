@@ -343,6 +343,10 @@ class WebhookTarget(BaseModel):
     drop: bool = Field(default=False, description="record but do not deliver (to test lost webhooks)")
 
 
+class WebhookRetries(BaseModel):
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+
 class WebhookSender:
     """Delivers signed webhooks to the registered targets, retrying failures in the background."""
 
@@ -444,6 +448,12 @@ def create_sandbox_app(*, style: VendorStyle, store: Store, title: str) -> FastA
     async def list_targets() -> dict[str, Any]:
         return {"targets": [t.model_dump() for t in control.webhooks.targets],
                 "deliveries": control.webhooks.deliveries[-200:]}
+
+    @app.post("/_sandbox/webhook-retries")
+    async def webhook_retries(body: WebhookRetries) -> dict[str, Any]:
+        """How many times a failed delivery is attempted (vendors retry for hours; chaos runs need more than 5)."""
+        control.webhooks.max_attempts = body.max_attempts
+        return body.model_dump()
 
     @app.delete("/_sandbox/webhooks")
     async def clear_targets() -> dict[str, Any]:

@@ -1,0 +1,101 @@
+"""Activities of the company backfill: page CRM companies, create the missing ERP contacts in batches,
+paced below the vendors' rate limits by a token bucket per vendor and tenant in this worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+
+from activities.retrying import business_step
+from canonical import Account
+from canonical.backfill import CompanyPage, ErpCustomerDraft
+from connectors.ports import CrmPort, ErpPort
+from settings import Settings
+
+
+class FetchCompaniesInput(BaseModel):
+    after: str | None = None
+    limit: int = 100
+    requests_per_second: float | None = None
+
+
+class ErpContactsInput(BaseModel):
+    tenant_id: str
+    entity_code: str
+    accounts: list[Account] = Field(default_factory=list)
+    batch_size: int = 50
+    requests_per_second: float | None = None
+    idempotency_key: str
+
+
+class ErpContactsResult(BaseModel):
+    created: int = 0
+    existing: int = 0
+    requests: int = 0
+
+
+class Pacer:
+    """Requests spaced ``1/rate`` apart (slots reserved before sleeping, so concurrent callers queue)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next = 0.0
+
+    async def take(self) -> None:
+        now = time.monotonic()
+        slot = max(self.next, now)
+        self.next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+def backfill_reference(account: Account, entity_code: str) -> str:
+    """The ERP contact number of a CRM company in an entity: the one quote-to-cash uses."""
+    return f"hubspot-company-{account.crm_id}-{entity_code}"
+
+
+class BackfillActivities:
+    def __init__(self, *, settings: Settings, crm: CrmPort, erp: ErpPort) -> None:
+        self.settings = settings
+        self.crm = crm
+        self.erp = erp
+        self._pacers: dict[tuple[str, str, float], Pacer] = {}
+
+    async def _pace(self, vendor: str, scope: str, rate: float | None) -> None:
+        if rate:
+            pacer = self._pacers.setdefault((vendor, scope, rate), Pacer(rate))
+            await pacer.take()
+
+    @activity.defn(name="fetch_company_page")
+    @business_step
+    async def fetch_company_page(self, request: FetchCompaniesInput) -> CompanyPage:
+        await self._pace("hubspot", "", request.requests_per_second)
+        return await self.crm.list_companies(after=request.after, limit=request.limit)
+
+    @activity.defn(name="upsert_erp_contacts")
+    @business_step
+    async def upsert_erp_contacts(self, request: ErpContactsInput) -> ErpContactsResult:
+        """Find-or-create a page of accounts as ERP contacts, ``batch_size`` per request pair."""
+        result = ErpContactsResult()
+        drafts = [ErpCustomerDraft(account=a, reference=backfill_reference(a, request.entity_code))
+                  for a in request.accounts if a.crm_id]
+        for start in range(0, len(drafts), request.batch_size):
+            batch = drafts[start:start + request.batch_size]
+            await self._pace("xero", request.tenant_id, request.requests_per_second)
+            existing = await self.erp.find_customers(request.tenant_id, [d.reference for d in batch])
+            result.requests += 1
+            missing = [d for d in batch if d.reference not in existing]
+            if missing:
+                await self._pace("xero", request.tenant_id, request.requests_per_second)
+                await self.erp.create_customers(request.tenant_id, missing,
+                                                idempotency_key=f"{request.idempotency_key}:{start}")
+                result.requests += 1
+            result.created += len(missing)
+            result.existing += len(batch) - len(missing)
+        return result
+
+    def all(self) -> list[object]:
+        return [self.fetch_company_page, self.upsert_erp_contacts]

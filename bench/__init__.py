@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m bench``, ``make bench``) and the chaos run (``python -m bench.chaos``, ``make chaos``)."""

@@ -1,0 +1,513 @@
+"""``python -m bench.chaos --deals 1000`` (``make chaos``): deals through the whole stack while things break.
+
+Deals (a mix of billing models, ``--approval-share`` needing finance approval, approved by this harness)
+are seeded in the HubSpot emulator and moved to closed-won: the emulator's signed webhooks reach the
+ingress, which starts quote-to-cash. Meanwhile ``--fault-rate`` of vendor calls fail in all four sandboxes
+(modes rotate: 503, 429 with Retry-After, timeouts past the client timeout), the worker is SIGKILLed and
+restarted ``--kills`` times, the Temporal dev server is stopped and restarted on the same SQLite file
+``--temporal-restarts`` times, and HubSpot deliveries are posted again, shuffled (duplicates, out of order).
+
+At the end it counts, from the emulators' and the ingress's own SQLite files: every deal provisioned or in
+a stated exception; exactly one record per business reference in every sandbox; no ledger event without
+its outcome. Prints the table, writes ``bench/results/chaos.json``, exits 1 if anything was lost or
+duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+from bench.common import VENDORS, BenchStack, Table, Timer, bench_settings, gather_limited, running_stack
+from orchestration.launch import quote_to_cash_id
+from sandbox.hubspot.seed import DealSpec, Line
+from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
+from workflows.quote_to_cash import QuoteToCashWorkflow
+
+MODELS = ["subscription", "milestone", "time_and_materials", "retainer", "fixed_fee"]
+FAULT_MODES = ["503", "429", "timeout"]
+
+
+@dataclass
+class ChaosDeal:
+    index: int
+    spec: DealSpec
+    needs_approval: bool
+    deal_id: str = ""
+    company_id: str = ""
+    result: QuoteToCashResult | None = None
+    state: str = "not started"
+
+
+@dataclass
+class Chaos:
+    bench: BenchStack
+    args: argparse.Namespace
+    deals: list[ChaosDeal]
+    rng: random.Random
+    events: list[str] = field(default_factory=list)
+    approvals: int = 0
+    replayed: int = 0
+    replay_refused: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    temporal_down: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+
+    def log(self, text: str) -> None:
+        line = f"[{time.monotonic() - self.started_at:7.1f}s] {text}"
+        self.events.append(line)
+        print(line, flush=True)
+
+
+def deal_specs(n: int, approval_share: float, rng: random.Random) -> list[ChaosDeal]:
+    deals = []
+    approvals = set(rng.sample(range(n), round(n * approval_share)))
+    for index in range(n):
+        model = MODELS[index % len(MODELS)]
+        spec = DealSpec(model=model, name=f"Chaos {index}", company=f"Chaos{index} {rng.randrange(10**8):08d} Ltd")
+        if index in approvals:  # a 30 % discount: beyond the 15 % policy limit
+            spec.lines = [Line("PLAT-ENT", "Enterprise seats", quantity="50", price="90.00", discount="30",
+                               model="subscription", frequency="monthly")]
+            spec.model = "subscription"
+        deals.append(ChaosDeal(index=index, spec=spec, needs_approval=index in approvals))
+    return deals
+
+
+# ---------------------------------------------------------------------------------------------
+# The disturbances
+# ---------------------------------------------------------------------------------------------
+async def rotate_faults(chaos: Chaos) -> None:
+    """Every few seconds each sandbox gets a fault mode; ``fault_rate`` of its vendor calls fail."""
+    rate, bench = chaos.args.fault_rate, chaos.bench
+    hang = (bench.settings.http_timeout_seconds or 30) + 1.5
+    while not chaos.stop.is_set():
+        modes = {}
+        for vendor in VENDORS:
+            mode = chaos.rng.choice(FAULT_MODES)
+            modes[vendor] = mode
+            body: dict[str, Any] = {"seed": chaos.rng.randrange(10**6)}
+            if mode == "timeout":
+                body.update(timeout_rate=rate, hang_seconds=hang)
+            else:
+                body.update(error_rate=rate, status=int(mode))
+            with contextlib.suppress(Exception):
+                await bench.faults(vendor, **body)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(chaos.stop.wait(), timeout=chaos.args.fault_period)
+    with contextlib.suppress(Exception):
+        await bench.clear_faults()
+
+
+async def approve_pending(chaos: Chaos) -> None:
+    """Finance approves every pending request (the harness plays finance)."""
+    client = chaos.bench.client
+    query = "WorkflowType = 'QuoteToCashWorkflow' AND ExecutionStatus = 'Running' AND Stage = 'awaiting_approval'"
+    while not chaos.stop.is_set():
+        if not chaos.temporal_down:
+            try:
+                ids = [w.id async for w in client.list_workflows(query, limit=500)]
+                for workflow_id in ids:
+                    with contextlib.suppress(Exception):
+                        handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
+                        await handle.execute_update(QuoteToCashWorkflow.decide_approval,
+                                                    ApprovalDecision(approver="Chaos harness", approved=True,
+                                                                     note="auto-approved by the chaos run"))
+                        chaos.approvals += 1
+            except Exception:
+                pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(chaos.stop.wait(), timeout=2)
+
+
+def hubspot_v3(secret: str, url: str, body: bytes) -> dict[str, str]:
+    timestamp = str(int(time.time() * 1000))
+    source = b"POST" + url.encode() + body + timestamp.encode()
+    signature = base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
+    return {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp,
+            "Content-Type": "application/json"}
+
+
+async def replay_webhooks(chaos: Chaos) -> None:
+    """Post recent HubSpot deliveries again, shuffled: duplicates that also arrive out of order."""
+    bench = chaos.bench
+    url = f"http://{bench.settings.ingress_host}:{bench.settings.ingress_port}/webhooks/hubspot"
+    while not chaos.stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(chaos.stop.wait(), timeout=chaos.args.replay_period)
+        try:
+            deliveries = (await bench.control("hubspot", "webhooks", method="GET"))["deliveries"]
+            sample = chaos.rng.sample(deliveries, min(len(deliveries), chaos.args.replay_batch))
+            chaos.rng.shuffle(sample)
+            for delivery in sample:
+                body = delivery["body"].encode()
+                response = await bench.http.post(url, content=body,
+                                                 headers=hubspot_v3(bench.settings.hubspot_client_secret, url, body))
+                if response.status_code < 300:
+                    chaos.replayed += 1
+                else:
+                    chaos.replay_refused += 1  # Temporal down: the ingress says 503, as to the vendor
+        except Exception:
+            pass
+
+
+async def closed_count(chaos: Chaos) -> int:
+    try:
+        count = await chaos.bench.client.count_workflows(
+            "WorkflowType = 'QuoteToCashWorkflow' AND ExecutionStatus != 'Running'")
+        return count.count
+    except Exception:
+        return -1
+
+
+async def disturb(chaos: Chaos) -> None:
+    """Kill the worker and bounce Temporal at set shares of closed deals."""
+    n, stack = len(chaos.deals), chaos.bench.stack
+    plan: list[tuple[float, str]] = []
+    kills, restarts = chaos.args.kills, chaos.args.temporal_restarts
+    steps = kills + restarts
+    kinds = ["kill"] * kills + ["temporal"] * restarts
+    # alternate: kill, temporal, kill ...
+    kinds.sort(key=lambda k: 0 if k == "kill" else 1)
+    ordered = []
+    while kinds:
+        ordered.append(kinds.pop(0))
+        if kinds and kinds[-1] == "temporal":
+            ordered.append(kinds.pop())
+    for i, kind in enumerate(ordered):
+        plan.append(((i + 1) / (steps + 1), kind))
+    for share, kind in plan:
+        while not chaos.stop.is_set():
+            closed = await closed_count(chaos)
+            if closed >= share * n:
+                break
+            await asyncio.sleep(1)
+        if chaos.stop.is_set():
+            return
+        if kind == "kill":
+            chaos.log(f"SIGKILL the worker (pid {stack.process('worker').pid}) at {closed}/{n} closed")
+            await asyncio.to_thread(stack.kill, "worker", signal.SIGKILL)
+            await asyncio.sleep(chaos.args.down_seconds)
+            await asyncio.to_thread(stack.restart, "worker")
+            chaos.log(f"worker restarted (pid {stack.process('worker').pid})")
+        else:
+            chaos.log(f"stop the Temporal dev server at {closed}/{n} closed")
+            chaos.temporal_down = True
+            await asyncio.to_thread(stack.kill, "temporal", signal.SIGTERM)
+            await asyncio.sleep(chaos.args.down_seconds)
+            await asyncio.to_thread(stack.restart, "temporal")
+            chaos.temporal_down = False
+            chaos.log("Temporal dev server restarted on the same SQLite file")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+async def seed_and_close(chaos: Chaos) -> None:
+    bench = chaos.bench
+
+    async def seed(deal: ChaosDeal) -> None:
+        response = await bench.http.post(f"{bench.url('hubspot')}/_sandbox/seed/deal", json=deal.spec.payload())
+        response.raise_for_status()
+        body = response.json()
+        deal.deal_id, deal.company_id = str(body["dealId"]), str(body["companyId"])
+
+    await gather_limited((seed(d) for d in chaos.deals), 8)
+    chaos.log(f"seeded {len(chaos.deals)} deals ({sum(d.needs_approval for d in chaos.deals)} need approval)")
+
+    async def close(deal: ChaosDeal) -> None:
+        response = await bench.http.post(f"{bench.url('hubspot')}/_sandbox/deals/{deal.deal_id}/stage",
+                                         json={"stage": bench.settings.hubspot_closed_won_stage})
+        response.raise_for_status()
+
+    await gather_limited((close(d) for d in chaos.deals), 4)
+    chaos.log("every deal moved to closed-won (webhooks on their way)")
+
+
+async def wait_all(chaos: Chaos, deadline: float) -> None:
+    client = chaos.bench.client
+    pending = list(chaos.deals)
+    last_report = 0.0
+    while pending and time.monotonic() < deadline:
+        still = []
+        for deal in pending:
+            try:
+                description = await client.get_workflow_handle(quote_to_cash_id(deal.deal_id)).describe()
+            except Exception:
+                deal.state = "no run"
+                still.append(deal)
+                continue
+            if description.status is WorkflowExecutionStatus.RUNNING:
+                deal.state = "running"
+                still.append(deal)
+            else:
+                deal.state = description.status.name.lower() if description.status else "closed"
+        pending = still
+        if time.monotonic() - last_report > 15:
+            last_report = time.monotonic()
+            states = Counter(d.state for d in pending)
+            chaos.log(f"{len(chaos.deals) - len(pending)}/{len(chaos.deals)} closed; open: {dict(states)}")
+        if pending:
+            await asyncio.sleep(2)
+
+
+async def collect_results(chaos: Chaos) -> None:
+    for deal in chaos.deals:
+        if deal.state in ("no run", "running"):
+            continue
+        handle = chaos.bench.client.get_workflow_handle_for(QuoteToCashWorkflow.run, quote_to_cash_id(deal.deal_id))
+        try:
+            deal.result = await handle.result()
+            deal.state = deal.result.outcome.value
+        except WorkflowFailureError as exc:
+            deal.state = f"workflow failed: {exc.cause}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+# ---------------------------------------------------------------------------------------------
+def records(data_dir: Path, vendor: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(tenant, object) of one kind straight from the emulator's SQLite file."""
+    with contextlib.closing(sqlite3.connect(data_dir / f"sandbox-{vendor}.sqlite")) as db:
+        rows = db.execute("SELECT tenant, data FROM sandbox_records WHERE kind = ?", (kind,)).fetchall()
+    return [(tenant, json.loads(data)) for tenant, data in rows]
+
+
+def find_key(doc: Any, key: str) -> Any:
+    if isinstance(doc, dict):
+        if key in doc:
+            value = doc[key]
+            return value.get("value", value) if isinstance(value, dict) else value
+        for value in doc.values():
+            found = find_key(value, key)
+            if found is not None:
+                return found
+    elif isinstance(doc, list):
+        for value in doc:
+            found = find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass
+class Check:
+    name: str
+    expected: int
+    found: int
+    duplicates: int
+    missing: int
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.duplicates == 0 and self.missing == 0
+
+
+def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
+    provisioned = [d for d in deals if d.result and d.result.outcome is Stage.PROVISIONED]
+    engagements = [(d, e) for d in provisioned for e in d.result.engagements]  # type: ignore[union-attr]
+    ours = {d.deal_id for d in deals}
+    checks: list[Check] = []
+
+    def check(name: str, counts: Counter[Any], expected: set[Any], note: str = "") -> None:
+        duplicates = sum(1 for key, n in counts.items() if n > 1)
+        missing = sum(1 for key in expected if counts.get(key, 0) != 1)
+        checks.append(Check(name, len(expected), sum(counts.values()), duplicates, missing, note))
+
+    # HubSpot: the seeded deals and companies, once each
+    hs_deals = Counter(str(doc["id"]) for _, doc in records(data_dir, "hubspot", "hs:deals"))
+    check("HubSpot deals by ID", hs_deals, ours)
+    names = Counter(find_key(doc, "name") for _, doc in records(data_dir, "hubspot", "hs:companies"))
+    check("HubSpot companies by name", names, {d.spec.company for d in deals})
+    # Ironclad: one contract workflow per deal that reached contracting
+    clm = Counter(str(doc["attributes"]["revopsDealId"]) for _, doc in records(data_dir, "ironclad", "workflow")
+                  if (doc.get("attributes") or {}).get("revopsDealId"))
+    check("Ironclad workflows by revopsDealId", clm, {d.deal_id for d in provisioned},
+          "one per deal; every provisioned deal has exactly one")
+    # Xero: contacts by ContactNumber per tenant, projects by [code]
+    contacts = Counter((tenant, doc.get("ContactNumber")) for tenant, doc in records(data_dir, "xero", "contact")
+                       if doc.get("ContactNumber"))
+    expected_contacts = {(e.legal_entity, f"hubspot-company-{d.company_id}-{e.legal_entity}") for d, e in engagements}
+    tenants = {tenant for tenant, _ in contacts}
+    by_code = _tenant_codes(tenants, engagements)
+    contacts_by_entity = Counter({(by_code.get(t, t), ref): n for (t, ref), n in contacts.items()})
+    check("Xero contacts by ContactNumber per tenant", contacts_by_entity, expected_contacts)
+    projects = Counter()
+    for tenant, doc in records(data_dir, "xero", "project"):
+        name = str(doc.get("name", ""))
+        if name.startswith("[") and "]" in name:
+            projects[(by_code.get(tenant, tenant), name[1:name.index("]")])] += 1
+    check("Xero projects by [code] per tenant", projects,
+          {(e.legal_entity, e.project.code) for _, e in engagements if e.project})
+    # Stripe: customers by metadata revops_ref, subscriptions per customer
+    customers = Counter(doc["metadata"].get("revops_ref") for _, doc in records(data_dir, "stripe", "customer")
+                        if not doc.get("deleted") and (doc.get("metadata") or {}).get("revops_ref"))
+    check("Stripe customers by metadata revops_ref", customers,
+          {f"hubspot-company-{d.company_id}-{e.legal_entity}" for d, e in engagements})
+    subs = Counter(doc.get("customer") for _, doc in records(data_dir, "stripe", "subscription")
+                   if doc.get("status") != "canceled")
+    expected_subs: dict[str, int] = defaultdict(int)
+    for _, e in engagements:
+        expected_subs[e.billing_customer_id or ""] += sum(1 for i in e.billing_schedule_ids if i.startswith("sub_"))
+    sub_dupes = sum(1 for c, n in subs.items() if n > expected_subs.get(c, 0))
+    sub_missing = sum(1 for c, n in expected_subs.items() if subs.get(c, 0) != n)
+    checks.append(Check("Stripe live subscriptions per customer", sum(expected_subs.values()), sum(subs.values()),
+                        sub_dupes, sub_missing, "as many as the run created, no more"))
+    return checks
+
+
+def _tenant_codes(tenants: set[str], engagements: list[tuple[ChaosDeal, Any]]) -> dict[str, str]:
+    from settings import DEFAULT_ENTITIES
+
+    return {e.erp_tenant_id: e.code for e in DEFAULT_ENTITIES}
+
+
+def ledger_state(data_dir: Path) -> dict[str, Any]:
+    with contextlib.closing(sqlite3.connect(data_dir / "ingress.sqlite")) as db:
+        states = dict(db.execute("SELECT state, count(*) FROM ingress_events GROUP BY state").fetchall())
+        outcomes = dict(db.execute("SELECT outcome, count(*) FROM ingress_deliveries GROUP BY outcome").fetchall())
+        unsettled = db.execute("SELECT vendor, vendor_event_id, state FROM ingress_events WHERE state != 'done' "
+                               "LIMIT 10").fetchall()
+    return {"events_by_state": states, "deliveries_by_outcome": outcomes, "unsettled_sample": unsettled}
+
+
+# ---------------------------------------------------------------------------------------------
+async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
+    rng = random.Random(args.seed)
+    settings = bench_settings(
+        data_dir, contract_poll_interval_seconds=args.contract_poll, activity_retry_max_seconds=args.retry_max,
+        http_timeout_seconds=args.http_timeout, poll_interval_seconds=args.deal_poll,
+        activity_timeout_seconds=args.activity_timeout,
+        ingress_temporal_timeout_seconds=3.0)
+    deals = deal_specs(args.deals, args.approval_share, rng)
+    timer = Timer()
+    async with running_stack(settings, with_ingress=True) as bench:
+        for vendor in VENDORS:
+            await bench.control(vendor, "webhook-retries", {"max_attempts": args.webhook_attempts})
+        await bench.control("ironclad", "autosign", {"delay_seconds": args.sign_delay})
+        chaos = Chaos(bench=bench, args=args, deals=deals, rng=rng)
+        await seed_and_close_with_faults(chaos)
+        await wait_all(chaos, time.monotonic() + args.timeout)
+        chaos.stop.set()
+        await asyncio.wait(chaos.background, timeout=60)  # type: ignore[attr-defined]
+        await bench.clear_faults()
+        await collect_results(chaos)
+        stats = await bench.stats()
+    elapsed = timer.elapsed
+    checks = count_records(data_dir, deals)
+    ledger = ledger_state(data_dir)
+    return report(args, chaos, checks, ledger, stats, elapsed)
+
+
+async def seed_and_close_with_faults(chaos: Chaos) -> None:
+    # seed first (the /_sandbox acts are never faulted), then break things while the deals flow
+    tasks = [asyncio.create_task(rotate_faults(chaos)), asyncio.create_task(approve_pending(chaos)),
+             asyncio.create_task(replay_webhooks(chaos)), asyncio.create_task(disturb(chaos))]
+    chaos.background = tasks  # type: ignore[attr-defined]
+    await seed_and_close(chaos)
+
+
+def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: dict[str, Any],
+           stats: dict[str, Any], elapsed: float) -> tuple[Table, bool]:
+    deals = chaos.deals
+    outcomes = Counter(d.state for d in deals)
+    lost = [d for d in deals if d.result is None]
+    exceptions = [d for d in deals if d.result and d.result.outcome is not Stage.PROVISIONED]
+    unstated = [d for d in exceptions if not d.result or not d.result.reason]
+    unsettled = sum(n for state, n in ledger["events_by_state"].items() if state != "done")
+    table = Table("chaos", f"Chaos: {len(deals)} deals, {args.fault_rate:.0%} vendor faults (503/429/timeouts), "
+                           f"{args.kills} worker SIGKILLs, {args.temporal_restarts} Temporal restart(s), "
+                           f"duplicate + out-of-order webhooks ({elapsed:.0f}s)",
+                  ["check", "expected", "found", "duplicates", "missing/wrong", "result"])
+    table.add("deals provisioned", len(deals), outcomes.get(Stage.PROVISIONED.value, 0), "-", "-",
+              ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())))
+    table.add("deals lost (no outcome)", 0, len(lost), "-", len(lost), "OK" if not lost else "LOST")
+    table.add("deals in an exception without a reason", 0, len(unstated), "-", len(unstated),
+              "OK" if not unstated else "UNSTATED")
+    for c in checks:
+        table.add(c.name, c.expected, c.found, c.duplicates, c.missing, "OK" if c.ok else "FAIL")
+    table.add("ledger events without outcome", 0, unsettled, "-", unsettled, "OK" if not unsettled else "FAIL")
+    faults = {v: {k: s[k] for k in ("requests", "faults", "rate_limited", "timeouts")} for v, s in stats.items()}
+    injected = sum(f["faults"] + f["timeouts"] for f in faults.values())
+    requests = sum(f["requests"] for f in faults.values())
+    table.notes += [
+        f"vendor requests {requests}, injected failures {injected} ({injected / max(requests, 1):.1%}); "
+        + "; ".join(f"{v}: {f['faults']} errors, {f['timeouts']} timeouts of {f['requests']}"
+                    for v, f in faults.items()),
+        f"approvals given by the harness: {chaos.approvals}; HubSpot deliveries replayed: {chaos.replayed} "
+        f"(+{chaos.replay_refused} refused with 503 while Temporal was down)",
+        f"ledger: events {ledger['events_by_state']}, deliveries {ledger['deliveries_by_outcome']}",
+        *chaos.events,
+    ]
+    for d in exceptions[:10]:
+        table.notes.append(f"exception: deal {d.deal_id} {d.state}: {d.result.reason if d.result else ''}"[:200])
+    ok = not lost and not unstated and not unsettled and all(c.ok for c in checks)
+    table.notes.append("RESULT: " + ("nothing lost, nothing duplicated" if ok else "LOST OR DUPLICATED - see above"))
+    table.data = {"deals": len(deals), "outcomes": dict(outcomes), "lost": [d.deal_id for d in lost],
+                  "checks": [c.__dict__ for c in checks], "ledger": ledger, "vendor_stats": stats,
+                  "elapsed_seconds": elapsed, "ok": ok}
+    return table, ok
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--deals", type=int, default=1000)
+    p.add_argument("--approval-share", type=float, default=0.10)
+    p.add_argument("--fault-rate", type=float, default=0.20, help="share of vendor calls that fail")
+    p.add_argument("--fault-period", type=float, default=5.0, help="seconds between fault-mode rotations")
+    p.add_argument("--kills", type=int, default=2, help="worker SIGKILLs")
+    p.add_argument("--temporal-restarts", type=int, default=1)
+    p.add_argument("--down-seconds", type=float, default=3.0, help="how long the worker / Temporal stay down")
+    p.add_argument("--replay-period", type=float, default=3.0, help="seconds between bursts of replayed webhooks")
+    p.add_argument("--replay-batch", type=int, default=10, help="HubSpot deliveries replayed per burst")
+    p.add_argument("--webhook-attempts", type=int, default=20, help="delivery attempts of the emulators")
+    p.add_argument("--sign-delay", type=float, default=1.0, help="Ironclad auto-sign delay, seconds")
+    p.add_argument("--contract-poll", type=float, default=5.0, help="quote-to-cash contract poll, seconds")
+    p.add_argument("--deal-poll", type=float, default=15.0, help="HubSpot deal poll (the lost-webhook net)")
+    p.add_argument("--retry-max", type=float, default=3.0, help="activity retry backoff cap, seconds")
+    p.add_argument("--http-timeout", type=float, default=2.0, help="vendor client timeout, seconds")
+    p.add_argument("--activity-timeout", type=float, default=15.0,
+                   help="quote-to-cash step start-to-close, seconds (how soon a step lost in a crash is retried)")
+    p.add_argument("--timeout", type=float, default=1800, help="give up waiting after this many seconds")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--keep", action="store_true", help="keep the data folder (logs, SQLite files)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    data_dir = Path(tempfile.mkdtemp(prefix="revops-chaos-"))
+    try:
+        table, ok = asyncio.run(run(args, data_dir))
+    except Exception:
+        print(f"chaos run broke; logs in {data_dir / 'logs'}", file=sys.stderr)
+        raise
+    table.emit()
+    if args.keep or not ok:
+        print(f"state and logs kept in {data_dir}")
+    else:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

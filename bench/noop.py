@@ -1,0 +1,49 @@
+"""The baseline of the throughput benchmark: a workflow running N activities that do nothing, as regular
+or as local activities, with payloads of about the size quote-to-cash's steps carry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+
+
+class NoopInput(BaseModel):
+    activities: int = 14
+    local: bool = False
+    payload_bytes: int = 0
+
+
+class NoopStep(BaseModel):
+    index: int
+    payload: str = ""
+
+
+class NoopResult(BaseModel):
+    activities: int
+
+
+class NoopActivities:
+    @activity.defn(name="bench_noop")
+    async def noop(self, step: NoopStep) -> NoopStep:
+        return step
+
+    def all(self) -> list[object]:
+        return [self.noop]
+
+
+@workflow.defn(name="BenchNoopWorkflow")
+class NoopWorkflow:
+    @workflow.run
+    async def run(self, request: NoopInput) -> NoopResult:
+        payload = "x" * request.payload_bytes
+        for index in range(request.activities):
+            step = NoopStep(index=index, payload=payload)
+            if request.local:
+                await workflow.execute_local_activity_method(NoopActivities.noop, step,
+                                                             start_to_close_timeout=timedelta(seconds=30))
+            else:
+                await workflow.execute_activity_method(NoopActivities.noop, step,
+                                                       start_to_close_timeout=timedelta(seconds=30))
+        return NoopResult(activities=request.activities)

@@ -1,0 +1,88 @@
+"""Benchmark 2, throughput ceiling: K deals in flight through quote-to-cash, beside K no-op workflows with
+the same number of activities on the same server and worker, as regular and as local activities."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+
+from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, stack_cpu
+from bench.noop import NoopInput, NoopWorkflow
+from orchestration.launch import start_quote_to_cash
+from sandbox.hubspot.seed import DealSpec
+from workflows.models import QuoteToCashResult, Stage
+
+WHY_REGULAR = ("quote-to-cash uses regular activities (not selectable): every step is a vendor call that may "
+               "retry for hours with Retry-After and 5-minute backoff, and each step must show in the UI with its "
+               "summary and attempts; a local activity holds the workflow task, retries inside the worker and is "
+               "recorded only as a marker")
+
+
+async def activities_per_deal(bench: BenchStack, workflow_id: str) -> int:
+    history = await bench.client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+
+
+async def deals_in_flight(bench: BenchStack, k: int) -> tuple[float, list[str]]:
+    deal_ids = [await bench.seed_deal(DealSpec(model="subscription")) for _ in range(k)]
+    timer = Timer()
+    handles = await asyncio.gather(*(start_quote_to_cash(bench.client, bench.settings, d, trigger="bench")
+                                     for d in deal_ids))
+    results: list[QuoteToCashResult] = await asyncio.gather(*(h.result() for h in handles))
+    elapsed = timer.elapsed
+    bad = [r for r in results if r.outcome is not Stage.PROVISIONED]
+    if bad:
+        raise RuntimeError(f"{len(bad)} deal(s) not provisioned: {bad[0].reason}")
+    return elapsed, [h.id for h in handles]
+
+
+async def noops_in_flight(bench: BenchStack, k: int, activities: int, *, local: bool) -> float:
+    timer = Timer()
+    handles = await asyncio.gather(*(bench.client.start_workflow(
+        NoopWorkflow.run, NoopInput(activities=activities, local=local, payload_bytes=1500),
+        id=f"noop-{uuid.uuid4().hex[:10]}", task_queue=bench.settings.task_queue) for _ in range(k)))
+    await asyncio.gather(*(h.result() for h in handles))
+    return timer.elapsed
+
+
+async def run(args: argparse.Namespace, data_dir: Path) -> Table:
+    settings = bench_settings(data_dir, contract_poll_interval_seconds=args.poll, activity_retry_max_seconds=2.0)
+    k = args.k
+    table = Table("throughput", f"2. Throughput ceiling: {k} workflows in flight on one worker "
+                                f"(max_concurrent_activities=200, contract poll {args.poll:g}s, auto-sign 0s)",
+                  ["workload", "workflows", "activities each", "seconds", "workflows/s", "activities/s",
+                   "ratio q2c/no-op"])
+    async with running_stack(settings) as bench:
+        await bench.control("ironclad", "autosign", {"delay_seconds": 0})
+        await deals_in_flight(bench, min(k, 4))  # warm the connection pools and the worker
+        cpu = [stack_cpu(bench)]
+        q2c_seconds, ids = await deals_in_flight(bench, k)
+        cpu.append(stack_cpu(bench))
+        per_deal = await activities_per_deal(bench, ids[0])
+        cpu.append(stack_cpu(bench))
+        regular = await noops_in_flight(bench, k, per_deal, local=False)
+        cpu.append(stack_cpu(bench))
+        local = await noops_in_flight(bench, k, per_deal, local=True)
+        cpu.append(stack_cpu(bench))
+    rows = [("quote-to-cash (regular activities)", q2c_seconds), ("no-op, regular activities", regular),
+            ("no-op, local activities", local)]
+    q2c_rate = k / q2c_seconds
+    for name, seconds in rows:
+        rate = k / seconds
+        table.add(name, k, per_deal, seconds, rate, rate * per_deal, q2c_rate / rate)
+    ratio = q2c_rate / (k / regular)
+    phases = {"quote-to-cash": (0, 1), "no-op regular": (2, 3), "no-op local": (3, 4)}
+    cpu_use = {phase: {name: round(cpu[b][name] - cpu[a][name], 2) for name in cpu[a]}
+               for phase, (a, b) in phases.items()}
+    for phase, use in cpu_use.items():
+        table.notes.append(f"CPU seconds during {phase}: " + ", ".join(f"{n} {s:g}" for n, s in use.items()))
+    table.notes.append(f"target q2c/no-op (regular) >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'} ({ratio:.2f})")
+    table.notes.append(WHY_REGULAR)
+    table.data = {"k": k, "activities_per_deal": per_deal, "q2c_seconds": q2c_seconds, "noop_regular_seconds": regular,
+                  "noop_local_seconds": local, "cpu_seconds": cpu_use, "ratio_regular": ratio,
+                  "ratio_local": q2c_rate / (k / local)}
+    return table

@@ -1,0 +1,29 @@
+"""Models of the company backfill (CRM companies -> ERP contacts)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from canonical import Account
+
+
+class CompanyPage(BaseModel):
+    """One page of CRM companies and the cursor of the next page (``None`` at the end)."""
+
+    accounts: list[Account] = Field(default_factory=list)
+    next_after: str | None = None
+
+
+class ErpCustomerDraft(BaseModel):
+    """An account to have in the ERP under ``reference`` (the ERP contact number)."""
+
+    account: Account
+    reference: str
+
+
+class ErpBatchResult(BaseModel):
+    """Contact IDs in draft order, and how many were created (the others existed already)."""
+
+    contact_ids: list[str] = Field(default_factory=list)
+    created: int = 0
+    existing: int = 0

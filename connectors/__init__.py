@@ -1,0 +1,1 @@
+"""Connectors: one port per role, one adapter per vendor, one error tree (see errors.py)."""
