@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import decide, failure_reason, refuse_decision, run_step
 
 A = QuoteToCashActivities
+PATCH_UPSERT_ON_CHANGE = "upsert-search-attributes-on-change"
 
 
 class _Stop(Exception):
@@ -80,6 +81,7 @@ class QuoteToCashWorkflow:
         self._engagements: list[Engagement] = []
         self._keys: list[str] = []
         self._timeline: list[TimelineEntry] = []
+        self._published: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------------------------------
     # The flow
@@ -444,8 +446,13 @@ class QuoteToCashWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        workflow.upsert_search_attributes([STAGE.value_set(self._stage.value),
-                                           EXCEPTION_KIND.value_set(self._exception.value)])
+        published = (self._stage.value, self._exception.value)
+        # Runs started before this patch upserted on every note; newer ones only when Stage or
+        # ExceptionKind really change, which saves a history event and a visibility write per note.
+        if published != self._published or not workflow.patched(PATCH_UPSERT_ON_CHANGE):
+            workflow.upsert_search_attributes([STAGE.value_set(self._stage.value),
+                                               EXCEPTION_KIND.value_set(self._exception.value)])
+            self._published = published
         deal = self._deal
         lines = [f"**Stage:** {self._stage.value}" + (f"  \n**Exception:** {self._exception.value}"
                                                        if self._exception.value else ""),

@@ -413,3 +413,27 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
     assert second.outcome is Stage.SKIPPED and "already provisioned" in second.reason
     launched = [w for w in ironclad.store.list("workflow") if w.get("attributes", {}).get("revopsDealId") == deal_id]
     assert len(launched) == 1
+
+
+async def test_quote_to_cash_upserts_stage_only_when_it_changes(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    import json
+
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="fixed_fee"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await sign_when_out(handle, sandboxes["ironclad"])
+    assert (await handle.result()).outcome is Stage.PROVISIONED
+
+    published: list[tuple[str, str]] = []
+    markers = 0
+    async for event in handle.fetch_history_events():
+        if event.HasField("marker_recorded_event_attributes"):
+            markers += 1
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if "Stage" in fields:
+                published.append((json.loads(fields["Stage"].data), json.loads(fields["ExceptionKind"].data)))
+    assert markers >= 1, "new runs carry the patch marker"
+    assert published[-1] == ("provisioned", "")
+    assert all(a != b for a, b in zip(published, published[1:], strict=False)), published
