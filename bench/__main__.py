@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from bench.common import Table
+from orchestration.stack import stop_on_sigterm
 
 ALL = ["overhead", "throughput", "burst", "backfill", "cost"]
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown benchmark(s): {unknown}; choose from {ALL}", file=sys.stderr)
         return 2
+    stop_on_sigterm()
     root = Path(tempfile.mkdtemp(prefix="revops-bench-"))
     errors = 0
     try:

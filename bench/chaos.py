@@ -38,6 +38,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from bench.common import VENDORS, BenchStack, Table, Timer, bench_settings, gather_limited, running_stack
 from orchestration.launch import quote_to_cash_id
+from orchestration.stack import stop_on_sigterm
 from sandbox.hubspot.seed import DealSpec, Line
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -495,6 +496,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    stop_on_sigterm()
     data_dir = Path(tempfile.mkdtemp(prefix="revops-chaos-"))
     try:
         table, ok = asyncio.run(run(args, data_dir))

@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from orchestration.connect import data_converter
 from orchestration.launch import quote_to_cash_id
-from orchestration.stack import Stack
+from orchestration.stack import Stack, stop_on_sigterm
 from sandbox.hubspot.seed import DealSpec, Line
 from settings import ROOT, Settings
 from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage
@@ -166,6 +166,7 @@ def print_table(settings: Settings, results: list[tuple[DemoDeal, QuoteToCashRes
 
 
 def main() -> None:
+    stop_on_sigterm()
     settings = Settings()
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)

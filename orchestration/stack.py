@@ -148,6 +148,16 @@ class Stack:
         self.processes.clear()
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so ``finally`` blocks stop the stack's children (they run in
+    their own sessions and would outlive a parent killed without cleanup)."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 @contextlib.contextmanager
 def running_stack(settings: Settings, data_dir: Path, **kwargs: object) -> Iterator[Stack]:
     stack = Stack(settings=settings, data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
@@ -162,6 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the embedded stack in the foreground (Ctrl-C stops it)")
     parser.add_argument("--no-worker", action="store_true", help="start everything but the worker")
     args = parser.parse_args()
+    stop_on_sigterm()
     settings = Settings()
     stack = Stack(settings=settings, data_dir=settings.data_dir, with_worker=not args.no_worker)
     try:
@@ -187,4 +198,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["Stack", "running_stack"]
+__all__ = ["Stack", "running_stack", "stop_on_sigterm"]
