@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -95,19 +95,21 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
     return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all()]
 
 
-def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None
-                 ) -> Worker:
+def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None,
+                 extra_workflows: Sequence[type] = (), extra_activities: Sequence[object] = ()) -> Worker:
+    """The worker; ``extra_*`` let a harness (the benchmarks' no-op baseline) ride along."""
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(settings, connectors),
+        workflows=[*WORKFLOWS, *extra_workflows],
+        activities=[*activities_for(settings, connectors), *extra_activities],
         max_concurrent_activities=200,
     )
 
 
-async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[object] = (),
+               log_level: int = logging.INFO) -> None:
+    logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     client = await connect()
@@ -120,7 +122,8 @@ async def main() -> None:
             log.info("reconciliation schedule %s", await ensure_reconciliation_schedule(client, settings))
         except RPCError as exc:  # a namespace without schedule rights still runs the flows
             log.warning("could not create or update the reconciliation schedule: %s", exc.message)
-        worker = build_worker(client, settings, connectors)
+        worker = build_worker(client, settings, connectors, extra_workflows=extra_workflows,
+                              extra_activities=extra_activities)
         log.info("worker on task queue %r, namespace %r", settings.task_queue, client.namespace)
         await worker.run()
 
