@@ -26,15 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import UniqueConstraint, event
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
+from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from orchestration.database import open_engine
 from settings import Settings
 
 T = TypeVar("T")
@@ -130,30 +129,9 @@ TABLES = [Delivery.__table__, AcceptedEvent.__table__, PollCheckpoint.__table__]
 # ---------------------------------------------------------------------------------------------
 # Engine
 # ---------------------------------------------------------------------------------------------
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def ledger_engine(url: str) -> Engine:
     """The ledger's engine with its tables created: SQLite (file or memory) or any SQLAlchemy URL."""
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            kwargs["poolclass"] = StaticPool
-        else:
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
-    if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
-    SQLModel.metadata.create_all(engine, tables=TABLES)
-    return engine
+    return open_engine(url, TABLES)
 
 
 # ---------------------------------------------------------------------------------------------

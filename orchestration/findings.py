@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from canonical.ledger import Finding
+from orchestration.database import open_engine
 
 OPEN = "open"
 CLOSED = "closed"
@@ -66,18 +64,7 @@ class RunOutcome(BaseModel):
 
 def findings_engine(url: str) -> Engine:
     """The findings store's engine with its table created: SQLite (file or memory) or any SQLAlchemy URL."""
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            kwargs["poolclass"] = StaticPool
-        else:
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
-    SQLModel.metadata.create_all(engine, tables=TABLES)
-    return engine
+    return open_engine(url, TABLES)
 
 
 def record_run(*, session: Session, scope: str, run_id: str, findings: list[Finding], now: datetime) -> RunOutcome:
