@@ -169,19 +169,19 @@ class IroncladSandbox:
         return None
 
     # -- workflows ----------------------------------------------------------------------------
-    def find_workflow(self, workflow_id: str) -> dict[str, Any] | None:
-        found = self.store.get("workflow", workflow_id)
-        if found is None and workflow_id.upper().startswith("IC-"):
-            matches = self.store.list("workflow", where=lambda w: w.get("ironcladId") == workflow_id.upper())
+    def _find(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        """By our ID, or by Ironclad's human ``IC-n`` ID as the vendor also accepts."""
+        found = self.store.get(kind, object_id)
+        if found is None and object_id.upper().startswith("IC-"):
+            matches = self.store.list(kind, where=lambda o: o.get("ironcladId") == object_id.upper())
             found = matches[0] if matches else None
         return found
 
+    def find_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        return self._find("workflow", workflow_id)
+
     def find_record(self, record_id: str) -> dict[str, Any] | None:
-        found = self.store.get("record", record_id)
-        if found is None and record_id.upper().startswith("IC-"):
-            matches = self.store.list("record", where=lambda r: r.get("ironcladId") == record_id.upper())
-            found = matches[0] if matches else None
-        return found
+        return self._find("record", record_id)
 
     def _object_id(self) -> str:
         # Ironclad workflow IDs are 24-hex Mongo object IDs

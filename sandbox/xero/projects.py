@@ -203,27 +203,7 @@ class Projects:
         if project is None:
             return wire.projects_error("Project not found.", status=404)
         body = call.body if isinstance(call.body, dict) else {}
-        errors: dict[str, list[str]] = {}
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = ["The name field is required."]
-        elif len(name) > 100:
-            errors["name"] = ["The name must be 100 characters or fewer."]
-        if body.get("chargeType") not in CHARGE_TYPES:
-            errors["chargeType"] = ["The chargeType must be TIME, FIXED or NON_CHARGEABLE."]
-        rate = body.get("rate")
-        value = Decimal(0)
-        if not isinstance(rate, dict) or rate.get("value") is None:
-            errors["rate"] = ["The rate field is required."]
-        else:
-            try:
-                value = Decimal(str(rate["value"]))
-            except InvalidOperation:
-                errors["rate"] = ["The rate value must be a number."]
-            # A task is priced in its project's currency whatever currency the request names.
-        estimate = body.get("estimateMinutes")
-        if estimate is not None and (not isinstance(estimate, int) or isinstance(estimate, bool) or estimate < 0):
-            errors["estimateMinutes"] = ["The estimateMinutes must be a whole number of minutes."]
+        name, value, estimate, errors = _task_fields(body)
         if errors:
             return wire.projects_error("The request is invalid.", errors)
         task: dict[str, Any] = {"taskId": str(uuid.uuid4()), "projectId": project["projectId"], "name": name,
@@ -255,26 +235,7 @@ class Projects:
         if task is None:
             return wire.projects_error("Task not found.", status=404)
         body = call.body if isinstance(call.body, dict) else {}
-        errors: dict[str, list[str]] = {}
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = ["The name field is required."]
-        elif len(name) > 100:
-            errors["name"] = ["The name must be 100 characters or fewer."]
-        if body.get("chargeType") not in CHARGE_TYPES:
-            errors["chargeType"] = ["The chargeType must be TIME, FIXED or NON_CHARGEABLE."]
-        rate = body.get("rate")
-        value = Decimal(0)
-        if not isinstance(rate, dict) or rate.get("value") is None:
-            errors["rate"] = ["The rate field is required."]
-        else:
-            try:
-                value = Decimal(str(rate["value"]))
-            except InvalidOperation:
-                errors["rate"] = ["The rate value must be a number."]
-        estimate = body.get("estimateMinutes")
-        if estimate is not None and (not isinstance(estimate, int) or isinstance(estimate, bool) or estimate < 0):
-            errors["estimateMinutes"] = ["The estimateMinutes must be a whole number of minutes."]
+        name, value, estimate, errors = _task_fields(body)
         booked = self.store.list("time_entry", tenant=call.tenant, where=lambda e: e["taskId"] == task["taskId"])
         if booked and body.get("chargeType") != task["chargeType"]:
             errors["chargeType"] = ["The charge type of a task with time entries cannot change."]
@@ -399,3 +360,31 @@ def register(app: FastAPI, state: XeroState) -> Projects:
 
 
 __all__ = ["Projects", "register"]
+
+
+def _task_fields(body: dict[str, Any]) -> tuple[Any, Decimal, Any, dict[str, list[str]]]:
+    """Validate a TaskCreateOrUpdate body (create and update share it): name, rate value, estimate, errors.
+
+    A task is priced in its project's currency whatever currency the request names.
+    """
+    errors: dict[str, list[str]] = {}
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = ["The name field is required."]
+    elif len(name) > 100:
+        errors["name"] = ["The name must be 100 characters or fewer."]
+    if body.get("chargeType") not in CHARGE_TYPES:
+        errors["chargeType"] = ["The chargeType must be TIME, FIXED or NON_CHARGEABLE."]
+    rate = body.get("rate")
+    value = Decimal(0)
+    if not isinstance(rate, dict) or rate.get("value") is None:
+        errors["rate"] = ["The rate field is required."]
+    else:
+        try:
+            value = Decimal(str(rate["value"]))
+        except InvalidOperation:
+            errors["rate"] = ["The rate value must be a number."]
+    estimate = body.get("estimateMinutes")
+    if estimate is not None and (not isinstance(estimate, int) or isinstance(estimate, bool) or estimate < 0):
+        errors["estimateMinutes"] = ["The estimateMinutes must be a whole number of minutes."]
+    return name, value, estimate, errors
