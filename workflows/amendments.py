@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
     from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
     from canonical.requests import DealWriteBack
-    from orchestration.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         AMENDMENT_SIGNAL,
         AMENDMENTS_WORKFLOW,
@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         RetryRequest,
         TimelineEntry,
     )
-    from workflows.steps import decide, failure_reason, failure_type, refuse_decision, run_step
+    from workflows.steps import add_business_keys, decide, failure_reason, failure_type, refuse_decision, run_step
 
 A = ContractAmendmentsActivities
 Q = QuoteToCashActivities
@@ -583,10 +583,7 @@ class ContractAmendmentsWorkflow:
         return f"{workflow.info().workflow_id}:a{sequence}:{step}"
 
     def _add_keys(self, *keys: str) -> None:
-        new = [k for k in keys if k and not k.endswith(":") and k not in self._keys]
-        if new:
-            self._keys.extend(new)
-            workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(self._keys))])
+        add_business_keys(self._keys, *keys)
 
     def _enter(self, stage: AmendmentStage, note: str, *, waiting_for: str) -> None:
         self._stage = stage

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.ledger import CurrencyHistory, LedgerInvoice, apply_invoice_snapshot, figures_by_currency
     from canonical.requests import AccountFigures
-    from orchestration.attributes import BUSINESS_KEYS, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from orchestration.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         LEDGER_SIGNAL,
         AccountLedgerInput,
@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         LedgerStatusRequest,
         TimelineEntry,
     )
-    from workflows.steps import failure_reason, run_step
+    from workflows.steps import add_business_keys, failure_reason, run_step
 
 A = LedgerActivities
 MAX_KEYS = 100
@@ -426,10 +426,7 @@ class AccountLedgerWorkflow:
         return ""
 
     def _add_keys(self, *keys: str) -> None:
-        new = [k for k in keys if k and k not in self._keys]
-        if new and len(self._keys) < MAX_KEYS:
-            self._keys.extend(new[:MAX_KEYS - len(self._keys)])
-            workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(self._keys))])
+        add_business_keys(self._keys, *keys, limit=MAX_KEYS)
 
     def _note(self, note: str) -> None:
         self._timeline.append(TimelineEntry(at=workflow.now(), stage="ledger", note=note))

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
-    from orchestration.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TimelineEntry,
     )
-    from workflows.steps import decide, failure_reason, refuse_decision, run_step
+    from workflows.steps import add_business_keys, decide, failure_reason, refuse_decision, run_step
 
 A = QuoteToCashActivities
 PATCH_UPSERT_ON_CHANGE = "upsert-search-attributes-on-change"
@@ -431,10 +431,7 @@ class QuoteToCashWorkflow:
         return f"{info.workflow_id}:{info.first_execution_run_id[:8]}:{step}"
 
     def _add_keys(self, *keys: str) -> None:
-        new = [k for k in keys if k and not k.endswith(":") and k not in self._keys]
-        if new:
-            self._keys.extend(new)
-            workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(self._keys))])
+        add_business_keys(self._keys, *keys)
 
     def _enter(self, stage: Stage, note: str, *, waiting_for: str) -> None:
         self._stage = stage

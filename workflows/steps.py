@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from orchestration.attributes import BUSINESS_KEYS
     from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
 STEP_TIMEOUT = timedelta(minutes=2)
@@ -34,6 +35,19 @@ async def run_step(activity_fn: Any, arg: Any, summary: str, *, retry_max_second
     return await workflow.execute_activity_method(
         activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200],
         retry_policy=step_retry(retry_max_seconds, maximum_attempts=maximum_attempts))
+
+
+def add_business_keys(known: list[str], *keys: str, limit: int | None = None) -> None:
+    """Add ``system:object:id`` keys to ``known`` and the ``BusinessKeys`` search attribute (only when new).
+
+    Blank keys and keys with an empty ID (``xero:contact:``) are skipped; ``limit`` caps the list.
+    """
+    new = [k for k in dict.fromkeys(keys) if k and not k.endswith(":") and k not in known]
+    if limit is not None:
+        new = new[:max(0, limit - len(known))]
+    if new:
+        known.extend(new)
+        workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(known))])
 
 
 def application_error(err: BaseException) -> ApplicationError | None:
