@@ -336,28 +336,23 @@ class HubSpotCrm:
 
     async def write_account_figures(self, company_id: str, figures: list[AccountFigures]) -> None:
         """Billing roll-ups on the company, one property per figure and currency (created on demand)."""
-        properties = mapping.figures_properties(figures)
-        if not properties:
-            return
-        await self._ensure_once()
-        specs = mapping.figure_definitions(properties)
-        async with self._lock:
-            await self._ensure("companies", specs)
-        await self._write("PATCH", f"/crm/v3/objects/companies/{company_id}", "companies",
-                          {"properties": properties}, specs)
-
+        await self._write_figures("companies", company_id, figures)
 
     async def write_deal_figures(self, deal_id: str, figures: list[AccountFigures]) -> None:
-        """The same billing roll-ups as the company's, for the invoices of one deal (``revops_*`` deal
-        properties per figure and currency, created on demand)."""
+        """The same billing roll-ups as the company's, for the invoices of one deal."""
+        await self._write_figures("deals", deal_id, figures)
+
+    async def _write_figures(self, object_type: str, object_id: str, figures: list[AccountFigures]) -> None:
+        """``revops_*`` properties per figure and currency on one object, the properties created on demand."""
         properties = mapping.figures_properties(figures)
         if not properties:
             return
         await self._ensure_once()
         specs = mapping.figure_definitions(properties)
         async with self._lock:
-            await self._ensure("deals", specs)
-        await self._write("PATCH", f"/crm/v3/objects/deals/{deal_id}", "deals", {"properties": properties}, specs)
+            await self._ensure(object_type, specs)
+        await self._write("PATCH", f"/crm/v3/objects/{object_type}/{object_id}", object_type,
+                          {"properties": properties}, specs)
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
