@@ -68,11 +68,21 @@ class Counter(SQLModel, table=True):
     value: int = 0
 
 
+@dataclass(slots=True)
+class _Cached:
+    seq: int
+    text: str
+    data: dict[str, Any]
+
+
 class Store:
     """A small document store on SQLite (a file, or memory with ``sqlite://``).
 
     Methods are synchronous and serialised by a lock: emulators are about fidelity, not speed,
-    and SQLite wants one writer at a time.
+    and SQLite wants one writer at a time. SQLite is the durable copy; each (kind, tenant) is also
+    held in memory once first read (the emulator process is the file's only writer), so look-ups
+    and filtered lists do not re-read and re-parse every stored object. Callers get their own
+    copies, parsed from the stored text, and only of the objects they asked for.
     """
 
     def __init__(self, url: str = "sqlite://") -> None:
@@ -88,44 +98,60 @@ class Store:
                     for name in ("sandbox_records", "sandbox_idempotency", "sandbox_counters")],
         )
         self.lock = threading.RLock()
+        # (kind, tenant) -> object_id -> cached row, in creation (seq) order.
+        self._memory: dict[tuple[str, str], dict[str, _Cached]] = {}
+
+    def _objects(self, kind: str, tenant: str) -> dict[str, _Cached]:
+        """The in-memory copy of one (kind, tenant), loaded from SQLite on first use. Hold the lock."""
+        objects = self._memory.get((kind, tenant))
+        if objects is None:
+            with Session(self.engine) as session:
+                rows = session.exec(
+                    select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant)
+                    .order_by(SandboxRecord.seq)  # type: ignore[arg-type]
+                ).all()
+            objects = {r.object_id: _Cached(seq=r.seq or 0, text=r.data, data=json.loads(r.data)) for r in rows}
+            self._memory[(kind, tenant)] = objects
+        return objects
 
     # -- records ---------------------------------------------------------------------------------
     def put(self, kind: str, object_id: str, data: dict[str, Any], *, tenant: str = "") -> dict[str, Any]:
         """Insert or replace one object; returns ``data``."""
         text = json.dumps(data, default=str)
-        with self.lock, Session(self.engine) as session:
-            row = session.exec(
-                select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
-                                            SandboxRecord.object_id == object_id)
-            ).first()
-            if row is None:
-                session.add(SandboxRecord(kind=kind, tenant=tenant, object_id=object_id, data=text))
-            else:
-                row.data = text
+        with self.lock:
+            objects = self._objects(kind, tenant)
+            with Session(self.engine) as session:
+                row = session.exec(
+                    select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
+                                                SandboxRecord.object_id == object_id)
+                ).first()
+                if row is None:
+                    row = SandboxRecord(kind=kind, tenant=tenant, object_id=object_id, data=text)
+                else:
+                    row.data = text
                 session.add(row)
-            session.commit()
+                session.commit()
+                seq = row.seq or 0
+            objects[object_id] = _Cached(seq=seq, text=text, data=json.loads(text))
         return data
 
     def get(self, kind: str, object_id: str, *, tenant: str = "") -> dict[str, Any] | None:
-        with self.lock, Session(self.engine) as session:
-            row = session.exec(
-                select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
-                                            SandboxRecord.object_id == object_id)
-            ).first()
-            return json.loads(row.data) if row else None
+        with self.lock:
+            cached = self._objects(kind, tenant).get(object_id)
+            return json.loads(cached.text) if cached else None
 
     def list(self, kind: str, *, tenant: str = "", where: Callable[[dict[str, Any]], bool] | None = None,
              after_seq: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Objects of a kind in creation order, optionally filtered in Python."""
-        with self.lock, Session(self.engine) as session:
-            query = select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant)
-            if after_seq is not None:
-                query = query.where(SandboxRecord.seq > after_seq)  # type: ignore[operator]
-            rows = session.exec(query.order_by(SandboxRecord.seq)).all()  # type: ignore[arg-type]
-        items = [json.loads(r.data) for r in rows]
-        if where is not None:
-            items = [i for i in items if where(i)]
-        return items[:limit] if limit is not None else items
+        """Objects of a kind in creation order, optionally filtered in Python.
+
+        ``where`` sees the stored object read-only; the caller gets fresh copies of the matches.
+        """
+        with self.lock:
+            texts = [c.text for c in self._objects(kind, tenant).values()
+                     if (after_seq is None or c.seq > after_seq) and (where is None or where(c.data))]
+        if limit is not None:
+            texts = texts[:limit]
+        return [json.loads(t) for t in texts]
 
     def delete(self, kind: str, object_id: str, *, tenant: str = "") -> bool:
         with self.lock, Session(self.engine) as session:
@@ -134,6 +160,7 @@ class Store:
                                             col(SandboxRecord.object_id) == object_id)
             )
             session.commit()
+            self._objects(kind, tenant).pop(object_id, None)
             return bool(result.rowcount)
 
     def count(self, kind: str | None = None) -> dict[str, int]:
@@ -158,6 +185,7 @@ class Store:
             for table in (SandboxRecord, IdempotencyEntry, Counter):
                 session.exec(delete(table))  # type: ignore[call-overload]
             session.commit()
+            self._memory.clear()
 
     # -- idempotency -------------------------------------------------------------------------
     def idempotency_get(self, scope: str, key: str) -> IdempotencyEntry | None:
