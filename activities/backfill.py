@@ -37,6 +37,30 @@ class ErpContactsResult(BaseModel):
     requests: int = 0
 
 
+class FindErpContactsInput(BaseModel):
+    tenant_id: str
+    entity_code: str
+    accounts: list[Account] = Field(default_factory=list)
+    batch_size: int = 50
+    requests_per_second: float | None = None
+
+
+class ErpContactsPlan(BaseModel):
+    """What a page needs: the drafts missing from the ERP, and how many contacts were there already."""
+
+    missing: list[ErpCustomerDraft] = Field(default_factory=list)
+    existing: int = 0
+    requests: int = 0
+
+
+class CreateErpContactsInput(BaseModel):
+    tenant_id: str
+    drafts: list[ErpCustomerDraft] = Field(default_factory=list)
+    batch_size: int = 50
+    requests_per_second: float | None = None
+    idempotency_key: str
+
+
 class Pacer:
     """Requests spaced ``1/rate`` apart (slots reserved before sleeping, so concurrent callers queue)."""
 
@@ -75,10 +99,46 @@ class BackfillActivities:
         await self._pace("hubspot", "", request.requests_per_second)
         return await self.crm.list_companies(after=request.after, limit=request.limit)
 
+    @activity.defn(name="find_erp_contacts")
+    @business_step
+    async def find_erp_contacts(self, request: FindErpContactsInput) -> ErpContactsPlan:
+        """Which accounts of a page have no ERP contact yet (read only, ``batch_size`` references a request)."""
+        plan = ErpContactsPlan()
+        drafts = [ErpCustomerDraft(account=a, reference=backfill_reference(a, request.entity_code))
+                  for a in request.accounts if a.crm_id]
+        for start in range(0, len(drafts), request.batch_size):
+            batch = drafts[start:start + request.batch_size]
+            await self._pace("xero", request.tenant_id, request.requests_per_second)
+            existing = await self.erp.find_customers(request.tenant_id, [d.reference for d in batch])
+            plan.requests += 1
+            missing = [d for d in batch if d.reference not in existing]
+            plan.missing += missing
+            plan.existing += len(batch) - len(missing)
+        return plan
+
+    @activity.defn(name="create_erp_contacts")
+    @business_step
+    async def create_erp_contacts(self, request: CreateErpContactsInput) -> ErpContactsResult:
+        """Create exactly ``drafts``, ``batch_size`` a request. The drafts and keys are the same on every
+        attempt, so a retry after a lost answer gets the ERP's replay of the first create, not a second
+        contact, and the count stays true."""
+        result = ErpContactsResult()
+        for start in range(0, len(request.drafts), request.batch_size):
+            batch = request.drafts[start:start + request.batch_size]
+            await self._pace("xero", request.tenant_id, request.requests_per_second)
+            await self.erp.create_customers(request.tenant_id, batch,
+                                            idempotency_key=f"{request.idempotency_key}:{start}")
+            result.requests += 1
+            result.created += len(batch)
+        return result
+
     @activity.defn(name="upsert_erp_contacts")
     @business_step
     async def upsert_erp_contacts(self, request: ErpContactsInput) -> ErpContactsResult:
-        """Find-or-create a page of accounts as ERP contacts, ``batch_size`` per request pair."""
+        """Find-or-create a page of accounts as ERP contacts, ``batch_size`` per request pair.
+
+        Kept for backfill runs started before ``find_erp_contacts`` / ``create_erp_contacts``: a retry
+        after a partial page counts that page's earlier creates as existing."""
         result = ErpContactsResult()
         drafts = [ErpCustomerDraft(account=a, reference=backfill_reference(a, request.entity_code))
                   for a in request.accounts if a.crm_id]
@@ -98,4 +158,4 @@ class BackfillActivities:
         return result
 
     def all(self) -> list[object]:
-        return [self.fetch_company_page, self.upsert_erp_contacts]
+        return [self.fetch_company_page, self.find_erp_contacts, self.create_erp_contacts, self.upsert_erp_contacts]

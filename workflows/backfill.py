@@ -1,10 +1,10 @@
 """Company backfill: every CRM company becomes an ERP contact in one legal entity's tenant.
 
-Pages through HubSpot companies (the next page is fetched while the current one is written), creates
-the missing Xero contacts in batches paced at ``requests_per_second`` (below the vendor's limit: 429s
-are the exception, not the pacing), and continues as new every ``pages_per_run`` pages carrying the
-cursor and the totals. Idempotency keys derive from the workflow ID and the page cursor, so they are
-stable across retries and continue-as-new.
+Pages through HubSpot companies (the next page is fetched while the current one is written), looks each
+page up in Xero (one activity), then creates exactly the missing contacts (another) in batches paced at
+``requests_per_second`` (below the vendor's limit: 429s are the exception, not the pacing), and
+continues as new every ``pages_per_run`` pages carrying the cursor and the totals. Idempotency keys
+derive from the workflow ID and the page cursor, so they are stable across retries and continue-as-new.
 """
 
 from __future__ import annotations
@@ -17,12 +17,20 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.backfill import BackfillActivities, ErpContactsInput, FetchCompaniesInput
+    from activities.backfill import (
+        BackfillActivities,
+        CreateErpContactsInput,
+        ErpContactsInput,
+        ErpContactsResult,
+        FetchCompaniesInput,
+        FindErpContactsInput,
+    )
     from canonical.backfill import CompanyPage
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=30))
 TIMEOUT = timedelta(minutes=5)
+FIND_THEN_CREATE = "backfill-find-then-create"
 
 
 class BackfillCarried(BaseModel):
@@ -66,14 +74,7 @@ class CompanyBackfillWorkflow:
             last_in_run = pages_this_run >= request.pages_per_run or workflow.info().is_continue_as_new_suggested()
             if page.next_after and not last_in_run:
                 fetch = self._fetch(request, page.next_after)  # read ahead while this page is written
-            written = await workflow.execute_activity_method(
-                BackfillActivities.upsert_erp_contacts,
-                ErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
-                                 accounts=page.accounts, batch_size=request.batch_size,
-                                 requests_per_second=request.xero_requests_per_second,
-                                 idempotency_key=f"{workflow.info().workflow_id}:{totals.after or 'start'}"),
-                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
-                summary=f"{len(page.accounts)} companies -> Xero {request.entity_code}")
+            written = await self._write(request, page, key=f"{workflow.info().workflow_id}:{totals.after or 'start'}")
             totals.pages += 1
             totals.companies += len(page.accounts)
             totals.created += written.created
@@ -88,6 +89,36 @@ class CompanyBackfillWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={
                     "carried": totals.model_copy(update={"runs": totals.runs + 1})}))
+
+    async def _write(self, request: BackfillInput, page: CompanyPage, *, key: str) -> ErpContactsResult:
+        if not workflow.patched(FIND_THEN_CREATE):
+            return await workflow.execute_activity_method(
+                BackfillActivities.upsert_erp_contacts,
+                ErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
+                                 accounts=page.accounts, batch_size=request.batch_size,
+                                 requests_per_second=request.xero_requests_per_second, idempotency_key=key),
+                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
+                summary=f"{len(page.accounts)} companies -> Xero {request.entity_code}")
+        # Find, then create exactly what was missing: the create's drafts and keys are fixed in history,
+        # so its retries replay instead of re-deciding (and the created/existing counts stay true).
+        plan = await workflow.execute_activity_method(
+            BackfillActivities.find_erp_contacts,
+            FindErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
+                                 accounts=page.accounts, batch_size=request.batch_size,
+                                 requests_per_second=request.xero_requests_per_second),
+            start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
+            summary=f"look up {len(page.accounts)} companies in Xero {request.entity_code}")
+        written = ErpContactsResult(existing=plan.existing, requests=plan.requests)
+        if plan.missing:
+            created = await workflow.execute_activity_method(
+                BackfillActivities.create_erp_contacts,
+                CreateErpContactsInput(tenant_id=request.tenant_id, drafts=plan.missing,
+                                       batch_size=request.batch_size,
+                                       requests_per_second=request.xero_requests_per_second, idempotency_key=key),
+                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
+                summary=f"create {len(plan.missing)} Xero contacts in {request.entity_code}")
+            written.created, written.requests = created.created, written.requests + created.requests
+        return written
 
     def _fetch(self, request: BackfillInput, after: str | None) -> asyncio.Task[CompanyPage]:
         return asyncio.ensure_future(workflow.execute_activity_method(

@@ -1,0 +1,142 @@
+"""Company backfill (CompanyBackfillWorkflow) on the real dev server, against HubSpot and Xero emulators of its
+own (the shared ones hold other tests' companies): every CRM company ends as exactly one ERP contact,
+contacts that existed are found, not duplicated, across pages, continue-as-new, rate limits and 503s;
+a second backfill creates nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer, Worker
+
+from activities.backfill import BackfillActivities, backfill_reference
+from canonical import Account
+from canonical.backfill import ErpCustomerDraft
+from orchestration.connect import data_converter
+from sandbox.serve import build_app, free_port, start_in_thread
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+from worker import Connectors, open_connectors
+from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
+
+from .conftest import HISTORIES, save_history
+
+COMPANIES = 23
+
+
+@dataclass
+class BackfillRig:
+    client: Client
+    settings: Settings
+    connectors: Connectors
+    hubspot: SandboxHandle
+    xero: SandboxHandle
+
+
+@pytest.fixture
+def own_sandboxes(settings: Settings) -> Iterator[tuple[Settings, SandboxHandle, SandboxHandle]]:
+    ports = {"hubspot": free_port(), "xero": free_port()}
+    own = settings.model_copy(update={
+        "sandbox_hubspot_port": ports["hubspot"], "hubspot_base_url": f"http://127.0.0.1:{ports['hubspot']}",
+        "sandbox_xero_port": ports["xero"], "xero_base_url": f"http://127.0.0.1:{ports['xero']}"})
+    handles = [SandboxHandle(vendor=v, running=start_in_thread(build_app(v, own), port=ports[v]))
+               for v in ("hubspot", "xero")]
+    yield own, handles[0], handles[1]
+    for handle in handles:
+        handle.running.stop()
+
+
+@pytest_asyncio.fixture
+async def rig(client: Client, flow_settings: Settings, own_sandboxes: tuple[Settings, SandboxHandle, SandboxHandle]
+              ) -> AsyncIterator[BackfillRig]:
+    own, hubspot, xero = own_sandboxes
+    settings = own.model_copy(update={"task_queue": flow_settings.task_queue, "activity_retry_max_seconds": 2.0})
+    async with open_connectors(settings) as connectors:
+        activities = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
+        async with Worker(client, task_queue=settings.task_queue, workflows=[CompanyBackfillWorkflow],
+                          activities=activities.all()):
+            yield BackfillRig(client, settings, connectors, hubspot, xero)
+
+
+def contact_numbers(xero: SandboxHandle, tenant: str) -> Counter[str]:
+    return Counter(str(c.get("ContactNumber")) for c in xero.store.list("contact", tenant=tenant))
+
+
+async def run_backfill(rig: BackfillRig, name: str, **overrides: object) -> BackfillResult:
+    entity = rig.settings.entity("UK01")
+    request = BackfillInput(entity_code=entity.code, tenant_id=entity.erp_tenant_id, page_size=5, batch_size=3,
+                            pages_per_run=2, **overrides)  # type: ignore[arg-type]
+    handle = await rig.client.start_workflow(CompanyBackfillWorkflow.run, request,
+                                             id=f"backfill-{name}-{uuid.uuid4().hex[:6]}",
+                                             task_queue=rig.settings.task_queue)
+    result = await handle.result()
+    first_run = rig.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    await save_history(first_run, f"backfill_{name}")
+    return result
+
+
+async def test_backfill_creates_each_missing_contact_once_across_pages_and_runs(rig: BackfillRig) -> None:
+    entity = rig.settings.entity("UK01")
+    seeded = await rig.connectors.crm.upsert_companies(
+        [Account(name=f"Backfill {i:02d} Ltd", domain=f"backfill-{i}.example.com", country="GB")
+         for i in range(COMPANIES)])
+    company_ids = [i for i in seeded.ids if i]
+    assert len(company_ids) == COMPANIES
+    # Three companies are in the ERP already (say, from quote-to-cash): they must be found, not duplicated.
+    pre = [ErpCustomerDraft(account=Account(name=f"Backfill {i:02d} Ltd", crm_id=company_ids[i], country="GB"),
+                            reference=backfill_reference(Account(name="x", crm_id=company_ids[i]), entity.code))
+           for i in (0, 7, 22)]
+    created_before = await rig.connectors.erp.create_customers(entity.erp_tenant_id, pre,
+                                                               idempotency_key=f"pre-{uuid.uuid4().hex}")
+    before = contact_numbers(rig.xero, entity.erp_tenant_id)
+
+    # Xero at 4 requests/s with 20 % 503s: the pacing keeps under the limit, the retries reuse their keys.
+    with rig.xero.faults(rate_limit_per_second=4, error_rate=0.2, status=503, seed=7):
+        result = await run_backfill(rig, "first", xero_requests_per_second=3.0)
+
+    totals = result.totals
+    expected = {f"hubspot-company-{cid}-{entity.code}" for cid in company_ids}
+    after = contact_numbers(rig.xero, entity.erp_tenant_id)
+    assert totals.companies == COMPANIES
+    assert (totals.created, totals.existing) == (COMPANIES - 3, 3)
+    assert totals.pages == 5 and totals.runs == 3  # 23 companies / 5 per page; continue-as-new every 2 pages
+    assert set(after) == expected
+    assert all(n == 1 for n in after.values()), {k: n for k, n in after.items() if n > 1}
+    assert sum(before.values()) == 3 and len(created_before.contact_ids) == 3
+    # The three that existed kept their IDs.
+    ids_by_number = {c["ContactNumber"]: c["ContactID"]
+                     for c in rig.xero.store.list("contact", tenant=entity.erp_tenant_id)}
+    assert [ids_by_number[d.reference] for d in pre] == created_before.contact_ids
+
+    again = await run_backfill(rig, "again")
+    assert (again.totals.companies, again.totals.created, again.totals.existing) == (COMPANIES, 0, COMPANIES)
+    assert contact_numbers(rig.xero, entity.erp_tenant_id) == after
+
+
+async def test_backfill_of_an_empty_crm_ends_at_once(rig: BackfillRig) -> None:
+    result = await run_backfill(rig, "empty")
+    assert (result.totals.companies, result.totals.pages, result.totals.runs) == (0, 1, 1)
+    assert rig.xero.store.list("contact", tenant=rig.settings.entity("UK01").erp_tenant_id) == []
+
+
+BACKFILL_HISTORIES = sorted(HISTORIES.glob("backfill_*.json"))
+
+
+def test_backfill_histories_cover_both_versions() -> None:
+    names = {p.stem for p in BACKFILL_HISTORIES}
+    assert {"backfill_legacy_first", "backfill_first", "backfill_again", "backfill_empty"} <= names
+
+
+@pytest.mark.parametrize("path", BACKFILL_HISTORIES, ids=[p.stem for p in BACKFILL_HISTORIES])
+async def test_backfill_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[CompanyBackfillWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
