@@ -7,10 +7,13 @@ key come from the SDK's environment configuration (``TEMPORAL_ADDRESS`` ...), se
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client
@@ -107,11 +110,30 @@ def build_worker(client: Client, settings: Settings, connectors: Connectors, *, 
     )
 
 
+def cache_workflow_bytecode() -> None:
+    """Write the bytecode of the workflow modules if missing or stale.
+
+    Temporal's workflow sandbox imports a workflow's module afresh for every workflow it builds (each new
+    run, each run evicted from the cache). Where ``PYTHONDONTWRITEBYTECODE`` is set, as in many container
+    images, every one of those imports compiled the source again; Python still reads bytecode that is there.
+    A read-only install just skips this.
+    """
+    if not sys.dont_write_bytecode:
+        return
+    root = Path(__file__).resolve().parent
+    for package in ("workflows", "canonical", "activities"):
+        try:
+            compileall.compile_dir(root / package, quiet=2, maxlevels=0)
+        except OSError as exc:  # pragma: no cover - read-only installs
+            log.info("could not cache bytecode of %s: %s", package, exc)
+
+
 async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[object] = (),
                log_level: int = logging.INFO) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
+    cache_workflow_bytecode()
     client = await connect()
     async with open_connectors(settings) as connectors:
         try:

@@ -56,6 +56,7 @@ class ChaosDeal:
     company_id: str = ""
     result: QuoteToCashResult | None = None
     state: str = "not started"
+    skipped_later: int = 0  # later runs that found the deal provisioned already
 
 
 @dataclass
@@ -279,6 +280,24 @@ async def collect_results(chaos: Chaos) -> None:
             deal.state = deal.result.outcome.value
         except WorkflowFailureError as exc:
             deal.state = f"workflow failed: {exc.cause}"
+            continue
+        if deal.result.outcome is Stage.SKIPPED:
+            await earlier_provisioning(chaos, deal)
+
+
+async def earlier_provisioning(chaos: Chaos, deal: ChaosDeal) -> None:
+    """A trigger that arrives after a deal's run has completed (a late redelivery, the poll, a CRM change)
+    starts a new run under the same ID, which stops at once as ``skipped``: the deal is provisioned already.
+    Judge such a deal by the run that provisioned it."""
+    workflow_id = quote_to_cash_id(deal.deal_id)
+    async for run in chaos.bench.client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        if run.status is not WorkflowExecutionStatus.COMPLETED:
+            continue
+        handle = chaos.bench.client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id, run_id=run.run_id)
+        result = await handle.result(follow_runs=False)
+        if result.outcome is Stage.PROVISIONED:
+            deal.result, deal.state = result, result.outcome.value
+            deal.skipped_later += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,6 +475,8 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
         f"approvals given by the harness: {chaos.approvals}; HubSpot deliveries replayed: {chaos.replayed} "
         f"(+{chaos.replay_refused} refused with 503 while Temporal was down)",
         f"ledger: events {ledger['events_by_state']}, deliveries {ledger['deliveries_by_outcome']}",
+        f"deals whose run was followed by a later trigger's run that ended `skipped` (already provisioned; "
+        f"judged by the run that provisioned them): {sum(1 for d in deals if d.skipped_later)}",
         *chaos.events,
     ]
     for d in exceptions[:10]:
