@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from bench.common import BenchStack, Table, bench_settings, running_stack
@@ -45,8 +47,9 @@ def payload_bytes(message: Message) -> int:
 
 
 def history_cost(history: WorkflowHistory) -> dict[str, Any]:
+    kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events)
     return {"events": len(history.events), "payload_bytes": sum(payload_bytes(e) for e in history.events),
-            "history_bytes": sum(e.ByteSize() for e in history.events)}
+            "history_bytes": sum(e.ByteSize() for e in history.events), "by_type": dict(kinds.most_common())}
 
 
 def registered(name: str) -> bool:
@@ -96,6 +99,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                       result.outcome.value)
             if model == "subscription":
                 sub_result = result
+                table.notes.append(f"quote-to-cash ({model}) events by type: {cost['by_type']}")
         # -- amendment --------------------------------------------------------------------------
         if not registered(AMENDMENTS_WORKFLOW):
             table.add("amendment", "", "-", "-", "-", "skipped: ContractAmendmentsWorkflow not in worker.WORKFLOWS")

@@ -44,10 +44,18 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TimelineEntry,
     )
-    from workflows.steps import add_business_keys, decide, failure_reason, refuse_decision, run_step
+    from workflows.steps import (
+        AttributePublisher,
+        add_business_keys,
+        decide,
+        failure_reason,
+        refuse_decision,
+        run_step,
+    )
 
 A = QuoteToCashActivities
 PATCH_UPSERT_ON_CHANGE = "upsert-search-attributes-on-change"
+PATCH_COALESCE_ATTRIBUTES = "coalesce-search-attributes"
 
 
 class _Stop(Exception):
@@ -82,6 +90,7 @@ class QuoteToCashWorkflow:
         self._keys: list[str] = []
         self._timeline: list[TimelineEntry] = []
         self._published: tuple[str, str] | None = None
+        self._attributes = AttributePublisher(coalesce=False)
 
     # ------------------------------------------------------------------------------------------
     # The flow
@@ -89,6 +98,7 @@ class QuoteToCashWorkflow:
     @workflow.run
     async def run(self, request: QuoteToCashInput) -> QuoteToCashResult:
         self._deal_id = request.deal_id
+        self._attributes = AttributePublisher(coalesce=workflow.patched(PATCH_COALESCE_ATTRIBUTES))
         self._add_keys(ref("hubspot", "deal", request.deal_id))
         self._enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
@@ -120,7 +130,7 @@ class QuoteToCashWorkflow:
         if deal.account and deal.account.crm_id:
             self._add_keys(ref("hubspot", "company", deal.account.crm_id))
         if deal.currency and deal.lines:
-            workflow.upsert_search_attributes([DEAL_AMOUNT.value_set(float(deal.total().amount))])
+            self._attributes.set(DEAL_AMOUNT.value_set(float(deal.total().amount)))
 
     # -- 1. mandatory commercial data ---------------------------------------------------------------
     def _check(self, deal: Deal) -> list[MissingField]:
@@ -133,7 +143,7 @@ class QuoteToCashWorkflow:
                 missing.append(MissingField(field=exc.field, reason=exc.reason))
             else:
                 self._entity_code = entity.code
-                workflow.upsert_search_attributes([LEGAL_ENTITY.value_set(entity.code)])
+                self._attributes.set(LEGAL_ENTITY.value_set(entity.code))
         return missing
 
     async def _until_complete(self, deal: Deal) -> Deal:
@@ -431,7 +441,7 @@ class QuoteToCashWorkflow:
         return f"{info.workflow_id}:{info.first_execution_run_id[:8]}:{step}"
 
     def _add_keys(self, *keys: str) -> None:
-        add_business_keys(self._keys, *keys)
+        add_business_keys(self._keys, *keys, publish=self._attributes.set)
 
     def _enter(self, stage: Stage, note: str, *, waiting_for: str) -> None:
         self._stage = stage
@@ -447,8 +457,7 @@ class QuoteToCashWorkflow:
         # Runs started before this patch upserted on every note; newer ones only when Stage or
         # ExceptionKind really change, which saves a history event and a visibility write per note.
         if published != self._published or not workflow.patched(PATCH_UPSERT_ON_CHANGE):
-            workflow.upsert_search_attributes([STAGE.value_set(self._stage.value),
-                                               EXCEPTION_KIND.value_set(self._exception.value)])
+            self._attributes.set(STAGE.value_set(self._stage.value), EXCEPTION_KIND.value_set(self._exception.value))
             self._published = published
         deal = self._deal
         lines = [f"**Stage:** {self._stage.value}" + (f"  \n**Exception:** {self._exception.value}"
@@ -468,6 +477,7 @@ class QuoteToCashWorkflow:
 
     async def _finish(self, outcome: Stage, reason: str) -> QuoteToCashResult:
         self._enter(outcome, reason, waiting_for="")
+        self._attributes.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return QuoteToCashResult(deal_id=self._deal_id, outcome=outcome, reason=reason, contract=self._contract,
                                  engagements=self._engagements, business_keys=self._keys)

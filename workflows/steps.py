@@ -6,11 +6,13 @@ Called from workflow code only; deterministic, no I/O.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -37,17 +39,63 @@ async def run_step(activity_fn: Any, arg: Any, summary: str, *, retry_max_second
         retry_policy=step_retry(retry_max_seconds, maximum_attempts=maximum_attempts))
 
 
-def add_business_keys(known: list[str], *keys: str, limit: int | None = None) -> None:
+def _upsert_now(*updates: SearchAttributeUpdate[Any]) -> None:
+    workflow.upsert_search_attributes(list(updates))
+
+
+def add_business_keys(known: list[str], *keys: str, limit: int | None = None,
+                      publish: Callable[..., None] = _upsert_now) -> None:
     """Add ``system:object:id`` keys to ``known`` and the ``BusinessKeys`` search attribute (only when new).
 
     Blank keys and keys with an empty ID (``xero:contact:``) are skipped; ``limit`` caps the list.
+    ``publish`` sends the update (at once by default; an :class:`AttributePublisher`'s ``set`` gathers it).
     """
     new = [k for k in dict.fromkeys(keys) if k and not k.endswith(":") and k not in known]
     if limit is not None:
         new = new[:max(0, limit - len(known))]
     if new:
         known.extend(new)
-        workflow.upsert_search_attributes([BUSINESS_KEYS.value_set(list(known))])
+        publish(BUSINESS_KEYS.value_set(list(known)))
+
+
+class AttributePublisher:
+    """Search-attribute updates gathered into one upsert per workflow activation.
+
+    Every upsert is a history event and a visibility write on the server; a run that moves a stage, learns
+    an ID and records an amount between two activities would otherwise upsert three times. ``set`` keeps the
+    latest value per attribute and schedules a flush task on the workflow's event loop: it runs as soon as
+    the workflow code blocks (on an activity, a timer, a condition), still inside the same activation, so the
+    UI is never behind by more than the task in progress. Values equal to the last ones sent are dropped.
+    Call :meth:`flush` before returning or continuing as new. With ``coalesce=False`` (runs recorded before
+    this existed) every ``set`` upserts at once, exactly as those runs did.
+    """
+
+    def __init__(self, *, coalesce: bool) -> None:
+        self.coalesce = coalesce
+        self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
+        self._sent: dict[str, Any] = {}
+        self._scheduled = False
+
+    def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        if not self.coalesce:
+            _upsert_now(*updates)
+            return
+        for update in updates:
+            self._pending[update.key.name] = update
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.ensure_future(self._flush_when_blocked())
+
+    async def _flush_when_blocked(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        changed = [u for name, u in self._pending.items() if name not in self._sent or self._sent[name] != u.value]
+        self._pending.clear()
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._sent.update({u.key.name: u.value for u in changed})
 
 
 def application_error(err: BaseException) -> ApplicationError | None:

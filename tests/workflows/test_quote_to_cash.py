@@ -415,7 +415,7 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
     assert len(launched) == 1
 
 
-async def test_quote_to_cash_upserts_stage_only_when_it_changes(
+async def test_quote_to_cash_upserts_search_attributes_once_per_task_and_only_changes(
     client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
 ) -> None:
     import json
@@ -425,15 +425,31 @@ async def test_quote_to_cash_upserts_stage_only_when_it_changes(
     await sign_when_out(handle, sandboxes["ironclad"])
     assert (await handle.result()).outcome is Stage.PROVISIONED
 
-    published: list[tuple[str, str]] = []
-    markers = 0
+    state: dict[str, object] = {}
+    stages: list[object] = []
+    markers = upserts = tasks = 0
+    upserts_in_task = 0
     async for event in handle.fetch_history_events():
         if event.HasField("marker_recorded_event_attributes"):
             markers += 1
+        if event.HasField("workflow_task_completed_event_attributes"):
+            tasks += 1
+            upserts_in_task = 0
         if event.HasField("upsert_workflow_search_attributes_event_attributes"):
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-            if "Stage" in fields:
-                published.append((json.loads(fields["Stage"].data), json.loads(fields["ExceptionKind"].data)))
-    assert markers >= 1, "new runs carry the patch marker"
-    assert published[-1] == ("provisioned", "")
-    assert all(a != b for a, b in zip(published, published[1:], strict=False)), published
+            changed = {name: json.loads(payload.data) for name, payload in fields.items()}
+            if set(changed) == {"TemporalChangeVersion"}:  # the SDK's own upsert for workflow.patched()
+                continue
+            upserts += 1
+            upserts_in_task += 1
+            assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed} after {state}"
+            assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
+            state.update(changed)
+            if "Stage" in changed:
+                stages.append(changed["Stage"])
+    assert markers >= 2, "new runs carry both patch markers"
+    assert (state["Stage"], state["ExceptionKind"]) == ("provisioned", "")
+    assert stages[0] == "loading" and stages[-1] == "provisioned"
+    assert all(a != b for a, b in zip(stages, stages[1:], strict=False)), stages
+    assert f"hubspot:deal:{deal_id}" in state["BusinessKeys"]  # type: ignore[operator]
+    assert upserts < 12, f"{upserts} upserts in {tasks} workflow tasks"

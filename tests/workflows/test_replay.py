@@ -21,6 +21,9 @@ def test_replay_histories_are_committed() -> None:
     names = {p.stem for p in QUOTE_TO_CASH}
     assert {"quote_to_cash_subscription", "quote_to_cash_approved", "quote_to_cash_rejected",
             "quote_to_cash_missing_data", "quote_to_cash_compensated", "quote_to_cash_expired"} <= names
+    # Runs since the coalesce-search-attributes patch (one upsert per workflow task).
+    assert {"quote_to_cash_coalesced_subscription", "quote_to_cash_coalesced_approved",
+            "quote_to_cash_coalesced_missing_data", "quote_to_cash_coalesced_expired"} <= names
 
 
 @pytest.mark.parametrize("path", QUOTE_TO_CASH, ids=lambda p: p.stem)
