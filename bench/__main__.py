@@ -23,17 +23,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="overhead: deals per path (sequential)")
     p.add_argument("--warmup", type=int, default=2, help="overhead: unmeasured deals per path first")
     p.add_argument("--poll", type=float, default=0.2, help="contract poll interval in seconds (both paths)")
-    p.add_argument("--webhooks", action="store_true",
-                   help="overhead: run the ingress too, so Ironclad's webhook wakes the workflow (product default)")
+    p.add_argument("--poll-only", dest="webhooks", action="store_false", default=True,
+                   help="overhead: no ingress, so the workflow learns of the signature by polling Ironclad "
+                        "(default: the product's path, Ironclad's webhook -> ingress -> signal)")
     p.add_argument("--k", type=int, default=40, help="throughput: deals (and no-op workflows) in flight")
-    p.add_argument("--events", type=int, default=1000, help="burst: Stripe events (the issue's size: 10000)")
+    p.add_argument("--events", type=int, default=10000, help="burst: Stripe events")
     p.add_argument("--customers", type=int, default=20, help="burst: billing customers the invoices spread over")
     p.add_argument("--concurrency", type=int, default=32, help="burst: webhook deliveries in flight at most")
-    p.add_argument("--burst-timeout", type=float, default=600, help="burst: give up waiting after (s)")
-    p.add_argument("--companies", type=int, default=2000, help="backfill: HubSpot companies (issue: 20000)")
+    p.add_argument("--burst-timeout", type=float, default=1800, help="burst: give up waiting after (s)")
+    p.add_argument("--companies", type=int, default=20000, help="backfill: HubSpot companies")
     p.add_argument("--rate", type=float, default=5.0, help="backfill: Xero sandbox limit, requests/s")
     p.add_argument("--hubspot-rate", type=float, default=10.0, help="backfill: HubSpot sandbox limit, requests/s")
     p.add_argument("--batch", type=int, default=25, help="backfill: contacts per Xero request")
+    p.add_argument("--quick", action="store_true",
+                   help="a tenth of the sizes (burst 1,000 events, backfill 2,000 companies) for a look in minutes")
     p.add_argument("--keep", action="store_true", help="keep the stack's data folder (logs, SQLite files)")
     return p
 
@@ -45,6 +48,8 @@ async def run_one(name: str, args: argparse.Namespace, data_dir: Path) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.quick:
+        args.events, args.companies = args.events // 10, args.companies // 10
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL]
     if unknown:

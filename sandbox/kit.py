@@ -141,16 +141,15 @@ class Store:
             return json.loads(cached.text) if cached else None
 
     def list(self, kind: str, *, tenant: str = "", where: Callable[[dict[str, Any]], bool] | None = None,
-             after_seq: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Objects of a kind in creation order, optionally filtered in Python.
+             after_seq: int | None = None, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Objects of a kind in creation order, optionally filtered in Python, ``offset``/``limit`` applied last.
 
-        ``where`` sees the stored object read-only; the caller gets fresh copies of the matches.
+        ``where`` sees the stored object read-only; the caller gets fresh copies of the matches on the page only.
         """
         with self.lock:
             texts = [c.text for c in self._objects(kind, tenant).values()
                      if (after_seq is None or c.seq > after_seq) and (where is None or where(c.data))]
-        if limit is not None:
-            texts = texts[:limit]
+        texts = texts[offset:] if limit is None else texts[offset:offset + limit]
         return [json.loads(t) for t in texts]
 
     def delete(self, kind: str, object_id: str, *, tenant: str = "") -> bool:

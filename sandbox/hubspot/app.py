@@ -236,12 +236,12 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         type_name = object_type(object_type_raw)
         limit = _int_param(request, "limit", 10, 100)
         offset = _offset(request.query_params.get("after"))
-        items = portal.all(type_name)
-        page = items[offset:offset + limit]
+        items = portal.all(type_name, offset=offset, limit=limit + 1)  # one more: is there a next page?
+        page = items[:limit]
         props = _names(request, "properties") or None
         body: dict[str, Any] = {"results": [with_associations(type_name, r, props, _names(request, "associations"))
                                             for r in page]}
-        if offset + limit < len(items):
+        if len(items) > limit:
             after = str(offset + limit)
             body["paging"] = {"next": {"after": after, "link": f"{request.url.path}?after={after}"}}
         return body
@@ -393,7 +393,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             raise HubSpotError(400, f"The search API returns at most {MAX_SEARCH_RESULTS} results per query; "
                                     "narrow the filters instead of paging further", "VALIDATION_ERROR")
         known = portal.properties(type_name)
-        matches = [o for o in portal.all(type_name) if _matches(o, body.get("filterGroups") or [], known)]
+        groups = body.get("filterGroups") or []
+        matches = portal.all(type_name, where=lambda o: _matches(o, groups, known))
         for prop, descending in reversed(_sorts(body.get("sorts") or [])):
             matches.sort(key=functools.partial(_sort_key, prop=prop, known=known), reverse=descending)
         page = matches[offset:offset + limit]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -222,8 +222,11 @@ class Portal:
         matches = self.store.list(f"hs:{type_name}", where=lambda o: o["properties"].get(prop) == value)
         return matches[0] if matches else None
 
-    def all(self, type_name: str) -> list[dict[str, Any]]:
-        return [o for o in self.store.list(f"hs:{type_name}") if not o.get("archived")]
+    def all(self, type_name: str, *, where: Callable[[dict[str, Any]], bool] | None = None, offset: int = 0,
+            limit: int | None = None) -> list[dict[str, Any]]:
+        """Live (not archived) objects in creation order; ``where`` sees each read-only."""
+        return self.store.list(f"hs:{type_name}", where=lambda o: not o.get("archived") and (where is None or where(o)),
+                               offset=offset, limit=limit)
 
     def create(self, type_name: str, values: dict[str, Any], *, validate: bool = True) -> dict[str, Any]:
         if validate:

@@ -95,10 +95,9 @@ class Accounting:
                 since_ts = wire.parse_moment(since).timestamp()
             except (TypeError, ValueError):
                 since_ts = None
-        items = self.store.list(kind, tenant=call.tenant)
-        items = [i for i in items if where(i) and (since_ts is None or i.get("_updated", 0) >= since_ts)
-                 and (default_filter is None or default_filter(i))
-                 and all(check(i) for check in (extra or []))]
+        items = self.store.list(kind, tenant=call.tenant, where=lambda i: (
+            where(i) and (since_ts is None or i.get("_updated", 0) >= since_ts)
+            and (default_filter is None or default_filter(i)) and all(check(i) for check in (extra or []))))
         page, pagination = page_of(request, items)
         if strip_lines_unless_paged and pagination is None:
             # Xero leaves line items out of unpaged invoice lists.
@@ -153,8 +152,21 @@ class Accounting:
         failed = False
         reported: list[dict[str, Any]] = []
         batch_names: dict[str, str] = {}
-        # the tenant's contacts are read once per request, not once per element (a backfill writes batches)
-        stored = self.store.list("contact", tenant=tenant)
+        # Only the stored contacts that could clash (same name or number as an element or the contact it
+        # updates) are read, once per request: a backfill writes batches into a tenant of many contacts.
+        names: set[str] = set()
+        numbers: set[str] = set()
+        for element in elements:
+            target_id = contact_id or element.get("ContactID")
+            current = self.store.get("contact", str(target_id).lower(), tenant=tenant) if target_id else None
+            for source in (element, current or {}):
+                if source.get("Name"):
+                    names.add(str(source["Name"]).strip().lower())
+                if source.get("ContactNumber"):
+                    numbers.add(str(source["ContactNumber"]))
+        stored = self.store.list("contact", tenant=tenant, where=lambda d: (
+            str(d.get("Name", "")).strip().lower() in names
+            or (d.get("ContactNumber") is not None and str(d["ContactNumber"]) in numbers)))
         for element in elements:
             target_id = contact_id or element.get("ContactID")
             existing = self.store.get("contact", str(target_id).lower(), tenant=tenant) if target_id else None
