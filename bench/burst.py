@@ -44,19 +44,19 @@ def _rows(db_path: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> Table:
+    invoices_wanted = args.events // 2
+    # four years of monthly billing each (about 47 cycles), within the approval policy's amount
+    customers = max(args.customers, -(-invoices_wanted // 40))
     table = Table("burst", f"3. Month-end burst: {args.events} Stripe invoice.finalized + invoice.paid events "
-                           f"over {args.customers} customers, {args.concurrency} deliveries in flight",
+                           f"over {customers} customers, {args.concurrency} deliveries in flight",
                   ["figure", "value"])
     if not registered(LEDGER_WORKFLOW):
         table.add("skipped", "AccountLedgerWorkflow is not in worker.WORKFLOWS")
         return table
     settings = bench_settings(data_dir, contract_poll_interval_seconds=args.poll, activity_retry_max_seconds=2.0)
-    invoices_wanted = args.events // 2
     async with running_stack(settings, with_ingress=True) as bench:
         await bench.control("ironclad", "autosign", {"delay_seconds": 0})
         # 1. customers: subscription deals through quote-to-cash
-        # four years of monthly billing each (about 47 cycles), within the approval policy's amount
-        customers = max(args.customers, -(-invoices_wanted // 40))
         deal_ids = [await bench.seed_deal(DealSpec(model="subscription", end_date="2030-12-31"))
                     for _ in range(customers)]
         handles = [await start_quote_to_cash(bench.client, settings, d, trigger="bench") for d in deal_ids]
