@@ -52,11 +52,13 @@ async def noops_in_flight(bench: BenchStack, k: int, activities: int, *, local: 
 async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     settings = bench_settings(data_dir, contract_poll_interval_seconds=args.poll, activity_retry_max_seconds=2.0)
     k = args.k
+    webhooks = getattr(args, "webhooks", True)
+    signature = "Ironclad webhook -> ingress -> signal" if webhooks else f"contract poll {args.poll:g}s only"
     table = Table("throughput", f"2. Throughput ceiling: {k} workflows in flight on one worker "
-                                f"(max_concurrent_activities=200, contract poll {args.poll:g}s, auto-sign 0s)",
+                                f"(max_concurrent_activities=200, auto-sign 0s, {signature})",
                   ["workload", "workflows", "activities each", "seconds", "workflows/s", "activities/s",
                    "ratio q2c/no-op"])
-    async with running_stack(settings) as bench:
+    async with running_stack(settings, with_ingress=webhooks) as bench:
         await bench.control("ironclad", "autosign", {"delay_seconds": 0})
         await deals_in_flight(bench, min(k, 4))  # warm the connection pools and the worker
         cpu = [stack_cpu(bench)]

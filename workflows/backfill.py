@@ -51,6 +51,7 @@ class BackfillInput(BaseModel):
     xero_requests_per_second: float | None = None
     hubspot_requests_per_second: float | None = None
     pages_per_run: int = 50
+    parallel_pages: int = 2
     carried: BackfillCarried = Field(default_factory=BackfillCarried)
 
 
@@ -65,42 +66,40 @@ class CompanyBackfillWorkflow:
 
     @workflow.run
     async def run(self, request: BackfillInput) -> BackfillResult:
-        totals = self._totals = request.carried.model_copy()
+        self._totals = request.carried.model_copy()
+        if workflow.patched(FIND_THEN_CREATE):
+            return await self._run_pipelined(request)
+        return await self._run_one_page_at_a_time(request)
+
+    async def _run_pipelined(self, request: BackfillInput) -> BackfillResult:
+        """Up to ``parallel_pages`` pages written at once, so the paced ERP requests of one page go out while
+        another waits for its activity to start: the request pipe stays full at the pacer's rate."""
+        totals = self._totals
         fetch = self._fetch(request, totals.after)
+        writing: list[asyncio.Task[None]] = []
         pages_this_run = 0
         while True:
             page: CompanyPage = await fetch
             pages_this_run += 1
             last_in_run = pages_this_run >= request.pages_per_run or workflow.info().is_continue_as_new_suggested()
             if page.next_after and not last_in_run:
-                fetch = self._fetch(request, page.next_after)  # read ahead while this page is written
-            written = await self._write(request, page, key=f"{workflow.info().workflow_id}:{totals.after or 'start'}")
-            totals.pages += 1
-            totals.companies += len(page.accounts)
-            totals.created += written.created
-            totals.existing += written.existing
-            totals.requests += written.requests + 1
+                fetch = self._fetch(request, page.next_after)  # read ahead while pages are written
+            key = f"{workflow.info().workflow_id}:{totals.after or 'start'}"
             totals.after = page.next_after
-            workflow.set_current_details(f"**Pages:** {totals.pages}  \n**Companies:** {totals.companies} "
-                                         f"({totals.created} created, {totals.existing} existing)")
-            if not page.next_after:
-                return BackfillResult(totals=totals)
-            if last_in_run:
+            writing.append(asyncio.ensure_future(self._write_page(request, page, key=key)))
+            if len(writing) >= max(1, request.parallel_pages):
+                await writing.pop(0)
+            if not page.next_after or last_in_run:
+                await asyncio.gather(*writing)
+                if not page.next_after:
+                    return BackfillResult(totals=totals)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={
                     "carried": totals.model_copy(update={"runs": totals.runs + 1})}))
 
-    async def _write(self, request: BackfillInput, page: CompanyPage, *, key: str) -> ErpContactsResult:
-        if not workflow.patched(FIND_THEN_CREATE):
-            return await workflow.execute_activity_method(
-                BackfillActivities.upsert_erp_contacts,
-                ErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
-                                 accounts=page.accounts, batch_size=request.batch_size,
-                                 requests_per_second=request.xero_requests_per_second, idempotency_key=key),
-                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
-                summary=f"{len(page.accounts)} companies -> Xero {request.entity_code}")
-        # Find, then create exactly what was missing: the create's drafts and keys are fixed in history,
-        # so its retries replay instead of re-deciding (and the created/existing counts stay true).
+    async def _write_page(self, request: BackfillInput, page: CompanyPage, *, key: str) -> None:
+        """Look a page up, then create exactly what was missing: the create's drafts and keys are fixed in
+        history, so its retries replay instead of re-deciding (and the created/existing counts stay true)."""
         plan = await workflow.execute_activity_method(
             BackfillActivities.find_erp_contacts,
             FindErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
@@ -118,7 +117,46 @@ class CompanyBackfillWorkflow:
                 start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
                 summary=f"create {len(plan.missing)} Xero contacts in {request.entity_code}")
             written.created, written.requests = created.created, written.requests + created.requests
-        return written
+        self._count(page, written)
+
+    def _count(self, page: CompanyPage, written: ErpContactsResult) -> None:
+        totals = self._totals
+        totals.pages += 1
+        totals.companies += len(page.accounts)
+        totals.created += written.created
+        totals.existing += written.existing
+        totals.requests += written.requests + 1
+        workflow.set_current_details(f"**Pages:** {totals.pages}  \n**Companies:** {totals.companies} "
+                                     f"({totals.created} created, {totals.existing} existing)")
+
+    async def _run_one_page_at_a_time(self, request: BackfillInput) -> BackfillResult:
+        """Runs started before ``FIND_THEN_CREATE``: one page at a time, find-or-create in one activity (a retry
+        after a partial page counts that page's earlier creates as existing)."""
+        totals = self._totals
+        fetch = self._fetch(request, totals.after)
+        pages_this_run = 0
+        while True:
+            page: CompanyPage = await fetch
+            pages_this_run += 1
+            last_in_run = pages_this_run >= request.pages_per_run or workflow.info().is_continue_as_new_suggested()
+            if page.next_after and not last_in_run:
+                fetch = self._fetch(request, page.next_after)
+            written = await workflow.execute_activity_method(
+                BackfillActivities.upsert_erp_contacts,
+                ErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
+                                 accounts=page.accounts, batch_size=request.batch_size,
+                                 requests_per_second=request.xero_requests_per_second,
+                                 idempotency_key=f"{workflow.info().workflow_id}:{totals.after or 'start'}"),
+                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
+                summary=f"{len(page.accounts)} companies -> Xero {request.entity_code}")
+            self._count(page, written)
+            totals.after = page.next_after
+            if not page.next_after:
+                return BackfillResult(totals=totals)
+            if last_in_run:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(request.model_copy(update={
+                    "carried": totals.model_copy(update={"runs": totals.runs + 1})}))
 
     def _fetch(self, request: BackfillInput, after: str | None) -> asyncio.Task[CompanyPage]:
         return asyncio.ensure_future(workflow.execute_activity_method(
