@@ -114,6 +114,17 @@ def compile_where(text: str | None) -> Callable[[dict[str, Any]], bool]:
                 groups.append([])
             i += 1
 
+    # ``A=="x" OR A=="y" OR ...`` (a batch look-up by reference) is one set membership test per document.
+    paths = {group[0][0] for group in groups if len(group) == 1}
+    if (len(paths) == 1 and all(len(g) == 1 and g[0][1] == "==" and isinstance(g[0][2], str) for g in groups)):
+        path, wanted = paths.pop(), {g[0][2].lower() for g in groups}
+
+        def any_of(doc: dict[str, Any]) -> bool:
+            actual = _lookup(doc, path)
+            return ("" if actual is None else str(actual).lower()) in wanted
+
+        return any_of
+
     def predicate(doc: dict[str, Any]) -> bool:
         return any(all(_compare(_lookup(doc, p), o, v) for p, o, v in group) for group in groups)
 
