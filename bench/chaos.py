@@ -409,6 +409,17 @@ def ledger_state(data_dir: Path) -> dict[str, Any]:
     return {"events_by_state": states, "deliveries_by_outcome": outcomes, "unsettled_sample": unsettled}
 
 
+async def ledger_settled(data_dir: Path, *, timeout: float) -> None:
+    """Before the stack stops: let deliveries still being handled (the CRM's webhooks for the last write-backs,
+    the emulators' retries) reach their outcome, so the count below sees settled events, not a snapshot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = ledger_state(data_dir)["events_by_state"]
+        if set(states) <= {"done"}:
+            return
+        await asyncio.sleep(1)
+
+
 # ---------------------------------------------------------------------------------------------
 async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
     rng = random.Random(args.seed)
@@ -431,6 +442,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         await bench.clear_faults()
         await collect_results(chaos)
         stats = await bench.stats()
+        await ledger_settled(data_dir, timeout=60)
     elapsed = timer.elapsed
     checks = count_records(data_dir, deals)
     ledger = ledger_state(data_dir)

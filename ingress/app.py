@@ -17,6 +17,7 @@ outcome in ``X-Revops-*`` headers instead. Every delivery, refused ones included
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -102,6 +103,9 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
         log.info("%s delivery refused (%d): %s", vendor, status, reason)
         return _answer(vendor, status, {"outcome": Outcome.REJECTED.value, "reason": reason, **(extra or {})})
 
+    async def accept_all(events: Sequence[Any], received: Received) -> list[Routed]:
+        return [await intake.accept(event, received) for event in events]
+
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "vendors": sorted(receivers)}
@@ -145,7 +149,9 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
                 await intake.record_refusal(received, outcome=Outcome.IGNORED, status=200,
                                             reason="no event a flow acts on")
                 return _answer(vendor, 200, _summary([]))
-            results = [await intake.accept(event, received) for event in events]
+            # Shielded: a vendor that hangs up (or a shutdown that cancels this request) must not stop an
+            # event between being claimed in the ledger and being settled there.
+            results = await asyncio.shield(asyncio.ensure_future(accept_all(events, received)))
         except RoutingUnavailable as exc:
             return _answer(vendor, 503, {"outcome": Outcome.FAILED.value, "reason": exc.reason},
                            {"Retry-After": str(RETRY_AFTER_SECONDS)})
