@@ -10,6 +10,7 @@
     python starter.py serve | events [--vendor V] [--outcome O] [--limit N] | replay-event <id>
     python starter.py reconcile [--entity E] [--customer C] [--deal D] | exceptions
     python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
+    python starter.py backfill US01 [--rate 0.9] [--wait]
 """
 
 from __future__ import annotations
@@ -139,6 +140,34 @@ async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace)
     return 0 if count else 1
 
 
+async def cmd_backfill(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    """Every HubSpot company as a Xero contact of one legal entity (CompanyBackfillWorkflow), paced below the
+    vendors' limits. One run per entity: a second start while one runs attaches to it."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
+
+    try:
+        entity = settings.entity(args.entity)
+    except (KeyError, ValueError) as exc:
+        print(f"unknown legal entity {args.entity!r}: {exc}", file=sys.stderr)
+        return 2
+    workflow_id = f"backfill-xero-contacts-{entity.code}"
+    handle = await client.start_workflow(
+        CompanyBackfillWorkflow.run,
+        BackfillInput(entity_code=entity.code, tenant_id=entity.erp_tenant_id,
+                      xero_requests_per_second=args.rate, hubspot_requests_per_second=args.hubspot_rate),
+        id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Backfill HubSpot companies -> Xero contacts ({entity.code})")
+    print(f"{workflow_id}\t{ui_link(settings, client, workflow_id)}")
+    if args.wait:
+        result: BackfillResult = await handle.result()
+        totals = result.totals
+        print(f"{totals.companies} companies: {totals.created} created, {totals.existing} existing "
+              f"({totals.pages} pages, {totals.runs} runs)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="starter.py", description="Revenue-operations flows on Temporal")
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,6 +188,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--by", default="operator")
     s = sub.add_parser("find", help="find workflows by any ID, e.g. stripe:customer:cus_123")
     s.add_argument("key")
+    s = sub.add_parser("backfill", help="create a Xero contact in one entity for every HubSpot company")
+    s.add_argument("entity", help="legal entity code, e.g. US01")
+    s.add_argument("--rate", type=float, default=0.9,
+                   help="Xero requests/s (Xero allows 60 a minute per tenant; the emulators take more)")
+    s.add_argument("--hubspot-rate", type=float, default=4.0, help="HubSpot requests/s")
+    s.add_argument("--wait", action="store_true", help="wait for the result and print the totals")
     ingress_cli.add_parsers(sub)
     ledger_cli.add_parsers(sub)
     amendments_cli.add_parsers(sub)
@@ -183,6 +218,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
         "pending": cmd_pending,
         "recheck": cmd_recheck,
         "find": cmd_find,
+        "backfill": cmd_backfill,
     }
     return int(await commands[args.command](client, settings, args))
 
