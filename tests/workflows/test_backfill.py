@@ -126,6 +126,28 @@ async def test_backfill_of_an_empty_crm_ends_at_once(rig: BackfillRig) -> None:
     assert rig.xero.store.list("contact", tenant=rig.settings.entity("UK01").erp_tenant_id) == []
 
 
+async def test_starter_backfill_command(rig: BackfillRig, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import starter
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", rig.client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", rig.client.namespace)
+    for name in ("task_queue", "hubspot_base_url", "xero_base_url"):
+        monkeypatch.setenv(name.upper(), str(getattr(rig.settings, name)))
+    await rig.connectors.crm.upsert_companies([Account(name=f"Cli {i} Ltd", domain=f"cli-{i}.example.com")
+                                               for i in range(4)])
+
+    assert await starter.run(["backfill", "UK01", "--rate", "50", "--hubspot-rate", "50", "--wait"]) == 0
+    out = capsys.readouterr().out
+    assert "backfill-xero-contacts-UK01" in out and "4 companies: 4 created, 0 existing" in out
+    assert await starter.run(["backfill", "UK01", "--rate", "50", "--hubspot-rate", "50", "--wait"]) == 0
+    assert "4 companies: 0 created, 4 existing" in capsys.readouterr().out
+    assert len(rig.xero.store.list("contact", tenant=rig.settings.entity("UK01").erp_tenant_id)) == 4
+
+    assert await starter.run(["backfill", "XX99"]) == 2
+    assert "unknown legal entity" in capsys.readouterr().err
+
+
 BACKFILL_HISTORIES = sorted(HISTORIES.glob("backfill_*.json"))
 
 
