@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Index, UniqueConstraint, event, func
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, col, create_engine, delete, select
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select, update
 
 log = logging.getLogger("sandbox")
 
@@ -120,18 +120,18 @@ class Store:
         text = json.dumps(data, default=str)
         with self.lock:
             objects = self._objects(kind, tenant)
+            known = objects.get(object_id)  # the memory copy says whether the row exists: no look-up query
             with Session(self.engine) as session:
-                row = session.exec(
-                    select(SandboxRecord).where(SandboxRecord.kind == kind, SandboxRecord.tenant == tenant,
-                                                SandboxRecord.object_id == object_id)
-                ).first()
-                if row is None:
+                if known is None:
                     row = SandboxRecord(kind=kind, tenant=tenant, object_id=object_id, data=text)
+                    session.add(row)
+                    session.flush()  # assigns seq without a re-read after commit
+                    seq = row.seq or 0
                 else:
-                    row.data = text
-                session.add(row)
+                    session.exec(update(SandboxRecord).where(col(SandboxRecord.seq) == known.seq)  # type: ignore[call-overload]
+                                 .values(data=text))
+                    seq = known.seq
                 session.commit()
-                seq = row.seq or 0
             objects[object_id] = _Cached(seq=seq, text=text, data=json.loads(text))
         return data
 

@@ -156,10 +156,12 @@ class Accounting:
         # updates) are read, once per request: a backfill writes batches into a tenant of many contacts.
         names: set[str] = set()
         numbers: set[str] = set()
+        targets: list[tuple[dict[str, Any], Any, dict[str, Any] | None]] = []
         for element in elements:
             target_id = contact_id or element.get("ContactID")
-            current = self.store.get("contact", str(target_id).lower(), tenant=tenant) if target_id else None
-            for source in (element, current or {}):
+            existing = self.store.get("contact", str(target_id).lower(), tenant=tenant) if target_id else None
+            targets.append((element, target_id, existing))
+            for source in (element, existing or {}):
                 if source.get("Name"):
                     names.add(str(source["Name"]).strip().lower())
                 if source.get("ContactNumber"):
@@ -167,9 +169,7 @@ class Accounting:
         stored = self.store.list("contact", tenant=tenant, where=lambda d: (
             str(d.get("Name", "")).strip().lower() in names
             or (d.get("ContactNumber") is not None and str(d["ContactNumber"]) in numbers)))
-        for element in elements:
-            target_id = contact_id or element.get("ContactID")
-            existing = self.store.get("contact", str(target_id).lower(), tenant=tenant) if target_id else None
+        for element, target_id, existing in targets:
             if target_id and existing is None:
                 reported.append(_with_errors(element, [f"The ContactID {target_id} could not be found."]))
                 failed = True

@@ -115,9 +115,10 @@ def compile_where(text: str | None) -> Callable[[dict[str, Any]], bool]:
             i += 1
 
     # ``A=="x" OR A=="y" OR ...`` (a batch look-up by reference) is one set membership test per document.
-    paths = {group[0][0] for group in groups if len(group) == 1}
-    if (len(paths) == 1 and all(len(g) == 1 and g[0][1] == "==" and isinstance(g[0][2], str) for g in groups)):
-        path, wanted = paths.pop(), {g[0][2].lower() for g in groups}
+    clauses = [group[0] for group in groups if len(group) == 1]
+    if (len(clauses) == len(groups) and len({p for p, _, _ in clauses}) == 1
+            and all(op == "==" and isinstance(value, str) for _, op, value in clauses)):
+        path, wanted = clauses[0][0], {value.lower() for _, _, value in clauses}
 
         def any_of(doc: dict[str, Any]) -> bool:
             actual = _lookup(doc, path)
