@@ -81,6 +81,10 @@ def backfill_reference(account: Account, entity_code: str) -> str:
     return f"hubspot-company-{account.crm_id}-{entity_code}"
 
 
+def _drafts(accounts: list[Account], entity_code: str) -> list[ErpCustomerDraft]:
+    return [ErpCustomerDraft(account=a, reference=backfill_reference(a, entity_code)) for a in accounts if a.crm_id]
+
+
 class BackfillActivities:
     def __init__(self, *, settings: Settings, crm: CrmPort, erp: ErpPort) -> None:
         self.settings = settings
@@ -99,19 +103,23 @@ class BackfillActivities:
         await self._pace("hubspot", "", request.requests_per_second)
         return await self.crm.list_companies(after=request.after, limit=request.limit)
 
+    async def _missing(self, tenant_id: str, batch: list[ErpCustomerDraft], rate: float | None
+                       ) -> list[ErpCustomerDraft]:
+        """The drafts of ``batch`` with no ERP contact under their reference (one paced request)."""
+        await self._pace("xero", tenant_id, rate)
+        existing = await self.erp.find_customers(tenant_id, [d.reference for d in batch])
+        return [d for d in batch if d.reference not in existing]
+
     @activity.defn(name="find_erp_contacts")
     @business_step
     async def find_erp_contacts(self, request: FindErpContactsInput) -> ErpContactsPlan:
         """Which accounts of a page have no ERP contact yet (read only, ``batch_size`` references a request)."""
         plan = ErpContactsPlan()
-        drafts = [ErpCustomerDraft(account=a, reference=backfill_reference(a, request.entity_code))
-                  for a in request.accounts if a.crm_id]
+        drafts = _drafts(request.accounts, request.entity_code)
         for start in range(0, len(drafts), request.batch_size):
             batch = drafts[start:start + request.batch_size]
-            await self._pace("xero", request.tenant_id, request.requests_per_second)
-            existing = await self.erp.find_customers(request.tenant_id, [d.reference for d in batch])
+            missing = await self._missing(request.tenant_id, batch, request.requests_per_second)
             plan.requests += 1
-            missing = [d for d in batch if d.reference not in existing]
             plan.missing += missing
             plan.existing += len(batch) - len(missing)
         return plan
@@ -140,14 +148,11 @@ class BackfillActivities:
         Kept for backfill runs started before ``find_erp_contacts`` / ``create_erp_contacts``: a retry
         after a partial page counts that page's earlier creates as existing."""
         result = ErpContactsResult()
-        drafts = [ErpCustomerDraft(account=a, reference=backfill_reference(a, request.entity_code))
-                  for a in request.accounts if a.crm_id]
+        drafts = _drafts(request.accounts, request.entity_code)
         for start in range(0, len(drafts), request.batch_size):
             batch = drafts[start:start + request.batch_size]
-            await self._pace("xero", request.tenant_id, request.requests_per_second)
-            existing = await self.erp.find_customers(request.tenant_id, [d.reference for d in batch])
+            missing = await self._missing(request.tenant_id, batch, request.requests_per_second)
             result.requests += 1
-            missing = [d for d in batch if d.reference not in existing]
             if missing:
                 await self._pace("xero", request.tenant_id, request.requests_per_second)
                 await self.erp.create_customers(request.tenant_id, missing,

@@ -93,9 +93,7 @@ class CompanyBackfillWorkflow:
                 await asyncio.gather(*writing)
                 if not page.next_after:
                     return BackfillResult(totals=totals)
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(request.model_copy(update={
-                    "carried": totals.model_copy(update={"runs": totals.runs + 1})}))
+                await self._continue_as_new(request)
 
     async def _write_page(self, request: BackfillInput, page: CompanyPage, *, key: str) -> None:
         """Look a page up, then create exactly what was missing: the create's drafts and keys are fixed in
@@ -154,9 +152,13 @@ class CompanyBackfillWorkflow:
             if not page.next_after:
                 return BackfillResult(totals=totals)
             if last_in_run:
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(request.model_copy(update={
-                    "carried": totals.model_copy(update={"runs": totals.runs + 1})}))
+                await self._continue_as_new(request)
+
+    async def _continue_as_new(self, request: BackfillInput) -> None:
+        """Carry the cursor and totals into a new run (after any handler in progress has finished)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(request.model_copy(update={
+            "carried": self._totals.model_copy(update={"runs": self._totals.runs + 1})}))
 
     def _fetch(self, request: BackfillInput, after: str | None) -> asyncio.Task[CompanyPage]:
         return asyncio.ensure_future(workflow.execute_activity_method(
