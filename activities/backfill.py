@@ -22,15 +22,6 @@ class FetchCompaniesInput(BaseModel):
     requests_per_second: float | None = None
 
 
-class ErpContactsInput(BaseModel):
-    tenant_id: str
-    entity_code: str
-    accounts: list[Account] = Field(default_factory=list)
-    batch_size: int = 50
-    requests_per_second: float | None = None
-    idempotency_key: str
-
-
 class ErpContactsResult(BaseModel):
     created: int = 0
     existing: int = 0
@@ -140,27 +131,5 @@ class BackfillActivities:
             result.created += len(batch)
         return result
 
-    @activity.defn(name="upsert_erp_contacts")
-    @business_step
-    async def upsert_erp_contacts(self, request: ErpContactsInput) -> ErpContactsResult:
-        """Find-or-create a page of accounts as ERP contacts, ``batch_size`` per request pair.
-
-        Kept for backfill runs started before ``find_erp_contacts`` / ``create_erp_contacts``: a retry
-        after a partial page counts that page's earlier creates as existing."""
-        result = ErpContactsResult()
-        drafts = _drafts(request.accounts, request.entity_code)
-        for start in range(0, len(drafts), request.batch_size):
-            batch = drafts[start:start + request.batch_size]
-            missing = await self._missing(request.tenant_id, batch, request.requests_per_second)
-            result.requests += 1
-            if missing:
-                await self._pace("xero", request.tenant_id, request.requests_per_second)
-                await self.erp.create_customers(request.tenant_id, missing,
-                                                idempotency_key=f"{request.idempotency_key}:{start}")
-                result.requests += 1
-            result.created += len(missing)
-            result.existing += len(batch) - len(missing)
-        return result
-
     def all(self) -> list[object]:
-        return [self.fetch_company_page, self.find_erp_contacts, self.create_erp_contacts, self.upsert_erp_contacts]
+        return [self.fetch_company_page, self.find_erp_contacts, self.create_erp_contacts]

@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.backfill import (
         BackfillActivities,
         CreateErpContactsInput,
-        ErpContactsInput,
         ErpContactsResult,
         FetchCompaniesInput,
         FindErpContactsInput,
@@ -30,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=30))
 TIMEOUT = timedelta(minutes=5)
-FIND_THEN_CREATE = "backfill-find-then-create"
 
 
 class BackfillCarried(BaseModel):
@@ -66,14 +64,9 @@ class CompanyBackfillWorkflow:
 
     @workflow.run
     async def run(self, request: BackfillInput) -> BackfillResult:
-        self._totals = request.carried.model_copy()
-        if workflow.patched(FIND_THEN_CREATE):
-            return await self._run_pipelined(request)
-        return await self._run_one_page_at_a_time(request)
-
-    async def _run_pipelined(self, request: BackfillInput) -> BackfillResult:
         """Up to ``parallel_pages`` pages written at once, so the paced ERP requests of one page go out while
         another waits for its activity to start: the request pipe stays full at the pacer's rate."""
+        self._totals = request.carried.model_copy()
         totals = self._totals
         fetch = self._fetch(request, totals.after)
         writing: list[asyncio.Task[None]] = []
@@ -126,33 +119,6 @@ class CompanyBackfillWorkflow:
         totals.requests += written.requests + 1
         workflow.set_current_details(f"**Pages:** {totals.pages}  \n**Companies:** {totals.companies} "
                                      f"({totals.created} created, {totals.existing} existing)")
-
-    async def _run_one_page_at_a_time(self, request: BackfillInput) -> BackfillResult:
-        """Runs started before ``FIND_THEN_CREATE``: one page at a time, find-or-create in one activity (a retry
-        after a partial page counts that page's earlier creates as existing)."""
-        totals = self._totals
-        fetch = self._fetch(request, totals.after)
-        pages_this_run = 0
-        while True:
-            page: CompanyPage = await fetch
-            pages_this_run += 1
-            last_in_run = pages_this_run >= request.pages_per_run or workflow.info().is_continue_as_new_suggested()
-            if page.next_after and not last_in_run:
-                fetch = self._fetch(request, page.next_after)
-            written = await workflow.execute_activity_method(
-                BackfillActivities.upsert_erp_contacts,
-                ErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
-                                 accounts=page.accounts, batch_size=request.batch_size,
-                                 requests_per_second=request.xero_requests_per_second,
-                                 idempotency_key=f"{workflow.info().workflow_id}:{totals.after or 'start'}"),
-                start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
-                summary=f"{len(page.accounts)} companies -> Xero {request.entity_code}")
-            self._count(page, written)
-            totals.after = page.next_after
-            if not page.next_after:
-                return BackfillResult(totals=totals)
-            if last_in_run:
-                await self._continue_as_new(request)
 
     async def _continue_as_new(self, request: BackfillInput) -> None:
         """Carry the cursor and totals into a new run (after any handler in progress has finished)."""

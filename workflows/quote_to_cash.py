@@ -54,8 +54,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 A = QuoteToCashActivities
-PATCH_UPSERT_ON_CHANGE = "upsert-search-attributes-on-change"
-PATCH_COALESCE_ATTRIBUTES = "coalesce-search-attributes"
 
 
 class _Stop(Exception):
@@ -90,7 +88,7 @@ class QuoteToCashWorkflow:
         self._keys: list[str] = []
         self._timeline: list[TimelineEntry] = []
         self._published: tuple[str, str] | None = None
-        self._attributes = AttributePublisher(coalesce=False)
+        self._attributes = AttributePublisher()
 
     # ------------------------------------------------------------------------------------------
     # The flow
@@ -98,7 +96,6 @@ class QuoteToCashWorkflow:
     @workflow.run
     async def run(self, request: QuoteToCashInput) -> QuoteToCashResult:
         self._deal_id = request.deal_id
-        self._attributes = AttributePublisher(coalesce=workflow.patched(PATCH_COALESCE_ATTRIBUTES))
         self._add_keys(ref("hubspot", "deal", request.deal_id))
         self._enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
@@ -454,9 +451,8 @@ class QuoteToCashWorkflow:
 
     def _publish(self) -> None:
         published = (self._stage.value, self._exception.value)
-        # Runs started before this patch upserted on every note; newer ones only when Stage or
-        # ExceptionKind really change, which saves a history event and a visibility write per note.
-        if published != self._published or not workflow.patched(PATCH_UPSERT_ON_CHANGE):
+        # Upsert only when Stage or ExceptionKind really change: a note alone costs no history event.
+        if published != self._published:
             self._attributes.set(STAGE.value_set(self._stage.value), EXCEPTION_KIND.value_set(self._exception.value))
             self._published = published
         deal = self._deal

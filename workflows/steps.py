@@ -66,20 +66,15 @@ class AttributePublisher:
     latest value per attribute and schedules a flush task on the workflow's event loop: it runs as soon as
     the workflow code blocks (on an activity, a timer, a condition), still inside the same activation, so the
     UI is never behind by more than the task in progress. Values equal to the last ones sent are dropped.
-    Call :meth:`flush` before returning or continuing as new. With ``coalesce=False`` (runs recorded before
-    this existed) every ``set`` upserts at once, exactly as those runs did.
+    Call :meth:`flush` before returning or continuing as new.
     """
 
-    def __init__(self, *, coalesce: bool) -> None:
-        self.coalesce = coalesce
+    def __init__(self) -> None:
         self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
         self._sent: dict[str, Any] = {}
         self._scheduled = False
 
     def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
-        if not self.coalesce:
-            _upsert_now(*updates)
-            return
         for update in updates:
             self._pending[update.key.name] = update
         if not self._scheduled:

@@ -4,7 +4,6 @@ The real worker, the real dev server, the emulators over HTTP."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +22,7 @@ from connectors.ironclad.mapping import terms_to_attributes
 from orchestration.amendments_cli import signal_amendment
 from settings import Settings
 from tests.helpers.deals import DealSpec, deal_properties, seed_deal
+from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from tests.workflows.test_quote_to_cash import run_to_end, stripe_objects
@@ -110,13 +110,6 @@ def xero_project(xero: SandboxHandle, tenant: str, project_id: str) -> dict[str,
     return dict(xero.store.get("project", project_id, tenant=tenant) or {})
 
 
-async def save_history(handle: WorkflowHandle, name: str) -> None:
-    """Refresh the committed replay fixtures when asked (``SAVE_HISTORIES=1``)."""
-    if os.environ.get("SAVE_HISTORIES"):
-        history = await handle.fetch_history()
-        (HISTORIES / f"amendments_{name}.json").write_text(history.to_json())
-
-
 async def attrs(handle: WorkflowHandle) -> dict[str, Any]:
     description = await handle.describe()
     return {k.name: v for k, v in description.typed_search_attributes}  # type: ignore[attr-defined]
@@ -155,7 +148,7 @@ async def test_amendments_scope_expansion_propagates_to_every_system(
     assert props["revops_forecast_end_date"] == "2028-12-31"
     found = await eventually(lambda: _ids_with(client, f"ironclad:record:{amendment_id}"), bool, what="keys")
     assert found == [handle.id]
-    await save_history(handle, "scope_expansion")
+    await save_history(handle, "amendments_scope_expansion")
     await handle.terminate("test done")
 
 
@@ -190,7 +183,7 @@ async def test_amendments_out_of_order_and_twice_apply_once_each_in_order(
                                             and e["data"]["object"]["id"] == subscription["id"])]
     quantities = [e["data"]["object"]["items"]["data"][0]["quantity"] for e in updates]
     assert [q for q in quantities if q in (25, 30, 40)] == [25, 30, 40], "one item update per amendment, in order"
-    await save_history(handle, "out_of_order")
+    await save_history(handle, "amendments_out_of_order")
     await handle.terminate("test done")
 
 
@@ -222,7 +215,7 @@ async def test_amendments_gap_times_out_into_exception_and_is_resolved_from_iron
     status = await until(handle, applied(1, 2), "amendments applied after the gap")
     assert status.exception_kind.value == "" and status.terms is not None
     assert status.terms.recurring[0].quantity == 24
-    await save_history(handle, "gap")
+    await save_history(handle, "amendments_gap")
     await handle.terminate("test done")
 
 
@@ -262,7 +255,7 @@ async def test_amendments_decrease_waits_for_finance_decision(
         assert status.terms == signed
     assert "Dana (Finance)" in props["revops_approval_note"]
     if approved:
-        await save_history(handle, "decrease_approved")
+        await save_history(handle, "amendments_decrease_approved")
     await handle.terminate("test done")
 
 
@@ -295,7 +288,7 @@ async def test_amendments_vendor_outage_mid_propagation_retried_without_duplicat
     assert [t["name"] for t in tasks].count("MS-EXTRA Extra phase") == 1
     project = xero_project(xero, tenant, engagement.project.erp_id)  # type: ignore[union-attr,arg-type]
     assert Decimal(project["estimate"]["value"]) == Decimal("35000.00")
-    await save_history(handle, "outage")
+    await save_history(handle, "amendments_outage")
     await handle.terminate("test done")
 
 
@@ -353,5 +346,5 @@ async def test_amendments_continue_as_new_keeps_terms_and_sequence(
         assert status.next_sequence == 6 and status.terms == steps[5]
         assert [h.sequence for h in status.history] == [1, 2, 3, 4, 5]
         assert subscription_item(stripe, result.engagements[0].billing_customer_id or "")["quantity"] == 25
-        await save_history(handle, "continue_as_new")
+        await save_history(handle, "amendments_continue_as_new")
         await handle.terminate("test done")

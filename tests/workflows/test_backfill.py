@@ -9,24 +9,21 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer, Worker
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from activities.backfill import BackfillActivities, backfill_reference
 from canonical import Account
 from canonical.backfill import ErpCustomerDraft
-from orchestration.connect import data_converter
 from sandbox.serve import build_app, free_port, start_in_thread
 from settings import Settings
+from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
 from worker import Connectors, open_connectors
 from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
-
-from .conftest import HISTORIES, save_history
 
 COMPANIES = 23
 
@@ -146,19 +143,3 @@ async def test_starter_backfill_command(rig: BackfillRig, monkeypatch: pytest.Mo
 
     assert await starter.run(["backfill", "XX99"]) == 2
     assert "unknown legal entity" in capsys.readouterr().err
-
-
-BACKFILL_HISTORIES = sorted(HISTORIES.glob("backfill_*.json"))
-
-
-def test_backfill_histories_cover_both_versions() -> None:
-    names = {p.stem for p in BACKFILL_HISTORIES}
-    assert {"backfill_legacy_first", "backfill_first", "backfill_again", "backfill_empty"} <= names
-
-
-@pytest.mark.parametrize("path", BACKFILL_HISTORIES, ids=[p.stem for p in BACKFILL_HISTORIES])
-async def test_backfill_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[CompanyBackfillWorkflow], data_converter=data_converter())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"

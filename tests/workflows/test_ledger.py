@@ -3,7 +3,6 @@ Xero receivables and HubSpot figures in the emulators."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,17 +12,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
 from canonical import CreditNote, Invoice, InvoicePaid, Money
-from orchestration.connect import data_converter
 from settings import Settings
 from tests.helpers.deals import deal_properties
+from tests.helpers.histories import save_history
 from tests.helpers.ledger import (
     BillingAccount,
     billing_account,
@@ -41,7 +39,6 @@ from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.models import LedgerStatus, LedgerStatusRequest
-from workflows.reconciliation import ReconciliationWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
@@ -117,15 +114,6 @@ def figure(props: dict[str, Any], name: str, currency: str = "usd") -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else Decimal(-1)
 
 
-async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
-    """Record a main path's history for the replay test (when missing, or asked to with REVOPS_SAVE_HISTORIES)."""
-    path = HISTORIES / f"ledger_{name}.json"
-    if path.exists() and not os.environ.get("REVOPS_SAVE_HISTORIES"):
-        return
-    history = await handle.fetch_history()
-    path.write_text(history.to_json())
-
-
 # ---------------------------------------------------------------------------------------------------
 async def test_ledger_posts_finalized_invoice_to_xero_and_writes_crm_figures(rig: LedgerRig) -> None:
     account = await rig.account()
@@ -148,7 +136,7 @@ async def test_ledger_posts_finalized_invoice_to_xero_and_writes_crm_figures(rig
     deal = await eventually(lambda: _deal(rig, account.deal_id), lambda p: "revops_billed_usd" in p,
                             what="deal figures")
     assert Decimal(deal["revops_billed_usd"]) == Decimal("1250.00")
-    await save_history(handle, "finalized")
+    await save_history(handle, "ledger_finalized")
 
 
 async def _props(rig: LedgerRig, company_id: str) -> dict[str, Any]:
@@ -180,7 +168,7 @@ async def test_ledger_partial_payment_then_the_rest_settles_the_invoice(rig: Led
     company = await eventually(lambda: _props(rig, account.company_id),
                                lambda p: figure(p, "paid") == Decimal("1000.00"), what="paid figure")
     assert figure(company, "outstanding") == 0 and company.get("revops_last_payment_date")
-    await save_history(handle, "partial_payments")
+    await save_history(handle, "ledger_partial_payments")
 
 
 async def test_ledger_failed_payment_then_success(rig: LedgerRig) -> None:
@@ -220,7 +208,7 @@ async def test_ledger_credit_note_after_payment(rig: LedgerRig) -> None:
     company = await eventually(lambda: _props(rig, account.company_id),
                                lambda p: figure(p, "credited") == Decimal("200.00"), what="credited figure")
     assert figure(company, "paid") == Decimal("800.00") and figure(company, "outstanding") == 0
-    await save_history(handle, "credit_note")
+    await save_history(handle, "ledger_credit_note")
 
 
 async def test_ledger_out_of_order_and_duplicate_events_post_once(rig: LedgerRig) -> None:
@@ -244,7 +232,7 @@ async def test_ledger_out_of_order_and_duplicate_events_post_once(rig: LedgerRig
     company = await eventually(lambda: _props(rig, account.company_id),
                                lambda p: figure(p, "paid") == Decimal("450.00"), what="figures")
     assert figure(company, "billed") == Decimal("450.00") and figure(company, "outstanding") == 0
-    await save_history(handle, "out_of_order")
+    await save_history(handle, "ledger_out_of_order")
 
 
 async def test_ledger_month_of_invoices_across_continue_as_new(
@@ -298,14 +286,4 @@ async def test_ledger_overdue_then_paid(time_skipping_env: WorkflowEnvironment, 
         company = await eventually(lambda: _props(rig, account.company_id),
                                    lambda p: figure(p, "overdue") == 0, what="overdue cleared")
         assert figure(company, "paid") == Decimal("700.00")
-        await save_history(handle, "overdue")
-
-
-# -- replay ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("ledger_*.json")), ids=lambda p: p.stem)
-async def test_ledger_replays_saved_histories(path: Path) -> None:
-    from temporalio.client import WorkflowHistory
-
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[AccountLedgerWorkflow, ReconciliationWorkflow], data_converter=data_converter())
-    await replayer.replay_workflow(history)
+        await save_history(handle, "ledger_overdue")

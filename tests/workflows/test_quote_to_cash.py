@@ -13,9 +13,9 @@ from temporalio.worker import Worker
 from orchestration.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
+from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
-from tests.workflows.conftest import save_history
 from workflows.models import (
     ApprovalDecision,
     ContractExecutedSignal,

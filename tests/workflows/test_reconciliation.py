@@ -31,13 +31,12 @@ from orchestration.ledger_cli import (
     start_reconciliation,
 )
 from settings import Settings
+from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices, pay
 from tests.helpers.servers import SandboxHandle
 from worker import Connectors, open_connectors
 from workflows.models import ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
-
-from .test_ledger import save_history
 
 US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
 
