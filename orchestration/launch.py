@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from canonical import Deal
+from canonical import Deal, ref
 from canonical.policy import RoutingError, deal_entity
+from orchestration.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
 from settings import Settings
-from workflows.models import QuoteToCashInput
+from workflows.models import QuoteToCashInput, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
@@ -51,4 +52,8 @@ async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, 
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=summary,
         static_details=details,
+        # Visible from the first moment (the loading steps are local activities that upsert nothing).
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(STAGE, Stage.LOADING.value), SearchAttributePair(EXCEPTION_KIND, ""),
+            SearchAttributePair(BUSINESS_KEYS, [ref("hubspot", "deal", deal_id)])]),
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -28,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
-    from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from orchestration.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -54,6 +55,15 @@ with workflow.unsafe.imports_passed_through():
     )
 
 A = QuoteToCashActivities
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+def merge_write_backs(earlier: DealWriteBack | None, later: DealWriteBack) -> DealWriteBack:
+    """One write-back carrying both; the later one's fields win."""
+    if earlier is None:
+        return later
+    return DealWriteBack.model_validate({**earlier.properties(), **later.properties()})
 
 
 class _Stop(Exception):
@@ -89,6 +99,7 @@ class QuoteToCashWorkflow:
         self._timeline: list[TimelineEntry] = []
         self._published: tuple[str, str] | None = None
         self._attributes = AttributePublisher()
+        self._carried_write_back: DealWriteBack | None = None
 
     # ------------------------------------------------------------------------------------------
     # The flow
@@ -96,11 +107,15 @@ class QuoteToCashWorkflow:
     @workflow.run
     async def run(self, request: QuoteToCashInput) -> QuoteToCashResult:
         self._deal_id = request.deal_id
+        started = workflow.info().typed_search_attributes
+        self._attributes.started_with(started)
+        self._keys = list(started.get(BUSINESS_KEYS) or [])
+        self._published = (started.get(STAGE) or "", started.get(EXCEPTION_KIND) or "")
         self._add_keys(ref("hubspot", "deal", request.deal_id))
         self._enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
             self._config = await self._step(A.load_flow_config, FlowConfigRequest(),
-                                            "Read approval policy and entities")
+                                            "Read approval policy and entities", local=True)
             deal = await self._load_deal()
             if deal.external_ids.get("revops_status") == Stage.PROVISIONED.value:
                 raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
@@ -115,7 +130,8 @@ class QuoteToCashWorkflow:
 
     async def _load_deal(self) -> Deal:
         try:
-            deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}")
+            deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}",
+                                    local=True)
         except ActivityError as err:
             self._exception = ExceptionKind.DEAL_NOT_FOUND
             raise _Stop(Stage.FAILED, f"the deal could not be read: {failure_reason(err)}") from err
@@ -152,7 +168,7 @@ class QuoteToCashWorkflow:
             if not self._missing:
                 if self._exception is ExceptionKind.MISSING_DATA:
                     self._exception = ExceptionKind.NONE
-                    await self._write_back(DealWriteBack(revops_status="data_complete", revops_exception=""))
+                    self._write_back_later(DealWriteBack(revops_status="data_complete", revops_exception=""))
                 return deal
             described = describe_missing(self._missing)
             self._exception = ExceptionKind.MISSING_DATA
@@ -174,7 +190,7 @@ class QuoteToCashWorkflow:
         reasons = approval_reasons(deal, self._config.policy)
         if not reasons:
             self._note("approved by policy: within discount, amount and terms limits")
-            await self._write_back(DealWriteBack(approval_status="auto-approved"))
+            self._write_back_later(DealWriteBack(approval_status="auto-approved"))
             return
         now = workflow.now()
         expiry = timedelta(days=self._config.approval_expiry_days)
@@ -216,7 +232,7 @@ class QuoteToCashWorkflow:
             raise _Stop(Stage.REJECTED, f"rejected by {decision.approver}: {decision.note}")
         approval.status = "approved"
         self._note(f"approved by {decision.approver}" + (f": {decision.note}" if decision.note else ""))
-        await self._write_back(DealWriteBack(approval_status="approved",
+        self._write_back_later(DealWriteBack(approval_status="approved",
                                              approval_note=f"{decision.approver}: {decision.note}".rstrip(": ")))
 
     @workflow.update
@@ -256,7 +272,7 @@ class QuoteToCashWorkflow:
             except TimeoutError:
                 pass
             contract = await self._step(A.check_contract, ContractRef(clm_workflow_id=contract.clm_workflow_id),
-                                        f"Check Ironclad workflow {contract.clm_workflow_id}")
+                                        f"Check Ironclad workflow {contract.clm_workflow_id}", local=True)
             self._contract = contract
             if contract.status is ContractStatus.EXECUTED and contract.terms is not None:
                 break
@@ -274,7 +290,7 @@ class QuoteToCashWorkflow:
         if contract.clm_record_id:
             self._add_keys(ref("ironclad", "record", contract.clm_record_id))
         self._note(f"contract executed (record {contract.clm_record_id})")
-        await self._write_back(DealWriteBack(clm_record_id=contract.clm_record_id,
+        self._write_back_later(DealWriteBack(clm_record_id=contract.clm_record_id,
                                              contract_value=str(contract.terms.total_value.amount)))
         return contract
 
@@ -387,7 +403,7 @@ class QuoteToCashWorkflow:
     async def recheck_deal(self, request: RecheckRequest) -> RecheckResult:
         """An operator re-reads the deal now; answers whether it is complete."""
         deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id),
-                                f"Re-read HubSpot deal {self._deal_id} for {request.requested_by}")
+                                f"Re-read HubSpot deal {self._deal_id} for {request.requested_by}", local=True)
         missing = deal.missing_commercial_fields()
         self._corrected_deal = deal
         self._corrections += 1
@@ -414,18 +430,30 @@ class QuoteToCashWorkflow:
     # ------------------------------------------------------------------------------------------
     # Plumbing
     # ------------------------------------------------------------------------------------------
-    async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
+    async def _step(self, activity_fn: Callable[[Any, P], Awaitable[R]], arg: P, summary: str, *,
+                    local: bool = False) -> R:
         config = self._config
-        return await run_step(activity_fn, arg, summary,
-                              retry_max_seconds=config.activity_retry_max_seconds if config else None,
-                              timeout_seconds=config.activity_timeout_seconds if config else None)
+        step = run_step(activity_fn, arg, summary, local=local,
+                        retry_max_seconds=config.activity_retry_max_seconds if config else None,
+                        timeout_seconds=config.activity_timeout_seconds if config else None)
+        if not local:
+            return await step
+        with self._attributes.holding():
+            return await step
+
+    def _write_back_later(self, update: DealWriteBack) -> None:
+        """Progress the CRM need not see before the next step: carried by the next write-back."""
+        self._carried_write_back = merge_write_backs(self._carried_write_back, update)
 
     async def _write_back(self, update: DealWriteBack) -> None:
-        """Write to the CRM; a refused write-back is recorded, never allowed to undo the business step."""
-        update = update.model_copy(update={"revops_workflow_id": workflow.info().workflow_id})
+        """Write to the CRM (with what was carried); a refused write-back is recorded, never allowed to undo
+        the business step. A property write is idempotent, so it runs as a local activity."""
+        update = merge_write_backs(self._carried_write_back, update).model_copy(
+            update={"revops_workflow_id": workflow.info().workflow_id})
+        self._carried_write_back = None
         try:
             await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
-                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
+                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())), local=True)
         except ActivityError as err:
             if self._exception is ExceptionKind.NONE:
                 self._exception = ExceptionKind.WRITE_BACK_FAILED
@@ -473,6 +501,8 @@ class QuoteToCashWorkflow:
 
     async def _finish(self, outcome: Stage, reason: str) -> QuoteToCashResult:
         self._enter(outcome, reason, waiting_for="")
+        if self._carried_write_back is not None:
+            await self._write_back(DealWriteBack())
         self._attributes.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return QuoteToCashResult(deal_id=self._deal_id, outcome=outcome, reason=reason, contract=self._contract,

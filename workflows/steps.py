@@ -7,12 +7,13 @@ Called from workflow code only; deterministic, no I/O.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -20,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
 STEP_TIMEOUT = timedelta(minutes=2)
+P = TypeVar("P")
+R = TypeVar("R")
 RETRY_MAX = timedelta(minutes=5)
 
 
@@ -30,13 +33,21 @@ def step_retry(max_seconds: float | None = None, *, maximum_attempts: int = 0) -
                        maximum_attempts=maximum_attempts)
 
 
-async def run_step(activity_fn: Any, arg: Any, summary: str, *, retry_max_seconds: float | None = None,
-                   timeout_seconds: float | None = None, maximum_attempts: int = 0) -> Any:
-    """Run one activity method with its UI summary; transient failures retry durably."""
+async def run_step(activity_fn: Callable[[Any, P], Awaitable[R]], arg: P, summary: str, *, local: bool = False,
+                   retry_max_seconds: float | None = None, timeout_seconds: float | None = None,
+                   maximum_attempts: int = 0) -> R:
+    """Run one activity method with its UI summary; transient failures retry durably.
+
+    ``local=True`` runs it as a local activity: for a short read or an idempotent property write that is safe
+    to repeat, it costs one marker event in the history instead of three activity events and a workflow task.
+    """
     timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else STEP_TIMEOUT
+    retry = step_retry(retry_max_seconds, maximum_attempts=maximum_attempts)
+    if local:
+        return await workflow.execute_local_activity_method(
+            activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
     return await workflow.execute_activity_method(
-        activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200],
-        retry_policy=step_retry(retry_max_seconds, maximum_attempts=maximum_attempts))
+        activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
 
 
 def _upsert_now(*updates: SearchAttributeUpdate[Any]) -> None:
@@ -66,13 +77,32 @@ class AttributePublisher:
     latest value per attribute and schedules a flush task on the workflow's event loop: it runs as soon as
     the workflow code blocks (on an activity, a timer, a condition), still inside the same activation, so the
     UI is never behind by more than the task in progress. Values equal to the last ones sent are dropped.
-    Call :meth:`flush` before returning or continuing as new.
+    Call :meth:`flush` before returning or continuing as new. A local activity runs inside the workflow task
+    that scheduled it, so updates are held while one runs (:meth:`holding`) and go out once, when the code
+    blocks on something that ends the task.
     """
 
     def __init__(self) -> None:
         self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
         self._sent: dict[str, Any] = {}
         self._scheduled = False
+        self._held = 0
+
+    def started_with(self, attributes: TypedSearchAttributes) -> None:
+        """The values the run was started with count as sent (no upsert repeats them)."""
+        self._sent.update({pair.key.name: pair.value for pair in attributes})
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold the flush while the block runs (a local activity); schedule it again afterwards."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if self._pending and not self._scheduled:
+                self._scheduled = True
+                asyncio.ensure_future(self._flush_when_blocked())
 
     def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
         for update in updates:
@@ -83,7 +113,8 @@ class AttributePublisher:
 
     async def _flush_when_blocked(self) -> None:
         self._scheduled = False
-        self.flush()
+        if not self._held:
+            self.flush()
 
     def flush(self) -> None:
         changed = [u for name, u in self._pending.items() if name not in self._sent or self._sent[name] != u.value]

@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ingress.routing import ClientProvider
+from orchestration.attributes import SEARCH_ATTRIBUTES
 from orchestration.connect import data_converter
 from orchestration.devserver import dev_server_path
 from orchestration.launch import quote_to_cash_id
@@ -25,7 +26,7 @@ from tests.ingress.conftest import MakeIngress, RunningIngress, connector_to, ev
 async def own_dev_server(port: int, db: Path) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=dev_server_path(), data_converter=data_converter(), port=port,
-        dev_server_database_filename=str(db), dev_server_log_level="error")
+        dev_server_database_filename=str(db), dev_server_log_level="error", search_attributes=SEARCH_ATTRIBUTES)
 
 
 async def test_temporal_down_answers_503_then_the_redelivery_starts_the_workflow(
