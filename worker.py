@@ -10,10 +10,11 @@ import asyncio
 import compileall
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -84,7 +85,7 @@ async def open_connectors(settings: Settings, *,
         await built.aclose()
 
 
-def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
+def activities_for(settings: Settings, connectors: Connectors) -> list[Callable[..., Any]]:
     """Every activity the worker serves, bound to its connectors."""
     q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                 billing=connectors.billing, erp=connectors.erp)
@@ -99,7 +100,7 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None,
-                 extra_workflows: Sequence[type] = (), extra_activities: Sequence[object] = ()) -> Worker:
+                 extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = ()) -> Worker:
     """The worker; ``extra_*`` let a harness (the benchmarks' no-op baseline) ride along."""
     return Worker(
         client,
@@ -128,7 +129,7 @@ def cache_workflow_bytecode() -> None:
             log.info("could not cache bytecode of %s: %s", package, exc)
 
 
-async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[object] = (),
+async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = (),
                log_level: int = logging.INFO) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

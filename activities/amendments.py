@@ -12,7 +12,9 @@ Writes that create reuse quote-to-cash's activities (``create_billing_schedule``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -191,7 +193,7 @@ class ContractAmendmentsActivities:
                                                 idempotency_key=request.idempotency_key)
         return Ack()
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
         return [self.load_amendments_config, self.load_contract_context, self.fetch_amendments,
                 self.load_amendment, self.plan_amendment, self.update_erp_project, self.change_subscription_item,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import activity
@@ -131,5 +133,5 @@ class BackfillActivities:
             result.created += len(batch)
         return result
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.fetch_company_page, self.find_erp_contacts, self.create_erp_contacts]

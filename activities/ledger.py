@@ -3,6 +3,9 @@ roll-ups into the CRM. Each activity is one step against one system."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, Field
 from temporalio import activity
 
@@ -174,7 +177,7 @@ class LedgerActivities:
                 written.append(f"deal {deal_id}")
         return Ack(detail=", ".join(written))
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
         return [self.load_ledger_config, self.load_billing_customer, self.load_billing_invoice,
                 self.ensure_erp_contact, self.post_erp_invoice, self.record_erp_payment, self.post_erp_credit_note,

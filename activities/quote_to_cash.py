@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 
 from activities.models import (
@@ -150,7 +153,7 @@ class QuoteToCashActivities:
         await self.billing.cancel_schedule(request.schedule, idempotency_key=request.idempotency_key)
         return Ack()
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
         return [self.load_flow_config, self.load_deal, self.write_back_deal, self.launch_contract,
                 self.check_contract, self.cancel_contract, self.upsert_erp_customer, self.archive_erp_customer,

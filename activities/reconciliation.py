@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -147,6 +149,6 @@ class ReconciliationActivities:
                                   findings=batch.findings, now=datetime.now(UTC))
         return await asyncio.to_thread(write)
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.load_reconciliation_config, self.reconcile_receivables, self.reconcile_delivery,
                 self.record_findings]

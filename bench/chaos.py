@@ -370,7 +370,7 @@ def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
     by_code = _tenant_codes(tenants, engagements)
     contacts_by_entity = Counter({(by_code.get(t, t), ref): n for (t, ref), n in contacts.items()})
     check("Xero contacts by ContactNumber per tenant", contacts_by_entity, expected_contacts)
-    projects = Counter()
+    projects: Counter[tuple[str, str]] = Counter()
     for tenant, doc in records(data_dir, "xero", "project"):
         name = str(doc.get("name", ""))
         if name.startswith("[") and "]" in name:
@@ -387,7 +387,7 @@ def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
     expected_subs: dict[str, int] = defaultdict(int)
     for _, e in engagements:
         expected_subs[e.billing_customer_id or ""] += sum(1 for i in e.billing_schedule_ids if i.startswith("sub_"))
-    sub_dupes = sum(1 for c, n in subs.items() if n > expected_subs.get(c, 0))
+    sub_dupes = sum(1 for c, n in subs.items() if n > expected_subs.get(str(c), 0))
     sub_missing = sum(1 for c, n in expected_subs.items() if subs.get(c, 0) != n)
     checks.append(Check("Stripe live subscriptions per customer", sum(expected_subs.values()), sum(subs.values()),
                         sub_dupes, sub_missing, "as many as the run created, no more"))

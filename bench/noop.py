@@ -3,7 +3,9 @@ or as local activities, with payloads of about the size quote-to-cash's steps ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
@@ -29,7 +31,7 @@ class NoopActivities:
     async def noop(self, step: NoopStep) -> NoopStep:
         return step
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.noop]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 from temporalio.client import Client, WorkflowFailureError
 
+from canonical import Engagement
 from orchestration.connect import data_converter
 from orchestration.launch import quote_to_cash_id
 from orchestration.stack import Stack, stop_on_sigterm
@@ -145,7 +146,7 @@ def print_table(settings: Settings, results: list[tuple[DemoDeal, QuoteToCashRes
             print(f"{deal.deal_id:<9} {deal.spec.name:<20} ERROR        {error}")
             continue
         clm = result.contract.clm_workflow_id if result.contract else "-"
-        rows = result.engagements or [None]
+        rows: list[Engagement | None] = list(result.engagements) or [None]
         for index, engagement in enumerate(rows):
             head = (f"{deal.deal_id:<9} {deal.spec.name:<20} {result.outcome.value:<12}" if index == 0
                     else " " * 43)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
@@ -38,7 +38,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _shape_safe(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _shape_safe(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """A response that is not the shape we expect becomes a ``ConnectorError``, never a KeyError."""
 
     @functools.wraps(fn)
