@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from ingress.routing import ClientProvider
 from orchestration.connect import data_converter
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
+from tests.helpers.waiting import eventually  # noqa: F401 (re-exported for the ingress tests)
 
 
 @dataclass
@@ -103,15 +103,3 @@ async def signal_names(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return names
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 15, what: str = "") -> None:
-    """Wait until ``check`` holds (webhooks from emulators and visibility arrive a little later)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.1)

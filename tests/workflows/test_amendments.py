@@ -235,7 +235,10 @@ async def test_amendments_decrease_waits_for_finance_decision(
     status = await until(handle, lambda s: s.stage is AmendmentStage.AWAITING_APPROVAL, "awaiting approval")
     assert status.current and status.current.approval
     assert any("decreases" in r for r in status.current.approval.reasons)
-    assert deal_properties(hubspot, result.engagements[0].deal_crm_id)["revops_approval_status"] == "pending"
+    deal_crm_id = result.engagements[0].deal_crm_id
+    # the stage moves before the CRM write-back lands: wait for the CRM, never read it at once
+    await eventually(lambda: deal_properties(hubspot, deal_crm_id).get("revops_approval_status") == "pending",
+                     what="approval status pending in the CRM")
     assert subscription_item(stripe, customer_id)["quantity"] == 20, "nothing changes before finance decides"
 
     outcome = await handle.execute_update(ContractAmendmentsWorkflow.decide_approval,
@@ -244,7 +247,10 @@ async def test_amendments_decrease_waits_for_finance_decision(
     assert outcome.accepted and outcome.status == ("approved" if approved else "rejected")
     status = await until(handle, applied(1), "decision taken")
     [record] = status.history
-    props = deal_properties(hubspot, result.engagements[0].deal_crm_id)
+    decided = "approved" if approved else "rejected"
+    await eventually(lambda: deal_properties(hubspot, deal_crm_id).get("revops_approval_status") == decided,
+                     what=f"approval status {decided} in the CRM")
+    props = deal_properties(hubspot, deal_crm_id)
     if approved:
         assert record.outcome == "applied" and subscription_item(stripe, customer_id)["quantity"] == 10
         assert props["revops_approval_status"] == "approved" and Decimal(props["revops_contract_value"]) == 450
