@@ -1,0 +1,193 @@
+"""In-memory fakes of our own ports (CRM, CLM, billing, ERP) for branch tests on the time-skipping server.
+
+They keep what was written so a test asserts the records a flow produced (and what compensation undid),
+and take a refusal to inject: ``refuse["create_schedule"] = Rejected("...")`` makes that call fail as the
+vendor's refusal would. Only the calls quote-to-cash makes are implemented; the rest fail loudly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from canonical import (
+    Account,
+    BillingSchedule,
+    Contact,
+    Contract,
+    ContractStatus,
+    Deal,
+    DealLine,
+    Project,
+)
+from canonical.deal import BillingModel
+from canonical.requests import ContractRequest, DealWriteBack
+
+_ids = itertools.count(1)
+
+
+def _next(prefix: str) -> str:
+    return f"{prefix}{next(_ids):06d}"
+
+
+class _Refusals:
+    refuse: dict[str, Exception]
+
+    def _maybe_refuse(self, call: str) -> None:
+        error = self.refuse.get(call)
+        if error is not None:
+            raise error
+
+
+def fake_deal(*, discount: str = "0", region: str | None = "NA", start: date | None = date(2027, 1, 1),
+              model: BillingModel = BillingModel.FIXED_FEE) -> Deal:
+    """A complete deal as the CRM would return it (fixed fee unless told otherwise)."""
+    crm_id = str(next(_ids))
+    account = Account(crm_id=str(next(_ids)), name="Fake Co", country="US")
+    return Deal(crm_id=crm_id, name=f"Deal {crm_id}", currency="USD", region=region, billing_model=model,
+                start_date=start, end_date=date(2027, 12, 31), payment_terms_days=30, account=account,
+                contacts=[Contact(first_name="Bea", last_name="Biller", email="billing@fake.example", role="billing")],
+                lines=[DealLine(product_code="IMPL", name="Implementation", quantity=Decimal(1),
+                                unit_price=Decimal("12000"), discount_percent=Decimal(discount),
+                                billing_model=model)])
+
+
+@dataclass
+class FakeCrm(_Refusals):
+    deals: dict[str, Deal] = field(default_factory=dict)
+    written: dict[str, dict[str, str]] = field(default_factory=dict)
+    refuse: dict[str, Exception] = field(default_factory=dict)
+
+    async def get_deal(self, deal_id: str) -> Deal:
+        self._maybe_refuse("get_deal")
+        return self.deals[deal_id]
+
+    async def write_back(self, deal_id: str, update: DealWriteBack) -> None:
+        self._maybe_refuse("write_back")
+        self.written.setdefault(deal_id, {}).update(update.properties())
+
+
+@dataclass
+class FakeClm(_Refusals):
+    contracts: dict[str, Contract] = field(default_factory=dict)
+    requests: dict[str, ContractRequest] = field(default_factory=dict)
+    by_key: dict[str, str] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+    refuse: dict[str, Exception] = field(default_factory=dict)
+
+    async def launch_contract(self, request: ContractRequest, *, idempotency_key: str) -> Contract:
+        self._maybe_refuse("launch_contract")
+        if idempotency_key in self.by_key:
+            return self.contracts[self.by_key[idempotency_key]]
+        contract = Contract(clm_workflow_id=_next("wf-"), title=request.title,
+                            counterparty=request.counterparty.name, status=ContractStatus.SIGNING,
+                            deal_crm_id=request.deal_crm_id)
+        assert contract.clm_workflow_id
+        self.contracts[contract.clm_workflow_id] = contract
+        self.requests[contract.clm_workflow_id] = request
+        self.by_key[idempotency_key] = contract.clm_workflow_id
+        return contract
+
+    def sign(self, clm_workflow_id: str) -> None:
+        """The counterparty signs: the record carries the proposed terms."""
+        contract = self.contracts[clm_workflow_id]
+        self.contracts[clm_workflow_id] = contract.model_copy(update={
+            "status": ContractStatus.EXECUTED, "clm_record_id": _next("rec-"),
+            "terms": self.requests[clm_workflow_id].terms, "executed_on": date(2026, 12, 1)})
+
+    def cancel(self, clm_workflow_id: str) -> None:
+        """Legal cancels the contract in the CLM."""
+        contract = self.contracts[clm_workflow_id]
+        self.contracts[clm_workflow_id] = contract.model_copy(update={"status": ContractStatus.CANCELLED})
+
+    async def get_contract(self, clm_workflow_id: str) -> Contract:
+        self._maybe_refuse("get_contract")
+        return self.contracts[clm_workflow_id]
+
+    async def get_record(self, record_id: str) -> Contract:
+        return next(c for c in self.contracts.values() if c.clm_record_id == record_id)
+
+    async def cancel_contract(self, clm_workflow_id: str, *, reason: str) -> None:
+        self.cancelled.append(clm_workflow_id)
+
+
+@dataclass
+class FakeErp(_Refusals):
+    contacts: dict[str, dict[str, Account]] = field(default_factory=dict)  # tenant -> reference -> account
+    projects: dict[str, Project] = field(default_factory=dict)
+    archived: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    refuse: dict[str, Exception] = field(default_factory=dict)
+
+    async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
+        return self.contacts.get(tenant_id, {}).get(reference)
+
+    async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
+                              reference: str, idempotency_key: str) -> Account:
+        self._maybe_refuse("upsert_customer")
+        found = self.contacts.setdefault(tenant_id, {}).get(reference)
+        if found is None:
+            found = account.model_copy(update={"erp_contact_id": _next("contact-")})
+            self.contacts[tenant_id][reference] = found
+        return found
+
+    async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
+        self.archived.append(contact_id)
+
+    async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
+        self._maybe_refuse("create_project")
+        if project.code not in self.projects:
+            self.projects[project.code] = project.model_copy(update={"erp_id": _next("project-")})
+        return self.projects[project.code]
+
+    async def close_project(self, tenant_id: str, project_id: str) -> None:
+        self.closed.append(project_id)
+
+
+@dataclass
+class FakeBilling(_Refusals):
+    customers: dict[str, str] = field(default_factory=dict)  # reference -> customer ID
+    schedules: dict[str, BillingSchedule] = field(default_factory=dict)  # idempotency key -> schedule
+    deleted: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    refuse: dict[str, Exception] = field(default_factory=dict)
+
+    async def find_customer(self, reference: str) -> str | None:
+        return self.customers.get(reference)
+
+    async def ensure_customer(self, account: Account, *, contact: Contact | None, reference: str,
+                              legal_entity: str, idempotency_key: str) -> str:
+        self._maybe_refuse("ensure_customer")
+        return self.customers.setdefault(reference, _next("cust-"))
+
+    async def delete_customer(self, customer_id: str) -> None:
+        self.deleted.append(customer_id)
+
+    async def create_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> BillingSchedule:
+        self._maybe_refuse("create_schedule")
+        if idempotency_key not in self.schedules:
+            self.schedules[idempotency_key] = schedule.model_copy(update={"billing_id": _next("sched-")})
+        return self.schedules[idempotency_key]
+
+    async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
+        self.cancelled.append(schedule.billing_id or "")
+
+
+@dataclass
+class FakePorts:
+    """The four ports of quote-to-cash, in memory."""
+
+    crm: FakeCrm = field(default_factory=FakeCrm)
+    clm: FakeClm = field(default_factory=FakeClm)
+    billing: FakeBilling = field(default_factory=FakeBilling)
+    erp: FakeErp = field(default_factory=FakeErp)
+
+    def add_deal(self, deal: Deal) -> str:
+        self.crm.deals[deal.crm_id] = deal
+        return deal.crm_id
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"crm": self.crm, "clm": self.clm, "billing": self.billing, "erp": self.erp}
