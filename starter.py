@@ -24,6 +24,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from canonical import Deal
+from canonical.keys import backfill_workflow_id
 from connectors.errors import ConnectorError
 from ingress import cli as ingress_cli
 from orchestration import amendments_cli, ledger_cli
@@ -152,7 +153,7 @@ async def cmd_backfill(client: Client, settings: Settings, args: argparse.Namesp
     except (KeyError, ValueError) as exc:
         print(f"unknown legal entity {args.entity!r}: {exc}", file=sys.stderr)
         return 2
-    workflow_id = f"backfill-xero-contacts-{entity.code}"
+    workflow_id = backfill_workflow_id(entity.code)
     handle = await client.start_workflow(
         CompanyBackfillWorkflow.run,
         BackfillInput(entity_code=entity.code, tenant_id=entity.erp_tenant_id,

@@ -14,6 +14,7 @@ from temporalio import activity
 from activities.retrying import business_step
 from canonical import Account
 from canonical.backfill import CompanyPage, ErpCustomerDraft
+from canonical.keys import erp_contact_reference
 from connectors.ports import CrmPort, ErpPort
 from settings import Settings
 
@@ -71,7 +72,7 @@ class Pacer:
 
 def backfill_reference(account: Account, entity_code: str) -> str:
     """The ERP contact number of a CRM company in an entity: the one quote-to-cash uses."""
-    return f"hubspot-company-{account.crm_id}-{entity_code}"
+    return erp_contact_reference(account.crm_id or "", entity_code)
 
 
 def _drafts(accounts: list[Account], entity_code: str) -> list[ErpCustomerDraft]:

@@ -15,6 +15,7 @@ from temporalio import activity
 
 from activities.retrying import business_step
 from canonical import Invoice, LegalEntity, Project
+from canonical.keys import parse_project_code, project_code_prefix
 from canonical.ledger import EntityTotals, Finding, FindingKind, compare_receivables
 from connectors.ports import BillingPort, ClmPort, ErpPort
 from orchestration.findings import RunOutcome, findings_engine, record_run
@@ -55,11 +56,6 @@ class FindingsBatch(BaseModel):
     scope: str
     run_id: str
     findings: list[Finding] = Field(default_factory=list)
-
-
-def project_prefix(deal_id: str) -> str:
-    """Quote-to-cash names projects ``P-<dealId>-<ENTITY>``."""
-    return f"P-{deal_id}-"
 
 
 class ReconciliationActivities:
@@ -113,15 +109,15 @@ class ReconciliationActivities:
         projects: list[tuple[LegalEntity, Project]] = []
         for entity in request.entities:
             projects += [(entity, p) for p in await self.erp.list_projects(entity.erp_tenant_id)
-                         if p.code.startswith("P-")]
+                         if parse_project_code(p.code)]
         if deal_ids:
-            prefixes = tuple(project_prefix(d) for d in deal_ids)
+            prefixes = tuple(project_code_prefix(d) for d in deal_ids)
             projects = [(e, p) for e, p in projects if p.code.startswith(prefixes)]
         schedules = await self.billing.billing_schedules_by_project()
         findings: list[Finding] = []
         for contract in contracts:
             deal_id = contract.deal_crm_id
-            if deal_id and any(p.code.startswith(project_prefix(deal_id)) for _, p in projects):
+            if deal_id and any(p.code.startswith(project_code_prefix(deal_id)) for _, p in projects):
                 continue
             record_id = contract.clm_record_id or ""
             findings.append(Finding(
@@ -136,7 +132,8 @@ class ReconciliationActivities:
             findings.append(Finding(
                 kind=FindingKind.PROJECT_WITHOUT_BILLING, key=f"{FindingKind.PROJECT_WITHOUT_BILLING}:{project.erp_id}",
                 legal_entity=entity.code, currency=project.budget.currency, erp_id=project.erp_id or "",
-                crm_id=project.code.removeprefix("P-").rsplit("-", 1)[0], erp_amount=str(project.budget),
+                crm_id=parsed.crm_id if (parsed := parse_project_code(project.code)) else "",
+                erp_amount=str(project.budget),
                 detail=f"project {project.code} has no billing schedule"))
         return DeliveryResult(findings=findings)
 

@@ -37,6 +37,7 @@ from typing import Any
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from bench.common import VENDORS, BenchStack, Table, Timer, bench_settings, gather_limited, running_stack
+from canonical.keys import erp_contact_reference
 from orchestration.launch import quote_to_cash_id
 from orchestration.stack import stop_on_sigterm
 from sandbox.hubspot.seed import DealSpec, Line
@@ -365,7 +366,7 @@ def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
     # Xero: contacts by ContactNumber per tenant, projects by [code]
     contacts = Counter((tenant, doc.get("ContactNumber")) for tenant, doc in records(data_dir, "xero", "contact")
                        if doc.get("ContactNumber"))
-    expected_contacts = {(e.legal_entity, f"hubspot-company-{d.company_id}-{e.legal_entity}") for d, e in engagements}
+    expected_contacts = {(e.legal_entity, erp_contact_reference(d.company_id, e.legal_entity)) for d, e in engagements}
     tenants = {tenant for tenant, _ in contacts}
     by_code = _tenant_codes(tenants, engagements)
     contacts_by_entity = Counter({(by_code.get(t, t), ref): n for (t, ref), n in contacts.items()})
@@ -381,7 +382,7 @@ def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
     customers = Counter(doc["metadata"].get("revops_ref") for _, doc in records(data_dir, "stripe", "customer")
                         if not doc.get("deleted") and (doc.get("metadata") or {}).get("revops_ref"))
     check("Stripe customers by metadata revops_ref", customers,
-          {f"hubspot-company-{d.company_id}-{e.legal_entity}" for d, e in engagements})
+          {erp_contact_reference(d.company_id, e.legal_entity) for d, e in engagements})
     subs = Counter(doc.get("customer") for _, doc in records(data_dir, "stripe", "subscription")
                    if doc.get("status") != "canceled")
     expected_subs: dict[str, int] = defaultdict(int)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, summary
+from canonical.keys import erp_contact_reference
 from canonical.policy import ApprovalPolicy, approval_reasons, deal_entity
 from canonical.provisioning import plan_engagements, proposed_terms
 from canonical.requests import ContractRequest, DealWriteBack
@@ -57,7 +58,7 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
     ids: list[tuple[str, str, str, str, list[str]]] = []
     for plan in plans:
         tenant = plan.entity.erp_tenant_id
-        ref = f"hubspot-company-{deal.account.crm_id}-{plan.entity.code}"
+        ref = erp_contact_reference(deal.account.crm_id or "", plan.entity.code)
         await c.erp.find_customer(tenant, ref)
         account = await c.erp.upsert_customer(tenant, deal.account, contact=deal.billing_contact, reference=ref,
                                               idempotency_key=f"{key}:erp-contact-{plan.entity.code}")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from canonical.billing import BillingSchedule, BillingScheduleKind, ScheduledCharge
 from canonical.contract import ContractTerms, Milestone, RateCardEntry, RecurringCharge
 from canonical.deal import BillingInterval, BillingModel, Deal
+from canonical.keys import project_code
 from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
@@ -122,7 +123,7 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
             tasks.append(ProjectTask(name=f"{c.product_code} {c.name} ({c.interval.value}ly)",
                                      charge_type=TaskChargeType.FIXED, rate=per_period))
             budget = budget + per_period
-        project = Project(code=f"P-{deal.crm_id}-{entity.code}", name=f"{deal.name} ({entity.code})",
+        project = Project(code=project_code(deal.crm_id, entity.code), name=f"{deal.name} ({entity.code})",
                           erp_contact_id="", erp_tenant_id=entity.erp_tenant_id, budget=budget,
                           deadline=terms.end_date, tasks=tasks)
         plans.append(EngagementPlan(entity=entity, project=project,

@@ -19,6 +19,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from canonical.keys import AMENDMENTS_PREFIX
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.models import (
@@ -52,7 +53,7 @@ async def signal_amendment(client: Client, settings: Settings, record_id: str, *
 
 
 def _handle(client: Client, record_id: str) -> WorkflowHandle:
-    workflow_id = record_id if record_id.startswith("contract-ironclad-") else amendments_workflow_id(record_id)
+    workflow_id = record_id if record_id.startswith(AMENDMENTS_PREFIX) else amendments_workflow_id(record_id)
     return client.get_workflow_handle_for(ContractAmendmentsWorkflow.run, workflow_id)
 
 

@@ -7,6 +7,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from canonical import Deal, ref
+from canonical.keys import quote_to_cash_workflow_id
 from canonical.policy import RoutingError, deal_entity
 from orchestration.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
 from settings import Settings
@@ -16,7 +17,7 @@ from workflows.quote_to_cash import QuoteToCashWorkflow
 
 def quote_to_cash_id(deal_id: str) -> str:
     """Workflow IDs are business keys (DESIGN.md): one quote-to-cash run per HubSpot deal."""
-    return f"q2c-hubspot-{deal_id}"
+    return quote_to_cash_workflow_id(deal_id)
 
 
 def deal_summary(deal_id: str, deal: Deal | None, settings: Settings) -> tuple[str, str]:

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
     from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
+    from canonical.keys import step_idempotency_key
     from canonical.requests import DealWriteBack
     from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -580,7 +581,7 @@ class ContractAmendmentsWorkflow:
 
     def _key(self, sequence: int, step: str) -> str:
         """Idempotency key: the business key, the amendment and the step (stable across continue-as-new)."""
-        return f"{workflow.info().workflow_id}:a{sequence}:{step}"
+        return step_idempotency_key(workflow.info().workflow_id, f"a{sequence}", step)
 
     def _add_keys(self, *keys: str) -> None:
         add_business_keys(self._keys, *keys)

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Money,
         ref,
     )
+    from canonical.keys import billing_customer_reference, erp_contact_reference, step_idempotency_key
     from canonical.ledger import CurrencyHistory, LedgerInvoice, apply_invoice_snapshot, figures_by_currency
     from canonical.requests import AccountFigures
     from orchestration.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
@@ -210,8 +211,8 @@ class AccountLedgerWorkflow:
         if entity_code in self._contacts:
             return self._contacts[entity_code]
         account = self._customer_account or Account(name=self._customer_id, billing_customer_id=self._customer_id)
-        reference = (f"hubspot-company-{self._company_id}-{entity_code}" if self._company_id
-                     else f"stripe-customer-{self._customer_id}-{entity_code}")
+        reference = (erp_contact_reference(self._company_id, entity_code) if self._company_id
+                     else billing_customer_reference(self._customer_id, entity_code))
         found = await self._step(A.ensure_erp_contact, ErpContactInput(
             tenant_id=tenant_id, account=account, reference=reference,
             idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
@@ -408,7 +409,7 @@ class AccountLedgerWorkflow:
 
     def _key(self, invoice_id: str, step: str) -> str:
         """Idempotency key ``<workflowId>:<invoiceId>:<step>``: the same in every run of the chain."""
-        return f"{workflow.info().workflow_id}:{invoice_id}:{step}"
+        return step_idempotency_key(workflow.info().workflow_id, invoice_id, step)
 
     def _problem(self, subject: str, kind: str, note: str) -> None:
         self._problems[subject] = kind

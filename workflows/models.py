@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
 from canonical.amendments import ProvisionedEntity
+from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
 from canonical.ledger import CurrencyHistory, EntityTotals, Finding, LedgerInvoice
 from canonical.requests import AccountFigures
 
@@ -353,9 +354,3 @@ LEDGER_SIGNAL = "billing_event"
 RECONCILIATION_WORKFLOW = "ReconciliationWorkflow"
 
 
-def amendments_workflow_id(record_id: str) -> str:
-    return f"contract-ironclad-{record_id}"
-
-
-def ledger_workflow_id(customer_id: str) -> str:
-    return f"ledger-stripe-{customer_id}"

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
+    from canonical.keys import erp_contact_reference, step_idempotency_key
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
@@ -338,7 +339,7 @@ class QuoteToCashWorkflow:
         assert deal.account is not None
         entity = plan.entity
         tenant = entity.erp_tenant_id
-        customer_ref = f"hubspot-company-{deal.account.crm_id}-{entity.code}"
+        customer_ref = erp_contact_reference(deal.account.crm_id or "", entity.code)
         erp = await self._step(A.upsert_erp_customer, ErpCustomerInput(
             tenant_id=tenant, account=deal.account, contact=deal.billing_contact, reference=customer_ref,
             idempotency_key=self._key(f"erp-contact-{entity.code}")),
@@ -463,7 +464,7 @@ class QuoteToCashWorkflow:
     def _key(self, step: str) -> str:
         """Idempotency key of a step: stable across retries and replays of this run chain."""
         info = workflow.info()
-        return f"{info.workflow_id}:{info.first_execution_run_id[:8]}:{step}"
+        return step_idempotency_key(info.workflow_id, info.first_execution_run_id[:8], step)
 
     def _add_keys(self, *keys: str) -> None:
         add_business_keys(self._keys, *keys, publish=self._attributes.set)
