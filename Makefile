@@ -22,7 +22,7 @@ install: $(STAMP)
 
 ## make demo: start the embedded stack, run deals through it, print the outcome, stop it all
 demo: $(STAMP)
-	$(BIN)/python -m orchestration.demo
+	$(BIN)/python -m devstack.demo
 
 ## make test: the whole suite against real servers on loopback
 test: $(STAMP) $(PRISM)
@@ -30,7 +30,7 @@ test: $(STAMP) $(PRISM)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it
 up: $(STAMP)
-	$(BIN)/python -m orchestration.stack
+	$(BIN)/python -m devstack.stack
 
 ## make bench: benchmarks; each prints a table and writes bench/results/<name>.json (figures, never fails on a target)
 bench: $(STAMP)

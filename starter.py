@@ -25,11 +25,12 @@ from temporalio.service import RPCError
 
 from canonical import Deal
 from canonical.keys import backfill_workflow_id
+from cli import amendments as amendments_cli
+from cli import events as ingress_cli
+from cli import ledger as ledger_cli
 from connectors.errors import ConnectorError
-from ingress import cli as ingress_cli
-from orchestration import amendments_cli, ledger_cli
-from orchestration.connect import connect
-from orchestration.launch import start_quote_to_cash
+from runtime.connect import connect
+from runtime.launch import start_quote_to_cash
 from settings import Settings
 from workflows.models import ApprovalDecision, ApprovalOutcome, QuoteToCashStatus, RecheckRequest, RecheckResult
 from workflows.quote_to_cash import QuoteToCashWorkflow

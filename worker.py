@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -27,15 +28,18 @@ from activities.ledger import LedgerActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
 from activities.reconciliation import ReconciliationActivities
+from cli.ledger import ensure_reconciliation_schedule
 from connectors import hubspot, ironclad, stripe, xero
 from connectors.errors import ConnectorError
 from connectors.hubspot import HubSpotCrm
 from connectors.ironclad import IroncladClm
 from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
-from orchestration.connect import connect
-from orchestration.ledger_cli import ensure_reconciliation_schedule
+from ingress.routing import ClientProvider, EventIntake, EventRouter
+from runtime.connect import connect
 from settings import Settings
+from stores.events import EventLedger
+from stores.findings import findings_engine
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -85,28 +89,46 @@ async def open_connectors(settings: Settings, *,
         await built.aclose()
 
 
-def activities_for(settings: Settings, connectors: Connectors) -> list[Callable[..., Any]]:
-    """Every activity the worker serves, bound to its connectors."""
+@dataclass
+class Stores:
+    """Our own databases: the event ledger (deliveries, poll checkpoints) and the reconciliation findings."""
+
+    events: EventLedger
+    findings: Engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Stores:
+        return cls(events=EventLedger.from_settings(settings), findings=findings_engine(settings.findings_database_url))
+
+
+def activities_for(settings: Settings, connectors: Connectors, *, client: Client,
+                   stores: Stores) -> list[Callable[..., Any]]:
+    """Every activity the worker serves, bound to its connectors and stores."""
     q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                 billing=connectors.billing, erp=connectors.erp)
-    poll = DealPollActivities(settings=settings, crm=connectors.crm, clm=connectors.clm)
+    intake = EventIntake(router=EventRouter(settings=settings, clients=ClientProvider.fixed(client),
+                                            clm=connectors.clm, crm=connectors.crm), ledger=stores.events)
+    poll = DealPollActivities(settings=settings, crm=connectors.crm, ledger=stores.events, intake=intake)
     ledger = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing, erp=connectors.erp)
     recon = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
-                                     erp=connectors.erp)
+                                     erp=connectors.erp, findings=stores.findings)
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
     return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all()]
 
 
-def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None,
-                 extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = ()) -> Worker:
-    """The worker; ``extra_*`` let a harness (the benchmarks' no-op baseline) ride along."""
+def build_worker(client: Client, settings: Settings, connectors: Connectors, *, stores: Stores | None = None,
+                 task_queue: str | None = None, extra_workflows: Sequence[type] = (),
+                 extra_activities: Sequence[Callable[..., Any]] = ()) -> Worker:
+    """The worker; ``extra_*`` let a harness (the benchmarks' no-op baseline) ride along. The stores are
+    opened from settings unless given."""
+    stores = stores or Stores.from_settings(settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
-        activities=[*activities_for(settings, connectors), *extra_activities],
+        activities=[*activities_for(settings, connectors, client=client, stores=stores), *extra_activities],
         max_concurrent_activities=200,
     )
 

@@ -3,8 +3,6 @@ paced below the vendors' rate limits by a token bucket per vendor and tenant in 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +13,7 @@ from activities.retrying import business_step
 from canonical import Account
 from canonical.backfill import CompanyPage, ErpCustomerDraft
 from canonical.keys import erp_contact_reference
+from connectors.pacing import Pacer
 from connectors.ports import CrmPort, ErpPort
 from settings import Settings
 
@@ -53,21 +52,6 @@ class CreateErpContactsInput(BaseModel):
     batch_size: int = 50
     requests_per_second: float | None = None
     idempotency_key: str
-
-
-class Pacer:
-    """Requests spaced ``1/rate`` apart (slots reserved before sleeping, so concurrent callers queue)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next = 0.0
-
-    async def take(self) -> None:
-        now = time.monotonic()
-        slot = max(self.next, now)
-        self.next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
 
 
 def backfill_reference(account: Account, entity_code: str) -> str:

@@ -18,8 +18,8 @@ from canonical import Invoice, LegalEntity, Project
 from canonical.keys import parse_project_code, project_code_prefix
 from canonical.ledger import EntityTotals, Finding, FindingKind, compare_receivables
 from connectors.ports import BillingPort, ClmPort, ErpPort
-from orchestration.findings import RunOutcome, findings_engine, record_run
 from settings import Settings
+from stores.findings import RunOutcome, record_run
 
 
 class ReconciliationConfigRequest(BaseModel):
@@ -61,18 +61,13 @@ class FindingsBatch(BaseModel):
 class ReconciliationActivities:
     """Activities of the reconciliation flow (built in worker.py with their connectors)."""
 
-    def __init__(self, *, settings: Settings, clm: ClmPort, billing: BillingPort, erp: ErpPort) -> None:
+    def __init__(self, *, settings: Settings, clm: ClmPort, billing: BillingPort, erp: ErpPort,
+                 findings: Engine) -> None:
         self.settings = settings
         self.clm = clm
         self.billing = billing
         self.erp = erp
-        self._engine: Engine | None = None
-
-    def engine(self) -> Engine:
-        """The findings store, opened on first use."""
-        if self._engine is None:
-            self._engine = findings_engine(self.settings.findings_database_url)
-        return self._engine
+        self.findings = findings
 
     @activity.defn(name="load_reconciliation_config")
     async def load_reconciliation_config(self, request: ReconciliationConfigRequest) -> ReconciliationConfig:
@@ -141,7 +136,7 @@ class ReconciliationActivities:
     async def record_findings(self, batch: FindingsBatch) -> RunOutcome:
         """Store the run's findings: open the new, close the ones no longer seen (same scope)."""
         def write() -> RunOutcome:
-            with Session(self.engine()) as session:
+            with Session(self.findings) as session:
                 return record_run(session=session, scope=batch.scope, run_id=batch.run_id,
                                   findings=batch.findings, now=datetime.now(UTC))
         return await asyncio.to_thread(write)

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from bench.common import Table
-from orchestration.stack import stop_on_sigterm
+from devstack.stack import stop_on_sigterm
 
 ALL = ["overhead", "throughput", "burst", "backfill", "cost"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.common import Table, Timer, bench_settings, gather_limited, peak_rss_mb, running_stack
 from bench.cost import registered
-from orchestration.launch import start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from sandbox.hubspot.seed import DealSpec
 from workflows.models import LEDGER_WORKFLOW, QuoteToCashResult, Stage
 

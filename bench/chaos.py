@@ -38,8 +38,8 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from bench.common import VENDORS, BenchStack, Table, Timer, bench_settings, gather_limited, running_stack
 from canonical.keys import erp_contact_reference
-from orchestration.launch import quote_to_cash_id
-from orchestration.stack import stop_on_sigterm
+from devstack.stack import stop_on_sigterm
+from runtime.launch import quote_to_cash_id
 from sandbox.hubspot.seed import DealSpec, Line
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow

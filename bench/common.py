@@ -1,7 +1,7 @@
 """What every benchmark and the chaos run share: an embedded stack of their own on free ports, seeding,
 sandbox controls, figures, tables, and ``bench/results/<name>.json``.
 
-The stack is :class:`orchestration.stack.Stack` (child processes in their own process groups: the Temporal
+The stack is :class:`devstack.stack.Stack` (child processes in their own process groups: the Temporal
 dev server on a SQLite file, the four emulators, the ingress, the worker). The children read their
 settings from the environment, so :func:`child_env` exports this run's settings to them.
 """
@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from orchestration.connect import data_converter
-from orchestration.stack import Stack
+from devstack.stack import Stack
+from runtime.connect import data_converter
 from sandbox.hubspot.seed import DealSpec
 from sandbox.serve import free_port
 from settings import ROOT, Settings

@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from bench.common import BenchStack, Table, bench_settings, running_stack
-from orchestration.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from sandbox.hubspot.seed import DealSpec
 from worker import WORKFLOWS
 from workflows.models import (

@@ -14,7 +14,7 @@ from canonical.keys import erp_contact_reference
 from canonical.policy import ApprovalPolicy, approval_reasons, deal_entity
 from canonical.provisioning import plan_engagements, proposed_terms
 from canonical.requests import ContractRequest, DealWriteBack
-from orchestration.launch import start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from sandbox.hubspot.seed import DealSpec
 from settings import Settings
 from worker import Connectors, open_connectors
@@ -112,7 +112,7 @@ async def timer_lateness(bench: BenchStack) -> dict[str, float]:
     """Where one workflow's time went: timer lateness, activity and workflow-task durations (from history)."""
     from temporalio.api.enums.v1 import EventType as E
 
-    from orchestration.launch import quote_to_cash_id
+    from runtime.launch import quote_to_cash_id
 
     deal_id = await bench.seed_deal(DealSpec(model="subscription"))
     await workflow_quote_to_cash(bench, deal_id)

@@ -12,7 +12,7 @@ from temporalio.api.enums.v1 import EventType
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, stack_cpu
 from bench.noop import NoopInput, NoopWorkflow
-from orchestration.launch import start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from sandbox.hubspot.seed import DealSpec
 from workflows.models import QuoteToCashResult, Stage
 

@@ -28,6 +28,7 @@ from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.ledger import BillingCustomer
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
+from connectors.pacing import Pacer
 
 
 @runtime_checkable
@@ -40,6 +41,12 @@ class CrmPort(Protocol):
 
     async def write_back(self, deal_id: str, update: DealWriteBack) -> None:
         """Set the integration's fields on the deal (never a CRM-owned field)."""
+        ...
+
+    def deals_modified_since(self, since: datetime, *, page_size: int = 100,
+                             pacer: Pacer | None = None) -> AsyncIterator[DealPage]:
+        """Every deal modified at or after ``since``, oldest change first, page by page; the adapter deals
+        with its search API's limits (result windows, rate limits) and takes a ``pacer`` slot per request."""
         ...
 
     async def search_deals_modified_since(self, since: datetime, *, after: str | None = None,

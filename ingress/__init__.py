@@ -1,1 +1,1 @@
-"""The webhook ingress: FastAPI app, event ledger, routing to Temporal, and the HubSpot poll schedule."""
+"""The webhook ingress: the FastAPI app, routing of deliveries to Temporal, and the HubSpot poll schedule."""

@@ -30,9 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import PayloadInvalid, RateLimited, SignatureInvalid, Unavailable
 from connectors.ports import ClmPort, CrmPort, WebhookReceiver
-from ingress.ledger import EventLedger, Outcome, SignatureCheck
 from ingress.routing import ClientProvider, EventIntake, EventRouter, Received, Routed, RoutingUnavailable
 from settings import Settings
+from stores.events import EventLedger, Outcome, SignatureCheck
 
 log = logging.getLogger("revops.ingress")
 
@@ -183,7 +183,7 @@ def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> 
     """The composition of the served app: receivers, ledger, Temporal client, CLM and the poll schedule."""
     from connectors import hubspot, ironclad
     from ingress.schedule import keep_poll_schedule
-    from orchestration.connect import connect
+    from runtime.connect import connect
 
     clm = ironclad.from_settings(settings)
     crm = hubspot.from_settings(settings)

@@ -45,9 +45,13 @@ from canonical import (
     InvoicePaymentFailed,
     InvoiceVoided,
 )
+from cli.amendments import signal_amendment
 from connectors.errors import ConnectorError, RateLimited, Unavailable
 from connectors.ports import ClmPort, CrmPort
-from ingress.ledger import (
+from runtime.attributes import STAGE
+from runtime.launch import quote_to_cash_id, start_quote_to_cash
+from settings import Settings
+from stores.events import (
     Delivery,
     EventLedger,
     Outcome,
@@ -58,10 +62,6 @@ from ingress.ledger import (
     record_delivery,
     settle_event,
 )
-from orchestration.amendments_cli import signal_amendment
-from orchestration.attributes import STAGE
-from orchestration.launch import quote_to_cash_id, start_quote_to_cash
-from settings import Settings
 from workflows.models import (
     LEDGER_SIGNAL,
     LEDGER_WORKFLOW,
@@ -104,7 +104,7 @@ class Routed:
 class ClientProvider:
     """The Temporal client, connected lazily and re-connected after a failure.
 
-    ``connect`` is e.g. :func:`orchestration.connect.connect`; tests point it at a server they stop
+    ``connect`` is e.g. :func:`runtime.connect.connect`; tests point it at a server they stop
     and start. :meth:`fixed` wraps a client someone else owns.
     """
 
@@ -367,6 +367,13 @@ class EventIntake:
         row = await self._record(event, received, routed.outcome, routed.workflow_id, routed.reason, 200)
         log.info("%s %s %s -> %s %s", vendor, event.kind, event_id, routed.outcome.value, routed.workflow_id or "")
         return Routed(routed.outcome, routed.workflow_id, routed.reason, event_id, row.id)
+
+    async def accept_polled(self, event: DealStageReached, *, request_id: str) -> str:
+        """A deal the poll found: the same dedupe path as its webhook, recorded as a poll. Returns the outcome."""
+        received = Received(vendor=event.source_system, request_id=request_id, signature=SignatureCheck.POLL,
+                            headers={}, body=event.model_dump_json())
+        routed = await self.accept(event, received, trigger="poll")
+        return routed.outcome.value
 
     async def _fail(self, event: DomainEvent, received: Received, reason: str, status: int) -> None:
         await self.ledger.run(settle_event, vendor=received.vendor, vendor_event_id=event.source_event_id,

@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 
 from activities.polling import DealPollRequest
 from ingress.routing import ClientProvider, RoutingUnavailable
-from orchestration.schedules import upsert_schedule
+from runtime.schedules import upsert_schedule
 from settings import Settings
 
 log = logging.getLogger("revops.ingress")

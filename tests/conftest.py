@@ -19,9 +19,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orchestration.attributes import SEARCH_ATTRIBUTES, register_search_attributes
-from orchestration.connect import data_converter
-from orchestration.devserver import dev_server_path, test_server_path
+from runtime.attributes import SEARCH_ATTRIBUTES, register_search_attributes
+from runtime.connect import data_converter
+from runtime.devserver import dev_server_path, test_server_path
 from sandbox.serve import build_app, free_port, start_in_thread
 from settings import Settings
 from tests.helpers.servers import SandboxHandle

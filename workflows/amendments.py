@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
     from canonical.keys import step_idempotency_key
     from canonical.requests import DealWriteBack
-    from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         AMENDMENT_SIGNAL,
         AMENDMENTS_WORKFLOW,

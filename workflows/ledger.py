@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.keys import billing_customer_reference, erp_contact_reference, step_idempotency_key
     from canonical.ledger import CurrencyHistory, LedgerInvoice, apply_invoice_snapshot, figures_by_currency
     from canonical.requests import AccountFigures
-    from orchestration.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         LEDGER_SIGNAL,
         AccountLedgerInput,

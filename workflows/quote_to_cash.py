@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
-    from orchestration.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationConfigRequest,
     )
     from canonical.ledger import Finding
-    from orchestration.attributes import EXCEPTION_KIND, STAGE
+    from workflows.attributes import EXCEPTION_KIND, STAGE
     from workflows.models import ReconciliationInput, ReconciliationResult
     from workflows.steps import run_step
 

@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAtt
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from orchestration.attributes import BUSINESS_KEYS
+    from workflows.attributes import BUSINESS_KEYS
     from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
 STEP_TIMEOUT = timedelta(minutes=2)

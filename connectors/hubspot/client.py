@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,15 +21,18 @@ import httpx
 from canonical import Account, Deal
 from canonical.backfill import CompanyPage
 from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertResult
-from connectors.errors import ConnectorError, NotFound, Rejected, Unavailable
+from connectors.errors import ConnectorError, NotFound, RateLimited, Rejected, Unavailable
 from connectors.http import build_client, parse_retry_after, send
 from connectors.hubspot import mapping
+from connectors.pacing import Pacer
 from settings import Settings
 
 log = logging.getLogger(__name__)
 
 VENDOR = "hubspot"
 BATCH_LIMIT = 100
+#: HubSpot's search returns at most this many results per query
+SEARCH_WINDOW = 10_000
 SEARCH_LIMIT = 200
 ASSOCIATION_PAGE = 500
 MAX_PAGES = 1000  # bound on any cursor walk
@@ -253,6 +256,35 @@ class HubSpotCrm:
         next_after = ((body.get("paging") or {}).get("next") or {}).get("after")
         return DealPage(deals=deals, next_after=str(next_after) if next_after else None,
                         checkpoint=max(moments) if moments else None)
+
+    async def deals_modified_since(self, since: datetime, *, page_size: int = 100,
+                                   pacer: Pacer | None = None) -> AsyncIterator[DealPage]:
+        """Every deal modified at or after ``since``, page by page, oldest change first.
+
+        HubSpot's search returns at most :data:`SEARCH_WINDOW` results per query: before paging past it, the
+        query starts again from the newest modification seen. A 429 waits the vendor's Retry-After and
+        asks again (a read, safe to repeat).
+        """
+        query_since, after, offset = since, None, 0
+        newest: datetime | None = None
+        while True:
+            if pacer is not None:
+                await pacer.take()
+            try:
+                page = await self.search_deals_modified_since(query_since, after=after, limit=page_size)
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after or 1.0)
+                continue
+            yield page
+            if page.checkpoint and (newest is None or page.checkpoint > newest):
+                newest = page.checkpoint
+            if not page.next_after:
+                return
+            offset = int(page.next_after) if page.next_after.isdigit() else offset + page_size
+            if offset + page_size > SEARCH_WINDOW and newest is not None:
+                query_since, after, offset = newest, None, 0  # the search window is exhausted: move it
+            else:
+                after = page.next_after
 
     # -- companies ------------------------------------------------------------------------------
     async def upsert_companies(self, accounts: list[Account]) -> UpsertResult:

@@ -14,7 +14,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from orchestration.connect import data_converter
+from runtime.connect import data_converter
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 RECORD_SWITCH = "REVOPS_RECORD_HISTORIES"

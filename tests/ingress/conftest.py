@@ -14,11 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from connectors import hubspot, ironclad
 from ingress.app import create_app, receivers_from_settings
-from ingress.ledger import Delivery, EventLedger, count_outcomes, list_deliveries
 from ingress.routing import ClientProvider
-from orchestration.connect import data_converter
+from runtime.connect import data_converter
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
+from stores.events import Delivery, EventLedger, count_outcomes, list_deliveries
 from tests.helpers.waiting import eventually  # noqa: F401 (re-exported for the ingress tests)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from ingress.ledger import (
+from stores.events import (
     EventLedger,
     Outcome,
     claim_event,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,13 +17,14 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
-from activities.polling import DealPollActivities, DealPollRequest, DealPollResult, Pacer
+from activities.polling import DealPollActivities, DealPollRequest, DealPollResult
 from connectors import hubspot
 from connectors.hubspot import HubSpotCrm
-from ingress.ledger import EventLedger, list_deliveries, save_checkpoint
+from ingress.routing import ClientProvider, EventIntake, EventRouter
 from ingress.schedule import ensure_poll_schedule
-from orchestration.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
+from stores.events import EventLedger, list_deliveries, save_checkpoint
 from tests.helpers.servers import SandboxHandle
 from workflows.polling import HubSpotDealPollWorkflow
 
@@ -44,7 +44,9 @@ async def crm(poll_settings: Settings, hubspot_sandbox: SandboxHandle) -> AsyncI
 
 async def run_poll(client: Client, settings: Settings, crm: HubSpotCrm, ledger: EventLedger) -> DealPollResult:
     poll_queue = f"poll-{uuid.uuid4()}"
-    activities = DealPollActivities(settings=settings, crm=crm, ledger=ledger)
+    intake = EventIntake(router=EventRouter(settings=settings, clients=ClientProvider.fixed(client), crm=crm),
+                         ledger=ledger)
+    activities = DealPollActivities(settings=settings, crm=crm, ledger=ledger, intake=intake)
     async with Worker(client, task_queue=poll_queue, workflows=[HubSpotDealPollWorkflow],
                       activities=[activities.poll_hubspot_deals]):
         return await client.execute_workflow(HubSpotDealPollWorkflow.run, DealPollRequest(overlap_seconds=0),
@@ -119,9 +121,3 @@ async def test_poll_schedule_is_created_then_updated_idempotently(client: Client
         await client.get_schedule_handle(schedule_id).delete()
 
 
-async def test_pacer_keeps_search_requests_under_the_rate() -> None:
-    pacer = Pacer(20)
-    started = time.monotonic()
-    for _ in range(6):
-        await pacer.wait()
-    assert time.monotonic() - started >= 5 / 20 - 0.01

@@ -11,7 +11,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from orchestration.launch import quote_to_cash_id
+from runtime.launch import quote_to_cash_id
 from sandbox.serve import free_port
 from settings import Settings
 from tests.helpers.servers import SandboxHandle

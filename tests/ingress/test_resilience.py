@@ -14,10 +14,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ingress.routing import ClientProvider
-from orchestration.attributes import SEARCH_ATTRIBUTES
-from orchestration.connect import data_converter
-from orchestration.devserver import dev_server_path
-from orchestration.launch import quote_to_cash_id
+from runtime.attributes import SEARCH_ATTRIBUTES
+from runtime.connect import data_converter
+from runtime.devserver import dev_server_path
+from runtime.launch import quote_to_cash_id
 from sandbox.serve import free_port
 from tests.helpers.webhooks import Signed, hubspot_delivery, hubspot_property_change, unique_deal_id
 from tests.ingress.conftest import MakeIngress, RunningIngress, connector_to, eventually

@@ -13,9 +13,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from canonical import Account, BillingModel, Contact, ContractTerms, Money
 from canonical.requests import ContractRequest
 from connectors import ironclad
-from ingress.ledger import Outcome
-from orchestration.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
+from stores.events import Outcome
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.webhooks import (
     hubspot_delivery,

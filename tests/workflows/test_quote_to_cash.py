@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from orchestration.launch import start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.histories import save_history

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from activities.quote_to_cash import QuoteToCashActivities
 from connectors.errors import Rejected
-from orchestration.launch import start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.fakes import FakePorts, fake_deal
 from tests.helpers.waiting import eventually

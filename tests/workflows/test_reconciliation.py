@@ -23,14 +23,14 @@ from activities.reconciliation import ReconciliationActivities
 from canonical import Account, BillingModel, Contact, ContractTerms, Money, Payment, Project
 from canonical.ledger import Finding, FindingKind
 from canonical.requests import ContractRequest
-from orchestration.findings import CLOSED, OPEN, findings_engine, list_findings, record_run
-from orchestration.ledger_cli import (
+from cli.ledger import (
     RECONCILIATION_SCHEDULE_ID,
     cmd_exceptions,
     ensure_reconciliation_schedule,
     start_reconciliation,
 )
 from settings import Settings
+from stores.findings import CLOSED, OPEN, findings_engine, list_findings, record_run
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices, pay
 from tests.helpers.servers import SandboxHandle
@@ -54,7 +54,8 @@ async def recon(client: Client, flow_settings: Settings, sandboxes: dict[str, Sa
                 ) -> AsyncIterator[ReconRig]:
     async with open_connectors(flow_settings) as connectors:
         activities = ReconciliationActivities(settings=flow_settings, clm=connectors.clm,
-                                              billing=connectors.billing, erp=connectors.erp)
+                                              billing=connectors.billing, erp=connectors.erp,
+                                              findings=findings_engine(flow_settings.findings_database_url))
         async with Worker(client, task_queue=flow_settings.task_queue, workflows=[ReconciliationWorkflow],
                           activities=activities.all()):
             yield ReconRig(client=client, settings=flow_settings, connectors=connectors, sandboxes=sandboxes)

@@ -6,8 +6,8 @@ import argparse
 import json
 from collections.abc import Awaitable, Callable
 
-from ingress.ledger import EventLedger, Outcome, list_deliveries
 from settings import Settings
+from stores.events import EventLedger, Outcome, list_deliveries
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,7 +56,7 @@ async def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from connectors import ironclad
     from ingress.routing import ClientProvider, EventIntake, EventRouter, RoutingUnavailable
-    from orchestration.connect import connect
+    from runtime.connect import connect
 
     ledger = EventLedger.from_settings(settings)
     clm = ironclad.from_settings(settings)

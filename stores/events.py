@@ -33,8 +33,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
-from orchestration.database import open_engine
 from settings import Settings
+from stores.database import open_engine
 
 T = TypeVar("T")
 

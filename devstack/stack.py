@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestration.attributes import cli_flags
-from orchestration.devserver import dev_server_path
+from runtime.attributes import cli_flags
+from runtime.devserver import dev_server_path
 from settings import ROOT, Settings
 
 PYTHON = sys.executable

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from canonical.ledger import Finding
-from orchestration.database import open_engine
+from stores.database import open_engine
 
 OPEN = "open"
 CLOSED = "closed"

@@ -1,21 +1,19 @@
-"""The search attributes every workflow sets (DESIGN.md), registered by the dev-server start-up
-and by the test environments."""
+"""Registration of the workflows' search attributes (workflows/attributes.py) on a server: by the dev-server
+start-up and by the test environments."""
 
 from __future__ import annotations
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 
-BUSINESS_KEYS = SearchAttributeKey.for_keyword_list("BusinessKeys")
-STAGE = SearchAttributeKey.for_keyword("Stage")
-EXCEPTION_KIND = SearchAttributeKey.for_keyword("ExceptionKind")
-LEGAL_ENTITY = SearchAttributeKey.for_keyword("LegalEntity")
-DEAL_AMOUNT = SearchAttributeKey.for_float("DealAmount")
-
-SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [  # type: ignore[type-arg]
-    BUSINESS_KEYS, STAGE, EXCEPTION_KIND, LEGAL_ENTITY, DEAL_AMOUNT,
-]
+from workflows.attributes import (  # noqa: F401 (the keys, re-exported for callers of the registration)
+    BUSINESS_KEYS,
+    DEAL_AMOUNT,
+    EXCEPTION_KIND,
+    LEGAL_ENTITY,
+    SEARCH_ATTRIBUTES,
+    STAGE,
+)
 
 
 def cli_flags() -> list[str]:

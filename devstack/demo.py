@@ -20,9 +20,9 @@ import httpx
 from temporalio.client import Client, WorkflowFailureError
 
 from canonical import Engagement
-from orchestration.connect import data_converter
-from orchestration.launch import quote_to_cash_id
-from orchestration.stack import Stack, stop_on_sigterm
+from devstack.stack import Stack, stop_on_sigterm
+from runtime.connect import data_converter
+from runtime.launch import quote_to_cash_id
 from sandbox.hubspot.seed import DealSpec, Line
 from settings import ROOT, Settings
 from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage

@@ -9,7 +9,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from canonical import Deal, ref
 from canonical.keys import quote_to_cash_workflow_id
 from canonical.policy import RoutingError, deal_entity
-from orchestration.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
+from runtime.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
 from settings import Settings
 from workflows.models import QuoteToCashInput, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow

@@ -25,9 +25,9 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from orchestration.findings import CLOSED, OPEN, findings_engine, list_findings
-from orchestration.schedules import upsert_schedule
+from runtime.schedules import upsert_schedule
 from settings import Settings
+from stores.findings import CLOSED, OPEN, findings_engine, list_findings
 from workflows.models import RECONCILIATION_WORKFLOW, ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
 

@@ -1,0 +1,1 @@
+"""The operator command line behind starter.py, one module per command group."""

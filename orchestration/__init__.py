@@ -1,1 +1,0 @@
-"""Temporal plumbing shared by worker, starter, ingress and tests: search attributes, client, dev server."""

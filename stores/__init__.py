@@ -1,0 +1,2 @@
+"""Our own databases (SQLite by default, PostgreSQL by URL): the event ledger and the reconciliation findings.
+Engines are built by the composition roots, never at import."""
