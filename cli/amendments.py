@@ -1,4 +1,4 @@
-"""``starter.py`` commands of amendment propagation, and the one signal-with-start used by CLI and ingress.
+"""``starter.py`` commands of amendment propagation (the signal-with-start itself is runtime/launch.py's).
 
     python starter.py amend <recordId> --sequence 2 [--amendment-id <ironcladId>] [--deal <dealId>]
     python starter.py amendments <recordId> [--json]
@@ -13,43 +13,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from canonical.keys import AMENDMENTS_PREFIX
+from runtime.launch import signal_amendment
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.models import (
-    AMENDMENT_SIGNAL,
-    AmendmentSignal,
     ConflictResolution,
-    ContractAmendmentsInput,
     ContractAmendmentsStatus,
     GapResolution,
     GapResolutionResult,
     RetryRequest,
     amendments_workflow_id,
 )
-
-
-async def signal_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
-                           clm_amendment_id: str | None = None, source_event_id: str | None = None,
-                           executed_at: datetime | None = None, deal_id: str | None = None) -> WorkflowHandle:
-    """Signal-with-start the contract's amendments workflow (``contract-ironclad-<recordId>``): started
-    on the first amendment, signalled on every later one; the workflow sorts out order and duplicates."""
-    signal = AmendmentSignal(record_id=record_id, sequence=sequence, clm_amendment_id=clm_amendment_id,
-                             source_event_id=source_event_id, executed_at=executed_at)
-    workflow_id = amendments_workflow_id(record_id)
-    return await client.start_workflow(
-        ContractAmendmentsWorkflow.run, ContractAmendmentsInput(record_id=record_id, deal_id=deal_id),
-        id=workflow_id, task_queue=settings.task_queue, start_signal=AMENDMENT_SIGNAL, start_signal_args=[signal],
-        static_summary=f"Amendments of Ironclad contract {record_id}" + (f" (deal {deal_id})" if deal_id else ""),
-        static_details=f"Propagates the amendments of Ironclad record `{record_id}` to Xero, Stripe and HubSpot, "
-                       "in sequence. Current state: see the run's details.",
-    )
 
 
 def _handle(client: Client, record_id: str) -> WorkflowHandle:

@@ -45,11 +45,10 @@ from canonical import (
     InvoicePaymentFailed,
     InvoiceVoided,
 )
-from cli.amendments import signal_amendment
 from connectors.errors import ConnectorError, RateLimited, Unavailable
 from connectors.ports import ClmPort, CrmPort
 from runtime.attributes import STAGE
-from runtime.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import quote_to_cash_id, signal_amendment, signal_billing_event, start_quote_to_cash
 from settings import Settings
 from stores.events import (
     Delivery,
@@ -63,13 +62,9 @@ from stores.events import (
     settle_event,
 )
 from workflows.models import (
-    LEDGER_SIGNAL,
-    LEDGER_WORKFLOW,
-    AccountLedgerInput,
     ContractExecutedSignal,
     DealCorrection,
     Stage,
-    ledger_workflow_id,
 )
 
 log = logging.getLogger("revops.ingress")
@@ -289,11 +284,7 @@ class EventRouter:
 
     async def _billing_event(self, event: DomainEvent, customer_id: str) -> Routed:
         client = await self.clients.get()
-        handle = await client.start_workflow(
-            LEDGER_WORKFLOW, AccountLedgerInput(customer_id=customer_id),
-            id=ledger_workflow_id(customer_id), task_queue=self.settings.task_queue,
-            start_signal=LEDGER_SIGNAL, start_signal_args=[EventEnvelope(event=event)],
-            static_summary=f"Invoice feedback for Stripe customer {customer_id}")
+        handle = await signal_billing_event(client, self.settings, customer_id, event)
         outcome = Outcome.STARTED if was_started(handle) else Outcome.SIGNALLED
         return Routed(outcome, handle.id, event.kind)
 

@@ -1,17 +1,31 @@
-"""Starting flows by business key: the one place that knows workflow IDs and start options, used by
-``starter.py``, the ingress and the schedules."""
+"""Starting flows by business key: the one place that starts, or signals-with-start, a workflow for a business
+event, used by ``starter.py``, the ingress, the deal poll and the benchmarks."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from canonical import Deal, ref
+from canonical import Deal, DomainEvent, EventEnvelope, ref
 from canonical.keys import quote_to_cash_workflow_id
 from canonical.policy import RoutingError, deal_entity
 from runtime.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
 from settings import Settings
-from workflows.models import QuoteToCashInput, Stage
+from workflows.amendments import ContractAmendmentsWorkflow
+from workflows.models import (
+    AMENDMENT_SIGNAL,
+    LEDGER_SIGNAL,
+    LEDGER_WORKFLOW,
+    AccountLedgerInput,
+    AmendmentSignal,
+    ContractAmendmentsInput,
+    QuoteToCashInput,
+    Stage,
+    amendments_workflow_id,
+    ledger_workflow_id,
+)
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
@@ -58,3 +72,30 @@ async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, 
             SearchAttributePair(STAGE, Stage.LOADING.value), SearchAttributePair(EXCEPTION_KIND, ""),
             SearchAttributePair(BUSINESS_KEYS, [ref("hubspot", "deal", deal_id)])]),
     )
+
+
+async def signal_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
+                           clm_amendment_id: str | None = None, source_event_id: str | None = None,
+                           executed_at: datetime | None = None, deal_id: str | None = None) -> WorkflowHandle:
+    """Signal-with-start the contract's amendments workflow (``contract-ironclad-<recordId>``): started
+    on the first amendment, signalled on every later one; the workflow sorts out order and duplicates."""
+    signal = AmendmentSignal(record_id=record_id, sequence=sequence, clm_amendment_id=clm_amendment_id,
+                             source_event_id=source_event_id, executed_at=executed_at)
+    workflow_id = amendments_workflow_id(record_id)
+    return await client.start_workflow(
+        ContractAmendmentsWorkflow.run, ContractAmendmentsInput(record_id=record_id, deal_id=deal_id),
+        id=workflow_id, task_queue=settings.task_queue, start_signal=AMENDMENT_SIGNAL, start_signal_args=[signal],
+        static_summary=f"Amendments of Ironclad contract {record_id}" + (f" (deal {deal_id})" if deal_id else ""),
+        static_details=f"Propagates the amendments of Ironclad record `{record_id}` to Xero, Stripe and HubSpot, "
+                       "in sequence. Current state: see the run's details.",
+    )
+
+
+async def signal_billing_event(client: Client, settings: Settings, customer_id: str,
+                               event: DomainEvent) -> WorkflowHandle:
+    """Signal-with-start the billing customer's ledger (``ledger-stripe-<customerId>``) with one event."""
+    return await client.start_workflow(
+        LEDGER_WORKFLOW, AccountLedgerInput(customer_id=customer_id),
+        id=ledger_workflow_id(customer_id), task_queue=settings.task_queue,
+        start_signal=LEDGER_SIGNAL, start_signal_args=[EventEnvelope(event=event)],
+        static_summary=f"Invoice feedback for Stripe customer {customer_id}")
