@@ -1,9 +1,9 @@
 """The business steps of amendment propagation. Each activity is one step against one system.
 
 Where to propagate is read from the systems of record, not from the quote-to-cash run: the Ironclad
-record (terms, amendments, ``revopsDealId``) and the IDs quote-to-cash wrote back on the HubSpot deal
-(``revops_project_codes``, ``revops_erp_project_ids``, ``revops_billing_customer_ids``,
-``revops_erp_contact_ids`` — one per legal entity, in the same order — and ``revops_billing_schedule_ids``).
+record (terms, amendments, ``revopsDealId``) and the provisioning record quote-to-cash wrote back on the
+HubSpot deal (``revops_provisioned``: per legal entity the project, contact, billing customer and the
+budget last written, and the billing records).
 A finished, archived or reset quote-to-cash run therefore never stops an amendment.
 
 Writes that create reuse quote-to-cash's activities (``create_billing_schedule``,
@@ -34,19 +34,13 @@ from activities.models import (
 )
 from activities.retrying import business_step
 from canonical import Amendment, Contract, ContractTerms, Project
-from canonical.amendments import AmendmentPlan, BillingRecord, ProvisionedEntity, plan_amendment
+from canonical.amendments import AmendmentPlan, BillingRecord, plan_amendment
 from canonical.ownership import OwnershipViolation, owner_of
-from canonical.policy import RoutingError
-from canonical.provisioning import plan_engagements
 from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
 from settings import Settings
 
 NOT_PROVISIONED = "ContractNotProvisioned"
 AMENDMENT_NOT_FOUND = "AmendmentNotFound"
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",")] if value else []
 
 
 class ContractAmendmentsActivities:
@@ -80,34 +74,20 @@ class ContractAmendmentsActivities:
                                    type=NOT_PROVISIONED, non_retryable=True)
         signed = await self._signed_terms(record)
         deal = await self.crm.get_deal(deal_id)
-        ids = deal.external_ids
-        codes = _split(ids.get("project_codes"))
-        if not codes:
-            raise ApplicationError(f"deal {deal_id} has no provisioned projects yet (revops_project_codes empty)",
+        provisioned = deal.write_backs.provisioned
+        if provisioned is None or not provisioned.entities:
+            raise ApplicationError(f"deal {deal_id} has no provisioning record yet (revops_provisioned empty)",
                                    type=NOT_PROVISIONED, non_retryable=True)
-        projects, customers = _split(ids.get("erp_project_ids")), _split(ids.get("billing_customer_ids"))
-        contacts = _split(ids.get("erp_contact_ids"))
-        provisioned = []
-        for index, code in enumerate(codes):
-            entity_code = code.rsplit("-", 1)[-1]
-            try:
-                entity = self.settings.entity(entity_code)
-            except KeyError as exc:
-                raise ApplicationError(f"project {code} names unknown legal entity {entity_code}",
-                                       type=NOT_PROVISIONED, non_retryable=True) from exc
-            provisioned.append(ProvisionedEntity(
-                legal_entity=entity_code, tenant_id=entity.erp_tenant_id, project_code=code,
-                project_id=projects[index] if index < len(projects) else "",
-                erp_contact_id=contacts[index] if index < len(contacts) else "",
-                billing_customer_id=customers[index] if index < len(customers) else ""))
-        try:  # what quote-to-cash wrote as each project's budget: the baseline of the ownership guard
-            budgets = {p.project.code: str(p.project.budget.amount)
-                       for p in plan_engagements(deal, signed, self.settings.legal_entities)}
-        except RoutingError:
-            budgets = {}
+        unknown = [e.legal_entity for e in provisioned.entities
+                   if e.legal_entity not in {known.code for known in self.settings.legal_entities}]
+        if unknown:
+            raise ApplicationError(f"deal {deal_id} was provisioned in unknown legal entities {unknown}",
+                                   type=NOT_PROVISIONED, non_retryable=True)
         return ContractContext(record_id=request.record_id, deal_id=deal_id, title=record.title,
-                               counterparty=record.counterparty, signed_terms=signed, provisioned=provisioned,
-                               budgets=budgets, billing_ids=_split(ids.get("billing_schedule_ids")))
+                               counterparty=record.counterparty, signed_terms=signed,
+                               provisioned=provisioned.entities,
+                               budgets={e.project_code: e.budget for e in provisioned.entities if e.budget},
+                               billing_ids=provisioned.billing_ids)
 
     async def _signed_terms(self, record: Contract) -> ContractTerms:
         """The terms before any amendment (the record's rolled-up properties already hold them)."""

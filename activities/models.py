@@ -7,7 +7,8 @@ from datetime import date
 from pydantic import BaseModel, Field
 
 from canonical import Account, BillingSchedule, Contact, ContractTerms, LegalEntity, Project
-from canonical.amendments import ProvisionedEntity, SubscriptionItemChange
+from canonical.amendments import SubscriptionItemChange
+from canonical.deal import ProvisionedEntity
 from canonical.policy import ApprovalPolicy
 from canonical.requests import ContractRequest, DealWriteBack
 

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, summary
+from canonical import Engagement
 from canonical.keys import erp_contact_reference
 from canonical.policy import ApprovalPolicy, approval_reasons, deal_entity
-from canonical.provisioning import plan_engagements, proposed_terms
+from canonical.provisioning import plan_engagements, proposed_terms, provisioning_record
 from canonical.requests import ContractRequest, DealWriteBack
 from runtime.launch import start_quote_to_cash
 from sandbox.hubspot.seed import DealSpec
@@ -34,7 +35,6 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
                             max_amount=settings.approval_max_amount,
                             standard_payment_terms_days=settings.approval_standard_payment_terms_days)
     assert not approval_reasons(deal, policy), "the overhead deal must be approved by policy"
-    await c.crm.write_back(deal_id, DealWriteBack(approval_status="auto-approved", revops_workflow_id=wid))
     assert deal.account is not None and deal.billing_contact is not None
     request = ContractRequest(deal_crm_id=deal.crm_id, title=f"{deal.name} - Order Form",
                               template_id=settings.ironclad_template_id, legal_entity=entity.code,
@@ -42,6 +42,7 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
     contract = await c.clm.launch_contract(request, idempotency_key=f"{key}:contract")
     assert contract.clm_workflow_id
     await c.crm.write_back(deal_id, DealWriteBack(revops_status=Stage.AWAITING_SIGNATURE.value,
+                                                  approval_status="auto-approved",
                                                   clm_workflow_id=contract.clm_workflow_id, revops_workflow_id=wid))
     while True:  # the workflow's wait: the poll interval, then a check
         await asyncio.sleep(settings.contract_poll_interval_seconds)
@@ -51,11 +52,11 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
             contract = contract.model_copy(update={"terms": record.terms, "executed_on": record.executed_on})
         if contract.status is Status.EXECUTED and contract.terms is not None:
             break
-    await c.crm.write_back(deal_id, DealWriteBack(clm_record_id=contract.clm_record_id, revops_workflow_id=wid,
-                                                  contract_value=str(contract.terms.total_value.amount)))
     plans = plan_engagements(deal, contract.terms, settings.legal_entities)
-    await c.crm.write_back(deal_id, DealWriteBack(revops_status=Stage.PROVISIONING.value, revops_workflow_id=wid))
-    ids: list[tuple[str, str, str, str, list[str]]] = []
+    await c.crm.write_back(deal_id, DealWriteBack(revops_status=Stage.PROVISIONING.value, revops_workflow_id=wid,
+                                                  clm_record_id=contract.clm_record_id,
+                                                  contract_value=str(contract.terms.total_value.amount)))
+    engagements: list[Engagement] = []
     for plan in plans:
         tenant = plan.entity.erp_tenant_id
         ref = erp_contact_reference(deal.account.crm_id or "", plan.entity.code)
@@ -75,12 +76,12 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
             created = await c.billing.create_schedule(
                 schedule, idempotency_key=f"{key}:billing-{plan.entity.code}-{schedule.kind.value}-{index}")
             schedule_ids += [i for i in [created.billing_id, *created.item_ids] if i]
-        ids.append((contact_id, project.erp_id or "", project.code, customer_id, schedule_ids))
-    await c.crm.write_back(deal_id, DealWriteBack(
-        revops_status=Stage.PROVISIONED.value, revops_exception="", revops_workflow_id=wid,
-        erp_contact_ids=",".join(i[0] for i in ids), erp_project_ids=",".join(i[1] for i in ids),
-        project_codes=",".join(i[2] for i in ids), billing_customer_ids=",".join(i[3] for i in ids),
-        billing_schedule_ids=",".join(s for i in ids for s in i[4])))
+        engagements.append(Engagement(deal_crm_id=deal_id, legal_entity=plan.entity.code, erp_contact_id=contact_id,
+                                      project=project, billing_customer_id=customer_id,
+                                      billing_schedule_ids=schedule_ids))
+    await c.crm.write_back(deal_id, DealWriteBack(revops_status=Stage.PROVISIONED.value, revops_exception="",
+                                                  revops_workflow_id=wid,
+                                                  provisioned=provisioning_record(engagements)))
 
 
 async def workflow_quote_to_cash(bench: BenchStack, deal_id: str) -> QuoteToCashResult:

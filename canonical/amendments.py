@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from canonical.billing import BillingSchedule, BillingScheduleKind, ScheduledCharge
 from canonical.contract import ContractTerms
-from canonical.deal import BillingInterval, Deal
+from canonical.deal import BillingInterval, Deal, ProvisionedEntity
 from canonical.money import DecimalAmount, Money
 from canonical.parties import LegalEntity
 from canonical.project import Project
@@ -57,17 +57,6 @@ class BillingRecord(BaseModel):
     def billed(self) -> bool:
         """A milestone invoice that left draft has been sent to the customer."""
         return self.kind is BillingRecordKind.MILESTONE_INVOICE and self.status not in ("", "draft")
-
-
-class ProvisionedEntity(BaseModel):
-    """Where one legal entity's part of the contract lives (read back from the CRM write-backs)."""
-
-    legal_entity: str
-    tenant_id: str
-    project_code: str
-    project_id: str
-    erp_contact_id: str = ""
-    billing_customer_id: str = ""
 
 
 class SubscriptionItemChange(BaseModel):

@@ -43,6 +43,8 @@ class BillingSchedule(BaseModel):
     days_until_due: int = Field(default=30, ge=0)
     billing_id: str | None = Field(default=None, description="subscription or schedule ID once created")
     item_ids: list[str] = Field(default_factory=list, description="invoice item IDs once created")
+    refs: list[str] = Field(default_factory=list,
+                            description="``system:object:id`` of every record the billing system created for it")
     metadata: dict[str, str] = Field(default_factory=dict)
 
 

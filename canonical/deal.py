@@ -47,6 +47,64 @@ class DealLine(BaseModel):
         return Money(amount=round_amount(gross * (1 - self.discount_percent / 100), currency), currency=currency)
 
 
+class ProvisionedEntity(BaseModel):
+    """Where one legal entity's part of a deal lives, and the figures last written there."""
+
+    legal_entity: str
+    tenant_id: str
+    project_code: str
+    project_id: str
+    erp_contact_id: str = ""
+    billing_customer_id: str = ""
+    budget: str = Field(default="", description="the project budget last written, decimal in its currency")
+
+
+class ProvisioningRecord(BaseModel):
+    """What the integration provisioned for a deal: one entry per legal entity and the billing records.
+
+    Written back to the CRM as one property, so a later flow (amendments) reads it instead of piecing it
+    together from position-aligned lists.
+    """
+
+    entities: list[ProvisionedEntity] = Field(default_factory=list)
+    billing_ids: list[str] = Field(default_factory=list, description="subscriptions, invoices, items, prices")
+
+
+class DealWriteBack(BaseModel):
+    """Fields the integration writes back to a CRM deal. ``None`` means "leave as is".
+
+    Each adapter maps these to its own property names (HubSpot: ``revops_*`` custom properties).
+    """
+
+    revops_status: str | None = None
+    revops_exception: str | None = Field(default=None, description="empty string clears it")
+    revops_workflow_id: str | None = None
+    clm_workflow_id: str | None = None
+    clm_record_id: str | None = None
+    provisioned: ProvisioningRecord | None = Field(default=None, description="what was provisioned, per entity")
+    contract_value: str | None = Field(default=None, description="decimal string in the deal currency")
+    approval_status: str | None = None
+    approval_note: str | None = None
+    forecast_amount: str | None = Field(default=None, description="revenue forecast: contract value as amended")
+    forecast_monthly_recurring: str | None = Field(default=None, description="recurring revenue per month")
+    forecast_end_date: str | None = Field(default=None, description="ISO date the forecast runs to")
+    amendment_sequence: str | None = Field(default=None, description="last amendment propagated")
+    amendment_status: str | None = Field(default=None, description="outcome of the last amendment")
+
+    def properties(self) -> dict[str, str]:
+        """Only the fields that are set, as the CRM stores them (the provisioning record as compact JSON)."""
+        values: dict[str, str] = {k: v for k, v in self.model_dump(exclude={"provisioned"}).items() if v is not None}
+        if self.provisioned is not None:
+            values["provisioned"] = self.provisioned.model_dump_json(exclude_defaults=True)
+        return values
+
+    def merged_with(self, later: DealWriteBack) -> DealWriteBack:
+        """One write-back carrying both; ``later``'s fields win."""
+        return DealWriteBack.model_validate({**self.model_dump(exclude_none=True),
+                                             **later.model_dump(exclude_none=True)})
+
+
+
 class Deal(BaseModel):
     """A deal as the CRM has it. Fields may be missing; ``missing_commercial_fields`` says which."""
 
@@ -65,7 +123,8 @@ class Deal(BaseModel):
     account: Account | None = None
     contacts: list[Contact] = Field(default_factory=list)
     lines: list[DealLine] = Field(default_factory=list)
-    external_ids: dict[str, str] = Field(default_factory=dict, description="write-backs already on the deal")
+    write_backs: DealWriteBack = Field(default_factory=lambda: DealWriteBack(),
+                                       description="what the integration already wrote on the deal")
 
     @field_validator("currency")
     @classmethod

@@ -56,7 +56,7 @@ INTEGRATION_FIELDS: frozenset[tuple[str, str]] = frozenset(
     {
         ("deal", "revops_status"),
         ("deal", "revops_exception"),
-        ("deal", "external_ids"),
+        ("deal", "write_backs"),
         ("account", "billing_figures"),
     }
 )

@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field
 
 from canonical.billing import BillingSchedule, BillingScheduleKind, ScheduledCharge
 from canonical.contract import ContractTerms, Milestone, RateCardEntry, RecurringCharge
-from canonical.deal import BillingInterval, BillingModel, Deal
+from canonical.deal import BillingInterval, BillingModel, Deal, ProvisionedEntity, ProvisioningRecord
 from canonical.keys import project_code
 from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
-from canonical.project import Project, ProjectTask, TaskChargeType
+from canonical.project import Engagement, Project, ProjectTask, TaskChargeType
 
 
 def proposed_terms(deal: Deal) -> ContractTerms:
@@ -185,4 +185,18 @@ def _schedules(deal: Deal, terms: ContractTerms, entity: LegalEntity, milestones
     return schedules
 
 
-__all__ = ["EngagementPlan", "plan_engagements", "proposed_terms"]
+
+
+def provisioning_record(engagements: list[Engagement]) -> ProvisioningRecord:
+    """What quote-to-cash provisioned, per entity, as it is written back to the CRM."""
+    entities = [ProvisionedEntity(legal_entity=e.legal_entity, tenant_id=e.project.erp_tenant_id,
+                                  project_code=e.project.code, project_id=e.project.erp_id or "",
+                                  erp_contact_id=e.erp_contact_id or "",
+                                  billing_customer_id=e.billing_customer_id or "",
+                                  budget=str(e.project.budget.amount))
+                for e in engagements if e.project is not None]
+    billing_ids = list(dict.fromkeys(i for e in engagements for i in e.billing_schedule_ids))
+    return ProvisioningRecord(entities=entities, billing_ids=billing_ids)
+
+
+__all__ = ["EngagementPlan", "plan_engagements", "proposed_terms", "provisioning_record"]

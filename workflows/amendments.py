@@ -38,7 +38,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
-    from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
+    from canonical.amendments import AmendmentPlan, EntityChange, monthly_recurring
+    from canonical.deal import ProvisionedEntity, ProvisioningRecord
     from canonical.keys import step_idempotency_key
     from canonical.requests import DealWriteBack
     from workflows.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
@@ -362,6 +363,13 @@ class ContractAmendmentsWorkflow:
         refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value)
 
     # -- propagation -------------------------------------------------------------------------------
+    def _provisioning_record(self) -> ProvisioningRecord:
+        """The deal's provisioning record as this contract now stands (budgets and billing IDs as amended)."""
+        return ProvisioningRecord(
+            entities=[e.model_copy(update={"budget": self._budgets.get(e.project_code, e.budget)})
+                      for e in self._provisioned],
+            billing_ids=list(self._billing_ids))
+
     async def _propagate(self, record: AmendmentRecord, plan: AmendmentPlan, terms: ContractTerms) -> None:
         """Every step is idempotent, so after a failure an operator's retry runs them all again."""
         choices: dict[str, ConflictResolution] = {}
@@ -375,7 +383,7 @@ class ContractAmendmentsWorkflow:
                     forecast_monthly_recurring=str(monthly_recurring(terms).amount),
                     forecast_end_date=terms.end_date.isoformat() if terms.end_date else "",
                     amendment_sequence=str(plan.sequence), amendment_status="applied",
-                    billing_schedule_ids=",".join(self._billing_ids)), required=True)
+                    provisioned=self._provisioning_record()), required=True)
                 self._failure = self._conflict = ""
                 return
             except _Conflict as conflict:

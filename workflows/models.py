@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
-from canonical.amendments import ProvisionedEntity
+from canonical.deal import ProvisionedEntity
 from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
 from canonical.ledger import CurrencyHistory, EntityTotals, Finding, LedgerInvoice
 from canonical.requests import AccountFigures

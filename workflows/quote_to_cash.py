@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.keys import erp_contact_reference, step_idempotency_key
     from canonical.policy import RoutingError, approval_reasons, deal_entity
-    from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
+    from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms, provisioning_record
     from canonical.requests import ContractRequest, DealWriteBack
     from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -62,9 +62,7 @@ R = TypeVar("R")
 
 def merge_write_backs(earlier: DealWriteBack | None, later: DealWriteBack) -> DealWriteBack:
     """One write-back carrying both; the later one's fields win."""
-    if earlier is None:
-        return later
-    return DealWriteBack.model_validate({**earlier.properties(), **later.properties()})
+    return later if earlier is None else earlier.merged_with(later)
 
 
 class _Stop(Exception):
@@ -118,7 +116,7 @@ class QuoteToCashWorkflow:
             self._config = await self._step(A.load_flow_config, FlowConfigRequest(),
                                             "Read approval policy and entities", local=True)
             deal = await self._load_deal()
-            if deal.external_ids.get("revops_status") == Stage.PROVISIONED.value:
+            if deal.write_backs.revops_status == Stage.PROVISIONED.value:
                 raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
             deal = await self._until_complete(deal)
             await self._approve(deal)
@@ -325,14 +323,8 @@ class QuoteToCashWorkflow:
             await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
                                                  revops_exception=f"Provisioning failed and was undone: {reason}"))
             raise _Stop(Stage.FAILED, f"provisioning failed and was undone: {reason}") from err
-        await self._write_back(DealWriteBack(
-            revops_status=Stage.PROVISIONED.value, revops_exception="",
-            erp_contact_ids=",".join(e.erp_contact_id or "" for e in self._engagements),
-            erp_project_ids=",".join(e.project.erp_id or "" for e in self._engagements if e.project),
-            project_codes=",".join(e.project.code for e in self._engagements if e.project),
-            billing_customer_ids=",".join(e.billing_customer_id or "" for e in self._engagements),
-            billing_schedule_ids=",".join(i for e in self._engagements for i in e.billing_schedule_ids),
-        ))
+        await self._write_back(DealWriteBack(revops_status=Stage.PROVISIONED.value, revops_exception="",
+                                             provisioned=provisioning_record(self._engagements)))
 
     async def _provision_entity(self, deal: Deal, contract: Contract, plan: EngagementPlan,
                                 undo: list[tuple[Any, Any, str]]) -> Engagement:
@@ -381,9 +373,8 @@ class QuoteToCashWorkflow:
                          f"Cancel Stripe {schedule.kind.value} schedule {created.billing_id or ''}".rstrip()))
             if created.billing_id:
                 schedule_ids.append(created.billing_id)
-                self._add_keys(ref("stripe", "subscription" if created.billing_id.startswith("sub_") else "schedule",
-                                   created.billing_id))
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
+            self._add_keys(*created.refs)
         self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
                    f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from canonical import Account, Address, BillingInterval, BillingModel, Contact, Deal, DealLine
 from canonical.money import normalise_currency
-from canonical.requests import AccountFigures, DealWriteBack
+from canonical.requests import AccountFigures, DealWriteBack, ProvisioningRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def writeback_property(field: str) -> str:
 #: DealWriteBack field -> HubSpot deal property
 WRITEBACK_PROPERTIES: dict[str, str] = {f: writeback_property(f) for f in DealWriteBack.model_fields}
 
-#: what deal reads ask for: CRM fields, commercial fields, and our write-backs (for ``external_ids``)
+#: what deal reads ask for: CRM fields, commercial fields, and our write-backs (``Deal.write_backs``)
 DEAL_READ_PROPERTIES = [*DEAL_PROPERTIES, *WRITEBACK_PROPERTIES.values()]
 
 PROPERTY_GROUPS = {"deals": "dealinformation", "companies": "companyinformation",
@@ -93,7 +93,7 @@ REVOPS_PROPERTIES: dict[str, list[dict[str, Any]]] = {
            else _number(p, f.replace("_", " ").capitalize() + " (RevOps)")
            if f in ("forecast_amount", "forecast_monthly_recurring")
            else _text(p, f.replace("_", " ").capitalize() + " (RevOps)",
-                      textarea=f in ("revops_exception", "approval_note")))
+                      textarea=f in ("revops_exception", "approval_note", "provisioned")))
           for f, p in WRITEBACK_PROPERTIES.items()],
     ],
     "companies": [_text(EXTERNAL_REF_PROPERTY, "External reference (RevOps)", unique=True)],
@@ -270,8 +270,7 @@ def deal_from_hubspot(obj: Mapping[str, Any], *, company: Mapping[str, Any] | No
         log.warning("hubspot deal %s: end date %s before start %s ignored", deal_id, end, start)
         end = None
     lines = [line for line in (line_from_hubspot(o) for o in line_items or []) if line is not None]
-    external_ids = {field: value for field, prop in WRITEBACK_PROPERTIES.items()
-                    if (value := _clean(props, prop)) is not None}
+    write_backs = write_backs_from_hubspot(deal_id, props)
     return Deal(
         crm_id=deal_id,
         name=_clean(props, "dealname") or f"HubSpot deal {deal_id}",
@@ -288,8 +287,22 @@ def deal_from_hubspot(obj: Mapping[str, Any], *, company: Mapping[str, Any] | No
         account=account_from_hubspot(company) if company else None,
         contacts=[contact_from_hubspot(c) for c in contacts or []],
         lines=lines,
-        external_ids=external_ids,
+        write_backs=write_backs,
     )
+
+
+def write_backs_from_hubspot(deal_id: str, props: Mapping[str, Any]) -> DealWriteBack:
+    """Our own earlier write-backs on a deal, typed. A provisioning record that no longer parses (edited by
+    hand) is dropped with a warning: the flows that need it then stop in a visible exception."""
+    values: dict[str, Any] = {field: value for field, prop in WRITEBACK_PROPERTIES.items()
+                              if (value := _clean(props, prop)) is not None}
+    record = values.pop("provisioned", None)
+    if record is not None:
+        try:
+            values["provisioned"] = ProvisioningRecord.model_validate_json(record)
+        except ValueError:
+            log.warning("hubspot deal %s: %s does not parse; ignored", deal_id, WRITEBACK_PROPERTIES["provisioned"])
+    return DealWriteBack.model_validate(values)
 
 
 # -- canonical -> HubSpot ------------------------------------------------------------------------

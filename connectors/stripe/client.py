@@ -36,6 +36,7 @@ import httpx
 from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice, ScheduledCharge
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.ledger import BillingCustomer
+from canonical.refs import ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.stripe import mapping
@@ -46,6 +47,15 @@ VENDOR = "stripe"
 API_VERSION = "2023-08-16"
 PAGE_SIZE = 100
 MAX_PAGES = 10_000  # a bound on cursor loops: a million invoices per call is far beyond any account
+
+
+#: Stripe's ID prefixes of the records a billing schedule creates -> their object names in business keys
+_OBJECTS = {"prod_": "product", "price_": "price", "in_": "invoice", "ii_": "invoiceitem", "sub_": "subscription"}
+
+
+def _refs(ids: list[str]) -> list[str]:
+    """``stripe:<object>:<id>`` of each created record (the prefix tells Stripe's object)."""
+    return [ref(VENDOR, obj, i) for i in ids for prefix, obj in _OBJECTS.items() if i.startswith(prefix)]
 
 
 class _StripeErrorBody:
@@ -209,7 +219,9 @@ class StripeBilling:
             params["cancel_at"] = unix_midnight(schedule.end_date)
         subscription = await self._call("POST", "/v1/subscriptions", form=params,
                                         idempotency_key=f"{key}:subscription")
-        return schedule.model_copy(update={"billing_id": str(subscription["id"]), "item_ids": item_ids})
+        return schedule.model_copy(update={"billing_id": str(subscription["id"]), "item_ids": item_ids,
+                                           "refs": [ref(VENDOR, "subscription", str(subscription["id"])),
+                                                    *_refs(item_ids)]})
 
     async def _create_one_off_invoices(self, schedule: BillingSchedule, key: str, created: list[str]
                                        ) -> BillingSchedule:
@@ -239,13 +251,13 @@ class StripeBilling:
             }, idempotency_key=f"{key}:item:{step}")
             created.append(str(item["id"]))
             item_ids += [str(draft["id"]), str(item["id"])]
-        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids})
+        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids, "refs": _refs(item_ids)})
 
     async def _create_rate_card(self, schedule: BillingSchedule, key: str, created: list[str]) -> BillingSchedule:
         item_ids: list[str] = []
         for index in range(len(schedule.charges)):
             item_ids += await self._product_and_price(schedule, key, index, recurring=False, created=created)
-        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids})
+        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids, "refs": _refs(item_ids)})
 
     async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
         """Cancel the subscription, remove or void one-off invoices, deactivate prices and products."""

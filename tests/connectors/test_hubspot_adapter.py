@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from canonical import Account, Address, BillingInterval, BillingModel
-from canonical.requests import AccountFigures, DealWriteBack
+from canonical.requests import AccountFigures, DealWriteBack, ProvisionedEntity, ProvisioningRecord
 from connectors.errors import AuthFailed, NotFound, RateLimited, Rejected, Unavailable
 from connectors.hubspot import HubSpotCrm, from_settings
 from connectors.hubspot.client import retry_after
@@ -146,8 +146,38 @@ async def test_hubspot_write_back_sets_revops_properties(crm: HubSpotCrm, hubspo
     assert props["revops_contract_value"] == "21600.00"
     assert props["dealstage"] == "qualifiedtobuy"  # nothing CRM-owned touched
     deal = await crm.get_deal(seeded["dealId"])
-    assert deal.external_ids == {"revops_status": "awaiting_signature", "clm_workflow_id": "wf-123",
-                                 "contract_value": "21600.00"}
+    assert deal.write_backs == DealWriteBack(revops_status="awaiting_signature", clm_workflow_id="wf-123",
+                                             contract_value="21600.00")
+
+
+async def test_hubspot_provisioning_record_round_trips_as_one_property(
+        crm: HubSpotCrm, hubspot_sandbox: SandboxHandle) -> None:
+    seeded = seed_deal(hubspot_sandbox.base_url)
+    record = ProvisioningRecord(entities=[
+        ProvisionedEntity(legal_entity="US01", tenant_id="t-us", project_code="P-1-US01", project_id="p1",
+                          erp_contact_id="c1", billing_customer_id="cus_1", budget="1200.00"),
+        ProvisionedEntity(legal_entity="EU01", tenant_id="t-eu", project_code="P-1-EU01", project_id="p2")],
+        billing_ids=["sub_1", "price_2"])
+
+    await crm.write_back(seeded["dealId"], DealWriteBack(provisioned=record))
+
+    assert (await crm.get_deal(seeded["dealId"])).write_backs.provisioned == record
+    stored = deal_properties(hubspot_sandbox.base_url, seeded["dealId"])["revops_provisioned"]
+    assert ProvisioningRecord.model_validate_json(stored) == record
+
+
+async def test_hubspot_provisioning_record_edited_by_hand_reads_as_missing(
+        crm: HubSpotCrm, hubspot_sandbox: SandboxHandle) -> None:
+    seeded = seed_deal(hubspot_sandbox.base_url)
+    await crm.write_back(seeded["dealId"], DealWriteBack(revops_status="provisioned"))
+    async with httpx.AsyncClient(timeout=10) as http:  # a person pastes old-style IDs into the property
+        edited = await http.patch(f"{hubspot_sandbox.base_url}/_sandbox/deals/{seeded['dealId']}",
+                                  json={"properties": {"revops_provisioned": "P-1-US01,P-1-EU01"}})
+        edited.raise_for_status()
+
+    deal = await crm.get_deal(seeded["dealId"])
+
+    assert deal.write_backs.provisioned is None and deal.write_backs.revops_status == "provisioned"
 
 
 async def test_hubspot_write_back_clears_exception_with_empty_string(

@@ -169,7 +169,9 @@ class FakeBilling(_Refusals):
     async def create_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> BillingSchedule:
         self._maybe_refuse("create_schedule")
         if idempotency_key not in self.schedules:
-            self.schedules[idempotency_key] = schedule.model_copy(update={"billing_id": _next("sched-")})
+            billing_id = _next("sched-")
+            self.schedules[idempotency_key] = schedule.model_copy(update={
+                "billing_id": billing_id, "refs": [f"stripe:subscription:{billing_id}"]})
         return self.schedules[idempotency_key]
 
     async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:

@@ -18,8 +18,8 @@ from temporalio.worker import Worker
 from activities.amendments import ContractAmendmentsActivities
 from activities.quote_to_cash import QuoteToCashActivities
 from canonical import ContractTerms, Money
-from runtime.launch import signal_amendment
 from connectors.ironclad.mapping import terms_to_attributes
+from runtime.launch import signal_amendment
 from settings import Settings
 from tests.helpers.deals import DealSpec, deal_properties, seed_deal
 from tests.helpers.histories import save_history

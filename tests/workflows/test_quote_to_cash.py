@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
+from canonical.requests import ProvisioningRecord
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
@@ -101,9 +102,18 @@ async def test_quote_to_cash_provisions_each_billing_model(
     props = deal_properties(hubspot, deal_id)
     assert props["revops_status"] == "provisioned"
     assert props["revops_clm_workflow_id"] == result.contract.clm_workflow_id  # type: ignore[union-attr]
-    assert props["revops_billing_customer_ids"] == customer_id
-    assert props["revops_project_codes"] == f"P-{deal_id}-US01"
+    record = ProvisioningRecord.model_validate_json(props["revops_provisioned"])
+    [entity] = record.entities
+    assert (entity.legal_entity, entity.project_code, entity.billing_customer_id) == ("US01", f"P-{deal_id}-US01",
+                                                                                      customer_id)
+    assert entity.project_id == engagement.project.erp_id and entity.erp_contact_id == engagement.erp_contact_id
+    assert entity.budget == str(engagement.project.budget.amount)
+    assert record.billing_ids == engagement.billing_schedule_ids
     assert f"stripe:customer:{customer_id}" in result.business_keys
+    # every billing record it created can be found by its ID (subscriptions, invoices, products, prices)
+    assert {f"stripe:{obj}:{i}" for i in engagement.billing_schedule_ids
+            for prefix, obj in (("sub_", "subscription"), ("in_", "invoice"), ("prod_", "product"),
+                                ("price_", "price")) if i.startswith(prefix)} <= set(result.business_keys)
 
 
 async def test_quote_to_cash_second_start_attaches_to_running_run(
