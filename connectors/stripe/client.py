@@ -362,7 +362,19 @@ class StripeBilling:
 
     # -- invoices ----------------------------------------------------------------------------------
     async def get_invoice(self, invoice_id: str) -> Invoice:
-        return mapping.invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
+        """The invoice with every line (those Stripe does not embed are read from its lines list)."""
+        return await self._whole_invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
+
+    async def _whole_invoice(self, obj: dict[str, Any]) -> Invoice:
+        embedded = obj.get("lines") if isinstance(obj.get("lines"), dict) else {}
+        if not embedded.get("has_more"):
+            return mapping.invoice(obj)
+        data = embedded.get("data") or []
+        params: dict[str, Any] = {"limit": 100}
+        if data:
+            params["starting_after"] = data[-1]["id"]
+        more = [line async for line in self._list_all(f"/v1/invoices/{obj['id']}/lines", params)]
+        return mapping.invoice(obj, more_lines=more)
 
     async def list_invoices(self, *, customer_id: str | None = None,
                             created_after: datetime | None = None) -> AsyncIterator[Invoice]:
@@ -375,7 +387,7 @@ class StripeBilling:
             page = await self._call("GET", "/v1/invoices", params=params)
             data = page.get("data") or []
             for obj in data:
-                yield mapping.invoice(obj)
+                yield await self._whole_invoice(obj)
             if not page.get("has_more") or not data:
                 return
             params["starting_after"] = data[-1]["id"]
@@ -391,11 +403,11 @@ class StripeBilling:
             if current.status.value == "draft":
                 raise
             return current
-        return mapping.invoice(obj)
+        return await self._whole_invoice(obj)
 
     async def void_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
-        return mapping.invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
-                                                idempotency_key=idempotency_key))
+        return await self._whole_invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
+                                                          idempotency_key=idempotency_key))
 
     # -- reading customers and schedules (invoice feedback, reconciliation) -------------------------
     async def get_customer(self, customer_id: str) -> BillingCustomer:

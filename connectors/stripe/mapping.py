@@ -164,20 +164,28 @@ def invoice_line(obj: Mapping[str, Any], currency: str) -> InvoiceLine:
                        amount=amount, product_code=code, taxes=taxes)
 
 
-def invoice(obj: Mapping[str, Any]) -> Invoice:
-    """A Stripe invoice as canonical. ``amount_due`` is what is still owed (Stripe's ``amount_remaining``)."""
+def invoice(obj: Mapping[str, Any], *, more_lines: list[Mapping[str, Any]] | None = None) -> Invoice:
+    """A Stripe invoice as canonical. ``amount_due`` is what is still owed (Stripe's ``amount_remaining``).
+
+    Stripe embeds only the first lines (``lines.has_more``); ``more_lines`` are the rest, read from
+    ``GET /v1/invoices/{id}/lines``. Without them such an invoice is ``lines_complete=False``.
+    """
     currency = str(obj["currency"]).upper()
     metadata = invoice_metadata(obj)
     tax_units = obj.get("tax")
     if tax_units is None:
         tax_units = sum(int(t.get("amount") or 0) for t in obj.get("total_tax_amounts") or [])
     transitions = obj.get("status_transitions") or {}
-    lines = (obj.get("lines") or {}).get("data") or []
+    embedded = obj.get("lines") if isinstance(obj.get("lines"), Mapping) else None
+    lines = [*((embedded or {}).get("data") or []), *(more_lines or [])]
+    complete = embedded is not None and (not embedded.get("has_more") or more_lines is not None)
+    if "amount_remaining" not in obj:
+        raise KeyError("amount_remaining")
     return Invoice(
         billing_id=str(obj["id"]), number=obj.get("number"), customer_id=_id(obj.get("customer")) or "",
         currency=currency, status=InvoiceStatus(obj.get("status") or "draft"),
         issued_on=_date(transitions.get("finalized_at")), due_on=_date(obj.get("due_date")),
-        lines=[invoice_line(line, currency) for line in lines],
+        lines=[invoice_line(line, currency) for line in lines], lines_complete=complete,
         subtotal=money(obj.get("subtotal"), currency), tax=money(tax_units, currency),
         total=money(obj.get("total"), currency), amount_paid=money(obj.get("amount_paid"), currency),
         amount_due=money(obj.get("amount_remaining"), currency),

@@ -331,6 +331,9 @@ class XeroErp:
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
                            idempotency_key: str) -> str:
         """An AUTHORISED ACCREC invoice with ``Reference`` = the billing invoice ID (found first if posted)."""
+        if not invoice.lines_complete:
+            raise Rejected(f"invoice {invoice.billing_id} carries only its first lines; read it whole first",
+                           vendor=VENDOR)
         found = await self._invoice_by_reference(tenant_id, invoice.billing_id)
         if found is not None:
             return str(found["InvoiceID"])

@@ -65,6 +65,7 @@ from sandbox.stripe.objects import (
     paginate,
     price_object,
     product_object,
+    public,
     recalculate,
     to_int,
 )
@@ -127,7 +128,7 @@ class Emulator:
              previous: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store an event and deliver it, signed, to every webhook target."""
         targets = self.app.state.control.webhooks.targets
-        data: dict[str, Any] = {"object": json.loads(json.dumps(obj))}
+        data: dict[str, Any] = {"object": json.loads(json.dumps(public(obj)))}
         if previous is not None:
             data["previous_attributes"] = previous
         event: dict[str, Any] = {
@@ -295,7 +296,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             raise bad("Idempotency-Key must be at most 255 characters long.")
 
         async def run() -> Response:
-            return JSONResponse(handler(params))
+            return JSONResponse(public(handler(params)))
 
         return await guard.run(scope=authenticate(request), key=key,
                                fingerprint_parts=[request.method, request.url.path, params], handler=run)
@@ -314,7 +315,9 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 return False
             return where is None or where(obj, q)
 
-        return paginate(emu.newest_first(kind, keep), q, url, kind)
+        page = paginate(emu.newest_first(kind, keep), q, url, kind)
+        page["data"] = [public(obj) for obj in page["data"]]
+        return page
 
     # -- customers -------------------------------------------------------------------------------
     customer_fields = {"address", "balance", "description", "email", "invoice_prefix", "metadata", "name", "phone",
@@ -851,7 +854,15 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
 
     @router.get("/v1/invoices/{invoice_id}")
     async def get_invoice(invoice_id: str) -> dict[str, Any]:
-        return emu.get("invoice", invoice_id)
+        return public(emu.get("invoice", invoice_id))
+
+    @router.get("/v1/invoices/{invoice_id}/lines")
+    async def list_invoice_lines(request: Request, invoice_id: str) -> dict[str, Any]:
+        """Every line of the invoice, in invoice order, by cursor (``limit``/``starting_after``/``ending_before``)."""
+        q = query(request)
+        Params(q, {"limit", "starting_after", "ending_before"})
+        invoice = emu.get("invoice", invoice_id)
+        return paginate(list(invoice["lines"]["data"]), q, f"/v1/invoices/{invoice_id}/lines", "line_item")
 
     @router.post("/v1/invoices/{invoice_id}")
     async def update_invoice(request: Request, invoice_id: str) -> Response:

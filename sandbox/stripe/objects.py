@@ -215,6 +215,25 @@ def paginate(items: list[dict[str, Any]], params: dict[str, Any], url: str, kind
     return {"object": "list", "data": page, "has_more": has_more, "url": url}
 
 
+#: lines Stripe embeds in an invoice; the rest are read from ``GET /v1/invoices/{id}/lines``
+EMBEDDED_LINES = 10
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as Stripe shows it: an invoice embeds its first ``EMBEDDED_LINES`` lines with ``has_more``.
+
+    The emulator keeps every line in ``lines.data`` internally; only what leaves it is cut.
+    """
+    if obj.get("object") != "invoice" or not isinstance(obj.get("lines"), dict):
+        return obj
+    lines = obj["lines"]["data"]
+    if len(lines) <= EMBEDDED_LINES and not obj["lines"].get("has_more"):
+        return obj
+    shown = dict(obj)
+    shown["lines"] = {**obj["lines"], "data": lines[:EMBEDDED_LINES], "has_more": len(lines) > EMBEDDED_LINES}
+    return shown
+
+
 def list_object(data: list[dict[str, Any]], url: str) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": False, "url": url}
 

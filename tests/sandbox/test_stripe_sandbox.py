@@ -332,3 +332,28 @@ async def test_stripe_sandbox_credit_note_settles_open_invoice(api: httpx.AsyncC
     bad_reason = await api.post("/v1/credit_notes", data={"invoice": invoice["id"], "amount": "1",
                                                           "reason": "because"})
     assert bad_reason.status_code == 400
+
+
+# -- invoice lines ---------------------------------------------------------------------------------
+async def test_stripe_sandbox_embeds_ten_lines_and_pages_the_rest(api: httpx.AsyncClient) -> None:
+    cus = await customer(api)
+    draft = (await api.post("/v1/invoices", data={"customer": cus["id"], "currency": "usd",
+                                                  "collection_method": "send_invoice", "days_until_due": "30"})).json()
+    for i in range(23):
+        item = await api.post("/v1/invoiceitems", data={"customer": cus["id"], "invoice": draft["id"],
+                                                        "currency": "usd", "amount": str(100 + i)})
+        assert item.status_code == 200, item.text
+
+    shown = (await api.get(f"/v1/invoices/{draft['id']}")).json()
+    first = (await api.get(f"/v1/invoices/{draft['id']}/lines", params={"limit": "20"})).json()
+    rest = (await api.get(f"/v1/invoices/{draft['id']}/lines",
+                          params={"limit": "20", "starting_after": first["data"][-1]["id"]})).json()
+    listed = (await api.get("/v1/invoices", params={"customer": cus["id"]})).json()["data"][0]
+
+    assert len(shown["lines"]["data"]) == 10 and shown["lines"]["has_more"] is True
+    assert shown["total"] == sum(100 + i for i in range(23)), "totals count every line, embedded or not"
+    assert len(listed["lines"]["data"]) == 10 and listed["lines"]["has_more"] is True
+    assert len(first["data"]) == 20 and first["has_more"] is True
+    assert len(rest["data"]) == 3 and rest["has_more"] is False
+    assert [line["amount"] for line in first["data"] + rest["data"]] == [100 + i for i in range(23)]
+    assert shown["lines"]["data"] == first["data"][:10]

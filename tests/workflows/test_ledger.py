@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
@@ -309,3 +310,27 @@ async def test_ledger_replays_saved_histories(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=[AccountLedgerWorkflow, ReconciliationWorkflow], data_converter=data_converter())
     await replayer.replay_workflow(history)
+
+
+async def test_ledger_posts_every_line_of_a_long_invoice_to_xero(rig: LedgerRig) -> None:
+    """Stripe embeds ten lines (``has_more``); the ERP invoice still gets all 25, and the same total."""
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["1.00"])
+    async with httpx.AsyncClient(base_url=rig.stripe.base_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {rig.settings.stripe_api_key}"}) as http:
+        for i in range(24):
+            response = await http.post("/v1/invoiceitems", data={
+                "customer": account.customer_id, "invoice": invoice_id, "currency": "usd",
+                "unit_amount": str(100 + i), "quantity": "1", "description": f"extra {i}"})
+            response.raise_for_status()
+
+    handle = await rig.finalize(account, invoice_id)
+    [event] = stripe_events(rig.stripe, invoice_id, "invoice.finalized")
+    assert len(event["data"]["object"]["lines"]["data"]) == 10 and event["data"]["object"]["lines"]["has_more"]
+
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "invoice posted")
+    erp = await rig.erp_invoice(invoice_id)
+    expected = Decimal("1.00") + sum(Decimal(100 + i) / 100 for i in range(24))
+    assert erp is not None and len(erp.lines) == 25
+    assert erp.total == Money.of(expected, "USD")
+    assert sum((line.amount.amount for line in erp.lines), Decimal(0)) == expected
