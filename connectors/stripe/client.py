@@ -15,7 +15,8 @@ How schedules land in Stripe (``create_schedule``):
   ``cancel_at``. Recurring charges must share one interval (Stripe's rule; otherwise ``Rejected``).
   ``billing_id`` = the subscription, ``item_ids`` = its products and prices.
 * MILESTONE, FIXED_FEE: per charge a draft invoice (``auto_advance=false``, ``send_invoice``,
-  ``due_date`` = ``bill_on`` + ``days_until_due`` when ``bill_on`` is set, metadata
+  ``due_date`` = ``bill_on`` + ``days_until_due`` when that is still ahead, else ``days_until_due``
+  (``due_terms``: Stripe refuses a past ``due_date``), metadata
   ``revops_bill_on``/``revops_milestone``) holding one invoice item; a later flow finalizes it
   (``finalize_invoice``) when it falls due or the milestone is accepted. ``item_ids`` = invoice and
   invoice item IDs, ``billing_id`` = None.
@@ -66,6 +67,18 @@ def _retry_after(response: httpx.Response) -> float | None:
     # Stripe documents no Retry-After; its SDKs read Stripe-Should-Retry. We honour Retry-After when
     # present (the sandbox sends it) and otherwise leave the wait to the activity's backoff.
     return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def due_terms(bill_on: date | None, days_until_due: int, now: datetime) -> dict[str, int]:
+    """When a one-off invoice falls due, as Stripe accepts it: ``due_date`` = bill date + payment terms
+    while that is still ahead (the contract's date), else ``days_until_due`` (the terms counted from when
+    the invoice is issued). Stripe refuses a ``due_date`` that is not in the future, and a contract signed
+    after its start, or on net-0 terms, would otherwise ask for one."""
+    if bill_on is not None:
+        due = unix_midnight(bill_on + timedelta(days=days_until_due))
+        if due > now.timestamp():
+            return {"due_date": due}
+    return {"days_until_due": days_until_due}
 
 
 class StripeBilling:
@@ -223,10 +236,7 @@ class StripeBilling:
                 "metadata": self._metadata(schedule, revops_milestone=charge.product_code,
                                            revops_bill_on=charge.bill_on.isoformat() if charge.bill_on else None),
             }
-            if charge.bill_on is not None:
-                invoice_params["due_date"] = unix_midnight(charge.bill_on + timedelta(days=schedule.days_until_due))
-            else:
-                invoice_params["days_until_due"] = schedule.days_until_due
+            invoice_params.update(due_terms(charge.bill_on, schedule.days_until_due, datetime.now(UTC)))
             draft = await self._call("POST", "/v1/invoices", form=invoice_params,
                                      idempotency_key=f"{key}:invoice:{step}")
             created.append(str(draft["id"]))

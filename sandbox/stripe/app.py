@@ -77,6 +77,7 @@ IDEMPOTENCY_MISMATCH = ("Keys for idempotent requests can only be used with the 
                         "request.")
 RATE_LIMIT_MESSAGE = ("Request rate limit exceeded. You can learn more about rate limits here "
                       "https://stripe.com/docs/rate-limits.")
+PAST_DUE_DATE = "Invoice due dates must be in the future."
 CREDIT_NOTE_REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
 
 
@@ -821,6 +822,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             if method != "send_invoice" and (due is not None or days is not None):
                 raise bad("Invoices with collection_method charge_automatically cannot have a due date.",
                           "due_date" if due is not None else "days_until_due")
+            if due is not None and due <= now():
+                raise bad(PAST_DUE_DATE, "due_date")
             if method == "send_invoice" and due is None:
                 due = now() + 86400 * (30 if days is None else days)
             behavior = p.enum("pending_invoice_items_behavior", ("exclude", "include", "include_and_require"),
@@ -875,7 +878,10 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 if name in p:
                     invoice[name] = p.str(name)
             if "due_date" in p:
-                invoice["due_date"] = p.int("due_date")
+                due = p.int("due_date")
+                if due is not None and due <= now():
+                    raise bad(PAST_DUE_DATE, "due_date")
+                invoice["due_date"] = due
             if (auto := p.bool("auto_advance")) is not None:
                 invoice["auto_advance"] = auto
             invoice["metadata"] = merge_metadata(invoice["metadata"], p.metadata(), p.raw("metadata"))

@@ -357,3 +357,17 @@ async def test_stripe_sandbox_embeds_ten_lines_and_pages_the_rest(api: httpx.Asy
     assert len(rest["data"]) == 3 and rest["has_more"] is False
     assert [line["amount"] for line in first["data"] + rest["data"]] == [100 + i for i in range(23)]
     assert shown["lines"]["data"] == first["data"][:10]
+
+
+async def test_stripe_sandbox_refuses_a_past_due_date(api: httpx.AsyncClient) -> None:
+    cus = await customer(api)
+    past = int(time.time()) - 86400
+    created = await api.post("/v1/invoices", data={"customer": cus["id"], "collection_method": "send_invoice",
+                                                   "due_date": str(past)})
+    draft = (await api.post("/v1/invoices", data={"customer": cus["id"], "collection_method": "send_invoice",
+                                                  "days_until_due": "0"})).json()
+    updated = await api.post(f"/v1/invoices/{draft['id']}", data={"due_date": str(past)})
+
+    assert created.status_code == 400 and created.json()["error"]["param"] == "due_date"
+    assert updated.status_code == 400 and updated.json()["error"]["param"] == "due_date"
+    assert draft["due_date"] >= int(time.time()) - 5
