@@ -129,6 +129,27 @@ async def cmd_recheck(client: Client, settings: Settings, args: argparse.Namespa
     return 0
 
 
+async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    """Post again the ERP writes a ledger still owes (refused by Xero, or waiting for their invoice)."""
+    from workflows.ledger import AccountLedgerWorkflow
+    from workflows.models import RepostRequest, RepostResult
+
+    handle = client.get_workflow_handle_for(AccountLedgerWorkflow.run, args.workflow_id)
+    try:
+        result: RepostResult = await handle.execute_update(AccountLedgerWorkflow.repost,
+                                                           RepostRequest(invoice_id=args.invoice, by=args.by))
+    except WorkflowUpdateFailedError as exc:
+        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    except RPCError as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"posted {result.posted} pending ERP write(s)")
+    for line in result.still_pending:
+        print(f"  still pending: {line}")
+    return 1 if result.still_pending else 0
+
+
 async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace) -> int:
     count = 0
     async for execution in client.list_workflows(f'BusinessKeys = "{args.key}"'):
@@ -186,6 +207,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("recheck", help="re-read a deal waiting in a data exception")
     s.add_argument("workflow_id")
     s.add_argument("--by", default="operator")
+    s = sub.add_parser("repost", help="post again what Xero refused for a ledger (ledger-stripe-<customerId>)")
+    s.add_argument("workflow_id")
+    s.add_argument("--invoice", help="only this Stripe invoice ID")
+    s.add_argument("--by", default="operator")
     s = sub.add_parser("find", help="find workflows by any ID, e.g. stripe:customer:cus_123")
     s.add_argument("key")
     s = sub.add_parser("backfill", help="create a Xero contact in one entity for every HubSpot company")
@@ -218,6 +243,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
         "pending": cmd_pending,
         "recheck": cmd_recheck,
         "find": cmd_find,
+        "repost": cmd_repost,
         "backfill": cmd_backfill,
     }
     return int(await commands[args.command](client, settings, args))

@@ -19,8 +19,9 @@ Behaviour worth knowing (decisions where the real API has more to it):
 * Partial payments (pre-"basil" there is no invoice-payment object): ``POST /_sandbox/invoices/{id}/
   payments`` adds to ``amount_paid``, lowers ``amount_remaining``, sets ``charge`` to a new ``ch_`` ID
   and emits ``invoice.payment_succeeded``; when nothing remains the invoice is ``paid`` and
-  ``invoice.paid`` follows. Both events carry ``data.previous_attributes.amount_paid``/
-  ``amount_remaining`` so a receiver can tell how much this payment was.
+  ``invoice.paid`` follows, then ``invoice.updated``. As with Stripe, only ``*.updated`` events carry
+  ``data.previous_attributes``: a receiver learns a payment's amount from ``amount_paid`` against what
+  it has already recorded.
 * Credit notes on an open invoice are pre-payment (lower ``amount_due``/``amount_remaining``; a fully
   credited invoice becomes ``paid``); on a paid invoice post-payment, credited to the customer balance
   unless ``refund_amount``/``out_of_band_amount`` say otherwise.
@@ -127,10 +128,12 @@ class Emulator:
     # -- events ------------------------------------------------------------------------------------
     def emit(self, type_: str, obj: dict[str, Any], request: Request | None,
              previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Store an event and deliver it, signed, to every webhook target."""
+        """Store an event and deliver it, signed, to every webhook target.
+
+        Like Stripe, only ``*.updated`` events carry ``data.previous_attributes``."""
         targets = self.app.state.control.webhooks.targets
         data: dict[str, Any] = {"object": json.loads(json.dumps(public(obj)))}
-        if previous is not None:
+        if previous is not None and type_.endswith(".updated"):
             data["previous_attributes"] = previous
         event: dict[str, Any] = {
             "id": new_id("evt_", self.store), "object": "event", "api_version": API_VERSION, "created": now(),
@@ -165,7 +168,8 @@ class Emulator:
         events = [self.emit("invoice.finalized", invoice, request)["id"]]
         if invoice["amount_remaining"] == 0:  # nothing to collect: Stripe marks it paid at once
             previous = self.mark_paid(invoice)
-            events.append(self.emit("invoice.paid", invoice, request, previous)["id"])
+            events.append(self.emit("invoice.paid", invoice, request)["id"])
+            events.append(self.emit("invoice.updated", invoice, request, previous)["id"])
         self.save(invoice)
         return events
 
@@ -219,9 +223,10 @@ class Emulator:
             invoice["next_payment_attempt"] = None
         self.save(invoice)
         if not out_of_band:
-            events.append(self.emit("invoice.payment_succeeded", invoice, request, previous)["id"])
+            events.append(self.emit("invoice.payment_succeeded", invoice, request)["id"])
         if invoice["status"] == "paid":
-            events.append(self.emit("invoice.paid", invoice, request, previous)["id"])
+            events.append(self.emit("invoice.paid", invoice, request)["id"])
+        events.append(self.emit("invoice.updated", invoice, request, previous)["id"])
         return events
 
 
@@ -939,7 +944,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         if status == "void":
             invoice["amount_remaining"] = 0
         emu.save(invoice)
-        emu.emit(event, invoice, request, previous)
+        emu.emit(event, invoice, request)
+        emu.emit("invoice.updated", invoice, request, previous)
         return invoice
 
     @router.post("/v1/invoices/{invoice_id}/void")
@@ -1025,7 +1031,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                     previous.update(amount_paid=invoice["amount_paid"])
                 emu.save(invoice)
                 if previous is not None:
-                    emu.emit("invoice.paid", invoice, request, previous)
+                    emu.emit("invoice.paid", invoice, request)
+                    emu.emit("invoice.updated", invoice, request, previous)
             else:
                 invoice["post_payment_credit_notes_amount"] += amount
                 emu.save(invoice)
@@ -1124,7 +1131,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1,
                        charge=new_id("ch_", store), next_payment_attempt=now() + 3 * 86400)
         emu.save(invoice)
-        event = emu.emit("invoice.payment_failed", invoice, request, previous)
+        event = emu.emit("invoice.payment_failed", invoice, request)
+        emu.emit("invoice.updated", invoice, request, previous)
         return JSONResponse({"invoice": invoice, "charge": invoice["charge"],
                              "reason": (act.reason if act else None) or "card_declined", "events": [event["id"]]})
 
