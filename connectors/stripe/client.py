@@ -37,6 +37,7 @@ import httpx
 from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice, ScheduledCharge
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.ledger import BillingCustomer
+from canonical.refs import ownership_marker
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.stripe import mapping
@@ -149,7 +150,8 @@ class StripeBilling:
         """Find the customer by ``reference`` or create it; returns the ``cus_`` ID."""
         if existing := await self.find_customer(reference):
             return existing
-        params = mapping.customer_params(account, contact, reference=reference, legal_entity=legal_entity)
+        params = mapping.customer_params(account, contact, reference=reference, legal_entity=legal_entity,
+                                         marker=ownership_marker(idempotency_key))
         created = await self._call("POST", "/v1/customers", form=params, idempotency_key=idempotency_key)
         return str(created["id"])
 

@@ -3,7 +3,8 @@
 Amounts on the wire are integer minor units in lower-case currencies; canonical money is
 ``Money`` (Decimal, upper-case ISO code). Metadata keys the integration writes and reads:
 
-* customers: ``revops_ref`` (the lookup reference), ``legal_entity``, ``crm_company_id``, ``crm_contact_id``
+* customers: ``revops_ref`` (the lookup reference), ``legal_entity``, ``crm_company_id``, ``crm_contact_id``,
+  ``revops_created_by`` (the creating run's ownership mark, ``canonical.refs.ownership_marker``)
 * prices, invoice items (and so invoice lines): ``revops_product_code``
 * subscriptions and one-off invoices: the schedule's own metadata plus ``revops_schedule_kind``
   (and ``revops_bill_on``/``revops_milestone`` on milestone invoices). An invoice's
@@ -36,6 +37,7 @@ from canonical import (
 from canonical.amendments import BillingRecord, BillingRecordKind
 
 REF_KEY = "revops_ref"
+CREATED_BY_KEY = "revops_created_by"
 PRODUCT_KEY = "revops_product_code"
 DEAL_KEYS = ("revops_deal_id", "crm_deal_id")
 ENTITY_KEY = "legal_entity"
@@ -76,15 +78,16 @@ def _id(value: Any) -> str | None:
 
 # -- canonical -> Stripe ----------------------------------------------------------------------------
 def customer_params(account: Account, contact: Contact | None, *, reference: str,
-                    legal_entity: str) -> dict[str, Any]:
-    """``POST /v1/customers`` params for an account (with its billing contact)."""
+                    legal_entity: str, marker: str | None = None) -> dict[str, Any]:
+    """``POST /v1/customers`` params for an account (with its billing contact); ``marker`` is the creating
+    run's ownership mark (metadata ``revops_created_by``)."""
     address = account.address
     params: dict[str, Any] = {
         "name": account.name,
         "email": contact.email if contact else None,
         "phone": contact.phone if contact else None,
         "metadata": clean_metadata({
-            REF_KEY: reference, ENTITY_KEY: legal_entity, "crm_company_id": account.crm_id,
+            REF_KEY: reference, ENTITY_KEY: legal_entity, "crm_company_id": account.crm_id, CREATED_BY_KEY: marker,
             "crm_contact_id": contact.crm_id if contact else None,
             "billing_contact": contact.full_name if contact else None,
         }),
@@ -278,7 +281,8 @@ def customer(obj: Mapping[str, Any]) -> Account:
     metadata = obj.get("metadata") or {}
     found = address(obj.get("address"))
     return Account(crm_id=metadata.get("crm_company_id") or None, name=str(obj.get("name") or obj["id"]),
-                   country=found.country if found else None, address=found, billing_customer_id=str(obj["id"]))
+                   country=found.country if found else None, address=found, billing_customer_id=str(obj["id"]),
+                   created_by=metadata.get(CREATED_BY_KEY) or None)
 
 
 def customer_legal_entity(obj: Mapping[str, Any]) -> str | None:

@@ -22,6 +22,7 @@ import httpx
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.ownership import drop_foreign_fields
+from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.xero import mapping
@@ -170,7 +171,7 @@ class XeroErp:
         doc = await self._contact_by_reference(tenant_id, reference)
         if doc is None:
             body = mapping.contact_to_xero(mapping.account_fields(account), email=email, person=contact,
-                                           reference=reference)
+                                           reference=reference, marker=ownership_marker(idempotency_key))
             created = await self._call("PUT", self._acc("/Contacts"), tenant_id=tenant_id,
                                        body={"Contacts": [body]}, idempotency_key=idempotency_key)
             return mapping.account_from_xero(created["Contacts"][0], account)
