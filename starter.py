@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from canonical import Deal
@@ -54,7 +55,13 @@ async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
 
 async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Namespace) -> int:
     deal = await _load_deal(settings, args.deal_id)
-    handle = await start_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual")
+    try:
+        handle = await start_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual",
+                                           reopen=args.reopen)
+    except WorkflowAlreadyStartedError:
+        print(f"refused: the deal's run is closed and its outcome stands; reopen it on purpose with "
+              f"`starter.py start-deal {args.deal_id} --reopen`", file=sys.stderr)
+        return 1
     print(f"quote-to-cash {handle.id} running: {ui_link(settings, client, handle.id)}")
     if args.wait:
         result = await handle.result()
@@ -195,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("start-deal", help="start quote-to-cash for a HubSpot deal (attaches if running)")
     s.add_argument("deal_id")
     s.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    s.add_argument("--reopen", action="store_true", help="start a new run for a deal whose run has closed")
     for name in ("approve", "reject"):
         s = sub.add_parser(name, help=f"{name} a deal waiting for finance approval")
         s.add_argument("workflow_id")

@@ -40,6 +40,7 @@ from canonical import (
 )
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.stripe import mapping
+from connectors.stripe.client import API_VERSION
 from settings import Settings
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -97,6 +98,11 @@ class StripeWebhooks:
             raise PayloadInvalid("body", "not a JSON object")
         event_id = _field(event, "id", str)
         type_ = _field(event, "type", str)
+        version = event.get("api_version")
+        if version != API_VERSION:
+            # another version shapes objects differently: parsing it as ours would read wrong amounts silently
+            raise PayloadInvalid("api_version", f"the endpoint sends Stripe API version {version!r}; this receiver "
+                                 f"reads {API_VERSION} (set the webhook endpoint's api_version to {API_VERSION})")
         created = _field(event, "created", int)
         data = _field(event, "data", dict)
         obj = data.get("object")

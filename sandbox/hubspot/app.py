@@ -65,9 +65,28 @@ def hubspot_rate_limited(wait: float) -> JSONResponse:
     return JSONResponse(status_code=429, content=body, headers=headers)
 
 
+#: the percent-escapes HubSpot decodes in the URI before signing (its v3 documentation lists these twelve)
+SIGNING_DECODES = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
+                   "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+
+
+def decoded_uri(uri: str) -> str:
+    """The URI as HubSpot signs it: the listed escapes decoded (any case), every other escape kept."""
+    out, i = [], 0
+    while i < len(uri):
+        chunk = uri[i:i + 3].upper()
+        if uri[i] == "%" and chunk in SIGNING_DECODES:
+            out.append(SIGNING_DECODES[chunk])
+            i += 3
+        else:
+            out.append(uri[i])
+            i += 1
+    return "".join(out)
+
+
 def sign_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
-    """``X-HubSpot-Signature-v3``: base64 HMAC-SHA256 of method + URI + body + timestamp."""
-    source = method.encode() + uri.encode() + body + timestamp.encode()
+    """``X-HubSpot-Signature-v3``: base64 HMAC-SHA256 of method + decoded URI + body + timestamp."""
+    source = method.encode() + decoded_uri(uri).encode() + body + timestamp.encode()
     return base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
 
 

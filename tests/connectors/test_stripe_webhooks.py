@@ -306,3 +306,21 @@ async def test_stripe_emulator_webhooks_verify_and_parse(
             entry.payment_ids.append(payment.billing_id)
             payments.append(payment.amount)
     assert payments == [Money.of("150.00", "USD"), Money.of("250.00", "USD")]
+
+
+def test_stripe_parse_refuses_an_event_of_another_api_version(receiver: StripeWebhooks) -> None:
+    body = json.loads(event("invoice.finalized", invoice_obj()))
+    for version in ("2024-06-20", None):
+        body["api_version"] = version
+        with pytest.raises(PayloadInvalid) as caught:
+            receiver.parse(headers={}, body=json.dumps(body).encode())
+        assert caught.value.field == "api_version" and "2023-08-16" in str(caught.value)
+
+
+def test_stripe_parse_refuses_an_invoice_without_amount_remaining(receiver: StripeWebhooks) -> None:
+    obj = invoice_obj()
+    del obj["amount_remaining"]
+    with pytest.raises(PayloadInvalid) as caught:
+        receiver.parse(headers={}, body=event("invoice.finalized", obj))
+    assert caught.value.field == "data.object.amount_remaining"
+

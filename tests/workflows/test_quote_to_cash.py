@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
-from canonical import Account
+from canonical import Account, DealStageReached
 from connectors.xero import from_settings as xero_from_settings
+from ingress.ledger import Outcome
+from ingress.routing import ClientProvider, EventRouter
 from orchestration.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
@@ -514,3 +518,37 @@ async def test_quote_to_cash_leaves_master_data_it_did_not_create(
     [contact] = _contacts_with_reference(xero, tenant, reference)
     assert contact["ContactID"] == before.erp_contact_id and contact["ContactStatus"] == "ACTIVE"
     assert not (stripe.store.get("customer", made.json()["id"]) or {}).get("deleted")
+
+
+async def test_quote_to_cash_closed_deal_is_not_started_again_by_a_later_event(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """A replayed stage event after the rejection changes nothing; only an operator's reopen starts a run."""
+    hubspot = sandboxes["hubspot"]
+    deal_id = seed_deal(hubspot, DealSpec(payment_terms="90"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
+    await handle.execute_update(QuoteToCashWorkflow.decide_approval,
+                                ApprovalDecision(approver="Dana", approved=False, note="terms too long"))
+    result: QuoteToCashResult = await handle.result()
+    assert result.outcome is Stage.REJECTED
+    first_run = (await handle.describe()).run_id
+
+    router = EventRouter(settings=flow_settings, clients=ClientProvider.fixed(client))
+    replayed = DealStageReached(source_system="hubspot", source_event_id=f"replayed-{deal_id}",
+                                occurred_at=datetime.now(UTC), correlation_id="c", deal_id=deal_id,
+                                stage="approval")
+    routed = await router.route(replayed)
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+
+    assert routed.outcome is Outcome.DUPLICATE and "closed" in routed.reason
+    described = await client.get_workflow_handle(f"q2c-hubspot-{deal_id}").describe()
+    assert described.run_id == first_run, "no new run"
+    props = deal_properties(hubspot, deal_id)
+    assert props["revops_status"] == "rejected" and props["revops_approval_note"] == "Dana: terms too long"
+
+    reopened = await start_quote_to_cash(client, flow_settings, deal_id, reopen=True)
+    assert reopened.result_run_id != first_run
+    await wait_for_stage(reopened, Stage.AWAITING_APPROVAL)
+    await reopened.terminate("test over")
