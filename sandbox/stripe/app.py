@@ -57,6 +57,7 @@ from sandbox.stripe.objects import (
     currency,
     customer_object,
     error_response,
+    expand,
     invoice_object,
     line_from_item,
     line_from_subscription_item,
@@ -249,13 +250,34 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
     @app.middleware("http")
     async def stripe_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.request_id = "req_" + secrets.token_hex(7)
+        request.state.expand = None
         response = await call_next(request)
+        paths = request.state.expand
+        if paths is None and request.method == "GET" and "expand" in request.url.query:
+            try:
+                paths = decode_form(request.url.query).get("expand")
+            except FormError:
+                paths = None
+        if paths and response.status_code == 200 and request.url.path.startswith("/v1"):
+            response = await expanded(response, paths if isinstance(paths, list) else [paths])
         if request.url.path.startswith("/v1"):
             response.headers["Request-Id"] = request.state.request_id
             response.headers["Stripe-Version"] = request.headers.get("Stripe-Version") or API_VERSION
             if key := request.headers.get("Idempotency-Key"):
                 response.headers["Idempotency-Key"] = key
         return response
+
+    async def expanded(response: Response, paths: list[str]) -> Response:
+        """The answer with ``expand[]`` applied (the handlers answer with IDs, as Stripe stores them)."""
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        try:
+            data = expand(json.loads(body), [str(p) for p in paths],
+                          lambda kind, object_id: None if (o := store.get(kind, object_id)) is None
+                          or o.get("deleted") else o)
+        except StripeError as exc:
+            return exc.response()
+        return JSONResponse(data, headers=headers)
 
     def authenticate(request: Request) -> str:
         header = request.headers.get("Authorization", "")
@@ -284,9 +306,11 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
 
     async def form(request: Request) -> dict[str, Any]:
         try:
-            return decode_form((await request.body()).decode())
+            data = decode_form((await request.body()).decode())
         except FormError as exc:
             raise bad(str(exc), exc.key) from exc
+        request.state.expand = data.get("expand")
+        return data
 
     def query(request: Request) -> dict[str, Any]:
         try:
