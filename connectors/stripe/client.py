@@ -378,7 +378,8 @@ class StripeBilling:
         return await self._whole_invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
 
     async def _whole_invoice(self, obj: dict[str, Any]) -> Invoice:
-        embedded = obj.get("lines") if isinstance(obj.get("lines"), dict) else {}
+        lines = obj.get("lines")
+        embedded: dict[str, Any] = lines if isinstance(lines, dict) else {}
         if not embedded.get("has_more"):
             return mapping.invoice(obj)
         data = embedded.get("data") or []

@@ -15,7 +15,7 @@ Amounts on the wire are integer minor units in lower-case currencies; canonical 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -167,7 +167,7 @@ def invoice_line(obj: Mapping[str, Any], currency: str) -> InvoiceLine:
                        amount=amount, product_code=code, taxes=taxes)
 
 
-def invoice(obj: Mapping[str, Any], *, more_lines: list[Mapping[str, Any]] | None = None) -> Invoice:
+def invoice(obj: Mapping[str, Any], *, more_lines: Sequence[Mapping[str, Any]] | None = None) -> Invoice:
     """A Stripe invoice as canonical. ``amount_due`` is what is still owed (Stripe's ``amount_remaining``).
 
     Stripe embeds only the first lines (``lines.has_more``); ``more_lines`` are the rest, read from
