@@ -412,8 +412,11 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
     first = await run_to_end(client, flow_settings, deal_id, ironclad)
     assert first.outcome is Stage.PROVISIONED
 
-    # A late duplicate trigger after the first run finished starts a new run: it must see the write-back and stop.
-    again = await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+    # A late duplicate trigger after the first run finished starts nothing (the outcome is final) ...
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+    # ... and a run an operator reopens by mistake sees the write-back and stops.
+    again = await start_quote_to_cash(client, flow_settings, deal_id, trigger="manual", reopen=True)
     second: QuoteToCashResult = await again.result()
 
     assert second.outcome is Stage.SKIPPED and "already provisioned" in second.reason
