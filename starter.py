@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from canonical import Deal
@@ -56,7 +57,13 @@ async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
 
 async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Namespace) -> int:
     deal = await _load_deal(settings, args.deal_id)
-    handle = await start_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual")
+    try:
+        handle = await start_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual",
+                                           reopen=args.reopen)
+    except WorkflowAlreadyStartedError:
+        print(f"refused: the deal's run is closed and its outcome stands; reopen it on purpose with "
+              f"`starter.py start-deal {args.deal_id} --reopen`", file=sys.stderr)
+        return 1
     print(f"quote-to-cash {handle.id} running: {ui_link(settings, client, handle.id)}")
     if args.wait:
         result = await handle.result()
@@ -131,6 +138,27 @@ async def cmd_recheck(client: Client, settings: Settings, args: argparse.Namespa
     return 0
 
 
+async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    """Post again the ERP writes a ledger still owes (refused by Xero, or waiting for their invoice)."""
+    from workflows.ledger import AccountLedgerWorkflow
+    from workflows.models import RepostRequest, RepostResult
+
+    handle = client.get_workflow_handle_for(AccountLedgerWorkflow.run, args.workflow_id)
+    try:
+        result: RepostResult = await handle.execute_update(AccountLedgerWorkflow.repost,
+                                                           RepostRequest(invoice_id=args.invoice, by=args.by))
+    except WorkflowUpdateFailedError as exc:
+        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    except RPCError as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"posted {result.posted} pending ERP write(s)")
+    for line in result.still_pending:
+        print(f"  still pending: {line}")
+    return 1 if result.still_pending else 0
+
+
 async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace) -> int:
     count = 0
     async for execution in client.list_workflows(f'BusinessKeys = "{args.key}"'):
@@ -176,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("start-deal", help="start quote-to-cash for a HubSpot deal (attaches if running)")
     s.add_argument("deal_id")
     s.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    s.add_argument("--reopen", action="store_true", help="start a new run for a deal whose run has closed")
     for name in ("approve", "reject"):
         s = sub.add_parser(name, help=f"{name} a deal waiting for finance approval")
         s.add_argument("workflow_id")
@@ -187,6 +216,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("pending", help="deals waiting for finance approval")
     s = sub.add_parser("recheck", help="re-read a deal waiting in a data exception")
     s.add_argument("workflow_id")
+    s.add_argument("--by", default="operator")
+    s = sub.add_parser("repost", help="post again what Xero refused for a ledger (ledger-stripe-<customerId>)")
+    s.add_argument("workflow_id")
+    s.add_argument("--invoice", help="only this Stripe invoice ID")
     s.add_argument("--by", default="operator")
     s = sub.add_parser("find", help="find workflows by any ID, e.g. stripe:customer:cus_123")
     s.add_argument("key")
@@ -220,6 +253,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
         "pending": cmd_pending,
         "recheck": cmd_recheck,
         "find": cmd_find,
+        "repost": cmd_repost,
         "backfill": cmd_backfill,
     }
     return int(await commands[args.command](client, settings, args))

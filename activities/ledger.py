@@ -136,8 +136,15 @@ class LedgerActivities:
     @activity.defn(name="post_erp_invoice")
     @business_step
     async def post_erp_invoice(self, request: PostInvoiceInput) -> ErpDocumentRef:
-        """An ACCREC invoice referencing the billing invoice (found first if already posted)."""
-        erp_id = await self.erp.post_invoice(request.tenant_id, request.invoice, erp_contact_id=request.erp_contact_id,
+        """An ACCREC invoice referencing the billing invoice (found first if already posted).
+
+        An event's invoice may carry only its first lines: the whole invoice is then read from billing,
+        so the ERP never receives an invoice cut short."""
+        invoice = request.invoice
+        if not invoice.lines_complete:
+            whole = await self.billing.get_invoice(invoice.billing_id)
+            invoice = whole.model_copy(update={"legal_entity": invoice.legal_entity or whole.legal_entity})
+        erp_id = await self.erp.post_invoice(request.tenant_id, invoice, erp_contact_id=request.erp_contact_id,
                                              idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
 

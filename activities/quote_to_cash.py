@@ -27,6 +27,7 @@ from activities.models import (
 from activities.retrying import business_step
 from canonical import BillingSchedule, Contract, Deal, Project
 from canonical.policy import ApprovalPolicy
+from canonical.refs import ownership_marker
 from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
 from settings import Settings
 
@@ -101,12 +102,15 @@ class QuoteToCashActivities:
     @activity.defn(name="upsert_erp_customer")
     @business_step
     async def upsert_erp_customer(self, request: ErpCustomerInput) -> ErpCustomerResult:
-        """Find the ERP contact by our reference or create it; ERP-owned fields are never overwritten."""
-        existing = await self.erp.find_customer(request.tenant_id, request.reference)
+        """Find the ERP contact by our reference or create it; ERP-owned fields are never overwritten.
+
+        ``created`` (ours to compensate) is decided by the ownership mark the create wrote, not by a look-up
+        before it: a retry after a create whose answer was lost still knows the contact is its own."""
         account = await self.erp.upsert_customer(request.tenant_id, request.account, contact=request.contact,
                                                  reference=request.reference,
                                                  idempotency_key=request.idempotency_key)
-        return ErpCustomerResult(account=account, created=existing is None)
+        return ErpCustomerResult(account=account,
+                                 created=account.created_by == ownership_marker(request.idempotency_key))
 
     @activity.defn(name="archive_erp_customer")
     @business_step
@@ -130,11 +134,13 @@ class QuoteToCashActivities:
     @activity.defn(name="ensure_billing_customer")
     @business_step
     async def ensure_billing_customer(self, request: BillingCustomerInput) -> BillingCustomerResult:
-        existing = await self.billing.find_customer(request.reference)
-        customer_id = existing or await self.billing.ensure_customer(
+        """Find the billing customer by our reference or create it; ``created`` by the ownership mark."""
+        customer_id = await self.billing.ensure_customer(
             request.account, contact=request.contact, reference=request.reference,
             legal_entity=request.legal_entity, idempotency_key=request.idempotency_key)
-        return BillingCustomerResult(customer_id=customer_id, created=existing is None)
+        customer = await self.billing.get_customer(customer_id)
+        return BillingCustomerResult(customer_id=customer_id,
+                                     created=customer.account.created_by == ownership_marker(request.idempotency_key))
 
     @activity.defn(name="delete_billing_customer")
     @business_step

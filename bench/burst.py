@@ -1,7 +1,9 @@
 """Benchmark 3, month-end burst: Stripe ``invoice.finalized`` and ``invoice.paid`` events posted to the
 ingress as fast as it accepts them (bounded concurrency, loopback only). Reports the time until every
 invoice is in Xero (paid) and the CRM's paid figures are right, events/s accepted, peak RSS of the worker
-and the ingress, and duplicates in the sandbox (must be 0).
+and the ingress, and duplicates in the sandbox (must be 0). The final check compares, invoice by invoice,
+the Stripe total, the Xero invoice total and each Xero line against Stripe's lines, and each company's CRM
+billed and paid figures against Stripe (mismatches must be 0).
 
 Runs the ingress (``starter.py serve``) and the ledger (``AccountLedgerWorkflow``) as the product wires them.
 
@@ -122,6 +124,11 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         xero = [doc for _, doc in _rows(xero_db, "invoice") if doc.get("Type") == "ACCREC"]
         refs = Counter(str(doc.get("Reference")) for doc in xero)
         payments = Counter(str((doc.get("Invoice") or {}).get("InvoiceID")) for _, doc in _rows(xero_db, "payment"))
+        stripe_invoices = {doc["id"]: doc for _, doc in _rows(stripe_db, "invoice") if doc["id"] in set(invoice_ids)}
+        mismatches = compare_invoices(stripe_invoices, xero)
+        billed_invoices = {doc["id"]: doc for _, doc in _rows(stripe_db, "invoice")
+                           if doc.get("status") in ("open", "paid")}
+        crm_mismatches = await crm_billed_mismatches(bench, results, billed_invoices)
     dup_invoices = sum(n - 1 for n in refs.values() if n > 1)
     dup_payments = sum(n - 1 for n in payments.values() if n > 1)
     table.add("events posted", len(events))
@@ -133,12 +140,62 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     table.add("Xero invoices / expected", f"{len(xero)} / {len(invoice_ids)}")
     table.add("duplicate Xero invoices (by Reference)", dup_invoices)
     table.add("duplicate Xero payments (per invoice)", dup_payments)
+    table.add("invoices whose Stripe total, Xero total or lines differ", len(mismatches))
+    table.add("companies whose CRM billed/paid differ from Stripe", len(crm_mismatches))
+    for line in (mismatches + crm_mismatches)[:10]:
+        table.add("  mismatch", line)
     table.add("peak RSS worker MiB", worker_rss or "-")
     table.add("peak RSS ingress MiB", ingress_rss or "-")
     table.data = {"events": len(events), "invoices": len(invoice_ids), "accepted_seconds": accepted_seconds,
                   "done_seconds": done_seconds, "statuses": dict(statuses), "duplicates": dup_invoices + dup_payments,
+                  "amount_mismatches": len(mismatches), "crm_mismatches": len(crm_mismatches),
                   "worker_rss_mb": worker_rss, "ingress_rss_mb": ingress_rss}
     return table
+
+
+def _cents(value: Any) -> int:
+    return int((Decimal(str(value)) * 100).to_integral_value())
+
+
+def compare_invoices(stripe_invoices: dict[str, dict[str, Any]], xero: list[dict[str, Any]]) -> list[str]:
+    """Invoice by invoice: the Stripe total against the Xero invoice total, and each Stripe line against
+    the Xero line in the same place (amounts in cents; every line, not only those Stripe embeds)."""
+    by_ref = {str(doc.get("Reference")): doc for doc in xero if doc.get("Status") != "VOIDED"}
+    found: list[str] = []
+    for invoice_id, inv in sorted(stripe_invoices.items()):
+        doc = by_ref.get(invoice_id)
+        if doc is None:
+            found.append(f"{invoice_id}: not in Xero")
+            continue
+        stripe_lines = [int(line["amount"]) for line in inv["lines"]["data"]]
+        xero_lines = [_cents(line.get("LineAmount") or 0) for line in doc.get("LineItems") or []]
+        if _cents(doc.get("Total") or 0) != int(inv["total"]):
+            found.append(f"{invoice_id}: Stripe total {inv['total']} vs Xero {doc.get('Total')}")
+        elif stripe_lines != xero_lines:
+            found.append(f"{invoice_id}: Stripe lines {stripe_lines} vs Xero lines {xero_lines}")
+        elif sum(stripe_lines) != int(inv["total"]):
+            found.append(f"{invoice_id}: Stripe lines add up to {sum(stripe_lines)}, its total is {inv['total']}")
+    return found
+
+
+async def crm_billed_mismatches(bench: Any, results: list[QuoteToCashResult],
+                                stripe_invoices: dict[str, dict[str, Any]]) -> list[str]:
+    """Each HubSpot company's billed and paid figures against its Stripe customer's finalized invoices."""
+    found: list[str] = []
+    for result in results:
+        customer = result.engagements[0].billing_customer_id or ""
+        company = next((k.split(":")[-1] for k in result.business_keys if k.startswith("hubspot:company:")), None)
+        mine = [inv for inv in stripe_invoices.values() if inv["customer"] == customer]
+        if company is None or not mine:
+            continue
+        response = await bench.http.get(f"{bench.url('hubspot')}/_sandbox/objects/companies/{company}")
+        props = response.json().get("properties", {}) if response.status_code == 200 else {}
+        billed = sum(int(inv["total"]) for inv in mine)
+        paid = sum(int(inv["amount_paid"]) for inv in mine)
+        crm = (props.get("revops_billed_usd"), props.get("revops_paid_usd"))
+        if None in crm or (_cents(crm[0]), _cents(crm[1])) != (billed, paid):
+            found.append(f"company {company}: CRM billed/paid {crm} vs Stripe {billed / 100}/{paid / 100}")
+    return found
 
 
 async def crm_figures_right(bench: Any, results: list[QuoteToCashResult], expected_paid: Counter[str]) -> bool:

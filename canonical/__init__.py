@@ -38,7 +38,7 @@ from canonical.events import (
     InvoicePaymentFailed,
     InvoiceVoided,
 )
-from canonical.money import Money, minor_unit, round_amount, sum_money
+from canonical.money import Money, PricedLine, line_amount, minor_unit, price_line, round_amount, sum_money
 from canonical.ownership import FIELD_OWNERSHIP, OwnershipViolation, guard_write, owner_of
 from canonical.parties import Account, Address, Contact, LegalEntity
 from canonical.project import Engagement, Project, ProjectTask, TaskChargeType, TimeEntry
@@ -51,7 +51,9 @@ __all__ = [
     "DealChanged", "DealLine", "DealStageReached", "DomainEvent", "Engagement", "ErpRecordChanged",
     "EventEnvelope", "ExternalRef", "FIELD_OWNERSHIP", "Invoice", "InvoiceFinalized", "InvoiceLine",
     "InvoicePaid", "InvoicePaymentFailed", "InvoiceStatus", "InvoiceVoided", "LegalEntity", "Milestone",
-    "MissingField", "Money", "OwnershipViolation", "Payment", "Project", "ProjectTask", "RateCardEntry",
-    "RecurringCharge", "ScheduledCharge", "TaskChargeType", "TaxLine", "TimeEntry", "describe_missing",
-    "guard_write", "minor_unit", "owner_of", "ref", "round_amount", "sum_money", "value_decreases",
+    "MissingField", "Money", "PricedLine", "OwnershipViolation", "Payment", "Project", "ProjectTask",
+    "RateCardEntry", "RecurringCharge", "ScheduledCharge", "TaskChargeType", "TaxLine", "TimeEntry",
+    "describe_missing",
+    "guard_write", "line_amount", "minor_unit", "price_line", "owner_of", "ref", "round_amount", "sum_money",
+    "value_decreases",
 ]

@@ -82,6 +82,8 @@ class Invoice(BaseModel):
     issued_on: date | None = None
     due_on: date | None = None
     lines: list[InvoiceLine] = Field(default_factory=list)
+    lines_complete: bool = Field(default=True, description="False when the billing system sent only the first "
+                                 "lines (read the invoice again before posting it anywhere)")
     subtotal: Money
     tax: Money
     total: Money

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from canonical.money import DecimalAmount, Money, normalise_currency, round_amount
+from canonical.money import DecimalAmount, Money, PricedLine, line_amount, normalise_currency, price_line
 from canonical.parties import Account, Contact
 
 
@@ -42,9 +42,12 @@ class DealLine(BaseModel):
     legal_entity: str | None = Field(default=None, description="entity code when a line is delivered elsewhere")
 
     def net(self, currency: str) -> Money:
-        """Quantity × unit price less discount, rounded once."""
-        gross = self.quantity * self.unit_price
-        return Money(amount=round_amount(gross * (1 - self.discount_percent / 100), currency), currency=currency)
+        """Quantity × unit price less discount, rounded once (``canonical.money.line_amount``)."""
+        return line_amount(self.quantity, self.unit_price, self.discount_percent, currency)
+
+    def priced(self, currency: str) -> PricedLine:
+        """The quantity and net unit price other systems are sent (``canonical.money.price_line``)."""
+        return price_line(self.quantity, self.unit_price, self.discount_percent, currency)
 
 
 class ProvisionedEntity(BaseModel):

@@ -59,7 +59,9 @@ class InvoiceFinalized(EventBase):
 
 
 class InvoicePaid(EventBase):
-    """Fully or partly paid; ``payment`` carries the amount received."""
+    """Fully or partly paid. ``payment`` names the latest payment (ID, date, method); its ``amount`` is all
+    the invoice shows paid so far (``invoice.amount_paid``): billing systems such as Stripe do not say how
+    much one payment was, so the ledger posts what it has not recorded (``unrecorded_payment``)."""
 
     kind: Literal["invoice.paid"] = "invoice.paid"
     invoice: Invoice

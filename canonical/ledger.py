@@ -12,8 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from canonical.billing import Invoice, InvoiceStatus
-from canonical.money import DecimalAmount, round_amount
+from canonical.billing import CreditNote, Invoice, InvoiceStatus, Payment
+from canonical.money import DecimalAmount, Money, round_amount
 from canonical.parties import Account
 from canonical.requests import AccountFigures
 
@@ -24,6 +24,31 @@ class BillingCustomer(BaseModel):
     customer_id: str
     account: Account
     legal_entity: str | None = None
+
+
+class ErpWriteKind(StrEnum):
+    """A write the ledger owes the ERP for one billing invoice."""
+
+    INVOICE = "invoice"
+    PAYMENT = "payment"
+    CREDIT_NOTE = "credit_note"
+    WRITE_OFF = "write_off"
+    VOID = "void"
+
+
+class PendingErpWrite(BaseModel):
+    """An ERP write not done yet: refused by the ERP, or waiting for the invoice it belongs to.
+
+    It stays on its invoice (and so across continue-as-new) until it is posted: by the ledger when it
+    wakes, or by an operator's ``repost``. ``step`` makes its idempotency key, the same on every attempt."""
+
+    kind: ErpWriteKind
+    step: str
+    reason: str = ""
+    problem: str = Field(default="erp_rejected", description="ExceptionKind while it is pending")
+    payment: Payment | None = None
+    credit_note: CreditNote | None = None
+    attempts: int = 0
 
 
 class LedgerInvoice(BaseModel):
@@ -49,6 +74,8 @@ class LedgerInvoice(BaseModel):
     payment_failures: int = 0
     overdue: bool = False
     last_payment_on: date | None = None
+    erp_pending: list[PendingErpWrite] = Field(default_factory=list, description="ERP writes not done yet, "
+                                               "oldest first")
 
     @property
     def outstanding(self) -> Decimal:
@@ -87,6 +114,25 @@ def apply_invoice_snapshot(entry: LedgerInvoice, invoice: Invoice) -> LedgerInvo
     if entry.status is InvoiceStatus.OPEN and invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
         update["status"] = invoice.status
     return entry.model_copy(update=update)
+
+
+def unrecorded_payment(entry: LedgerInvoice, invoice: Invoice, payment: Payment | None) -> Payment | None:
+    """The payment to post for an ``InvoicePaid`` event: what the invoice shows paid (``amount_paid``)
+    less what the ledger has recorded, or ``None`` when nothing is new (a duplicate, an older snapshot
+    arriving late, a settlement by credit note). The ID is the payment's own unless the ledger already
+    used it (then suffixed with the paid total, so two amounts never share one ERP reference)."""
+    if payment is None:
+        return None
+    paid = invoice.amount_paid.amount
+    new = paid - entry.paid
+    if new <= 0:
+        return None
+    billing_id = payment.billing_id
+    if billing_id in entry.payment_ids:
+        billing_id = f"{billing_id}:{round_amount(paid, entry.currency)}"
+        if billing_id in entry.payment_ids:
+            return None
+    return payment.model_copy(update={"billing_id": billing_id, "amount": Money(amount=new, currency=entry.currency)})
 
 
 def figures_by_currency(entries: list[LedgerInvoice], history: list[CurrencyHistory], *, today: date,
@@ -238,5 +284,6 @@ def _add(totals: EntityTotals, field: str, amount: Decimal) -> None:
     setattr(totals, field, str(Decimal(getattr(totals, field)) + amount))
 
 
-__all__ = ["BillingCustomer", "CurrencyHistory", "EntityTotals", "Finding", "FindingKind", "LedgerInvoice",
-           "apply_invoice_snapshot", "compare_receivables", "differs", "figures_by_currency"]
+__all__ = ["BillingCustomer", "CurrencyHistory", "EntityTotals", "ErpWriteKind", "Finding", "FindingKind",
+           "LedgerInvoice", "PendingErpWrite",
+           "apply_invoice_snapshot", "compare_receivables", "differs", "figures_by_currency", "unrecorded_payment"]

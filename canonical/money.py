@@ -127,6 +127,41 @@ def round_amount(amount: Decimal, currency: str, *, bankers: bool = False) -> De
     return amount.quantize(exp, rounding=ROUND_HALF_EVEN if bankers else ROUND_HALF_UP)
 
 
+class PricedLine(BaseModel):
+    """A line as every system receives it: ``quantity`` x ``unit`` is exactly ``total``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quantity: DecimalAmount
+    unit: Money
+    total: Money
+
+
+def line_amount(quantity: Decimal, unit_price: Decimal, discount_percent: Decimal, currency: str) -> Money:
+    """The one rounding rule for a priced line: quantity x unit price x (1 - discount), rounded once
+    (half-up, to the currency's minor unit). Never round the unit price before multiplying."""
+    _refuse_float(quantity)
+    _refuse_float(unit_price)
+    _refuse_float(discount_percent)
+    exact = Decimal(quantity) * Decimal(unit_price) * (1 - Decimal(discount_percent) / 100)
+    return Money(amount=round_amount(exact, currency), currency=currency)
+
+
+def price_line(quantity: Decimal, unit_price: Decimal, discount_percent: Decimal, currency: str) -> PricedLine:
+    """The line every system (contract, ERP, billing, CRM) is sent, so that all their totals agree.
+
+    The total is ``line_amount``. Billing and ERP multiply a unit price held in minor units by the
+    quantity, so the quantity and the net unit price travel as they are only when that product is the
+    total to the minor unit; otherwise (a discount leaving a fraction of a minor unit per unit, or a
+    fractional quantity) the line travels as one unit of its total, and the total wins.
+    """
+    total = line_amount(quantity, unit_price, discount_percent, currency)
+    unit = Money(amount=Decimal(unit_price) * (1 - Decimal(discount_percent) / 100), currency=currency)
+    if quantity == quantity.to_integral_value() and unit.amount * quantity == total.amount:
+        return PricedLine(quantity=quantity, unit=unit, total=total)
+    return PricedLine(quantity=Decimal(1), unit=total, total=total)
+
+
 def sum_money(items: list[Money], currency: str) -> Money:
     """Sum of ``items`` in ``currency`` (zero when empty); mixed currencies are an error."""
     total = Money.zero(currency)

@@ -45,6 +45,8 @@ class Account(BaseModel):
     payment_terms_days: int | None = Field(default=None, description="ERP-owned")
     erp_contact_id: str | None = None
     billing_customer_id: str | None = None
+    created_by: str | None = Field(default=None, description="ownership marker the creating run wrote on the "
+                                   "ERP or billing record (canonical.refs.ownership_marker), as read back")
 
 
 class LegalEntity(BaseModel):

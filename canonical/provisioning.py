@@ -37,8 +37,9 @@ def proposed_terms(deal: Deal) -> ContractTerms:
         model = deal.line_billing_model(line)
         unit_net = Money(amount=line.unit_price * (1 - line.discount_percent / 100), currency=currency)
         if model in (BillingModel.SUBSCRIPTION, BillingModel.RETAINER):
+            priced = line.priced(currency)  # quantity x unit is the line's net, to the minor unit
             recurring.append(RecurringCharge(kind=model, product_code=line.product_code, name=line.name,
-                                             quantity=line.quantity, unit_price=unit_net,
+                                             quantity=priced.quantity, unit_price=priced.unit,
                                              interval=line.interval or BillingInterval.MONTH))
         elif model is BillingModel.TIME_AND_MATERIALS:
             rate_card.append(RateCardEntry(role=line.product_code, hourly_rate=unit_net))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, ConfigDict, field_validator
 
 SYSTEMS = frozenset({"hubspot", "ironclad", "stripe", "xero", "salesforce", "docusign", "netsuite", "revops"})
@@ -46,3 +48,12 @@ class ExternalRef(BaseModel):
 def ref(system: str, obj: str, id_: str) -> str:
     """The string form of a reference, for search attributes and write-backs."""
     return str(ExternalRef(system=system, object=obj, id=id_))
+
+
+def ownership_marker(idempotency_key: str) -> str:
+    """The mark a create writes on the record it makes (Stripe metadata ``revops_created_by``, Xero
+    ``AccountNumber``): derived from the create's idempotency key, so every retry of the same run writes
+    and recognises the same mark. A record carrying it was made by that run (even when the answer to the
+    create was lost) and is that run's to compensate; any other record pre-existed and is left alone."""
+    return "revops-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+

@@ -28,6 +28,7 @@ from typing import Any
 from uuid import uuid4
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import (
@@ -222,9 +223,14 @@ class EventRouter:
             else:
                 status = description.status.name.lower() if description.status else "unknown"
                 return Routed(Outcome.DUPLICATE, description.id, f"the deal already has a run ({status})")
-        handle = await start_quote_to_cash(client, self.settings, event.deal_id, trigger=trigger,
-                                           source_event_id=event.source_event_id,
-                                           deal=await self._deal_for_summary(event.deal_id))
+        try:
+            handle = await start_quote_to_cash(client, self.settings, event.deal_id, trigger=trigger,
+                                               source_event_id=event.source_event_id,
+                                               deal=await self._deal_for_summary(event.deal_id))
+        except WorkflowAlreadyStartedError:
+            # the deal's run has closed and its outcome is final: only an operator reopens it (--reopen)
+            return Routed(Outcome.DUPLICATE, quote_to_cash_id(event.deal_id),
+                          "the deal's quote-to-cash run is closed; its outcome stands")
         if was_started(handle):
             return Routed(Outcome.STARTED, handle.id, f"deal reached {event.stage}")
         return Routed(Outcome.DUPLICATE, handle.id, "quote-to-cash is already running for the deal")

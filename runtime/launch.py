@@ -6,7 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from canonical import Deal, DomainEvent, EventEnvelope, ref
 from canonical.keys import quote_to_cash_workflow_id
@@ -56,8 +61,14 @@ def deal_summary(deal_id: str, deal: Deal | None, settings: Settings) -> tuple[s
 
 
 async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, *, deal: Deal | None = None,
-                              trigger: str = "manual", source_event_id: str | None = None) -> WorkflowHandle:
-    """Start quote-to-cash for a deal, or attach to the run already going for it."""
+                              trigger: str = "manual", source_event_id: str | None = None,
+                              reopen: bool = False) -> WorkflowHandle:
+    """Start quote-to-cash for a deal, or attach to the run already going for it.
+
+    A deal's outcome is final: once its run has closed (provisioned, rejected, expired, failed) a later
+    start is refused (``WorkflowAlreadyStartedError``), so a late or replayed event cannot re-open it.
+    ``reopen=True`` is the operator's deliberate act (``starter.py start-deal <id> --reopen``): a new run
+    under the same workflow ID."""
     summary, details = deal_summary(deal_id, deal, settings)
     return await client.start_workflow(
         QuoteToCashWorkflow.run,
@@ -65,6 +76,8 @@ async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, 
         id=quote_to_cash_id(deal_id),
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reopen
+                         else WorkflowIDReusePolicy.REJECT_DUPLICATE),
         static_summary=summary,
         static_details=details,
         # Visible from the first moment (the loading steps are local activities that upsert nothing).

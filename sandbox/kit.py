@@ -262,6 +262,10 @@ class FaultSettings(BaseModel):
     timeout_rate: float = Field(default=0.0, ge=0, le=1,
                                 description="share of requests held `hang_seconds` before being processed")
     hang_seconds: float = Field(default=35.0, ge=0)
+    lost_answers: int = Field(default=0, ge=0, description="the next N matching requests are carried out (committed) "
+                              "and their answer is lost: a 502 comes back instead")
+    lost_answer_path_prefix: str | None = Field(default=None, description="where answers are lost (default: "
+                                                "path_prefix); `methods` applies too")
     rate_limit_per_second: float | None = Field(default=None, gt=0, description="token bucket refill rate")
     rate_limit_burst: int | None = Field(default=None, ge=1)
     path_prefix: str | None = Field(default=None, description="apply only to paths starting with this")
@@ -314,6 +318,7 @@ class SandboxControl:
         self.style = style
         self.store = store
         self.faults = FaultSettings()
+        self.answers_to_lose = 0
         self.random = random.Random()
         self.bucket: TokenBucket | None = None
         self.stats = Stats()
@@ -321,6 +326,7 @@ class SandboxControl:
 
     def set_faults(self, faults: FaultSettings) -> None:
         self.faults = faults
+        self.answers_to_lose = faults.lost_answers
         self.random = random.Random(faults.seed)
         self.bucket = None
         if faults.rate_limit_per_second:
@@ -333,11 +339,26 @@ class SandboxControl:
             return False
         return not (f.methods and request.method.upper() not in [m.upper() for m in f.methods])
 
+    def _loses_answer(self, request: Request) -> bool:
+        f = self.faults
+        prefix = f.lost_answer_path_prefix or f.path_prefix
+        if prefix and not request.url.path.startswith(prefix):
+            return False
+        return not (f.methods and request.method.upper() not in [m.upper() for m in f.methods])
+
     async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.url.path.startswith("/_sandbox"):
             return await call_next(request)
         self.stats.requests += 1
         f = self.faults
+        if self.answers_to_lose > 0 and self._loses_answer(request):
+            self.answers_to_lose -= 1
+            done = await call_next(request)  # the vendor commits the write ...
+            self.stats.faults += 1
+            if hasattr(done, "body_iterator"):
+                async for _chunk in done.body_iterator:  # ... and its answer never reaches the caller
+                    pass
+            return self._count(self.style.error(502, "injected fault: the answer was lost"))
         if self._applies(request):
             if self.bucket is not None:
                 wait = self.bucket.take()

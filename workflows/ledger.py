@@ -10,6 +10,7 @@ after ``ledger_continue_after_events`` events (or when Temporal suggests it), ca
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,7 +47,15 @@ with workflow.unsafe.imports_passed_through():
         ref,
     )
     from canonical.keys import billing_customer_reference, erp_contact_reference, step_idempotency_key
-    from canonical.ledger import CurrencyHistory, LedgerInvoice, apply_invoice_snapshot, figures_by_currency
+    from canonical.ledger import (
+        CurrencyHistory,
+        ErpWriteKind,
+        LedgerInvoice,
+        PendingErpWrite,
+        apply_invoice_snapshot,
+        figures_by_currency,
+        unrecorded_payment,
+    )
     from canonical.requests import AccountFigures
     from workflows.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -55,12 +64,16 @@ with workflow.unsafe.imports_passed_through():
         LedgerCarried,
         LedgerStatus,
         LedgerStatusRequest,
+        RepostRequest,
+        RepostResult,
         TimelineEntry,
     )
     from workflows.steps import add_business_keys, failure_reason, run_step
 
 A = LedgerActivities
 MAX_KEYS = 100
+#: how often a ledger with ERP writes pending tries them again by itself (the cause may have been fixed)
+REPOST_EVERY = timedelta(hours=1)
 
 
 @workflow.defn(name="AccountLedgerWorkflow")
@@ -88,6 +101,8 @@ class AccountLedgerWorkflow:
         self._problems: dict[str, str] = {}  # invoice ID (or "crm") -> exception kind
         self._timeline: list[TimelineEntry] = []
         self._keys: list[str] = []
+        self._lock = asyncio.Lock()  # events and operator reposts call the ERP one at a time
+        self._next_repost = workflow.now() + REPOST_EVERY
 
     # ------------------------------------------------------------------------------------------
     @workflow.run
@@ -97,21 +112,26 @@ class AccountLedgerWorkflow:
         await self._load_customer()
         self._note(f"ledger run {self._runs} started with {len(self._open())} open invoice(s), "
                    f"{len(self._pending)} pending event(s)")
+        if self._owed():
+            self._publish()
         while not self._should_continue():
-            wait = self._until_next_due()
+            wait = self._until_next_wake()
             try:
                 await workflow.wait_condition(lambda: bool(self._pending), timeout=wait,
-                                              timeout_summary="next invoice due date")
+                                              timeout_summary="next invoice due date or ERP re-post")
             except TimeoutError:
                 pass
-            changed = self._mark_overdue()
-            while self._pending and not self._should_continue():
-                envelope = self._pending.pop(0)
-                changed = await self._apply(envelope) or changed
-                self._applied += 1
-                self._applied_this_run += 1
-            if changed:
-                await self._write_figures()
+            async with self._lock:
+                changed = self._mark_overdue()
+                if self._owed() and workflow.now() >= self._next_repost:
+                    await self._repost_all(None)
+                while self._pending and not self._should_continue():
+                    envelope = self._pending.pop(0)
+                    changed = await self._apply(envelope) or changed
+                    self._applied += 1
+                    self._applied_this_run += 1
+                if changed:
+                    await self._write_figures()
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(AccountLedgerInput(customer_id=self._customer_id, carried=self._carry()))
 
@@ -129,6 +149,24 @@ class AccountLedgerWorkflow:
         while len(self._seen) > window:
             self._seen_set.discard(self._seen.pop(0))
         self._pending.append(envelope)
+
+    @workflow.update
+    async def repost(self, request: RepostRequest) -> RepostResult:
+        """Post again the ERP writes still pending (refused, or waiting for their invoice), once the cause
+        is fixed: of one invoice, or of all. Same idempotency keys as the first attempt."""
+        async with self._lock:
+            self._note(f"{request.by} asked to re-post pending ERP writes"
+                       + (f" of invoice {request.invoice_id}" if request.invoice_id else ""))
+            posted = await self._repost_all(request.invoice_id)
+            self._publish()
+        still = [f"{e.invoice_id} {w.kind.value}: {w.reason}" for e in self._owed() for w in e.erp_pending
+                 if request.invoice_id in (None, e.invoice_id)]
+        return RepostResult(posted=posted, still_pending=still)
+
+    @repost.validator
+    def _validate_repost(self, request: RepostRequest) -> None:
+        if request.invoice_id is not None and request.invoice_id not in self._invoices:
+            raise ValueError(f"invoice {request.invoice_id} is not in this ledger")
 
     @workflow.query
     def open_items(self, request: LedgerStatusRequest | None = None) -> LedgerStatus:
@@ -179,33 +217,108 @@ class AccountLedgerWorkflow:
             self._add_keys(ref("hubspot", "deal", entry.deal_id))
         return entry
 
-    async def _ensure_posted(self, entry: LedgerInvoice, invoice: Invoice) -> bool:
-        """Post the invoice to the ERP unless it is there; False when it cannot be (it stays visible)."""
+    async def _ensure_posted(self, entry: LedgerInvoice, invoice: Invoice | None) -> bool:
+        """Post the invoice to the ERP unless it is there; False when it cannot be (it stays pending and
+        visible until a re-post succeeds). ``invoice`` None: read it from billing first."""
         if entry.erp_invoice_id:
             return True
         assert self._config is not None
+        if not any(w.kind is ErpWriteKind.INVOICE for w in entry.erp_pending):
+            entry.erp_pending.insert(0, PendingErpWrite(kind=ErpWriteKind.INVOICE, step="post"))
+        pending = next(w for w in entry.erp_pending if w.kind is ErpWriteKind.INVOICE)
+        pending.attempts += 1
         code = entry.legal_entity or self._customer_entity
         entity = next((e for e in self._config.entities if e.code == code), None)
         if entity is None:
-            self._problem(entry.invoice_id, "unroutable_invoice",
-                          f"{_name(entry)}: no legal entity {code!r} to post it to (invoice or customer metadata)")
+            pending.problem = "unroutable_invoice"
+            pending.reason = f"no legal entity {code!r} to post it to (invoice or customer metadata)"
+            self._note(f"{_name(entry)}: {pending.reason}")
             return False
         entry.legal_entity = entity.code
         try:
+            if invoice is None:
+                invoice = await self._step(A.load_billing_invoice, BillingInvoiceRef(invoice_id=entry.invoice_id),
+                                           f"Read Stripe invoice {entry.invoice_id}")
             contact_id = await self._contact(entity.code, entity.erp_tenant_id)
             posted = await self._step(A.post_erp_invoice, PostInvoiceInput(
                 tenant_id=entity.erp_tenant_id, invoice=invoice.model_copy(update={"legal_entity": entity.code}),
                 erp_contact_id=contact_id, idempotency_key=self._key(entry.invoice_id, "post")),
                 f"Post {_name(entry)} to Xero {entity.code}")
         except ActivityError as err:
-            self._problem(entry.invoice_id, "erp_rejected",
-                          f"{_name(entry)}: Xero refused the invoice: {failure_reason(err)}")
+            pending.problem = "erp_rejected"
+            pending.reason = f"Xero refused the invoice: {failure_reason(err)}"
+            self._note(f"{_name(entry)}: {pending.reason} (kept pending)")
             return False
         entry.erp_invoice_id = posted.erp_id
         entry.erp_tenant_id = entity.erp_tenant_id
-        self._problems.pop(entry.invoice_id, None)
+        entry.erp_pending.remove(pending)
         self._note(f"{_name(entry)} posted to Xero {entity.code} as {posted.erp_id}")
         return True
+
+    async def _flush(self, entry: LedgerInvoice, invoice: Invoice | None = None) -> int:
+        """Do the invoice's pending ERP writes in order (the invoice itself first); returns how many were
+        done. A refused write stays pending with its reason; the others are still tried."""
+        done = 0
+        if not entry.erp_pending:
+            return 0
+        if not entry.erp_invoice_id:
+            if not await self._ensure_posted(entry, invoice):
+                for write in entry.erp_pending:
+                    if write.kind is not ErpWriteKind.INVOICE and not write.reason:
+                        write.reason = "waiting for the invoice to be posted to Xero"
+                return 0
+            done += 1
+        for write in list(entry.erp_pending):
+            write.attempts += 1
+            try:
+                await self._erp_write(entry, write)
+            except ActivityError as err:
+                write.problem = "erp_rejected"
+                write.reason = f"Xero refused the {write.kind.value.replace('_', ' ')}: {failure_reason(err)}"
+                self._note(f"{_name(entry)}: {write.reason} (kept pending)")
+                continue
+            entry.erp_pending.remove(write)
+            done += 1
+        return done
+
+    async def _erp_write(self, entry: LedgerInvoice, write: PendingErpWrite) -> None:
+        assert entry.erp_tenant_id and entry.erp_invoice_id
+        key = self._key(entry.invoice_id, write.step)
+        contact = self._contacts.get(entry.legal_entity or "", "")
+        if write.kind is ErpWriteKind.PAYMENT and write.payment is not None:
+            await self._step(A.record_erp_payment, RecordPaymentInput(
+                tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id, payment=write.payment,
+                idempotency_key=key), f"Record payment {write.payment.amount} on {_name(entry)} in Xero")
+        elif write.kind in (ErpWriteKind.CREDIT_NOTE, ErpWriteKind.WRITE_OFF) and write.credit_note is not None:
+            await self._step(A.post_erp_credit_note, PostCreditNoteInput(
+                tenant_id=entry.erp_tenant_id, credit_note=write.credit_note, erp_contact_id=contact,
+                idempotency_key=key),
+                f"Post {write.kind.value.replace('_', ' ')} {write.credit_note.amount} for {_name(entry)} to Xero")
+        elif write.kind is ErpWriteKind.VOID:
+            await self._step(A.void_erp_invoice, VoidInvoiceInput(
+                tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id, idempotency_key=key),
+                f"Void {_name(entry)} in Xero")
+
+    async def _owe(self, entry: LedgerInvoice, write: PendingErpWrite) -> None:
+        """Queue an ERP write for the invoice and try it (with anything still pending before it) when the
+        invoice is in the ERP; otherwise it waits for the invoice's own (re-)post."""
+        entry.erp_pending.append(write)
+        if entry.erp_invoice_id:
+            await self._flush(entry)
+        else:
+            write.reason = "waiting for the invoice to be posted to Xero"
+            self._note(f"{_name(entry)}: {write.kind.value.replace('_', ' ')} kept pending until the invoice is "
+                       "in Xero")
+
+    async def _repost_all(self, invoice_id: str | None) -> int:
+        posted = 0
+        for entry in self._owed():
+            if invoice_id in (None, entry.invoice_id):
+                posted += await self._flush(entry)
+        self._next_repost = workflow.now() + REPOST_EVERY
+        if posted:
+            self._note(f"re-posted {posted} pending ERP write(s)")
+        return posted
 
     async def _contact(self, entity_code: str, tenant_id: str) -> str:
         if entity_code in self._contacts:
@@ -222,22 +335,15 @@ class AccountLedgerWorkflow:
         return str(found.contact_id)
 
     async def _paid(self, entry: LedgerInvoice, event: InvoicePaid, posted: bool) -> None:
-        payment = event.payment
-        if payment is not None and payment.billing_id not in entry.payment_ids:
-            if posted and entry.erp_invoice_id and entry.erp_tenant_id:
-                try:
-                    await self._step(A.record_erp_payment, RecordPaymentInput(
-                        tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id, payment=payment,
-                        idempotency_key=self._key(entry.invoice_id, f"payment:{payment.billing_id}")),
-                        f"Record payment {payment.amount} on {_name(entry)} in Xero")
-                except ActivityError as err:
-                    self._problem(entry.invoice_id, "erp_rejected",
-                                  f"{_name(entry)}: Xero refused payment {payment.billing_id}: {failure_reason(err)}")
+        payment = unrecorded_payment(entry, event.invoice, event.payment)
+        if payment is not None:
             entry.payment_ids.append(payment.billing_id)
             entry.paid += payment.amount.amount
             paid_on = payment.paid_at.date()
             entry.last_payment_on = max(entry.last_payment_on or paid_on, paid_on)
             self._note(f"{_name(entry)}: received {payment.amount} ({entry.paid} of {entry.total} paid)")
+            await self._owe(entry, PendingErpWrite(kind=ErpWriteKind.PAYMENT, step=f"payment:{payment.billing_id}",
+                                                   payment=payment))
         if event.invoice.status is InvoiceStatus.PAID or entry.paid + entry.credited_before_payment >= entry.total:
             self._settle(entry, InvoiceStatus.PAID)
 
@@ -251,29 +357,21 @@ class AccountLedgerWorkflow:
             return
         if event.uncollectible:
             owed = entry.outstanding
-            if posted and owed > 0 and entry.erp_tenant_id:
+            if owed > 0:
                 note = CreditNote(billing_id=f"{entry.invoice_id}-uncollectible", invoice_billing_id=entry.invoice_id,
                                   amount=_money(owed, entry.currency), reason="Written off: uncollectible in billing",
                                   issued_at=event.occurred_at)
-                try:
-                    await self._step(A.post_erp_credit_note, PostCreditNoteInput(
-                        tenant_id=entry.erp_tenant_id, credit_note=note, erp_contact_id=self._contacts.get(
-                            entry.legal_entity or "", ""), idempotency_key=self._key(entry.invoice_id, "write-off")),
-                        f"Write off {owed} {entry.currency} of {_name(entry)} in Xero")
-                except ActivityError as err:
-                    self._problem(entry.invoice_id, "erp_rejected",
-                                  f"{_name(entry)}: Xero refused the write-off: {failure_reason(err)}")
+                await self._owe(entry, PendingErpWrite(kind=ErpWriteKind.WRITE_OFF, step="write-off",
+                                                       credit_note=note))
             self._settle(entry, InvoiceStatus.UNCOLLECTIBLE)
             self._note(f"{_name(entry)} marked uncollectible: {owed} {entry.currency} written off")
             return
-        if posted and entry.erp_invoice_id and entry.erp_tenant_id:
-            try:
-                await self._step(A.void_erp_invoice, VoidInvoiceInput(
-                    tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id,
-                    idempotency_key=self._key(entry.invoice_id, "void")), f"Void {_name(entry)} in Xero")
-            except ActivityError as err:
-                self._problem(entry.invoice_id, "erp_rejected",
-                              f"{_name(entry)}: Xero refused the void: {failure_reason(err)}")
+        if entry.erp_invoice_id:
+            await self._owe(entry, PendingErpWrite(kind=ErpWriteKind.VOID, step="void"))
+        elif entry.erp_pending:
+            # never reached the ERP and void in billing: nothing is owed to the ERP any more
+            self._note(f"{_name(entry)}: {len(entry.erp_pending)} pending ERP write(s) dropped, the invoice is void")
+            entry.erp_pending.clear()
         self._settle(entry, InvoiceStatus.VOID)
         self._note(f"{_name(entry)} voided")
 
@@ -286,18 +384,11 @@ class AccountLedgerWorkflow:
             entry = self._entry(invoice)
         if note.billing_id in entry.credit_note_ids:
             return
-        posted = await self._ensure_posted(entry, invoice) if invoice is not None else bool(entry.erp_invoice_id)
-        if posted and entry.erp_tenant_id:
-            try:
-                await self._step(A.post_erp_credit_note, PostCreditNoteInput(
-                    tenant_id=entry.erp_tenant_id, credit_note=note,
-                    erp_contact_id=self._contacts.get(entry.legal_entity or "", ""),
-                    idempotency_key=self._key(entry.invoice_id, f"credit:{note.billing_id}")),
-                    f"Post credit note {note.billing_id} ({note.amount}) for {_name(entry)} to Xero")
-            except ActivityError as err:
-                self._problem(entry.invoice_id, "erp_rejected",
-                              f"{_name(entry)}: Xero refused credit note {note.billing_id}: {failure_reason(err)}")
+        if invoice is not None:
+            await self._ensure_posted(entry, invoice)
         entry.credit_note_ids.append(note.billing_id)
+        await self._owe(entry, PendingErpWrite(kind=ErpWriteKind.CREDIT_NOTE, step=f"credit:{note.billing_id}",
+                                               credit_note=note))
         entry.credited += note.amount.amount
         if entry.status is InvoiceStatus.OPEN:
             entry.credited_before_payment += note.amount.amount
@@ -318,9 +409,11 @@ class AccountLedgerWorkflow:
             self._problems.pop(entry.invoice_id, None)
 
     # -- due dates -------------------------------------------------------------------------------
-    def _until_next_due(self) -> timedelta | None:
+    def _until_next_wake(self) -> timedelta | None:
         now = workflow.now()
         moments = [at for e in self._open() if not e.overdue and (at := e.overdue_at()) is not None]
+        if self._owed():
+            moments.append(self._next_repost)
         if not moments:
             return None
         return max(min(moments) - now, timedelta(seconds=1))
@@ -385,7 +478,8 @@ class AccountLedgerWorkflow:
         keep: list[LedgerInvoice] = []
         history = {h.currency: h.model_copy() for h in self._history}
         for entry in self._invoices.values():
-            if entry.status is InvoiceStatus.OPEN or entry.settled_on is None or entry.settled_on >= cutoff:
+            if (entry.status is InvoiceStatus.OPEN or entry.settled_on is None or entry.settled_on >= cutoff
+                    or entry.erp_pending):
                 keep.append(entry)
                 continue
             past = history.setdefault(entry.currency, CurrencyHistory(currency=entry.currency))
@@ -398,6 +492,10 @@ class AccountLedgerWorkflow:
         return LedgerCarried(crm_company_id=self._company_id, erp_contacts=self._contacts, invoices=keep,
                              history=list(history.values()), seen_event_ids=self._seen, pending=self._pending,
                              events_applied=self._applied, runs=self._runs + 1)
+
+    def _owed(self) -> list[LedgerInvoice]:
+        """Invoices with ERP writes still pending (refused or waiting), whatever their status."""
+        return [e for e in self._invoices.values() if e.erp_pending]
 
     def _open(self) -> list[LedgerInvoice]:
         return [e for e in self._invoices.values() if e.status is InvoiceStatus.OPEN]
@@ -416,7 +514,7 @@ class AccountLedgerWorkflow:
         self._note(note)
 
     def _exception(self) -> str:
-        kinds = set(self._problems.values())
+        kinds = set(self._problems.values()) | {w.problem for e in self._owed() for w in e.erp_pending}
         for kind in ("customer_not_found", "unroutable_invoice", "erp_rejected", "write_back_failed"):
             if kind in kinds:
                 return kind

@@ -47,6 +47,8 @@ class ExceptionKind(StrEnum):
     OWNERSHIP_CONFLICT = "ownership_conflict"
     PROPAGATION_FAILED = "propagation_failed"
     CONTRACT_NOT_PROVISIONED = "contract_not_provisioned"
+    ERP_REJECTED = "erp_rejected"
+    UNROUTABLE_INVOICE = "unroutable_invoice"
 
 
 class QuoteToCashInput(BaseModel):
@@ -308,6 +310,18 @@ class LedgerStatus(BaseModel):
     events_applied: int = 0
     runs: int = 1
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class RepostRequest(BaseModel):
+    """``repost`` update on the ledger: post again the ERP writes still pending (of one invoice, or all)."""
+
+    invoice_id: str | None = Field(default=None, description="billing invoice ID; all invoices when empty")
+    by: str = "operator"
+
+
+class RepostResult(BaseModel):
+    posted: int = 0
+    still_pending: list[str] = Field(default_factory=list, description="<invoiceId> <kind>: <reason>")
 
 
 class ReconciliationScope(BaseModel):

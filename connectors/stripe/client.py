@@ -15,7 +15,8 @@ How schedules land in Stripe (``create_schedule``):
   ``cancel_at``. Recurring charges must share one interval (Stripe's rule; otherwise ``Rejected``).
   ``billing_id`` = the subscription, ``item_ids`` = its products and prices.
 * MILESTONE, FIXED_FEE: per charge a draft invoice (``auto_advance=false``, ``send_invoice``,
-  ``due_date`` = ``bill_on`` + ``days_until_due`` when ``bill_on`` is set, metadata
+  ``due_date`` = ``bill_on`` + ``days_until_due`` when that is still ahead, else ``days_until_due``
+  (``due_terms``: Stripe refuses a past ``due_date``), metadata
   ``revops_bill_on``/``revops_milestone``) holding one invoice item; a later flow finalizes it
   (``finalize_invoice``) when it falls due or the milestone is accepted. ``item_ids`` = invoice and
   invoice item IDs, ``billing_id`` = None.
@@ -36,7 +37,7 @@ import httpx
 from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice, ScheduledCharge
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.ledger import BillingCustomer
-from canonical.refs import ref
+from canonical.refs import ownership_marker, ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.stripe import mapping
@@ -76,6 +77,18 @@ def _retry_after(response: httpx.Response) -> float | None:
     # Stripe documents no Retry-After; its SDKs read Stripe-Should-Retry. We honour Retry-After when
     # present (the sandbox sends it) and otherwise leave the wait to the activity's backoff.
     return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def due_terms(bill_on: date | None, days_until_due: int, now: datetime) -> dict[str, int]:
+    """When a one-off invoice falls due, as Stripe accepts it: ``due_date`` = bill date + payment terms
+    while that is still ahead (the contract's date), else ``days_until_due`` (the terms counted from when
+    the invoice is issued). Stripe refuses a ``due_date`` that is not in the future, and a contract signed
+    after its start, or on net-0 terms, would otherwise ask for one."""
+    if bill_on is not None:
+        due = unix_midnight(bill_on + timedelta(days=days_until_due))
+        if due > now.timestamp():
+            return {"due_date": due}
+    return {"days_until_due": days_until_due}
 
 
 class StripeBilling:
@@ -146,7 +159,8 @@ class StripeBilling:
         """Find the customer by ``reference`` or create it; returns the ``cus_`` ID."""
         if existing := await self.find_customer(reference):
             return existing
-        params = mapping.customer_params(account, contact, reference=reference, legal_entity=legal_entity)
+        params = mapping.customer_params(account, contact, reference=reference, legal_entity=legal_entity,
+                                         marker=ownership_marker(idempotency_key))
         created = await self._call("POST", "/v1/customers", form=params, idempotency_key=idempotency_key)
         return str(created["id"])
 
@@ -235,10 +249,7 @@ class StripeBilling:
                 "metadata": self._metadata(schedule, revops_milestone=charge.product_code,
                                            revops_bill_on=charge.bill_on.isoformat() if charge.bill_on else None),
             }
-            if charge.bill_on is not None:
-                invoice_params["due_date"] = unix_midnight(charge.bill_on + timedelta(days=schedule.days_until_due))
-            else:
-                invoice_params["days_until_due"] = schedule.days_until_due
+            invoice_params.update(due_terms(charge.bill_on, schedule.days_until_due, datetime.now(UTC)))
             draft = await self._call("POST", "/v1/invoices", form=invoice_params,
                                      idempotency_key=f"{key}:invoice:{step}")
             created.append(str(draft["id"]))
@@ -374,7 +385,20 @@ class StripeBilling:
 
     # -- invoices ----------------------------------------------------------------------------------
     async def get_invoice(self, invoice_id: str) -> Invoice:
-        return mapping.invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
+        """The invoice with every line (those Stripe does not embed are read from its lines list)."""
+        return await self._whole_invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
+
+    async def _whole_invoice(self, obj: dict[str, Any]) -> Invoice:
+        lines = obj.get("lines")
+        embedded: dict[str, Any] = lines if isinstance(lines, dict) else {}
+        if not embedded.get("has_more"):
+            return mapping.invoice(obj)
+        data = embedded.get("data") or []
+        params: dict[str, Any] = {"limit": 100}
+        if data:
+            params["starting_after"] = data[-1]["id"]
+        more = [line async for line in self._list_all(f"/v1/invoices/{obj['id']}/lines", params)]
+        return mapping.invoice(obj, more_lines=more)
 
     async def list_invoices(self, *, customer_id: str | None = None,
                             created_after: datetime | None = None) -> AsyncIterator[Invoice]:
@@ -387,7 +411,7 @@ class StripeBilling:
             page = await self._call("GET", "/v1/invoices", params=params)
             data = page.get("data") or []
             for obj in data:
-                yield mapping.invoice(obj)
+                yield await self._whole_invoice(obj)
             if not page.get("has_more") or not data:
                 return
             params["starting_after"] = data[-1]["id"]
@@ -403,11 +427,11 @@ class StripeBilling:
             if current.status.value == "draft":
                 raise
             return current
-        return mapping.invoice(obj)
+        return await self._whole_invoice(obj)
 
     async def void_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
-        return mapping.invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
-                                                idempotency_key=idempotency_key))
+        return await self._whole_invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
+                                                          idempotency_key=idempotency_key))
 
     # -- reading customers and schedules (invoice feedback, reconciliation) -------------------------
     async def get_customer(self, customer_id: str) -> BillingCustomer:

@@ -3,7 +3,8 @@
 Amounts on the wire are integer minor units in lower-case currencies; canonical money is
 ``Money`` (Decimal, upper-case ISO code). Metadata keys the integration writes and reads:
 
-* customers: ``revops_ref`` (the lookup reference), ``legal_entity``, ``crm_company_id``, ``crm_contact_id``
+* customers: ``revops_ref`` (the lookup reference), ``legal_entity``, ``crm_company_id``, ``crm_contact_id``,
+  ``revops_created_by`` (the creating run's ownership mark, ``canonical.refs.ownership_marker``)
 * prices, invoice items (and so invoice lines): ``revops_product_code``
 * subscriptions and one-off invoices: the schedule's own metadata plus ``revops_schedule_kind``
   (and ``revops_bill_on``/``revops_milestone`` on milestone invoices). An invoice's
@@ -14,7 +15,7 @@ Amounts on the wire are integer minor units in lower-case currencies; canonical 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,7 @@ from canonical import (
 from canonical.amendments import BillingRecord, BillingRecordKind
 
 REF_KEY = "revops_ref"
+CREATED_BY_KEY = "revops_created_by"
 PRODUCT_KEY = "revops_product_code"
 DEAL_KEYS = ("revops_deal_id", "crm_deal_id")
 ENTITY_KEY = "legal_entity"
@@ -76,15 +78,16 @@ def _id(value: Any) -> str | None:
 
 # -- canonical -> Stripe ----------------------------------------------------------------------------
 def customer_params(account: Account, contact: Contact | None, *, reference: str,
-                    legal_entity: str) -> dict[str, Any]:
-    """``POST /v1/customers`` params for an account (with its billing contact)."""
+                    legal_entity: str, marker: str | None = None) -> dict[str, Any]:
+    """``POST /v1/customers`` params for an account (with its billing contact); ``marker`` is the creating
+    run's ownership mark (metadata ``revops_created_by``)."""
     address = account.address
     params: dict[str, Any] = {
         "name": account.name,
         "email": contact.email if contact else None,
         "phone": contact.phone if contact else None,
         "metadata": clean_metadata({
-            REF_KEY: reference, ENTITY_KEY: legal_entity, "crm_company_id": account.crm_id,
+            REF_KEY: reference, ENTITY_KEY: legal_entity, "crm_company_id": account.crm_id, CREATED_BY_KEY: marker,
             "crm_contact_id": contact.crm_id if contact else None,
             "billing_contact": contact.full_name if contact else None,
         }),
@@ -164,20 +167,28 @@ def invoice_line(obj: Mapping[str, Any], currency: str) -> InvoiceLine:
                        amount=amount, product_code=code, taxes=taxes)
 
 
-def invoice(obj: Mapping[str, Any]) -> Invoice:
-    """A Stripe invoice as canonical. ``amount_due`` is what is still owed (Stripe's ``amount_remaining``)."""
+def invoice(obj: Mapping[str, Any], *, more_lines: Sequence[Mapping[str, Any]] | None = None) -> Invoice:
+    """A Stripe invoice as canonical. ``amount_due`` is what is still owed (Stripe's ``amount_remaining``).
+
+    Stripe embeds only the first lines (``lines.has_more``); ``more_lines`` are the rest, read from
+    ``GET /v1/invoices/{id}/lines``. Without them such an invoice is ``lines_complete=False``.
+    """
     currency = str(obj["currency"]).upper()
     metadata = invoice_metadata(obj)
     tax_units = obj.get("tax")
     if tax_units is None:
         tax_units = sum(int(t.get("amount") or 0) for t in obj.get("total_tax_amounts") or [])
     transitions = obj.get("status_transitions") or {}
-    lines = (obj.get("lines") or {}).get("data") or []
+    embedded = obj.get("lines") if isinstance(obj.get("lines"), Mapping) else None
+    lines = [*((embedded or {}).get("data") or []), *(more_lines or [])]
+    complete = embedded is not None and (not embedded.get("has_more") or more_lines is not None)
+    if "amount_remaining" not in obj:
+        raise KeyError("amount_remaining")
     return Invoice(
         billing_id=str(obj["id"]), number=obj.get("number"), customer_id=_id(obj.get("customer")) or "",
         currency=currency, status=InvoiceStatus(obj.get("status") or "draft"),
         issued_on=_date(transitions.get("finalized_at")), due_on=_date(obj.get("due_date")),
-        lines=[invoice_line(line, currency) for line in lines],
+        lines=[invoice_line(line, currency) for line in lines], lines_complete=complete,
         subtotal=money(obj.get("subtotal"), currency), tax=money(tax_units, currency),
         total=money(obj.get("total"), currency), amount_paid=money(obj.get("amount_paid"), currency),
         amount_due=money(obj.get("amount_remaining"), currency),
@@ -270,7 +281,8 @@ def customer(obj: Mapping[str, Any]) -> Account:
     metadata = obj.get("metadata") or {}
     found = address(obj.get("address"))
     return Account(crm_id=metadata.get("crm_company_id") or None, name=str(obj.get("name") or obj["id"]),
-                   country=found.country if found else None, address=found, billing_customer_id=str(obj["id"]))
+                   country=found.country if found else None, address=found, billing_customer_id=str(obj["id"]),
+                   created_by=metadata.get(CREATED_BY_KEY) or None)
 
 
 def customer_legal_entity(obj: Mapping[str, Any]) -> str | None:

@@ -7,12 +7,12 @@ secret is being rolled); other schemes are ignored; the timestamp must be within
 Events:
 
 * ``invoice.finalized`` -> ``InvoiceFinalized``
-* ``invoice.paid`` -> ``InvoicePaid`` whose payment is what this event added to ``amount_paid``:
-  ``amount_paid - data.previous_attributes.amount_paid`` when Stripe says what it was, else the whole
-  ``amount_paid``. No payment when that is zero (e.g. settled by a credit note).
-* ``invoice.payment_succeeded`` on an invoice still ``open`` (a partial payment; pre-"basil" Stripe
-  has no invoice-payment object, so the sandbox models it this way) -> ``InvoicePaid`` with the
-  partial amount. When the invoice is ``paid`` it is ignored: ``invoice.paid`` reports that payment.
+* ``invoice.paid`` and ``invoice.payment_succeeded`` -> ``InvoicePaid``. Stripe sends
+  ``previous_attributes`` only on ``*.updated`` events, so neither says how much this payment was: the
+  payment carries the charge ID (else the event ID), the date and the invoice's whole ``amount_paid``,
+  and the ledger posts ``amount_paid`` less what it has already recorded for the invoice
+  (``canonical.ledger.unrecorded_payment``), so a partial, repeated, duplicated or out-of-order event
+  posts each unit once. No payment when ``amount_paid`` is zero (e.g. settled by a credit note).
 * ``invoice.payment_failed`` -> ``InvoicePaymentFailed``
 * ``invoice.voided`` / ``invoice.marked_uncollectible`` -> ``InvoiceVoided(uncollectible=...)``
 * ``credit_note.created`` -> ``CreditNoteIssued``; everything else -> no events.
@@ -40,6 +40,7 @@ from canonical import (
 )
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.stripe import mapping
+from connectors.stripe.client import API_VERSION
 from settings import Settings
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -97,6 +98,11 @@ class StripeWebhooks:
             raise PayloadInvalid("body", "not a JSON object")
         event_id = _field(event, "id", str)
         type_ = _field(event, "type", str)
+        version = event.get("api_version")
+        if version != API_VERSION:
+            # another version shapes objects differently: parsing it as ours would read wrong amounts silently
+            raise PayloadInvalid("api_version", f"the endpoint sends Stripe API version {version!r}; this receiver "
+                                 f"reads {API_VERSION} (set the webhook endpoint's api_version to {API_VERSION})")
         created = _field(event, "created", int)
         data = _field(event, "data", dict)
         obj = data.get("object")
@@ -122,14 +128,13 @@ class StripeWebhooks:
         if type_ == "invoice.finalized":
             return [InvoiceFinalized(**base, invoice=mapping.invoice(obj))]
         if type_ in ("invoice.paid", "invoice.payment_succeeded"):
-            if type_ == "invoice.payment_succeeded" and obj.get("status") == "paid":
-                return []  # the invoice.paid event of the same payment reports it
-            before = int((previous or {}).get("amount_paid") or 0)
-            delta = int(obj["amount_paid"]) - before
-            if type_ == "invoice.payment_succeeded" and delta <= 0:
+            paid = int(obj["amount_paid"])
+            if type_ == "invoice.payment_succeeded" and paid <= 0:
                 return []
-            payment = mapping.payment(obj, amount_units=delta, event_id=event_id,
-                                      event_created=created) if delta > 0 else None
+            # Stripe says how much is paid in all, not how much this payment was (previous_attributes come
+            # only with invoice.updated): the ledger posts what it has not recorded yet.
+            payment = mapping.payment(obj, amount_units=paid, event_id=event_id,
+                                      event_created=created) if paid > 0 else None
             return [InvoicePaid(**base, invoice=mapping.invoice(obj), payment=payment)]
         if type_ == "invoice.payment_failed":
             attempts = obj.get("attempt_count") or 0

@@ -22,6 +22,7 @@ import httpx
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.ownership import drop_foreign_fields
+from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.xero import mapping
@@ -170,7 +171,7 @@ class XeroErp:
         doc = await self._contact_by_reference(tenant_id, reference)
         if doc is None:
             body = mapping.contact_to_xero(mapping.account_fields(account), email=email, person=contact,
-                                           reference=reference)
+                                           reference=reference, marker=ownership_marker(idempotency_key))
             created = await self._call("PUT", self._acc("/Contacts"), tenant_id=tenant_id,
                                        body={"Contacts": [body]}, idempotency_key=idempotency_key)
             return mapping.account_from_xero(created["Contacts"][0], account)
@@ -331,6 +332,9 @@ class XeroErp:
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
                            idempotency_key: str) -> str:
         """An AUTHORISED ACCREC invoice with ``Reference`` = the billing invoice ID (found first if posted)."""
+        if not invoice.lines_complete:
+            raise Rejected(f"invoice {invoice.billing_id} carries only its first lines; read it whole first",
+                           vendor=VENDOR)
         found = await self._invoice_by_reference(tenant_id, invoice.billing_id)
         if found is not None:
             return str(found["InvoiceID"])

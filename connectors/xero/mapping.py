@@ -143,13 +143,16 @@ def erp_account_fields(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def contact_to_xero(fields: dict[str, Any], *, email: str | None = None, person: Contact | None = None,
-                    reference: str | None = None) -> dict[str, Any]:
-    """A Xero contact body from canonical fields (only those present are sent)."""
+                    reference: str | None = None, marker: str | None = None) -> dict[str, Any]:
+    """A Xero contact body from canonical fields (only those present are sent). ``marker``: the creating
+    run's ownership mark, written with the create in ``AccountNumber``."""
     doc: dict[str, Any] = {}
     if "name" in fields:
         doc["Name"] = fields["name"]
     if reference is not None:
         doc["ContactNumber"] = reference
+    if marker is not None:
+        doc["AccountNumber"] = marker
     if email:
         doc["EmailAddress"] = email
     if person is not None:
@@ -170,6 +173,7 @@ def account_from_xero(doc: dict[str, Any], base: Account) -> Account:
     """The canonical account as the ERP holds it: ERP-owned fields come from Xero, the CRM's
     identifiers (crm_id, domain, billing customer) from ``base``."""
     return base.model_copy(update={
+        "created_by": doc.get("AccountNumber") or None,
         "name": doc.get("Name") or base.name,
         "address": address_from_xero(doc.get("Addresses")) or base.address,
         "tax_number": doc.get("TaxNumber") or None,

@@ -65,7 +65,9 @@ class XeroWebhooks:
             raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
 
     def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
-        """One ``ErpRecordChanged`` per event; none for an intent-to-receive probe."""
+        """One ``ErpRecordChanged`` per event we know; none for an intent-to-receive probe. An event of a
+        category or type we do not act on is skipped, so the known ones of its batch are still acknowledged
+        (refusing the batch would make Xero redeliver and, in the end, disable the subscription)."""
         try:
             payload: Any = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -77,11 +79,13 @@ class XeroWebhooks:
             raise PayloadInvalid("events", "missing or not a list")
         out: list[DomainEvent] = []
         for index, event in enumerate(events):
-            out.append(self._event(index, event))
+            parsed = self._event(index, event)
+            if parsed is not None:
+                out.append(parsed)
         return out
 
     @staticmethod
-    def _event(index: int, event: Any) -> ErpRecordChanged:
+    def _event(index: int, event: Any) -> ErpRecordChanged | None:
         where = f"events[{index}]"
         if not isinstance(event, dict):
             raise PayloadInvalid(where, "expected an object")
@@ -89,11 +93,9 @@ class XeroWebhooks:
             if not isinstance(event.get(field), str) or not event[field]:
                 raise PayloadInvalid(f"{where}.{field}", "missing or not a string")
         category = _CATEGORIES.get(event["eventCategory"])
-        if category is None:
-            raise PayloadInvalid(f"{where}.eventCategory", f"unknown category {event['eventCategory']!r}")
         change = _EVENT_TYPES.get(event["eventType"])
-        if change is None:
-            raise PayloadInvalid(f"{where}.eventType", f"unknown type {event['eventType']!r}")
+        if category is None or change is None:
+            return None  # a category or type Xero added that no flow reads
         try:
             occurred = _event_time(event["eventDateUtc"])
         except ValueError as exc:

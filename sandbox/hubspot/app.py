@@ -65,9 +65,28 @@ def hubspot_rate_limited(wait: float) -> JSONResponse:
     return JSONResponse(status_code=429, content=body, headers=headers)
 
 
+#: the percent-escapes HubSpot decodes in the URI before signing (its v3 documentation lists these twelve)
+SIGNING_DECODES = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
+                   "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+
+
+def decoded_uri(uri: str) -> str:
+    """The URI as HubSpot signs it: the listed escapes decoded (any case), every other escape kept."""
+    out, i = [], 0
+    while i < len(uri):
+        chunk = uri[i:i + 3].upper()
+        if uri[i] == "%" and chunk in SIGNING_DECODES:
+            out.append(SIGNING_DECODES[chunk])
+            i += 3
+        else:
+            out.append(uri[i])
+            i += 1
+    return "".join(out)
+
+
 def sign_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
-    """``X-HubSpot-Signature-v3``: base64 HMAC-SHA256 of method + URI + body + timestamp."""
-    source = method.encode() + uri.encode() + body + timestamp.encode()
+    """``X-HubSpot-Signature-v3``: base64 HMAC-SHA256 of method + decoded URI + body + timestamp."""
+    source = method.encode() + decoded_uri(uri).encode() + body + timestamp.encode()
     return base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
 
 
@@ -280,10 +299,23 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             record = portal.find_by(type_name, id_property, object_id)
             if record is None:
                 raise HubSpotError(404, "Object not found.", "OBJECT_NOT_FOUND", context={"id": [object_id]})
+        elif request.query_params.get("archived", "false").lower() == "true":
+            record = portal.get(type_name, object_id)
+            if record is None or not record.get("archived"):
+                raise HubSpotError(404, "Object not found.", "OBJECT_NOT_FOUND", context={"id": [object_id]})
+            return portal.render(type_name, record, _names(request, "properties") or None)
         else:
             record = portal.require(type_name, object_id)
         return with_associations(type_name, record, _names(request, "properties") or None,
                                  _names(request, "associations"))
+
+    @api.delete("/crm/v3/objects/{object_type_raw}/{object_id}", status_code=204)
+    async def archive_object(object_type_raw: str, object_id: str) -> Response:
+        """Archive (HubSpot answers 204 also for an ID it does not have)."""
+        type_name = object_type(object_type_raw)
+        if (found := portal.get(type_name, object_id)) is not None and not found.get("archived"):
+            portal.archive(type_name, object_id)
+        return Response(status_code=204)
 
     @api.patch("/crm/v3/objects/{object_type_raw}/{object_id}")
     async def update_object(object_type_raw: str, object_id: str, request: Request) -> dict[str, Any]:
@@ -429,6 +461,28 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             after = str(offset + limit)
             body["paging"] = {"next": {"after": after, "link": f"{request.url.path}?after={after}"}}
         return body
+
+    @api.put("/crm/v4/objects/{object_type_raw}/{object_id}/associations/{to_type_raw}/{to_object_id}")
+    async def create_association(object_type_raw: str, object_id: str, to_type_raw: str, to_object_id: str,
+                                 request: Request) -> dict[str, Any]:
+        """Associate two records with the given types (HubSpot-defined ones only in the emulator)."""
+        type_name, to_type = object_type(object_type_raw), object_type(to_type_raw)
+        specs = await _json(request)
+        if not isinstance(specs, list) or not specs:
+            raise HubSpotError(400, "Invalid input JSON: expected a non-empty array of association specs",
+                               "VALIDATION_ERROR")
+        known = {t for t, _n, _l in ASSOCIATION_TYPES.get((type_name, to_type), [])}
+        for spec in specs:
+            if not isinstance(spec, dict) or spec.get("associationCategory") != "HUBSPOT_DEFINED" \
+                    or int(spec.get("associationTypeId") or 0) not in known:
+                raise HubSpotError(400, f"Invalid association spec {spec!r} from {type_name} to {to_type}",
+                                   "VALIDATION_ERROR")
+        portal.require(type_name, object_id)
+        portal.require(to_type, to_object_id)
+        portal.associate(type_name, object_id, to_type, to_object_id)
+        labels = [label for t, _n, label in ASSOCIATION_TYPES[(type_name, to_type)] if label]
+        return {"fromObjectTypeId": type_id(type_name), "fromObjectId": int(object_id),
+                "toObjectTypeId": type_id(to_type), "toObjectId": int(to_object_id), "labels": labels}
 
     # -- properties v3 -----------------------------------------------------------------------------
     @api.get("/crm/v3/properties/{object_type_raw}")

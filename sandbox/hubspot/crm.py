@@ -267,6 +267,13 @@ class Portal:
             self.store.put(f"hs:{type_name}", object_id, record)
         return record, changed
 
+    def archive(self, type_name: str, object_id: str) -> None:
+        """Move to the recycling bin (HubSpot's archive): reads give 404 unless ``archived=true``."""
+        record = self.require(type_name, object_id)
+        stamp = now_iso()
+        record.update(archived=True, archivedAt=stamp, updatedAt=stamp)
+        self.store.put(f"hs:{type_name}", object_id, record)
+
     # -- associations ----------------------------------------------------------------------------
     def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         """Both directions, with HubSpot's default (and primary, where it has one) types."""
@@ -289,8 +296,11 @@ class Portal:
         wanted = list(properties) if properties else DEFAULT_READ[type_name]
         props = record["properties"]
         shown = {n: props[n] for n in [*wanted, *always] if n in props}
-        return {"id": record["id"], "properties": shown, "createdAt": record["createdAt"],
-                "updatedAt": record["updatedAt"], "archived": bool(record.get("archived", False))}
+        shown_record = {"id": record["id"], "properties": shown, "createdAt": record["createdAt"],
+                        "updatedAt": record["updatedAt"], "archived": bool(record.get("archived", False))}
+        if record.get("archivedAt"):
+            shown_record["archivedAt"] = record["archivedAt"]
+        return shown_record
 
 
 def _as_text(value: Any) -> str:

@@ -19,8 +19,9 @@ Behaviour worth knowing (decisions where the real API has more to it):
 * Partial payments (pre-"basil" there is no invoice-payment object): ``POST /_sandbox/invoices/{id}/
   payments`` adds to ``amount_paid``, lowers ``amount_remaining``, sets ``charge`` to a new ``ch_`` ID
   and emits ``invoice.payment_succeeded``; when nothing remains the invoice is ``paid`` and
-  ``invoice.paid`` follows. Both events carry ``data.previous_attributes.amount_paid``/
-  ``amount_remaining`` so a receiver can tell how much this payment was.
+  ``invoice.paid`` follows, then ``invoice.updated``. As with Stripe, only ``*.updated`` events carry
+  ``data.previous_attributes``: a receiver learns a payment's amount from ``amount_paid`` against what
+  it has already recorded.
 * Credit notes on an open invoice are pre-payment (lower ``amount_due``/``amount_remaining``; a fully
   credited invoice becomes ``paid``); on a paid invoice post-payment, credited to the customer balance
   unless ``refund_amount``/``out_of_band_amount`` say otherwise.
@@ -56,6 +57,7 @@ from sandbox.stripe.objects import (
     currency,
     customer_object,
     error_response,
+    expand,
     invoice_object,
     line_from_item,
     line_from_subscription_item,
@@ -65,6 +67,7 @@ from sandbox.stripe.objects import (
     paginate,
     price_object,
     product_object,
+    public,
     recalculate,
     to_int,
 )
@@ -76,6 +79,7 @@ IDEMPOTENCY_MISMATCH = ("Keys for idempotent requests can only be used with the 
                         "request.")
 RATE_LIMIT_MESSAGE = ("Request rate limit exceeded. You can learn more about rate limits here "
                       "https://stripe.com/docs/rate-limits.")
+PAST_DUE_DATE = "Invoice due dates must be in the future."
 CREDIT_NOTE_REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
 
 
@@ -125,10 +129,12 @@ class Emulator:
     # -- events ------------------------------------------------------------------------------------
     def emit(self, type_: str, obj: dict[str, Any], request: Request | None,
              previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Store an event and deliver it, signed, to every webhook target."""
+        """Store an event and deliver it, signed, to every webhook target.
+
+        Like Stripe, only ``*.updated`` events carry ``data.previous_attributes``."""
         targets = self.app.state.control.webhooks.targets
-        data: dict[str, Any] = {"object": json.loads(json.dumps(obj))}
-        if previous is not None:
+        data: dict[str, Any] = {"object": json.loads(json.dumps(public(obj)))}
+        if previous is not None and type_.endswith(".updated"):
             data["previous_attributes"] = previous
         event: dict[str, Any] = {
             "id": new_id("evt_", self.store), "object": "event", "api_version": API_VERSION, "created": now(),
@@ -163,7 +169,8 @@ class Emulator:
         events = [self.emit("invoice.finalized", invoice, request)["id"]]
         if invoice["amount_remaining"] == 0:  # nothing to collect: Stripe marks it paid at once
             previous = self.mark_paid(invoice)
-            events.append(self.emit("invoice.paid", invoice, request, previous)["id"])
+            events.append(self.emit("invoice.paid", invoice, request)["id"])
+            events.append(self.emit("invoice.updated", invoice, request, previous)["id"])
         self.save(invoice)
         return events
 
@@ -217,9 +224,10 @@ class Emulator:
             invoice["next_payment_attempt"] = None
         self.save(invoice)
         if not out_of_band:
-            events.append(self.emit("invoice.payment_succeeded", invoice, request, previous)["id"])
+            events.append(self.emit("invoice.payment_succeeded", invoice, request)["id"])
         if invoice["status"] == "paid":
-            events.append(self.emit("invoice.paid", invoice, request, previous)["id"])
+            events.append(self.emit("invoice.paid", invoice, request)["id"])
+        events.append(self.emit("invoice.updated", invoice, request, previous)["id"])
         return events
 
 
@@ -242,13 +250,34 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
     @app.middleware("http")
     async def stripe_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.request_id = "req_" + secrets.token_hex(7)
+        request.state.expand = None
         response = await call_next(request)
+        paths = request.state.expand
+        if paths is None and request.method == "GET" and "expand" in request.url.query:
+            try:
+                paths = decode_form(request.url.query).get("expand")
+            except FormError:
+                paths = None
+        if paths and response.status_code == 200 and request.url.path.startswith("/v1"):
+            response = await expanded(response, paths if isinstance(paths, list) else [paths])
         if request.url.path.startswith("/v1"):
             response.headers["Request-Id"] = request.state.request_id
             response.headers["Stripe-Version"] = request.headers.get("Stripe-Version") or API_VERSION
             if key := request.headers.get("Idempotency-Key"):
                 response.headers["Idempotency-Key"] = key
         return response
+
+    async def expanded(response: Response, paths: list[str]) -> Response:
+        """The answer with ``expand[]`` applied (the handlers answer with IDs, as Stripe stores them)."""
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        try:
+            data = expand(json.loads(body), [str(p) for p in paths],
+                          lambda kind, object_id: None if (o := store.get(kind, object_id)) is None
+                          or o.get("deleted") else o)
+        except StripeError as exc:
+            return exc.response()
+        return JSONResponse(data, headers=headers)
 
     def authenticate(request: Request) -> str:
         header = request.headers.get("Authorization", "")
@@ -277,9 +306,11 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
 
     async def form(request: Request) -> dict[str, Any]:
         try:
-            return decode_form((await request.body()).decode())
+            data = decode_form((await request.body()).decode())
         except FormError as exc:
             raise bad(str(exc), exc.key) from exc
+        request.state.expand = data.get("expand")
+        return data
 
     def query(request: Request) -> dict[str, Any]:
         try:
@@ -295,7 +326,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             raise bad("Idempotency-Key must be at most 255 characters long.")
 
         async def run() -> Response:
-            return JSONResponse(handler(params))
+            return JSONResponse(public(handler(params)))
 
         return await guard.run(scope=authenticate(request), key=key,
                                fingerprint_parts=[request.method, request.url.path, params], handler=run)
@@ -314,7 +345,9 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 return False
             return where is None or where(obj, q)
 
-        return paginate(emu.newest_first(kind, keep), q, url, kind)
+        page = paginate(emu.newest_first(kind, keep), q, url, kind)
+        page["data"] = [public(obj) for obj in page["data"]]
+        return page
 
     # -- customers -------------------------------------------------------------------------------
     customer_fields = {"address", "balance", "description", "email", "invoice_prefix", "metadata", "name", "phone",
@@ -818,6 +851,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             if method != "send_invoice" and (due is not None or days is not None):
                 raise bad("Invoices with collection_method charge_automatically cannot have a due date.",
                           "due_date" if due is not None else "days_until_due")
+            if due is not None and due <= now():
+                raise bad(PAST_DUE_DATE, "due_date")
             if method == "send_invoice" and due is None:
                 due = now() + 86400 * (30 if days is None else days)
             behavior = p.enum("pending_invoice_items_behavior", ("exclude", "include", "include_and_require"),
@@ -851,7 +886,15 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
 
     @router.get("/v1/invoices/{invoice_id}")
     async def get_invoice(invoice_id: str) -> dict[str, Any]:
-        return emu.get("invoice", invoice_id)
+        return public(emu.get("invoice", invoice_id))
+
+    @router.get("/v1/invoices/{invoice_id}/lines")
+    async def list_invoice_lines(request: Request, invoice_id: str) -> dict[str, Any]:
+        """Every line of the invoice, in invoice order, by cursor (``limit``/``starting_after``/``ending_before``)."""
+        q = query(request)
+        Params(q, {"limit", "starting_after", "ending_before"})
+        invoice = emu.get("invoice", invoice_id)
+        return paginate(list(invoice["lines"]["data"]), q, f"/v1/invoices/{invoice_id}/lines", "line_item")
 
     @router.post("/v1/invoices/{invoice_id}")
     async def update_invoice(request: Request, invoice_id: str) -> Response:
@@ -864,7 +907,10 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 if name in p:
                     invoice[name] = p.str(name)
             if "due_date" in p:
-                invoice["due_date"] = p.int("due_date")
+                due = p.int("due_date")
+                if due is not None and due <= now():
+                    raise bad(PAST_DUE_DATE, "due_date")
+                invoice["due_date"] = due
             if (auto := p.bool("auto_advance")) is not None:
                 invoice["auto_advance"] = auto
             invoice["metadata"] = merge_metadata(invoice["metadata"], p.metadata(), p.raw("metadata"))
@@ -922,7 +968,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         if status == "void":
             invoice["amount_remaining"] = 0
         emu.save(invoice)
-        emu.emit(event, invoice, request, previous)
+        emu.emit(event, invoice, request)
+        emu.emit("invoice.updated", invoice, request, previous)
         return invoice
 
     @router.post("/v1/invoices/{invoice_id}/void")
@@ -1008,7 +1055,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                     previous.update(amount_paid=invoice["amount_paid"])
                 emu.save(invoice)
                 if previous is not None:
-                    emu.emit("invoice.paid", invoice, request, previous)
+                    emu.emit("invoice.paid", invoice, request)
+                    emu.emit("invoice.updated", invoice, request, previous)
             else:
                 invoice["post_payment_credit_notes_amount"] += amount
                 emu.save(invoice)
@@ -1107,7 +1155,8 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1,
                        charge=new_id("ch_", store), next_payment_attempt=now() + 3 * 86400)
         emu.save(invoice)
-        event = emu.emit("invoice.payment_failed", invoice, request, previous)
+        event = emu.emit("invoice.payment_failed", invoice, request)
+        emu.emit("invoice.updated", invoice, request, previous)
         return JSONResponse({"invoice": invoice, "charge": invoice["charge"],
                              "reason": (act.reason if act else None) or "card_declined", "events": [event["id"]]})
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import builtins
 import calendar
+import json
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,9 +106,10 @@ class Params:
         value = self.data.get(name)
         if value is None or value == "":
             return None
-        if value not in ("true", "false"):
+        # Stripe reads booleans case-insensitively: its own Python SDK sends ``True``/``False``
+        if not isinstance(value, str) or value.lower() not in ("true", "false"):
             raise bad(f"Invalid boolean: {value}", name)
-        return value == "true"
+        return value.lower() == "true"
 
     def enum(self, name: builtins.str, values: tuple[builtins.str, ...], *,
              default: builtins.str | None = None) -> builtins.str | None:
@@ -213,6 +216,64 @@ def paginate(items: list[dict[str, Any]], params: dict[str, Any], url: str, kind
     else:
         page, has_more = items[:limit], len(items) > limit
     return {"object": "list", "data": page, "has_more": has_more, "url": url}
+
+
+#: ID prefix -> stored kind, for ``expand``
+EXPANDABLE = {"cus_": "customer", "sub_": "subscription", "in_": "invoice", "prod_": "product", "price_": "price",
+              "ii_": "invoiceitem", "cn_": "credit_note"}
+MAX_EXPAND_DEPTH = 4
+
+
+def expand(obj: dict[str, Any], paths: list[str],
+           lookup: Callable[[str, str], dict[str, Any] | None]) -> dict[str, Any]:
+    """``obj`` with each dotted path of ``expand[]`` replaced by the object its ID names (lists through
+    ``data``), as Stripe does; a path that names no expandable ID is refused, as Stripe refuses it."""
+    out = json.loads(json.dumps(obj))
+    for path in paths:
+        parts = path.split(".")
+        if len([p for p in parts if p != "data"]) > MAX_EXPAND_DEPTH:
+            raise bad(f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property. Property: {path}",
+                      "expand")
+        _expand(out, parts, path, lookup)
+    return out
+
+
+def _expand(obj: Any, parts: list[str], path: str, lookup: Callable[[str, str], dict[str, Any] | None]) -> None:
+    head, rest = parts[0], parts[1:]
+    if head == "data" and isinstance(obj, dict) and obj.get("object") in ("list", "search_result"):
+        for item in obj.get("data") or []:
+            _expand(item, rest, path, lookup)
+        return
+    if not isinstance(obj, dict) or head not in obj:
+        raise bad(f"This property cannot be expanded ({path}).", "expand")
+    value = obj[head]
+    if isinstance(value, str):
+        kind = next((k for prefix, k in EXPANDABLE.items() if value.startswith(prefix)), None)
+        found = lookup(kind, value) if kind else None
+        if found is None:
+            raise bad(f"This property cannot be expanded ({path}).", "expand")
+        obj[head] = value = public(json.loads(json.dumps(found)))
+    if rest and value is not None:
+        _expand(value, rest, path, lookup)
+
+
+#: lines Stripe embeds in an invoice; the rest are read from ``GET /v1/invoices/{id}/lines``
+EMBEDDED_LINES = 10
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as Stripe shows it: an invoice embeds its first ``EMBEDDED_LINES`` lines with ``has_more``.
+
+    The emulator keeps every line in ``lines.data`` internally; only what leaves it is cut.
+    """
+    if obj.get("object") != "invoice" or not isinstance(obj.get("lines"), dict):
+        return obj
+    lines = obj["lines"]["data"]
+    if len(lines) <= EMBEDDED_LINES and not obj["lines"].get("has_more"):
+        return obj
+    shown = dict(obj)
+    shown["lines"] = {**obj["lines"], "data": lines[:EMBEDDED_LINES], "has_more": len(lines) > EMBEDDED_LINES}
+    return shown
 
 
 def list_object(data: list[dict[str, Any]], url: str) -> dict[str, Any]:

@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from hubspot.utils.signature import Signature
 
 from canonical import DealChanged, DealStageReached
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.hubspot import HubSpotWebhooks, webhooks_from_settings
+from connectors.hubspot.webhooks import signing_uri
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
 from tests.helpers.servers import SandboxHandle
@@ -169,7 +171,8 @@ def capture() -> Iterator[tuple[RunningApp, list[dict[str, Any]]]]:
 async def test_hubspot_emulator_webhook_verifies_and_parses(
         settings: Settings, hubspot_sandbox: SandboxHandle, capture: tuple[RunningApp, list[dict[str, Any]]]) -> None:
     running, received = capture
-    target = f"{running.base_url}/webhooks/hubspot?source=sandbox-{uuid.uuid4().hex[:6]}"
+    # escapes HubSpot decodes before signing (%3A, %40) and one it keeps (%20)
+    target = f"{running.base_url}/webhooks/hubspot?source=sandbox%3A{uuid.uuid4().hex[:6]}%40hub%20x"
     hubspot_sandbox.post_control("webhooks", {"url": target})
     control = httpx.AsyncClient(base_url=f"{hubspot_sandbox.base_url}/_sandbox", timeout=10)
     try:
@@ -194,6 +197,13 @@ async def test_hubspot_emulator_webhook_verifies_and_parses(
                           body=delivery["body"])
     events = receiver.parse(headers=delivery["headers"], body=delivery["body"])
 
+    assert "%3A" in delivery["url"], "the target URL reached the receiver with its escapes"
+    # HubSpot's own SDK verifies the emulator's signature over the decoded URI, as HubSpot documents
+    headers = {k.lower(): v for k, v in delivery["headers"].items()}
+    assert Signature.is_valid(signature=headers["x-hubspot-signature-v3"], client_secret=settings.hubspot_client_secret,
+                              request_body=delivery["body"].decode(), http_uri=signing_uri(delivery["url"]),
+                              http_method="POST", signature_version="v3",
+                              timestamp=headers["x-hubspot-request-timestamp"])
     assert len(events) == 1 and isinstance(events[0], DealStageReached)
     assert events[0].deal_id == seeded["dealId"] and events[0].is_closed_won
     assert events[0].source_event_id == str(moved["eventIds"][0])

@@ -359,3 +359,35 @@ async def test_stripe_429_without_retry_after_has_no_wait() -> None:
         assert caught.value.message == "Request rate limit exceeded."
     finally:
         await adapter.aclose()
+
+
+@pytest.mark.parametrize(("days_before", "terms"), [(10, 0), (10, 5), (0, 0), (40, 30)])
+async def test_stripe_one_off_invoices_of_a_started_contract_get_a_valid_due_date(
+        billing: StripeBilling, days_before: int, terms: int) -> None:
+    """A contract signed after its start (or on net-0 terms) is billed now, due ``terms`` days later."""
+    customer_id = await new_customer(billing)
+    today = datetime.now(UTC).date()
+    schedule = BillingSchedule(
+        kind=BillingScheduleKind.FIXED_FEE, customer_id=customer_id, currency="EUR",
+        start_date=today - timedelta(days=days_before), days_until_due=terms,
+        charges=[ScheduledCharge(product_code="FF", description="Fixed fee", unit_amount=eur("900.00"),
+                                 bill_on=today - timedelta(days=days_before))])
+
+    created = await billing.create_schedule(schedule, idempotency_key=uid())
+    [invoice_id] = [i for i in created.item_ids if i.startswith("in_")]
+    invoice = await billing.get_invoice(invoice_id)
+
+    assert invoice.due_on is not None and invoice.due_on >= today + timedelta(days=terms)
+    assert invoice.total == eur("900.00")
+
+
+async def test_stripe_one_off_invoice_keeps_the_contract_due_date_while_ahead(billing: StripeBilling) -> None:
+    customer_id = await new_customer(billing)
+    today = datetime.now(UTC).date()
+    schedule = BillingSchedule(
+        kind=BillingScheduleKind.MILESTONE, customer_id=customer_id, currency="EUR", start_date=today,
+        days_until_due=30, charges=[ScheduledCharge(product_code="MS", description="Phase", unit_amount=eur("5.00"),
+                                                    bill_on=today - timedelta(days=10))])
+    created = await billing.create_schedule(schedule, idempotency_key=uid())
+    [invoice_id] = [i for i in created.item_ids if i.startswith("in_")]
+    assert (await billing.get_invoice(invoice_id)).due_on == today + timedelta(days=20)

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from canonical import (
     Money,
     ScheduledCharge,
 )
+from canonical.ledger import LedgerInvoice, unrecorded_payment
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.ports import WebhookReceiver
 from connectors.stripe import StripeWebhooks, from_settings, webhooks_from_settings
@@ -148,20 +150,45 @@ def test_stripe_parse_invoice_finalized(receiver: StripeWebhooks) -> None:
 
 
 def test_stripe_parse_partial_payment_then_full(receiver: StripeWebhooks) -> None:
+    """Stripe's shapes: no previous_attributes on payment events; each payment is amount_paid less what the
+    ledger recorded, so partial, repeated and out-of-order events post each cent once."""
     partial = invoice_obj(amount_paid=3000, amount_remaining=7000, charge="ch_1")
-    [first] = receiver.parse(headers={}, body=event("invoice.payment_succeeded", partial,
-                                                    {"amount_paid": 0, "amount_remaining": 10000}))
+    [first] = receiver.parse(headers={}, body=event("invoice.payment_succeeded", partial))
     assert isinstance(first, InvoicePaid) and first.payment is not None
-    assert first.payment.amount == Money.of("30.00", "EUR") and first.payment.billing_id == "ch_1"
+    assert first.payment.billing_id == "ch_1" and first.invoice.amount_paid == Money.of("30.00", "EUR")
     assert first.invoice.amount_due == Money.of("70.00", "EUR")
     paid = invoice_obj(amount_paid=10000, amount_remaining=0, status="paid", charge="ch_2",
                        status_transitions={"finalized_at": 1764547200, "paid_at": 1764550000})
-    previous = {"amount_paid": 3000, "amount_remaining": 7000, "status": "open"}
-    assert receiver.parse(headers={}, body=event("invoice.payment_succeeded", paid, previous)) == []
-    [second] = receiver.parse(headers={}, body=event("invoice.paid", paid, previous))
+    [succeeded] = receiver.parse(headers={}, body=event("invoice.payment_succeeded", paid))
+    [second] = receiver.parse(headers={}, body=event("invoice.paid", paid))
     assert isinstance(second, InvoicePaid) and second.payment is not None
-    assert second.payment.amount == Money.of("70.00", "EUR") and second.payment.billing_id == "ch_2"
-    assert second.invoice.status is InvoiceStatus.PAID
+    assert second.payment.billing_id == "ch_2" and second.invoice.status is InvoiceStatus.PAID
+
+    entry = LedgerInvoice(invoice_id="in_1", currency="EUR", total=Decimal("100.00"))
+    posted = []
+    for parsed in (first, second, succeeded, first):  # the last two: the same payment again, and a late one
+        assert isinstance(parsed, InvoicePaid)
+        payment = unrecorded_payment(entry, parsed.invoice, parsed.payment)
+        if payment is not None:
+            entry.payment_ids.append(payment.billing_id)
+            entry.paid += payment.amount.amount
+            posted.append((payment.billing_id, payment.amount))
+    assert posted == [("ch_1", Money.of("30.00", "EUR")), ("ch_2", Money.of("70.00", "EUR"))]
+
+
+def test_stripe_payment_arriving_before_an_earlier_one_posts_both_amounts_once() -> None:
+    receiver = StripeWebhooks(SECRET)
+    [late] = receiver.parse(headers={}, body=event("invoice.payment_succeeded", invoice_obj(
+        amount_paid=3000, amount_remaining=7000, charge="ch_1")))
+    [early] = receiver.parse(headers={}, body=event("invoice.paid", invoice_obj(
+        amount_paid=10000, amount_remaining=0, status="paid", charge="ch_2")))
+    entry = LedgerInvoice(invoice_id="in_1", currency="EUR", total=Decimal("100.00"))
+    assert isinstance(early, InvoicePaid) and isinstance(late, InvoicePaid)
+    first = unrecorded_payment(entry, early.invoice, early.payment)
+    assert first is not None and first.amount == Money.of("100.00", "EUR")
+    entry.paid += first.amount.amount
+    entry.payment_ids.append(first.billing_id)
+    assert unrecorded_payment(entry, late.invoice, late.payment) is None
 
 
 def test_stripe_parse_paid_without_previous_is_whole_amount(receiver: StripeWebhooks) -> None:
@@ -263,10 +290,37 @@ async def test_stripe_emulator_webhooks_verify_and_parse(
                 continue
             await receiver.verify(method="POST", url=URL, headers=headers, body=body)
             events += receiver.parse(headers=headers, body=body)
-        if len(events) >= 3:
+        if len(events) >= 4:
             break
         await asyncio.sleep(0.05)
     kinds = [e.kind for e in events]
-    assert kinds.count("invoice.finalized") == 1 and kinds.count("invoice.paid") == 2, kinds
-    payments = [e.payment.amount for e in events if isinstance(e, InvoicePaid) and e.payment]
-    assert sorted(payments, key=lambda m: m.amount) == [Money.of("150.00", "USD"), Money.of("250.00", "USD")]
+    assert kinds.count("invoice.finalized") == 1 and kinds.count("invoice.paid") == 3, kinds
+    assert all(json.loads(body)["data"].get("previous_attributes") is None for _h, body in received
+               if not json.loads(body)["type"].endswith(".updated")), "Stripe: previous_attributes on *.updated only"
+    entry = LedgerInvoice(invoice_id=invoice_id, currency="USD", total=Decimal("400"))
+    payments = []
+    for parsed in sorted((e for e in events if isinstance(e, InvoicePaid)), key=lambda e: e.source_event_id):
+        payment = unrecorded_payment(entry, parsed.invoice, parsed.payment)
+        if payment is not None:
+            entry.paid += payment.amount.amount
+            entry.payment_ids.append(payment.billing_id)
+            payments.append(payment.amount)
+    assert payments == [Money.of("150.00", "USD"), Money.of("250.00", "USD")]
+
+
+def test_stripe_parse_refuses_an_event_of_another_api_version(receiver: StripeWebhooks) -> None:
+    body = json.loads(event("invoice.finalized", invoice_obj()))
+    for version in ("2024-06-20", None):
+        body["api_version"] = version
+        with pytest.raises(PayloadInvalid) as caught:
+            receiver.parse(headers={}, body=json.dumps(body).encode())
+        assert caught.value.field == "api_version" and "2023-08-16" in str(caught.value)
+
+
+def test_stripe_parse_refuses_an_invoice_without_amount_remaining(receiver: StripeWebhooks) -> None:
+    obj = invoice_obj()
+    del obj["amount_remaining"]
+    with pytest.raises(PayloadInvalid) as caught:
+        receiver.parse(headers={}, body=event("invoice.finalized", obj))
+    assert caught.value.field == "data.object.amount_remaining"
+

@@ -24,6 +24,8 @@ from canonical import (
     Project,
 )
 from canonical.deal import BillingModel
+from canonical.ledger import BillingCustomer
+from canonical.refs import ownership_marker
 from canonical.requests import ContractRequest, DealWriteBack
 
 _ids = itertools.count(1)
@@ -129,8 +131,9 @@ class FakeErp(_Refusals):
                               reference: str, idempotency_key: str) -> Account:
         self._maybe_refuse("upsert_customer")
         found = self.contacts.setdefault(tenant_id, {}).get(reference)
-        if found is None:
-            found = account.model_copy(update={"erp_contact_id": _next("contact-")})
+        if found is None:  # the create writes its ownership mark, as the ERP adapter does
+            found = account.model_copy(update={"erp_contact_id": _next("contact-"),
+                                               "created_by": ownership_marker(idempotency_key)})
             self.contacts[tenant_id][reference] = found
         return found
 
@@ -150,6 +153,7 @@ class FakeErp(_Refusals):
 @dataclass
 class FakeBilling(_Refusals):
     customers: dict[str, str] = field(default_factory=dict)  # reference -> customer ID
+    marks: dict[str, str] = field(default_factory=dict)  # customer ID -> ownership mark of its create
     schedules: dict[str, BillingSchedule] = field(default_factory=dict)  # idempotency key -> schedule
     deleted: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
@@ -161,7 +165,14 @@ class FakeBilling(_Refusals):
     async def ensure_customer(self, account: Account, *, contact: Contact | None, reference: str,
                               legal_entity: str, idempotency_key: str) -> str:
         self._maybe_refuse("ensure_customer")
-        return self.customers.setdefault(reference, _next("cust-"))
+        if reference not in self.customers:
+            self.customers[reference] = _next("cust-")
+            self.marks[self.customers[reference]] = ownership_marker(idempotency_key)
+        return self.customers[reference]
+
+    async def get_customer(self, customer_id: str) -> BillingCustomer:
+        return BillingCustomer(customer_id=customer_id,
+                               account=Account(name="Fake Co", created_by=self.marks.get(customer_id)))
 
     async def delete_customer(self, customer_id: str) -> None:
         self.deleted.append(customer_id)

@@ -244,14 +244,18 @@ async def test_stripe_sandbox_partial_then_full_payment(api: httpx.AsyncClient,
     assert too_much.status_code == 400
     rest = await api.post(f"/_sandbox/invoices/{invoice['id']}/payments")
     assert rest.json()["amount"] == 7500 and rest.json()["invoice"]["status"] == "paid"
-    events = [e for _h, e in await wait_for(sink, invoice["id"], 5)]  # created, finalized, 2 succeeded, paid
+    events = [e for _h, e in await wait_for(sink, invoice["id"], 7)]
     # deliveries run concurrently, so order by the event IDs (assigned in emission order)
     events.sort(key=lambda e: e["id"])
     assert [e["type"] for e in events] == ["invoice.created", "invoice.finalized", "invoice.payment_succeeded",
-                                           "invoice.payment_succeeded", "invoice.paid"]
-    assert events[2]["data"]["previous_attributes"] == {"amount_paid": 0, "amount_remaining": 10000}
-    assert events[3]["data"]["previous_attributes"]["amount_paid"] == 2500
-    assert events[4]["data"]["previous_attributes"]["amount_paid"] == 2500
+                                           "invoice.updated", "invoice.payment_succeeded", "invoice.paid",
+                                           "invoice.updated"]
+    # as Stripe: previous_attributes only on *.updated events
+    assert [e["data"].get("previous_attributes") is not None for e in events] == [
+        False, False, False, True, False, False, True]
+    assert events[3]["data"]["previous_attributes"] == {"amount_paid": 0, "amount_remaining": 10000}
+    assert events[6]["data"]["previous_attributes"]["amount_paid"] == 2500
+    assert events[5]["data"]["object"]["amount_paid"] == 10000
 
 
 async def test_stripe_sandbox_payment_failure_and_void(api: httpx.AsyncClient) -> None:
@@ -332,3 +336,42 @@ async def test_stripe_sandbox_credit_note_settles_open_invoice(api: httpx.AsyncC
     bad_reason = await api.post("/v1/credit_notes", data={"invoice": invoice["id"], "amount": "1",
                                                           "reason": "because"})
     assert bad_reason.status_code == 400
+
+
+# -- invoice lines ---------------------------------------------------------------------------------
+async def test_stripe_sandbox_embeds_ten_lines_and_pages_the_rest(api: httpx.AsyncClient) -> None:
+    cus = await customer(api)
+    draft = (await api.post("/v1/invoices", data={"customer": cus["id"], "currency": "usd",
+                                                  "collection_method": "send_invoice", "days_until_due": "30"})).json()
+    for i in range(23):
+        item = await api.post("/v1/invoiceitems", data={"customer": cus["id"], "invoice": draft["id"],
+                                                        "currency": "usd", "amount": str(100 + i)})
+        assert item.status_code == 200, item.text
+
+    shown = (await api.get(f"/v1/invoices/{draft['id']}")).json()
+    first = (await api.get(f"/v1/invoices/{draft['id']}/lines", params={"limit": "20"})).json()
+    rest = (await api.get(f"/v1/invoices/{draft['id']}/lines",
+                          params={"limit": "20", "starting_after": first["data"][-1]["id"]})).json()
+    listed = (await api.get("/v1/invoices", params={"customer": cus["id"]})).json()["data"][0]
+
+    assert len(shown["lines"]["data"]) == 10 and shown["lines"]["has_more"] is True
+    assert shown["total"] == sum(100 + i for i in range(23)), "totals count every line, embedded or not"
+    assert len(listed["lines"]["data"]) == 10 and listed["lines"]["has_more"] is True
+    assert len(first["data"]) == 20 and first["has_more"] is True
+    assert len(rest["data"]) == 3 and rest["has_more"] is False
+    assert [line["amount"] for line in first["data"] + rest["data"]] == [100 + i for i in range(23)]
+    assert shown["lines"]["data"] == first["data"][:10]
+
+
+async def test_stripe_sandbox_refuses_a_past_due_date(api: httpx.AsyncClient) -> None:
+    cus = await customer(api)
+    past = int(time.time()) - 86400
+    created = await api.post("/v1/invoices", data={"customer": cus["id"], "collection_method": "send_invoice",
+                                                   "due_date": str(past)})
+    draft = (await api.post("/v1/invoices", data={"customer": cus["id"], "collection_method": "send_invoice",
+                                                  "days_until_due": "0"})).json()
+    updated = await api.post(f"/v1/invoices/{draft['id']}", data={"due_date": str(past)})
+
+    assert created.status_code == 400 and created.json()["error"]["param"] == "due_date"
+    assert updated.status_code == 400 and updated.json()["error"]["param"] == "due_date"
+    assert draft["due_date"] >= int(time.time()) - 5

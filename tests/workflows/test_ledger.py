@@ -12,11 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import starter
 from activities.ledger import LedgerActivities
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from settings import Settings
@@ -38,7 +41,7 @@ from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.models import LedgerStatus, LedgerStatusRequest
+from workflows.models import LedgerStatus, LedgerStatusRequest, RepostRequest
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
@@ -217,15 +220,15 @@ async def test_ledger_out_of_order_and_duplicate_events_post_once(rig: LedgerRig
     await finalize(rig.connectors.billing, rig.stripe, invoice_id)
     finalized = canonical(rig.settings, stripe_events(rig.stripe, invoice_id, "invoice.finalized")[-1])
     paid = [e for raw in pay(rig.stripe, invoice_id) for e in canonical(rig.settings, raw)]
-    assert [type(e) for e in paid] == [InvoicePaid]
+    assert [type(e) for e in paid] == [InvoicePaid, InvoicePaid]  # payment_succeeded and paid
 
     # paid arrives before finalized, and every event twice
     handle = await signal(rig.client, rig.settings, account.customer_id, [*paid, *paid, *finalized, *finalized, *paid])
 
-    status = await until(handle, lambda s: s.events_applied >= 2 and not s.open_items, "applied")
+    status = await until(handle, lambda s: s.events_applied >= 3 and not s.open_items, "applied")
     [item] = status.settled_items
     assert item.paid == Decimal("450.00") and len(item.payment_ids) == 1 and item.number
-    assert status.events_applied == 2, "duplicates are dropped before they are applied"
+    assert status.events_applied == 3, "duplicates are dropped before they are applied"
     assert rig.erp_count("invoice", invoice_id) == 1
     erp = await rig.erp_invoice(invoice_id)
     assert erp is not None and erp.amount_paid.amount == Decimal("450.00") and erp.status.value == "paid"
@@ -249,7 +252,7 @@ async def test_ledger_month_of_invoices_across_continue_as_new(
                 handle = await rig.pay(account, invoice_id)
         assert handle is not None
         paid = sum(Decimal(a) for i, a in enumerate(amounts) if i % 3 != 2)
-        status = await until(handle, lambda s: s.events_applied >= 50, "all events applied", timeout=120)
+        status = await until(handle, lambda s: s.events_applied >= 70, "all events applied", timeout=120)
         assert status.runs >= 7, f"continued as new every 7 events, got {status.runs} runs"
         assert len(status.open_items) == 10
         [usd] = status.balances
@@ -287,3 +290,95 @@ async def test_ledger_overdue_then_paid(time_skipping_env: WorkflowEnvironment, 
                                    lambda p: figure(p, "overdue") == 0, what="overdue cleared")
         assert figure(company, "paid") == Decimal("700.00")
         await save_history(handle, "ledger_overdue")
+
+
+async def test_ledger_posts_every_line_of_a_long_invoice_to_xero(rig: LedgerRig) -> None:
+    """Stripe embeds ten lines (``has_more``); the ERP invoice still gets all 25, and the same total."""
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["1.00"])
+    async with httpx.AsyncClient(base_url=rig.stripe.base_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {rig.settings.stripe_api_key}"}) as http:
+        for i in range(24):
+            response = await http.post("/v1/invoiceitems", data={
+                "customer": account.customer_id, "invoice": invoice_id, "currency": "usd",
+                "unit_amount": str(100 + i), "quantity": "1", "description": f"extra {i}"})
+            response.raise_for_status()
+
+    handle = await rig.finalize(account, invoice_id)
+    [event] = stripe_events(rig.stripe, invoice_id, "invoice.finalized")
+    assert len(event["data"]["object"]["lines"]["data"]) == 10 and event["data"]["object"]["lines"]["has_more"]
+
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "invoice posted")
+    erp = await rig.erp_invoice(invoice_id)
+    expected = Decimal("1.00") + sum(Decimal(100 + i) / 100 for i in range(24))
+    assert erp is not None and len(erp.lines) == 25
+    assert erp.total == Money.of(expected, "USD")
+    assert sum((line.amount.amount for line in erp.lines), Decimal(0)) == expected
+
+
+async def test_ledger_refused_payment_stays_pending_across_continue_as_new_until_reposted(
+        client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Xero refuses a payment: the ledger keeps it pending and visible (erp_rejected), carries it across
+    continue-as-new, and posts it on the operator's ``repost`` once Xero takes it again."""
+    settings = flow_settings.model_copy(update={"ledger_continue_after_events": 2})
+    async with ledger_rig(client, settings, sandboxes) as rig:
+        account = await rig.account()
+        [invoice_id, other_id] = await rig.invoices(account, ["800.00", "50.00"])
+        handle = await rig.finalize(account, invoice_id)
+        await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+
+        with rig.sandboxes["xero"].faults(error_rate=1.0, status=400, path_prefix="/api.xro/2.0/Payments",
+                                          methods=["PUT"]):
+            await rig.pay(account, invoice_id, 30000)
+            status = await until(handle, lambda s: s.exception_kind == "erp_rejected", "refusal visible")
+            [item] = [i for i in status.open_items if i.invoice_id == invoice_id]
+            assert [w.kind.value for w in item.erp_pending] == ["payment"]
+            assert item.erp_pending[0].payment is not None
+            assert item.erp_pending[0].payment.amount == Money.of("300.00", "USD")
+            # more events: the ledger continues as new, and the refused payment goes with it
+            await rig.finalize(account, other_id)
+            status = await until(handle, lambda s: s.runs >= 2 and len(s.open_items) == 2, "continued as new")
+            assert status.exception_kind == "erp_rejected"
+            [item] = [i for i in status.open_items if i.invoice_id == invoice_id]
+            assert [w.kind.value for w in item.erp_pending] == ["payment"]
+            described = await handle.describe()
+            assert described.search_attributes.get("ExceptionKind") == ["erp_rejected"]
+            erp = await rig.erp_invoice(invoice_id)
+            assert erp is not None and erp.amount_paid.is_zero(), "Xero refused it: nothing recorded yet"
+
+        # the operator's repair, as finance runs it
+        monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+        monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
+        assert await starter.run(["repost", handle.id, "--invoice", invoice_id]) == 0
+        assert "posted 1 pending ERP write(s)" in capsys.readouterr().out
+        erp = await rig.erp_invoice(invoice_id)
+        assert erp is not None and erp.amount_paid.amount == Decimal("300.00")
+        status = await until(handle, lambda s: s.exception_kind == "", "healthy again")
+        assert all(not i.erp_pending for i in status.open_items)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest(invoice_id="in_unknown"))
+        again = await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest())
+        assert again.posted == 0 and again.still_pending == []
+        assert await starter.run(["repost", handle.id, "--invoice", "in_unknown"]) == 1
+        assert "not in this ledger" in capsys.readouterr().err
+
+
+async def test_ledger_reposts_a_refused_payment_by_itself_once_xero_takes_it(
+        time_skipping_env: WorkflowEnvironment, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]) -> None:
+    async with ledger_rig(time_skipping_env.client, flow_settings, sandboxes) as rig:
+        account = await rig.account()
+        [invoice_id] = await rig.invoices(account, ["120.00"])
+        handle = await rig.finalize(account, invoice_id)
+        await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+        with rig.sandboxes["xero"].faults(error_rate=1.0, status=400, path_prefix="/api.xro/2.0/Payments",
+                                          methods=["PUT"]):
+            await rig.pay(account, invoice_id)
+            await until(handle, lambda s: s.exception_kind == "erp_rejected", "refusal visible")
+
+        await time_skipping_env.sleep(timedelta(hours=2))  # the cause is fixed; the ledger's hourly re-post
+
+        status = await until(handle, lambda s: s.exception_kind == "", "re-posted by itself")
+        assert all(not i.erp_pending for i in status.settled_items + status.open_items)
+        erp = await rig.erp_invoice(invoice_id)
+        assert erp is not None and erp.amount_paid.amount == Decimal("120.00") and erp.status.value == "paid"

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
+from canonical import Account, DealStageReached
 from canonical.requests import ProvisioningRecord
+from connectors.xero import from_settings as xero_from_settings
+from ingress.routing import ClientProvider, EventRouter
 from runtime.launch import start_quote_to_cash
 from settings import Settings
+from stores.events import Outcome
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
@@ -416,8 +422,11 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
     first = await run_to_end(client, flow_settings, deal_id, ironclad)
     assert first.outcome is Stage.PROVISIONED
 
-    # A late duplicate trigger after the first run finished starts a new run: it must see the write-back and stop.
-    again = await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+    # A late duplicate trigger after the first run finished starts nothing (the outcome is final) ...
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+    # ... and a run an operator reopens by mistake sees the write-back and stops.
+    again = await start_quote_to_cash(client, flow_settings, deal_id, trigger="manual", reopen=True)
     second: QuoteToCashResult = await again.result()
 
     assert second.outcome is Stage.SKIPPED and "already provisioned" in second.reason
@@ -472,3 +481,96 @@ async def test_quote_to_cash_upserts_search_attributes_once_per_task_and_only_ch
     assert all(a != b for a, b in zip(stages, stages[1:], strict=False)), stages
     assert f"hubspot:deal:{deal_id}" in state["BusinessKeys"]  # type: ignore[operator]
     assert upserts < 12, f"{upserts} upserts in {tasks} workflow tasks"
+
+
+async def test_quote_to_cash_compensates_master_data_whose_create_answer_was_lost(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """Xero and Stripe commit the contact and the customer but the answers are lost; the retries find them.
+    They carry this run's ownership mark, so the compensation still archives and deletes them."""
+    hubspot, stripe, xero = sandboxes["hubspot"], sandboxes["stripe"], sandboxes["xero"]
+    deal_id = seed_deal(hubspot, DealSpec(model="subscription"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
+
+    with xero.faults(lost_answers=1, path_prefix="/api.xro/2.0/Contacts", methods=["PUT"]), \
+            stripe.faults(error_rate=1.0, status=400, path_prefix="/v1/subscriptions", methods=["POST"],
+                          lost_answers=1, lost_answer_path_prefix="/v1/customers"):
+        await sign_when_out(handle, sandboxes["ironclad"])
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=90)
+        assert xero.control.answers_to_lose == 0 and stripe.control.answers_to_lose == 0, "answers were lost"
+
+    assert result.outcome is Stage.FAILED
+    tenant = flow_settings.entity("US01").erp_tenant_id
+    [contact] = _contacts_with_reference(xero, tenant, f"hubspot-company-{_company_id(result)}-US01")
+    assert contact["ContactStatus"] == "ARCHIVED", "the contact this run made (answer lost) was archived"
+    [customer_id] = [k.split(":")[2] for k in result.business_keys if k.startswith("stripe:customer:")]
+    customer = stripe.store.get("customer", customer_id) or {}
+    assert customer.get("deleted"), "the Stripe customer this run made (answer lost) was deleted"
+
+
+async def test_quote_to_cash_leaves_master_data_it_did_not_create(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """A contact and customer that existed before the run (no mark of this run) survive its compensation."""
+    hubspot, stripe, xero = sandboxes["hubspot"], sandboxes["stripe"], sandboxes["xero"]
+    deal_id = seed_deal(hubspot, DealSpec(model="subscription"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    status = await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
+    assert status.business_keys
+    company_id = next(k.split(":")[2] for k in status.business_keys if k.startswith("hubspot:company:"))
+    reference = f"hubspot-company-{company_id}-US01"
+    tenant = flow_settings.entity("US01").erp_tenant_id
+    async with httpx.AsyncClient(base_url=stripe.base_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {flow_settings.stripe_api_key}"}) as api:
+        made = await api.post("/v1/customers", data={"name": "Pre-existing", "metadata[revops_ref]": reference})
+        made.raise_for_status()
+    erp = xero_from_settings(flow_settings)
+    try:
+        before = await erp.upsert_customer(tenant, Account(name=f"Pre-existing {company_id}"), contact=None,
+                                           reference=reference, idempotency_key=f"finance-{deal_id}")
+    finally:
+        await erp.aclose()
+
+    with stripe.faults(error_rate=1.0, status=400, path_prefix="/v1/subscriptions", methods=["POST"]):
+        await sign_when_out(handle, sandboxes["ironclad"])
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=90)
+
+    assert result.outcome is Stage.FAILED
+    [contact] = _contacts_with_reference(xero, tenant, reference)
+    assert contact["ContactID"] == before.erp_contact_id and contact["ContactStatus"] == "ACTIVE"
+    assert not (stripe.store.get("customer", made.json()["id"]) or {}).get("deleted")
+
+
+async def test_quote_to_cash_closed_deal_is_not_started_again_by_a_later_event(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """A replayed stage event after the rejection changes nothing; only an operator's reopen starts a run."""
+    hubspot = sandboxes["hubspot"]
+    deal_id = seed_deal(hubspot, DealSpec(payment_terms="90"))
+    handle = await start_quote_to_cash(client, flow_settings, deal_id)
+    await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
+    await handle.execute_update(QuoteToCashWorkflow.decide_approval,
+                                ApprovalDecision(approver="Dana", approved=False, note="terms too long"))
+    result: QuoteToCashResult = await handle.result()
+    assert result.outcome is Stage.REJECTED
+    first_run = (await handle.describe()).run_id
+
+    router = EventRouter(settings=flow_settings, clients=ClientProvider.fixed(client))
+    replayed = DealStageReached(source_system="hubspot", source_event_id=f"replayed-{deal_id}",
+                                occurred_at=datetime.now(UTC), correlation_id="c", deal_id=deal_id,
+                                stage="approval")
+    routed = await router.route(replayed)
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await start_quote_to_cash(client, flow_settings, deal_id, trigger="webhook")
+
+    assert routed.outcome is Outcome.DUPLICATE and "closed" in routed.reason
+    described = await client.get_workflow_handle(f"q2c-hubspot-{deal_id}").describe()
+    assert described.run_id == first_run, "no new run"
+    props = deal_properties(hubspot, deal_id)
+    assert props["revops_status"] == "rejected" and props["revops_approval_note"] == "Dana: terms too long"
+
+    reopened = await start_quote_to_cash(client, flow_settings, deal_id, reopen=True)
+    assert reopened.result_run_id != first_run
+    await wait_for_stage(reopened, Stage.AWAITING_APPROVAL)
+    await reopened.terminate("test over")
