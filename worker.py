@@ -91,7 +91,7 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
     poll = DealPollActivities(settings=settings, crm=connectors.crm, clm=connectors.clm)
     ledger = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing, erp=connectors.erp)
     recon = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
-                                     erp=connectors.erp)
+                                     erp=connectors.erp, crm=connectors.crm)
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -125,118 +124,8 @@ def _fmt(amount: Decimal, currency: str) -> str:
     return str(round_amount(amount, currency))
 
 
-# -- reconciliation --------------------------------------------------------------------------------
-class FindingKind(StrEnum):
-    """What reconciliation can find wrong."""
-
-    AMOUNT_MISMATCH = "amount_mismatch"
-    MISSING_IN_ERP = "missing_in_erp"
-    PAYMENT_MISMATCH = "payment_mismatch"
-    CONTRACT_WITHOUT_PROJECT = "contract_without_project"
-    PROJECT_WITHOUT_BILLING = "project_without_billing"
-    INVOICE_WITHOUT_CRM_REFERENCE = "invoice_without_crm_reference"
-
-
-class Finding(BaseModel):
-    """One discrepancy, with the IDs on each side. ``key`` identifies it across runs."""
-
-    kind: FindingKind
-    key: str
-    legal_entity: str = ""
-    currency: str = ""
-    billing_id: str = ""
-    erp_id: str = ""
-    clm_id: str = ""
-    crm_id: str = ""
-    billing_amount: str = ""
-    erp_amount: str = ""
-    detail: str = ""
-
-
-class EntityTotals(BaseModel):
-    """Per legal entity and currency: what billing and the ERP say was invoiced, paid and is owed."""
-
-    legal_entity: str
-    currency: str
-    billing_invoiced: str = "0"
-    erp_invoiced: str = "0"
-    billing_paid: str = "0"
-    erp_paid: str = "0"
-    billing_outstanding: str = "0"
-    erp_outstanding: str = "0"
-
-
-def differs(a: Decimal, b: Decimal, tolerance: Decimal) -> bool:
-    """More than rounding apart."""
-    return abs(a - b) > tolerance
-
-
-def compare_receivables(entity: str, billing: list[Invoice], erp: list[Invoice], *, tolerance: Decimal
-                        ) -> tuple[list[Finding], list[EntityTotals]]:
-    """Billing invoices of one legal entity against the ERP's receivables of its tenant.
-
-    ERP invoices are matched by ``billing_id`` (their Reference); a voided ERP document is ignored when a
-    live one exists for the same reference. Billing drafts and voids expect nothing in the ERP. An
-    uncollectible invoice is expected to be written off in the ERP (nothing outstanding).
-    """
-    by_ref: dict[str, Invoice] = {}
-    for erp_doc in erp:
-        held = by_ref.get(erp_doc.billing_id)
-        if held is None or held.status is InvoiceStatus.VOID:
-            by_ref[erp_doc.billing_id] = erp_doc
-    findings: list[Finding] = []
-    totals: dict[str, EntityTotals] = {}
-    for inv in billing:
-        if inv.status is InvoiceStatus.DRAFT:
-            continue
-        if not inv.crm_deal_id:
-            findings.append(Finding(kind=FindingKind.INVOICE_WITHOUT_CRM_REFERENCE,
-                                    key=f"{FindingKind.INVOICE_WITHOUT_CRM_REFERENCE}:{inv.billing_id}",
-                                    legal_entity=entity, currency=inv.currency, billing_id=inv.billing_id,
-                                    detail=f"billing invoice {inv.number or inv.billing_id} has no CRM deal ID"))
-        if inv.status is InvoiceStatus.VOID:
-            continue
-        doc = by_ref.get(inv.billing_id)
-        sums = totals.setdefault(inv.currency, EntityTotals(legal_entity=entity, currency=inv.currency))
-        outstanding = Decimal(0) if inv.status is InvoiceStatus.UNCOLLECTIBLE else inv.amount_due.amount
-        _add(sums, "billing_invoiced", inv.total.amount)
-        _add(sums, "billing_paid", inv.amount_paid.amount)
-        _add(sums, "billing_outstanding", outstanding)
-        if doc is None or doc.status is InvoiceStatus.VOID:
-            findings.append(Finding(kind=FindingKind.MISSING_IN_ERP,
-                                    key=f"{FindingKind.MISSING_IN_ERP}:{inv.billing_id}",
-                                    legal_entity=entity, currency=inv.currency, billing_id=inv.billing_id,
-                                    crm_id=inv.crm_deal_id or "", billing_amount=str(inv.total.amount),
-                                    detail=f"billing invoice {inv.number or inv.billing_id} is not in the ERP"))
-            continue
-        erp_id = doc.metadata.get("erp_invoice_id", "")
-        _add(sums, "erp_invoiced", doc.total.amount)
-        _add(sums, "erp_paid", doc.amount_paid.amount)
-        _add(sums, "erp_outstanding", doc.amount_due.amount)
-        if doc.currency != inv.currency or differs(doc.total.amount, inv.total.amount, tolerance):
-            findings.append(Finding(kind=FindingKind.AMOUNT_MISMATCH,
-                                    key=f"{FindingKind.AMOUNT_MISMATCH}:{inv.billing_id}",
-                                    legal_entity=entity, currency=inv.currency, billing_id=inv.billing_id,
-                                    erp_id=erp_id, crm_id=inv.crm_deal_id or "",
-                                    billing_amount=f"{inv.total.amount} {inv.currency}",
-                                    erp_amount=f"{doc.total.amount} {doc.currency}",
-                                    detail="invoice totals differ between billing and the ERP"))
-            continue
-        if differs(doc.amount_due.amount, outstanding, tolerance):
-            findings.append(Finding(kind=FindingKind.PAYMENT_MISMATCH,
-                                    key=f"{FindingKind.PAYMENT_MISMATCH}:{inv.billing_id}",
-                                    legal_entity=entity, currency=inv.currency, billing_id=inv.billing_id,
-                                    erp_id=erp_id, crm_id=inv.crm_deal_id or "",
-                                    billing_amount=f"{outstanding} {inv.currency} outstanding",
-                                    erp_amount=f"{doc.amount_due.amount} {doc.currency} outstanding",
-                                    detail=f"billing has {inv.amount_paid.amount} paid, the ERP "
-                                           f"{doc.amount_paid.amount}"))
-    return findings, sorted(totals.values(), key=lambda t: t.currency)
-
-
-def _add(totals: EntityTotals, field: str, amount: Decimal) -> None:
-    setattr(totals, field, str(Decimal(getattr(totals, field)) + amount))
-
+# -- reconciliation: the rules live in canonical.reconciliation (re-exported here for old imports) ------
+from canonical.reconciliation import EntityTotals, Finding, FindingKind, compare_receivables, differs  # noqa: E402
 
 __all__ = ["BillingCustomer", "CurrencyHistory", "EntityTotals", "Finding", "FindingKind", "LedgerInvoice",
            "apply_invoice_snapshot", "compare_receivables", "differs", "figures_by_currency"]

@@ -30,6 +30,7 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
+from canonical.reconciliation import ErpCreditNote, ErpPayment
 
 #: Xero's limit on ``Idempotency-Key`` (xero_accounting.yaml: "128 character max")
 IDEMPOTENCY_KEY_MAX = 128
@@ -330,6 +331,24 @@ def invoice_from_xero(doc: dict[str, Any], *, legal_entity: str | None = None) -
         metadata={"erp_invoice_id": str(doc.get("InvoiceID")), "erp_status": str(doc.get("Status")),
                   "erp_amount_credited": str(doc.get("AmountCredited") or 0)},
     )
+
+
+def payment_from_xero(doc: dict[str, Any]) -> ErpPayment:
+    """A Xero payment: the invoice it is allocated to and ``Reference`` (our billing payment ID)."""
+    invoice = doc.get("Invoice") or {}
+    currency = str(invoice.get("CurrencyCode") or doc.get("CurrencyCode") or "USD")
+    return ErpPayment(erp_id=str(doc["PaymentID"]), reference=str(doc.get("Reference") or ""),
+                      erp_invoice_id=str(invoice.get("InvoiceID") or ""), amount=_money(doc, "Amount", currency),
+                      status=str(doc.get("Status") or "AUTHORISED"))
+
+
+def credit_note_from_xero(doc: dict[str, Any]) -> ErpCreditNote:
+    """A Xero ACCRECCREDIT: ``Reference`` (our billing credit note ID), total and allocations."""
+    currency = str(doc.get("CurrencyCode") or "USD")
+    return ErpCreditNote(erp_id=str(doc["CreditNoteID"]), reference=str(doc.get("Reference") or ""),
+                         amount=_money(doc, "Total", currency), status=str(doc.get("Status") or ""),
+                         erp_invoice_ids=[str((a.get("Invoice") or {}).get("InvoiceID"))
+                                          for a in doc.get("Allocations") or [] if (a.get("Invoice") or {})])
 
 
 def payment_to_xero(payment: Payment, *, invoice_id: str, bank_account_code: str) -> dict[str, Any]:
