@@ -229,6 +229,16 @@ class ReconciliationActivities:
             await drain(feed.credit_notes_page, "credit notes")
         else:
             await drain(lambda c: feed.changes_page(since, c), "events")
+            # an event's copy can be older than the object (items added to a draft after invoice.created)
+            done = 0
+            for ident, change in list(changes.items()):
+                if not change.deleted:
+                    changes[ident] = await pacer.call(lambda c=change: feed.current(c))  # type: ignore[misc]
+                    done += 1
+                    if done % 100 == 0:
+                        activity.heartbeat(f"changed objects: {done} read")
+                    if changes[ident].invoice is not None:
+                        charges[ident[1]].update(changes[ident].invoice.payment_ids)  # type: ignore[union-attr]
         # a payment seen once stays known (Stripe's invoice shows only its latest charge)
         known = await asyncio.to_thread(self._known_charges, [i for k, i in changes if k == "invoice"])
         out: list[tuple[str, str, str | None]] = []

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from canonical.billing import CreditNote, Invoice, InvoiceStatus
 from canonical.contract import Contract
@@ -87,7 +88,7 @@ class Finding(BaseModel):
 
     kind: FindingKind
     key: str
-    severity: Severity = Severity.MEDIUM
+    severity: Severity = Field(default=Severity.MEDIUM, description="by kind unless given")
     legal_entity: str = ""
     currency: str = ""
     billing_id: str = ""
@@ -99,6 +100,13 @@ class Finding(BaseModel):
     detail: str = ""
     refs: list[str] = Field(default_factory=list, description="system:object:id on each side")
     repair: str = Field(default="", description="the suggested repair, a command when it is mechanical")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_of_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("severity") and data.get("kind"):
+            data = {**data, "severity": SEVERITY[FindingKind(data["kind"])]}
+        return data
 
 
 def finding(kind: FindingKind, entity: str, subject: str, **fields: object) -> Finding:

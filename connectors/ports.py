@@ -241,7 +241,11 @@ class BillingFeed(Protocol):
 
     async def changes_page(self, since: datetime, starting_after: str | None = None
                            ) -> tuple[list[BillingChange], str | None]:
-        """Objects changed since ``since`` as they now stand; the cursor of the next page or ``None``."""
+        """Objects changed since ``since`` as each event saw them; the cursor of the next page or ``None``."""
+        ...
+
+    async def current(self, change: BillingChange) -> BillingChange:
+        """The changed object as it stands now (deleted when gone)."""
         ...
 
 

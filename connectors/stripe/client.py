@@ -466,10 +466,26 @@ class StripeBilling:
         data, cursor = await self._page("/v1/customers", {}, starting_after)
         return [_customer_change(o) for o in data], cursor
 
+    async def current(self, change: BillingChange) -> BillingChange:
+        """The object of a change as it stands now (an event's copy may be older than the object: Stripe
+        advises retrieving it); gone is a deleted change."""
+        path = {"invoice": "/v1/invoices/", "credit_note": "/v1/credit_notes/", "customer": "/v1/customers/"}
+        try:
+            obj = await self._call("GET", path[change.object] + change.id)
+        except NotFound:
+            return change.model_copy(update={"deleted": True})
+        if change.object == "invoice":
+            return BillingChange(object="invoice", id=change.id, invoice=mapping.invoice(obj))
+        if change.object == "credit_note":
+            return BillingChange(object="credit_note", id=change.id, deleted=obj.get("status") == "void",
+                                 credit_note=mapping.credit_note(obj))
+        return _customer_change(obj)
+
     async def changes_page(self, since: datetime, starting_after: str | None = None
                            ) -> tuple[list[BillingChange], str | None]:
         """One page of the event feed since ``since`` (``created[gte]``), newest first, as the objects stood
-        in each event: invoices, credit notes and customers (deleted ones flagged). Other events are skipped."""
+        in each event: invoices, credit notes and customers (deleted ones flagged). Other events are skipped.
+        Read each changed object with :meth:`current` before trusting its amounts."""
         stamp = since if since.tzinfo else since.replace(tzinfo=UTC)
         data, cursor = await self._page("/v1/events", {"created[gte]": int(stamp.timestamp())}, starting_after)
         changes: list[BillingChange] = []

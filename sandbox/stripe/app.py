@@ -867,8 +867,14 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 invoice["due_date"] = p.int("due_date")
             if (auto := p.bool("auto_advance")) is not None:
                 invoice["auto_advance"] = auto
+            before = {k: json.loads(json.dumps(invoice.get(k))) for k in
+                      ("description", "footer", "due_date", "auto_advance", "metadata")}
             invoice["metadata"] = merge_metadata(invoice["metadata"], p.metadata(), p.raw("metadata"))
-            return emu.save(invoice)
+            saved = emu.save(invoice)
+            changed = {k: v for k, v in before.items() if invoice.get(k) != v}
+            if changed:  # Stripe sends invoice.updated with the previous values of what changed
+                emu.emit("invoice.updated", invoice, request, changed)
+            return saved
         return await mutate(request, handler)
 
     @router.delete("/v1/invoices/{invoice_id}")
@@ -1012,6 +1018,9 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             else:
                 invoice["post_payment_credit_notes_amount"] += amount
                 emu.save(invoice)
+            if pre_payment and previous is None:  # the amounts due changed: Stripe reports the invoice updated
+                emu.emit("invoice.updated", invoice, request, {"amount_due": invoice["amount_due"] + amount,
+                                                              "amount_remaining": invoice["amount_remaining"] + amount})
             emu.emit("credit_note.created", note, request)
             return note
         return await mutate(request, handler)
