@@ -279,7 +279,7 @@ class ReconciliationActivities:
             page = 1
             while True:
                 items, more = await pacer.call(lambda: fetch(page))  # noqa: B023 - awaited at once
-                for item in items:
+                for item in items:  # type: ignore[attr-defined]
                     doc_id = (item.metadata.get("erp_invoice_id", "") if isinstance(item, Invoice)
                               else item.erp_id)
                     out.append((kind, doc_id, item.model_dump_json()))
@@ -378,10 +378,10 @@ class ReconciliationActivities:
         for code, ids in recurring.items():
             billing[code] = ProjectBilling(billing_ids=list(ids), recurring=True)
         for inv in invoices:
-            code = inv.metadata.get("revops_project")
-            if not code or inv.status is InvoiceStatus.VOID:
+            project_code = inv.metadata.get("revops_project")
+            if not project_code or inv.status is InvoiceStatus.VOID:
                 continue
-            held = billing.setdefault(code, ProjectBilling())
+            held = billing.setdefault(project_code, ProjectBilling())
             held.billing_ids.append(inv.billing_id)
             held.invoiced = (held.invoiced or Money.zero(inv.currency)) + inv.subtotal
         data = Delivery(contracts=contracts, projects=projects, billing=billing)

@@ -224,11 +224,11 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
     customers = data.customer_of_invoice
     live_by_ref: dict[str, list[Invoice]] = defaultdict(list)
     voided_refs: set[str] = set()
-    for doc in data.erp_invoices:
-        if _erp_live(doc):
-            live_by_ref[doc.billing_id].append(doc)
-        elif doc.billing_id:
-            voided_refs.add(doc.billing_id)
+    for erp_doc in data.erp_invoices:
+        if _erp_live(erp_doc):
+            live_by_ref[erp_doc.billing_id].append(erp_doc)
+        elif erp_doc.billing_id:
+            voided_refs.add(erp_doc.billing_id)
     erp_by_id = {_erp_id(d): d for d in data.erp_invoices}
 
     # payments: which billing invoice each billing payment belongs to; which ERP invoice it sits on
@@ -269,16 +269,16 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
                 repair="void the extra ERP document(s) (those without payments): " + ", ".join(
                     _erp_id(d) for d in sorted(docs, key=lambda d: (-d.amount_paid.amount, d.number or ""))[1:])))
         if ref not in billing:
-            for doc in docs:
+            for orphan in docs:
                 findings.append(finding(
-                    FindingKind.ORPHAN_IN_ERP, entity, _erp_id(doc), currency=doc.currency, billing_id=ref,
-                    erp_id=_erp_id(doc), erp_amount=f"{doc.total.amount} {doc.currency}",
-                    refs=[f"xero:invoice:{_erp_id(doc)}", f"stripe:invoice:{ref}" if ref else ""],
-                    detail=f"ERP receivable {doc.number or _erp_id(doc)} "
+                    FindingKind.ORPHAN_IN_ERP, entity, _erp_id(orphan), currency=orphan.currency, billing_id=ref,
+                    erp_id=_erp_id(orphan), erp_amount=f"{orphan.total.amount} {orphan.currency}",
+                    refs=[f"xero:invoice:{_erp_id(orphan)}", f"stripe:invoice:{ref}" if ref else ""],
+                    detail=f"ERP receivable {orphan.number or _erp_id(orphan)} "
                            + (f"references billing invoice {ref}, which billing does not have for {entity}"
                               if ref else "has no billing reference"),
                     repair="void it in the ERP, or issue the invoice in billing and set its Reference"))
-                _add_erp(totals, entity, doc)
+                _add_erp(totals, entity, orphan)
 
     for inv in billing.values():
         customer = customers.get(inv.billing_id, inv.customer_id)

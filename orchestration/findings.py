@@ -97,8 +97,8 @@ def record_run(*, session: Session, scope: str, run_id: str, findings: list[Find
     """Open, refresh or reopen what the run saw; close what it no longer sees (same scope, and same section
     when given)."""
     query = select(FindingRecord).where(FindingRecord.scope == scope)
-    if section is not None:
-        query = query.where(FindingRecord.section == section)
+    if section is not None:  # rows stored before sections existed ("") are this run's to close too
+        query = query.where(or_(FindingRecord.section == section, FindingRecord.section == ""))
     held = {r.key: r for r in session.exec(query).all()}
     seen: set[str] = set()
     outcome = RunOutcome()

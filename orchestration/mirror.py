@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from orchestration.database import open_engine
 
@@ -55,8 +55,8 @@ def replace_source(session: Session, source: str, kinds: Iterable[str],
     """A full pass: the source's documents of ``kinds`` become ``docs`` (kind, id, body)."""
     kinds = list(kinds)
     for kind in kinds:
-        session.exec(delete(MirrorDocument).where(MirrorDocument.source == source,  # type: ignore[call-overload]
-                                                  MirrorDocument.kind == kind))
+        session.exec(delete(MirrorDocument).where(col(MirrorDocument.source) == source,  # type: ignore[call-overload]
+                                                  col(MirrorDocument.kind) == kind))
     count = 0
     for kind, doc_id, body in docs:
         session.merge(MirrorDocument(source=source, kind=kind, doc_id=doc_id, body=body))
