@@ -47,8 +47,6 @@ from settings import Settings
 
 T = TypeVar("T")
 STRIPE = "stripe"
-#: re-read a little before the checkpoint: vendors stamp changes in whole seconds and clocks drift
-OVERLAP = timedelta(seconds=60)
 MAX_RATE_LIMITED_RETRIES = 20
 FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
 
@@ -172,7 +170,7 @@ class ReconciliationActivities:
         age = datetime.now(UTC) - mark.full_at.replace(tzinfo=UTC)
         if full is None and age >= timedelta(hours=self.settings.reconciliation_full_pass_hours):
             return "full", None
-        return "delta", mark.read_at.replace(tzinfo=UTC) - OVERLAP
+        return "delta", mark.read_at.replace(tzinfo=UTC)
 
     @activity.defn(name="sync_reconciliation_source")
     @business_step
@@ -181,14 +179,13 @@ class ReconciliationActivities:
         entity = request.entity
         source = STRIPE if entity is None else f"xero:{entity.code}"
         mode, since = self._mode(source, request.full)
-        read_at = datetime.now(UTC)
         rate = (self.settings.reconciliation_stripe_requests_per_second if entity is None
                 else self.settings.reconciliation_xero_requests_per_second)
         pacer = Pacer(rate)
         if entity is None:
-            docs = await self._read_billing(pacer, since)
+            docs, read_at = await self._read_billing(pacer, since)
         else:
-            docs = await self._read_erp(pacer, entity, since)
+            docs, read_at = await self._read_erp(pacer, entity, since)
 
         def write() -> int:
             with Session(self.mirror_engine()) as session:
@@ -203,10 +200,17 @@ class ReconciliationActivities:
         return SyncResult(source=source, mode=mode, documents=count, requests=pacer.requests,
                           rate_limited=pacer.rate_limited, read_at=read_at)
 
-    async def _read_billing(self, pacer: Pacer, since: datetime | None) -> list[tuple[str, str, str | None]]:
+    async def _read_billing(self, pacer: Pacer, since: datetime | None
+                            ) -> tuple[list[tuple[str, str, str | None]], datetime]:
+        """The changed (or all) billing objects, and the checkpoint to read from next time: the newest change
+        billing reported, on billing's clock (``created[gte]`` then re-reads at most that second)."""
         feed: BillingFeed = self.billing  # type: ignore[assignment]
+        through = since
+        if since is None:
+            through = await pacer.call(feed.latest_change_at) or datetime.now(UTC)
         changes: dict[tuple[str, str], BillingChange] = {}
         charges: dict[str, set[str]] = defaultdict(set)
+        stamps: list[datetime] = []
 
         async def drain(fetch: Callable[[str | None], Awaitable[tuple[list[BillingChange], str | None]]],
                         label: str) -> None:
@@ -217,6 +221,8 @@ class ReconciliationActivities:
                 pages += 1
                 for change in page:  # newest first: the first seen of an object is how it stands now
                     changes.setdefault((change.object, change.id), change)
+                    if change.changed_at:
+                        stamps.append(change.changed_at)
                     if change.invoice is not None:
                         charges[change.id].update(change.invoice.payment_ids)
                 activity.heartbeat(f"{label}: {pages} page(s)")
@@ -239,6 +245,7 @@ class ReconciliationActivities:
                         activity.heartbeat(f"changed objects: {done} read")
                     if changes[ident].invoice is not None:
                         charges[ident[1]].update(changes[ident].invoice.payment_ids)  # type: ignore[union-attr]
+        through = max([*stamps, *([through] if through else [])], default=None)
         # a payment seen once stays known (Stripe's invoice shows only its latest charge)
         known = await asyncio.to_thread(self._known_charges, [i for k, i in changes if k == "invoice"])
         out: list[tuple[str, str, str | None]] = []
@@ -250,7 +257,7 @@ class ReconciliationActivities:
                 ids = sorted(charges[object_id] | known.get(object_id, set()))
                 change = change.model_copy(update={"invoice": change.invoice.model_copy(update={"payment_ids": ids})})
             out.append((kind, object_id, change.model_dump_json()))
-        return out
+        return out, through or datetime.now(UTC)
 
     def _known_charges(self, invoice_ids: list[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
@@ -264,7 +271,10 @@ class ReconciliationActivities:
         return found
 
     async def _read_erp(self, pacer: Pacer, entity: LegalEntity, since: datetime | None
-                        ) -> list[tuple[str, str, str | None]]:
+                        ) -> tuple[list[tuple[str, str, str | None]], datetime]:
+        """The tenant's changed (or all) receivables, and the checkpoint for next time: the latest
+        ``UpdatedDateUTC`` seen, on Xero's clock (``If-Modified-Since`` has whole seconds, so nothing is lost)."""
+        through = since
         feed: ErpFeed = self.erp  # type: ignore[assignment]
         tenant = entity.erp_tenant_id
         out: list[tuple[str, str, str | None]] = []
@@ -282,12 +292,17 @@ class ReconciliationActivities:
                 for item in items:  # type: ignore[attr-defined]
                     doc_id = (item.metadata.get("erp_invoice_id", "") if isinstance(item, Invoice)
                               else item.erp_id)
+                    stamp = (datetime.fromisoformat(item.metadata["erp_updated_at"])
+                             if isinstance(item, Invoice) and item.metadata.get("erp_updated_at")
+                             else getattr(item, "updated_at", None))
+                    if stamp is not None and (through is None or stamp > through):
+                        through = stamp
                     out.append((kind, doc_id, item.model_dump_json()))
                 activity.heartbeat(f"{entity.code} {kind}s: {page} page(s)")
                 if not more:
                     break
                 page += 1
-        return out
+        return out, through or datetime.now(UTC)
 
     # -- comparing ------------------------------------------------------------------------------
     def _billing(self) -> tuple[list[Invoice], list[CreditNote], dict[str, BillingChange]]:

@@ -148,6 +148,7 @@ class ErpPayment(BaseModel):
     erp_invoice_id: str
     amount: Money
     status: str = "AUTHORISED"
+    updated_at: datetime | None = Field(default=None, description="the ERP's last change (its clock)")
 
 
 class ErpCreditNote(BaseModel):
@@ -158,6 +159,7 @@ class ErpCreditNote(BaseModel):
     amount: Money
     status: str = "AUTHORISED"
     erp_invoice_ids: list[str] = Field(default_factory=list, description="invoices it is allocated to")
+    updated_at: datetime | None = Field(default=None, description="the ERP's last change (its clock)")
 
 
 class BillingChange(BaseModel):
@@ -170,6 +172,7 @@ class BillingChange(BaseModel):
     credit_note: CreditNote | None = None
     company_id: str = Field(default="", description="customers: the CRM company")
     legal_entity: str = Field(default="", description="customers: the entity billing them")
+    changed_at: datetime | None = Field(default=None, description="when billing recorded the change (its clock)")
 
 
 class Receivables(BaseModel):

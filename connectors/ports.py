@@ -248,6 +248,10 @@ class BillingFeed(Protocol):
         """The changed object as it stands now (deleted when gone)."""
         ...
 
+    async def latest_change_at(self) -> datetime | None:
+        """When billing recorded its newest change (its clock)."""
+        ...
+
 
 @runtime_checkable
 class ErpFeed(Protocol):

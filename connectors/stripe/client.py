@@ -492,17 +492,23 @@ class StripeBilling:
         for event in data:
             obj = (event.get("data") or {}).get("object") or {}
             kind, deleted = obj.get("object"), str(event.get("type", "")).endswith(".deleted")
+            at = datetime.fromtimestamp(int(event["created"]), tz=UTC)
             if kind == "invoice":
-                changes.append(BillingChange(object="invoice", id=str(obj["id"]), deleted=deleted,
+                changes.append(BillingChange(object="invoice", id=str(obj["id"]), deleted=deleted, changed_at=at,
                                              invoice=None if deleted else mapping.invoice(obj)))
             elif kind == "credit_note":
-                changes.append(BillingChange(object="credit_note", id=str(obj["id"]),
+                changes.append(BillingChange(object="credit_note", id=str(obj["id"]), changed_at=at,
                                              deleted=deleted or obj.get("status") == "void",
                                              credit_note=mapping.credit_note(obj)))
             elif kind == "customer":
                 change = _customer_change(obj)
-                changes.append(change.model_copy(update={"deleted": deleted or change.deleted}))
+                changes.append(change.model_copy(update={"deleted": deleted or change.deleted, "changed_at": at}))
         return changes, cursor
+
+    async def latest_change_at(self) -> datetime | None:
+        """When billing recorded its newest event (its clock): where a full pass leaves the checkpoint."""
+        data, _ = await self._page("/v1/events", {"limit": 1}, None)
+        return datetime.fromtimestamp(int(data[0]["created"]), tz=UTC) if data else None
 
     # -- credit notes ------------------------------------------------------------------------------
     async def create_credit_note(self, credit_note: CreditNote, *, idempotency_key: str) -> CreditNote:
