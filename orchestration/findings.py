@@ -168,6 +168,7 @@ def acknowledge(*, session: Session, finding: str, reason: str, by: str, now: da
     Raises :class:`UnknownFinding` when nothing matches and ``ValueError`` when only closed rows do."""
     if not reason.strip():
         raise ValueError("a reason is required")
+    finding = finding.strip().removeprefix("#")  # as `starter.py exceptions` prints row IDs
     if finding.isdigit():
         rows = [r for r in [session.get(FindingRecord, int(finding))] if r is not None]
     else:

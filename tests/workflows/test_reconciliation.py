@@ -159,6 +159,11 @@ def found(result: ReconciliationResult) -> set[str]:
     return {f.key for f in result.findings}
 
 
+def unexpected(result: ReconciliationResult, expected: set[str]) -> list[str]:
+    """What a failed comparison should show: the findings not seeded, with their detail."""
+    return [f"{f.key}: {f.detail}" for f in result.findings if f.key not in expected]
+
+
 def key(kind: FindingKind, entity: str, subject: str) -> str:
     return f"{kind.value}:{entity}:{subject}"
 
@@ -266,10 +271,10 @@ async def test_reconciliation_finds_exactly_the_seeded_discrepancies_per_entity_
 
     # -- per entity (the first reads everything, the next only what changed), then all ----------------------
     run_us = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
-    assert found(run_us) == us_expected
+    assert found(run_us) == us_expected, unexpected(run_us, us_expected)
     assert {(r.source, r.mode) for r in run_us.reads} == {("stripe", "full"), ("xero:US01", "full")}
     run_eu = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["EU01"]))
-    assert found(run_eu) == eu_expected, [(f.detail, f.billing_amount, f.erp_amount, f.billing_id) for f in run_eu.findings if f.key not in eu_expected]
+    assert found(run_eu) == eu_expected, unexpected(run_eu, eu_expected)
     assert {(r.source, r.mode) for r in run_eu.reads} == {("stripe", "delta"), ("xero:EU01", "full")}
     run_all = await start_reconciliation(b.client, b.settings, ReconciliationScope())
     assert found(run_all) == us_expected | eu_expected and run_all.opened == len(us_expected | eu_expected)
@@ -356,7 +361,7 @@ async def test_exceptions_by_entity_and_ack_by_id(flow_settings: Settings, tmp_p
 
     assert await cmd_ack(settings, ack("999", "x")) == 2
     assert await cmd_ack(settings, ack(str(listed["id"]), "  ")) == 1
-    assert await cmd_ack(settings, ack(str(listed["id"]), "typed by the auditor, kept on purpose")) == 0
+    assert await cmd_ack(settings, ack(f"#{listed['id']}", "typed by the auditor, kept on purpose")) == 0
     capsys.readouterr()
     assert await cmd_exceptions(settings, argparse.Namespace(**{**base, "json": False}, entity=None)) == 0
     text = capsys.readouterr().out
