@@ -48,6 +48,7 @@ from settings import Settings
 T = TypeVar("T")
 STRIPE = "stripe"
 MAX_RATE_LIMITED_RETRIES = 20
+CLOCK_SKEW = timedelta(seconds=5)  # how far our clock and a vendor's may disagree
 FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
 
 
@@ -273,7 +274,10 @@ class ReconciliationActivities:
     async def _read_erp(self, pacer: Pacer, entity: LegalEntity, since: datetime | None
                         ) -> tuple[list[tuple[str, str, str | None]], datetime]:
         """The tenant's changed (or all) receivables, and the checkpoint for next time: the latest
-        ``UpdatedDateUTC`` seen, on Xero's clock (``If-Modified-Since`` has whole seconds, so nothing is lost)."""
+        ``UpdatedDateUTC`` seen, on Xero's clock (``If-Modified-Since`` has whole seconds, so nothing is lost),
+        but never after the read began (less a margin for clock skew): a document changed while later pages
+        were read may carry an earlier stamp than the newest seen, and must be read again next time."""
+        started = datetime.now(UTC) - CLOCK_SKEW
         through = since
         feed: ErpFeed = self.erp  # type: ignore[assignment]
         tenant = entity.erp_tenant_id
@@ -302,7 +306,9 @@ class ReconciliationActivities:
                 if not more:
                     break
                 page += 1
-        return out, through or datetime.now(UTC)
+        if through is None or through > started:
+            through = max(started, since) if since else started
+        return out, through
 
     # -- comparing ------------------------------------------------------------------------------
     def _billing(self) -> tuple[list[Invoice], list[CreditNote], dict[str, BillingChange]]:
