@@ -257,6 +257,8 @@ class ReconciliationActivities:
             if change.invoice is not None:
                 ids = sorted(charges[object_id] | known.get(object_id, set()))
                 change = change.model_copy(update={"invoice": change.invoice.model_copy(update={"payment_ids": ids})})
+            if change.invoice is None and change.credit_note is None and kind != "customer":
+                continue  # nothing read of it (an item event of an invoice gone since)
             out.append((kind, object_id, change.model_dump_json()))
         return out, through or datetime.now(UTC)
 

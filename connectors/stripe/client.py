@@ -500,6 +500,8 @@ class StripeBilling:
                 changes.append(BillingChange(object="credit_note", id=str(obj["id"]), changed_at=at,
                                              deleted=deleted or obj.get("status") == "void",
                                              credit_note=mapping.credit_note(obj)))
+            elif kind == "invoiceitem" and _invoice_of(obj):  # an item added to or removed from a draft
+                changes.append(BillingChange(object="invoice", id=_invoice_of(obj), changed_at=at))
             elif kind == "customer":
                 change = _customer_change(obj)
                 changes.append(change.model_copy(update={"deleted": deleted or change.deleted, "changed_at": at}))
@@ -516,6 +518,11 @@ class StripeBilling:
         obj = await self._call("POST", "/v1/credit_notes", form=mapping.credit_note_params(credit_note),
                                idempotency_key=idempotency_key)
         return mapping.credit_note(obj)
+
+
+def _invoice_of(obj: Mapping[str, Any]) -> str:
+    invoice = obj.get("invoice")
+    return str(invoice.get("id") if isinstance(invoice, Mapping) else invoice or "")
 
 
 def _customer_change(obj: Mapping[str, Any]) -> BillingChange:

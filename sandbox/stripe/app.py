@@ -776,6 +776,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 invoice["lines"]["data"].append(line_from_item(item))
                 recalculate(invoice)
                 emu.save(invoice)
+            emu.emit("invoiceitem.created", item, request)
             return item
         return await mutate(request, handler)
 
@@ -788,7 +789,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         return emu.get("invoiceitem", item_id)
 
     @router.delete("/v1/invoiceitems/{item_id}")
-    async def delete_invoice_item(item_id: str) -> dict[str, Any]:
+    async def delete_invoice_item(request: Request, item_id: str) -> dict[str, Any]:
         item = emu.get("invoiceitem", item_id)
         if item["invoice"]:
             invoice = store.get("invoice", item["invoice"])
@@ -800,6 +801,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 recalculate(invoice)
                 emu.save(invoice)
         store.delete("invoiceitem", item_id)
+        emu.emit("invoiceitem.deleted", item, request)
         return {"id": item_id, "object": "invoiceitem", "deleted": True}
 
     # -- invoices ----------------------------------------------------------------------------------
@@ -878,13 +880,14 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         return await mutate(request, handler)
 
     @router.delete("/v1/invoices/{invoice_id}")
-    async def delete_invoice(invoice_id: str) -> dict[str, Any]:
+    async def delete_invoice(request: Request, invoice_id: str) -> dict[str, Any]:
         invoice = emu.get("invoice", invoice_id)
         if invoice["status"] != "draft":
             raise bad("You can only delete draft invoices.", code="invoice_not_editable")
         for item in store.list("invoiceitem", where=lambda i: i["invoice"] == invoice_id):
             store.delete("invoiceitem", item["id"])
         store.put("invoice", invoice_id, {"id": invoice_id, "object": "invoice", "deleted": True})
+        emu.emit("invoice.deleted", invoice, request)
         return {"id": invoice_id, "object": "invoice", "deleted": True}
 
     @router.post("/v1/invoices/{invoice_id}/finalize")

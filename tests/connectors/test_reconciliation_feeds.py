@@ -13,6 +13,8 @@ import httpx
 import pytest_asyncio
 
 from canonical import Account, Invoice, Payment
+from canonical.reconciliation import BillingChange
+from connectors.stripe import StripeBilling
 from settings import Settings
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices
 from tests.helpers.servers import SandboxHandle
@@ -44,11 +46,25 @@ async def test_stripe_changes_report_a_hand_edited_invoice_and_current_reads_it_
     assert seen and seen[0].invoice is not None and seen[0].invoice.crm_deal_id == account.deal_id
     current = await billing.current(seen[-1])
     assert current.invoice is not None and current.invoice.total.amount == 42 and not current.deleted
-    [draft] = await draft_invoices(billing, account, ["1.00"])
+    [draft] = await draft_invoices(billing, account, ["1.00"])  # the draft, then its item: two events
+    [as_drafted] = [c for c in await _changes(billing, since) if c.id == draft]
+    assert (await billing.current(as_drafted)).invoice.total.amount == 1  # type: ignore[union-attr]
     await asyncio.to_thread(httpx.delete, f"{settings.stripe_base_url}/v1/invoices/{draft}",
                             headers={"Authorization": f"Bearer {settings.stripe_api_key}"}, timeout=10)
-    gone = await billing.current(current.model_copy(update={"id": draft}))
-    assert gone.deleted
+    [deleted] = [c for c in await _changes(billing, since) if c.id == draft]
+    assert deleted.deleted and (await billing.current(deleted)).deleted
+
+
+async def _changes(billing: StripeBilling, since: datetime) -> list[BillingChange]:
+    """Every change since ``since``, newest first, the newest of each object only."""
+    seen: dict[str, BillingChange] = {}
+    cursor = None
+    while True:
+        page, cursor = await billing.changes_page(since, cursor)
+        for change in page:
+            seen.setdefault(change.id, change)
+        if cursor is None:
+            return list(seen.values())
 
 
 async def test_xero_pages_return_only_what_changed_since_the_checkpoint(connectors: Connectors,
