@@ -281,6 +281,11 @@ async def test_reconciliation_finds_exactly_the_seeded_discrepancies_per_entity_
     assert {(r.source, r.mode) for r in run_all.reads} == {
         ("stripe", "delta"), ("xero:US01", "delta"), ("xero:EU01", "delta"), ("xero:UK01", "full")}
     await save_history(b.client.get_workflow_handle(run_all.run_id.split("/")[0]), "reconciliation_run")
+    # one customer: its invoices and the ERP documents they name (orphans and projects need a whole entity)
+    one = await start_reconciliation(b.client, b.settings, ReconciliationScope(customer_ids=[eu.customer_id]))
+    assert found(one) == eu_expected - {key(F.ORPHAN_IN_ERP, "EU01", orphan),
+                                        key(F.CREDIT_NOTE_MISSING_IN_BILLING, "EU01", goodwill),
+                                        key(F.PROJECT_WITHOUT_CONTRACT, "EU01", no_contract)}
 
     by_key = {f.key: f for f in run_all.findings}
     dup = by_key[key(F.DUPLICATE_IN_ERP, "US01", duplicated)]
