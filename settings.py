@@ -124,6 +124,15 @@ class Settings(BaseSettings):
                                                                "if unset")
     reconciliation_cron: str = Field(default="0 2 * * *", description="nightly, UTC")
     reconciliation_rounding_tolerance: Decimal = Decimal("0.01")
+    reconciliation_full_pass_hours: float = Field(default=168, description="a run reads everything (not only "
+                                                  "what changed since its checkpoint) when the last full pass is "
+                                                  "older than this")
+    reconciliation_stripe_requests_per_second: float = Field(default=20, description="Stripe allows 100/s live, "
+                                                             "25/s in test mode")
+    reconciliation_xero_requests_per_second: float = Field(default=0.9, description="Xero allows 60 a minute "
+                                                           "per tenant")
+    reconciliation_hubspot_requests_per_second: float = Field(default=8, description="HubSpot allows 100 per "
+                                                              "10 s for private apps")
 
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:

@@ -8,7 +8,8 @@
     python starter.py recheck q2c-hubspot-1234
     python starter.py find stripe:customer:cus_00000000000001
     python starter.py serve | events [--vendor V] [--outcome O] [--limit N] | replay-event <id>
-    python starter.py reconcile [--entity E] [--customer C] [--deal D] | exceptions
+    python starter.py reconcile [--entity E] [--customer C] [--deal D] | exceptions [--entity E]
+    python starter.py ack <finding> --reason R
     python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
     python starter.py backfill US01 [--rate 0.9] [--wait]
 """

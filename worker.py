@@ -40,6 +40,7 @@ from runtime.connect import connect
 from settings import Settings
 from stores.events import EventLedger
 from stores.findings import findings_engine
+from stores.mirror import mirror_engine
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -95,10 +96,12 @@ class Stores:
 
     events: EventLedger
     findings: Engine
+    mirror: Engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stores:
-        return cls(events=EventLedger.from_settings(settings), findings=findings_engine(settings.findings_database_url))
+        return cls(events=EventLedger.from_settings(settings), findings=findings_engine(settings.findings_database_url),
+                   mirror=mirror_engine(settings.findings_database_url))
 
 
 def activities_for(settings: Settings, connectors: Connectors, *, client: Client,
@@ -111,7 +114,8 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
     poll = DealPollActivities(settings=settings, crm=connectors.crm, ledger=stores.events, intake=intake)
     ledger = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing, erp=connectors.erp)
     recon = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
-                                     erp=connectors.erp, findings=stores.findings)
+                                     erp=connectors.erp, crm=connectors.crm, findings=stores.findings,
+                                     mirror=stores.mirror)
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)

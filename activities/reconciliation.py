@@ -1,25 +1,55 @@
-"""The business steps of reconciliation: read billing, ERP and CLM, compare, store the findings."""
+"""The business steps of reconciliation: bring the mirror of billing and each ERP tenant up to date (a delta
+since the last checkpoint, or a periodic full pass), paced under the vendors' rate limits; then compare one
+control at a time (receivables per entity, delivery, CRM figures) with the pure rules of
+``canonical.reconciliation`` and store each control's findings."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.retrying import business_step
-from canonical import Invoice, LegalEntity, Project
-from canonical.keys import parse_project_code, project_code_prefix
-from canonical.ledger import EntityTotals, Finding, FindingKind, compare_receivables
-from connectors.ports import BillingPort, ClmPort, ErpPort
+from canonical import CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
+from canonical.reconciliation import (
+    BillingChange,
+    Delivery,
+    EntityProject,
+    EntityTotals,
+    ErpCreditNote,
+    ErpPayment,
+    Figures,
+    Finding,
+    ProjectBilling,
+    Receivables,
+    SourceRead,
+    compare_crm_figures,
+    compare_delivery,
+    compare_receivables,
+    expected_figures,
+    project_prefix,
+)
+from connectors.errors import RateLimited
+from connectors.pacing import Pacer
+from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpFeed, ErpPort
 from settings import Settings
+from stores import mirror as mirror_store
 from stores.findings import RunOutcome, record_run
+
+T = TypeVar("T")
+STRIPE = "stripe"
+MAX_RATE_LIMITED_RETRIES = 20
+CLOCK_SKEW = timedelta(seconds=5)  # how far our clock and a vendor's may disagree
+FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
 
 
 class ReconciliationConfigRequest(BaseModel):
@@ -28,119 +58,402 @@ class ReconciliationConfigRequest(BaseModel):
 
 class ReconciliationConfig(BaseModel):
     entities: list[LegalEntity]
+    all_entities: list[LegalEntity] = Field(default_factory=list)
     rounding_tolerance: Decimal
     activity_retry_max_seconds: float = 300
 
 
-class ReceivablesRequest(BaseModel):
-    entity: LegalEntity
-    customer_ids: list[str] = Field(default_factory=list, description="empty: every billing customer")
-    rounding_tolerance: Decimal
+class SyncRequest(BaseModel):
+    """Bring one source of the mirror up to date: ``stripe`` or one entity's ERP tenant."""
+
+    entity: LegalEntity | None = Field(default=None, description="None: billing")
+    full: bool | None = Field(default=None, description="None: full when the last full pass is old enough")
 
 
-class ReceivablesResult(BaseModel):
-    findings: list[Finding] = Field(default_factory=list)
-    totals: list[EntityTotals] = Field(default_factory=list)
+SyncResult = SourceRead
 
 
-class DeliveryRequest(BaseModel):
-    entities: list[LegalEntity]
-    deal_ids: list[str] = Field(default_factory=list, description="empty: every deal")
+class ControlRequest(BaseModel):
+    """One control of one run: ``receivables`` (of ``entity``), ``delivery`` or ``crm``."""
 
-
-class DeliveryResult(BaseModel):
-    findings: list[Finding] = Field(default_factory=list)
-
-
-class FindingsBatch(BaseModel):
+    control: str
     scope: str
     run_id: str
-    findings: list[Finding] = Field(default_factory=list)
+    entity: LegalEntity | None = None
+    entities: list[LegalEntity] = Field(default_factory=list)
+    all_entities: bool = True
+    customer_ids: list[str] = Field(default_factory=list)
+    deal_ids: list[str] = Field(default_factory=list)
+    rounding_tolerance: Decimal = Decimal("0.01")
+
+
+class ControlResult(BaseModel):
+    section: str
+    outcome: RunOutcome
+    findings: list[Finding] = Field(default_factory=list, description=f"at most {FINDINGS_RETURNED}")
+    findings_total: int = 0
+    totals: list[EntityTotals] = Field(default_factory=list)
+    requests: int = 0
+
+
+class PacedReads:
+    """Reads spaced by the shared :class:`Pacer` (none at a rate of 0), counted; a 429 waits the vendor's
+    Retry-After and asks again (a read is safe to repeat)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._pacer = Pacer(per_second) if per_second > 0 else None
+        self.requests = 0
+        self.rate_limited = 0
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        for _ in range(MAX_RATE_LIMITED_RETRIES):
+            if self._pacer is not None:
+                await self._pacer.take()
+            self.requests += 1
+            try:
+                return await fn()
+            except RateLimited as exc:
+                self.rate_limited += 1
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else 1.0)
+        return await fn()
+
+
+def _not_found(kind: str, values: list[str], known: list[str]) -> ApplicationError:
+    return ApplicationError(f"unknown {kind} {', '.join(values)}" + (f"; known: {', '.join(known)}" if known else ""),
+                            type=f"Unknown{kind.title().replace(' ', '')}", non_retryable=True)
 
 
 class ReconciliationActivities:
     """Activities of the reconciliation flow (built in worker.py with their connectors)."""
 
     def __init__(self, *, settings: Settings, clm: ClmPort, billing: BillingPort, erp: ErpPort,
-                 findings: Engine) -> None:
+                 findings: Engine, mirror: Engine, crm: CrmFigures | None = None) -> None:
         self.settings = settings
         self.clm = clm
         self.billing = billing
         self.erp = erp
+        self.crm = crm
         self.findings = findings
+        self.mirror = mirror
 
     @activity.defn(name="load_reconciliation_config")
     async def load_reconciliation_config(self, request: ReconciliationConfigRequest) -> ReconciliationConfig:
+        """The entities in scope (an unknown code fails the run: it would silently reconcile nothing)."""
+        known = [e.code for e in self.settings.legal_entities]
+        unknown = [c for c in request.legal_entities if c not in known]
+        if unknown:
+            raise _not_found("legal entity", unknown, known)
         wanted = set(request.legal_entities)
         entities = [e for e in self.settings.legal_entities if not wanted or e.code in wanted]
-        return ReconciliationConfig(entities=entities,
+        return ReconciliationConfig(entities=entities, all_entities=list(self.settings.legal_entities),
                                     rounding_tolerance=self.settings.reconciliation_rounding_tolerance,
                                     activity_retry_max_seconds=self.settings.activity_retry_max_seconds)
 
+    # -- reading: the mirror brought up to date -----------------------------------------------------
+    def _mode(self, source: str, full: bool | None) -> tuple[str, datetime | None]:
+        with Session(self.mirror) as session:
+            mark = mirror_store.checkpoint(session, source)
+        if full or mark is None:
+            return "full", None
+        age = datetime.now(UTC) - mark.full_at.replace(tzinfo=UTC)
+        if full is None and age >= timedelta(hours=self.settings.reconciliation_full_pass_hours):
+            return "full", None
+        return "delta", mark.read_at.replace(tzinfo=UTC)
+
+    @activity.defn(name="sync_reconciliation_source")
+    @business_step
+    async def sync_source(self, request: SyncRequest) -> SyncResult:
+        """Read what changed in billing or one ERP tenant since the checkpoint (or everything) into the mirror."""
+        entity = request.entity
+        source = STRIPE if entity is None else f"xero:{entity.code}"
+        mode, since = self._mode(source, request.full)
+        rate = (self.settings.reconciliation_stripe_requests_per_second if entity is None
+                else self.settings.reconciliation_xero_requests_per_second)
+        pacer = PacedReads(rate)
+        if entity is None:
+            docs, read_at = await self._read_billing(pacer, since)
+        else:
+            docs, read_at = await self._read_erp(pacer, entity, since)
+
+        def write() -> int:
+            with Session(self.mirror) as session:
+                if mode == "full":
+                    kinds = ("customer", "invoice", "credit_note") if entity is None else (
+                        "invoice", "payment", "credit_note")
+                    return mirror_store.replace_source(session, source, kinds,
+                                                 [(k, i, b) for k, i, b in docs if b is not None], read_at=read_at)
+                return mirror_store.apply_changes(session, source, docs, read_at=read_at)
+
+        count = await asyncio.to_thread(write)
+        return SyncResult(source=source, mode=mode, documents=count, requests=pacer.requests,
+                          rate_limited=pacer.rate_limited, read_at=read_at)
+
+    async def _read_billing(self, pacer: PacedReads, since: datetime | None
+                            ) -> tuple[list[tuple[str, str, str | None]], datetime]:
+        """The changed (or all) billing objects, and the checkpoint to read from next time: the newest change
+        billing reported, on billing's clock (``created[gte]`` then re-reads at most that second)."""
+        feed: BillingFeed = self.billing  # type: ignore[assignment]
+        through = since
+        if since is None:
+            through = await pacer.call(feed.latest_change_at) or datetime.now(UTC)
+        changes: dict[tuple[str, str], BillingChange] = {}
+        charges: dict[str, set[str]] = defaultdict(set)
+        stamps: list[datetime] = []
+
+        async def drain(fetch: Callable[[str | None], Awaitable[tuple[list[BillingChange], str | None]]],
+                        label: str) -> None:
+            cursor: str | None = None
+            pages = 0
+            while True:
+                page, cursor = await pacer.call(lambda c=cursor: fetch(c))  # type: ignore[misc]
+                pages += 1
+                for change in page:  # newest first: the first seen of an object is how it stands now
+                    changes.setdefault((change.object, change.id), change)
+                    if change.changed_at:
+                        stamps.append(change.changed_at)
+                    if change.invoice is not None:
+                        charges[change.id].update(change.invoice.payment_ids)
+                activity.heartbeat(f"{label}: {pages} page(s)")
+                if cursor is None:
+                    return
+
+        if since is None:
+            await drain(feed.customers_page, "customers")
+            await drain(feed.invoices_page, "invoices")
+            await drain(feed.credit_notes_page, "credit notes")
+        else:
+            await drain(lambda c: feed.changes_page(since, c), "events")
+            # an event's copy can be older than the object (items added to a draft after invoice.created)
+            done = 0
+            for ident, change in list(changes.items()):
+                if not change.deleted:
+                    changes[ident] = await pacer.call(lambda c=change: feed.current(c))  # type: ignore[misc]
+                    done += 1
+                    if done % 100 == 0:
+                        activity.heartbeat(f"changed objects: {done} read")
+                    if changes[ident].invoice is not None:
+                        charges[ident[1]].update(changes[ident].invoice.payment_ids)  # type: ignore[union-attr]
+        through = max([*stamps, *([through] if through else [])], default=None)
+        # a payment seen once stays known (Stripe's invoice shows only its latest charge)
+        known = await asyncio.to_thread(self._known_charges, [i for k, i in changes if k == "invoice"])
+        out: list[tuple[str, str, str | None]] = []
+        for (kind, object_id), change in changes.items():
+            if change.deleted:
+                out.append((kind, object_id, None))
+                continue
+            if change.invoice is not None:
+                ids = sorted(charges[object_id] | known.get(object_id, set()))
+                change = change.model_copy(update={"invoice": change.invoice.model_copy(update={"payment_ids": ids})})
+            if change.invoice is None and change.credit_note is None and kind != "customer":
+                continue  # nothing read of it (an item event of an invoice gone since)
+            out.append((kind, object_id, change.model_dump_json()))
+        return out, through or datetime.now(UTC)
+
+    def _known_charges(self, invoice_ids: list[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        with Session(self.mirror) as session:
+            for invoice_id in invoice_ids:
+                held = mirror_store.document(session, STRIPE, "invoice", invoice_id)
+                if held is not None:
+                    change = BillingChange.model_validate_json(held.body)
+                    if change.invoice is not None and change.invoice.payment_ids:
+                        found[invoice_id] = set(change.invoice.payment_ids)
+        return found
+
+    async def _read_erp(self, pacer: PacedReads, entity: LegalEntity, since: datetime | None
+                        ) -> tuple[list[tuple[str, str, str | None]], datetime]:
+        """The tenant's changed (or all) receivables, and the checkpoint for next time: the latest
+        ``UpdatedDateUTC`` seen, on Xero's clock (``If-Modified-Since`` has whole seconds, so nothing is lost),
+        but never after the read began (less a margin for clock skew): a document changed while later pages
+        were read may carry an earlier stamp than the newest seen, and must be read again next time."""
+        started = datetime.now(UTC) - CLOCK_SKEW
+        through = since
+        feed: ErpFeed = self.erp  # type: ignore[assignment]
+        tenant = entity.erp_tenant_id
+        out: list[tuple[str, str, str | None]] = []
+        readers: list[tuple[str, Callable[[int], Awaitable[tuple[list[Invoice], bool]]]
+                                  | Callable[[int], Awaitable[tuple[list[ErpPayment], bool]]]
+                                  | Callable[[int], Awaitable[tuple[list[ErpCreditNote], bool]]]]] = [
+            ("invoice", lambda p: feed.invoices_page(tenant, p, modified_since=since)),
+            ("payment", lambda p: feed.payments_page(tenant, p, modified_since=since)),
+            ("credit_note", lambda p: feed.credit_notes_page(tenant, p, modified_since=since)),
+        ]
+        for kind, fetch in readers:
+            page = 1
+            while True:
+                items, more = await pacer.call(lambda: fetch(page))  # noqa: B023 - awaited at once
+                for item in items:  # type: ignore[attr-defined]
+                    doc_id = (item.metadata.get("erp_invoice_id", "") if isinstance(item, Invoice)
+                              else item.erp_id)
+                    stamp = (datetime.fromisoformat(item.metadata["erp_updated_at"])
+                             if isinstance(item, Invoice) and item.metadata.get("erp_updated_at")
+                             else getattr(item, "updated_at", None))
+                    if stamp is not None and (through is None or stamp > through):
+                        through = stamp
+                    out.append((kind, doc_id, item.model_dump_json()))
+                activity.heartbeat(f"{entity.code} {kind}s: {page} page(s)")
+                if not more:
+                    break
+                page += 1
+        if through is None or through > started:
+            through = max(started, since) if since else started
+        return out, through
+
+    # -- comparing ------------------------------------------------------------------------------
+    def _billing(self) -> tuple[list[Invoice], list[CreditNote], dict[str, BillingChange]]:
+        with Session(self.mirror) as session:
+            invoices = [BillingChange.model_validate_json(d.body).invoice for d in mirror_store.documents(
+                session, STRIPE, "invoice")]
+            notes = [BillingChange.model_validate_json(d.body).credit_note for d in mirror_store.documents(
+                session, STRIPE, "credit_note")]
+            customers = {d.doc_id: BillingChange.model_validate_json(d.body)
+                         for d in mirror_store.documents(session, STRIPE, "customer")}
+        return [i for i in invoices if i], [n for n in notes if n], customers
+
+    @staticmethod
+    def _entity_of(invoice: Invoice, customers: dict[str, BillingChange]) -> str:
+        held = customers.get(invoice.customer_id)
+        return invoice.legal_entity or (held.legal_entity if held else "")
+
+    def _check_customers(self, wanted: list[str], customers: dict[str, BillingChange]) -> None:
+        unknown = [c for c in wanted if c not in customers or customers[c].deleted]
+        if unknown:
+            raise _not_found("billing customer", unknown, [])
+
+    def _record(self, request: ControlRequest, section: str, findings: list[Finding]) -> RunOutcome:
+        with Session(self.findings) as session:
+            return record_run(session=session, scope=request.scope, run_id=request.run_id, findings=findings,
+                              now=datetime.now(UTC), section=section)
+
+    def _result(self, request: ControlRequest, section: str, findings: list[Finding], **extra: object
+                ) -> ControlResult:
+        outcome = self._record(request, section, findings)
+        return ControlResult(section=section, outcome=outcome, findings=findings[:FINDINGS_RETURNED],
+                             findings_total=len(findings), **extra)  # type: ignore[arg-type]
+
     @activity.defn(name="reconcile_receivables")
     @business_step
-    async def reconcile_receivables(self, request: ReceivablesRequest) -> ReceivablesResult:
-        """One entity: billing invoices vs the tenant's receivables vs payments; invoices without a CRM deal."""
+    async def reconcile_receivables(self, request: ControlRequest) -> ControlResult:
+        """One entity: billing invoices, payments and credit notes against its ERP tenant, both ways."""
         entity = request.entity
-        billing: list[Invoice] = []
-        customers: list[str | None] = list(request.customer_ids) or [None]
-        for customer_id in customers:
-            async for invoice in self.billing.list_invoices(customer_id=customer_id):
-                if invoice.legal_entity == entity.code:
-                    billing.append(invoice)
-        erp = await self.erp.list_invoices(entity.erp_tenant_id)
-        if request.customer_ids:  # a scoped run looks only at the ERP documents of its billing invoices
+        assert entity is not None, "receivables are compared per entity"
+
+        def compare() -> ControlResult:
+            invoices, notes, customers = self._billing()
+            self._check_customers(request.customer_ids, customers)
+            wanted = set(request.customer_ids)
+            billing = [i for i in invoices if self._entity_of(i, customers) == entity.code
+                       and (not wanted or i.customer_id in wanted)]
             refs = {i.billing_id for i in billing}
-            erp = [doc for doc in erp if doc.billing_id in refs]
-        findings, totals = compare_receivables(entity.code, billing, erp, tolerance=request.rounding_tolerance)
-        return ReceivablesResult(findings=findings, totals=totals)
+            with Session(self.mirror) as session:
+                source = f"xero:{entity.code}"
+                erp = [Invoice.model_validate_json(d.body) for d in mirror_store.documents(session, source, "invoice")]
+                payments = [ErpPayment.model_validate_json(d.body) for d in mirror_store.documents(session, source,
+                                                                                              "payment")]
+                erp_notes = [ErpCreditNote.model_validate_json(d.body)
+                             for d in mirror_store.documents(session, source, "credit_note")]
+            billing_notes = [n for n in notes if n.invoice_billing_id in refs]
+            if wanted:  # a scoped run looks only at the ERP documents of its billing invoices
+                erp = [d for d in erp if d.billing_id in refs]
+                erp_ids = {d.metadata.get("erp_invoice_id") for d in erp}
+                charge_ids = {p for i in billing for p in i.payment_ids}
+                payments = [p for p in payments if p.erp_invoice_id in erp_ids or p.reference in charge_ids]
+                note_ids = {n.billing_id for n in billing_notes}
+                erp_notes = [n for n in erp_notes if n.reference in note_ids or set(n.erp_invoice_ids) & erp_ids]
+            data = Receivables(billing_invoices=billing, billing_credit_notes=billing_notes, erp_invoices=erp,
+                               erp_payments=payments, erp_credit_notes=erp_notes)
+            findings, totals = compare_receivables(entity.code, data, tolerance=request.rounding_tolerance)
+            return self._result(request, f"receivables:{entity.code}", findings, totals=totals)
+
+        return await asyncio.to_thread(compare)
 
     @activity.defn(name="reconcile_delivery")
     @business_step
-    async def reconcile_delivery(self, request: DeliveryRequest) -> DeliveryResult:
-        """Executed contracts without an ERP project; open projects without a billing schedule."""
+    async def reconcile_delivery(self, request: ControlRequest) -> ControlResult:
+        """Executed contracts -> projects in the right entity -> billing schedules equal to the contract value;
+        projects without a contract or billing. Projects of every entity are read, findings kept to the scope."""
+        pacer = PacedReads(self.settings.reconciliation_xero_requests_per_second)
         deal_ids = request.deal_ids or None
         contracts = await self.clm.list_executed_records(deal_ids=deal_ids)
-        projects: list[tuple[LegalEntity, Project]] = []
-        for entity in request.entities:
-            projects += [(entity, p) for p in await self.erp.list_projects(entity.erp_tenant_id)
-                         if parse_project_code(p.code)]
+        projects: list[EntityProject] = []
+        for entity in self.settings.legal_entities:
+            found = await pacer.call(lambda e=entity: self.erp.list_projects(e.erp_tenant_id))  # type: ignore[misc]
+            projects += [EntityProject(entity=entity.code, project=p) for p in found]
         if deal_ids:
-            prefixes = tuple(project_code_prefix(d) for d in deal_ids)
-            projects = [(e, p) for e, p in projects if p.code.startswith(prefixes)]
-        schedules = await self.billing.billing_schedules_by_project()
-        findings: list[Finding] = []
-        for contract in contracts:
-            deal_id = contract.deal_crm_id
-            if deal_id and any(p.code.startswith(project_code_prefix(deal_id)) for _, p in projects):
+            prefixes = tuple(project_prefix(d) for d in deal_ids)
+            projects = [p for p in projects if p.project.code.startswith(prefixes)]
+        recurring = await self.billing.billing_schedules_by_project(include_invoices=False)  # type: ignore[call-arg]
+        invoices, _notes, _customers = await asyncio.to_thread(self._billing)
+        billing: dict[str, ProjectBilling] = {}
+        for code, ids in recurring.items():
+            billing[code] = ProjectBilling(billing_ids=list(ids), recurring=True)
+        for inv in invoices:
+            project_code = inv.metadata.get("revops_project")
+            if not project_code or inv.status is InvoiceStatus.VOID:
                 continue
-            record_id = contract.clm_record_id or ""
-            findings.append(Finding(
-                kind=FindingKind.CONTRACT_WITHOUT_PROJECT, key=f"{FindingKind.CONTRACT_WITHOUT_PROJECT}:{record_id}",
-                clm_id=record_id, crm_id=deal_id or "",
-                billing_amount=str(contract.terms.total_value) if contract.terms else "",
-                detail=f"executed contract '{contract.title}' has no ERP project"
-                       + ("" if deal_id else " (and no CRM deal ID to find one by)")))
-        for entity, project in projects:
-            if schedules.get(project.code):
-                continue
-            findings.append(Finding(
-                kind=FindingKind.PROJECT_WITHOUT_BILLING, key=f"{FindingKind.PROJECT_WITHOUT_BILLING}:{project.erp_id}",
-                legal_entity=entity.code, currency=project.budget.currency, erp_id=project.erp_id or "",
-                crm_id=parsed.crm_id if (parsed := parse_project_code(project.code)) else "",
-                erp_amount=str(project.budget),
-                detail=f"project {project.code} has no billing schedule"))
-        return DeliveryResult(findings=findings)
+            held = billing.setdefault(project_code, ProjectBilling())
+            held.billing_ids.append(inv.billing_id)
+            held.invoiced = (held.invoiced or Money.zero(inv.currency)) + inv.subtotal
+        data = Delivery(contracts=contracts, projects=projects, billing=billing)
+        findings = compare_delivery([e.code for e in request.entities], data, tolerance=request.rounding_tolerance,
+                                    unattributed=request.all_entities)
+        return await asyncio.to_thread(self._result, request, "delivery", findings, requests=pacer.requests)
 
-    @activity.defn(name="record_findings")
-    async def record_findings(self, batch: FindingsBatch) -> RunOutcome:
-        """Store the run's findings: open the new, close the ones no longer seen (same scope)."""
-        def write() -> RunOutcome:
-            with Session(self.findings) as session:
-                return record_run(session=session, scope=batch.scope, run_id=batch.run_id,
-                                  findings=batch.findings, now=datetime.now(UTC))
-        return await asyncio.to_thread(write)
+    @activity.defn(name="reconcile_crm_figures")
+    @business_step
+    async def reconcile_crm_figures(self, request: ControlRequest) -> ControlResult:
+        """Billed / paid / outstanding / overdue / credited on each CRM company and deal against billing."""
+        invoices, notes, customers = await asyncio.to_thread(self._billing)
+        self._check_customers(request.customer_ids, customers)
+        codes = {e.code for e in request.entities}
+        wanted, deals_wanted = set(request.customer_ids), set(request.deal_ids)
+        today = datetime.now(UTC).date()
+        by_company: dict[str, list[Invoice]] = defaultdict(list)
+        by_deal: dict[str, list[Invoice]] = defaultdict(list)
+        entity_of: dict[str, str] = {}
+        for inv in invoices:
+            customer = customers.get(inv.customer_id)
+            entity = self._entity_of(inv, customers)
+            if customer is None or (wanted and inv.customer_id not in wanted):
+                continue
+            if customer.company_id:
+                by_company[customer.company_id].append(inv)
+                entity_of.setdefault(f"company:{customer.company_id}", entity)
+            if inv.crm_deal_id:
+                by_deal[inv.crm_deal_id].append(inv)
+                entity_of.setdefault(f"deal:{inv.crm_deal_id}", entity)
+        if deals_wanted:
+            by_deal = defaultdict(list, {d: v for d, v in by_deal.items() if d in deals_wanted})
+            by_company = defaultdict(list)
+        findings: list[Finding] = []
+        pacer = PacedReads(self.settings.reconciliation_hubspot_requests_per_second)
+        for object_type, groups in (("companies", by_company), ("deals", by_deal)):
+            label = "company" if object_type == "companies" else "deal"
+            groups = {k: v for k, v in groups.items() if entity_of.get(f"{label}:{k}") in codes}
+            expected = {k: expected_figures(v, notes, today=today) for k, v in groups.items()}
+            ids = sorted(k for k, v in expected.items() if v)
+            currencies = sorted({c for v in expected.values() for c in v})
+            actual: dict[str, dict[str, Figures]] = {}
+            for start in range(0, len(ids), 100):
+                chunk = ids[start:start + 100]
+                actual.update(await pacer.call(
+                    lambda c=chunk, t=object_type, m=currencies: self._crm().read_figures(t, c, m)))  # type: ignore[misc]
+            for object_id in ids:
+                refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
+                findings += compare_crm_figures(entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
+                                                expected[object_id], actual.get(object_id, {}),
+                                                tolerance=request.rounding_tolerance, refs=refs)
+        return await asyncio.to_thread(self._result, request, "crm", findings, requests=pacer.requests)
+
+    def _crm(self) -> CrmFigures:
+        if self.crm is None:
+            raise ApplicationError("reconciliation has no CRM connector", type="Misconfigured", non_retryable=True)
+        return self.crm
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.load_reconciliation_config, self.reconcile_receivables, self.reconcile_delivery,
-                self.record_findings]
+        return [self.load_reconciliation_config, self.sync_source, self.reconcile_receivables,
+                self.reconcile_delivery, self.reconcile_crm_figures]
+
+
+__all__ = ["ControlRequest", "ControlResult", "Pacer", "ReconciliationActivities", "ReconciliationConfig",
+           "ReconciliationConfigRequest", "SyncRequest", "SyncResult"]

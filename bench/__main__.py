@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.common import Table
 from devstack.stack import stop_on_sigterm
 
-ALL = ["overhead", "throughput", "burst", "backfill", "cost"]
+ALL = ["overhead", "throughput", "burst", "backfill", "cost", "reconciliation"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,8 +35,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=5.0, help="backfill: Xero sandbox limit, requests/s")
     p.add_argument("--hubspot-rate", type=float, default=10.0, help="backfill: HubSpot sandbox limit, requests/s")
     p.add_argument("--batch", type=int, default=25, help="backfill: contacts per Xero request")
+    p.add_argument("--invoices", type=int, default=10000, help="reconciliation: invoices across 3 entities")
+    p.add_argument("--stripe-rate", type=float, default=25.0, help="reconciliation: Stripe sandbox limit, req/s")
+    p.add_argument("--xero-rate", type=float, default=3.0,
+                   help="reconciliation: Xero sandbox limit, req/s for the 3 tenants (Xero: 60 a minute each)")
     p.add_argument("--quick", action="store_true",
-                   help="a tenth of the sizes (burst 1,000 events, backfill 2,000 companies) for a look in minutes")
+                   help="a tenth of the sizes (burst 1,000 events, backfill 2,000 companies, reconciliation 1,000 "
+                        "invoices) for a look in minutes")
     p.add_argument("--keep", action="store_true", help="keep the stack's data folder (logs, SQLite files)")
     return p
 
@@ -49,7 +54,7 @@ async def run_one(name: str, args: argparse.Namespace, data_dir: Path) -> Table:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.quick:
-        args.events, args.companies = args.events // 10, args.companies // 10
+        args.events, args.companies, args.invoices = args.events // 10, args.companies // 10, args.invoices // 10
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL]
     if unknown:

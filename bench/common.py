@@ -42,7 +42,8 @@ _EXPORTED = (
     "hubspot_base_url", "ironclad_base_url", "stripe_base_url", "xero_base_url", "http_timeout_seconds",
     "activity_retry_max_seconds", "activity_timeout_seconds", "contract_poll_interval_seconds", "poll_interval_seconds",
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",
-    "approval_expiry_days", "ledger_continue_after_events",
+    "approval_expiry_days", "ledger_continue_after_events", "reconciliation_stripe_requests_per_second",
+    "reconciliation_xero_requests_per_second", "reconciliation_hubspot_requests_per_second",
 )
 
 

@@ -92,6 +92,7 @@ class Invoice(BaseModel):
     crm_deal_id: str | None = None
     legal_entity: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    payment_ids: list[str] = Field(default_factory=list, description="billing payments (charges) received")
 
 
 class Payment(BaseModel):

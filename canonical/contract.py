@@ -86,6 +86,7 @@ class Contract(BaseModel):
     executed_on: date | None = None
     amendments: list[Amendment] = Field(default_factory=list)
     deal_crm_id: str | None = None
+    legal_entity: str | None = Field(default=None, description="the entity that signed (contracting party)")
 
 
 class AmendmentChange(BaseModel):

@@ -1,7 +1,8 @@
-"""``starter.py reconcile`` and ``starter.py exceptions``, and the nightly ``reconciliation`` schedule.
+"""``starter.py reconcile``, ``exceptions`` and ``ack``, and the nightly ``reconciliation`` schedule.
 
-    python starter.py reconcile [--entity US01] [--customer cus_1] [--deal 123] [--no-wait]
-    python starter.py exceptions [--all] [--kind amount_mismatch] [--scope all] [--json]
+    python starter.py reconcile [--entity US01] [--customer cus_1] [--deal 123] [--full|--delta] [--no-wait] [--json]
+    python starter.py exceptions [--entity US01] [--all] [--kind amount_mismatch] [--scope all] [--json]
+    python starter.py ack <finding ID or key> --reason "..." [--by NAME] [--json]
 
 A run may be narrowed to some legal entities, billing customers or CRM deals; its findings are stored under
 that scope and only a later run of the same scope closes them (the nightly run's scope is ``all``).
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from sqlmodel import Session
 from temporalio.client import (
@@ -23,11 +26,13 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    WorkflowFailureError,
 )
 
+from connectors.errors import ConnectorError, NotFound
 from runtime.schedules import upsert_schedule
 from settings import Settings
-from stores.findings import CLOSED, OPEN, findings_engine, list_findings
+from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, findings_engine, list_findings
 from workflows.models import RECONCILIATION_WORKFLOW, ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -52,10 +57,10 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings, *,
 
 
 async def start_reconciliation(client: Client, settings: Settings, scope: ReconciliationScope, *,
-                               trigger: str = "manual") -> ReconciliationResult:
+                               trigger: str = "manual", full_pass: bool | None = None) -> ReconciliationResult:
     """Run reconciliation now and wait for its summary."""
     return await client.execute_workflow(
-        ReconciliationWorkflow.run, ReconciliationInput(scope=scope, trigger=trigger),
+        ReconciliationWorkflow.run, ReconciliationInput(scope=scope, trigger=trigger, full_pass=full_pass),
         id=f"reconciliation-manual-{uuid.uuid4().hex[:12]}", task_queue=settings.task_queue,
         static_summary=f"Reconciliation on demand ({scope.key()})")
 
@@ -67,17 +72,63 @@ def summary_text(result: ReconciliationResult) -> str:
     return "\n".join(lines)
 
 
+def unknown_entities(settings: Settings, codes: list[str]) -> list[str]:
+    """The codes that name no configured legal entity."""
+    known = {e.code for e in settings.legal_entities}
+    return [c for c in codes if c not in known]
+
+
+async def unknown_customers(settings: Settings, customer_ids: list[str]) -> list[str]:
+    """The billing customers billing does not have (deleted ones included)."""
+    if not customer_ids:
+        return []
+    from connectors import stripe
+
+    billing = stripe.from_settings(settings)
+    missing: list[str] = []
+    try:
+        for customer_id in customer_ids:
+            try:
+                await billing.get_customer(customer_id)
+            except NotFound:
+                missing.append(customer_id)
+    finally:
+        await billing.aclose()
+    return missing
+
+
 async def cmd_reconcile(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    scope = ReconciliationScope(legal_entities=args.entity or [], customer_ids=args.customer or [],
-                                deal_ids=args.deal or [])
+    """Exit 0 when the run finished (findings or not), 1 when it failed, 2 for an unknown entity or customer."""
+    entities = args.entity or []
+    if unknown := unknown_entities(settings, entities):
+        known = ", ".join(e.code for e in settings.legal_entities)
+        print(f"unknown legal entity {', '.join(unknown)} (known: {known})", file=sys.stderr)
+        return 2
+    try:
+        if unknown := await unknown_customers(settings, args.customer or []):
+            print(f"unknown billing customer {', '.join(unknown)}", file=sys.stderr)
+            return 2
+    except ConnectorError as exc:
+        print(f"could not check the customers with billing: {exc}", file=sys.stderr)
+        return 1
+    scope = ReconciliationScope(legal_entities=entities, customer_ids=args.customer or [], deal_ids=args.deal or [])
+    full_pass = True if getattr(args, "full", False) else (False if getattr(args, "delta", False) else None)
     if args.no_wait:
         handle = await client.start_workflow(
-            ReconciliationWorkflow.run, ReconciliationInput(scope=scope, trigger="manual"),
+            ReconciliationWorkflow.run, ReconciliationInput(scope=scope, trigger="manual", full_pass=full_pass),
             id=f"reconciliation-manual-{uuid.uuid4().hex[:12]}", task_queue=settings.task_queue)
         print(f"reconciliation {handle.id} started")
         return 0
-    result = await start_reconciliation(client, settings, scope)
-    print(summary_text(result))
+    try:
+        result = await start_reconciliation(client, settings, scope, full_pass=full_pass)
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        print(f"reconciliation failed: {getattr(cause, 'message', None) or cause or exc}", file=sys.stderr)
+        return 1
+    if getattr(args, "json", False):
+        print(result.model_dump_json(indent=2))
+    else:
+        print(summary_text(result))
     return 0
 
 
@@ -87,11 +138,17 @@ async def cmd_exceptions(settings: Settings, args: argparse.Namespace) -> int:
         try:
             with Session(engine) as session:
                 rows = list_findings(session=session, status=None if args.all else (CLOSED if args.closed else OPEN),
-                                     kind=args.kind, scope=args.scope, limit=args.limit)
-                return [r.model_dump(mode="json") for r in rows]
+                                     kind=args.kind, scope=args.scope, entity=getattr(args, "entity", None),
+                                     limit=args.limit)
+                return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
         finally:
             engine.dispose()
 
+    entity = getattr(args, "entity", None)
+    if entity and unknown_entities(settings, [entity]):
+        known = ", ".join(e.code for e in settings.legal_entities)
+        print(f"unknown legal entity {entity} (known: {known})", file=sys.stderr)
+        return 2
     rows = await asyncio.to_thread(read)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -104,9 +161,41 @@ async def cmd_exceptions(settings: Settings, args: argparse.Namespace) -> int:
                                                                   ("ironclad", "clm_id"), ("hubspot", "crm_id"))
                         if r[field])
         amounts = " vs ".join(str(r[f]) for f in ("billing_amount", "erp_amount") if r[f])
-        print(f"[{r['status']}] {r['kind']} {r['legal_entity'] or '-'} {ids}"
+        print(f"#{r['id']} [{r['status']}] {r.get('severity') or '-'} {r['kind']} {r['legal_entity'] or '-'} {ids}"
               + (f" ({amounts})" if amounts else "") + f": {r['detail']}  (seen {r['times_seen']}x, "
               f"last {str(r['last_seen_at'])[:19]}, scope {r['scope']})")
+        if r.get("repair"):
+            print(f"    repair: {r['repair']}")
+        if r.get("ack_reason"):
+            print(f"    acknowledged by {r['acknowledged_by']}: {r['ack_reason']}")
+    return 0
+
+
+async def cmd_ack(settings: Settings, args: argparse.Namespace) -> int:
+    """Acknowledge a finding (row ID or key) with a reason: 0 done, 1 refused (closed, no reason), 2 unknown."""
+    def write() -> list[dict[str, object]]:
+        engine = findings_engine(settings.findings_database_url)
+        try:
+            with Session(engine) as session:
+                rows = acknowledge(session=session, finding=args.finding, reason=args.reason, by=args.by,
+                                   now=datetime.now(UTC))
+                return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
+        finally:
+            engine.dispose()
+
+    try:
+        rows = await asyncio.to_thread(write)
+    except UnknownFinding:
+        print(f"unknown finding {args.finding} (see starter.py exceptions)", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"acknowledged #{r['id']} {r['key']} (scope {r['scope']}): {r['ack_reason']}")
     return 0
 
 
@@ -117,12 +206,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     s.add_argument("--customer", action="append", help="Stripe customer ID (repeatable); default all")
     s.add_argument("--deal", action="append", help="HubSpot deal ID for contracts/projects (repeatable)")
     s.add_argument("--no-wait", action="store_true", help="start it and return")
-    s = sub.add_parser("exceptions", help="reconciliation findings (open ones unless told otherwise)")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="read everything, not only what changed")
+    mode.add_argument("--delta", action="store_true", help="read only what changed since the last run")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("exceptions", help="reconciliation findings (open and acknowledged unless told otherwise)")
+    s.add_argument("--entity", help="legal entity code")
     s.add_argument("--all", action="store_true", help="open and closed")
     s.add_argument("--closed", action="store_true", help="closed ones only")
     s.add_argument("--kind", help="e.g. amount_mismatch, missing_in_erp, payment_mismatch, ...")
     s.add_argument("--scope", help='a run scope, e.g. "all"')
     s.add_argument("--limit", type=int, default=500)
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("ack", help="acknowledge a reconciliation finding with a reason")
+    s.add_argument("finding", help="the finding's #ID or key (from starter.py exceptions)")
+    s.add_argument("--reason", required=True)
+    s.add_argument("--by", default="operator")
     s.add_argument("--json", action="store_true")
 
 
@@ -133,7 +232,9 @@ TEMPORAL_COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Aw
 #: commands that do not
 LOCAL_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
     "exceptions": cmd_exceptions,
+    "ack": cmd_ack,
 }
 
-__all__ = ["LOCAL_COMMANDS", "RECONCILIATION_SCHEDULE_ID", "TEMPORAL_COMMANDS", "add_parsers", "cmd_exceptions",
+__all__ = ["LOCAL_COMMANDS", "RECONCILIATION_SCHEDULE_ID", "TEMPORAL_COMMANDS", "add_parsers", "cmd_ack",
+           "cmd_exceptions",
            "cmd_reconcile", "ensure_reconciliation_schedule", "reconciliation_schedule", "start_reconciliation"]

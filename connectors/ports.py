@@ -27,6 +27,7 @@ from canonical import (
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.ledger import BillingCustomer
+from canonical.reconciliation import BillingChange, ErpCreditNote, ErpPayment, Figures
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
 from connectors.pacing import Pacer
 
@@ -231,6 +232,58 @@ class ErpPort(Protocol):
         """The tenant's projects (open ones unless ``include_closed``), with our project codes."""
         ...
 
+
+@runtime_checkable
+class BillingFeed(Protocol):
+    """Billing read page by page for reconciliation: lists for a full pass, the event feed for a delta."""
+
+    async def invoices_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+        ...
+
+    async def credit_notes_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+        ...
+
+    async def customers_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+        ...
+
+    async def changes_page(self, since: datetime, starting_after: str | None = None
+                           ) -> tuple[list[BillingChange], str | None]:
+        """Objects changed since ``since`` as each event saw them; the cursor of the next page or ``None``."""
+        ...
+
+    async def current(self, change: BillingChange) -> BillingChange:
+        """The changed object as it stands now (deleted when gone)."""
+        ...
+
+    async def latest_change_at(self) -> datetime | None:
+        """When billing recorded its newest change (its clock)."""
+        ...
+
+
+@runtime_checkable
+class ErpFeed(Protocol):
+    """Receivables read page by page (1-based), all or changed since a moment; True while more follow."""
+
+    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
+                            ) -> tuple[list[Invoice], bool]:
+        ...
+
+    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
+                            ) -> tuple[list[ErpPayment], bool]:
+        ...
+
+    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
+                                ) -> tuple[list[ErpCreditNote], bool]:
+        ...
+
+
+@runtime_checkable
+class CrmFigures(Protocol):
+    """The billing roll-ups the CRM holds on companies and deals."""
+
+    async def read_figures(self, object_type: str, ids: list[str], currencies: list[str]
+                           ) -> dict[str, dict[str, Figures]]:
+        ...
 
 @runtime_checkable
 class WebhookReceiver(Protocol):

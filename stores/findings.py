@@ -1,25 +1,30 @@
 """Reconciliation findings, stored (sqlmodel) so operators can list and act on them.
 
-One row per finding key and scope. A run records what it saw: new keys open, keys seen again stay open
-(a closed one reopens), open keys of the same scope that the run no longer sees are closed. The engine is
-built by :func:`findings_engine` from ``settings.findings_database_url`` (a SQLite file under
-``data_dir`` by default), never at import.
+One row per finding key and scope. A run records what it saw, one section at a time (``receivables:US01``,
+``delivery``, ``crm``): new keys open, keys seen again stay open (a closed one reopens, an acknowledged one
+stays acknowledged), open or acknowledged keys of the same scope and section that the run no longer sees are
+closed. An operator acknowledges a finding with a reason (``starter.py ack``): it stays listed as
+acknowledged until a run no longer sees it. The engine is built by :func:`findings_engine` from
+``settings.findings_database_url`` (a SQLite file under ``data_dir`` by default), never at import.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, or_, select
 
-from canonical.ledger import Finding
+from canonical.reconciliation import Finding
 from stores.database import open_engine
 
 OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
 CLOSED = "closed"
 
 
@@ -30,10 +35,12 @@ class FindingRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     scope: str = Field(index=True)
+    section: str = Field(default="", index=True)
     key: str = Field(index=True)
     kind: str = Field(index=True)
+    severity: str = ""
     status: str = Field(default=OPEN, index=True)
-    legal_entity: str = ""
+    legal_entity: str = Field(default="", index=True)
     currency: str = ""
     billing_id: str = ""
     erp_id: str = ""
@@ -42,19 +49,30 @@ class FindingRecord(SQLModel, table=True):
     billing_amount: str = ""
     erp_amount: str = ""
     detail: str = ""
+    refs: str = Field(default="[]", description="JSON list of system:object:id")
+    repair: str = ""
     first_seen_at: datetime
     last_seen_at: datetime
     closed_at: datetime | None = None
     first_run_id: str = ""
     last_run_id: str = ""
     times_seen: int = 1
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str = ""
+    ack_reason: str = ""
+
+    def ref_list(self) -> list[str]:
+        return list(json.loads(self.refs or "[]"))
 
 
 TABLES = [FindingRecord.__table__]  # type: ignore[attr-defined]
+_ADDED_COLUMNS = {"section": "VARCHAR DEFAULT ''", "severity": "VARCHAR DEFAULT ''",
+                  "refs": "VARCHAR DEFAULT '[]'", "repair": "VARCHAR DEFAULT ''", "acknowledged_at": "DATETIME",
+                  "acknowledged_by": "VARCHAR DEFAULT ''", "ack_reason": "VARCHAR DEFAULT ''"}
 
 
 class RunOutcome(BaseModel):
-    """What recording one run changed, and what is open in its scope afterwards."""
+    """What recording one run (or section) changed, and what is open in it afterwards."""
 
     opened: int = 0
     closed: int = 0
@@ -63,21 +81,37 @@ class RunOutcome(BaseModel):
 
 
 def findings_engine(url: str) -> Engine:
-    """The findings store's engine with its table created: SQLite (file or memory) or any SQLAlchemy URL."""
-    return open_engine(url, TABLES)
+    """The findings store's engine with its table created (columns added since 0.1 added in place)."""
+    engine = open_engine(url, TABLES)
+    held = {c["name"] for c in inspect(engine).get_columns("reconciliation_finding")}
+    missing = [(n, t) for n, t in _ADDED_COLUMNS.items() if n not in held]
+    if missing:
+        with engine.begin() as connection:
+            for name, sql_type in missing:
+                connection.execute(text(f"ALTER TABLE reconciliation_finding ADD COLUMN {name} {sql_type}"))
+    return engine
 
 
-def record_run(*, session: Session, scope: str, run_id: str, findings: list[Finding], now: datetime) -> RunOutcome:
-    """Open, refresh or reopen what the run saw; close what it no longer sees (same scope only)."""
-    held = {r.key: r for r in session.exec(select(FindingRecord).where(FindingRecord.scope == scope)).all()}
+def record_run(*, session: Session, scope: str, run_id: str, findings: list[Finding], now: datetime,
+               section: str | None = None) -> RunOutcome:
+    """Open, refresh or reopen what the run saw; close what it no longer sees (same scope, and same section
+    when given)."""
+    query = select(FindingRecord).where(FindingRecord.scope == scope)
+    if section is not None:  # rows stored before sections existed ("") are this run's to close too
+        query = query.where(or_(FindingRecord.section == section, FindingRecord.section == ""))
+    held = {r.key: r for r in session.exec(query).all()}
     seen: set[str] = set()
     outcome = RunOutcome()
     for finding in findings:
         if finding.key in seen:
             continue
         seen.add(finding.key)
-        fields = finding.model_dump(exclude={"key"})
+        fields = finding.model_dump(exclude={"key", "refs"})
         fields["kind"] = finding.kind.value
+        fields["severity"] = finding.severity.value
+        fields["refs"] = json.dumps(finding.refs)
+        if section is not None:
+            fields["section"] = section
         record = held.get(finding.key)
         if record is None:
             record = FindingRecord(scope=scope, key=finding.key, first_seen_at=now, last_seen_at=now,
@@ -87,14 +121,15 @@ def record_run(*, session: Session, scope: str, run_id: str, findings: list[Find
             if record.status == CLOSED:
                 outcome.opened += 1
                 record.times_seen = 0
+                record.status, record.acknowledged_at, record.acknowledged_by, record.ack_reason = OPEN, None, "", ""
             for name, value in fields.items():
                 setattr(record, name, value)
-            record.status, record.closed_at = OPEN, None
+            record.closed_at = None
             record.last_seen_at, record.last_run_id = now, run_id
             record.times_seen += 1
         session.add(record)
     for key, record in held.items():
-        if key not in seen and record.status == OPEN:
+        if key not in seen and record.status != CLOSED:
             record.status, record.closed_at, record.last_run_id = CLOSED, now, run_id
             session.add(record)
             outcome.closed += 1
@@ -106,17 +141,51 @@ def record_run(*, session: Session, scope: str, run_id: str, findings: list[Find
 
 
 def list_findings(*, session: Session, status: str | None = OPEN, kind: str | None = None,
-                  scope: str | None = None, limit: int = 500) -> list[FindingRecord]:
-    """Stored findings, newest first."""
+                  scope: str | None = None, entity: str | None = None, limit: int = 500) -> list[FindingRecord]:
+    """Stored findings, newest first. ``status`` ``open`` lists acknowledged ones too (they are not solved)."""
     query = select(FindingRecord)
-    if status:
+    if status == OPEN:
+        query = query.where(or_(FindingRecord.status == OPEN, FindingRecord.status == ACKNOWLEDGED))
+    elif status:
         query = query.where(FindingRecord.status == status)
     if kind:
         query = query.where(FindingRecord.kind == kind)
     if scope:
         query = query.where(FindingRecord.scope == scope)
+    if entity:
+        query = query.where(FindingRecord.legal_entity == entity)
     query = query.order_by(col(FindingRecord.last_seen_at).desc(), col(FindingRecord.id).desc()).limit(limit)
     return list(session.exec(query).all())
 
 
-__all__ = ["CLOSED", "OPEN", "FindingRecord", "RunOutcome", "findings_engine", "list_findings", "record_run"]
+class UnknownFinding(LookupError):
+    """No finding has this ID or key."""
+
+
+def acknowledge(*, session: Session, finding: str, reason: str, by: str, now: datetime) -> list[FindingRecord]:
+    """Acknowledge a finding, by row ID or by key (every scope's row of that key that is not closed).
+
+    Raises :class:`UnknownFinding` when nothing matches and ``ValueError`` when only closed rows do."""
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    finding = finding.strip().removeprefix("#")  # as `starter.py exceptions` prints row IDs
+    if finding.isdigit():
+        rows = [r for r in [session.get(FindingRecord, int(finding))] if r is not None]
+    else:
+        rows = list(session.exec(select(FindingRecord).where(FindingRecord.key == finding)).all())
+    if not rows:
+        raise UnknownFinding(finding)
+    live = [r for r in rows if r.status != CLOSED]
+    if not live:
+        raise ValueError(f"finding {finding} is closed: nothing to acknowledge")
+    for row in live:
+        row.status, row.acknowledged_at, row.acknowledged_by, row.ack_reason = ACKNOWLEDGED, now, by, reason.strip()
+        session.add(row)
+    session.commit()
+    for row in live:
+        session.refresh(row)
+    return live
+
+
+__all__ = ["ACKNOWLEDGED", "CLOSED", "OPEN", "FindingRecord", "RunOutcome", "UnknownFinding", "acknowledge",
+           "findings_engine", "list_findings", "record_run"]

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, field_validator
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
 from canonical.deal import ProvisionedEntity
 from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
-from canonical.ledger import CurrencyHistory, EntityTotals, Finding, LedgerInvoice
+from canonical.ledger import CurrencyHistory, LedgerInvoice
+from canonical.reconciliation import EntityTotals, Finding, SourceRead
 from canonical.requests import AccountFigures
 
 
@@ -344,6 +345,8 @@ class ReconciliationScope(BaseModel):
 class ReconciliationInput(BaseModel):
     scope: ReconciliationScope = Field(default_factory=ReconciliationScope)
     trigger: str = Field(default="schedule", description="schedule, manual")
+    full_pass: bool | None = Field(default=None, description="True: read everything; False: only what changed "
+                                   "since the checkpoint; None: full when the last full pass is old enough")
 
 
 class ReconciliationResult(BaseModel):
@@ -356,7 +359,10 @@ class ReconciliationResult(BaseModel):
     closed: int = 0
     still_open: int = 0
     totals: list[EntityTotals] = Field(default_factory=list)
-    findings: list[Finding] = Field(default_factory=list, description="every finding seen by this run")
+    findings: list[Finding] = Field(default_factory=list, description="the findings seen by this run (at most "
+                                    "200 per control; the findings store holds them all)")
+    findings_total: int = 0
+    reads: list[SourceRead] = Field(default_factory=list, description="how each source was read")
 
 
 # The ledger's signal is ``billing_event`` carrying ``canonical.EventEnvelope``.

@@ -1,7 +1,12 @@
-"""Reconciliation: billing vs ERP receivables vs payments per legal entity and currency, executed contracts
-without a project, projects without billing, invoices without a CRM reference. Run nightly by a Temporal
-schedule (``reconciliation``) and on demand (``starter.py reconcile``); findings are stored and listed by
-``starter.py exceptions``."""
+"""Reconciliation, the control finance signs off: billing vs ERP receivables (both ways, payments and credit
+notes) per legal entity and currency; executed contracts vs projects vs billing schedules; CRM figures vs
+billing. Run nightly by a Temporal schedule (``reconciliation``) and on demand (``starter.py reconcile``);
+findings are stored and listed by ``starter.py exceptions``.
+
+The run reads what changed since its checkpoint (a full pass when the last one is old enough), then compares
+one control at a time. The vendors' data never travels through the history (activities keep it in the
+reconciliation mirror), so the history has the same few events for 100 invoices or 100,000: no
+continue-as-new is needed."""
 
 from __future__ import annotations
 
@@ -14,20 +19,22 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import (
-        DeliveryRequest,
-        FindingsBatch,
-        ReceivablesRequest,
+        ControlRequest,
+        ControlResult,
         ReconciliationActivities,
         ReconciliationConfig,
         ReconciliationConfigRequest,
+        SyncRequest,
     )
-    from canonical.ledger import Finding
+    from canonical.reconciliation import SourceRead
     from workflows.attributes import EXCEPTION_KIND, STAGE
     from workflows.models import ReconciliationInput, ReconciliationResult
-    from workflows.steps import run_step
+    from workflows.steps import run_step, step_retry
 
 A = ReconciliationActivities
 STEP_TIMEOUT = timedelta(minutes=10)
+READ_TIMEOUT = timedelta(hours=2)  # a full pass at Xero's 60 requests a minute
+READ_HEARTBEAT = timedelta(minutes=2)
 
 
 @workflow.defn(name="ReconciliationWorkflow")
@@ -41,42 +48,59 @@ class ReconciliationWorkflow:
     async def run(self, request: ReconciliationInput) -> ReconciliationResult:
         scope = request.scope
         workflow.upsert_search_attributes([STAGE.value_set("reconciling"), EXCEPTION_KIND.value_set("")])
-        self._details(f"**Reconciling** scope `{scope.key()}`")
-        self._config = await self._step(A.load_reconciliation_config,
-                                        ReconciliationConfigRequest(legal_entities=scope.legal_entities),
-                                        "Read legal entities and tolerance")
-        config = self._config
-        receivables = [self._step(A.reconcile_receivables,
-                                  ReceivablesRequest(entity=e, customer_ids=scope.customer_ids,
-                                                     rounding_tolerance=config.rounding_tolerance),
-                                  f"Compare Stripe invoices with Xero receivables of {e.code}")
-                       for e in config.entities]
-        delivery = self._step(A.reconcile_delivery, DeliveryRequest(entities=config.entities, deal_ids=scope.deal_ids),
-                              "Compare Ironclad contracts, Xero projects and Stripe schedules")
-        results = await asyncio.gather(*receivables, delivery)
-        findings: list[Finding] = [f for r in results for f in r.findings]
-        totals = [t for r in results[:-1] for t in r.totals]
+        self._details(f"**Reconciling** scope `{scope.key()}`: reading configuration")
+        self._config = config = await self._step(
+            A.load_reconciliation_config, ReconciliationConfigRequest(legal_entities=scope.legal_entities),
+            "Read legal entities and tolerance")
+        reads = await self._read(config, request.full_pass, scope.key())
         info = workflow.info()
         run_id = f"{info.workflow_id}/{info.run_id}"
-        outcome = await self._step(A.record_findings, FindingsBatch(scope=scope.key(), run_id=run_id,
-                                                                    findings=findings),
-                                   f"Store {len(findings)} finding(s)")
-        counts = dict(sorted(Counter(f.kind.value for f in findings).items()))
-        result = ReconciliationResult(run_id=run_id, scope=scope.key(), counts=counts, opened=outcome.opened,
-                                      closed=outcome.closed, still_open=outcome.still_open, totals=totals,
-                                      findings=findings)
-        workflow.upsert_search_attributes([STAGE.value_set("reconciled"),
-                                           EXCEPTION_KIND.value_set("reconciliation_findings" if findings else "")])
-        lines = [f"**Scope:** `{scope.key()}`", f"**Open findings:** {len(findings)} "
-                 f"({outcome.opened} new, {outcome.closed} closed)"]
-        lines += [f"- {kind}: {count}" for kind, count in counts.items()]
+        common: dict[str, Any] = {"scope": scope.key(), "run_id": run_id, "entities": config.entities,
+                                  "all_entities": not scope.legal_entities, "customer_ids": scope.customer_ids,
+                                  "deal_ids": scope.deal_ids, "rounding_tolerance": config.rounding_tolerance}
+        self._details(f"**Comparing** scope `{scope.key()}`\n\n" + _reads_text(reads))
+        controls = [self._step(A.reconcile_receivables, ControlRequest(control="receivables", entity=e, **common),
+                               f"Compare billing with the ERP receivables of {e.code}") for e in config.entities]
+        if not scope.customer_ids:
+            controls.append(self._step(A.reconcile_delivery, ControlRequest(control="delivery", **common),
+                                       "Compare contracts, projects and billing schedules"))
+        controls.append(self._step(A.reconcile_crm_figures, ControlRequest(control="crm", **common),
+                                   "Compare CRM figures with billing"))
+        results: list[ControlResult] = list(await asyncio.gather(*controls))
+        findings = [f for r in results for f in r.findings]
+        counts: Counter[str] = Counter()
+        for r in results:
+            counts.update(r.outcome.counts)
+        totals = [t for r in results for t in r.totals]
+        result = ReconciliationResult(
+            run_id=run_id, scope=scope.key(), counts=dict(sorted(counts.items())),
+            opened=sum(r.outcome.opened for r in results), closed=sum(r.outcome.closed for r in results),
+            still_open=sum(r.outcome.still_open for r in results), totals=totals, findings=findings,
+            findings_total=sum(r.findings_total for r in results), reads=reads)
+        workflow.upsert_search_attributes([STAGE.value_set("reconciled"), EXCEPTION_KIND.value_set(
+            "reconciliation_findings" if result.still_open else "")])
+        lines = [f"**Scope:** `{scope.key()}`", f"**Open findings:** {result.still_open} "
+                 f"({result.opened} new, {result.closed} closed)"]
+        lines += [f"- {kind}: {count}" for kind, count in result.counts.items()]
         if totals:
             lines.append("**Totals (billing / ERP):**\n" + "\n".join(
                 f"- {t.legal_entity} {t.currency}: invoiced {t.billing_invoiced} / {t.erp_invoiced}, "
                 f"paid {t.billing_paid} / {t.erp_paid}, outstanding {t.billing_outstanding} / {t.erp_outstanding}"
                 for t in totals))
+        lines.append(_reads_text(reads))
         self._details("\n\n".join(lines))
         return result
+
+    async def _read(self, config: ReconciliationConfig, full: bool | None, scope: str) -> list[SourceRead]:
+        """Billing and each entity's ERP tenant into the mirror, in parallel (each paced by its own limit)."""
+        self._details(f"**Reading** scope `{scope}`: billing and the ERP of "
+                      f"{', '.join(e.code for e in config.entities)} ({'full pass' if full else 'changes'})")
+        sources = [None, *config.entities]
+        reads = [workflow.execute_activity_method(
+            A.sync_source, SyncRequest(entity=e, full=full), start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=READ_HEARTBEAT, summary=f"Read {'billing' if e is None else 'the ERP of ' + e.code}",
+            retry_policy=step_retry(config.activity_retry_max_seconds, maximum_attempts=20)) for e in sources]
+        return list(await asyncio.gather(*reads))
 
     def _details(self, text: str) -> None:
         workflow.set_current_details(text)
@@ -86,3 +110,8 @@ class ReconciliationWorkflow:
         return await run_step(activity_fn, arg, summary, timeout_seconds=STEP_TIMEOUT.total_seconds(),
                               retry_max_seconds=self._config.activity_retry_max_seconds if self._config else None,
                               maximum_attempts=20)
+
+
+def _reads_text(reads: list[SourceRead]) -> str:
+    return "**Reads:**\n" + "\n".join(f"- {r.source}: {r.mode}, {r.documents} document(s), {r.requests} "
+                                      f"request(s), {r.rate_limited} rate-limited" for r in reads)

@@ -20,6 +20,7 @@ import httpx
 
 from canonical import Account, Deal
 from canonical.backfill import CompanyPage
+from canonical.reconciliation import FIGURES, Figures
 from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertResult
 from connectors.errors import ConnectorError, NotFound, RateLimited, Rejected, Unavailable
 from connectors.http import build_client, parse_retry_after, send
@@ -385,6 +386,18 @@ class HubSpotCrm:
             await self._ensure(object_type, specs)
         await self._write("PATCH", f"/crm/v3/objects/{object_type}/{object_id}", object_type,
                           {"properties": properties}, specs)
+
+    async def read_figures(self, object_type: str, ids: list[str], currencies: list[str]
+                           ) -> dict[str, dict[str, Figures]]:
+        """The billing roll-ups on companies or deals (``object_type``), per object and currency, as the CRM
+        holds them now (a figure never written is ``None``); objects HubSpot no longer has are left out."""
+        wanted = [mapping.figure_property(f, c) for c in currencies for f in FIGURES]
+        found: dict[str, dict[str, Figures]] = {}
+        for obj in await self._batch_read(object_type, ids, wanted):
+            props = obj.get("properties") or {}
+            found[str(obj["id"])] = {c: Figures(currency=c, **{f: props.get(mapping.figure_property(f, c)) or None
+                                                             for f in FIGURES}) for c in currencies}
+        return found
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,

@@ -360,6 +360,7 @@ def contract_from_record(record: Mapping[str, Any], amendment_records: Sequence[
         executed_on=date_from_ironclad(executed_on, AGREEMENT_DATE) if executed_on else None,
         amendments=amendments,
         deal_crm_id=current.get("revopsDealId"),
+        legal_entity=current.get("revopsLegalEntity") or None,
     )
 
 

@@ -37,6 +37,7 @@ import httpx
 from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice, ScheduledCharge
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.ledger import BillingCustomer
+from canonical.reconciliation import BillingChange
 from canonical.refs import ownership_marker, ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
@@ -454,9 +455,10 @@ class StripeBilling:
             params["starting_after"] = data[-1]["id"]
         raise ConnectorError(f"more than {MAX_PAGES} pages of {path}", vendor=VENDOR)
 
-    async def billing_schedules_by_project(self) -> dict[str, list[str]]:
+    async def billing_schedules_by_project(self, *, include_invoices: bool = True) -> dict[str, list[str]]:
         """Project code -> IDs of the live billing objects made for it (metadata ``revops_project``):
-        subscriptions not canceled, invoices not voided, active prices (time and materials)."""
+        subscriptions not canceled, invoices not voided (unless ``include_invoices`` is false: reconciliation
+        has them already), active prices (time and materials)."""
         found: dict[str, list[str]] = {}
 
         def note(obj: Mapping[str, Any]) -> None:
@@ -467,12 +469,84 @@ class StripeBilling:
         async for obj in self._list_all("/v1/subscriptions", {"status": "all"}):
             if obj.get("status") not in ("canceled", "incomplete_expired"):
                 note(obj)
-        async for obj in self._list_all("/v1/invoices", {}):
-            if obj.get("status") not in ("void",) and not obj.get("deleted"):
-                note(obj)
+        if include_invoices:
+            async for obj in self._list_all("/v1/invoices", {}):
+                if obj.get("status") not in ("void",) and not obj.get("deleted"):
+                    note(obj)
         async for obj in self._list_all("/v1/prices", {"active": "true"}):
             note(obj)
         return found
+
+    # -- reconciliation: one page at a time, so the caller paces and checkpoints ----------------------
+    async def _page(self, path: str, params: dict[str, Any], starting_after: str | None
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+        params = {"limit": self.page_size, **params}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = await self._call("GET", path, params=params)
+        data = page.get("data") or []
+        return data, (str(data[-1]["id"]) if data and page.get("has_more") else None)
+
+    async def invoices_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+        """One page of invoices, newest first, and the cursor of the next page (``None`` at the end)."""
+        data, cursor = await self._page("/v1/invoices", {}, starting_after)
+        return [BillingChange(object="invoice", id=str(o["id"]), invoice=mapping.invoice(o)) for o in data], cursor
+
+    async def credit_notes_page(self, starting_after: str | None = None
+                                ) -> tuple[list[BillingChange], str | None]:
+        data, cursor = await self._page("/v1/credit_notes", {}, starting_after)
+        return [BillingChange(object="credit_note", id=str(o["id"]), credit_note=mapping.credit_note(o))
+                for o in data if o.get("status") != "void"], cursor
+
+    async def customers_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+        data, cursor = await self._page("/v1/customers", {}, starting_after)
+        return [_customer_change(o) for o in data], cursor
+
+    async def current(self, change: BillingChange) -> BillingChange:
+        """The object of a change as it stands now (an event's copy may be older than the object: Stripe
+        advises retrieving it); gone is a deleted change."""
+        path = {"invoice": "/v1/invoices/", "credit_note": "/v1/credit_notes/", "customer": "/v1/customers/"}
+        try:
+            obj = await self._call("GET", path[change.object] + change.id)
+        except NotFound:
+            return change.model_copy(update={"deleted": True})
+        if change.object == "invoice":
+            return BillingChange(object="invoice", id=change.id, invoice=mapping.invoice(obj))
+        if change.object == "credit_note":
+            return BillingChange(object="credit_note", id=change.id, deleted=obj.get("status") == "void",
+                                 credit_note=mapping.credit_note(obj))
+        return _customer_change(obj)
+
+    async def changes_page(self, since: datetime, starting_after: str | None = None
+                           ) -> tuple[list[BillingChange], str | None]:
+        """One page of the event feed since ``since`` (``created[gte]``), newest first, as the objects stood
+        in each event: invoices, credit notes and customers (deleted ones flagged). Other events are skipped.
+        Read each changed object with :meth:`current` before trusting its amounts."""
+        stamp = since if since.tzinfo else since.replace(tzinfo=UTC)
+        data, cursor = await self._page("/v1/events", {"created[gte]": int(stamp.timestamp())}, starting_after)
+        changes: list[BillingChange] = []
+        for event in data:
+            obj = (event.get("data") or {}).get("object") or {}
+            kind, deleted = obj.get("object"), str(event.get("type", "")).endswith(".deleted")
+            at = datetime.fromtimestamp(int(event["created"]), tz=UTC)
+            if kind == "invoice":
+                changes.append(BillingChange(object="invoice", id=str(obj["id"]), deleted=deleted, changed_at=at,
+                                             invoice=None if deleted else mapping.invoice(obj)))
+            elif kind == "credit_note":
+                changes.append(BillingChange(object="credit_note", id=str(obj["id"]), changed_at=at,
+                                             deleted=deleted or obj.get("status") == "void",
+                                             credit_note=mapping.credit_note(obj)))
+            elif kind == "invoiceitem" and _invoice_of(obj):  # an item added to or removed from a draft
+                changes.append(BillingChange(object="invoice", id=_invoice_of(obj), changed_at=at))
+            elif kind == "customer":
+                change = _customer_change(obj)
+                changes.append(change.model_copy(update={"deleted": deleted or change.deleted, "changed_at": at}))
+        return changes, cursor
+
+    async def latest_change_at(self) -> datetime | None:
+        """When billing recorded its newest event (its clock): where a full pass leaves the checkpoint."""
+        data, _ = await self._page("/v1/events", {"limit": 1}, None)
+        return datetime.fromtimestamp(int(data[0]["created"]), tz=UTC) if data else None
 
     # -- credit notes ------------------------------------------------------------------------------
     async def create_credit_note(self, credit_note: CreditNote, *, idempotency_key: str) -> CreditNote:
@@ -480,6 +554,17 @@ class StripeBilling:
         obj = await self._call("POST", "/v1/credit_notes", form=mapping.credit_note_params(credit_note),
                                idempotency_key=idempotency_key)
         return mapping.credit_note(obj)
+
+
+def _invoice_of(obj: Mapping[str, Any]) -> str:
+    invoice = obj.get("invoice")
+    return str(invoice.get("id") if isinstance(invoice, Mapping) else invoice or "")
+
+
+def _customer_change(obj: Mapping[str, Any]) -> BillingChange:
+    return BillingChange(object="customer", id=str(obj["id"]), deleted=bool(obj.get("deleted")),
+                         company_id=mapping.customer(obj).crm_id or "" if not obj.get("deleted") else "",
+                         legal_entity=mapping.customer_legal_entity(obj) or "")
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,

@@ -194,6 +194,7 @@ def invoice(obj: Mapping[str, Any], *, more_lines: Sequence[Mapping[str, Any]] |
         amount_due=money(obj.get("amount_remaining"), currency),
         crm_deal_id=next((metadata[k] for k in DEAL_KEYS if metadata.get(k)), None),
         legal_entity=next((metadata[k] for k in ENTITY_KEYS if metadata.get(k)), None), metadata=metadata,
+        payment_ids=[c for c in [_id(obj.get("charge"))] if c and int(obj.get("amount_paid") or 0) > 0],
     )
 
 

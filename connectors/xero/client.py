@@ -22,6 +22,7 @@ import httpx
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.ownership import drop_foreign_fields
+from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
@@ -425,6 +426,49 @@ class XeroErp:
             if len(chunk) < PAGE_SIZE or (page_count is not None and page >= page_count):
                 break
         return invoices
+
+    # -- reconciliation: one page at a time, so the caller paces and checkpoints ----------------------
+    async def _accounting_page(self, tenant_id: str, collection: str, page: int, *, where: str | None,
+                               modified_since: datetime | None) -> tuple[list[dict[str, Any]], bool]:
+        headers = {}
+        if modified_since is not None:
+            moment = modified_since if modified_since.tzinfo else modified_since.replace(tzinfo=UTC)
+            headers["If-Modified-Since"] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params: dict[str, Any] = {"page": page}
+        if where:
+            params["where"] = where
+        body = await self._call("GET", self._acc(f"/{collection}"), tenant_id=tenant_id, headers=headers,
+                                params=params)
+        chunk = body.get(collection) or []
+        page_count = (body.get("pagination") or {}).get("pageCount")
+        more = len(chunk) >= PAGE_SIZE and (page_count is None or page < page_count)
+        return chunk, more
+
+    @_shape_safe
+    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
+                            ) -> tuple[list[Invoice], bool]:
+        """One page (1-based) of ACCREC invoices, changed since a moment if given (``If-Modified-Since``);
+        the flag says whether another page follows."""
+        chunk, more = await self._accounting_page(tenant_id, "Invoices", page, where='Type=="ACCREC"',
+                                                  modified_since=modified_since)
+        entity = self._entities.get(tenant_id)
+        return [mapping.invoice_from_xero(doc, legal_entity=entity) for doc in chunk], more
+
+    @_shape_safe
+    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
+                            ) -> tuple[list[ErpPayment], bool]:
+        """One page of receivable payments (``Reference`` = the billing payment they record)."""
+        chunk, more = await self._accounting_page(tenant_id, "Payments", page, where='PaymentType=="ACCRECPAYMENT"',
+                                                  modified_since=modified_since)
+        return [mapping.payment_from_xero(doc) for doc in chunk], more
+
+    @_shape_safe
+    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
+                                ) -> tuple[list[ErpCreditNote], bool]:
+        """One page of receivable credit notes with the invoices they are allocated to."""
+        chunk, more = await self._accounting_page(tenant_id, "CreditNotes", page, where='Type=="ACCRECCREDIT"',
+                                                  modified_since=modified_since)
+        return [mapping.credit_note_from_xero(doc) for doc in chunk], more
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,

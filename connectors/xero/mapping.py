@@ -30,6 +30,7 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
+from canonical.reconciliation import ErpCreditNote, ErpPayment
 
 #: Xero's limit on ``Idempotency-Key`` (xero_accounting.yaml: "128 character max")
 IDEMPOTENCY_KEY_MAX = 128
@@ -86,6 +87,24 @@ def parse_date(value: Any) -> date | None:
 def document_date(doc: dict[str, Any], key: str) -> date | None:
     """``Date``/``DueDate``: prefer Xero's ``DateString`` twin, which has no time zone games."""
     return parse_date(doc.get(f"{key}String") or doc.get(key))
+
+
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+def updated_at(doc: dict[str, Any]) -> datetime | None:
+    """``UpdatedDateUTC`` (``/Date(1700000000000+0000)/`` or ISO text) as an aware UTC moment."""
+    value = doc.get("UpdatedDateUTC")
+    if not value:
+        return None
+    match = _MS_DATE.fullmatch(str(value))
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def utc_midnight(day: date) -> str:
@@ -332,8 +351,28 @@ def invoice_from_xero(doc: dict[str, Any], *, legal_entity: str | None = None) -
         amount_due=_money(doc, "AmountDue", currency),
         legal_entity=legal_entity,
         metadata={"erp_invoice_id": str(doc.get("InvoiceID")), "erp_status": str(doc.get("Status")),
-                  "erp_amount_credited": str(doc.get("AmountCredited") or 0)},
+                  "erp_amount_credited": str(doc.get("AmountCredited") or 0),
+                  **({"erp_updated_at": moment.isoformat()} if (moment := updated_at(doc)) else {})},
     )
+
+
+def payment_from_xero(doc: dict[str, Any]) -> ErpPayment:
+    """A Xero payment: the invoice it is allocated to and ``Reference`` (our billing payment ID)."""
+    invoice = doc.get("Invoice") or {}
+    currency = str(invoice.get("CurrencyCode") or doc.get("CurrencyCode") or "USD")
+    return ErpPayment(erp_id=str(doc["PaymentID"]), reference=str(doc.get("Reference") or ""),
+                      erp_invoice_id=str(invoice.get("InvoiceID") or ""), amount=_money(doc, "Amount", currency),
+                      status=str(doc.get("Status") or "AUTHORISED"), updated_at=updated_at(doc))
+
+
+def credit_note_from_xero(doc: dict[str, Any]) -> ErpCreditNote:
+    """A Xero ACCRECCREDIT: ``Reference`` (our billing credit note ID), total and allocations."""
+    currency = str(doc.get("CurrencyCode") or "USD")
+    return ErpCreditNote(erp_id=str(doc["CreditNoteID"]), reference=str(doc.get("Reference") or ""),
+                         amount=_money(doc, "Total", currency), status=str(doc.get("Status") or ""),
+                         updated_at=updated_at(doc),
+                         erp_invoice_ids=[str((a.get("Invoice") or {}).get("InvoiceID"))
+                                          for a in doc.get("Allocations") or [] if (a.get("Invoice") or {})])
 
 
 def payment_to_xero(payment: Payment, *, invoice_id: str, bank_account_code: str) -> dict[str, Any]:

@@ -809,6 +809,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 invoice["lines"]["data"].append(line_from_item(item))
                 recalculate(invoice)
                 emu.save(invoice)
+            emu.emit("invoiceitem.created", item, request)
             return item
         return await mutate(request, handler)
 
@@ -821,7 +822,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
         return emu.get("invoiceitem", item_id)
 
     @router.delete("/v1/invoiceitems/{item_id}")
-    async def delete_invoice_item(item_id: str) -> dict[str, Any]:
+    async def delete_invoice_item(request: Request, item_id: str) -> dict[str, Any]:
         item = emu.get("invoiceitem", item_id)
         if item["invoice"]:
             invoice = store.get("invoice", item["invoice"])
@@ -833,6 +834,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 recalculate(invoice)
                 emu.save(invoice)
         store.delete("invoiceitem", item_id)
+        emu.emit("invoiceitem.deleted", item, request)
         return {"id": item_id, "object": "invoiceitem", "deleted": True}
 
     # -- invoices ----------------------------------------------------------------------------------
@@ -913,18 +915,25 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 invoice["due_date"] = due
             if (auto := p.bool("auto_advance")) is not None:
                 invoice["auto_advance"] = auto
+            before = {k: json.loads(json.dumps(invoice.get(k))) for k in
+                      ("description", "footer", "due_date", "auto_advance", "metadata")}
             invoice["metadata"] = merge_metadata(invoice["metadata"], p.metadata(), p.raw("metadata"))
-            return emu.save(invoice)
+            saved = emu.save(invoice)
+            changed = {k: v for k, v in before.items() if invoice.get(k) != v}
+            if changed:  # Stripe sends invoice.updated with the previous values of what changed
+                emu.emit("invoice.updated", invoice, request, changed)
+            return saved
         return await mutate(request, handler)
 
     @router.delete("/v1/invoices/{invoice_id}")
-    async def delete_invoice(invoice_id: str) -> dict[str, Any]:
+    async def delete_invoice(request: Request, invoice_id: str) -> dict[str, Any]:
         invoice = emu.get("invoice", invoice_id)
         if invoice["status"] != "draft":
             raise bad("You can only delete draft invoices.", code="invoice_not_editable")
         for item in store.list("invoiceitem", where=lambda i: i["invoice"] == invoice_id):
             store.delete("invoiceitem", item["id"])
         store.put("invoice", invoice_id, {"id": invoice_id, "object": "invoice", "deleted": True})
+        emu.emit("invoice.deleted", invoice, request)
         return {"id": invoice_id, "object": "invoice", "deleted": True}
 
     @router.post("/v1/invoices/{invoice_id}/finalize")
@@ -1060,6 +1069,9 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
             else:
                 invoice["post_payment_credit_notes_amount"] += amount
                 emu.save(invoice)
+            if pre_payment and previous is None:  # the amounts due changed: Stripe reports the invoice updated
+                emu.emit("invoice.updated", invoice, request, {"amount_due": invoice["amount_due"] + amount,
+                                                              "amount_remaining": invoice["amount_remaining"] + amount})
             emu.emit("credit_note.created", note, request)
             return note
         return await mutate(request, handler)

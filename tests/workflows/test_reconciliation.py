@@ -1,5 +1,7 @@
-"""Reconciliation end to end: one discrepancy of each kind seeded in the emulators is found (and nothing
-else), stored, and closed by the next run once fixed; the nightly schedule is created idempotently."""
+"""Reconciliation end to end, the proof: one discrepancy of every kind seeded across two entities and two
+currencies (through the emulators' control endpoints and by hand in Xero's API) is found — exactly those,
+per entity and for all — stored, acknowledged or repaired, and closed by a later run that reads only what
+changed; the nightly schedule is created idempotently; the operator commands refuse unknown names."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ import argparse
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,174 +21,359 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.reconciliation import ReconciliationActivities
-from canonical import Account, BillingModel, Contact, ContractTerms, Money, Payment, Project
-from canonical.ledger import Finding, FindingKind
-from canonical.requests import ContractRequest
+from canonical import Account, BillingModel, Contact, ContractTerms, CreditNote, Money, Payment, Project
+from canonical.reconciliation import Finding, FindingKind, expected_figures
+from canonical.requests import AccountFigures, ContractRequest
 from cli.ledger import (
     RECONCILIATION_SCHEDULE_ID,
+    cmd_ack,
     cmd_exceptions,
+    cmd_reconcile,
     ensure_reconciliation_schedule,
     start_reconciliation,
 )
 from settings import Settings
-from stores.findings import CLOSED, OPEN, findings_engine, list_findings, record_run
+from stores.findings import ACKNOWLEDGED, CLOSED, OPEN, findings_engine, list_findings, record_run
+from stores.mirror import mirror_engine
+from tests.helpers.books import XeroByHand, fresh_sandboxes
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices, pay
 from tests.helpers.servers import SandboxHandle
 from worker import Connectors, open_connectors
-from workflows.models import ReconciliationScope
+from workflows.models import ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
-
-US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
 
 
 @dataclass
-class ReconRig:
+class Books:
+    """Fresh emulators, a worker running reconciliation on them, and the seeding tools."""
+
     client: Client
     settings: Settings
     connectors: Connectors
     sandboxes: dict[str, SandboxHandle]
+    by_hand: XeroByHand
+    contacts: dict[str, str] = field(default_factory=dict)
+
+    def tenant(self, entity: str) -> str:
+        return self.settings.entity(entity).erp_tenant_id
+
+    async def contact(self, account: BillingAccount) -> str:
+        if account.customer_id not in self.contacts:
+            found = await self.connectors.erp.upsert_customer(
+                self.tenant(account.entity), Account(crm_id=account.company_id, name=f"Books {uuid.uuid4().hex[:6]}"),
+                contact=None, reference=f"hubspot-company-{account.company_id}-{account.entity}",
+                idempotency_key=f"test-{uuid.uuid4()}")
+            assert found.erp_contact_id
+            self.contacts[account.customer_id] = found.erp_contact_id
+        return self.contacts[account.customer_id]
+
+    async def invoices(self, account: BillingAccount, amounts: list[str], *, currency: str,
+                       with_deal: bool = True) -> list[str]:
+        ids = await draft_invoices(self.connectors.billing, account, amounts, currency=currency, with_deal=with_deal)
+        for invoice_id in ids:
+            await self.connectors.billing.finalize_invoice(invoice_id)
+        return ids
+
+    async def post(self, account: BillingAccount, invoice_id: str, **changes: object) -> str:
+        """Post to the account's ERP tenant as the ledger does, optionally with fields changed (a wrong post)."""
+        invoice = await self.connectors.billing.get_invoice(invoice_id)
+        if isinstance(total := changes.pop("total", None), Money):  # a mistyped amount: the ERP sums the lines
+            line = invoice.lines[0].model_copy(update={"unit_amount": total, "amount": total, "quantity": 1})
+            changes["lines"] = [line]
+        if changes:
+            invoice = invoice.model_copy(update=changes)
+        return await self.connectors.erp.post_invoice(self.tenant(account.entity), invoice,
+                                                      erp_contact_id=await self.contact(account),
+                                                      idempotency_key=f"test-{uuid.uuid4()}")
+
+    async def record_payment(self, account: BillingAccount, invoice_id: str, erp_id: str) -> None:
+        invoice = await self.connectors.billing.get_invoice(invoice_id)
+        await self.connectors.erp.record_payment(self.tenant(account.entity), erp_id, Payment(
+            billing_id=invoice.payment_ids[0], invoice_billing_id=invoice_id, amount=invoice.amount_paid,
+            paid_at=datetime.now(UTC)), idempotency_key=f"test-{uuid.uuid4()}")
+
+    async def contract(self, deal_id: str, entity: str, value: str = "5000.00") -> str:
+        request = ContractRequest(
+            deal_crm_id=deal_id, title=f"Order form {deal_id}", template_id=self.settings.ironclad_template_id,
+            legal_entity=entity, counterparty=Account(name=f"Counterparty {deal_id}"),
+            signer=Contact(first_name="Sam", last_name="Signer", email="sam@example.com"),
+            terms=ContractTerms(start_date=datetime.now(UTC).date(), total_value=Money.of(value, "USD"),
+                                billing_model=BillingModel.FIXED_FEE, fixed_fee=Money.of(value, "USD")))
+        contract = await self.connectors.clm.launch_contract(request, idempotency_key=f"test-{uuid.uuid4()}")
+        signed = self.sandboxes["ironclad"].post_control(f"workflows/{contract.clm_workflow_id}/sign").json()
+        return str(signed["recordId"])
+
+    async def project(self, account: BillingAccount, deal_id: str, *, lives_in: str, code_entity: str,
+                      budget: str = "5000.00") -> str:
+        tenant = self.tenant(lives_in)
+        contact = await self.contact(account) if lives_in == account.entity else (
+            await self.connectors.erp.upsert_customer(
+                tenant, Account(crm_id=account.company_id, name=f"Books {uuid.uuid4().hex[:6]}"), contact=None,
+                reference=f"hubspot-company-{account.company_id}-{lives_in}", idempotency_key=f"test-{uuid.uuid4()}")
+        ).erp_contact_id or ""
+        project = await self.connectors.erp.create_project(tenant, Project(
+            code=f"P-{deal_id}-{code_entity}", name=f"Delivery {deal_id}", erp_contact_id=contact, erp_tenant_id=tenant,
+            budget=Money.of(budget, "USD")), idempotency_key=f"test-{uuid.uuid4()}")
+        assert project.erp_id
+        return project.erp_id
+
+    async def schedule(self, account: BillingAccount, deal_id: str, amount: str, entity: str = "US01") -> None:
+        """The billing schedule of a fixed-fee project: one draft invoice carrying the project code."""
+        await draft_invoices(self.connectors.billing, account, [amount], project=f"P-{deal_id}-{entity}")
+
+    def set_deal_reference(self, invoice_id: str, deal_id: str) -> None:
+        """A person adds the missing CRM reference to the invoice in Stripe."""
+        httpx.post(f"{self.settings.stripe_base_url}/v1/invoices/{invoice_id}",
+                   data={"metadata[revops_deal_id]": deal_id},
+                   headers={"Authorization": f"Bearer {self.settings.stripe_api_key}"}, timeout=10).raise_for_status()
+
+    async def write_figures(self, account: BillingAccount, credit_notes: list[CreditNote], *,
+                            company_changes: dict[str, str] | None = None,
+                            deal_changes: dict[str, str] | None = None) -> None:
+        """What the account's ledger would have written to the CRM (optionally with a figure gone wrong)."""
+        invoices = [i async for i in self.connectors.billing.list_invoices(customer_id=account.customer_id)]
+        today = datetime.now(UTC).date()
+        for object_id, chosen, changes, write in (
+                (account.company_id, invoices, company_changes, self.connectors.crm.write_account_figures),
+                (account.deal_id, [i for i in invoices if i.crm_deal_id == account.deal_id], deal_changes,
+                 self.connectors.crm.write_deal_figures)):
+            figures = [AccountFigures(**{**f.model_dump(), **(changes or {})})  # type: ignore[arg-type]
+                       for f in expected_figures(chosen, credit_notes, today=today).values()]
+            await write(object_id, figures)
 
 
 @pytest_asyncio.fixture
-async def recon(client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
-                ) -> AsyncIterator[ReconRig]:
-    async with open_connectors(flow_settings) as connectors:
-        activities = ReconciliationActivities(settings=flow_settings, clm=connectors.clm,
-                                              billing=connectors.billing, erp=connectors.erp,
-                                              findings=findings_engine(flow_settings.findings_database_url))
-        async with Worker(client, task_queue=flow_settings.task_queue, workflows=[ReconciliationWorkflow],
-                          activities=activities.all()):
-            yield ReconRig(client=client, settings=flow_settings, connectors=connectors, sandboxes=sandboxes)
+async def books(client: Client, tmp_path: Path) -> AsyncIterator[Books]:
+    with fresh_sandboxes(tmp_path) as (settings, sandboxes):
+        async with open_connectors(settings) as connectors:
+            activities = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
+                                                  erp=connectors.erp, crm=connectors.crm,
+                                                  findings=findings_engine(settings.findings_database_url),
+                                                  mirror=mirror_engine(settings.findings_database_url))
+            async with Worker(client, task_queue=settings.task_queue, workflows=[ReconciliationWorkflow],
+                              activities=activities.all()):
+                yield Books(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes,
+                            by_hand=XeroByHand(settings))
 
 
-async def _erp_contact(rig: ReconRig, account: BillingAccount) -> str:
-    found = await rig.connectors.erp.upsert_customer(
-        US01_TENANT, Account(crm_id=account.company_id, name=f"Recon Co {uuid.uuid4().hex[:6]}"), contact=None,
-        reference=f"hubspot-company-{account.company_id}-US01", idempotency_key=f"test-{uuid.uuid4()}")
-    assert found.erp_contact_id
-    return found.erp_contact_id
+def found(result: ReconciliationResult) -> set[str]:
+    return {f.key for f in result.findings}
 
 
-async def _post(rig: ReconRig, invoice_id: str, contact_id: str, *, total: str | None = None,
-                number_suffix: str = "") -> str:
-    invoice = await rig.connectors.billing.get_invoice(invoice_id)
-    if number_suffix:  # Xero keeps a voided document's number: the corrected one needs its own
-        invoice = invoice.model_copy(update={"number": f"{invoice.number}{number_suffix}"})
-    if total is not None:  # a mistyped amount in the ERP
-        line = invoice.lines[0]
-        wrong = Money.of(total, invoice.currency)
-        invoice = invoice.model_copy(update={"lines": [line.model_copy(update={"unit_amount": wrong, "amount": wrong,
-                                                                               "quantity": Decimal(1)})]})
-    return await rig.connectors.erp.post_invoice(US01_TENANT, invoice, erp_contact_id=contact_id,
-                                                 idempotency_key=f"test-{uuid.uuid4()}")
+def unexpected(result: ReconciliationResult, expected: set[str]) -> list[str]:
+    """What a failed comparison should show: the findings not seeded, with their detail."""
+    return [f"{f.key}: {f.detail}" for f in result.findings if f.key not in expected]
 
 
-async def _record_payment(rig: ReconRig, invoice_id: str, erp_id: str) -> None:
-    invoice = await rig.connectors.billing.get_invoice(invoice_id)
-    await rig.connectors.erp.record_payment(US01_TENANT, erp_id, Payment(
-        billing_id=f"pay-{invoice_id}", invoice_billing_id=invoice_id, amount=invoice.amount_paid,
-        paid_at=datetime.now(UTC)), idempotency_key=f"test-{uuid.uuid4()}")
+def key(kind: FindingKind, entity: str, subject: str) -> str:
+    return f"{kind.value}:{entity}:{subject}"
 
 
-async def _executed_contract(rig: ReconRig, deal_id: str) -> str:
-    request = ContractRequest(
-        deal_crm_id=deal_id, title=f"Order form {deal_id}", template_id=rig.settings.ironclad_template_id,
-        legal_entity="US01", counterparty=Account(name=f"Counterparty {deal_id}"),
-        signer=Contact(first_name="Sam", last_name="Signer", email="sam@example.com"),
-        terms=ContractTerms(start_date=datetime.now(UTC).date(), total_value=Money.of("5000.00", "USD"),
-                            billing_model=BillingModel.FIXED_FEE, fixed_fee=Money.of("5000.00", "USD")))
-    contract = await rig.connectors.clm.launch_contract(request, idempotency_key=f"test-{uuid.uuid4()}")
-    signed = rig.sandboxes["ironclad"].post_control(f"workflows/{contract.clm_workflow_id}/sign").json()
-    return str(signed["recordId"])
-
-
-async def _project(rig: ReconRig, deal_id: str, contact_id: str) -> str:
-    project = await rig.connectors.erp.create_project(US01_TENANT, Project(
-        code=f"P-{deal_id}-US01", name=f"Delivery {deal_id}", erp_contact_id=contact_id, erp_tenant_id=US01_TENANT,
-        budget=Money.of("5000.00", "USD")), idempotency_key=f"test-{uuid.uuid4()}")
-    assert project.erp_id
-    return project.erp_id
-
-
-def _set_deal_reference(rig: ReconRig, invoice_id: str, deal_id: str) -> None:
-    """A person adds the missing CRM reference to the invoice in Stripe."""
-    response = httpx.post(f"{rig.settings.stripe_base_url}/v1/invoices/{invoice_id}",
-                          data={"metadata[revops_deal_id]": deal_id},
-                          headers={"Authorization": f"Bearer {rig.settings.stripe_api_key}"}, timeout=10)
-    response.raise_for_status()
+def stored(settings: Settings, scope: str, status: str | None) -> dict[str, str]:
+    engine = findings_engine(settings.findings_database_url)
+    try:
+        with Session(engine) as session:
+            return {r.key: r.status for r in list_findings(session=session, scope=scope, status=status)}
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------------
-async def test_reconciliation_finds_each_seeded_discrepancy_and_closes_them_when_fixed(recon: ReconRig) -> None:
-    rig = recon
-    billing, erp, stripe = rig.connectors.billing, rig.connectors.erp, rig.sandboxes["stripe"]
-    account = await billing_account(billing, rig.sandboxes["hubspot"])
-    contact_id = await _erp_contact(rig, account)
-    clean, clean_paid, wrong_amount, missing, unpaid_in_erp = await draft_invoices(
-        billing, account, ["100.00", "200.00", "300.00", "400.00", "500.00"])
-    [no_crm_ref] = await draft_invoices(billing, account, ["600.00"], with_deal=False)
-    for invoice_id in (clean, clean_paid, wrong_amount, missing, unpaid_in_erp, no_crm_ref):
-        await billing.finalize_invoice(invoice_id)
-    pay(stripe, clean_paid)
-    pay(stripe, unpaid_in_erp)
-    await _post(rig, clean, contact_id)
-    await _record_payment(rig, clean_paid, await _post(rig, clean_paid, contact_id))
-    wrong_erp_id = await _post(rig, wrong_amount, contact_id, total="330.00")
-    unpaid_erp_id = await _post(rig, unpaid_in_erp, contact_id)
-    await _post(rig, no_crm_ref, contact_id)
+async def test_reconciliation_finds_exactly_the_seeded_discrepancies_per_entity_and_closes_the_repaired(
+        books: Books) -> None:
+    b, F = books, FindingKind
+    billing, stripe, today = b.connectors.billing, b.sandboxes["stripe"], datetime.now(UTC).date()
+    us = await billing_account(billing, b.sandboxes["hubspot"], entity="US01")
+    eu = await billing_account(billing, b.sandboxes["hubspot"], entity="EU01")
 
-    tag = uuid.uuid4().hex[:8]
-    deal_ok, deal_no_project, deal_no_billing = f"rc{tag}a", f"rc{tag}b", f"rc{tag}c"
-    await _executed_contract(rig, deal_ok)
-    await _project(rig, deal_ok, contact_id)
-    await draft_invoices(billing, account, ["50.00"], project=f"P-{deal_ok}-US01")  # its billing schedule
-    record_id = await _executed_contract(rig, deal_no_project)
-    project_id = await _project(rig, deal_no_billing, contact_id)
+    # -- US01, USD: receivables --------------------------------------------------------------------------
+    clean, missing, duplicated, mistyped, unposted_payment, late_due, voided = await b.invoices(
+        us, ["100.00", "200.00", "300.00", "400.00", "500.00", "600.00", "700.00"], currency="USD")
+    [no_deal] = await b.invoices(us, ["800.00"], currency="USD", with_deal=False)
+    for paid in (clean, unposted_payment):
+        pay(stripe, paid)
+    await b.record_payment(us, clean, await b.post(us, clean))
+    first_copy = await b.post(us, duplicated)
+    second_copy = b.by_hand.invoice(b.tenant("US01"), await b.contact(us), reference=duplicated, amount="300.00",
+                                    currency="USD", number=f"DUP-{uuid.uuid4().hex[:6]}",
+                                    due=str((await billing.get_invoice(duplicated)).due_on))
+    wrong = await b.post(us, mistyped, total=Money.of("440.00", "USD"))
+    await b.post(us, unposted_payment)
+    await b.post(us, no_deal)
+    await b.post(us, late_due, due_on=today + timedelta(days=45))
+    await b.post(us, voided)
+    await b.connectors.billing.void_invoice(voided)
 
-    scope = ReconciliationScope(legal_entities=["US01"], customer_ids=[account.customer_id],
-                                deal_ids=[deal_ok, deal_no_project, deal_no_billing])
-    first = await start_reconciliation(rig.client, rig.settings, scope)
+    # -- EU01, EUR: receivables --------------------------------------------------------------------------
+    wrong_currency, paid_in_erp_only, paid_here, paid_there, credited = await b.invoices(
+        eu, ["110.00", "120.00", "130.00", "130.00", "150.00"], currency="EUR")
+    pay(stripe, paid_here)
+    for invoice_id in (paid_in_erp_only, paid_here, credited):
+        await b.post(eu, invoice_id)
+    await b.post(eu, wrong_currency, currency="USD")
+    eu_tenant, eu_contact = b.tenant("EU01"), await b.contact(eu)
+    there = await b.post(eu, paid_there)
+    charge = (await billing.get_invoice(paid_here)).payment_ids[0]
+    misallocated = b.by_hand.payment(eu_tenant, there, amount="130.00", reference=charge, on=str(today))
+    cash = b.by_hand.payment(eu_tenant, await b.post(eu, paid_in_erp_only), amount="120.00", reference="cash desk",
+                             on=str(today))
+    note = await billing.create_credit_note(CreditNote(billing_id="", invoice_billing_id=credited,
+                                                       amount=Money.of("15.00", "EUR"), reason="order_change"),
+                                            idempotency_key=f"test-{uuid.uuid4()}")
+    orphan = b.by_hand.invoice(eu_tenant, eu_contact, reference=f"in_typed_{uuid.uuid4().hex[:6]}", amount="99.00",
+                               currency="EUR")
+    goodwill = b.by_hand.credit_note(eu_tenant, eu_contact, reference="goodwill", amount="10.00", currency="EUR")
 
-    found = {(f.kind.value, f.billing_id or f.clm_id or f.erp_id) for f in first.findings}
-    assert found == {
-        ("amount_mismatch", wrong_amount), ("missing_in_erp", missing), ("payment_mismatch", unpaid_in_erp),
-        ("invoice_without_crm_reference", no_crm_ref), ("contract_without_project", record_id),
-        ("project_without_billing", project_id),
+    # -- contract -> delivery -> billing ----------------------------------------------------------------------
+    tag = uuid.uuid4().hex[:6]
+    d_ok, d_np, d_we, d_nb, d_bs, d_am, d_nc = (f"{tag}{s}" for s in ("ok", "np", "we", "nb", "bs", "am", "nc"))
+    await b.contract(d_ok, "US01")
+    await b.project(us, d_ok, lives_in="US01", code_entity="US01")
+    await b.schedule(us, d_ok, "5000.00")
+    no_project = await b.contract(d_np, "US01")
+    await b.contract(d_we, "EU01")
+    wrong_entity = await b.project(us, d_we, lives_in="US01", code_entity="EU01")
+    await b.schedule(us, d_we, "5000.00", entity="EU01")
+    await b.contract(d_nb, "US01")
+    no_billing = await b.project(us, d_nb, lives_in="US01", code_entity="US01")
+    short_schedule = await b.contract(d_bs, "US01")
+    await b.project(us, d_bs, lives_in="US01", code_entity="US01")
+    await b.schedule(us, d_bs, "4000.00")
+    amended = await b.contract(d_am, "US01")
+    await b.project(us, d_am, lives_in="US01", code_entity="US01")
+    await b.schedule(us, d_am, "5000.00")
+    b.sandboxes["ironclad"].post_control(f"records/{amended}/amendments", {
+        "sequence": 1, "properties": {"contractValue": {"currency": "USD", "amount": 6000}}})
+    no_contract = await b.project(eu, d_nc, lives_in="EU01", code_entity="EU01")
+
+    # -- CRM figures: the ledgers' write-backs, one company and one deal gone stale ---------------------------
+    billing_notes = [note]
+    await b.write_figures(us, billing_notes, company_changes={"paid": "0.00"})
+    await b.write_figures(eu, billing_notes, deal_changes={"billed": "1.00"})
+
+    us_expected = {
+        key(F.MISSING_IN_ERP, "US01", missing), key(F.DUPLICATE_IN_ERP, "US01", duplicated),
+        key(F.AMOUNT_MISMATCH, "US01", mistyped), key(F.PAYMENT_MISSING_IN_ERP, "US01", unposted_payment),
+        key(F.INVOICE_WITHOUT_CRM_REFERENCE, "US01", no_deal), key(F.DUE_DATE_MISMATCH, "US01", late_due),
+        key(F.STATUS_MISMATCH, "US01", voided), key(F.CONTRACT_WITHOUT_PROJECT, "US01", no_project),
+        key(F.PROJECT_IN_WRONG_ENTITY, "US01", wrong_entity), key(F.PROJECT_WITHOUT_BILLING, "US01", no_billing),
+        key(F.BILLING_SCHEDULE_MISMATCH, "US01", short_schedule), key(F.BILLING_SCHEDULE_MISMATCH, "US01", amended),
+        key(F.PROJECT_BUDGET_MISMATCH, "US01", amended),
+        key(F.CRM_FIGURES_MISMATCH, "US01", f"hubspot:company:{us.company_id}"),
     }
-    assert first.counts == {k: 1 for k in ("amount_mismatch", "contract_without_project",
-                                           "invoice_without_crm_reference", "missing_in_erp", "payment_mismatch",
-                                           "project_without_billing")}
-    assert first.opened == 6 and first.closed == 0
-    mismatch = next(f for f in first.findings if f.kind.value == "amount_mismatch")
-    assert mismatch.erp_id == wrong_erp_id and "330.00" in mismatch.erp_amount and "300.00" in mismatch.billing_amount
-    [usd] = first.totals
-    assert Decimal(usd.billing_invoiced) == Decimal("2100.00") and Decimal(usd.erp_invoiced) == Decimal("1730.00")
-    engine = findings_engine(rig.settings.findings_database_url)
+    eu_expected = {
+        key(F.ORPHAN_IN_ERP, "EU01", orphan), key(F.CURRENCY_MISMATCH, "EU01", wrong_currency),
+        key(F.PAYMENT_MISSING_IN_BILLING, "EU01", paid_in_erp_only), key(F.PAYMENT_MISALLOCATED, "EU01", misallocated),
+        key(F.CREDIT_NOTE_MISSING_IN_ERP, "EU01", note.billing_id),
+        key(F.CREDIT_NOTE_MISSING_IN_BILLING, "EU01", goodwill), key(F.PROJECT_WITHOUT_CONTRACT, "EU01", no_contract),
+        key(F.CRM_FIGURES_MISMATCH, "EU01", f"hubspot:deal:{eu.deal_id}"),
+    }
+    assert len({k.split(":")[0] for k in us_expected | eu_expected}) == len(FindingKind)  # every kind seeded
+
+    # -- per entity (the first reads everything, the next only what changed), then all ----------------------
+    run_us = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
+    assert found(run_us) == us_expected, unexpected(run_us, us_expected)
+    assert {(r.source, r.mode) for r in run_us.reads} == {("stripe", "full"), ("xero:US01", "full")}
+    run_eu = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["EU01"]))
+    assert found(run_eu) == eu_expected, unexpected(run_eu, eu_expected)
+    assert {(r.source, r.mode) for r in run_eu.reads} == {("stripe", "delta"), ("xero:EU01", "full")}
+    run_all = await start_reconciliation(b.client, b.settings, ReconciliationScope())
+    assert found(run_all) == us_expected | eu_expected and run_all.opened == len(us_expected | eu_expected)
+    assert {(r.source, r.mode) for r in run_all.reads} == {
+        ("stripe", "delta"), ("xero:US01", "delta"), ("xero:EU01", "delta"), ("xero:UK01", "full")}
+    await save_history(b.client.get_workflow_handle(run_all.run_id.split("/")[0]), "reconciliation_run")
+    # one customer: its invoices and the ERP documents they name (orphans and projects need a whole entity)
+    one = await start_reconciliation(b.client, b.settings, ReconciliationScope(customer_ids=[eu.customer_id]))
+    assert found(one) == eu_expected - {key(F.ORPHAN_IN_ERP, "EU01", orphan),
+                                        key(F.CREDIT_NOTE_MISSING_IN_BILLING, "EU01", goodwill),
+                                        key(F.PROJECT_WITHOUT_CONTRACT, "EU01", no_contract)}
+
+    by_key = {f.key: f for f in run_all.findings}
+    dup = by_key[key(F.DUPLICATE_IN_ERP, "US01", duplicated)]
+    assert set(dup.erp_id.split(",")) == {first_copy, second_copy} and dup.severity.value == "high"
+    assert by_key[key(F.AMOUNT_MISMATCH, "US01", mistyped)].refs == [f"stripe:invoice:{mistyped}",
+                                                                     f"xero:invoice:{wrong}"]
+    assert by_key[key(F.PAYMENT_MISSING_IN_ERP, "US01", unposted_payment)].repair == (
+        f"starter.py repost ledger-stripe-{us.customer_id} --invoice {unposted_payment}")
+    assert f"xero:payment:{misallocated}" in by_key[key(F.PAYMENT_MISALLOCATED, "EU01", misallocated)].refs
+    assert f"xero:payment:{cash}" not in by_key[key(F.PAYMENT_MISSING_IN_BILLING, "EU01", paid_in_erp_only)].refs
+    [usd] = [t for t in run_us.totals if t.currency == "USD"]
+    assert (usd.billing_invoiced, usd.billing_paid) == ("2900.00", "600.00")  # the voided 700.00 is not owed
+    assert stored(b.settings, "all", OPEN) == dict.fromkeys(us_expected | eu_expected, OPEN)
+
+    # -- an operator acknowledges one; people repair some; the next run reads only what changed ---------------
+    ack = argparse.Namespace(finding=key(F.PAYMENT_MISALLOCATED, "EU01", misallocated), reason="bank confirms; "
+                             "moving it at month end", by="Dana (Finance)", json=True)
+    assert await cmd_ack(b.settings, ack) == 0
+    await b.post(us, missing)
+    b.by_hand.void(b.tenant("US01"), second_copy)
+    await b.record_payment(us, unposted_payment, await b.post(us, unposted_payment))
+    b.set_deal_reference(no_deal, us.deal_id)
+    b.by_hand.void(eu_tenant, orphan)
+    await b.project(us, d_np, lives_in="US01", code_entity="US01")
+    await b.schedule(us, d_np, "5000.00")
+    await b.write_figures(us, billing_notes)
+    repaired = {key(F.MISSING_IN_ERP, "US01", missing), key(F.DUPLICATE_IN_ERP, "US01", duplicated),
+                key(F.PAYMENT_MISSING_IN_ERP, "US01", unposted_payment),
+                key(F.INVOICE_WITHOUT_CRM_REFERENCE, "US01", no_deal), key(F.ORPHAN_IN_ERP, "EU01", orphan),
+                key(F.CONTRACT_WITHOUT_PROJECT, "US01", no_project),
+                key(F.CRM_FIGURES_MISMATCH, "US01", f"hubspot:company:{us.company_id}")}
+
+    again = await start_reconciliation(b.client, b.settings, ReconciliationScope())
+    assert {r.mode for r in again.reads} == {"delta"}
+    remaining = (us_expected | eu_expected) - repaired
+    assert found(again) == remaining and again.closed == len(repaired) and again.opened == 0
+    held = stored(b.settings, "all", None)
+    assert {k for k, s in held.items() if s == CLOSED} == repaired
+    assert held[key(F.PAYMENT_MISALLOCATED, "EU01", misallocated)] == ACKNOWLEDGED  # stays acknowledged
+
+    # a full pass agrees with the deltas
+    full = await start_reconciliation(b.client, b.settings, ReconciliationScope(), full_pass=True)
+    assert {r.mode for r in full.reads} == {"full"} and found(full) == remaining and full.closed == 0
+
+
+async def test_reconcile_command_refuses_unknown_entity_and_customer_with_exit_2(
+        client: Client, settings: Settings, stripe_sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = argparse.Namespace(entity=["XX99"], customer=None, deal=None, no_wait=False, full=False, delta=False,
+                              json=False)
+    assert await cmd_reconcile(client, settings, args) == 2
+    assert capsys.readouterr().err.strip() == "unknown legal entity XX99 (known: US01, EU01, UK01)"
+    args = argparse.Namespace(**{**vars(args), "entity": ["US01"], "customer": ["cus_nobody"]})
+    assert await cmd_reconcile(client, settings, args) == 2
+    assert capsys.readouterr().err.strip() == "unknown billing customer cus_nobody"
+
+
+async def test_exceptions_by_entity_and_ack_by_id(flow_settings: Settings, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    settings = flow_settings.model_copy(update={"findings_url": f"sqlite:///{tmp_path / 'findings.sqlite'}"})
+    us = Finding(kind=FindingKind.MISSING_IN_ERP, key="missing_in_erp:US01:in_1", legal_entity="US01",
+                 billing_id="in_1", refs=["stripe:invoice:in_1"], repair="starter.py repost ledger-stripe-cus_1 "
+                 "--invoice in_1")
+    eu = Finding(kind=FindingKind.ORPHAN_IN_ERP, key="orphan_in_erp:EU01:x1", legal_entity="EU01", erp_id="x1")
+    engine = findings_engine(settings.findings_database_url)
     with Session(engine) as session:
-        stored = list_findings(session=session, scope=scope.key())
-    assert {(r.kind, r.status) for r in stored} == {(k, OPEN) for k, _ in found}
-    await save_history(rig.client.get_workflow_handle(first.run_id.split("/")[0]), "reconciliation_run")
-
-    # people fix each one
-    await erp.void_invoice(US01_TENANT, wrong_erp_id, idempotency_key=f"test-{uuid.uuid4()}")
-    await _post(rig, wrong_amount, contact_id, number_suffix="-R")
-    await _post(rig, missing, contact_id)
-    await _record_payment(rig, unpaid_in_erp, unpaid_erp_id)
-    _set_deal_reference(rig, no_crm_ref, account.deal_id)
-    await _project(rig, deal_no_project, contact_id)
-    await draft_invoices(billing, account, ["50.00"], project=f"P-{deal_no_project}-US01")
-    await draft_invoices(billing, account, ["50.00"], project=f"P-{deal_no_billing}-US01")
-
-    second = await start_reconciliation(rig.client, rig.settings, scope)
-
-    assert second.findings == [] and second.counts == {}
-    assert second.closed == 6 and second.opened == 0 and second.still_open == 0
-    with Session(engine) as session:
-        closed = list_findings(session=session, scope=scope.key(), status=CLOSED)
-        still_open = list_findings(session=session, scope=scope.key())
+        record_run(session=session, scope="all", run_id="r1", findings=[us, eu], now=datetime.now(UTC))
     engine.dispose()
-    assert len(closed) == 6 and all(r.closed_at for r in closed) and still_open == []
+    base = dict(all=False, closed=False, kind=None, scope=None, limit=50, json=True)
+    assert await cmd_exceptions(settings, argparse.Namespace(**base, entity="EU01")) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["key"] == "orphan_in_erp:EU01:x1" and listed["refs"] == []
+    assert await cmd_exceptions(settings, argparse.Namespace(**base, entity="XX99")) == 2
+    assert "unknown legal entity XX99" in capsys.readouterr().err
+
+    def ack(finding: str, reason: str) -> argparse.Namespace:
+        return argparse.Namespace(finding=finding, reason=reason, by="Dana", json=False)
+
+    assert await cmd_ack(settings, ack("999", "x")) == 2
+    assert await cmd_ack(settings, ack(str(listed["id"]), "  ")) == 1
+    assert await cmd_ack(settings, ack(f"#{listed['id']}", "typed by the auditor, kept on purpose")) == 0
+    capsys.readouterr()
+    assert await cmd_exceptions(settings, argparse.Namespace(**{**base, "json": False}, entity=None)) == 0
+    text = capsys.readouterr().out
+    assert "[acknowledged] high orphan_in_erp EU01 xero x1" in text and "acknowledged by Dana: typed by the" in text
+    assert "repair: starter.py repost ledger-stripe-cus_1 --invoice in_1" in text
 
 
 async def test_reconciliation_schedule_is_created_once_then_updated(client: Client, flow_settings: Settings) -> None:

@@ -1,0 +1,165 @@
+"""Benchmark 6, reconciliation at month-end scale: N invoices across the three legal entities (USD, EUR, GBP)
+in Stripe and posted to each entity's Xero tenant, a fifth paid on both sides, a few posts missing; then a
+full pass, one per cent of invoices paid, and a delta pass. Reports time, vendor requests and 429s of each
+pass with the emulators' rate limits on (Stripe test mode 25/s; Xero 60 a minute per tenant, scaled)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import BenchStack, Table, Timer, bench_settings, running_stack
+from canonical import Account, BillingSchedule, BillingScheduleKind, Money, ScheduledCharge
+from connectors.xero import mapping as xero_mapping
+from settings import Settings
+from worker import Connectors, open_connectors
+from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationScope
+from workflows.reconciliation import ReconciliationWorkflow
+
+CURRENCIES = {"US01": "USD", "EU01": "EUR", "UK01": "GBP"}
+CUSTOMERS_PER_ENTITY = 10
+XERO_BATCH = 50  # invoices or payments per PUT (Xero takes batches)
+
+
+class Seeder:
+    """Invoices in Stripe and their posts in Xero, written the fast way (batches, many in flight)."""
+
+    def __init__(self, bench: BenchStack, connectors: Connectors) -> None:
+        self.bench, self.c, self.settings = bench, connectors, bench.settings
+        self.token = ""
+
+    async def xero(self, method: str, tenant: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.token:
+            answer = await self.bench.http.post(self.settings.xero_token_endpoint,
+                                                data={"grant_type": "client_credentials"},
+                                                auth=(self.settings.xero_client_id, self.settings.xero_client_secret))
+            self.token = answer.json()["access_token"]
+        response = await self.bench.http.request(
+            method, f"{self.settings.xero_base_url}/api.xro/2.0/{path}", content=xero_mapping.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "xero-tenant-id": tenant,
+                     "Content-Type": "application/json", "Accept": "application/json"})
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    async def entity(self, code: str, invoices: int) -> dict[str, Any]:
+        """One entity's customers and invoices; returns what was made (Stripe and Xero IDs)."""
+        currency, tenant = CURRENCIES[code], self.settings.entity(code).erp_tenant_id
+        made: dict[str, Any] = {"invoices": [], "erp": {}, "tenant": tenant}
+        per_customer = max(1, invoices // CUSTOMERS_PER_ENTITY)
+        semaphore = asyncio.Semaphore(8)
+
+        async def customer(n: int) -> None:
+            async with semaphore:
+                account = Account(name=f"Bench {code} {n}", country="US")
+                reference = f"bench-{code}-{n}-{uuid.uuid4().hex[:6]}"
+                customer_id = await self.c.billing.ensure_customer(account, contact=None, reference=reference,
+                                                                   legal_entity=code, idempotency_key=reference)
+                contact = await self.c.erp.upsert_customer(tenant, account, contact=None, reference=reference,
+                                                           idempotency_key=f"{reference}-erp")
+                count = per_customer if n < CUSTOMERS_PER_ENTITY - 1 else invoices - per_customer * n
+                for start in range(0, count, 100):
+                    schedule = BillingSchedule(
+                        kind=BillingScheduleKind.FIXED_FEE, customer_id=customer_id, currency=currency,
+                        start_date=datetime.now(UTC).date(), metadata={"revops_legal_entity": code,
+                                                                       "revops_deal_id": f"bench-{code}-{n}"},
+                        charges=[ScheduledCharge(product_code=f"FEE-{i}", description=f"Fee {i}",
+                                                 unit_amount=Money.of(f"{100 + i % 900}.00", currency))
+                                 for i in range(start, min(count, start + 100))])
+                    created = await self.c.billing.create_schedule(schedule, idempotency_key=f"{reference}-{start}")
+                    for invoice_id in (i for i in created.item_ids if i.startswith("in_")):
+                        invoice = await self.c.billing.finalize_invoice(invoice_id)
+                        made["invoices"].append((invoice, contact.erp_contact_id))
+
+        await asyncio.gather(*(customer(n) for n in range(CUSTOMERS_PER_ENTITY)))
+        return made
+
+    async def post(self, made: dict[str, Any], *, skip_every: int) -> None:
+        """Post every invoice but one in ``skip_every`` to Xero, in batches (what the ledgers did over a month)."""
+        docs = [(inv, xero_mapping.invoice_to_xero(inv, contact_id=contact, account_code="200", tax_types={},
+                                                   default_tax_type="NONE"))
+                for n, (inv, contact) in enumerate(made["invoices"]) if n % skip_every]
+        for start in range(0, len(docs), XERO_BATCH):
+            chunk = docs[start:start + XERO_BATCH]
+            body = await self.xero("PUT", made["tenant"], "Invoices", {"Invoices": [d for _, d in chunk]})
+            for (inv, _), doc in zip(chunk, body["Invoices"], strict=True):
+                made["erp"][inv.billing_id] = doc["InvoiceID"]
+
+    async def pay(self, made: dict[str, Any], every: int, offset: int = 0) -> int:
+        """Pay one invoice in ``every`` in Stripe and record the payment in Xero (batched)."""
+        paid = [inv for n, (inv, _) in enumerate(made["invoices"]) if n % every == offset
+                and inv.billing_id in made["erp"]]
+        payments = []
+        for inv in paid:
+            answer = await self.bench.http.post(f"{self.settings.stripe_base_url}/_sandbox/invoices/"
+                                                f"{inv.billing_id}/payments", json={})
+            answer.raise_for_status()
+            payments.append({"Invoice": {"InvoiceID": made["erp"][inv.billing_id]}, "Account": {"Code": "090"},
+                             "Amount": inv.amount_due.amount, "Reference": answer.json()["charge"],
+                             "Date": datetime.now(UTC).date().isoformat()})
+        for start in range(0, len(payments), XERO_BATCH):
+            await self.xero("PUT", made["tenant"], "Payments", {"Payments": payments[start:start + XERO_BATCH]})
+        return len(paid)
+
+
+async def run_pass(bench: BenchStack, full: bool) -> tuple[ReconciliationResult, float, dict[str, Any]]:
+    before = await bench.stats()
+    timer = Timer()
+    result: ReconciliationResult = await bench.client.execute_workflow(
+        ReconciliationWorkflow.run, ReconciliationInput(scope=ReconciliationScope(), trigger="bench", full_pass=full),
+        id=f"reconciliation-bench-{uuid.uuid4().hex[:8]}", task_queue=bench.settings.task_queue)
+    elapsed = timer.elapsed
+    after = await bench.stats()
+    used = {v: {"requests": after[v]["requests"] - before[v]["requests"],
+                "rate_limited": after[v]["rate_limited"] - before[v]["rate_limited"]}
+            for v in ("stripe", "xero", "hubspot", "ironclad")}
+    return result, elapsed, used
+
+
+async def run(args: argparse.Namespace, data_dir: Path) -> Table:
+    n = args.invoices
+    settings: Settings = bench_settings(data_dir, activity_retry_max_seconds=5.0,
+                                        reconciliation_stripe_requests_per_second=args.stripe_rate * 0.9,
+                                        reconciliation_xero_requests_per_second=args.xero_rate / 3 * 0.9,
+                                        reconciliation_hubspot_requests_per_second=8.0)
+    table = Table("reconciliation", f"6. Reconciliation at month-end scale: {n} invoices across 3 entities "
+                                    f"(sandbox limits Stripe {args.stripe_rate:g}/s, Xero {args.xero_rate:g}/s for "
+                                    "3 tenants)",
+                  ["pass", "seconds", "stripe req", "xero req", "hubspot req", "ironclad req", "429s", "findings"])
+    async with running_stack(settings) as bench, open_connectors(settings) as connectors:
+        seeder = Seeder(bench, connectors)
+        timer = Timer()
+        made = {}
+        for code in CURRENCIES:
+            made[code] = await seeder.entity(code, n // 3 + (n % 3 if code == "US01" else 0))
+            await seeder.post(made[code], skip_every=200)
+            await seeder.pay(made[code], every=5)
+        seeded = timer.elapsed
+        await bench.faults("stripe", rate_limit_per_second=args.stripe_rate)
+        await bench.faults("xero", rate_limit_per_second=args.xero_rate, rate_limit_burst=5)
+        rows: dict[str, Any] = {}
+        full, t_full, used_full = await run_pass(bench, full=True)
+        changed = 0
+        for code in CURRENCIES:
+            changed += await seeder.pay(made[code], every=100, offset=1)
+        delta, t_delta, used_delta = await run_pass(bench, full=False)
+        await bench.clear_faults()
+    for name, result, elapsed, used in (("full", full, t_full, used_full), ("delta", delta, t_delta, used_delta)):
+        limited = sum(u["rate_limited"] for u in used.values())
+        table.add(name, elapsed, used["stripe"]["requests"], used["xero"]["requests"], used["hubspot"]["requests"],
+                  used["ironclad"]["requests"], limited, result.findings_total)
+        rows[name] = {"seconds": elapsed, "vendors": used, "findings": result.findings_total,
+                      "counts": result.counts, "reads": [r.model_dump(mode="json") for r in result.reads]}
+    invoices = sum(len(m["invoices"]) for m in made.values())
+    table.notes += [
+        f"seeded {invoices} invoices in {seeded:.0f}s; 1 in 200 never posted to Xero (missing_in_erp), 1 in 5 paid; "
+        f"{changed} more paid between the passes (the delta reads those)",
+        f"findings by kind after the delta pass: {delta.counts} (CRM figures: no ledger wrote them in this bench)",
+        "the workflow history has the same ~20 events whatever the volume: the data stays in the activities' "
+        "mirror, so no continue-as-new is needed",
+    ]
+    table.data = {"invoices": invoices, "passes": rows}
+    return table

@@ -1,0 +1,604 @@
+"""Reconciliation as a controller signs it off: the comparison rules, as pure functions.
+
+Three controls, each a function from what the systems hold to findings:
+
+- :func:`compare_receivables`, per legal entity and currency, in both directions: billing invoices
+  against the ERP tenant's receivables (missing, orphan, duplicate, amount, currency, status, due date),
+  payments (one side only, allocated to the wrong invoice) and credit notes (one side only);
+- :func:`compare_delivery`: every executed contract has its project(s) in the right entity and, where the
+  contract bills fixed amounts, a billing schedule and project budget equal to its value as amended;
+  projects without a contract or without billing;
+- :func:`compare_crm_figures`: billed / paid / outstanding / overdue / credited on the CRM company and deal
+  equal what billing says.
+
+A :class:`Finding` names its entity, kind, severity, the records on each side as ``system:object:id``,
+and a suggested repair; ``key`` identifies it across runs. No connector, Temporal or SQL code here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from canonical.billing import CreditNote, Invoice, InvoiceStatus
+from canonical.contract import Contract
+from canonical.deal import BillingModel
+from canonical.money import Money, minor_unit
+from canonical.project import Project
+
+
+class FindingKind(StrEnum):
+    """What reconciliation can find wrong."""
+
+    # receivables: billing <-> ERP
+    MISSING_IN_ERP = "missing_in_erp"
+    ORPHAN_IN_ERP = "orphan_in_erp"
+    DUPLICATE_IN_ERP = "duplicate_in_erp"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    STATUS_MISMATCH = "status_mismatch"
+    DUE_DATE_MISMATCH = "due_date_mismatch"
+    PAYMENT_MISSING_IN_ERP = "payment_missing_in_erp"
+    PAYMENT_MISSING_IN_BILLING = "payment_missing_in_billing"
+    PAYMENT_MISALLOCATED = "payment_misallocated"
+    CREDIT_NOTE_MISSING_IN_ERP = "credit_note_missing_in_erp"
+    CREDIT_NOTE_MISSING_IN_BILLING = "credit_note_missing_in_billing"
+    INVOICE_WITHOUT_CRM_REFERENCE = "invoice_without_crm_reference"
+    # contract -> delivery -> billing
+    CONTRACT_WITHOUT_PROJECT = "contract_without_project"
+    PROJECT_IN_WRONG_ENTITY = "project_in_wrong_entity"
+    PROJECT_WITHOUT_CONTRACT = "project_without_contract"
+    PROJECT_WITHOUT_BILLING = "project_without_billing"
+    PROJECT_BUDGET_MISMATCH = "project_budget_mismatch"
+    BILLING_SCHEDULE_MISMATCH = "billing_schedule_mismatch"
+    # CRM figures
+    CRM_FIGURES_MISMATCH = "crm_figures_mismatch"
+
+
+class Severity(StrEnum):
+    """How soon a person must act: money misstated (high), a control gap (medium), hygiene (low)."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+SEVERITY: dict[FindingKind, Severity] = {
+    FindingKind.MISSING_IN_ERP: Severity.HIGH, FindingKind.ORPHAN_IN_ERP: Severity.HIGH,
+    FindingKind.DUPLICATE_IN_ERP: Severity.HIGH, FindingKind.AMOUNT_MISMATCH: Severity.HIGH,
+    FindingKind.CURRENCY_MISMATCH: Severity.HIGH, FindingKind.STATUS_MISMATCH: Severity.HIGH,
+    FindingKind.DUE_DATE_MISMATCH: Severity.LOW, FindingKind.PAYMENT_MISSING_IN_ERP: Severity.HIGH,
+    FindingKind.PAYMENT_MISSING_IN_BILLING: Severity.HIGH, FindingKind.PAYMENT_MISALLOCATED: Severity.HIGH,
+    FindingKind.CREDIT_NOTE_MISSING_IN_ERP: Severity.HIGH, FindingKind.CREDIT_NOTE_MISSING_IN_BILLING: Severity.HIGH,
+    FindingKind.INVOICE_WITHOUT_CRM_REFERENCE: Severity.LOW, FindingKind.CONTRACT_WITHOUT_PROJECT: Severity.MEDIUM,
+    FindingKind.PROJECT_IN_WRONG_ENTITY: Severity.MEDIUM, FindingKind.PROJECT_WITHOUT_CONTRACT: Severity.MEDIUM,
+    FindingKind.PROJECT_WITHOUT_BILLING: Severity.MEDIUM, FindingKind.PROJECT_BUDGET_MISMATCH: Severity.MEDIUM,
+    FindingKind.BILLING_SCHEDULE_MISMATCH: Severity.HIGH, FindingKind.CRM_FIGURES_MISMATCH: Severity.LOW,
+}
+
+
+class Finding(BaseModel):
+    """One discrepancy. ``key`` identifies it across runs; ``refs`` are the records on each side."""
+
+    kind: FindingKind
+    key: str
+    severity: Severity = Field(default=Severity.MEDIUM, description="by kind unless given")
+    legal_entity: str = ""
+    currency: str = ""
+    billing_id: str = ""
+    erp_id: str = ""
+    clm_id: str = ""
+    crm_id: str = ""
+    billing_amount: str = ""
+    erp_amount: str = ""
+    detail: str = ""
+    refs: list[str] = Field(default_factory=list, description="system:object:id on each side")
+    repair: str = Field(default="", description="the suggested repair, a command when it is mechanical")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_of_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("severity") and data.get("kind"):
+            data = {**data, "severity": SEVERITY[FindingKind(data["kind"])]}
+        return data
+
+
+def finding(kind: FindingKind, entity: str, subject: str, **fields: object) -> Finding:
+    """A finding of ``kind`` about ``subject`` (its key), with the kind's severity."""
+    refs = [r for r in fields.pop("refs", []) or [] if r and not str(r).endswith(":")]  # type: ignore[attr-defined]
+    return Finding(kind=kind, key=f"{kind.value}:{entity}:{subject}" if entity else f"{kind.value}:{subject}",
+                   severity=SEVERITY[kind], legal_entity=entity, refs=refs, **fields)  # type: ignore[arg-type]
+
+
+class EntityTotals(BaseModel):
+    """Per legal entity and currency: what billing and the ERP say was invoiced, paid and is owed."""
+
+    legal_entity: str
+    currency: str
+    billing_invoiced: str = "0"
+    erp_invoiced: str = "0"
+    billing_paid: str = "0"
+    erp_paid: str = "0"
+    billing_outstanding: str = "0"
+    erp_outstanding: str = "0"
+
+
+class SourceRead(BaseModel):
+    """How one run read one source (billing, or one entity's ERP tenant): a full pass or a delta."""
+
+    source: str
+    mode: str = Field(description="full or delta")
+    documents: int = 0
+    requests: int = 0
+    rate_limited: int = Field(default=0, description="429 answers waited out")
+    read_at: datetime
+
+
+class ErpPayment(BaseModel):
+    """A payment as the ERP holds it: ``reference`` is the billing payment it records."""
+
+    erp_id: str
+    reference: str = ""
+    erp_invoice_id: str
+    amount: Money
+    status: str = "AUTHORISED"
+    updated_at: datetime | None = Field(default=None, description="the ERP's last change (its clock)")
+
+
+class ErpCreditNote(BaseModel):
+    """A receivable credit note as the ERP holds it: ``reference`` is the billing credit note."""
+
+    erp_id: str
+    reference: str = ""
+    amount: Money
+    status: str = "AUTHORISED"
+    erp_invoice_ids: list[str] = Field(default_factory=list, description="invoices it is allocated to")
+    updated_at: datetime | None = Field(default=None, description="the ERP's last change (its clock)")
+
+
+class BillingChange(BaseModel):
+    """One billing object as it now stands (or gone), from a list or from the vendor's event feed."""
+
+    object: str = Field(description="invoice, credit_note or customer")
+    id: str
+    deleted: bool = False
+    invoice: Invoice | None = None
+    credit_note: CreditNote | None = None
+    company_id: str = Field(default="", description="customers: the CRM company")
+    legal_entity: str = Field(default="", description="customers: the entity billing them")
+    changed_at: datetime | None = Field(default=None, description="when billing recorded the change (its clock)")
+
+
+class Receivables(BaseModel):
+    """Everything one entity's receivables control compares."""
+
+    billing_invoices: list[Invoice] = Field(default_factory=list)
+    billing_credit_notes: list[CreditNote] = Field(default_factory=list)
+    erp_invoices: list[Invoice] = Field(default_factory=list)
+    erp_payments: list[ErpPayment] = Field(default_factory=list)
+    erp_credit_notes: list[ErpCreditNote] = Field(default_factory=list)
+    customer_of_invoice: dict[str, str] = Field(default_factory=dict, description="billing invoice -> customer")
+
+
+def tolerance_for(currency: str, tolerance: Decimal) -> Decimal:
+    """Rounding tolerance: the configured one, but never below one minor unit of the currency."""
+    return max(tolerance, Decimal(1).scaleb(-minor_unit(currency)) if currency else tolerance)
+
+
+def differs(a: Decimal, b: Decimal, tolerance: Decimal) -> bool:
+    """More than rounding apart."""
+    return abs(a - b) > tolerance
+
+
+def repost_command(customer_id: str, invoice_id: str) -> str:
+    """The ledger's repair (money-path issue): re-post one invoice and its payments to the ERP."""
+    return f"starter.py repost ledger-stripe-{customer_id} --invoice {invoice_id}"
+
+
+_LIVE_ERP = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
+
+
+def _erp_live(doc: Invoice) -> bool:
+    return doc.status in _LIVE_ERP and doc.metadata.get("erp_status") not in ("DELETED", "VOIDED", "DRAFT")
+
+
+def _erp_id(doc: Invoice) -> str:
+    return doc.metadata.get("erp_invoice_id", "")
+
+
+def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
+                        ) -> tuple[list[Finding], list[EntityTotals]]:
+    """Billing against the ERP tenant of one legal entity, both ways, with per-currency totals.
+
+    ERP invoices are matched by ``billing_id`` (their Reference). Billing drafts and voids expect nothing in
+    the ERP; an uncollectible invoice is expected written off there (nothing outstanding). More than one live
+    ERP document for one billing invoice is a duplicate (the one with most paid is compared). A payment whose
+    Reference is a payment of another billing invoice is misallocated; it counts for the invoice it belongs to.
+    """
+    findings: list[Finding] = []
+    totals: dict[str, EntityTotals] = {}
+    billing = {i.billing_id: i for i in data.billing_invoices if i.status is not InvoiceStatus.DRAFT}
+    customers = data.customer_of_invoice
+    live_by_ref: dict[str, list[Invoice]] = defaultdict(list)
+    voided_refs: set[str] = set()
+    for erp_doc in data.erp_invoices:
+        if _erp_live(erp_doc):
+            live_by_ref[erp_doc.billing_id].append(erp_doc)
+        elif erp_doc.billing_id:
+            voided_refs.add(erp_doc.billing_id)
+    erp_by_id = {_erp_id(d): d for d in data.erp_invoices}
+
+    # payments: which billing invoice each billing payment belongs to; which ERP invoice it sits on
+    owner_of_payment = {p: i.billing_id for i in billing.values() for p in i.payment_ids}
+    paid_by_ref: dict[str, Decimal] = defaultdict(Decimal)  # ERP money received per billing invoice
+    for pay in data.erp_payments:
+        if pay.status == "DELETED":
+            continue
+        held_on = erp_by_id.get(pay.erp_invoice_id)
+        held_ref = held_on.billing_id if held_on else ""
+        owner = owner_of_payment.get(pay.reference)
+        if owner and held_ref and owner != held_ref:
+            findings.append(finding(
+                FindingKind.PAYMENT_MISALLOCATED, entity, pay.erp_id, currency=pay.amount.currency,
+                billing_id=owner, erp_id=pay.erp_id, crm_id=billing[owner].crm_deal_id or "",
+                erp_amount=f"{pay.amount.amount} {pay.amount.currency}",
+                refs=[f"stripe:invoice:{owner}", f"stripe:payment:{pay.reference}", f"xero:payment:{pay.erp_id}",
+                      f"xero:invoice:{pay.erp_invoice_id}"],
+                detail=f"ERP payment {pay.reference} belongs to billing invoice {owner} but is allocated to the "
+                       f"ERP invoice of {held_ref}",
+                repair=f"in the ERP, delete payment {pay.erp_id} and record it against the invoice of {owner}"))
+            paid_by_ref[owner] += pay.amount.amount
+        else:
+            paid_by_ref[held_ref] += pay.amount.amount
+
+    for ref in sorted(live_by_ref):
+        docs = live_by_ref[ref]
+        if ref in billing and len(docs) > 1:
+            inv = billing[ref]
+            ids = [_erp_id(d) for d in docs]
+            findings.append(finding(
+                FindingKind.DUPLICATE_IN_ERP, entity, ref, currency=inv.currency, billing_id=ref,
+                erp_id=",".join(ids), crm_id=inv.crm_deal_id or "",
+                billing_amount=f"{inv.total.amount} {inv.currency}",
+                erp_amount=" + ".join(f"{d.total.amount} {d.currency}" for d in docs),
+                refs=[f"stripe:invoice:{ref}", *(f"xero:invoice:{i}" for i in ids)],
+                detail=f"billing invoice {inv.number or ref} is posted {len(docs)} times in the ERP",
+                repair="void the extra ERP document(s) (those without payments): " + ", ".join(
+                    _erp_id(d) for d in sorted(docs, key=lambda d: (-d.amount_paid.amount, d.number or ""))[1:])))
+        if ref not in billing:
+            for orphan in docs:
+                findings.append(finding(
+                    FindingKind.ORPHAN_IN_ERP, entity, _erp_id(orphan), currency=orphan.currency, billing_id=ref,
+                    erp_id=_erp_id(orphan), erp_amount=f"{orphan.total.amount} {orphan.currency}",
+                    refs=[f"xero:invoice:{_erp_id(orphan)}", f"stripe:invoice:{ref}" if ref else ""],
+                    detail=f"ERP receivable {orphan.number or _erp_id(orphan)} "
+                           + (f"references billing invoice {ref}, which billing does not have for {entity}"
+                              if ref else "has no billing reference"),
+                    repair="void it in the ERP, or issue the invoice in billing and set its Reference"))
+                _add_erp(totals, entity, orphan)
+
+    for inv in billing.values():
+        customer = customers.get(inv.billing_id, inv.customer_id)
+        if not inv.crm_deal_id:
+            findings.append(finding(
+                FindingKind.INVOICE_WITHOUT_CRM_REFERENCE, entity, inv.billing_id, currency=inv.currency,
+                billing_id=inv.billing_id, refs=[f"stripe:invoice:{inv.billing_id}"],
+                detail=f"billing invoice {inv.number or inv.billing_id} has no CRM deal ID",
+                repair=f"set metadata revops_deal_id on Stripe invoice {inv.billing_id}"))
+        docs = live_by_ref.get(inv.billing_id, [])
+        doc = max(docs, key=lambda d: (d.amount_paid.amount, -len(d.number or ""))) if docs else None
+        tol = tolerance_for(inv.currency, tolerance)
+        if inv.status is InvoiceStatus.VOID:
+            if doc is not None:
+                findings.append(finding(
+                    FindingKind.STATUS_MISMATCH, entity, inv.billing_id, currency=inv.currency,
+                    billing_id=inv.billing_id, erp_id=_erp_id(doc), crm_id=inv.crm_deal_id or "",
+                    billing_amount="void", erp_amount=f"{doc.metadata.get('erp_status', doc.status)} "
+                                                      f"{doc.amount_due.amount} {doc.currency} due",
+                    refs=[f"stripe:invoice:{inv.billing_id}", f"xero:invoice:{_erp_id(doc)}"],
+                    detail=f"billing voided invoice {inv.number or inv.billing_id}; the ERP still holds it live",
+                    repair=f"void ERP invoice {_erp_id(doc)}"))
+                _add_erp(totals, entity, doc)
+            continue
+        sums = totals.setdefault(inv.currency, EntityTotals(legal_entity=entity, currency=inv.currency))
+        outstanding = Decimal(0) if inv.status is InvoiceStatus.UNCOLLECTIBLE else inv.amount_due.amount
+        _add(sums, "billing_invoiced", inv.total.amount)
+        _add(sums, "billing_paid", inv.amount_paid.amount)
+        _add(sums, "billing_outstanding", outstanding)
+        base = {"currency": inv.currency, "billing_id": inv.billing_id, "crm_id": inv.crm_deal_id or ""}
+        if doc is None:
+            findings.append(finding(
+                FindingKind.MISSING_IN_ERP, entity, inv.billing_id, **base,
+                billing_amount=f"{inv.total.amount} {inv.currency}",
+                refs=[f"stripe:invoice:{inv.billing_id}", f"stripe:customer:{customer}"],
+                detail=f"billing invoice {inv.number or inv.billing_id} is not in the ERP"
+                       + (" (only voided documents)" if inv.billing_id in voided_refs else ""),
+                repair=repost_command(customer, inv.billing_id)))
+            continue
+        for other in docs:
+            _add_erp(totals, entity, other)
+        erp_id = _erp_id(doc)
+        refs = [f"stripe:invoice:{inv.billing_id}", f"xero:invoice:{erp_id}"]
+        base["erp_id"] = erp_id
+        if doc.currency != inv.currency:
+            findings.append(finding(
+                FindingKind.CURRENCY_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount=f"{inv.total.amount} {inv.currency}", erp_amount=f"{doc.total.amount} {doc.currency}",
+                detail=f"billing invoices in {inv.currency}, the ERP holds {doc.currency}",
+                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(customer, inv.billing_id)}"))
+            continue
+        if differs(doc.total.amount, inv.total.amount, tol):
+            findings.append(finding(
+                FindingKind.AMOUNT_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount=f"{inv.total.amount} {inv.currency}", erp_amount=f"{doc.total.amount} {doc.currency}",
+                detail="invoice totals differ between billing and the ERP",
+                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(customer, inv.billing_id)}"))
+            continue
+        if inv.status is InvoiceStatus.UNCOLLECTIBLE and differs(doc.amount_due.amount, Decimal(0), tol):
+            findings.append(finding(
+                FindingKind.STATUS_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount="uncollectible", erp_amount=f"{doc.amount_due.amount} {doc.currency} due",
+                detail="billing wrote the invoice off; the ERP still has an amount due",
+                repair=f"write off ERP invoice {erp_id} (credit note or bad-debt entry)"))
+        if inv.due_on and doc.due_on and inv.due_on != doc.due_on:
+            findings.append(finding(
+                FindingKind.DUE_DATE_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount=f"due {inv.due_on}", erp_amount=f"due {doc.due_on}",
+                detail="due dates differ between billing and the ERP",
+                repair=f"set the due date of ERP invoice {erp_id} to {inv.due_on}"))
+        erp_paid = paid_by_ref.get(inv.billing_id, Decimal(0))
+        if differs(inv.amount_paid.amount, erp_paid, tol):
+            missing_erp = inv.amount_paid.amount > erp_paid
+            findings.append(finding(
+                FindingKind.PAYMENT_MISSING_IN_ERP if missing_erp else FindingKind.PAYMENT_MISSING_IN_BILLING,
+                entity, inv.billing_id, **base,
+                refs=refs + [f"stripe:payment:{p}" for p in inv.payment_ids],
+                billing_amount=f"{inv.amount_paid.amount} {inv.currency} paid",
+                erp_amount=f"{erp_paid} {doc.currency} paid",
+                detail=(f"billing received {inv.amount_paid.amount - erp_paid} {inv.currency} the ERP has not recorded"
+                        if missing_erp else
+                        f"the ERP records {erp_paid - inv.amount_paid.amount} {inv.currency} billing never received"),
+                repair=(repost_command(customer, inv.billing_id) if missing_erp
+                        else f"check the ERP payments on {erp_id} against the bank; delete the ones billing lacks")))
+    findings += _compare_credit_notes(entity, data, billing)
+    return findings, sorted(totals.values(), key=lambda t: t.currency)
+
+
+def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Invoice]) -> list[Finding]:
+    found: list[Finding] = []
+    erp_refs = {n.reference for n in data.erp_credit_notes if n.status not in ("DELETED", "VOIDED")}
+    billing_ids = {n.billing_id for n in data.billing_credit_notes}
+    for note in data.billing_credit_notes:
+        inv = billing.get(note.invoice_billing_id)
+        if inv is None or note.billing_id in erp_refs:
+            continue
+        customer = data.customer_of_invoice.get(inv.billing_id, inv.customer_id)
+        found.append(finding(
+            FindingKind.CREDIT_NOTE_MISSING_IN_ERP, entity, note.billing_id, currency=note.amount.currency,
+            billing_id=note.billing_id, crm_id=inv.crm_deal_id or "",
+            billing_amount=f"{note.amount.amount} {note.amount.currency}",
+            refs=[f"stripe:credit_note:{note.billing_id}", f"stripe:invoice:{inv.billing_id}"],
+            detail=f"billing credit note {note.billing_id} on invoice {inv.number or inv.billing_id} is not in the ERP",
+            repair=repost_command(customer, inv.billing_id)))
+    for erp_note in data.erp_credit_notes:
+        if erp_note.status in ("DELETED", "VOIDED") or erp_note.reference in billing_ids:
+            continue
+        found.append(finding(
+            FindingKind.CREDIT_NOTE_MISSING_IN_BILLING, entity, erp_note.erp_id, currency=erp_note.amount.currency,
+            erp_id=erp_note.erp_id, billing_id=erp_note.reference,
+            erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}",
+            refs=[f"xero:credit_note:{erp_note.erp_id}", *(f"xero:invoice:{i}" for i in erp_note.erp_invoice_ids)],
+            detail=f"ERP credit note {erp_note.erp_id} has no credit note in billing"
+                   + (f" (reference {erp_note.reference})" if erp_note.reference else ""),
+            repair="issue the credit note in billing, or void it in the ERP"))
+    return found
+
+
+def _add(totals: EntityTotals, field: str, amount: Decimal) -> None:
+    setattr(totals, field, str(Decimal(getattr(totals, field)) + amount))
+
+
+def _add_erp(totals: dict[str, EntityTotals], entity: str, doc: Invoice) -> None:
+    sums = totals.setdefault(doc.currency, EntityTotals(legal_entity=entity, currency=doc.currency))
+    _add(sums, "erp_invoiced", doc.total.amount)
+    _add(sums, "erp_paid", doc.amount_paid.amount)
+    _add(sums, "erp_outstanding", doc.amount_due.amount)
+
+
+# -- contract -> delivery -> billing -------------------------------------------------------------------
+class EntityProject(BaseModel):
+    """A project as found in one entity's ERP tenant."""
+
+    entity: str
+    project: Project
+
+
+class ProjectBilling(BaseModel):
+    """What billing holds for one project code: its live objects and, for one-off invoices, their value."""
+
+    billing_ids: list[str] = Field(default_factory=list)
+    invoiced: Money | None = Field(default=None, description="sum of live one-off invoices before tax")
+    recurring: bool = Field(default=False, description="subscriptions or rate cards: no fixed total")
+
+
+class Delivery(BaseModel):
+    """Everything the delivery control compares (projects of every entity, so a scoped run sees them all)."""
+
+    contracts: list[Contract] = Field(default_factory=list)
+    projects: list[EntityProject] = Field(default_factory=list)
+    billing: dict[str, ProjectBilling] = Field(default_factory=dict, description="project code -> billing")
+
+
+def project_prefix(deal_id: str) -> str:
+    """Quote-to-cash names projects ``P-<dealId>-<ENTITY>``."""
+    return f"P-{deal_id}-"
+
+
+def project_deal_and_entity(code: str) -> tuple[str, str] | None:
+    """``P-<dealId>-<ENTITY>`` back to (deal ID, entity code); ``None`` for any other code."""
+    if not code.startswith("P-") or code.count("-") < 2:
+        return None
+    deal, _, entity = code[2:].rpartition("-")
+    return (deal, entity) if deal and entity else None
+
+
+_FIXED_MODELS = (BillingModel.FIXED_FEE, BillingModel.MILESTONE)
+
+
+def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Decimal,
+                     unattributed: bool = True) -> list[Finding]:
+    """Contracts, projects and billing schedules of the entities in ``entities`` (reported there only).
+    A contract that names no entity is reported only when ``unattributed`` (a run over every entity)."""
+    scope = set(entities)
+    findings: list[Finding] = []
+    by_deal: dict[str, list[EntityProject]] = defaultdict(list)
+    for held in data.projects:
+        parsed = project_deal_and_entity(held.project.code)
+        if parsed:
+            by_deal[parsed[0]].append(held)
+    contract_deals = {c.deal_crm_id for c in data.contracts if c.deal_crm_id}
+    for contract in data.contracts:
+        entity = contract.legal_entity or ""
+        if (entity and entity not in scope) or (not entity and not unattributed):
+            continue
+        record = contract.clm_record_id or ""
+        deal = contract.deal_crm_id or ""
+        projects = by_deal.get(deal, []) if deal else []
+        value = contract.terms.total_value if contract.terms else None
+        refs = [f"ironclad:record:{record}", f"hubspot:deal:{deal}"]
+        if not projects:
+            findings.append(finding(
+                FindingKind.CONTRACT_WITHOUT_PROJECT, entity, record, clm_id=record, crm_id=deal,
+                currency=value.currency if value else "", billing_amount=str(value.amount) if value else "",
+                refs=refs, detail=f"executed contract '{contract.title}' has no ERP project"
+                                  + ("" if deal else " (and no CRM deal ID to find one by)"),
+                repair=f"starter.py recheck q2c-hubspot-{deal}" if deal else "set the deal ID on the contract record"))
+            continue
+        if value is None or not contract.terms or contract.terms.billing_model not in _FIXED_MODELS:
+            continue
+        tol = tolerance_for(value.currency, tolerance)
+        budget = sum((p.project.budget.amount for p in projects), Decimal(0))
+        codes = sorted(p.project.code for p in projects)
+        if differs(budget, value.amount, tol):
+            findings.append(finding(
+                FindingKind.PROJECT_BUDGET_MISMATCH, entity, record, clm_id=record, crm_id=deal,
+                currency=value.currency, erp_id=",".join(p.project.erp_id or "" for p in projects),
+                billing_amount=f"{value.amount} {value.currency} contract", erp_amount=f"{budget} budget",
+                refs=refs + [f"xero:project:{p.project.erp_id}" for p in projects],
+                detail=f"project budget of {', '.join(codes)} differs from the contract value"
+                       + (f" (as amended {len(contract.amendments)} time(s))" if contract.amendments else ""),
+                repair=f"starter.py amend {record}"))
+        billed = [data.billing[c] for c in codes if c in data.billing]
+        if billed and not any(b.recurring for b in billed):
+            total = sum((b.invoiced.amount for b in billed if b.invoiced), Decimal(0))
+            if differs(total, value.amount, tol):
+                findings.append(finding(
+                    FindingKind.BILLING_SCHEDULE_MISMATCH, entity, record, clm_id=record, crm_id=deal,
+                    currency=value.currency, billing_id=",".join(i for b in billed for i in b.billing_ids),
+                    billing_amount=f"{total} scheduled", erp_amount=f"{value.amount} {value.currency} contract",
+                    refs=refs + [f"stripe:invoice:{i}" for b in billed for i in b.billing_ids],
+                    detail=f"billing schedule of {', '.join(codes)} totals {total}, the contract {value.amount}",
+                    repair=f"starter.py amend {record}"))
+    for held in data.projects:
+        if held.entity not in scope:
+            continue
+        project = held.project
+        parsed = project_deal_and_entity(project.code)
+        refs = [f"xero:project:{project.erp_id}"]
+        if parsed and parsed[1] != held.entity:
+            findings.append(finding(
+                FindingKind.PROJECT_IN_WRONG_ENTITY, held.entity, project.erp_id or project.code,
+                erp_id=project.erp_id or "", crm_id=parsed[0], refs=refs + [f"hubspot:deal:{parsed[0]}"],
+                detail=f"project {project.code} is for {parsed[1]} but lives in the ERP of {held.entity}",
+                repair=f"close it in {held.entity} and create it in {parsed[1]}"))
+        if parsed is None or parsed[0] not in contract_deals:
+            findings.append(finding(
+                FindingKind.PROJECT_WITHOUT_CONTRACT, held.entity, project.erp_id or project.code,
+                erp_id=project.erp_id or "", crm_id=parsed[0] if parsed else "", currency=project.budget.currency,
+                erp_amount=f"{project.budget.amount} {project.budget.currency}", refs=refs,
+                detail=f"project {project.code} has no executed contract"
+                       + ("" if parsed else " (its name carries no deal code)"),
+                repair="close the project, or execute its contract in the CLM"))
+            continue
+        if not data.billing.get(project.code):
+            findings.append(finding(
+                FindingKind.PROJECT_WITHOUT_BILLING, held.entity, project.erp_id or project.code,
+                erp_id=project.erp_id or "", crm_id=parsed[0], currency=project.budget.currency,
+                erp_amount=f"{project.budget.amount} {project.budget.currency}", refs=refs,
+                detail=f"project {project.code} has no billing schedule",
+                repair=f"starter.py recheck q2c-hubspot-{parsed[0]}"))
+    return findings
+
+
+# -- CRM figures -----------------------------------------------------------------------------------------
+FIGURES = ("billed", "paid", "outstanding", "overdue", "credited")
+
+
+class Figures(BaseModel):
+    """The figures of one CRM object in one currency (decimal strings; absent means not written)."""
+
+    currency: str
+    billed: str | None = None
+    paid: str | None = None
+    outstanding: str | None = None
+    overdue: str | None = None
+    credited: str | None = None
+
+
+def expected_figures(invoices: Iterable[Invoice], credit_notes: Iterable[CreditNote], *, today: date
+                     ) -> dict[str, Figures]:
+    """Per currency, the figures the ledger should have written for these billing invoices: billed (all but
+    drafts and voids), paid, outstanding (open only), overdue (open and past due), credited."""
+    credited: dict[str, Decimal] = defaultdict(Decimal)
+    for note in credit_notes:
+        credited[note.invoice_billing_id] += note.amount.amount
+    sums: dict[str, dict[str, Decimal]] = {}
+    for inv in invoices:
+        if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+            continue
+        s = sums.setdefault(inv.currency, dict.fromkeys(FIGURES, Decimal(0)))
+        s["billed"] += inv.total.amount
+        s["paid"] += inv.amount_paid.amount
+        s["credited"] += credited.get(inv.billing_id, Decimal(0))
+        if inv.status is InvoiceStatus.OPEN:
+            s["outstanding"] += inv.amount_due.amount
+            if inv.due_on and inv.due_on < today:
+                s["overdue"] += inv.amount_due.amount
+    return {c: Figures(currency=c, **{k: str(v) for k, v in s.items()}) for c, s in sums.items()}
+
+
+def compare_crm_figures(entity: str, subject: str, expected: dict[str, Figures], actual: dict[str, Figures], *,
+                        tolerance: Decimal, refs: list[str]) -> list[Finding]:
+    """One CRM object (``subject`` = ``hubspot:company:1``): each currency's figures against billing's.
+
+    A figure never written counts as zero, so a company whose billing the CRM never heard of is reported."""
+    differences: list[str] = []
+    currencies = sorted(set(expected) | {c for c, f in actual.items() if any(getattr(f, k) for k in FIGURES)})
+    for currency in currencies:
+        blank = Figures(currency=currency)
+        want, have = expected.get(currency, blank), actual.get(currency, blank)
+        tol = tolerance_for(currency, tolerance)
+        for field in FIGURES:
+            a, b = Decimal(getattr(want, field) or 0), Decimal(getattr(have, field) or 0)
+            if differs(a, b, tol):
+                differences.append(f"{field} {currency}: billing {a}, CRM {getattr(have, field) or 'unset'}")
+    if not differences:
+        return []
+    return [finding(FindingKind.CRM_FIGURES_MISMATCH, entity, subject, crm_id=subject.rsplit(":", 1)[-1],
+                    currency=",".join(currencies), refs=[subject, *refs], detail="; ".join(differences),
+                    billing_amount="; ".join(f"{c}: billed {expected[c].billed}" for c in sorted(expected)),
+                    repair="signal the customer's ledger to refresh its figures (a billing event or "
+                           "starter.py repost) or correct the CRM properties")]
+
+
+__all__ = ["FIGURES", "SEVERITY", "BillingChange", "Delivery", "EntityProject", "EntityTotals", "ErpCreditNote",
+           "ErpPayment", "Figures", "Finding", "FindingKind", "ProjectBilling", "Receivables", "Severity", "SourceRead",
+           "compare_crm_figures",
+           "compare_delivery", "compare_receivables", "differs", "expected_figures", "finding",
+           "project_deal_and_entity", "project_prefix", "repost_command", "tolerance_for"]

@@ -1,0 +1,226 @@
+"""The reconciliation rules, one finding kind at a time (pure functions, milliseconds)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from canonical import BillingModel, Contract, ContractStatus, ContractTerms, CreditNote, Invoice, InvoiceStatus, Money
+from canonical import Project as ErpProject
+from canonical.reconciliation import (
+    Delivery,
+    EntityProject,
+    ErpCreditNote,
+    ErpPayment,
+    Figures,
+    FindingKind,
+    ProjectBilling,
+    Receivables,
+    Severity,
+    compare_crm_figures,
+    compare_delivery,
+    compare_receivables,
+    expected_figures,
+    tolerance_for,
+)
+
+TOL = Decimal("0.01")
+TODAY = date(2026, 11, 29)
+
+
+def billing(invoice_id: str, total: str, *, currency: str = "USD", paid: str = "0", status: InvoiceStatus =
+            InvoiceStatus.OPEN, due: date | None = date(2026, 12, 29), deal: str | None = "d1",
+            charges: list[str] | None = None) -> Invoice:
+    t, p = Decimal(total), Decimal(paid)
+    return Invoice(billing_id=invoice_id, number=f"N-{invoice_id}", customer_id="cus_1", currency=currency,
+                   status=status, due_on=due, subtotal=Money.of(total, currency), tax=Money.zero(currency),
+                   total=Money.of(total, currency), amount_paid=Money.of(paid, currency),
+                   amount_due=Money(amount=t - p if status is InvoiceStatus.OPEN else Decimal(0), currency=currency),
+                   crm_deal_id=deal, legal_entity="US01", payment_ids=charges or [])
+
+
+def erp(erp_id: str, ref: str, total: str, *, currency: str = "USD", paid: str = "0", status: str = "AUTHORISED",
+        due: date | None = date(2026, 12, 29)) -> Invoice:
+    t, p = Decimal(total), Decimal(paid)
+    canonical = {"AUTHORISED": InvoiceStatus.OPEN, "PAID": InvoiceStatus.PAID, "VOIDED": InvoiceStatus.VOID}[status]
+    return Invoice(billing_id=ref, number=f"INV-{erp_id}", customer_id="c1", currency=currency, status=canonical,
+                   due_on=due, subtotal=Money.of(total, currency), tax=Money.zero(currency),
+                   total=Money.of(total, currency), amount_paid=Money.of(paid, currency),
+                   amount_due=Money(amount=t - p if status == "AUTHORISED" else Decimal(0), currency=currency),
+                   metadata={"erp_invoice_id": erp_id, "erp_status": status})
+
+
+def payment(erp_id: str, on: str, amount: str, ref: str = "", currency: str = "USD") -> ErpPayment:
+    return ErpPayment(erp_id=erp_id, reference=ref, erp_invoice_id=on, amount=Money.of(amount, currency))
+
+
+def kinds(data: Receivables) -> set[tuple[str, str]]:
+    findings, _ = compare_receivables("US01", data, tolerance=TOL)
+    return {(f.kind.value, f.key.rsplit(":", 1)[-1]) for f in findings}
+
+
+def test_compare_receivables_clean_books_give_no_findings_and_matching_totals() -> None:
+    data = Receivables(billing_invoices=[billing("in_1", "100.00", paid="100.00", status=InvoiceStatus.PAID,
+                                                 charges=["ch_1"]), billing("in_2", "50.00")],
+                       erp_invoices=[erp("x1", "in_1", "100.00", paid="100.00", status="PAID"),
+                                     erp("x2", "in_2", "50.00")],
+                       erp_payments=[payment("p1", "x1", "100.00", "ch_1")])
+    findings, [totals] = compare_receivables("US01", data, tolerance=TOL)
+    assert findings == []
+    assert (totals.billing_invoiced, totals.erp_invoiced, totals.billing_paid, totals.erp_paid) == (
+        "150.00", "150.00", "100.00", "100.00")
+
+
+def test_compare_receivables_missing_in_erp_offers_the_ledger_repost() -> None:
+    findings, _ = compare_receivables("US01", Receivables(billing_invoices=[billing("in_1", "10.00")]), tolerance=TOL)
+    [gap] = findings
+    assert gap.kind is FindingKind.MISSING_IN_ERP and gap.severity is Severity.HIGH
+    assert gap.refs == ["stripe:invoice:in_1", "stripe:customer:cus_1"]
+    assert gap.repair == "starter.py repost ledger-stripe-cus_1 --invoice in_1"
+
+
+def test_compare_receivables_orphan_in_erp_is_found_the_other_way() -> None:
+    data = Receivables(erp_invoices=[erp("x9", "in_unknown", "75.00"), erp("x8", "", "5.00"),
+                                     erp("x7", "in_gone", "1.00", status="VOIDED")])
+    findings, [totals] = compare_receivables("US01", data, tolerance=TOL)
+    assert {(f.kind.value, f.erp_id) for f in findings} == {("orphan_in_erp", "x9"), ("orphan_in_erp", "x8")}
+    assert totals.erp_invoiced == "80.00" and totals.billing_invoiced == "0"
+
+
+def test_compare_receivables_duplicate_erp_documents_are_one_finding_naming_both() -> None:
+    data = Receivables(billing_invoices=[billing("in_1", "10.00")],
+                       erp_invoices=[erp("x1", "in_1", "10.00"), erp("x2", "in_1", "10.00"),
+                                     erp("x0", "in_1", "10.00", status="VOIDED")])
+    findings, [totals] = compare_receivables("US01", data, tolerance=TOL)
+    [dup] = findings
+    assert dup.kind is FindingKind.DUPLICATE_IN_ERP and dup.erp_id == "x1,x2"
+    assert "xero:invoice:x1" in dup.refs and "xero:invoice:x2" in dup.refs
+    assert totals.erp_invoiced == "20.00"  # both posted documents count in the ERP's totals
+
+
+def test_compare_receivables_amount_within_rounding_is_not_a_mismatch_beyond_it_is() -> None:
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00")],
+                             erp_invoices=[erp("x1", "in_1", "10.01")])) == set()
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00")],
+                             erp_invoices=[erp("x1", "in_1", "10.02")])) == {("amount_mismatch", "in_1")}
+    assert tolerance_for("JPY", TOL) == Decimal(1) and tolerance_for("USD", TOL) == TOL
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "1000", currency="JPY")],
+                             erp_invoices=[erp("x1", "in_1", "1001", currency="JPY")])) == set()
+
+
+def test_compare_receivables_currency_status_and_due_date_mismatches() -> None:
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00")],
+                             erp_invoices=[erp("x1", "in_1", "10.00", currency="EUR")])) == {
+        ("currency_mismatch", "in_1")}
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00", status=InvoiceStatus.VOID)],
+                             erp_invoices=[erp("x1", "in_1", "10.00")])) == {("status_mismatch", "in_1")}
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00", status=InvoiceStatus.UNCOLLECTIBLE)],
+                             erp_invoices=[erp("x1", "in_1", "10.00")])) == {("status_mismatch", "in_1")}
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00")],
+                             erp_invoices=[erp("x1", "in_1", "10.00", due=date(2026, 12, 30))])) == {
+        ("due_date_mismatch", "in_1")}
+
+
+def test_compare_receivables_payments_on_one_side_only() -> None:
+    paid = billing("in_1", "10.00", paid="10.00", status=InvoiceStatus.PAID, charges=["ch_1"])
+    findings, _ = compare_receivables("US01", Receivables(billing_invoices=[paid],
+                                                          erp_invoices=[erp("x1", "in_1", "10.00")]), tolerance=TOL)
+    [gap] = findings
+    assert gap.kind is FindingKind.PAYMENT_MISSING_IN_ERP
+    assert gap.repair == "starter.py repost ledger-stripe-cus_1 --invoice in_1" and "stripe:payment:ch_1" in gap.refs
+    assert kinds(Receivables(billing_invoices=[billing("in_1", "10.00")],
+                             erp_invoices=[erp("x1", "in_1", "10.00", paid="4.00")],
+                             erp_payments=[payment("p1", "x1", "4.00", "manual")])) == {
+        ("payment_missing_in_billing", "in_1")}
+
+
+def test_compare_receivables_payment_on_the_wrong_invoice_is_one_misallocation() -> None:
+    data = Receivables(
+        billing_invoices=[billing("in_1", "10.00", paid="10.00", status=InvoiceStatus.PAID, charges=["ch_1"]),
+                          billing("in_2", "10.00")],
+        erp_invoices=[erp("x1", "in_1", "10.00"), erp("x2", "in_2", "10.00", paid="10.00", status="PAID")],
+        erp_payments=[payment("p1", "x2", "10.00", "ch_1")])
+    findings, _ = compare_receivables("US01", data, tolerance=TOL)
+    [wrong] = findings
+    assert wrong.kind is FindingKind.PAYMENT_MISALLOCATED and wrong.erp_id == "p1" and wrong.billing_id == "in_1"
+    assert "xero:invoice:x2" in wrong.refs
+
+
+def test_compare_receivables_credit_notes_on_one_side_only_and_no_crm_reference() -> None:
+    data = Receivables(
+        billing_invoices=[billing("in_1", "10.00", deal=None)],
+        billing_credit_notes=[CreditNote(billing_id="cn_1", invoice_billing_id="in_1", amount=Money.of("2.00", "USD"))],
+        erp_invoices=[erp("x1", "in_1", "10.00")],
+        erp_credit_notes=[ErpCreditNote(erp_id="xc9", reference="cn_other", amount=Money.of("3.00", "USD")),
+                          ErpCreditNote(erp_id="xc8", reference="cn_gone", amount=Money.of("3.00", "USD"),
+                                        status="VOIDED")])
+    assert kinds(data) == {("credit_note_missing_in_erp", "cn_1"), ("credit_note_missing_in_billing", "xc9"),
+                           ("invoice_without_crm_reference", "in_1")}
+
+
+# -- delivery ----------------------------------------------------------------------------------------------
+def contract(record: str, deal: str | None, entity: str | None, value: str = "5000.00",
+             model: BillingModel = BillingModel.FIXED_FEE) -> Contract:
+    return Contract(clm_record_id=record, title=f"Contract {record}", counterparty="Acme",
+                    status=ContractStatus.EXECUTED, deal_crm_id=deal, legal_entity=entity,
+                    terms=ContractTerms(start_date=TODAY, total_value=Money.of(value, "USD"), billing_model=model))
+
+
+def project(entity: str, code: str, budget: str = "5000.00", erp_id: str | None = None) -> EntityProject:
+    return EntityProject(entity=entity, project=ErpProject(
+        erp_id=erp_id or f"prj-{code}", code=code, name=code, erp_contact_id="c", erp_tenant_id=f"t-{entity}",
+        budget=Money.of(budget, "USD")))
+
+
+def delivery_kinds(entities: list[str], data: Delivery, *, unattributed: bool = True) -> set[tuple[str, str]]:
+    return {(f.kind.value, f.key.rsplit(":", 1)[-1])
+            for f in compare_delivery(entities, data, tolerance=TOL, unattributed=unattributed)}
+
+
+def test_compare_delivery_scoped_to_an_entity_ignores_other_entities_contracts() -> None:
+    data = Delivery(contracts=[contract("r1", "d1", "US01")], projects=[project("US01", "P-d1-US01")],
+                    billing={"P-d1-US01": ProjectBilling(billing_ids=["in_1"], invoiced=Money.of("5000.00", "USD"))})
+    assert delivery_kinds(["US01"], data) == set()
+    assert delivery_kinds(["EU01"], data) == set()  # the defect: US01 contracts reported for EU01
+    assert delivery_kinds(["EU01"], Delivery(contracts=[contract("r2", "d2", "US01")])) == set()
+    assert delivery_kinds(["US01"], Delivery(contracts=[contract("r2", "d2", "US01")])) == {
+        ("contract_without_project", "r2")}
+    assert delivery_kinds(["EU01"], Delivery(contracts=[contract("r3", "d3", None)]), unattributed=False) == set()
+
+
+def test_compare_delivery_wrong_entity_no_contract_no_billing_and_value_mismatches() -> None:
+    data = Delivery(
+        contracts=[contract("r1", "d1", "US01"), contract("r2", "d2", "US01", value="8000.00"),
+                   contract("r4", "d4", "US01", model=BillingModel.SUBSCRIPTION)],
+        projects=[project("EU01", "P-d1-US01", erp_id="p1"),
+                  project("US01", "P-d2-US01", budget="8000.00", erp_id="p2"),
+                  project("US01", "P-d3-US01", erp_id="p3"), project("US01", "P-d4-US01", erp_id="p4")],
+        billing={"P-d1-US01": ProjectBilling(billing_ids=["in_1"], invoiced=Money.of("5000.00", "USD")),
+                 "P-d2-US01": ProjectBilling(billing_ids=["in_2"], invoiced=Money.of("5000.00", "USD")),
+                 "P-d3-US01": ProjectBilling(billing_ids=["in_3"], invoiced=Money.of("5000.00", "USD"))})
+    assert delivery_kinds(["US01", "EU01"], data) == {
+        ("project_in_wrong_entity", "p1"), ("billing_schedule_mismatch", "r2"), ("project_without_contract", "p3"),
+        ("project_without_billing", "p4")}
+    amended = data.model_copy(update={"projects": [project("US01", "P-d2-US01", budget="5000.00", erp_id="p2")],
+                                      "contracts": [contract("r2", "d2", "US01", value="8000.00")], "billing": {
+                                          "P-d2-US01": ProjectBilling(invoiced=Money.of("8000.00", "USD"))}})
+    assert delivery_kinds(["US01"], amended) == {("project_budget_mismatch", "r2")}
+
+
+# -- CRM figures -------------------------------------------------------------------------------------------
+def test_expected_figures_and_crm_comparison() -> None:
+    invoices = [billing("in_1", "100.00", paid="100.00", status=InvoiceStatus.PAID),
+                billing("in_2", "50.00", paid="10.00", due=date(2026, 11, 1)),
+                billing("in_3", "70.00"), billing("in_4", "99.00", status=InvoiceStatus.VOID)]
+    notes = [CreditNote(billing_id="cn_1", invoice_billing_id="in_1", amount=Money.of("5.00", "USD"))]
+    [usd] = expected_figures(invoices, notes, today=TODAY).values()
+    assert (usd.billed, usd.paid, usd.outstanding, usd.overdue, usd.credited) == (
+        "220.00", "110.00", "110.00", "40.00", "5.00")
+    same = Figures(currency="USD", billed="220", paid="110", outstanding="110", overdue="40", credited="5")
+    assert compare_crm_figures("US01", "hubspot:company:1", {"USD": usd}, {"USD": same}, tolerance=TOL,
+                               refs=[]) == []
+    stale = same.model_copy(update={"paid": "100"})
+    [wrong] = compare_crm_figures("US01", "hubspot:company:1", {"USD": usd}, {"USD": stale}, tolerance=TOL, refs=[])
+    assert wrong.kind is FindingKind.CRM_FIGURES_MISMATCH and "paid USD: billing 110.00, CRM 100" in wrong.detail
+    [unset] = compare_crm_figures("US01", "hubspot:deal:9", {"USD": usd}, {}, tolerance=TOL, refs=[])
+    assert unset.key == "crm_figures_mismatch:US01:hubspot:deal:9" and "CRM unset" in unset.detail

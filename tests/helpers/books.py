@@ -1,0 +1,84 @@
+"""Books for reconciliation tests: fresh emulators of all four vendors (so a run over a whole entity sees only
+what the test seeded), and Xero edited by hand over its public API, as a bookkeeper would."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connectors.xero import mapping as xero_mapping
+from sandbox.serve import build_app, free_port, start_in_thread
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+
+VENDORS = ("hubspot", "ironclad", "stripe", "xero")
+
+
+@contextmanager
+def fresh_sandboxes(data_dir: Path, **overrides: Any) -> Iterator[tuple[Settings, dict[str, SandboxHandle]]]:
+    """Settings and four emulators of their own, on free ports, stopped on exit."""
+    ports = {v: free_port() for v in VENDORS}
+    settings = Settings(_env_file=None, data_dir=data_dir,  # type: ignore[call-arg]
+                        **{f"sandbox_{v}_port": p for v, p in ports.items()},
+                        **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},
+                        task_queue=f"test-{uuid.uuid4()}", activity_retry_max_seconds=2.0, **overrides)
+    running = {v: start_in_thread(build_app(v, settings), port=ports[v]) for v in VENDORS}
+    try:
+        yield settings, {v: SandboxHandle(vendor=v, running=r) for v, r in running.items()}
+    finally:
+        for r in running.values():
+            r.stop()
+
+
+class XeroByHand:
+    """Direct writes to the Xero API (what a person does in Xero's screens), bypassing our connector."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        token = httpx.post(settings.xero_token_endpoint, data={"grant_type": "client_credentials"},
+                           auth=(settings.xero_client_id, settings.xero_client_secret), timeout=10)
+        token.raise_for_status()
+        self.token = token.json()["access_token"]
+
+    def _send(self, method: str, tenant: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.request(method, f"{self.settings.xero_base_url}/api.xro/2.0/{path}", timeout=10,
+                                 content=xero_mapping.dumps(body).encode(),  # amounts as JSON numbers, no float
+                                 headers={"Authorization": f"Bearer {self.token}", "xero-tenant-id": tenant,
+                                          "Accept": "application/json", "Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def invoice(self, tenant: str, contact_id: str, *, reference: str, amount: str, currency: str,
+                number: str | None = None, due: str | None = None) -> str:
+        body: dict[str, Any] = {
+            "Type": "ACCREC", "Contact": {"ContactID": contact_id}, "CurrencyCode": currency, "Reference": reference,
+            "Status": "AUTHORISED", "LineAmountTypes": "NoTax",
+            "LineItems": [{"Description": "Typed in by hand", "Quantity": 1, "UnitAmount": Decimal(amount),
+                           "AccountCode": "200", "TaxType": "NONE"}]}
+        if number:
+            body["InvoiceNumber"] = number
+        body["DueDate"] = due or (date.today() + timedelta(days=30)).isoformat()
+        return str(self._send("PUT", tenant, "Invoices", {"Invoices": [body]})["Invoices"][0]["InvoiceID"])
+
+    def payment(self, tenant: str, invoice_id: str, *, amount: str, reference: str, on: str) -> str:
+        body = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": Decimal(amount),
+                "Date": on, "Reference": reference}
+        return str(self._send("PUT", tenant, "Payments", {"Payments": [body]})["Payments"][0]["PaymentID"])
+
+    def credit_note(self, tenant: str, contact_id: str, *, reference: str, amount: str, currency: str) -> str:
+        body = {"Type": "ACCRECCREDIT", "Contact": {"ContactID": contact_id}, "CurrencyCode": currency,
+                "Reference": reference, "Status": "AUTHORISED", "LineAmountTypes": "NoTax",
+                "LineItems": [{"Description": "Goodwill", "Quantity": 1, "UnitAmount": Decimal(amount),
+                               "AccountCode": "200", "TaxType": "NONE"}]}
+        return str(self._send("PUT", tenant, "CreditNotes", {"CreditNotes": [body]})["CreditNotes"][0]["CreditNoteID"])
+
+    def void(self, tenant: str, invoice_id: str) -> None:
+        self._send("POST", tenant, f"Invoices/{invoice_id}",
+                   {"Invoices": [{"InvoiceID": invoice_id, "Status": "VOIDED"}]})
