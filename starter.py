@@ -11,6 +11,7 @@
     python starter.py reconcile [--entity E] [--customer C] [--deal D] | exceptions
     python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
     python starter.py backfill US01 [--rate 0.9] [--wait]
+    python starter.py kpis [--entity US01] [--since 2026-11-01] [--json]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from temporalio.service import RPCError
 from canonical import Deal
 from connectors.errors import ConnectorError
 from ingress import cli as ingress_cli
-from orchestration import amendments_cli, ledger_cli
+from orchestration import amendments_cli, kpis_cli, ledger_cli
 from orchestration.connect import connect
 from orchestration.launch import start_quote_to_cash
 from settings import Settings
@@ -197,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     ingress_cli.add_parsers(sub)
     ledger_cli.add_parsers(sub)
     amendments_cli.add_parsers(sub)
+    kpis_cli.add_parsers(sub)
     return p
 
 
@@ -211,6 +213,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
     commands = {
         **ledger_cli.TEMPORAL_COMMANDS,
         **amendments_cli.COMMANDS,
+        **kpis_cli.COMMANDS,
         "start-deal": cmd_start_deal,
         "approve": lambda c, s, a: cmd_decide(c, s, a, True),
         "reject": lambda c, s, a: cmd_decide(c, s, a, False),
