@@ -125,6 +125,20 @@ class Settings(BaseSettings):
     reconciliation_cron: str = Field(default="0 2 * * *", description="nightly, UTC")
     reconciliation_rounding_tolerance: Decimal = Decimal("0.01")
 
+    # -- observability: metrics, alerts, traces (README "Observability") --------------------------
+    metrics_host: str = Field(default="127.0.0.1", description="where the metrics endpoints listen")
+    worker_metrics_port: int | None = Field(default=9464, description="worker's Prometheus text; None: off")
+    ingress_metrics_port: int | None = Field(default=9465, description="ingress's Prometheus text; None: off")
+    metrics_refresh_seconds: float = Field(default=15, description="business gauges rebuilt this often")
+    kpi_refresh_seconds: float = Field(default=300, description="KPI gauges recomputed this often")
+    exception_sla_hours: float = Field(default=24, description="an open business exception older alerts")
+    exception_sla_hours_by_kind: dict[str, float] = Field(default_factory=lambda: {
+        "erp_rejected": 4, "provisioning_failed": 4, "propagation_failed": 4, "write_back_failed": 8})
+    prometheus_port: int = Field(default=9090, description="`make up` runs Prometheus here when installed")
+    otel_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP) or console")
+    otel_exporter_otlp_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
+                                             description="the OTLP/HTTP traces endpoint when otel_exporter=otlp")
+
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:
             if entity.code == code:

@@ -34,6 +34,8 @@ from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
 from orchestration.connect import connect
 from orchestration.ledger_cli import ensure_reconciliation_schedule
+from orchestration.metrics import sdk_runtime, worker_metrics
+from orchestration.tracing import setup_tracing
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
@@ -134,8 +136,11 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     cache_workflow_bytecode()
-    client = await connect()
-    async with open_connectors(settings) as connectors:
+    setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
+    runtime, sdk_metrics_url = sdk_runtime(settings)
+    client = await connect(runtime=runtime)
+    async with open_connectors(settings) as connectors, \
+            worker_metrics(settings, client, sdk_metrics_url=sdk_metrics_url):
         try:
             await connectors.crm.ensure_properties()
         except ConnectorError as exc:  # the adapter also creates them lazily before its first write
