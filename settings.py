@@ -127,15 +127,16 @@ class Settings(BaseSettings):
 
     # -- observability: metrics, alerts, traces (README "Observability") --------------------------
     metrics_host: str = Field(default="127.0.0.1", description="where the metrics endpoints listen")
-    worker_metrics_port: int | None = Field(default=9464, description="worker's Prometheus text; None: off")
-    ingress_metrics_port: int | None = Field(default=9465, description="ingress's Prometheus text; None: off")
+    worker_metrics_port: int = Field(default=9464, description="worker's Prometheus text; 0: off")
+    ingress_metrics_port: int = Field(default=9465, description="ingress's Prometheus text; 0: off")
     metrics_refresh_seconds: float = Field(default=15, description="business gauges rebuilt this often")
     kpi_refresh_seconds: float = Field(default=300, description="KPI gauges recomputed this often")
     exception_sla_hours: float = Field(default=24, description="an open business exception older alerts")
     exception_sla_hours_by_kind: dict[str, float] = Field(default_factory=lambda: {
         "erp_rejected": 4, "provisioning_failed": 4, "propagation_failed": 4, "write_back_failed": 8})
     prometheus_port: int = Field(default=9090, description="`make up` runs Prometheus here when installed")
-    otel_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP) or console")
+    otel_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP), console, or "
+                               "discard (spans made and dropped: the benchmark's measure of the cost)")
     otel_exporter_otlp_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
                                              description="the OTLP/HTTP traces endpoint when otel_exporter=otlp")
 

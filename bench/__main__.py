@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.common import Table
 from orchestration.stack import stop_on_sigterm
 
-ALL = ["overhead", "throughput", "burst", "backfill", "cost"]
+ALL = ["overhead", "throughput", "burst", "backfill", "cost", "telemetry"]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -43,6 +43,7 @@ _EXPORTED = (
     "activity_retry_max_seconds", "activity_timeout_seconds", "contract_poll_interval_seconds", "poll_interval_seconds",
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",
     "approval_expiry_days", "ledger_continue_after_events",
+    "worker_metrics_port", "ingress_metrics_port", "otel_exporter",
 )
 
 
@@ -54,6 +55,8 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": data_dir,
         "task_queue": f"bench-{uuid.uuid4().hex[:8]}",
         "ingress_port": free_port(),
+        "worker_metrics_port": free_port(),
+        "ingress_metrics_port": free_port(),
         "temporal_ui_url": f"http://localhost:{ui_port}",
         **{f"sandbox_{v}_port": p for v, p in ports.items()},
         **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},

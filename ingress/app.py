@@ -222,7 +222,7 @@ async def serve(settings: Settings) -> None:
     app = build_from_settings(settings)
     instrument_ingress(app)
     metrics_server = None
-    if settings.ingress_metrics_port is not None:
+    if settings.ingress_metrics_port:
         metrics_server = serve_metrics(app.state.metrics.registry, host=settings.metrics_host,
                                        port=settings.ingress_metrics_port)
         log.info("ingress metrics on %s", metrics_server.url)

@@ -377,8 +377,8 @@ _PARTS = {
 # -- the worker's wiring -------------------------------------------------------------------------------
 def sdk_runtime(settings: Settings) -> tuple[Any, str | None]:
     """A Temporal ``Runtime`` exporting the SDK's metrics on a private loopback port, and that port's URL;
-    ``(None, None)`` when the worker's metrics are off."""
-    if settings.worker_metrics_port is None:
+    ``(None, None)`` when the worker's metrics are off (port 0)."""
+    if not settings.worker_metrics_port:
         return None, None
     from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -391,14 +391,19 @@ def sdk_runtime(settings: Settings) -> tuple[Any, str | None]:
 async def worker_metrics(settings: Settings, client: Client, *, sdk_metrics_url: str | None
                          ) -> AsyncIterator[WorkerMetrics | None]:
     """Serve the worker's metrics, observe every vendor call and keep the gauges fresh, while inside."""
-    if settings.worker_metrics_port is None:
+    if not settings.worker_metrics_port:
         yield None
         return
     from connectors.http import observe_vendor_calls
 
     metrics = WorkerMetrics(settings, sdk_metrics_url=sdk_metrics_url)
-    server = serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.worker_metrics_port)
-    log.info("worker metrics on %s", server.url)
+    server: MetricsServer | None = None
+    try:
+        server = serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.worker_metrics_port)
+        log.info("worker metrics on %s", server.url)
+    except OSError as exc:  # a second worker on the same host: it works, only the first one is scraped
+        log.warning("worker metrics not served on %s:%s (%s)", settings.metrics_host, settings.worker_metrics_port,
+                    exc)
     stop_observing = observe_vendor_calls(metrics.observe_vendor_call)
     refresher = asyncio.create_task(metrics.run(client), name="metrics-refresh")
     try:
@@ -408,7 +413,8 @@ async def worker_metrics(settings: Settings, client: Client, *, sdk_metrics_url:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         stop_observing()
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 __all__ = ["GAUGES", "KPI_GAUGES", "MetricsServer", "SdkRuntimeMetrics", "WorkerMetrics", "free_port", "kpi_samples",
