@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     ingress_metrics_port: int = Field(default=9465, description="ingress's Prometheus text; 0: off")
     metrics_refresh_seconds: float = Field(default=15, description="business gauges rebuilt this often")
     kpi_refresh_seconds: float = Field(default=300, description="KPI gauges recomputed this often")
+    kpi_window_days: float = Field(default=30, description="the KPI gauges cover runs started this recently "
+                                   "(each is queried, closed ones replayed by a worker)")
     exception_sla_hours: float = Field(default=24, description="an open business exception older alerts")
     exception_sla_hours_by_kind: dict[str, float] = Field(default_factory=lambda: {
         "erp_rejected": 4, "provisioning_failed": 4, "propagation_failed": 4, "write_back_failed": 8})

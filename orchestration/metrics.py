@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -242,9 +242,11 @@ class WorkerMetrics:
                 samples += [s for s in self._business.samples if s.name in _PARTS[part]]
         self._business.samples = samples
 
-    async def refresh_kpis(self, client: Client) -> None:
+    async def refresh_kpis(self, client: Client, *, now: datetime | None = None) -> None:
+        """Recompute the KPI gauges over the runs started in the last ``kpi_window_days``."""
+        since = (now or datetime.now(UTC)) - timedelta(days=self.settings.kpi_window_days)
         try:
-            report = await gather_kpis(client, self.settings)
+            report = await gather_kpis(client, self.settings, since=since)
         except (RPCError, OSError, RuntimeError) as exc:
             self.refresh_errors.labels("kpis").inc()
             log.warning("KPI refresh failed: %s", exc)
