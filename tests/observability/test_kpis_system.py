@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from canonical import DealStageReached, EventEnvelope
+from canonical import CreditNote, DealStageReached, EventEnvelope, Money
 from canonical.kpis import KpiReport
 from ingress.ledger import Delivery, EventLedger, Outcome, SignatureCheck, record_delivery
 from orchestration import kpis_cli
@@ -23,7 +24,7 @@ from orchestration.kpis import gather_kpis
 from orchestration.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, seed_deal
-from tests.helpers.ledger import billing_account, canonical, draft_invoices, finalize, pay, signal
+from tests.helpers.ledger import billing_account, canonical, draft_invoices, finalize, pay, signal, stripe_events
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from tests.workflows.test_quote_to_cash import run_to_end, wait_for_stage
@@ -60,15 +61,23 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
     signed_to_project = (at["project_created"] - at["contract_signed"]).total_seconds()
     started_to_billing = (at["billing_live"] - at["started"]).total_seconds()
 
-    # one US01 invoice of 1000.00 on d1, 400.00 paid: outstanding 600, billed 1000 -> DSO 600/1000 x 90 = 54.0
+    # two US01 invoices on d1: 1000.00 with 400.00 paid (600 outstanding) and 500.00 with a 200.00 credit note
+    # before any payment (300 outstanding): outstanding 900, billed 1500 -> DSO 900 / 1500 x 90 = 54.0
     async with open_connectors(settings) as connectors:
         account = dataclasses.replace(await billing_account(connectors.billing, hubspot), deal_id=d1)
-        (invoice_id,) = await draft_invoices(connectors.billing, account, ["1000.00"])
-        events = canonical(settings, (await finalize(connectors.billing, stripe, invoice_id))[-1])
-        events += [e for raw in pay(stripe, invoice_id, 40000) for e in canonical(settings, raw)]
+        first, second = await draft_invoices(connectors.billing, account, ["1000.00", "500.00"])
+        events = [e for i in (first, second)
+                  for e in canonical(settings, (await finalize(connectors.billing, stripe, i))[-1])]
+        events += [e for raw in pay(stripe, first, 40000) for e in canonical(settings, raw)]
+        note = await connectors.billing.create_credit_note(
+            CreditNote(billing_id="", invoice_billing_id=second, amount=Money.of("200.00", "USD"),
+                       reason="order_change"), idempotency_key=f"test-{uuid.uuid4()}")
+        [raw_note] = stripe_events(stripe, note.billing_id, "credit_note.created")
+        events += canonical(settings, raw_note)
         handle = await signal(client, settings, account.customer_id, events)
     await eventually(lambda: handle.query("open_items", result_type=LedgerStatus),
-                     lambda s: any(i.paid == Decimal(400) for i in s.open_items), what="partial payment applied")
+                     lambda s: sum(i.outstanding for i in s.open_items) == Decimal(900),
+                     what="partial payment and credit note applied")
 
     # two webhooks handed over 3 s and 5 s after the vendor's event: p50 3 s, p90 5 s (nearest rank of [3, 5])
     ledger = EventLedger.from_settings(settings)
@@ -89,11 +98,11 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
     assert (us.data_exceptions.count, us.data_exceptions.total) == (0, 1)
     # d1 created a Xero contact and a Stripe customer, found none: 0 of 2 look-ups avoided a duplicate
     assert (us.duplicate_customers_avoided.count, us.duplicate_customers_avoided.total) == (0, 2)
-    # the invoice names d1, in US01, in USD like d1's contract; nobody has to look at it
-    assert (us.invoices_aligned.count, us.invoices_aligned.total) == (1, 1)
-    assert (us.billing_exceptions.count, us.billing_exceptions.total) == (0, 1)
+    # both invoices name d1, in US01, in USD like d1's contract; nobody has to look at them
+    assert (us.invoices_aligned.count, us.invoices_aligned.total) == (2, 2)
+    assert (us.billing_exceptions.count, us.billing_exceptions.total) == (0, 2)
     usd = {f.currency: f for f in us.dso}["USD"]
-    assert (Decimal(usd.outstanding), Decimal(usd.billed_in_window), usd.dso_days) == (Decimal(600), Decimal(1000),
+    assert (Decimal(usd.outstanding), Decimal(usd.billed_in_window), usd.dso_days) == (Decimal(900), Decimal(1500),
                                                                                        "54.0")
     assert (report.webhook_to_workflow.n, report.webhook_to_workflow.p50_seconds,
             report.webhook_to_workflow.p90_seconds) == (2, 3.0, 5.0)
