@@ -356,7 +356,8 @@ class WorkerMetrics:
     async def run(self, client: Client) -> None:
         """Refresh forever: business gauges every ``metrics_refresh_seconds``, KPIs every ``kpi_refresh_seconds``."""
         loop = asyncio.get_running_loop()
-        next_kpis = 0.0
+        # not at start-up: a worker (re)starting, as after a crash, first serves the flows waiting for it
+        next_kpis = loop.time() + self.settings.kpi_refresh_seconds
         while True:
             await self.refresh(client)
             if loop.time() >= next_kpis:
