@@ -28,4 +28,4 @@ async def connect(*, runtime: Runtime | None = None) -> Client:
     config.setdefault("target_host", "localhost:7233")
     config.setdefault("namespace", "default")
     return await Client.connect(**config, data_converter=data_converter(), interceptors=client_interceptors(),
-                                **({"runtime": runtime} if runtime is not None else {}))
+                                runtime=runtime)

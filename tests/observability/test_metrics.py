@@ -120,6 +120,8 @@ async def test_worker_metrics_after_a_scenario(runtime_client: tuple[Client, str
     expires = value(samples, "revops_approval_expires_soonest_seconds", workflow="QuoteToCashWorkflow")
     elapsed = (datetime.now(UTC) - approval_requested).total_seconds()
     assert expires is not None and 7 * 86400 - elapsed - 60 <= expires <= 7 * 86400
+    waited = value(samples, "revops_approval_oldest_age_seconds", workflow="QuoteToCashWorkflow")
+    assert waited is not None and 0 <= waited <= elapsed + 60
     assert value(samples, "revops_reconciliation_findings_open", kind="missing_in_erp") == 1
     assert value(samples, "revops_task_queue_backlog", task_queue=settings.task_queue, kind="activity") is not None
     # vendor calls by vendor and status, with latency

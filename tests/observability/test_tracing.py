@@ -104,6 +104,10 @@ async def test_webhook_started_deal_is_one_connected_trace(traced_client: Client
     assert "StartWorkflow:QuoteToCashWorkflow" in names
     assert "RunWorkflow:QuoteToCashWorkflow" in names
     assert {"StartActivity:load_deal", "RunActivity:load_deal", "RunActivity:launch_contract"} <= names
+    # the workflow ID (the deal's business key) on every workflow and activity span
+    for span in one:
+        if span.name.startswith(("RunWorkflow:", "RunActivity:", "StartActivity:")):
+            assert span.attributes and span.attributes.get("temporalWorkflowID") == quote_to_cash_id(deal_id)
     vendors = tuple(getattr(settings, f"{v}_base_url") for v in ("hubspot", "ironclad", "stripe", "xero"))
     vendor_calls = [s for s in one if s.kind is SpanKind.CLIENT and s.attributes
                     and str(s.attributes.get("url.full") or s.attributes.get("http.url")).startswith(vendors)]
