@@ -215,22 +215,29 @@ async def serve(settings: Settings) -> None:
     """Serve the ingress on ``settings.ingress_host:ingress_port`` until cancelled."""
     import uvicorn
 
-    from orchestration.metrics import serve_metrics
+    from connectors.http import observe_vendor_calls
+    from orchestration.metrics import MetricsServer, serve_metrics
     from orchestration.tracing import instrument_ingress, setup_tracing
 
-    setup_tracing(settings, service="revops-ingress")
+    setup_tracing(settings, service="revops-ingress")  # before the app: its Temporal client takes the interceptor
     app = build_from_settings(settings)
     instrument_ingress(app)
-    metrics_server = None
+    stop_observing = observe_vendor_calls(app.state.metrics.observe_vendor_call)
+    metrics_server: MetricsServer | None = None
     if settings.ingress_metrics_port:
-        metrics_server = serve_metrics(app.state.metrics.registry, host=settings.metrics_host,
-                                       port=settings.ingress_metrics_port)
-        log.info("ingress metrics on %s", metrics_server.url)
+        try:
+            metrics_server = serve_metrics(app.state.metrics.registry, host=settings.metrics_host,
+                                           port=settings.ingress_metrics_port)
+            log.info("ingress metrics on %s", metrics_server.url)
+        except OSError as exc:
+            log.warning("ingress metrics not served on %s:%s (%s)", settings.metrics_host,
+                        settings.ingress_metrics_port, exc)
     config = uvicorn.Config(app, host=settings.ingress_host, port=settings.ingress_port, log_level="info",
                             access_log=False)
     try:
         await uvicorn.Server(config).serve()
     finally:
+        stop_observing()
         if metrics_server is not None:
             metrics_server.stop()
 

@@ -5,7 +5,9 @@ port so that only the webhooks face the internet):
   (started, signalled, duplicate, ignored, rejected, failed); vendors we do not serve count as ``unknown``;
 - ``revops_ledger_events_unsettled{vendor, state}``: vendor events in the event ledger not handed over yet
   (``in_flight``: being routed; ``failed``: waiting for the vendor's redelivery), read at scrape time;
-- ``revops_ledger_event_oldest_unsettled_age_seconds{vendor}``: how long the oldest of them has waited.
+- ``revops_ledger_event_oldest_unsettled_age_seconds{vendor}``: how long the oldest of them has waited;
+- ``revops_vendor_calls_total{vendor, status}`` and ``revops_vendor_call_seconds{vendor}``: the ingress's own vendor
+  calls (deal look-ups for run summaries, Ironclad contract and key look-ups), as the worker counts its own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlmodel import Session, func, select
@@ -62,8 +64,17 @@ class IngressMetrics:
         self.vendors = frozenset(vendors)
         self.deliveries = Counter("revops_webhook_deliveries", "Webhook deliveries answered, by vendor and outcome",
                                   ["vendor", "outcome"], registry=self.registry)
+        self.vendor_calls = Counter("revops_vendor_calls", "Vendor API calls by vendor and status",
+                                    ["vendor", "status"], registry=self.registry)
+        self.vendor_latency = Histogram("revops_vendor_call_seconds", "Vendor API call latency", ["vendor"],
+                                        registry=self.registry)
         if ledger is not None:
             self.registry.register(UnsettledEvents(ledger))
+
+    def observe_vendor_call(self, vendor: str, status: str, seconds: float) -> None:
+        """The observer ``connectors.http.observe_vendor_calls`` takes (``serve`` adds it)."""
+        self.vendor_calls.labels(vendor, status).inc()
+        self.vendor_latency.labels(vendor).observe(seconds)
 
     def delivered(self, vendor: str, outcome: str) -> None:
         """Count one delivery; a path naming no vendor we serve counts as ``unknown`` (bounded labels)."""

@@ -359,10 +359,14 @@ class WorkerMetrics:
         # not at start-up: a worker (re)starting, as after a crash, first serves the flows waiting for it
         next_kpis = loop.time() + self.settings.kpi_refresh_seconds
         while True:
-            await self.refresh(client)
-            if loop.time() >= next_kpis:
-                await self.refresh_kpis(client)
-                next_kpis = loop.time() + self.settings.kpi_refresh_seconds
+            try:
+                await self.refresh(client)
+                if loop.time() >= next_kpis:
+                    next_kpis = loop.time() + self.settings.kpi_refresh_seconds
+                    await self.refresh_kpis(client)
+            except Exception:  # never let a refresh bug stop the refreshing (the last values stay served)
+                self.refresh_errors.labels("unexpected").inc()
+                log.exception("metrics refresh failed")
             await asyncio.sleep(self.settings.metrics_refresh_seconds)
 
 
