@@ -137,10 +137,10 @@ class Settings(BaseSettings):
     exception_sla_hours_by_kind: dict[str, float] = Field(default_factory=lambda: {
         "erp_rejected": 4.0, "provisioning_failed": 4.0, "propagation_failed": 4.0, "write_back_failed": 8.0})
     prometheus_port: int = Field(default=9090, description="`make up` runs Prometheus here when installed")
-    otel_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP), console, or "
+    otel_traces_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP), console, or "
                                "discard (spans made and dropped: the benchmark's measure of the cost)")
-    otel_exporter_otlp_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
-                                             description="the OTLP/HTTP traces endpoint when otel_exporter=otlp")
+    otel_exporter_otlp_traces_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
+                                                    description="the OTLP/HTTP traces URL when the exporter is otlp")
 
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:

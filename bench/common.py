@@ -43,7 +43,7 @@ _EXPORTED = (
     "activity_retry_max_seconds", "activity_timeout_seconds", "contract_poll_interval_seconds", "poll_interval_seconds",
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",
     "approval_expiry_days", "ledger_continue_after_events",
-    "worker_metrics_port", "ingress_metrics_port", "otel_exporter",
+    "worker_metrics_port", "ingress_metrics_port", "otel_traces_exporter",
 )
 
 

@@ -1,5 +1,5 @@
 """Benchmark 6, the cost of observability: the overhead benchmark's quote-to-cash deals, one at a time, with
-metrics and tracing off (worker and ingress metrics ports 0, ``otel_exporter=none``) and on (both metrics
+metrics and tracing off (worker and ingress metrics ports 0, ``otel_traces_exporter=none``) and on (both metrics
 endpoints, the SDK's runtime metrics, spans made for every request, workflow, activity and vendor call and
 dropped by the ``discard`` exporter, so no collector's speed is measured). Each mode gets its own stack."""
 
@@ -15,9 +15,9 @@ from bench.overhead import measure
 async def _one(args: argparse.Namespace, data_dir: Path, *, on: bool) -> dict[str, float]:
     overrides: dict[str, object] = {"contract_poll_interval_seconds": args.poll, "activity_retry_max_seconds": 2.0}
     if not on:
-        overrides.update(worker_metrics_port=0, ingress_metrics_port=0, otel_exporter="none")
+        overrides.update(worker_metrics_port=0, ingress_metrics_port=0, otel_traces_exporter="none")
     else:
-        overrides.update(otel_exporter="discard")
+        overrides.update(otel_traces_exporter="discard")
     settings = bench_settings(data_dir / ("on" if on else "off"), **overrides)
     webhooks = getattr(args, "webhooks", False)
     async with running_stack(settings, with_ingress=webhooks) as bench:

@@ -4,9 +4,10 @@ signal, the workflow and each activity (``temporalio.contrib.opentelemetry.Traci
 instrumentation), in one trace. The trace ID also travels in the ``X-Correlation-ID`` header to vendors
 (``connectors/http.py``) and in the event ledger row's headers (``traceparent``).
 
-The exporter is chosen in settings: ``otel_exporter`` = ``none`` (the default: no provider is installed, every
-span is a no-op), ``otlp`` (OTLP over HTTP to ``otel_exporter_otlp_endpoint``) or ``console``. Tests pass their
-own exporter (an in-memory one).
+The exporter is chosen in settings (``OTEL_TRACES_EXPORTER``, named and meant as OpenTelemetry's variable):
+``none`` (the default: no provider is installed, every span is a no-op), ``otlp`` (OTLP over HTTP to
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``), ``console``, or ``discard`` (made and dropped: the benchmark's measure).
+Tests pass their own exporter (an in-memory one).
 """
 
 from __future__ import annotations
@@ -31,21 +32,23 @@ def tracing_enabled() -> bool:
     return _provider is not None
 
 
-def _exporter_from_settings(settings: Settings) -> SpanExporter | None:
-    choice = settings.otel_exporter.strip().lower()
+def exporter_from_settings(settings: Settings) -> SpanExporter | None:
+    """The span exporter the settings choose; ``None`` for ``none``."""
+    choice = settings.otel_traces_exporter.strip().lower()
     if choice in ("", "none"):
         return None
     if choice == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint)
+        return OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_traces_endpoint)
     if choice == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
     if choice == "discard":
         return DiscardingSpanExporter()
-    raise ValueError(f"otel_exporter must be none, otlp, console or discard, not {settings.otel_exporter!r}")
+    raise ValueError("otel_traces_exporter must be none, otlp, console or discard, "
+                     f"not {settings.otel_traces_exporter!r}")
 
 
 class DiscardingSpanExporter(SpanExporter):
@@ -61,7 +64,7 @@ def setup_tracing(settings: Settings, *, service: str, exporter: SpanExporter | 
     ``exporter`` (tests) overrides the settings and exports each span as it ends.
     """
     global _provider
-    chosen = exporter or _exporter_from_settings(settings)
+    chosen = exporter or exporter_from_settings(settings)
     if chosen is None:
         return None
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -128,5 +131,5 @@ def annotate(**attributes: str | None) -> None:
             span.set_attribute(f"revops.{key}", value)
 
 
-__all__ = ["annotate", "client_interceptors", "instrument_ingress", "setup_tracing", "shutdown_tracing",
-           "trace_headers", "tracing_enabled"]
+__all__ = ["DiscardingSpanExporter", "annotate", "client_interceptors", "exporter_from_settings",
+           "instrument_ingress", "setup_tracing", "shutdown_tracing", "trace_headers", "tracing_enabled"]

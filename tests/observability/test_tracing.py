@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI, Request, Response
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from temporalio.client import Client
@@ -24,7 +26,13 @@ from ingress.ledger import EventLedger, list_deliveries
 from ingress.routing import ClientProvider
 from orchestration.connect import data_converter
 from orchestration.launch import quote_to_cash_id
-from orchestration.tracing import client_interceptors, instrument_ingress, setup_tracing, shutdown_tracing
+from orchestration.tracing import (
+    client_interceptors,
+    exporter_from_settings,
+    instrument_ingress,
+    setup_tracing,
+    shutdown_tracing,
+)
 from sandbox.serve import start_in_thread
 from settings import Settings
 from tests.helpers.deals import DealSpec, seed_deal
@@ -146,8 +154,6 @@ async def test_correlation_header_carries_the_trace_id() -> None:
     token = correlation_id.set("q2c-hubspot-42/load_deal#1")
     try:
         await client.get("/no-trace")
-        from opentelemetry.sdk.trace import TracerProvider
-
         with TracerProvider().get_tracer("test").start_as_current_span("activity") as span:
             await client.get("/traced")
             trace_id = trace.format_trace_id(span.get_span_context().trace_id)
@@ -155,3 +161,34 @@ async def test_correlation_header_carries_the_trace_id() -> None:
         correlation_id.reset(token)
         await client.aclose()
     assert seen == ["q2c-hubspot-42/load_deal#1", f"q2c-hubspot-42/load_deal#1 trace={trace_id}"]
+
+
+def test_exporter_is_chosen_in_settings(settings: Settings) -> None:
+    assert settings.otel_traces_exporter == "none" and exporter_from_settings(settings) is None
+    with pytest.raises(ValueError, match="must be none, otlp, console or discard"):
+        exporter_from_settings(settings.model_copy(update={"otel_traces_exporter": "zipkin"}))
+
+
+def test_otlp_exporter_posts_spans_to_the_configured_endpoint(settings: Settings) -> None:
+    received: list[tuple[str, bytes]] = []
+    collector = FastAPI()
+
+    @collector.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        received.append((request.headers.get("content-type", ""), await request.body()))
+        return Response(status_code=200)
+
+    served = start_in_thread(collector)
+    try:
+        chosen = exporter_from_settings(settings.model_copy(update={
+            "otel_traces_exporter": "otlp", "otel_exporter_otlp_traces_endpoint": f"{served.base_url}/v1/traces"}))
+        assert chosen is not None
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(chosen))
+        with provider.get_tracer("test").start_as_current_span("q2c-hubspot-77 load_deal"):
+            pass
+        provider.shutdown()
+    finally:
+        served.stop()
+    [(content_type, body)] = received
+    assert content_type == "application/x-protobuf" and b"q2c-hubspot-77 load_deal" in body
