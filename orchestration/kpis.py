@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from sqlmodel import Session, col, select
-from temporalio.client import Client, WorkflowExecution
+from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
 from canonical import EventEnvelope
@@ -95,7 +95,7 @@ async def _each(client: Client, query: str, ask: Callable[[WorkflowExecution], A
         async with gate:
             try:
                 return await ask(execution)
-            except RPCError:
+            except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
                 return None  # e.g. a run whose history can no longer be queried
 
     answers = await asyncio.gather(*(one(e) for e in executions))
@@ -108,8 +108,11 @@ async def gather_deals(client: Client, task_queue: str, *, since: datetime | Non
         return deal_facts(await handle.query("status", result_type=QuoteToCashStatus))
 
     facts = await _each(client, _visibility_query(Q2C_WORKFLOW, task_queue, since=since), ask)
-    # a deal has one run unless an operator started it again: keep the latest answer per deal
-    return list({f.deal_id: f for f in facts}.values())
+    # a deal has one run unless an operator started it again: keep the latest (visibility lists newest first)
+    latest: dict[str, DealFacts] = {}
+    for f in facts:
+        latest.setdefault(f.deal_id, f)
+    return list(latest.values())
 
 
 async def gather_amendments(client: Client, task_queue: str, *, since: datetime | None = None

@@ -43,7 +43,7 @@ from sqlmodel import Session
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowExecution
+from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
 from canonical.kpis import KpiReport
@@ -321,8 +321,9 @@ class WorkerMetrics:
                     if problem == "erp_rejected":
                         entity = entity_of.get(subject, "")
                         refused[entity] = refused.get(entity, 0) + 1
-        except RPCError as exc:  # the run closed meanwhile, or cannot answer now: count it as it was listed
-            log.info("metrics: %s did not answer its query (%s)", e.id, exc.message)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+            # the run closed meanwhile, or cannot answer now: count it as it was listed
+            log.info("metrics: %s did not answer its query (%s)", e.id, exc)
         if kind:
             exceptions.setdefault((e.workflow_type, kind), []).append(moved)
 
