@@ -51,15 +51,17 @@ async def test_stack_prometheus_scrapes_both_endpoints_with_the_rules(prometheus
     async with httpx.AsyncClient(timeout=5) as http:
         async def get(path: str) -> dict[str, Any]:
             try:
-                return dict((await http.get(f"{prometheus}/{path}")).json())
+                answer = await http.get(f"{prometheus}/{path}")
             except httpx.TransportError:
                 return {}
+            # Prometheus answers 503 (plain text) until it is ready
+            return dict(answer.json()) if answer.status_code == 200 else {}
 
         targets = await eventually(lambda: get("targets"), lambda t: sorted(
             (x["labels"]["job"], x["health"]) for x in t.get("data", {}).get("activeTargets", [])) == [
             ("revops-ingress", "up"), ("revops-worker", "up")], timeout=60, what="both targets up")
         assert len(targets["data"]["activeTargets"]) == 2
-        rules = await get("rules")
+        rules = await eventually(lambda: get("rules"), lambda r: bool(r.get("data")), what="rules")
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
         assert {"RevOpsWorkerDown", "RevOpsErpPostingsRefused", "RevOpsVendorErrors"} <= names and len(names) == 7
         query = await eventually(lambda: get("query?query=revops_erp_postings_refused"),
