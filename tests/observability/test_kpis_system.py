@@ -129,3 +129,20 @@ async def test_kpis_command_refuses_bad_arguments(client: Client, settings: Sett
     assert await kpis_cli.cmd_kpis(client, settings, argparse.Namespace(entity=None, since="yesterday",
                                                                         json=False)) == 2
     assert "not an ISO date" in capsys.readouterr().err
+
+
+async def test_starter_kpis_command_line(monkeypatch: pytest.MonkeyPatch, client: Client, flow_settings: Settings,
+                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``starter.py kpis`` as an operator types it: JSON on an empty task queue, exit 2 on a bad argument."""
+    import starter
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
+    monkeypatch.setenv("TASK_QUEUE", flow_settings.task_queue)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert await starter.run(["kpis", "--json", "--since", "2026-01-01"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [e["legal_entity"] for e in printed["entities"]] == ["all"] and printed["entities"][0]["deals"] == 0
+    assert printed["since"].startswith("2026-01-01T00:00:00")
+    assert await starter.run(["kpis", "--entity", "XX99"]) == 2
+    assert "unknown legal entity" in capsys.readouterr().err
