@@ -1,12 +1,12 @@
 """The field mapping per object and vendor, as data: canonical field <-> vendor field, direction, owner system
 and transform. ``make docs`` renders it into ``docs/field-mapping.md``.
 
-Rows come from the tables the mappers use where they have one (HubSpot's ``WRITEBACK_PROPERTIES`` and the
-figure properties, Ironclad's ``TERM_KEYS``, Stripe's metadata keys) and are declared here for the mapping
-functions that are code; ``tests/observability/test_docs.py`` holds the declared rows to the code: every
-vendor field is named in that vendor's connector, every canonical field exists on its model, and every
-property the HubSpot mapper reads and every term key Ironclad's mapper writes has a row. The owner is the
-system of record from :func:`canonical.ownership.owner_of`.
+Rows come from the tables the mappers use where they have one: HubSpot's property tables (``DEAL_FIELDS``,
+``COMPANY_FIELDS``, ``CONTACT_FIELDS``, ``LINE_ITEM_FIELDS``: its reads ask for exactly those properties), its
+``WRITEBACK_PROPERTIES`` and figure properties, Ironclad's ``TERM_KEYS``, Stripe's metadata keys. The rest
+(Stripe's and Xero's mapping functions are code) are declared here, and ``tests/observability/test_docs.py``
+holds them to the code: every vendor field is named in that vendor's connector and every canonical field exists
+on its model. The owner is the system of record from :func:`canonical.ownership.owner_of`.
 """
 
 from __future__ import annotations
@@ -65,57 +65,26 @@ def _rows(vendor: str, vendor_object: str, entity: str, direction: Direction,
 
 _IN, _OUT, _BOTH = Direction.IN, Direction.OUT, Direction.BOTH
 
+def _hubspot_table(vendor_object: str, entity: str, direction: Direction, table: dict[str, tuple[str, str]]
+                   ) -> list[FieldMapping]:
+    """Rows from one of the HubSpot mapper's property tables (the reads ask for exactly those properties)."""
+    return [FieldMapping(vendor="hubspot", vendor_object=vendor_object, canonical=canonical_field, vendor_field=prop,
+                         direction=direction, entity=entity, transform=transform, from_table=True)
+            for prop, (canonical_field, transform) in table.items()]
+
+
 HUBSPOT: list[FieldMapping] = [
     *_rows("hubspot", "deal", "deal", _IN, [
         ("Deal.crm_id", "id", "as text"),
-        ("Deal.name", "dealname", "text; `HubSpot deal <id>` when empty"),
-        ("Deal.stage", "dealstage", "text"),
-        ("Deal.amount", "amount", "decimal; None when unparseable"),
-        ("Deal.currency", "deal_currency_code", "ISO 4217, upper-cased"),
-        ("Deal.region", "revops_region", "text"),
-        ("Deal.legal_entity", "revops_legal_entity", "text (entity code)"),
-        ("Deal.billing_model", "revops_billing_model", "enum BillingModel; None when unknown"),
-        ("Deal.start_date", "revops_start_date", "date (ISO or epoch ms)"),
-        ("Deal.end_date", "revops_end_date", "date; dropped when before the start"),
-        ("Deal.payment_terms_days", "revops_payment_terms_days", "non-negative integer"),
-        ("Deal.non_standard_terms", "revops_non_standard_terms", "`true` → True"),
-        ("DealStageReached.occurred_at", "hs_lastmodifieddate", "datetime; the deal poll's checkpoint"),
-        (NOT_MAPPED, "closedate", "read with the deal, not mapped"),
-        (NOT_MAPPED, "pipeline", "read with the deal, not mapped"),
         ("Deal.external_ids", "revops_* write-back properties", "every write-back read back, by field"),
     ]),
-    *_rows("hubspot", "company", "account", _BOTH, [
-        ("Account.crm_id", "id", "as text"),
-        ("Account.name", "name", "text; the domain, else `HubSpot company <id>`, when empty"),
-        ("Account.domain", "domain", "text"),
-        ("Account.address.line1", "address", "text"),
-        ("Account.address.line2", "address2", "text"),
-        ("Account.address.city", "city", "text"),
-        ("Account.address.region", "state", "text"),
-        ("Account.address.postal_code", "zip", "text"),
-        ("Account.country", "country", "ISO 3166 alpha-2 from a code or a name"),
-        ("Account.crm_id", "revops_external_ref", "upsert key: `domain:<domain>`, else the ERP or billing ID"),
-    ]),
-    *_rows("hubspot", "contact", "contact", _IN, [
-        ("Contact.crm_id", "id", "as text"),
-        ("Contact.first_name", "firstname", "text"),
-        ("Contact.last_name", "lastname", "text"),
-        ("Contact.email", "email", "text"),
-        ("Contact.phone", "phone", "text"),
-        ("Contact.role", "revops_contact_role", "lower-cased (billing, signer, ...)"),
-    ]),
-    *_rows("hubspot", "line_item", "deal", _IN, [
-        ("DealLine.crm_id", "id", "as text"),
-        ("DealLine.name", "name", "text; the product code when empty"),
-        ("DealLine.product_code", "hs_sku", "text; else hs_product_id, else `hubspot-line-item-<id>`"),
-        ("DealLine.product_code", "hs_product_id", "fallback of hs_sku"),
-        ("DealLine.quantity", "quantity", "decimal; 1 when empty"),
-        ("DealLine.unit_price", "price", "decimal; 0 when empty"),
-        ("DealLine.discount_percent", "hs_discount_percentage", "decimal; 0 when empty"),
-        ("DealLine.interval", "recurringbillingfrequency", "monthly/quarterly/annually → BillingInterval"),
-        ("DealLine.billing_model", "revops_billing_model", "enum BillingModel"),
-        ("DealLine.legal_entity", "revops_legal_entity", "text (entity code)"),
-    ]),
+    *_hubspot_table("deal", "deal", _IN, hubspot_mapping.DEAL_FIELDS),
+    *_rows("hubspot", "company", "account", _BOTH, [("Account.crm_id", "id", "as text")]),
+    *_hubspot_table("company", "account", _BOTH, hubspot_mapping.COMPANY_FIELDS),
+    *_rows("hubspot", "contact", "contact", _IN, [("Contact.crm_id", "id", "as text")]),
+    *_hubspot_table("contact", "contact", _IN, hubspot_mapping.CONTACT_FIELDS),
+    *_rows("hubspot", "line_item", "deal", _IN, [("DealLine.crm_id", "id", "as text")]),
+    *_hubspot_table("line_item", "deal", _IN, hubspot_mapping.LINE_ITEM_FIELDS),
     *[FieldMapping(vendor="hubspot", vendor_object="deal", canonical=f"DealWriteBack.{field}", vendor_field=prop,
                    direction=_OUT, entity="deal", transform="text; only fields set are sent",
                    from_table=True)
