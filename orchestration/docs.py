@@ -52,8 +52,9 @@ def render_field_mapping() -> str:
 
 
 def _doc_line(obj: Any) -> str:
+    """The first paragraph of the docstring, on one line ("-" when there is none)."""
     doc = inspect.getdoc(obj) or ""
-    return doc.strip().split("\n\n")[0].replace("\n", " ")
+    return doc.strip().split("\n\n")[0].replace("\n", " ") or "-"
 
 
 def _name(fn: Callable[..., Any]) -> str:
