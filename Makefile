@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: install demo test up bench chaos lint clean
+.PHONY: install demo test up bench chaos lint clean docs promtool
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -24,8 +24,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devstack.demo
 
+## promtool (Debian package prometheus): the alert rules' unit tests need it; `make up` runs Prometheus if present
+promtool:
+	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
+
 ## make test: the whole suite against real servers on loopback
-test: $(STAMP) $(PRISM)
+test: $(STAMP) $(PRISM) promtool
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it
@@ -39,6 +43,10 @@ bench: $(STAMP)
 ## make chaos: 1,000 deals through vendor faults, worker SIGKILLs and a Temporal restart; exit 1 if anything is lost or duplicated
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos --deals $(or $(DEALS),1000) $(CHAOS_ARGS)
+
+## make docs: the field mapping and the integration catalogue under docs/, generated from the code
+docs: $(STAMP)
+	$(BIN)/python -m observability.docs
 
 ## make lint: ruff over the tree and mypy over every package and script (CI runs it before the tests)
 lint: $(STAMP)

@@ -134,6 +134,23 @@ class Settings(BaseSettings):
     reconciliation_hubspot_requests_per_second: float = Field(default=8, description="HubSpot allows 100 per "
                                                               "10 s for private apps")
 
+    # -- observability: metrics, alerts, traces (README "Observability") --------------------------
+    metrics_host: str = Field(default="127.0.0.1", description="where the metrics endpoints listen")
+    worker_metrics_port: int = Field(default=9464, description="worker's Prometheus text; 0: off")
+    ingress_metrics_port: int = Field(default=9465, description="ingress's Prometheus text; 0: off")
+    metrics_refresh_seconds: float = Field(default=15, description="business gauges rebuilt this often")
+    kpi_refresh_seconds: float = Field(default=300, description="KPI gauges recomputed this often")
+    kpi_window_days: float = Field(default=30, description="the KPI gauges cover runs started this recently "
+                                   "(each is queried, closed ones replayed by a worker)")
+    exception_sla_hours: float = Field(default=24, description="an open business exception older alerts")
+    exception_sla_hours_by_kind: dict[str, float] = Field(default_factory=lambda: {
+        "erp_rejected": 4.0, "provisioning_failed": 4.0, "propagation_failed": 4.0, "write_back_failed": 8.0})
+    prometheus_port: int = Field(default=9090, description="`make up` runs Prometheus here when installed")
+    otel_traces_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP), console, or "
+                               "discard (spans made and dropped: the benchmark's measure of the cost)")
+    otel_exporter_otlp_traces_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
+                                                    description="the OTLP/HTTP traces URL when the exporter is otlp")
+
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:
             if entity.code == code:

@@ -12,6 +12,7 @@
     python starter.py ack <finding> --reason R
     python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
     python starter.py backfill US01 [--rate 0.9] [--wait]
+    python starter.py kpis [--entity US01] [--since 2026-11-01] [--json]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from canonical import Deal
 from canonical.keys import backfill_workflow_id
 from cli import amendments as amendments_cli
 from cli import events as ingress_cli
+from cli import kpis as kpis_cli
 from cli import ledger as ledger_cli
 from connectors.errors import ConnectorError
 from runtime.connect import connect
@@ -233,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
     ingress_cli.add_parsers(sub)
     ledger_cli.add_parsers(sub)
     amendments_cli.add_parsers(sub)
+    kpis_cli.add_parsers(sub)
     return p
 
 
@@ -247,6 +250,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
     commands = {
         **ledger_cli.TEMPORAL_COMMANDS,
         **amendments_cli.COMMANDS,
+        **kpis_cli.COMMANDS,
         "start-deal": cmd_start_deal,
         "approve": lambda c, s, a: cmd_decide(c, s, a, True),
         "reject": lambda c, s, a: cmd_decide(c, s, a, False),

@@ -36,6 +36,8 @@ from connectors.ironclad import IroncladClm
 from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
 from ingress.routing import ClientProvider, EventIntake, EventRouter
+from observability.metrics import sdk_runtime, worker_metrics
+from observability.tracing import setup_tracing
 from runtime.connect import connect
 from settings import Settings
 from stores.events import EventLedger
@@ -161,8 +163,11 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     cache_workflow_bytecode()
-    client = await connect()
-    async with open_connectors(settings) as connectors:
+    setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
+    runtime, sdk_metrics_url = sdk_runtime(settings)
+    client = await connect(runtime=runtime)
+    async with open_connectors(settings) as connectors, \
+            worker_metrics(settings, client, sdk_metrics_url=sdk_metrics_url):
         try:
             await connectors.crm.ensure_properties()
         except ConnectorError as exc:  # the adapter also creates them lazily before its first write

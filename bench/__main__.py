@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.common import Table
 from devstack.stack import stop_on_sigterm
 
-ALL = ["overhead", "throughput", "burst", "backfill", "cost", "reconciliation"]
+ALL = ["overhead", "throughput", "burst", "backfill", "cost", "reconciliation", "telemetry"]
 
 
 def parser() -> argparse.ArgumentParser:

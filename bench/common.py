@@ -44,6 +44,7 @@ _EXPORTED = (
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",
     "approval_expiry_days", "ledger_continue_after_events", "reconciliation_stripe_requests_per_second",
     "reconciliation_xero_requests_per_second", "reconciliation_hubspot_requests_per_second",
+    "worker_metrics_port", "ingress_metrics_port", "otel_traces_exporter",
 )
 
 
@@ -55,6 +56,8 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": data_dir,
         "task_queue": f"bench-{uuid.uuid4().hex[:8]}",
         "ingress_port": free_port(),
+        "worker_metrics_port": free_port(),
+        "ingress_metrics_port": free_port(),
         "temporal_ui_url": f"http://localhost:{ui_port}",
         **{f"sandbox_{v}_port": p for v, p in ports.items()},
         **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},

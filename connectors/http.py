@@ -1,5 +1,6 @@
-"""The one httpx client factory: timeouts, auth, User-Agent, a correlation ID on every request,
-and the translation of transport failures and error responses into the connector error tree."""
+"""The one httpx client factory: timeouts, auth, User-Agent, a correlation ID on every request (with the
+OpenTelemetry trace ID when a trace is active), the translation of transport failures and error responses
+into the connector error tree, and one observation per vendor call (vendor, status, seconds) for metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from opentelemetry import trace
 
 from connectors.errors import AuthFailed, ConnectorError, Unavailable, error_for_status
 
@@ -25,10 +27,40 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_RETRY_AFTER = 3600.0
 
 
+#: called with (vendor, status, seconds) after every vendor call; status is the HTTP code, ``timeout`` or
+#: ``network``. The composition root (worker.py) adds the metrics' observer; nothing is observed otherwise.
+VendorCallObserver = Callable[[str, str, float], None]
+_call_observers: list[VendorCallObserver] = []
+
+
+def observe_vendor_calls(observer: VendorCallObserver) -> Callable[[], None]:
+    """Add an observer of every vendor call; returns the function that removes it again."""
+    _call_observers.append(observer)
+
+    def remove() -> None:
+        if observer in _call_observers:
+            _call_observers.remove(observer)
+
+    return remove
+
+
+def _observe(vendor: str, status: str, seconds: float) -> None:
+    for observer in list(_call_observers):
+        observer(vendor, status, seconds)
+
+
+def trace_reference() -> str | None:
+    """``trace=<trace id>`` of the active OpenTelemetry span, if any (carried in the correlation header)."""
+    context = trace.get_current_span().get_span_context()
+    return f"trace={trace.format_trace_id(context.trace_id)}" if context.is_valid else None
+
+
 async def _add_correlation(request: httpx.Request) -> None:
-    cid = correlation_id.get()
-    if cid and CORRELATION_HEADER not in request.headers:
-        request.headers[CORRELATION_HEADER] = cid
+    if CORRELATION_HEADER in request.headers:
+        return
+    parts = [p for p in (correlation_id.get(), trace_reference()) if p]
+    if parts:
+        request.headers[CORRELATION_HEADER] = " ".join(parts)
 
 
 def build_client(
@@ -88,12 +120,16 @@ async def send(
     ``error_message`` pulls the vendor's own explanation out of its error body;
     ``retry_after`` reads the vendor's rate-limit headers (``Retry-After`` by default).
     """
+    started = time.perf_counter()
     try:
         response = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
+        _observe(vendor, "timeout", time.perf_counter() - started)
         raise Unavailable(f"timeout on {method} {url}: {exc.__class__.__name__}", vendor=vendor) from exc
     except httpx.TransportError as exc:
+        _observe(vendor, "network", time.perf_counter() - started)
         raise Unavailable(f"network error on {method} {url}: {exc}", vendor=vendor) from exc
+    _observe(vendor, str(response.status_code), time.perf_counter() - started)
     if response.is_success:
         return response
     try:
@@ -180,5 +216,5 @@ def utc_from_epoch(seconds: int | float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-__all__ = ["ConnectorError", "ClientCredentialsAuth", "build_client", "correlation_id", "parse_retry_after",
-           "send", "utc_from_epoch"]
+__all__ = ["ConnectorError", "ClientCredentialsAuth", "VendorCallObserver", "build_client", "correlation_id",
+           "observe_vendor_calls", "parse_retry_after", "send", "trace_reference", "utc_from_epoch"]

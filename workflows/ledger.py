@@ -176,7 +176,7 @@ class AccountLedgerWorkflow:
             customer_id=self._customer_id, crm_company_id=self._company_id, exception_kind=self._exception(),
             open_items=self._open(), settled_items=settled if request and request.include_settled else [],
             balances=self._figures(list(self._invoices.values()), self._history), events_applied=self._applied,
-            runs=self._runs, timeline=self._timeline[-50:])
+            runs=self._runs, timeline=self._timeline[-50:], problems=dict(self._problems))
 
     # -- applying events -------------------------------------------------------------------------
     async def _apply(self, envelope: EventEnvelope) -> bool:

@@ -123,6 +123,15 @@ class TimelineEntry(BaseModel):
     note: str
 
 
+class Milestone(BaseModel):
+    """A business moment of a run, for the KPIs: ``started``, ``data_exception``, ``contract_signed``,
+    ``project_created``, ``billing_live`` (per entity), ``customer_created`` / ``customer_reused``."""
+
+    name: str
+    at: datetime
+    legal_entity: str = ""
+
+
 class QuoteToCashStatus(BaseModel):
     """The ``status`` query: everything an operator needs to know about the deal's run."""
 
@@ -141,6 +150,7 @@ class QuoteToCashStatus(BaseModel):
     business_keys: list[str] = Field(default_factory=list)
     failure: str = ""
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    milestones: list[Milestone] = Field(default_factory=list)
 
 
 class QuoteToCashResult(BaseModel):
@@ -311,6 +321,7 @@ class LedgerStatus(BaseModel):
     events_applied: int = 0
     runs: int = 1
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    problems: dict[str, str] = Field(default_factory=dict, description="invoice ID (or \"crm\") -> exception kind")
 
 
 class RepostRequest(BaseModel):

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ContractExecutedSignal,
         DealCorrection,
         ExceptionKind,
+        Milestone,
         QuoteToCashInput,
         QuoteToCashResult,
         QuoteToCashStatus,
@@ -96,6 +97,7 @@ class QuoteToCashWorkflow:
         self._engagements: list[Engagement] = []
         self._keys: list[str] = []
         self._timeline: list[TimelineEntry] = []
+        self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
         self._published: tuple[str, str] | None = None
         self._attributes = AttributePublisher()
         self._carried_write_back: DealWriteBack | None = None
@@ -111,6 +113,7 @@ class QuoteToCashWorkflow:
         self._keys = list(started.get(BUSINESS_KEYS) or [])
         self._published = (started.get(STAGE) or "", started.get(EXCEPTION_KIND) or "")
         self._add_keys(ref("hubspot", "deal", request.deal_id))
+        self._mark("started")
         self._enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
             self._config = await self._step(A.load_flow_config, FlowConfigRequest(),
@@ -170,6 +173,8 @@ class QuoteToCashWorkflow:
                     self._write_back_later(DealWriteBack(revops_status="data_complete", revops_exception=""))
                 return deal
             described = describe_missing(self._missing)
+            if self._exception is not ExceptionKind.MISSING_DATA:
+                self._mark("data_exception")
             self._exception = ExceptionKind.MISSING_DATA
             self._enter(Stage.DATA_EXCEPTION, f"missing data: {described}",
                         waiting_for="a corrected deal (deal_corrected signal or recheck_deal update)")
@@ -288,6 +293,7 @@ class QuoteToCashWorkflow:
         self._exception = ExceptionKind.NONE
         if contract.clm_record_id:
             self._add_keys(ref("ironclad", "record", contract.clm_record_id))
+        self._mark("contract_signed")
         self._note(f"contract executed (record {contract.clm_record_id})")
         self._write_back_later(DealWriteBack(clm_record_id=contract.clm_record_id,
                                              contract_value=str(contract.terms.total_value.amount)))
@@ -337,6 +343,7 @@ class QuoteToCashWorkflow:
             idempotency_key=self._key(f"erp-contact-{entity.code}")),
             f"Find or create Xero contact in {entity.code}")
         contact_id = erp.account.erp_contact_id or ""
+        self._mark("customer_created" if erp.created else "customer_reused", entity.code)
         if erp.created:
             undo.append((A.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
                          f"Archive Xero contact {contact_id}"))
@@ -346,6 +353,7 @@ class QuoteToCashWorkflow:
             tenant_id=tenant, project=plan.project.model_copy(update={"erp_contact_id": contact_id}),
             idempotency_key=self._key(f"erp-project-{entity.code}")),
             f"Create Xero project {plan.project.code} with {len(plan.project.tasks)} task(s)")
+        self._mark("project_created", entity.code)
         undo.append((A.close_erp_project, ErpRecordRef(tenant_id=tenant, record_id=project.erp_id or ""),
                      f"Close Xero project {project.erp_id}"))
         self._add_keys(ref("xero", "project", project.erp_id or ""), ref("revops", "project", project.code))
@@ -354,6 +362,7 @@ class QuoteToCashWorkflow:
             account=deal.account, contact=deal.billing_contact, reference=customer_ref, legal_entity=entity.code,
             idempotency_key=self._key(f"billing-customer-{entity.code}")),
             f"Find or create Stripe customer for {entity.code}")
+        self._mark("customer_created" if customer.created else "customer_reused", entity.code)
         if customer.created:
             undo.append((A.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
                          f"Delete Stripe customer {customer.customer_id}"))
@@ -375,6 +384,7 @@ class QuoteToCashWorkflow:
                 schedule_ids.append(created.billing_id)
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
             self._add_keys(*created.refs)
+        self._mark("billing_live", entity.code)
         self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
                    f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
@@ -416,7 +426,7 @@ class QuoteToCashWorkflow:
             amount=str(deal.total()) if deal and deal.currency and deal.lines else "",
             missing=self._missing, approval=self._approval, contract=self._contract,
             engagements=self._engagements, business_keys=self._keys, failure=self._failure,
-            timeline=self._timeline[-50:],
+            timeline=self._timeline[-50:], milestones=self._milestones,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -464,6 +474,9 @@ class QuoteToCashWorkflow:
         self._stage = stage
         self._waiting_for = waiting_for
         self._note(note)
+
+    def _mark(self, name: str, legal_entity: str = "") -> None:
+        self._milestones.append(Milestone(name=name, at=workflow.now(), legal_entity=legal_entity))
 
     def _note(self, note: str) -> None:
         self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value, note=note))

@@ -24,16 +24,57 @@ log = logging.getLogger(__name__)
 
 EXTERNAL_REF_PROPERTY = "revops_external_ref"
 
-DEAL_PROPERTIES = [
-    "dealname", "amount", "dealstage", "pipeline", "deal_currency_code", "closedate", "hs_lastmodifieddate",
-    "revops_region", "revops_legal_entity", "revops_billing_model", "revops_start_date", "revops_end_date",
-    "revops_payment_terms_days", "revops_non_standard_terms",
-]
-LINE_ITEM_PROPERTIES = ["name", "hs_sku", "hs_product_id", "quantity", "price", "hs_discount_percentage",
-                        "recurringbillingfrequency", "revops_billing_model", "revops_legal_entity"]
-COMPANY_PROPERTIES = ["name", "domain", "country", "address", "address2", "city", "zip", "state",
-                      EXTERNAL_REF_PROPERTY]
-CONTACT_PROPERTIES = ["firstname", "lastname", "email", "phone", "revops_contact_role"]
+# The properties read per object, each with the canonical field it fills and how: the reads ask for exactly
+# these, and docs/field-mapping.md is generated from them (connectors/fieldmap.py). "-": read, not mapped.
+DEAL_FIELDS: dict[str, tuple[str, str]] = {
+    "dealname": ("Deal.name", "text; `HubSpot deal <id>` when empty"),
+    "amount": ("Deal.amount", "decimal; None when unparseable"),
+    "dealstage": ("Deal.stage", "text"),
+    "pipeline": ("-", "read with the deal, not mapped"),
+    "deal_currency_code": ("Deal.currency", "ISO 4217, upper-cased"),
+    "closedate": ("-", "read with the deal, not mapped"),
+    "hs_lastmodifieddate": ("DealStageReached.occurred_at", "datetime; the deal poll's checkpoint"),
+    "revops_region": ("Deal.region", "text"),
+    "revops_legal_entity": ("Deal.legal_entity", "text (entity code)"),
+    "revops_billing_model": ("Deal.billing_model", "enum BillingModel; None when unknown"),
+    "revops_start_date": ("Deal.start_date", "date (ISO or epoch ms)"),
+    "revops_end_date": ("Deal.end_date", "date; dropped when before the start"),
+    "revops_payment_terms_days": ("Deal.payment_terms_days", "non-negative integer"),
+    "revops_non_standard_terms": ("Deal.non_standard_terms", "`true` -> True"),
+}
+LINE_ITEM_FIELDS: dict[str, tuple[str, str]] = {
+    "name": ("DealLine.name", "text; the product code when empty"),
+    "hs_sku": ("DealLine.product_code", "text; else hs_product_id, else `hubspot-line-item-<id>`"),
+    "hs_product_id": ("DealLine.product_code", "fallback of hs_sku"),
+    "quantity": ("DealLine.quantity", "decimal; 1 when empty"),
+    "price": ("DealLine.unit_price", "decimal; 0 when empty"),
+    "hs_discount_percentage": ("DealLine.discount_percent", "decimal; 0 when empty"),
+    "recurringbillingfrequency": ("DealLine.interval", "monthly/quarterly/annually -> BillingInterval"),
+    "revops_billing_model": ("DealLine.billing_model", "enum BillingModel"),
+    "revops_legal_entity": ("DealLine.legal_entity", "text (entity code)"),
+}
+COMPANY_FIELDS: dict[str, tuple[str, str]] = {
+    "name": ("Account.name", "text; the domain, else `HubSpot company <id>`, when empty"),
+    "domain": ("Account.domain", "text"),
+    "country": ("Account.country", "ISO 3166 alpha-2 from a code or a name"),
+    "address": ("Account.address.line1", "text"),
+    "address2": ("Account.address.line2", "text"),
+    "city": ("Account.address.city", "text"),
+    "zip": ("Account.address.postal_code", "text"),
+    "state": ("Account.address.region", "text"),
+    EXTERNAL_REF_PROPERTY: ("Account.crm_id", "upsert key: `domain:<domain>`, else the ERP or billing ID"),
+}
+CONTACT_FIELDS: dict[str, tuple[str, str]] = {
+    "firstname": ("Contact.first_name", "text"),
+    "lastname": ("Contact.last_name", "text"),
+    "email": ("Contact.email", "text"),
+    "phone": ("Contact.phone", "text"),
+    "revops_contact_role": ("Contact.role", "lower-cased (billing, signer, ...)"),
+}
+DEAL_PROPERTIES = list(DEAL_FIELDS)
+LINE_ITEM_PROPERTIES = list(LINE_ITEM_FIELDS)
+COMPANY_PROPERTIES = list(COMPANY_FIELDS)
+CONTACT_PROPERTIES = list(CONTACT_FIELDS)
 
 _INTERVALS = {"monthly": BillingInterval.MONTH, "quarterly": BillingInterval.QUARTER,
               "annually": BillingInterval.YEAR}

@@ -5,6 +5,7 @@ The real worker, the real dev server, the emulators over HTTP."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -127,12 +128,18 @@ async def test_amendments_scope_expansion_propagates_to_every_system(
     expanded = with_seats(signed, 30).model_copy(update={"end_date": signed.end_date.replace(year=2028)})  # type: ignore[union-attr]
     amendment_id = amend(ironclad, record_id, 1, signed, expanded)
 
-    handle = await signal_amendment(client, amend_settings, record_id, sequence=1, clm_amendment_id=amendment_id)
+    # Ironclad executed it an hour before the webhook reached us: the cycle time counts from the execution
+    executed_at = datetime.now(UTC) - timedelta(hours=1)
+    handle = await signal_amendment(client, amend_settings, record_id, sequence=1, clm_amendment_id=amendment_id,
+                                    executed_at=executed_at)
     status = await until(handle, applied(1), "amendment 1 applied")
 
     assert handle.id == f"contract-ironclad-{record_id}"
     [record] = status.history
-    assert record.outcome == "applied" and record.cycle_time_seconds is not None and record.cycle_time_seconds >= 0
+    assert record.outcome == "applied" and record.executed_at == executed_at and record.applied_at is not None
+    assert record.cycle_time_seconds == (record.applied_at - executed_at).total_seconds()
+    # an hour, plus the propagation itself (seconds here): never from the signal's arrival
+    assert 3600 <= record.cycle_time_seconds < 3600 + 300
     assert status.terms == expanded and status.next_sequence == 2 and status.stage is AmendmentStage.WAITING
     item = subscription_item(stripe, engagement.billing_customer_id or "")
     assert item["quantity"] == 30, [t.note for t in status.timeline]

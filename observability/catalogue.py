@@ -1,0 +1,155 @@
+"""The integration catalogue: one entry per flow, pointing at the code that runs it. ``make docs`` renders it into
+``docs/integration-catalogue.md``; what can be read off the code is read off it there (the workflow's input
+model, every activity and the connector calls it makes, hence the systems written; the transforms' first
+docstring line), the rest (trigger, owner, failure path, runbook) is declared here beside the code it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from activities.amendments import ContractAmendmentsActivities
+from activities.backfill import BackfillActivities
+from activities.ledger import LedgerActivities
+from activities.polling import DealPollActivities
+from activities.quote_to_cash import QuoteToCashActivities
+from activities.reconciliation import ReconciliationActivities
+from canonical.amendments import plan_amendment
+from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
+from canonical.policy import approval_reasons, choose_entity
+from canonical.provisioning import plan_engagements, proposed_terms
+from connectors.hubspot.mapping import deal_from_hubspot, figures_properties, writeback_properties
+from connectors.ironclad.mapping import terms_to_attributes
+from connectors.stripe.mapping import invoice as stripe_invoice
+from connectors.xero.mapping import contact_to_xero, invoice_to_xero, project_to_xero
+from workflows.amendments import ContractAmendmentsWorkflow
+from workflows.backfill import CompanyBackfillWorkflow
+from workflows.ledger import AccountLedgerWorkflow
+from workflows.polling import HubSpotDealPollWorkflow
+from workflows.quote_to_cash import QuoteToCashWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
+
+#: connector role (``self.<role>`` in activities) -> the vendor behind it (worker.py's composition)
+ROLES = {"crm": "HubSpot (CRM)", "clm": "Ironclad (CLM)", "billing": "Stripe (billing)", "erp": "Xero (ERP)"}
+#: connector methods that only read
+READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",
+                 "ensure_properties", "billing_records", "billing_schedules_by_project")
+#: every activity class the worker serves (worker.activities_for); a flow's activities are the ones its
+#: workflow module references
+ACTIVITY_CLASSES: tuple[type, ...] = (QuoteToCashActivities, DealPollActivities, ContractAmendmentsActivities,
+                                      LedgerActivities, ReconciliationActivities, BackfillActivities)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One integration flow."""
+
+    name: str
+    workflow: type
+    workflow_id: str
+    trigger: str
+    data: str
+    transforms: tuple[Callable[..., Any], ...]
+    failure_path: str
+    exception_kinds: tuple[str, ...]
+    owner: str
+    runbook: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+FLOWS: list[Flow] = [
+    Flow(name="Quote-to-cash", workflow=QuoteToCashWorkflow, workflow_id="q2c-hubspot-<dealId>",
+         trigger="HubSpot deal reaches the approval stage or closed-won (webhook `deal.propertyChange`, or the "
+                 "deal poll that catches lost webhooks), or `starter.py start-deal`",
+         data="the deal, its company, contacts and line items; executed contract terms; legal entities",
+         transforms=(deal_from_hubspot, approval_reasons, choose_entity, proposed_terms, terms_to_attributes,
+                     plan_engagements, contact_to_xero, project_to_xero, writeback_properties),
+         failure_path="missing data waits visibly (`deal_corrected` signal, `recheck_deal` update); approval "
+                      "reminders then expiry; contract stalled or cancelled; a provisioning step refused is "
+                      "compensated in reverse and the run stops in `failed`; write-backs refused are noted",
+         exception_kinds=("missing_data", "approval_overdue", "contract_stalled", "contract_cancelled",
+                          "provisioning_failed", "write_back_failed", "deal_not_found"),
+         owner="RevOps (deal desk); finance decides approvals", runbook="runbook-quote-to-cash"),
+    Flow(name="HubSpot deal poll", workflow=HubSpotDealPollWorkflow, workflow_id="hubspot-deal-poll (schedule)",
+         trigger="Temporal schedule every `poll_interval_seconds`", data="deals modified since the checkpoint",
+         transforms=(deal_from_hubspot,),
+         failure_path="HubSpot unavailable: the next poll catches up from the checkpoint",
+         exception_kinds=(), owner="RevOps engineering", runbook="runbook-webhooks"),
+    Flow(name="Amendment propagation", workflow=ContractAmendmentsWorkflow, workflow_id="contract-ironclad-<recordId>",
+         trigger="Ironclad amendment executed (webhook, signal-with-start), or `starter.py amend`",
+         data="the amendment's changed terms; the contract's provisioned entities",
+         transforms=(plan_amendment, terms_to_attributes, project_to_xero, writeback_properties),
+         failure_path="a gap in the sequence waits then becomes `amendment_gap`; a decrease waits for finance "
+                      "approval; a field the ERP owns and changed becomes `ownership_conflict`; a refused write "
+                      "becomes `propagation_failed` until `retry_propagation`",
+         exception_kinds=("amendment_gap", "ownership_conflict", "propagation_failed", "contract_not_provisioned"),
+         owner="RevOps (contracts); finance approves decreases", runbook="runbook-amendments"),
+    Flow(name="Invoice feedback", workflow=AccountLedgerWorkflow, workflow_id="ledger-stripe-<customerId>",
+         trigger="Stripe invoice finalized, paid, payment failed, voided, credit note (webhook, signal-with-start)",
+         data="invoices, payments and credit notes of one billing customer",
+         transforms=(stripe_invoice, apply_invoice_snapshot, invoice_to_xero, figures_by_currency,
+                     figures_properties),
+         failure_path="the ERP refusing a posting becomes `erp_rejected` on the invoice (`starter.py repost`); "
+                      "overdue and failed payments are marked; CRM figures refused: `write_back_failed`",
+         exception_kinds=("customer_not_found", "unroutable_invoice", "erp_rejected", "write_back_failed",
+                          "invoice_overdue", "payment_failed"),
+         owner="Finance (receivables)", runbook="runbook-erp-refused"),
+    Flow(name="Reconciliation", workflow=ReconciliationWorkflow, workflow_id="reconciliation (schedule) / "
+                                                                           "reconciliation-manual-<id>",
+         trigger="Temporal schedule `reconciliation_cron` (nightly), or `starter.py reconcile`",
+         data="billing invoices vs ERP receivables vs payments per entity and currency; contracts, projects, "
+              "billing schedules", transforms=(compare_receivables,),
+         failure_path="findings are stored and listed (`starter.py exceptions`), closed by a later run of the "
+                      "same scope; a vendor outage retries",
+         exception_kinds=("amount_mismatch", "missing_in_erp", "payment_mismatch", "contract_without_project",
+                          "project_without_billing", "invoice_without_crm_reference"),
+         owner="Finance (controllers)", runbook="runbook-reconciliation"),
+    Flow(name="Company backfill", workflow=CompanyBackfillWorkflow, workflow_id="backfill-xero-contacts-<entity>",
+         trigger="`starter.py backfill <entity>`", data="every HubSpot company, one Xero contact each",
+         transforms=(contact_to_xero,),
+         failure_path="rate limits pace it; a refused contact is reported in the result, the rest go on",
+         exception_kinds=(), owner="RevOps engineering", runbook="runbook-vendor-errors"),
+]
+
+#: runbook sections (anchor -> title, steps); the alert rules in prometheus/alerts.yml link here too
+RUNBOOKS: dict[str, tuple[str, list[str]]] = {
+    "runbook-quote-to-cash": ("Quote-to-cash stuck or failed", [
+        "`starter.py status q2c-hubspot-<dealId>`: stage, what it waits for, the timeline.",
+        "Missing data: correct the deal in HubSpot (the webhook wakes the run) or `starter.py recheck`.",
+        "Approval pending: `starter.py pending`, then `approve` / `reject`.",
+        "Failed: the compensation undid what was created; fix the cause and `starter.py start-deal` again."]),
+    "runbook-amendments": ("Amendment not propagated", [
+        "`starter.py amendments contract-ironclad-<recordId>`: pending, missing sequences, conflict, failure.",
+        "Gap: the missing amendment is fetched by the `resolve_gap` update once Ironclad has it.",
+        "Conflict: decide with `resolve_conflict` (keep the ERP's value or overwrite it).",
+        "Failed: fix the cause, then the `retry_propagation` update."]),
+    "runbook-erp-refused": ("ERP refused a posting", [
+        "`starter.py find stripe:invoice:<id>` finds the ledger; its status names the refused invoice and why.",
+        "Fix the data in Xero or Stripe (contact, tax type, account code), then re-post the invoice."]),
+    "runbook-reconciliation": ("Reconciliation findings", [
+        "`starter.py exceptions [--kind K]` lists open findings with the IDs on each side.",
+        "Correct the side that is wrong; the next run of the same scope closes the finding."]),
+    "runbook-webhooks": ("Webhooks refused or failing", [
+        "`starter.py events --vendor V --outcome rejected|failed`: the reason per delivery.",
+        "401: the signing secret in settings differs from the vendor's; 503: Temporal was unreachable "
+        "and the vendor redelivers; `starter.py replay-event <id>` routes a recorded event again."]),
+    "runbook-backlog": ("Task queue backlog growing", [
+        "Workers are missing or saturated: check `up{job=\"revops-worker\"}` and the SDK's slot metrics.",
+        "Start more workers (`python worker.py`) on the same task queue."]),
+    "runbook-worker-down": ("Worker down", [
+        "Nothing runs while no worker polls; Temporal keeps every run waiting, nothing is lost.",
+        "Restart the worker (`python worker.py`, `make up`) and read its log for the cause."]),
+    "runbook-exceptions": ("Business exception past its SLA", [
+        "`starter.py find` / the Temporal UI with `ExceptionKind = \"<kind>\"` lists the runs.",
+        "Follow the flow's runbook above for the kind; SLAs per kind are in settings "
+        "(`exception_sla_hours`, `exception_sla_hours_by_kind`)."]),
+    "runbook-approvals": ("Approval about to expire", [
+        "`starter.py pending` lists approvals and their expiry; decide before the expiry rejects the deal."]),
+    "runbook-vendor-errors": ("Vendor answering 429 or 5xx", [
+        "Activities retry with the vendor's Retry-After; nothing is lost, flows slow down.",
+        "Check the vendor's status page and our rate (`revops_vendor_calls_total` by status)."]),
+}
+
+__all__ = ["ACTIVITY_CLASSES", "FLOWS", "Flow", "READ_PREFIXES", "ROLES", "RUNBOOKS"]

@@ -1,0 +1,188 @@
+"""Gather the KPIs' facts from the running system and compute them (``canonical/kpis.py`` holds the formulas).
+
+Where each fact comes from (chosen so every figure has one source of truth):
+
+- deals: Temporal visibility lists the ``QuoteToCashWorkflow`` runs of the task queue in settings (``--since``:
+  started since), and each
+  run's ``status`` query gives its milestones (started, data exception, contract signed, project created,
+  billing live, customers created or reused), its entities and the contract's currency;
+- amendments: the ``status`` query of each ``ContractAmendmentsWorkflow`` (applied amendments with their
+  executed -> propagated cycle time, the entities they were provisioned in);
+- invoices: the ``open_items`` query (settled ones included) of each running ``AccountLedgerWorkflow``;
+  an invoice needs a person when its ledger holds a problem for it (the ERP refused a posting) or an open
+  reconciliation finding names it;
+- webhook-to-workflow latency: the event ledger, for each delivery Temporal accepted (started or signalled):
+  the canonical event's ``occurred_at`` -> the row written once Temporal accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+from sqlmodel import Session, col, select
+from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.service import RPCError
+
+from canonical import EventEnvelope
+from canonical.kpis import AmendmentFacts, DealFacts, DeliveryFacts, InvoiceFacts, KpiReport, compute_kpis
+from settings import Settings
+from stores.events import Delivery, Outcome, ledger_engine
+from stores.findings import OPEN, findings_engine, list_findings
+from workflows.models import (
+    AMENDMENTS_WORKFLOW,
+    LEDGER_WORKFLOW,
+    ContractAmendmentsStatus,
+    LedgerStatus,
+    LedgerStatusRequest,
+    QuoteToCashStatus,
+)
+
+Q2C_WORKFLOW = "QuoteToCashWorkflow"
+T = TypeVar("T")
+
+
+def deal_facts(status: QuoteToCashStatus) -> DealFacts:
+    """A quote-to-cash run's milestones as KPI facts."""
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    for m in status.milestones:
+        first.setdefault(m.name, m.at)
+        last[m.name] = m.at
+    entities = [e.legal_entity for e in status.engagements] or ([status.legal_entity] if status.legal_entity else [])
+    terms = status.contract.terms if status.contract else None
+    return DealFacts(
+        deal_id=status.deal_id, legal_entities=sorted(set(entities)), started_at=first.get("started"),
+        contract_signed_at=first.get("contract_signed"), project_created_at=first.get("project_created"),
+        billing_live_at=last.get("billing_live"), contract_currency=terms.total_value.currency if terms else None,
+        entered_data_exception="data_exception" in first,
+        customers_reused=sum(1 for m in status.milestones if m.name == "customer_reused"),
+        customers_created=sum(1 for m in status.milestones if m.name == "customer_created"))
+
+
+def amendment_facts(status: ContractAmendmentsStatus) -> list[AmendmentFacts]:
+    entities = sorted({p.legal_entity for p in status.provisioned})
+    return [AmendmentFacts(record_id=status.record_id, sequence=h.sequence, legal_entities=entities,
+                           executed_at=h.executed_at, cycle_time_seconds=h.cycle_time_seconds)
+            for h in status.history if h.outcome == "applied"]
+
+
+def invoice_facts(status: LedgerStatus, flagged_billing_ids: set[str]) -> list[InvoiceFacts]:
+    return [InvoiceFacts(invoice=inv, needs_person=inv.invoice_id in status.problems
+                         or inv.invoice_id in flagged_billing_ids)
+            for inv in [*status.open_items, *status.settled_items]]
+
+
+def _visibility_query(workflow_type: str, task_queue: str, *, since: datetime | None,
+                      running_only: bool = False) -> str:
+    query = f'WorkflowType = "{workflow_type}" AND TaskQueue = "{task_queue}"'
+    if since is not None:
+        query += f' AND StartTime >= "{since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}"'
+    if running_only:
+        query += ' AND ExecutionStatus = "Running"'
+    return query
+
+
+async def _each(client: Client, query: str, ask: Callable[[WorkflowExecution], Awaitable[T | None]], *,
+                concurrency: int = 8) -> list[T]:
+    """``ask`` every listed workflow (a few at a time); runs that cannot answer are left out."""
+    executions = [e async for e in client.list_workflows(query)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(execution: WorkflowExecution) -> T | None:
+        async with gate:
+            try:
+                return await ask(execution)
+            except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                return None  # e.g. a run whose history can no longer be queried
+
+    answers = await asyncio.gather(*(one(e) for e in executions))
+    return [a for a in answers if a is not None]
+
+
+async def gather_deals(client: Client, task_queue: str, *, since: datetime | None = None) -> list[DealFacts]:
+    async def ask(e: WorkflowExecution) -> DealFacts:
+        handle = client.get_workflow_handle(e.id, run_id=e.run_id)
+        return deal_facts(await handle.query("status", result_type=QuoteToCashStatus))
+
+    facts = await _each(client, _visibility_query(Q2C_WORKFLOW, task_queue, since=since), ask)
+    # a deal has one run unless an operator started it again: keep the latest (visibility lists newest first)
+    latest: dict[str, DealFacts] = {}
+    for f in facts:
+        latest.setdefault(f.deal_id, f)
+    return list(latest.values())
+
+
+async def gather_amendments(client: Client, task_queue: str, *, since: datetime | None = None
+                            ) -> list[AmendmentFacts]:
+    async def ask(e: WorkflowExecution) -> list[AmendmentFacts]:
+        handle = client.get_workflow_handle(e.id, run_id=e.run_id)
+        return amendment_facts(await handle.query("status", result_type=ContractAmendmentsStatus))
+
+    # one run per contract is running; earlier runs of its chain handed their history over at continue-as-new
+    found = await _each(client, _visibility_query(AMENDMENTS_WORKFLOW, task_queue, since=None, running_only=True), ask)
+    facts = {(a.record_id, a.sequence): a for batch in found for a in batch}
+    if since is not None:
+        return [a for a in facts.values() if a.executed_at is None or a.executed_at >= since]
+    return list(facts.values())
+
+
+async def gather_ledgers(client: Client, task_queue: str) -> list[LedgerStatus]:
+    async def ask(e: WorkflowExecution) -> LedgerStatus:
+        handle = client.get_workflow_handle(e.id, run_id=e.run_id)
+        return await handle.query("open_items", LedgerStatusRequest(include_settled=True), result_type=LedgerStatus)
+
+    return await _each(client, _visibility_query(LEDGER_WORKFLOW, task_queue, since=None, running_only=True), ask)
+
+
+def flagged_billing_ids(settings: Settings) -> set[str]:
+    """Billing invoices named by an open reconciliation finding."""
+    engine = findings_engine(settings.findings_database_url)
+    try:
+        with Session(engine) as session:
+            return {f.billing_id for f in list_findings(session=session, status=OPEN, limit=100_000) if f.billing_id}
+    finally:
+        engine.dispose()
+
+
+def delivery_facts(settings: Settings, *, since: datetime | None = None, limit: int = 50_000) -> list[DeliveryFacts]:
+    """Deliveries Temporal accepted, from the event ledger (most recent ``limit``)."""
+    engine = ledger_engine(settings.ledger_url)
+    try:
+        with Session(engine) as session:
+            query = select(Delivery).where(col(Delivery.outcome).in_([Outcome.STARTED.value, Outcome.SIGNALLED.value]),
+                                           col(Delivery.event).is_not(None))
+            if since is not None:
+                query = query.where(Delivery.received_at >= since.astimezone(UTC))
+            rows = session.exec(query.order_by(col(Delivery.id).desc()).limit(limit)).all()
+            facts = []
+            for row in rows:
+                event = EventEnvelope.model_validate_json(row.event or "").event
+                routed = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
+                facts.append(DeliveryFacts(vendor=row.vendor, occurred_at=event.occurred_at, routed_at=routed))
+            return facts
+    finally:
+        engine.dispose()
+
+
+async def gather_kpis(client: Client, settings: Settings, *, entity: str | None = None,
+                      since: datetime | None = None, today: date | None = None) -> KpiReport:
+    """Every KPI from the running system (see the module docstring for the sources)."""
+    deals, amendments, ledgers = await asyncio.gather(
+        gather_deals(client, settings.task_queue, since=since),
+        gather_amendments(client, settings.task_queue, since=since), gather_ledgers(client, settings.task_queue))
+    flagged = await asyncio.to_thread(flagged_billing_ids, settings)
+    invoices = [f for status in ledgers for f in invoice_facts(status, flagged)]
+    if since is not None:
+        cutoff = since.date()
+        invoices = [i for i in invoices if i.invoice.issued_on is None or i.invoice.issued_on >= cutoff]
+    deliveries = await asyncio.to_thread(delivery_facts, settings, since=since)
+    return compute_kpis(deals=deals, amendments=amendments, invoices=invoices, deliveries=deliveries,
+                        today=today or datetime.now(UTC).date(), dso_window_days=settings.ledger_dso_window_days,
+                        entity=entity, since=since)
+
+
+__all__ = ["amendment_facts", "deal_facts", "delivery_facts", "flagged_billing_ids", "gather_amendments",
+           "gather_deals", "gather_kpis", "gather_ledgers", "invoice_facts"]

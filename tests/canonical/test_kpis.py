@@ -1,0 +1,178 @@
+"""The KPIs against figures computed by hand from one seeded scenario (every expected number is worked out in
+the comment beside it, never by the code under test)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from canonical.billing import InvoiceStatus
+from canonical.kpis import (
+    AmendmentFacts,
+    DealFacts,
+    DeliveryFacts,
+    InvoiceFacts,
+    compute_kpis,
+    dso_days,
+    percentile,
+)
+from canonical.ledger import LedgerInvoice, figures_by_currency
+
+TODAY = date(2026, 11, 30)
+WINDOW = 90  # window starts 2026-09-01 (exclusive)
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def deal(deal_id: str, entities: list[str], *, signed: float | None, project: float | None, billing: float | None,
+         currency: str = "USD", exception: bool = False, reused: int = 0, created: int = 0) -> DealFacts:
+    return DealFacts(deal_id=deal_id, legal_entities=entities, started_at=T0,
+                     contract_signed_at=at(signed) if signed is not None else None,
+                     project_created_at=at(project) if project is not None else None,
+                     billing_live_at=at(billing) if billing is not None else None, contract_currency=currency,
+                     entered_data_exception=exception, customers_reused=reused, customers_created=created)
+
+
+DEALS = [
+    # US01 signed->project: 300, 60, 120, 600 s; started->billing: 7800, 3600, 1800, 9000 s
+    deal("d1", ["US01"], signed=7200, project=7500, billing=7800, reused=1, created=1),
+    deal("d2", ["US01"], signed=3000, project=3060, billing=3600, exception=True, created=2),
+    deal("d3", ["US01"], signed=1000, project=1120, billing=1800),
+    deal("d4", ["US01", "EU01"], signed=8000, project=8600, billing=9000, reused=2, created=2),
+    # EU01 also: signed->project 30 s, started->billing 1000 s
+    deal("d5", ["EU01"], signed=500, project=530, billing=1000, currency="EUR"),
+    # still waiting for data: no entity, no milestones
+    deal("d6", [], signed=None, project=None, billing=None, exception=True),
+]
+
+
+def invoice(invoice_id: str, entity: str, currency: str, total: str, *, paid: str = "0", credited: str = "0",
+            status: InvoiceStatus = InvoiceStatus.OPEN, issued: date, deal_id: str | None) -> LedgerInvoice:
+    return LedgerInvoice(invoice_id=invoice_id, currency=currency, legal_entity=entity, deal_id=deal_id,
+                         total=Decimal(total), paid=Decimal(paid), credited=Decimal(credited),
+                         credited_before_payment=Decimal(credited), status=status, issued_on=issued)
+
+
+INVOICES = [
+    # partial payment: 1000 - 400 = 600 outstanding, billed in the window
+    InvoiceFacts(invoice=invoice("A", "US01", "USD", "1000", paid="400", issued=date(2026, 11, 1), deal_id="d1")),
+    # credit note of 200 before any payment: 300 outstanding; the ERP refused it: needs a person
+    InvoiceFacts(invoice=invoice("B", "US01", "USD", "500", credited="200", issued=date(2026, 10, 15),
+                                 deal_id="d2"), needs_person=True),
+    # paid in full, issued before the window: nothing outstanding, not in the window's billing; no deal reference
+    InvoiceFacts(invoice=invoice("C", "US01", "USD", "2000", paid="2000", status=InvoiceStatus.PAID,
+                                 issued=date(2026, 6, 1), deal_id=None)),
+    # voided: neither owed nor billed
+    InvoiceFacts(invoice=invoice("D", "US01", "USD", "300", status=InvoiceStatus.VOID, issued=date(2026, 11, 10),
+                                 deal_id="d1")),
+    # US01 in EUR, half paid, issued before the window; the deal's contract is in USD: not aligned
+    InvoiceFacts(invoice=invoice("F", "US01", "EUR", "100", paid="50", issued=date(2026, 8, 15), deal_id="d1"),
+                 needs_person=True),
+    # EU01, unpaid, in the window
+    InvoiceFacts(invoice=invoice("E", "EU01", "EUR", "800", issued=date(2026, 11, 20), deal_id="d5")),
+]
+
+AMENDMENTS = [
+    AmendmentFacts(record_id="r1", sequence=1, legal_entities=["US01"], cycle_time_seconds=10),
+    AmendmentFacts(record_id="r1", sequence=2, legal_entities=["US01"], cycle_time_seconds=40),
+    AmendmentFacts(record_id="r2", sequence=1, legal_entities=["US01"], cycle_time_seconds=25),
+]
+
+DELIVERIES = [
+    DeliveryFacts(vendor="hubspot", occurred_at=at(0), routed_at=at(2)),
+    DeliveryFacts(vendor="hubspot", occurred_at=at(10), routed_at=at(14)),
+    DeliveryFacts(vendor="stripe", occurred_at=at(20), routed_at=at(21)),
+]
+
+
+def report(entity: str | None = None):  # type: ignore[no-untyped-def]
+    return compute_kpis(deals=DEALS, amendments=AMENDMENTS, invoices=INVOICES, deliveries=DELIVERIES, today=TODAY,
+                        dso_window_days=WINDOW, entity=entity)
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([5.0], 90) == 5.0
+    # n=4: p50 rank ceil(2)=2, p90 rank ceil(3.6)=4
+    assert percentile([600, 60, 300, 120], 50) == 120
+    assert percentile([600, 60, 300, 120], 90) == 600
+    # n=10: p90 rank 9
+    assert percentile(list(range(1, 11)), 90) == 9
+
+
+def test_kpis_durations_per_entity() -> None:
+    us, eu = report().entity("US01"), report().entity("EU01")
+    assert us.deals == 4 and eu.deals == 2
+    # US01 signed->project sorted [60, 120, 300, 600]: p50 = 120, p90 = 600
+    assert (us.contract_signed_to_project.n, us.contract_signed_to_project.p50_seconds,
+            us.contract_signed_to_project.p90_seconds) == (4, 120, 600)
+    # US01 started->billing sorted [1800, 3600, 7800, 9000]: p50 = 3600, p90 = 9000
+    assert (us.closed_won_to_billing_live.p50_seconds, us.closed_won_to_billing_live.p90_seconds) == (3600, 9000)
+    # EU01 signed->project [30, 600]: p50 rank 1 = 30, p90 rank 2 = 600; started->billing [1000, 9000]
+    assert (eu.contract_signed_to_project.p50_seconds, eu.contract_signed_to_project.p90_seconds) == (30, 600)
+    assert (eu.closed_won_to_billing_live.p50_seconds, eu.closed_won_to_billing_live.p90_seconds) == (1000, 9000)
+    # amendments US01 [10, 25, 40]: p50 rank 2 = 25, p90 rank 3 = 40; none in EU01
+    assert (us.amendment_propagation.n, us.amendment_propagation.p50_seconds,
+            us.amendment_propagation.p90_seconds) == (3, 25, 40)
+    assert eu.amendment_propagation.n == 0 and eu.amendment_propagation.p50_seconds is None
+
+
+def test_kpis_rates_per_entity_and_overall() -> None:
+    r = report()
+    us, eu, everything = r.entity("US01"), r.entity("EU01"), r.entity("all")
+    # US01 invoices A B C D F: B and F need a person -> 2/5
+    assert (us.billing_exceptions.count, us.billing_exceptions.total) == (2, 5)
+    assert us.billing_exceptions.rate == pytest.approx(0.4)
+    # aligned: A (d1, US01, USD), B (d2), D (d1); C names no deal; F is EUR against a USD contract -> 3/5
+    assert (us.invoices_aligned.count, us.invoices_aligned.total) == (3, 5)
+    assert (eu.invoices_aligned.count, eu.invoices_aligned.total) == (1, 1)
+    # data exceptions: US01 d2 of d1..d4 -> 1/4; all entities d2, d6 of six deals -> 2/6
+    assert (us.data_exceptions.count, us.data_exceptions.total) == (1, 4)
+    assert (everything.data_exceptions.count, everything.data_exceptions.total) == (2, 6)
+    # duplicates avoided US01: reused 1 + 0 + 0 + 2 = 3 of lookups 3 + created (1 + 2 + 0 + 2) = 8
+    assert (us.duplicate_customers_avoided.count, us.duplicate_customers_avoided.total) == (3, 8)
+    # an entity filter reports that entity only
+    assert [e.legal_entity for e in report("EU01").entities] == ["EU01"]
+
+
+def test_kpis_dso_per_entity_and_currency_with_partial_payments_and_credit_notes() -> None:
+    r = report()
+    us = {f.currency: f for f in r.entity("US01").dso}
+    # USD outstanding: A 600 + B 300 + C 0 + D 0 = 900; billed after 2026-09-01: A 1000 + B 500 = 1500
+    # DSO = 900 / 1500 x 90 = 54.0
+    assert (Decimal(us["USD"].outstanding), Decimal(us["USD"].billed_in_window), us["USD"].dso_days) == (
+        Decimal(900), Decimal(1500), "54.0")
+    # US01 EUR: F owes 50, nothing billed in the window -> no DSO
+    assert (Decimal(us["EUR"].outstanding), us["EUR"].dso_days) == (Decimal(50), None)
+    # EU01 EUR: 800 / 800 x 90 = 90.0
+    assert r.entity("EU01").dso[0].dso_days == "90.0"
+    # all entities EUR: (800 + 50) / 800 x 90 = 95.625 -> 95.6
+    assert {f.currency: f.dso_days for f in r.entity("all").dso}["EUR"] == "95.6"
+
+
+def test_dso_days_formula() -> None:
+    assert dso_days(Decimal(900), Decimal(1500), 90) == Decimal("54.0")
+    assert dso_days(Decimal(0), Decimal(0), 90) == Decimal(0)
+    assert dso_days(Decimal(10), Decimal(0), 90) is None
+
+
+def test_account_figures_dso_matches_a_hand_computation() -> None:
+    """The per-account DSO the ledger writes to the CRM: same scenario, same 54.0 days (was untested)."""
+    entries = [i.invoice for i in INVOICES if i.invoice.currency == "USD"]
+    figures = figures_by_currency(entries, [], today=TODAY, dso_window_days=WINDOW)
+    assert len(figures) == 1
+    assert figures[0].dso_days == "54.0"
+    assert Decimal(figures[0].outstanding) == Decimal(900)
+
+
+def test_webhook_to_workflow_latency() -> None:
+    r = report()
+    # all [2, 4, 1] sorted [1, 2, 4]: p50 rank 2 = 2, p90 rank 3 = 4; hubspot [2, 4]: p50 2, p90 4
+    assert (r.webhook_to_workflow.n, r.webhook_to_workflow.p50_seconds, r.webhook_to_workflow.p90_seconds) == (3, 2, 4)
+    assert r.webhook_to_workflow_by_vendor["hubspot"].p90_seconds == 4
+    assert r.webhook_to_workflow_by_vendor["stripe"].p50_seconds == 1
