@@ -1,5 +1,5 @@
 """The business KPIs the source documents ask for, as pure functions over facts gathered from the running
-system (``orchestration/kpis.py`` gathers them; ``starter.py kpis`` prints them; the worker exports them).
+system (``observability/kpis.py`` gathers them; ``starter.py kpis`` prints them; the worker exports them).
 
 Per legal entity, durations with p50 and p90 (nearest-rank percentiles: the value at rank ``ceil(p x n)``
 of the sorted sample, so every figure is one observed value and can be computed by hand):

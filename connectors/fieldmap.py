@@ -76,7 +76,8 @@ def _hubspot_table(vendor_object: str, entity: str, direction: Direction, table:
 HUBSPOT: list[FieldMapping] = [
     *_rows("hubspot", "deal", "deal", _IN, [
         ("Deal.crm_id", "id", "as text"),
-        ("Deal.external_ids", "revops_* write-back properties", "every write-back read back, by field"),
+        ("Deal.write_backs", "revops_* write-back properties",
+         "every write-back read back, by field (the provisioning record from JSON)"),
     ]),
     *_hubspot_table("deal", "deal", _IN, hubspot_mapping.DEAL_FIELDS),
     *_rows("hubspot", "company", "account", _BOTH, [("Account.crm_id", "id", "as text")]),

@@ -175,7 +175,7 @@ def prometheus_config(settings: Settings) -> str:
     static_configs:
       - targets: ["{settings.metrics_host}:{port}"]
 """ for job, port in targets if port)
-    return f"""# written by `make up` (orchestration/stack.py)
+    return f"""# written by `make up` (devstack/stack.py)
 global:
   scrape_interval: 15s
   evaluation_interval: 15s

@@ -35,7 +35,7 @@ from workflows.reconciliation import ReconciliationWorkflow
 ROLES = {"crm": "HubSpot (CRM)", "clm": "Ironclad (CLM)", "billing": "Stripe (billing)", "erp": "Xero (ERP)"}
 #: connector methods that only read
 READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",
-                 "ensure_properties", "billing_records", "billing_schedules_by_project")
+                 "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since")
 #: every activity class the worker serves (worker.activities_for); a flow's activities are the ones its
 #: workflow module references
 ACTIVITY_CLASSES: tuple[type, ...] = (QuoteToCashActivities, DealPollActivities, ContractAmendmentsActivities,

@@ -94,7 +94,7 @@ def _input_model(flow: Flow) -> str:
 
 
 def render_catalogue() -> str:
-    lines = [HEADER.format(source="orchestration/catalogue.py, the workflows and activities"),
+    lines = [HEADER.format(source="observability/catalogue.py, the workflows and activities"),
              "# Integration catalogue", "",
              "Every flow: what starts it, the data it moves, the transforms and activities that run (read off the "
              "code, with the connector calls each makes), the systems it writes, what happens when it fails, "

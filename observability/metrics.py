@@ -317,10 +317,13 @@ class WorkerMetrics:
                                             result_type=LedgerStatus)
                 moved = _last_moved(ledger.timeline, moved)
                 entity_of = {i.invoice_id: i.legal_entity or "" for i in [*ledger.open_items, *ledger.settled_items]}
-                for subject, problem in ledger.problems.items():
-                    if problem == "erp_rejected":
-                        entity = entity_of.get(subject, "")
-                        refused[entity] = refused.get(entity, 0) + 1
+                # refused ERP writes stay pending on their invoice (payments, credit notes) or are a problem
+                refused_ids = {subject for subject, problem in ledger.problems.items() if problem == "erp_rejected"}
+                refused_ids |= {i.invoice_id for i in [*ledger.open_items, *ledger.settled_items]
+                                if any(w.problem == "erp_rejected" for w in i.erp_pending)}
+                for subject in refused_ids:
+                    entity = entity_of.get(subject, "")
+                    refused[entity] = refused.get(entity, 0) + 1
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
             # the run closed meanwhile, or cannot answer now: count it as it was listed
             log.info("metrics: %s did not answer its query (%s)", e.id, exc)

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import yaml
-from orchestration import docs
 from pydantic import BaseModel
 
 import canonical
@@ -17,6 +16,7 @@ import canonical.requests
 from connectors.fieldmap import FIELD_MAPPINGS, NOT_MAPPED
 from connectors.hubspot import mapping as hubspot_mapping
 from connectors.ironclad import mapping as ironclad_mapping
+from observability import docs
 from observability.catalogue import FLOWS, RUNBOOKS
 from worker import WORKFLOWS
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orchestration import kpis_cli
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from canonical import CreditNote, DealStageReached, EventEnvelope, Money
 from canonical.kpis import KpiReport
+from cli import kpis as kpis_cli
 from observability.kpis import gather_kpis
 from runtime.launch import start_quote_to_cash
 from settings import Settings
