@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
+    from canonical.refs import stripe_ref
     from canonical.requests import ContractRequest, DealWriteBack
     from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -56,6 +57,14 @@ with workflow.unsafe.imports_passed_through():
 A = QuoteToCashActivities
 PATCH_UPSERT_ON_CHANGE = "upsert-search-attributes-on-change"
 PATCH_COALESCE_ATTRIBUTES = "coalesce-search-attributes"
+
+#: Outcomes that end the run *Failed* in Temporal (the deal cannot proceed; a person must act), with the
+#: ``ApplicationError`` type per exception kind. Rejected, expired, cancelled and skipped are decisions or
+#: no-ops and end *Completed* (README, "Outcomes in the Temporal UI").
+FAILURE_TYPES = {
+    ExceptionKind.DEAL_NOT_FOUND: "DealNotFound",
+    ExceptionKind.PROVISIONING_FAILED: "ProvisioningFailed",
+}
 
 
 class _Stop(Exception):
@@ -112,7 +121,15 @@ class QuoteToCashWorkflow:
             contract = await self._contract_signed(deal)
             await self._provision(deal, contract)
         except _Stop as stop:
-            return await self._finish(stop.outcome, stop.reason)
+            result = await self._finish(stop.outcome, stop.reason)
+            if stop.outcome is Stage.FAILED:
+                # After compensation and write-back: the run ends Failed so lists, filters and metrics show
+                # it; the result rides along as the error's details (``starter.py status`` reads it).
+                workflow.logger.info("deal %s ended %s (%s)", self._deal_id, stop.outcome.value,
+                                     self._exception.value)
+                raise ApplicationError(stop.reason, result, type=FAILURE_TYPES.get(self._exception, "DealFailed"),
+                                       non_retryable=True) from None
+            return result
         return await self._finish(Stage.PROVISIONED, "provisioned in " + ", ".join(
             e.legal_entity for e in self._engagements))
 
@@ -370,6 +387,8 @@ class QuoteToCashWorkflow:
                 self._add_keys(ref("stripe", "subscription" if created.billing_id.startswith("sub_") else "schedule",
                                    created.billing_id))
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
+            # products, prices and draft invoices are written back with the schedule: findable by their IDs
+            self._add_keys(*(stripe_ref(i) for i in created.item_ids if i.startswith(("prod_", "price_", "in_"))))
         self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
                    f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
