@@ -196,10 +196,11 @@ async def cmd_recheck(client: Client, settings: Settings, args: argparse.Namespa
 
 
 async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    candidates = candidate_refs(args.key)
     if not args.key.strip():
         raise cli.CliError("give an ID: system:object:id (e.g. stripe:customer:cus_123) or a bare vendor ID",
                            cli.USAGE)
+    cli.visibility_literal(args.key.strip())  # refuses what no ID contains, before it reaches a query
+    candidates = candidate_refs(args.key)
     query = (f"BusinessKeys = {cli.visibility_literal(candidates[0])}" if len(candidates) == 1 else
              "BusinessKeys IN (" + ", ".join(cli.visibility_literal(c) for c in candidates) + ")")
     rows = []

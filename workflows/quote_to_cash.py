@@ -388,7 +388,10 @@ class QuoteToCashWorkflow:
                                    created.billing_id))
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
             # products, prices and draft invoices are written back with the schedule: findable by their IDs
-            self._add_keys(*(stripe_ref(i) for i in created.item_ids if i.startswith(("prod_", "price_", "in_"))))
+            # (runs recorded before coalesced attributes upserted each key at once and never had these keys)
+            if self._attributes.coalesce:
+                self._add_keys(*(stripe_ref(i) for i in created.item_ids
+                                 if i.startswith(("prod_", "price_", "in_"))))
         self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
                    f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
