@@ -109,8 +109,30 @@ async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespac
     return cli.OK
 
 
+async def _wait_for_stage(client: Client, text: str, stage: str, timeout: float) -> DealRunView:
+    """Poll the deal's run until it reaches ``stage``; refuse when it ends elsewhere or time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    view: DealRunView | None = None
+    while True:
+        try:
+            view = await deal_run_view(client, text)
+        except cli.UnknownId:
+            view = None  # the webhook that starts it may still be on its way
+        if view is not None and view.stage == stage:
+            return view
+        if view is not None and not view.running and view.stage:
+            raise cli.CliError(f"{view.workflow_id} ended {view.stage} ({view.reason}), not {stage}")
+        if asyncio.get_running_loop().time() > deadline:
+            where = f"it is at {view.stage or 'an unknown stage'}" if view else "no run exists"
+            raise cli.CliError(f"{deal_workflow_id(text)} did not reach {stage} within {timeout:g}s ({where})")
+        await asyncio.sleep(0.5)
+
+
 async def cmd_status(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    view = await deal_run_view(client, args.workflow_id)
+    if args.wait_for:
+        view = await _wait_for_stage(client, args.workflow_id, args.wait_for, args.timeout)
+    else:
+        view = await deal_run_view(client, args.workflow_id)
     if args.json:
         cli.emit_json(view)
         return cli.OK
@@ -268,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="where a deal's run stands: outcome, reason and IDs")
     s.add_argument("workflow_id", help="q2c-hubspot-<dealId> or the HubSpot deal ID")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--wait-for", choices=[stage.value for stage in Stage], metavar="STAGE",
+                   help="wait until the run reaches STAGE (exit 1 if it ends elsewhere or --timeout passes)")
+    s.add_argument("--timeout", type=float, default=120, help="seconds --wait-for waits (default 120)")
     s = sub.add_parser("pending", help="deals waiting for finance approval")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("recheck", help="re-read a deal waiting in a data exception")

@@ -4,7 +4,9 @@ Starts the stack (Temporal dev server + UI, emulators, ingress, worker) on a fre
 deals in the HubSpot emulator and moves them to closed-won: the emulator's signed webhooks reach the
 ingress, which starts quote-to-cash. One deal needs finance approval and is approved through
 ``starter.py approve``; one lacks data and is corrected in the CRM. Ironclad signs by itself after a few
-seconds (the emulator's auto-sign). Prints each deal's outcome and IDs and the UI link of each run.
+seconds (the emulator's auto-sign). Prints each deal's outcome and every ID it produced (full IDs, one per
+line); from a terminal it keeps the stack up and prints each run's UI link, otherwise it stops the stack first
+and says so.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client, WorkflowFailureError
 
+from orchestration import cli
 from orchestration.connect import data_converter
 from orchestration.launch import quote_to_cash_id
 from orchestration.stack import Stack, stop_on_sigterm
@@ -90,7 +94,10 @@ async def wait_stage(client: Client, workflow_id: str, stage: Stage, timeout: fl
         await asyncio.sleep(0.5)
 
 
-async def run_demo(settings: Settings, stack: Stack) -> int:
+Results = list[tuple[DemoDeal, QuoteToCashResult | None, str]]
+
+
+async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
     client = await Client.connect(stack.temporal_address, data_converter=data_converter())
     async with httpx.AsyncClient(timeout=15) as http:
         (await http.post(f"{settings.ironclad_base_url}/_sandbox/autosign", json={"delay_seconds": 3.0})
@@ -122,7 +129,7 @@ async def run_demo(settings: Settings, stack: Stack) -> int:
                                   json={"properties": deal.fix})).raise_for_status()
 
         print("\nWaiting for every deal to finish...")
-        results: list[tuple[DemoDeal, QuoteToCashResult | None, str]] = []
+        results: Results = []
         for deal in deals:
             handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, quote_to_cash_id(deal.deal_id))
             try:
@@ -130,39 +137,51 @@ async def run_demo(settings: Settings, stack: Stack) -> int:
                 results.append((deal, result, ""))
             except (TimeoutError, WorkflowFailureError) as exc:
                 results.append((deal, None, f"{type(exc).__name__}: {exc}"))
-    print_table(settings, results)
     failed = [d for d, r, _ in results if r is None or r.outcome is not d.expected]
-    return 1 if failed else 0
+    return (1 if failed else 0), results
 
 
-def print_table(settings: Settings, results: list[tuple[DemoDeal, QuoteToCashResult | None, str]]) -> None:
-    print("\n" + "=" * 132)
-    print(f"{'deal':<9} {'name':<20} {'outcome':<12} {'entity':<6} {'Ironclad workflow':<25} {'Xero contact':<14} "
-          f"{'project':<18} {'Stripe customer':<21} schedule")
-    print("-" * 132)
-    for deal, result, error in results:
-        if result is None:
-            print(f"{deal.deal_id:<9} {deal.spec.name:<20} ERROR        {error}")
-            continue
-        clm = result.contract.clm_workflow_id if result.contract else "-"
-        rows = result.engagements or [None]
-        for index, engagement in enumerate(rows):
-            head = (f"{deal.deal_id:<9} {deal.spec.name:<20} {result.outcome.value:<12}" if index == 0
-                    else " " * 43)
-            if engagement is None:
-                print(f"{head} {'-':<6} {clm or '-':<25} {result.reason}")
-                continue
-            project = engagement.project.code if engagement.project else "-"
-            schedule = ",".join(engagement.billing_schedule_ids[:1]) or "-"
-            print(f"{head} {engagement.legal_entity:<6} {(clm if index == 0 else ''):<25} "
-                  f"{(engagement.erp_contact_id or '-')[:12]:<14} {project:<18} "
-                  f"{engagement.billing_customer_id or '-':<21} {schedule}")
-    print("=" * 132)
-    print("\nEach run in the Temporal UI:")
-    for deal, _result, _error in results:
-        workflow_id = quote_to_cash_id(deal.deal_id)
-        print(f"  {settings.temporal_ui_url}/namespaces/default/workflows/{workflow_id}")
-    print("\nFind a run by any ID:  .venv/bin/python starter.py find stripe:customer:<id>")
+def id_rows(deal: DemoDeal, result: QuoteToCashResult) -> list[tuple[str, str, str, str]]:
+    """``(deal, entity, record, ID)`` rows: one per ID, full IDs (pasteable into ``starter.py find``)."""
+    rows: list[tuple[str, str, str, str]] = []
+    contract = result.contract
+    if contract and contract.clm_workflow_id:
+        rows.append((deal.deal_id, "", "Ironclad workflow", contract.clm_workflow_id))
+    if contract and contract.clm_record_id:
+        rows.append((deal.deal_id, "", "Ironclad record", contract.clm_record_id))
+    for e in result.engagements:
+        if e.erp_contact_id:
+            rows.append((deal.deal_id, e.legal_entity, "Xero contact", e.erp_contact_id))
+        if e.project:
+            rows.append((deal.deal_id, e.legal_entity, "Xero project", e.project.erp_id or e.project.code))
+        if e.billing_customer_id:
+            rows.append((deal.deal_id, e.legal_entity, "Stripe customer", e.billing_customer_id))
+        kinds = {"sub_": "Stripe subscription", "in_": "Stripe invoice", "prod_": "Stripe product",
+                 "price_": "Stripe price", "ii_": "Stripe invoice item"}
+        for billing_id in e.billing_schedule_ids:
+            kind = next((name for prefix, name in kinds.items() if billing_id.startswith(prefix)), "Stripe object")
+            rows.append((deal.deal_id, e.legal_entity, kind, billing_id))
+    return rows
+
+
+def print_table(settings: Settings, results: Results, *, stack_up: bool, data_dir: Path) -> None:
+    """The outcome of each deal, then every ID it produced; UI links only while the stack is up."""
+    print()
+    cli.table(["deal", "name", "outcome", "entities", "reason"],
+              [[d.deal_id, d.spec.name, r.outcome.value if r else "ERROR",
+                ", ".join(e.legal_entity for e in r.engagements) if r else "", r.reason if r else err]
+               for d, r, err in results], title="Outcomes", wrap=["reason"])
+    print()
+    cli.table(["deal", "entity", "record", "ID"],
+              [row for d, r, _ in results if r is not None for row in id_rows(d, r)], title="IDs")
+    print("\nFind a run by any of these IDs:  .venv/bin/python starter.py find <ID>")
+    if stack_up:
+        print("\nThe stack is up; each run in the Temporal UI:")
+        for deal, _result, _error in results:
+            print(f"  {settings.temporal_ui_url}/namespaces/default/workflows/{quote_to_cash_id(deal.deal_id)}")
+    else:
+        print(f"\nThe demo's stack has been stopped (its state is in {data_dir}); `make up` starts a stack of your "
+              "own, and `make demo` in a terminal keeps the demo's stack up until Ctrl-C.")
 
 
 def main() -> None:
@@ -173,15 +192,19 @@ def main() -> None:
     # The demo's own services (a fresh folder) on the configured ports; nothing else may hold them.
     demo_settings = settings.model_copy(update={"data_dir": data_dir})
     stack = Stack(settings=demo_settings, data_dir=data_dir)
+    stays_up = sys.stdin.isatty() and sys.stdout.isatty()
     code = 1
     try:
         print("Starting the embedded stack (Temporal dev server + UI, emulators, ingress, worker)...")
         stack.start()
         _stack_env.update(stack.env())
-        code = asyncio.run(run_demo(demo_settings, stack))
+        code, results = asyncio.run(run_demo(demo_settings, stack))
         stack.check_alive()
-        if sys.stdin.isatty():
-            print("\nThe stack stays up so the links above work; press Ctrl-C to stop it.")
+        if not stays_up:
+            stack.stop()
+        print_table(demo_settings, results, stack_up=stays_up, data_dir=data_dir)
+        if stays_up:
+            print("\nPress Ctrl-C to stop the stack.")
             while True:
                 time.sleep(1)
                 stack.check_alive()
@@ -193,7 +216,7 @@ def main() -> None:
     finally:
         stack.stop()
     print("\ndemo " + ("succeeded" if code == 0 else "FAILED") + f"; logs and state in {data_dir}")
-    sys.exit(code)
+    cli.exit_process(code)  # never a crash on exit: see orchestration/cli.py
 
 
 if __name__ == "__main__":

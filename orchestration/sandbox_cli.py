@@ -202,6 +202,9 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
         raise cli.CliError("say what the amendment changes: --seats N or --set attribute=value", cli.USAGE)
     done = await box.call("POST", "ironclad", f"/_sandbox/records/{record_id}/amendments",
                           {"sequence": args.sequence, "properties": props})
+    if args.quiet:
+        cli.line(record_id)
+        return cli.OK
     return _show(args, {"record_id": record_id, **done},
                  f"amendment {args.sequence} to record {record_id} executed: {done.get('recordId')}; "
                  f"see: starter.py amendments {record_id}")
@@ -220,6 +223,9 @@ async def bill(box: Sandbox, args: argparse.Namespace) -> int:
     billed = await box.call("POST", "stripe", f"/_sandbox/subscriptions/{subscription}/cycle")
     invoice = billed.get("invoice") or {}
     due = Decimal(invoice.get("amount_due", 0)) / 100 if invoice else Decimal(0)
+    if args.quiet:
+        cli.line(str(invoice.get("id") or ""))
+        return cli.OK if invoice.get("id") else cli.REFUSED
     return _show(args, {"subscription": subscription, "invoice": invoice.get("id"), "status": invoice.get("status"),
                         "amount_due": str(due), "currency": invoice.get("currency")},
                  f"subscription {subscription} billed: invoice {invoice.get('id') or '-'} "
@@ -292,8 +298,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--sequence", type=int, required=True, help="amendment number: 1, 2, ...")
     s.add_argument("--seats", type=int, help="new quantity of the contract's recurring charge")
     s.add_argument("--set", action="append", metavar="attribute=value", help="any amendable Ironclad attribute")
+    s.add_argument("--quiet", action="store_true", help="print only the contract's record ID")
     s = act("bill", "Stripe: bill the next period of the deal's subscription (invoice finalized)")
     s.add_argument("target", help="HubSpot deal ID or Stripe subscription ID")
+    s.add_argument("--quiet", action="store_true", help="print only the invoice ID")
     s = act("pay", "Stripe: the customer pays an open invoice, fully or partly")
     s.add_argument("invoice_id")
     s.add_argument("--amount", help="decimal amount, e.g. 500.00 (default: what remains)")

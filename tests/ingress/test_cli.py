@@ -53,4 +53,4 @@ async def test_cli_replay_event_refuses_a_delivery_without_an_event(
     [row] = ingress.deliveries()
 
     assert await starter.run(["replay-event", str(row.id)]) == 1
-    assert "carries no event" in capsys.readouterr().out
+    assert "carries no event" in capsys.readouterr().err
