@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
     Ack,
@@ -39,6 +39,8 @@ from canonical.provisioning import plan_engagements
 from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
 from settings import Settings
 
+#: business outcomes the workflow shows and waits on: no SDK warning with a traceback for them
+BENIGN = ApplicationErrorCategory.BENIGN
 NOT_PROVISIONED = "ContractNotProvisioned"
 AMENDMENT_NOT_FOUND = "AmendmentNotFound"
 
@@ -75,14 +77,14 @@ class ContractAmendmentsActivities:
         deal_id = request.deal_id or record.deal_crm_id
         if not deal_id:
             raise ApplicationError(f"Ironclad record {request.record_id} names no deal (revopsDealId)",
-                                   type=NOT_PROVISIONED, non_retryable=True)
+                                   type=NOT_PROVISIONED, non_retryable=True, category=BENIGN)
         signed = await self._signed_terms(record)
         deal = await self.crm.get_deal(deal_id)
         ids = deal.external_ids
         codes = _split(ids.get("project_codes"))
         if not codes:
             raise ApplicationError(f"deal {deal_id} has no provisioned projects yet (revops_project_codes empty)",
-                                   type=NOT_PROVISIONED, non_retryable=True)
+                                   type=NOT_PROVISIONED, non_retryable=True, category=BENIGN)
         projects, customers = _split(ids.get("erp_project_ids")), _split(ids.get("billing_customer_ids"))
         contacts = _split(ids.get("erp_contact_ids"))
         provisioned = []
@@ -92,7 +94,7 @@ class ContractAmendmentsActivities:
                 entity = self.settings.entity(entity_code)
             except KeyError as exc:
                 raise ApplicationError(f"project {code} names unknown legal entity {entity_code}",
-                                       type=NOT_PROVISIONED, non_retryable=True) from exc
+                                       type=NOT_PROVISIONED, non_retryable=True, category=BENIGN) from exc
             provisioned.append(ProvisionedEntity(
                 legal_entity=entity_code, tenant_id=entity.erp_tenant_id, project_code=code,
                 project_id=projects[index] if index < len(projects) else "",
@@ -130,11 +132,11 @@ class ContractAmendmentsActivities:
         missing = [n for n in range(1, ref.sequence + 1) if n not in held]
         if missing:
             raise ApplicationError(f"Ironclad record {ref.record_id} has no amendment(s) {missing}",
-                                   type=AMENDMENT_NOT_FOUND, non_retryable=True)
+                                   type=AMENDMENT_NOT_FOUND, non_retryable=True, category=BENIGN)
         amendment = held[ref.sequence]
         if amendment.terms is None:
             raise ApplicationError(f"amendment {ref.sequence} of {ref.record_id} carries no terms",
-                                   type=AMENDMENT_NOT_FOUND, non_retryable=True)
+                                   type=AMENDMENT_NOT_FOUND, non_retryable=True, category=BENIGN)
         return amendment
 
     # -- plan ----------------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class ContractAmendmentsActivities:
                 raise ApplicationError(
                     f"{violation}: Xero holds {current.budget} for {project.code}, we last wrote "
                     f"{expected} {current.budget.currency}; the amendment wants {project.budget}",
-                    type="OwnershipViolation", non_retryable=True) from violation
+                    type="OwnershipViolation", non_retryable=True, category=BENIGN) from violation
         return await self.erp.update_project(request.tenant_id, project, idempotency_key=request.idempotency_key)
 
     # -- billing -------------------------------------------------------------------------------------
