@@ -102,8 +102,9 @@ def _decision(args: argparse.Namespace, approved: bool) -> ApprovalDecision:
 
 async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespace, approved: bool) -> int:
     decision = _decision(args, approved)
-    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, args.workflow_id)
-    await require_running(client, args.workflow_id, "decide an approval")
+    workflow_id = deal_workflow_id(args.workflow_id)
+    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
+    await require_running(client, workflow_id, "decide an approval")
     outcome: ApprovalOutcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval, decision)
     cli.line(f"{outcome.status} by {outcome.approver}" + (f": {outcome.note}" if outcome.note else ""))
     return cli.OK

@@ -12,6 +12,7 @@ and says so.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -69,8 +70,9 @@ def starter(*args: str) -> str:
     """Run ``starter.py`` as finance would, and show what it printed."""
     done = subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, env=_stack_env)
-    output = (done.stdout + done.stderr).strip()
-    print(f"  $ starter.py {' '.join(args)}\n    {output}")
+    output = (done.stdout + done.stderr).rstrip()
+    shown = "\n".join("    " + line for line in output.splitlines())
+    print(f"  $ starter.py {' '.join(args)}\n{shown}")
     if done.returncode != 0:
         raise RuntimeError(f"starter.py {' '.join(args)} failed: {output}")
     return output
@@ -157,10 +159,11 @@ def id_rows(deal: DemoDeal, result: QuoteToCashResult) -> list[tuple[str, str, s
         if e.billing_customer_id:
             rows.append((deal.deal_id, e.legal_entity, "Stripe customer", e.billing_customer_id))
         kinds = {"sub_": "Stripe subscription", "in_": "Stripe invoice", "prod_": "Stripe product",
-                 "price_": "Stripe price", "ii_": "Stripe invoice item"}
-        for billing_id in e.billing_schedule_ids:
-            kind = next((name for prefix, name in kinds.items() if billing_id.startswith(prefix)), "Stripe object")
-            rows.append((deal.deal_id, e.legal_entity, kind, billing_id))
+                 "price_": "Stripe price"}
+        for billing_id in e.billing_schedule_ids:  # invoice items are reached through their invoice
+            kind = next((name for prefix, name in kinds.items() if billing_id.startswith(prefix)), None)
+            if kind:
+                rows.append((deal.deal_id, e.legal_entity, kind, billing_id))
     return rows
 
 
@@ -184,6 +187,17 @@ def print_table(settings: Settings, results: Results, *, stack_up: bool, data_di
               "own, and `make demo` in a terminal keeps the demo's stack up until Ctrl-C.")
 
 
+def demo_ports(settings: Settings) -> dict[str, int]:
+    """Temporal's ports: 7233 and the UI's port from ``TEMPORAL_UI_URL``, unless ``TEMPORAL_ADDRESS`` names a
+    loopback port (so the demo can run beside another stack, e.g. in its test)."""
+    ports = {"ui_port": int(settings.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])}
+    address = os.environ.get("TEMPORAL_ADDRESS", "")
+    host, _, port = address.rpartition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit():
+        ports["temporal_port"] = int(port)
+    return ports
+
+
 def main() -> None:
     stop_on_sigterm()
     settings = Settings()
@@ -191,7 +205,7 @@ def main() -> None:
     shutil.rmtree(data_dir, ignore_errors=True)
     # The demo's own services (a fresh folder) on the configured ports; nothing else may hold them.
     demo_settings = settings.model_copy(update={"data_dir": data_dir})
-    stack = Stack(settings=demo_settings, data_dir=data_dir)
+    stack = Stack(settings=demo_settings, data_dir=data_dir, **demo_ports(demo_settings))
     stays_up = sys.stdin.isatty() and sys.stdout.isatty()
     code = 1
     try:
