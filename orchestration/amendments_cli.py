@@ -116,6 +116,10 @@ async def _update(call: Callable[[], Awaitable[Any]]) -> Any | None:
     except WorkflowUpdateFailedError as exc:
         print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
     except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            from orchestration import cli
+
+            raise cli.UnknownId(f"not found: {exc.message}") from exc
         print(f"refused: {exc.message}", file=sys.stderr)
     return None
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -172,6 +174,44 @@ async def test_starter_status_looks_past_a_skipped_rerun_and_find_takes_bare_str
     for bare in (customer, prices[0], products[0]):
         found = await eventually(lambda b=bare: _find_json(b, capsys), bool, what=f"find {bare}")  # type: ignore[misc]
         assert workflow_id in {row["workflow_id"] for row in found}
+
+
+def readme_views() -> dict[str, str]:
+    """The saved views the README tells operators to bookmark: name -> visibility query."""
+    from settings import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("Saved views operators bookmark"):]
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\| ([a-z' ]+) \| `([^`]+)`", section, re.M)}
+
+
+async def _ids(client: Client, query: str) -> set[str]:
+    return {execution.id async for execution in client.list_workflows(query)}
+
+
+async def test_starter_readme_saved_views_find_stuck_waiting_and_failed_runs(
+    cli_env: Settings, client: Client, worker: Worker, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    views = readme_views()
+    assert {"stuck in an exception", "waiting for finance", "failed today"} <= set(views)
+    stuck = await start_quote_to_cash(client, cli_env, seed_deal(sandboxes["hubspot"], DealSpec(region=None)))
+    waiting = await start_quote_to_cash(client, cli_env, seed_deal(sandboxes["hubspot"], DealSpec(lines=[
+        Line("PLAT-ENT", "Enterprise seats", quantity="10", price="100", discount="40", model="subscription",
+             frequency="monthly")])))
+    failed = await start_quote_to_cash(client, cli_env, str(8 * 10**11 + uuid.uuid4().int % 10**11))
+    with pytest.raises(WorkflowFailureError):
+        await failed.result()
+    today = datetime.now(UTC).date().isoformat()
+
+    for view, handle in (("stuck in an exception", stuck), ("waiting for finance", waiting),
+                         ("failed today", failed)):
+        query = views[view].replace("<today>", today)
+        found = await eventually(lambda q=query: _ids(client, q), lambda ids, h=handle: h.id in ids,  # type: ignore[misc]
+                                 what=view)
+        others = {stuck.id, waiting.id, failed.id} - {handle.id}
+        assert not found & others, (view, found & others)
+    for handle in (stuck, waiting):
+        await handle.terminate("test done")
 
 
 async def _status_json(deal_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

@@ -130,6 +130,11 @@ class QuoteToCashWorkflow:
                 raise ApplicationError(stop.reason, result, type=FAILURE_TYPES.get(self._exception, "DealFailed"),
                                        non_retryable=True) from None
             return result
+        # Products, prices and draft invoices were written back with the schedules: findable by their IDs. Added
+        # with the final stage so they share its upsert (runs recorded before coalesced upserts never had them).
+        if self._attributes.coalesce:
+            self._add_keys(*(stripe_ref(i) for e in self._engagements for i in e.billing_schedule_ids
+                             if i.startswith(("prod_", "price_", "in_"))))
         return await self._finish(Stage.PROVISIONED, "provisioned in " + ", ".join(
             e.legal_entity for e in self._engagements))
 
@@ -387,11 +392,6 @@ class QuoteToCashWorkflow:
                 self._add_keys(ref("stripe", "subscription" if created.billing_id.startswith("sub_") else "schedule",
                                    created.billing_id))
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
-            # products, prices and draft invoices are written back with the schedule: findable by their IDs
-            # (runs recorded before coalesced attributes upserted each key at once and never had these keys)
-            if self._attributes.coalesce:
-                self._add_keys(*(stripe_ref(i) for i in created.item_ids
-                                 if i.startswith(("prod_", "price_", "in_"))))
         self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
                    f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
