@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -69,6 +70,9 @@ async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
 
 
 async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    args.deal_id = args.deal_id.strip().removeprefix("q2c-hubspot-")
+    if not args.deal_id.isdigit():
+        raise cli.CliError(f"not a HubSpot deal ID: {args.deal_id!r} (deal IDs are numbers)", cli.USAGE)
     workflow_id = quote_to_cash_id(args.deal_id)
     try:
         view: DealRunView | None = await deal_run_view(client, workflow_id)
@@ -87,7 +91,7 @@ async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Name
             result: QuoteToCashResult = await handle.result()
         except WorkflowFailureError:
             view = await deal_run_view(client, handle.id)
-            cli.line(f"{handle.id} failed: {view.reason}")
+            cli.error(f"{handle.id} failed: {view.reason}")
             return cli.REFUSED
         cli.line(f"{handle.id} {result.outcome.value}: {result.reason}")
     return cli.OK
@@ -175,7 +179,7 @@ async def cmd_status(client: Client, settings: Settings, args: argparse.Namespac
 async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespace) -> int:
     query = ('WorkflowType = "QuoteToCashWorkflow" AND ExecutionStatus = "Running" '
              'AND Stage = "awaiting_approval"')
-    rows = []
+    rows: list[dict[str, Any]] = []
     async for execution in client.list_workflows(query):
         attrs = execution.typed_search_attributes
         rows.append({"workflow_id": execution.id, "deal_amount": attrs.get(DEAL_AMOUNT),
@@ -188,7 +192,8 @@ async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespa
         cli.line("no deals are waiting for approval")
         return cli.OK
     cli.table(["workflow", "amount", "entity", "exception", "since (UTC)"],
-              [[r["workflow_id"], r["deal_amount"], r["legal_entity"], r["exception_kind"], r["since"][:16]]
+              [[r["workflow_id"], f"{r['deal_amount']:,.2f}" if r["deal_amount"] is not None else "",
+                r["legal_entity"], r["exception_kind"], r["since"][:16]]
                for r in rows])
     return cli.OK
 

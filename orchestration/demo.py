@@ -187,15 +187,12 @@ def print_table(settings: Settings, results: Results, *, stack_up: bool, data_di
               "own, and `make demo` in a terminal keeps the demo's stack up until Ctrl-C.")
 
 
-def demo_ports(settings: Settings) -> dict[str, int]:
-    """Temporal's ports: 7233 and the UI's port from ``TEMPORAL_UI_URL``, unless ``TEMPORAL_ADDRESS`` names a
-    loopback port (so the demo can run beside another stack, e.g. in its test)."""
-    ports = {"ui_port": int(settings.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])}
-    address = os.environ.get("TEMPORAL_ADDRESS", "")
-    host, _, port = address.rpartition(":")
-    if host in ("127.0.0.1", "localhost") and port.isdigit():
-        ports["temporal_port"] = int(port)
-    return ports
+def demo_ports(settings: Settings) -> tuple[int, int]:
+    """Temporal's port and its UI's: 7233 unless ``TEMPORAL_ADDRESS`` names a loopback port (so the demo can run
+    beside another stack, e.g. in its test), and the port of ``TEMPORAL_UI_URL``."""
+    ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])
+    host, _, port = os.environ.get("TEMPORAL_ADDRESS", "").rpartition(":")
+    return (int(port) if host in ("127.0.0.1", "localhost") and port.isdigit() else 7233), ui_port
 
 
 def main() -> None:
@@ -205,7 +202,8 @@ def main() -> None:
     shutil.rmtree(data_dir, ignore_errors=True)
     # The demo's own services (a fresh folder) on the configured ports; nothing else may hold them.
     demo_settings = settings.model_copy(update={"data_dir": data_dir})
-    stack = Stack(settings=demo_settings, data_dir=data_dir, **demo_ports(demo_settings))
+    temporal_port, ui_port = demo_ports(demo_settings)
+    stack = Stack(settings=demo_settings, data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port)
     stays_up = sys.stdin.isatty() and sys.stdout.isatty()
     code = 1
     try:
