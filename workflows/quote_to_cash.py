@@ -115,6 +115,8 @@ class QuoteToCashWorkflow:
                                             "Read approval policy and entities")
             deal = await self._load_deal()
             if deal.external_ids.get("revops_status") == Stage.PROVISIONED.value:
+                if self._attributes.coalesce:
+                    self._add_written_back_keys(deal)  # the re-run is findable by, and shows, the deal's IDs
                 raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
             deal = await self._until_complete(deal)
             await self._approve(deal)
@@ -146,6 +148,18 @@ class QuoteToCashWorkflow:
             raise _Stop(Stage.FAILED, f"the deal could not be read: {failure_reason(err)}") from err
         self._use_deal(deal)
         return deal
+
+    def _add_written_back_keys(self, deal: Deal) -> None:
+        """The IDs an earlier run wrote back to the deal, as business keys."""
+        written = deal.external_ids
+        kinds = {"clm_workflow_id": ("ironclad", "workflow"), "clm_record_id": ("ironclad", "record"),
+                 "erp_contact_ids": ("xero", "contact"), "erp_project_ids": ("xero", "project"),
+                 "project_codes": ("revops", "project"), "billing_customer_ids": ("stripe", "customer")}
+        keys = [ref(system, obj, value.strip()) for field, (system, obj) in kinds.items()
+                for value in (written.get(field) or "").split(",") if value.strip()]
+        keys += [stripe_ref(value.strip()) for value in (written.get("billing_schedule_ids") or "").split(",")
+                 if value.strip().startswith(("sub_", "prod_", "price_", "in_"))]
+        self._add_keys(*keys)
 
     def _use_deal(self, deal: Deal) -> None:
         self._deal = deal

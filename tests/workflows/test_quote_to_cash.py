@@ -426,6 +426,9 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
     second: QuoteToCashResult = await again.result()
 
     assert second.outcome is Stage.SKIPPED and "already provisioned" in second.reason
+    # the re-run carries the IDs the first one wrote back, so it is findable and not an empty row in the UI
+    assert {k for k in first.business_keys if not k.startswith(("stripe:product:", "stripe:price:"))} <= set(
+        second.business_keys), (first.business_keys, second.business_keys)
     launched = [w for w in ironclad.store.list("workflow") if w.get("attributes", {}).get("revopsDealId") == deal_id]
     assert len(launched) == 1
 
