@@ -74,7 +74,7 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         routed = await intake.replay(args.id)
     except LookupError as exc:
         print(f"refused: {exc}", file=sys.stderr)
-        return 1
+        return 2 if str(exc).startswith("no recorded delivery") else 1  # an unknown ID is a usage error
     except RoutingUnavailable as exc:
         print(f"not handed over: {exc.reason}", file=sys.stderr)
         return 1

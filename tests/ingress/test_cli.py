@@ -61,6 +61,8 @@ async def test_cli_replay_event_refuses_a_delivery_without_an_event(
 
     assert await starter.run(["replay-event", str(row.id)]) == 1
     assert "carries no event" in capsys.readouterr().err
+    assert await starter.run(["replay-event", "987654321"]) == 2
+    assert capsys.readouterr().err.strip() == "refused: no recorded delivery '987654321'"
 
 
 async def test_cli_events_counts_echoes_of_our_write_backs_apart(
