@@ -59,6 +59,21 @@ def console(*, stderr: bool = False) -> Console:
                    width=None if terminal else 10_000, highlight=False, soft_wrap=not terminal)
 
 
+#: how outcomes and states stand out on a terminal: done green, decisions plain, stuck yellow, failed red
+STATE_STYLES = {
+    "provisioned": "green", "applied": "green", "COMPLETED": "green", "started": "green", "signalled": "green",
+    "failed": "bold red", "FAILED": "bold red", "TERMINATED": "red", "TIMED_OUT": "red", "rejected": "yellow",
+    "data_exception": "yellow", "amendment_gap": "yellow", "ownership_conflict": "yellow",
+    "propagation_failed": "bold red", "awaiting_approval": "cyan", "echo": "dim", "duplicate": "dim",
+}
+
+
+def _cell(value: Any) -> Text:
+    text = "-" if value is None or value == "" else str(value)
+    first = text.split(" ", 1)[0].strip("[]()")
+    return Text(text, style=STATE_STYLES.get(first, ""))
+
+
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None,
           wrap: Sequence[str] = ()) -> None:
     """Aligned columns on stdout. ID columns never wrap or cut; those named in ``wrap`` fold."""
@@ -71,7 +86,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
         else:
             grid.add_column(name, no_wrap=True, overflow="ignore")
     for row in rows:
-        grid.add_row(*(Text("-" if value is None or value == "" else str(value)) for value in row))
+        grid.add_row(*(_cell(value) for value in row))
     out.print(grid)
 
 
@@ -85,7 +100,7 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
         if value is None or value == "" or value == []:
             continue
         text = "\n".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        grid.add_row(Text(label), Text(text))
+        grid.add_row(Text(label), _cell(text))
     out.print(grid)
 
 
