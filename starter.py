@@ -13,35 +13,54 @@
     python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
     python starter.py backfill US01 [--rate 0.9] [--wait]
     python starter.py kpis [--entity US01] [--since 2026-11-01] [--json]
+    python starter.py sandbox seed-deal | move-deal | sign | decline | amend | pay ...   (act as the vendors)
+
+Exit codes: 0 done, 1 refused or failed, 2 usage error or unknown ID; read commands take ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+import httpx
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import Deal
 from canonical.keys import backfill_workflow_id
+from canonical.refs import candidate_refs
 from cli import amendments as amendments_cli
 from cli import events as ingress_cli
 from cli import kpis as kpis_cli
 from cli import ledger as ledger_cli
+from cli import process as cli
+from cli import sandbox as sandbox_cli
+from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
 from connectors.errors import ConnectorError
+from ingress.routing import was_started
 from runtime.connect import connect
-from runtime.launch import start_quote_to_cash
+from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
-from workflows.models import ApprovalDecision, ApprovalOutcome, QuoteToCashStatus, RecheckRequest, RecheckResult
+from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+from workflows.models import ApprovalDecision, ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
-def ui_link(settings: Settings, client: Client, workflow_id: str) -> str:
-    return f"{settings.temporal_ui_url}/namespaces/{client.namespace}/workflows/{workflow_id}"
+def ui_link(settings: Settings, client: Client, workflow_id: str, run_id: str | None = None) -> str:
+    return (f"{settings.temporal_ui_url}/namespaces/{client.namespace}/workflows/{workflow_id}"
+            + (f"/{run_id}/history" if run_id else ""))
 
 
 async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
@@ -52,93 +71,169 @@ async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
     try:
         return await crm.get_deal(deal_id)
     except ConnectorError as exc:
-        print(f"note: could not read deal {deal_id} for the summary ({exc}); starting anyway", file=sys.stderr)
+        cli.error(f"note: could not read deal {deal_id} for the summary ({exc}); starting anyway")
         return None
     finally:
         await crm.aclose()
 
 
 async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+    args.deal_id = args.deal_id.strip().removeprefix("q2c-hubspot-")
+    if not args.deal_id.isdigit():
+        raise cli.CliError(f"not a HubSpot deal ID: {args.deal_id!r} (deal IDs are numbers)", cli.USAGE)
+    workflow_id = quote_to_cash_id(args.deal_id)
+    try:
+        view: DealRunView | None = await deal_run_view(client, workflow_id)
+    except cli.UnknownId:
+        view = None
+    if view is not None and not view.running and view.stage == Stage.PROVISIONED.value:
+        cli.line(f"deal {args.deal_id} is already provisioned by {workflow_id} (run {view.run_id}); nothing "
+                 f"started. See: starter.py status {workflow_id}")
+        return cli.OK
     deal = await _load_deal(settings, args.deal_id)
     try:
         handle = await start_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual",
                                            reopen=args.reopen)
-    except WorkflowAlreadyStartedError:
-        print(f"refused: the deal's run is closed and its outcome stands; reopen it on purpose with "
-              f"`starter.py start-deal {args.deal_id} --reopen`", file=sys.stderr)
-        return 1
-    print(f"quote-to-cash {handle.id} running: {ui_link(settings, client, handle.id)}")
+    except WorkflowAlreadyStartedError as exc:
+        raise cli.CliError(f"the deal's run is closed and its outcome stands; reopen it on purpose with "
+                           f"`starter.py start-deal {args.deal_id} --reopen`") from exc
+    verb = "started" if was_started(handle) else "already running (attached)"
+    cli.line(f"quote-to-cash {handle.id} {verb}: {ui_link(settings, client, handle.id)}")
     if args.wait:
-        result = await handle.result()
-        print(result.model_dump_json(indent=2))
-    return 0
+        try:
+            result: QuoteToCashResult = await handle.result()
+        except WorkflowFailureError:
+            view = await deal_run_view(client, handle.id)
+            cli.error(f"{handle.id} failed: {view.reason}")
+            return cli.REFUSED
+        cli.line(f"{handle.id} {result.outcome.value}: {result.reason}")
+    return cli.OK
+
+
+def _decision(args: argparse.Namespace, approved: bool) -> ApprovalDecision:
+    try:
+        return ApprovalDecision(approver=args.approver, approved=approved, note=args.note or "")
+    except ValidationError as exc:
+        raise cli.CliError(f"refused: {cli.describe_validation(exc)}", cli.USAGE) from exc
 
 
 async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespace, approved: bool) -> int:
-    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, args.workflow_id)
-    try:
-        decision = ApprovalDecision(approver=args.approver, approved=approved, note=args.note or "")
-    except ValueError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 2
-    try:
-        outcome: ApprovalOutcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval, decision)
-    except WorkflowUpdateFailedError as exc:
-        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
-        return 1
-    except RPCError as exc:
-        print(f"refused: {exc.message}", file=sys.stderr)
-        return 1
-    print(f"{outcome.status} by {outcome.approver}" + (f": {outcome.note}" if outcome.note else ""))
-    return 0
+    decision = _decision(args, approved)
+    workflow_id = deal_workflow_id(args.workflow_id)
+    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
+    await require_running(client, workflow_id, "decide an approval")
+    outcome: ApprovalOutcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval, decision)
+    cli.line(f"{outcome.status} by {outcome.approver}" + (f": {outcome.note}" if outcome.note else ""))
+    return cli.OK
+
+
+async def _wait_for_stage(client: Client, text: str, stage: str, timeout: float) -> DealRunView:
+    """Poll the deal's run until it reaches ``stage``; refuse when it ends elsewhere or time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    view: DealRunView | None = None
+    while True:
+        try:
+            view = await deal_run_view(client, text)
+        except cli.UnknownId:
+            view = None  # the webhook that starts it may still be on its way
+        if view is not None and view.stage == stage:
+            return view
+        if view is not None and not view.running and view.stage:
+            raise cli.CliError(f"{view.workflow_id} ended {view.stage} ({view.reason}), not {stage}")
+        if asyncio.get_running_loop().time() > deadline:
+            where = f"it is at {view.stage or 'an unknown stage'}" if view else "no run exists"
+            raise cli.CliError(f"{deal_workflow_id(text)} did not reach {stage} within {timeout:g}s ({where})")
+        await asyncio.sleep(0.5)
 
 
 async def cmd_status(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, args.workflow_id)
-    status: QuoteToCashStatus = await handle.query(QuoteToCashWorkflow.status)
+    if args.wait_for:
+        view = await _wait_for_stage(client, args.workflow_id, args.wait_for, args.timeout)
+    else:
+        view = await deal_run_view(client, args.workflow_id)
     if args.json:
-        print(status.model_dump_json(indent=2))
-        return 0
-    print(f"{args.workflow_id}: {status.stage.value}" + (f" [{status.exception_kind.value}]"
-                                                         if status.exception_kind.value else ""))
-    print(f"  deal: {status.deal_name} ({status.deal_id}), {status.company}, {status.amount}, "
-          f"entity {status.legal_entity or '-'}")
-    if status.waiting_for:
-        print(f"  waiting for: {status.waiting_for}")
-    for missing in status.missing:
-        print(f"  missing: {missing}")
-    if status.approval:
-        print(f"  approval: {status.approval.status} ({'; '.join(status.approval.reasons)})")
-    if status.failure:
-        print(f"  failure: {status.failure}")
-    print(f"  ids: {', '.join(status.business_keys)}")
-    print(f"  ui: {ui_link(settings, client, args.workflow_id)}")
-    return 0
+        cli.emit_json(view)
+        return cli.OK
+    status, result = view.status, view.result
+    state = f"{view.stage or '?'}" + (f" [{view.exception_kind}]" if view.exception_kind else "")
+    if not view.running:
+        state += f" (run {view.execution_status.lower()})"
+    contract = (status.contract if status else None) or (result.contract if result else None)
+    engagements = (status.engagements if status else []) or (result.engagements if result else [])
+    deal = ""
+    if status and status.deal_name:
+        deal = (f"{status.deal_name} ({status.deal_id}), {status.company or '-'}, {status.amount or '-'}, "
+                f"entity {status.legal_entity or '-'}")
+    pairs: list[tuple[str, object]] = [
+        ("workflow", f"{view.workflow_id}  run {view.run_id}"),
+        ("stage" if view.running else "outcome", state),
+        ("reason" if not view.running else "failure", view.reason if not view.running else (
+            status.failure if status else "")),
+        ("deal", deal),
+        ("waiting for", status.waiting_for if status else ""),
+        ("missing", [str(m) for m in status.missing] if status else []),
+        ("approval", f"{status.approval.status} ({'; '.join(status.approval.reasons)})"
+         if status and status.approval else ""),
+        ("contract", " / ".join(x for x in (contract.clm_workflow_id, contract.clm_record_id) if x)
+         if contract else ""),
+        ("provisioned", [f"{e.legal_entity}: Xero contact {e.erp_contact_id or '-'}, project "
+                         f"{e.project.code if e.project else '-'}, Stripe customer {e.billing_customer_id or '-'}, "
+                         f"billing {', '.join(e.billing_schedule_ids) or '-'}" for e in engagements]),
+        ("ids", view.business_keys),
+        ("later runs", [f"{r.run_id} {r.stage} ({r.started_at:%Y-%m-%d %H:%M} UTC)" for r in view.later_runs
+                        if r.started_at]),
+        ("note", view.note),
+        ("ui", ui_link(settings, client, view.workflow_id, view.run_id)),
+    ]
+    cli.fields(pairs)
+    return cli.OK
 
 
 async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespace) -> int:
     query = ('WorkflowType = "QuoteToCashWorkflow" AND ExecutionStatus = "Running" '
              'AND Stage = "awaiting_approval"')
-    count = 0
+    rows: list[dict[str, Any]] = []
     async for execution in client.list_workflows(query):
-        count += 1
-        summary = execution.search_attributes.get("DealAmount")
-        print(f"{execution.id}\tamount={summary[0] if summary else '?'}\tsince={execution.start_time:%Y-%m-%d %H:%M}")
-    if not count:
-        print("no deals are waiting for approval")
-    return 0
+        attrs = execution.typed_search_attributes
+        rows.append({"workflow_id": execution.id, "deal_amount": attrs.get(DEAL_AMOUNT),
+                     "legal_entity": attrs.get(LEGAL_ENTITY) or "", "exception_kind": attrs.get(EXCEPTION_KIND) or "",
+                     "since": execution.start_time.isoformat(timespec="seconds")})
+    if args.json:
+        cli.emit_json(rows)
+        return cli.OK
+    if not rows:
+        cli.line("no deals are waiting for approval")
+        return cli.OK
+    cli.table(["workflow", "amount", "entity", "exception", "since (UTC)"],
+              [[r["workflow_id"], f"{r['deal_amount']:,.2f}" if r["deal_amount"] is not None else "",
+                r["legal_entity"], r["exception_kind"], r["since"][:16]]
+               for r in rows])
+    return cli.OK
+
+
+async def require_running(client: Client, workflow_id: str, action: str) -> WorkflowExecution:
+    """The run's description; refuses (exit 1) when it has finished and exits 2 when there is none."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            raise cli.UnknownId(f"no workflow {workflow_id!r}") from exc
+        raise
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        state = description.status.name.lower() if description.status else "closed"
+        raise cli.CliError(f"refused: {workflow_id} has finished ({state}); nothing to {action}. "
+                           f"See: starter.py status {workflow_id}")
+    return description
 
 
 async def cmd_recheck(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, args.workflow_id)
-    try:
-        result: RecheckResult = await handle.execute_update(QuoteToCashWorkflow.recheck_deal,
-                                                            RecheckRequest(requested_by=args.by))
-    except WorkflowUpdateFailedError as exc:
-        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
-        return 1
-    print("complete" if result.complete else "still missing: " + "; ".join(str(m) for m in result.missing))
-    return 0
+    workflow_id = deal_workflow_id(args.workflow_id)
+    await require_running(client, workflow_id, "recheck")
+    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
+    result: RecheckResult = await handle.execute_update(QuoteToCashWorkflow.recheck_deal,
+                                                        RecheckRequest(requested_by=args.by))
+    cli.line("complete" if result.complete else "still missing: " + "; ".join(str(m) for m in result.missing))
+    return cli.OK
 
 
 async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespace) -> int:
@@ -151,11 +246,11 @@ async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespac
         result: RepostResult = await handle.execute_update(AccountLedgerWorkflow.repost,
                                                            RepostRequest(invoice_id=args.invoice, by=args.by))
     except WorkflowUpdateFailedError as exc:
-        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
-        return 1
+        raise cli.CliError(getattr(exc.cause, "message", None) or str(exc)) from exc
     except RPCError as exc:
-        print(f"refused: {exc.message}", file=sys.stderr)
-        return 2
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise cli.UnknownId(f"no ledger workflow {args.workflow_id}") from exc
+        raise
     print(f"posted {result.posted} pending ERP write(s)")
     for line in result.still_pending:
         print(f"  still pending: {line}")
@@ -163,14 +258,33 @@ async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespac
 
 
 async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    count = 0
-    async for execution in client.list_workflows(f'BusinessKeys = "{args.key}"'):
-        count += 1
-        print(f"{execution.id}\t{execution.workflow_type}\t{execution.status.name if execution.status else ''}"
-              f"\t{ui_link(settings, client, execution.id)}")
-    if not count:
-        print(f"no workflow carries {args.key}")
-    return 0 if count else 1
+    if not args.key.strip():
+        raise cli.CliError("give an ID: system:object:id (e.g. stripe:customer:cus_123) or a bare vendor ID",
+                           cli.USAGE)
+    cli.visibility_literal(args.key.strip())  # refuses what no ID contains, before it reaches a query
+    candidates = candidate_refs(args.key)
+    query = (f"BusinessKeys = {cli.visibility_literal(candidates[0])}" if len(candidates) == 1 else
+             "BusinessKeys IN (" + ", ".join(cli.visibility_literal(c) for c in candidates) + ")")
+    rows = []
+    async for execution in client.list_workflows(query):
+        keys = execution.typed_search_attributes.get(BUSINESS_KEYS) or []
+        rows.append({"workflow_id": execution.id, "run_id": execution.run_id, "workflow_type": execution.workflow_type,
+                     "status": execution.status.name if execution.status else "",
+                     "stage": execution.typed_search_attributes.get(STAGE) or "",
+                     "matched": next((c for c in candidates if c in keys), candidates[0]),
+                     "ui": ui_link(settings, client, execution.id)})
+    if args.json:
+        cli.emit_json(rows)
+    elif rows:
+        cli.table(["workflow", "type", "status", "stage", "matched"],
+                  [[r["workflow_id"], r["workflow_type"], r["status"], r["stage"], r["matched"]] for r in rows])
+    if rows:
+        return cli.OK
+    exact = len(candidates) == 1 and candidates[0] == args.key.strip()
+    hint = "" if exact else " (looked for it as " + ", ".join(":".join(c.split(":", 2)[:2]) for c in candidates) + ")"
+    if not args.json:
+        cli.error(f"no workflow carries {args.key}{hint}")
+    return cli.USAGE
 
 
 async def cmd_backfill(client: Client, settings: Settings, args: argparse.Namespace) -> int:
@@ -183,8 +297,8 @@ async def cmd_backfill(client: Client, settings: Settings, args: argparse.Namesp
     try:
         entity = settings.entity(args.entity)
     except (KeyError, ValueError) as exc:
-        print(f"unknown legal entity {args.entity!r}: {exc}", file=sys.stderr)
-        return 2
+        known = ", ".join(e.code for e in settings.legal_entities)
+        raise cli.UnknownId(f"unknown legal entity {args.entity!r} (known: {known})") from exc
     workflow_id = backfill_workflow_id(entity.code)
     handle = await client.start_workflow(
         CompanyBackfillWorkflow.run,
@@ -192,31 +306,36 @@ async def cmd_backfill(client: Client, settings: Settings, args: argparse.Namesp
                       xero_requests_per_second=args.rate, hubspot_requests_per_second=args.hubspot_rate),
         id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Backfill HubSpot companies -> Xero contacts ({entity.code})")
-    print(f"{workflow_id}\t{ui_link(settings, client, workflow_id)}")
+    cli.line(f"{workflow_id}\t{ui_link(settings, client, workflow_id)}")
     if args.wait:
         result: BackfillResult = await handle.result()
         totals = result.totals
-        print(f"{totals.companies} companies: {totals.created} created, {totals.existing} existing "
+        cli.line(f"{totals.companies} companies: {totals.created} created, {totals.existing} existing "
               f"({totals.pages} pages, {totals.runs} runs)")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="starter.py", description="Revenue-operations flows on Temporal")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="starter.py", description="Revenue-operations flows on Temporal",
+                                epilog="exit codes: 0 done, 1 refused or failed, 2 usage error or unknown ID")
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
     s = sub.add_parser("start-deal", help="start quote-to-cash for a HubSpot deal (attaches if running)")
     s.add_argument("deal_id")
-    s.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    s.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
     s.add_argument("--reopen", action="store_true", help="start a new run for a deal whose run has closed")
     for name in ("approve", "reject"):
-        s = sub.add_parser(name, help=f"{name} a deal waiting for finance approval")
+        s = sub.add_parser(name, help=f"{name} a deal (or contract amendment) waiting for finance approval")
         s.add_argument("workflow_id")
         s.add_argument("--approver", required=True)
         s.add_argument("--note", default="")
-    s = sub.add_parser("status", help="where a deal's run stands")
-    s.add_argument("workflow_id")
+    s = sub.add_parser("status", help="where a deal's run stands: outcome, reason and IDs")
+    s.add_argument("workflow_id", help="q2c-hubspot-<dealId> or the HubSpot deal ID")
     s.add_argument("--json", action="store_true")
-    sub.add_parser("pending", help="deals waiting for finance approval")
+    s.add_argument("--wait-for", choices=[stage.value for stage in Stage], metavar="STAGE",
+                   help="wait until the run reaches STAGE (exit 1 if it ends elsewhere or --timeout passes)")
+    s.add_argument("--timeout", type=float, default=120, help="seconds --wait-for waits (default 120)")
+    s = sub.add_parser("pending", help="deals waiting for finance approval")
+    s.add_argument("--json", action="store_true")
     s = sub.add_parser("recheck", help="re-read a deal waiting in a data exception")
     s.add_argument("workflow_id")
     s.add_argument("--by", default="operator")
@@ -224,8 +343,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("workflow_id")
     s.add_argument("--invoice", help="only this Stripe invoice ID")
     s.add_argument("--by", default="operator")
-    s = sub.add_parser("find", help="find workflows by any ID, e.g. stripe:customer:cus_123")
+    s = sub.add_parser("find", help="find workflows by any ID: stripe:customer:cus_123, or a bare cus_123, in_..., "
+                                    "a Xero UUID, a HubSpot ID")
     s.add_argument("key")
+    s.add_argument("--json", action="store_true")
     s = sub.add_parser("backfill", help="create a Xero contact in one entity for every HubSpot company")
     s.add_argument("entity", help="legal entity code, e.g. US01")
     s.add_argument("--rate", type=float, default=0.9,
@@ -236,39 +357,89 @@ def parser() -> argparse.ArgumentParser:
     ledger_cli.add_parsers(sub)
     amendments_cli.add_parsers(sub)
     kpis_cli.add_parsers(sub)
+    sandbox_cli.add_parsers(sub)
     return p
 
 
-async def run(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    settings = Settings()
+#: commands that need a Temporal client; command groups add theirs in their own module
+TEMPORAL_COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {
+    "start-deal": cmd_start_deal,
+    "approve": lambda c, s, a: cmd_decide(c, s, a, True),
+    "reject": lambda c, s, a: cmd_decide(c, s, a, False),
+    "status": cmd_status,
+    "pending": cmd_pending,
+    "recheck": cmd_recheck,
+    "find": cmd_find,
+    "repost": cmd_repost,
+    "backfill": cmd_backfill,
+}
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ingress_cli.COMMANDS:  # no Temporal connection needed up front
         return await ingress_cli.COMMANDS[args.command](settings, args)
     if args.command in ledger_cli.LOCAL_COMMANDS:
         return await ledger_cli.LOCAL_COMMANDS[args.command](settings, args)
-    client = await connect()
-    commands = {
-        **ledger_cli.TEMPORAL_COMMANDS,
-        **amendments_cli.COMMANDS,
-        **kpis_cli.COMMANDS,
-        "start-deal": cmd_start_deal,
-        "approve": lambda c, s, a: cmd_decide(c, s, a, True),
-        "reject": lambda c, s, a: cmd_decide(c, s, a, False),
-        "status": cmd_status,
-        "pending": cmd_pending,
-        "recheck": cmd_recheck,
-        "find": cmd_find,
-        "repost": cmd_repost,
-        "backfill": cmd_backfill,
-    }
+    if args.command in sandbox_cli.COMMANDS:
+        return await sandbox_cli.COMMANDS[args.command](settings, args)
+    commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
+    try:
+        client = await connect()
+    except (RuntimeError, RPCError, OSError) as exc:
+        raise cli.CliError(f"cannot reach Temporal at {temporal_target()}: {exc}") from exc
     return int(await commands[args.command](client, settings, args))
 
 
-def main() -> None:
-    sys.exit(asyncio.run(run()))
+async def run(argv: Sequence[str] | None = None) -> int:
+    """Run one command; expected errors become one line on stderr and the exit code (0, 1 or 2)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage (2) or help (0)
+        return int(exc.code or 0)
+    try:
+        settings = Settings()
+        return await _dispatch(args, settings)
+    except cli.CliError as exc:
+        cli.error(exc.message)
+        return exc.code
+    except ValidationError as exc:
+        cli.error(f"invalid input: {cli.describe_validation(exc)}")
+        return cli.USAGE
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        cli.error(f"refused: {getattr(cause, 'message', None) or cause or exc}")
+        return cli.REFUSED
+    except WorkflowQueryFailedError as exc:
+        cli.error(f"the workflow could not answer: {exc}")
+        return cli.REFUSED
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            cli.error(f"not found: {exc.message}")
+            return cli.USAGE
+        cli.error(f"Temporal refused: {exc.message}")
+        return cli.REFUSED
+    except ConnectorError as exc:
+        cli.error(f"vendor call failed: {exc}")
+        return cli.REFUSED
+    except (httpx.HTTPError, OSError) as exc:
+        cli.error(f"failed: {type(exc).__name__}: {exc}")
+        return cli.REFUSED
+
+
+def temporal_target() -> str:
+    import os
+
+    return os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The one exit path: run the command, then end the process cleanly (see ``orchestration/cli.py``)."""
+    try:
+        code = asyncio.run(run(argv))
+    except KeyboardInterrupt:
+        code = 130
+    cli.exit_process(code)
 
 
 if __name__ == "__main__":
     main()
-
-

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
     Ack,
@@ -39,6 +39,8 @@ from canonical.ownership import OwnershipViolation, owner_of
 from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
 from settings import Settings
 
+#: business outcomes the workflow shows and waits on: no SDK warning with a traceback for them
+BENIGN = ApplicationErrorCategory.BENIGN
 NOT_PROVISIONED = "ContractNotProvisioned"
 AMENDMENT_NOT_FOUND = "AmendmentNotFound"
 
@@ -71,18 +73,18 @@ class ContractAmendmentsActivities:
         deal_id = request.deal_id or record.deal_crm_id
         if not deal_id:
             raise ApplicationError(f"Ironclad record {request.record_id} names no deal (revopsDealId)",
-                                   type=NOT_PROVISIONED, non_retryable=True)
+                                   type=NOT_PROVISIONED, non_retryable=True, category=BENIGN)
         signed = await self._signed_terms(record)
         deal = await self.crm.get_deal(deal_id)
         provisioned = deal.write_backs.provisioned
         if provisioned is None or not provisioned.entities:
             raise ApplicationError(f"deal {deal_id} has no provisioning record yet (revops_provisioned empty)",
-                                   type=NOT_PROVISIONED, non_retryable=True)
+                                   type=NOT_PROVISIONED, non_retryable=True, category=BENIGN)
         unknown = [e.legal_entity for e in provisioned.entities
                    if e.legal_entity not in {known.code for known in self.settings.legal_entities}]
         if unknown:
             raise ApplicationError(f"deal {deal_id} was provisioned in unknown legal entities {unknown}",
-                                   type=NOT_PROVISIONED, non_retryable=True)
+                                   type=NOT_PROVISIONED, non_retryable=True, category=BENIGN)
         return ContractContext(record_id=request.record_id, deal_id=deal_id, title=record.title,
                                counterparty=record.counterparty, signed_terms=signed,
                                provisioned=provisioned.entities,
@@ -112,11 +114,11 @@ class ContractAmendmentsActivities:
         missing = [n for n in range(1, ref.sequence + 1) if n not in held]
         if missing:
             raise ApplicationError(f"Ironclad record {ref.record_id} has no amendment(s) {missing}",
-                                   type=AMENDMENT_NOT_FOUND, non_retryable=True)
+                                   type=AMENDMENT_NOT_FOUND, non_retryable=True, category=BENIGN)
         amendment = held[ref.sequence]
         if amendment.terms is None:
             raise ApplicationError(f"amendment {ref.sequence} of {ref.record_id} carries no terms",
-                                   type=AMENDMENT_NOT_FOUND, non_retryable=True)
+                                   type=AMENDMENT_NOT_FOUND, non_retryable=True, category=BENIGN)
         return amendment
 
     # -- plan ----------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ class ContractAmendmentsActivities:
                 raise ApplicationError(
                     f"{violation}: Xero holds {current.budget} for {project.code}, we last wrote "
                     f"{expected} {current.budget.currency}; the amendment wants {project.budget}",
-                    type="OwnershipViolation", non_retryable=True) from violation
+                    type="OwnershipViolation", non_retryable=True, category=BENIGN) from violation
         return await self.erp.update_project(request.tenant_id, project, idempotency_key=request.idempotency_key)
 
     # -- billing -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from canonical.ownership import OwnershipViolation
 from connectors.errors import AuthFailed, ConnectorError, RateLimited, Unavailable
@@ -36,10 +36,14 @@ def to_application_error(exc: Exception) -> ApplicationError:
         return ApplicationError(str(exc), type=exc.error_type)
     if isinstance(exc, AuthFailed):
         return ApplicationError(str(exc), type=exc.error_type, next_retry_delay=AUTH_RETRY_DELAY)
+    # Refusals are business outcomes the workflow handles (a visible exception, a compensation): BENIGN keeps
+    # the SDK from logging each as a warning with a traceback; business_step logs one line instead.
     if isinstance(exc, ConnectorError):
-        return ApplicationError(str(exc), type=exc.error_type, non_retryable=True)
+        return ApplicationError(str(exc), type=exc.error_type, non_retryable=True,
+                                category=ApplicationErrorCategory.BENIGN)
     if isinstance(exc, OwnershipViolation):
-        return ApplicationError(str(exc), type="OwnershipViolation", non_retryable=True)
+        return ApplicationError(str(exc), type="OwnershipViolation", non_retryable=True,
+                                category=ApplicationErrorCategory.BENIGN)
     raise TypeError(f"not a connector error: {exc!r}")
 
 
@@ -53,7 +57,12 @@ def business_step(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except (ConnectorError, OwnershipViolation) as exc:
-            raise to_application_error(exc) from exc
+            error = to_application_error(exc)
+            if error.non_retryable:
+                # one line, no traceback, no vendor text (it may carry customer data): the type says enough
+                activity.logger.info("%s refused by the vendor (%s); the workflow handles it, no retry",
+                                     info.activity_type, error.type)
+            raise error from exc
         finally:
             correlation_id.reset(token)
 

@@ -38,6 +38,15 @@ class DealChanged(EventBase):
     properties: dict[str, str | None] = Field(default_factory=dict)
 
 
+class OwnWriteEcho(EventBase):
+    """The CRM telling us about properties our own write-back set: recorded, never routed."""
+
+    kind: Literal["crm.own_write_echo"] = "crm.own_write_echo"
+    deal_id: str
+    properties: list[str] = Field(default_factory=list, description="names only: the values are ours")
+    change_source: str = ""
+
+
 class ContractExecuted(EventBase):
     """The CLM workflow completed: the contract is signed by all parties."""
 
@@ -98,7 +107,7 @@ class ErpRecordChanged(EventBase):
 
 DomainEvent = Annotated[
     DealStageReached | DealChanged | ContractExecuted | AmendmentExecuted | InvoiceFinalized | InvoicePaid
-    | InvoicePaymentFailed | InvoiceVoided | CreditNoteIssued | ErpRecordChanged,
+    | InvoicePaymentFailed | InvoiceVoided | CreditNoteIssued | ErpRecordChanged | OwnWriteEcho,
     Field(discriminator="kind"),
 ]
 

@@ -16,12 +16,13 @@ from pydantic import BaseModel, Field
 
 from canonical.billing import BillingSchedule, BillingScheduleKind, ScheduledCharge
 from canonical.contract import ContractTerms, Milestone, RateCardEntry, RecurringCharge
-from canonical.deal import BillingInterval, BillingModel, Deal, ProvisionedEntity, ProvisioningRecord
+from canonical.deal import BillingInterval, BillingModel, Deal, DealWriteBack, ProvisionedEntity, ProvisioningRecord
 from canonical.keys import project_code
 from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
 from canonical.project import Engagement, Project, ProjectTask, TaskChargeType
+from canonical.refs import ref, stripe_ref
 
 
 def proposed_terms(deal: Deal) -> ContractTerms:
@@ -200,4 +201,18 @@ def provisioning_record(engagements: list[Engagement]) -> ProvisioningRecord:
     return ProvisioningRecord(entities=entities, billing_ids=billing_ids)
 
 
-__all__ = ["EngagementPlan", "plan_engagements", "proposed_terms", "provisioning_record"]
+
+def written_back_refs(written: DealWriteBack) -> list[str]:
+    """The business keys of what an earlier run wrote back to a deal (a re-run shows and is found by them)."""
+    keys = [ref("ironclad", "workflow", written.clm_workflow_id)] if written.clm_workflow_id else []
+    if written.clm_record_id:
+        keys.append(ref("ironclad", "record", written.clm_record_id))
+    record = written.provisioned or ProvisioningRecord()
+    for e in record.entities:
+        keys += [ref(system, obj, value) for system, obj, value in (
+            ("xero", "contact", e.erp_contact_id), ("xero", "project", e.project_id),
+            ("revops", "project", e.project_code), ("stripe", "customer", e.billing_customer_id)) if value]
+    return keys + [stripe_ref(i) for i in record.billing_ids]
+
+
+__all__ = ["EngagementPlan", "plan_engagements", "proposed_terms", "provisioning_record", "written_back_refs"]

@@ -57,3 +57,38 @@ def ownership_marker(idempotency_key: str) -> str:
     create was lost) and is that run's to compensate; any other record pre-existed and is left alone."""
     return "revops-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
 
+
+#: Stripe object IDs carry their kind in the prefix (longest prefixes first: ``sub_sched_`` before ``sub_``)
+STRIPE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("sub_sched_", "schedule"), ("sub_", "subscription"), ("cus_", "customer"), ("prod_", "product"),
+    ("price_", "price"), ("in_", "invoice"), ("ii_", "invoiceitem"), ("cn_", "credit_note"), ("ch_", "charge"),
+    ("pi_", "payment_intent"), ("si_", "subscription_item"),
+)
+
+#: every ``system:object`` the flows put into ``BusinessKeys``, for finding a bare ID
+KEY_KINDS: tuple[tuple[str, str], ...] = (
+    ("hubspot", "deal"), ("hubspot", "company"), ("ironclad", "workflow"), ("ironclad", "record"),
+    ("xero", "contact"), ("xero", "project"), ("xero", "invoice"), ("revops", "project"),
+    *(("stripe", kind) for _prefix, kind in STRIPE_PREFIXES),
+)
+
+
+def stripe_ref(stripe_id: str) -> str:
+    """``stripe:<object>:<id>`` with the object named by the ID's prefix (``in_…`` -> ``stripe:invoice:in_…``)."""
+    for prefix, kind in STRIPE_PREFIXES:
+        if stripe_id.startswith(prefix):
+            return ref("stripe", kind, stripe_id)
+    return ref("stripe", "object", stripe_id)
+
+
+def candidate_refs(text: str) -> list[str]:
+    """What a person may mean by ``text``: itself when it is ``system:object:id``, else every reference kind
+    a bare ID can be (a Stripe ID names its kind by its prefix; HubSpot, Ironclad and Xero IDs do not)."""
+    text = text.strip()
+    parts = text.split(":", 2)
+    if len(parts) == 3 and parts[0].lower() in SYSTEMS:
+        return [text]
+    for prefix, _kind in STRIPE_PREFIXES:
+        if text.startswith(prefix):
+            return [stripe_ref(text)]
+    return [f"{system}:{obj}:{text}" for system, obj in KEY_KINDS if system != "stripe"]

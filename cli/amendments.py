@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from canonical.keys import AMENDMENTS_PREFIX
 from runtime.launch import signal_amendment
@@ -46,8 +47,32 @@ async def cmd_amend(client: Client, settings: Settings, args: argparse.Namespace
     return 0
 
 
+async def _status(client: Client, args: argparse.Namespace) -> ContractAmendmentsStatus:
+    """The status query; with ``--wait-for N``, polled until amendment N has an outcome (exit 1 on timeout)."""
+    from cli import process as cli
+
+    handle = _handle(client, args.record_id)
+    deadline = asyncio.get_running_loop().time() + args.timeout
+    while True:
+        try:
+            status: ContractAmendmentsStatus = await handle.query(ContractAmendmentsWorkflow.status)
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            if args.wait_for is None:
+                raise cli.UnknownId(f"no amendments workflow {handle.id!r} (no amendment has arrived for "
+                                    f"record {args.record_id})") from exc
+            status = None  # type: ignore[assignment]  # the amendment's webhook may still be on its way
+        if args.wait_for is None or (status is not None and any(
+                record.sequence == args.wait_for for record in status.history)):
+            return status
+        if asyncio.get_running_loop().time() > deadline:
+            raise cli.CliError(f"amendment {args.wait_for} of {handle.id} has no outcome after {args.timeout:g}s")
+        await asyncio.sleep(0.5)
+
+
 async def cmd_amendments(client: Client, settings: Settings, args: argparse.Namespace) -> int:
-    status: ContractAmendmentsStatus = await _handle(client, args.record_id).query(ContractAmendmentsWorkflow.status)
+    status = await _status(client, args)
     if args.json:
         print(status.model_dump_json(indent=2))
         return 0
@@ -72,6 +97,10 @@ async def _update(call: Callable[[], Awaitable[Any]]) -> Any | None:
     except WorkflowUpdateFailedError as exc:
         print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
     except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            from cli import process as cli
+
+            raise cli.UnknownId(f"not found: {exc.message}") from exc
         print(f"refused: {exc.message}", file=sys.stderr)
     return None
 
@@ -84,7 +113,7 @@ async def cmd_resolve_gap(client: Client, settings: Settings, args: argparse.Nam
         return 1
     print(f"found {result.found or 'nothing'} in Ironclad" + (f"; still missing {result.still_missing}"
                                                             if result.still_missing else ""))
-    return 0 if not result.still_missing else 3
+    return 0 if not result.still_missing else 1
 
 
 async def cmd_resolve_conflict(client: Client, settings: Settings, args: argparse.Namespace) -> int:
@@ -126,6 +155,8 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("amendments", help="where a contract's amendment propagation stands")
     s.add_argument("record_id")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--wait-for", type=int, metavar="N", help="wait until amendment N has an outcome")
+    s.add_argument("--timeout", type=float, default=120, help="seconds --wait-for waits (default 120)")
     s = sub.add_parser("resolve-gap", help="fetch missing amendments from Ironclad")
     s.add_argument("record_id")
     s.add_argument("--operator", required=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Awaitable, Callable
 
 from settings import Settings
@@ -18,6 +18,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     s.add_argument("--outcome", choices=[o.value for o in Outcome])
     s.add_argument("--event-id", help="one vendor event ID")
     s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--all", action="store_true", help="include echoes of our own write-backs")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("replay-event", help="route a recorded event again (delivery ID or vendor event ID)")
     s.add_argument("id")
@@ -34,22 +35,29 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import process as cli
+
+    hide_echoes = not args.outcome and not args.all and not args.event_id
     ledger = EventLedger.from_settings(settings)
     try:
         rows = ledger.run_sync(list_deliveries, vendor=args.vendor, outcome=args.outcome, event_id=args.event_id,
-                               limit=args.limit)
+                               limit=args.limit * 5 if hide_echoes else args.limit)
     finally:
         ledger.close()
+    echoes = [r for r in rows if r.outcome == Outcome.ECHO.value] if hide_echoes else []
+    rows = [r for r in rows if r not in echoes][:args.limit]
     if args.json:
-        print(json.dumps([r.model_dump(mode="json", exclude={"body", "headers", "event"}) for r in rows], indent=2))
+        cli.emit_json([r.model_dump(mode="json", exclude={"body", "headers", "event"}) for r in rows])
         return 0
     if not rows:
-        print("no deliveries recorded")
-        return 0
-    print("id\treceived_at\tvendor\tevent_id\tsignature\toutcome\tstatus\tworkflow_id\treason")
-    for r in rows:
-        print(f"{r.id}\t{r.received_at:%Y-%m-%d %H:%M:%S}\t{r.vendor}\t{r.vendor_event_id or '-'}\t{r.signature}"
-              f"\t{r.outcome}\t{r.status_code}\t{r.workflow_id or '-'}\t{r.reason}")
+        cli.line("no deliveries recorded")
+    else:
+        cli.table(["id", "received (UTC)", "vendor", "event", "kind", "signature", "outcome", "status", "workflow",
+                   "reason"],
+                  [[r.id, f"{r.received_at:%Y-%m-%d %H:%M:%S}", r.vendor, r.vendor_event_id, r.event_kind,
+                    r.signature, r.outcome, r.status_code, r.workflow_id, r.reason] for r in rows], wrap=["reason"])
+    if echoes:
+        cli.line(f"({len(echoes)} echo(es) of our own write-backs not shown: --outcome echo or --all shows them)")
     return 0
 
 
@@ -65,11 +73,11 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     try:
         routed = await intake.replay(args.id)
     except LookupError as exc:
-        print(f"refused: {exc}")
-        return 1
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2 if str(exc).startswith("no recorded delivery") else 1  # an unknown ID is a usage error
     except RoutingUnavailable as exc:
-        print(f"not handed over: {exc.reason}")
-        return 3
+        print(f"not handed over: {exc.reason}", file=sys.stderr)
+        return 1
     finally:
         await clm.aclose()
         ledger.close()

@@ -43,7 +43,8 @@ def reconciliation_schedule(settings: Settings, *, task_queue: str | None = None
     """Nightly (``settings.reconciliation_cron``, UTC) over everything; a run still going makes the next skip."""
     return Schedule(
         action=ScheduleActionStartWorkflow(RECONCILIATION_WORKFLOW, ReconciliationInput(trigger="schedule"),
-                                           id=RECONCILIATION_SCHEDULE_ID, task_queue=task_queue or settings.task_queue),
+                                           id=RECONCILIATION_SCHEDULE_ID, task_queue=task_queue or settings.task_queue,
+                                           static_summary="Nightly reconciliation (scope all)"),
         spec=ScheduleSpec(cron_expressions=[settings.reconciliation_cron]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
@@ -116,7 +117,8 @@ async def cmd_reconcile(client: Client, settings: Settings, args: argparse.Names
     if args.no_wait:
         handle = await client.start_workflow(
             ReconciliationWorkflow.run, ReconciliationInput(scope=scope, trigger="manual", full_pass=full_pass),
-            id=f"reconciliation-manual-{uuid.uuid4().hex[:12]}", task_queue=settings.task_queue)
+            id=f"reconciliation-manual-{uuid.uuid4().hex[:12]}", task_queue=settings.task_queue,
+            static_summary=f"Reconciliation on demand ({scope.key()})")
         print(f"reconciliation {handle.id} started")
         return 0
     try:

@@ -4,22 +4,26 @@ Starts the stack (Temporal dev server + UI, emulators, ingress, worker) on a fre
 deals in the HubSpot emulator and moves them to closed-won: the emulator's signed webhooks reach the
 ingress, which starts quote-to-cash. One deal needs finance approval and is approved through
 ``starter.py approve``; one lacks data and is corrected in the CRM. Ironclad signs by itself after a few
-seconds (the emulator's auto-sign). Prints each deal's outcome and IDs and the UI link of each run.
+seconds (the emulator's auto-sign). Prints each deal's outcome and every ID it produced (full IDs, one per
+line); from a terminal it keeps the stack up and prints each run's UI link, otherwise it stops the stack first
+and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client, WorkflowFailureError
 
-from canonical import Engagement
+from cli import process as cli
 from devstack.stack import Stack, stop_on_sigterm
 from runtime.connect import data_converter
 from runtime.launch import quote_to_cash_id
@@ -66,8 +70,9 @@ def starter(*args: str) -> str:
     """Run ``starter.py`` as finance would, and show what it printed."""
     done = subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, env=_stack_env)
-    output = (done.stdout + done.stderr).strip()
-    print(f"  $ starter.py {' '.join(args)}\n    {output}")
+    output = (done.stdout + done.stderr).rstrip()
+    shown = "\n".join("    " + line for line in output.splitlines())
+    print(f"  $ starter.py {' '.join(args)}\n{shown}")
     if done.returncode != 0:
         raise RuntimeError(f"starter.py {' '.join(args)} failed: {output}")
     return output
@@ -91,7 +96,10 @@ async def wait_stage(client: Client, workflow_id: str, stage: Stage, timeout: fl
         await asyncio.sleep(0.5)
 
 
-async def run_demo(settings: Settings, stack: Stack) -> int:
+Results = list[tuple[DemoDeal, QuoteToCashResult | None, str]]
+
+
+async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
     client = await Client.connect(stack.temporal_address, data_converter=data_converter())
     async with httpx.AsyncClient(timeout=15) as http:
         (await http.post(f"{settings.ironclad_base_url}/_sandbox/autosign", json={"delay_seconds": 3.0})
@@ -123,7 +131,7 @@ async def run_demo(settings: Settings, stack: Stack) -> int:
                                   json={"properties": deal.fix})).raise_for_status()
 
         print("\nWaiting for every deal to finish...")
-        results: list[tuple[DemoDeal, QuoteToCashResult | None, str]] = []
+        results: Results = []
         for deal in deals:
             handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, quote_to_cash_id(deal.deal_id))
             try:
@@ -131,39 +139,60 @@ async def run_demo(settings: Settings, stack: Stack) -> int:
                 results.append((deal, result, ""))
             except (TimeoutError, WorkflowFailureError) as exc:
                 results.append((deal, None, f"{type(exc).__name__}: {exc}"))
-    print_table(settings, results)
     failed = [d for d, r, _ in results if r is None or r.outcome is not d.expected]
-    return 1 if failed else 0
+    return (1 if failed else 0), results
 
 
-def print_table(settings: Settings, results: list[tuple[DemoDeal, QuoteToCashResult | None, str]]) -> None:
-    print("\n" + "=" * 132)
-    print(f"{'deal':<9} {'name':<20} {'outcome':<12} {'entity':<6} {'Ironclad workflow':<25} {'Xero contact':<14} "
-          f"{'project':<18} {'Stripe customer':<21} schedule")
-    print("-" * 132)
-    for deal, result, error in results:
-        if result is None:
-            print(f"{deal.deal_id:<9} {deal.spec.name:<20} ERROR        {error}")
-            continue
-        clm = result.contract.clm_workflow_id if result.contract else "-"
-        rows: list[Engagement | None] = list(result.engagements) or [None]
-        for index, engagement in enumerate(rows):
-            head = (f"{deal.deal_id:<9} {deal.spec.name:<20} {result.outcome.value:<12}" if index == 0
-                    else " " * 43)
-            if engagement is None:
-                print(f"{head} {'-':<6} {clm or '-':<25} {result.reason}")
-                continue
-            project = engagement.project.code if engagement.project else "-"
-            schedule = ",".join(engagement.billing_schedule_ids[:1]) or "-"
-            print(f"{head} {engagement.legal_entity:<6} {(clm if index == 0 else ''):<25} "
-                  f"{(engagement.erp_contact_id or '-')[:12]:<14} {project:<18} "
-                  f"{engagement.billing_customer_id or '-':<21} {schedule}")
-    print("=" * 132)
-    print("\nEach run in the Temporal UI:")
-    for deal, _result, _error in results:
-        workflow_id = quote_to_cash_id(deal.deal_id)
-        print(f"  {settings.temporal_ui_url}/namespaces/default/workflows/{workflow_id}")
-    print("\nFind a run by any ID:  .venv/bin/python starter.py find stripe:customer:<id>")
+def id_rows(deal: DemoDeal, result: QuoteToCashResult) -> list[tuple[str, str, str, str]]:
+    """``(deal, entity, record, ID)`` rows: one per ID, full IDs (pasteable into ``starter.py find``)."""
+    rows: list[tuple[str, str, str, str]] = []
+    contract = result.contract
+    if contract and contract.clm_workflow_id:
+        rows.append((deal.deal_id, "", "Ironclad workflow", contract.clm_workflow_id))
+    if contract and contract.clm_record_id:
+        rows.append((deal.deal_id, "", "Ironclad record", contract.clm_record_id))
+    for e in result.engagements:
+        if e.erp_contact_id:
+            rows.append((deal.deal_id, e.legal_entity, "Xero contact", e.erp_contact_id))
+        if e.project:
+            rows.append((deal.deal_id, e.legal_entity, "Xero project", e.project.erp_id or e.project.code))
+        if e.billing_customer_id:
+            rows.append((deal.deal_id, e.legal_entity, "Stripe customer", e.billing_customer_id))
+        kinds = {"sub_": "Stripe subscription", "in_": "Stripe invoice", "prod_": "Stripe product",
+                 "price_": "Stripe price"}
+        for billing_id in e.billing_schedule_ids:  # invoice items are reached through their invoice
+            kind = next((name for prefix, name in kinds.items() if billing_id.startswith(prefix)), None)
+            if kind:
+                rows.append((deal.deal_id, e.legal_entity, kind, billing_id))
+    return rows
+
+
+def print_table(settings: Settings, results: Results, *, stack_up: bool, data_dir: Path) -> None:
+    """The outcome of each deal, then every ID it produced; UI links only while the stack is up."""
+    print()
+    cli.table(["deal", "name", "outcome", "entities", "reason"],
+              [[d.deal_id, d.spec.name, r.outcome.value if r else "ERROR",
+                ", ".join(e.legal_entity for e in r.engagements) if r else "", r.reason if r else err]
+               for d, r, err in results], title="Outcomes", wrap=["reason"])
+    print()
+    cli.table(["deal", "entity", "record", "ID"],
+              [row for d, r, _ in results if r is not None for row in id_rows(d, r)], title="IDs")
+    print("\nFind a run by any of these IDs:  .venv/bin/python starter.py find <ID>")
+    if stack_up:
+        print("\nThe stack is up; each run in the Temporal UI:")
+        for deal, _result, _error in results:
+            print(f"  {settings.temporal_ui_url}/namespaces/default/workflows/{quote_to_cash_id(deal.deal_id)}")
+    else:
+        print(f"\nThe demo's stack has been stopped (its state is in {data_dir}); `make up` starts a stack of your "
+              "own, and `make demo` in a terminal keeps the demo's stack up until Ctrl-C.")
+
+
+def demo_ports(settings: Settings) -> tuple[int, int]:
+    """Temporal's port and its UI's: 7233 unless ``TEMPORAL_ADDRESS`` names a loopback port (so the demo can run
+    beside another stack, e.g. in its test), and the port of ``TEMPORAL_UI_URL``."""
+    ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])
+    host, _, port = os.environ.get("TEMPORAL_ADDRESS", "").rpartition(":")
+    return (int(port) if host in ("127.0.0.1", "localhost") and port.isdigit() else 7233), ui_port
 
 
 def main() -> None:
@@ -173,16 +202,21 @@ def main() -> None:
     shutil.rmtree(data_dir, ignore_errors=True)
     # The demo's own services (a fresh folder) on the configured ports; nothing else may hold them.
     demo_settings = settings.model_copy(update={"data_dir": data_dir})
-    stack = Stack(settings=demo_settings, data_dir=data_dir)
+    temporal_port, ui_port = demo_ports(demo_settings)
+    stack = Stack(settings=demo_settings, data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port)
+    stays_up = sys.stdin.isatty() and sys.stdout.isatty()
     code = 1
     try:
         print("Starting the embedded stack (Temporal dev server + UI, emulators, ingress, worker)...")
         stack.start()
         _stack_env.update(stack.env())
-        code = asyncio.run(run_demo(demo_settings, stack))
+        code, results = asyncio.run(run_demo(demo_settings, stack))
         stack.check_alive()
-        if sys.stdin.isatty():
-            print("\nThe stack stays up so the links above work; press Ctrl-C to stop it.")
+        if not stays_up:
+            stack.stop()
+        print_table(demo_settings, results, stack_up=stays_up, data_dir=data_dir)
+        if stays_up:
+            print("\nPress Ctrl-C to stop the stack.")
             while True:
                 time.sleep(1)
                 stack.check_alive()
@@ -194,7 +228,7 @@ def main() -> None:
     finally:
         stack.stop()
     print("\ndemo " + ("succeeded" if code == 0 else "FAILED") + f"; logs and state in {data_dir}")
-    sys.exit(code)
+    cli.exit_process(code)  # never a crash on exit: see orchestration/cli.py
 
 
 if __name__ == "__main__":

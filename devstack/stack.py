@@ -25,6 +25,9 @@ from settings import ROOT, Settings
 
 PYTHON = sys.executable
 
+#: `make up`'s contract poll (seconds): the production default is an hour
+MAKE_UP_CONTRACT_POLL_SECONDS = 30.0
+
 
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
@@ -222,8 +225,11 @@ def main() -> None:
     args = parser.parse_args()
     stop_on_sigterm()
     settings = Settings()
+    # Contracts are signed by a person here (`starter.py sandbox sign`, whose webhook resumes the run); a
+    # declined or lost one is caught by the poll, which must not take the production hour on a laptop.
+    poll = min(settings.contract_poll_interval_seconds, MAKE_UP_CONTRACT_POLL_SECONDS)
     stack = Stack(settings=settings, data_dir=settings.data_dir, with_worker=not args.no_worker,
-                  with_prometheus=True)
+                  with_prometheus=True, extra_env={"CONTRACT_POLL_INTERVAL_SECONDS": f"{poll:g}"})
     try:
         stack.start(foreground_log=True)
         print(f"""
@@ -235,6 +241,7 @@ Embedded stack is up (state and logs in {settings.data_dir}):
   Metrics         worker http://{settings.metrics_host}:{settings.worker_metrics_port}/metrics   ingress \
 http://{settings.metrics_host}:{settings.ingress_metrics_port}/metrics
   Prometheus      {stack.prometheus_url or "not installed (apt-get install prometheus), metrics still served"}
+Act as the vendors: .venv/bin/python starter.py sandbox --help   (README: "Walkthrough")
 Try: .venv/bin/python starter.py pending   |   Ctrl-C stops everything.
 """, flush=True)
         while True:

@@ -8,7 +8,8 @@
   ``contract_executed`` on its run, else ignored;
 - ``AmendmentExecuted`` -> signal-with-start the contract's amendment workflow;
 - Stripe invoice and credit-note events -> signal-with-start the customer's ledger workflow;
-- ``ErpRecordChanged`` -> ignored (counted).
+- ``ErpRecordChanged`` -> ignored (counted);
+- ``OwnWriteEcho`` (the CRM reporting what our write-back set) -> recorded as ``echo``, nothing routed.
 
 :class:`EventIntake` wraps it with the event ledger: claim the vendor event ID (race-safe), route,
 settle, record. Webhooks, the HubSpot poll and ``starter.py replay-event`` all go through it.
@@ -46,6 +47,7 @@ from canonical import (
     InvoicePaymentFailed,
     InvoiceVoided,
 )
+from canonical.events import OwnWriteEcho
 from connectors.errors import ConnectorError, RateLimited, Unavailable
 from connectors.ports import ClmPort, CrmPort
 from observability.tracing import annotate
@@ -197,6 +199,9 @@ class EventRouter:
         return routed
 
     async def _route(self, event: DomainEvent, trigger: str) -> Routed:
+        if isinstance(event, OwnWriteEcho):
+            return Routed(Outcome.ECHO, quote_to_cash_id(event.deal_id),
+                          f"our own write-back ({', '.join(event.properties)}); nothing to do")
         if isinstance(event, DealStageReached):
             return await self._start_deal(event, trigger)
         if isinstance(event, DealChanged):

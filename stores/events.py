@@ -48,6 +48,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"
     REJECTED = "rejected"
     FAILED = "failed"
+    ECHO = "echo"  # the vendor telling us about our own write: recorded, nothing routed
 
 
 class SignatureCheck(StrEnum):

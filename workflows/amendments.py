@@ -477,11 +477,32 @@ class ContractAmendmentsWorkflow:
         self._exception = ExceptionKind.NONE
 
     async def _until_retried(self) -> None:
+        """Wait for an operator's retry, or for Ironclad's own delivery of the amendment being applied (it was
+        not readable yet when a manual ``amend`` signalled it): that delivery resumes the propagation."""
         self._retry = None
-        await workflow.wait_condition(lambda: self._retry is not None, timeout_summary="operator retry")
-        assert self._retry is not None
-        self._note(f"retry requested by {self._retry.operator}")
-        self._retry = None
+        await workflow.wait_condition(lambda: self._retry is not None or self._redelivered() is not None,
+                                      timeout_summary="operator retry or the amendment's webhook")
+        if self._retry is not None:
+            self._note(f"retry requested by {self._retry.operator}")
+            self._retry = None
+            return
+        delivered = self._redelivered()
+        assert delivered is not None and self._current is not None
+        self._inbox.remove(delivered)
+        self._current.deliveries += 1
+        if delivered[0].clm_amendment_id:
+            self._current.clm_amendment_id = delivered[0].clm_amendment_id
+        if delivered[0].executed_at is not None:
+            self._current.executed_at = delivered[0].executed_at
+        self._note(f"amendment {self._current.sequence} delivered by Ironclad: retrying its propagation")
+
+    def _redelivered(self) -> tuple[AmendmentSignal, datetime] | None:
+        """A received signal for the amendment being applied (not a duplicate: it carries news)."""
+        current = self._current
+        if current is None:
+            return None
+        return next((item for item in self._inbox
+                     if item[0].record_id == self._record_id and item[0].sequence == current.sequence), None)
 
     # ------------------------------------------------------------------------------------------
     # Messages

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -28,7 +28,13 @@ with workflow.unsafe.imports_passed_through():
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.keys import erp_contact_reference, step_idempotency_key
     from canonical.policy import RoutingError, approval_reasons, deal_entity
-    from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms, provisioning_record
+    from canonical.provisioning import (
+        EngagementPlan,
+        plan_engagements,
+        proposed_terms,
+        provisioning_record,
+        written_back_refs,
+    )
     from canonical.requests import ContractRequest, DealWriteBack
     from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -64,6 +70,14 @@ R = TypeVar("R")
 def merge_write_backs(earlier: DealWriteBack | None, later: DealWriteBack) -> DealWriteBack:
     """One write-back carrying both; the later one's fields win."""
     return later if earlier is None else earlier.merged_with(later)
+
+#: Outcomes that end the run *Failed* in Temporal (the deal cannot proceed; a person must act), with the
+#: ``ApplicationError`` type per exception kind. Rejected, expired, cancelled and skipped are decisions or
+#: no-ops and end *Completed* (README, "Outcomes in the Temporal UI").
+FAILURE_TYPES = {
+    ExceptionKind.DEAL_NOT_FOUND: "DealNotFound",
+    ExceptionKind.PROVISIONING_FAILED: "ProvisioningFailed",
+}
 
 
 class _Stop(Exception):
@@ -120,13 +134,22 @@ class QuoteToCashWorkflow:
                                             "Read approval policy and entities", local=True)
             deal = await self._load_deal()
             if deal.write_backs.revops_status == Stage.PROVISIONED.value:
+                self._add_keys(*written_back_refs(deal.write_backs))  # the re-run is findable by the deal's IDs
                 raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
             deal = await self._until_complete(deal)
             await self._approve(deal)
             contract = await self._contract_signed(deal)
             await self._provision(deal, contract)
         except _Stop as stop:
-            return await self._finish(stop.outcome, stop.reason)
+            result = await self._finish(stop.outcome, stop.reason)
+            if stop.outcome is Stage.FAILED:
+                # After compensation and write-back: the run ends Failed so lists, filters and metrics show
+                # it; the result rides along as the error's details (``starter.py status`` reads it).
+                workflow.logger.info("deal %s ended %s (%s)", self._deal_id, stop.outcome.value,
+                                     self._exception.value)
+                raise ApplicationError(stop.reason, result, type=FAILURE_TYPES.get(self._exception, "DealFailed"),
+                                       non_retryable=True) from None
+            return result
         return await self._finish(Stage.PROVISIONED, "provisioned in " + ", ".join(
             e.legal_entity for e in self._engagements))
 

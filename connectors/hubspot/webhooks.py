@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canonical import DealChanged, DealStageReached, DomainEvent
+from canonical.events import OwnWriteEcho
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.hubspot.mapping import WRITEBACK_PROPERTIES
 from settings import Settings
@@ -92,7 +93,8 @@ class HubSpotWebhooks:
 
     def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
         """``deal.propertyChange`` into :class:`DealStageReached` (approval or closed-won stage) or
-        :class:`DealChanged`; our own write-back properties and other subscriptions are dropped."""
+        :class:`DealChanged`; changes of our own write-back properties become one :class:`OwnWriteEcho` per
+        deal (recorded as ``echo``, never routed); other subscriptions are dropped."""
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -100,9 +102,20 @@ class HubSpotWebhooks:
         if not isinstance(payload, list):
             raise PayloadInvalid("body", "expected a JSON array of events")
         events: list[DomainEvent] = []
+        echoes: dict[str, OwnWriteEcho] = {}
         for index, item in enumerate(payload):
             event = self._event(index, item)
-            if event is not None:
+            if isinstance(event, DealChanged) and _is_own(next(iter(event.properties), "")):
+                # the CRM telling us what our write-back just set: one echo per deal, recorded, never routed
+                echo = echoes.get(event.deal_id)
+                if echo is None:
+                    echoes[event.deal_id] = echo = OwnWriteEcho(
+                        source_system="hubspot", source_event_id=event.source_event_id,
+                        occurred_at=event.occurred_at, correlation_id=event.correlation_id, deal_id=event.deal_id,
+                        change_source=str(item.get("changeSource") or ""))
+                    events.append(echo)
+                echo.properties.extend(p for p in event.properties if p not in echo.properties)
+            elif event is not None:
                 events.append(event)
         return events
 
@@ -132,9 +145,12 @@ class HubSpotWebhooks:
                                   "deal_id": str(object_id)}
         if name == "dealstage" and value in (self.approval_stage, self.closed_won_stage):
             return DealStageReached(stage=value, is_closed_won=value == self.closed_won_stage, **common)
-        if name in _OWN_PROPERTIES or name.startswith("revops_") and _is_figure(name):
-            return None
         return DealChanged(properties={name: value}, **common)
+
+
+def _is_own(name: str) -> bool:
+    """A property only our write-backs set (deal write-backs and the billing figures)."""
+    return name in _OWN_PROPERTIES or name.startswith("revops_") and _is_figure(name)
 
 
 def _is_figure(name: str) -> bool:

@@ -38,7 +38,7 @@ from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, Cr
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.ledger import BillingCustomer
 from canonical.reconciliation import BillingChange
-from canonical.refs import ownership_marker, ref
+from canonical.refs import ownership_marker, ref, stripe_ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.stripe import mapping
@@ -51,13 +51,9 @@ PAGE_SIZE = 100
 MAX_PAGES = 10_000  # a bound on cursor loops: a million invoices per call is far beyond any account
 
 
-#: Stripe's ID prefixes of the records a billing schedule creates -> their object names in business keys
-_OBJECTS = {"prod_": "product", "price_": "price", "in_": "invoice", "ii_": "invoiceitem", "sub_": "subscription"}
-
-
 def _refs(ids: list[str]) -> list[str]:
     """``stripe:<object>:<id>`` of each created record (the prefix tells Stripe's object)."""
-    return [ref(VENDOR, obj, i) for i in ids for prefix, obj in _OBJECTS.items() if i.startswith(prefix)]
+    return [stripe_ref(i) for i in ids]
 
 
 class _StripeErrorBody:

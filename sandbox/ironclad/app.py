@@ -112,6 +112,10 @@ class SignRequest(BaseModel):
     executed_date: date | None = Field(default=None, description="the record's agreementDate; today if unset")
 
 
+class DeclineRequest(BaseModel):
+    reason: str = Field(default="declined by the counterparty", min_length=1, max_length=500)
+
+
 class AutosignRequest(BaseModel):
     delay_seconds: float | None = Field(default=None, ge=0, description="null turns auto-signing off")
 
@@ -552,6 +556,18 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> Any:
         except SandboxError as exc:
             return sandbox_error(exc)
         return JSONResponse({"workflowId": workflow["id"], "recordId": record_id, "status": workflow["status"]})
+
+    @app.post("/_sandbox/workflows/{workflow_id}/decline")
+    async def decline(workflow_id: str, body: DeclineRequest | None = None) -> Response:
+        """The counterparty declines to sign: the workflow is cancelled (``workflow_cancelled`` is emitted)."""
+        try:
+            workflow = sandbox._active(workflow_id)
+        except SandboxError as exc:
+            return sandbox_error(exc)
+        if workflow["status"] == "completed":
+            return sandbox_error(SandboxError(409, f"workflow {workflow_id} is already signed"))
+        sandbox.cancel(workflow, body.reason if body else "declined by the counterparty")
+        return JSONResponse({"workflowId": workflow["id"], "status": workflow["status"]})
 
     @app.post("/_sandbox/autosign")
     async def autosign(body: AutosignRequest) -> dict[str, Any]:

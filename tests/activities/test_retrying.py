@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from activities.retrying import AUTH_RETRY_DELAY, business_step, to_application_error
@@ -45,6 +46,26 @@ def test_retrying_permanent_errors_are_non_retryable_and_typed(exc: Exception, t
     err = to_application_error(exc)
     assert err.type == type_name and err.non_retryable
     assert err.message == str(exc)
+    # a refusal is a business outcome the workflow handles: BENIGN (no SDK warning with a traceback)
+    assert err.category is ApplicationErrorCategory.BENIGN
+
+
+def test_retrying_transient_errors_keep_the_default_category() -> None:
+    for exc in (Unavailable("503", vendor="stripe", status=503), RateLimited("slow"), AuthFailed("no")):
+        assert to_application_error(exc).category is ApplicationErrorCategory.UNSPECIFIED
+
+
+async def test_retrying_business_step_logs_a_refusal_as_one_line_without_vendor_text(
+        caplog: pytest.LogCaptureFixture) -> None:
+    @business_step
+    async def refused_step(code: str) -> str:
+        raise Rejected(f"customer jane@example.com refused {code}", vendor="xero", status=422)
+
+    with caplog.at_level(logging.INFO), pytest.raises(ApplicationError):
+        await ActivityEnvironment().run(refused_step, "FF")
+    [record] = [r for r in caplog.records if "refused by the vendor" in r.getMessage()]
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert "Rejected" in record.getMessage() and "jane@" not in record.getMessage()
 
 
 def test_retrying_auth_failed_is_retryable_after_five_minutes() -> None:

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from hubspot.utils.signature import Signature
 
 from canonical import DealChanged, DealStageReached
+from canonical.events import OwnWriteEcho
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.hubspot import HubSpotWebhooks, webhooks_from_settings
 from connectors.hubspot.webhooks import signing_uri
@@ -117,12 +118,12 @@ def test_hubspot_webhook_parses_closed_won_and_approval_stages(receiver: HubSpot
     assert won.occurred_at.timestamp() == 1_735_689_600
 
 
-def test_hubspot_webhook_parses_other_changes_and_drops_our_echoes(receiver: HubSpotWebhooks) -> None:
+def test_hubspot_webhook_parses_other_changes_and_marks_our_echoes(receiver: HubSpotWebhooks) -> None:
     body = json.dumps([
         event(eventId=21, propertyName="revops_region", propertyValue="EMEA"),
         event(eventId=22, propertyName="dealstage", propertyValue="qualifiedtobuy"),
-        event(eventId=23, propertyName="revops_status", propertyValue="provisioned"),
-        event(eventId=24, propertyName="revops_clm_workflow_id", propertyValue="wf-1"),
+        event(eventId=23, propertyName="revops_status", propertyValue="provisioned", changeSource="INTEGRATION"),
+        event(eventId=24, propertyName="revops_clm_workflow_id", propertyValue="wf-1", changeSource="INTEGRATION"),
         event(eventId=25, propertyName="amount", propertyValue=None),
         event(eventId=26, subscriptionType="deal.creation", propertyName=None, propertyValue=None),
         event(eventId=27, subscriptionType="contact.propertyChange", propertyName="email", propertyValue="x@y.z"),
@@ -130,9 +131,13 @@ def test_hubspot_webhook_parses_other_changes_and_drops_our_echoes(receiver: Hub
 
     events = receiver.parse(headers={}, body=body)
 
-    assert all(isinstance(e, DealChanged) for e in events)
     assert [(e.source_event_id, e.properties) for e in events if isinstance(e, DealChanged)] == [
         ("21", {"revops_region": "EMEA"}), ("22", {"dealstage": "qualifiedtobuy"}), ("25", {"amount": None})]
+    # our own write-backs come back as one echo per deal: names only, never routed as a change
+    [echo] = [e for e in events if isinstance(e, OwnWriteEcho)]
+    assert (echo.source_event_id, echo.properties, echo.change_source) == (
+        "23", ["revops_status", "revops_clm_workflow_id"], "INTEGRATION")
+    assert len(events) == 4
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -10,7 +11,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import starter
-from tests.helpers.webhooks import stripe_delivery, stripe_invoice
+from tests.helpers.webhooks import (
+    hubspot_delivery,
+    hubspot_property_change,
+    stripe_delivery,
+    stripe_invoice,
+    unique_deal_id,
+)
 from tests.ingress.conftest import RunningIngress, signal_names
 from workflows.models import ledger_workflow_id
 
@@ -53,4 +60,30 @@ async def test_cli_replay_event_refuses_a_delivery_without_an_event(
     [row] = ingress.deliveries()
 
     assert await starter.run(["replay-event", str(row.id)]) == 1
-    assert "carries no event" in capsys.readouterr().out
+    assert "carries no event" in capsys.readouterr().err
+    assert await starter.run(["replay-event", "987654321"]) == 2
+    assert capsys.readouterr().err.strip() == "refused: no recorded delivery '987654321'"
+
+
+async def test_cli_events_counts_echoes_of_our_write_backs_apart(
+        ingress: RunningIngress, cli_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    deal_id = unique_deal_id()
+    changes = [hubspot_property_change(deal_id, "revops_status", "provisioned"),
+               hubspot_property_change(deal_id, "revops_region", "EMEA")]
+    changes[0]["changeSource"] = "INTEGRATION"
+    delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"), changes)
+    async with httpx.AsyncClient(timeout=20) as http:
+        assert (await http.post(ingress.url("hubspot"), content=delivery.body, headers=delivery.headers)).is_success
+    assert {row.outcome for row in ingress.deliveries()} == {"echo", "ignored"}
+
+    assert await starter.run(["events"]) == 0
+    listing = capsys.readouterr().out
+    rows = [line for line in listing.splitlines() if "hubspot" in line]
+    assert len(rows) == 1 and "ignored" in rows[0] and "deal.changed" in rows[0]
+    assert "1 echo(es) of our own write-backs not shown" in listing
+    header = listing.splitlines()[0]
+    assert rows[0].index("hubspot") == header.index("vendor")  # aligned columns
+
+    assert await starter.run(["events", "--outcome", "echo", "--json"]) == 0
+    [echo] = json.loads(capsys.readouterr().out)
+    assert (echo["event_kind"], echo["workflow_id"]) == ("crm.own_write_echo", f"q2c-hubspot-{deal_id}")

@@ -118,6 +118,26 @@ async def test_hubspot_deal_change_signals_the_run_waiting_for_data(ingress: Run
     assert await signal_names(handle) == ["deal_corrected"]
 
 
+async def test_hubspot_echo_of_our_write_back_is_recorded_as_echo_and_routes_nothing(
+        ingress: RunningIngress, client: Client) -> None:
+    deal_id = unique_deal_id()
+    handle = await start_quote_to_cash(client, ingress.settings, deal_id, trigger="test")
+    echo = [hubspot_property_change(deal_id, name, value) for name, value in (
+        ("revops_status", "awaiting_signature"), ("revops_clm_workflow_id", "wf-1"))]
+    for change in echo:
+        change["changeSource"] = "INTEGRATION"
+    delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"), echo)
+
+    response = await post(ingress.url("hubspot"), delivery.body, delivery.headers)
+
+    assert response.status_code == 200 and response.json()["outcome"] == "echo"
+    assert await signal_names(handle) == []  # the waiting run was not woken by its own write-back
+    [row] = ingress.deliveries()
+    assert (row.outcome, row.workflow_id, row.event_kind) == ("echo", quote_to_cash_id(deal_id), "crm.own_write_echo")
+    assert "revops_status, revops_clm_workflow_id" in row.reason
+    await handle.terminate("test done")
+
+
 async def test_hubspot_deal_change_without_a_run_is_ignored(ingress: RunningIngress, client: Client) -> None:
     deal_id = unique_deal_id()
     delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"),

@@ -305,6 +305,31 @@ async def test_amendments_vendor_outage_mid_propagation_retried_without_duplicat
     await handle.terminate("test done")
 
 
+async def test_amendments_webhook_after_propagation_failed_resumes_instead_of_counting_a_duplicate(
+    client: Client, amend_worker: Worker, amend_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    ironclad = sandboxes["ironclad"]
+    result = await provision(client, amend_settings, sandboxes, DealSpec(model="subscription"))
+    record_id, signed = result.contract.clm_record_id, result.contract.terms  # type: ignore[union-attr]
+    assert record_id and signed
+
+    # an operator announces amendment 1 before Ironclad has it: it cannot be read, the run waits visibly
+    handle = await signal_amendment(client, amend_settings, record_id, sequence=1,
+                                    source_event_id=f"cli-{record_id}-1")
+    await until(handle, lambda s: s.stage.value == "propagation_failed", "propagation failed")
+
+    # Ironclad executes it; its webhook for the same amendment resumes the propagation (no retry needed)
+    amendment_id = amend(ironclad, record_id, 1, signed, with_seats(signed, 30))
+    await signal_amendment(client, amend_settings, record_id, sequence=1, clm_amendment_id=amendment_id,
+                           source_event_id=f"webhook-{amendment_id}")
+    status = await until(handle, applied(1), "applied after the webhook")
+
+    [record] = status.history
+    assert (record.outcome, record.clm_amendment_id, record.deliveries) == ("applied", amendment_id, 2)
+    assert status.duplicates_ignored == 0 and status.exception_kind.value == ""
+    await handle.terminate("test done")
+
+
 async def test_amendments_erp_budget_changed_in_xero_becomes_ownership_conflict(
     client: Client, amend_worker: Worker, amend_settings: Settings, sandboxes: dict[str, SandboxHandle]
 ) -> None:

@@ -8,8 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
 from canonical import Account, DealStageReached
@@ -328,9 +334,17 @@ async def test_quote_to_cash_non_retryable_failure_compensates_everything_create
     # Stripe refuses the subscription (a 400 is not retried): everything before it must be undone.
     with stripe.faults(error_rate=1.0, status=400, path_prefix="/v1/subscriptions", methods=["POST"]):
         await sign_when_out(handle, sandboxes["ironclad"])
-        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=60)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(handle.result(), timeout=60)
 
-    assert result.outcome is Stage.FAILED and "Rejected" in result.reason
+    # The run ends Failed in Temporal (not a green Completed), after compensation and write-back; the outcome
+    # rides along as the error's details.
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ProvisioningFailed" and cause.non_retryable
+    assert (await handle.describe()).status is WorkflowExecutionStatus.FAILED
+    result = QuoteToCashResult.model_validate(cause.details[0])
+    assert result.outcome is Stage.FAILED and "Rejected" in result.reason and cause.message == result.reason
+    assert deal_properties(hubspot, deal_id)["revops_status"] == "failed"
     await save_history(handle, "quote_to_cash_compensated")
     status = await _status(handle)
     assert status.exception_kind.value == "provisioning_failed"
@@ -430,6 +444,9 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
     second: QuoteToCashResult = await again.result()
 
     assert second.outcome is Stage.SKIPPED and "already provisioned" in second.reason
+    # the re-run carries the IDs the first one wrote back, so it is findable and not an empty row in the UI
+    assert {k for k in first.business_keys if not k.startswith(("stripe:product:", "stripe:price:"))} <= set(
+        second.business_keys), (first.business_keys, second.business_keys)
     launched = [w for w in ironclad.store.list("workflow") if w.get("attributes", {}).get("revopsDealId") == deal_id]
     assert len(launched) == 1
 

@@ -1,0 +1,37 @@
+"""``make demo`` (``python -m devstack.demo``) on free ports, without a terminal: five deals end as the demo
+expects, the process exits 0 without a crash or traceback, the tables carry full IDs by kind, and it says the
+stack is stopped instead of printing UI links to it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import bench_settings, child_env
+from sandbox.serve import free_port
+from settings import ROOT
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def test_demo_runs_to_success_and_exits_cleanly(tmp_path: Path) -> None:
+    settings = bench_settings(tmp_path / "data")
+    env = {**os.environ, **child_env(settings), "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    env.pop("TASK_QUEUE", None)
+
+    done = subprocess.run([sys.executable, "-m", "devstack.demo"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output and "Fatal Python error" not in output
+    assert "demo succeeded" in done.stdout
+    assert len(re.findall(r"^\s*\d+\s.*\bprovisioned\b", done.stdout, re.M)) == 5, done.stdout
+    # full IDs, one kind per row: a Xero contact UUID whole, subscriptions apart from invoices and products
+    assert re.search(rf"Xero contact\s+{UUID}\s*$", done.stdout, re.M), done.stdout
+    assert re.search(r"Stripe subscription\s+sub_\w+\s*$", done.stdout, re.M)
+    assert re.search(r"Stripe invoice\s+in_\w+\s*$", done.stdout, re.M)  # the milestone deal's drafts
+    assert "has been stopped" in done.stdout and "/namespaces/default/workflows/" not in done.stdout

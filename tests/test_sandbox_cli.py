@@ -1,0 +1,73 @@
+"""``starter.py sandbox …`` acts against the emulators in-process (the walkthrough test runs them against a whole
+stack): what each act makes, and one clear line with exit 2 for an ID the emulator does not know."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+import starter
+from canonical import ContractStatus
+from connectors import ironclad
+from settings import Settings
+from tests.helpers.deals import deal_properties
+from tests.helpers.servers import SandboxHandle
+from tests.helpers.webhooks import unique_deal_id
+from tests.ingress.test_webhooks import contract_request
+
+
+@pytest.fixture
+def sandbox_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, sandboxes: dict[str, SandboxHandle]) -> None:
+    for vendor in ("hubspot", "ironclad", "stripe", "xero"):
+        monkeypatch.setenv(f"{vendor.upper()}_BASE_URL", sandboxes[vendor].base_url)
+    monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
+
+
+async def test_sandbox_seed_move_edit_and_decline_act_as_the_vendors(
+        sandbox_env: None, sandboxes: dict[str, SandboxHandle], capsys: pytest.CaptureFixture[str]) -> None:
+    hubspot = sandboxes["hubspot"]
+    assert await starter.run(["sandbox", "seed-deal", "--discount", "30", "--missing", "region", "--json"]) == 0
+    seeded = json.loads(capsys.readouterr().out)
+    deal_id = seeded["deal_id"]
+    props = deal_properties(hubspot, deal_id)
+    assert "revops_region" not in props and props["dealstage"] == "contractsent"
+
+    assert await starter.run(["sandbox", "move-deal", deal_id]) == 0
+    assert f"deal {deal_id} moved at closedwon" in capsys.readouterr().out
+    assert await starter.run(["sandbox", "edit-deal", deal_id, "revops_region=NA"]) == 0
+    assert deal_properties(hubspot, deal_id)["revops_region"] == "NA"
+
+    # no contract launched yet: the act says so instead of guessing
+    assert await starter.run(["sandbox", "sign", deal_id]) == 1
+    assert capsys.readouterr().err.strip() == (f"deal {deal_id} has no Ironclad contract yet (see: starter.py "
+                                               f"status {deal_id})")
+
+
+async def test_sandbox_decline_cancels_the_contract_and_it_can_no_longer_be_signed(
+        sandbox_env: None, sandboxes: dict[str, SandboxHandle], settings: Settings,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    clm = ironclad.from_settings(settings)
+    try:
+        launched = await clm.launch_contract(contract_request(settings, unique_deal_id()),
+                                             idempotency_key=f"sandbox-cli-{uuid.uuid4()}")
+        assert launched.clm_workflow_id
+        assert await starter.run(["sandbox", "decline", launched.clm_workflow_id, "--reason", "budget frozen"]) == 0
+        assert "cancelled" in capsys.readouterr().out
+        assert (await clm.get_contract(launched.clm_workflow_id)).status is ContractStatus.CANCELLED
+    finally:
+        await clm.aclose()
+    assert await starter.run(["sandbox", "sign", launched.clm_workflow_id]) == 1  # declined: cannot be signed
+    assert "is cancelled" in capsys.readouterr().err
+
+
+async def test_sandbox_unknown_ids_exit_2_with_one_line(
+        sandbox_env: None, sandboxes: dict[str, SandboxHandle], capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["sandbox", "move-deal", "99999999999"], ["sandbox", "pay", "in_doesnotexist00"],
+                 ["sandbox", "sign", "nosuchworkflow"]):
+        assert await starter.run(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert await starter.run(["sandbox", "pay", "in_x", "--amount", "ten"]) == 2
+    assert "--amount must be a decimal amount" in capsys.readouterr().err
