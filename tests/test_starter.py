@@ -159,8 +159,9 @@ async def test_starter_status_looks_past_a_skipped_rerun_and_find_takes_bare_str
     assert "already provisioned" in capsys.readouterr().out
     assert (await client.get_workflow_handle(workflow_id).describe()).run_id == handle.result_run_id
 
-    # a late trigger (a webhook) makes a skipped re-run; status still shows the provisioning run and its IDs
-    again = await start_quote_to_cash(client, cli_env, deal_id, trigger="webhook")
+    # an operator's reopen makes a re-run that skips (the deal is provisioned); status still shows the
+    # provisioning run and its IDs (a late webhook starts nothing at all: the outcome of a closed run stands)
+    again = await start_quote_to_cash(client, cli_env, deal_id, trigger="manual", reopen=True)
     assert (await again.result()).outcome is Stage.SKIPPED
     status = await eventually(lambda: _status_json(deal_id, capsys), lambda s: s["later_runs"], what="skip seen")
     assert status["run_id"] == handle.result_run_id and status["stage"] == "provisioned"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
     from workflows.steps import (
+        STEP_FAILED,
         AttributePublisher,
         add_business_keys,
         decide,
@@ -157,7 +158,7 @@ class QuoteToCashWorkflow:
         try:
             deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}",
                                     local=True)
-        except ActivityError as err:
+        except STEP_FAILED as err:
             self._exception = ExceptionKind.DEAL_NOT_FOUND
             raise _Stop(Stage.FAILED, f"the deal could not be read: {failure_reason(err)}") from err
         self._use_deal(deal)
@@ -338,7 +339,7 @@ class QuoteToCashWorkflow:
         try:
             for plan in plans:
                 self._engagements.append(await self._provision_entity(deal, contract, plan, undo))
-        except ActivityError as err:
+        except STEP_FAILED as err:
             reason = failure_reason(err)
             self._failure = reason
             self._enter(Stage.COMPENSATING, f"provisioning failed: {reason}; undoing {len(undo)} step(s)",
@@ -346,7 +347,7 @@ class QuoteToCashWorkflow:
             for activity_fn, arg, summary in reversed(undo):
                 try:
                     await self._step(activity_fn, arg, summary)
-                except ActivityError as undo_err:
+                except STEP_FAILED as undo_err:
                     self._note(f"compensation '{summary}' failed: {failure_reason(undo_err)}")
             self._exception = ExceptionKind.PROVISIONING_FAILED
             await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
@@ -479,7 +480,7 @@ class QuoteToCashWorkflow:
         try:
             await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())), local=True)
-        except ActivityError as err:
+        except STEP_FAILED as err:
             if self._exception is ExceptionKind.NONE:
                 self._exception = ExceptionKind.WRITE_BACK_FAILED
             self._note(f"write-back refused by the CRM: {failure_reason(err)}")

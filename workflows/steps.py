@@ -14,13 +14,16 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.attributes import BUSINESS_KEYS
     from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
 STEP_TIMEOUT = timedelta(minutes=2)
+#: how a step that failed for good reaches the workflow: a regular activity's failure as ``ActivityError``, a
+#: local activity's as the ``ApplicationError`` itself (the SDK does not wrap it)
+STEP_FAILED = (ActivityError, ApplicationError)
 P = TypeVar("P")
 R = TypeVar("R")
 RETRY_MAX = timedelta(minutes=5)

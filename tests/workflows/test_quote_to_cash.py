@@ -27,6 +27,7 @@ from settings import Settings
 from stores.events import Outcome
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.histories import save_history
+from tests.helpers.outcomes import deal_outcome
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from workflows.models import (
@@ -514,7 +515,7 @@ async def test_quote_to_cash_compensates_master_data_whose_create_answer_was_los
             stripe.faults(error_rate=1.0, status=400, path_prefix="/v1/subscriptions", methods=["POST"],
                           lost_answers=1, lost_answer_path_prefix="/v1/customers"):
         await sign_when_out(handle, sandboxes["ironclad"])
-        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=90)
+        result = await asyncio.wait_for(deal_outcome(handle), timeout=90)
         assert xero.control.answers_to_lose == 0 and stripe.control.answers_to_lose == 0, "answers were lost"
 
     assert result.outcome is Stage.FAILED
@@ -551,7 +552,7 @@ async def test_quote_to_cash_leaves_master_data_it_did_not_create(
 
     with stripe.faults(error_rate=1.0, status=400, path_prefix="/v1/subscriptions", methods=["POST"]):
         await sign_when_out(handle, sandboxes["ironclad"])
-        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=90)
+        result = await asyncio.wait_for(deal_outcome(handle), timeout=90)
 
     assert result.outcome is Stage.FAILED
     [contact] = _contacts_with_reference(xero, tenant, reference)

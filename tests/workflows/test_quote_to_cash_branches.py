@@ -19,6 +19,7 @@ from connectors.errors import Rejected
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.fakes import FakePorts, fake_deal
+from tests.helpers.outcomes import deal_outcome
 from tests.helpers.waiting import eventually
 from workflows.models import DealCorrection, QuoteToCashResult, QuoteToCashStatus, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -57,7 +58,7 @@ async def test_branch_refused_billing_schedule_undoes_what_this_run_created(
 
     handle = await start_quote_to_cash(client, settings, deal_id)
     await signed_when_out(handle, ports)
-    result: QuoteToCashResult = await handle.result()
+    result = await deal_outcome(handle)
 
     assert result.outcome is Stage.FAILED and "undone" in result.reason
     [project] = ports.erp.projects.values()
@@ -82,7 +83,7 @@ async def test_branch_compensation_keeps_records_that_existed_before_the_run(
 
     handle = await start_quote_to_cash(client, settings, deal_id)
     await signed_when_out(handle, ports)
-    result: QuoteToCashResult = await handle.result()
+    result = await deal_outcome(handle)
 
     assert result.outcome is Stage.FAILED
     assert ports.erp.archived == [] and ports.billing.deleted == [], "records older than the run are kept"
@@ -99,7 +100,7 @@ async def test_branch_contract_cancelled_in_the_clm_stops_before_provisioning(
                               what="contract out")
     assert status.contract and status.contract.clm_workflow_id
     ports.clm.cancel(status.contract.clm_workflow_id)
-    result: QuoteToCashResult = await handle.result()
+    result = await deal_outcome(handle)
 
     assert result.outcome is Stage.CANCELLED
     assert ports.erp.projects == {} and ports.billing.schedules == {}
@@ -121,7 +122,7 @@ async def test_branch_missing_region_waits_until_a_corrected_deal_arrives(
     await handle.signal(QuoteToCashWorkflow.deal_corrected,
                         DealCorrection(deal=deal.model_copy(update={"region": "NA"})))
     await signed_when_out(handle, ports)
-    result: QuoteToCashResult = await handle.result()
+    result = await deal_outcome(handle)
 
     assert result.outcome is Stage.PROVISIONED
     assert ports.crm.written[deal_id]["revops_status"] == "provisioned"
@@ -133,7 +134,7 @@ async def test_branch_approval_expires_after_two_days_without_a_decision(
     deal_id = ports.add_deal(fake_deal(discount="40"))
 
     handle = await start_quote_to_cash(client, settings, deal_id)
-    result: QuoteToCashResult = await handle.result()
+    result = await deal_outcome(handle)
 
     assert result.outcome is Stage.EXPIRED
     status = await status_of(handle)
