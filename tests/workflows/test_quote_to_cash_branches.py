@@ -21,7 +21,7 @@ from settings import Settings
 from tests.helpers.fakes import FakePorts, fake_deal
 from tests.helpers.outcomes import deal_outcome
 from tests.helpers.waiting import eventually
-from workflows.models import DealCorrection, QuoteToCashResult, QuoteToCashStatus, Stage
+from workflows.models import DealCorrection, QuoteToCashStatus, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
