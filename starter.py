@@ -1,8 +1,9 @@
 """The command line for people: start flows, decide approvals, look at status.
 
     python starter.py start-deal 1234 [--wait]
-    python starter.py approve q2c-hubspot-1234 --approver "Dana (Finance)" [--note "ok"]
-    python starter.py reject  q2c-hubspot-1234 --approver "Dana (Finance)" --note "discount too deep"
+    REVOPS_TOKEN=<jwt> python starter.py approve q2c-hubspot-1234 [--note "ok"]   (through the approvals API)
+    python starter.py reject  q2c-hubspot-1234 --approver dana@revops.example --note "discount too deep"
+                                              (sandbox: mints a token with the local HS256 secret)
     python starter.py status  q2c-hubspot-1234
     python starter.py pending
     python starter.py recheck q2c-hubspot-1234
@@ -21,7 +22,6 @@ import sys
 from collections.abc import Sequence
 
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
 
 from canonical import Deal
 from connectors.errors import ConnectorError
@@ -30,7 +30,7 @@ from orchestration import amendments_cli, ledger_cli
 from orchestration.connect import connect
 from orchestration.launch import start_quote_to_cash
 from settings import Settings
-from workflows.models import ApprovalDecision, ApprovalOutcome, QuoteToCashStatus, RecheckRequest, RecheckResult
+from workflows.models import ApprovalOutcome, QuoteToCashStatus, RecheckRequest, RecheckResult
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
@@ -63,21 +63,44 @@ async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Name
 
 
 async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespace, approved: bool) -> int:
-    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, args.workflow_id)
+    """Decide through the approvals API as the person of ``REVOPS_TOKEN`` (the only way the worker accepts)."""
+    import os
+
+    import httpx
+
+    from ingress.identity import mint_token
+
+    authority = settings.approval_authority()
+    token = os.environ.get("REVOPS_TOKEN", "").strip()
+    if not token:
+        person = next((a for a in authority.approvers if args.approver in (a.id, a.name)), None)
+        if person is None:
+            print("set REVOPS_TOKEN to your bearer token" + (f" ({args.approver!r} is not a registered approver)"
+                                                            if args.approver else ""), file=sys.stderr)
+            return 2
+        try:
+            token = mint_token(settings, person.id, ttl_seconds=300)
+        except ValueError as exc:
+            print(f"set REVOPS_TOKEN: {exc}", file=sys.stderr)
+            return 2
+    url = f"{settings.approvals_base_url}/approvals/{args.workflow_id}"
     try:
-        decision = ApprovalDecision(approver=args.approver, approved=approved, note=args.note or "")
-    except ValueError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 2
-    try:
-        outcome: ApprovalOutcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval, decision)
-    except WorkflowUpdateFailedError as exc:
-        print(f"refused: {exc.cause.message if exc.cause else exc}", file=sys.stderr)  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.post(url, json={"approved": approved, "note": args.note or ""},
+                                       headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        print(f"the approvals API at {settings.approvals_base_url} cannot be reached: {exc}", file=sys.stderr)
         return 1
-    except RPCError as exc:
-        print(f"refused: {exc.message}", file=sys.stderr)
-        return 1
-    print(f"{outcome.status} by {outcome.approver}" + (f": {outcome.note}" if outcome.note else ""))
+    if response.status_code != 200:
+        detail = response.json().get("detail", response.text) if "json" in response.headers.get(
+            "content-type", "") else response.text
+        print(f"refused: {detail}", file=sys.stderr)
+        return 2 if response.status_code == 404 else 1
+    outcome = ApprovalOutcome.model_validate(response.json())
+    person = authority.approver(outcome.approver)
+    print(f"{outcome.status} by {person.name if person else outcome.approver}"
+          + (f": {outcome.note}" if outcome.note else "")
+          + (f" ({outcome.approvals} of {outcome.required} approvals)" if outcome.required > 1 else ""))
     return 0
 
 
@@ -177,7 +200,8 @@ def parser() -> argparse.ArgumentParser:
     for name in ("approve", "reject"):
         s = sub.add_parser(name, help=f"{name} a deal waiting for finance approval")
         s.add_argument("workflow_id")
-        s.add_argument("--approver", required=True)
+        s.add_argument("--approver", default="", help="sandbox only, without REVOPS_TOKEN: mint a token for this "
+                                                         "approver (ID or name) with the local HS256 secret")
         s.add_argument("--note", default="")
     s = sub.add_parser("status", help="where a deal's run stands")
     s.add_argument("workflow_id")

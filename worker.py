@@ -32,6 +32,7 @@ from connectors.hubspot import HubSpotCrm
 from connectors.ironclad import IroncladClm
 from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
+from orchestration.approval_guard import ApprovalSignatureInterceptor
 from orchestration.connect import connect
 from orchestration.ledger_cli import ensure_reconciliation_schedule
 from settings import Settings
@@ -107,6 +108,7 @@ def build_worker(client: Client, settings: Settings, connectors: Connectors, *, 
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=[*activities_for(settings, connectors), *extra_activities],
         max_concurrent_activities=200,
+        interceptors=[ApprovalSignatureInterceptor(settings.approval_keys())],
     )
 
 

@@ -64,7 +64,10 @@ class ContractAmendmentsActivities:
         return AmendmentsConfig(entities=s.legal_entities, gap_timeout_seconds=s.amendment_gap_timeout_seconds,
                                 continue_as_new_after=s.amendments_continue_as_new_after,
                                 proration_behavior=s.stripe_proration_behavior,
-                                activity_retry_max_seconds=s.activity_retry_max_seconds)
+                                activity_retry_max_seconds=s.activity_retry_max_seconds,
+                                authority=s.approval_authority(),
+                                approval_reminder_hours=s.amendment_approval_reminder_hours,
+                                approval_expiry_days=s.amendment_approval_expiry_days)
 
     # -- CLM + CRM: the contract and where it was provisioned ---------------------------------------
     @activity.defn(name="load_contract_context")
@@ -105,7 +108,8 @@ class ContractAmendmentsActivities:
             budgets = {}
         return ContractContext(record_id=request.record_id, deal_id=deal_id, title=record.title,
                                counterparty=record.counterparty, signed_terms=signed, provisioned=provisioned,
-                               budgets=budgets, billing_ids=_split(ids.get("billing_schedule_ids")))
+                               budgets=budgets, billing_ids=_split(ids.get("billing_schedule_ids")),
+                               deal_owner_id=deal.owner_id)
 
     async def _signed_terms(self, record: Contract) -> ContractTerms:
         """The terms before any amendment (the record's rolled-up properties already hold them)."""

@@ -56,6 +56,7 @@ class QuoteToCashActivities:
             activity_retry_max_seconds=s.activity_retry_max_seconds,
             temporal_ui_url=s.temporal_ui_url,
             activity_timeout_seconds=s.activity_timeout_seconds,
+            authority=s.approval_authority(),
         )
 
     # -- CRM ---------------------------------------------------------------------------------------

@@ -210,10 +210,18 @@ async def serve(settings: Settings) -> None:
     """Serve the ingress on ``settings.ingress_host:ingress_port`` until cancelled."""
     import uvicorn
 
+    from ingress.approvals import approvals_server
+
     app = build_from_settings(settings)
     config = uvicorn.Config(app, host=settings.ingress_host, port=settings.ingress_port, log_level="info",
                             access_log=False)
-    await uvicorn.Server(config).serve()
+    # the approvals API and inbox on their own port: when either server stops (a signal reaches one), both do
+    servers = [uvicorn.Server(config), approvals_server(settings)]
+    tasks = [asyncio.ensure_future(server.serve()) for server in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks)
 
 
 __all__ = ["build_from_settings", "create_app", "kept_headers", "receivers_from_settings", "serve"]

@@ -39,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
     from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
+    from canonical.authority import ApprovalFacts, approvals_required
+    from canonical.money import Money
     from canonical.requests import DealWriteBack
     from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -64,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
 
 A = ContractAmendmentsActivities
 Q = QuoteToCashActivities
-APPROVAL_REMINDER = timedelta(days=2)
 HISTORY_KEPT = 20
 TIMELINE_KEPT = 50
 
@@ -76,6 +77,8 @@ class ContractAmendmentsWorkflow:
     def __init__(self) -> None:
         self._record_id = ""
         self._deal_id = ""
+        self._deal_owner_id: str | None = None
+        self._counterparty = ""
         self._title = ""
         self._stage = AmendmentStage.LOADING
         self._exception = ExceptionKind.NONE
@@ -163,6 +166,8 @@ class ContractAmendmentsWorkflow:
         self._failure = ""
         self._exception = ExceptionKind.NONE
         self._deal_id = context.deal_id
+        self._deal_owner_id = context.deal_owner_id
+        self._counterparty = context.counterparty
         self._title = context.title
         self._terms = context.signed_terms
         self._provisioned = context.provisioned
@@ -280,6 +285,10 @@ class ContractAmendmentsWorkflow:
         self._note(f"amendment {sequence}: {record.summary}")
         if plan.approval_reasons:
             decision = await self._approve(record, plan)
+            if decision is None:
+                record.outcome = "expired"
+                self._done(record, f"amendment {sequence} expired without a finance decision: not propagated")
+                return
             if not decision.approved:
                 record.outcome = "rejected"
                 self._done(record, f"amendment {sequence} rejected by {decision.approver}: not propagated")
@@ -317,27 +326,50 @@ class ContractAmendmentsWorkflow:
         self._note(note + (f" (cycle time {record.cycle_time_seconds:.1f}s)"
                            if record.cycle_time_seconds is not None else ""))
 
-    async def _approve(self, record: AmendmentRecord, plan: AmendmentPlan) -> ApprovalDecision:
-        """Finance decides through ``decide_approval`` (the quote-to-cash contract); reminded, never expired."""
+    async def _approve(self, record: AmendmentRecord, plan: AmendmentPlan) -> ApprovalDecision | None:
+        """Finance decides through ``decide_approval`` (the quote-to-cash contract, same authority rules),
+        reminded and expired like a deal's approval; ``None`` when it expired."""
+        assert self._config is not None
         now = workflow.now()
-        approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, expires_at=now + APPROVAL_REMINDER)
+        given_up = plan.old_value.amount - plan.new_value.amount
+        facts = ApprovalFacts(amount=Money.of(max(given_up, 0), plan.old_value.currency),
+                              legal_entity=self._provisioned[0].legal_entity if self._provisioned else "",
+                              owner_id=self._deal_owner_id)
+        approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, facts=facts,
+                                 expires_at=now + timedelta(days=self._config.approval_expiry_days),
+                                 required=approvals_required(self._config.authority, facts),
+                                 title=f"{self._title or 'contract ' + self._record_id}, amendment {plan.sequence}",
+                                 company=self._counterparty, terms=plan.summary())
         record.approval = approval
         self._approval = approval
         reasons = "; ".join(plan.approval_reasons)
         self._enter(AmendmentStage.AWAITING_APPROVAL, f"amendment {plan.sequence} needs finance approval: {reasons}",
-                    waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval)")
+                    waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval) before "
+                                f"{approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(approval_status="pending", amendment_status="awaiting approval",
                                              amendment_sequence=str(plan.sequence),
                                              approval_note=f"Amendment {plan.sequence}: {reasons}"))
+        reminder = timedelta(hours=self._config.approval_reminder_hours)
         while approval.decision is None:
+            remaining = approval.expires_at - workflow.now()
+            if remaining <= timedelta(0):
+                approval.status = "expired"
+                self._approval = None
+                self._exception = ExceptionKind.NONE
+                days = self._config.approval_expiry_days
+                await self._write_back(DealWriteBack(
+                    approval_status="expired", amendment_status="expired", amendment_sequence=str(plan.sequence),
+                    approval_note=f"Amendment {plan.sequence}: no decision within {days:g} days; not propagated"))
+                return None
             try:
-                await workflow.wait_condition(lambda: approval.decision is not None, timeout=APPROVAL_REMINDER,
+                await workflow.wait_condition(lambda: approval.decision is not None, timeout=min(reminder, remaining),
                                               timeout_summary="amendment approval reminder")
             except TimeoutError:
-                approval.reminders_sent += 1
-                self._exception = ExceptionKind.APPROVAL_OVERDUE
-                self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
-                                         "awaits finance", waiting_for=self._waiting_for)
+                if workflow.now() < approval.expires_at:
+                    approval.reminders_sent += 1
+                    self._exception = ExceptionKind.APPROVAL_OVERDUE
+                    self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
+                                             "awaits finance", waiting_for=self._waiting_for)
         decision = approval.decision
         self._approval = None
         if self._exception is ExceptionKind.APPROVAL_OVERDUE:
@@ -354,11 +386,20 @@ class ContractAmendmentsWorkflow:
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
         """Finance decides the pending amendment approval. Refused at once when nothing is pending."""
         assert self._approval is not None
-        return decide(self._approval, decision)
+        outcome = decide(self._approval, decision)
+        recorded = self._approval.decisions[-1]
+        # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
+        self._timeline.append(TimelineEntry(
+            at=workflow.now(), stage=self._stage.value,
+            note=f"{'approved' if decision.approved else 'rejected'} by {decision.approver} via {recorded.channel} "
+                 f"(token subject {recorded.subject})"
+                 + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else "")))
+        return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value)
+        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value,
+                        authority=self._config.authority if self._config else None)
 
     # -- propagation -------------------------------------------------------------------------------
     async def _propagate(self, record: AmendmentRecord, plan: AmendmentPlan, terms: ContractTerms) -> None:
@@ -539,7 +580,8 @@ class ContractAmendmentsWorkflow:
     def _carry(self) -> AmendmentsCarried:
         assert self._terms is not None
         return AmendmentsCarried(
-            deal_id=self._deal_id, title=self._title, terms=self._terms, next_sequence=self._next,
+            deal_id=self._deal_id, title=self._title, counterparty=self._counterparty,
+            deal_owner_id=self._deal_owner_id, terms=self._terms, next_sequence=self._next,
             provisioned=self._provisioned, budgets=self._budgets, billing_ids=self._billing_ids,
             pending=[self._pending[n] for n in sorted(self._pending)], history=self._history,
             business_keys=self._keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
@@ -547,6 +589,7 @@ class ContractAmendmentsWorkflow:
 
     def _restore(self, carried: AmendmentsCarried) -> None:
         self._deal_id, self._title, self._terms = carried.deal_id, carried.title, carried.terms
+        self._counterparty, self._deal_owner_id = carried.counterparty, carried.deal_owner_id
         self._next, self._provisioned, self._budgets = carried.next_sequence, carried.provisioned, carried.budgets
         self._billing_ids = list(carried.billing_ids)
         self._pending = {r.sequence: r for r in carried.pending}

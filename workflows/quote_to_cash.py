@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
+    from canonical.authority import ApprovalFacts, approvals_required
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
@@ -65,6 +66,17 @@ class _Stop(Exception):
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
+
+
+def _terms(deal: Deal) -> str:
+    """The deal's commercial terms in one line, for the people who decide."""
+    parts = [f"{deal.billing_model.value}" if deal.billing_model else "",
+             f"{deal.start_date or '?'} to {deal.end_date or 'open'}",
+             f"payment {deal.payment_terms_days} days" if deal.payment_terms_days is not None else "",
+             "non-standard terms" if deal.non_standard_terms else ""]
+    lines = "; ".join(f"{line.quantity} x {line.name} at {line.unit_price}"
+                      + (f" less {line.discount_percent}%" if line.discount_percent else "") for line in deal.lines[:5])
+    return ", ".join(p for p in parts if p) + (f" | {lines}" if lines else "")
 
 
 @workflow.defn(name="QuoteToCashWorkflow")
@@ -182,10 +194,18 @@ class QuoteToCashWorkflow:
         now = workflow.now()
         expiry = timedelta(days=self._config.approval_expiry_days)
         reminder = timedelta(hours=self._config.approval_reminder_hours)
-        self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry)
+        facts = ApprovalFacts(amount=deal.total() if deal.currency and deal.lines else None,
+                              discount_percent=deal.max_discount_percent(), legal_entity=self._entity_code,
+                              owner_id=deal.owner_id)
+        required = approvals_required(self._config.authority, facts)
+        if required > 1:
+            reasons = [*reasons, "two approvers needed: amount above the dual-approval threshold"]
+        self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry, facts=facts,
+                                       required=required, title=deal.name,
+                                       company=deal.account.name if deal.account else "", terms=_terms(deal))
         self._enter(Stage.AWAITING_APPROVAL, "finance approval needed: " + "; ".join(reasons),
-                    waiting_for="finance decision (decide_approval) before "
-                                f"{self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
+                    waiting_for=f"finance decision{'s of two approvers' if required > 1 else ''} (decide_approval) "
+                                f"before {self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_APPROVAL.value,
                                              approval_status="pending",
                                              approval_note="; ".join(reasons)))
@@ -218,19 +238,31 @@ class QuoteToCashWorkflow:
                                                  approval_note=f"{decision.approver}: {decision.note}"))
             raise _Stop(Stage.REJECTED, f"rejected by {decision.approver}: {decision.note}")
         approval.status = "approved"
-        self._note(f"approved by {decision.approver}" + (f": {decision.note}" if decision.note else ""))
+        approvers = ", ".join(d.approver for d in approval.decisions if d.approved)
+        self._note(f"approved by {approvers}" + (f": {decision.note}" if decision.note else ""))
         await self._write_back(DealWriteBack(approval_status="approved",
-                                             approval_note=f"{decision.approver}: {decision.note}".rstrip(": ")))
+                                             approval_note=f"{approvers}: {decision.note}".rstrip(": ")))
 
     @workflow.update
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
-        """Finance decides a pending approval. Rejected at once when nothing is pending."""
+        """Finance decides a pending approval. Refused at once when nothing is pending, when the decision is
+        not signed by the approvals API, or when the approver lacks the authority (limits, own deal...)."""
         assert self._approval is not None
-        return decide(self._approval, decision)
+        outcome = decide(self._approval, decision)
+        recorded = self._approval.decisions[-1]
+        # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
+        self._timeline.append(TimelineEntry(
+            at=workflow.now(), stage=self._stage.value,
+            note=f"{'approved' if decision.approved else 'rejected'} by {decision.approver} via {recorded.channel} "
+                 f"(token subject {recorded.subject})"
+                 + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else "")))
+        return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._stage.value)
+        authority = self._config.authority if self._config else None
+        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._stage.value,
+                        authority=authority)
 
     # -- 3. contract --------------------------------------------------------------------------------
     async def _contract_signed(self, deal: Deal) -> Contract:

@@ -27,7 +27,7 @@ EXTERNAL_REF_PROPERTY = "revops_external_ref"
 DEAL_PROPERTIES = [
     "dealname", "amount", "dealstage", "pipeline", "deal_currency_code", "closedate", "hs_lastmodifieddate",
     "revops_region", "revops_legal_entity", "revops_billing_model", "revops_start_date", "revops_end_date",
-    "revops_payment_terms_days", "revops_non_standard_terms",
+    "revops_payment_terms_days", "revops_non_standard_terms", "hubspot_owner_id",
 ]
 LINE_ITEM_PROPERTIES = ["name", "hs_sku", "hs_product_id", "quantity", "price", "hs_discount_percentage",
                         "recurringbillingfrequency", "revops_billing_model", "revops_legal_entity"]
@@ -285,6 +285,7 @@ def deal_from_hubspot(obj: Mapping[str, Any], *, company: Mapping[str, Any] | No
         end_date=end,
         payment_terms_days=int(terms) if terms is not None and terms >= 0 and terms == int(terms) else None,
         non_standard_terms=(_clean(props, "revops_non_standard_terms") or "").lower() == "true",
+        owner_id=_clean(props, "hubspot_owner_id"),
         account=account_from_hubspot(company) if company else None,
         contacts=[contact_from_hubspot(c) for c in contacts or []],
         lines=lines,
