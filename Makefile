@@ -24,8 +24,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m orchestration.demo
 
-## make test: the whole suite against real servers on loopback
+## make test: the whole suite against real servers on loopback (the inbox's browser test drives Debian chromium)
 test: $(STAMP) $(PRISM)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it

@@ -113,7 +113,7 @@ async def run_demo(settings: Settings, stack: Stack) -> int:
                 print(f"\n{workflow_id} waits for finance: {'; '.join(status.approval.reasons)}"  # type: ignore[union-attr]
                       )
                 starter("pending")
-                starter("approve", workflow_id, "--approver", "Dana (Finance)", "--note", "strategic account")
+                starter("approve", workflow_id, "--approver", "Chris (CFO)", "--note", "strategic account")
             if deal.fix:
                 status = await wait_stage(client, workflow_id, Stage.DATA_EXCEPTION)
                 print(f"\n{workflow_id} is in a data exception: " + "; ".join(str(m) for m in status.missing))

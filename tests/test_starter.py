@@ -66,11 +66,11 @@ async def test_starter_start_pending_approve_status_find(
     assert "over Sam (Sales Ops)'s limit of 10%" in capsys.readouterr().err
     monkeypatch.delenv("REVOPS_TOKEN")
 
-    assert await starter.run(["approve", workflow_id, "--approver", "Dana (Finance)", "--note", "fine"]) == 0
-    assert "approved by Dana (Finance): fine" in capsys.readouterr().out
+    assert await starter.run(["approve", workflow_id, "--approver", "Chris (CFO)", "--note", "fine"]) == 0
+    assert "approved by Chris (CFO): fine" in capsys.readouterr().out
 
     # Nothing is pending any more: the same command is refused at once and says why.
-    assert await starter.run(["reject", workflow_id, "--approver", "Dana (Finance)"]) == 1
+    assert await starter.run(["reject", workflow_id, "--approver", "Chris (CFO)"]) == 1
     assert "no approval is pending" in capsys.readouterr().err
 
     assert await starter.run(["status", workflow_id]) == 0
