@@ -137,6 +137,22 @@ class Settings(BaseSettings):
     approvals_jwt_audience: str = "revops-approvals"
     approvals_cookie_secure: bool = Field(default=False, description="set true behind HTTPS")
 
+    # -- notifications (Slack-compatible incoming webhook and SMTP; the sandbox's by default) ----------
+    sandbox_slack_port: int = 8105
+    sandbox_smtp_port: int = 8025
+    notify_slack_webhook_url: str | None = "http://127.0.0.1:8105/services/T0REVOPS/B0FINANCE/sandbox"
+    notify_smtp_host: str | None = "127.0.0.1"
+    notify_smtp_port: int = 8025
+    notify_smtp_username: str | None = None
+    notify_smtp_password: str | None = None
+    notify_smtp_starttls: bool = False
+    notify_from: str = "revops@revops.example"
+    notify_operations: list[str] = Field(default_factory=lambda: ["revops-ops@revops.example"],
+                                         description="who hears of business exceptions (approvers hear of "
+                                                     "the approvals they may decide)")
+    notifications_url: Path | None = Field(default=None, description="the send log (SQLite file); under "
+                                                                     "data_dir if unset")
+
     # -- retries of activities (vendor outages retry without an attempt limit) -----------------
     activity_retry_max_seconds: float = 300
     activity_timeout_seconds: float = Field(default=120, description="start-to-close of one quote-to-cash step: "
@@ -176,6 +192,10 @@ class Settings(BaseSettings):
 
     def approval_keys(self) -> dict[str, bytes]:
         return parse_signing_keys(self.approval_signing_keys)
+
+    @property
+    def notifications_db(self) -> Path:
+        return self.notifications_url or self.data_dir / "notifications.sqlite"
 
     @property
     def approvals_base_url(self) -> str:

@@ -30,6 +30,7 @@ from connectors import hubspot, ironclad, stripe, xero
 from connectors.errors import ConnectorError
 from connectors.hubspot import HubSpotCrm
 from connectors.ironclad import IroncladClm
+from connectors.notify import Notifications, notifications_from_settings
 from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
 from orchestration.approval_guard import ApprovalSignatureInterceptor
@@ -63,10 +64,13 @@ class Connectors:
     clm: IroncladClm
     billing: StripeBilling
     erp: XeroErp
+    notifications: Notifications | None = None
 
     async def aclose(self) -> None:
         for adapter in (self.crm, self.clm, self.billing, self.erp):
             await adapter.aclose()
+        if self.notifications is not None:
+            await self.notifications.aclose()
 
 
 @asynccontextmanager
@@ -78,6 +82,7 @@ async def open_connectors(settings: Settings, *,
         clm=ironclad.from_settings(settings, transport=transport),
         billing=stripe.from_settings(settings, transport=transport),
         erp=xero.from_settings(settings, transport=transport),
+        notifications=notifications_from_settings(settings),
     )
     try:
         yield built
@@ -88,7 +93,7 @@ async def open_connectors(settings: Settings, *,
 def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
     """Every activity the worker serves, bound to its connectors."""
     q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
-                                billing=connectors.billing, erp=connectors.erp)
+                                billing=connectors.billing, erp=connectors.erp, notifications=connectors.notifications)
     poll = DealPollActivities(settings=settings, crm=connectors.crm, clm=connectors.clm)
     ledger = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing, erp=connectors.erp)
     recon = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from canonical import Account, BillingSchedule, Contact, ContractTerms, LegalEntity, Project
 from canonical.amendments import ProvisionedEntity, SubscriptionItemChange
 from canonical.authority import ApprovalAuthority
+from canonical.notifications import Notice
 from canonical.policy import ApprovalPolicy
 from canonical.requests import ContractRequest, DealWriteBack
 
@@ -47,6 +48,8 @@ class DealRef(BaseModel):
 class WriteBackInput(BaseModel):
     deal_id: str
     update: DealWriteBack
+    notice: Notice | None = Field(default=None, description="the people to tell about the event this write-back "
+                                                            "records (sent once per event key and channel)")
 
 
 class LaunchContractInput(BaseModel):

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.amendments import AmendmentPlan, EntityChange, ProvisionedEntity, monthly_recurring
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.money import Money
+    from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
     from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -102,6 +103,7 @@ class ContractAmendmentsWorkflow:
         self._gap_since: datetime | None = None
         self._duplicates = 0
         self._applied_this_run = 0
+        self._failures = 0
         self._runs = 1
         self._keys: list[str] = []
         self._timeline: list[TimelineEntry] = []
@@ -252,7 +254,10 @@ class ContractAmendmentsWorkflow:
                         waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from Ironclad")
             await self._write_back(DealWriteBack(
                 revops_exception=f"Amendment gap: amendment(s) {missing} of Ironclad record {self._record_id} "
-                                 f"never arrived; {waiting} wait", amendment_status="gap"))
+                                 f"never arrived; {waiting} wait", amendment_status="gap"),
+                notice=self._notice(NoticeKind.AMENDMENT_GAP, self._key(self._next, "notice-gap"),
+                                    f"Amendment gap on {self._title or 'contract ' + self._record_id}",
+                                    f"amendment(s) {missing} never arrived; {waiting} wait (resolve_gap)"))
         await workflow.wait_condition(self._woken, timeout_summary="amendment gap resolved")
 
     async def _fetch_from_clm(self, why: str) -> GapResolutionResult:
@@ -348,7 +353,9 @@ class ContractAmendmentsWorkflow:
                                 f"{approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(approval_status="pending", amendment_status="awaiting approval",
                                              amendment_sequence=str(plan.sequence),
-                                             approval_note=f"Amendment {plan.sequence}: {reasons}"))
+                                             approval_note=f"Amendment {plan.sequence}: {reasons}"),
+                               notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REQUESTED,
+                                                            "requested", "Approval needed"))
         reminder = timedelta(hours=self._config.approval_reminder_hours)
         while approval.decision is None:
             remaining = approval.expires_at - workflow.now()
@@ -359,7 +366,9 @@ class ContractAmendmentsWorkflow:
                 days = self._config.approval_expiry_days
                 await self._write_back(DealWriteBack(
                     approval_status="expired", amendment_status="expired", amendment_sequence=str(plan.sequence),
-                    approval_note=f"Amendment {plan.sequence}: no decision within {days:g} days; not propagated"))
+                    approval_note=f"Amendment {plan.sequence}: no decision within {days:g} days; not propagated"),
+                    notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_EXPIRED, "expired",
+                                                 "Approval expired (not propagated)"))
                 return None
             try:
                 await workflow.wait_condition(lambda: approval.decision is not None, timeout=min(reminder, remaining),
@@ -370,6 +379,11 @@ class ContractAmendmentsWorkflow:
                     self._exception = ExceptionKind.APPROVAL_OVERDUE
                     self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
                                              "awaits finance", waiting_for=self._waiting_for)
+                    await self._write_back(
+                        DealWriteBack(approval_status=f"pending (reminder {approval.reminders_sent})"),
+                        notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REMINDER,
+                                                     f"reminder-{approval.reminders_sent}",
+                                                     "Reminder: approval needed"))
         decision = approval.decision
         self._approval = None
         if self._exception is ExceptionKind.APPROVAL_OVERDUE:
@@ -503,8 +517,14 @@ class ContractAmendmentsWorkflow:
         self._exception = ExceptionKind.PROPAGATION_FAILED
         self._enter(AmendmentStage.PROPAGATION_FAILED, reason,
                     waiting_for="an operator to fix the cause and retry (retry_propagation update)")
+        self._failures += 1
         await self._write_back(DealWriteBack(revops_exception=f"Amendment propagation failed: {reason}",
-                                             amendment_status="failed"))
+                                             amendment_status="failed"),
+                               notice=self._notice(NoticeKind.PROPAGATION_FAILED,
+                                                   f"{workflow.info().workflow_id}:{workflow.info().run_id[:8]}:"
+                                                   f"notice-failed-{self._failures}",
+                                                   f"Amendment propagation failed on {self._title or self._record_id}",
+                                                   reason))
         await self._until_retried()
         self._exception = ExceptionKind.NONE
 
@@ -607,14 +627,27 @@ class ContractAmendmentsWorkflow:
         return await run_step(activity_fn, arg, summary,
                               retry_max_seconds=config.activity_retry_max_seconds if config else None)
 
-    async def _write_back(self, update: DealWriteBack, *, required: bool = False) -> None:
+    def _notice(self, kind: NoticeKind, event_key: str, title: str, text: str) -> Notice:
+        return Notice(event_key=event_key, kind=kind, workflow_id=workflow.info().workflow_id, title=title, text=text)
+
+    def _approval_notice(self, approval: ApprovalState, sequence: int, kind: NoticeKind, event: str,
+                         title: str) -> Notice:
+        text = "; ".join(approval.reasons) + (". No decision came in time: the amendment was not propagated."
+                                              if kind is NoticeKind.APPROVAL_EXPIRED
+                                              else f". Decide before {approval.expires_at:%Y-%m-%d %H:%M} UTC.")
+        return Notice(event_key=self._key(sequence, f"notice-approval-{event}"), kind=kind,
+                      workflow_id=workflow.info().workflow_id, title=f"{title}: {approval.title}", text=text,
+                      facts=approval.facts)
+
+    async def _write_back(self, update: DealWriteBack, *, required: bool = False,
+                          notice: Notice | None = None) -> None:
         """Write to the CRM deal. Status write-backs never stop the flow; the final one of a propagation
         (``required``) fails it, so that a refused CRM write is retried by an operator like any other."""
         if not self._deal_id:
             return
         update = update.model_copy(update={"revops_workflow_id": None})
         try:
-            await self._step(Q.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
+            await self._step(Q.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
         except ActivityError as err:
             if required:

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.authority import ApprovalFacts, approvals_required
+    from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
@@ -174,7 +175,10 @@ class QuoteToCashWorkflow:
             self._enter(Stage.DATA_EXCEPTION, f"missing data: {described}",
                         waiting_for="a corrected deal (deal_corrected signal or recheck_deal update)")
             await self._write_back(DealWriteBack(revops_status=Stage.DATA_EXCEPTION.value,
-                                                 revops_exception=f"Missing data: {described}"))
+                                                 revops_exception=f"Missing data: {described}"),
+                                   notice=self._notice(NoticeKind.DATA_EXCEPTION, f"data-exception-{handled}",
+                                                       f"Deal {deal.name} is missing data",
+                                                       f"Fix in HubSpot: {described}"))
             await workflow.wait_condition(lambda: self._corrections > handled,  # noqa: B023 (awaited here)
                                           timeout_summary="deal corrected")
             if self._corrected_deal is not None:
@@ -208,7 +212,9 @@ class QuoteToCashWorkflow:
                                 f"before {self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_APPROVAL.value,
                                              approval_status="pending",
-                                             approval_note="; ".join(reasons)))
+                                             approval_note="; ".join(reasons)),
+                               notice=self._approval_notice(NoticeKind.APPROVAL_REQUESTED, "requested",
+                                                            "Approval needed"))
         approval = self._approval
         while approval.decision is None:
             remaining = approval.expires_at - workflow.now()
@@ -217,7 +223,9 @@ class QuoteToCashWorkflow:
                 self._exception = ExceptionKind.NONE
                 days = self._config.approval_expiry_days
                 await self._write_back(DealWriteBack(revops_status=Stage.EXPIRED.value, approval_status="expired",
-                                                     approval_note=f"no decision within {days:g} days"))
+                                                     approval_note=f"no decision within {days:g} days"),
+                                       notice=self._approval_notice(NoticeKind.APPROVAL_EXPIRED, "expired",
+                                                                    "Approval expired"))
                 raise _Stop(Stage.EXPIRED, "approval request expired without a decision")
             try:
                 await workflow.wait_condition(lambda: approval.decision is not None,
@@ -229,7 +237,10 @@ class QuoteToCashWorkflow:
                     self._enter(Stage.AWAITING_APPROVAL, f"reminder {approval.reminders_sent}: still no decision",
                                 waiting_for=self._waiting_for)
                     await self._write_back(DealWriteBack(
-                        approval_status=f"pending (reminder {approval.reminders_sent})"))
+                        approval_status=f"pending (reminder {approval.reminders_sent})"),
+                        notice=self._approval_notice(NoticeKind.APPROVAL_REMINDER,
+                                                     f"reminder-{approval.reminders_sent}",
+                                                     "Reminder: approval needed"))
         decision = approval.decision
         self._exception = ExceptionKind.NONE
         if not decision.approved:
@@ -341,7 +352,10 @@ class QuoteToCashWorkflow:
                     self._note(f"compensation '{summary}' failed: {failure_reason(undo_err)}")
             self._exception = ExceptionKind.PROVISIONING_FAILED
             await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
-                                                 revops_exception=f"Provisioning failed and was undone: {reason}"))
+                                                 revops_exception=f"Provisioning failed and was undone: {reason}"),
+                                   notice=self._notice(NoticeKind.PROVISIONING_FAILED, "provisioning-failed",
+                                                       f"Provisioning of deal {deal.name} failed and was undone",
+                                                       reason))
             raise _Stop(Stage.FAILED, f"provisioning failed and was undone: {reason}") from err
         await self._write_back(DealWriteBack(
             revops_status=Stage.PROVISIONED.value, revops_exception="",
@@ -455,11 +469,27 @@ class QuoteToCashWorkflow:
                               retry_max_seconds=config.activity_retry_max_seconds if config else None,
                               timeout_seconds=config.activity_timeout_seconds if config else None)
 
-    async def _write_back(self, update: DealWriteBack) -> None:
-        """Write to the CRM; a refused write-back is recorded, never allowed to undo the business step."""
+    def _notice(self, kind: NoticeKind, event: str, title: str, text: str) -> Notice:
+        return Notice(event_key=self._key(f"notice-{event}"), kind=kind, workflow_id=workflow.info().workflow_id,
+                      title=title, text=text)
+
+    def _approval_notice(self, kind: NoticeKind, event: str, title: str) -> Notice:
+        approval = self._approval
+        assert approval is not None
+        deal = self._deal
+        what = f"{deal.name}" + (f" ({deal.account.name})" if deal and deal.account else "") if deal else self._deal_id
+        return Notice(event_key=self._key(f"notice-approval-{event}"), kind=kind,
+                      workflow_id=workflow.info().workflow_id, title=f"{title}: {what}", facts=approval.facts,
+                      text="; ".join(approval.reasons) + (
+                          ". No decision came in time: the deal stopped." if kind is NoticeKind.APPROVAL_EXPIRED
+                          else f". Decide before {approval.expires_at:%Y-%m-%d %H:%M} UTC."))
+
+    async def _write_back(self, update: DealWriteBack, *, notice: Notice | None = None) -> None:
+        """Write to the CRM (and tell people of ``notice``); a refused write-back is recorded, never allowed to
+        undo the business step."""
         update = update.model_copy(update={"revops_workflow_id": workflow.info().workflow_id})
         try:
-            await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
+            await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
         except ActivityError as err:
             if self._exception is ExceptionKind.NONE:

@@ -1,0 +1,105 @@
+"""People are told, once per event: the production worker on the dev server, the Slack-compatible webhook
+receiver and the SMTP server emulators, a CRM outage that makes the write-back retry, and a worker restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from orchestration.launch import start_quote_to_cash
+from settings import Settings
+from tests.helpers.deals import DealSpec, Line, seed_deal
+from tests.helpers.notify import NotifyEmulators, notify_emulators
+from tests.helpers.servers import SandboxHandle
+from tests.helpers.waiting import eventually
+from worker import build_worker, open_connectors
+from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage
+from workflows.quote_to_cash import QuoteToCashWorkflow
+
+
+@pytest.fixture
+def emulators() -> Iterator[NotifyEmulators]:
+    with notify_emulators() as running:
+        yield running
+
+
+async def _status(handle: WorkflowHandle) -> QuoteToCashStatus:
+    return await handle.query(QuoteToCashWorkflow.status)  # type: ignore[no-any-return]
+
+
+def running_worker(client: Client, settings: Settings) -> Any:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def run() -> Any:
+        async with open_connectors(settings) as connectors, build_worker(client, settings, connectors) as w:
+            yield w
+
+    return run()
+
+
+async def test_notifications_sent_once_per_event_across_retries_and_a_worker_restart(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle], emulators: NotifyEmulators,
+    tmp_path: Path
+) -> None:
+    hubspot = sandboxes["hubspot"]
+    settings = emulators.configure(flow_settings, notifications_url=tmp_path / "sent.sqlite",
+                                   approval_reminder_hours=3 / 3600, approval_expiry_days=9 / 86400)
+    deal_id = seed_deal(hubspot, DealSpec(lines=[Line("PLAT-ENT", "Enterprise seats", quantity="100",
+                                                      price="100.00", discount="25", model="subscription",
+                                                      frequency="monthly")]))
+    workflow_id = f"q2c-hubspot-{deal_id}"
+    requested = f"{workflow_id}:"  # keys are <workflowId>:<run>:notice-<event>
+
+    # The CRM refuses the write-back that records the request: the activity retries after telling people.
+    with hubspot.faults(error_rate=1.0, status=503, path_prefix=f"/crm/v3/objects/deals/{deal_id}",
+                        methods=["PATCH"]):
+        async with running_worker(client, settings):
+            handle = await start_quote_to_cash(client, settings, deal_id)
+            await eventually(lambda: asyncio.sleep(0, emulators.slack_events()),
+                             lambda events: any(k.endswith("notice-approval-requested") for k in events),
+                             what="approval requested on Slack")
+            await eventually(lambda: asyncio.sleep(0, hubspot.control.stats.faults),
+                             lambda faults: faults >= 3, what="write-back retried")
+        # the worker stops while the write-back still fails; a new worker takes the retry and the rest
+    async with running_worker(client, settings):
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=90)
+
+    assert result.outcome is Stage.EXPIRED
+    slack, mail = emulators.slack_events(), emulators.mail_events()
+    assert slack == mail, "every channel told every event"
+    events = {key.rpartition(":notice-")[2]: count for key, count in slack.items() if key.startswith(requested)}
+    assert set(events) >= {"approval-requested", "approval-reminder-1", "approval-expired"}, events
+    assert all(count == 1 for count in events.values()), f"each event exactly once: {events}"
+
+    [request] = emulators.mails("notice-approval-requested")
+    # the approvers who may approve a 25 % discount of 7,500 USD: the finance manager and the CFO
+    assert sorted(request["to"]) == ["chris@revops.example", "dana@revops.example"]
+    assert "discount 25% exceeds 15%" in request["text"] and f"{settings.approvals_base_url}/inbox" in request["text"]
+    [expired] = emulators.mails("notice-approval-expired")
+    assert expired["subject"].startswith("Approval expired") and "deal stopped" in expired["text"]
+
+
+async def test_notifications_business_exception_tells_operations_with_a_ui_link(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle], emulators: NotifyEmulators,
+    tmp_path: Path
+) -> None:
+    settings = emulators.configure(flow_settings, notifications_url=tmp_path / "sent.sqlite")
+    deal_id = seed_deal(sandboxes["hubspot"], DealSpec(region=None, start_date=None))
+    async with running_worker(client, settings):
+        handle = await start_quote_to_cash(client, settings, deal_id)
+        await eventually(lambda: _status(handle), lambda s: s.stage is Stage.DATA_EXCEPTION, what="data exception")
+        await eventually(lambda: asyncio.sleep(0, emulators.mails("notice-data-exception-0")), bool, what="mail")
+        await handle.terminate("test done")
+
+    [mail] = emulators.mails("notice-data-exception-0")
+    assert mail["to"] == settings.notify_operations
+    assert "is missing data" in mail["subject"] and "region" in mail["text"]
+    assert f"/workflows/{handle.id}" in mail["text"]
+    [posted] = [m for m in emulators.webhook.app.state.inbox.messages if "missing data" in m["body"]["text"]]
+    assert f"/workflows/{handle.id}" in posted["body"]["text"]
