@@ -43,6 +43,7 @@ _EXPORTED = (
     "activity_retry_max_seconds", "activity_timeout_seconds", "contract_poll_interval_seconds", "poll_interval_seconds",
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",
     "approval_expiry_days", "ledger_continue_after_events",
+    "sandbox_slack_port", "sandbox_smtp_port", "notify_slack_webhook_url", "notify_smtp_port",
 )
 
 
@@ -58,6 +59,9 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         **{f"sandbox_{v}_port": p for v, p in ports.items()},
         **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},
     }
+    slack, smtp = free_port(), free_port()  # the notification emulators the sandbox process serves
+    values.update(sandbox_slack_port=slack, sandbox_smtp_port=smtp, notify_smtp_port=smtp,
+                  notify_slack_webhook_url=f"http://127.0.0.1:{slack}/services/T0BENCH/B0BENCH/bench")
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -24,6 +24,7 @@ from tests.helpers.approvals import CHRIS, DANA, SAM, signed_decision
 from tests.helpers.deals import DealSpec, Line, deal_properties, seed_deal
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
+from tests.workflows.conftest import save_history
 from worker import build_worker, open_connectors
 from workflows.models import ApprovalDecision, QuoteToCashResult, QuoteToCashStatus, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -212,6 +213,7 @@ async def test_authority_dual_approval_waits_for_two_distinct_approvers(
                               what="contract out after the second approval")
     assert [d.approver for d in status.approval.decisions] == [CHRIS, PAT]  # type: ignore[union-attr]
     assert deal_properties(hubspot, status.deal_id)["revops_approval_note"] == f"{CHRIS}, {PAT}: agreed"
+    await save_history(handle, "quote_to_cash_dual_approval")
     await handle.terminate("test done")
 
 
@@ -305,6 +307,7 @@ async def test_authority_amendment_approval_expires_and_is_written_back(
     """On the dev server with an expiry of seconds (the time-skipping server cannot skip while other tests'
     leftovers hold its clock): reminded, expired, not propagated, written back."""
     from tests.workflows.test_amendments import applied, subscription_item, until
+    from tests.workflows.test_amendments import save_history as save_amendments_history
 
     hubspot, stripe = sandboxes["hubspot"], sandboxes["stripe"]
     quick = flow_settings.model_copy(update={"amendment_approval_expiry_days": 4 / 86400,
@@ -314,6 +317,7 @@ async def test_authority_amendment_approval_expires_and_is_written_back(
         status = await until(handle, applied(1), "amendment expired")
         late = signed_decision(quick, handle.id, DANA)
         assert "no approval is pending" in await refusal(handle, late)
+        await save_amendments_history(handle, "approval_expired")
         await handle.terminate("test done")
 
     [record] = status.history
@@ -325,3 +329,28 @@ async def test_authority_amendment_approval_expires_and_is_written_back(
     assert props["revops_approval_status"] == "expired" and props["revops_amendment_status"] == "expired"
     assert "Amendment 1: no decision within" in props["revops_approval_note"]
     assert "decide_approval" not in status.waiting_for
+
+
+async def test_authority_raw_temporal_cli_update_is_refused(
+    temporal_env: WorkflowEnvironment, worker: Worker, flow_settings: Settings,
+    sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """The issue's own command: ``temporal workflow update execute`` straight at the server."""
+    import asyncio
+
+    from orchestration.devserver import dev_server_path
+
+    client = temporal_env.client
+    handle = await awaiting_approval(client, flow_settings, sandboxes["hubspot"], discounted("60"))
+    cli = await asyncio.create_subprocess_exec(
+        dev_server_path(), "workflow", "update", "execute", "--address", client.service_client.config.target_host,
+        "--namespace", client.namespace, "--workflow-id", handle.id, "--identity", "mallory@laptop",
+        "--name", "decide_approval", "--input", '{"approver":"CFO (definitely)","approved":true}',
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(cli.communicate(), timeout=60)
+
+    assert cli.returncode != 0, out
+    assert "no signed approval" in (out + err).decode()
+    status = await _status(handle)
+    assert status.stage is Stage.AWAITING_APPROVAL and status.approval.decisions == []  # type: ignore[union-attr]
+    await handle.terminate("test done")
