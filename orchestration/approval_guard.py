@@ -45,7 +45,7 @@ class ApprovalSignatureInterceptor(Interceptor):
 def _check(keys: dict[str, bytes], args: Any) -> None:
     decision = args[0] if args else None
     approver = getattr(decision, "approver", None)
-    if not isinstance(approver, str):
+    if decision is None or not isinstance(approver, str):
         raise ValueError("decide_approval takes {approver, approved, note, proof}")
     reason = verify_approval(keys, workflow_id=workflow.info().workflow_id, approver=approver,
                              approved=bool(decision.approved), note=decision.note or "", proof=decision.proof,

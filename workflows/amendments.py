@@ -337,7 +337,7 @@ class ContractAmendmentsWorkflow:
         assert self._config is not None
         now = workflow.now()
         given_up = plan.old_value.amount - plan.new_value.amount
-        facts = ApprovalFacts(amount=Money.of(max(given_up, 0), plan.old_value.currency),
+        facts = ApprovalFacts(amount=Money.of(given_up if given_up > 0 else 0, plan.old_value.currency),
                               legal_entity=self._provisioned[0].legal_entity if self._provisioned else "",
                               owner_id=self._deal_owner_id)
         approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, facts=facts,

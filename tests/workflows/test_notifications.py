@@ -103,3 +103,35 @@ async def test_notifications_business_exception_tells_operations_with_a_ui_link(
     assert f"/workflows/{handle.id}" in mail["text"]
     [posted] = [m for m in emulators.webhook.app.state.inbox.messages if "missing data" in m["body"]["text"]]
     assert f"/workflows/{handle.id}" in posted["body"]["text"]
+
+
+async def test_notifications_amendment_gap_and_amendment_approval_requests_are_told(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle], emulators: NotifyEmulators,
+    tmp_path: Path
+) -> None:
+    from orchestration.amendments_cli import signal_amendment
+    from tests.workflows.test_amendments import amend, provision, until, with_seats
+
+    settings = emulators.configure(flow_settings, notifications_url=tmp_path / "sent.sqlite",
+                                   amendment_gap_timeout_seconds=1.0)
+    ironclad = sandboxes["ironclad"]
+    async with running_worker(client, settings):
+        result = await provision(client, settings, sandboxes, DealSpec(model="subscription"))
+        record_id, signed = result.contract.clm_record_id, result.contract.terms  # type: ignore[union-attr]
+        assert record_id and signed
+        first = with_seats(signed, 10)  # a decrease: finance must approve
+        amend(ironclad, record_id, 1, signed, first)
+        second_id = amend(ironclad, record_id, 2, first, with_seats(signed, 12))
+        handle = await signal_amendment(client, settings, record_id, sequence=2, clm_amendment_id=second_id)
+        await eventually(lambda: asyncio.sleep(0, emulators.mails(":a1:notice-gap")), bool, what="gap told")
+        await signal_amendment(client, settings, record_id, sequence=1)
+        await until(handle, lambda s: s.current is not None and s.current.approval is not None, "approval asked")
+        await eventually(lambda: asyncio.sleep(0, emulators.mails(":a1:notice-approval-requested")), bool,
+                         what="amendment approval told")
+        await handle.terminate("test done")
+
+    [gap] = emulators.mails(":a1:notice-gap")
+    assert gap["to"] == settings.notify_operations and "amendment(s) [1] never arrived" in gap["text"]
+    [asked] = emulators.mails(":a1:notice-approval-requested")
+    assert "decreases" in asked["text"] and "/inbox" in asked["text"]
+    assert set(asked["to"]) == {"sam@revops.example", "dana@revops.example", "chris@revops.example"}
