@@ -207,7 +207,8 @@ def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> 
 
 
 async def serve(settings: Settings) -> None:
-    """Serve the ingress on ``settings.ingress_host:ingress_port`` until cancelled."""
+    """Serve the ingress on ``settings.ingress_host:ingress_port`` and the approvals API and finance inbox on
+    ``approvals_host:approvals_port`` until cancelled."""
     import uvicorn
 
     from ingress.approvals import approvals_server
@@ -218,10 +219,12 @@ async def serve(settings: Settings) -> None:
     # the approvals API and inbox on their own port: when either server stops (a signal reaches one), both do
     servers = [uvicorn.Server(config), approvals_server(settings)]
     tasks = [asyncio.ensure_future(server.serve()) for server in servers]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for server in servers:
-        server.should_exit = True
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 __all__ = ["build_from_settings", "create_app", "kept_headers", "receivers_from_settings", "serve"]

@@ -156,3 +156,35 @@ def test_token_verifier_rs256_with_a_jwks_file(tmp_path: Path, settings: Setting
         verifier.verify(jwt.encode(claims, "x" * 64, algorithm="HS256", headers={"kid": "idp-1"}))
     with pytest.raises(ValueError, match="tokens can only be minted locally"):
         mint_token(rs, DANA)
+
+
+async def test_serve_answers_webhooks_and_approvals_on_their_own_ports(
+    client: Client, flow_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``starter.py serve``: the webhook port and the approvals port (inbox, API) side by side."""
+    import asyncio
+
+    from ingress.app import serve
+    from sandbox.serve import free_port
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
+    served = flow_settings.model_copy(update={"ingress_port": free_port(), "approvals_port": free_port()})
+    task = asyncio.ensure_future(serve(served))
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            async def inbox() -> int:
+                try:
+                    return (await http.get(f"{served.approvals_base_url}/inbox")).status_code
+                except httpx.TransportError:
+                    return 0
+
+            assert await eventually(inbox, lambda code: code == 200, what="inbox served") == 200
+            health = await http.get(f"http://{served.ingress_host}:{served.ingress_port}/healthz")
+            assert health.json()["status"] == "ok"
+            assert (await http.get(f"{served.approvals_base_url}/approvals")).status_code == 401
+            webhook_port = f"http://{served.ingress_host}:{served.ingress_port}"
+            assert (await http.get(f"{webhook_port}/inbox")).status_code == 404, "no inbox on the webhook port"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
