@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from activities.amendments import ContractAmendmentsActivities
 from activities.backfill import BackfillActivities
 from activities.ledger import LedgerActivities
+from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
 from activities.reconciliation import ReconciliationActivities
@@ -101,7 +102,8 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
-    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all()]
+    notify = NotifyActivities(notifications=connectors.notifications)
+    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all(), *notify.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None,

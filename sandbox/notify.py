@@ -87,7 +87,7 @@ class MailSink:
         with self._lock:
             self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                                   "subject": str(parsed["Subject"] or ""), "message_id": str(parsed["Message-ID"]),
-                                  "event": str(parsed["X-Revops-Event"] or ""),
+                                  "event": str(parsed["X-Revops-Event"] or "").strip(),
                                   "text": body.get_content() if body is not None else ""})
         return "250 Message accepted for delivery"
 

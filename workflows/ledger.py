@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RecordPaymentInput,
         VoidInvoiceInput,
     )
+    from activities.notify import NotifyActivities
     from canonical import (
         Account,
         CreditNote,
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ref,
     )
     from canonical.ledger import CurrencyHistory, LedgerInvoice, apply_invoice_snapshot, figures_by_currency
+    from canonical.notifications import Notice, NoticeKind
     from canonical.requests import AccountFigures
     from orchestration.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -59,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import add_business_keys, failure_reason, run_step
 
 A = LedgerActivities
+N = NotifyActivities
 MAX_KEYS = 100
 
 
@@ -199,6 +202,10 @@ class AccountLedgerWorkflow:
         except ActivityError as err:
             self._problem(entry.invoice_id, "erp_rejected",
                           f"{_name(entry)}: Xero refused the invoice: {failure_reason(err)}")
+            await self._tell(Notice(
+                event_key=self._key(entry.invoice_id, "notice-erp-rejected"), kind=NoticeKind.ERP_REJECTED,
+                workflow_id=workflow.info().workflow_id, title=f"Xero refused {_name(entry)} ({entity.code})",
+                text=f"Xero refused the invoice: {failure_reason(err)}"))
             return False
         entry.erp_invoice_id = posted.erp_id
         entry.erp_tenant_id = entity.erp_tenant_id
@@ -409,6 +416,13 @@ class AccountLedgerWorkflow:
     def _key(self, invoice_id: str, step: str) -> str:
         """Idempotency key ``<workflowId>:<invoiceId>:<step>``: the same in every run of the chain."""
         return f"{workflow.info().workflow_id}:{invoice_id}:{step}"
+
+    async def _tell(self, notice: Notice) -> None:
+        """Tell operations (once per event key); a channel that cannot be reached is noted, never fatal."""
+        try:
+            await self._step(N.notify_people, notice, f"Notify: {notice.title}")
+        except ActivityError as err:
+            self._note(f"could not notify: {failure_reason(err)}")
 
     def _problem(self, subject: str, kind: str, note: str) -> None:
         self._problems[subject] = kind

@@ -135,3 +135,30 @@ async def test_notifications_amendment_gap_and_amendment_approval_requests_are_t
     [asked] = emulators.mails(":a1:notice-approval-requested")
     assert "decreases" in asked["text"] and "/inbox" in asked["text"]
     assert set(asked["to"]) == {"sam@revops.example", "dana@revops.example", "chris@revops.example"}
+
+
+async def test_notifications_erp_rejection_in_the_ledger_is_told_once(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle], emulators: NotifyEmulators,
+    tmp_path: Path
+) -> None:
+    from tests.helpers.ledger import billing_account, canonical, draft_invoices, finalize, signal
+
+    settings = emulators.configure(flow_settings, notifications_url=tmp_path / "sent.sqlite")
+    xero, stripe, hubspot = sandboxes["xero"], sandboxes["stripe"], sandboxes["hubspot"]
+    async with running_worker(client, settings), open_connectors(settings) as connectors:
+        account = await billing_account(connectors.billing, hubspot)
+        [invoice_id] = await draft_invoices(connectors.billing, account, ["1250.00"])
+        with xero.faults(error_rate=1.0, status=400, path_prefix="/api.xro/2.0/Invoices"):
+            raw = await finalize(connectors.billing, stripe, invoice_id)
+            handle = await signal(client, settings, account.customer_id, canonical(settings, raw[-1]))
+            await eventually(lambda: asyncio.sleep(0, emulators.mails(f":{invoice_id}:notice-erp-rejected")), bool,
+                             what="ERP rejection told")
+        # the same event delivered again (a webhook redelivery) tells nobody twice
+        await signal(client, settings, account.customer_id, canonical(settings, raw[-1]))
+        await asyncio.sleep(1)
+        await handle.terminate("test done")
+
+    [mail] = emulators.mails(f":{invoice_id}:notice-erp-rejected")
+    assert mail["to"] == settings.notify_operations and "Xero refused" in mail["subject"]
+    assert f"/workflows/{handle.id}" in mail["text"]
+    assert emulators.slack_events()[mail["event"]] == 1
