@@ -28,8 +28,9 @@ demo: $(STAMP)
 promtool:
 	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
-## make test: the whole suite against real servers on loopback
+## make test: the whole suite against real servers on loopback (the browser tests drive Debian chromium)
 test: $(STAMP) $(PRISM) promtool
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it

@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canonical import LegalEntity
+from canonical.authority import ApprovalAuthority, Approver, parse_signing_keys
 
 ROOT = Path(__file__).resolve().parent
 
@@ -27,6 +28,22 @@ DEFAULT_ENTITIES = [
     LegalEntity(code="UK01", name="RevOps Ltd", region="EMEA", currency="GBP", tax_registration="GB000000001",
                 erp_tenant_id="4f7a0c1e-0003-4000-8000-000000000003", countries=["GB"]),
 ]
+
+#: the local sandbox's approvers (a deployment sets APPROVERS as JSON): sales ops up to 10 % and 25,000,
+#: the finance manager up to 25 % and 100,000, the CFO without limit
+DEFAULT_APPROVERS = [
+    Approver(id="sam@revops.example", name="Sam (Sales Ops)", role="sales_ops", email="sam@revops.example",
+             max_amount={"USD": Decimal(25000), "EUR": Decimal(25000), "GBP": Decimal(20000)},
+             max_discount_percent=Decimal(10), crm_owner_ids=["90001"]),
+    Approver(id="dana@revops.example", name="Dana (Finance)", role="finance_manager", email="dana@revops.example",
+             max_amount={"USD": Decimal(100000), "EUR": Decimal(100000), "GBP": Decimal(80000)},
+             max_discount_percent=Decimal(25), crm_owner_ids=["90002"]),
+    Approver(id="chris@revops.example", name="Chris (CFO)", role="cfo", email="chris@revops.example",
+             crm_owner_ids=["90003"]),
+]
+#: a development key only: a deployment sets APPROVAL_SIGNING_KEYS (and the JWT key) to its own secrets
+DEV_APPROVAL_SIGNING_KEY = "dev:cmV2b3BzLWRldmVsb3BtZW50LWFwcHJvdmFsLXNpZ25pbmcta2V5IQ=="
+DEV_APPROVALS_JWT_SECRET = "revops-development-jwt-secret-change-me-0123456789"
 
 
 class Settings(BaseSettings):
@@ -90,6 +107,51 @@ class Settings(BaseSettings):
     approval_standard_payment_terms_days: int = 30
     approval_reminder_hours: float = 24
     approval_expiry_days: float = 7
+    amendment_approval_reminder_hours: float = 48
+    amendment_approval_expiry_days: float = Field(default=14, description="an amendment decrease not decided "
+                                                  "by then is not propagated (outcome: expired)")
+
+    # -- approval authority (who may approve what) and the signed approvals ---------------------------
+    approvers: list[Approver] = Field(default_factory=lambda: list(DEFAULT_APPROVERS),
+                                      description="JSON list: id (token sub), name, role, max_amount per currency, "
+                                                  "max_discount_percent, entities, crm_owner_ids, email")
+    approval_dual_above: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USD": Decimal(250000), "EUR": Decimal(250000), "GBP": Decimal(200000)},
+        description="currency -> deal total above which two distinct approvers must approve")
+    approval_signing_keys: list[str] = Field(default_factory=lambda: [DEV_APPROVAL_SIGNING_KEY],
+                                             description="key-id:base64-key (>= 32 bytes); the first signs, all "
+                                                         "verify; shared by the approvals API and the worker")
+    approval_proof_ttl_seconds: float = 300
+
+    # -- approvals API and finance inbox (served with the ingress, own port) -------------------------
+    approvals_host: str = "127.0.0.1"
+    approvals_port: int = 8010
+    approvals_public_url: str | None = Field(default=None, description="base URL people open (links in "
+                                                                       "notifications); http://host:port if unset")
+    approvals_jwt_algorithm: str = Field(default="HS256", description="HS256 (shared secret) or RS256 (public key "
+                                                                      "or JWKS file)")
+    approvals_jwt_secret: str | None = DEV_APPROVALS_JWT_SECRET
+    approvals_jwt_public_key_file: Path | None = None
+    approvals_jwks_file: Path | None = None
+    approvals_jwt_issuer: str = "revops-dev-idp"
+    approvals_jwt_audience: str = "revops-approvals"
+    approvals_cookie_secure: bool = Field(default=False, description="set true behind HTTPS")
+
+    # -- notifications (Slack-compatible incoming webhook and SMTP; the sandbox's by default) ----------
+    sandbox_slack_port: int = 8105
+    sandbox_smtp_port: int = 8025
+    notify_slack_webhook_url: str | None = "http://127.0.0.1:8105/services/T0REVOPS/B0FINANCE/sandbox"
+    notify_smtp_host: str | None = "127.0.0.1"
+    notify_smtp_port: int = 8025
+    notify_smtp_username: str | None = None
+    notify_smtp_password: str | None = None
+    notify_smtp_starttls: bool = False
+    notify_from: str = "revops@revops.example"
+    notify_operations: list[str] = Field(default_factory=lambda: ["revops-ops@revops.example"],
+                                         description="who hears of business exceptions (approvers hear of "
+                                                     "the approvals they may decide)")
+    notifications_url: Path | None = Field(default=None, description="the send log (SQLite file); under "
+                                                                     "data_dir if unset")
 
     # -- retries of activities (vendor outages retry without an attempt limit) -----------------
     activity_retry_max_seconds: float = 300
@@ -150,6 +212,20 @@ class Settings(BaseSettings):
                                "discard (spans made and dropped: the benchmark's measure of the cost)")
     otel_exporter_otlp_traces_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
                                                     description="the OTLP/HTTP traces URL when the exporter is otlp")
+
+    def approval_authority(self) -> ApprovalAuthority:
+        return ApprovalAuthority(approvers=self.approvers, dual_approval_above=self.approval_dual_above)
+
+    def approval_keys(self) -> dict[str, bytes]:
+        return parse_signing_keys(self.approval_signing_keys)
+
+    @property
+    def notifications_db(self) -> Path:
+        return self.notifications_url or self.data_dir / "notifications.sqlite"
+
+    @property
+    def approvals_base_url(self) -> str:
+        return (self.approvals_public_url or f"http://{self.approvals_host}:{self.approvals_port}").rstrip("/")
 
     def entity(self, code: str) -> LegalEntity:
         for entity in self.legal_entities:

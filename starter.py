@@ -1,8 +1,9 @@
 """The command line for people: start flows, decide approvals, look at status.
 
     python starter.py start-deal 1234 [--wait]
-    python starter.py approve q2c-hubspot-1234 --approver "Dana (Finance)" [--note "ok"]
-    python starter.py reject  q2c-hubspot-1234 --approver "Dana (Finance)" --note "discount too deep"
+    REVOPS_TOKEN=<jwt> python starter.py approve q2c-hubspot-1234 [--note "ok"]   (through the approvals API)
+    python starter.py reject  q2c-hubspot-1234 --approver dana@revops.example --note "discount too deep"
+                                              (sandbox: mints a token with the local HS256 secret)
     python starter.py status  q2c-hubspot-1234
     python starter.py pending
     python starter.py recheck q2c-hubspot-1234
@@ -54,7 +55,7 @@ from runtime.connect import connect
 from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
 from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
-from workflows.models import ApprovalDecision, ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
+from workflows.models import ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
@@ -110,20 +111,42 @@ async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Name
     return cli.OK
 
 
-def _decision(args: argparse.Namespace, approved: bool) -> ApprovalDecision:
-    try:
-        return ApprovalDecision(approver=args.approver, approved=approved, note=args.note or "")
-    except ValidationError as exc:
-        raise cli.CliError(f"refused: {cli.describe_validation(exc)}", cli.USAGE) from exc
-
-
 async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespace, approved: bool) -> int:
-    decision = _decision(args, approved)
+    """Decide through the approvals API as the person of ``REVOPS_TOKEN`` (the only way the worker accepts)."""
+    import os
+
+    from ingress.identity import mint_token
+
+    authority = settings.approval_authority()
     workflow_id = deal_workflow_id(args.workflow_id)
-    handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
-    await require_running(client, workflow_id, "decide an approval")
-    outcome: ApprovalOutcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval, decision)
-    cli.line(f"{outcome.status} by {outcome.approver}" + (f": {outcome.note}" if outcome.note else ""))
+    token = os.environ.get("REVOPS_TOKEN", "").strip()
+    if not token:
+        person = next((a for a in authority.approvers if args.approver in (a.id, a.name)), None)
+        if person is None:
+            raise cli.CliError("set REVOPS_TOKEN to your bearer token" + (
+                f" ({args.approver!r} is not a registered approver)" if args.approver else ""))
+        try:
+            token = mint_token(settings, person.id, ttl_seconds=300)
+        except ValueError as exc:
+            raise cli.CliError(f"set REVOPS_TOKEN: {exc}") from exc
+    url = f"{settings.approvals_base_url}/approvals/{workflow_id}"
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.post(url, json={"approved": approved, "note": args.note or ""},
+                                       headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        raise cli.CliError(f"the approvals API at {settings.approvals_base_url} cannot be reached: {exc}") from exc
+    if response.status_code != 200:
+        detail = response.json().get("detail", response.text) if "json" in response.headers.get(
+            "content-type", "") else response.text
+        if response.status_code == 404:
+            raise cli.UnknownId(str(detail))
+        raise cli.CliError(str(detail))
+    outcome = ApprovalOutcome.model_validate(response.json())
+    person = authority.approver(outcome.approver)
+    cli.line(f"{outcome.status} by {person.name if person else outcome.approver}"
+             + (f": {outcome.note}" if outcome.note else "")
+             + (f" ({outcome.approvals} of {outcome.required} approvals)" if outcome.required > 1 else ""))
     return cli.OK
 
 
@@ -326,7 +349,8 @@ def parser() -> argparse.ArgumentParser:
     for name in ("approve", "reject"):
         s = sub.add_parser(name, help=f"{name} a deal (or contract amendment) waiting for finance approval")
         s.add_argument("workflow_id")
-        s.add_argument("--approver", required=True)
+        s.add_argument("--approver", default="", help="sandbox only, without REVOPS_TOKEN: mint a token for this "
+                                                         "approver (ID or name) with the local HS256 secret")
         s.add_argument("--note", default="")
     s = sub.add_parser("status", help="where a deal's run stands: outcome, reason and IDs")
     s.add_argument("workflow_id", help="q2c-hubspot-<dealId> or the HubSpot deal ID")
@@ -433,7 +457,7 @@ def temporal_target() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The one exit path: run the command, then end the process cleanly (see ``orchestration/cli.py``)."""
+    """The one exit path: run the command, then end the process cleanly (see ``cli/process.py``)."""
     try:
         code = asyncio.run(run(argv))
     except KeyboardInterrupt:

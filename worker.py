@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 from activities.amendments import ContractAmendmentsActivities
 from activities.backfill import BackfillActivities
 from activities.ledger import LedgerActivities
+from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
 from activities.reconciliation import ReconciliationActivities
@@ -33,11 +34,13 @@ from connectors import hubspot, ironclad, stripe, xero
 from connectors.errors import ConnectorError
 from connectors.hubspot import HubSpotCrm
 from connectors.ironclad import IroncladClm
+from connectors.notify import Notifications, notifications_from_settings
 from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
 from ingress.routing import ClientProvider, EventIntake, EventRouter
 from observability.metrics import sdk_runtime, worker_metrics
 from observability.tracing import setup_tracing
+from runtime.approval_guard import ApprovalSignatureInterceptor
 from runtime.connect import connect
 from settings import Settings
 from stores.events import EventLedger
@@ -70,10 +73,13 @@ class Connectors:
     clm: IroncladClm
     billing: StripeBilling
     erp: XeroErp
+    notifications: Notifications | None = None
 
     async def aclose(self) -> None:
         for adapter in (self.crm, self.clm, self.billing, self.erp):
             await adapter.aclose()
+        if self.notifications is not None:
+            await self.notifications.aclose()
 
 
 @asynccontextmanager
@@ -85,6 +91,7 @@ async def open_connectors(settings: Settings, *,
         clm=ironclad.from_settings(settings, transport=transport),
         billing=stripe.from_settings(settings, transport=transport),
         erp=xero.from_settings(settings, transport=transport),
+        notifications=notifications_from_settings(settings),
     )
     try:
         yield built
@@ -110,7 +117,8 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
                    stores: Stores) -> list[Callable[..., Any]]:
     """Every activity the worker serves, bound to its connectors and stores."""
     q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
-                                billing=connectors.billing, erp=connectors.erp)
+                                billing=connectors.billing, erp=connectors.erp,
+                                notifications=connectors.notifications)
     intake = EventIntake(router=EventRouter(settings=settings, clients=ClientProvider.fixed(client),
                                             clm=connectors.clm, crm=connectors.crm), ledger=stores.events)
     poll = DealPollActivities(settings=settings, crm=connectors.crm, ledger=stores.events, intake=intake)
@@ -121,7 +129,8 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
-    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all()]
+    notify = NotifyActivities(notifications=connectors.notifications)
+    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all(), *notify.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, stores: Stores | None = None,
@@ -136,6 +145,7 @@ def build_worker(client: Client, settings: Settings, connectors: Connectors, *, 
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=[*activities_for(settings, connectors, client=client, stores=stores), *extra_activities],
         max_concurrent_activities=200,
+        interceptors=[ApprovalSignatureInterceptor(settings.approval_keys())],
     )
 
 

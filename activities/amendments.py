@@ -62,7 +62,10 @@ class ContractAmendmentsActivities:
         return AmendmentsConfig(entities=s.legal_entities, gap_timeout_seconds=s.amendment_gap_timeout_seconds,
                                 continue_as_new_after=s.amendments_continue_as_new_after,
                                 proration_behavior=s.stripe_proration_behavior,
-                                activity_retry_max_seconds=s.activity_retry_max_seconds)
+                                activity_retry_max_seconds=s.activity_retry_max_seconds,
+                                authority=s.approval_authority(),
+                                approval_reminder_hours=s.amendment_approval_reminder_hours,
+                                approval_expiry_days=s.amendment_approval_expiry_days)
 
     # -- CLM + CRM: the contract and where it was provisioned ---------------------------------------
     @activity.defn(name="load_contract_context")
@@ -89,7 +92,7 @@ class ContractAmendmentsActivities:
                                counterparty=record.counterparty, signed_terms=signed,
                                provisioned=provisioned.entities,
                                budgets={e.project_code: e.budget for e in provisioned.entities if e.budget},
-                               billing_ids=provisioned.billing_ids)
+                               billing_ids=provisioned.billing_ids, deal_owner_id=deal.owner_id)
 
     async def _signed_terms(self, record: Contract) -> ContractTerms:
         """The terms before any amendment (the record's rolled-up properties already hold them)."""

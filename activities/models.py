@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from canonical import Account, BillingSchedule, Contact, ContractTerms, LegalEntity, Project
 from canonical.amendments import SubscriptionItemChange
+from canonical.authority import ApprovalAuthority
 from canonical.deal import ProvisionedEntity
+from canonical.notifications import Notice
 from canonical.policy import ApprovalPolicy
 from canonical.requests import ContractRequest, DealWriteBack
 
@@ -37,6 +39,7 @@ class FlowConfig(BaseModel):
     activity_retry_max_seconds: float = 300
     temporal_ui_url: str = ""
     activity_timeout_seconds: float = 120
+    authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
 
 
 class DealRef(BaseModel):
@@ -46,6 +49,8 @@ class DealRef(BaseModel):
 class WriteBackInput(BaseModel):
     deal_id: str
     update: DealWriteBack
+    notice: Notice | None = Field(default=None, description="the people to tell about the event this write-back "
+                                                            "records (sent once per event key and channel)")
 
 
 class LaunchContractInput(BaseModel):
@@ -113,6 +118,9 @@ class AmendmentsConfig(BaseModel):
     continue_as_new_after: int
     proration_behavior: str
     activity_retry_max_seconds: float = 300
+    authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
+    approval_reminder_hours: float = 48
+    approval_expiry_days: float = 14
 
 
 class ContractContextRequest(BaseModel):
@@ -132,6 +140,7 @@ class ContractContext(BaseModel):
     provisioned: list[ProvisionedEntity] = Field(default_factory=list)
     budgets: dict[str, str] = Field(default_factory=dict, description="project code -> budget provisioned")
     billing_ids: list[str] = Field(default_factory=list, description="billing IDs written back on the deal")
+    deal_owner_id: str | None = Field(default=None, description="the deal's CRM owner (segregation of duties)")
 
 
 class AmendmentRef(BaseModel):

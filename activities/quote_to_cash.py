@@ -28,6 +28,7 @@ from activities.retrying import business_step
 from canonical import BillingSchedule, Contract, Deal, Project
 from canonical.policy import ApprovalPolicy
 from canonical.refs import ownership_marker
+from connectors.notify import Notifications
 from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
 from settings import Settings
 
@@ -35,8 +36,10 @@ from settings import Settings
 class QuoteToCashActivities:
     """Activities of the quote-to-cash flow, holding the connectors they call (built in worker.py)."""
 
-    def __init__(self, *, settings: Settings, crm: CrmPort, clm: ClmPort, billing: BillingPort, erp: ErpPort) -> None:
+    def __init__(self, *, settings: Settings, crm: CrmPort, clm: ClmPort, billing: BillingPort, erp: ErpPort,
+                 notifications: Notifications | None = None) -> None:
         self.settings = settings
+        self.notifications = notifications
         self.crm = crm
         self.clm = clm
         self.billing = billing
@@ -60,6 +63,7 @@ class QuoteToCashActivities:
             activity_retry_max_seconds=s.activity_retry_max_seconds,
             temporal_ui_url=s.temporal_ui_url,
             activity_timeout_seconds=s.activity_timeout_seconds,
+            authority=s.approval_authority(),
         )
 
     # -- CRM ---------------------------------------------------------------------------------------
@@ -72,9 +76,15 @@ class QuoteToCashActivities:
     @activity.defn(name="write_back_deal")
     @business_step
     async def write_back_deal(self, request: WriteBackInput) -> Ack:
-        """Write our status and the other systems' IDs onto the CRM deal."""
+        """Write our status and the other systems' IDs onto the CRM deal, and tell the people concerned when the
+        write-back records an event they must act on (first, so a CRM refusal never silences it; each channel
+        once per event, across retries of this activity and restarts of the worker)."""
+        told: list[str] = []
+        if request.notice is not None and self.notifications is not None:
+            told = await self.notifications.tell(request.notice)
         await self.crm.write_back(request.deal_id, request.update)
-        return Ack(detail=", ".join(sorted(request.update.properties())))
+        return Ack(detail=", ".join(sorted(request.update.properties())) + (f"; told via {', '.join(told)}"
+                                                                               if told else ""))
 
     # -- CLM ---------------------------------------------------------------------------------------
     @activity.defn(name="launch_contract")

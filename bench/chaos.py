@@ -41,6 +41,7 @@ from canonical.keys import erp_contact_reference
 from devstack.stack import stop_on_sigterm
 from runtime.launch import quote_to_cash_id
 from sandbox.hubspot.seed import DealSpec, Line
+from settings import Settings
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
@@ -119,6 +120,21 @@ async def rotate_faults(chaos: Chaos) -> None:
         await bench.clear_faults()
 
 
+def harness_decision(settings: Settings, workflow_id: str) -> ApprovalDecision:
+    """The CFO's decision, signed as the approvals API signs it (the worker refuses unsigned ones)."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from canonical.authority import sign_approval
+
+    approver, note = "chris@revops.example", "auto-approved by the chaos run"
+    key_id, key = next(iter(settings.approval_keys().items()))
+    proof = sign_approval(key_id=key_id, key=key, workflow_id=workflow_id, approver=approver, approved=True,
+                          note=note, subject=approver, channel="chaos-harness", nonce=uuid.uuid4().hex,
+                          now=datetime.now(UTC), ttl=timedelta(minutes=5))
+    return ApprovalDecision(approver=approver, approved=True, note=note, proof=proof)
+
+
 async def approve_pending(chaos: Chaos) -> None:
     """Finance approves every pending request (the harness plays finance)."""
     client = chaos.bench.client
@@ -131,8 +147,7 @@ async def approve_pending(chaos: Chaos) -> None:
                     with contextlib.suppress(Exception):
                         handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
                         await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                                    ApprovalDecision(approver="Chaos harness", approved=True,
-                                                                     note="auto-approved by the chaos run"))
+                                                    harness_decision(chaos.bench.settings, workflow_id))
                         chaos.approvals += 1
             except Exception:
                 pass

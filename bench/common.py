@@ -45,6 +45,7 @@ _EXPORTED = (
     "approval_expiry_days", "ledger_continue_after_events", "reconciliation_stripe_requests_per_second",
     "reconciliation_xero_requests_per_second", "reconciliation_hubspot_requests_per_second",
     "worker_metrics_port", "ingress_metrics_port", "otel_traces_exporter",
+    "sandbox_slack_port", "sandbox_smtp_port", "notify_slack_webhook_url", "notify_smtp_port",
 )
 
 
@@ -62,6 +63,9 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         **{f"sandbox_{v}_port": p for v, p in ports.items()},
         **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},
     }
+    slack, smtp = free_port(), free_port()  # the notification emulators the sandbox process serves
+    values.update(sandbox_slack_port=slack, sandbox_smtp_port=smtp, notify_smtp_port=smtp,
+                  notify_slack_webhook_url=f"http://127.0.0.1:{slack}/services/T0BENCH/B0BENCH/bench")
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

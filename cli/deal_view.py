@@ -100,7 +100,7 @@ async def _meaningful(client: Client, latest: WorkflowExecution) -> tuple[Workfl
 
 
 async def deal_run_view(client: Client, text: str) -> DealRunView:
-    """The view of a deal's run; :class:`~orchestration.cli.UnknownId` when there is none."""
+    """The view of a deal's run; :class:`~cli.process.UnknownId` when there is none."""
     workflow_id = deal_workflow_id(text)
     latest = await _describe(client, workflow_id)
     if latest.workflow_type != WORKFLOW_TYPE:

@@ -122,7 +122,7 @@ async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
                 print(f"\n{workflow_id} waits for finance: {'; '.join(status.approval.reasons)}"  # type: ignore[union-attr]
                       )
                 starter("pending")
-                starter("approve", workflow_id, "--approver", "Dana (Finance)", "--note", "strategic account")
+                starter("approve", workflow_id, "--approver", "Chris (CFO)", "--note", "strategic account")
             if deal.fix:
                 status = await wait_stage(client, workflow_id, Stage.DATA_EXCEPTION)
                 print(f"\n{workflow_id} is in a data exception: " + "; ".join(str(m) for m in status.missing))
@@ -228,7 +228,7 @@ def main() -> None:
     finally:
         stack.stop()
     print("\ndemo " + ("succeeded" if code == 0 else "FAILED") + f"; logs and state in {data_dir}")
-    cli.exit_process(code)  # never a crash on exit: see orchestration/cli.py
+    cli.exit_process(code)  # never a crash on exit: see cli/process.py
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ class Stack:
         if self.with_ingress:
             ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log)
             wait_for_port(s.ingress_host, s.ingress_port, name="ingress", process=ingress)
+            wait_for_port(s.approvals_host, s.approvals_port, name="approvals API", process=ingress)
         if self.with_worker:
             self._spawn("worker", [PYTHON, *self.worker_args], foreground_log=foreground_log)
         if self.prometheus_url is not None:
@@ -236,6 +237,9 @@ def main() -> None:
 Embedded stack is up (state and logs in {settings.data_dir}):
   Temporal        {stack.temporal_address}   UI  http://localhost:{stack.ui_port}
   Ingress         http://{settings.ingress_host}:{settings.ingress_port}/healthz
+  Finance inbox   {settings.approvals_base_url}/inbox   (approvals API on the same port)
+  Slack webhooks  http://{settings.sandbox_host}:{settings.sandbox_slack_port}/_sandbox/messages
+  SMTP sandbox    {settings.sandbox_host}:{settings.sandbox_smtp_port}
   HubSpot sandbox {settings.hubspot_base_url}   Ironclad {settings.ironclad_base_url}
   Stripe sandbox  {settings.stripe_base_url}   Xero     {settings.xero_base_url}
   Metrics         worker http://{settings.metrics_host}:{settings.worker_metrics_port}/metrics   ingress \

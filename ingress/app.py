@@ -212,7 +212,8 @@ def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> 
 
 
 async def serve(settings: Settings) -> None:
-    """Serve the ingress on ``settings.ingress_host:ingress_port`` until cancelled."""
+    """Serve the ingress on ``settings.ingress_host:ingress_port`` and the approvals API and finance inbox on
+    ``approvals_host:approvals_port`` until cancelled."""
     import uvicorn
 
     from connectors.http import observe_vendor_calls
@@ -220,6 +221,7 @@ async def serve(settings: Settings) -> None:
     from observability.tracing import instrument_ingress, setup_tracing
 
     setup_tracing(settings, service="revops-ingress")  # before the app: its Temporal client takes the interceptor
+    from ingress.approvals import approvals_server
     app = build_from_settings(settings)
     instrument_ingress(app)
     stop_observing = observe_vendor_calls(app.state.metrics.observe_vendor_call)
@@ -234,9 +236,15 @@ async def serve(settings: Settings) -> None:
                         settings.ingress_metrics_port, exc)
     config = uvicorn.Config(app, host=settings.ingress_host, port=settings.ingress_port, log_level="info",
                             access_log=False)
+    # the approvals API and inbox on their own port: when either server stops (a signal reaches one), both do
+    servers = [uvicorn.Server(config), approvals_server(settings)]
+    tasks = [asyncio.ensure_future(server.serve()) for server in servers]
     try:
-        await uvicorn.Server(config).serve()
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
         stop_observing()
         if metrics_server is not None:
             metrics_server.stop()

@@ -51,7 +51,15 @@ async def serve_all(settings: Settings, *, data_dir: Path | None = None,
 
             app.state.control.webhooks.targets.append(WebhookTarget(url=f"{webhook_target}/webhooks/{vendor}"))
         servers.append(_server(app, settings.sandbox_host, vendor_port(settings, vendor)))
-    await asyncio.gather(*(s.serve() for s in servers))
+    # the notification channels' emulators: incoming webhooks (8105) and SMTP (8025)
+    from sandbox.notify import create_webhook_app, start_smtp
+
+    servers.append(_server(create_webhook_app(), settings.sandbox_host, settings.sandbox_slack_port))
+    smtp, _sink = start_smtp(settings.sandbox_host, settings.sandbox_smtp_port)
+    try:
+        await asyncio.gather(*(s.serve() for s in servers))
+    finally:
+        smtp.stop()
 
 
 @dataclass

@@ -48,6 +48,9 @@ def settings(sandbox_ports: dict[str, int], tmp_path_factory: pytest.TempPathFac
         ironclad_base_url=urls["ironclad"],
         stripe_base_url=urls["stripe"],
         xero_base_url=urls["xero"],
+        # no notification channel unless a test serves the emulators (tests/helpers/notify.py)
+        notify_slack_webhook_url=None,
+        notify_smtp_host=None,
     )
 
 

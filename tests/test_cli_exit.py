@@ -1,7 +1,7 @@
 """Short-lived ``starter.py`` processes end cleanly: 50 runs of ``pending`` as subprocesses against the real dev
 server, each exit 0 with no ``Fatal Python error`` and no traceback.
 
-Before the one exit path (``orchestration.cli.exit_process``) about one run in six aborted with
+Before the one exit path (``cli.process.exit_process``) about one run in six aborted with
 ``PyGILState_Release`` (rc 134) when the machine was busy: the SDK's runtime threads were still inside a
 callback while the interpreter finalized. The runs go three at a time next to a busy loop, so the machine is
 as busy as the shared one where the crash was reported.

@@ -39,8 +39,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
     from canonical.amendments import AmendmentPlan, EntityChange, monthly_recurring
+    from canonical.authority import ApprovalFacts, approvals_required
     from canonical.deal import ProvisionedEntity, ProvisioningRecord
     from canonical.keys import step_idempotency_key
+    from canonical.money import Money
+    from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
     from workflows.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -66,7 +69,6 @@ with workflow.unsafe.imports_passed_through():
 
 A = ContractAmendmentsActivities
 Q = QuoteToCashActivities
-APPROVAL_REMINDER = timedelta(days=2)
 HISTORY_KEPT = 20
 TIMELINE_KEPT = 50
 
@@ -78,6 +80,8 @@ class ContractAmendmentsWorkflow:
     def __init__(self) -> None:
         self._record_id = ""
         self._deal_id = ""
+        self._deal_owner_id: str | None = None
+        self._counterparty = ""
         self._title = ""
         self._stage = AmendmentStage.LOADING
         self._exception = ExceptionKind.NONE
@@ -101,6 +105,7 @@ class ContractAmendmentsWorkflow:
         self._gap_since: datetime | None = None
         self._duplicates = 0
         self._applied_this_run = 0
+        self._failures = 0
         self._runs = 1
         self._keys: list[str] = []
         self._timeline: list[TimelineEntry] = []
@@ -165,6 +170,8 @@ class ContractAmendmentsWorkflow:
         self._failure = ""
         self._exception = ExceptionKind.NONE
         self._deal_id = context.deal_id
+        self._deal_owner_id = context.deal_owner_id
+        self._counterparty = context.counterparty
         self._title = context.title
         self._terms = context.signed_terms
         self._provisioned = context.provisioned
@@ -249,7 +256,10 @@ class ContractAmendmentsWorkflow:
                         waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from Ironclad")
             await self._write_back(DealWriteBack(
                 revops_exception=f"Amendment gap: amendment(s) {missing} of Ironclad record {self._record_id} "
-                                 f"never arrived; {waiting} wait", amendment_status="gap"))
+                                 f"never arrived; {waiting} wait", amendment_status="gap"),
+                notice=self._notice(NoticeKind.AMENDMENT_GAP, self._key(self._next, "notice-gap"),
+                                    f"Amendment gap on {self._title or 'contract ' + self._record_id}",
+                                    f"amendment(s) {missing} never arrived; {waiting} wait (resolve_gap)"))
         await workflow.wait_condition(self._woken, timeout_summary="amendment gap resolved")
 
     async def _fetch_from_clm(self, why: str) -> GapResolutionResult:
@@ -282,6 +292,10 @@ class ContractAmendmentsWorkflow:
         self._note(f"amendment {sequence}: {record.summary}")
         if plan.approval_reasons:
             decision = await self._approve(record, plan)
+            if decision is None:
+                record.outcome = "expired"
+                self._done(record, f"amendment {sequence} expired without a finance decision: not propagated")
+                return
             if not decision.approved:
                 record.outcome = "rejected"
                 self._done(record, f"amendment {sequence} rejected by {decision.approver}: not propagated")
@@ -319,27 +333,59 @@ class ContractAmendmentsWorkflow:
         self._note(note + (f" (cycle time {record.cycle_time_seconds:.1f}s)"
                            if record.cycle_time_seconds is not None else ""))
 
-    async def _approve(self, record: AmendmentRecord, plan: AmendmentPlan) -> ApprovalDecision:
-        """Finance decides through ``decide_approval`` (the quote-to-cash contract); reminded, never expired."""
+    async def _approve(self, record: AmendmentRecord, plan: AmendmentPlan) -> ApprovalDecision | None:
+        """Finance decides through ``decide_approval`` (the quote-to-cash contract, same authority rules),
+        reminded and expired like a deal's approval; ``None`` when it expired."""
+        assert self._config is not None
         now = workflow.now()
-        approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, expires_at=now + APPROVAL_REMINDER)
+        given_up = plan.old_value.amount - plan.new_value.amount
+        facts = ApprovalFacts(amount=Money.of(given_up if given_up > 0 else 0, plan.old_value.currency),
+                              legal_entity=self._provisioned[0].legal_entity if self._provisioned else "",
+                              owner_id=self._deal_owner_id)
+        approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, facts=facts,
+                                 expires_at=now + timedelta(days=self._config.approval_expiry_days),
+                                 required=approvals_required(self._config.authority, facts),
+                                 title=f"{self._title or 'contract ' + self._record_id}, amendment {plan.sequence}",
+                                 company=self._counterparty, terms=plan.summary())
         record.approval = approval
         self._approval = approval
         reasons = "; ".join(plan.approval_reasons)
         self._enter(AmendmentStage.AWAITING_APPROVAL, f"amendment {plan.sequence} needs finance approval: {reasons}",
-                    waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval)")
+                    waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval) before "
+                                f"{approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(approval_status="pending", amendment_status="awaiting approval",
                                              amendment_sequence=str(plan.sequence),
-                                             approval_note=f"Amendment {plan.sequence}: {reasons}"))
+                                             approval_note=f"Amendment {plan.sequence}: {reasons}"),
+                               notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REQUESTED,
+                                                            "requested", "Approval needed"))
+        reminder = timedelta(hours=self._config.approval_reminder_hours)
         while approval.decision is None:
+            remaining = approval.expires_at - workflow.now()
+            if remaining <= timedelta(0):
+                approval.status = "expired"
+                self._approval = None
+                self._exception = ExceptionKind.NONE
+                days = self._config.approval_expiry_days
+                await self._write_back(DealWriteBack(
+                    approval_status="expired", amendment_status="expired", amendment_sequence=str(plan.sequence),
+                    approval_note=f"Amendment {plan.sequence}: no decision within {days:g} days; not propagated"),
+                    notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_EXPIRED, "expired",
+                                                 "Approval expired (not propagated)"))
+                return None
             try:
-                await workflow.wait_condition(lambda: approval.decision is not None, timeout=APPROVAL_REMINDER,
+                await workflow.wait_condition(lambda: approval.decision is not None, timeout=min(reminder, remaining),
                                               timeout_summary="amendment approval reminder")
             except TimeoutError:
-                approval.reminders_sent += 1
-                self._exception = ExceptionKind.APPROVAL_OVERDUE
-                self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
-                                         "awaits finance", waiting_for=self._waiting_for)
+                if workflow.now() < approval.expires_at:
+                    approval.reminders_sent += 1
+                    self._exception = ExceptionKind.APPROVAL_OVERDUE
+                    self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
+                                             "awaits finance", waiting_for=self._waiting_for)
+                    await self._write_back(
+                        DealWriteBack(approval_status=f"pending (reminder {approval.reminders_sent})"),
+                        notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REMINDER,
+                                                     f"reminder-{approval.reminders_sent}",
+                                                     "Reminder: approval needed"))
         decision = approval.decision
         self._approval = None
         if self._exception is ExceptionKind.APPROVAL_OVERDUE:
@@ -356,11 +402,20 @@ class ContractAmendmentsWorkflow:
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
         """Finance decides the pending amendment approval. Refused at once when nothing is pending."""
         assert self._approval is not None
-        return decide(self._approval, decision)
+        outcome = decide(self._approval, decision)
+        recorded = self._approval.decisions[-1]
+        # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
+        self._timeline.append(TimelineEntry(
+            at=workflow.now(), stage=self._stage.value,
+            note=f"{'approved' if decision.approved else 'rejected'} by {decision.approver} via {recorded.channel} "
+                 f"(token subject {recorded.subject})"
+                 + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else "")))
+        return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value)
+        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value,
+                        authority=self._config.authority if self._config else None)
 
     # -- propagation -------------------------------------------------------------------------------
     def _provisioning_record(self) -> ProvisioningRecord:
@@ -471,8 +526,14 @@ class ContractAmendmentsWorkflow:
         self._exception = ExceptionKind.PROPAGATION_FAILED
         self._enter(AmendmentStage.PROPAGATION_FAILED, reason,
                     waiting_for="an operator to fix the cause and retry (retry_propagation update)")
+        self._failures += 1
         await self._write_back(DealWriteBack(revops_exception=f"Amendment propagation failed: {reason}",
-                                             amendment_status="failed"))
+                                             amendment_status="failed"),
+                               notice=self._notice(NoticeKind.PROPAGATION_FAILED,
+                                                   f"{workflow.info().workflow_id}:{workflow.info().run_id[:8]}:"
+                                                   f"notice-failed-{self._failures}",
+                                                   f"Amendment propagation failed on {self._title or self._record_id}",
+                                                   reason))
         await self._until_retried()
         self._exception = ExceptionKind.NONE
 
@@ -569,7 +630,8 @@ class ContractAmendmentsWorkflow:
     def _carry(self) -> AmendmentsCarried:
         assert self._terms is not None
         return AmendmentsCarried(
-            deal_id=self._deal_id, title=self._title, terms=self._terms, next_sequence=self._next,
+            deal_id=self._deal_id, title=self._title, counterparty=self._counterparty,
+            deal_owner_id=self._deal_owner_id, terms=self._terms, next_sequence=self._next,
             provisioned=self._provisioned, budgets=self._budgets, billing_ids=self._billing_ids,
             pending=[self._pending[n] for n in sorted(self._pending)], history=self._history,
             business_keys=self._keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
@@ -577,6 +639,7 @@ class ContractAmendmentsWorkflow:
 
     def _restore(self, carried: AmendmentsCarried) -> None:
         self._deal_id, self._title, self._terms = carried.deal_id, carried.title, carried.terms
+        self._counterparty, self._deal_owner_id = carried.counterparty, carried.deal_owner_id
         self._next, self._provisioned, self._budgets = carried.next_sequence, carried.provisioned, carried.budgets
         self._billing_ids = list(carried.billing_ids)
         self._pending = {r.sequence: r for r in carried.pending}
@@ -594,14 +657,27 @@ class ContractAmendmentsWorkflow:
         return await run_step(activity_fn, arg, summary,
                               retry_max_seconds=config.activity_retry_max_seconds if config else None)
 
-    async def _write_back(self, update: DealWriteBack, *, required: bool = False) -> None:
+    def _notice(self, kind: NoticeKind, event_key: str, title: str, text: str) -> Notice:
+        return Notice(event_key=event_key, kind=kind, workflow_id=workflow.info().workflow_id, title=title, text=text)
+
+    def _approval_notice(self, approval: ApprovalState, sequence: int, kind: NoticeKind, event: str,
+                         title: str) -> Notice:
+        text = "; ".join(approval.reasons) + (". No decision came in time: the amendment was not propagated."
+                                              if kind is NoticeKind.APPROVAL_EXPIRED
+                                              else f". Decide before {approval.expires_at:%Y-%m-%d %H:%M} UTC.")
+        return Notice(event_key=self._key(sequence, f"notice-approval-{event}"), kind=kind,
+                      workflow_id=workflow.info().workflow_id, title=f"{title}: {approval.title}", text=text,
+                      facts=approval.facts)
+
+    async def _write_back(self, update: DealWriteBack, *, required: bool = False,
+                          notice: Notice | None = None) -> None:
         """Write to the CRM deal. Status write-backs never stop the flow; the final one of a propagation
         (``required``) fails it, so that a refused CRM write is retried by an operator like any other."""
         if not self._deal_id:
             return
         update = update.model_copy(update={"revops_workflow_id": None})
         try:
-            await self._step(Q.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
+            await self._step(Q.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
         except ActivityError as err:
             if required:

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RecordPaymentInput,
         VoidInvoiceInput,
     )
+    from activities.notify import NotifyActivities
     from canonical import (
         Account,
         CreditNote,
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         figures_by_currency,
         unrecorded_payment,
     )
+    from canonical.notifications import Notice, NoticeKind
     from canonical.requests import AccountFigures
     from workflows.attributes import EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
@@ -71,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import add_business_keys, failure_reason, run_step
 
 A = LedgerActivities
+N = NotifyActivities
 MAX_KEYS = 100
 #: how often a ledger with ERP writes pending tries them again by itself (the cause may have been fixed)
 REPOST_EVERY = timedelta(hours=1)
@@ -248,6 +251,10 @@ class AccountLedgerWorkflow:
             pending.problem = "erp_rejected"
             pending.reason = f"Xero refused the invoice: {failure_reason(err)}"
             self._note(f"{_name(entry)}: {pending.reason} (kept pending)")
+            await self._tell(Notice(
+                event_key=self._key(entry.invoice_id, "notice-erp-rejected"), kind=NoticeKind.ERP_REJECTED,
+                workflow_id=workflow.info().workflow_id, title=f"Xero refused {_name(entry)} ({entity.code})",
+                text=f"Xero refused the invoice: {failure_reason(err)}"))
             return False
         entry.erp_invoice_id = posted.erp_id
         entry.erp_tenant_id = entity.erp_tenant_id
@@ -508,6 +515,13 @@ class AccountLedgerWorkflow:
     def _key(self, invoice_id: str, step: str) -> str:
         """Idempotency key ``<workflowId>:<invoiceId>:<step>``: the same in every run of the chain."""
         return step_idempotency_key(workflow.info().workflow_id, invoice_id, step)
+
+    async def _tell(self, notice: Notice) -> None:
+        """Tell operations (once per event key); a channel that cannot be reached is noted, never fatal."""
+        try:
+            await self._step(N.notify_people, notice, f"Notify: {notice.title}")
+        except ActivityError as err:
+            self._note(f"could not notify: {failure_reason(err)}")
 
     def _problem(self, subject: str, kind: str, note: str) -> None:
         self._problems[subject] = kind

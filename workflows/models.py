@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
+from canonical.authority import ApprovalFacts, ApprovalProof
 from canonical.deal import ProvisionedEntity
 from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
 from canonical.ledger import CurrencyHistory, LedgerInvoice
@@ -59,11 +60,13 @@ class QuoteToCashInput(BaseModel):
 
 
 class ApprovalDecision(BaseModel):
-    """The ``decide_approval`` update's argument."""
+    """The ``decide_approval`` update's argument. ``proof`` is the approvals API's signature: without a valid
+    one the validator refuses the decision (see ``canonical.authority``)."""
 
     approver: str
     approved: bool
     note: str = ""
+    proof: ApprovalProof | None = None
 
     @field_validator("approver")
     @classmethod
@@ -74,12 +77,25 @@ class ApprovalDecision(BaseModel):
 
 
 class ApprovalOutcome(BaseModel):
-    """What ``decide_approval`` answers at once."""
+    """What ``decide_approval`` answers at once (``pending`` when a second approver must still decide)."""
 
     accepted: bool
     status: str
     approver: str
     note: str = ""
+    approvals: int = 1
+    required: int = 1
+
+
+class RecordedDecision(BaseModel):
+    """Who decided, when, by which channel, and the subject of the token that authenticated them."""
+
+    approver: str
+    approved: bool
+    note: str = ""
+    channel: str = ""
+    subject: str = ""
+    at: datetime
 
 
 class ApprovalState(BaseModel):
@@ -88,8 +104,14 @@ class ApprovalState(BaseModel):
     expires_at: datetime
     reminders_sent: int = 0
     status: str = "pending"
-    decision: ApprovalDecision | None = None
+    decision: ApprovalDecision | None = Field(default=None, description="the final decision (the last approver's)")
     decided_at: datetime | None = None
+    facts: ApprovalFacts | None = Field(default=None, description="what the approvers' authority is judged on")
+    required: int = Field(default=1, description="distinct approvers needed (2 above the dual threshold)")
+    decisions: list[RecordedDecision] = Field(default_factory=list)
+    title: str = Field(default="", description="what is approved: the deal, or the contract and amendment")
+    company: str = ""
+    terms: str = Field(default="", description="the commercial terms, for people deciding")
 
 
 class DealCorrection(BaseModel):
@@ -212,6 +234,7 @@ class AmendmentsCarried(BaseModel):
     gap_since: datetime | None = None
     duplicates_ignored: int = 0
     runs: int = 1
+    deal_owner_id: str | None = None
 
 
 class ContractAmendmentsInput(BaseModel):

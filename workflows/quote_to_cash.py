@@ -26,7 +26,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
+    from canonical.authority import ApprovalFacts, approvals_required
     from canonical.keys import erp_contact_reference, step_idempotency_key
+    from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import (
         EngagementPlan,
@@ -88,6 +90,17 @@ class _Stop(Exception):
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
+
+
+def _terms(deal: Deal) -> str:
+    """The deal's commercial terms in one line, for the people who decide."""
+    parts = [f"{deal.billing_model.value}" if deal.billing_model else "",
+             f"{deal.start_date or '?'} to {deal.end_date or 'open'}",
+             f"payment {deal.payment_terms_days} days" if deal.payment_terms_days is not None else "",
+             "non-standard terms" if deal.non_standard_terms else ""]
+    lines = "; ".join(f"{line.quantity} x {line.name} at {line.unit_price}"
+                      + (f" less {line.discount_percent}%" if line.discount_percent else "") for line in deal.lines[:5])
+    return ", ".join(p for p in parts if p) + (f" | {lines}" if lines else "")
 
 
 @workflow.defn(name="QuoteToCashWorkflow")
@@ -203,7 +216,10 @@ class QuoteToCashWorkflow:
             self._enter(Stage.DATA_EXCEPTION, f"missing data: {described}",
                         waiting_for="a corrected deal (deal_corrected signal or recheck_deal update)")
             await self._write_back(DealWriteBack(revops_status=Stage.DATA_EXCEPTION.value,
-                                                 revops_exception=f"Missing data: {described}"))
+                                                 revops_exception=f"Missing data: {described}"),
+                                   notice=self._notice(NoticeKind.DATA_EXCEPTION, f"data-exception-{handled}",
+                                                       f"Deal {deal.name} is missing data",
+                                                       f"Fix in HubSpot: {described}"))
             await workflow.wait_condition(lambda: self._corrections > handled,  # noqa: B023 (awaited here)
                                           timeout_summary="deal corrected")
             if self._corrected_deal is not None:
@@ -223,13 +239,23 @@ class QuoteToCashWorkflow:
         now = workflow.now()
         expiry = timedelta(days=self._config.approval_expiry_days)
         reminder = timedelta(hours=self._config.approval_reminder_hours)
-        self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry)
+        facts = ApprovalFacts(amount=deal.total() if deal.currency and deal.lines else None,
+                              discount_percent=deal.max_discount_percent(), legal_entity=self._entity_code,
+                              owner_id=deal.owner_id)
+        required = approvals_required(self._config.authority, facts)
+        if required > 1:
+            reasons = [*reasons, "two approvers needed: amount above the dual-approval threshold"]
+        self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry, facts=facts,
+                                       required=required, title=deal.name,
+                                       company=deal.account.name if deal.account else "", terms=_terms(deal))
         self._enter(Stage.AWAITING_APPROVAL, "finance approval needed: " + "; ".join(reasons),
-                    waiting_for="finance decision (decide_approval) before "
-                                f"{self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
+                    waiting_for=f"finance decision{'s of two approvers' if required > 1 else ''} (decide_approval) "
+                                f"before {self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_APPROVAL.value,
                                              approval_status="pending",
-                                             approval_note="; ".join(reasons)))
+                                             approval_note="; ".join(reasons)),
+                               notice=self._approval_notice(NoticeKind.APPROVAL_REQUESTED, "requested",
+                                                            "Approval needed"))
         approval = self._approval
         while approval.decision is None:
             remaining = approval.expires_at - workflow.now()
@@ -238,7 +264,9 @@ class QuoteToCashWorkflow:
                 self._exception = ExceptionKind.NONE
                 days = self._config.approval_expiry_days
                 await self._write_back(DealWriteBack(revops_status=Stage.EXPIRED.value, approval_status="expired",
-                                                     approval_note=f"no decision within {days:g} days"))
+                                                     approval_note=f"no decision within {days:g} days"),
+                                       notice=self._approval_notice(NoticeKind.APPROVAL_EXPIRED, "expired",
+                                                                    "Approval expired"))
                 raise _Stop(Stage.EXPIRED, "approval request expired without a decision")
             try:
                 await workflow.wait_condition(lambda: approval.decision is not None,
@@ -250,7 +278,10 @@ class QuoteToCashWorkflow:
                     self._enter(Stage.AWAITING_APPROVAL, f"reminder {approval.reminders_sent}: still no decision",
                                 waiting_for=self._waiting_for)
                     await self._write_back(DealWriteBack(
-                        approval_status=f"pending (reminder {approval.reminders_sent})"))
+                        approval_status=f"pending (reminder {approval.reminders_sent})"),
+                        notice=self._approval_notice(NoticeKind.APPROVAL_REMINDER,
+                                                     f"reminder-{approval.reminders_sent}",
+                                                     "Reminder: approval needed"))
         decision = approval.decision
         self._exception = ExceptionKind.NONE
         if not decision.approved:
@@ -259,19 +290,31 @@ class QuoteToCashWorkflow:
                                                  approval_note=f"{decision.approver}: {decision.note}"))
             raise _Stop(Stage.REJECTED, f"rejected by {decision.approver}: {decision.note}")
         approval.status = "approved"
-        self._note(f"approved by {decision.approver}" + (f": {decision.note}" if decision.note else ""))
+        approvers = ", ".join(d.approver for d in approval.decisions if d.approved)
+        self._note(f"approved by {approvers}" + (f": {decision.note}" if decision.note else ""))
         self._write_back_later(DealWriteBack(approval_status="approved",
-                                             approval_note=f"{decision.approver}: {decision.note}".rstrip(": ")))
+                                             approval_note=f"{approvers}: {decision.note}".rstrip(": ")))
 
     @workflow.update
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
-        """Finance decides a pending approval. Rejected at once when nothing is pending."""
+        """Finance decides a pending approval. Refused at once when nothing is pending, when the decision is
+        not signed by the approvals API, or when the approver lacks the authority (limits, own deal...)."""
         assert self._approval is not None
-        return decide(self._approval, decision)
+        outcome = decide(self._approval, decision)
+        recorded = self._approval.decisions[-1]
+        # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
+        self._timeline.append(TimelineEntry(
+            at=workflow.now(), stage=self._stage.value,
+            note=f"{'approved' if decision.approved else 'rejected'} by {decision.approver} via {recorded.channel} "
+                 f"(token subject {recorded.subject})"
+                 + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else "")))
+        return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._stage.value)
+        authority = self._config.authority if self._config else None
+        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._stage.value,
+                        authority=authority)
 
     # -- 3. contract --------------------------------------------------------------------------------
     async def _contract_signed(self, deal: Deal) -> Contract:
@@ -351,7 +394,10 @@ class QuoteToCashWorkflow:
                     self._note(f"compensation '{summary}' failed: {failure_reason(undo_err)}")
             self._exception = ExceptionKind.PROVISIONING_FAILED
             await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
-                                                 revops_exception=f"Provisioning failed and was undone: {reason}"))
+                                                 revops_exception=f"Provisioning failed and was undone: {reason}"),
+                                   notice=self._notice(NoticeKind.PROVISIONING_FAILED, "provisioning-failed",
+                                                       f"Provisioning of deal {deal.name} failed and was undone",
+                                                       reason))
             raise _Stop(Stage.FAILED, f"provisioning failed and was undone: {reason}") from err
         await self._write_back(DealWriteBack(revops_status=Stage.PROVISIONED.value, revops_exception="",
                                              provisioned=provisioning_record(self._engagements)))
@@ -471,14 +517,30 @@ class QuoteToCashWorkflow:
         """Progress the CRM need not see before the next step: carried by the next write-back."""
         self._carried_write_back = merge_write_backs(self._carried_write_back, update)
 
-    async def _write_back(self, update: DealWriteBack) -> None:
-        """Write to the CRM (with what was carried); a refused write-back is recorded, never allowed to undo
-        the business step. A property write is idempotent, so it runs as a local activity."""
+    def _notice(self, kind: NoticeKind, event: str, title: str, text: str) -> Notice:
+        return Notice(event_key=self._key(f"notice-{event}"), kind=kind, workflow_id=workflow.info().workflow_id,
+                      title=title, text=text)
+
+    def _approval_notice(self, kind: NoticeKind, event: str, title: str) -> Notice:
+        approval = self._approval
+        assert approval is not None
+        deal = self._deal
+        what = f"{deal.name}" + (f" ({deal.account.name})" if deal and deal.account else "") if deal else self._deal_id
+        return Notice(event_key=self._key(f"notice-approval-{event}"), kind=kind,
+                      workflow_id=workflow.info().workflow_id, title=f"{title}: {what}", facts=approval.facts,
+                      text="; ".join(approval.reasons) + (
+                          ". No decision came in time: the deal stopped." if kind is NoticeKind.APPROVAL_EXPIRED
+                          else f". Decide before {approval.expires_at:%Y-%m-%d %H:%M} UTC."))
+
+    async def _write_back(self, update: DealWriteBack, *, notice: Notice | None = None) -> None:
+        """Write to the CRM with what was carried (and tell people of ``notice``); a refused write-back is
+        recorded, never allowed to undo the business step. A property write is idempotent and notices are
+        sent once per event, so it runs as a local activity."""
         update = merge_write_backs(self._carried_write_back, update).model_copy(
             update={"revops_workflow_id": workflow.info().workflow_id})
         self._carried_write_back = None
         try:
-            await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update),
+            await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())), local=True)
         except STEP_FAILED as err:
             if self._exception is ExceptionKind.NONE:

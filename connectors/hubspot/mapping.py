@@ -41,6 +41,7 @@ DEAL_FIELDS: dict[str, tuple[str, str]] = {
     "revops_end_date": ("Deal.end_date", "date; dropped when before the start"),
     "revops_payment_terms_days": ("Deal.payment_terms_days", "non-negative integer"),
     "revops_non_standard_terms": ("Deal.non_standard_terms", "`true` -> True"),
+    "hubspot_owner_id": ("Deal.owner_id", "text; the approver who may not decide on this deal"),
 }
 LINE_ITEM_FIELDS: dict[str, tuple[str, str]] = {
     "name": ("DealLine.name", "text; the product code when empty"),
@@ -325,6 +326,7 @@ def deal_from_hubspot(obj: Mapping[str, Any], *, company: Mapping[str, Any] | No
         end_date=end,
         payment_terms_days=int(terms) if terms is not None and terms >= 0 and terms == int(terms) else None,
         non_standard_terms=(_clean(props, "revops_non_standard_terms") or "").lower() == "true",
+        owner_id=_clean(props, "hubspot_owner_id"),
         account=account_from_hubspot(company) if company else None,
         contacts=[contact_from_hubspot(c) for c in contacts or []],
         lines=lines,

@@ -62,6 +62,7 @@ class DealSpec:
     lines: list[Line] | None = None
     with_contact: bool = True
     stage: str = "contractsent"
+    owner: str | None = None
     name: str = field(default_factory=lambda: f"Deal {uuid.uuid4().hex[:6]}")
     company: str = field(default_factory=lambda: f"Acme {uuid.uuid4().hex[:8]} GmbH")
 
@@ -71,7 +72,7 @@ class DealSpec:
         optional = {"deal_currency_code": self.currency, "revops_region": self.region,
                     "revops_legal_entity": self.entity, "revops_start_date": self.start_date,
                     "revops_end_date": self.end_date, "revops_payment_terms_days": self.payment_terms,
-                    "revops_billing_model": self.model}
+                    "revops_billing_model": self.model, "hubspot_owner_id": self.owner}
         deal.update({k: v for k, v in optional.items() if v})
         deal["revops_non_standard_terms"] = "true" if self.non_standard else "false"
         domain = self.company.split()[1] + ".example.com"

@@ -22,6 +22,7 @@ from canonical import ContractTerms, Money
 from connectors.ironclad.mapping import terms_to_attributes
 from runtime.launch import signal_amendment
 from settings import Settings
+from tests.helpers.approvals import DANA, signed_decision
 from tests.helpers.deals import DealSpec, deal_properties, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
@@ -31,7 +32,6 @@ from worker import open_connectors
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.models import (
     AmendmentStage,
-    ApprovalDecision,
     ContractAmendmentsStatus,
     GapResolution,
     QuoteToCashResult,
@@ -249,7 +249,8 @@ async def test_amendments_decrease_waits_for_finance_decision(
     assert subscription_item(stripe, customer_id)["quantity"] == 20, "nothing changes before finance decides"
 
     outcome = await handle.execute_update(ContractAmendmentsWorkflow.decide_approval,
-                                          ApprovalDecision(approver="Dana (Finance)", approved=approved, note="ok"))
+                                          signed_decision(amend_settings, handle.id, DANA, approved=approved,
+                                                          note="ok"))
 
     assert outcome.accepted and outcome.status == ("approved" if approved else "rejected")
     status = await until(handle, applied(1), "decision taken")
@@ -266,7 +267,7 @@ async def test_amendments_decrease_waits_for_finance_decision(
         assert record.outcome == "rejected" and subscription_item(stripe, customer_id)["quantity"] == 20
         assert props["revops_approval_status"] == "rejected" and props["revops_amendment_status"] == "rejected"
         assert status.terms == signed
-    assert "Dana (Finance)" in props["revops_approval_note"]
+    assert DANA in props["revops_approval_note"]
     if approved:
         await save_history(handle, "amendments_decrease_approved")
     await handle.terminate("test done")

@@ -25,13 +25,13 @@ from ingress.routing import ClientProvider, EventRouter
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from stores.events import Outcome
+from tests.helpers.approvals import DANA, signed_decision
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.outcomes import deal_outcome
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from workflows.models import (
-    ApprovalDecision,
     ContractExecutedSignal,
     DealCorrection,
     QuoteToCashResult,
@@ -161,7 +161,7 @@ async def test_quote_to_cash_approval_approved_then_provisioned(
     assert handle.id in listed
 
     outcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                          ApprovalDecision(approver="Dana (Finance)", approved=True, note="ok"))
+                                          signed_decision(flow_settings, handle.id, DANA, note="ok"))
 
     assert outcome.accepted and outcome.status == "approved"
     await sign_when_out(handle, sandboxes["ironclad"])
@@ -185,7 +185,7 @@ async def test_quote_to_cash_approval_rejected_ends_cleanly_with_reason(
     await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
 
     await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                ApprovalDecision(approver="Dana", approved=False, note="terms too long"))
+                                signed_decision(flow_settings, handle.id, DANA, approved=False, note="terms too long"))
 
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.REJECTED and "terms too long" in result.reason
@@ -193,7 +193,7 @@ async def test_quote_to_cash_approval_rejected_ends_cleanly_with_reason(
     assert result.contract is None and result.engagements == []
     props = deal_properties(hubspot, deal_id)
     assert props["revops_status"] == "rejected"
-    assert props["revops_approval_note"] == "Dana: terms too long"
+    assert props["revops_approval_note"] == f"{DANA}: terms too long"
 
 
 async def test_quote_to_cash_decide_approval_refused_when_nothing_pending(
@@ -205,7 +205,7 @@ async def test_quote_to_cash_decide_approval_refused_when_nothing_pending(
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                    ApprovalDecision(approver="Dana", approved=True))
+                                    signed_decision(flow_settings, handle.id, DANA))
 
     assert "no approval is pending" in str(refused.value.cause)
     events = [e async for e in handle.fetch_history_events()]
@@ -569,7 +569,7 @@ async def test_quote_to_cash_closed_deal_is_not_started_again_by_a_later_event(
     handle = await start_quote_to_cash(client, flow_settings, deal_id)
     await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
     await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                ApprovalDecision(approver="Dana", approved=False, note="terms too long"))
+                                signed_decision(flow_settings, handle.id, DANA, approved=False, note="terms too long"))
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.REJECTED
     first_run = (await handle.describe()).run_id

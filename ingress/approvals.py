@@ -1,0 +1,223 @@
+"""The approvals API: people decide finance approvals here, authenticated, and nowhere else.
+
+    GET  /approvals                  pending approvals (deal and amendment), with whether the caller may decide
+    POST /approvals/{workflowId}     {"approved": bool, "note": str}: decide as the token's subject
+
+Served with the ingress but on its own port (``approvals_port``, 8010), so the webhook port alone can face the
+internet. Every request carries a bearer JWT (:mod:`ingress.identity`); 401 when it is missing, forged or
+expired. A decision is sent to the workflow as the ``decide_approval`` update with the approver taken from the
+token and an HMAC proof signed with ``approval_signing_keys`` (the worker checks it); the workflow's validator
+judges the approver's authority, and its refusal comes back as 403 with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from canonical.authority import ApprovalFacts, authority_refusal, sign_approval
+from ingress.identity import Identity, TokenInvalid, TokenVerifier
+from ingress.routing import ClientProvider, RoutingUnavailable
+from settings import Settings
+from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
+
+log = logging.getLogger("revops.approvals")
+
+_PENDING_QUERY = 'ExecutionStatus = "Running" AND Stage = "awaiting_approval" AND ' \
+                 '(WorkflowType = "QuoteToCashWorkflow" OR WorkflowType = "ContractAmendmentsWorkflow")'
+_PREFIXES = ("q2c-hubspot-", "contract-ironclad-")
+
+
+class PendingApproval(BaseModel):
+    """One approval waiting for people, as the API and the inbox show it."""
+
+    workflow_id: str
+    kind: str = Field(description="deal or amendment")
+    title: str = ""
+    company: str = ""
+    amount: str = ""
+    discount_percent: str = ""
+    legal_entity: str = ""
+    reasons: list[str] = Field(default_factory=list)
+    terms: str = ""
+    requested_at: datetime
+    expires_at: datetime
+    waited: str = ""
+    required: int = 1
+    decided_by: list[str] = Field(default_factory=list)
+    may_decide: bool = True
+    refusal: str = Field(default="", description="why the caller may not decide (the validator will refuse)")
+
+
+class DecisionRequest(BaseModel):
+    approved: bool
+    note: str = Field(default="", max_length=2000)
+
+
+class DecisionRefused(Exception):
+    """The workflow refused the decision (403), or there is no such approval (404)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _waited(since: datetime, now: datetime) -> str:
+    minutes = int((now - since).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m"
+
+
+class ApprovalsService:
+    """Lists pending approvals and sends signed decisions; shared by the JSON API and the inbox."""
+
+    def __init__(self, settings: Settings, clients: ClientProvider) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.authority = settings.approval_authority()
+        key_id, key = next(iter(settings.approval_keys().items()))
+        self._key_id, self._key = key_id, key
+
+    def is_approver(self, identity: Identity) -> bool:
+        return self.authority.approver(identity.subject) is not None
+
+    def approver_name(self, identity: Identity) -> str:
+        approver = self.authority.approver(identity.subject)
+        return approver.name if approver else identity.subject
+
+    async def pending(self, identity: Identity) -> list[PendingApproval]:
+        client = await self.clients.get()
+        now = datetime.now(UTC)
+        found: list[PendingApproval] = []
+        async for execution in client.list_workflows(_PENDING_QUERY):
+            try:
+                status = await client.get_workflow_handle(execution.id).query("status")
+            except RPCError as exc:  # finished between the listing and the query
+                log.info("approval %s not readable: %s", execution.id, exc.message)
+                continue
+            item = self._item(execution.id, status, identity, now)
+            if item is not None:
+                found.append(item)
+        return sorted(found, key=lambda i: i.expires_at)
+
+    def _item(self, workflow_id: str, status: dict[str, Any], identity: Identity,
+              now: datetime) -> PendingApproval | None:
+        amendment = workflow_id.startswith("contract-ironclad-")
+        raw = (status.get("current") or {}).get("approval") if amendment else status.get("approval")
+        if not raw:
+            return None
+        approval = ApprovalState.model_validate(raw)
+        if approval.status != "pending" or approval.decision is not None:
+            return None
+        facts = approval.facts or ApprovalFacts()
+        decided_by = [d.approver for d in approval.decisions]
+        refusal = authority_refusal(self.authority, facts, identity.subject, decided_by) or ""
+        return PendingApproval(
+            workflow_id=workflow_id, kind="amendment" if amendment else "deal",
+            title=approval.title or status.get("deal_name", ""), company=approval.company or status.get("company", ""),
+            amount=str(facts.amount) if facts.amount else status.get("amount", ""),
+            discount_percent=str(facts.discount_percent), legal_entity=facts.legal_entity,
+            reasons=approval.reasons, terms=approval.terms, requested_at=approval.requested_at,
+            expires_at=approval.expires_at, waited=_waited(approval.requested_at, now), required=approval.required,
+            decided_by=decided_by, may_decide=not refusal, refusal=refusal)
+
+    async def decide(self, identity: Identity, workflow_id: str, request: DecisionRequest,
+                     *, channel: str) -> ApprovalOutcome:
+        if not workflow_id.startswith(_PREFIXES):
+            raise DecisionRefused(404, f"{workflow_id!r} is not a deal or contract approval")
+        proof = sign_approval(key_id=self._key_id, key=self._key, workflow_id=workflow_id,
+                              approver=identity.subject, approved=request.approved, note=request.note,
+                              subject=identity.subject, channel=channel, nonce=uuid.uuid4().hex,
+                              now=datetime.now(UTC),
+                              ttl=timedelta(seconds=self.settings.approval_proof_ttl_seconds))
+        decision = ApprovalDecision(approver=identity.subject, approved=request.approved, note=request.note,
+                                    proof=proof)
+        client = await self.clients.get()
+        try:
+            outcome: ApprovalOutcome = await client.get_workflow_handle(workflow_id).execute_update(
+                "decide_approval", decision, result_type=ApprovalOutcome)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise DecisionRefused(403, getattr(cause, "message", None) or str(cause or exc)) from exc
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise DecisionRefused(404, f"no running workflow {workflow_id}") from exc
+            raise
+        log.info("approval %s: %s by %s via %s", workflow_id, outcome.status, identity.subject, channel)
+        return outcome
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def create_approvals_app(*, settings: Settings, clients: ClientProvider,
+                         verifier: TokenVerifier | None = None) -> FastAPI:
+    """The approvals API and the finance inbox on one app (served on ``approvals_port``)."""
+    from ingress.inbox import inbox_router
+
+    service = ApprovalsService(settings, clients)
+    verifier = verifier or TokenVerifier.from_settings(settings)
+    app = FastAPI(title="RevOps approvals", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.approvals = service
+
+    @app.exception_handler(TokenInvalid)
+    async def _unauthorized(_request: Request, exc: TokenInvalid) -> JSONResponse:
+        return JSONResponse(status_code=401, content={"detail": exc.reason},
+                            headers={"WWW-Authenticate": 'Bearer realm="revops-approvals"'})
+
+    @app.exception_handler(DecisionRefused)
+    async def _refused(_request: Request, exc: DecisionRefused) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": exc.reason})
+
+    @app.exception_handler(RoutingUnavailable)
+    async def _unavailable(_request: Request, exc: RoutingUnavailable) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": exc.reason}, headers={"Retry-After": "30"})
+
+    def caller(request: Request) -> Identity:
+        return verifier.verify(bearer(request))
+
+    router = APIRouter()
+
+    @router.get("/approvals")
+    async def list_pending(identity: Identity = Depends(caller)) -> list[PendingApproval]:  # noqa: B008
+        if not service.is_approver(identity):
+            raise DecisionRefused(403, f"{identity.subject!r} is not a registered approver")
+        return await service.pending(identity)
+
+    @router.post("/approvals/{workflow_id}")
+    async def decide(workflow_id: str, body: DecisionRequest,
+                     identity: Identity = Depends(caller)) -> ApprovalOutcome:  # noqa: B008
+        return await service.decide(identity, workflow_id, body, channel="api")
+
+    app.include_router(router)
+    app.include_router(inbox_router(service, verifier, settings))
+    return app
+
+
+def approvals_server(settings: Settings) -> Any:
+    """The uvicorn server of the approvals API and inbox on ``approvals_host:approvals_port``."""
+    import uvicorn
+
+    from runtime.connect import connect
+
+    clients = ClientProvider(connect, timeout=settings.ingress_temporal_timeout_seconds)
+    app = create_approvals_app(settings=settings, clients=clients)
+    config = uvicorn.Config(app, host=settings.approvals_host, port=settings.approvals_port, log_level="info",
+                            access_log=False)
+    return uvicorn.Server(config)
+
+
+__all__ = ["ApprovalsService", "DecisionRefused", "PendingApproval", "approvals_server", "create_approvals_app"]

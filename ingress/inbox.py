@@ -1,0 +1,104 @@
+"""The finance inbox: a small server-rendered page for people who do not use the Temporal UI.
+
+    GET  /inbox            sign-in form, or the approvals waiting (deal, company, amount, discount, policy
+                           reason, terms, time waited, expiry) with approve / reject and a note
+    POST /inbox/login      a bearer token pasted once, kept in an HttpOnly, SameSite=Strict cookie
+    POST /inbox/decide     one decision (sent exactly as the API sends it; refusals are explained)
+    POST /inbox/logout
+
+Jinja2 templates, no script and no build step; every control has a label and works from the keyboard.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ingress.approvals import ApprovalsService, DecisionRefused, DecisionRequest
+from ingress.identity import Identity, TokenInvalid, TokenVerifier
+from settings import Settings
+
+COOKIE = "revops_inbox"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+
+
+def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: Settings) -> APIRouter:
+    router = APIRouter()
+
+    def identity_of(request: Request) -> Identity | None:
+        try:
+            return verifier.verify(request.cookies.get(COOKIE))
+        except TokenInvalid:
+            return None
+
+    def same_origin(request: Request) -> bool:
+        """Forms are posted from this page only (the cookie is SameSite=Strict as well)."""
+        origin = request.headers.get("origin") or request.headers.get("referer")
+        if not origin:
+            return True
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+
+    async def page(request: Request, identity: Identity, *, message: str = "", refusal: str = "",
+                   status_code: int = 200) -> Response:
+        items = await service.pending(identity)
+        return TEMPLATES.TemplateResponse(request, "inbox.html", {
+            "who": service.approver_name(identity), "subject": identity.subject, "items": items,
+            "message": message, "refusal": refusal, "now": datetime.now(UTC),
+            "approver": service.is_approver(identity)}, status_code=status_code)
+
+    def login(request: Request, error: str = "", status_code: int = 200) -> Response:
+        return TEMPLATES.TemplateResponse(request, "login.html", {"error": error}, status_code=status_code)
+
+    @router.get("/inbox", response_class=HTMLResponse)
+    async def inbox(request: Request, decided: str = "", status: str = "") -> Response:
+        identity = identity_of(request)
+        if identity is None:
+            return login(request)
+        message = ""
+        if decided and status in ("approved", "rejected", "pending"):
+            message = (f"{decided}: approved; waiting for a second approver" if status == "pending"
+                       else f"{decided}: {status}")
+        return await page(request, identity, message=message)
+
+    @router.post("/inbox/login")
+    async def sign_in(request: Request, token: str = Form("")) -> Response:
+        try:
+            identity = verifier.verify(token.strip())
+        except TokenInvalid as exc:
+            return login(request, f"Sign-in refused: {exc.reason}.", 401)
+        if not service.is_approver(identity):
+            return login(request, f"Sign-in refused: {identity.subject} is not a registered approver.", 403)
+        response = RedirectResponse("/inbox", status_code=303)
+        response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
+                            secure=settings.approvals_cookie_secure, path="/inbox", max_age=8 * 3600)
+        return response
+
+    @router.post("/inbox/logout")
+    async def sign_out() -> Response:
+        response = RedirectResponse("/inbox", status_code=303)
+        response.delete_cookie(COOKIE, path="/inbox")
+        return response
+
+    @router.post("/inbox/decide")
+    async def decide(request: Request, workflow_id: str = Form(...), decision: str = Form(...),
+                     note: str = Form("")) -> Response:
+        identity = identity_of(request)
+        if identity is None:
+            return login(request, "Your session has ended; sign in again.", 401)
+        if not same_origin(request) or decision not in ("approve", "reject"):
+            return await page(request, identity, refusal="The form could not be accepted.", status_code=400)
+        try:
+            outcome = await service.decide(identity, workflow_id,
+                                           DecisionRequest(approved=decision == "approve", note=note[:2000]),
+                                           channel="inbox")
+        except DecisionRefused as exc:
+            return await page(request, identity, refusal=f"{workflow_id}: refused. {exc.reason}",
+                              status_code=exc.status)
+        return RedirectResponse(f"/inbox?decided={workflow_id}&status={outcome.status}", status_code=303)
+
+    return router
