@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     sandbox_stripe_port: int = 8103
     sandbox_xero_port: int = 8104
 
+    # -- data protection (payload codec, codec server, ledger retention) ---------------------------
+    codec_keys: str | None = Field(default=None, description="comma-separated 'key-id:base64-key' (32-byte "
+                                   "AES-256 keys); the first encrypts, all decrypt. Unset: a local key file "
+                                   "under data_dir, made on first use")
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8081
+    codec_server_token: str | None = Field(default=None, description="bearer token (or cookie) the codec server "
+                                           "wants; unset: a random one under data_dir, made on first use")
+    codec_server_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233",
+                                                                          "http://127.0.0.1:8233"])
+    ledger_retention_days: int = Field(default=30, description="ledger rows older than this are pruned")
+
     # -- every vendor client ------------------------------------------------------------------
     http_timeout_seconds: float | None = Field(default=None, description="per-request timeout of the vendor "
                                                "clients; the client factory's default (30 s) if unset")

@@ -207,7 +207,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
         return await ingress_cli.COMMANDS[args.command](settings, args)
     if args.command in ledger_cli.LOCAL_COMMANDS:
         return await ledger_cli.LOCAL_COMMANDS[args.command](settings, args)
-    client = await connect()
+    client = await connect(settings)
     commands = {
         **ledger_cli.TEMPORAL_COMMANDS,
         **amendments_cli.COMMANDS,

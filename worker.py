@@ -134,7 +134,7 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     cache_workflow_bytecode()
-    client = await connect()
+    client = await connect(settings)
     async with open_connectors(settings) as connectors:
         try:
             await connectors.crm.ensure_properties()

@@ -122,7 +122,7 @@ async def running_stack(settings: Settings, *, with_worker: bool = True, with_in
     starting = asyncio.ensure_future(asyncio.to_thread(stack.start))
     try:
         await asyncio.shield(starting)  # Ctrl-C during start: let it finish, then stop everything it started
-        client = await Client.connect(stack.temporal_address, data_converter=data_converter())
+        client = await Client.connect(stack.temporal_address, data_converter=data_converter(settings))
         async with httpx.AsyncClient(timeout=30) as http:
             bench = BenchStack(settings=settings, stack=stack, client=client, http=http)
             if with_worker:

@@ -18,6 +18,7 @@ outcome in ``X-Revops-*`` headers instead. Every delivery, refused ones included
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -188,7 +189,7 @@ def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> 
     clm = ironclad.from_settings(settings)
     crm = hubspot.from_settings(settings)
     ledger = EventLedger.from_settings(settings)
-    provider = ClientProvider(connect, timeout=settings.ingress_temporal_timeout_seconds)
+    provider = ClientProvider(functools.partial(connect, settings), timeout=settings.ingress_temporal_timeout_seconds)
     startup: list[Hook] = []
     shutdown: list[Hook] = []
     if ensure_schedule:

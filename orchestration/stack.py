@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration.attributes import cli_flags
+from orchestration.codec import keys_text
 from orchestration.devserver import dev_server_path
 from settings import ROOT, Settings
 
@@ -67,6 +68,8 @@ class Stack:
         env.setdefault("TEMPORAL_ADDRESS", self.temporal_address)
         env.setdefault("TEMPORAL_NAMESPACE", "default")
         env["DATA_DIR"] = str(self.data_dir)
+        # one key setting for the whole stack: the parent's (made once, before any child could race for it)
+        env["CODEC_KEYS"] = keys_text(self.settings).strip()
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         return env
