@@ -110,8 +110,8 @@ async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespa
     count = 0
     async for execution in client.list_workflows(query):
         count += 1
-        summary = execution.search_attributes.get("DealAmount")
-        print(f"{execution.id}\tamount={summary[0] if summary else '?'}\tsince={execution.start_time:%Y-%m-%d %H:%M}")
+        size = execution.search_attributes.get("DealSize")
+        print(f"{execution.id}\tsize={size[0] if size else '?'}\tsince={execution.start_time:%Y-%m-%d %H:%M}")
     if not count:
         print("no deals are waiting for approval")
     return 0

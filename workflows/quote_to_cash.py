@@ -25,10 +25,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
+    from canonical.bands import deal_size_band
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import EngagementPlan, plan_engagements, proposed_terms
     from canonical.requests import ContractRequest, DealWriteBack
-    from orchestration.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from orchestration.attributes import DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -130,7 +131,7 @@ class QuoteToCashWorkflow:
         if deal.account and deal.account.crm_id:
             self._add_keys(ref("hubspot", "company", deal.account.crm_id))
         if deal.currency and deal.lines:
-            self._attributes.set(DEAL_AMOUNT.value_set(float(deal.total().amount)))
+            self._attributes.set(DEAL_SIZE.value_set(deal_size_band(deal.total().amount)))
 
     # -- 1. mandatory commercial data ---------------------------------------------------------------
     def _check(self, deal: Deal) -> list[MissingField]:
