@@ -59,7 +59,15 @@ class Settings(BaseSettings):
                                            "wants; unset: a random one under data_dir, made on first use")
     codec_server_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233",
                                                                           "http://127.0.0.1:8233"])
-    ledger_retention_days: int = Field(default=30, description="ledger rows older than this are pruned")
+    ledger_retention_days: int = Field(default=30, ge=1, description="ledger rows older than this are pruned")
+    ledger_upkeep_interval_seconds: float = Field(default=300, description="how often the event-ledger-upkeep "
+                                                  "schedule sweeps (and prunes) the ledger")
+    ledger_stranded_after_seconds: float = Field(default=120, description="an event in flight this long was "
+                                                 "stranded by a crash: the sweep routes it again")
+    ledger_retry_base_seconds: float = Field(default=30, description="backoff of a failed event: base, doubled "
+                                             "per attempt")
+    ledger_retry_max_seconds: float = 3600
+    ledger_retry_max_attempts: int = Field(default=12, description="then the event is given up (visible)")
 
     # -- every vendor client ------------------------------------------------------------------
     http_timeout_seconds: float | None = Field(default=None, description="per-request timeout of the vendor "
@@ -120,6 +128,11 @@ class Settings(BaseSettings):
 
     # -- ingress (webhooks) and the HubSpot deal poll ------------------------------------------
     ingress_max_body_bytes: int = 1024 * 1024
+    ingress_read_timeout_seconds: float = Field(default=10, description="the whole body must arrive in this "
+                                                "time (slow senders get 408)")
+    ingress_keep_alive_seconds: int = Field(default=5, description="idle keep-alive connections close after")
+    ingress_max_concurrency: int = Field(default=200, description="connections and requests at once; uvicorn "
+                                         "answers 503 past it")
     ingress_temporal_timeout_seconds: float = Field(default=5.0, description="longer than this: answer 503")
     ingress_public_url: str | None = Field(default=None, description="the base URL vendors call, when behind a "
                                                                      "proxy (HubSpot signs the URL it called)")

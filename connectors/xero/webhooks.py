@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from canonical import DomainEvent, ErpRecordChanged
 from connectors.errors import PayloadInvalid, SignatureInvalid
+from connectors.identifiers import UUID, bounded_count, load_json, payload_id, shown
 from settings import Settings
 
 SIGNATURE_HEADER = "x-xero-signature"
@@ -43,6 +43,10 @@ def _event_time(value: str) -> datetime:
     """``2024-06-21T01:15:39.902`` (UTC, usually without a zone) as an aware datetime."""
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+#: a Xero delivery batches events; more than this is not Xero
+MAX_EVENTS_PER_DELIVERY = 500
 
 
 class XeroWebhooks:
@@ -66,17 +70,14 @@ class XeroWebhooks:
 
     def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
         """One ``ErpRecordChanged`` per event; none for an intent-to-receive probe."""
-        try:
-            payload: Any = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadInvalid("body", f"not JSON: {exc}") from exc
+        payload: Any = load_json(body)
         if not isinstance(payload, dict):
             raise PayloadInvalid("body", "expected a JSON object")
         events = payload.get("events")
         if not isinstance(events, list):
             raise PayloadInvalid("events", "missing or not a list")
         out: list[DomainEvent] = []
-        for index, event in enumerate(events):
+        for index, event in enumerate(bounded_count(events, "events", MAX_EVENTS_PER_DELIVERY)):
             out.append(self._event(index, event))
         return out
 
@@ -90,10 +91,14 @@ class XeroWebhooks:
                 raise PayloadInvalid(f"{where}.{field}", "missing or not a string")
         category = _CATEGORIES.get(event["eventCategory"])
         if category is None:
-            raise PayloadInvalid(f"{where}.eventCategory", f"unknown category {event['eventCategory']!r}")
+            raise PayloadInvalid(f"{where}.eventCategory", f"unknown category {shown(event['eventCategory'])!r}")
         change = _EVENT_TYPES.get(event["eventType"])
         if change is None:
-            raise PayloadInvalid(f"{where}.eventType", f"unknown type {event['eventType']!r}")
+            raise PayloadInvalid(f"{where}.eventType", f"unknown type {shown(event['eventType'])!r}")
+        payload_id(event["resourceId"], f"{where}.resourceId", UUID)
+        payload_id(event["tenantId"], f"{where}.tenantId", UUID)
+        if len(event["eventDateUtc"]) > 40:
+            raise PayloadInvalid(f"{where}.eventDateUtc", "not a date-time")
         try:
             occurred = _event_time(event["eventDateUtc"])
         except ValueError as exc:
