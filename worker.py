@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from activities.amendments import ContractAmendmentsActivities
 from activities.backfill import BackfillActivities
+from activities.event_ledger import EventLedgerActivities
 from activities.ledger import LedgerActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
@@ -37,6 +38,7 @@ from orchestration.ledger_cli import ensure_reconciliation_schedule
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -51,6 +53,7 @@ WORKFLOWS: list[type] = [
     AccountLedgerWorkflow,
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits
+    EventLedgerUpkeepWorkflow,  # sweeps and prunes the ingress's event ledger (event-ledger-upkeep schedule)
 ]
 
 
@@ -95,7 +98,8 @@ def activities_for(settings: Settings, connectors: Connectors) -> list[object]:
     amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
-    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all()]
+    upkeep = EventLedgerActivities(settings=settings, clm=connectors.clm, crm=connectors.crm)
+    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all(), *upkeep.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, task_queue: str | None = None,
