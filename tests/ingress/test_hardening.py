@@ -4,12 +4,12 @@ delivery is in the ledger, and nothing of a refused body is kept."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import sqlite3
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -221,12 +221,9 @@ def test_hardening_log_formatter_escapes_and_truncates() -> None:
 async def test_hardening_slow_body_is_a_recorded_408(make_ingress: MakeIngress, ingress_settings: Settings) -> None:
     ingress = make_ingress(settings=ingress_settings.model_copy(update={"ingress_read_timeout_seconds": 0.5}))
 
-    async def trickle():  # type: ignore[no-untyped-def]
+    async def trickle() -> AsyncIterator[bytes]:
         yield b"{"
-        time.sleep(0)
-        import asyncio
-
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # a sender that stalls mid-body (slowloris)
         yield b"}"
 
     async with httpx.AsyncClient(timeout=20) as http:
