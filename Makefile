@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: install demo test up bench chaos lint clean
+.PHONY: install demo test up bench chaos lint clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -24,8 +24,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m orchestration.demo
 
+# The browser tests drive Debian's chromium (never a downloaded browser); install it on a fresh machine.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
 ## make test: the whole suite against real servers on loopback
-test: $(STAMP) $(PRISM)
+test: $(STAMP) $(PRISM) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it

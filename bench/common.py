@@ -115,7 +115,7 @@ async def running_stack(settings: Settings, *, with_worker: bool = True, with_in
     temporal_port = free_port()
     ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1])
     stack = Stack(settings=settings, data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port,
-                  with_worker=with_worker, with_ingress=with_ingress,
+                  with_worker=with_worker, with_ingress=with_ingress, with_codec_server=False,
                   worker_args=["-m", "bench.worker"],
                   extra_env={**child_env(settings), "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
                              "TEMPORAL_NAMESPACE": "default"})
