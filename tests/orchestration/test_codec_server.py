@@ -56,7 +56,8 @@ async def test_codec_server_decodes_only_with_the_token(codec_server: RunningApp
         anonymous = await http.post(url, json=body)
         wrong = await http.post(url, json=body, headers={"Authorization": "Bearer not-the-token-at-all"})
         bearer = await http.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
-        cookie = await http.post(url, json=body, cookies={COOKIE: TOKEN})
+    async with httpx.AsyncClient(timeout=10, cookies={COOKIE: TOKEN}) as signed_in:
+        cookie = await signed_in.post(url, json=body)
 
     assert anonymous.status_code == wrong.status_code == 401 and MARKER not in anonymous.text
     for answer in (bearer, cookie):
