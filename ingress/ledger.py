@@ -242,6 +242,14 @@ def events_to_retry(*, session: Session, now: datetime, stranded_before: datetim
     return list(session.exec(query).all())
 
 
+def find_event(*, session: Session, vendor_event_id: str, vendor: str | None = None) -> AcceptedEvent | None:
+    """The dedupe record of an event (with its sealed canonical event)."""
+    query = select(AcceptedEvent).where(AcceptedEvent.vendor_event_id == vendor_event_id)
+    if vendor:
+        query = query.where(AcceptedEvent.vendor == vendor)
+    return session.exec(query).first()
+
+
 def give_up_event(*, session: Session, vendor: str, vendor_event_id: str, reason: str) -> bool:
     """Stop retrying an event (``given_up``), with a ledger row saying why; ``False`` if it was settled."""
     row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
@@ -381,7 +389,7 @@ class EventLedger:
 
 __all__ = [
     "AcceptedEvent", "Claim", "Delivery", "EventLedger", "EventState", "Outcome", "PollCheckpoint", "SignatureCheck",
-    "claim_event", "count_outcomes", "events_to_retry", "get_delivery", "give_up_event", "ledger_engine",
+    "claim_event", "count_outcomes", "events_to_retry", "find_event", "get_delivery", "give_up_event", "ledger_engine",
     "list_deliveries", "load_checkpoint", "probe_writable", "prune_ledger", "record_delivery", "retry_delay",
     "save_checkpoint", "settle_event",
 ]

@@ -55,6 +55,7 @@ from ingress.ledger import (
     SignatureCheck,
     claim_event,
     events_to_retry,
+    find_event,
     get_delivery,
     give_up_event,
     list_deliveries,
@@ -415,8 +416,15 @@ class EventIntake:
         if reference.isdigit():
             row = await self.ledger.run(get_delivery, delivery_id=int(reference))
         else:
-            rows = await self.ledger.run(list_deliveries, event_id=reference, limit=1)
-            row = rows[0] if rows else None
+            rows = await self.ledger.run(list_deliveries, event_id=reference, limit=50)
+            # the latest row that carries the event (a given-up or refused row does not)
+            row = next((r for r in rows if r.event is not None), rows[0] if rows else None)
+        if row is not None and row.event is None and not reference.isdigit():
+            # no delivery kept it (e.g. stranded by a crash, then given up): the dedupe record did
+            kept = await self.ledger.run(find_event, vendor_event_id=reference)
+            if kept is not None and kept.event is not None:
+                row = Delivery(request_id="", vendor=kept.vendor, vendor_event_id=reference, signature=row.signature,
+                               outcome=row.outcome, status_code=0, event=kept.event)
         if row is None:
             raise LookupError(f"no recorded delivery {reference!r}")
         if row.event is None:

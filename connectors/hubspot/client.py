@@ -30,7 +30,7 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _id(value: str) -> str:
+def _id(value: str | None) -> str:
     """A HubSpot object ID (numeric), quoted for a path; ``InvalidIdentifier`` otherwise."""
     return segment(value, "HubSpot object ID", HUBSPOT_ID, vendor=VENDOR)
 

@@ -28,7 +28,7 @@ from settings import Settings
 VENDOR = "ironclad"
 
 
-def _id(value: str) -> str:
+def _id(value: str | None) -> str:
     """An Ironclad workflow or record ID, quoted for a path; ``InvalidIdentifier`` otherwise."""
     return segment(value, "Ironclad ID", SAFE_ID, vendor=VENDOR)
 API_PREFIX = "/public/api/v1"

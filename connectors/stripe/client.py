@@ -46,7 +46,7 @@ from settings import Settings
 VENDOR = "stripe"
 
 
-def _id(value: str) -> str:
+def _id(value: str | None) -> str:
     """A Stripe object ID (``prefix_…``), quoted for a path; ``InvalidIdentifier`` otherwise."""
     return segment(value, "Stripe ID", STRIPE_ID, vendor=VENDOR)
 API_VERSION = "2023-08-16"

@@ -31,7 +31,7 @@ from settings import Settings
 VENDOR = "xero"
 
 
-def _id(value: str) -> str:
+def _id(value: str | None) -> str:
     """A Xero record ID (a GUID, or an invoice number), quoted for a path; ``InvalidIdentifier`` otherwise."""
     return segment(value, "Xero ID", SAFE_ID, vendor=VENDOR)
 ACCOUNTING_PATH = "/api.xro/2.0"

@@ -131,6 +131,8 @@ async def test_ledger_upkeep_gives_up_visibly_after_the_last_attempt(
         row = _state(ledger, event.source_event_id)
         visible = ledger.run_sync(list_deliveries, outcome="given_up")
         redelivered = ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id=event.source_event_id)
+        replayed = await intake.replay(event.source_event_id)  # an operator routes it again by hand
+        after_replay = _state(ledger, event.source_event_id)
     finally:
         ledger.close()
 
@@ -139,6 +141,7 @@ async def test_ledger_upkeep_gives_up_visibly_after_the_last_attempt(
     assert [(r.vendor_event_id, r.outcome) for r in visible] == [(event.source_event_id, "given_up")]
     assert "Temporal unavailable" in visible[0].reason
     assert not redelivered.route  # a given-up event stays given up until an operator replays it
+    assert replayed.outcome is Outcome.STARTED and after_replay.state == "done"
 
 
 def test_ledger_upkeep_prune_keeps_the_retention(tmp_path: Path) -> None:
@@ -180,3 +183,23 @@ async def test_ledger_upkeep_schedule_is_created_from_settings(client: Client, f
 
     assert description.schedule.action.workflow == "EventLedgerUpkeepWorkflow"  # type: ignore[attr-defined]
     assert description.schedule.spec.intervals[0].every == timedelta(seconds=120)
+
+
+def test_ledger_upkeep_an_older_ledger_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # the tables as the previous version made them
+        db.execute("CREATE TABLE ingress_events (id INTEGER PRIMARY KEY, vendor VARCHAR NOT NULL, "
+                   "vendor_event_id VARCHAR NOT NULL, state VARCHAR NOT NULL, outcome VARCHAR, workflow_id VARCHAR, "
+                   "attempts INTEGER NOT NULL, first_seen_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, "
+                   "CONSTRAINT uq_ingress_events_vendor_event UNIQUE (vendor, vendor_event_id))")
+        db.execute("INSERT INTO ingress_events VALUES (1, 'stripe', 'evt_old', 'done', 'started', NULL, 1, "
+                   "'2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    ledger = EventLedger.from_url(f"sqlite:///{path}", keyring_for_tests())
+    try:
+        claim = ledger.run_sync(claim_event, vendor="stripe", vendor_event_id="evt_old")
+        row = _state(ledger, "evt_old")
+    finally:
+        ledger.close()
+    assert not claim.route and (row.event, row.next_attempt_at, row.last_error) == (None, None, "")
