@@ -163,4 +163,5 @@ def test_fuzz_signed_hostile_ids_never_reach_a_workflow(
                         sign(vendor, fuzz_ingress, body, ironclad_sandbox, ironclad_event[:300]))
     check(fuzz_ingress, before, response, signed=True)
     if vendor in ("hubspot", "xero", "ironclad") or not (isinstance(object_id, str) and object_id.isalnum()):
-        assert response.status_code in (400, 413) or (vendor == "ironclad" and response.status_code == 200)
+        # refused (400; 401 for an Ironclad event-ID header too long to verify), or an ignored Ironclad completion
+        assert response.status_code in (400, 413) or (vendor == "ironclad" and response.status_code in (200, 401))

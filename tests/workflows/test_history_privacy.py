@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from orchestration.amendments_cli import signal_amendment
 from orchestration.codec import ENCODING, EncryptionCodec
+from orchestration.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.codec import _payloads_in, keyring_for_tests
 from tests.helpers.deals import DealSpec, Line
@@ -20,10 +21,10 @@ from tests.helpers.ledger import BillingAccount, canonical, draft_invoices, fina
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from tests.workflows.test_amendments import amend, applied, until, with_seats
-from tests.workflows.test_quote_to_cash import run_to_end
+from tests.workflows.test_quote_to_cash import sign_when_out
 from worker import open_connectors
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.models import LedgerStatusRequest, Stage
+from workflows.models import LedgerStatusRequest, QuoteToCashResult, Stage
 
 US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
 
@@ -56,8 +57,13 @@ async def test_history_holds_no_pii_or_prices_in_plaintext(
     xero.post_control("contacts", {"tenantId": US01_TENANT, "Name": company, "EmailAddress": email,
                                    "ContactNumber": f"hubspot-company-{company_id}-US01", "TaxNumber": tax_number})
 
-    # quote-to-cash, one amendment, then an invoice finalized and paid through the ledger
-    result = await run_to_end(client, flow_settings, deal_id, ironclad)
+    # quote-to-cash (started as the ingress does: its summary names company and amount, in user metadata),
+    # one amendment, then an invoice finalized and paid through the ledger
+    async with open_connectors(flow_settings) as connectors:
+        deal = await connectors.crm.get_deal(deal_id)
+    q2c = await start_quote_to_cash(client, flow_settings, deal_id, deal=deal)
+    await sign_when_out(q2c, ironclad)
+    result: QuoteToCashResult = await q2c.result()
     assert result.outcome is Stage.PROVISIONED, result.reason
     assert result.contract and result.contract.clm_record_id and result.contract.terms
     [engagement] = result.engagements
@@ -79,7 +85,6 @@ async def test_history_holds_no_pii_or_prices_in_plaintext(
     await amendments.terminate("test done")
     await ledger.terminate("test done")
 
-    q2c = client.get_workflow_handle(f"q2c-hubspot-{deal_id}")
     minor = str(int(Decimal(unit_price) * 100))
     needles = {"company": company, "email": email, "phone": phone, "tax number": tax_number,
                "unit price": unit_price, "unit price (minor units)": minor}
@@ -92,8 +97,10 @@ async def test_history_holds_no_pii_or_prices_in_plaintext(
             assert needle not in as_json, f"{what} in plaintext in {handle.id}'s history (JSON)"
         assert payloads and all(p.metadata.get("encoding") == ENCODING for p in payloads), handle.id
         decoded_text += b"".join(p.data for p in await codec.decode(payloads)).decode(errors="replace")
-    described = json.dumps([str(a) for a in (await q2c.describe()).typed_search_attributes])
+    description = await q2c.describe()
+    described = json.dumps([str(a) for a in description.typed_search_attributes])
     assert unit_price not in described and company not in described and tax_number not in described
+    assert company in (await description.static_summary() or "")  # decoded through the codec by the client
     # the needles are there, encrypted: with the key they read back (so the searches above could fail)
     for what, needle in needles.items():
         if what != "unit price (minor units)":
