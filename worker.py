@@ -35,6 +35,7 @@ from connectors.stripe import StripeBilling
 from connectors.xero import XeroErp
 from orchestration.connect import connect
 from orchestration.ledger_cli import ensure_reconciliation_schedule
+from orchestration.logs import configure_logging
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
@@ -134,8 +135,7 @@ def cache_workflow_bytecode() -> None:
 
 async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[object] = (),
                log_level: int = logging.INFO) -> None:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(log_level)  # one JSON object per line, values bounded (orchestration/logs.py)
     settings = Settings()
     cache_workflow_bytecode()
     client = await connect(settings)
