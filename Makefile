@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: install demo test up bench chaos lint clean docs promtool
+.PHONY: install demo test up bench chaos lint clean docs promtool chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -28,9 +28,12 @@ demo: $(STAMP)
 promtool:
 	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
-## make test: the whole suite against real servers on loopback (the browser tests drive Debian chromium)
-test: $(STAMP) $(PRISM) promtool
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+# The browser tests drive Debian's chromium (never a downloaded browser); install it on a fresh machine.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
+## make test: the whole suite against real servers on loopback
+test: $(STAMP) $(PRISM) promtool chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it

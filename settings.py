@@ -66,6 +66,26 @@ class Settings(BaseSettings):
     sandbox_stripe_port: int = 8103
     sandbox_xero_port: int = 8104
 
+    # -- data protection (payload codec, codec server, ledger retention) ---------------------------
+    codec_keys: str | None = Field(default=None, description="comma-separated 'key-id:base64-key' (32-byte "
+                                   "AES-256 keys); the first encrypts, all decrypt. Unset: a local key file "
+                                   "under data_dir, made on first use")
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8081
+    codec_server_token: str | None = Field(default=None, description="bearer token (or cookie) the codec server "
+                                           "wants; unset: a random one under data_dir, made on first use")
+    codec_server_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233",
+                                                                          "http://127.0.0.1:8233"])
+    ledger_retention_days: int = Field(default=30, ge=1, description="ledger rows older than this are pruned")
+    ledger_upkeep_interval_seconds: float = Field(default=300, description="how often the event-ledger-upkeep "
+                                                  "schedule sweeps (and prunes) the ledger")
+    ledger_stranded_after_seconds: float = Field(default=120, description="an event in flight this long was "
+                                                 "stranded by a crash: the sweep routes it again")
+    ledger_retry_base_seconds: float = Field(default=30, description="backoff of a failed event: base, doubled "
+                                             "per attempt")
+    ledger_retry_max_seconds: float = 3600
+    ledger_retry_max_attempts: int = Field(default=12, description="then the event is given up (visible)")
+
     # -- every vendor client ------------------------------------------------------------------
     http_timeout_seconds: float | None = Field(default=None, description="per-request timeout of the vendor "
                                                "clients; the client factory's default (30 s) if unset")
@@ -170,6 +190,11 @@ class Settings(BaseSettings):
 
     # -- ingress (webhooks) and the HubSpot deal poll ------------------------------------------
     ingress_max_body_bytes: int = 1024 * 1024
+    ingress_read_timeout_seconds: float = Field(default=10, description="the whole body must arrive in this "
+                                                "time (slow senders get 408)")
+    ingress_keep_alive_seconds: int = Field(default=5, description="idle keep-alive connections close after")
+    ingress_max_concurrency: int = Field(default=200, description="connections and requests at once; uvicorn "
+                                         "answers 503 past it")
     ingress_temporal_timeout_seconds: float = Field(default=5.0, description="longer than this: answer 503")
     ingress_public_url: str | None = Field(default=None, description="the base URL vendors call, when behind a "
                                                                      "proxy (HubSpot signs the URL it called)")

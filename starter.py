@@ -54,7 +54,7 @@ from ingress.routing import was_started
 from runtime.connect import connect
 from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
-from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
 from workflows.models import ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
@@ -218,7 +218,7 @@ async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespa
     rows: list[dict[str, Any]] = []
     async for execution in client.list_workflows(query):
         attrs = execution.typed_search_attributes
-        rows.append({"workflow_id": execution.id, "deal_amount": attrs.get(DEAL_AMOUNT),
+        rows.append({"workflow_id": execution.id, "deal_size": attrs.get(DEAL_SIZE) or "",
                      "legal_entity": attrs.get(LEGAL_ENTITY) or "", "exception_kind": attrs.get(EXCEPTION_KIND) or "",
                      "since": execution.start_time.isoformat(timespec="seconds")})
     if args.json:
@@ -227,8 +227,8 @@ async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespa
     if not rows:
         cli.line("no deals are waiting for approval")
         return cli.OK
-    cli.table(["workflow", "amount", "entity", "exception", "since (UTC)"],
-              [[r["workflow_id"], f"{r['deal_amount']:,.2f}" if r["deal_amount"] is not None else "",
+    cli.table(["workflow", "size", "entity", "exception", "since (UTC)"],
+              [[r["workflow_id"], r["deal_size"],
                 r["legal_entity"], r["exception_kind"], r["since"][:16]]
                for r in rows])
     return cli.OK
@@ -408,7 +408,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await sandbox_cli.COMMANDS[args.command](settings, args)
     commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
     try:
-        client = await connect()
+        client = await connect(settings)
     except (RuntimeError, RPCError, OSError) as exc:
         raise cli.CliError(f"cannot reach Temporal at {temporal_target()}: {exc}") from exc
     return int(await commands[args.command](client, settings, args))

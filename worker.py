@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 from activities.amendments import ContractAmendmentsActivities
 from activities.backfill import BackfillActivities
+from activities.event_ledger import EventLedgerActivities
 from activities.ledger import LedgerActivities
 from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
@@ -42,12 +43,14 @@ from observability.metrics import sdk_runtime, worker_metrics
 from observability.tracing import setup_tracing
 from runtime.approval_guard import ApprovalSignatureInterceptor
 from runtime.connect import connect
+from runtime.logs import configure_logging
 from settings import Settings
 from stores.events import EventLedger
 from stores.findings import findings_engine
 from stores.mirror import mirror_engine
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -62,6 +65,7 @@ WORKFLOWS: list[type] = [
     AccountLedgerWorkflow,
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits
+    EventLedgerUpkeepWorkflow,  # sweeps and prunes the ingress's event ledger (event-ledger-upkeep schedule)
 ]
 
 
@@ -130,7 +134,9 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
                                          billing=connectors.billing, erp=connectors.erp)
     backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
     notify = NotifyActivities(notifications=connectors.notifications)
-    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all(), *notify.all()]
+    upkeep = EventLedgerActivities(settings=settings, ledger=stores.events, intake=intake)
+    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all(), *notify.all(),
+            *upkeep.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, stores: Stores | None = None,
@@ -169,13 +175,12 @@ def cache_workflow_bytecode() -> None:
 
 async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = (),
                log_level: int = logging.INFO) -> None:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(log_level)  # one JSON object per line, values bounded (orchestration/logs.py)
     settings = Settings()
     cache_workflow_bytecode()
     setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
     runtime, sdk_metrics_url = sdk_runtime(settings)
-    client = await connect(runtime=runtime)
+    client = await connect(settings, runtime=runtime)
     async with open_connectors(settings) as connectors, \
             worker_metrics(settings, client, sdk_metrics_url=sdk_metrics_url):
         try:

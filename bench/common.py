@@ -123,14 +123,14 @@ async def running_stack(settings: Settings, *, with_worker: bool = True, with_in
     temporal_port = free_port()
     ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1])
     stack = Stack(settings=settings, data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port,
-                  with_worker=with_worker, with_ingress=with_ingress,
+                  with_worker=with_worker, with_ingress=with_ingress, with_codec_server=False,
                   worker_args=["-m", "bench.worker"],
                   extra_env={**child_env(settings), "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
                              "TEMPORAL_NAMESPACE": "default"})
     starting = asyncio.ensure_future(asyncio.to_thread(stack.start))
     try:
         await asyncio.shield(starting)  # Ctrl-C during start: let it finish, then stop everything it started
-        client = await Client.connect(stack.temporal_address, data_converter=data_converter())
+        client = await Client.connect(stack.temporal_address, data_converter=data_converter(settings))
         async with httpx.AsyncClient(timeout=30) as http:
             bench = BenchStack(settings=settings, stack=stack, client=client, http=http)
             if with_worker:

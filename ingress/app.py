@@ -1,15 +1,21 @@
 """The webhook HTTP app: verify with the vendor's connector, parse, dedupe, hand over to Temporal, record.
 
-    POST /webhooks/{hubspot|ironclad|stripe|xero}   GET /healthz
+    POST /webhooks/{hubspot|ironclad|stripe|xero}   GET /healthz (alive)   GET /readyz (Temporal, ledger)
 
 Answers:
 
 - 200 ``{"outcome", "workflow_id", "event_id", "events": [...]}`` once Temporal accepted every event
   (started, signalled), or the event was a duplicate or of no interest (ignored);
 - 401 missing, wrong or stale signature (with the reason); 400 not the vendor's shape (with the field);
-  413 body over ``settings.ingress_max_body_bytes``; 404 unknown vendor;
-- 503 when Temporal cannot take it now (``Retry-After`` set): the vendor redelivers, and the ledger
-  marks the event ``failed`` so the redelivery routes it again.
+  413 body over ``settings.ingress_max_body_bytes``; 408 body not received within
+  ``ingress_read_timeout_seconds``; 404 unknown vendor;
+- 503 "try later" with ``Retry-After`` when Temporal (or the ledger) cannot take it now, and nothing
+  more (no address, no gRPC text): the vendor redelivers, and the ledger marks the event ``failed`` so
+  the redelivery, or the upkeep sweep, routes it again.
+
+The signature is verified before anything of the body is kept or parsed: a refused delivery is in the
+ledger as its SHA-256, size and reason only; an accepted body is kept encrypted. Parsing is bounded
+(size, nesting depth, events per delivery) and any parse failure is a recorded 400, never a 500.
 
 Xero wants no body in any answer (its intent-to-receive check included), so Xero answers carry the
 outcome in ``X-Revops-*`` headers instead. Every delivery, refused ones included, is in the ledger.
@@ -18,6 +24,8 @@ outcome in ``X-Revops-*`` headers instead. Every delivery, refused ones included
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -33,8 +41,9 @@ from connectors.ports import ClmPort, CrmPort, WebhookReceiver
 from ingress.metrics import IngressMetrics
 from ingress.routing import ClientProvider, EventIntake, EventRouter, Received, Routed, RoutingUnavailable
 from observability.tracing import trace_headers
+from runtime.logs import configure_logging
 from settings import Settings
-from stores.events import EventLedger, Outcome, SignatureCheck
+from stores.events import EventLedger, Outcome, SignatureCheck, probe_writable
 
 log = logging.getLogger("revops.ingress")
 
@@ -46,8 +55,20 @@ RETRY_AFTER_SECONDS = 30
 Hook = Callable[[], Awaitable[None]]
 
 
+def header_safe(value: object, limit: int = 200) -> str:
+    """A value fit to echo in a response header or a ledger column: printable ASCII (no CR, LF or NUL),
+    bounded."""
+    text = str(value)
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
+
+
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_KEPT_HEADERS)}
+    """The headers worth keeping with a delivery, sanitized and bounded (they may come from anyone)."""
+    kept: dict[str, str] = {}
+    for key, value in headers.items():
+        if key.lower().startswith(_KEPT_HEADERS) and len(kept) < 12:
+            kept[header_safe(key.lower(), 60)] = header_safe(value, 300)
+    return kept
 
 
 def _answer(vendor: str, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -55,9 +76,15 @@ def _answer(vendor: str, status: int, payload: dict[str, Any], headers: dict[str
     if vendor in _BODYLESS_VENDORS:
         for key in ("outcome", "workflow_id", "event_id", "reason", "field"):
             if payload.get(key):
-                headers[f"X-Revops-{key.replace('_', '-').title()}"] = str(payload[key])[:200]
+                headers[f"X-Revops-{key.replace('_', '-').title()}"] = header_safe(payload[key])
         return Response(status_code=status, headers=headers)
     return JSONResponse(status_code=status, content=payload, headers=headers)
+
+
+def _try_later(vendor: str) -> Response:
+    """503 that says only "try later": the reason stays in the ledger and the log."""
+    return _answer(vendor, 503, {"outcome": Outcome.FAILED.value, "reason": "try later"},
+                   {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _summary(results: list[Routed]) -> dict[str, Any]:
@@ -101,11 +128,13 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
 
     async def refuse(vendor: str, received: Received, status: int, reason: str,
                      extra: dict[str, Any] | None = None) -> Response:
+        reason = header_safe(reason, 300)
         try:
             await intake.record_refusal(received, outcome=Outcome.REJECTED, reason=reason, status=status)
         except SQLAlchemyError:
-            log.exception("could not record a refused %s delivery", vendor)
-        log.info("%s delivery refused (%d): %s", vendor, status, reason)
+            log.exception("could not record a refused delivery", extra={"vendor": received.vendor})
+        log.info("delivery refused", extra={"vendor": received.vendor, "status": status, "reason": reason,
+                                            "request_id": received.request_id})
         return _answer(vendor, status, {"outcome": Outcome.REJECTED.value, "reason": reason, **(extra or {})})
 
     async def accept_all(events: Sequence[Any], received: Received) -> list[Routed]:
@@ -113,42 +142,90 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
+        """Liveness: the process answers. Whether it can do its work is ``/readyz``."""
         return {"status": "ok", "vendors": sorted(receivers)}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Readiness: Temporal answers and the ledger takes a write; 503 (without details) otherwise."""
+        checks: dict[str, str] = {}
+        try:
+            client = await client_provider.get()
+            await asyncio.wait_for(client.service_client.check_health(), settings.ingress_temporal_timeout_seconds)
+            checks["temporal"] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the detail goes to the log only
+            client_provider.forget()
+            checks["temporal"] = "unavailable"
+            log.warning("readiness: Temporal unavailable", extra={"error": type(exc).__name__})
+        try:
+            await ledger.run(probe_writable)
+            checks["ledger"] = "ok"
+        except Exception as exc:
+            checks["ledger"] = "unavailable"
+            log.warning("readiness: ledger not writable", extra={"error": type(exc).__name__})
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(status_code=200 if ready else 503, content={"status": "ready" if ready else "not ready",
+                                                                        **checks},
+                            headers={} if ready else {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    async def read_body(request: Request, received: Received) -> bytes | int:
+        """The body, or the status refusing it (413 over the limit, 408 too slow)."""
+        body = bytearray()
+        try:
+            async with asyncio.timeout(settings.ingress_read_timeout_seconds):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        received.body_bytes = len(body)
+                        return 413
+        except TimeoutError:
+            received.body_bytes = len(body)
+            return 408
+        return bytes(body)
 
     @app.post("/webhooks/{vendor}")
     async def webhook(vendor: str, request: Request) -> Response:
-        received = Received(vendor=vendor[:40], request_id=uuid4().hex, signature=SignatureCheck.UNCHECKED,
-                            headers={**kept_headers(request.headers), **trace_headers()})
+        received = Received(vendor=header_safe(vendor, 40), request_id=uuid4().hex,
+                            signature=SignatureCheck.UNCHECKED, headers={**kept_headers(request.headers),
+                                                                         **trace_headers()})
         receiver = receivers.get(vendor)
         if receiver is None:
-            return await refuse(vendor, received, 404, f"unknown vendor {vendor[:40]!r}")
+            return await refuse(vendor, received, 404, f"unknown vendor {header_safe(vendor, 40)!r}")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            received.body_bytes = int(declared)
-            return await refuse(vendor, received, 413, f"body of {declared} bytes is over the {limit}-byte limit")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                received.body_bytes = len(body)
-                return await refuse(vendor, received, 413, f"body is over the {limit}-byte limit")
-        raw = bytes(body)
-        received.body, received.body_bytes = raw.decode("utf-8", errors="replace"), len(raw)
+            received.body_bytes = min(int(declared[:20]), 2**62)
+            return await refuse(vendor, received, 413, f"body of {declared[:20]} bytes is over the {limit}-byte limit")
+        raw = await read_body(request, received)
+        if raw == 413:
+            return await refuse(vendor, received, 413, f"body is over the {limit}-byte limit")
+        if raw == 408:
+            return await refuse(vendor, received, 408, "body not received in time")
+        assert isinstance(raw, bytes)
+        # Until the signature is good, the body is anyone's: only its digest and size are kept.
+        received.body_bytes, received.body_sha256 = len(raw), hashlib.sha256(raw).hexdigest()
         try:
             await receiver.verify(method=request.method, url=signed_url(request), headers=request.headers, body=raw)
         except SignatureInvalid as exc:
             if isinstance(exc.__cause__, Unavailable | RateLimited):
                 # the verification key could not be fetched: our problem, not a forgery; ask for redelivery
-                await intake.record_refusal(received, outcome=Outcome.FAILED, reason=exc.reason, status=503)
-                return _answer(vendor, 503, {"outcome": Outcome.FAILED.value, "reason": exc.reason},
-                               {"Retry-After": str(RETRY_AFTER_SECONDS)})
+                await intake.record_refusal(received, outcome=Outcome.FAILED, reason=header_safe(exc.reason, 300),
+                                            status=503)
+                return _try_later(vendor)
             received.signature = SignatureCheck.INVALID
             return await refuse(vendor, received, 401, exc.reason)
+        except Exception as exc:  # a receiver must never turn a forgery into a 500
+            received.signature = SignatureCheck.INVALID
+            return await refuse(vendor, received, 401, f"signature not verifiable ({type(exc).__name__})")
         received.signature = SignatureCheck.VALID
         try:
             events = receiver.parse(headers=request.headers, body=raw)
         except PayloadInvalid as exc:
-            return await refuse(vendor, received, 400, f"{exc.field}: {exc.reason}", {"field": exc.field})
+            field = header_safe(exc.field, 80)
+            return await refuse(vendor, received, 400, f"{field}: {exc.reason}", {"field": field})
+        except Exception as exc:  # bounded parsing raises PayloadInvalid; anything else is still a 400
+            return await refuse(vendor, received, 400, f"body: not the vendor's shape ({type(exc).__name__})",
+                                {"field": "body"})
+        received.body = raw.decode("utf-8", errors="replace")  # verified: kept, encrypted
         try:
             if not events:
                 await intake.record_refusal(received, outcome=Outcome.IGNORED, status=200,
@@ -158,14 +235,16 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
             # event between being claimed in the ledger and being settled there.
             results = await asyncio.shield(asyncio.ensure_future(accept_all(events, received)))
         except RoutingUnavailable as exc:
-            return _answer(vendor, 503, {"outcome": Outcome.FAILED.value, "reason": exc.reason},
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            log.warning("delivery not handed over", extra={"vendor": received.vendor, "reason": exc.reason,
+                                                           "request_id": received.request_id})
+            return _try_later(vendor)
         except SQLAlchemyError as exc:
-            log.exception("event ledger unavailable")
-            return _answer(vendor, 503, {"outcome": Outcome.FAILED.value, "reason": f"event ledger: {exc}"[:300]},
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            log.error("event ledger unavailable", extra={"vendor": received.vendor, "error": type(exc).__name__,
+                                                         "request_id": received.request_id})
+            return _try_later(vendor)
         except Exception as exc:
-            log.exception("%s delivery failed", vendor)
+            log.error("delivery failed", extra={"vendor": received.vendor, "error": type(exc).__name__,
+                                                "request_id": received.request_id})
             return _answer(vendor, 500, {"outcome": Outcome.FAILED.value, "reason": type(exc).__name__})
         return _answer(vendor, 200, _summary(results))
 
@@ -193,7 +272,7 @@ def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> 
     clm = ironclad.from_settings(settings)
     crm = hubspot.from_settings(settings)
     ledger = EventLedger.from_settings(settings)
-    provider = ClientProvider(connect, timeout=settings.ingress_temporal_timeout_seconds)
+    provider = ClientProvider(functools.partial(connect, settings), timeout=settings.ingress_temporal_timeout_seconds)
     startup: list[Hook] = []
     shutdown: list[Hook] = []
     if ensure_schedule:
@@ -234,8 +313,9 @@ async def serve(settings: Settings) -> None:
         except OSError as exc:
             log.warning("ingress metrics not served on %s:%s (%s)", settings.metrics_host,
                         settings.ingress_metrics_port, exc)
+    configure_logging()
     config = uvicorn.Config(app, host=settings.ingress_host, port=settings.ingress_port, log_level="info",
-                            access_log=False)
+                            access_log=False, log_config=None, **serving_limits(settings))
     # the approvals API and inbox on their own port: when either server stops (a signal reaches one), both do
     servers = [uvicorn.Server(config), approvals_server(settings)]
     tasks = [asyncio.ensure_future(server.serve()) for server in servers]
@@ -248,6 +328,16 @@ async def serve(settings: Settings) -> None:
         stop_observing()
         if metrics_server is not None:
             metrics_server.stop()
+
+
+def serving_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn's limits for a port that faces the internet: idle keep-alive, a cap on concurrent
+    connections (uvicorn answers 503 past it), bounded header size; the body read is bounded by
+    ``ingress_read_timeout_seconds`` in the app."""
+    return {"timeout_keep_alive": settings.ingress_keep_alive_seconds,
+            "limit_concurrency": settings.ingress_max_concurrency,
+            "h11_max_incomplete_event_size": 16 * 1024,
+            "timeout_graceful_shutdown": 10}
 
 
 __all__ = ["build_from_settings", "create_app", "kept_headers", "receivers_from_settings", "serve"]

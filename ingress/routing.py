@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -60,7 +61,10 @@ from stores.events import (
     Outcome,
     SignatureCheck,
     claim_event,
+    events_to_retry,
+    find_event,
     get_delivery,
+    give_up_event,
     list_deliveries,
     record_delivery,
     settle_event,
@@ -177,7 +181,8 @@ class EventRouter:
             async with asyncio.timeout(2):
                 return await self.crm.get_deal(deal_id)
         except (ConnectorError, TimeoutError) as exc:
-            log.info("deal %s not read for the run summary (%s); the run reads it itself", deal_id, exc)
+            log.info("deal not read for the run summary; the run reads it itself",
+                     extra={"deal_id": deal_id, "error": type(exc).__name__})
             return None
 
     async def route(self, event: DomainEvent, *, trigger: str = "webhook") -> Routed:
@@ -330,9 +335,19 @@ class Received:
     request_id: str
     signature: SignatureCheck
     headers: Mapping[str, str]
-    body: str = ""
+    body: str = ""  # kept (encrypted) only once the signature was verified
     body_bytes: int = 0
+    body_sha256: str = ""
     replay_of: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep of the ledger did: events routed again, still failing, given up."""
+
+    routed: int = 0
+    failed: int = 0
+    given_up: int = 0
 
 
 class EventIntake:
@@ -355,7 +370,8 @@ class EventIntake:
         vendor, event_id = received.vendor, event.source_event_id
         # one process serialises deliveries of the same event; the unique key covers the others
         async with self._locks.hold((vendor, event_id)):
-            claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id)
+            claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id,
+                                          event=self.ledger.seal(EventEnvelope(event=event).model_dump_json()))
             if not claim.route and not force:
                 routed = Routed(Outcome.DUPLICATE, claim.workflow_id, f"already handled ({claim.outcome})")
             else:
@@ -372,7 +388,8 @@ class EventIntake:
         row = await self._record(event, received, routed.outcome, routed.workflow_id, routed.reason, 200)
         annotate(vendor=vendor, vendor_event_id=event_id, event_kind=event.kind, workflow_id=routed.workflow_id,
                  outcome=routed.outcome.value)
-        log.info("%s %s %s -> %s %s", vendor, event.kind, event_id, routed.outcome.value, routed.workflow_id or "")
+        log.info("event routed", extra={"vendor": vendor, "kind": event.kind, "event_id": event_id,
+                                        "outcome": routed.outcome.value, "workflow_id": routed.workflow_id or ""})
         return Routed(routed.outcome, routed.workflow_id, routed.reason, event_id, row.id)
 
     async def accept_polled(self, event: DealStageReached, *, request_id: str) -> str:
@@ -383,10 +400,14 @@ class EventIntake:
         return routed.outcome.value
 
     async def _fail(self, event: DomainEvent, received: Received, reason: str, status: int) -> None:
+        s = self.router.settings
         await self.ledger.run(settle_event, vendor=received.vendor, vendor_event_id=event.source_event_id,
-                              outcome=Outcome.FAILED, workflow_id=None)
+                              outcome=Outcome.FAILED, workflow_id=None, error=reason,
+                              retry_base_seconds=s.ledger_retry_base_seconds,
+                              retry_max_seconds=s.ledger_retry_max_seconds)
         await self._record(event, received, Outcome.FAILED, None, reason, status)
-        log.warning("%s %s %s not handed over: %s", received.vendor, event.kind, event.source_event_id, reason)
+        log.warning("event not handed over", extra={"vendor": received.vendor, "kind": event.kind,
+                                                    "event_id": event.source_event_id, "reason": reason})
 
     async def _record(self, event: DomainEvent | None, received: Received, outcome: Outcome,
                       workflow_id: str | None, reason: str, status: int) -> Delivery:
@@ -396,8 +417,9 @@ class EventIntake:
             request_id=received.request_id, vendor=received.vendor,
             vendor_event_id=event.source_event_id if event else None, event_kind=event.kind if event else None,
             signature=received.signature.value, outcome=outcome.value, workflow_id=workflow_id, reason=reason,
-            status_code=status, headers=json.dumps(dict(received.headers)), body=received.body,
-            body_bytes=received.body_bytes, event=EventEnvelope(event=event).model_dump_json() if event else None,
+            status_code=status, headers=json.dumps(dict(received.headers)), body=self.ledger.seal(received.body),
+            body_bytes=received.body_bytes, body_sha256=received.body_sha256,
+            event=self.ledger.seal(EventEnvelope(event=event).model_dump_json()) if event else None,
             replay_of=received.replay_of))
 
     async def record_refusal(self, received: Received, *, outcome: Outcome, reason: str, status: int) -> Delivery:
@@ -410,19 +432,58 @@ class EventIntake:
         if reference.isdigit():
             row = await self.ledger.run(get_delivery, delivery_id=int(reference))
         else:
-            rows = await self.ledger.run(list_deliveries, event_id=reference, limit=1)
-            row = rows[0] if rows else None
+            rows = await self.ledger.run(list_deliveries, event_id=reference, limit=50)
+            # the latest row that carries the event (a given-up or refused row does not)
+            row = next((r for r in rows if r.event is not None), rows[0] if rows else None)
+        if row is not None and row.event is None and not reference.isdigit():
+            # no delivery kept it (e.g. stranded by a crash, then given up): the dedupe record did
+            kept = await self.ledger.run(find_event, vendor_event_id=reference)
+            if kept is not None and kept.event is not None:
+                row = Delivery(request_id="", vendor=kept.vendor, vendor_event_id=reference, signature=row.signature,
+                               outcome=row.outcome, status_code=0, event=kept.event)
         if row is None:
             raise LookupError(f"no recorded delivery {reference!r}")
         if row.event is None:
             raise LookupError(f"delivery {row.id} carries no event to replay ({row.outcome}: {row.reason})")
-        event = EventEnvelope.model_validate_json(row.event).event
+        event = EventEnvelope.model_validate_json(self.ledger.open(row.event)).event
         received = Received(vendor=row.vendor, request_id=uuid4().hex, signature=SignatureCheck.REPLAY,
-                            headers=json.loads(row.headers or "{}"), body=row.body, body_bytes=row.body_bytes,
-                            replay_of=row.id)
+                            headers=json.loads(row.headers or "{}"), body=self.ledger.open(row.body),
+                            body_bytes=row.body_bytes, body_sha256=row.body_sha256, replay_of=row.id)
         trigger = "poll" if row.signature == SignatureCheck.POLL.value else "replay"
         return await self.accept(event, received, trigger=trigger, force=True)
 
+    async def sweep(self, *, now: datetime, limit: int = 100) -> SweepResult:
+        """Route again the events stranded ``in_flight`` by a crash and the ``failed`` ones whose backoff
+        passed; give up (visibly: ``given_up`` rows) on those that failed ``ledger_retry_max_attempts`` times."""
+        s = self.router.settings
+        stranded_before = now - timedelta(seconds=s.ledger_stranded_after_seconds)
+        rows = await self.ledger.run(events_to_retry, now=now, stranded_before=stranded_before, limit=limit)
+        routed = failed = given_up = 0
+        for row in rows:
+            if row.attempts >= s.ledger_retry_max_attempts or row.event is None:
+                why = (f"gave up after {row.attempts} attempts: {row.last_error}" if row.event is not None
+                       else "no event kept to route again")
+                given_up += await self.ledger.run(give_up_event, vendor=row.vendor,
+                                                  vendor_event_id=row.vendor_event_id, reason=why)
+                log.warning("event given up", extra={"vendor": row.vendor, "event_id": row.vendor_event_id,
+                                                     "reason": why})
+                continue
+            event = EventEnvelope.model_validate_json(self.ledger.open(row.event)).event
+            received = Received(vendor=row.vendor, request_id=f"sweep-{uuid4().hex}",
+                                signature=SignatureCheck.REPLAY, headers={})
+            try:
+                trigger = "poll" if event.source_event_id.startswith("poll:") else "replay"
+                await self.accept(event, received, trigger=trigger)
+                routed += 1
+            except RoutingUnavailable:
+                failed += 1
+                break  # Temporal is away: the rest waits for the next sweep
+            except Exception:
+                failed += 1
+                log.exception("event could not be routed again", extra={"vendor": row.vendor,
+                                                                        "event_id": row.vendor_event_id})
+        return SweepResult(routed=routed, failed=failed, given_up=given_up)
+
 
 __all__ = ["ClientProvider", "EventIntake", "EventRouter", "KeyedLocks", "Received", "Routed", "RoutingUnavailable",
-           "was_started"]
+           "SweepResult", "was_started"]

@@ -1,4 +1,5 @@
-"""The ``hubspot-deal-poll`` schedule, created or updated idempotently."""
+"""The ingress's schedules, created or updated idempotently: ``hubspot-deal-poll`` and
+``event-ledger-upkeep`` (sweep stranded/failed events, prune past the retention)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from activities.event_ledger import LedgerSweepRequest
 from activities.polling import DealPollRequest
 from ingress.routing import ClientProvider, RoutingUnavailable
 from runtime.schedules import upsert_schedule
@@ -28,6 +30,8 @@ log = logging.getLogger("revops.ingress")
 
 POLL_SCHEDULE_ID = "hubspot-deal-poll"
 POLL_WORKFLOW = "HubSpotDealPollWorkflow"
+UPKEEP_SCHEDULE_ID = "event-ledger-upkeep"
+UPKEEP_WORKFLOW = "EventLedgerUpkeepWorkflow"
 
 
 def poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
@@ -40,6 +44,24 @@ def poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Sched
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.poll_interval_seconds))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
+
+
+def upkeep_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
+    """Every ``ledger_upkeep_interval_seconds``, one sweep and prune of the event ledger."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(UPKEEP_WORKFLOW, LedgerSweepRequest(), id=UPKEEP_SCHEDULE_ID,
+                                           task_queue=task_queue or settings.task_queue,
+                                           execution_timeout=timedelta(minutes=30)),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+            every=timedelta(seconds=settings.ledger_upkeep_interval_seconds))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_upkeep_schedule(client: Client, settings: Settings, *, schedule_id: str = UPKEEP_SCHEDULE_ID,
+                                 task_queue: str | None = None) -> str:
+    """Create the ledger upkeep schedule, or bring it up to the settings."""
+    return await upsert_schedule(client, schedule_id, upkeep_schedule(settings, task_queue=task_queue))
 
 
 async def ensure_poll_schedule(client: Client, settings: Settings, *, schedule_id: str = POLL_SCHEDULE_ID,
@@ -58,6 +80,9 @@ def keep_poll_schedule(provider: ClientProvider, settings: Settings, *, retry_se
             try:
                 what = await ensure_poll_schedule(await provider.get(), settings)
                 log.info("schedule %s %s (every %gs)", POLL_SCHEDULE_ID, what, settings.poll_interval_seconds)
+                what = await ensure_upkeep_schedule(await provider.get(), settings)
+                log.info("schedule %s %s (every %gs)", UPKEEP_SCHEDULE_ID, what,
+                         settings.ledger_upkeep_interval_seconds)
                 return
             except (RoutingUnavailable, RuntimeError, RPCError) as exc:
                 log.warning("cannot ensure schedule %s yet: %s", POLL_SCHEDULE_ID, exc)
@@ -78,4 +103,5 @@ def keep_poll_schedule(provider: ClientProvider, settings: Settings, *, retry_se
     return start, stop
 
 
-__all__ = ["POLL_SCHEDULE_ID", "POLL_WORKFLOW", "ensure_poll_schedule", "keep_poll_schedule", "poll_schedule"]
+__all__ = ["POLL_SCHEDULE_ID", "POLL_WORKFLOW", "UPKEEP_SCHEDULE_ID", "UPKEEP_WORKFLOW", "ensure_poll_schedule",
+           "ensure_upkeep_schedule", "keep_poll_schedule", "poll_schedule", "upkeep_schedule"]

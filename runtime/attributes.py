@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from workflows.attributes import (  # noqa: F401 (the keys, re-exported for callers of the registration)
     BUSINESS_KEYS,
-    DEAL_AMOUNT,
+    DEAL_SIZE,
     EXCEPTION_KIND,
     LEGAL_ENTITY,
     SEARCH_ATTRIBUTES,

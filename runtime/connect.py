@@ -7,25 +7,37 @@ none set, it is the local dev server on ``localhost:7233``, namespace ``default`
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
 from observability.tracing import client_interceptors
+from settings import Settings
+from stores.codec import EncryptionCodec, Keyring
 
 
-def data_converter() -> DataConverter:
-    """The converter of every client, worker, test environment and replayer."""
-    return pydantic_data_converter
+def data_converter(settings: Settings | None = None, *, keyring: Keyring | None = None) -> DataConverter:
+    """The converter of every client, worker, test environment and replayer.
+
+    Pydantic payloads, encrypted by :class:`~orchestration.codec.EncryptionCodec` with the codec keys of
+    ``settings`` (``Settings()`` when not given): history payloads, memo, user metadata (summaries,
+    details) and, with encoded common attributes, failure messages and stack traces. Search attributes
+    cannot be encrypted (the server indexes them), so they carry no PII or prices.
+    """
+    keyring = keyring or Keyring.from_settings(settings or Settings())
+    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(keyring),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
-async def connect(*, runtime: Runtime | None = None) -> Client:
+async def connect(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Client:
     """A client from the environment configuration, with our data converter (and, when tracing is on, the
     tracing interceptor; ``runtime``: the worker's, exporting the SDK's metrics)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     config.setdefault("namespace", "default")
-    return await Client.connect(**config, data_converter=data_converter(), interceptors=client_interceptors(),
+    return await Client.connect(**config, data_converter=data_converter(settings), interceptors=client_interceptors(),
                                 runtime=runtime)

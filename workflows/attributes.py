@@ -9,8 +9,9 @@ BUSINESS_KEYS = SearchAttributeKey.for_keyword_list("BusinessKeys")
 STAGE = SearchAttributeKey.for_keyword("Stage")
 EXCEPTION_KIND = SearchAttributeKey.for_keyword("ExceptionKind")
 LEGAL_ENTITY = SearchAttributeKey.for_keyword("LegalEntity")
-DEAL_AMOUNT = SearchAttributeKey.for_float("DealAmount")
+#: the deal's order of magnitude (canonical.bands), never its amount: search attributes are plaintext
+DEAL_SIZE = SearchAttributeKey.for_keyword("DealSize")
 
 SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [  # type: ignore[type-arg]
-    BUSINESS_KEYS, STAGE, EXCEPTION_KIND, LEGAL_ENTITY, DEAL_AMOUNT,
+    BUSINESS_KEYS, STAGE, EXCEPTION_KIND, LEGAL_ENTITY, DEAL_SIZE,
 ]

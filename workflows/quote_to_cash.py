@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.authority import ApprovalFacts, approvals_required
+    from canonical.bands import deal_size_band
     from canonical.keys import erp_contact_reference, step_idempotency_key
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
@@ -38,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         written_back_refs,
     )
     from canonical.requests import ContractRequest, DealWriteBack
-    from workflows.attributes import BUSINESS_KEYS, DEAL_AMOUNT, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -182,7 +183,7 @@ class QuoteToCashWorkflow:
         if deal.account and deal.account.crm_id:
             self._add_keys(ref("hubspot", "company", deal.account.crm_id))
         if deal.currency and deal.lines:
-            self._attributes.set(DEAL_AMOUNT.value_set(float(deal.total().amount)))
+            self._attributes.set(DEAL_SIZE.value_set(deal_size_band(deal.total().amount)))
 
     # -- 1. mandatory commercial data ---------------------------------------------------------------
     def _check(self, deal: Deal) -> list[MissingField]:

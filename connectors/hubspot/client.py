@@ -25,10 +25,16 @@ from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertRe
 from connectors.errors import ConnectorError, NotFound, RateLimited, Rejected, Unavailable
 from connectors.http import build_client, parse_retry_after, send
 from connectors.hubspot import mapping
+from connectors.identifiers import HUBSPOT_ID, checked_id, segment
 from connectors.pacing import Pacer
 from settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _id(value: str | None) -> str:
+    """A HubSpot object ID (numeric), quoted for a path; ``InvalidIdentifier`` otherwise."""
+    return segment(value, "HubSpot object ID", HUBSPOT_ID, vendor=VENDOR)
 
 VENDOR = "hubspot"
 BATCH_LIMIT = 100
@@ -168,7 +174,7 @@ class HubSpotCrm:
     # -- deals ----------------------------------------------------------------------------------
     async def get_deal(self, deal_id: str) -> Deal:
         """The deal with its primary company, contacts and line items."""
-        body = await self._call("GET", f"/crm/v3/objects/deals/{deal_id}", params={
+        body = await self._call("GET", f"/crm/v3/objects/deals/{_id(deal_id)}", params={
             "properties": ",".join(mapping.DEAL_READ_PROPERTIES),
             "associations": "companies,contacts,line_items"})
         if not isinstance(body, dict) or "id" not in body:
@@ -205,7 +211,8 @@ class HubSpotCrm:
         after: str | None = None
         for _ in range(MAX_PAGES):
             params: dict[str, Any] = {"limit": ASSOCIATION_PAGE, **({"after": after} if after else {})}
-            body = await self._call("GET", f"/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}",
+            kind, to_kind = segment(object_type, "HubSpot object type"), segment(to_type, "HubSpot object type")
+            body = await self._call("GET", f"/crm/v4/objects/{kind}/{_id(object_id)}/associations/{to_kind}",
                                     params=params)
             for row in self._shape(body, "results", "associations"):
                 labels = {t.get("label") for t in row.get("associationTypes") or [] if isinstance(t, dict)}
@@ -221,7 +228,8 @@ class HubSpotCrm:
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start:start + BATCH_LIMIT]
             body = await self._call("POST", f"/crm/v3/objects/{object_type}/batch/read", json={
-                "inputs": [{"id": i} for i in chunk], "properties": properties, "propertiesWithHistory": []})
+                "inputs": [{"id": checked_id(i, "HubSpot ID", HUBSPOT_ID, vendor=VENDOR)} for i in chunk],
+                "properties": properties, "propertiesWithHistory": []})
             for obj in self._shape(body, "results", "batch read"):
                 found[str(obj["id"])] = obj
             if body.get("errors"):
@@ -233,7 +241,7 @@ class HubSpotCrm:
         properties = mapping.writeback_properties(update)
         if not properties:
             return
-        await self._write("PATCH", f"/crm/v3/objects/deals/{deal_id}", "deals", {"properties": properties})
+        await self._write("PATCH", f"/crm/v3/objects/deals/{_id(deal_id)}", "deals", {"properties": properties})
 
     async def search_deals_modified_since(self, since: datetime, *, after: str | None = None,
                                           limit: int = 100) -> DealPage:
@@ -384,7 +392,8 @@ class HubSpotCrm:
         specs = mapping.figure_definitions(properties)
         async with self._lock:
             await self._ensure(object_type, specs)
-        await self._write("PATCH", f"/crm/v3/objects/{object_type}/{object_id}", object_type,
+        await self._write("PATCH", f"/crm/v3/objects/{segment(object_type, 'HubSpot object type')}/{_id(object_id)}",
+                          object_type,
                           {"properties": properties}, specs)
 
     async def read_figures(self, object_type: str, ids: list[str], currencies: list[str]

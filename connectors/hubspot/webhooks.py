@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from canonical import DealChanged, DealStageReached, DomainEvent
 from canonical.events import OwnWriteEcho
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.hubspot.mapping import WRITEBACK_PROPERTIES
+from connectors.identifiers import HUBSPOT_ID, bounded_count, load_json, payload_id
 from settings import Settings
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
@@ -55,6 +55,10 @@ def signing_uri(url: str) -> str:
             out.append(url[i])
             i += 1
     return "".join(out)
+
+
+#: HubSpot batches at most 100 events per request
+MAX_EVENTS_PER_DELIVERY = 100
 
 
 class HubSpotWebhooks:
@@ -95,15 +99,12 @@ class HubSpotWebhooks:
         """``deal.propertyChange`` into :class:`DealStageReached` (approval or closed-won stage) or
         :class:`DealChanged`; changes of our own write-back properties become one :class:`OwnWriteEcho` per
         deal (recorded as ``echo``, never routed); other subscriptions are dropped."""
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadInvalid("body", f"not JSON: {exc}") from exc
+        payload = load_json(body)
         if not isinstance(payload, list):
             raise PayloadInvalid("body", "expected a JSON array of events")
         events: list[DomainEvent] = []
         echoes: dict[str, OwnWriteEcho] = {}
-        for index, item in enumerate(payload):
+        for index, item in enumerate(bounded_count(payload, "body", MAX_EVENTS_PER_DELIVERY)):
             event = self._event(index, item)
             if isinstance(event, DealChanged) and _is_own(next(iter(event.properties), "")):
                 # the CRM telling us what our write-back just set: one echo per deal, recorded, never routed
@@ -123,9 +124,9 @@ class HubSpotWebhooks:
         where = f"[{index}]"
         if not isinstance(item, dict):
             raise PayloadInvalid(where, "event is not an object")
-        event_id = _required(item, where, "eventId", (int, str))
+        event_id = payload_id(_required(item, where, "eventId", (int, str)), f"{where}.eventId", HUBSPOT_ID)
         kind = _required(item, where, "subscriptionType", str)
-        object_id = _required(item, where, "objectId", (int, str))
+        object_id = payload_id(_required(item, where, "objectId", (int, str)), f"{where}.objectId", HUBSPOT_ID)
         occurred = _required(item, where, "occurredAt", int)
         if isinstance(occurred, bool):
             raise PayloadInvalid(f"{where}.occurredAt", "expected epoch milliseconds")
@@ -143,6 +144,8 @@ class HubSpotWebhooks:
         common: dict[str, Any] = {"source_system": "hubspot", "source_event_id": str(event_id),
                                   "occurred_at": occurred_at, "correlation_id": f"hubspot-{event_id}",
                                   "deal_id": str(object_id)}
+        if len(name) > 200 or (value is not None and len(value) > 10_000):
+            raise PayloadInvalid(f"{where}.propertyValue", "property name or value too long")
         if name == "dealstage" and value in (self.approval_stage, self.closed_won_stage):
             return DealStageReached(stage=value, is_closed_won=value == self.closed_won_stage, **common)
         return DealChanged(properties={name: value}, **common)

@@ -20,11 +20,17 @@ from canonical import Contract, ContractStatus, ContractTerms
 from canonical.requests import ContractRequest
 from connectors.errors import Rejected, Unavailable
 from connectors.http import ClientCredentialsAuth, build_client, send
+from connectors.identifiers import SAFE_ID, segment
 from connectors.ironclad import mapping
 from connectors.ironclad.mapping import KEY_ATTRIBUTE, MappingError
 from settings import Settings
 
 VENDOR = "ironclad"
+
+
+def _id(value: str | None) -> str:
+    """An Ironclad workflow or record ID, quoted for a path; ``InvalidIdentifier`` otherwise."""
+    return segment(value, "Ironclad ID", SAFE_ID, vendor=VENDOR)
 API_PREFIX = "/public/api/v1"
 TOKEN_PATH = "/oauth/token"
 #: what the adapter does, as Ironclad OAuth scopes
@@ -111,7 +117,7 @@ class IroncladClm:
 
     async def get_contract(self, clm_workflow_id: str) -> Contract:
         """The workflow's status; once completed, the record's executed terms and amendments."""
-        workflow = _json(await self._request("GET", f"/workflows/{clm_workflow_id}"))
+        workflow = _json(await self._request("GET", f"/workflows/{_id(clm_workflow_id)}"))
         contract = mapping.contract_from_workflow(workflow)
         if contract.status is ContractStatus.EXECUTED and contract.clm_record_id:
             executed = await self.get_record(contract.clm_record_id)
@@ -140,11 +146,11 @@ class IroncladClm:
     async def cancel_contract(self, clm_workflow_id: str, *, reason: str) -> None:
         """Cancel the workflow with ``reason`` as its comment; cancelling a cancelled one is a no-op."""
         try:
-            await self._request("POST", f"/workflows/{clm_workflow_id}/cancel",
+            await self._request("POST", f"/workflows/{_id(clm_workflow_id)}/cancel",
                                 json={"comment": {"message": reason or "cancelled by revops"}})
         except Rejected:
             # a retry after a lost response: the workflow is already cancelled, which is what we want
-            workflow = _json(await self._request("GET", f"/workflows/{clm_workflow_id}"))
+            workflow = _json(await self._request("GET", f"/workflows/{_id(clm_workflow_id)}"))
             if workflow.get("status") != "cancelled":
                 raise
 
@@ -183,7 +189,7 @@ class IroncladClm:
         return response.text
 
     async def _get_record(self, record_id: str) -> dict[str, Any]:
-        record = _json(await self._request("GET", f"/records/{record_id}"))
+        record = _json(await self._request("GET", f"/records/{_id(record_id)}"))
         if not isinstance(record, dict):
             raise Unavailable(f"record {record_id}: unexpected body", vendor=VENDOR)
         return record

@@ -71,6 +71,7 @@ from canonical import (
 )
 from canonical.requests import ContractRequest
 from connectors.errors import PayloadInvalid
+from connectors.identifiers import payload_id, shown
 
 VENDOR = "ironclad"
 
@@ -399,14 +400,15 @@ def events_from_webhook(body: Mapping[str, Any], *, event_id: str) -> list[Domai
         raise PayloadInvalid("payload.event", "missing")
     if event != "workflow_completed":
         return []
-    workflow_id = payload.get("workflowID")
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise PayloadInvalid("payload.workflowID", "missing")
+    workflow_id = payload_id(payload.get("workflowID"), "payload.workflowID")
     occurred = _timestamp(body.get("timestamp"))
     common: dict[str, Any] = {"source_system": VENDOR, "source_event_id": event_id, "occurred_at": occurred,
                               "correlation_id": f"{VENDOR}-{event_id}"}
     record_id = payload.get("recordID")
     parent = payload.get("parentRecordID")
+    for name, value in (("recordID", record_id), ("parentRecordID", parent)):
+        if value:
+            payload_id(value, f"payload.{name}")
     if parent:
         number = payload.get("amendmentNumber")
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
@@ -423,5 +425,5 @@ def _timestamp(value: Any) -> datetime:
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise PayloadInvalid("timestamp", f"not an ISO 8601 time: {value!r}") from exc
+        raise PayloadInvalid("timestamp", f"not an ISO 8601 time: {shown(value)!r}") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from canonical import DomainEvent
 from connectors.errors import ConnectorError, PayloadInvalid, SignatureInvalid
+from connectors.identifiers import load_json, payload_id, shown
 from connectors.ironclad import mapping
 from connectors.ironclad.client import IroncladClm
 from connectors.ironclad.client import from_settings as clm_from_settings
@@ -55,7 +56,7 @@ def _decode_signature(signature: str, encoding: str) -> bytes:
         return base64.b64decode(signature, validate=True)
     if encoding == "hex":
         return bytes.fromhex(signature)
-    raise SignatureInvalid(f"unsupported signature encoding {encoding!r}")
+    raise SignatureInvalid(f"unsupported signature encoding {shown(encoding)!r}")
 
 
 def signed_messages(event_id: str, body: bytes, nonce: str) -> list[bytes]:
@@ -64,15 +65,14 @@ def signed_messages(event_id: str, body: bytes, nonce: str) -> list[bytes]:
     ``JSON.stringify`` of the parsed body is compact JSON; we rebuild it and also try the raw body, which
     is the same text whenever the sender serialised compactly.
     """
-    messages = []
-    try:
-        compact = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
-        messages.append(event_id.encode() + compact + nonce.encode())
-    except ValueError:
-        pass
     raw = event_id.encode() + body + nonce.encode()
-    if raw not in messages:
-        messages.append(raw)
+    messages = [raw]
+    try:  # bounded: this runs before the signature is known to be good
+        compact = json.dumps(load_json(body), separators=(",", ":"), ensure_ascii=False).encode()
+    except PayloadInvalid:
+        return messages
+    if event_id.encode() + compact + nonce.encode() != raw:
+        messages.append(event_id.encode() + compact + nonce.encode())
     return messages
 
 
@@ -114,6 +114,8 @@ class IroncladWebhooks:
         event_id = _header(headers, EVENT_ID_HEADER)
         if not event_id:
             raise SignatureInvalid("missing X-Ironclad-Webhook-Event-Id header")
+        if len(event_id) > 255 or len(_header(headers, VERIFICATION_HEADER) or "") > 8192:
+            raise SignatureInvalid("oversized Ironclad webhook header")
         raw = _header(headers, VERIFICATION_HEADER)
         if not raw:
             raise SignatureInvalid("missing X-Ironclad-Webhook-Verification header")
@@ -122,11 +124,12 @@ class IroncladWebhooks:
             nonce, algorithm = str(verification["nonce"]), str(verification["signAlgorithm"])
             signature = _decode_signature(str(verification["signature"]), str(verification.get("encoding",
                                                                                                 "base64")))
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise SignatureInvalid(f"malformed X-Ironclad-Webhook-Verification header: {exc}") from exc
+        except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
+            raise SignatureInvalid(f"malformed X-Ironclad-Webhook-Verification header: {shown(str(exc), 80)}"
+                                   ) from exc
         digest = _HASHES.get(algorithm.lower())
         if digest is None:
-            raise SignatureInvalid(f"unsupported signAlgorithm {algorithm!r}")
+            raise SignatureInvalid(f"unsupported signAlgorithm {shown(algorithm)!r}")
         messages = signed_messages(event_id, body, nonce)
         key = self._key or await self._load_key()
         if self._matches(key, signature, messages, digest):
@@ -150,13 +153,8 @@ class IroncladWebhooks:
 
     def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
         """Canonical events of a delivery; ``PayloadInvalid`` names the field at fault."""
-        event_id = _header(headers, EVENT_ID_HEADER)
-        if not event_id:
-            raise PayloadInvalid("X-Ironclad-Webhook-Event-Id", "missing header")
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise PayloadInvalid("body", f"not JSON: {exc}") from exc
+        event_id = payload_id(_header(headers, EVENT_ID_HEADER), "X-Ironclad-Webhook-Event-Id")
+        payload = load_json(body)
         if not isinstance(payload, dict):
             raise PayloadInvalid("body", "not a JSON object")
         return mapping.events_from_webhook(payload, event_id=event_id)

@@ -41,11 +41,17 @@ from canonical.reconciliation import BillingChange
 from canonical.refs import ownership_marker, ref, stripe_ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
+from connectors.identifiers import STRIPE_ID, segment
 from connectors.stripe import mapping
 from connectors.stripe.form import encode_form, unix_midnight
 from settings import Settings
 
 VENDOR = "stripe"
+
+
+def _id(value: str | None) -> str:
+    """A Stripe object ID (``prefix_…``), quoted for a path; ``InvalidIdentifier`` otherwise."""
+    return segment(value, "Stripe ID", STRIPE_ID, vendor=VENDOR)
 API_VERSION = "2023-08-16"
 PAGE_SIZE = 100
 MAX_PAGES = 10_000  # a bound on cursor loops: a million invoices per call is far beyond any account
@@ -163,7 +169,7 @@ class StripeBilling:
 
     async def delete_customer(self, customer_id: str) -> None:
         """Delete the customer (already deleted is fine)."""
-        await self._gone_ok("DELETE", f"/v1/customers/{customer_id}")
+        await self._gone_ok("DELETE", f"/v1/customers/{_id(customer_id)}")
 
     # -- schedules ---------------------------------------------------------------------------------
     async def create_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> BillingSchedule:
@@ -270,31 +276,31 @@ class StripeBilling:
     async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
         """Cancel the subscription, remove or void one-off invoices, deactivate prices and products."""
         if schedule.billing_id and schedule.billing_id.startswith("sub_"):
-            await self._gone_ok("DELETE", f"/v1/subscriptions/{schedule.billing_id}")
+            await self._gone_ok("DELETE", f"/v1/subscriptions/{_id(schedule.billing_id)}")
         ids = schedule.item_ids
         for item_id in (i for i in ids if i.startswith("ii_")):
             try:
-                await self._gone_ok("DELETE", f"/v1/invoiceitems/{item_id}")
+                await self._gone_ok("DELETE", f"/v1/invoiceitems/{_id(item_id)}")
             except Rejected:
                 pass  # its invoice is already finalized: voiding that invoice below undoes it
         for invoice_id in (i for i in ids if i.startswith("in_")):
             await self._undo_invoice(invoice_id, idempotency_key)
         for object_id in ids:
             if object_id.startswith("price_"):
-                await self._gone_ok("POST", f"/v1/prices/{object_id}", form={"active": False},
+                await self._gone_ok("POST", f"/v1/prices/{_id(object_id)}", form={"active": False},
                                     idempotency_key=f"{idempotency_key}:deactivate:{object_id}")
             elif object_id.startswith("prod_"):
-                await self._gone_ok("POST", f"/v1/products/{object_id}", form={"active": False},
+                await self._gone_ok("POST", f"/v1/products/{_id(object_id)}", form={"active": False},
                                     idempotency_key=f"{idempotency_key}:deactivate:{object_id}")
 
     async def _undo_invoice(self, invoice_id: str, key: str) -> None:
-        current = await self._gone_ok("GET", f"/v1/invoices/{invoice_id}")
+        current = await self._gone_ok("GET", f"/v1/invoices/{_id(invoice_id)}")
         if current is None or current.get("deleted"):
             return
         if current.get("status") == "draft":
-            await self._gone_ok("DELETE", f"/v1/invoices/{invoice_id}")
+            await self._gone_ok("DELETE", f"/v1/invoices/{_id(invoice_id)}")
         elif current.get("status") in ("open", "uncollectible"):
-            await self._gone_ok("POST", f"/v1/invoices/{invoice_id}/void", form={},
+            await self._gone_ok("POST", f"/v1/invoices/{_id(invoice_id)}/void", form={},
                                 idempotency_key=f"{key}:void:{invoice_id}")
         # paid or void: nothing left to undo here; a credit note is a business decision
 
@@ -330,7 +336,7 @@ class StripeBilling:
                 break
             params["starting_after"] = data[-1]["id"]
         for price_id in (i for i in known_ids if i.startswith("price_")):
-            price = await self._gone_ok("GET", f"/v1/prices/{price_id}")
+            price = await self._gone_ok("GET", f"/v1/prices/{_id(price_id)}")
             if price is None or (price.get("metadata") or {}).get("revops_project") != project_code:
                 continue
             if (record := mapping.rate_record(price)) is not None:
@@ -341,7 +347,7 @@ class StripeBilling:
                                        idempotency_key: str) -> BillingRecord:
         """``POST /v1/subscription_items/{id}`` with the quantity (and a new price when the unit amount
         changes: same product and interval, the old price deactivated), prorated as ``proration_behavior``."""
-        item = await self._call("GET", f"/v1/subscription_items/{change.item_id}")
+        item = await self._call("GET", f"/v1/subscription_items/{_id(change.item_id)}")
         price = item["price"]
         params: dict[str, Any] = {"proration_behavior": proration_behavior}
         if change.quantity == 0:
@@ -362,10 +368,10 @@ class StripeBilling:
             price_id = str(new_price["id"])
         # the price is always sent, so a retry after the item moved sends the very same parameters
         params.update(price=price_id, quantity=quantity)
-        updated = await self._call("POST", f"/v1/subscription_items/{change.item_id}", form=params,
+        updated = await self._call("POST", f"/v1/subscription_items/{_id(change.item_id)}", form=params,
                                    idempotency_key=f"{idempotency_key}:item")
         for retired in {change.old_price_id, str(price["id"])} - {price_id, None}:
-            await self._gone_ok("POST", f"/v1/prices/{retired}", form={"active": False},
+            await self._gone_ok("POST", f"/v1/prices/{_id(retired)}", form={"active": False},
                                 idempotency_key=f"{idempotency_key}:deactivate:{retired}")
         sub = {"id": change.subscription_id, "customer": None, "status": ""}
         record = mapping.subscription_item_record(sub, updated)
@@ -376,14 +382,14 @@ class StripeBilling:
     async def set_subscription_end(self, subscription_id: str, end_date: date | None, *,
                                    idempotency_key: str) -> None:
         """``cancel_at`` = midnight of ``end_date`` (empty clears it)."""
-        await self._call("POST", f"/v1/subscriptions/{subscription_id}",
+        await self._call("POST", f"/v1/subscriptions/{_id(subscription_id)}",
                          form={"cancel_at": unix_midnight(end_date) if end_date else ""},
                          idempotency_key=idempotency_key)
 
     # -- invoices ----------------------------------------------------------------------------------
     async def get_invoice(self, invoice_id: str) -> Invoice:
         """The invoice with every line (those Stripe does not embed are read from its lines list)."""
-        return await self._whole_invoice(await self._call("GET", f"/v1/invoices/{invoice_id}"))
+        return await self._whole_invoice(await self._call("GET", f"/v1/invoices/{_id(invoice_id)}"))
 
     async def _whole_invoice(self, obj: dict[str, Any]) -> Invoice:
         lines = obj.get("lines")
@@ -417,7 +423,7 @@ class StripeBilling:
     async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
         """Finalize a draft (a milestone accepted or a bill date reached); already open is returned as is."""
         try:
-            obj = await self._call("POST", f"/v1/invoices/{invoice_id}/finalize", form={},
+            obj = await self._call("POST", f"/v1/invoices/{_id(invoice_id)}/finalize", form={},
                                    idempotency_key=idempotency_key)
         except Rejected:
             current = await self.get_invoice(invoice_id)
@@ -427,13 +433,13 @@ class StripeBilling:
         return await self._whole_invoice(obj)
 
     async def void_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
-        return await self._whole_invoice(await self._call("POST", f"/v1/invoices/{invoice_id}/void", form={},
+        return await self._whole_invoice(await self._call("POST", f"/v1/invoices/{_id(invoice_id)}/void", form={},
                                                           idempotency_key=idempotency_key))
 
     # -- reading customers and schedules (invoice feedback, reconciliation) -------------------------
     async def get_customer(self, customer_id: str) -> BillingCustomer:
         """The customer as an account (``crm_id`` from metadata ``crm_company_id``) and its legal entity."""
-        obj = await self._call("GET", f"/v1/customers/{customer_id}")
+        obj = await self._call("GET", f"/v1/customers/{_id(customer_id)}")
         if obj.get("deleted"):
             raise NotFound(f"customer {customer_id} is deleted", vendor=VENDOR, status=404)
         return BillingCustomer(customer_id=customer_id, account=mapping.customer(obj),

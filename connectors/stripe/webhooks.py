@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,12 +38,17 @@ from canonical import (
     InvoiceVoided,
 )
 from connectors.errors import PayloadInvalid, SignatureInvalid
+from connectors.identifiers import STRIPE_ID, load_json, payload_id, shown, stripe_id
 from connectors.stripe import mapping
 from connectors.stripe.client import API_VERSION
 from settings import Settings
 
 SIGNATURE_HEADER = "stripe-signature"
 DEFAULT_TOLERANCE = 300
+
+
+#: 9999-12-31: a ``created`` past it cannot be a date
+MAX_CREATED = 253402300799
 
 
 class StripeWebhooks:
@@ -90,13 +94,10 @@ class StripeWebhooks:
 
     def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
         """Canonical events for one Stripe event (none for types the flows ignore)."""
-        try:
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadInvalid("body", f"not JSON: {exc}") from exc
+        event = load_json(body)
         if not isinstance(event, dict):
             raise PayloadInvalid("body", "not a JSON object")
-        event_id = _field(event, "id", str)
+        event_id = payload_id(_field(event, "id", str), "id", stripe_id("evt"))
         type_ = _field(event, "type", str)
         version = event.get("api_version")
         if version != API_VERSION:
@@ -104,10 +105,15 @@ class StripeWebhooks:
             raise PayloadInvalid("api_version", f"the endpoint sends Stripe API version {version!r}; this receiver "
                                  f"reads {API_VERSION} (set the webhook endpoint's api_version to {API_VERSION})")
         created = _field(event, "created", int)
+        if not 0 < created < MAX_CREATED:
+            raise PayloadInvalid("created", "not a Unix time Stripe could have sent")
         data = _field(event, "data", dict)
         obj = data.get("object")
         if not isinstance(obj, dict):
             raise PayloadInvalid("data.object", "missing or not an object")
+        for key in ("id", "customer"):
+            if obj.get(key) is not None:
+                payload_id(obj[key], f"data.object.{key}", STRIPE_ID)
         previous = data.get("previous_attributes") if isinstance(data.get("previous_attributes"), dict) else None
         base = {"source_system": "stripe", "source_event_id": event_id,
                 "occurred_at": datetime.fromtimestamp(created, tz=UTC), "correlation_id": f"stripe-{event_id}"}
@@ -115,8 +121,8 @@ class StripeWebhooks:
             return self._events(type_, obj, previous, base, event_id, created)
         except KeyError as exc:
             raise PayloadInvalid(f"data.object.{exc.args[0]}", "missing") from exc
-        except (ValidationError, ValueError, TypeError) as exc:
-            raise PayloadInvalid("data.object", f"not a valid {type_} object: {exc}") from exc
+        except (ValidationError, ValueError, TypeError, OverflowError) as exc:
+            raise PayloadInvalid("data.object", f"not a valid {shown(type_)} object: {shown(str(exc), 200)}") from exc
 
     def _events(self, type_: str, obj: dict[str, Any], previous: dict[str, Any] | None, base: dict[str, Any],
                 event_id: str, created: int) -> list[DomainEvent]:

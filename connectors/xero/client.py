@@ -26,10 +26,16 @@ from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
+from connectors.identifiers import SAFE_ID, segment
 from connectors.xero import mapping
 from settings import Settings
 
 VENDOR = "xero"
+
+
+def _id(value: str | None) -> str:
+    """A Xero record ID (a GUID, or an invoice number), quoted for a path; ``InvalidIdentifier`` otherwise."""
+    return segment(value, "Xero ID", SAFE_ID, vendor=VENDOR)
 ACCOUNTING_PATH = "/api.xro/2.0"
 PROJECTS_PATH = "/projects.xro/2.0"
 PAGE_SIZE = 100  # Xero's accounting page size
@@ -190,7 +196,7 @@ class XeroErp:
             update["ContactStatus"] = "ACTIVE"  # provisioning again after a compensation archived it
         if update:
             contact_id = doc["ContactID"]
-            saved = await self._call("POST", self._acc(f"/Contacts/{contact_id}"), tenant_id=tenant_id,
+            saved = await self._call("POST", self._acc(f"/Contacts/{_id(contact_id)}"), tenant_id=tenant_id,
                                      body={"Contacts": [{"ContactID": contact_id, **update}]},
                                      idempotency_key=mapping.sub_key(idempotency_key, "update"))
             doc = saved["Contacts"][0]
@@ -226,7 +232,7 @@ class XeroErp:
     @_shape_safe
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
         """Archive the contact (Xero never deletes contacts). Archiving twice is harmless."""
-        await self._call("POST", self._acc(f"/Contacts/{contact_id}"), tenant_id=tenant_id,
+        await self._call("POST", self._acc(f"/Contacts/{_id(contact_id)}"), tenant_id=tenant_id,
                          body={"Contacts": [{"ContactID": contact_id, "ContactStatus": "ARCHIVED"}]})
 
     # -- projects --------------------------------------------------------------------------------
@@ -258,13 +264,13 @@ class XeroErp:
                                        idempotency_key=mapping.sub_key(idempotency_key, "project"))
             project_id = created["projectId"]
         tasks = {t["name"]: t["taskId"] for t in
-                 await self._paged_items(self._proj(f"/Projects/{project_id}/Tasks"), tenant_id, {})}
+                 await self._paged_items(self._proj(f"/Projects/{_id(project_id)}/Tasks"), tenant_id, {})}
         done = []
         for task in project.tasks:
             task_id = tasks.get(task.name)
             if task_id is None:
                 step = "task:" + hashlib.sha256(task.name.encode()).hexdigest()[:16]
-                created_task = await self._call("POST", self._proj(f"/Projects/{project_id}/Tasks"),
+                created_task = await self._call("POST", self._proj(f"/Projects/{_id(project_id)}/Tasks"),
                                                 tenant_id=tenant_id, body=mapping.task_to_xero(task),
                                                 idempotency_key=mapping.sub_key(idempotency_key, step))
                 task_id = created_task["taskId"]
@@ -274,14 +280,14 @@ class XeroErp:
 
     @_shape_safe
     async def close_project(self, tenant_id: str, project_id: str) -> None:
-        await self._call("PATCH", self._proj(f"/Projects/{project_id}"), tenant_id=tenant_id,
+        await self._call("PATCH", self._proj(f"/Projects/{_id(project_id)}"), tenant_id=tenant_id,
                          body={"status": "CLOSED"})
 
     @_shape_safe
     async def get_project(self, tenant_id: str, project_id: str) -> Project:
         """The project with its estimate (our budget), deadline and tasks as Xero holds them now."""
-        doc = await self._call("GET", self._proj(f"/Projects/{project_id}"), tenant_id=tenant_id)
-        tasks = await self._paged_items(self._proj(f"/Projects/{project_id}/Tasks"), tenant_id, {})
+        doc = await self._call("GET", self._proj(f"/Projects/{_id(project_id)}"), tenant_id=tenant_id)
+        tasks = await self._paged_items(self._proj(f"/Projects/{_id(project_id)}/Tasks"), tenant_id, {})
         return mapping.project_from_xero(doc, tasks, tenant_id=tenant_id)
 
     @_shape_safe
@@ -291,26 +297,26 @@ class XeroErp:
         when missing. Tasks no longer wanted are left alone (time may be booked on them)."""
         if not project.erp_id:
             raise Rejected(f"project {project.code} has no Xero project ID", vendor=VENDOR)
-        held_doc = await self._call("GET", self._proj(f"/Projects/{project.erp_id}"), tenant_id=tenant_id)
+        held_doc = await self._call("GET", self._proj(f"/Projects/{_id(project.erp_id)}"), tenant_id=tenant_id)
         current = mapping.project_from_xero(
-            held_doc, await self._paged_items(self._proj(f"/Projects/{project.erp_id}/Tasks"), tenant_id, {}),
+            held_doc, await self._paged_items(self._proj(f"/Projects/{_id(project.erp_id)}/Tasks"), tenant_id, {}),
             tenant_id=tenant_id)
         body: dict[str, Any] = {"name": held_doc["name"], "estimateAmount": project.budget.amount}
         if project.deadline is not None:
             body["deadlineUtc"] = mapping.utc_midnight(project.deadline)
         if current.budget.amount != project.budget.amount or current.deadline != project.deadline:
-            await self._call("PUT", self._proj(f"/Projects/{project.erp_id}"), tenant_id=tenant_id, body=body,
+            await self._call("PUT", self._proj(f"/Projects/{_id(project.erp_id)}"), tenant_id=tenant_id, body=body,
                              idempotency_key=mapping.sub_key(idempotency_key, "project"))
         held = {t.name: t for t in current.tasks}
         for task in project.tasks:
             step = hashlib.sha256(task.name.encode()).hexdigest()[:16]
             existing = held.get(task.name)
             if existing is None:
-                await self._call("POST", self._proj(f"/Projects/{project.erp_id}/Tasks"), tenant_id=tenant_id,
+                await self._call("POST", self._proj(f"/Projects/{_id(project.erp_id)}/Tasks"), tenant_id=tenant_id,
                                  body=mapping.task_to_xero(task),
                                  idempotency_key=mapping.sub_key(idempotency_key, f"task:{step}"))
             elif mapping.task_differs(task, existing):
-                await self._call("PUT", self._proj(f"/Projects/{project.erp_id}/Tasks/{existing.erp_id}"),
+                await self._call("PUT", self._proj(f"/Projects/{_id(project.erp_id)}/Tasks/{_id(existing.erp_id)}"),
                                  tenant_id=tenant_id, body=mapping.task_to_xero(task),
                                  idempotency_key=mapping.sub_key(idempotency_key, f"task-update:{step}"))
         return await self.get_project(tenant_id, project.erp_id)
@@ -319,7 +325,7 @@ class XeroErp:
     async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
                              idempotency_key: str) -> TimeEntry:
         """Time entries carry no reference to look up, so the ``Idempotency-Key`` alone dedupes them."""
-        created = await self._call("POST", self._proj(f"/Projects/{project_id}/Time"), tenant_id=tenant_id,
+        created = await self._call("POST", self._proj(f"/Projects/{_id(project_id)}/Time"), tenant_id=tenant_id,
                                    body=mapping.time_entry_to_xero(entry), idempotency_key=idempotency_key)
         return entry.model_copy(update={"erp_id": created["timeEntryId"]})
 
@@ -383,7 +389,7 @@ class XeroErp:
         if not already and amount > 0 and doc.get("Status") == "AUTHORISED":
             on = (credit_note.issued_at.astimezone(UTC).date() if credit_note.issued_at
                   else mapping.document_date(doc, "Date") or datetime.now(UTC).date())
-            await self._call("PUT", self._acc(f"/CreditNotes/{credit_note_id}/Allocations"), tenant_id=tenant_id,
+            await self._call("PUT", self._acc(f"/CreditNotes/{_id(credit_note_id)}/Allocations"), tenant_id=tenant_id,
                              body={"Allocations": [mapping.allocation_to_xero(str(invoice["InvoiceID"]), amount, on)]},
                              idempotency_key=mapping.sub_key(idempotency_key, "allocation"))
         return credit_note_id
@@ -392,12 +398,12 @@ class XeroErp:
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         """Void an AUTHORISED invoice (the billing invoice was voided). Already voided is success; one
         with payments or credit allocated is refused by Xero (``Rejected``)."""
-        body = await self._call("GET", self._acc(f"/Invoices/{erp_invoice_id}"), tenant_id=tenant_id)
+        body = await self._call("GET", self._acc(f"/Invoices/{_id(erp_invoice_id)}"), tenant_id=tenant_id)
         current = (body.get("Invoices") or [{}])[0]
         if current.get("Status") in ("VOIDED", "DELETED"):
             return
         status = "DELETED" if current.get("Status") in ("DRAFT", "SUBMITTED") else "VOIDED"
-        await self._call("POST", self._acc(f"/Invoices/{erp_invoice_id}"), tenant_id=tenant_id,
+        await self._call("POST", self._acc(f"/Invoices/{_id(erp_invoice_id)}"), tenant_id=tenant_id,
                          body={"Invoices": [{"InvoiceID": erp_invoice_id, "Status": status}]},
                          idempotency_key=idempotency_key)
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from canonical import DomainEvent, ErpRecordChanged
 from connectors.errors import PayloadInvalid, SignatureInvalid
+from connectors.identifiers import UUID, bounded_count, load_json, payload_id
 from settings import Settings
 
 SIGNATURE_HEADER = "x-xero-signature"
@@ -43,6 +43,10 @@ def _event_time(value: str) -> datetime:
     """``2024-06-21T01:15:39.902`` (UTC, usually without a zone) as an aware datetime."""
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+#: a Xero delivery batches events; more than this is not Xero
+MAX_EVENTS_PER_DELIVERY = 500
 
 
 class XeroWebhooks:
@@ -68,17 +72,14 @@ class XeroWebhooks:
         """One ``ErpRecordChanged`` per event we know; none for an intent-to-receive probe. An event of a
         category or type we do not act on is skipped, so the known ones of its batch are still acknowledged
         (refusing the batch would make Xero redeliver and, in the end, disable the subscription)."""
-        try:
-            payload: Any = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadInvalid("body", f"not JSON: {exc}") from exc
+        payload: Any = load_json(body)
         if not isinstance(payload, dict):
             raise PayloadInvalid("body", "expected a JSON object")
         events = payload.get("events")
         if not isinstance(events, list):
             raise PayloadInvalid("events", "missing or not a list")
         out: list[DomainEvent] = []
-        for index, event in enumerate(events):
+        for index, event in enumerate(bounded_count(events, "events", MAX_EVENTS_PER_DELIVERY)):
             parsed = self._event(index, event)
             if parsed is not None:
                 out.append(parsed)
@@ -96,6 +97,10 @@ class XeroWebhooks:
         change = _EVENT_TYPES.get(event["eventType"])
         if category is None or change is None:
             return None  # a category or type Xero added that no flow reads
+        payload_id(event["resourceId"], f"{where}.resourceId", UUID)
+        payload_id(event["tenantId"], f"{where}.tenantId", UUID)
+        if len(event["eventDateUtc"]) > 40:
+            raise PayloadInvalid(f"{where}.eventDateUtc", "not a date-time")
         try:
             occurred = _event_time(event["eventDateUtc"])
         except ValueError as exc:

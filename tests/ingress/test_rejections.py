@@ -191,5 +191,8 @@ async def test_rejection_ironclad_key_unreachable_is_503_not_a_refusal(make_ingr
 
     response = await post(ingress.url("ironclad"), body, headers)
 
-    assert response.status_code == 503 and "verification key" in response.json()["reason"]
+    assert response.status_code == 503 and response.json()["reason"] == "try later"  # nothing of our insides
+    assert response.headers["retry-after"]
     assert ingress.outcomes() == {"failed": 1}
+    [row] = ingress.deliveries()
+    assert "verification key" in row.reason and row.body == ""

@@ -61,7 +61,10 @@ async def test_hubspot_closed_won_delivery_starts_quote_to_cash(ingress: Running
     assert description.workflow_type == "QuoteToCashWorkflow" and description.task_queue == task_queue
     [row] = ingress.deliveries(event_id=body["event_id"])
     assert (row.signature, row.outcome, row.workflow_id) == ("valid", "started", quote_to_cash_id(deal_id))
-    assert "x-hubspot-signature-v3" in row.headers and row.body == delivery.body.decode()
+    assert "x-hubspot-signature-v3" in row.headers
+    # the accepted body is kept, encrypted at rest with the codec keys
+    assert row.body.startswith("enc:v1:") and deal_id not in row.body
+    assert ingress.ledger.open(row.body) == delivery.body.decode()
 
 
 async def test_hubspot_approval_stage_delivery_starts_quote_to_cash(ingress: RunningIngress, client: Client) -> None:

@@ -22,9 +22,9 @@ from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.approvals import CHRIS, DANA, SAM, signed_decision
 from tests.helpers.deals import DealSpec, Line, deal_properties, seed_deal
+from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
-from tests.workflows.conftest import save_history
 from worker import build_worker, open_connectors
 from workflows.models import ApprovalDecision, QuoteToCashResult, QuoteToCashStatus, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow

@@ -1,0 +1,249 @@
+"""The ingress as an attacker tries it: floods of unsigned bodies, deep nesting, huge numbers, hostile IDs,
+header injection, log injection, Temporal away. Every answer is a 2xx/4xx (or a bare 503), every
+delivery is in the ledger, and nothing of a refused body is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from ingress.routing import ClientProvider
+from runtime.logs import MAX_VALUE_CHARS, JsonFormatter
+from sandbox.serve import free_port
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+from tests.helpers.webhooks import (
+    hubspot_delivery,
+    hubspot_property_change,
+    stripe_delivery,
+    stripe_invoice,
+    stripe_sign,
+    unique_deal_id,
+    xero_delivery,
+    xero_event,
+)
+from tests.ingress.conftest import MakeIngress, RunningIngress, connector_to
+from tests.ingress.test_rejections import assert_absent, post
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def big_ingress(make_ingress: MakeIngress, ingress_settings: Settings) -> RunningIngress:
+    """An ingress that reads bodies up to 2 MB (so 1 MB bodies reach the signature check)."""
+    return make_ingress(settings=ingress_settings.model_copy(update={"ingress_max_body_bytes": 2 * MB}))
+
+
+def ledger_bytes(ingress: RunningIngress) -> int:
+    path = Path(ingress.settings.ledger_url.removeprefix("sqlite:///"))
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + "-*"))
+
+
+async def test_hardening_flood_of_unsigned_megabyte_posts_leaves_the_ledger_small(
+    big_ingress: RunningIngress, client: Client, ironclad_sandbox: SandboxHandle
+) -> None:
+    before = ledger_bytes(big_ingress)
+    prefix = b'{"id":"evt_flood","customer":"'
+    junk = prefix + b"A" * (MB - len(prefix) - 2) + b'"}'
+    assert len(junk) == MB
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = [(await http.post(big_ingress.url(vendor), content=junk,
+                                    headers={"Content-Type": "application/json"})).status_code
+                   for vendor in ("stripe", "hubspot", "xero", "ironclad") * 10]
+    deal_id = unique_deal_id()
+    valid = hubspot_delivery(big_ingress.settings, big_ingress.url("hubspot"),
+                             [hubspot_property_change(deal_id, "dealstage", "closedwon")])
+    accepted = await post(big_ingress.url("hubspot"), valid.body, valid.headers)
+
+    assert answers == [401] * 40 and accepted.status_code == 200
+    grown = ledger_bytes(big_ingress) - before
+    assert grown < 40 * 2 * 1024, f"the ledger grew by {grown} bytes for 40 refused 1 MB bodies"
+    refused = big_ingress.deliveries(outcome="rejected")
+    assert len(refused) == 40
+    for row in refused:
+        assert row.body == "" and row.event is None and row.body_bytes == MB
+        assert len(row.body_sha256) == 64 and row.reason and row.status_code == 401
+        assert len(row.headers) + len(row.reason) < 1024
+
+
+async def test_hardening_unsigned_deep_nesting_on_ironclad_is_a_recorded_401(
+    ingress: RunningIngress, ironclad_sandbox: SandboxHandle
+) -> None:
+    """Ironclad's receiver parsed the body before verifying: ``[``x10,000 was a 500 with no ledger row."""
+    body = b"[" * 10_000
+    forged = {"X-Ironclad-Webhook-Event-Id": "webhookEvent1", "X-Ironclad-Webhook-Verification": json.dumps(
+        {"nonce": "n", "signAlgorithm": "RSA-SHA256", "signature": "AAAA", "encoding": "base64"})}
+
+    bare = await post(ingress.url("ironclad"), body, {})
+    signed_looking = await post(ingress.url("ironclad"), body, forged)
+
+    assert (bare.status_code, signed_looking.status_code) == (401, 401)
+    assert ingress.outcomes() == {"rejected": 2}
+
+
+async def test_hardening_signed_deep_nesting_and_huge_numbers_are_recorded_400s(ingress: RunningIngress) -> None:
+    secret = ingress.settings.stripe_webhook_secret
+    for body in (b"[" * 5_000 + b"]" * 5_000, b'{"id": "evt_1", "created": 1' + b"0" * 5_000 + b"}",
+                 b'{"a":' * 40 + b"1" + b"}" * 40):
+        response = await post(ingress.url("stripe"), body, {"Stripe-Signature": stripe_sign(secret, body)})
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == "body"
+    assert ingress.outcomes() == {"rejected": 3}
+
+
+async def test_hardening_stripe_created_out_of_range_is_400(ingress: RunningIngress, client: Client) -> None:
+    body = json.dumps({"id": "evt_1234567890", "object": "event", "created": 10**18, "type": "invoice.finalized",
+                       "data": {"object": stripe_invoice("cus_range1")}}).encode()
+
+    response = await post(ingress.url("stripe"), body, {"Stripe-Signature": stripe_sign(
+        ingress.settings.stripe_webhook_secret, body)})
+
+    assert response.status_code == 400 and response.json()["field"] == "created"
+    await assert_absent(client, "ledger-stripe-cus_range1")
+
+
+@pytest.mark.parametrize("object_id", ["../../properties/deals", True, "12\r\n34", "1\x002", "9" * 200_000, -5,
+                                       "12 34", 1.5])
+async def test_hardening_hostile_hubspot_ids_are_400_and_start_nothing(
+    make_ingress: MakeIngress, ingress_settings: Settings, object_id: object
+) -> None:
+    ingress = make_ingress(settings=ingress_settings.model_copy(update={"ingress_max_body_bytes": MB}))
+    event = hubspot_property_change("1", "dealstage", "closedwon")
+    event["objectId"] = object_id
+    delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"), [event])
+
+    response = await post(ingress.url("hubspot"), delivery.body, delivery.headers)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "[0].objectId" and len(response.text) < 1000
+    [row] = ingress.deliveries()
+    assert (row.outcome, row.status_code, row.workflow_id, row.body) == ("rejected", 400, None, "")
+
+
+async def test_hardening_hostile_ids_never_reach_a_response_header(ingress: RunningIngress) -> None:
+    """Xero answers in headers: a CRLF from the body must not be echoed (it dropped the connection)."""
+    event = xero_event()
+    event["eventCategory"] = "INVOICE\r\nSet-Cookie: owned=1"
+    delivery = xero_delivery(ingress.settings, [event])
+
+    response = await post(ingress.url("xero"), delivery.body, delivery.headers)
+
+    assert response.status_code == 400 and "set-cookie" not in response.headers
+    assert all(" " <= c <= "~" for value in response.headers.values() for c in value)
+    assert "?" in response.headers["x-revops-reason"]
+
+
+async def test_hardening_503_says_only_try_later(make_ingress: MakeIngress, ingress_settings: Settings) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    ingress = make_ingress(provider=ClientProvider(connector_to(dead), timeout=1.0))
+    deal_id = unique_deal_id()
+    delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"),
+                                [hubspot_property_change(deal_id, "dealstage", "closedwon")])
+
+    response = await post(ingress.url("hubspot"), delivery.body, delivery.headers)
+
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert response.json()["reason"] == "try later"
+    assert dead.split(":")[1] not in response.text and "grpc" not in response.text.lower()
+    [row] = ingress.deliveries()
+    assert row.outcome == "failed" and row.reason  # the detail stays in the ledger
+
+
+async def test_hardening_healthz_is_liveness_and_readyz_checks_temporal_and_ledger(
+    ingress: RunningIngress, make_ingress: MakeIngress
+) -> None:
+    down = make_ingress(provider=ClientProvider(connector_to(f"127.0.0.1:{free_port()}"), timeout=1.0))
+    async with httpx.AsyncClient(timeout=20) as http:
+        base, dead = ingress.running.base_url, down.running.base_url
+        ready, alive = await http.get(f"{base}/readyz"), await http.get(f"{base}/healthz")
+        not_ready, still_alive = await http.get(f"{dead}/readyz"), await http.get(f"{dead}/healthz")
+
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "temporal": "ok", "ledger": "ok"})
+    assert alive.status_code == still_alive.status_code == 200
+    assert not_ready.status_code == 503 and not_ready.json()["temporal"] == "unavailable"
+    assert not_ready.json()["ledger"] == "ok" and not_ready.headers["retry-after"]
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("revops.ingress")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield out
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+async def test_hardening_logs_are_one_escaped_bounded_json_object_per_line(
+    ingress: RunningIngress, json_log: io.StringIO
+) -> None:
+    async with httpx.AsyncClient(timeout=20) as http:
+        forged = "x%0A%7B%22level%22%3A%22forged%22%7D%0D%0Aevil"
+        await http.post(f"{ingress.running.base_url}/webhooks/{forged}", content=b"{}")
+        await http.post(ingress.url("stripe"), content=b"{}",
+                        headers={"Stripe-Signature": "t=1,v1=" + "f" * 10_000})
+
+    lines = json_log.getvalue().splitlines()
+    assert len(lines) >= 2
+    entries = [json.loads(line) for line in lines]  # every line is one whole JSON object
+    assert not any(e.get("level") == "forged" for e in entries)
+    assert all(len(str(v)) <= MAX_VALUE_CHARS + 20 for e in entries for v in e.values())
+    assert "ffffffffff" * 30 not in json_log.getvalue()
+
+
+def test_hardening_log_formatter_escapes_and_truncates() -> None:
+    record = logging.LogRecord("revops.ingress", logging.INFO, __file__, 1, "event routed", None, None)
+    record.event_id = "x" * 200_000
+    record.reason = "a\nforged line\r\n\x00"
+
+    line = JsonFormatter().format(record)
+
+    assert "\n" not in line and "\r" not in line and len(line) < 1000
+    entry = json.loads(line)
+    assert entry["reason"] == "a\nforged line\r\n\x00" and entry["event_id"].startswith("x" * MAX_VALUE_CHARS)
+
+
+async def test_hardening_slow_body_is_a_recorded_408(make_ingress: MakeIngress, ingress_settings: Settings) -> None:
+    ingress = make_ingress(settings=ingress_settings.model_copy(update={"ingress_read_timeout_seconds": 0.5}))
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"{"
+        await asyncio.sleep(3)  # a sender that stalls mid-body (slowloris)
+        yield b"}"
+
+    async with httpx.AsyncClient(timeout=20) as http:
+        try:
+            response = await http.post(ingress.url("stripe"), content=trickle())
+            status = response.status_code
+        except httpx.HTTPError:
+            status = 0  # the server may close on us mid-upload; the ledger still has the row
+    assert status in (408, 0)
+    [row] = ingress.deliveries()
+    assert (row.outcome, row.status_code, row.body) == ("rejected", 408, "")
+
+
+async def test_hardening_accepted_stripe_body_is_encrypted_at_rest(ingress: RunningIngress) -> None:
+    delivery = stripe_delivery(ingress.settings, "customer.updated", {"id": "cus_rest1", "object": "customer",
+                                                                      "email": "secret-buyer@example.com"})
+
+    response = await post(ingress.url("stripe"), delivery.body, delivery.headers)
+
+    assert response.status_code == 200
+    [row] = ingress.deliveries()
+    assert "secret-buyer" not in row.body and row.body.startswith("enc:v1:test-2026-11:")
+    assert "secret-buyer@example.com" in ingress.ledger.open(row.body)

@@ -1,0 +1,30 @@
+"""An invalid ID inside a running workflow is a visible, non-retryable failure, never an endless retry.
+
+Before: a deal ID of ``../../properties/deals`` made ``load_deal`` read ``/crm/v3/properties/deals`` and
+retry forever on its odd answer, with no exception visible."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from runtime.launch import start_quote_to_cash
+from settings import Settings
+from tests.helpers.servers import SandboxHandle
+from workflows.models import QuoteToCashResult, Stage
+
+
+async def test_invalid_deal_id_fails_the_run_visibly_without_retrying(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    handle = await start_quote_to_cash(client, flow_settings, "../../properties/deals")
+
+    result: QuoteToCashResult = await handle.result()
+
+    assert result.outcome is Stage.FAILED
+    assert "invalid HubSpot object ID" in (result.reason or ""), result.reason
+    attempts = [e.activity_task_started_event_attributes.attempt async for e in handle.fetch_history_events()
+                if e.HasField("activity_task_started_event_attributes")]
+    assert max(attempts) == 1  # refused at the boundary, not retried
+    description = await handle.describe()
+    assert dict((k.name, v) for k, v in description.typed_search_attributes)["ExceptionKind"] == "deal_not_found"
