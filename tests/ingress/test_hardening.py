@@ -104,6 +104,7 @@ async def test_hardening_signed_deep_nesting_and_huge_numbers_are_recorded_400s(
 
 async def test_hardening_stripe_created_out_of_range_is_400(ingress: RunningIngress, client: Client) -> None:
     body = json.dumps({"id": "evt_1234567890", "object": "event", "created": 10**18, "type": "invoice.finalized",
+                       "api_version": "2023-08-16",
                        "data": {"object": stripe_invoice("cus_range1")}}).encode()
 
     response = await post(ingress.url("stripe"), body, {"Stripe-Signature": stripe_sign(
@@ -134,7 +135,7 @@ async def test_hardening_hostile_hubspot_ids_are_400_and_start_nothing(
 async def test_hardening_hostile_ids_never_reach_a_response_header(ingress: RunningIngress) -> None:
     """Xero answers in headers: a CRLF from the body must not be echoed (it dropped the connection)."""
     event = xero_event()
-    event["eventCategory"] = "INVOICE\r\nSet-Cookie: owned=1"
+    event["resourceId"] = "INVOICE\r\nSet-Cookie: owned=1"  # not a UUID: refused, and the reason names it
     delivery = xero_delivery(ingress.settings, [event])
 
     response = await post(ingress.url("xero"), delivery.body, delivery.headers)

@@ -10,8 +10,9 @@ from temporalio.worker import Worker
 
 from runtime.launch import start_quote_to_cash
 from settings import Settings
+from tests.helpers.outcomes import deal_outcome
 from tests.helpers.servers import SandboxHandle
-from workflows.models import QuoteToCashResult, Stage
+from workflows.models import Stage
 
 
 async def test_invalid_deal_id_fails_the_run_visibly_without_retrying(
@@ -19,12 +20,13 @@ async def test_invalid_deal_id_fails_the_run_visibly_without_retrying(
 ) -> None:
     handle = await start_quote_to_cash(client, flow_settings, "../../properties/deals")
 
-    result: QuoteToCashResult = await handle.result()
+    result = await deal_outcome(handle)
 
     assert result.outcome is Stage.FAILED
     assert "invalid HubSpot object ID" in (result.reason or ""), result.reason
-    attempts = [e.activity_task_started_event_attributes.attempt async for e in handle.fetch_history_events()
-                if e.HasField("activity_task_started_event_attributes")]
-    assert max(attempts) == 1  # refused at the boundary, not retried
+    # refused at the boundary, not retried: the two local reads (config, deal) and no retry timer
+    events = [e async for e in handle.fetch_history_events()]
+    assert sum(e.HasField("marker_recorded_event_attributes") for e in events) == 2
+    assert not any(e.HasField("timer_started_event_attributes") for e in events)
     description = await handle.describe()
     assert dict((k.name, v) for k, v in description.typed_search_attributes)["ExceptionKind"] == "deal_not_found"
