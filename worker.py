@@ -175,7 +175,7 @@ def cache_workflow_bytecode() -> None:
 
 async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = (),
                log_level: int = logging.INFO) -> None:
-    configure_logging(log_level)  # one JSON object per line, values bounded (orchestration/logs.py)
+    configure_logging(log_level)  # one JSON object per line, values bounded (runtime/logs.py)
     settings = Settings()
     cache_workflow_bytecode()
     setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor

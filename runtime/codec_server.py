@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import os
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -28,7 +27,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from settings import Settings
-from stores.codec import CodecKeyError, EncryptionCodec, Keyring
+from stores.codec import CodecKeyError, EncryptionCodec, Keyring, local_secret
 
 COOKIE = "revops_codec"
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -48,16 +47,7 @@ def codec_token(settings: Settings) -> str:
     """``CODEC_SERVER_TOKEN``, or the local token file (made with a random token when missing)."""
     if settings.codec_server_token:
         return settings.codec_server_token
-    path = token_file(settings)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    return local_secret(token_file(settings), lambda: secrets.token_urlsafe(32)).strip()
 
 
 def create_codec_app(*, keyring: Keyring, token: str, cors_origins: list[str]) -> FastAPI:

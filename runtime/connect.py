@@ -23,7 +23,7 @@ from stores.codec import EncryptionCodec, Keyring
 def data_converter(settings: Settings | None = None, *, keyring: Keyring | None = None) -> DataConverter:
     """The converter of every client, worker, test environment and replayer.
 
-    Pydantic payloads, encrypted by :class:`~orchestration.codec.EncryptionCodec` with the codec keys of
+    Pydantic payloads, encrypted by :class:`~stores.codec.EncryptionCodec` with the codec keys of
     ``settings`` (``Settings()`` when not given): history payloads, memo, user metadata (summaries,
     details) and, with encoded common attributes, failure messages and stack traces. Search attributes
     cannot be encrypted (the server indexes them), so they carry no PII or prices.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +84,12 @@ def keys_text(settings: Settings) -> str:
     """The key setting: ``CODEC_KEYS``, or the local key file (made with one random key when missing)."""
     if settings.codec_keys:
         return settings.codec_keys
-    path = local_key_file(settings)
+    return local_secret(local_key_file(settings), lambda: new_key_line("local-1") + "\n")
+
+
+def local_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path`` (owner-only), made by ``make`` when missing; the first of several processes
+    of the stack to get there writes it, the others read it."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -92,7 +97,7 @@ def keys_text(settings: Settings) -> str:
         except FileExistsError:  # another process of the stack made it first
             return path.read_text()
         with os.fdopen(fd, "w") as out:
-            out.write(new_key_line("local-1") + "\n")
+            out.write(make())
     return path.read_text()
 
 

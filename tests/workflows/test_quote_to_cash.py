@@ -586,7 +586,7 @@ async def test_quote_to_cash_closed_deal_is_not_started_again_by_a_later_event(
     described = await client.get_workflow_handle(f"q2c-hubspot-{deal_id}").describe()
     assert described.run_id == first_run, "no new run"
     props = deal_properties(hubspot, deal_id)
-    assert props["revops_status"] == "rejected" and props["revops_approval_note"] == "Dana: terms too long"
+    assert props["revops_status"] == "rejected" and props["revops_approval_note"] == f"{DANA}: terms too long"
 
     reopened = await start_quote_to_cash(client, flow_settings, deal_id, reopen=True)
     assert reopened.result_run_id != first_run
