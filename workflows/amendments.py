@@ -66,7 +66,15 @@ with workflow.unsafe.imports_passed_through():
         RetryRequest,
         TimelineEntry,
     )
-    from workflows.steps import add_business_keys, decide, failure_reason, failure_type, refuse_decision, run_step
+    from workflows.steps import (
+        add_business_keys,
+        decide,
+        decision_note,
+        failure_reason,
+        failure_type,
+        refuse_decision,
+        run_step,
+    )
 
 A = ContractAmendmentsActivities
 Q = QuoteToCashActivities
@@ -404,13 +412,9 @@ class ContractAmendmentsWorkflow:
         """Finance decides the pending amendment approval. Refused at once when nothing is pending."""
         assert self._approval is not None
         outcome = decide(self._approval, decision)
-        recorded = self._approval.decisions[-1]
         # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
-        self._timeline.append(TimelineEntry(
-            at=workflow.now(), stage=self._stage.value,
-            note=f"{'approved' if decision.approved else 'rejected'} by {decision.approver} via {recorded.channel} "
-                 f"(token subject {recorded.subject})"
-                 + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else "")))
+        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value,
+                                            note=decision_note(self._approval, outcome)))
         return outcome
 
     @decide_approval.validator

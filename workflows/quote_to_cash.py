@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         AttributePublisher,
         add_business_keys,
         decide,
+        decision_note,
         failure_reason,
         refuse_decision,
         run_step,
@@ -302,13 +303,9 @@ class QuoteToCashWorkflow:
         not signed by the approvals API, or when the approver lacks the authority (limits, own deal...)."""
         assert self._approval is not None
         outcome = decide(self._approval, decision)
-        recorded = self._approval.decisions[-1]
         # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
-        self._timeline.append(TimelineEntry(
-            at=workflow.now(), stage=self._stage.value,
-            note=f"{'approved' if decision.approved else 'rejected'} by {decision.approver} via {recorded.channel} "
-                 f"(token subject {recorded.subject})"
-                 + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else "")))
+        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value,
+                                            note=decision_note(self._approval, outcome)))
         return outcome
 
     @decide_approval.validator

@@ -149,6 +149,14 @@ def failure_reason(err: BaseException) -> str:
     return f"{found.type}: {found.message}" if found.type else found.message
 
 
+def decision_note(approval: ApprovalState, outcome: ApprovalOutcome) -> str:
+    """The timeline note of the decision just recorded: who, by which channel, and how far approval has come."""
+    recorded = approval.decisions[-1]
+    return (f"{'approved' if recorded.approved else 'rejected'} by {recorded.approver} via {recorded.channel} "
+            f"(token subject {recorded.subject})"
+            + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else ""))
+
+
 def decide(approval: ApprovalState, decision: ApprovalDecision) -> ApprovalOutcome:
     """Record one approver's decision (the body of every ``decide_approval`` update).
 
