@@ -156,7 +156,8 @@ async def test_quote_to_cash_approval_approved_then_provisioned(
     handle = await start_quote_to_cash(client, flow_settings, deal_id)
     status = await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
     assert any("discount 25" in r for r in status.approval.reasons)  # type: ignore[union-attr]
-    assert deal_properties(hubspot, deal_id)["revops_approval_status"] == "pending"
+    await eventually(lambda: asyncio.sleep(0, deal_properties(hubspot, deal_id)),
+                     lambda p: p.get("revops_approval_status") == "pending", what="pending written back")
     listed = await eventually(lambda: _pending_ids(client), lambda ids: handle.id in ids, what="pending listing")
     assert handle.id in listed
 
@@ -167,7 +168,8 @@ async def test_quote_to_cash_approval_approved_then_provisioned(
     await sign_when_out(handle, sandboxes["ironclad"])
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.PROVISIONED
-    assert deal_properties(hubspot, deal_id)["revops_approval_status"] == "approved"
+    await eventually(lambda: asyncio.sleep(0, deal_properties(hubspot, deal_id)),
+                     lambda p: p.get("revops_approval_status") == "approved", what="approval written back")
     await save_history(handle, "quote_to_cash_approved")
 
 
