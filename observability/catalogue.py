@@ -18,6 +18,7 @@ from activities.polling import DealPollActivities
 from activities.quote_to_cash import QuoteToCashActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
+from canonical.exceptions import LEDGER_EXCEPTION_KINDS
 from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
 from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
@@ -96,8 +97,7 @@ FLOWS: list[Flow] = [
                      figures_properties),
          failure_path="the ERP refusing a posting becomes `erp_rejected` on the invoice (`starter.py repost`); "
                       "overdue and failed payments are marked; CRM figures refused: `write_back_failed`",
-         exception_kinds=("customer_not_found", "unroutable_invoice", "erp_rejected", "write_back_failed",
-                          "invoice_overdue", "payment_failed"),
+         exception_kinds=tuple(LEDGER_EXCEPTION_KINDS),
          owner="Finance (receivables)", runbook="runbook-erp-refused"),
     Flow(name="Reconciliation", workflow=ReconciliationWorkflow, workflow_id="reconciliation (schedule) / "
                                                                            "reconciliation-manual-<id>",

@@ -46,6 +46,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
+from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind
 from canonical.kpis import KpiReport
 from observability.kpis import gather_kpis
 from settings import Settings
@@ -56,7 +57,6 @@ from workflows.models import (
     LEDGER_WORKFLOW,
     AmendmentStage,
     ContractAmendmentsStatus,
-    ExceptionKind,
     LedgerStatus,
     LedgerStatusRequest,
     QuoteToCashStatus,
@@ -66,9 +66,6 @@ from workflows.models import (
 log = logging.getLogger("revops.metrics")
 
 Q2C_WORKFLOW = "QuoteToCashWorkflow"
-#: the ledger's exception kinds (beside the ``ExceptionKind`` enum of the other workflows)
-LEDGER_EXCEPTION_KINDS = ("customer_not_found", "unroutable_invoice", "erp_rejected", "write_back_failed",
-                          "invoice_overdue", "payment_failed")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.bands import deal_size_band
     from canonical.deal import ProvisionedEntity, ProvisioningRecord
+    from canonical.exceptions import ExceptionKind
     from canonical.keys import step_idempotency_key
     from canonical.money import Money
     from canonical.notifications import Notice, NoticeKind
@@ -60,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         ConflictResolution,
         ContractAmendmentsInput,
         ContractAmendmentsStatus,
-        ExceptionKind,
         GapResolution,
         GapResolutionResult,
         RetryRequest,

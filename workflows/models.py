@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
 from canonical.authority import ApprovalFacts, ApprovalProof
 from canonical.deal import ProvisionedEntity
+from canonical.exceptions import ExceptionKind
 from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
 from canonical.ledger import CurrencyHistory, LedgerInvoice
 from canonical.reconciliation import EntityTotals, Finding, SourceRead
@@ -32,25 +33,6 @@ class Stage(StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     SKIPPED = "skipped"
-
-
-class ExceptionKind(StrEnum):
-    """The ``ExceptionKind`` search attribute: empty when healthy."""
-
-    NONE = ""
-    MISSING_DATA = "missing_data"
-    APPROVAL_OVERDUE = "approval_overdue"
-    CONTRACT_STALLED = "contract_stalled"
-    CONTRACT_CANCELLED = "contract_cancelled"
-    PROVISIONING_FAILED = "provisioning_failed"
-    DEAL_NOT_FOUND = "deal_not_found"
-    WRITE_BACK_FAILED = "write_back_failed"
-    AMENDMENT_GAP = "amendment_gap"
-    OWNERSHIP_CONFLICT = "ownership_conflict"
-    PROPAGATION_FAILED = "propagation_failed"
-    CONTRACT_NOT_PROVISIONED = "contract_not_provisioned"
-    ERP_REJECTED = "erp_rejected"
-    UNROUTABLE_INVOICE = "unroutable_invoice"
 
 
 class QuoteToCashInput(BaseModel):

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.bands import deal_size_band
+    from canonical.exceptions import ExceptionKind
     from canonical.keys import erp_contact_reference, step_idempotency_key
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
@@ -46,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalState,
         ContractExecutedSignal,
         DealCorrection,
-        ExceptionKind,
         Milestone,
         QuoteToCashInput,
         QuoteToCashResult,
