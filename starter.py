@@ -50,9 +50,8 @@ from cli import process as cli
 from cli import sandbox as sandbox_cli
 from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
 from connectors.errors import ConnectorError
-from ingress.routing import was_started
 from runtime.connect import connect
-from runtime.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import launch_quote_to_cash, quote_to_cash_id
 from settings import Settings
 from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
 from workflows.models import ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
@@ -93,12 +92,13 @@ async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Name
         return cli.OK
     deal = await _load_deal(settings, args.deal_id)
     try:
-        handle = await start_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual",
-                                           reopen=args.reopen)
+        launched = await launch_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual",
+                                              reopen=args.reopen)
     except WorkflowAlreadyStartedError as exc:
         raise cli.CliError(f"the deal's run is closed and its outcome stands; reopen it on purpose with "
                            f"`starter.py start-deal {args.deal_id} --reopen`") from exc
-    verb = "started" if was_started(handle) else "already running (attached)"
+    handle = launched.handle
+    verb = "started" if launched.started else "already running (attached)"
     cli.line(f"quote-to-cash {handle.id} {verb}: {ui_link(settings, client, handle.id)}")
     if args.wait:
         try:

