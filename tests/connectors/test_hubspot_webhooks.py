@@ -56,12 +56,16 @@ def receiver() -> HubSpotWebhooks:
 async def test_hubspot_webhook_valid_signature_verifies(receiver: HubSpotWebhooks) -> None:
     body = json.dumps([event()]).encode()
     await receiver.verify(method="POST", url=URL, headers=signed(body), body=body)
+    [won] = receiver.parse(headers=signed(body), body=body)
+    assert isinstance(won, DealStageReached)
+    assert (won.deal_id, won.stage, won.source_event_id) == ("777", "closedwon", "1000001")
 
 
 async def test_hubspot_webhook_headers_are_case_insensitive(receiver: HubSpotWebhooks) -> None:
     body = json.dumps([event()]).encode()
     headers = {k.lower(): v for k, v in signed(body).items()}
     await receiver.verify(method="post", url=URL, headers=headers, body=body)
+    assert [e.source_event_id for e in receiver.parse(headers=headers, body=body)] == ["1000001"]
 
 
 async def test_hubspot_webhook_tampered_body_is_refused(receiver: HubSpotWebhooks) -> None:
@@ -101,8 +105,11 @@ async def test_hubspot_webhook_missing_header_is_refused(receiver: HubSpotWebhoo
 async def test_hubspot_webhook_signature_uses_decoded_uri(receiver: HubSpotWebhooks) -> None:
     called = "https://ingress.example.com/webhooks/hubspot?next=%2Fdeals%3Fid%3D1&who=a%40b"
     as_signed = "https://ingress.example.com/webhooks/hubspot?next=/deals?id%3D1&who=a@b"
-    body = b"[]"
+    body = json.dumps([event(eventId=5)]).encode()
     await receiver.verify(method="POST", url=called, headers=signed(body, url=as_signed), body=body)
+    assert [e.source_event_id for e in receiver.parse(headers={}, body=body)] == ["5"]
+    with pytest.raises(SignatureInvalid, match="does not match"):  # signed over the escaped URI: refused
+        await receiver.verify(method="POST", url=called, headers=signed(body, url=called), body=body)
 
 
 def test_hubspot_webhook_parses_closed_won_and_approval_stages(receiver: HubSpotWebhooks) -> None:

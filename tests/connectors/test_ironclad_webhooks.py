@@ -85,7 +85,10 @@ async def test_ironclad_webhook_valid_signature_verifies_and_key_is_cached() -> 
 
 async def test_ironclad_webhook_non_ascii_body_verifies() -> None:
     headers, body = delivery({**COMPLETED, "note": "Größe – ✓"})
-    await verify(IroncladWebhooks(KeySource()), headers, body)
+    receiver = IroncladWebhooks(KeySource())
+    await verify(receiver, headers, body)
+    [executed] = receiver.parse(headers=headers, body=body)
+    assert isinstance(executed, ContractExecuted) and executed.clm_workflow_id == COMPLETED["workflowID"]
 
 
 async def test_ironclad_webhook_tampered_body_is_refused() -> None:
@@ -305,3 +308,5 @@ async def test_ironclad_emulator_key_rotation_is_followed(
     headers, body = await inbox.wait_for(_payload_is("workflow_launched", workflowID=second.clm_workflow_id))
 
     await receiver.verify(method="POST", url=inbox.url, headers=headers, body=body)
+    assert json.loads(body)["payload"]["workflowID"] == second.clm_workflow_id
+    assert receiver.parse(headers=headers, body=body) == []  # a launch is no event the flows act on

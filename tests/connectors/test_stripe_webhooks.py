@@ -89,6 +89,9 @@ def test_stripe_webhooks_implements_receiver(receiver: StripeWebhooks) -> None:
 async def test_stripe_verify_accepts_valid_signature(receiver: StripeWebhooks) -> None:
     body = event("invoice.finalized", invoice_obj())
     await receiver.verify(method="POST", url=URL, headers={"Stripe-Signature": sign(body)}, body=body)
+    [finalized] = receiver.parse(headers={}, body=body)
+    assert isinstance(finalized, InvoiceFinalized)
+    assert (finalized.source_event_id, finalized.invoice.billing_id) == (json.loads(body)["id"], "in_1")
 
 
 async def test_stripe_verify_accepts_any_matching_v1_and_ignores_v0(receiver: StripeWebhooks) -> None:
@@ -97,6 +100,10 @@ async def test_stripe_verify_accepts_any_matching_v1_and_ignores_v0(receiver: St
     t, v1 = good.split(",")
     header = f"{t},v1={'0' * 64},{v1},v0={'f' * 64}"  # rolled secret: the second v1 is the current one
     await receiver.verify(method="POST", url=URL, headers={"stripe-signature": header}, body=body)
+    assert [e.source_event_id for e in receiver.parse(headers={}, body=body)] == [json.loads(body)["id"]]
+    with pytest.raises(SignatureInvalid):  # the v0 scheme alone is never enough
+        await receiver.verify(method="POST", url=URL, body=body,
+                              headers={"stripe-signature": f"{t},v0={v1.removeprefix('v1=')}"})
 
 
 async def test_stripe_verify_rejects_tampered_body(receiver: StripeWebhooks) -> None:

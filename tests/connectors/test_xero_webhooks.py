@@ -56,9 +56,12 @@ def test_receiver_implements_the_port(receiver: XeroWebhooks) -> None:
 
 
 async def test_verify_accepts_a_correct_signature(receiver: XeroWebhooks, settings: Settings) -> None:
-    body = payload(event())
+    changed = event()
+    body = payload(changed)
     await receiver.verify(method="POST", url="http://x/webhooks/xero", body=body,
                           headers={"X-Xero-Signature": sign(body, settings.xero_webhook_key)})
+    [parsed] = receiver.parse(headers={}, body=body)
+    assert isinstance(parsed, ErpRecordChanged) and parsed.record_id == changed["resourceId"]
 
 
 async def test_verify_refuses_a_tampered_body(receiver: XeroWebhooks, settings: Settings) -> None:

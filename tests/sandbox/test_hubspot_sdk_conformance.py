@@ -107,12 +107,15 @@ def test_hubspot_sdk_batch_read_search_and_archive(sdk: HubSpot) -> None:
 async def test_hubspot_sdk_signed_webhook_is_accepted_by_our_receiver(settings: Settings) -> None:
     """The SDK signs the decoded URI (as HubSpot documents); our receiver gets the URI as sent, escaped."""
     url = "https://ingress.example.com/webhooks/hubspot?portal=a%3Ab%40c&x=%20y"
-    body = b'[{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": 7}]'
+    body = (b'[{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": 7, "occurredAt": 1735689600000, '
+            b'"propertyName": "dealstage", "propertyValue": "closedwon"}]')
     timestamp = str(int(time.time() * 1000))
     signature = Signature.get_signature(settings.hubspot_client_secret, body.decode(), "v3",
                                         http_uri="https://ingress.example.com/webhooks/hubspot?portal=a:b@c&x=%20y",
                                         http_method="POST", timestamp=timestamp)
     receiver = webhooks_from_settings(settings)
 
-    await receiver.verify(method="POST", url=url, body=body, headers={
-        "X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp})
+    headers = {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp}
+    await receiver.verify(method="POST", url=url, body=body, headers=headers)
+    assert [(e.kind, e.source_event_id) for e in receiver.parse(headers=headers, body=body)] == [
+        ("deal.stage_reached", "1")]
