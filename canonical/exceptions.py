@@ -29,6 +29,8 @@ class ExceptionKind(StrEnum):
     CUSTOMER_NOT_FOUND = "customer_not_found"
     INVOICE_OVERDUE = "invoice_overdue"
     PAYMENT_FAILED = "payment_failed"
+    # reconciliation
+    RECONCILIATION_FINDINGS = "reconciliation_findings"
 
 
 # The ledger's kinds, most urgent first: the one its ExceptionKind attribute shows when several hold.

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
@@ -26,12 +27,15 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationConfigRequest,
         SyncRequest,
     )
+    from canonical.exceptions import ExceptionKind
     from canonical.reconciliation import SourceRead
     from workflows.attributes import EXCEPTION_KIND, STAGE
     from workflows.models import ReconciliationInput, ReconciliationResult
     from workflows.steps import run_step, step_retry
 
 A = ReconciliationActivities
+P = TypeVar("P")
+R = TypeVar("R")
 STEP_TIMEOUT = timedelta(minutes=10)
 READ_TIMEOUT = timedelta(hours=2)  # a full pass at Xero's 60 requests a minute
 READ_HEARTBEAT = timedelta(minutes=2)
@@ -78,7 +82,7 @@ class ReconciliationWorkflow:
             still_open=sum(r.outcome.still_open for r in results), totals=totals, findings=findings,
             findings_total=sum(r.findings_total for r in results), reads=reads)
         workflow.upsert_search_attributes([STAGE.value_set("reconciled"), EXCEPTION_KIND.value_set(
-            "reconciliation_findings" if result.still_open else "")])
+            ExceptionKind.RECONCILIATION_FINDINGS.value if result.still_open else ExceptionKind.NONE.value)])
         lines = [f"**Scope:** `{scope.key()}`", f"**Open findings:** {result.still_open} "
                  f"({result.opened} new, {result.closed} closed)"]
         lines += [f"- {kind}: {count}" for kind, count in result.counts.items()]
@@ -105,7 +109,7 @@ class ReconciliationWorkflow:
     def _details(self, text: str) -> None:
         workflow.set_current_details(text)
 
-    async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
+    async def _step(self, activity_fn: Callable[[Any, P], Awaitable[R]], arg: P, summary: str) -> R:
         # A nightly check gives up after 20 tries: tomorrow's run is the next attempt.
         return await run_step(activity_fn, arg, summary, timeout_seconds=STEP_TIMEOUT.total_seconds(),
                               retry_max_seconds=self._config.activity_retry_max_seconds if self._config else None,
