@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from connectors import hubspot, ironclad
@@ -103,3 +105,17 @@ async def signal_names(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return names
 
 
+async def post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """One delivery to the ingress, as a vendor sends it."""
+    async with httpx.AsyncClient(timeout=20) as http:
+        return await http.post(url, content=body, headers=headers)
+
+
+async def workflow_exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

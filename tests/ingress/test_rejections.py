@@ -9,7 +9,6 @@ import uuid
 
 import httpx
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.launch import quote_to_cash_id
 from sandbox.serve import free_port
@@ -26,22 +25,12 @@ from tests.helpers.webhooks import (
     xero_delivery,
     xero_event,
 )
-from tests.ingress.conftest import MakeIngress, RunningIngress
+from tests.ingress.conftest import MakeIngress, RunningIngress, post, workflow_exists
 from workflows.models import ledger_workflow_id
 
 
-async def post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=20) as http:
-        return await http.post(url, content=body, headers=headers)
-
-
 async def assert_absent(client: Client, workflow_id: str) -> None:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        assert exc.status is RPCStatusCode.NOT_FOUND
-    else:
-        raise AssertionError(f"{workflow_id} exists")
+    assert not await workflow_exists(client, workflow_id), f"{workflow_id} exists"
 
 
 def closed_won(ingress: RunningIngress, deal_id: str, **kwargs: int) -> Signed:

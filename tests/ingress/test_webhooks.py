@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import Account, BillingModel, Contact, ContractTerms, Money
 from canonical.requests import ContractRequest
@@ -26,23 +24,9 @@ from tests.helpers.webhooks import (
     xero_delivery,
     xero_event,
 )
-from tests.ingress.conftest import RunningIngress, eventually, signal_names
+from tests.ingress.conftest import RunningIngress, eventually, post, signal_names
+from tests.ingress.conftest import workflow_exists as exists
 from workflows.models import amendments_workflow_id, ledger_workflow_id
-
-
-async def post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=20) as http:
-        return await http.post(url, content=body, headers=headers)
-
-
-async def exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
 
 
 # -- HubSpot ----------------------------------------------------------------------------------------
