@@ -83,7 +83,7 @@ class ContractAmendmentsWorkflow:
         self._counterparty = ""
         self._title = ""
         self._status = WorkflowStatus(AmendmentStage.LOADING, details=self._details, timeline_kept=TIMELINE_KEPT)
-        self._step = self._status.step
+        self._step = self._status.step  # the typed step of the status component, under its short name
         self._failure = ""
         self._conflict = ""
         self._config: AmendmentsConfig | None = None

@@ -100,7 +100,7 @@ class QuoteToCashWorkflow:
     def __init__(self) -> None:
         self._deal_id = ""
         self._status = WorkflowStatus(Stage.LOADING, details=self._details)
-        self._step = self._status.step
+        self._step = self._status.step  # the typed step of the status component, under its short name
         self._failure = ""
         self._config: FlowConfig | None = None
         self._deal: Deal | None = None

@@ -70,11 +70,15 @@ class WorkflowStatus(Generic[StageT]):
     Args:
         stage: the stage the run starts in (its type is the workflow's stage enum).
         details: extra markdown lines for the current details (the deal, the contract...), called on publish.
+        derive: for a run whose stage and exception kind follow from its state rather than from steps (the
+            ledger: open items or settled, its most urgent problem by :func:`most_urgent`): called before each
+            timeline entry and publish, its answer replaces ``stage`` and ``exception``.
         timeline_kept: the newest entries kept (the query and the carried state never grow without bound).
         keys_kept: most business keys kept (``None``: no limit).
     """
 
-    def __init__(self, stage: StageT, *, details: Callable[[], list[str]] | None = None, timeline_kept: int = 50,
+    def __init__(self, stage: StageT, *, details: Callable[[], list[str]] | None = None,
+                 derive: Callable[[], tuple[StageT, ExceptionKind]] | None = None, timeline_kept: int = 50,
                  keys_kept: int | None = None) -> None:
         self.stage: StageT = stage
         self.exception = ExceptionKind.NONE
@@ -82,6 +86,7 @@ class WorkflowStatus(Generic[StageT]):
         self.timeline: list[TimelineEntry] = []
         self.keys: list[str] = []
         self._details = details
+        self._derive = derive
         self._timeline_kept = timeline_kept
         self._keys_kept = keys_kept
         self._attributes = AttributePublisher()
@@ -119,6 +124,7 @@ class WorkflowStatus(Generic[StageT]):
 
     def record(self, note: str) -> None:
         """A timeline entry only, nothing published (an update handler: the run's next step publishes)."""
+        self._derived()
         self.timeline.append(TimelineEntry(at=workflow.now(), stage=self.stage.value, note=note))
         del self.timeline[:-self._timeline_kept]
 
@@ -132,6 +138,7 @@ class WorkflowStatus(Generic[StageT]):
 
     def publish(self) -> None:
         """Stage and exception kind to the search attributes, and the current details to the UI."""
+        self._derived()
         self._attributes.set(STAGE.value_set(self.stage.value), EXCEPTION_KIND.value_set(self.exception.value))
         lines = [f"**Stage:** {self.stage.value}" + (f"  \n**Exception:** {self.exception.value}"
                                                       if self.exception.value else ""),
@@ -141,6 +148,10 @@ class WorkflowStatus(Generic[StageT]):
         lines.append("**Recent:**\n" + "\n".join(f"- {t.at:%Y-%m-%d %H:%M:%S} {t.note}"
                                                   for t in self.timeline[-DETAILS_RECENT:]))
         workflow.set_current_details("\n\n".join(lines))
+
+    def _derived(self) -> None:
+        if self._derive is not None:
+            self.stage, self.exception = self._derive()
 
     # -- business steps -----------------------------------------------------------------------------
     async def step(self, activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summary: str, *,

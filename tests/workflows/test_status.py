@@ -68,6 +68,44 @@ class StatusProbeWorkflow:
                            echoed=[first.text, second.text], exception=status.exception)
 
 
+class LedgerLikeStage(StrEnum):
+    OPEN_ITEMS = "open_items"
+    SETTLED = "settled"
+
+
+@workflow.defn(name="DerivedStatusProbeWorkflow", sandboxed=False)
+class DerivedStatusProbeWorkflow:
+    """As the ledger would use it: stage and exception kind follow from open problems, never set by hand."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, ExceptionKind] = {}
+        self._status = WorkflowStatus(LedgerLikeStage.SETTLED, derive=self._derive)
+
+    def _derive(self) -> tuple[LedgerLikeStage, ExceptionKind]:
+        stage = LedgerLikeStage.OPEN_ITEMS if self._problems else LedgerLikeStage.SETTLED
+        return stage, most_urgent(self._problems.values(), LEDGER_EXCEPTION_KINDS)
+
+    @workflow.run
+    async def run(self, request: Text) -> ProbeResult:
+        status = self._status
+        status.started_with(workflow.info())
+        self._problems["in_1"] = ExceptionKind.PAYMENT_FAILED
+        self._problems["in_2"] = ExceptionKind.ERP_REJECTED
+        status.note("two problems")
+        seen = [f"{status.stage.value}/{status.exception.value}"]
+        await status.step(ProbeActivities.echo, request, "Echo")
+        del self._problems["in_2"]
+        status.note("one settled")
+        seen.append(f"{status.stage.value}/{status.exception.value}")
+        await status.step(ProbeActivities.echo, request, "Echo")
+        self._problems.clear()
+        status.note("all settled")
+        seen.append(f"{status.stage.value}/{status.exception.value}")
+        status.flush()
+        return ProbeResult(notes=[f"{t.stage}: {t.note}" for t in status.timeline], keys=[], echoed=seen,
+                           exception=status.exception)
+
+
 def test_most_urgent_takes_the_first_kind_of_the_precedence() -> None:
     assert most_urgent([ExceptionKind.INVOICE_OVERDUE, ExceptionKind.ERP_REJECTED],
                        LEDGER_EXCEPTION_KINDS) is ExceptionKind.ERP_REJECTED
@@ -111,3 +149,18 @@ async def test_status_batches_attributes_and_bounds_timeline_and_keys(time_skipp
     details = metadata.current_details
     assert details.startswith("**Stage:** done  \n**Exception:** customer_not_found\n\n**Waiting for:** nothing")
     assert "**Probe:** details from the workflow" in details and details.endswith("done"), details
+
+
+async def test_status_derived_from_the_runs_state(time_skipping_env: WorkflowEnvironment) -> None:
+    client = time_skipping_env.client
+    task_queue = f"status-{uuid.uuid4()}"
+    async with Worker(client, task_queue=task_queue, workflows=[DerivedStatusProbeWorkflow],
+                      activities=[ProbeActivities().echo]):
+        handle = await client.start_workflow(DerivedStatusProbeWorkflow.run, Text(text="hi"),
+                                             id=f"status-{uuid.uuid4()}", task_queue=task_queue)
+        result = await handle.result()
+        attributes = {k.name: v for k, v in (await handle.describe()).typed_search_attributes}
+
+    assert result.echoed == ["open_items/erp_rejected", "open_items/payment_failed", "settled/"]
+    assert result.notes == ["open_items: two problems", "open_items: one settled", "settled: all settled"]
+    assert (attributes["Stage"], attributes["ExceptionKind"]) == ("settled", "")
