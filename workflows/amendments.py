@@ -17,7 +17,6 @@ across retries, replays and continue-as-new.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -43,11 +42,10 @@ with workflow.unsafe.imports_passed_through():
     from canonical.bands import deal_size_band
     from canonical.deal import ProvisionedEntity, ProvisioningRecord
     from canonical.exceptions import ExceptionKind
-    from canonical.keys import step_idempotency_key
     from canonical.money import Money
     from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
-    from workflows.attributes import DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
         AMENDMENT_SIGNAL,
         AMENDMENTS_WORKFLOW,
@@ -64,17 +62,9 @@ with workflow.unsafe.imports_passed_through():
         GapResolution,
         GapResolutionResult,
         RetryRequest,
-        TimelineEntry,
     )
-    from workflows.steps import (
-        add_business_keys,
-        decide,
-        decision_note,
-        failure_reason,
-        failure_type,
-        refuse_decision,
-        run_step,
-    )
+    from workflows.status import WorkflowStatus, idempotency_key
+    from workflows.steps import decide, decision_note, failure_reason, failure_type, refuse_decision
 
 A = ContractAmendmentsActivities
 Q = QuoteToCashActivities
@@ -92,9 +82,8 @@ class ContractAmendmentsWorkflow:
         self._deal_owner_id: str | None = None
         self._counterparty = ""
         self._title = ""
-        self._stage = AmendmentStage.LOADING
-        self._exception = ExceptionKind.NONE
-        self._waiting_for = ""
+        self._status = WorkflowStatus(AmendmentStage.LOADING, details=self._details, timeline_kept=TIMELINE_KEPT)
+        self._step = self._status.step  # the typed step of the status component, under its short name
         self._failure = ""
         self._conflict = ""
         self._config: AmendmentsConfig | None = None
@@ -116,8 +105,6 @@ class ContractAmendmentsWorkflow:
         self._applied_this_run = 0
         self._failures = 0
         self._runs = 1
-        self._keys: list[str] = []
-        self._timeline: list[TimelineEntry] = []
 
     # ------------------------------------------------------------------------------------------
     # The flow
@@ -125,12 +112,14 @@ class ContractAmendmentsWorkflow:
     @workflow.run
     async def run(self, request: ContractAmendmentsInput) -> None:
         self._record_id = request.record_id
-        self._add_keys(ref("ironclad", "record", request.record_id))
+        self._status.started_with(workflow.info())
+        self._status.add_keys(ref("ironclad", "record", request.record_id))
         self._config = await self._step(A.load_amendments_config, FlowConfigRequest(flow="amendments"),
                                         "Read amendment settings and legal entities")
+        self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds)
         if request.carried is not None:
             self._restore(request.carried)
-            self._note(f"continued as new (run {self._runs}): next amendment {self._next}")
+            self._status.note(f"continued as new (run {self._runs}): next amendment {self._next}")
         else:
             await self._load(request)
         while True:
@@ -144,8 +133,9 @@ class ContractAmendmentsWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._drain()
                 if not self._refresh:  # an unnumbered signal is looked up first (the loop comes back here)
-                    self._enter(self._stage, "continuing as new with the current terms and sequence",
-                                waiting_for=self._waiting_for)
+                    self._status.enter(self._status.stage, "continuing as new with the current terms and sequence",
+                                       waiting_for=self._status.waiting_for)
+                    self._status.flush()  # the next run starts with these attributes
                     workflow.continue_as_new(ContractAmendmentsInput(record_id=self._record_id,
                                                                      deal_id=self._deal_id, carried=self._carry()))
                 continue
@@ -155,14 +145,14 @@ class ContractAmendmentsWorkflow:
             if self._pending:
                 await self._wait_for_gap()
             else:
-                self._enter(AmendmentStage.WAITING, f"up to date at amendment {self._next - 1}",
-                            waiting_for=f"amendment {self._next} (amendment_executed signal)")
+                self._status.enter(AmendmentStage.WAITING, f"up to date at amendment {self._next - 1}",
+                                   waiting_for=f"amendment {self._next} (amendment_executed signal)")
                 await workflow.wait_condition(self._woken, timeout_summary="next amendment")
 
     async def _load(self, request: ContractAmendmentsInput) -> None:
         """Read the contract as signed and where quote-to-cash provisioned it (retried by an operator)."""
-        self._enter(AmendmentStage.LOADING, "reading the contract and its provisioned records",
-                    waiting_for="Ironclad record and HubSpot deal")
+        self._status.enter(AmendmentStage.LOADING, "reading the contract and its provisioned records",
+                           waiting_for="Ironclad record and HubSpot deal")
         while True:
             try:
                 context = await self._step(A.load_contract_context,
@@ -172,12 +162,12 @@ class ContractAmendmentsWorkflow:
                 break
             except ActivityError as err:
                 self._failure = failure_reason(err)
-                self._exception = ExceptionKind.CONTRACT_NOT_PROVISIONED
-                self._enter(AmendmentStage.NOT_PROVISIONED, f"cannot propagate yet: {self._failure}",
-                            waiting_for="the contract to be provisioned (retry_propagation update)")
+                self._status.exception = ExceptionKind.CONTRACT_NOT_PROVISIONED
+                self._status.enter(AmendmentStage.NOT_PROVISIONED, f"cannot propagate yet: {self._failure}",
+                                   waiting_for="the contract to be provisioned (retry_propagation update)")
                 await self._until_retried()
         self._failure = ""
-        self._exception = ExceptionKind.NONE
+        self._status.exception = ExceptionKind.NONE
         self._deal_id = context.deal_id
         self._deal_owner_id = context.deal_owner_id
         self._counterparty = context.counterparty
@@ -187,21 +177,21 @@ class ContractAmendmentsWorkflow:
         self._budgets = context.budgets
         self._billing_ids = context.billing_ids
         self._describe_targets()
-        self._note(f"loaded {context.title or 'contract'} for deal {context.deal_id}: "
-                   + ", ".join(p.project_code for p in self._provisioned))
+        self._status.note(f"loaded {context.title or 'contract'} for deal {context.deal_id}: "
+                          + ", ".join(p.project_code for p in self._provisioned))
 
     def _describe_targets(self) -> None:
-        self._add_keys(ref("hubspot", "deal", self._deal_id))
+        self._status.add_keys(ref("hubspot", "deal", self._deal_id))
         for target in self._provisioned:
-            self._add_keys(ref("revops", "project", target.project_code))
+            self._status.add_keys(ref("revops", "project", target.project_code))
             if target.project_id:
-                self._add_keys(ref("xero", "project", target.project_id))
+                self._status.add_keys(ref("xero", "project", target.project_id))
             if target.billing_customer_id:
-                self._add_keys(ref("stripe", "customer", target.billing_customer_id))
+                self._status.add_keys(ref("stripe", "customer", target.billing_customer_id))
         if self._provisioned:
-            workflow.upsert_search_attributes([LEGAL_ENTITY.value_set(self._provisioned[0].legal_entity)])
+            self._status.set(LEGAL_ENTITY.value_set(self._provisioned[0].legal_entity))
         if self._terms is not None:
-            workflow.upsert_search_attributes([DEAL_SIZE.value_set(deal_size_band(self._terms.total_value.amount))])
+            self._status.set(DEAL_SIZE.value_set(deal_size_band(self._terms.total_value.amount)))
 
     # -- sequencing -------------------------------------------------------------------------------
     def _woken(self) -> bool:
@@ -212,7 +202,7 @@ class ContractAmendmentsWorkflow:
         inbox, self._inbox = self._inbox, []
         for signal, received in inbox:
             if signal.record_id != self._record_id:
-                self._note(f"ignored a signal for record {signal.record_id}")
+                self._status.note(f"ignored a signal for record {signal.record_id}")
             elif signal.sequence is None:
                 self._refresh = True
             else:
@@ -225,14 +215,14 @@ class ContractAmendmentsWorkflow:
             self._duplicates += 1
             if known is not None:
                 known.deliveries += 1
-            self._note(f"amendment {sequence} delivered again: ignored (next is {self._next})")
+            self._status.note(f"amendment {sequence} delivered again: ignored (next is {self._next})")
             return False
         self._pending[sequence] = AmendmentRecord(sequence=sequence, clm_amendment_id=clm_id, received_at=received,
                                                   executed_at=executed)
         if clm_id:
-            self._add_keys(ref("ironclad", "record", clm_id))
-        self._note(f"amendment {sequence} received" + ("" if sequence == self._next else
-                                                       f", waiting for {self._missing()}"))
+            self._status.add_keys(ref("ironclad", "record", clm_id))
+        self._status.note(f"amendment {sequence} received" + ("" if sequence == self._next else
+                                                              f", waiting for {self._missing()}"))
         return True
 
     def _missing(self) -> list[int]:
@@ -247,22 +237,22 @@ class ContractAmendmentsWorkflow:
             self._gap_since = workflow.now()
         missing = self._missing()
         waiting = ", ".join(str(n) for n in sorted(self._pending))
-        if self._exception is not ExceptionKind.AMENDMENT_GAP:
+        if self._status.exception is not ExceptionKind.AMENDMENT_GAP:
             deadline = self._gap_since + timedelta(seconds=self._config.gap_timeout_seconds)
             remaining = deadline - workflow.now()
             if remaining > timedelta(0):
-                self._enter(AmendmentStage.WAITING, f"amendment(s) {waiting} wait for {missing}",
-                            waiting_for=f"amendment(s) {missing} before {deadline:%Y-%m-%d %H:%M:%S} UTC")
+                self._status.enter(AmendmentStage.WAITING, f"amendment(s) {waiting} wait for {missing}",
+                                   waiting_for=f"amendment(s) {missing} before {deadline:%Y-%m-%d %H:%M:%S} UTC")
                 try:
                     await workflow.wait_condition(self._woken, timeout=remaining, timeout_summary="amendment gap")
                     return
                 except TimeoutError:
                     pass
-            self._exception = ExceptionKind.AMENDMENT_GAP
-            self._enter(AmendmentStage.AMENDMENT_GAP,
-                        f"amendment(s) {missing} missing for {self._config.gap_timeout_seconds:g}s; "
-                        f"{waiting} cannot be applied",
-                        waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from Ironclad")
+            self._status.exception = ExceptionKind.AMENDMENT_GAP
+            self._status.enter(AmendmentStage.AMENDMENT_GAP,
+                               f"amendment(s) {missing} missing for {self._config.gap_timeout_seconds:g}s; "
+                               f"{waiting} cannot be applied",
+                               waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from Ironclad")
             await self._write_back(DealWriteBack(
                 revops_exception=f"Amendment gap: amendment(s) {missing} of Ironclad record {self._record_id} "
                                  f"never arrived; {waiting} wait", amendment_status="gap"),
@@ -286,19 +276,19 @@ class ContractAmendmentsWorkflow:
         assert self._config is not None and self._terms is not None
         sequence = record.sequence
         self._current = record
-        self._enter(AmendmentStage.APPLYING, f"applying amendment {sequence}",
-                    waiting_for=f"amendment {sequence} read and propagated")
+        self._status.enter(AmendmentStage.APPLYING, f"applying amendment {sequence}",
+                           waiting_for=f"amendment {sequence} read and propagated")
         amendment = await self._read_amendment(sequence)
         if amendment.clm_amendment_id:
             record.clm_amendment_id = amendment.clm_amendment_id
-            self._add_keys(ref("ironclad", "record", amendment.clm_amendment_id))
+            self._status.add_keys(ref("ironclad", "record", amendment.clm_amendment_id))
         assert amendment.terms is not None
         plan: AmendmentPlan = await self._step(A.plan_amendment, AmendmentPlanInput(
             sequence=sequence, deal_id=self._deal_id, before=self._terms, after=amendment.terms,
             entities=self._config.entities, provisioned=self._provisioned, billing_ids=self._billing_ids),
             f"Plan amendment {sequence} against the current terms")
         record.summary = plan.summary()
-        self._note(f"amendment {sequence}: {record.summary}")
+        self._status.note(f"amendment {sequence}: {record.summary}")
         if plan.approval_reasons:
             decision = await self._approve(record, plan)
             if decision is None:
@@ -313,7 +303,7 @@ class ContractAmendmentsWorkflow:
         self._terms = amendment.terms
         record.outcome = "applied"
         self._done(record, f"amendment {sequence} propagated")
-        workflow.upsert_search_attributes([DEAL_SIZE.value_set(deal_size_band(self._terms.total_value.amount))])
+        self._status.set(DEAL_SIZE.value_set(deal_size_band(self._terms.total_value.amount)))
 
     async def _read_amendment(self, sequence: int) -> Amendment:
         while True:
@@ -337,10 +327,10 @@ class ContractAmendmentsWorkflow:
         self._applied_this_run += 1
         if not self._missing():
             self._gap_since = None
-            if self._exception is ExceptionKind.AMENDMENT_GAP:
-                self._exception = ExceptionKind.NONE
-        self._note(note + (f" (cycle time {record.cycle_time_seconds:.1f}s)"
-                           if record.cycle_time_seconds is not None else ""))
+            if self._status.exception is ExceptionKind.AMENDMENT_GAP:
+                self._status.exception = ExceptionKind.NONE
+        self._status.note(note + (f" (cycle time {record.cycle_time_seconds:.1f}s)"
+                                  if record.cycle_time_seconds is not None else ""))
 
     async def _approve(self, record: AmendmentRecord, plan: AmendmentPlan) -> ApprovalDecision | None:
         """Finance decides through ``decide_approval`` (the quote-to-cash contract, same authority rules),
@@ -359,9 +349,10 @@ class ContractAmendmentsWorkflow:
         record.approval = approval
         self._approval = approval
         reasons = "; ".join(plan.approval_reasons)
-        self._enter(AmendmentStage.AWAITING_APPROVAL, f"amendment {plan.sequence} needs finance approval: {reasons}",
-                    waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval) before "
-                                f"{approval.expires_at:%Y-%m-%d %H:%M} UTC")
+        self._status.enter(AmendmentStage.AWAITING_APPROVAL,
+                           f"amendment {plan.sequence} needs finance approval: {reasons}",
+                           waiting_for=f"finance decision on amendment {plan.sequence} (decide_approval) before "
+                                       f"{approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(approval_status="pending", amendment_status="awaiting approval",
                                              amendment_sequence=str(plan.sequence),
                                              approval_note=f"Amendment {plan.sequence}: {reasons}"),
@@ -373,7 +364,7 @@ class ContractAmendmentsWorkflow:
             if remaining <= timedelta(0):
                 approval.status = "expired"
                 self._approval = None
-                self._exception = ExceptionKind.NONE
+                self._status.exception = ExceptionKind.NONE
                 days = self._config.approval_expiry_days
                 await self._write_back(DealWriteBack(
                     approval_status="expired", amendment_status="expired", amendment_sequence=str(plan.sequence),
@@ -387,9 +378,10 @@ class ContractAmendmentsWorkflow:
             except TimeoutError:
                 if workflow.now() < approval.expires_at:
                     approval.reminders_sent += 1
-                    self._exception = ExceptionKind.APPROVAL_OVERDUE
-                    self._enter(self._stage, f"reminder {approval.reminders_sent}: amendment {plan.sequence} still "
-                                             "awaits finance", waiting_for=self._waiting_for)
+                    self._status.exception = ExceptionKind.APPROVAL_OVERDUE
+                    self._status.enter(self._status.stage, f"reminder {approval.reminders_sent}: amendment "
+                                                           f"{plan.sequence} still awaits finance",
+                                       waiting_for=self._status.waiting_for)
                     await self._write_back(
                         DealWriteBack(approval_status=f"pending (reminder {approval.reminders_sent})"),
                         notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REMINDER,
@@ -397,11 +389,11 @@ class ContractAmendmentsWorkflow:
                                                      "Reminder: approval needed"))
         decision = approval.decision
         self._approval = None
-        if self._exception is ExceptionKind.APPROVAL_OVERDUE:
-            self._exception = ExceptionKind.NONE
+        if self._status.exception is ExceptionKind.APPROVAL_OVERDUE:
+            self._status.exception = ExceptionKind.NONE
         status = "approved" if decision.approved else "rejected"
-        self._note(f"amendment {plan.sequence} {status} by {decision.approver}"
-                   + (f": {decision.note}" if decision.note else ""))
+        self._status.note(f"amendment {plan.sequence} {status} by {decision.approver}"
+                          + (f": {decision.note}" if decision.note else ""))
         await self._write_back(DealWriteBack(
             approval_status=status, amendment_status=status, amendment_sequence=str(plan.sequence),
             approval_note=f"Amendment {plan.sequence}: {decision.approver}: {decision.note}".rstrip(": ")))
@@ -413,13 +405,12 @@ class ContractAmendmentsWorkflow:
         assert self._approval is not None
         outcome = decide(self._approval, decision)
         # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
-        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value,
-                                            note=decision_note(self._approval, outcome)))
+        self._status.record(decision_note(self._approval, outcome))
         return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._stage.value,
+        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._status.stage.value,
                         authority=self._config.authority if self._config else None)
 
     # -- propagation -------------------------------------------------------------------------------
@@ -438,7 +429,7 @@ class ContractAmendmentsWorkflow:
                 for change in plan.entities:
                     await self._propagate_entity(plan.sequence, change, terms, choices)
                 await self._write_back(DealWriteBack(
-                    revops_exception="" if self._exception is ExceptionKind.NONE else None,
+                    revops_exception="" if self._status.exception is ExceptionKind.NONE else None,
                     contract_value=str(terms.total_value.amount), forecast_amount=str(terms.total_value.amount),
                     forecast_monthly_recurring=str(monthly_recurring(terms).amount),
                     forecast_end_date=terms.end_date.isoformat() if terms.end_date else "",
@@ -450,8 +441,8 @@ class ContractAmendmentsWorkflow:
                 choices[conflict.project_code] = await self._resolve_conflict(conflict)
             except ActivityError as err:
                 await self._failed(f"amendment {plan.sequence} propagation failed: {failure_reason(err)}")
-            self._enter(AmendmentStage.APPLYING, f"propagating amendment {plan.sequence} again",
-                        waiting_for=f"amendment {plan.sequence} propagated")
+            self._status.enter(AmendmentStage.APPLYING, f"propagating amendment {plan.sequence} again",
+                               waiting_for=f"amendment {plan.sequence} propagated")
 
     async def _propagate_entity(self, sequence: int, change: EntityChange, terms: ContractTerms,
                                 choices: dict[str, ConflictResolution]) -> None:
@@ -491,7 +482,7 @@ class ContractAmendmentsWorkflow:
                 if billing_id and billing_id not in self._billing_ids:
                     self._billing_ids.append(billing_id)
             if created.billing_id:
-                self._add_keys(ref("stripe", "subscription", created.billing_id))
+                self._status.add_keys(ref("stripe", "subscription", created.billing_id))
         if change.cancel_ids:
             retired = BillingSchedule(kind=BillingScheduleKind.MILESTONE, customer_id=target.billing_customer_id,
                                       currency=terms.total_value.currency, start_date=terms.start_date,
@@ -510,9 +501,9 @@ class ContractAmendmentsWorkflow:
     async def _resolve_conflict(self, conflict: _Conflict) -> ConflictResolution:
         self._conflict = conflict.detail
         self._conflict_choice = None
-        self._exception = ExceptionKind.OWNERSHIP_CONFLICT
-        self._enter(AmendmentStage.OWNERSHIP_CONFLICT, f"ERP-owned budget changed in Xero: {conflict.detail}",
-                    waiting_for="an operator: resolve_conflict (keep the ERP's value or overwrite it)")
+        self._status.exception = ExceptionKind.OWNERSHIP_CONFLICT
+        self._status.enter(AmendmentStage.OWNERSHIP_CONFLICT, f"ERP-owned budget changed in Xero: {conflict.detail}",
+                           waiting_for="an operator: resolve_conflict (keep the ERP's value or overwrite it)")
         await self._write_back(DealWriteBack(revops_exception=f"Ownership conflict: {conflict.detail}",
                                              amendment_status="ownership conflict"))
         await workflow.wait_condition(lambda: self._conflict_choice is not None,
@@ -520,27 +511,27 @@ class ContractAmendmentsWorkflow:
         choice = self._conflict_choice
         assert choice is not None
         self._conflict_choice = None
-        self._exception = ExceptionKind.NONE
-        self._note(f"{choice.operator} chose to {'keep the ERP value' if choice.keep_erp_value else 'overwrite it'}"
-                   + (f": {choice.note}" if choice.note else ""))
+        self._status.exception = ExceptionKind.NONE
+        kept = "keep the ERP value" if choice.keep_erp_value else "overwrite it"
+        self._status.note(f"{choice.operator} chose to {kept}" + (f": {choice.note}" if choice.note else ""))
         return choice
 
     async def _failed(self, reason: str) -> None:
         """A step failed for good: show it and wait for an operator's retry."""
         self._failure = reason
-        self._exception = ExceptionKind.PROPAGATION_FAILED
-        self._enter(AmendmentStage.PROPAGATION_FAILED, reason,
-                    waiting_for="an operator to fix the cause and retry (retry_propagation update)")
+        self._status.exception = ExceptionKind.PROPAGATION_FAILED
+        self._status.enter(AmendmentStage.PROPAGATION_FAILED, reason,
+                           waiting_for="an operator to fix the cause and retry (retry_propagation update)")
         self._failures += 1
         await self._write_back(DealWriteBack(revops_exception=f"Amendment propagation failed: {reason}",
                                              amendment_status="failed"),
                                notice=self._notice(NoticeKind.PROPAGATION_FAILED,
-                                                   f"{workflow.info().workflow_id}:{workflow.info().run_id[:8]}:"
-                                                   f"notice-failed-{self._failures}",
+                                                   idempotency_key(f"notice-failed-{self._failures}",
+                                                                   scope=workflow.info().run_id[:8]),
                                                    f"Amendment propagation failed on {self._title or self._record_id}",
                                                    reason))
         await self._until_retried()
-        self._exception = ExceptionKind.NONE
+        self._status.exception = ExceptionKind.NONE
 
     async def _until_retried(self) -> None:
         """Wait for an operator's retry, or for Ironclad's own delivery of the amendment being applied (it was
@@ -549,7 +540,7 @@ class ContractAmendmentsWorkflow:
         await workflow.wait_condition(lambda: self._retry is not None or self._redelivered() is not None,
                                       timeout_summary="operator retry or the amendment's webhook")
         if self._retry is not None:
-            self._note(f"retry requested by {self._retry.operator}")
+            self._status.note(f"retry requested by {self._retry.operator}")
             self._retry = None
             return
         delivered = self._redelivered()
@@ -560,7 +551,7 @@ class ContractAmendmentsWorkflow:
             self._current.clm_amendment_id = delivered[0].clm_amendment_id
         if delivered[0].executed_at is not None:
             self._current.executed_at = delivered[0].executed_at
-        self._note(f"amendment {self._current.sequence} delivered by Ironclad: retrying its propagation")
+        self._status.note(f"amendment {self._current.sequence} delivered by Ironclad: retrying its propagation")
 
     def _redelivered(self) -> tuple[AmendmentSignal, datetime] | None:
         """A received signal for the amendment being applied (not a duplicate: it carries news)."""
@@ -582,8 +573,8 @@ class ContractAmendmentsWorkflow:
     async def resolve_gap(self, request: GapResolution) -> GapResolutionResult:
         """An operator fetches the missing amendments from Ironclad; answers what was found."""
         result = await self._fetch_from_clm(f"gap resolved by {request.operator}")
-        self._note(f"{request.operator} fetched amendments from Ironclad: found {result.found or 'none'}"
-                   + (f", still missing {result.still_missing}" if result.still_missing else ""))
+        self._status.note(f"{request.operator} fetched amendments from Ironclad: found {result.found or 'none'}"
+                          + (f", still missing {result.still_missing}" if result.still_missing else ""))
         return result
 
     @resolve_gap.validator
@@ -599,8 +590,8 @@ class ContractAmendmentsWorkflow:
 
     @resolve_conflict.validator
     def _validate_conflict(self, choice: ConflictResolution) -> None:
-        if self._stage is not AmendmentStage.OWNERSHIP_CONFLICT or self._conflict_choice is not None:
-            raise ValueError(f"contract {self._record_id} has no ownership conflict (stage {self._stage.value})")
+        if self._status.stage is not AmendmentStage.OWNERSHIP_CONFLICT or self._conflict_choice is not None:
+            raise ValueError(f"contract {self._record_id} has no ownership conflict (stage {self._status.stage.value})")
 
     @workflow.update
     def retry_propagation(self, request: RetryRequest) -> RetryRequest:
@@ -610,19 +601,20 @@ class ContractAmendmentsWorkflow:
 
     @retry_propagation.validator
     def _validate_retry(self, request: RetryRequest) -> None:
-        if self._stage not in (AmendmentStage.PROPAGATION_FAILED, AmendmentStage.NOT_PROVISIONED) \
+        if self._status.stage not in (AmendmentStage.PROPAGATION_FAILED, AmendmentStage.NOT_PROVISIONED) \
                 or self._retry is not None:
-            raise ValueError(f"contract {self._record_id} has nothing to retry (stage {self._stage.value})")
+            raise ValueError(f"contract {self._record_id} has nothing to retry (stage {self._status.stage.value})")
 
     @workflow.query
     def status(self) -> ContractAmendmentsStatus:
         return ContractAmendmentsStatus(
-            record_id=self._record_id, deal_id=self._deal_id, stage=self._stage, exception_kind=self._exception,
-            waiting_for=self._waiting_for, next_sequence=self._next, pending_sequences=sorted(self._pending),
+            record_id=self._record_id, deal_id=self._deal_id, stage=self._status.stage,
+            exception_kind=self._status.exception,
+            waiting_for=self._status.waiting_for, next_sequence=self._next, pending_sequences=sorted(self._pending),
             missing_sequences=self._missing(), terms=self._terms, provisioned=self._provisioned,
             current=self._current, history=self._history, duplicates_ignored=self._duplicates,
-            conflict=self._conflict, failure=self._failure, business_keys=self._keys, runs=self._runs,
-            timeline=self._timeline[-TIMELINE_KEPT:])
+            conflict=self._conflict, failure=self._failure, business_keys=self._status.keys, runs=self._runs,
+            timeline=list(self._status.timeline))
 
     # ------------------------------------------------------------------------------------------
     # Continue-as-new
@@ -639,8 +631,8 @@ class ContractAmendmentsWorkflow:
             deal_owner_id=self._deal_owner_id, terms=self._terms, next_sequence=self._next,
             provisioned=self._provisioned, budgets=self._budgets, billing_ids=self._billing_ids,
             pending=[self._pending[n] for n in sorted(self._pending)], history=self._history,
-            business_keys=self._keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
-            exception_kind=self._exception.value, runs=self._runs + 1)
+            business_keys=self._status.keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
+            exception_kind=self._status.exception, runs=self._runs + 1)
 
     def _restore(self, carried: AmendmentsCarried) -> None:
         self._deal_id, self._title, self._terms = carried.deal_id, carried.title, carried.terms
@@ -650,18 +642,13 @@ class ContractAmendmentsWorkflow:
         self._pending = {r.sequence: r for r in carried.pending}
         self._history, self._gap_since = carried.history, carried.gap_since
         self._duplicates, self._runs = carried.duplicates_ignored, carried.runs
-        self._exception = ExceptionKind(carried.exception_kind)
-        self._add_keys(*carried.business_keys)
+        self._status.exception = carried.exception_kind
+        self._status.add_keys(*carried.business_keys)
         self._describe_targets()
 
     # ------------------------------------------------------------------------------------------
     # Plumbing
     # ------------------------------------------------------------------------------------------
-    async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
-        config = self._config
-        return await run_step(activity_fn, arg, summary,
-                              retry_max_seconds=config.activity_retry_max_seconds if config else None)
-
     def _notice(self, kind: NoticeKind, event_key: str, title: str, text: str) -> Notice:
         return Notice(event_key=event_key, kind=kind, workflow_id=workflow.info().workflow_id, title=title, text=text)
 
@@ -687,32 +674,15 @@ class ContractAmendmentsWorkflow:
         except ActivityError as err:
             if required:
                 raise
-            self._note(f"write-back refused by the CRM: {failure_reason(err)}")
+            self._status.note(f"write-back refused by the CRM: {failure_reason(err)}")
 
     def _key(self, sequence: int, step: str) -> str:
         """Idempotency key: the business key, the amendment and the step (stable across continue-as-new)."""
-        return step_idempotency_key(workflow.info().workflow_id, f"a{sequence}", step)
+        return idempotency_key(step, scope=f"a{sequence}")
 
-    def _add_keys(self, *keys: str) -> None:
-        add_business_keys(self._keys, *keys)
-
-    def _enter(self, stage: AmendmentStage, note: str, *, waiting_for: str) -> None:
-        self._stage = stage
-        self._waiting_for = waiting_for
-        self._note(note)
-
-    def _note(self, note: str) -> None:
-        self._timeline = [*self._timeline, TimelineEntry(at=workflow.now(), stage=self._stage.value, note=note)]
-        self._timeline = self._timeline[-TIMELINE_KEPT:]
-        self._publish()
-
-    def _publish(self) -> None:
-        workflow.upsert_search_attributes([STAGE.value_set(self._stage.value),
-                                           EXCEPTION_KIND.value_set(self._exception.value)])
-        lines = [f"**Stage:** {self._stage.value}" + (f"  \n**Exception:** {self._exception.value}"
-                                                       if self._exception.value else ""),
-                 f"**Waiting for:** {self._waiting_for or 'nothing'}",
-                 f"**Contract:** {self._title or 'Ironclad record'} (`{self._record_id}`)"
+    def _details(self) -> list[str]:
+        """The contract's lines of the run's current details (the status component adds stage and timeline)."""
+        lines = [f"**Contract:** {self._title or 'Ironclad record'} (`{self._record_id}`)"
                  + (f", deal `{self._deal_id}`" if self._deal_id else "")]
         if self._terms is not None:
             lines.append(f"**Current terms:** {self._terms.total_value}, ends {self._terms.end_date or 'open'}; "
@@ -728,8 +698,7 @@ class ContractAmendmentsWorkflow:
         if cycles:
             lines.append("**Cycle times:**\n" + "\n".join(
                 f"- amendment {h.sequence}: {h.outcome}, {h.cycle_time_seconds:.1f}s" for h in cycles[-5:]))
-        lines.append("**Recent:**\n" + "\n".join(f"- {t.at:%Y-%m-%d %H:%M:%S} {t.note}" for t in self._timeline[-8:]))
-        workflow.set_current_details("\n\n".join(lines))
+        return lines
 
 
 class _Conflict(Exception):

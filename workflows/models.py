@@ -209,7 +209,7 @@ class AmendmentsCarried(BaseModel):
     provisioned: list[ProvisionedEntity] = Field(default_factory=list)
     budgets: dict[str, str] = Field(default_factory=dict, description="project code -> last budget we wrote")
     billing_ids: list[str] = Field(default_factory=list, description="billing IDs of the contract (prices...)")
-    exception_kind: str = ""
+    exception_kind: ExceptionKind = ExceptionKind.NONE
     pending: list[AmendmentRecord] = Field(default_factory=list, description="received, not yet applied")
     history: list[AmendmentRecord] = Field(default_factory=list, description="the most recent applied ones")
     business_keys: list[str] = Field(default_factory=list)

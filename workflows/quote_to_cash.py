@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -29,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.bands import deal_size_band
     from canonical.exceptions import ExceptionKind
-    from canonical.keys import erp_contact_reference, step_idempotency_key
+    from canonical.keys import erp_contact_reference
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import (
@@ -40,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         written_back_refs,
     )
     from canonical.requests import ContractRequest, DealWriteBack
-    from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -54,22 +53,11 @@ with workflow.unsafe.imports_passed_through():
         RecheckRequest,
         RecheckResult,
         Stage,
-        TimelineEntry,
     )
-    from workflows.steps import (
-        STEP_FAILED,
-        AttributePublisher,
-        add_business_keys,
-        decide,
-        decision_note,
-        failure_reason,
-        refuse_decision,
-        run_step,
-    )
+    from workflows.status import WorkflowStatus, idempotency_key
+    from workflows.steps import STEP_FAILED, decide, decision_note, failure_reason, refuse_decision
 
 A = QuoteToCashActivities
-P = TypeVar("P")
-R = TypeVar("R")
 
 
 def merge_write_backs(earlier: DealWriteBack | None, later: DealWriteBack) -> DealWriteBack:
@@ -111,9 +99,8 @@ class QuoteToCashWorkflow:
 
     def __init__(self) -> None:
         self._deal_id = ""
-        self._stage = Stage.LOADING
-        self._exception = ExceptionKind.NONE
-        self._waiting_for = ""
+        self._status = WorkflowStatus(Stage.LOADING, details=self._details)
+        self._step = self._status.step  # the typed step of the status component, under its short name
         self._failure = ""
         self._config: FlowConfig | None = None
         self._deal: Deal | None = None
@@ -125,11 +112,7 @@ class QuoteToCashWorkflow:
         self._contract: Contract | None = None
         self._executed: ContractExecutedSignal | None = None
         self._engagements: list[Engagement] = []
-        self._keys: list[str] = []
-        self._timeline: list[TimelineEntry] = []
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
-        self._published: tuple[str, str] | None = None
-        self._attributes = AttributePublisher()
         self._carried_write_back: DealWriteBack | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -138,19 +121,18 @@ class QuoteToCashWorkflow:
     @workflow.run
     async def run(self, request: QuoteToCashInput) -> QuoteToCashResult:
         self._deal_id = request.deal_id
-        started = workflow.info().typed_search_attributes
-        self._attributes.started_with(started)
-        self._keys = list(started.get(BUSINESS_KEYS) or [])
-        self._published = (started.get(STAGE) or "", started.get(EXCEPTION_KIND) or "")
-        self._add_keys(ref("hubspot", "deal", request.deal_id))
+        self._status.started_with(workflow.info())
+        self._status.add_keys(ref("hubspot", "deal", request.deal_id))
         self._mark("started")
-        self._enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
+        self._status.enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
             self._config = await self._step(A.load_flow_config, FlowConfigRequest(),
                                             "Read approval policy and entities", local=True)
+            self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds,
+                             timeout_seconds=self._config.activity_timeout_seconds)
             deal = await self._load_deal()
             if deal.write_backs.revops_status == Stage.PROVISIONED.value:
-                self._add_keys(*written_back_refs(deal.write_backs))  # the re-run is findable by the deal's IDs
+                self._status.add_keys(*written_back_refs(deal.write_backs))  # the re-run is findable by the deal's IDs
                 raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
             deal = await self._until_complete(deal)
             await self._approve(deal)
@@ -162,9 +144,9 @@ class QuoteToCashWorkflow:
                 # After compensation and write-back: the run ends Failed so lists, filters and metrics show
                 # it; the result rides along as the error's details (``starter.py status`` reads it).
                 workflow.logger.info("deal %s ended %s (%s)", self._deal_id, stop.outcome.value,
-                                     self._exception.value)
-                raise ApplicationError(stop.reason, result, type=FAILURE_TYPES.get(self._exception, "DealFailed"),
-                                       non_retryable=True) from None
+                                     self._status.exception.value)
+                raise ApplicationError(stop.reason, result, non_retryable=True,
+                                       type=FAILURE_TYPES.get(self._status.exception, "DealFailed")) from None
             return result
         return await self._finish(Stage.PROVISIONED, "provisioned in " + ", ".join(
             e.legal_entity for e in self._engagements))
@@ -174,7 +156,7 @@ class QuoteToCashWorkflow:
             deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}",
                                     local=True)
         except STEP_FAILED as err:
-            self._exception = ExceptionKind.DEAL_NOT_FOUND
+            self._status.exception = ExceptionKind.DEAL_NOT_FOUND
             raise _Stop(Stage.FAILED, f"the deal could not be read: {failure_reason(err)}") from err
         self._use_deal(deal)
         return deal
@@ -182,9 +164,9 @@ class QuoteToCashWorkflow:
     def _use_deal(self, deal: Deal) -> None:
         self._deal = deal
         if deal.account and deal.account.crm_id:
-            self._add_keys(ref("hubspot", "company", deal.account.crm_id))
+            self._status.add_keys(ref("hubspot", "company", deal.account.crm_id))
         if deal.currency and deal.lines:
-            self._attributes.set(DEAL_SIZE.value_set(deal_size_band(deal.total().amount)))
+            self._status.set(DEAL_SIZE.value_set(deal_size_band(deal.total().amount)))
 
     # -- 1. mandatory commercial data ---------------------------------------------------------------
     def _check(self, deal: Deal) -> list[MissingField]:
@@ -197,7 +179,7 @@ class QuoteToCashWorkflow:
                 missing.append(MissingField(field=exc.field, reason=exc.reason))
             else:
                 self._entity_code = entity.code
-                self._attributes.set(LEGAL_ENTITY.value_set(entity.code))
+                self._status.set(LEGAL_ENTITY.value_set(entity.code))
         return missing
 
     async def _until_complete(self, deal: Deal) -> Deal:
@@ -207,16 +189,16 @@ class QuoteToCashWorkflow:
             handled = self._corrections
             self._missing = self._check(deal)
             if not self._missing:
-                if self._exception is ExceptionKind.MISSING_DATA:
-                    self._exception = ExceptionKind.NONE
+                if self._status.exception is ExceptionKind.MISSING_DATA:
+                    self._status.exception = ExceptionKind.NONE
                     self._write_back_later(DealWriteBack(revops_status="data_complete", revops_exception=""))
                 return deal
             described = describe_missing(self._missing)
-            if self._exception is not ExceptionKind.MISSING_DATA:
+            if self._status.exception is not ExceptionKind.MISSING_DATA:
                 self._mark("data_exception")
-            self._exception = ExceptionKind.MISSING_DATA
-            self._enter(Stage.DATA_EXCEPTION, f"missing data: {described}",
-                        waiting_for="a corrected deal (deal_corrected signal or recheck_deal update)")
+            self._status.exception = ExceptionKind.MISSING_DATA
+            self._status.enter(Stage.DATA_EXCEPTION, f"missing data: {described}",
+                               waiting_for="a corrected deal (deal_corrected signal or recheck_deal update)")
             await self._write_back(DealWriteBack(revops_status=Stage.DATA_EXCEPTION.value,
                                                  revops_exception=f"Missing data: {described}"),
                                    notice=self._notice(NoticeKind.DATA_EXCEPTION, f"data-exception-{handled}",
@@ -235,7 +217,7 @@ class QuoteToCashWorkflow:
         assert self._config is not None
         reasons = approval_reasons(deal, self._config.policy)
         if not reasons:
-            self._note("approved by policy: within discount, amount and terms limits")
+            self._status.note("approved by policy: within discount, amount and terms limits")
             self._write_back_later(DealWriteBack(approval_status="auto-approved"))
             return
         now = workflow.now()
@@ -250,9 +232,9 @@ class QuoteToCashWorkflow:
         self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry, facts=facts,
                                        required=required, title=deal.name,
                                        company=deal.account.name if deal.account else "", terms=_terms(deal))
-        self._enter(Stage.AWAITING_APPROVAL, "finance approval needed: " + "; ".join(reasons),
-                    waiting_for=f"finance decision{'s of two approvers' if required > 1 else ''} (decide_approval) "
-                                f"before {self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
+        self._status.enter(Stage.AWAITING_APPROVAL, "finance approval needed: " + "; ".join(reasons),
+                           waiting_for=f"finance decision{'s of two approvers' if required > 1 else ''} "
+                                       f"(decide_approval) before {self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_APPROVAL.value,
                                              approval_status="pending",
                                              approval_note="; ".join(reasons)),
@@ -263,7 +245,7 @@ class QuoteToCashWorkflow:
             remaining = approval.expires_at - workflow.now()
             if remaining <= timedelta(0):
                 approval.status = "expired"
-                self._exception = ExceptionKind.NONE
+                self._status.exception = ExceptionKind.NONE
                 days = self._config.approval_expiry_days
                 await self._write_back(DealWriteBack(revops_status=Stage.EXPIRED.value, approval_status="expired",
                                                      approval_note=f"no decision within {days:g} days"),
@@ -276,16 +258,17 @@ class QuoteToCashWorkflow:
             except TimeoutError:
                 if workflow.now() < approval.expires_at:
                     approval.reminders_sent += 1
-                    self._exception = ExceptionKind.APPROVAL_OVERDUE
-                    self._enter(Stage.AWAITING_APPROVAL, f"reminder {approval.reminders_sent}: still no decision",
-                                waiting_for=self._waiting_for)
+                    self._status.exception = ExceptionKind.APPROVAL_OVERDUE
+                    self._status.enter(Stage.AWAITING_APPROVAL,
+                                       f"reminder {approval.reminders_sent}: still no decision",
+                                       waiting_for=self._status.waiting_for)
                     await self._write_back(DealWriteBack(
                         approval_status=f"pending (reminder {approval.reminders_sent})"),
                         notice=self._approval_notice(NoticeKind.APPROVAL_REMINDER,
                                                      f"reminder-{approval.reminders_sent}",
                                                      "Reminder: approval needed"))
         decision = approval.decision
-        self._exception = ExceptionKind.NONE
+        self._status.exception = ExceptionKind.NONE
         if not decision.approved:
             approval.status = "rejected"
             await self._write_back(DealWriteBack(revops_status=Stage.REJECTED.value, approval_status="rejected",
@@ -293,7 +276,7 @@ class QuoteToCashWorkflow:
             raise _Stop(Stage.REJECTED, f"rejected by {decision.approver}: {decision.note}")
         approval.status = "approved"
         approvers = ", ".join(d.approver for d in approval.decisions if d.approved)
-        self._note(f"approved by {approvers}" + (f": {decision.note}" if decision.note else ""))
+        self._status.note(f"approved by {approvers}" + (f": {decision.note}" if decision.note else ""))
         self._write_back_later(DealWriteBack(approval_status="approved",
                                              approval_note=f"{approvers}: {decision.note}".rstrip(": ")))
 
@@ -304,20 +287,19 @@ class QuoteToCashWorkflow:
         assert self._approval is not None
         outcome = decide(self._approval, decision)
         # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
-        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value,
-                                            note=decision_note(self._approval, outcome)))
+        self._status.record(decision_note(self._approval, outcome))
         return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
         authority = self._config.authority if self._config else None
-        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._stage.value,
+        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._status.stage.value,
                         authority=authority)
 
     # -- 3. contract --------------------------------------------------------------------------------
     async def _contract_signed(self, deal: Deal) -> Contract:
         assert self._config is not None and deal.account is not None and deal.billing_contact is not None
-        self._enter(Stage.CONTRACTING, "launching the contract in Ironclad", waiting_for="Ironclad launch")
+        self._status.enter(Stage.CONTRACTING, "launching the contract in Ironclad", waiting_for="Ironclad launch")
         request = ContractRequest(deal_crm_id=deal.crm_id, title=f"{deal.name} - Order Form",
                                   template_id=self._config.template_id, legal_entity=self._entity_code,
                                   counterparty=deal.account, signer=deal.billing_contact, terms=proposed_terms(deal))
@@ -326,12 +308,12 @@ class QuoteToCashWorkflow:
                                     f"Launch Ironclad contract for deal {deal.crm_id}")
         assert contract.clm_workflow_id
         self._contract = contract
-        self._add_keys(ref("ironclad", "workflow", contract.clm_workflow_id))
+        self._status.add_keys(ref("ironclad", "workflow", contract.clm_workflow_id))
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_SIGNATURE.value,
                                              clm_workflow_id=contract.clm_workflow_id))
-        self._enter(Stage.AWAITING_SIGNATURE, f"contract {contract.clm_workflow_id} out for signature",
-                    waiting_for=f"signature of Ironclad workflow {contract.clm_workflow_id} "
-                                f"(webhook, polled every {self._config.contract_poll_interval_seconds:g}s)")
+        self._status.enter(Stage.AWAITING_SIGNATURE, f"contract {contract.clm_workflow_id} out for signature",
+                           waiting_for=f"signature of Ironclad workflow {contract.clm_workflow_id} "
+                                       f"(webhook, polled every {self._config.contract_poll_interval_seconds:g}s)")
         poll = timedelta(seconds=self._config.contract_poll_interval_seconds)
         stalled_at = workflow.now() + timedelta(days=self._config.contract_max_wait_days)
         while True:
@@ -346,20 +328,20 @@ class QuoteToCashWorkflow:
             if contract.status is ContractStatus.EXECUTED and contract.terms is not None:
                 break
             if contract.status is ContractStatus.CANCELLED:
-                self._exception = ExceptionKind.CONTRACT_CANCELLED
+                self._status.exception = ExceptionKind.CONTRACT_CANCELLED
                 await self._write_back(DealWriteBack(revops_status=Stage.CANCELLED.value,
                                                      revops_exception="contract cancelled in Ironclad"))
                 raise _Stop(Stage.CANCELLED, f"contract {contract.clm_workflow_id} was cancelled in Ironclad")
             self._executed = None  # a signal that raced ahead of the record: look again next time
-            if workflow.now() >= stalled_at and self._exception is not ExceptionKind.CONTRACT_STALLED:
-                self._exception = ExceptionKind.CONTRACT_STALLED
-                self._enter(Stage.AWAITING_SIGNATURE, "contract unsigned past the expected time",
-                            waiting_for=self._waiting_for)
-        self._exception = ExceptionKind.NONE
+            if workflow.now() >= stalled_at and self._status.exception is not ExceptionKind.CONTRACT_STALLED:
+                self._status.exception = ExceptionKind.CONTRACT_STALLED
+                self._status.enter(Stage.AWAITING_SIGNATURE, "contract unsigned past the expected time",
+                                   waiting_for=self._status.waiting_for)
+        self._status.exception = ExceptionKind.NONE
         if contract.clm_record_id:
-            self._add_keys(ref("ironclad", "record", contract.clm_record_id))
+            self._status.add_keys(ref("ironclad", "record", contract.clm_record_id))
         self._mark("contract_signed")
-        self._note(f"contract executed (record {contract.clm_record_id})")
+        self._status.note(f"contract executed (record {contract.clm_record_id})")
         self._write_back_later(DealWriteBack(clm_record_id=contract.clm_record_id,
                                              contract_value=str(contract.terms.total_value.amount)))
         return contract
@@ -373,8 +355,8 @@ class QuoteToCashWorkflow:
     async def _provision(self, deal: Deal, contract: Contract) -> None:
         assert self._config is not None and contract.terms is not None and deal.account is not None
         plans = plan_engagements(deal, contract.terms, self._config.entities)
-        self._enter(Stage.PROVISIONING, "provisioning " + ", ".join(p.entity.code for p in plans),
-                    waiting_for="ERP and billing records")
+        self._status.enter(Stage.PROVISIONING, "provisioning " + ", ".join(p.entity.code for p in plans),
+                           waiting_for="ERP and billing records")
         await self._write_back(DealWriteBack(revops_status=Stage.PROVISIONING.value))
         undo: list[tuple[Any, Any, str]] = []
         try:
@@ -383,14 +365,14 @@ class QuoteToCashWorkflow:
         except STEP_FAILED as err:
             reason = failure_reason(err)
             self._failure = reason
-            self._enter(Stage.COMPENSATING, f"provisioning failed: {reason}; undoing {len(undo)} step(s)",
-                        waiting_for="compensation")
+            self._status.enter(Stage.COMPENSATING, f"provisioning failed: {reason}; undoing {len(undo)} step(s)",
+                               waiting_for="compensation")
             for activity_fn, arg, summary in reversed(undo):
                 try:
                     await self._step(activity_fn, arg, summary)
                 except STEP_FAILED as undo_err:
-                    self._note(f"compensation '{summary}' failed: {failure_reason(undo_err)}")
-            self._exception = ExceptionKind.PROVISIONING_FAILED
+                    self._status.note(f"compensation '{summary}' failed: {failure_reason(undo_err)}")
+            self._status.exception = ExceptionKind.PROVISIONING_FAILED
             await self._write_back(DealWriteBack(revops_status=Stage.FAILED.value,
                                                  revops_exception=f"Provisioning failed and was undone: {reason}"),
                                    notice=self._notice(NoticeKind.PROVISIONING_FAILED, "provisioning-failed",
@@ -415,7 +397,7 @@ class QuoteToCashWorkflow:
         if erp.created:
             undo.append((A.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
                          f"Archive Xero contact {contact_id}"))
-        self._add_keys(ref("xero", "contact", contact_id))
+        self._status.add_keys(ref("xero", "contact", contact_id))
 
         project = await self._step(A.create_erp_project, ErpProjectInput(
             tenant_id=tenant, project=plan.project.model_copy(update={"erp_contact_id": contact_id}),
@@ -424,7 +406,7 @@ class QuoteToCashWorkflow:
         self._mark("project_created", entity.code)
         undo.append((A.close_erp_project, ErpRecordRef(tenant_id=tenant, record_id=project.erp_id or ""),
                      f"Close Xero project {project.erp_id}"))
-        self._add_keys(ref("xero", "project", project.erp_id or ""), ref("revops", "project", project.code))
+        self._status.add_keys(ref("xero", "project", project.erp_id or ""), ref("revops", "project", project.code))
 
         customer = await self._step(A.ensure_billing_customer, BillingCustomerInput(
             account=deal.account, contact=deal.billing_contact, reference=customer_ref, legal_entity=entity.code,
@@ -434,7 +416,7 @@ class QuoteToCashWorkflow:
         if customer.created:
             undo.append((A.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
                          f"Delete Stripe customer {customer.customer_id}"))
-        self._add_keys(ref("stripe", "customer", customer.customer_id))
+        self._status.add_keys(ref("stripe", "customer", customer.customer_id))
 
         schedule_ids: list[str] = []
         for index, schedule in enumerate(plan.schedules):
@@ -451,10 +433,10 @@ class QuoteToCashWorkflow:
             if created.billing_id:
                 schedule_ids.append(created.billing_id)
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
-            self._add_keys(*created.refs)
+            self._status.add_keys(*created.refs)
         self._mark("billing_live", entity.code)
-        self._note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
-                   f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
+        self._status.note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
+                          f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
                           erp_contact_id=contact_id, project=project, billing_customer_id=customer.customer_id,
                           billing_schedule_ids=schedule_ids)
@@ -481,36 +463,26 @@ class QuoteToCashWorkflow:
 
     @recheck_deal.validator
     def _validate_recheck(self, request: RecheckRequest) -> None:
-        if self._stage is not Stage.DATA_EXCEPTION:
-            raise ValueError(f"deal {self._deal_id} is not waiting for data (stage {self._stage.value})")
+        if self._status.stage is not Stage.DATA_EXCEPTION:
+            raise ValueError(f"deal {self._deal_id} is not waiting for data (stage {self._status.stage.value})")
 
     @workflow.query
     def status(self) -> QuoteToCashStatus:
         deal = self._deal
         return QuoteToCashStatus(
-            deal_id=self._deal_id, stage=self._stage, exception_kind=self._exception, waiting_for=self._waiting_for,
+            deal_id=self._deal_id, stage=self._status.stage, exception_kind=self._status.exception,
+            waiting_for=self._status.waiting_for,
             legal_entity=self._entity_code, deal_name=deal.name if deal else "",
             company=deal.account.name if deal and deal.account else "",
             amount=str(deal.total()) if deal and deal.currency and deal.lines else "",
             missing=self._missing, approval=self._approval, contract=self._contract,
-            engagements=self._engagements, business_keys=self._keys, failure=self._failure,
-            timeline=self._timeline[-50:], milestones=self._milestones,
+            engagements=self._engagements, business_keys=self._status.keys, failure=self._failure,
+            timeline=list(self._status.timeline), milestones=self._milestones,
         )
 
     # ------------------------------------------------------------------------------------------
     # Plumbing
     # ------------------------------------------------------------------------------------------
-    async def _step(self, activity_fn: Callable[[Any, P], Awaitable[R]], arg: P, summary: str, *,
-                    local: bool = False) -> R:
-        config = self._config
-        step = run_step(activity_fn, arg, summary, local=local,
-                        retry_max_seconds=config.activity_retry_max_seconds if config else None,
-                        timeout_seconds=config.activity_timeout_seconds if config else None)
-        if not local:
-            return await step
-        with self._attributes.holding():
-            return await step
-
     def _write_back_later(self, update: DealWriteBack) -> None:
         """Progress the CRM need not see before the next step: carried by the next write-back."""
         self._carried_write_back = merge_write_backs(self._carried_write_back, update)
@@ -543,58 +515,38 @@ class QuoteToCashWorkflow:
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())),
                              local=notice is None)
         except STEP_FAILED as err:
-            if self._exception is ExceptionKind.NONE:
-                self._exception = ExceptionKind.WRITE_BACK_FAILED
-            self._note(f"write-back refused by the CRM: {failure_reason(err)}")
-            self._publish()
+            if self._status.exception is ExceptionKind.NONE:
+                self._status.exception = ExceptionKind.WRITE_BACK_FAILED
+            self._status.note(f"write-back refused by the CRM: {failure_reason(err)}")
+            self._status.publish()
 
     def _key(self, step: str) -> str:
         """Idempotency key of a step: stable across retries and replays of this run chain."""
-        info = workflow.info()
-        return step_idempotency_key(info.workflow_id, info.first_execution_run_id[:8], step)
-
-    def _add_keys(self, *keys: str) -> None:
-        add_business_keys(self._keys, *keys, publish=self._attributes.set)
-
-    def _enter(self, stage: Stage, note: str, *, waiting_for: str) -> None:
-        self._stage = stage
-        self._waiting_for = waiting_for
-        self._note(note)
+        return idempotency_key(step)
 
     def _mark(self, name: str, legal_entity: str = "") -> None:
         self._milestones.append(Milestone(name=name, at=workflow.now(), legal_entity=legal_entity))
 
-    def _note(self, note: str) -> None:
-        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage.value, note=note))
-        self._publish()
-
-    def _publish(self) -> None:
-        published = (self._stage.value, self._exception.value)
-        # Upsert only when Stage or ExceptionKind really change: a note alone costs no history event.
-        if published != self._published:
-            self._attributes.set(STAGE.value_set(self._stage.value), EXCEPTION_KIND.value_set(self._exception.value))
-            self._published = published
+    def _details(self) -> list[str]:
+        """The deal's lines of the run's current details (the status component adds stage and timeline)."""
         deal = self._deal
-        lines = [f"**Stage:** {self._stage.value}" + (f"  \n**Exception:** {self._exception.value}"
-                                                       if self._exception.value else ""),
-                 f"**Waiting for:** {self._waiting_for or 'nothing'}"]
+        lines = []
         if deal:
             lines.append(f"**Deal:** {deal.name} ({deal.crm_id})" + (f", {deal.account.name}" if deal.account else "")
                          + (f", {deal.total()}" if deal.currency and deal.lines else ""))
         if self._entity_code:
             lines.append(f"**Legal entity:** {self._entity_code}")
-        if self._missing and self._stage is Stage.DATA_EXCEPTION:
+        if self._missing and self._status.stage is Stage.DATA_EXCEPTION:
             lines.append("**Missing:**\n" + "\n".join(f"- {m}" for m in self._missing))
         if self._failure:
             lines.append(f"**Failure:** {self._failure}")
-        lines.append("**Recent:**\n" + "\n".join(f"- {t.at:%Y-%m-%d %H:%M:%S} {t.note}" for t in self._timeline[-8:]))
-        workflow.set_current_details("\n\n".join(lines))
+        return lines
 
     async def _finish(self, outcome: Stage, reason: str) -> QuoteToCashResult:
-        self._enter(outcome, reason, waiting_for="")
+        self._status.enter(outcome, reason, waiting_for="")
         if self._carried_write_back is not None:
             await self._write_back(DealWriteBack())
-        self._attributes.flush()
+        self._status.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return QuoteToCashResult(deal_id=self._deal_id, outcome=outcome, reason=reason, contract=self._contract,
-                                 engagements=self._engagements, business_keys=self._keys)
+                                 engagements=self._engagements, business_keys=self._status.keys)

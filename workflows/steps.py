@@ -25,6 +25,7 @@ STEP_TIMEOUT = timedelta(minutes=2)
 #: how a step that failed for good reaches the workflow: a regular activity's failure as ``ActivityError``, a
 #: local activity's as the ``ApplicationError`` itself (the SDK does not wrap it)
 STEP_FAILED = (ActivityError, ApplicationError)
+SelfT = TypeVar("SelfT")
 P = TypeVar("P")
 R = TypeVar("R")
 RETRY_MAX = timedelta(minutes=5)
@@ -37,10 +38,14 @@ def step_retry(max_seconds: float | None = None, *, maximum_attempts: int = 0) -
                        maximum_attempts=maximum_attempts)
 
 
-async def run_step(activity_fn: Callable[[Any, P], Awaitable[R]], arg: P, summary: str, *, local: bool = False,
+async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summary: str, *, local: bool = False,
                    retry_max_seconds: float | None = None, timeout_seconds: float | None = None,
                    maximum_attempts: int = 0) -> R:
-    """Run one activity method with its UI summary; transient failures retry durably.
+    """Run one activity method with its UI summary; transient failures retry durably. Typed by the method:
+    ``arg`` must be its parameter and the result is its return type.
+
+    The short workflows (reconciliation, polling) call it directly; the long-running ones through
+    :meth:`workflows.status.WorkflowStatus.step`, which adds the run's settings and holds search attributes.
 
     ``local=True`` runs it as a local activity: for a short read or an idempotent property write that is safe
     to repeat, it costs one marker event in the history instead of three activity events and a workflow task.

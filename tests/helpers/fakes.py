@@ -2,7 +2,9 @@
 
 They keep what was written so a test asserts the records a flow produced (and what compensation undid),
 and take a refusal to inject: ``refuse["create_schedule"] = Rejected("...")`` makes that call fail as the
-vendor's refusal would. Only the calls quote-to-cash makes are implemented; the rest fail loudly.
+vendor's refusal would. Only the calls quote-to-cash makes are implemented, and the reads amendment
+propagation makes up to its finance approval (an executed record with amendments, billing records);
+the rest fail loudly.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from typing import Any
 
 from canonical import (
     Account,
+    Amendment,
     BillingSchedule,
     Contact,
     Contract,
     ContractStatus,
+    ContractTerms,
     Deal,
     DealLine,
     Project,
 )
+from canonical.amendments import BillingRecord
 from canonical.deal import BillingModel
 from canonical.ledger import BillingCustomer
 from canonical.refs import ownership_marker
@@ -109,8 +114,33 @@ class FakeClm(_Refusals):
         self._maybe_refuse("get_contract")
         return self.contracts[clm_workflow_id]
 
+    def executed(self, deal: Deal, terms: ContractTerms) -> str:
+        """A contract record already executed with ``terms`` (as quote-to-cash left it); its record ID."""
+        assert deal.account is not None
+        contract = Contract(clm_workflow_id=_next("wf-"), clm_record_id=_next("rec-"),
+                            title=f"{deal.name} - Order Form", counterparty=deal.account.name,
+                            status=ContractStatus.EXECUTED, terms=terms,
+                            executed_on=date(2026, 12, 1), deal_crm_id=deal.crm_id)
+        assert contract.clm_workflow_id and contract.clm_record_id
+        self.contracts[contract.clm_workflow_id] = contract
+        return contract.clm_record_id
+
+    def amend(self, record_id: str, terms: ContractTerms) -> Amendment:
+        """Legal executes the record's next amendment: the record's terms become ``terms``."""
+        contract = next(c for c in self.contracts.values() if c.clm_record_id == record_id)
+        amendment = Amendment(contract_record_id=record_id, sequence=len(contract.amendments) + 1, terms=terms,
+                              executed_on=date(2027, 2, 1), clm_amendment_id=_next("amd-"))
+        contract.amendments.append(amendment)
+        return amendment
+
     async def get_record(self, record_id: str) -> Contract:
-        return next(c for c in self.contracts.values() if c.clm_record_id == record_id)
+        record = next(c for c in self.contracts.values() if c.clm_record_id == record_id)
+        return record.model_copy(update={"terms": record.amendments[-1].terms}) if record.amendments else record
+
+    async def get_signed_terms(self, record_id: str) -> ContractTerms:
+        record = next(c for c in self.contracts.values() if c.clm_record_id == record_id)
+        assert record.terms is not None
+        return record.terms
 
     async def cancel_contract(self, clm_workflow_id: str, *, reason: str) -> None:
         self.cancelled.append(clm_workflow_id)
@@ -157,10 +187,15 @@ class FakeBilling(_Refusals):
     schedules: dict[str, BillingSchedule] = field(default_factory=dict)  # idempotency key -> schedule
     deleted: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    records: dict[str, list[BillingRecord]] = field(default_factory=dict)  # customer ID -> what billing holds
     refuse: dict[str, Exception] = field(default_factory=dict)
 
     async def find_customer(self, reference: str) -> str | None:
         return self.customers.get(reference)
+
+    async def billing_records(self, customer_id: str, *, known_ids: list[str], project_code: str
+                              ) -> list[BillingRecord]:
+        return list(self.records.get(customer_id, []))
 
     async def ensure_customer(self, account: Account, *, contact: Contact | None, reference: str,
                               legal_entity: str, idempotency_key: str) -> str:
@@ -191,7 +226,7 @@ class FakeBilling(_Refusals):
 
 @dataclass
 class FakePorts:
-    """The four ports of quote-to-cash, in memory."""
+    """The four ports of quote-to-cash (and amendment propagation), in memory."""
 
     crm: FakeCrm = field(default_factory=FakeCrm)
     clm: FakeClm = field(default_factory=FakeClm)

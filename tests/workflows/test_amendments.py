@@ -4,6 +4,7 @@ The real worker, the real dev server, the emulators over HTTP."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -156,6 +157,45 @@ async def test_amendments_scope_expansion_propagates_to_every_system(
     found = await eventually(lambda: _ids_with(client, f"ironclad:record:{amendment_id}"), bool, what="keys")
     assert found == [handle.id]
     await save_history(handle, "amendments_scope_expansion")
+    await handle.terminate("test done")
+
+
+async def test_amendments_upsert_search_attributes_once_per_task_and_only_changes(
+    client: Client, amend_worker: Worker, amend_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """Every upsert is a history event and a visibility write: the amendments run batches them as quote-to-cash
+    does (at most one per workflow task, none that changes nothing), and the attributes still end right."""
+    result = await provision(client, amend_settings, sandboxes, DealSpec(model="subscription"))
+    record_id, signed = result.contract.clm_record_id, result.contract.terms  # type: ignore[union-attr]
+    assert record_id and signed
+    amendment_id = amend(sandboxes["ironclad"], record_id, 1, signed, with_seats(signed, 30))
+    handle = await signal_amendment(client, amend_settings, record_id, sequence=1, clm_amendment_id=amendment_id)
+    await until(handle, applied(1), "amendment 1 applied")
+
+    state: dict[str, Any] = {}
+    stages: list[Any] = []
+    upserts = upserts_in_task = tasks = 0
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_task_completed_event_attributes"):
+            tasks += 1
+            upserts_in_task = 0
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            changed = {name: json.loads(payload.data) for name, payload in fields.items()}
+            upserts += 1
+            upserts_in_task += 1
+            assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed} after {state}"
+            assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
+            state.update(changed)
+            if "Stage" in changed:
+                stages.append(changed["Stage"])
+    assert (state["Stage"], state["ExceptionKind"]) == ("waiting", "")
+    assert stages[0] == "loading" and "applying" in stages, stages
+    assert all(a != b for a, b in zip(stages, stages[1:], strict=False)), stages
+    assert {f"ironclad:record:{record_id}", f"ironclad:record:{amendment_id}",
+            f"hubspot:deal:{result.engagements[0].deal_crm_id}"} <= set(state["BusinessKeys"])
+    assert state["LegalEntity"] == result.engagements[0].legal_entity and state["DealSize"]
+    assert upserts <= tasks, f"{upserts} upserts in {tasks} workflow tasks"
     await handle.terminate("test done")
 
 

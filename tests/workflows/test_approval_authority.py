@@ -318,7 +318,7 @@ async def test_authority_amendment_approval_expires_and_is_written_back(
         status = await until(handle, applied(1), "amendment expired")
         late = signed_decision(quick, handle.id, DANA)
         assert "no approval is pending" in await refusal(handle, late)
-        await save_amendments_history(handle, "approval_expired")
+        await save_amendments_history(handle, "amendments_approval_expired")
         await handle.terminate("test done")
 
     [record] = status.history

@@ -243,7 +243,9 @@ async def test_quote_to_cash_missing_data_waits_then_resumes_when_corrected(
     description = await handle.describe()
     attrs = {k.name: v for k, v in description.typed_search_attributes}  # type: ignore[attr-defined]
     assert attrs["ExceptionKind"] == "missing_data" and attrs["Stage"] == "data_exception"
-    assert "region" in deal_properties(hubspot, deal_id)["revops_exception"]
+    # the stage moves before the CRM write-back lands: wait for the CRM, never read it at once
+    await eventually(lambda: "region" in deal_properties(hubspot, deal_id).get("revops_exception", ""),
+                     what="missing data written to the deal")
 
     # An operator re-checks too early: still missing, and the run keeps waiting.
     early = await handle.execute_update(QuoteToCashWorkflow.recheck_deal, RecheckRequest(requested_by="ops"))
