@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 import starter
 from activities.ledger import LedgerActivities
+from activities.notify import NotifyActivities
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from settings import Settings
 from tests.helpers.deals import deal_properties
@@ -88,12 +89,13 @@ class LedgerRig:
 @asynccontextmanager
 async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, SandboxHandle]
                      ) -> AsyncIterator[LedgerRig]:
-    """The ledger's worker (workflow and activities with the real connectors) on the test's task queue."""
+    """The ledger's worker (workflow and activities with the real connectors; notices go to no channel) on
+    the test's task queue."""
     async with open_connectors(settings) as connectors:
         activities = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing,
                                       erp=connectors.erp)
         async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
-                          activities=activities.all()):
+                          activities=[*activities.all(), *NotifyActivities(notifications=None).all()]):
             yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
 
 
