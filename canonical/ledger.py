@@ -111,8 +111,8 @@ class CurrencyHistory(BaseModel):
 
 def apply_invoice_snapshot(entry: LedgerInvoice, invoice: Invoice, *, status: bool = True) -> LedgerInvoice:
     """Fill in what the billing system says of the invoice without undoing what events applied:
-    amounts come from the snapshot, paid/credited never go down, a settled status never reopens.
-    ``status=False``: the event itself settles the status (a void event's snapshot already says void)."""
+    amounts come from the snapshot, paid/credited never go down, a settled status never reopens."""
+    # status=False: the event itself settles the status (a void event's snapshot already says void)
     update: dict[str, object] = {"known": True,
         "number": invoice.number or entry.number, "total": invoice.total.amount,
         "legal_entity": invoice.legal_entity or entry.legal_entity,

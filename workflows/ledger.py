@@ -90,6 +90,7 @@ class AccountLedgerWorkflow:
         carried = request.carried or LedgerCarried()
         self._customer_id = request.customer_id
         self._book = carried.book or LedgerBook(customer_id=request.customer_id)
+        self._shown = self._book  # what queries see: the book once every action of the last event was done
         self._config: LedgerConfig | None = None
         self._customer_account: Account | None = None
         self._pending: list[EventEnvelope] = list(carried.pending)
@@ -111,8 +112,8 @@ class AccountLedgerWorkflow:
         self._attributes.started_with(started)
         self._keys = list(started.get(BUSINESS_KEYS) or [])
         self._config = await self._step(A.load_ledger_config, LedgerConfigRequest(), "Read ledger settings")
-        self._add_keys(ref("stripe", "customer", self._customer_id))
         customer, error = await self._load_customer()
+        self._add_keys(ref("stripe", "customer", self._customer_id))
         async with self._lock:
             self._book, actions = configure(
                 self._book, entities={e.code: e.erp_tenant_id for e in self._config.entities},
@@ -174,8 +175,8 @@ class AccountLedgerWorkflow:
 
     @workflow.query
     def open_items(self, request: LedgerStatusRequest | None = None) -> LedgerStatus:
-        """Open invoices and the balances per currency."""
-        book = self._book
+        """Open invoices and the balances per currency (as they stand once the last event's writes are done)."""
+        book = self._shown
         settled = [i for i in book.invoices.values() if i.status is not InvoiceStatus.OPEN]
         return LedgerStatus(
             customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=book.exception.value,
@@ -190,8 +191,9 @@ class AccountLedgerWorkflow:
         return actions
 
     async def _dispatch(self, actions: list[Action]) -> None:
-        """Carry out the book's actions in order; a vendor's answer goes back to the book, which may ask for
-        more (the writes that waited for their invoice) before the rest."""
+        """Carry out the book's actions in the order it emitted them; a vendor's answer goes back to the book,
+        and what that asks for (the writes that waited for their invoice) joins the end of the queue, so the
+        last ``ArmTimer`` or ``ExceptionChanged`` is always the book's latest."""
         queue: deque[Action] = deque(actions)
         while queue:
             action = queue.popleft()
@@ -208,7 +210,8 @@ class AccountLedgerWorkflow:
                 if outcome.ok and isinstance(action, ERP_ACTIONS):
                     self._done += 1
                 self._book, more = settle(self._book, action, outcome, now=workflow.now())
-                queue.extendleft(reversed(more))
+                queue.extend(more)
+        self._shown = self._book
         self._publish()
 
     async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | VoidInvoice) -> Outcome:
@@ -253,7 +256,6 @@ class AccountLedgerWorkflow:
             tenant_id=tenant_id, account=account, reference=reference,
             idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
             f"Find or create Xero contact {reference}")
-        self._add_keys(ref("xero", "contact", found.contact_id))
         return str(found.contact_id)
 
     async def _notify(self, action: Notify) -> Outcome:
@@ -318,11 +320,13 @@ class AccountLedgerWorkflow:
         """Search attributes (gathered: at most one upsert per workflow task, none that changes nothing)
         and the details the UI shows."""
         book = self._book
-        self._add_keys(*(ref("hubspot", "deal", e.deal_id) for e in book.invoices.values() if e.deal_id))
+        self._add_keys(*(ref("hubspot", "deal", e.deal_id) for e in book.invoices.values() if e.deal_id),
+                       *(ref("xero", "contact", contact) for contact in book.erp_contacts.values()))
         open_items = open_invoices(book)
         exception = book.exception.value
-        self._attributes.set(STAGE.value_set("open_items" if open_items else "settled"),
-                             EXCEPTION_KIND.value_set(exception))
+        self._attributes.set(EXCEPTION_KIND.value_set(exception))
+        if book.invoices:  # no stage before the first invoice
+            self._attributes.set(STAGE.value_set("open_items" if open_items else "settled"))
         company = book.crm_company_id
         lines = [f"**Customer:** Stripe `{self._customer_id}`" + (f", HubSpot company `{company}`" if company else ""),
                  f"**Open invoices:** {len(open_items)}" + (f"  \n**Exception:** {exception}" if exception else ""),

@@ -142,7 +142,8 @@ def new_book(entity: str | None = "US01") -> LedgerBook:
 
 def drain(book: LedgerBook, actions: list[Action], erp: FakeErp, now: datetime,
           seen: list[Action] | None = None) -> LedgerBook:
-    """What the workflow does: carry out each action, settle its outcome, carry out what that asks for."""
+    """What the workflow does: carry out each action, settle its outcome, carry out what that asks for
+    after the rest (actions come in the order the book emitted them; the last ArmTimer is the one that holds)."""
     queue = deque(actions)
     while queue:
         action = queue.popleft()
@@ -150,7 +151,7 @@ def drain(book: LedgerBook, actions: list[Action], erp: FakeErp, now: datetime,
             seen.append(action)
         if isinstance(action, (*ERP_ACTIONS, Notify, RefreshCrmFigures)):
             book, more = settle(book, action, erp.answer(action), now=now)
-            queue.extendleft(reversed(more))
+            queue.extend(more)
     return book
 
 
@@ -406,3 +407,16 @@ def test_events_of_another_customer_are_noted_and_ignored() -> None:
     other = InvoiceFinalized(**base("evt_x"), invoice=invoice().model_copy(update={"customer_id": "cus_9"}))  # type: ignore[arg-type]
     book = run([other], erp)
     assert book.invoices == {} and not erp.writes and book.events_applied == 1
+
+
+def test_the_last_timer_the_actions_arm_is_the_books_own() -> None:
+    """A refused write arms the hourly re-post; the dispatcher, taking actions in order, ends on that timer."""
+    erp = FakeErp()
+    erp.refuse.add("payment:py_1")
+    seen: list[Action] = []
+    book = new_book()
+    for event in [finalized(), paid("evt_paid", "py_1", "1000.00", InvoiceStatus.PAID)]:
+        book, actions = apply(book, event, now=NOW)
+        book = drain(book, actions, erp, NOW, seen)
+    timers = [a for a in seen if isinstance(a, ArmTimer)]
+    assert timers[-1].at == book.wake_at == NOW + timedelta(hours=1)
