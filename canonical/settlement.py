@@ -26,6 +26,7 @@ No I/O, no clock (``now`` is an argument), no Temporal: canonical is layer 0.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -382,7 +383,10 @@ def _voided(entry: LedgerInvoice, event: InvoiceVoided, now: datetime) -> list[A
         return [*_settle(entry, InvoiceStatus.VOID, now), Note(text=f"{invoice_name(entry)} voided after being "
                                                                     "written off")]
     if event.uncollectible:
-        owed_amount = entry.outstanding
+        # what billing shows paid counts even when its payment event is still on the way (it is recorded
+        # when it comes): a late partial payment and the write-off then add up to the total, in any order
+        paid = max(entry.paid, event.invoice.amount_paid.amount)
+        owed_amount = max(entry.total - paid - entry.credited_before_payment, Decimal(0))
         if owed_amount > 0 and entry.status is InvoiceStatus.OPEN:
             note = CreditNote(billing_id=f"{entry.invoice_id}-uncollectible", invoice_billing_id=entry.invoice_id,
                               amount=Money(amount=owed_amount, currency=entry.currency),

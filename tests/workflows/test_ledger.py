@@ -421,3 +421,25 @@ async def test_ledger_upserts_search_attributes_once_per_task_and_only_changes(r
     assert f"hubspot:deal:{account.deal_id}" in state["BusinessKeys"]  # type: ignore[operator]
     assert upserts <= 4, f"{upserts} upserts in {events} events: {log}"
     print(f"ledger history: {events} events, {upserts} upserts for one invoice finalized and paid")
+
+
+async def test_ledger_voids_the_xero_invoice_when_billing_voids_it(rig: LedgerRig) -> None:
+    """Stripe's ``invoice.voided`` carries the invoice already ``void``; the ERP invoice is voided too (the
+    snapshot used to settle the entry before the event could, and Xero kept an open receivable)."""
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["275.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+
+    await rig.connectors.billing.void_invoice(invoice_id)
+    [raw] = stripe_events(rig.stripe, invoice_id, "invoice.voided")
+    await signal(rig.client, rig.settings, account.customer_id, canonical(rig.settings, raw))
+
+    status = await until(handle, lambda s: not s.open_items and s.settled_items, "voided")
+    [item] = status.settled_items
+    assert item.status.value == "void" and item.erp_pending == []
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.status.value == "void"
+    company = await eventually(lambda: _props(rig, account.company_id), lambda p: "revops_billed_usd" in p
+                               and figure(p, "outstanding") == 0, what="figures after the void")
+    assert figure(company, "billed") == 0
