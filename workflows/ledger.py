@@ -130,7 +130,10 @@ class AccountLedgerWorkflow:
             except TimeoutError:
                 pass
             async with self._lock:
+                self._done = 0
                 await self._dispatch(self._apply(Tick()))
+                if self._done:
+                    self._note(f"re-posted {self._done} pending ERP write(s)")
                 while self._pending and not self._should_continue():
                     envelope = self._pending.pop(0)
                     await self._dispatch(self._apply(envelope.event))
