@@ -111,7 +111,8 @@ class AccountLedgerWorkflow:
         started = workflow.info().typed_search_attributes
         self._attributes.started_with(started)
         self._keys = list(started.get(BUSINESS_KEYS) or [])
-        self._config = await self._step(A.load_ledger_config, LedgerConfigRequest(), "Read ledger settings")
+        self._config = await self._step(A.load_ledger_config, LedgerConfigRequest(), "Read ledger settings",
+                                        local=True)
         customer, error = await self._load_customer()
         self._add_keys(ref("stripe", "customer", self._customer_id))
         async with self._lock:
@@ -225,7 +226,7 @@ class AccountLedgerWorkflow:
                 invoice = action.invoice
                 if invoice is None:
                     invoice = loaded = await self._step(A.load_billing_invoice, BillingInvoiceRef(
-                        invoice_id=action.invoice_id), f"Read Stripe invoice {action.invoice_id}")
+                        invoice_id=action.invoice_id), f"Read Stripe invoice {action.invoice_id}", local=True)
                 contact = action.contact_id or await self._contact(action.legal_entity, action.tenant_id)
                 routed = invoice.model_copy(update={"legal_entity": action.legal_entity})
                 posted = await self._step(A.post_erp_invoice, PostInvoiceInput(
@@ -292,7 +293,7 @@ class AccountLedgerWorkflow:
         try:
             customer: BillingCustomer = await self._step(
                 A.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
-                f"Read Stripe customer {self._customer_id}")
+                f"Read Stripe customer {self._customer_id}", local=True)
         except STEP_FAILED as err:
             return None, failure_reason(err)
         self._customer_account = customer.account
@@ -307,10 +308,16 @@ class AccountLedgerWorkflow:
         return (self._applied_this_run >= self._config.continue_after_events
                 or workflow.info().is_continue_as_new_suggested())
 
-    async def _step(self, activity_fn: Any, arg: Any, summary: str) -> Any:
+    async def _step(self, activity_fn: Any, arg: Any, summary: str, *, local: bool = False) -> Any:
+        """One activity; ``local`` for the short reads (settings, the billing customer and invoice): one marker
+        in the history instead of three events and a workflow task. Attribute updates wait while it runs."""
         config = self._config
-        return await run_step(activity_fn, arg, summary,
-                              retry_max_seconds=config.activity_retry_max_seconds if config else None)
+        step = run_step(activity_fn, arg, summary, local=local,
+                        retry_max_seconds=config.activity_retry_max_seconds if config else None)
+        if not local:
+            return await step
+        with self._attributes.holding():
+            return await step
 
     def _add_keys(self, *keys: str) -> None:
         add_business_keys(self._keys, *keys, limit=MAX_KEYS, publish=self._attributes.set)
