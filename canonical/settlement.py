@@ -153,6 +153,15 @@ class Note(BaseModel):
     text: str
 
 
+class OverdueChanged(BaseModel):
+    """An invoice became overdue (its due date passed) or no longer is (settled); ``text`` for the timeline."""
+
+    kind: Literal["overdue_changed"] = "overdue_changed"
+    invoice_id: str
+    overdue: bool
+    text: str
+
+
 class ExceptionChanged(BaseModel):
     kind: Literal["exception_changed"] = "exception_changed"
     exception: ExceptionKind
@@ -167,7 +176,7 @@ class ArmTimer(BaseModel):
 
 Action = Annotated[
     PostInvoice | RecordPayment | PostCreditNote | VoidInvoice | RefreshCrmFigures | Notify | Note
-    | ExceptionChanged | ArmTimer,
+    | OverdueChanged | ExceptionChanged | ArmTimer,
     Field(discriminator="kind"),
 ]
 ERP_ACTIONS = (PostInvoice, RecordPayment, PostCreditNote, VoidInvoice)
@@ -441,7 +450,8 @@ def _settle(entry: LedgerInvoice, status: InvoiceStatus, now: datetime) -> list[
         entry.status = status
         entry.settled_on = now.date()
         if entry.overdue:
-            actions.append(Note(text=f"{invoice_name(entry)} no longer overdue ({status.value})"))
+            actions.append(OverdueChanged(invoice_id=entry.invoice_id, overdue=False,
+                                          text=f"{invoice_name(entry)} no longer overdue ({status.value})"))
         entry.overdue = False
     elif status is InvoiceStatus.VOID and entry.status is InvoiceStatus.UNCOLLECTIBLE:
         entry.status = status  # an uncollectible invoice voided later
@@ -455,8 +465,8 @@ def _tick(book: LedgerBook, now: datetime) -> list[Action]:
         at = entry.overdue_at()
         if not entry.overdue and at is not None and at <= now:
             entry.overdue = True
-            actions.append(Note(text=f"{invoice_name(entry)} is overdue: {entry.outstanding} {entry.currency} "
-                                     f"unpaid since {entry.due_on}"))
+            text = f"{invoice_name(entry)} is overdue: {entry.outstanding} {entry.currency} unpaid since {entry.due_on}"
+            actions.append(OverdueChanged(invoice_id=entry.invoice_id, overdue=True, text=text))
     if actions:
         actions.append(RefreshCrmFigures())
     if owed(book) and book.next_repost is not None and now >= book.next_repost:
@@ -575,6 +585,6 @@ def _finish(book: LedgerBook, actions: list[Action]) -> tuple[LedgerBook, list[A
 
 
 __all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "ErpAction", "Event", "ExceptionChanged",
-           "LedgerBook", "Note", "Notify", "Outcome", "PostCreditNote", "PostInvoice", "RecordPayment",
-           "RefreshCrmFigures", "Repost", "Tick", "VoidInvoice", "apply", "balances", "configure", "crm_figures",
-           "exception_kind", "fold", "invoice_name", "open_invoices", "owed", "settle", "wake_at"]
+           "LedgerBook", "Note", "Notify", "Outcome", "OverdueChanged", "PostCreditNote", "PostInvoice",
+           "RecordPayment", "RefreshCrmFigures", "Repost", "Tick", "VoidInvoice", "apply", "balances", "configure",
+           "crm_figures", "exception_kind", "fold", "invoice_name", "open_invoices", "owed", "settle", "wake_at"]

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         Note,
         Notify,
         Outcome,
+        OverdueChanged,
         PostCreditNote,
         PostInvoice,
         RecordPayment,
@@ -201,7 +202,7 @@ class AccountLedgerWorkflow:
         queue: deque[Action] = deque(actions)
         while queue:
             action = queue.popleft()
-            if isinstance(action, Note):
+            if isinstance(action, Note | OverdueChanged):
                 self._note(action.text)
             elif isinstance(action, ExceptionChanged):
                 pass  # published with the stage below

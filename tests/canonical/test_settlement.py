@@ -37,6 +37,7 @@ from canonical.settlement import (
     LedgerBook,
     Notify,
     Outcome,
+    OverdueChanged,
     PostCreditNote,
     PostInvoice,
     RecordPayment,
@@ -372,11 +373,15 @@ def test_overdue_from_the_day_after_the_due_date_and_cleared_by_payment() -> Non
     book, actions = apply(book, Tick(), now=datetime(2026, 4, 1, tzinfo=UTC))
     assert book.invoices[INVOICE].overdue and book.exception is ExceptionKind.INVOICE_OVERDUE
     assert ExceptionChanged(exception=ExceptionKind.INVOICE_OVERDUE) in actions and RefreshCrmFigures() in actions
+    assert [(a.invoice_id, a.overdue) for a in actions if isinstance(a, OverdueChanged)] == [(INVOICE, True)]
     assert ArmTimer(at=None) in actions, "nothing more to wake for"
     [usd] = balances(book, today=date(2026, 4, 1))
     assert usd.overdue == "1000.00"
-    book = run([paid("evt_paid", "py_1", "1000.00", InvoiceStatus.PAID)], erp, book,
-               now=datetime(2026, 4, 3, tzinfo=UTC))
+    cleared: list[Action] = []
+    book, actions = apply(book, paid("evt_paid", "py_1", "1000.00", InvoiceStatus.PAID),
+                          now=datetime(2026, 4, 3, tzinfo=UTC))
+    book = drain(book, actions, erp, datetime(2026, 4, 3, tzinfo=UTC), cleared)
+    assert [(a.invoice_id, a.overdue) for a in cleared if isinstance(a, OverdueChanged)] == [(INVOICE, False)]
     assert not book.invoices[INVOICE].overdue and book.exception is ExceptionKind.NONE
     assert balances(book, today=date(2026, 4, 3))[0].overdue == "0.00"
 
