@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from canonical.billing import CreditNote, Invoice, InvoiceStatus, Payment
+from canonical.exceptions import ExceptionKind
 from canonical.money import DecimalAmount, Money, round_amount
 from canonical.parties import Account
 from canonical.requests import AccountFigures
@@ -40,15 +41,19 @@ class PendingErpWrite(BaseModel):
     """An ERP write not done yet: refused by the ERP, or waiting for the invoice it belongs to.
 
     It stays on its invoice (and so across continue-as-new) until it is posted: by the ledger when it
-    wakes, or by an operator's ``repost``. ``step`` makes its idempotency key, the same on every attempt."""
+    wakes, or by an operator's ``repost``. ``step`` makes its idempotency key, the same on every attempt.
+    ``reason`` is empty until it was refused (or waits for a refused invoice): only then is it a problem."""
 
     kind: ErpWriteKind
     step: str
     reason: str = ""
-    problem: str = Field(default="erp_rejected", description="ExceptionKind while it is pending")
+    problem: ExceptionKind = Field(default=ExceptionKind.ERP_REJECTED, description="its kind once it has a reason")
     payment: Payment | None = None
     credit_note: CreditNote | None = None
+    invoice: Invoice | None = Field(default=None, description="the invoice to post (the latest event's snapshot); "
+                                    "None: read it from billing")
     attempts: int = 0
+    notified: bool = Field(default=False, description="operations were told of its refusal (once per write)")
 
 
 class LedgerInvoice(BaseModel):
@@ -74,6 +79,8 @@ class LedgerInvoice(BaseModel):
     payment_failures: int = 0
     overdue: bool = False
     last_payment_on: date | None = None
+    known: bool = Field(default=False, description="an invoice snapshot gave its amounts (a credit note alone "
+                        "does not)")
     erp_pending: list[PendingErpWrite] = Field(default_factory=list, description="ERP writes not done yet, "
                                                "oldest first")
 
@@ -102,16 +109,18 @@ class CurrencyHistory(BaseModel):
     last_payment_on: date | None = None
 
 
-def apply_invoice_snapshot(entry: LedgerInvoice, invoice: Invoice) -> LedgerInvoice:
+def apply_invoice_snapshot(entry: LedgerInvoice, invoice: Invoice, *, status: bool = True) -> LedgerInvoice:
     """Fill in what the billing system says of the invoice without undoing what events applied:
     amounts come from the snapshot, paid/credited never go down, a settled status never reopens."""
-    update: dict[str, object] = {
+    # status=False: the event itself settles the status (a void event's snapshot already says void)
+    update: dict[str, object] = {"known": True,
         "number": invoice.number or entry.number, "total": invoice.total.amount,
         "legal_entity": invoice.legal_entity or entry.legal_entity,
         "deal_id": invoice.crm_deal_id or entry.deal_id, "issued_on": invoice.issued_on or entry.issued_on,
         "due_on": invoice.due_on or entry.due_on,
     }
-    if entry.status is InvoiceStatus.OPEN and invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
+    settled = (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
+    if status and entry.status is InvoiceStatus.OPEN and invoice.status in settled:
         update["status"] = invoice.status
     return entry.model_copy(update=update)
 

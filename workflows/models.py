@@ -12,9 +12,10 @@ from canonical.authority import ApprovalFacts, ApprovalProof
 from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
 from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
-from canonical.ledger import CurrencyHistory, LedgerInvoice
+from canonical.ledger import LedgerInvoice
 from canonical.reconciliation import EntityTotals, Finding, SourceRead
 from canonical.requests import AccountFigures
+from canonical.settlement import LedgerBook
 
 
 class Stage(StrEnum):
@@ -291,15 +292,11 @@ class ContractAmendmentsStatus(BaseModel):
 # Invoice feedback (one workflow per billing customer: ledger-stripe-<customerId>)
 # ---------------------------------------------------------------------------------------------
 class LedgerCarried(BaseModel):
-    """The ledger's state handed from one run to the next at continue-as-new."""
+    """The ledger's state handed from one run to the next at continue-as-new: the folded book
+    (``canonical.settlement.fold``) and the events received but not applied yet."""
 
-    crm_company_id: str | None = None
-    erp_contacts: dict[str, str] = Field(default_factory=dict, description="legal entity -> ERP contact ID")
-    invoices: list[LedgerInvoice] = Field(default_factory=list)
-    history: list[CurrencyHistory] = Field(default_factory=list)
-    seen_event_ids: list[str] = Field(default_factory=list, description="bounded, oldest first")
+    book: LedgerBook | None = None
     pending: list[EventEnvelope] = Field(default_factory=list, description="received, not yet applied")
-    events_applied: int = 0
     runs: int = 1
 
 

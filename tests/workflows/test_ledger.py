@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 import starter
 from activities.ledger import LedgerActivities
+from activities.notify import NotifyActivities
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from settings import Settings
 from tests.helpers.deals import deal_properties
@@ -88,12 +89,13 @@ class LedgerRig:
 @asynccontextmanager
 async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, SandboxHandle]
                      ) -> AsyncIterator[LedgerRig]:
-    """The ledger's worker (workflow and activities with the real connectors) on the test's task queue."""
+    """The ledger's worker (workflow and activities with the real connectors; notices go to no channel) on
+    the test's task queue."""
     async with open_connectors(settings) as connectors:
         activities = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing,
                                       erp=connectors.erp)
         async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
-                          activities=activities.all()):
+                          activities=[*activities.all(), *NotifyActivities(notifications=None).all()]):
             yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
 
 
@@ -382,3 +384,64 @@ async def test_ledger_reposts_a_refused_payment_by_itself_once_xero_takes_it(
         assert all(not i.erp_pending for i in status.settled_items + status.open_items)
         erp = await rig.erp_invoice(invoice_id)
         assert erp is not None and erp.amount_paid.amount == Decimal("120.00") and erp.status.value == "paid"
+
+
+async def test_ledger_upserts_search_attributes_once_per_task_and_only_changes(rig: LedgerRig) -> None:
+    """One invoice finalized and paid: every search-attribute upsert changes something, and a workflow task
+    carries at most one (the ledger gathers them like quote-to-cash)."""
+    import json
+
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["640.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    await rig.pay(account, invoice_id)
+    await until(handle, lambda s: not s.open_items and s.settled_items, "paid")
+    await eventually(lambda: _props(rig, account.company_id), lambda p: figure(p, "paid") == Decimal("640.00"),
+                     what="paid figure")
+
+    state: dict[str, object] = {}
+    upserts = upserts_in_task = events = 0
+    log: list[object] = []
+    async for event in handle.fetch_history_events():
+        log.append(event.event_type)
+        events += 1
+        if event.HasField("workflow_task_completed_event_attributes"):
+            upserts_in_task = 0
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            changed = {name: json.loads(payload.data) for name, payload in fields.items()}
+            upserts += 1
+            upserts_in_task += 1
+            assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed} after {state}"
+            assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
+            state.update(changed)
+            log.append(changed)
+    assert (state["Stage"], state["ExceptionKind"]) == ("settled", "")
+    assert f"hubspot:deal:{account.deal_id}" in state["BusinessKeys"]  # type: ignore[operator]
+    assert upserts <= 4, f"{upserts} upserts in {events} events: {log}"
+    # the reads (settings, customer) are local activities: the whole invoice fits in 50 events
+    assert events <= 50, f"{events} events: {log}"
+    print(f"ledger history: {events} events, {upserts} upserts for one invoice finalized and paid")
+
+
+async def test_ledger_voids_the_xero_invoice_when_billing_voids_it(rig: LedgerRig) -> None:
+    """Stripe's ``invoice.voided`` carries the invoice already ``void``; the ERP invoice is voided too (the
+    snapshot used to settle the entry before the event could, and Xero kept an open receivable)."""
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["275.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+
+    await rig.connectors.billing.void_invoice(invoice_id)
+    [raw] = stripe_events(rig.stripe, invoice_id, "invoice.voided")
+    await signal(rig.client, rig.settings, account.customer_id, canonical(rig.settings, raw))
+
+    status = await until(handle, lambda s: not s.open_items and s.settled_items, "voided")
+    [item] = status.settled_items
+    assert item.status.value == "void" and item.erp_pending == []
+    erp = await rig.erp_invoice(invoice_id)
+    assert erp is not None and erp.status.value == "void"
+    company = await eventually(lambda: _props(rig, account.company_id), lambda p: "revops_billed_usd" in p
+                               and figure(p, "outstanding") == 0, what="figures after the void")
+    assert figure(company, "billed") == 0

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
@@ -162,3 +163,56 @@ async def test_notifications_erp_rejection_in_the_ledger_is_told_once(
     assert mail["to"] == settings.notify_operations and "Xero refused" in mail["subject"]
     assert f"/workflows/{handle.id}" in mail["text"]
     assert emulators.slack_events()[mail["event"]] == 1
+
+
+async def test_notifications_every_refused_ledger_write_is_told_once(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle], emulators: NotifyEmulators,
+    tmp_path: Path
+) -> None:
+    """Not only a refused invoice posting: a refused payment and a refused write-off tell operations too,
+    once per write however often the ledger tries it again (a re-post, the next event)."""
+    from tests.helpers.ledger import billing_account, canonical, draft_invoices, finalize, pay, signal, stripe_events
+    from workflows.ledger import AccountLedgerWorkflow
+    from workflows.models import LedgerStatus, RepostRequest
+
+    settings = emulators.configure(flow_settings, notifications_url=tmp_path / "sent.sqlite")
+    xero, stripe, hubspot = sandboxes["xero"], sandboxes["stripe"], sandboxes["hubspot"]
+
+    async def status(handle: WorkflowHandle) -> LedgerStatus:
+        return await handle.query(AccountLedgerWorkflow.open_items)  # type: ignore[no-any-return]
+
+    def refusals(invoice_id: str, step: str) -> list[dict[str, Any]]:
+        return [m for m in emulators.mails("") if f":{invoice_id}:notice-erp-rejected:{step}" in m["event"]]
+
+    async with running_worker(client, settings), open_connectors(settings) as connectors:
+        account = await billing_account(connectors.billing, hubspot)
+        [paid_id, lost_id] = await draft_invoices(connectors.billing, account, ["300.00", "90.00"])
+        handle = await signal(client, settings, account.customer_id,
+                              canonical(settings, (await finalize(connectors.billing, stripe, paid_id))[-1]))
+        await signal(client, settings, account.customer_id,
+                     canonical(settings, (await finalize(connectors.billing, stripe, lost_id))[-1]))
+        await eventually(lambda: status(handle), lambda s: all(i.erp_invoice_id for i in s.open_items)
+                         and len(s.open_items) == 2, what="both invoices posted")
+        # Xero refuses every new document (payments, credit notes) for a while
+        with xero.faults(error_rate=1.0, status=400, path_prefix="/api.xro/2.0/", methods=["PUT"]):
+            await signal(client, settings, account.customer_id,
+                         [e for raw in pay(stripe, paid_id) for e in canonical(settings, raw)])
+            async with httpx.AsyncClient(base_url=stripe.base_url, timeout=10) as http:
+                marked = await http.post(f"/v1/invoices/{lost_id}/mark_uncollectible",
+                                         headers={"Authorization": f"Bearer {settings.stripe_api_key}"})
+                marked.raise_for_status()
+            [raw] = stripe_events(stripe, lost_id, "invoice.marked_uncollectible")
+            await signal(client, settings, account.customer_id, canonical(settings, raw))
+            await eventually(lambda: asyncio.sleep(0, refusals(paid_id, "payment:") + refusals(lost_id, "write-off")),
+                             lambda found: len(found) == 2, what="refused payment and write-off told")
+            again = await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest())
+            assert again.posted == 0 and len(again.still_pending) == 2
+        posted = await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest())
+        assert posted.posted == 2 and posted.still_pending == []
+        await handle.terminate("test done")
+
+    [payment] = refusals(paid_id, "payment:")
+    assert payment["to"] == settings.notify_operations and "Xero refused the payment" in payment["subject"]
+    [write_off] = refusals(lost_id, "write-off")
+    assert "Xero refused the write off" in write_off["subject"] and f"/workflows/{handle.id}" in write_off["text"]
+    assert emulators.slack_events()[payment["event"]] == 1 and emulators.slack_events()[write_off["event"]] == 1
