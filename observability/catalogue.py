@@ -10,12 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from activities.amendments import ContractAmendmentsActivities
-from activities.backfill import BackfillActivities
+from activities.amendments import ContractContextActivities
+from activities.billing import BillingActivities
+from activities.clm import ClmActivities
+from activities.config import ConfigActivities
+from activities.crm import CrmActivities
+from activities.erp import ErpActivities
 from activities.event_ledger import EventLedgerActivities
-from activities.ledger import LedgerActivities
+from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
-from activities.quote_to_cash import QuoteToCashActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
@@ -41,9 +44,9 @@ READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_
                  "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since")
 #: every activity class the worker serves (worker.activities_for); a flow's activities are the ones its
 #: workflow module references
-ACTIVITY_CLASSES: tuple[type, ...] = (QuoteToCashActivities, DealPollActivities, ContractAmendmentsActivities,
-                                      LedgerActivities, ReconciliationActivities, BackfillActivities,
-                                      EventLedgerActivities)
+ACTIVITY_CLASSES: tuple[type, ...] = (ConfigActivities, CrmActivities, ClmActivities, BillingActivities, ErpActivities,
+                                      ContractContextActivities, DealPollActivities, ReconciliationActivities,
+                                      NotifyActivities, EventLedgerActivities)
 
 
 @dataclass(frozen=True)

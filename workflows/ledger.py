@@ -19,19 +19,21 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities
+    from activities.config import ConfigActivities
+    from activities.crm import CrmActivities
+    from activities.erp import ErpActivities
     from activities.ledger import (
         BillingCustomerRef,
         BillingInvoiceRef,
         CrmFiguresInput,
         ErpContactInput,
-        LedgerActivities,
-        LedgerConfig,
-        LedgerConfigRequest,
         PostCreditNoteInput,
         PostInvoiceInput,
         RecordPaymentInput,
         VoidInvoiceInput,
     )
+    from activities.models import FlowConfigRequest, LedgerConfig
     from activities.notify import NotifyActivities
     from canonical import (
         Account,
@@ -72,7 +74,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.steps import add_business_keys, failure_reason, run_step
 
-A = LedgerActivities
+Cfg = ConfigActivities
+Crm = CrmActivities
+Bill = BillingActivities
+Erp = ErpActivities
 N = NotifyActivities
 MAX_KEYS = 100
 #: how often a ledger with ERP writes pending tries them again by itself (the cause may have been fixed)
@@ -110,7 +115,8 @@ class AccountLedgerWorkflow:
     # ------------------------------------------------------------------------------------------
     @workflow.run
     async def run(self, request: AccountLedgerInput) -> None:
-        self._config = await self._step(A.load_ledger_config, LedgerConfigRequest(), "Read ledger settings")
+        self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="account_ledger"),
+                                         "Read ledger settings")).for_ledger()
         self._add_keys(ref("stripe", "customer", self._customer_id))
         await self._load_customer()
         self._note(f"ledger run {self._runs} started with {len(self._open())} open invoice(s), "
@@ -240,10 +246,10 @@ class AccountLedgerWorkflow:
         entry.legal_entity = entity.code
         try:
             if invoice is None:
-                invoice = await self._step(A.load_billing_invoice, BillingInvoiceRef(invoice_id=entry.invoice_id),
+                invoice = await self._step(Bill.load_billing_invoice, BillingInvoiceRef(invoice_id=entry.invoice_id),
                                            f"Read Stripe invoice {entry.invoice_id}")
             contact_id = await self._contact(entity.code, entity.erp_tenant_id)
-            posted = await self._step(A.post_erp_invoice, PostInvoiceInput(
+            posted = await self._step(Erp.post_erp_invoice, PostInvoiceInput(
                 tenant_id=entity.erp_tenant_id, invoice=invoice.model_copy(update={"legal_entity": entity.code}),
                 erp_contact_id=contact_id, idempotency_key=self._key(entry.invoice_id, "post")),
                 f"Post {_name(entry)} to Xero {entity.code}")
@@ -293,16 +299,16 @@ class AccountLedgerWorkflow:
         key = self._key(entry.invoice_id, write.step)
         contact = self._contacts.get(entry.legal_entity or "", "")
         if write.kind is ErpWriteKind.PAYMENT and write.payment is not None:
-            await self._step(A.record_erp_payment, RecordPaymentInput(
+            await self._step(Erp.record_erp_payment, RecordPaymentInput(
                 tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id, payment=write.payment,
                 idempotency_key=key), f"Record payment {write.payment.amount} on {_name(entry)} in Xero")
         elif write.kind in (ErpWriteKind.CREDIT_NOTE, ErpWriteKind.WRITE_OFF) and write.credit_note is not None:
-            await self._step(A.post_erp_credit_note, PostCreditNoteInput(
+            await self._step(Erp.post_erp_credit_note, PostCreditNoteInput(
                 tenant_id=entry.erp_tenant_id, credit_note=write.credit_note, erp_contact_id=contact,
                 idempotency_key=key),
                 f"Post {write.kind.value.replace('_', ' ')} {write.credit_note.amount} for {_name(entry)} to Xero")
         elif write.kind is ErpWriteKind.VOID:
-            await self._step(A.void_erp_invoice, VoidInvoiceInput(
+            await self._step(Erp.void_erp_invoice, VoidInvoiceInput(
                 tenant_id=entry.erp_tenant_id, erp_invoice_id=entry.erp_invoice_id, idempotency_key=key),
                 f"Void {_name(entry)} in Xero")
 
@@ -333,7 +339,7 @@ class AccountLedgerWorkflow:
         account = self._customer_account or Account(name=self._customer_id, billing_customer_id=self._customer_id)
         reference = (erp_contact_reference(self._company_id, entity_code) if self._company_id
                      else billing_customer_reference(self._customer_id, entity_code))
-        found = await self._step(A.ensure_erp_contact, ErpContactInput(
+        found = await self._step(Erp.ensure_erp_contact, ErpContactInput(
             tenant_id=tenant_id, account=account, reference=reference,
             idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
             f"Find or create Xero contact {reference}")
@@ -386,7 +392,7 @@ class AccountLedgerWorkflow:
         entry = self._invoices.get(note.invoice_billing_id)
         invoice: Invoice | None = None
         if entry is None or not entry.erp_invoice_id:
-            invoice = await self._step(A.load_billing_invoice, BillingInvoiceRef(invoice_id=note.invoice_billing_id),
+            invoice = await self._step(Bill.load_billing_invoice, BillingInvoiceRef(invoice_id=note.invoice_billing_id),
                                        f"Read Stripe invoice {note.invoice_billing_id}")
             entry = self._entry(invoice)
         if note.billing_id in entry.credit_note_ids:
@@ -450,7 +456,7 @@ class AccountLedgerWorkflow:
         request = CrmFiguresInput(company_id=self._company_id, company=self._figures(entries, self._history),
                                   deals=deals)
         try:
-            await self._step(A.write_crm_figures, request, f"Write billing figures to HubSpot ({len(deals)} deal(s))")
+            await self._step(Crm.write_crm_figures, request, f"Write billing figures to HubSpot ({len(deals)} deal(s))")
             self._problems.pop("crm", None)
         except ActivityError as err:
             self._problem("crm", "write_back_failed", f"the CRM refused the figures: {failure_reason(err)}")
@@ -459,7 +465,7 @@ class AccountLedgerWorkflow:
     # -- plumbing --------------------------------------------------------------------------------
     async def _load_customer(self) -> None:
         try:
-            customer = await self._step(A.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
+            customer = await self._step(Bill.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
                                         f"Read Stripe customer {self._customer_id}")
         except ActivityError as err:
             self._problem("customer", "customer_not_found",

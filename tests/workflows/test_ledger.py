@@ -20,9 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import starter
-from activities.ledger import LedgerActivities
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from settings import Settings
+from tests.helpers.activities import role_activities
 from tests.helpers.deals import deal_properties
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import (
@@ -90,10 +90,10 @@ async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, Sa
                      ) -> AsyncIterator[LedgerRig]:
     """The ledger's worker (workflow and activities with the real connectors) on the test's task queue."""
     async with open_connectors(settings) as connectors:
-        activities = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing,
-                                      erp=connectors.erp)
+        activities = role_activities(settings, crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
+                                     erp=connectors.erp)
         async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
-                          activities=activities.all()):
+                          activities=activities):
             yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
 
 
