@@ -39,6 +39,7 @@ from activities.models import (
 )
 from activities.retrying import business_step
 from canonical import Invoice, Project
+from canonical.backfill import ErpCustomerDraft
 from canonical.ownership import OwnershipViolation, SystemRole, owner_of
 from canonical.refs import contact_key, ownership_marker
 from connectors.pacing import Pacer
@@ -92,8 +93,9 @@ class ErpActivities:
         are the same on every attempt, so a retry after a lost answer gets the ERP's replay of the first
         create, not a second contact, and the count stays true."""
         result = ErpContactsResult()
-        for start in range(0, len(request.drafts), request.batch_size):
-            batch = request.drafts[start:start + request.batch_size]
+        drafts = [d.model_copy(update={"marker": self._mark(request.idempotency_key, d)}) for d in request.drafts]
+        for start in range(0, len(drafts), request.batch_size):
+            batch = drafts[start:start + request.batch_size]
             await self._pace(request.tenant_id, request.requests_per_second)
             made = await self.erp.create_customers(request.tenant_id, batch,
                                                    idempotency_key=f"{request.idempotency_key}:{start}")
@@ -109,9 +111,15 @@ class ErpActivities:
             result.requests += 1
             result.existing += 1
             result.contact_ids[draft.reference] = account.erp_contact_id or ""
-            if account.created_by == ownership_marker(contact_key(request.idempotency_key, draft.reference)):
+            if account.created_by == self._mark(request.idempotency_key, draft):
                 result.ours.append(draft.reference)
         return result
+
+    @staticmethod
+    def _mark(idempotency_key: str, draft: ErpCustomerDraft) -> str:
+        """The ownership mark a create under ``idempotency_key`` writes on ``draft``'s contact, whatever batch it
+        went in: a contact carrying it was made under this key (even when the answer was lost)."""
+        return ownership_marker(contact_key(idempotency_key, draft.reference))
 
     @activity.defn(name="ensure_ledger_erp_contact")
     @business_step

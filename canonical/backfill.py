@@ -21,6 +21,8 @@ class ErpCustomerDraft(BaseModel):
     account: Account
     reference: str
     contact: Contact | None = None
+    marker: str | None = Field(default=None, description="the ownership mark the create writes on the record "
+                                                         "(``canonical.refs.ownership_marker``)")
 
 
 class ErpBatchResult(BaseModel):

@@ -67,7 +67,7 @@ def _name(fn: Callable[..., Any]) -> str:
 
 def flow_activities(workflow: type) -> list[tuple[str, str, list[str]]]:
     """(activity name, first docstring line, connector calls ``role.method``) of each activity the workflow's
-    module references (``A.load_deal`` where ``A = QuoteToCashActivities``, or the class by name)."""
+    module references (``Crm.load_deal`` where ``Crm = CrmActivities``, or the class by name)."""
     module_source = inspect.getsource(sys.modules[workflow.__module__])
     found = []
     for cls in ACTIVITY_CLASSES:

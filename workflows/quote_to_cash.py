@@ -418,7 +418,7 @@ class QuoteToCashWorkflow:
         customer_ref = erp_contact_reference(deal.account.crm_id or "", entity.code)
         draft = ErpCustomerDraft(account=deal.account, contact=deal.billing_contact, reference=customer_ref)
         found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant, drafts=[draft]),
-                                 f"Find Xero contact in {entity.code}")
+                                 f"Find Xero contact in {entity.code}", local=True)
         written = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
             tenant_id=tenant, drafts=found.missing, refresh=[] if found.missing else [draft],
             idempotency_key=self._key(f"erp-contact-{entity.code}")),

@@ -23,7 +23,7 @@ from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, T
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.ownership import SystemRole, drop_foreign_fields
 from canonical.reconciliation import ErpCreditNote, ErpPayment
-from canonical.refs import contact_key, ownership_marker
+from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.identifiers import SAFE_ID, segment
@@ -217,13 +217,13 @@ class XeroErp:
     @_shape_safe
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:
-        """One ``PUT Contacts`` with many elements (Xero saves all or none by default). Each carries the
-        ownership mark of ``idempotency_key`` and its reference, as a single create does."""
+        """One ``PUT Contacts`` with many elements (Xero saves all or none by default). Each carries its
+        draft's ownership mark (``AccountNumber``), as a single create does."""
         if not drafts:
             return ErpBatchResult()
         body = [mapping.contact_to_xero(mapping.account_fields(d.account), email=d.contact.email if d.contact else None,
                                         person=d.contact, reference=d.reference,
-                                        marker=ownership_marker(contact_key(idempotency_key, d.reference)))
+                                        marker=d.marker)
                 for d in drafts]
         created = await self._call("PUT", self._acc("/Contacts"), tenant_id=tenant_id, body={"Contacts": body},
                                    idempotency_key=idempotency_key)

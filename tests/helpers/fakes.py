@@ -26,7 +26,7 @@ from canonical import (
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.deal import BillingModel
 from canonical.ledger import BillingCustomer
-from canonical.refs import contact_key, ownership_marker
+from canonical.refs import ownership_marker
 from canonical.requests import ContractRequest, DealWriteBack
 
 _ids = itertools.count(1)
@@ -150,14 +150,14 @@ class FakeErp(_Refusals):
 
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:
-        """All or none, each marked with its key and reference as the ERP adapter does; a repeated key replays."""
+        """All or none, each with its draft's ownership mark as the ERP adapter does; a known reference is kept."""
         self._maybe_refuse("create_customers")
         held = self.contacts.setdefault(tenant_id, {})
         for draft in drafts:
             if draft.reference not in held:
                 held[draft.reference] = draft.account.model_copy(update={
                     "erp_contact_id": _next("contact-"),
-                    "created_by": ownership_marker(contact_key(idempotency_key, draft.reference))})
+                    "created_by": draft.marker})
         self.batches.append((tenant_id, [d.reference for d in drafts]))
         return ErpBatchResult(contact_ids=[held[d.reference].erp_contact_id or "" for d in drafts],
                               created=len(drafts))
