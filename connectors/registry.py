@@ -251,8 +251,21 @@ class RoleAdapters:
     async def aclose(self) -> None:
         """Close every adapter built (each owns its http clients)."""
         for adapter in self.built:
-            if isinstance(adapter, Closeable):
-                await adapter.aclose()
+            await close_adapter(adapter)
+
+
+def build_role(settings: Settings, role: SystemRole, *, transport: httpx.AsyncBaseTransport | None = None,
+               registry: AdapterRegistry | None = None) -> Any:
+    """The adapter settings choose for one role (the ERP's default for the ERP), for a process that needs only
+    that one (the ingress's CRM and CLM, the starter's CRM). Close it with :func:`close_adapter`."""
+    registry = registry or default_registry()
+    return registry.factory(role, adapter_name(settings, role))(settings, transport)
+
+
+async def close_adapter(adapter: object) -> None:
+    """Close an adapter's http clients (an adapter without any has nothing to close)."""
+    if isinstance(adapter, Closeable):
+        await adapter.aclose()
 
 
 def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
@@ -273,4 +286,5 @@ def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
 
 
 __all__ = ["AdapterFactory", "AdapterRegistry", "Closeable", "ErpRouter", "Prepares", "RoleAdapters",
-           "UnknownAdapter", "adapter_name", "build_adapters", "default_registry", "erp_adapter_of", "role_label"]
+           "UnknownAdapter", "adapter_name", "build_adapters", "build_role", "close_adapter", "default_registry",
+           "erp_adapter_of", "role_label"]
