@@ -148,7 +148,7 @@ class ErpRouter:
         self._by_tenant = dict(by_tenant)
         self._default = default
 
-    def adapter_for(self, tenant_id: str) -> Any:
+    def adapter_for(self, tenant_id: str) -> ErpPort:
         """The adapter serving ``tenant_id``."""
         return self._by_tenant.get(tenant_id, self._default)
 
@@ -161,67 +161,67 @@ class ErpRouter:
 
     # -- ErpPort ------------------------------------------------------------------------------------
     async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
-        return await self.adapter_for(tenant_id).find_customer(tenant_id, reference)  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).find_customer(tenant_id, reference)
 
     async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
                               reference: str, idempotency_key: str) -> Account:
-        return await self.adapter_for(tenant_id).upsert_customer(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).upsert_customer(
             tenant_id, account, contact=contact, reference=reference, idempotency_key=idempotency_key)
 
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
         await self.adapter_for(tenant_id).archive_customer(tenant_id, contact_id)
 
     async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
-        return await self.adapter_for(tenant_id).find_customers(tenant_id, references)  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).find_customers(tenant_id, references)
 
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:
-        return await self.adapter_for(tenant_id).create_customers(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).create_customers(
             tenant_id, drafts, idempotency_key=idempotency_key)
 
     async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
-        return await self.adapter_for(tenant_id).create_project(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).create_project(
             tenant_id, project, idempotency_key=idempotency_key)
 
     async def close_project(self, tenant_id: str, project_id: str) -> None:
         await self.adapter_for(tenant_id).close_project(tenant_id, project_id)
 
     async def get_project(self, tenant_id: str, project_id: str) -> Project:
-        return await self.adapter_for(tenant_id).get_project(tenant_id, project_id)  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).get_project(tenant_id, project_id)
 
     async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
-        return await self.adapter_for(tenant_id).update_project(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).update_project(
             tenant_id, project, idempotency_key=idempotency_key)
 
     async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
                              idempotency_key: str) -> TimeEntry:
-        return await self.adapter_for(tenant_id).add_time_entry(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).add_time_entry(
             tenant_id, project_id, entry, idempotency_key=idempotency_key)
 
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
                            idempotency_key: str) -> str:
-        return await self.adapter_for(tenant_id).post_invoice(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).post_invoice(
             tenant_id, invoice, erp_contact_id=erp_contact_id, idempotency_key=idempotency_key)
 
     async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
                              idempotency_key: str) -> str:
-        return await self.adapter_for(tenant_id).record_payment(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).record_payment(
             tenant_id, erp_invoice_id, payment, idempotency_key=idempotency_key)
 
     async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
                                idempotency_key: str) -> str:
-        return await self.adapter_for(tenant_id).post_credit_note(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).post_credit_note(
             tenant_id, credit_note, erp_contact_id=erp_contact_id, idempotency_key=idempotency_key)
 
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         await self.adapter_for(tenant_id).void_invoice(tenant_id, erp_invoice_id, idempotency_key=idempotency_key)
 
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
-        return await self.adapter_for(tenant_id).list_invoices(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).list_invoices(
             tenant_id, modified_since=modified_since)
 
     async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
-        return await self.adapter_for(tenant_id).list_projects(  # type: ignore[no-any-return]
+        return await self.adapter_for(tenant_id).list_projects(
             tenant_id, include_closed=include_closed)
 
     # -- ErpFeed ------------------------------------------------------------------------------------

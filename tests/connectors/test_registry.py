@@ -71,15 +71,18 @@ async def test_registry_a_second_erp_for_one_entity_by_configuration_only(
     assert results["US01"].ours == [us_ref]
 
 
-def test_registry_routes_each_tenant_to_its_entity_adapter(settings: Settings) -> None:
+async def test_registry_routes_each_tenant_to_its_entity_adapter(settings: Settings) -> None:
     memory = FakeErp()
     registry = default_registry().with_adapter(SystemRole.ERP, "memory", lambda _s, _t: memory)
     configured = _with_entity_adapter(settings, "UK01", "memory")
     adapters = build_adapters(configured, registry=registry)
     router = adapters.erp
-    assert router.adapter_for(configured.entity("UK01").erp_tenant_id) is memory
-    assert isinstance(router.adapter_for(configured.entity("US01").erp_tenant_id), XeroErp)
-    assert isinstance(router.adapter_for("tenant-no-entity-names"), XeroErp)  # ERP_ADAPTER's default
+    try:
+        assert router.adapter_for(configured.entity("UK01").erp_tenant_id) is memory
+        assert isinstance(router.adapter_for(configured.entity("US01").erp_tenant_id), XeroErp)
+        assert isinstance(router.adapter_for("tenant-no-entity-names"), XeroErp)  # ERP_ADAPTER's default
+    finally:
+        await adapters.aclose()
     assert role_label(configured, SystemRole.ERP) == "ERP (memory, xero)"
     assert role_label(configured, SystemRole.CRM) == "CRM (hubspot)"
 
