@@ -287,4 +287,4 @@ def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
 
 __all__ = ["AdapterFactory", "AdapterRegistry", "Closeable", "ErpRouter", "Prepares", "RoleAdapters",
            "UnknownAdapter", "adapter_name", "build_adapters", "build_role", "close_adapter", "default_registry",
-           "erp_adapter_of", "role_label"]
+           "VENDOR_ROLES", "erp_adapter_of", "role_label"]

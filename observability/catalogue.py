@@ -27,8 +27,10 @@ from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
 from connectors.hubspot.mapping import deal_from_hubspot, figures_properties, writeback_properties
 from connectors.ironclad.mapping import terms_to_attributes
+from connectors.registry import VENDOR_ROLES, role_label
 from connectors.stripe.mapping import invoice as stripe_invoice
 from connectors.xero.mapping import contact_to_xero, invoice_to_xero, project_to_xero
+from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
@@ -37,8 +39,9 @@ from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
-#: connector role (``self.<role>`` in activities) -> the vendor behind it (worker.py's composition)
-ROLES = {"crm": "HubSpot (CRM)", "clm": "Ironclad (CLM)", "billing": "Stripe (billing)", "erp": "Xero (ERP)"}
+#: connector role (``self.<role>`` in activities) -> the role with the adapter the default settings choose for it
+#: (``connectors/registry.py``; the defaults, not this machine's environment: the catalogue is checked in)
+ROLES = {role.value: role_label(Settings.model_construct(), role) for role in VENDOR_ROLES}
 #: connector methods that only read
 READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",
                  "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since")
