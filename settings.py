@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     ledger_retry_max_seconds: float = 3600
     ledger_retry_max_attempts: int = Field(default=12, description="then the event is given up (visible)")
 
+    # -- which vendor plays which role (connectors/registry.py; README "Pointing it at real vendors") -------
+    crm_adapter: str = Field(default="hubspot", description="the CRM adapter (registry name)")
+    clm_adapter: str = Field(default="ironclad", description="the CLM adapter (registry name)")
+    billing_adapter: str = Field(default="stripe", description="the billing adapter (registry name)")
+    erp_adapter: str = Field(default="xero", description="the ERP adapter of every legal entity that names none "
+                             "(an entity's erp_adapter in LEGAL_ENTITIES overrides it)")
+
     # -- every vendor client ------------------------------------------------------------------
     http_timeout_seconds: float | None = Field(default=None, description="per-request timeout of the vendor "
                                                "clients; the client factory's default (30 s) if unset")

@@ -65,16 +65,17 @@ def ui_link(settings: Settings, client: Client, workflow_id: str, run_id: str | 
 
 async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
     """The deal for the run's summary; the run itself reloads it, so failure here is not fatal."""
-    from connectors import hubspot
+    from canonical.ownership import SystemRole
+    from connectors.registry import build_role, close_adapter
 
-    crm = hubspot.from_settings(settings)
+    crm = build_role(settings, SystemRole.CRM)  # the adapter CRM_ADAPTER names
     try:
-        return await crm.get_deal(deal_id)
+        return await crm.get_deal(deal_id)  # type: ignore[no-any-return]
     except ConnectorError as exc:
         cli.error(f"note: could not read deal {deal_id} for the summary ({exc}); starting anyway")
         return None
     finally:
-        await crm.aclose()
+        await close_adapter(crm)
 
 
 async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Namespace) -> int:

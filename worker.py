@@ -22,22 +22,21 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.amendments import ContractAmendmentsActivities
-from activities.backfill import BackfillActivities
-from activities.event_ledger import EventLedgerActivities
-from activities.ledger import LedgerActivities
+from activities.amendments import ContractContextActivities
+from activities.billing import BillingActivities
+from activities.clm import ClmActivities
+from activities.config import ConfigActivities
+from activities.crm import CrmActivities
+from activities.erp import ErpActivities
+from activities.event_ledger import EventLedgerActivities, LedgerRetention
 from activities.notify import NotifyActivities
-from activities.polling import DealPollActivities
-from activities.quote_to_cash import QuoteToCashActivities
-from activities.reconciliation import ReconciliationActivities
+from activities.polling import DealPollActivities, DealPollSettings
+from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
 from cli.ledger import ensure_reconciliation_schedule
-from connectors import hubspot, ironclad, stripe, xero
 from connectors.errors import ConnectorError
-from connectors.hubspot import HubSpotCrm
-from connectors.ironclad import IroncladClm
 from connectors.notify import Notifications, notifications_from_settings
-from connectors.stripe import StripeBilling
-from connectors.xero import XeroErp
+from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
+from connectors.registry import AdapterRegistry, Prepares, RoleAdapters, build_adapters
 from ingress.routing import ClientProvider, EventIntake, EventRouter
 from observability.metrics import sdk_runtime, worker_metrics
 from observability.tracing import setup_tracing
@@ -71,32 +70,31 @@ WORKFLOWS: list[type] = [
 
 @dataclass
 class Connectors:
-    """One adapter per role, each owning its http client."""
+    """One port per role, whichever adapters settings chose (``connectors/registry.py``); the ERP's routes each
+    call to the adapter of its legal entity."""
 
-    crm: HubSpotCrm
-    clm: IroncladClm
-    billing: StripeBilling
-    erp: XeroErp
+    crm: CrmPort
+    clm: ClmPort
+    billing: BillingPort
+    erp: ErpPort
     notifications: Notifications | None = None
+    adapters: RoleAdapters | None = None
 
     async def aclose(self) -> None:
-        for adapter in (self.crm, self.clm, self.billing, self.erp):
-            await adapter.aclose()
+        if self.adapters is not None:
+            await self.adapters.aclose()
         if self.notifications is not None:
             await self.notifications.aclose()
 
 
 @asynccontextmanager
-async def open_connectors(settings: Settings, *,
-                          transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[Connectors]:
-    """Build the four adapters from settings and close their clients on exit."""
-    built = Connectors(
-        crm=hubspot.from_settings(settings, transport=transport),
-        clm=ironclad.from_settings(settings, transport=transport),
-        billing=stripe.from_settings(settings, transport=transport),
-        erp=xero.from_settings(settings, transport=transport),
-        notifications=notifications_from_settings(settings),
-    )
+async def open_connectors(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                          registry: AdapterRegistry | None = None) -> AsyncIterator[Connectors]:
+    """Build the adapter of each role that settings name (from ``registry``, the default one unless given) and
+    close their clients on exit. An adapter name the registry does not know fails here, before any is built."""
+    adapters = build_adapters(settings, transport=transport, registry=registry)
+    built = Connectors(crm=adapters.crm, clm=adapters.clm, billing=adapters.billing, erp=adapters.erp,
+                       notifications=notifications_from_settings(settings), adapters=adapters)
     try:
         yield built
     finally:
@@ -119,24 +117,28 @@ class Stores:
 
 def activities_for(settings: Settings, connectors: Connectors, *, client: Client,
                    stores: Stores) -> list[Callable[..., Any]]:
-    """Every activity the worker serves, bound to its connectors and stores."""
-    q2c = QuoteToCashActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
-                                billing=connectors.billing, erp=connectors.erp,
-                                notifications=connectors.notifications)
+    """Every activity the worker serves: one class per role, each with its one port, and the few that are not
+    a vendor call (configuration, notifications, the event ledger, reconciliation's stores)."""
     intake = EventIntake(router=EventRouter(settings=settings, clients=ClientProvider.fixed(client),
                                             clm=connectors.clm, crm=connectors.crm), ledger=stores.events)
-    poll = DealPollActivities(settings=settings, crm=connectors.crm, ledger=stores.events, intake=intake)
-    ledger = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing, erp=connectors.erp)
-    recon = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
-                                     erp=connectors.erp, crm=connectors.crm, findings=stores.findings,
-                                     mirror=stores.mirror)
-    amend = ContractAmendmentsActivities(settings=settings, crm=connectors.crm, clm=connectors.clm,
-                                         billing=connectors.billing, erp=connectors.erp)
-    backfill = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
-    notify = NotifyActivities(notifications=connectors.notifications)
-    upkeep = EventLedgerActivities(settings=settings, ledger=stores.events, intake=intake)
-    return [*q2c.all(), *poll.all(), *amend.all(), *ledger.all(), *recon.all(), *backfill.all(), *notify.all(),
-            *upkeep.all()]
+    groups: list[Any] = [
+        ConfigActivities(settings=settings),
+        CrmActivities(crm=connectors.crm, notifications=connectors.notifications),
+        ClmActivities(clm=connectors.clm),
+        BillingActivities(billing=connectors.billing),
+        ErpActivities(erp=connectors.erp, billing=connectors.billing),
+        ContractContextActivities(crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
+                                  legal_entities=[e.code for e in settings.legal_entities]),
+        DealPollActivities(settings=DealPollSettings.from_settings(settings), crm=connectors.crm,
+                           ledger=stores.events, intake=intake),
+        ReconciliationActivities(settings=ReconciliationSettings.from_settings(settings), clm=connectors.clm,
+                                 billing=connectors.billing, erp=connectors.erp, crm=connectors.crm,  # type: ignore[arg-type]
+                                 findings=stores.findings, mirror=stores.mirror),
+        NotifyActivities(notifications=connectors.notifications),
+        EventLedgerActivities(settings=LedgerRetention.from_settings(settings), ledger=stores.events,
+                              intake=intake),
+    ]
+    return [fn for group in groups for fn in group.all()]
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, stores: Stores | None = None,
@@ -183,10 +185,13 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
     client = await connect(settings, runtime=runtime)
     async with open_connectors(settings) as connectors, \
             worker_metrics(settings, client, sdk_metrics_url=sdk_metrics_url):
-        try:
-            await connectors.crm.ensure_properties()
-        except ConnectorError as exc:  # the adapter also creates them lazily before its first write
-            log.warning("could not prepare HubSpot properties now (%s); will retry on first write", exc)
+        for adapter in connectors.adapters.built if connectors.adapters else []:
+            if isinstance(adapter, Prepares):
+                try:
+                    await adapter.prepare()
+                except ConnectorError as exc:  # adapters also prepare lazily before their first write
+                    log.warning("could not prepare %s now (%s); will retry on first write",
+                                type(adapter).__name__, exc)
         try:
             log.info("reconciliation schedule %s", await ensure_reconciliation_schedule(client, settings))
         except RPCError as exc:  # a namespace without schedule rights still runs the flows

@@ -37,6 +37,16 @@ class LedgerPruneResult(BaseModel):
     events: int = 0
 
 
+class LedgerRetention(BaseModel):
+    """The settings the upkeep needs (from ``Settings`` in the composition root)."""
+
+    ledger_retention_days: int = Field(default=30, ge=1)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LedgerRetention:
+        return cls(ledger_retention_days=settings.ledger_retention_days)
+
+
 class StrandedEventIntake(Protocol):
     """Where stranded and failed events are routed again: the ingress's intake (built in the composition root)."""
 
@@ -48,7 +58,7 @@ class StrandedEventIntake(Protocol):
 class EventLedgerActivities:
     """Sweep and prune, with the ledger and the intake that routes events (built in worker.py)."""
 
-    def __init__(self, *, settings: Settings, ledger: EventLedger, intake: StrandedEventIntake) -> None:
+    def __init__(self, *, settings: LedgerRetention, ledger: EventLedger, intake: StrandedEventIntake) -> None:
         self.settings = settings
         self.ledger = ledger
         self.intake = intake
@@ -70,4 +80,4 @@ class EventLedgerActivities:
         return [self.sweep_event_ledger, self.prune_event_ledger]
 
 
-__all__ = ["EventLedgerActivities", "LedgerPruneResult", "LedgerSweepRequest", "LedgerSweepResult"]
+__all__ = ["EventLedgerActivities", "LedgerRetention", "LedgerPruneResult", "LedgerSweepRequest", "LedgerSweepResult"]

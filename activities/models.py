@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from canonical import Account, BillingSchedule, Contact, ContractTerms, LegalEntity, Project
 from canonical.amendments import SubscriptionItemChange
 from canonical.authority import ApprovalAuthority
+from canonical.backfill import ErpCustomerDraft
 from canonical.deal import ProvisionedEntity
 from canonical.notifications import Notice
 from canonical.policy import ApprovalPolicy
@@ -22,12 +25,20 @@ class Ack(BaseModel):
     detail: str = ""
 
 
+# -- configuration: one loader (``load_flow_config``) for every flow ---------------------------------
+FlowName = Literal["quote_to_cash", "amendments", "account_ledger", "reconciliation"]
+
+
 class FlowConfigRequest(BaseModel):
-    flow: str = "quote_to_cash"
+    """Which flow's settings to read; ``legal_entities`` scopes reconciliation (empty: every entity)."""
+
+    flow: FlowName = "quote_to_cash"
+    legal_entities: list[str] = Field(default_factory=list, description="reconciliation only: the entities "
+                                                                        "in scope (an unknown code fails)")
 
 
-class FlowConfig(BaseModel):
-    """Worker settings a workflow needs, read once through an activity so replay stays deterministic."""
+class QuoteToCashConfig(BaseModel):
+    """Worker settings quote-to-cash needs, read once through an activity so replay stays deterministic."""
 
     policy: ApprovalPolicy
     entities: list[LegalEntity]
@@ -40,6 +51,71 @@ class FlowConfig(BaseModel):
     temporal_ui_url: str = ""
     activity_timeout_seconds: float = 120
     authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
+
+
+class AmendmentsConfig(BaseModel):
+    """Worker settings the amendments workflow needs, read once per run through an activity."""
+
+    entities: list[LegalEntity]
+    gap_timeout_seconds: float
+    continue_as_new_after: int
+    proration_behavior: str
+    activity_retry_max_seconds: float = 300
+    authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
+    approval_reminder_hours: float = 48
+    approval_expiry_days: float = 14
+
+
+class LedgerConfig(BaseModel):
+    """Worker settings the ledger needs, read through an activity so replay stays deterministic."""
+
+    entities: list[LegalEntity]
+    continue_after_events: int
+    dedupe_window: int
+    dso_window_days: int
+    activity_retry_max_seconds: float = 300
+
+
+class ReconciliationConfig(BaseModel):
+    """The entities in scope of one reconciliation run, every entity, and the rounding tolerance."""
+
+    entities: list[LegalEntity]
+    all_entities: list[LegalEntity] = Field(default_factory=list)
+    rounding_tolerance: Decimal
+    activity_retry_max_seconds: float = 300
+
+
+class FlowConfig(BaseModel):
+    """The answer of ``load_flow_config``: the requested flow's section filled, the others empty."""
+
+    flow: FlowName
+    quote_to_cash: QuoteToCashConfig | None = None
+    amendments: AmendmentsConfig | None = None
+    account_ledger: LedgerConfig | None = None
+    reconciliation: ReconciliationConfig | None = None
+
+    def _missing(self, flow: FlowName) -> ValueError:
+        return ValueError(f"the configuration read was for {self.flow!r}, not {flow!r}")
+
+    def for_quote_to_cash(self) -> QuoteToCashConfig:
+        if self.quote_to_cash is None:
+            raise self._missing("quote_to_cash")
+        return self.quote_to_cash
+
+    def for_amendments(self) -> AmendmentsConfig:
+        if self.amendments is None:
+            raise self._missing("amendments")
+        return self.amendments
+
+    def for_ledger(self) -> LedgerConfig:
+        if self.account_ledger is None:
+            raise self._missing("account_ledger")
+        return self.account_ledger
+
+    def for_reconciliation(self) -> ReconciliationConfig:
+        if self.reconciliation is None:
+            raise self._missing("reconciliation")
+        return self.reconciliation
 
 
 class DealRef(BaseModel):
@@ -63,17 +139,53 @@ class ContractRef(BaseModel):
     reason: str = ""
 
 
-class ErpCustomerInput(BaseModel):
+# -- ERP contacts: one find-or-create for every flow (look up, then create exactly what was missing) ------
+class FindErpContactsInput(BaseModel):
+    """Look ``drafts`` up in the tenant by their reference, ``batch_size`` references a request."""
+
     tenant_id: str
-    account: Account
-    contact: Contact | None
-    reference: str
-    idempotency_key: str
+    drafts: list[ErpCustomerDraft] = Field(default_factory=list)
+    batch_size: int = Field(default=50, ge=1)
+    requests_per_second: float | None = None
 
 
-class ErpCustomerResult(BaseModel):
-    account: Account
-    created: bool
+class ErpContactsPlan(BaseModel):
+    """What the look-up found: the drafts missing from the ERP, and the contacts already there."""
+
+    missing: list[ErpCustomerDraft] = Field(default_factory=list)
+    found: dict[str, str] = Field(default_factory=dict, description="reference -> ERP contact ID")
+    existing: int = 0
+    requests: int = 0
+
+
+class CreateErpContactsInput(BaseModel):
+    """Create exactly ``drafts`` (the plan's missing ones, fixed in history, so a retry replays the same
+    requests under the same keys); ``refresh`` are found contacts to bring up to date with the CRM's fields
+    (and reactivate when archived) without touching what the ERP owns."""
+
+    tenant_id: str
+    drafts: list[ErpCustomerDraft] = Field(default_factory=list)
+    refresh: list[ErpCustomerDraft] = Field(default_factory=list)
+    batch_size: int = Field(default=50, ge=1)
+    requests_per_second: float | None = None
+    idempotency_key: str = Field(min_length=1)
+
+
+class ErpContactsResult(BaseModel):
+    created: int = 0
+    existing: int = 0
+    requests: int = 0
+    contact_ids: dict[str, str] = Field(default_factory=dict, description="reference -> ERP contact ID, of the "
+                                                                          "contacts created or refreshed")
+    ours: list[str] = Field(default_factory=list, description="references whose contact this key's create made "
+                                                              "(now, or on an attempt whose answer was lost): "
+                                                              "the run's to compensate")
+
+
+class FetchCompaniesInput(BaseModel):
+    after: str | None = None
+    limit: int = 100
+    requests_per_second: float | None = None
 
 
 class ErpProjectInput(BaseModel):
@@ -110,19 +222,6 @@ class BillingScheduleInput(BaseModel):
 
 
 # -- amendment propagation -----------------------------------------------------------------------
-class AmendmentsConfig(BaseModel):
-    """Worker settings the amendments workflow needs, read once per run through an activity."""
-
-    entities: list[LegalEntity]
-    gap_timeout_seconds: float
-    continue_as_new_after: int
-    proration_behavior: str
-    activity_retry_max_seconds: float = 300
-    authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
-    approval_reminder_hours: float = 48
-    approval_expiry_days: float = 14
-
-
 class ContractContextRequest(BaseModel):
     record_id: str
     deal_id: str | None = None

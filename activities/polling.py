@@ -45,6 +45,19 @@ class DealPollResult(BaseModel):
     outcomes: dict[str, int] = Field(default_factory=dict)
 
 
+class DealPollSettings(BaseModel):
+    """The settings the poll needs (from ``Settings`` in the composition root)."""
+
+    poll_initial_lookback_hours: float = 24
+    poll_search_requests_per_second: float = 4.0
+    hubspot_approval_stage: str = "contractsent"
+    hubspot_closed_won_stage: str = "closedwon"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DealPollSettings:
+        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
+
+
 class PolledDealIntake(Protocol):
     """Where polled deals go: the ingress's dedupe-and-route path (built in the composition root)."""
 
@@ -56,7 +69,8 @@ class PolledDealIntake(Protocol):
 class DealPollActivities:
     """The poll activity with its CRM port, the checkpoint store and the intake (built in worker.py)."""
 
-    def __init__(self, *, settings: Settings, crm: CrmPort, ledger: EventLedger, intake: PolledDealIntake) -> None:
+    def __init__(self, *, settings: DealPollSettings, crm: CrmPort, ledger: EventLedger,
+                 intake: PolledDealIntake) -> None:
         self.settings = settings
         self.crm = crm
         self.ledger = ledger
@@ -106,4 +120,4 @@ class DealPollActivities:
         return [self.poll_hubspot_deals]
 
 
-__all__ = ["DealPollActivities", "DealPollRequest", "DealPollResult", "Outcome", "PolledDealIntake"]
+__all__ = ["DealPollActivities", "DealPollRequest", "DealPollSettings", "DealPollResult", "Outcome", "PolledDealIntake"]

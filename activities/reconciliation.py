@@ -52,15 +52,18 @@ CLOCK_SKEW = timedelta(seconds=5)  # how far our clock and a vendor's may disagr
 FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
 
 
-class ReconciliationConfigRequest(BaseModel):
-    legal_entities: list[str] = Field(default_factory=list, description="empty: every entity")
+class ReconciliationSettings(BaseModel):
+    """The settings reconciliation's reads and controls need (from ``Settings`` in the composition root)."""
 
+    legal_entities: list[LegalEntity]
+    reconciliation_full_pass_hours: float = 168
+    reconciliation_stripe_requests_per_second: float = 20
+    reconciliation_xero_requests_per_second: float = 0.9
+    reconciliation_hubspot_requests_per_second: float = 8
 
-class ReconciliationConfig(BaseModel):
-    entities: list[LegalEntity]
-    all_entities: list[LegalEntity] = Field(default_factory=list)
-    rounding_tolerance: Decimal
-    activity_retry_max_seconds: float = 300
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReconciliationSettings:
+        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
 
 
 class SyncRequest(BaseModel):
@@ -126,7 +129,7 @@ def _not_found(kind: str, values: list[str], known: list[str]) -> ApplicationErr
 class ReconciliationActivities:
     """Activities of the reconciliation flow (built in worker.py with their connectors)."""
 
-    def __init__(self, *, settings: Settings, clm: ClmPort, billing: BillingPort, erp: ErpPort,
+    def __init__(self, *, settings: ReconciliationSettings, clm: ClmPort, billing: BillingPort, erp: ErpPort,
                  findings: Engine, mirror: Engine, crm: CrmFigures | None = None) -> None:
         self.settings = settings
         self.clm = clm
@@ -135,19 +138,6 @@ class ReconciliationActivities:
         self.crm = crm
         self.findings = findings
         self.mirror = mirror
-
-    @activity.defn(name="load_reconciliation_config")
-    async def load_reconciliation_config(self, request: ReconciliationConfigRequest) -> ReconciliationConfig:
-        """The entities in scope (an unknown code fails the run: it would silently reconcile nothing)."""
-        known = [e.code for e in self.settings.legal_entities]
-        unknown = [c for c in request.legal_entities if c not in known]
-        if unknown:
-            raise _not_found("legal entity", unknown, known)
-        wanted = set(request.legal_entities)
-        entities = [e for e in self.settings.legal_entities if not wanted or e.code in wanted]
-        return ReconciliationConfig(entities=entities, all_entities=list(self.settings.legal_entities),
-                                    rounding_tolerance=self.settings.reconciliation_rounding_tolerance,
-                                    activity_retry_max_seconds=self.settings.activity_retry_max_seconds)
 
     # -- reading: the mirror brought up to date -----------------------------------------------------
     def _mode(self, source: str, full: bool | None) -> tuple[str, datetime | None]:
@@ -451,9 +441,9 @@ class ReconciliationActivities:
         return self.crm
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.load_reconciliation_config, self.sync_source, self.reconcile_receivables,
+        return [self.sync_source, self.reconcile_receivables,
                 self.reconcile_delivery, self.reconcile_crm_figures]
 
 
-__all__ = ["ControlRequest", "ControlResult", "Pacer", "ReconciliationActivities", "ReconciliationConfig",
-           "ReconciliationConfigRequest", "SyncRequest", "SyncResult"]
+__all__ = ["ControlRequest", "ControlResult", "Pacer", "ReconciliationActivities", "ReconciliationSettings",
+           "SyncRequest", "SyncResult"]

@@ -71,7 +71,7 @@ class Seeder:
                                  for i in range(start, min(count, start + 100))])
                     created = await self.c.billing.create_schedule(schedule, idempotency_key=f"{reference}-{start}")
                     for invoice_id in (i for i in created.item_ids if i.startswith("in_")):
-                        invoice = await self.c.billing.finalize_invoice(invoice_id)
+                        invoice = await self.c.billing.finalize_invoice(invoice_id)  # type: ignore[attr-defined]
                         made["invoices"].append((invoice, contact.erp_contact_id))
 
         await asyncio.gather(*(customer(n) for n in range(CUSTOMERS_PER_ENTITY)))

@@ -39,7 +39,7 @@ from canonical.events import (
     InvoiceVoided,
 )
 from canonical.money import Money, PricedLine, line_amount, minor_unit, price_line, round_amount, sum_money
-from canonical.ownership import FIELD_OWNERSHIP, OwnershipViolation, guard_write, owner_of
+from canonical.ownership import FIELD_OWNERSHIP, OwnershipViolation, SystemRole, guard_write, owner_of
 from canonical.parties import Account, Address, Contact, LegalEntity
 from canonical.project import Engagement, Project, ProjectTask, TaskChargeType, TimeEntry
 from canonical.refs import ExternalRef, ref
@@ -52,7 +52,7 @@ __all__ = [
     "EventEnvelope", "ExternalRef", "FIELD_OWNERSHIP", "Invoice", "InvoiceFinalized", "InvoiceLine",
     "InvoicePaid", "InvoicePaymentFailed", "InvoiceStatus", "InvoiceVoided", "LegalEntity", "Milestone",
     "MissingField", "Money", "PricedLine", "OwnershipViolation", "Payment", "Project", "ProjectTask",
-    "RateCardEntry", "RecurringCharge", "ScheduledCharge", "TaskChargeType", "TaxLine", "TimeEntry",
+    "RateCardEntry", "RecurringCharge", "ScheduledCharge", "SystemRole", "TaskChargeType", "TaxLine", "TimeEntry",
     "describe_missing",
     "guard_write", "line_amount", "minor_unit", "price_line", "owner_of", "ref", "round_amount", "sum_money",
     "value_decreases",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from canonical import Account
+from canonical import Account, Contact
 
 
 class CompanyPage(BaseModel):
@@ -15,10 +15,14 @@ class CompanyPage(BaseModel):
 
 
 class ErpCustomerDraft(BaseModel):
-    """An account to have in the ERP under ``reference`` (the ERP contact number)."""
+    """An account to have in the ERP under ``reference`` (the ERP contact number), with its billing contact
+    when the flow knows one (quote-to-cash does, the backfill does not)."""
 
     account: Account
     reference: str
+    contact: Contact | None = None
+    marker: str | None = Field(default=None, description="the ownership mark the create writes on the record "
+                                                         "(``canonical.refs.ownership_marker``)")
 
 
 class ErpBatchResult(BaseModel):

@@ -58,6 +58,11 @@ def ownership_marker(idempotency_key: str) -> str:
     return "revops-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
 
 
+def contact_key(idempotency_key: str, reference: str) -> str:
+    """The key of one contact within a batch create under ``idempotency_key`` (its ownership mark's source)."""
+    return f"{idempotency_key}:{reference}"
+
+
 #: Stripe object IDs carry their kind in the prefix (longest prefixes first: ``sub_sched_`` before ``sub_``)
 STRIPE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sub_sched_", "schedule"), ("sub_", "subscription"), ("cus_", "customer"), ("prod_", "product"),

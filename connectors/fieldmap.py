@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from canonical.ownership import owner_of
+from canonical.ownership import SystemRole, owner_of
 from canonical.requests import DealWriteBack
 from connectors.hubspot import mapping as hubspot_mapping
 from connectors.ironclad import mapping as ironclad_mapping
@@ -51,7 +51,7 @@ class FieldMapping:
         return self.canonical.split(".", 1)[1]
 
     @property
-    def owner(self) -> str:
+    def owner(self) -> SystemRole:
         if self.canonical == NOT_MAPPED:
             return owner_of(self.entity, "-")
         return owner_of(self.entity, self.field.split(".")[0])

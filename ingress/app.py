@@ -265,12 +265,13 @@ def receivers_from_settings(settings: Settings, *, clm: Any) -> dict[str, Webhoo
 
 def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> FastAPI:
     """The composition of the served app: receivers, ledger, Temporal client, CLM and the poll schedule."""
-    from connectors import hubspot, ironclad
+    from canonical.ownership import SystemRole
+    from connectors.registry import build_role, close_adapter
     from ingress.schedule import keep_poll_schedule
     from runtime.connect import connect
 
-    clm = ironclad.from_settings(settings)
-    crm = hubspot.from_settings(settings)
+    clm = build_role(settings, SystemRole.CLM)  # the adapters settings choose (CLM_ADAPTER, CRM_ADAPTER)
+    crm = build_role(settings, SystemRole.CRM)
     ledger = EventLedger.from_settings(settings)
     provider = ClientProvider(functools.partial(connect, settings), timeout=settings.ingress_temporal_timeout_seconds)
     startup: list[Hook] = []
@@ -281,8 +282,8 @@ def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> 
         shutdown.append(stop)
 
     async def close() -> None:
-        await clm.aclose()
-        await crm.aclose()
+        await close_adapter(clm)
+        await close_adapter(crm)
         ledger.close()
 
     shutdown.append(close)

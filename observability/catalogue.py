@@ -10,12 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from activities.amendments import ContractAmendmentsActivities
-from activities.backfill import BackfillActivities
+from activities.amendments import ContractContextActivities
+from activities.billing import BillingActivities
+from activities.clm import ClmActivities
+from activities.config import ConfigActivities
+from activities.crm import CrmActivities
+from activities.erp import ErpActivities
 from activities.event_ledger import EventLedgerActivities
-from activities.ledger import LedgerActivities
+from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
-from activities.quote_to_cash import QuoteToCashActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
@@ -24,8 +27,10 @@ from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
 from connectors.hubspot.mapping import deal_from_hubspot, figures_properties, writeback_properties
 from connectors.ironclad.mapping import terms_to_attributes
+from connectors.registry import VENDOR_ROLES, role_label
 from connectors.stripe.mapping import invoice as stripe_invoice
 from connectors.xero.mapping import contact_to_xero, invoice_to_xero, project_to_xero
+from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
@@ -34,16 +39,17 @@ from workflows.polling import HubSpotDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
-#: connector role (``self.<role>`` in activities) -> the vendor behind it (worker.py's composition)
-ROLES = {"crm": "HubSpot (CRM)", "clm": "Ironclad (CLM)", "billing": "Stripe (billing)", "erp": "Xero (ERP)"}
+#: connector role (``self.<role>`` in activities) -> the role with the adapter the default settings choose for it
+#: (``connectors/registry.py``; the defaults, not this machine's environment: the catalogue is checked in)
+ROLES = {role.value: role_label(Settings.model_construct(), role) for role in VENDOR_ROLES}
 #: connector methods that only read
 READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",
                  "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since")
 #: every activity class the worker serves (worker.activities_for); a flow's activities are the ones its
 #: workflow module references
-ACTIVITY_CLASSES: tuple[type, ...] = (QuoteToCashActivities, DealPollActivities, ContractAmendmentsActivities,
-                                      LedgerActivities, ReconciliationActivities, BackfillActivities,
-                                      EventLedgerActivities)
+ACTIVITY_CLASSES: tuple[type, ...] = (ConfigActivities, CrmActivities, ClmActivities, BillingActivities, ErpActivities,
+                                      ContractContextActivities, DealPollActivities, ReconciliationActivities,
+                                      NotifyActivities, EventLedgerActivities)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.fieldmap import FIELD_MAPPINGS, FieldMapping
+from connectors.registry import role_label
 from observability.catalogue import ACTIVITY_CLASSES, FLOWS, READ_PREFIXES, ROLES, RUNBOOKS, Flow
+from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -35,8 +37,10 @@ def _cell(text: str) -> str:
 def render_field_mapping() -> str:
     lines = [HEADER.format(source="connectors/fieldmap.py"), "# Field mapping", "",
              "Canonical field ↔ vendor field, per vendor and object: the direction data moves, the system of "
-             "record that owns the field (`canonical/ownership.py`; `revops` = our own write-backs) and the "
-             "transform the mapper applies.", ""]
+             "record that owns the field, by role (`canonical/ownership.py`; `revops` = our own write-backs) with "
+             "the adapter the default settings choose for it (`connectors/registry.py`), and the transform the "
+             "mapper applies.", ""]
+    defaults = Settings.model_construct()  # the defaults, not this machine's environment: the doc is checked in
     for vendor, rows in FIELD_MAPPINGS.items():
         lines += [f"## {VENDOR_NAMES[vendor]}", ""]
         objects: dict[str, list[FieldMapping]] = {}
@@ -45,8 +49,8 @@ def render_field_mapping() -> str:
         for vendor_object, members in objects.items():
             lines += [f"### {vendor_object}", "", "| canonical | vendor field | direction | owner | transform |",
                       "|---|---|---|---|---|"]
-            lines += [f"| `{r.canonical}` | `{_cell(r.vendor_field)}` | {r.direction.value} | {r.owner} | "
-                      f"{_cell(r.transform)} |" for r in members]
+            lines += [f"| `{r.canonical}` | `{_cell(r.vendor_field)}` | {r.direction.value} | "
+                      f"{role_label(defaults, r.owner)} | {_cell(r.transform)} |" for r in members]
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -63,7 +67,7 @@ def _name(fn: Callable[..., Any]) -> str:
 
 def flow_activities(workflow: type) -> list[tuple[str, str, list[str]]]:
     """(activity name, first docstring line, connector calls ``role.method``) of each activity the workflow's
-    module references (``A.load_deal`` where ``A = QuoteToCashActivities``, or the class by name)."""
+    module references (``Crm.load_deal`` where ``Crm = CrmActivities``, or the class by name)."""
     module_source = inspect.getsource(sys.modules[workflow.__module__])
     found = []
     for cls in ACTIVITY_CLASSES:

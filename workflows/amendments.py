@@ -22,7 +22,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.amendments import ContractAmendmentsActivities
+    from activities.amendments import ContractContextActivities
+    from activities.billing import BillingActivities
+    from activities.clm import ClmActivities
+    from activities.config import ConfigActivities
+    from activities.crm import CrmActivities
+    from activities.erp import ErpActivities
     from activities.models import (
         AmendmentPlanInput,
         AmendmentRef,
@@ -35,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         SubscriptionEndInput,
         WriteBackInput,
     )
-    from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
     from canonical.amendments import AmendmentPlan, EntityChange, monthly_recurring
     from canonical.authority import ApprovalFacts, approvals_required
@@ -66,8 +70,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import WorkflowStatus, idempotency_key
     from workflows.steps import decide, decision_note, failure_reason, failure_type, refuse_decision
 
-A = ContractAmendmentsActivities
-Q = QuoteToCashActivities
+Ctx = ContractContextActivities
+Cfg = ConfigActivities
+Crm = CrmActivities
+Clm = ClmActivities
+Bill = BillingActivities
+Erp = ErpActivities
 HISTORY_KEPT = 20
 TIMELINE_KEPT = 50
 
@@ -114,8 +122,8 @@ class ContractAmendmentsWorkflow:
         self._record_id = request.record_id
         self._status.started_with(workflow.info())
         self._status.add_keys(ref("ironclad", "record", request.record_id))
-        self._config = await self._step(A.load_amendments_config, FlowConfigRequest(flow="amendments"),
-                                        "Read amendment settings and legal entities")
+        self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="amendments"),
+                                         "Read amendment settings and legal entities")).for_amendments()
         self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds)
         if request.carried is not None:
             self._restore(request.carried)
@@ -155,7 +163,7 @@ class ContractAmendmentsWorkflow:
                            waiting_for="Ironclad record and HubSpot deal")
         while True:
             try:
-                context = await self._step(A.load_contract_context,
+                context = await self._step(Ctx.load_contract_context,
                                            ContractContextRequest(record_id=request.record_id,
                                                                   deal_id=request.deal_id),
                                            f"Read Ironclad record {request.record_id} and its deal")
@@ -263,7 +271,7 @@ class ContractAmendmentsWorkflow:
 
     async def _fetch_from_clm(self, why: str) -> GapResolutionResult:
         """Ask Ironclad for every amendment of the record and take the ones not yet seen."""
-        fetched = await self._step(A.fetch_amendments, ContractContextRequest(record_id=self._record_id),
+        fetched = await self._step(Clm.fetch_amendments, ContractContextRequest(record_id=self._record_id),
                                    f"Fetch amendments of Ironclad record {self._record_id} ({why})")
         now = workflow.now()
         found = [seq for seq, clm_id in sorted(fetched.amendments)
@@ -283,7 +291,7 @@ class ContractAmendmentsWorkflow:
             record.clm_amendment_id = amendment.clm_amendment_id
             self._status.add_keys(ref("ironclad", "record", amendment.clm_amendment_id))
         assert amendment.terms is not None
-        plan: AmendmentPlan = await self._step(A.plan_amendment, AmendmentPlanInput(
+        plan: AmendmentPlan = await self._step(Ctx.plan_amendment, AmendmentPlanInput(
             sequence=sequence, deal_id=self._deal_id, before=self._terms, after=amendment.terms,
             entities=self._config.entities, provisioned=self._provisioned, billing_ids=self._billing_ids),
             f"Plan amendment {sequence} against the current terms")
@@ -309,7 +317,7 @@ class ContractAmendmentsWorkflow:
         while True:
             try:
                 amendment: Amendment = await self._step(
-                    A.load_amendment, AmendmentRef(record_id=self._record_id, sequence=sequence),
+                    Clm.load_amendment, AmendmentRef(record_id=self._record_id, sequence=sequence),
                     f"Read amendment {sequence} of Ironclad record {self._record_id}")
                 return amendment
             except ActivityError as err:
@@ -452,7 +460,7 @@ class ContractAmendmentsWorkflow:
         if change.project is not None:
             choice = choices.get(target.project_code)
             try:
-                project: Project = await self._step(A.update_erp_project, GuardedProjectInput(
+                project: Project = await self._step(Erp.update_erp_project, GuardedProjectInput(
                     tenant_id=target.tenant_id, project=change.project,
                     expected_budget=self._budgets.get(target.project_code),
                     force=choice is not None and not choice.keep_erp_value,
@@ -466,7 +474,7 @@ class ContractAmendmentsWorkflow:
                 raise
             self._budgets[target.project_code] = str(project.budget.amount)
         for item in change.subscription_changes:
-            await self._step(A.change_subscription_item, SubscriptionChangeInput(
+            await self._step(Bill.change_subscription_item, SubscriptionChangeInput(
                 change=item, proration_behavior=self._config.proration_behavior,
                 idempotency_key=self._key(sequence, f"sub-item-{item.item_id}")),
                 f"Stripe {item.product_code}: quantity {item.old_quantity} -> {item.quantity}, "
@@ -476,7 +484,7 @@ class ContractAmendmentsWorkflow:
             schedule = schedule.model_copy(update={"metadata": {**schedule.metadata,
                                                                 "revops_workflow": workflow.info().workflow_id}})
             created: BillingSchedule = await self._step(
-                Q.create_billing_schedule, BillingScheduleInput(schedule=schedule, idempotency_key=key),
+                Bill.create_billing_schedule, BillingScheduleInput(schedule=schedule, idempotency_key=key),
                 f"Create Stripe {schedule.kind.value} for " + ", ".join(c.product_code for c in schedule.charges))
             for billing_id in [created.billing_id or "", *created.item_ids]:
                 if billing_id and billing_id not in self._billing_ids:
@@ -487,13 +495,13 @@ class ContractAmendmentsWorkflow:
             retired = BillingSchedule(kind=BillingScheduleKind.MILESTONE, customer_id=target.billing_customer_id,
                                       currency=terms.total_value.currency, start_date=terms.start_date,
                                       item_ids=change.cancel_ids)
-            await self._step(Q.cancel_billing_schedule,
+            await self._step(Bill.cancel_billing_schedule,
                              BillingScheduleInput(schedule=retired, idempotency_key=self._key(sequence,
                                                                                                f"retire-{entity}")),
                              f"Retire {len(change.cancel_ids)} Stripe record(s) replaced by amendment {sequence}")
             self._billing_ids = [i for i in self._billing_ids if i not in change.cancel_ids]
         for subscription_id in change.subscription_ends:
-            await self._step(A.set_subscription_end, SubscriptionEndInput(
+            await self._step(Bill.set_subscription_end, SubscriptionEndInput(
                 subscription_id=subscription_id, end_date=change.end_date,
                 idempotency_key=self._key(sequence, f"sub-end-{subscription_id}")),
                 f"Stripe subscription {subscription_id} ends {change.end_date or 'never'}")
@@ -669,7 +677,7 @@ class ContractAmendmentsWorkflow:
             return
         update = update.model_copy(update={"revops_workflow_id": None})
         try:
-            await self._step(Q.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
+            await self._step(Crm.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
         except ActivityError as err:
             if required:

@@ -17,14 +17,16 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.backfill import (
-        BackfillActivities,
+    from activities.crm import CrmActivities
+    from activities.erp import ErpActivities
+    from activities.models import (
         CreateErpContactsInput,
         ErpContactsResult,
         FetchCompaniesInput,
         FindErpContactsInput,
     )
-    from canonical.backfill import CompanyPage
+    from canonical.backfill import CompanyPage, ErpCustomerDraft
+    from canonical.keys import erp_contact_reference
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=30))
@@ -91,17 +93,18 @@ class CompanyBackfillWorkflow:
     async def _write_page(self, request: BackfillInput, page: CompanyPage, *, key: str) -> None:
         """Look a page up, then create exactly what was missing: the create's drafts and keys are fixed in
         history, so its retries replay instead of re-deciding (and the created/existing counts stay true)."""
+        drafts = [ErpCustomerDraft(account=a, reference=erp_contact_reference(a.crm_id, request.entity_code))
+                  for a in page.accounts if a.crm_id]
         plan = await workflow.execute_activity_method(
-            BackfillActivities.find_erp_contacts,
-            FindErpContactsInput(tenant_id=request.tenant_id, entity_code=request.entity_code,
-                                 accounts=page.accounts, batch_size=request.batch_size,
+            ErpActivities.find_erp_contacts,
+            FindErpContactsInput(tenant_id=request.tenant_id, drafts=drafts, batch_size=request.batch_size,
                                  requests_per_second=request.xero_requests_per_second),
             start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
             summary=f"look up {len(page.accounts)} companies in Xero {request.entity_code}")
         written = ErpContactsResult(existing=plan.existing, requests=plan.requests)
         if plan.missing:
             created = await workflow.execute_activity_method(
-                BackfillActivities.create_erp_contacts,
+                ErpActivities.create_erp_contacts,
                 CreateErpContactsInput(tenant_id=request.tenant_id, drafts=plan.missing,
                                        batch_size=request.batch_size,
                                        requests_per_second=request.xero_requests_per_second, idempotency_key=key),
@@ -128,7 +131,7 @@ class CompanyBackfillWorkflow:
 
     def _fetch(self, request: BackfillInput, after: str | None) -> asyncio.Task[CompanyPage]:
         return asyncio.ensure_future(workflow.execute_activity_method(
-            BackfillActivities.fetch_company_page,
+            CrmActivities.fetch_company_page,
             FetchCompaniesInput(after=after, limit=request.page_size,
                                 requests_per_second=request.hubspot_requests_per_second),
             start_to_close_timeout=TIMEOUT, retry_policy=RETRY, summary=f"HubSpot companies after {after}"))

@@ -19,19 +19,21 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities
+    from activities.config import ConfigActivities
+    from activities.crm import CrmActivities
+    from activities.erp import ErpActivities
     from activities.ledger import (
         BillingCustomerRef,
         BillingInvoiceRef,
         CrmFiguresInput,
         ErpContactInput,
-        LedgerActivities,
-        LedgerConfig,
-        LedgerConfigRequest,
         PostCreditNoteInput,
         PostInvoiceInput,
         RecordPaymentInput,
         VoidInvoiceInput,
     )
+    from activities.models import FlowConfigRequest, LedgerConfig
     from activities.notify import NotifyActivities
     from canonical import Account, EventEnvelope, InvoiceStatus, ref
     from canonical.keys import billing_customer_reference, erp_contact_reference, step_idempotency_key
@@ -76,7 +78,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.steps import STEP_FAILED, AttributePublisher, add_business_keys, failure_reason, run_step
 
-A = LedgerActivities
+Cfg = ConfigActivities
+Crm = CrmActivities
+Bill = BillingActivities
+Erp = ErpActivities
 N = NotifyActivities
 MAX_KEYS = 100
 _SECOND = timedelta(seconds=1)
@@ -112,8 +117,8 @@ class AccountLedgerWorkflow:
         started = workflow.info().typed_search_attributes
         self._attributes.started_with(started)
         self._keys = list(started.get(BUSINESS_KEYS) or [])
-        self._config = await self._step(A.load_ledger_config, LedgerConfigRequest(), "Read ledger settings",
-                                        local=True)
+        self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="account_ledger"),
+                                         "Read ledger settings", local=True)).for_ledger()
         customer, error = await self._load_customer()
         self._add_keys(ref("stripe", "customer", self._customer_id))
         async with self._lock:
@@ -226,26 +231,26 @@ class AccountLedgerWorkflow:
             if isinstance(action, PostInvoice):
                 invoice = action.invoice
                 if invoice is None:
-                    invoice = loaded = await self._step(A.load_billing_invoice, BillingInvoiceRef(
+                    invoice = loaded = await self._step(Bill.load_billing_invoice, BillingInvoiceRef(
                         invoice_id=action.invoice_id), f"Read Stripe invoice {action.invoice_id}", local=True)
                 contact = action.contact_id or await self._contact(action.legal_entity, action.tenant_id)
                 routed = invoice.model_copy(update={"legal_entity": action.legal_entity})
-                posted = await self._step(A.post_erp_invoice, PostInvoiceInput(
+                posted = await self._step(Erp.post_erp_invoice, PostInvoiceInput(
                     tenant_id=action.tenant_id, invoice=routed, erp_contact_id=contact, idempotency_key=key),
                     f"Post {action.title} to Xero {action.legal_entity}")
                 return Outcome(ok=True, erp_id=posted.erp_id, contact_id=contact, invoice=loaded)
             if isinstance(action, RecordPayment):
-                await self._step(A.record_erp_payment, RecordPaymentInput(
+                await self._step(Erp.record_erp_payment, RecordPaymentInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, payment=action.payment,
                     idempotency_key=key), f"Record payment {action.payment.amount} on {action.title} in Xero")
             elif isinstance(action, PostCreditNote):
-                await self._step(A.post_erp_credit_note, PostCreditNoteInput(
+                await self._step(Erp.post_erp_credit_note, PostCreditNoteInput(
                     tenant_id=action.tenant_id, credit_note=action.credit_note, erp_contact_id=action.contact_id,
                     idempotency_key=key),
                     f"{'Write off' if action.write_off else 'Credit'} {action.credit_note.amount} on {action.title} "
                     "in Xero")
             else:
-                await self._step(A.void_erp_invoice, VoidInvoiceInput(
+                await self._step(Erp.void_erp_invoice, VoidInvoiceInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, idempotency_key=key),
                     f"Void {action.title} in Xero")
         except STEP_FAILED as err:
@@ -257,7 +262,7 @@ class AccountLedgerWorkflow:
         account = self._customer_account or Account(name=self._customer_id, billing_customer_id=self._customer_id)
         reference = (erp_contact_reference(company_id, entity_code) if company_id
                      else billing_customer_reference(self._customer_id, entity_code))
-        found = await self._step(A.ensure_erp_contact, ErpContactInput(
+        found = await self._step(Erp.ensure_erp_contact, ErpContactInput(
             tenant_id=tenant_id, account=account, reference=reference,
             idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
             f"Find or create Xero contact {reference}")
@@ -282,7 +287,7 @@ class AccountLedgerWorkflow:
         request = CrmFiguresInput(company_id=self._book.crm_company_id, company=company, deals=deals)
         action = RefreshCrmFigures()
         try:
-            await self._step(A.write_crm_figures, request, f"Write billing figures to HubSpot ({len(deals)} deal(s))")
+            await self._step(Crm.write_crm_figures, request, f"Write billing figures to HubSpot ({len(deals)} deal(s))")
             outcome = Outcome(ok=True)
         except STEP_FAILED as err:
             outcome = Outcome(ok=False, reason=failure_reason(err))
@@ -293,7 +298,7 @@ class AccountLedgerWorkflow:
     async def _load_customer(self) -> tuple[BillingCustomer | None, str | None]:
         try:
             customer: BillingCustomer = await self._step(
-                A.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
+                Bill.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
                 f"Read Stripe customer {self._customer_id}", local=True)
         except STEP_FAILED as err:
             return None, failure_reason(err)

@@ -9,23 +9,29 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities
+    from activities.clm import ClmActivities
+    from activities.config import ConfigActivities
+    from activities.crm import CrmActivities
+    from activities.erp import ErpActivities
     from activities.models import (
         BillingCustomerInput,
         BillingRecordRef,
         BillingScheduleInput,
         ContractRef,
+        CreateErpContactsInput,
         DealRef,
-        ErpCustomerInput,
         ErpProjectInput,
         ErpRecordRef,
-        FlowConfig,
+        FindErpContactsInput,
         FlowConfigRequest,
         LaunchContractInput,
+        QuoteToCashConfig,
         WriteBackInput,
     )
-    from activities.quote_to_cash import QuoteToCashActivities
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
     from canonical.authority import ApprovalFacts, approvals_required
+    from canonical.backfill import ErpCustomerDraft
     from canonical.bands import deal_size_band
     from canonical.exceptions import ExceptionKind
     from canonical.keys import erp_contact_reference
@@ -57,7 +63,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import WorkflowStatus, idempotency_key
     from workflows.steps import STEP_FAILED, decide, decision_note, failure_reason, refuse_decision
 
-A = QuoteToCashActivities
+Cfg = ConfigActivities
+Crm = CrmActivities
+Clm = ClmActivities
+Bill = BillingActivities
+Erp = ErpActivities
 
 
 def merge_write_backs(earlier: DealWriteBack | None, later: DealWriteBack) -> DealWriteBack:
@@ -102,7 +112,7 @@ class QuoteToCashWorkflow:
         self._status = WorkflowStatus(Stage.LOADING, details=self._details)
         self._step = self._status.step  # the typed step of the status component, under its short name
         self._failure = ""
-        self._config: FlowConfig | None = None
+        self._config: QuoteToCashConfig | None = None
         self._deal: Deal | None = None
         self._entity_code = ""
         self._missing: list[MissingField] = []
@@ -126,8 +136,8 @@ class QuoteToCashWorkflow:
         self._mark("started")
         self._status.enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
-            self._config = await self._step(A.load_flow_config, FlowConfigRequest(),
-                                            "Read approval policy and entities", local=True)
+            self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="quote_to_cash"),
+                                             "Read approval policy and entities", local=True)).for_quote_to_cash()
             self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds,
                              timeout_seconds=self._config.activity_timeout_seconds)
             deal = await self._load_deal()
@@ -153,7 +163,7 @@ class QuoteToCashWorkflow:
 
     async def _load_deal(self) -> Deal:
         try:
-            deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}",
+            deal = await self._step(Crm.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}",
                                     local=True)
         except STEP_FAILED as err:
             self._status.exception = ExceptionKind.DEAL_NOT_FOUND
@@ -303,7 +313,7 @@ class QuoteToCashWorkflow:
         request = ContractRequest(deal_crm_id=deal.crm_id, title=f"{deal.name} - Order Form",
                                   template_id=self._config.template_id, legal_entity=self._entity_code,
                                   counterparty=deal.account, signer=deal.billing_contact, terms=proposed_terms(deal))
-        contract = await self._step(A.launch_contract,
+        contract = await self._step(Clm.launch_contract,
                                     LaunchContractInput(request=request, idempotency_key=self._key("contract")),
                                     f"Launch Ironclad contract for deal {deal.crm_id}")
         assert contract.clm_workflow_id
@@ -322,7 +332,7 @@ class QuoteToCashWorkflow:
                                               timeout_summary="poll Ironclad")
             except TimeoutError:
                 pass
-            contract = await self._step(A.check_contract, ContractRef(clm_workflow_id=contract.clm_workflow_id),
+            contract = await self._step(Clm.check_contract, ContractRef(clm_workflow_id=contract.clm_workflow_id),
                                         f"Check Ironclad workflow {contract.clm_workflow_id}", local=True)
             self._contract = contract
             if contract.status is ContractStatus.EXECUTED and contract.terms is not None:
@@ -388,33 +398,37 @@ class QuoteToCashWorkflow:
         entity = plan.entity
         tenant = entity.erp_tenant_id
         customer_ref = erp_contact_reference(deal.account.crm_id or "", entity.code)
-        erp = await self._step(A.upsert_erp_customer, ErpCustomerInput(
-            tenant_id=tenant, account=deal.account, contact=deal.billing_contact, reference=customer_ref,
+        draft = ErpCustomerDraft(account=deal.account, contact=deal.billing_contact, reference=customer_ref)
+        found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant, drafts=[draft]),
+                                 f"Find Xero contact in {entity.code}", local=True)
+        written = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
+            tenant_id=tenant, drafts=found.missing, refresh=[] if found.missing else [draft],
             idempotency_key=self._key(f"erp-contact-{entity.code}")),
-            f"Find or create Xero contact in {entity.code}")
-        contact_id = erp.account.erp_contact_id or ""
-        self._mark("customer_created" if erp.created else "customer_reused", entity.code)
-        if erp.created:
-            undo.append((A.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
+            f"{'Create' if found.missing else 'Update'} Xero contact in {entity.code}")
+        contact_id = written.contact_ids.get(customer_ref) or found.found.get(customer_ref, "")
+        contact_created = customer_ref in written.ours
+        self._mark("customer_created" if contact_created else "customer_reused", entity.code)
+        if contact_created:
+            undo.append((Erp.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
                          f"Archive Xero contact {contact_id}"))
         self._status.add_keys(ref("xero", "contact", contact_id))
 
-        project = await self._step(A.create_erp_project, ErpProjectInput(
+        project = await self._step(Erp.create_erp_project, ErpProjectInput(
             tenant_id=tenant, project=plan.project.model_copy(update={"erp_contact_id": contact_id}),
             idempotency_key=self._key(f"erp-project-{entity.code}")),
             f"Create Xero project {plan.project.code} with {len(plan.project.tasks)} task(s)")
         self._mark("project_created", entity.code)
-        undo.append((A.close_erp_project, ErpRecordRef(tenant_id=tenant, record_id=project.erp_id or ""),
+        undo.append((Erp.close_erp_project, ErpRecordRef(tenant_id=tenant, record_id=project.erp_id or ""),
                      f"Close Xero project {project.erp_id}"))
         self._status.add_keys(ref("xero", "project", project.erp_id or ""), ref("revops", "project", project.code))
 
-        customer = await self._step(A.ensure_billing_customer, BillingCustomerInput(
+        customer = await self._step(Bill.ensure_billing_customer, BillingCustomerInput(
             account=deal.account, contact=deal.billing_contact, reference=customer_ref, legal_entity=entity.code,
             idempotency_key=self._key(f"billing-customer-{entity.code}")),
             f"Find or create Stripe customer for {entity.code}")
         self._mark("customer_created" if customer.created else "customer_reused", entity.code)
         if customer.created:
-            undo.append((A.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
+            undo.append((Bill.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
                          f"Delete Stripe customer {customer.customer_id}"))
         self._status.add_keys(ref("stripe", "customer", customer.customer_id))
 
@@ -424,10 +438,10 @@ class QuoteToCashWorkflow:
             schedule = schedule.model_copy(update={"customer_id": customer.customer_id,
                                                    "metadata": {**schedule.metadata, "revops_project": project.code,
                                                                 "revops_workflow": workflow.info().workflow_id}})
-            created = await self._step(A.create_billing_schedule, BillingScheduleInput(schedule=schedule,
+            created = await self._step(Bill.create_billing_schedule, BillingScheduleInput(schedule=schedule,
                                                                                        idempotency_key=key),
                                        f"Create Stripe {schedule.kind.value} schedule for {entity.code}")
-            undo.append((A.cancel_billing_schedule,
+            undo.append((Bill.cancel_billing_schedule,
                          BillingScheduleInput(schedule=created, idempotency_key=key + ":undo"),
                          f"Cancel Stripe {schedule.kind.value} schedule {created.billing_id or ''}".rstrip()))
             if created.billing_id:
@@ -454,7 +468,7 @@ class QuoteToCashWorkflow:
     @workflow.update
     async def recheck_deal(self, request: RecheckRequest) -> RecheckResult:
         """An operator re-reads the deal now; answers whether it is complete."""
-        deal = await self._step(A.load_deal, DealRef(deal_id=self._deal_id),
+        deal = await self._step(Crm.load_deal, DealRef(deal_id=self._deal_id),
                                 f"Re-read HubSpot deal {self._deal_id} for {request.requested_by}", local=True)
         missing = deal.missing_commercial_fields()
         self._corrected_deal = deal
@@ -511,7 +525,7 @@ class QuoteToCashWorkflow:
         try:
             # a notice goes out once per event through a regular activity (its retries outlive a worker);
             # a plain property write is idempotent and runs as a local activity
-            await self._step(A.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
+            await self._step(Crm.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
                              "Write back to HubSpot: " + ", ".join(sorted(update.properties())),
                              local=notice is None)
         except STEP_FAILED as err:

@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.config import ConfigActivities
+    from activities.models import FlowConfigRequest, ReconciliationConfig
     from activities.reconciliation import (
         ControlRequest,
         ControlResult,
         ReconciliationActivities,
-        ReconciliationConfig,
-        ReconciliationConfigRequest,
         SyncRequest,
     )
     from canonical.exceptions import ExceptionKind
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import run_step, step_retry
 
 A = ReconciliationActivities
+Cfg = ConfigActivities
 P = TypeVar("P")
 R = TypeVar("R")
 STEP_TIMEOUT = timedelta(minutes=10)
@@ -53,9 +54,9 @@ class ReconciliationWorkflow:
         scope = request.scope
         workflow.upsert_search_attributes([STAGE.value_set("reconciling"), EXCEPTION_KIND.value_set("")])
         self._details(f"**Reconciling** scope `{scope.key()}`: reading configuration")
-        self._config = config = await self._step(
-            A.load_reconciliation_config, ReconciliationConfigRequest(legal_entities=scope.legal_entities),
-            "Read legal entities and tolerance")
+        self._config = config = (await self._step(
+            Cfg.load_flow_config, FlowConfigRequest(flow="reconciliation", legal_entities=scope.legal_entities),
+            "Read legal entities and tolerance")).for_reconciliation()
         reads = await self._read(config, request.full_pass, scope.key())
         info = workflow.info()
         run_id = f"{info.workflow_id}/{info.run_id}"

@@ -130,6 +130,10 @@ class HubSpotCrm:
                 await self._ensure(object_type, specs, refresh=True)
             self._ensured = True
 
+    async def prepare(self) -> None:
+        """At the worker's start (``connectors.registry.Prepares``): the custom properties."""
+        await self.ensure_properties()
+
     async def _ensure_once(self) -> None:
         if not self._ensured:
             await self.ensure_properties()

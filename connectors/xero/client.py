@@ -21,7 +21,7 @@ import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
-from canonical.ownership import drop_foreign_fields
+from canonical.ownership import SystemRole, drop_foreign_fields
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
@@ -94,7 +94,7 @@ class XeroErp:
                  identity_url: str | None = None, revenue_account_code: str = "200",
                  bank_account_code: str = "090", tax_types: dict[str, str] | None = None,
                  default_tax_type: str = "OUTPUT", tenant_entities: dict[str, str] | None = None,
-                 crm_system: str = "hubspot", token_client: httpx.AsyncClient | None = None) -> None:
+                 crm_system: SystemRole = SystemRole.CRM, token_client: httpx.AsyncClient | None = None) -> None:
         self._client = client
         self._accounting = accounting_url.rstrip("/")
         self._projects = projects_url.rstrip("/")
@@ -105,7 +105,7 @@ class XeroErp:
         self.tax_types = dict(tax_types or {})
         self.default_tax_type = default_tax_type
         self._entities = dict(tenant_entities or {})
-        # The system whose data we write into Xero contacts: the ownership guard checks it may.
+        # The role whose data we write into Xero contacts (the CRM's): the ownership guard checks it may.
         self._crm_system = crm_system
         self._token_client = token_client
 
@@ -217,10 +217,14 @@ class XeroErp:
     @_shape_safe
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:
-        """One ``PUT Contacts`` with many elements (Xero saves all or none by default)."""
+        """One ``PUT Contacts`` with many elements (Xero saves all or none by default). Each carries its
+        draft's ownership mark (``AccountNumber``), as a single create does."""
         if not drafts:
             return ErpBatchResult()
-        body = [mapping.contact_to_xero(mapping.account_fields(d.account), reference=d.reference) for d in drafts]
+        body = [mapping.contact_to_xero(mapping.account_fields(d.account), email=d.contact.email if d.contact else None,
+                                        person=d.contact, reference=d.reference,
+                                        marker=d.marker)
+                for d in drafts]
         created = await self._call("PUT", self._acc("/Contacts"), tenant_id=tenant_id, body={"Contacts": body},
                                    idempotency_key=idempotency_key)
         by_ref = {str(doc.get("ContactNumber")): str(doc["ContactID"]) for doc in created["Contacts"]}

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from activities.retrying import AUTH_RETRY_DELAY, business_step, to_application_error
-from canonical.ownership import OwnershipViolation
+from canonical.ownership import OwnershipViolation, SystemRole
 from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Rejected, Unavailable
 from connectors.http import correlation_id
 
@@ -39,7 +39,7 @@ def test_retrying_unavailable_is_retryable_by_the_policy() -> None:
         (Rejected("email is invalid", vendor="xero", status=400), "Rejected"),
         (NotFound("no such deal", vendor="hubspot", status=404), "NotFound"),
         (Conflict("key reused", vendor="stripe", status=409), "Conflict"),
-        (OwnershipViolation("account", "tax_number", "xero", "hubspot"), "OwnershipViolation"),
+        (OwnershipViolation("account", "tax_number", SystemRole.ERP, SystemRole.CRM), "OwnershipViolation"),
     ],
 )
 def test_retrying_permanent_errors_are_non_retryable_and_typed(exc: Exception, type_name: str) -> None:

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from canonical.ownership import OwnershipViolation, drop_foreign_fields, guard_write, may_write, owner_of
+from canonical.ownership import (
+    OwnershipViolation,
+    SystemRole,
+    drop_foreign_fields,
+    guard_write,
+    may_write,
+    owner_of,
+)
+
+CRM, CLM, BILLING, ERP = SystemRole.CRM, SystemRole.CLM, SystemRole.BILLING, SystemRole.ERP
 
 
 def test_ownership_owner_of_uses_the_table_then_the_home_system() -> None:
-    assert owner_of("account", "tax_number") == "xero"
-    assert owner_of("account", "name") == "hubspot"
-    assert owner_of("contract", "anything_else") == "ironclad"
-    assert owner_of("deal", "revops_status") == "revops"
+    assert owner_of("account", "tax_number") is ERP
+    assert owner_of("account", "name") is CRM
+    assert owner_of("contract", "anything_else") is CLM
+    assert owner_of("invoice", "status") is BILLING
+    assert owner_of("deal", "revops_status") is SystemRole.REVOPS
+
+
+def test_ownership_owners_are_roles_never_vendors() -> None:
+    from canonical.ownership import FIELD_OWNERSHIP, HOME_SYSTEM
+
+    owners = {*FIELD_OWNERSHIP.values(), *HOME_SYSTEM.values()}
+    assert owners == {CRM, CLM, BILLING, ERP}
+    assert all(type(owner) is SystemRole for owner in owners)
+
+
+@pytest.mark.parametrize("vendor", ["hubspot", "xero", "ironclad", "stripe"])
+def test_ownership_a_vendor_name_as_writer_is_refused(vendor: str) -> None:
+    with pytest.raises(ValueError, match=f"'{vendor}' is not a system role"):
+        may_write("account", "name", vendor, current="Acme")
 
 
 def test_ownership_owner_of_unknown_entity_is_an_error() -> None:
@@ -21,48 +45,48 @@ def test_ownership_owner_of_unknown_entity_is_an_error() -> None:
 
 def test_ownership_guard_write_refuses_overwriting_a_foreign_field() -> None:
     with pytest.raises(OwnershipViolation) as info:
-        guard_write("account", {"tax_number": "DE999"}, writer="hubspot", current={"tax_number": "DE123"})
+        guard_write("account", {"tax_number": "DE999"}, writer=CRM, current={"tax_number": "DE123"})
     err = info.value
-    assert (err.entity, err.field, err.owner, err.writer) == ("account", "tax_number", "xero", "hubspot")
-    assert str(err) == "account.tax_number is owned by xero; hubspot may not overwrite it"
+    assert (err.entity, err.field, err.owner, err.writer) == ("account", "tax_number", ERP, CRM)
+    assert str(err) == "account.tax_number is owned by the ERP; the CRM may not overwrite it"
 
 
 def test_ownership_guard_write_allows_first_fill_of_an_empty_foreign_field() -> None:
     changes = {"tax_number": "DE123", "payment_terms_days": 30}
-    assert guard_write("account", changes, writer="hubspot", current={"tax_number": ""}) == changes
-    assert guard_write("account", changes, writer="hubspot") == changes
+    assert guard_write("account", changes, writer=CRM, current={"tax_number": ""}) == changes
+    assert guard_write("account", changes, writer=CRM) == changes
 
 
 def test_ownership_guard_write_lets_the_owner_overwrite() -> None:
     changes = {"tax_number": "DE999"}
-    assert guard_write("account", changes, writer="xero", current={"tax_number": "DE123"}) == changes
+    assert guard_write("account", changes, writer=ERP, current={"tax_number": "DE123"}) == changes
 
 
 def test_ownership_guard_write_names_the_first_foreign_field_among_several() -> None:
     with pytest.raises(OwnershipViolation) as info:
-        guard_write("invoice", {"status": "paid", "receivable_status": "AUTHORISED"}, writer="xero",
+        guard_write("invoice", {"status": "paid", "receivable_status": "AUTHORISED"}, writer=ERP,
                     current={"status": "open", "receivable_status": "DRAFT"})
-    assert (info.value.field, info.value.owner) == ("status", "stripe")
+    assert (info.value.field, info.value.owner) == ("status", BILLING)
 
 
 def test_ownership_integration_fields_are_writable_by_the_integration() -> None:
-    assert guard_write("deal", {"revops_status": "provisioned"}, writer="revops",
+    assert guard_write("deal", {"revops_status": "provisioned"}, writer=SystemRole.REVOPS,
                        current={"revops_status": "approved"}) == {"revops_status": "provisioned"}
 
 
 @pytest.mark.parametrize("empty", [None, "", [], {}])
 def test_ownership_may_write_treats_empty_values_as_a_first_fill(empty: object) -> None:
-    assert may_write("project", "budget", "stripe", current=empty)
+    assert may_write("project", "budget", BILLING, current=empty)
 
 
 def test_ownership_may_write_refuses_a_set_falsy_value() -> None:
     # zero is a value the owner set, not an empty field
-    assert not may_write("account", "payment_terms_days", "hubspot", current=0)
+    assert not may_write("account", "payment_terms_days", CRM, current=0)
 
 
 def test_ownership_drop_foreign_fields_keeps_only_what_the_writer_may_set() -> None:
     kept = drop_foreign_fields("account", {"name": "Acme", "tax_number": "X", "erp_contact_id": "c-1"},
-                               writer="hubspot", current={"tax_number": "DE123", "erp_contact_id": None})
+                               writer=CRM, current={"tax_number": "DE123", "erp_contact_id": None})
     assert kept == {"name": "Acme", "erp_contact_id": "c-1"}
 
 

@@ -28,6 +28,7 @@ from canonical import (
     Project,
 )
 from canonical.amendments import BillingRecord
+from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.deal import BillingModel
 from canonical.ledger import BillingCustomer
 from canonical.refs import ownership_marker
@@ -148,10 +149,13 @@ class FakeClm(_Refusals):
 
 @dataclass
 class FakeErp(_Refusals):
+    """The ERP in memory: contacts per tenant by reference, projects by code."""
+
     contacts: dict[str, dict[str, Account]] = field(default_factory=dict)  # tenant -> reference -> account
     projects: dict[str, Project] = field(default_factory=dict)
     archived: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
+    batches: list[tuple[str, list[str]]] = field(default_factory=list)  # (tenant, references) per batch create
     refuse: dict[str, Exception] = field(default_factory=dict)
 
     async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
@@ -169,6 +173,24 @@ class FakeErp(_Refusals):
 
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
         self.archived.append(contact_id)
+
+    async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
+        held = self.contacts.get(tenant_id, {})
+        return {r: held[r].erp_contact_id or "" for r in references if r in held}
+
+    async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
+                               idempotency_key: str) -> ErpBatchResult:
+        """All or none, each with its draft's ownership mark as the ERP adapter does; a known reference is kept."""
+        self._maybe_refuse("create_customers")
+        held = self.contacts.setdefault(tenant_id, {})
+        for draft in drafts:
+            if draft.reference not in held:
+                held[draft.reference] = draft.account.model_copy(update={
+                    "erp_contact_id": _next("contact-"),
+                    "created_by": draft.marker})
+        self.batches.append((tenant_id, [d.reference for d in drafts]))
+        return ErpBatchResult(contact_ids=[held[d.reference].erp_contact_id or "" for d in drafts],
+                              created=len(drafts))
 
     async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
         self._maybe_refuse("create_project")

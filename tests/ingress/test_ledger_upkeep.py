@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.event_ledger import EventLedgerActivities, LedgerSweepRequest
+from activities.event_ledger import EventLedgerActivities, LedgerRetention, LedgerSweepRequest
 from canonical import DealStageReached, EventEnvelope
 from ingress.routing import ClientProvider, EventIntake, EventRouter
 from ingress.schedule import UPKEEP_SCHEDULE_ID, ensure_upkeep_schedule
@@ -71,7 +71,8 @@ async def test_ledger_upkeep_workflow_routes_a_stranded_event_again(
     _strand(ledger, recent, minutes_ago=0)  # maybe still being routed by a live ingress: left alone
     intake = EventIntake(router=EventRouter(settings=flow_settings, clients=ClientProvider.fixed(client)),
                          ledger=ledger)
-    activities = EventLedgerActivities(settings=flow_settings, ledger=ledger, intake=intake)
+    activities = EventLedgerActivities(settings=LedgerRetention.from_settings(flow_settings), ledger=ledger,
+                                       intake=intake)
     try:
         async with Worker(client, task_queue=flow_settings.task_queue, workflows=[EventLedgerUpkeepWorkflow],
                           activities=activities.all()):

@@ -17,7 +17,7 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
-from activities.polling import DealPollActivities, DealPollRequest, DealPollResult
+from activities.polling import DealPollActivities, DealPollRequest, DealPollResult, DealPollSettings
 from connectors import hubspot
 from connectors.hubspot import HubSpotCrm
 from ingress.routing import ClientProvider, EventIntake, EventRouter
@@ -46,7 +46,8 @@ async def run_poll(client: Client, settings: Settings, crm: HubSpotCrm, ledger: 
     poll_queue = f"poll-{uuid.uuid4()}"
     intake = EventIntake(router=EventRouter(settings=settings, clients=ClientProvider.fixed(client), crm=crm),
                          ledger=ledger)
-    activities = DealPollActivities(settings=settings, crm=crm, ledger=ledger, intake=intake)
+    activities = DealPollActivities(settings=DealPollSettings.from_settings(settings), crm=crm, ledger=ledger,
+                                    intake=intake)
     async with Worker(client, task_queue=poll_queue, workflows=[HubSpotDealPollWorkflow],
                       activities=[activities.poll_hubspot_deals]):
         return await client.execute_workflow(HubSpotDealPollWorkflow.run, DealPollRequest(overlap_seconds=0),

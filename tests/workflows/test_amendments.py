@@ -17,12 +17,11 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities.amendments import ContractAmendmentsActivities
-from activities.quote_to_cash import QuoteToCashActivities
 from canonical import ContractTerms, Money
 from connectors.ironclad.mapping import terms_to_attributes
 from runtime.launch import signal_amendment
 from settings import Settings
+from tests.helpers.activities import role_activities
 from tests.helpers.approvals import DANA, signed_decision
 from tests.helpers.deals import DealSpec, deal_properties, seed_deal
 from tests.helpers.histories import save_history
@@ -48,11 +47,10 @@ def amend_settings(flow_settings: Settings) -> Settings:
 
 
 def _worker(client: Client, settings: Settings, connectors: Any) -> Worker:
-    kwargs = {"settings": settings, "crm": connectors.crm, "clm": connectors.clm, "billing": connectors.billing,
-              "erp": connectors.erp}
     return Worker(client, task_queue=settings.task_queue,
                   workflows=[QuoteToCashWorkflow, ContractAmendmentsWorkflow],
-                  activities=[*QuoteToCashActivities(**kwargs).all(), *ContractAmendmentsActivities(**kwargs).all()])
+                  activities=role_activities(settings, crm=connectors.crm, clm=connectors.clm,
+                                             billing=connectors.billing, erp=connectors.erp))
 
 
 @pytest_asyncio.fixture

@@ -15,9 +15,11 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.backfill import BackfillActivities, backfill_reference
+from activities.crm import CrmActivities
+from activities.erp import ErpActivities
 from canonical import Account
 from canonical.backfill import ErpCustomerDraft
+from canonical.keys import erp_contact_reference
 from sandbox.serve import build_app, free_port, start_in_thread
 from settings import Settings
 from tests.helpers.histories import save_history
@@ -56,9 +58,9 @@ async def rig(client: Client, flow_settings: Settings, own_sandboxes: tuple[Sett
     own, hubspot, xero = own_sandboxes
     settings = own.model_copy(update={"task_queue": flow_settings.task_queue, "activity_retry_max_seconds": 2.0})
     async with open_connectors(settings) as connectors:
-        activities = BackfillActivities(settings=settings, crm=connectors.crm, erp=connectors.erp)
         async with Worker(client, task_queue=settings.task_queue, workflows=[CompanyBackfillWorkflow],
-                          activities=activities.all()):
+                          activities=[*CrmActivities(crm=connectors.crm).all(),
+                                      *ErpActivities(erp=connectors.erp).all()]):
             yield BackfillRig(client, settings, connectors, hubspot, xero)
 
 
@@ -88,7 +90,7 @@ async def test_backfill_creates_each_missing_contact_once_across_pages_and_runs(
     assert len(company_ids) == COMPANIES
     # Three companies are in the ERP already (say, from quote-to-cash): they must be found, not duplicated.
     pre = [ErpCustomerDraft(account=Account(name=f"Backfill {i:02d} Ltd", crm_id=company_ids[i], country="GB"),
-                            reference=backfill_reference(Account(name="x", crm_id=company_ids[i]), entity.code))
+                            reference=erp_contact_reference(company_ids[i], entity.code))
            for i in (0, 7, 22)]
     created_before = await rig.connectors.erp.create_customers(entity.erp_tenant_id, pre,
                                                                idempotency_key=f"pre-{uuid.uuid4().hex}")

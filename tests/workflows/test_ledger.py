@@ -20,10 +20,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import starter
-from activities.ledger import LedgerActivities
 from activities.notify import NotifyActivities
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from settings import Settings
+from tests.helpers.activities import role_activities
 from tests.helpers.deals import deal_properties
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import (
@@ -92,10 +92,10 @@ async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, Sa
     """The ledger's worker (workflow and activities with the real connectors; notices go to no channel) on
     the test's task queue."""
     async with open_connectors(settings) as connectors:
-        activities = LedgerActivities(settings=settings, crm=connectors.crm, billing=connectors.billing,
-                                      erp=connectors.erp)
+        activities = role_activities(settings, crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
+                                     erp=connectors.erp)
         async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
-                          activities=[*activities.all(), *NotifyActivities(notifications=None).all()]):
+                          activities=[*activities, *NotifyActivities(notifications=None).all()]):
             yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
 
 

@@ -14,10 +14,10 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities.quote_to_cash import QuoteToCashActivities
 from connectors.errors import Rejected
 from runtime.launch import start_quote_to_cash
 from settings import Settings
+from tests.helpers.activities import role_activities
 from tests.helpers.fakes import FakePorts, fake_deal
 from tests.helpers.outcomes import deal_outcome
 from tests.helpers.waiting import eventually
@@ -32,9 +32,8 @@ async def rig(time_skipping_env: Any, settings: Settings) -> AsyncIterator[tuple
                                       "contract_poll_interval_seconds": 60.0, "approval_reminder_hours": 24.0,
                                       "approval_expiry_days": 2.0})
     client: Client = time_skipping_env.client
-    activities = QuoteToCashActivities(settings=own, **ports.as_kwargs())
     async with Worker(client, task_queue=own.task_queue, workflows=[QuoteToCashWorkflow],
-                      activities=activities.all()):
+                      activities=role_activities(own, **ports.as_kwargs())):
         yield client, own, ports
 
 

@@ -20,7 +20,8 @@ from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.reconciliation import ReconciliationActivities
+from activities.config import ConfigActivities
+from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
 from canonical import Account, BillingModel, Contact, ContractTerms, CreditNote, Money, Payment, Project
 from canonical.reconciliation import Finding, FindingKind, expected_figures
 from canonical.requests import AccountFigures, ContractRequest
@@ -147,12 +148,13 @@ class Books:
 async def books(client: Client, tmp_path: Path) -> AsyncIterator[Books]:
     with fresh_sandboxes(tmp_path) as (settings, sandboxes):
         async with open_connectors(settings) as connectors:
-            activities = ReconciliationActivities(settings=settings, clm=connectors.clm, billing=connectors.billing,
+            activities = ReconciliationActivities(settings=ReconciliationSettings.from_settings(settings),
+                                                  clm=connectors.clm, billing=connectors.billing,
                                                   erp=connectors.erp, crm=connectors.crm,
                                                   findings=findings_engine(settings.findings_database_url),
                                                   mirror=mirror_engine(settings.findings_database_url))
             async with Worker(client, task_queue=settings.task_queue, workflows=[ReconciliationWorkflow],
-                              activities=activities.all()):
+                              activities=[*activities.all(), *ConfigActivities(settings=settings).all()]):
                 yield Books(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes,
                             by_hand=XeroByHand(settings))
 
