@@ -14,14 +14,13 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.amendments import ContractAmendmentsActivities
-from activities.quote_to_cash import QuoteToCashActivities
 from canonical.deal import ProvisionedEntity, ProvisioningRecord
 from canonical.exceptions import ExceptionKind
 from canonical.keys import project_code
 from canonical.provisioning import proposed_terms
 from runtime.launch import signal_amendment
 from settings import Settings
+from tests.helpers.activities import role_activities
 from tests.helpers.fakes import FakePorts, fake_deal
 from tests.helpers.waiting import eventually
 from workflows.amendments import ContractAmendmentsWorkflow
@@ -35,10 +34,8 @@ async def rig(time_skipping_env: WorkflowEnvironment, settings: Settings
     own = settings.model_copy(update={"task_queue": f"amend-branches-{uuid.uuid4()}", "activity_retry_max_seconds": 1.0,
                                       "amendment_approval_reminder_hours": 24.0,
                                       "amendment_approval_expiry_days": 2.0})
-    kwargs: dict[str, Any] = {"settings": own, **ports.as_kwargs()}
     async with Worker(time_skipping_env.client, task_queue=own.task_queue, workflows=[ContractAmendmentsWorkflow],
-                      activities=[*ContractAmendmentsActivities(**kwargs).all(),
-                                  *QuoteToCashActivities(**kwargs).all()]):
+                      activities=role_activities(own, **ports.as_kwargs())):
         yield time_skipping_env, own, ports
 
 
