@@ -19,8 +19,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.ledger import (
-    ErpContactInput,
-    ErpContactResult,
     ErpDocumentRef,
     PostCreditNoteInput,
     PostInvoiceInput,
@@ -121,18 +119,6 @@ class ErpActivities:
         went in: a contact carrying it was made under this key (even when the answer was lost)."""
         return ownership_marker(contact_key(idempotency_key, draft.reference))
 
-    @activity.defn(name="ensure_ledger_erp_contact")
-    @business_step
-    async def ensure_erp_contact(self, request: ErpContactInput) -> ErpContactResult:
-        """The ERP contact of the account in the entity's tenant, by our reference; created if absent."""
-        found = await self.erp.find_customer(request.tenant_id, request.reference)
-        if found is not None and found.erp_contact_id:
-            return ErpContactResult(contact_id=found.erp_contact_id, created=False)
-        account = await self.erp.upsert_customer(request.tenant_id, request.account, contact=None,
-                                                 reference=request.reference,
-                                                 idempotency_key=request.idempotency_key)
-        return ErpContactResult(contact_id=account.erp_contact_id or "", created=True)
-
     @activity.defn(name="archive_erp_customer")
     @business_step
     async def archive_erp_customer(self, ref: ErpRecordRef) -> Ack:
@@ -219,7 +205,7 @@ class ErpActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
-        return [self.find_erp_contacts, self.create_erp_contacts, self.ensure_erp_contact, self.archive_erp_customer,
+        return [self.find_erp_contacts, self.create_erp_contacts, self.archive_erp_customer,
                 self.create_erp_project, self.close_erp_project, self.update_erp_project, self.post_erp_invoice,
                 self.record_erp_payment, self.post_erp_credit_note, self.void_erp_invoice]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from canonical import Account, CreditNote, Invoice, Payment
+from canonical import CreditNote, Invoice, Payment
 from canonical.requests import AccountFigures
 
 
@@ -17,18 +17,6 @@ class BillingCustomerRef(BaseModel):
 
 class BillingInvoiceRef(BaseModel):
     invoice_id: str
-
-
-class ErpContactInput(BaseModel):
-    tenant_id: str
-    account: Account
-    reference: str = Field(description="hubspot-company-<companyId>-<ENTITY>, the quote-to-cash convention")
-    idempotency_key: str
-
-
-class ErpContactResult(BaseModel):
-    contact_id: str
-    created: bool
 
 
 class PostInvoiceInput(BaseModel):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 
@@ -38,3 +39,12 @@ LEDGER_EXCEPTION_KINDS: tuple[ExceptionKind, ...] = (
     ExceptionKind.CUSTOMER_NOT_FOUND, ExceptionKind.UNROUTABLE_INVOICE, ExceptionKind.ERP_REJECTED,
     ExceptionKind.WRITE_BACK_FAILED, ExceptionKind.INVOICE_OVERDUE, ExceptionKind.PAYMENT_FAILED,
 )
+
+
+def most_urgent(kinds: Iterable[ExceptionKind], precedence: Sequence[ExceptionKind]) -> ExceptionKind:
+    """The kind to show when several hold: the first of ``precedence`` among ``kinds`` (``NONE`` if none is).
+
+    For a workflow with several open problems at once (the ledger's book: ``LEDGER_EXCEPTION_KINDS``).
+    """
+    held = set(kinds)
+    return next((kind for kind in precedence if kind in held), ExceptionKind.NONE)

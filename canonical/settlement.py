@@ -40,7 +40,7 @@ from canonical.events import (
     InvoicePaymentFailed,
     InvoiceVoided,
 )
-from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind
+from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind, most_urgent
 from canonical.ledger import (
     BillingCustomer,
     CurrencyHistory,
@@ -290,7 +290,7 @@ def exception_kind(book: LedgerBook) -> ExceptionKind:
         held.add(ExceptionKind.INVOICE_OVERDUE)
     if any(e.payment_failures for e in open_invoices(book)):
         held.add(ExceptionKind.PAYMENT_FAILED)
-    return next((kind for kind in LEDGER_EXCEPTION_KINDS if kind in held), ExceptionKind.NONE)
+    return most_urgent(held, LEDGER_EXCEPTION_KINDS)
 
 
 def wake_at(book: LedgerBook) -> datetime | None:

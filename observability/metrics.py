@@ -315,9 +315,10 @@ class WorkerMetrics:
                 moved = _last_moved(ledger.timeline, moved)
                 entity_of = {i.invoice_id: i.legal_entity or "" for i in [*ledger.open_items, *ledger.settled_items]}
                 # refused ERP writes stay pending on their invoice (payments, credit notes) or are a problem
-                refused_ids = {subject for subject, problem in ledger.problems.items() if problem == "erp_rejected"}
+                refused_ids = {subject for subject, problem in ledger.problems.items()
+                               if problem is ExceptionKind.ERP_REJECTED}
                 refused_ids |= {i.invoice_id for i in [*ledger.open_items, *ledger.settled_items]
-                                if any(w.problem == "erp_rejected" for w in i.erp_pending)}
+                                if any(w.problem is ExceptionKind.ERP_REJECTED for w in i.erp_pending)}
                 for subject in refused_ids:
                     entity = entity_of.get(subject, "")
                     refused[entity] = refused.get(entity, 0) + 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 
@@ -27,22 +26,24 @@ with workflow.unsafe.imports_passed_through():
         BillingCustomerRef,
         BillingInvoiceRef,
         CrmFiguresInput,
-        ErpContactInput,
         PostCreditNoteInput,
         PostInvoiceInput,
         RecordPaymentInput,
         VoidInvoiceInput,
     )
-    from activities.models import FlowConfigRequest, LedgerConfig
+    from activities.models import CreateErpContactsInput, FindErpContactsInput, FlowConfigRequest, LedgerConfig
     from activities.notify import NotifyActivities
     from canonical import Account, EventEnvelope, InvoiceStatus, ref
-    from canonical.keys import billing_customer_reference, erp_contact_reference, step_idempotency_key
+    from canonical.backfill import ErpCustomerDraft
+    from canonical.exceptions import ExceptionKind
+    from canonical.keys import billing_customer_reference, erp_contact_reference
     from canonical.ledger import BillingCustomer
     from canonical.notifications import Notice, NoticeKind
     from canonical.settlement import (
         ERP_ACTIONS,
         Action,
         ArmTimer,
+        Event,
         ExceptionChanged,
         LedgerBook,
         Note,
@@ -65,18 +66,19 @@ with workflow.unsafe.imports_passed_through():
         owed,
         settle,
     )
-    from workflows.attributes import BUSINESS_KEYS, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
+    from workflows.attributes import LEGAL_ENTITY
     from workflows.models import (
         LEDGER_SIGNAL,
         AccountLedgerInput,
         LedgerCarried,
+        LedgerStage,
         LedgerStatus,
         LedgerStatusRequest,
         RepostRequest,
         RepostResult,
-        TimelineEntry,
     )
-    from workflows.steps import STEP_FAILED, AttributePublisher, add_business_keys, failure_reason, run_step
+    from workflows.status import WorkflowStatus, idempotency_key
+    from workflows.steps import STEP_FAILED, failure_reason
 
 Cfg = ConfigActivities
 Crm = CrmActivities
@@ -84,6 +86,8 @@ Bill = BillingActivities
 Erp = ErpActivities
 N = NotifyActivities
 MAX_KEYS = 100
+#: timeline entries a run keeps (the ``open_items`` query shows the newest 50)
+TIMELINE_KEPT = 200
 _SECOND = timedelta(seconds=1)
 
 
@@ -103,44 +107,47 @@ class AccountLedgerWorkflow:
         self._applied_this_run = 0
         self._duplicates = 0
         self._runs = carried.runs
-        self._timeline: list[TimelineEntry] = []
-        self._keys: list[str] = []
         self._lock = asyncio.Lock()  # events and operator reposts call the ERP one at a time
         self._wake_at: datetime | None = self._book.wake_at
         self._figures_due = False
         self._done = 0  # ERP writes done since the counter was last read (reposts report it)
-        self._attributes = AttributePublisher()
+        # stage and exception kind follow from the book: open items or settled, and the book's most urgent problem
+        self._status = WorkflowStatus(LedgerStage.SETTLED, details=self._details, derive=self._derive,
+                                      timeline_kept=TIMELINE_KEPT, keys_kept=MAX_KEYS)
+        self._step = self._status.step  # the typed step of the status component, under its short name
 
     # ------------------------------------------------------------------------------------------
     @workflow.run
     async def run(self, request: AccountLedgerInput) -> None:
-        started = workflow.info().typed_search_attributes
-        self._attributes.started_with(started)
-        self._keys = list(started.get(BUSINESS_KEYS) or [])
+        self._status.started_with(workflow.info())
         self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="account_ledger"),
                                          "Read ledger settings", local=True)).for_ledger()
+        self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds)
         customer, error = await self._load_customer()
-        self._add_keys(ref("stripe", "customer", self._customer_id))
+        self._status.add_keys(ref("stripe", "customer", self._customer_id))
         async with self._lock:
             self._book, actions = configure(
                 self._book, entities={e.code: e.erp_tenant_id for e in self._config.entities},
                 dedupe_window=self._config.dedupe_window, dso_window_days=self._config.dso_window_days,
                 customer=customer, customer_error=error, now=workflow.now())
-            self._note(f"ledger run {self._runs} started with {len(open_invoices(self._book))} open invoice(s), "
-                       f"{len(self._pending)} pending event(s)")
+            self._status.note(f"ledger run {self._runs} started with {len(open_invoices(self._book))} open "
+                              f"invoice(s), {len(self._pending)} pending event(s)")
             await self._dispatch(actions)
         while not self._should_continue():
             wait = max(self._wake_at - workflow.now(), _SECOND) if self._wake_at else None
+            # events already received go in at once: the task's one upsert then shows their invoices (a ledger
+            # just started never shows its empty book first)
             try:
-                await workflow.wait_condition(lambda: bool(self._pending), timeout=wait,
-                                              timeout_summary="next invoice due date or ERP re-post")
+                if not self._pending:
+                    await workflow.wait_condition(lambda: bool(self._pending), timeout=wait,
+                                                  timeout_summary="next invoice due date or ERP re-post")
             except TimeoutError:
                 pass
             async with self._lock:
                 self._done = 0
                 await self._dispatch(self._apply(Tick()))
                 if self._done:
-                    self._note(f"re-posted {self._done} pending ERP write(s)")
+                    self._status.note(f"re-posted {self._done} pending ERP write(s)")
                 while self._pending and not self._should_continue():
                     envelope = self._pending.pop(0)
                     await self._dispatch(self._apply(envelope.event))
@@ -149,7 +156,7 @@ class AccountLedgerWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = LedgerCarried(book=fold(self._book, today=workflow.now().date()), pending=self._pending,
                                 runs=self._runs + 1)
-        self._attributes.flush()
+        self._status.flush()  # the next run starts with these attributes
         workflow.continue_as_new(AccountLedgerInput(customer_id=self._customer_id, carried=carried))
 
     # -- messages --------------------------------------------------------------------------------
@@ -167,13 +174,13 @@ class AccountLedgerWorkflow:
         """Post again the ERP writes still pending (refused, or waiting for their invoice), once the cause
         is fixed: of one invoice, or of all. Same idempotency keys as the first attempt."""
         async with self._lock:
-            self._note(f"{request.by} asked to re-post pending ERP writes"
-                       + (f" of invoice {request.invoice_id}" if request.invoice_id else ""))
+            self._status.note(f"{request.by} asked to re-post pending ERP writes"
+                              + (f" of invoice {request.invoice_id}" if request.invoice_id else ""))
             self._done = 0
             await self._dispatch(self._apply(Repost(invoice_id=request.invoice_id)))
             posted, self._done = self._done, 0
             if posted:
-                self._note(f"re-posted {posted} pending ERP write(s)")
+                self._status.note(f"re-posted {posted} pending ERP write(s)")
         still = [f"{e.invoice_id} {w.kind.value}: {w.reason}" for e in owed(self._book) for w in e.erp_pending
                  if request.invoice_id in (None, e.invoice_id)]
         return RepostResult(posted=posted, still_pending=still)
@@ -189,14 +196,13 @@ class AccountLedgerWorkflow:
         book = self._shown
         settled = [i for i in book.invoices.values() if i.status is not InvoiceStatus.OPEN]
         return LedgerStatus(
-            customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=book.exception.value,
+            customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=book.exception,
             open_items=open_invoices(book), settled_items=settled if request and request.include_settled else [],
             balances=balances(book, today=workflow.now().date()), events_applied=book.events_applied,
-            runs=self._runs, timeline=self._timeline[-50:],
-            problems={subject: kind.value for subject, kind in book.problems.items()})
+            runs=self._runs, timeline=self._status.timeline[-50:], problems=dict(book.problems))
 
     # -- dispatch --------------------------------------------------------------------------------
-    def _apply(self, event: Any) -> list[Action]:
+    def _apply(self, event: Event) -> list[Action]:
         self._book, actions = apply(self._book, event, now=workflow.now())
         return actions
 
@@ -208,14 +214,15 @@ class AccountLedgerWorkflow:
         while queue:
             action = queue.popleft()
             if isinstance(action, Note | OverdueChanged):
-                self._note(action.text)
+                self._status.record(action.text)  # published before the next vendor call, or below
             elif isinstance(action, ExceptionChanged):
-                pass  # published with the stage below
+                pass  # the status derives it from the book (``_derive``)
             elif isinstance(action, ArmTimer):
                 self._wake_at = action.at
             elif isinstance(action, RefreshCrmFigures):
                 self._figures_due = True  # once, after the batch of events
             else:
+                self._publish()  # what the book says now, before the run blocks on the vendor
                 outcome = await (self._notify(action) if isinstance(action, Notify) else self._erp(action))
                 if outcome.ok and isinstance(action, ERP_ACTIONS):
                     self._done += 1
@@ -225,7 +232,7 @@ class AccountLedgerWorkflow:
         self._publish()
 
     async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | VoidInvoice) -> Outcome:
-        key = step_idempotency_key(workflow.info().workflow_id, action.invoice_id, action.step)
+        key = idempotency_key(action.step, scope=action.invoice_id)  # <workflowId>:<invoiceId>:<step>
         loaded = None
         try:
             if isinstance(action, PostInvoice):
@@ -262,15 +269,21 @@ class AccountLedgerWorkflow:
         account = self._customer_account or Account(name=self._customer_id, billing_customer_id=self._customer_id)
         reference = (erp_contact_reference(company_id, entity_code) if company_id
                      else billing_customer_reference(self._customer_id, entity_code))
-        found = await self._step(Erp.ensure_erp_contact, ErpContactInput(
-            tenant_id=tenant_id, account=account, reference=reference,
+        draft = ErpCustomerDraft(account=account, reference=reference)
+        # the one find-or-create of every flow: the look-up is a read (local), the create only when missing
+        found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant_id, drafts=[draft]),
+                                 f"Find Xero contact {reference}", local=True)
+        if reference in found.found:
+            return found.found[reference]
+        created = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
+            tenant_id=tenant_id, drafts=found.missing,
             idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
-            f"Find or create Xero contact {reference}")
-        return str(found.contact_id)
+            f"Create Xero contact {reference}")
+        return created.contact_ids[reference]
 
     async def _notify(self, action: Notify) -> Outcome:
         """Tell operations (once per event key); a channel that cannot be reached is noted, never fatal."""
-        notice = Notice(event_key=step_idempotency_key(workflow.info().workflow_id, action.scope, action.step),
+        notice = Notice(event_key=idempotency_key(action.step, scope=action.scope),
                         kind=NoticeKind.ERP_REJECTED, workflow_id=workflow.info().workflow_id, title=action.title,
                         text=action.text)
         try:
@@ -304,9 +317,9 @@ class AccountLedgerWorkflow:
             return None, failure_reason(err)
         self._customer_account = customer.account
         if customer.account.crm_id:
-            self._add_keys(ref("hubspot", "company", customer.account.crm_id))
+            self._status.add_keys(ref("hubspot", "company", customer.account.crm_id))
         if customer.legal_entity:
-            self._attributes.set(LEGAL_ENTITY.value_set(customer.legal_entity))
+            self._status.set(LEGAL_ENTITY.value_set(customer.legal_entity))
         return customer, None
 
     def _should_continue(self) -> bool:
@@ -314,38 +327,28 @@ class AccountLedgerWorkflow:
         return (self._applied_this_run >= self._config.continue_after_events
                 or workflow.info().is_continue_as_new_suggested())
 
-    async def _step(self, activity_fn: Any, arg: Any, summary: str, *, local: bool = False) -> Any:
-        """One activity; ``local`` for the short reads (settings, the billing customer and invoice): one marker
-        in the history instead of three events and a workflow task. Attribute updates wait while it runs."""
-        config = self._config
-        step = run_step(activity_fn, arg, summary, local=local,
-                        retry_max_seconds=config.activity_retry_max_seconds if config else None)
-        if not local:
-            return await step
-        with self._attributes.holding():
-            return await step
-
-    def _add_keys(self, *keys: str) -> None:
-        add_business_keys(self._keys, *keys, limit=MAX_KEYS, publish=self._attributes.set)
-
-    def _note(self, note: str) -> None:
-        self._timeline.append(TimelineEntry(at=workflow.now(), stage="ledger", note=note))
-        del self._timeline[:-200]
+    def _derive(self) -> tuple[LedgerStage, ExceptionKind]:
+        """The ``Stage``: open items while an invoice is open, else settled (also before the first invoice and
+        once all are folded away: nothing is owed); the ``ExceptionKind``: the book's most urgent problem."""
+        book = self._book
+        return (LedgerStage.OPEN_ITEMS if open_invoices(book) else LedgerStage.SETTLED), book.exception
 
     def _publish(self) -> None:
-        """Search attributes (gathered: at most one upsert per workflow task, none that changes nothing)
-        and the details the UI shows."""
+        """The book's keys (its deals, its ERP contacts), then stage, exception kind and current details."""
         book = self._book
-        self._add_keys(*(ref("hubspot", "deal", e.deal_id) for e in book.invoices.values() if e.deal_id),
-                       *(ref("xero", "contact", contact) for contact in book.erp_contacts.values()))
-        open_items = open_invoices(book)
-        exception = book.exception.value
-        self._attributes.set(EXCEPTION_KIND.value_set(exception))
-        if book.invoices:  # no stage before the first invoice
-            self._attributes.set(STAGE.value_set("open_items" if open_items else "settled"))
+        self._status.add_keys(*(ref("hubspot", "deal", e.deal_id) for e in book.invoices.values() if e.deal_id),
+                              *(ref("xero", "contact", contact) for contact in book.erp_contacts.values()))
+        self._status.waiting_for = "billing events" + (
+            f", or {self._wake_at:%Y-%m-%d %H:%M} UTC (a due date or the ERP re-post)" if self._wake_at else "")
+        self._status.publish()
+
+    def _details(self) -> list[str]:
+        """The ledger's lines of the run's current details (the status component adds stage, exception,
+        waiting-for and the recent timeline)."""
+        book = self._book
         company = book.crm_company_id
         lines = [f"**Customer:** Stripe `{self._customer_id}`" + (f", HubSpot company `{company}`" if company else ""),
-                 f"**Open invoices:** {len(open_items)}" + (f"  \n**Exception:** {exception}" if exception else ""),
+                 f"**Open invoices:** {len(open_invoices(book))}",
                  f"**Events applied:** {book.events_applied} (run {self._runs}, {self._duplicates} duplicate(s) "
                  "ignored)"]
         figures = balances(book, today=workflow.now().date())
@@ -353,6 +356,4 @@ class AccountLedgerWorkflow:
             lines.append("**Balances:**\n" + "\n".join(
                 f"- {f.currency}: billed {f.billed}, paid {f.paid}, outstanding {f.outstanding}, "
                 f"overdue {f.overdue}, credited {f.credited}, DSO {f.dso_days or '-'}" for f in figures))
-        lines.append("**Recent:**\n" + "\n".join(f"- {t.at:%Y-%m-%d %H:%M:%S} {t.note}" for t in self._timeline[-8:]))
-        workflow.set_current_details("\n\n".join(lines))
-
+        return lines

@@ -291,6 +291,13 @@ class ContractAmendmentsStatus(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Invoice feedback (one workflow per billing customer: ledger-stripe-<customerId>)
 # ---------------------------------------------------------------------------------------------
+class LedgerStage(StrEnum):
+    """The ``Stage`` search attribute of a billing customer's ledger: is anything still owed?"""
+
+    OPEN_ITEMS = "open_items"
+    SETTLED = "settled"  # nothing open: every invoice paid, credited, written off or void (or none yet)
+
+
 class LedgerCarried(BaseModel):
     """The ledger's state handed from one run to the next at continue-as-new: the folded book
     (``canonical.settlement.fold``) and the events received but not applied yet."""
@@ -316,14 +323,15 @@ class LedgerStatus(BaseModel):
 
     customer_id: str
     crm_company_id: str | None = None
-    exception_kind: str = ""
+    exception_kind: ExceptionKind = ExceptionKind.NONE
     open_items: list[LedgerInvoice] = Field(default_factory=list)
     settled_items: list[LedgerInvoice] = Field(default_factory=list)
     balances: list[AccountFigures] = Field(default_factory=list)
     events_applied: int = 0
     runs: int = 1
     timeline: list[TimelineEntry] = Field(default_factory=list)
-    problems: dict[str, str] = Field(default_factory=dict, description="invoice ID (or \"crm\") -> exception kind")
+    problems: dict[str, ExceptionKind] = Field(default_factory=dict,
+                                               description="\"customer\" or \"crm\" -> exception kind")
 
 
 class RepostRequest(BaseModel):

@@ -20,7 +20,7 @@ Called from workflow code only; deterministic, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -43,15 +43,6 @@ R = TypeVar("R")
 DETAILS_RECENT = 8
 
 
-def most_urgent(kinds: Iterable[ExceptionKind], precedence: Sequence[ExceptionKind]) -> ExceptionKind:
-    """The kind to show when several hold: the first of ``precedence`` among ``kinds`` (``NONE`` if none is).
-
-    For a workflow with several open problems at once (the ledger: ``LEDGER_EXCEPTION_KINDS``).
-    """
-    held = set(kinds)
-    return next((kind for kind in precedence if kind in held), ExceptionKind.NONE)
-
-
 def idempotency_key(step: str, *, scope: str | None = None) -> str:
     """The idempotency key of one external write of this workflow: ``<workflowId>:<scope>:<step>``.
 
@@ -71,8 +62,9 @@ class WorkflowStatus(Generic[StageT]):
         stage: the stage the run starts in (its type is the workflow's stage enum).
         details: extra markdown lines for the current details (the deal, the contract...), called on publish.
         derive: for a run whose stage and exception kind follow from its state rather than from steps (the
-            ledger: open items or settled, its most urgent problem by :func:`most_urgent`): called before each
-            timeline entry and publish, its answer replaces ``stage`` and ``exception``.
+            ledger: open items or settled, its book's most urgent problem by
+            :func:`canonical.exceptions.most_urgent`): called before each timeline entry and publish, its answer
+            replaces ``stage`` and ``exception``.
         timeline_kept: the newest entries kept (the query and the carried state never grow without bound).
         keys_kept: most business keys kept (``None``: no limit).
     """

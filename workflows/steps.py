@@ -44,7 +44,7 @@ async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summ
     """Run one activity method with its UI summary; transient failures retry durably. Typed by the method:
     ``arg`` must be its parameter and the result is its return type.
 
-    The short workflows (reconciliation, polling) call it directly; the long-running ones through
+    The short workflows (reconciliation) call it directly; the long-running ones through
     :meth:`workflows.status.WorkflowStatus.step`, which adds the run's settings and holds search attributes.
 
     ``local=True`` runs it as a local activity: for a short read or an idempotent property write that is safe
@@ -59,16 +59,11 @@ async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summ
         activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
 
 
-def _upsert_now(*updates: SearchAttributeUpdate[Any]) -> None:
-    workflow.upsert_search_attributes(list(updates))
-
-
-def add_business_keys(known: list[str], *keys: str, limit: int | None = None,
-                      publish: Callable[..., None] = _upsert_now) -> None:
+def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None) -> None:
     """Add ``system:object:id`` keys to ``known`` and the ``BusinessKeys`` search attribute (only when new).
 
     Blank keys and keys with an empty ID (``xero:contact:``) are skipped; ``limit`` caps the list.
-    ``publish`` sends the update (at once by default; an :class:`AttributePublisher`'s ``set`` gathers it).
+    ``publish`` takes the update (an :class:`AttributePublisher`'s ``set``, which gathers it).
     """
     new = [k for k in dict.fromkeys(keys) if k and not k.endswith(":") and k not in known]
     if limit is not None:

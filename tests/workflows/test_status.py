@@ -14,9 +14,9 @@ from temporalio import activity, workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind
+from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind, most_urgent
 from workflows.attributes import LEGAL_ENTITY
-from workflows.status import WorkflowStatus, most_urgent
+from workflows.status import WorkflowStatus
 
 
 class ProbeStage(StrEnum):
