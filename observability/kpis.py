@@ -9,8 +9,12 @@ Where each fact comes from (chosen so every figure has one source of truth):
 - amendments: the ``status`` query of each ``ContractAmendmentsWorkflow`` (applied amendments with their
   executed -> propagated cycle time, the entities they were provisioned in);
 - invoices: the ``open_items`` query (settled ones included) of each running ``AccountLedgerWorkflow``;
-  an invoice needs a person when its ledger holds a problem for it (the ERP refused a posting) or an open
-  reconciliation finding names it;
+  whether one needed a person (:func:`canonical.kpis.needed_person`) from its ledger entry (ERP writes refused
+  or unroutable, payment failures), the ledger's problems and every reconciliation finding naming it (open,
+  acknowledged or closed);
+- the contract's billing schedule (for "invoices aligned to contract terms"): the executed terms in the
+  deal's ``status``, split by entity as provisioning did it (each engagement's project has a task per product
+  code of its entity, named after the code).
 - webhook-to-workflow latency: the event ledger, for each delivery Temporal accepted (started or signalled):
   the canonical event's ``occurred_at`` -> the row written once Temporal accepted it.
 """
@@ -27,10 +31,19 @@ from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedErro
 from temporalio.service import RPCError
 
 from canonical import EventEnvelope
-from canonical.kpis import AmendmentFacts, DealFacts, DeliveryFacts, InvoiceFacts, KpiReport, compute_kpis
+from canonical.kpis import (
+    AmendmentFacts,
+    DealFacts,
+    DeliveryFacts,
+    InvoiceFacts,
+    KpiReport,
+    compute_kpis,
+    contract_billing_items,
+    needed_person,
+)
 from settings import Settings
 from stores.events import Delivery, Outcome, ledger_engine
-from stores.findings import OPEN, findings_engine, list_findings
+from stores.findings import findings_engine, list_findings
 from workflows.models import (
     AMENDMENTS_WORKFLOW,
     LEDGER_WORKFLOW,
@@ -53,10 +66,15 @@ def deal_facts(status: QuoteToCashStatus) -> DealFacts:
         last[m.name] = m.at
     entities = [e.legal_entity for e in status.engagements] or ([status.legal_entity] if status.legal_entity else [])
     terms = status.contract.terms if status.contract else None
+    entity_of = {task.name.split(" ", 1)[0]: e.legal_entity for e in status.engagements if e.project
+                 for task in e.project.tasks}
+    default = status.legal_entity or (entities[0] if entities else "")
+    schedule = contract_billing_items(terms, entity_of, default) if terms and entities else []
     return DealFacts(
         deal_id=status.deal_id, legal_entities=sorted(set(entities)), started_at=first.get("started"),
         contract_signed_at=first.get("contract_signed"), project_created_at=first.get("project_created"),
         billing_live_at=last.get("billing_live"), contract_currency=terms.total_value.currency if terms else None,
+        schedule=schedule,
         entered_data_exception="data_exception" in first,
         customers_reused=sum(1 for m in status.milestones if m.name == "customer_reused"),
         customers_created=sum(1 for m in status.milestones if m.name == "customer_created"))
@@ -70,8 +88,8 @@ def amendment_facts(status: ContractAmendmentsStatus) -> list[AmendmentFacts]:
 
 
 def invoice_facts(status: LedgerStatus, flagged_billing_ids: set[str]) -> list[InvoiceFacts]:
-    return [InvoiceFacts(invoice=inv, needs_person=inv.invoice_id in status.problems
-                         or inv.invoice_id in flagged_billing_ids)
+    return [InvoiceFacts(invoice=inv, needs_person=needed_person(inv, problem=status.problems.get(inv.invoice_id),
+                                                                 finding=inv.invoice_id in flagged_billing_ids))
             for inv in [*status.open_items, *status.settled_items]]
 
 
@@ -138,11 +156,13 @@ async def gather_ledgers(client: Client, task_queue: str) -> list[LedgerStatus]:
 
 
 def flagged_billing_ids(settings: Settings) -> set[str]:
-    """Billing invoices named by an open reconciliation finding."""
+    """Billing invoices named by a reconciliation finding, whatever its status (one that was raised needed a
+    person: to repair, acknowledge or see it close); a finding may name several, comma-separated."""
     engine = findings_engine(settings.findings_database_url)
     try:
         with Session(engine) as session:
-            return {f.billing_id for f in list_findings(session=session, status=OPEN, limit=100_000) if f.billing_id}
+            return {i.strip() for f in list_findings(session=session, status=None, limit=1_000_000)
+                    for i in (f.billing_id or "").split(",") if i.strip()}
     finally:
         engine.dispose()
 
@@ -181,7 +201,7 @@ async def gather_kpis(client: Client, settings: Settings, *, entity: str | None 
     deliveries = await asyncio.to_thread(delivery_facts, settings, since=since)
     return compute_kpis(deals=deals, amendments=amendments, invoices=invoices, deliveries=deliveries,
                         today=today or datetime.now(UTC).date(), dso_window_days=settings.ledger_dso_window_days,
-                        entity=entity, since=since)
+                        entity=entity, since=since, tolerance=settings.reconciliation_rounding_tolerance)
 
 
 __all__ = ["amendment_facts", "deal_facts", "delivery_facts", "flagged_billing_ids", "gather_amendments",
