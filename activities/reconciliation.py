@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.retrying import business_step
-from canonical import CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
+from canonical import BillingScheduleKind, CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
 from canonical.reconciliation import (
     BillingChange,
     Delivery,
@@ -50,6 +50,10 @@ STRIPE = "stripe"
 MAX_RATE_LIMITED_RETRIES = 20
 CLOCK_SKEW = timedelta(seconds=5)  # how far our clock and a vendor's may disagree
 FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
+
+
+#: schedule kinds whose invoices are period invoices of a subscription (checked by their items)
+RECURRING_KINDS = frozenset({BillingScheduleKind.SUBSCRIPTION.value, BillingScheduleKind.RETAINER.value})
 
 
 class ReconciliationConfigRequest(BaseModel):
@@ -370,8 +374,10 @@ class ReconciliationActivities:
     @activity.defn(name="reconcile_delivery")
     @business_step
     async def reconcile_delivery(self, request: ControlRequest) -> ControlResult:
-        """Executed contracts -> projects in the right entity -> billing schedules equal to the contract value;
-        projects without a contract or billing. Projects of every entity are read, findings kept to the scope."""
+        """Executed contracts -> projects in the right entity -> billing schedules equal to the contract (as
+        amended) for every billing model (one-off invoices, subscription and retainer items over the term,
+        time-and-materials rates); projects without a contract or billing. Projects of every entity are read,
+        findings kept to the scope."""
         pacer = PacedReads(self.settings.reconciliation_xero_requests_per_second)
         deal_ids = request.deal_ids or None
         contracts = await self.clm.list_executed_records(deal_ids=deal_ids)
@@ -382,15 +388,18 @@ class ReconciliationActivities:
         if deal_ids:
             prefixes = tuple(project_prefix(d) for d in deal_ids)
             projects = [p for p in projects if p.project.code.startswith(prefixes)]
-        recurring = await self.billing.billing_schedules_by_project(include_invoices=False)  # type: ignore[call-arg]
+        recurring = await self.billing.billing_records_by_project()
         invoices, _notes, _customers = await asyncio.to_thread(self._billing)
         billing: dict[str, ProjectBilling] = {}
-        for code, ids in recurring.items():
-            billing[code] = ProjectBilling(billing_ids=list(ids), recurring=True)
+        for code, records in recurring.items():
+            ids = [r.subscription_id or r.billing_id for r in records]
+            billing[code] = ProjectBilling(billing_ids=list(dict.fromkeys(ids)), recurring=True, records=records)
         for inv in invoices:
             project_code = inv.metadata.get("revops_project")
             if not project_code or inv.status is InvoiceStatus.VOID:
                 continue
+            if inv.metadata.get("revops_schedule_kind") in RECURRING_KINDS:
+                continue  # a subscription's or retainer's period invoice: its items are checked, not its invoices
             held = billing.setdefault(project_code, ProjectBilling())
             held.billing_ids.append(inv.billing_id)
             held.invoiced = (held.invoiced or Money.zero(inv.currency)) + inv.subtotal
