@@ -29,6 +29,7 @@ from canonical.reconciliation import (
     ErpPayment,
     Figures,
     Finding,
+    FindingKind,
     ProjectBilling,
     Receivables,
     SourceRead,
@@ -36,9 +37,10 @@ from canonical.reconciliation import (
     compare_delivery,
     compare_receivables,
     expected_figures,
+    finding,
     project_prefix,
 )
-from connectors.errors import RateLimited
+from connectors.errors import NotFound, RateLimited, Rejected
 from connectors.pacing import Pacer
 from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpFeed, ErpPort
 from settings import Settings
@@ -443,11 +445,31 @@ class ReconciliationActivities:
             ids = sorted(k for k, v in expected.items() if v)
             currencies = sorted({c for v in expected.values() for c in v})
             actual: dict[str, dict[str, Figures]] = {}
+            refused: dict[str, str] = {}
             for start in range(0, len(ids), 100):
                 chunk = ids[start:start + 100]
-                actual.update(await pacer.call(
-                    lambda c=chunk, t=object_type, m=currencies: self._crm().read_figures(t, c, m)))  # type: ignore[misc]
+                try:
+                    actual.update(await pacer.call(
+                        lambda c=chunk, t=object_type, m=currencies: self._crm().read_figures(t, c, m)))  # type: ignore[misc]
+                except (Rejected, NotFound):
+                    # one reference the CRM refuses (typed by hand in billing) must not stop the control:
+                    # read that chunk one by one and report the refused ones
+                    for object_id in chunk:
+                        try:
+                            actual.update(await pacer.call(
+                                lambda c=[object_id], t=object_type, m=currencies:  # type: ignore[misc]
+                                self._crm().read_figures(t, c, m)))
+                        except (Rejected, NotFound) as exc:
+                            refused[object_id] = str(exc)
+            for object_id, reason in refused.items():
+                refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
+                findings.append(finding(
+                    FindingKind.CRM_FIGURES_MISMATCH, entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
+                    crm_id=object_id, refs=refs, detail=f"the CRM refused the {label} reference: {reason}",
+                    repair=f"correct the {label} reference on the billing invoices (metadata revops_deal_id)"))
             for object_id in ids:
+                if object_id in refused:
+                    continue
                 refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
                 findings += compare_crm_figures(entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
                                                 expected[object_id], actual.get(object_id, {}),

@@ -539,3 +539,21 @@ async def test_reconciliation_checks_the_billing_schedule_of_every_billing_model
     assert "milestone" not in detail[ms_short] and "one-off invoices total 12000.00, the contract 30000.00" in (
         detail[ms_short])
     assert "PRO 10800.00 vs 13500.00" in detail[amended]  # 25 seats as amended x 45.00 x 12 against 20 billed
+
+
+async def test_reconciliation_reports_a_deal_reference_the_crm_refuses_instead_of_failing(books: Books) -> None:
+    """A person typed a deal reference the CRM cannot have on an invoice: the run completes and reports it
+    (it failed the whole run: one bad ID refused the batch read of every deal's figures)."""
+    b = books
+    us = await billing_account(b.connectors.billing, b.sandboxes["hubspot"], entity="US01")
+    [typo] = await b.invoices(us, ["100.00"], currency="USD", with_deal=False)
+    [good] = await b.invoices(us, ["200.00"], currency="USD")
+    b.set_deal_reference(typo, "DEAL-42")
+    run = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
+    crm = {f.key: f for f in run.findings if f.kind is FindingKind.CRM_FIGURES_MISMATCH}
+    refused = crm[key(FindingKind.CRM_FIGURES_MISMATCH, "US01", "hubspot:deal:DEAL-42")]
+    assert "the CRM refused the deal reference" in refused.detail and refused.refs == [f"stripe:invoice:{typo}"]
+    # the good deal was still read and compared: its figures were never written, so it is reported as stale
+    assert key(FindingKind.CRM_FIGURES_MISMATCH, "US01", f"hubspot:deal:{us.deal_id}") in crm
+    assert "refused" not in crm[key(FindingKind.CRM_FIGURES_MISMATCH, "US01", f"hubspot:deal:{us.deal_id}")].detail
+    assert good
