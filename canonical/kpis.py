@@ -10,8 +10,8 @@ of the sorted sample, so every figure is one observed value and can be computed 
   the ERP refused a write of it or it could not be routed to an entity, a payment failed and it is still not
   paid (a failure that a later charge made good needed nobody), or reconciliation raised a finding on it
   (:func:`needed_person`);
-- invoices aligned to contract terms: the invoice matches a scheduled billing item of its deal's contract
-  (:func:`contract_billing_items`): the same legal entity and currency, the amount within the rounding
+- invoices aligned to contract terms: the invoice matches a scheduled billing item of its deal's contract as
+  signed or as amended (:func:`contract_billing_items`, :func:`with_amended_terms`): the same legal entity and currency, the amount within the rounding
   tolerance, issued on the item's date (one-off items) or in one of its periods (recurring items) / all
   invoices (:func:`invoice_aligned`). Time and materials has a rate card and no fixed amount: an invoice of
   such a contract is aligned on entity, currency and date (on or after the start) only;
@@ -68,6 +68,8 @@ class DealFacts(BaseModel):
     billing_live_at: datetime | None = Field(default=None, description="the last billing schedule created")
     contract_currency: str | None = None
     schedule: list[ScheduledBilling] = Field(default_factory=list, description="the contract's billing schedule")
+    entity_of_code: dict[str, str] = Field(default_factory=dict,
+                                           description="product code -> the entity provisioned for it")
     entered_data_exception: bool = False
     customers_reused: int = Field(default=0, description="ERP/billing customers found instead of created")
     customers_created: int = 0
@@ -251,6 +253,16 @@ def contract_billing_items(terms: ContractTerms, entity_of: dict[str, str], defa
     return items
 
 
+def with_amended_terms(deal: DealFacts, terms: ContractTerms) -> DealFacts:
+    """The deal with the schedule of its contract as amended added to the one signed: an invoice issued before
+    the amendment is aligned with the signed schedule, one issued after with the amended one."""
+    default = deal.legal_entities[0] if deal.legal_entities else ""
+    if not default:
+        return deal
+    amended = [i for i in contract_billing_items(terms, deal.entity_of_code, default) if i not in deal.schedule]
+    return deal.model_copy(update={"schedule": [*deal.schedule, *amended]})
+
+
 def _on_schedule(item: ScheduledBilling, issued: date) -> bool:
     """The invoice's date is the item's: its day (one-off), within one of its periods (recurring), on or
     after the start (rates)."""
@@ -340,4 +352,4 @@ def compute_kpis(*, deals: Sequence[DealFacts], amendments: Sequence[AmendmentFa
 __all__ = ["ALL_ENTITIES", "PERSON_PROBLEMS", "AmendmentFacts", "DealFacts", "DeliveryFacts", "DsoFigure",
            "Durations", "EntityKpis", "InvoiceFacts", "KpiReport", "Rate", "ScheduledBilling", "compute_kpis",
            "contract_billing_items", "dso_by_currency", "dso_days", "durations", "invoice_aligned", "needed_person",
-           "percentile"]
+           "percentile", "with_amended_terms"]

@@ -23,6 +23,7 @@ from canonical.kpis import (
     invoice_aligned,
     needed_person,
     percentile,
+    with_amended_terms,
 )
 from canonical.ledger import ErpWriteKind, LedgerInvoice, PendingErpWrite, figures_by_currency
 from canonical.money import Money
@@ -289,3 +290,24 @@ def test_needed_person_refusals_unroutable_unpaid_failures_and_findings() -> Non
     assert not needed_person(base.model_copy(update={"payment_failures": 2, "status": InvoiceStatus.PAID}))
     assert needed_person(base, finding=True)
     assert not needed_person(base, problem="")
+
+
+def test_invoices_aligned_with_the_contract_as_amended() -> None:
+    """Signed for 20 seats x 45.00 a month from 2027-01-01; amended to 25 seats: an invoice of 900.00 (before the
+    amendment) and one of 1125.00 (after) are both on the schedule; 1000.00 is on neither."""
+    def seats(n: int) -> ContractTerms:
+        return ContractTerms(start_date=date(2027, 1, 1), end_date=date(2027, 12, 31),
+                             total_value=Money.of("900.00", "USD"), billing_model=BillingModel.SUBSCRIPTION,
+                             recurring=[RecurringCharge(product_code="PRO", name="Seats", quantity=Decimal(n),
+                                                        unit_price=Money.of("45.00", "USD"))])
+
+    signed = DealFacts(deal_id="x", legal_entities=["US01"], entity_of_code={"PRO": "US01"},
+                       schedule=contract_billing_items(seats(20), {"PRO": "US01"}, "US01"))
+    amended = with_amended_terms(signed, seats(25))
+    assert [i.amount.amount for i in amended.schedule if i.amount] == [Decimal("900.00"), Decimal("1125.00")]
+    assert with_amended_terms(signed, seats(20)).schedule == signed.schedule  # nothing amended: nothing added
+    deals = {"x": amended}
+    assert invoice_aligned(_inv("900.00", date(2027, 2, 3)), deals)
+    assert invoice_aligned(_inv("1125.00", date(2027, 6, 3)), deals)
+    assert not invoice_aligned(_inv("1000.00", date(2027, 6, 3)), deals)
+    assert not invoice_aligned(_inv("1125.00", date(2027, 6, 3)), {"x": signed})  # the defect: amended = misaligned
