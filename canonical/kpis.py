@@ -13,8 +13,9 @@ of the sorted sample, so every figure is one observed value and can be computed 
 - invoices aligned to contract terms: the invoice matches a scheduled billing item of its deal's contract as
   signed or as amended (:func:`contract_billing_items`, :func:`with_amended_terms`): the same legal entity and
   currency, the amount within the rounding tolerance, issued on the item's date (one-off items) or in one of its
-  periods (recurring items) / all invoices (:func:`invoice_aligned`). Time and materials has a rate card and no fixed amount: an invoice of
-  such a contract is aligned on entity, currency and date (on or after the start) only;
+  periods (recurring items) / all invoices (:func:`invoice_aligned`). Time and materials has a rate card and no
+  fixed amount: an invoice of such a contract is aligned on entity, currency and date (on or after the start)
+  only;
 - DSO per entity and currency: outstanding / billed in the window x the window (the ledger's formula, see
   :func:`dso_days`);
 - webhook-to-workflow latency: the vendor's event time -> Temporal accepted the start or signal;
