@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.retrying import business_step
-from canonical import CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
+from canonical import BillingScheduleKind, CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
 from canonical.reconciliation import (
     BillingChange,
     Delivery,
@@ -29,6 +29,7 @@ from canonical.reconciliation import (
     ErpPayment,
     Figures,
     Finding,
+    FindingKind,
     ProjectBilling,
     Receivables,
     SourceRead,
@@ -36,9 +37,10 @@ from canonical.reconciliation import (
     compare_delivery,
     compare_receivables,
     expected_figures,
+    finding,
     project_prefix,
 )
-from connectors.errors import RateLimited
+from connectors.errors import NotFound, RateLimited, Rejected
 from connectors.pacing import Pacer
 from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpFeed, ErpPort
 from settings import Settings
@@ -50,6 +52,10 @@ STRIPE = "stripe"
 MAX_RATE_LIMITED_RETRIES = 20
 CLOCK_SKEW = timedelta(seconds=5)  # how far our clock and a vendor's may disagree
 FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
+
+
+#: schedule kinds whose invoices are period invoices of a subscription (checked by their items)
+RECURRING_KINDS = frozenset({BillingScheduleKind.SUBSCRIPTION.value, BillingScheduleKind.RETAINER.value})
 
 
 class ReconciliationSettings(BaseModel):
@@ -360,8 +366,10 @@ class ReconciliationActivities:
     @activity.defn(name="reconcile_delivery")
     @business_step
     async def reconcile_delivery(self, request: ControlRequest) -> ControlResult:
-        """Executed contracts -> projects in the right entity -> billing schedules equal to the contract value;
-        projects without a contract or billing. Projects of every entity are read, findings kept to the scope."""
+        """Executed contracts -> projects in the right entity -> billing schedules equal to the contract (as
+        amended) for every billing model (one-off invoices, subscription and retainer items over the term,
+        time-and-materials rates); projects without a contract or billing. Projects of every entity are read,
+        findings kept to the scope."""
         pacer = PacedReads(self.settings.reconciliation_xero_requests_per_second)
         deal_ids = request.deal_ids or None
         contracts = await self.clm.list_executed_records(deal_ids=deal_ids)
@@ -372,15 +380,18 @@ class ReconciliationActivities:
         if deal_ids:
             prefixes = tuple(project_prefix(d) for d in deal_ids)
             projects = [p for p in projects if p.project.code.startswith(prefixes)]
-        recurring = await self.billing.billing_schedules_by_project(include_invoices=False)  # type: ignore[call-arg]
+        recurring = await self.billing.billing_records_by_project()
         invoices, _notes, _customers = await asyncio.to_thread(self._billing)
         billing: dict[str, ProjectBilling] = {}
-        for code, ids in recurring.items():
-            billing[code] = ProjectBilling(billing_ids=list(ids), recurring=True)
+        for code, records in recurring.items():
+            ids = [r.subscription_id or r.billing_id for r in records]
+            billing[code] = ProjectBilling(billing_ids=list(dict.fromkeys(ids)), recurring=True, records=records)
         for inv in invoices:
             project_code = inv.metadata.get("revops_project")
             if not project_code or inv.status is InvoiceStatus.VOID:
                 continue
+            if inv.metadata.get("revops_schedule_kind") in RECURRING_KINDS:
+                continue  # a subscription's or retainer's period invoice: its items are checked, not its invoices
             held = billing.setdefault(project_code, ProjectBilling())
             held.billing_ids.append(inv.billing_id)
             held.invoiced = (held.invoiced or Money.zero(inv.currency)) + inv.subtotal
@@ -424,11 +435,31 @@ class ReconciliationActivities:
             ids = sorted(k for k, v in expected.items() if v)
             currencies = sorted({c for v in expected.values() for c in v})
             actual: dict[str, dict[str, Figures]] = {}
+            refused: dict[str, str] = {}
             for start in range(0, len(ids), 100):
                 chunk = ids[start:start + 100]
-                actual.update(await pacer.call(
-                    lambda c=chunk, t=object_type, m=currencies: self._crm().read_figures(t, c, m)))  # type: ignore[misc]
+                try:
+                    actual.update(await pacer.call(
+                        lambda c=chunk, t=object_type, m=currencies: self._crm().read_figures(t, c, m)))  # type: ignore[misc]
+                except (Rejected, NotFound):
+                    # one reference the CRM refuses (typed by hand in billing) must not stop the control:
+                    # read that chunk one by one and report the refused ones
+                    for object_id in chunk:
+                        try:
+                            actual.update(await pacer.call(
+                                lambda c=[object_id], t=object_type, m=currencies:  # type: ignore[misc]
+                                self._crm().read_figures(t, c, m)))
+                        except (Rejected, NotFound) as exc:
+                            refused[object_id] = str(exc)
+            for object_id, reason in refused.items():
+                refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
+                findings.append(finding(
+                    FindingKind.CRM_FIGURES_MISMATCH, entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
+                    crm_id=object_id, refs=refs, detail=f"the CRM refused the {label} reference: {reason}",
+                    repair=f"correct the {label} reference on the billing invoices (metadata revops_deal_id)"))
             for object_id in ids:
+                if object_id in refused:
+                    continue
                 refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
                 findings += compare_crm_figures(entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
                                                 expected[object_id], actual.get(object_id, {}),

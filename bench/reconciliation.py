@@ -25,6 +25,12 @@ CUSTOMERS_PER_ENTITY = 10
 XERO_BATCH = 50  # invoices or payments per PUT (Xero takes batches)
 
 
+def deal_id(entity: str, n: int) -> str:
+    """A deal ID of HubSpot's (numeric) form, one per bench customer: the CRM-figures control reads it (a made-up
+    form would be refused before any request, and the figure would leave HubSpot's reads out)."""
+    return f"9{list(CURRENCIES).index(entity)}{n:03d}"
+
+
 class Seeder:
     """Invoices in Stripe and their posts in Xero, written the fast way (batches, many in flight)."""
 
@@ -65,7 +71,7 @@ class Seeder:
                     schedule = BillingSchedule(
                         kind=BillingScheduleKind.FIXED_FEE, customer_id=customer_id, currency=currency,
                         start_date=datetime.now(UTC).date(), metadata={"revops_legal_entity": code,
-                                                                       "revops_deal_id": f"bench-{code}-{n}"},
+                                                                       "revops_deal_id": deal_id(code, n)},
                         charges=[ScheduledCharge(product_code=f"FEE-{i}", description=f"Fee {i}",
                                                  unit_amount=Money.of(f"{100 + i % 900}.00", currency))
                                  for i in range(start, min(count, start + 100))])

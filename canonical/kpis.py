@@ -6,9 +6,16 @@ of the sorted sample, so every figure is one observed value and can be computed 
 
 - contract signed -> project created; deal closed-won (the run's start) -> billing live;
 - amendment executed -> propagated to every system (the amendment workflow's cycle time);
-- billing exception rate: invoices needing a person / all invoices;
-- invoices aligned to contract terms: invoices that name their deal, in an entity the deal was provisioned
-  in, in the contract's currency / all invoices;
+- billing exception rate: invoices that needed a person / all invoices, where an invoice needed a person when
+  the ERP refused a write of it or it could not be routed to an entity, a payment failed and it is still not
+  paid (a failure that a later charge made good needed nobody), or reconciliation raised a finding on it
+  (:func:`needed_person`);
+- invoices aligned to contract terms: the invoice matches a scheduled billing item of its deal's contract as
+  signed or as amended (:func:`contract_billing_items`, :func:`with_amended_terms`): the same legal entity and
+  currency, the amount within the rounding tolerance, issued on the item's date (one-off items) or in one of its
+  periods (recurring items) / all invoices (:func:`invoice_aligned`). Time and materials has a rate card and no
+  fixed amount: an invoice of such a contract is aligned on entity, currency and date (on or after the start)
+  only;
 - DSO per entity and currency: outstanding / billed in the window x the window (the ledger's formula, see
   :func:`dso_days`);
 - webhook-to-workflow latency: the vendor's event time -> Temporal accepted the start or signal;
@@ -27,10 +34,28 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from canonical.billing import InvoiceStatus
+from canonical.billing import BillingScheduleKind, InvoiceStatus
+from canonical.contract import ContractTerms
+from canonical.deal import BillingInterval, BillingModel
 from canonical.ledger import LedgerInvoice
+from canonical.money import Money
+from canonical.provisioning import add_period
+from canonical.reconciliation import differs, tolerance_for
 
 ALL_ENTITIES = "all"
+
+
+class ScheduledBilling(BaseModel):
+    """One item of a contract's billing schedule in one legal entity: a one-off amount on a date, an amount per
+    period from ``bill_on`` (``interval`` set) until ``until``, or a rate card (``amount`` None)."""
+
+    legal_entity: str
+    kind: BillingScheduleKind
+    currency: str
+    amount: Money | None = None
+    bill_on: date
+    interval: BillingInterval | None = None
+    until: date | None = Field(default=None, description="the term's end (recurring and rate items)")
 
 
 class DealFacts(BaseModel):
@@ -43,6 +68,9 @@ class DealFacts(BaseModel):
     project_created_at: datetime | None = Field(default=None, description="the first ERP project created")
     billing_live_at: datetime | None = Field(default=None, description="the last billing schedule created")
     contract_currency: str | None = None
+    schedule: list[ScheduledBilling] = Field(default_factory=list, description="the contract's billing schedule")
+    entity_of_code: dict[str, str] = Field(default_factory=dict,
+                                           description="product code -> the entity provisioned for it")
     entered_data_exception: bool = False
     customers_reused: int = Field(default=0, description="ERP/billing customers found instead of created")
     customers_created: int = 0
@@ -59,10 +87,25 @@ class AmendmentFacts(BaseModel):
 
 
 class InvoiceFacts(BaseModel):
-    """One billing invoice as the ledger knows it, and whether a person has to look at it."""
+    """One billing invoice as the ledger knows it, and whether a person had to look at it (:func:`needed_person`)."""
 
     invoice: LedgerInvoice
-    needs_person: bool = Field(default=False, description="refused by the ERP or an open reconciliation finding")
+    needs_person: bool = False
+
+
+#: the ledger's problems on an invoice that only a person clears
+PERSON_PROBLEMS = frozenset({"erp_rejected", "unroutable_invoice", "customer_not_found", "payment_failed"})
+
+
+def needed_person(invoice: LedgerInvoice, *, problem: str | None = None, finding: bool = False) -> bool:
+    """The invoice needed a person: the ERP refused a write of it or it could not be routed (a pending ERP write
+    with a problem, or the ledger's problem on it), a payment failed and it is still unpaid, or reconciliation
+    raised a finding on it (``finding``: any finding naming it, open, acknowledged or closed)."""
+    if finding or (problem or "") in PERSON_PROBLEMS:
+        return True
+    if any(w.problem in PERSON_PROBLEMS for w in invoice.erp_pending):
+        return True
+    return invoice.payment_failures > 0 and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 
 
 class DeliveryFacts(BaseModel):
@@ -180,18 +223,84 @@ def dso_by_currency(invoices: Iterable[LedgerInvoice], *, today: date, window_da
     return figures
 
 
-def invoice_aligned(invoice: LedgerInvoice, deals: dict[str, DealFacts]) -> bool:
-    """The invoice names its deal, the deal was provisioned in the invoice's entity, in the contract's currency."""
+def contract_billing_items(terms: ContractTerms, entity_of: dict[str, str], default_entity: str
+                           ) -> list[ScheduledBilling]:
+    """The billing schedule the executed terms give, per legal entity, by the rules provisioning follows
+    (``canonical.provisioning``): a fixed fee on its due date (else the start), a milestone on its due date (else
+    the end, else 90 days after the start), recurring charges of one entity, kind and interval together as one
+    amount per period from the start, a rate card with no fixed amount. ``entity_of``: product code -> entity."""
+    currency = terms.total_value.currency
+    items: list[ScheduledBilling] = []
+    for m in terms.milestones:
+        if m.requires_acceptance:
+            on = m.due_date or terms.end_date or terms.start_date + timedelta(days=90)
+        else:
+            on = m.due_date or terms.start_date
+        items.append(ScheduledBilling(
+            legal_entity=entity_of.get(m.code, default_entity), currency=currency, amount=m.amount, bill_on=on,
+            kind=BillingScheduleKind.MILESTONE if m.requires_acceptance else BillingScheduleKind.FIXED_FEE))
+    per_period: dict[tuple[str, BillingScheduleKind, BillingInterval], Money] = {}
+    for c in terms.recurring:
+        kind = BillingScheduleKind.RETAINER if c.kind is BillingModel.RETAINER else BillingScheduleKind.SUBSCRIPTION
+        key = (entity_of.get(c.product_code, default_entity), kind, c.interval)
+        amount = c.unit_price.times(c.quantity)
+        per_period[key] = per_period[key] + amount if key in per_period else amount
+    for (entity, kind, interval), amount in per_period.items():
+        items.append(ScheduledBilling(legal_entity=entity, kind=kind, currency=currency, amount=amount,
+                                      bill_on=terms.start_date, interval=interval, until=terms.end_date))
+    for entity in dict.fromkeys(entity_of.get(r.role, default_entity) for r in terms.rate_card):
+        items.append(ScheduledBilling(legal_entity=entity, kind=BillingScheduleKind.TIME_AND_MATERIALS,
+                                      currency=currency, bill_on=terms.start_date, until=terms.end_date))
+    return items
+
+
+def with_amended_terms(deal: DealFacts, terms: ContractTerms) -> DealFacts:
+    """The deal with the schedule of its contract as amended added to the one signed: an invoice issued before
+    the amendment is aligned with the signed schedule, one issued after with the amended one."""
+    default = deal.legal_entities[0] if deal.legal_entities else ""
+    if not default:
+        return deal
+    amended = [i for i in contract_billing_items(terms, deal.entity_of_code, default) if i not in deal.schedule]
+    return deal.model_copy(update={"schedule": [*deal.schedule, *amended]})
+
+
+def _on_schedule(item: ScheduledBilling, issued: date) -> bool:
+    """The invoice's date is the item's: its day (one-off), within one of its periods (recurring), on or
+    after the start (rates)."""
+    if item.kind is BillingScheduleKind.TIME_AND_MATERIALS:
+        return issued >= item.bill_on
+    if item.interval is None:
+        return issued == item.bill_on
+    start = item.bill_on
+    while start <= issued and (item.until is None or start <= item.until):
+        following = add_period(start, item.interval)
+        if issued < following:
+            return True
+        start = following
+    return False
+
+
+def invoice_aligned(invoice: LedgerInvoice, deals: dict[str, DealFacts], *,
+                    tolerance: Decimal = Decimal("0.01")) -> bool:
+    """The invoice matches a scheduled billing item of its deal's contract: entity, currency, amount (its total,
+    within the rounding tolerance) and date (see :func:`_on_schedule`). A voided invoice is not aligned."""
     deal = deals.get(invoice.deal_id or "")
-    if deal is None:
+    if deal is None or invoice.issued_on is None or invoice.status is InvoiceStatus.VOID:
         return False
-    if invoice.legal_entity not in deal.legal_entities:
-        return False
-    return deal.contract_currency is None or deal.contract_currency == invoice.currency
+    tol = tolerance_for(invoice.currency, tolerance)
+    for item in deal.schedule:
+        if item.legal_entity != invoice.legal_entity or item.currency != invoice.currency:
+            continue
+        if item.amount is not None and differs(item.amount.amount, invoice.total, tol):
+            continue
+        if _on_schedule(item, invoice.issued_on):
+            return True
+    return False
 
 
 def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFacts], invoices: list[InvoiceFacts],
-                 all_deals: dict[str, DealFacts], *, today: date, window_days: int) -> EntityKpis:
+                 all_deals: dict[str, DealFacts], *, today: date, window_days: int, tolerance: Decimal
+                 ) -> EntityKpis:
     reused = sum(d.customers_reused for d in deals)
     lookups = reused + sum(d.customers_created for d in deals)
     return EntityKpis(
@@ -202,7 +311,8 @@ def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFa
             v for d in deals if (v := _between(d.started_at, d.billing_live_at)) is not None),
         amendment_propagation=durations(a.cycle_time_seconds for a in amendments if a.cycle_time_seconds is not None),
         billing_exceptions=Rate(count=sum(1 for i in invoices if i.needs_person), total=len(invoices)),
-        invoices_aligned=Rate(count=sum(1 for i in invoices if invoice_aligned(i.invoice, all_deals)),
+        invoices_aligned=Rate(count=sum(1 for i in invoices
+                                        if invoice_aligned(i.invoice, all_deals, tolerance=tolerance)),
                               total=len(invoices)),
         dso=dso_by_currency((i.invoice for i in invoices), today=today, window_days=window_days),
         data_exceptions=Rate(count=sum(1 for d in deals if d.entered_data_exception), total=len(deals)),
@@ -212,7 +322,8 @@ def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFa
 
 def compute_kpis(*, deals: Sequence[DealFacts], amendments: Sequence[AmendmentFacts],
                  invoices: Sequence[InvoiceFacts], deliveries: Sequence[DeliveryFacts], today: date,
-                 dso_window_days: int, entity: str | None = None, since: datetime | None = None) -> KpiReport:
+                 dso_window_days: int, entity: str | None = None, since: datetime | None = None,
+                 tolerance: Decimal = Decimal("0.01")) -> KpiReport:
     """Every KPI per legal entity (one entity when ``entity`` is given) and for all entities together.
 
     A deal or amendment spanning several entities counts in each; a deal with no entity yet (still loading,
@@ -227,10 +338,11 @@ def compute_kpis(*, deals: Sequence[DealFacts], amendments: Sequence[AmendmentFa
     for code in codes:
         report.entities.append(_entity_kpis(
             code, [d for d in deals if code in d.legal_entities], [a for a in amendments if code in a.legal_entities],
-            [i for i in invoices if i.invoice.legal_entity == code], by_id, today=today, window_days=dso_window_days))
+            [i for i in invoices if i.invoice.legal_entity == code], by_id, today=today, window_days=dso_window_days,
+            tolerance=tolerance))
     if entity is None:
         report.entities.append(_entity_kpis(ALL_ENTITIES, list(deals), list(amendments), list(invoices), by_id,
-                                            today=today, window_days=dso_window_days))
+                                            today=today, window_days=dso_window_days, tolerance=tolerance))
     report.webhook_to_workflow = durations(_between(d.occurred_at, d.routed_at) or 0.0 for d in deliveries)
     for vendor in sorted({d.vendor for d in deliveries}):
         report.webhook_to_workflow_by_vendor[vendor] = durations(
@@ -238,6 +350,7 @@ def compute_kpis(*, deals: Sequence[DealFacts], amendments: Sequence[AmendmentFa
     return report
 
 
-__all__ = ["ALL_ENTITIES", "AmendmentFacts", "DealFacts", "DeliveryFacts", "DsoFigure", "Durations", "EntityKpis",
-           "InvoiceFacts", "KpiReport", "Rate", "compute_kpis", "dso_by_currency", "dso_days", "durations",
-           "invoice_aligned", "percentile"]
+__all__ = ["ALL_ENTITIES", "PERSON_PROBLEMS", "AmendmentFacts", "DealFacts", "DeliveryFacts", "DsoFigure",
+           "Durations", "EntityKpis", "InvoiceFacts", "KpiReport", "Rate", "ScheduledBilling", "compute_kpis",
+           "contract_billing_items", "dso_by_currency", "dso_days", "durations", "invoice_aligned", "needed_person",
+           "percentile", "with_amended_terms"]

@@ -26,11 +26,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import CreditNote, Invoice, InvoiceStatus
-from canonical.contract import Contract
-from canonical.deal import BillingModel
+from canonical.contract import Contract, ContractTerms
+from canonical.deal import BillingInterval, BillingModel
 from canonical.money import Money, minor_unit
 from canonical.project import Project
+from canonical.provisioning import add_period
 
 
 class FindingKind(StrEnum):
@@ -425,6 +427,8 @@ class ProjectBilling(BaseModel):
     billing_ids: list[str] = Field(default_factory=list)
     invoiced: Money | None = Field(default=None, description="sum of live one-off invoices before tax")
     recurring: bool = Field(default=False, description="subscriptions or rate cards: no fixed total")
+    records: list[BillingRecord] = Field(default_factory=list,
+                                         description="subscription items and rate-card prices made for it")
 
 
 class Delivery(BaseModel):
@@ -449,6 +453,95 @@ def project_deal_and_entity(code: str) -> tuple[str, str] | None:
 
 
 _FIXED_MODELS = (BillingModel.FIXED_FEE, BillingModel.MILESTONE)
+
+
+def stripe_object_ref(billing_id: str) -> str:
+    """``stripe:<object>:<id>`` from a Stripe ID's prefix (invoice, subscription, price, subscription item)."""
+    kinds = {"in": "invoice", "sub": "subscription", "price": "price", "si": "subscription_item"}
+    return f"stripe:{kinds.get(billing_id.split('_', 1)[0], 'object')}:{billing_id}"
+
+
+def periods_in_term(start: date, end: date | None, interval: BillingInterval) -> int:
+    """How many billing periods start within the term (start and end included); one without an end."""
+    if end is None:
+        return 1
+    count, at = 0, start
+    while at <= end:
+        count += 1
+        at = add_period(at, interval)
+    return count
+
+
+def schedule_mismatch(terms: ContractTerms, billed: list[ProjectBilling], *, tolerance: Decimal
+                      ) -> tuple[str, str, str] | None:
+    """How the billing schedule differs from the executed terms (as amended), or ``None`` when it does not:
+    (what billing holds, what the contract says, the detail). Per billing model:
+
+    - fixed fee and milestones: the live one-off invoices total the contract value (with no recurring billing);
+      milestones beside recurring charges total the milestones' amounts;
+    - subscription and retainer: each recurring charge's amount per period (unit price x quantity) x the periods
+      of the term equals what the subscription items bill (their price x quantity) over the same periods, per
+      product code;
+    - time and materials: a rate card has no fixed total, so the rates are checked instead: each role's active
+      price equals its hourly rate, and no rate is billed for a role the contract does not have.
+    """
+    currency = terms.total_value.currency
+    parts: list[str] = []
+    held: list[str] = []
+    wanted: list[str] = []
+    records = [r for b in billed for r in b.records]
+    one_off = sum((b.invoiced.amount for b in billed if b.invoiced), Decimal(0))
+    fixed_model = terms.billing_model in _FIXED_MODELS
+    if fixed_model and not any(b.recurring or b.records for b in billed):
+        if differs(one_off, terms.total_value.amount, tolerance):
+            return (f"{one_off} scheduled", f"{terms.total_value.amount} {currency} contract",
+                    f"one-off invoices total {one_off}, the contract {terms.total_value.amount}")
+        return None
+    if terms.milestones and not fixed_model:
+        expected = sum((m.amount.amount for m in terms.milestones), Decimal(0))
+        if differs(one_off, expected, tolerance):
+            parts.append(f"milestone invoices total {one_off}, the contract's milestones {expected}")
+            held.append(f"{one_off} milestones")
+            wanted.append(f"{expected} milestones")
+    if terms.recurring:
+        items = [r for r in records if r.kind is BillingRecordKind.SUBSCRIPTION_ITEM]
+        contract_total, billing_total = Decimal(0), Decimal(0)
+        differing: list[str] = []
+        for code in sorted({c.product_code for c in terms.recurring} | {r.product_code for r in items}):
+            expected = sum((c.unit_price.amount * c.quantity * periods_in_term(terms.start_date, terms.end_date,
+                                                                               c.interval)
+                            for c in terms.recurring if c.product_code == code), Decimal(0))
+            scheduled = sum(((r.unit_amount.amount if r.unit_amount else Decimal(0)) * (r.quantity or 0)
+                             * periods_in_term(terms.start_date, terms.end_date, r.interval or BillingInterval.MONTH)
+                             for r in items if r.product_code == code), Decimal(0))
+            contract_total += expected
+            billing_total += scheduled
+            if differs(scheduled, expected, tolerance):
+                differing.append(f"{code} {scheduled} vs {expected}")
+        if differing:
+            term = "over the term" if terms.end_date else "per period (open-ended term)"
+            parts.append(f"recurring charges {term} total {billing_total}, the contract {contract_total} "
+                         f"({'; '.join(differing)})")
+            held.append(f"{billing_total} recurring")
+            wanted.append(f"{contract_total} recurring")
+    if terms.rate_card:
+        rates = {r.product_code: r for r in records if r.kind is BillingRecordKind.RATE}
+        wrong: list[str] = []
+        for entry in terms.rate_card:
+            price = rates.pop(entry.role, None)
+            if price is None or price.unit_amount is None:
+                wrong.append(f"{entry.role} has no rate (contract {entry.hourly_rate.amount})")
+            elif differs(price.unit_amount.amount, entry.hourly_rate.amount, tolerance):
+                wrong.append(f"{entry.role} {price.unit_amount.amount} vs {entry.hourly_rate.amount}")
+        wrong += [f"{code} billed at {r.unit_amount.amount if r.unit_amount else '?'} but not in the contract"
+                  for code, r in sorted(rates.items())]
+        if wrong:
+            parts.append("time and materials has no fixed total, so its rates were checked: " + "; ".join(wrong))
+            held.append("rates")
+            wanted.append("rate card")
+    if not parts:
+        return None
+    return ", ".join(held) + " scheduled", ", ".join(wanted) + f" ({currency}) contract", "; ".join(parts)
 
 
 def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Decimal,
@@ -480,12 +573,12 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
                                   + ("" if deal else " (and no CRM deal ID to find one by)"),
                 repair=f"starter.py recheck q2c-hubspot-{deal}" if deal else "set the deal ID on the contract record"))
             continue
-        if value is None or not contract.terms or contract.terms.billing_model not in _FIXED_MODELS:
+        if value is None or not contract.terms:
             continue
         tol = tolerance_for(value.currency, tolerance)
         budget = sum((p.project.budget.amount for p in projects), Decimal(0))
         codes = sorted(p.project.code for p in projects)
-        if differs(budget, value.amount, tol):
+        if contract.terms.billing_model in _FIXED_MODELS and differs(budget, value.amount, tol):
             findings.append(finding(
                 FindingKind.PROJECT_BUDGET_MISMATCH, entity, record, clm_id=record, crm_id=deal,
                 currency=value.currency, erp_id=",".join(p.project.erp_id or "" for p in projects),
@@ -495,16 +588,19 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
                        + (f" (as amended {len(contract.amendments)} time(s))" if contract.amendments else ""),
                 repair=f"starter.py amend {record}"))
         billed = [data.billing[c] for c in codes if c in data.billing]
-        if billed and not any(b.recurring for b in billed):
-            total = sum((b.invoiced.amount for b in billed if b.invoiced), Decimal(0))
-            if differs(total, value.amount, tol):
-                findings.append(finding(
-                    FindingKind.BILLING_SCHEDULE_MISMATCH, entity, record, clm_id=record, crm_id=deal,
-                    currency=value.currency, billing_id=",".join(i for b in billed for i in b.billing_ids),
-                    billing_amount=f"{total} scheduled", erp_amount=f"{value.amount} {value.currency} contract",
-                    refs=refs + [f"stripe:invoice:{i}" for b in billed for i in b.billing_ids],
-                    detail=f"billing schedule of {', '.join(codes)} totals {total}, the contract {value.amount}",
-                    repair=f"starter.py amend {record}"))
+        if not billed:
+            continue
+        mismatch = schedule_mismatch(contract.terms, billed, tolerance=tol)
+        if mismatch is not None:
+            scheduled, expected, detail = mismatch
+            ids = list(dict.fromkeys(i for b in billed for i in b.billing_ids))
+            findings.append(finding(
+                FindingKind.BILLING_SCHEDULE_MISMATCH, entity, record, clm_id=record, crm_id=deal,
+                currency=value.currency, billing_id=",".join(ids), billing_amount=scheduled, erp_amount=expected,
+                refs=refs + [stripe_object_ref(i) for i in ids],
+                detail=f"billing schedule of {', '.join(codes)}: {detail}"
+                       + (f" (contract as amended {len(contract.amendments)} time(s))" if contract.amendments else ""),
+                repair=f"starter.py amend {record}"))
     for held in data.projects:
         if held.entity not in scope:
             continue

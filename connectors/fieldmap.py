@@ -1,26 +1,30 @@
 """The field mapping per object and vendor, as data: canonical field <-> vendor field, direction, owner system
 and transform. ``make docs`` renders it into ``docs/field-mapping.md``.
 
-Rows come from the tables the mappers use where they have one: HubSpot's property tables (``DEAL_FIELDS``,
-``COMPANY_FIELDS``, ``CONTACT_FIELDS``, ``LINE_ITEM_FIELDS``: its reads ask for exactly those properties), its
-``WRITEBACK_PROPERTIES`` and figure properties, Ironclad's ``TERM_KEYS``, Stripe's metadata keys. The rest
-(Stripe's and Xero's mapping functions are code) are declared here, and ``tests/observability/test_docs.py``
-holds them to the code: every vendor field is named in that vendor's connector and every canonical field exists
-on its model. The owner is the system of record from :func:`canonical.ownership.owner_of`.
+Rows come from the tables the mappers use: HubSpot's property tables (``DEAL_FIELDS``, ``COMPANY_FIELDS``,
+``CONTACT_FIELDS``, ``LINE_ITEM_FIELDS``: its reads ask for exactly those properties), its
+``WRITEBACK_PROPERTIES`` and figure properties, Ironclad's ``TERM_KEYS``, and Stripe's and Xero's wire tables
+(``connectors/wire.py``: ``CUSTOMER_OUT``, ``INVOICE_IN``, ... which their mapping functions build every payload
+and read every document with, so a mapper change is a table change and shows in ``make docs``). The few rows
+left declared here are held to the code by ``tests/observability/test_docs.py`` (every vendor field named in
+that vendor's connector, every canonical field on its model). The owner is the system of record from
+:func:`canonical.ownership.owner_of`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from canonical.ownership import SystemRole, owner_of
 from canonical.requests import DealWriteBack
 from connectors.hubspot import mapping as hubspot_mapping
 from connectors.ironclad import mapping as ironclad_mapping
 from connectors.stripe import mapping as stripe_mapping
-
-NOT_MAPPED = "-"
+from connectors.wire import NOT_MAPPED, Wire
+from connectors.xero import mapping as xero_mapping
 
 
 class Direction(StrEnum):
@@ -127,97 +131,60 @@ IRONCLAD: list[FieldMapping] = [
     ]),
 ]
 
-STRIPE: list[FieldMapping] = [
-    *_rows("stripe", "customer", "account", _OUT, [
-        ("Account.name", "name", "text"),
-        ("Contact.email", "email", "the billing contact's"),
-        ("Contact.phone", "phone", "the billing contact's"),
-        ("Account.address", "address", "line1/line2/city/state/postal_code/country"),
-        ("Account.crm_id", "metadata.crm_company_id", "text"),
-        ("BillingCustomer.legal_entity", f"metadata.{stripe_mapping.ENTITY_KEY}", "entity code"),
-        ("Account.billing_customer_id", "id", "look-up by metadata reference first"),
-    ]),
-    FieldMapping(vendor="stripe", vendor_object="customer", canonical="Account.crm_id",
-                 vendor_field=f"metadata.{stripe_mapping.REF_KEY}", direction=_OUT, entity="account",
-                 transform="our reference `hubspot-company-<id>-<entity>` (search key)"),
-    *_rows("stripe", "invoice", "invoice", _IN, [
-        ("Invoice.billing_id", "id", "as is"),
-        ("Invoice.number", "number", "as is"),
-        ("Invoice.customer_id", "customer", "ID of an expanded or bare reference"),
-        ("Invoice.currency", "currency", "upper-cased"),
-        ("Invoice.status", "status", "draft/open/paid/void/uncollectible"),
-        ("Invoice.issued_on", "status_transitions.finalized_at", "epoch seconds → date (UTC)"),
-        ("Invoice.due_on", "due_date", "epoch seconds → date (UTC)"),
-        ("Invoice.subtotal", "subtotal", "minor units → Decimal in the currency"),
-        ("Invoice.tax", "tax", "minor units; sum of total_tax_amounts when absent"),
-        ("Invoice.total", "total", "minor units → Decimal"),
-        ("Invoice.amount_paid", "amount_paid", "minor units → Decimal"),
-        ("Invoice.amount_due", "amount_remaining", "minor units → Decimal (still owed)"),
-        ("Invoice.lines", "lines.data", "quantity, unit amount, tax amounts, product code"),
-        ("Invoice.metadata", "metadata", "invoice metadata over the subscription's"),
-    ]),
-    *[FieldMapping(vendor="stripe", vendor_object="invoice", canonical="Invoice.crm_deal_id",
-                   vendor_field=f"metadata.{key}", direction=_IN, entity="invoice", transform="first present")
-      for key in stripe_mapping.DEAL_KEYS],
-    *[FieldMapping(vendor="stripe", vendor_object="invoice", canonical="Invoice.legal_entity",
-                   vendor_field=f"metadata.{key}", direction=_IN, entity="invoice", transform="first present")
-      for key in stripe_mapping.ENTITY_KEYS],
-    FieldMapping(vendor="stripe", vendor_object="subscription / invoice item", canonical="Project.code",
-                 vendor_field=f"metadata.{stripe_mapping.PROJECT_KEY}", direction=_OUT, entity="project",
-                 transform="our project code"),
-    *_rows("stripe", "credit note", "credit_note", _BOTH, [
-        ("CreditNote.billing_id", "id", "as is"),
-        ("CreditNote.invoice_billing_id", "invoice", "ID"),
-        ("CreditNote.amount", "amount", "minor units ↔ Decimal"),
-        ("CreditNote.reason", "reason", "one of Stripe's reasons, else in the memo"),
-    ]),
-]
+def _wire_table(vendor: str, vendor_object: str, entity: str, direction: Direction,
+                table: Iterable[Wire[Any]]) -> list[FieldMapping]:
+    """Rows from a wire table the mapper itself builds its payloads or reads its documents with; a row
+    that names no canonical field (a protocol constant, an account code from settings) counts under
+    ``entity``."""
+    return [FieldMapping(vendor=vendor, vendor_object=vendor_object, canonical=row.canonical,
+                         vendor_field=row.vendor, direction=direction, entity=row.entity or entity,
+                         transform=row.transform, from_table=True)
+            for row in table if row.documented]
 
-XERO: list[FieldMapping] = [
-    *_rows("xero", "contact", "account", _BOTH, [
-        ("Account.name", "Name", "text"),
-        ("Account.address", "Addresses", "POBOX address ↔ Address"),
-        ("Account.tax_number", "TaxNumber", "text"),
-        ("Account.payment_terms_days", "PaymentTerms", "Sales DAYSAFTERBILLDATE ↔ days"),
-        ("Account.erp_contact_id", "ContactID", "as is"),
-    ]),
-    *_rows("xero", "contact", "account", _OUT, [
-        ("Account.crm_id", "ContactNumber", "our reference `hubspot-company-<id>-<entity>` (look-up key)"),
-        ("Contact.email", "EmailAddress", "the billing contact's"),
-        ("Contact.first_name", "FirstName", "the billing contact's"),
-        ("Contact.last_name", "LastName", "the billing contact's"),
-    ]),
-    *_rows("xero", "project", "project", _BOTH, [
-        ("Project.name", "name", "`[<code>] <name>`, 100 characters at most"),
-        ("Project.code", "name", "the `[<code>]` prefix of the name (Xero has no external reference)"),
-        ("Project.budget", "estimateAmount", "amount in the tenant's currency"),
-        ("Project.deadline", "deadlineUtc", "date → midnight UTC"),
-        ("Project.erp_contact_id", "contactId", "as is"),
-        ("Project.erp_id", "projectId", "as is"),
-    ]),
-    *_rows("xero", "project task", "project", _BOTH, [
-        ("ProjectTask.name", "name", "text"),
-        ("ProjectTask.rate", "rate", "{currency, value}"),
-        ("ProjectTask.charge_type", "chargeType", "TIME/FIXED/NON_CHARGEABLE ↔ enum"),
-        ("ProjectTask.estimate_minutes", "estimateMinutes", "integer"),
-    ]),
-    *_rows("xero", "ACCREC invoice", "invoice", _BOTH, [
-        ("Invoice.billing_id", "Reference", "the billing invoice ID (look-up key)"),
-        ("Invoice.number", "InvoiceNumber", "as is"),
-        ("Invoice.currency", "CurrencyCode", "ISO 4217"),
-        ("Invoice.issued_on", "Date", "ISO date"),
-        ("Invoice.due_on", "DueDate", "ISO date"),
-        ("Invoice.lines", "LineItems", "Description, Quantity, UnitAmount, AccountCode, TaxType, TaxAmount"),
-        ("Invoice.status", "Status", "AUTHORISED/PAID/VOIDED ↔ open/paid/void"),
-    ]),
-    *_rows("xero", "payment", "payment", _OUT, [
-        ("Payment.billing_id", "Reference", "the billing payment ID (look-up key)"),
-        ("Payment.amount", "Amount", "Decimal"),
-    ]),
-    *_rows("xero", "ACCRECCREDIT credit note", "credit_note", _OUT, [
-        ("CreditNote.billing_id", "Reference", "the billing credit note ID (look-up key)"),
-    ]),
-]
+
+def _one_row_per_field(rows: list[FieldMapping]) -> list[FieldMapping]:
+    """One row per object, canonical field and vendor field: a pair read and written the same way is one row
+    in both directions (the first one's place and transform; the other's transform joined when it differs)."""
+    merged: dict[tuple[str, str, str], FieldMapping] = {}
+    for row in rows:
+        key = (row.vendor_object, row.canonical, row.vendor_field)
+        held = merged.get(key)
+        if held is None:
+            merged[key] = row
+        elif held.direction != row.direction:
+            transform = held.transform if row.transform == held.transform else (
+                f"{held.direction.name.lower()}: {held.transform}; {row.direction.name.lower()}: {row.transform}")
+            merged[key] = replace(held, direction=Direction.BOTH, transform=transform)
+    return list(merged.values())
+
+
+STRIPE: list[FieldMapping] = _one_row_per_field([
+    *_wire_table("stripe", "customer", "account", _OUT, stripe_mapping.CUSTOMER_OUT),
+    *_wire_table("stripe", "customer", "account", _IN, stripe_mapping.CUSTOMER_IN),
+    *_wire_table("stripe", "product", "subscription", _OUT, stripe_mapping.PRODUCT_OUT),
+    *_wire_table("stripe", "price", "subscription", _OUT, stripe_mapping.PRICE_OUT),
+    *_wire_table("stripe", "invoice", "invoice", _IN, stripe_mapping.INVOICE_IN),
+    FieldMapping(vendor="stripe", vendor_object="subscription / invoice item", canonical="Project.code",
+                 vendor_field=f"metadata.{stripe_mapping.PROJECT_KEY}", direction=_BOTH, entity="project",
+                 transform="our project code: sent in the schedule's metadata, read to find a project's billing"),
+    *_wire_table("stripe", "credit note", "credit_note", _OUT, stripe_mapping.CREDIT_NOTE_OUT),
+    *_wire_table("stripe", "credit note", "credit_note", _IN, stripe_mapping.CREDIT_NOTE_IN),
+])
+
+XERO: list[FieldMapping] = _one_row_per_field([
+    *_wire_table("xero", "contact", "account", _OUT, xero_mapping.CONTACT_OUT),
+    *_wire_table("xero", "contact", "account", _IN, xero_mapping.CONTACT_IN),
+    *_wire_table("xero", "project", "project", _OUT, xero_mapping.PROJECT_OUT),
+    *_wire_table("xero", "project", "project", _IN, xero_mapping.PROJECT_IN),
+    *_wire_table("xero", "project task", "project", _OUT, xero_mapping.TASK_OUT),
+    *_wire_table("xero", "project task", "project", _IN, xero_mapping.TASK_IN),
+    *_wire_table("xero", "time entry", "project", _OUT, xero_mapping.TIME_ENTRY_OUT),
+    *_wire_table("xero", "ACCREC invoice", "invoice", _OUT, xero_mapping.INVOICE_OUT),
+    *_wire_table("xero", "ACCREC invoice", "invoice", _IN, xero_mapping.INVOICE_IN),
+    *_wire_table("xero", "ACCREC invoice line", "invoice", _OUT, xero_mapping.LINE_OUT),
+    *_wire_table("xero", "payment", "payment", _OUT, xero_mapping.PAYMENT_OUT),
+    *_wire_table("xero", "ACCRECCREDIT credit note", "credit_note", _OUT, xero_mapping.CREDIT_NOTE_OUT),
+])
 
 FIELD_MAPPINGS: dict[str, list[FieldMapping]] = {"hubspot": HUBSPOT, "ironclad": IRONCLAD, "stripe": STRIPE,
                                                  "xero": XERO}

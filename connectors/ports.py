@@ -141,6 +141,10 @@ class BillingPort(Protocol):
         """Project code -> IDs of the live billing objects made for that project."""
         ...
 
+    async def billing_records_by_project(self) -> dict[str, list[BillingRecord]]:
+        """Project code -> its live subscription items and active rate-card prices."""
+        ...
+
     async def billing_records(self, customer_id: str, *, known_ids: list[str], project_code: str
                               ) -> list[BillingRecord]:
         """What billing holds for one engagement: subscription items and milestone invoices of the

@@ -49,6 +49,13 @@ def wait_for_port(host: str, port: int, *, name: str, process: subprocess.Popen[
         time.sleep(0.2)
 
 
+def dev_server_env(env: dict[str, str]) -> dict[str, str]:
+    """The Temporal dev server's environment: ours without the OpenTelemetry variables. They configure our
+    processes' traces (``OTEL_TRACES_EXPORTER`` may be ``discard``, which only our settings know); the server
+    reads the same names and refuses to start on a value it does not know."""
+    return {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+
+
 @dataclass
 class Stack:
     """Child processes of the embedded stack, started in order and stopped in reverse."""
@@ -93,7 +100,8 @@ class Stack:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = None if foreground_log else (logs / f"{name}.log").open("ab")
-        process = subprocess.Popen(args, cwd=ROOT, env=self.env(), stdout=out,
+        env = dev_server_env(self.env()) if name == "temporal" else self.env()
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT if out else None, start_new_session=True)
         self.processes.append((name, process))
         self.commands[name] = args

@@ -9,8 +9,13 @@ Where each fact comes from (chosen so every figure has one source of truth):
 - amendments: the ``status`` query of each ``ContractAmendmentsWorkflow`` (applied amendments with their
   executed -> propagated cycle time, the entities they were provisioned in);
 - invoices: the ``open_items`` query (settled ones included) of each running ``AccountLedgerWorkflow``;
-  an invoice needs a person when its ledger holds a problem for it (the ERP refused a posting) or an open
-  reconciliation finding names it;
+  whether one needed a person (:func:`canonical.kpis.needed_person`) from its ledger entry (ERP writes refused
+  or unroutable, payment failures), the ledger's problems and every reconciliation finding naming it (open,
+  acknowledged or closed);
+- the contract's billing schedule (for "invoices aligned to contract terms"): the executed terms in the
+  deal's ``status``, split by entity as provisioning did it (each engagement's project has a task per product
+  code of its entity, named after the code), and the terms as amended from the contract's amendment
+  propagation ``status``.
 - webhook-to-workflow latency: the event ledger, for each delivery Temporal accepted (started or signalled):
   the canonical event's ``occurred_at`` -> the row written once Temporal accepted it.
 """
@@ -27,10 +32,20 @@ from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedErro
 from temporalio.service import RPCError
 
 from canonical import EventEnvelope
-from canonical.kpis import AmendmentFacts, DealFacts, DeliveryFacts, InvoiceFacts, KpiReport, compute_kpis
+from canonical.kpis import (
+    AmendmentFacts,
+    DealFacts,
+    DeliveryFacts,
+    InvoiceFacts,
+    KpiReport,
+    compute_kpis,
+    contract_billing_items,
+    needed_person,
+    with_amended_terms,
+)
 from settings import Settings
 from stores.events import Delivery, Outcome, ledger_engine
-from stores.findings import OPEN, findings_engine, list_findings
+from stores.findings import findings_engine, list_findings
 from workflows.models import (
     AMENDMENTS_WORKFLOW,
     LEDGER_WORKFLOW,
@@ -53,13 +68,20 @@ def deal_facts(status: QuoteToCashStatus) -> DealFacts:
         last[m.name] = m.at
     entities = [e.legal_entity for e in status.engagements] or ([status.legal_entity] if status.legal_entity else [])
     terms = status.contract.terms if status.contract else None
+    entity_of = {task.name.split(" ", 1)[0]: e.legal_entity for e in status.engagements if e.project
+                 for task in e.project.tasks}
+    default = status.legal_entity or (entities[0] if entities else "")
+    schedule = contract_billing_items(terms, entity_of, default) if terms and entities else []
+    entities = sorted(set(entities), key=lambda e: (e != default, e))  # the deal's main entity first
     return DealFacts(
-        deal_id=status.deal_id, legal_entities=sorted(set(entities)), started_at=first.get("started"),
+        deal_id=status.deal_id, legal_entities=entities, started_at=first.get("started"),
         contract_signed_at=first.get("contract_signed"), project_created_at=first.get("project_created"),
         billing_live_at=last.get("billing_live"), contract_currency=terms.total_value.currency if terms else None,
+        schedule=schedule,
         entered_data_exception="data_exception" in first,
         customers_reused=sum(1 for m in status.milestones if m.name == "customer_reused"),
-        customers_created=sum(1 for m in status.milestones if m.name == "customer_created"))
+        customers_created=sum(1 for m in status.milestones if m.name == "customer_created"),
+        entity_of_code=entity_of)
 
 
 def amendment_facts(status: ContractAmendmentsStatus) -> list[AmendmentFacts]:
@@ -70,8 +92,8 @@ def amendment_facts(status: ContractAmendmentsStatus) -> list[AmendmentFacts]:
 
 
 def invoice_facts(status: LedgerStatus, flagged_billing_ids: set[str]) -> list[InvoiceFacts]:
-    return [InvoiceFacts(invoice=inv, needs_person=inv.invoice_id in status.problems
-                         or inv.invoice_id in flagged_billing_ids)
+    return [InvoiceFacts(invoice=inv, needs_person=needed_person(inv, problem=status.problems.get(inv.invoice_id),
+                                                                 finding=inv.invoice_id in flagged_billing_ids))
             for inv in [*status.open_items, *status.settled_items]]
 
 
@@ -115,15 +137,20 @@ async def gather_deals(client: Client, task_queue: str, *, since: datetime | Non
     return list(latest.values())
 
 
-async def gather_amendments(client: Client, task_queue: str, *, since: datetime | None = None
-                            ) -> list[AmendmentFacts]:
-    async def ask(e: WorkflowExecution) -> list[AmendmentFacts]:
+async def gather_amendment_statuses(client: Client, task_queue: str) -> list[ContractAmendmentsStatus]:
+    """The ``status`` of each contract's running amendment propagation (one run per contract is running;
+    earlier runs of its chain handed their history over at continue-as-new)."""
+    async def ask(e: WorkflowExecution) -> ContractAmendmentsStatus:
         handle = client.get_workflow_handle(e.id, run_id=e.run_id)
-        return amendment_facts(await handle.query("status", result_type=ContractAmendmentsStatus))
+        return await handle.query("status", result_type=ContractAmendmentsStatus)
 
-    # one run per contract is running; earlier runs of its chain handed their history over at continue-as-new
-    found = await _each(client, _visibility_query(AMENDMENTS_WORKFLOW, task_queue, since=None, running_only=True), ask)
-    facts = {(a.record_id, a.sequence): a for batch in found for a in batch}
+    return await _each(client, _visibility_query(AMENDMENTS_WORKFLOW, task_queue, since=None, running_only=True), ask)
+
+
+async def gather_amendments(client: Client, task_queue: str, *, since: datetime | None = None,
+                            statuses: list[ContractAmendmentsStatus] | None = None) -> list[AmendmentFacts]:
+    found = statuses if statuses is not None else await gather_amendment_statuses(client, task_queue)
+    facts = {(a.record_id, a.sequence): a for status in found for a in amendment_facts(status)}
     if since is not None:
         return [a for a in facts.values() if a.executed_at is None or a.executed_at >= since]
     return list(facts.values())
@@ -138,11 +165,13 @@ async def gather_ledgers(client: Client, task_queue: str) -> list[LedgerStatus]:
 
 
 def flagged_billing_ids(settings: Settings) -> set[str]:
-    """Billing invoices named by an open reconciliation finding."""
+    """Billing invoices named by a reconciliation finding, whatever its status (one that was raised needed a
+    person: to repair, acknowledge or see it close); a finding may name several, comma-separated."""
     engine = findings_engine(settings.findings_database_url)
     try:
         with Session(engine) as session:
-            return {f.billing_id for f in list_findings(session=session, status=OPEN, limit=100_000) if f.billing_id}
+            return {i.strip() for f in list_findings(session=session, status=None, limit=1_000_000)
+                    for i in (f.billing_id or "").split(",") if i.strip()}
     finally:
         engine.dispose()
 
@@ -170,9 +199,13 @@ def delivery_facts(settings: Settings, *, since: datetime | None = None, limit: 
 async def gather_kpis(client: Client, settings: Settings, *, entity: str | None = None,
                       since: datetime | None = None, today: date | None = None) -> KpiReport:
     """Every KPI from the running system (see the module docstring for the sources)."""
-    deals, amendments, ledgers = await asyncio.gather(
+    deals, statuses, ledgers = await asyncio.gather(
         gather_deals(client, settings.task_queue, since=since),
-        gather_amendments(client, settings.task_queue, since=since), gather_ledgers(client, settings.task_queue))
+        gather_amendment_statuses(client, settings.task_queue), gather_ledgers(client, settings.task_queue))
+    amendments = await gather_amendments(client, settings.task_queue, since=since, statuses=statuses)
+    # a contract's schedule as amended (the amendment workflow holds the terms in force) joins the signed one
+    amended = {s.deal_id: s.terms for s in statuses if s.deal_id and s.terms is not None and s.history}
+    deals = [with_amended_terms(d, amended[d.deal_id]) if d.deal_id in amended else d for d in deals]
     flagged = await asyncio.to_thread(flagged_billing_ids, settings)
     invoices = [f for status in ledgers for f in invoice_facts(status, flagged)]
     if since is not None:
@@ -181,8 +214,9 @@ async def gather_kpis(client: Client, settings: Settings, *, entity: str | None 
     deliveries = await asyncio.to_thread(delivery_facts, settings, since=since)
     return compute_kpis(deals=deals, amendments=amendments, invoices=invoices, deliveries=deliveries,
                         today=today or datetime.now(UTC).date(), dso_window_days=settings.ledger_dso_window_days,
-                        entity=entity, since=since)
+                        entity=entity, since=since, tolerance=settings.reconciliation_rounding_tolerance)
 
 
-__all__ = ["amendment_facts", "deal_facts", "delivery_facts", "flagged_billing_ids", "gather_amendments",
+__all__ = ["amendment_facts", "deal_facts", "delivery_facts", "flagged_billing_ids", "gather_amendment_statuses",
+           "gather_amendments",
            "gather_deals", "gather_kpis", "gather_ledgers", "invoice_facts"]

@@ -479,6 +479,24 @@ class StripeBilling:
             note(obj)
         return found
 
+    async def billing_records_by_project(self) -> dict[str, list[BillingRecord]]:
+        """Project code -> what billing holds for it that has no fixed total: the items (price, quantity,
+        interval) of its live subscriptions and its active one-time rate-card prices (metadata
+        ``revops_project``). Reconciliation checks them against the contract's recurring charges and rates."""
+        found: dict[str, list[BillingRecord]] = {}
+        async for sub in self._list_all("/v1/subscriptions", {"status": "all"}):
+            code = (sub.get("metadata") or {}).get(mapping.PROJECT_KEY)
+            if not code or sub.get("status") in ("canceled", "incomplete_expired"):
+                continue
+            held = found.setdefault(str(code), [])
+            held += [r for item in (sub.get("items") or {}).get("data") or []
+                     if (r := mapping.subscription_item_record(sub, item)) is not None]
+        async for price in self._list_all("/v1/prices", {"active": "true"}):
+            code = (price.get("metadata") or {}).get(mapping.PROJECT_KEY)
+            if code and (record := mapping.rate_record(price)) is not None:
+                found.setdefault(str(code), []).append(record)
+        return found
+
     # -- reconciliation: one page at a time, so the caller paces and checkpoints ----------------------
     async def _page(self, path: str, params: dict[str, Any], starting_after: str | None
                     ) -> tuple[list[dict[str, Any]], str | None]:

@@ -15,7 +15,8 @@ Amounts on the wire are integer minor units in lower-case currencies; canonical 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,7 @@ from canonical import (
     TaxLine,
 )
 from canonical.amendments import BillingRecord, BillingRecordKind
+from connectors.wire import NOT_MAPPED, Wire, blank, build, falsy, never, read
 
 REF_KEY = "revops_ref"
 CREATED_BY_KEY = "revops_created_by"
@@ -77,29 +79,64 @@ def _id(value: Any) -> str | None:
 
 
 # -- canonical -> Stripe ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CustomerSource:
+    """What a customer is made of: the account, its billing contact and our references."""
+
+    account: Account
+    contact: Contact | None
+    reference: str
+    legal_entity: str
+    marker: str | None = None
+
+
+def _meta(value: Any) -> str | None:
+    """A metadata value as Stripe takes it (``clean_metadata``'s rule): text of 500 characters at most."""
+    return None if blank(value) else str(value)[:500]
+
+
+def _address_part(name: str) -> Callable[[CustomerSource], Any]:
+    return lambda s: getattr(s.account.address, name) if s.account.address else None
+
+
+#: ``POST /v1/customers``: an account with its billing contact
+CUSTOMER_OUT: tuple[Wire[CustomerSource], ...] = (
+    Wire("Account.name", "name", "text", lambda s: s.account.name, "account", omit=never),
+    Wire("Contact.email", "email", "the billing contact's", lambda s: s.contact.email if s.contact else None,
+         "contact", omit=never),
+    Wire("Contact.phone", "phone", "the billing contact's", lambda s: s.contact.phone if s.contact else None,
+         "contact", omit=never),
+    Wire(NOT_MAPPED, "metadata", "", lambda _s: {}, documented=False),
+    Wire("Account.crm_id", f"metadata.{REF_KEY}", "our reference `hubspot-company-<id>-<entity>` (search key)",
+         lambda s: _meta(s.reference), "account"),
+    Wire("BillingCustomer.legal_entity", f"metadata.{ENTITY_KEY}", "entity code",
+         lambda s: _meta(s.legal_entity), "account"),
+    Wire("Account.crm_id", "metadata.crm_company_id", "text", lambda s: _meta(s.account.crm_id), "account"),
+    Wire("Account.created_by", f"metadata.{CREATED_BY_KEY}", "the creating run's ownership mark",
+         lambda s: _meta(s.marker), "account"),
+    Wire("Contact.crm_id", "metadata.crm_contact_id", "the billing contact's",
+         lambda s: _meta(s.contact.crm_id if s.contact else None), "contact"),
+    Wire("Contact.first_name", "metadata.billing_contact", "the billing contact's full name (first and last)",
+         lambda s: _meta(s.contact.full_name if s.contact else None), "contact"),
+    Wire(NOT_MAPPED, "address", "", lambda s: {} if s.account.address is not None or s.account.country else None,
+         documented=False),
+    Wire("Account.address.line1", "address.line1", "text", _address_part("line1"), "account", omit=falsy),
+    Wire("Account.address.line2", "address.line2", "text", _address_part("line2"), "account", omit=falsy),
+    Wire("Account.address.city", "address.city", "text", _address_part("city"), "account", omit=falsy),
+    Wire("Account.address.region", "address.state", "text", _address_part("region"), "account", omit=falsy),
+    Wire("Account.address.postal_code", "address.postal_code", "text", _address_part("postal_code"), "account",
+         omit=falsy),
+    Wire("Account.address.country", "address.country", "the address's, else the account's country",
+         lambda s: (s.account.address.country if s.account.address and s.account.address.country
+                    else s.account.country), "account", omit=falsy),
+)
+
+
 def customer_params(account: Account, contact: Contact | None, *, reference: str,
                     legal_entity: str, marker: str | None = None) -> dict[str, Any]:
     """``POST /v1/customers`` params for an account (with its billing contact); ``marker`` is the creating
     run's ownership mark (metadata ``revops_created_by``)."""
-    address = account.address
-    params: dict[str, Any] = {
-        "name": account.name,
-        "email": contact.email if contact else None,
-        "phone": contact.phone if contact else None,
-        "metadata": clean_metadata({
-            REF_KEY: reference, ENTITY_KEY: legal_entity, "crm_company_id": account.crm_id, CREATED_BY_KEY: marker,
-            "crm_contact_id": contact.crm_id if contact else None,
-            "billing_contact": contact.full_name if contact else None,
-        }),
-    }
-    if address is not None or account.country:
-        params["address"] = {k: v for k, v in {
-            "line1": address.line1 if address else None, "line2": address.line2 if address else None,
-            "city": address.city if address else None, "state": address.region if address else None,
-            "postal_code": address.postal_code if address else None,
-            "country": (address.country if address and address.country else account.country),
-        }.items() if v}
-    return params
+    return build(CUSTOMER_OUT, CustomerSource(account, contact, reference, legal_entity, marker))
 
 
 def unit_and_quantity(charge: ScheduledCharge) -> tuple[int, int]:
@@ -110,33 +147,84 @@ def unit_and_quantity(charge: ScheduledCharge) -> tuple[int, int]:
     return charge.unit_amount.times(quantity).to_minor(), 1
 
 
+@dataclass(frozen=True)
+class PriceSource:
+    """A scheduled charge with the product it is priced on and the schedule's metadata."""
+
+    charge: ScheduledCharge
+    metadata: Mapping[str, str]
+    product_id: str = ""
+    recurring: bool = False
+
+
+def _charge_metadata(s: PriceSource) -> dict[str, str]:
+    return clean_metadata({**s.metadata, PRODUCT_KEY: s.charge.product_code})
+
+
+#: ``POST /v1/products``: the product a charge is priced on
+PRODUCT_OUT: tuple[Wire[PriceSource], ...] = (
+    Wire("ScheduledCharge.description", "name", "the description, else the product code",
+         lambda s: s.charge.description or s.charge.product_code, "subscription", omit=never),
+    Wire("ScheduledCharge.product_code", "metadata", f"the schedule's metadata with `{PRODUCT_KEY}`",
+         _charge_metadata, "subscription", omit=never),
+)
+
+#: ``POST /v1/prices``: one charge's price (recurring for subscriptions and retainers)
+PRICE_OUT: tuple[Wire[PriceSource], ...] = (
+    Wire(NOT_MAPPED, "product", "the product created for the charge", lambda s: s.product_id,
+         omit=never),
+    Wire("ScheduledCharge.unit_amount", "currency", "lower-cased",
+         lambda s: s.charge.unit_amount.currency.lower(), "subscription", omit=never),
+    Wire("ScheduledCharge.unit_amount", "unit_amount",
+         "minor units (a fractional quantity folds into one unit of the total)",
+         lambda s: unit_and_quantity(s.charge)[0], "subscription", omit=never),
+    Wire("ScheduledCharge.description", "nickname", "250 characters at most",
+         lambda s: s.charge.description[:250] if s.charge.description else None, "subscription",
+         omit=never),
+    Wire("ScheduledCharge.product_code", "metadata", f"the schedule's metadata with `{PRODUCT_KEY}`",
+         _charge_metadata, "subscription", omit=never),
+    Wire("ScheduledCharge.interval", "recurring", "month / 3 months / year (recurring charges only)",
+         lambda s: RECURRING[s.charge.interval or BillingInterval.MONTH] if s.recurring else None,
+         "subscription"),
+)
+
+
 def product_params(charge: ScheduledCharge, metadata: Mapping[str, str]) -> dict[str, Any]:
-    return {"name": charge.description or charge.product_code,
-            "metadata": clean_metadata({**metadata, PRODUCT_KEY: charge.product_code})}
+    return build(PRODUCT_OUT, PriceSource(charge, metadata))
 
 
 def price_params(charge: ScheduledCharge, product_id: str, *, recurring: bool,
                  metadata: Mapping[str, str]) -> dict[str, Any]:
-    unit, _quantity = unit_and_quantity(charge)
-    params: dict[str, Any] = {
-        "product": product_id, "currency": charge.unit_amount.currency.lower(), "unit_amount": unit,
-        "nickname": charge.description[:250] if charge.description else None,
-        "metadata": clean_metadata({**metadata, PRODUCT_KEY: charge.product_code}),
-    }
-    if recurring:
-        params["recurring"] = RECURRING[charge.interval or BillingInterval.MONTH]
-    return params
+    return build(PRICE_OUT, PriceSource(charge, metadata, product_id, recurring))
+
+
+def _enum_reason(note: CreditNote) -> str | None:
+    reason = (note.reason or "").strip()
+    return reason if reason in CREDIT_NOTE_REASONS else None
+
+
+def _memo(note: CreditNote) -> str | None:
+    reason = (note.reason or "").strip()
+    return reason if reason and _enum_reason(note) is None else None
+
+
+#: ``POST /v1/credit_notes``. Stripe's ``reason`` is an enum; any other reason text travels as the memo.
+CREDIT_NOTE_OUT: tuple[Wire[CreditNote], ...] = (
+    Wire("CreditNote.invoice_billing_id", "invoice", "ID", lambda n: n.invoice_billing_id, "credit_note",
+         omit=never),
+    Wire("CreditNote.amount", "amount", "Decimal → minor units", lambda n: n.amount.to_minor(), "credit_note",
+         omit=never),
+    Wire("CreditNote.reason", "reason", "one of Stripe's reasons, else none", _enum_reason, "credit_note",
+         omit=never),
+    Wire("CreditNote.reason", "memo", "any other reason text", _memo, "credit_note", omit=never),
+    Wire("CreditNote.billing_id", "metadata", "our credit note reference (`revops_credit_note_ref`)",
+         lambda n: clean_metadata({"revops_credit_note_ref": n.billing_id or None}), "credit_note",
+         omit=never),
+)
 
 
 def credit_note_params(note: CreditNote) -> dict[str, Any]:
-    """Stripe's ``reason`` is an enum; any other reason text travels as the memo."""
-    reason = (note.reason or "").strip()
-    enum_reason = reason if reason in CREDIT_NOTE_REASONS else None
-    return {
-        "invoice": note.invoice_billing_id, "amount": note.amount.to_minor(), "reason": enum_reason,
-        "memo": reason if reason and enum_reason is None else None,
-        "metadata": clean_metadata({"revops_credit_note_ref": note.billing_id or None}),
-    }
+    return build(CREDIT_NOTE_OUT, note)
 
 
 # -- Stripe -> canonical ----------------------------------------------------------------------------
@@ -167,35 +255,85 @@ def invoice_line(obj: Mapping[str, Any], currency: str) -> InvoiceLine:
                        amount=amount, product_code=code, taxes=taxes)
 
 
+@dataclass(frozen=True)
+class InvoiceDoc:
+    """A Stripe invoice with what its fields are read in terms of: currency, merged metadata, every line."""
+
+    obj: Mapping[str, Any]
+    currency: str
+    metadata: dict[str, str]
+    lines: list[Mapping[str, Any]]
+    complete: bool
+
+    def money(self, key: str) -> Money:
+        return money(self.obj.get(key), self.currency)
+
+
+def _tax_units(obj: Mapping[str, Any]) -> int:
+    tax_units = obj.get("tax")
+    if tax_units is None:
+        tax_units = sum(int(t.get("amount") or 0) for t in obj.get("total_tax_amounts") or [])
+    return int(tax_units or 0)
+
+
+def _first(metadata: Mapping[str, str], keys: Sequence[str]) -> str | None:
+    return next((metadata[k] for k in keys if metadata.get(k)), None)
+
+
+#: a Stripe invoice (``invoice.*`` events, ``GET /v1/invoices``) as a canonical invoice
+INVOICE_IN: tuple[Wire[InvoiceDoc], ...] = (
+    Wire("Invoice.billing_id", "id", "as is", lambda d: str(d.obj["id"]), "invoice"),
+    Wire("Invoice.number", "number", "as is", lambda d: d.obj.get("number"), "invoice"),
+    Wire("Invoice.customer_id", "customer", "ID of an expanded or bare reference",
+         lambda d: _id(d.obj.get("customer")) or "", "invoice"),
+    Wire("Invoice.currency", "currency", "upper-cased", lambda d: d.currency, "invoice"),
+    Wire("Invoice.status", "status", "draft/open/paid/void/uncollectible",
+         lambda d: InvoiceStatus(d.obj.get("status") or "draft"), "invoice"),
+    Wire("Invoice.issued_on", "status_transitions.finalized_at", "epoch seconds → date (UTC)",
+         lambda d: _date((d.obj.get("status_transitions") or {}).get("finalized_at")), "invoice"),
+    Wire("Invoice.due_on", "due_date", "epoch seconds → date (UTC)", lambda d: _date(d.obj.get("due_date")),
+         "invoice"),
+    Wire("Invoice.lines", "lines.data", "quantity, unit amount, tax amounts, product code (and the lines "
+         "read from `/v1/invoices/{id}/lines` when `has_more`)",
+         lambda d: [invoice_line(line, d.currency) for line in d.lines], "invoice"),
+    Wire("Invoice.lines_complete", "lines.has_more", "false when more lines exist and were not read",
+         lambda d: d.complete, "invoice"),
+    Wire("Invoice.subtotal", "subtotal", "minor units → Decimal in the currency", lambda d: d.money("subtotal"),
+         "invoice"),
+    Wire("Invoice.tax", "tax", "minor units; sum of total_tax_amounts when absent",
+         lambda d: money(_tax_units(d.obj), d.currency), "invoice"),
+    Wire("Invoice.total", "total", "minor units → Decimal", lambda d: d.money("total"), "invoice"),
+    Wire("Invoice.amount_paid", "amount_paid", "minor units → Decimal", lambda d: d.money("amount_paid"),
+         "invoice"),
+    Wire("Invoice.amount_due", "amount_remaining", "minor units → Decimal (still owed)",
+         lambda d: d.money("amount_remaining"), "invoice"),
+    Wire("Invoice.crm_deal_id", " or ".join(f"metadata.{k}" for k in DEAL_KEYS),
+         "first present (invoice metadata over the subscription's)", lambda d: _first(d.metadata, DEAL_KEYS),
+         "invoice"),
+    Wire("Invoice.legal_entity", " or ".join(f"metadata.{k}" for k in ENTITY_KEYS),
+         "first present (invoice metadata over the subscription's)", lambda d: _first(d.metadata, ENTITY_KEYS),
+         "invoice"),
+    Wire("Invoice.metadata", "metadata", "invoice metadata over the subscription's "
+         "(`subscription_details.metadata`)", lambda d: d.metadata, "invoice"),
+    Wire("Invoice.payment_ids", "charge", "the charge, once something was paid",
+         lambda d: [c for c in [_id(d.obj.get("charge"))] if c and int(d.obj.get("amount_paid") or 0) > 0],
+         "invoice"),
+)
+
+
 def invoice(obj: Mapping[str, Any], *, more_lines: Sequence[Mapping[str, Any]] | None = None) -> Invoice:
     """A Stripe invoice as canonical. ``amount_due`` is what is still owed (Stripe's ``amount_remaining``).
 
     Stripe embeds only the first lines (``lines.has_more``); ``more_lines`` are the rest, read from
     ``GET /v1/invoices/{id}/lines``. Without them such an invoice is ``lines_complete=False``.
     """
-    currency = str(obj["currency"]).upper()
-    metadata = invoice_metadata(obj)
-    tax_units = obj.get("tax")
-    if tax_units is None:
-        tax_units = sum(int(t.get("amount") or 0) for t in obj.get("total_tax_amounts") or [])
-    transitions = obj.get("status_transitions") or {}
     embedded = obj.get("lines") if isinstance(obj.get("lines"), Mapping) else None
     lines = [*((embedded or {}).get("data") or []), *(more_lines or [])]
     complete = embedded is not None and (not embedded.get("has_more") or more_lines is not None)
     if "amount_remaining" not in obj:
         raise KeyError("amount_remaining")
-    return Invoice(
-        billing_id=str(obj["id"]), number=obj.get("number"), customer_id=_id(obj.get("customer")) or "",
-        currency=currency, status=InvoiceStatus(obj.get("status") or "draft"),
-        issued_on=_date(transitions.get("finalized_at")), due_on=_date(obj.get("due_date")),
-        lines=[invoice_line(line, currency) for line in lines], lines_complete=complete,
-        subtotal=money(obj.get("subtotal"), currency), tax=money(tax_units, currency),
-        total=money(obj.get("total"), currency), amount_paid=money(obj.get("amount_paid"), currency),
-        amount_due=money(obj.get("amount_remaining"), currency),
-        crm_deal_id=next((metadata[k] for k in DEAL_KEYS if metadata.get(k)), None),
-        legal_entity=next((metadata[k] for k in ENTITY_KEYS if metadata.get(k)), None), metadata=metadata,
-        payment_ids=[c for c in [_id(obj.get("charge"))] if c and int(obj.get("amount_paid") or 0) > 0],
-    )
+    doc = InvoiceDoc(obj, str(obj["currency"]).upper(), invoice_metadata(obj), lines, complete)
+    return Invoice(**read(INVOICE_IN, doc))
 
 
 def payment(obj: Mapping[str, Any], *, amount_units: int, event_id: str, event_created: int) -> Payment:
@@ -214,14 +352,22 @@ def payment(obj: Mapping[str, Any], *, amount_units: int, event_id: str, event_c
     )
 
 
+#: a Stripe credit note (``credit_note.*`` events) as canonical
+CREDIT_NOTE_IN: tuple[Wire[Mapping[str, Any]], ...] = (
+    Wire("CreditNote.billing_id", "id", "as is", lambda o: str(o["id"]), "credit_note"),
+    Wire("CreditNote.invoice_billing_id", "invoice", "ID of an expanded or bare reference",
+         lambda o: _id(o.get("invoice")) or "", "credit_note"),
+    Wire("CreditNote.amount", "total", "minor units → Decimal (`amount` when no total)",
+         lambda o: money(o.get("total", o.get("amount")), str(o["currency"]).upper()), "credit_note"),
+    Wire("CreditNote.reason", "reason", "the reason, else the memo", lambda o: o.get("reason") or o.get("memo"),
+         "credit_note"),
+    Wire("CreditNote.issued_at", "effective_at", "epoch seconds (else `created`) → UTC moment",
+         lambda o: datetime.fromtimestamp(int(o.get("effective_at") or o["created"]), tz=UTC), "credit_note"),
+)
+
+
 def credit_note(obj: Mapping[str, Any]) -> CreditNote:
-    currency = str(obj["currency"]).upper()
-    return CreditNote(
-        billing_id=str(obj["id"]), invoice_billing_id=_id(obj.get("invoice")) or "",
-        amount=money(obj.get("total", obj.get("amount")), currency),
-        reason=obj.get("reason") or obj.get("memo"),
-        issued_at=datetime.fromtimestamp(int(obj.get("effective_at") or obj["created"]), tz=UTC),
-    )
+    return CreditNote(**read(CREDIT_NOTE_IN, obj))
 
 
 def interval_of(recurring: Mapping[str, Any] | None) -> BillingInterval | None:
@@ -277,13 +423,24 @@ def address(obj: Mapping[str, Any] | None) -> Address | None:
                    postal_code=obj.get("postal_code"), country=obj.get("country"))
 
 
+_NO = Address()
+
+#: a Stripe customer as a canonical account
+CUSTOMER_IN: tuple[Wire[Mapping[str, Any]], ...] = (
+    Wire("Account.crm_id", "metadata.crm_company_id", "text",
+         lambda o: (o.get("metadata") or {}).get("crm_company_id") or None, "account"),
+    Wire("Account.name", "name", "text (the ID when unnamed)", lambda o: str(o.get("name") or o["id"]), "account"),
+    Wire("Account.country", "address.country", "ISO country", lambda o: (address(o.get("address")) or _NO).country,
+         "account"),
+    Wire("Account.address", "address", "line1/line2/city/state/postal_code/country",
+         lambda o: address(o.get("address")), "account"),
+    Wire("Account.billing_customer_id", "id", "as is", lambda o: str(o["id"]), "account"),
+    Wire("Account.created_by", f"metadata.{CREATED_BY_KEY}", "the creating run's ownership mark",
+         lambda o: (o.get("metadata") or {}).get(CREATED_BY_KEY) or None, "account"),
+)
 def customer(obj: Mapping[str, Any]) -> Account:
     """A Stripe customer as a canonical account: ``crm_id`` from metadata ``crm_company_id``."""
-    metadata = obj.get("metadata") or {}
-    found = address(obj.get("address"))
-    return Account(crm_id=metadata.get("crm_company_id") or None, name=str(obj.get("name") or obj["id"]),
-                   country=found.country if found else None, address=found, billing_customer_id=str(obj["id"]),
-                   created_by=metadata.get(CREATED_BY_KEY) or None)
+    return Account(**read(CUSTOMER_IN, obj))
 
 
 def customer_legal_entity(obj: Mapping[str, Any]) -> str | None:

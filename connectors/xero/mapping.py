@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,7 @@ from canonical import (
     TimeEntry,
 )
 from canonical.reconciliation import ErpCreditNote, ErpPayment
+from connectors.wire import ABSENT, NOT_MAPPED, Wire, build, falsy, never, read
 
 #: Xero's limit on ``Idempotency-Key`` (xero_accounting.yaml: "128 character max")
 IDEMPOTENCY_KEY_MAX = 128
@@ -87,9 +89,6 @@ def parse_date(value: Any) -> date | None:
 def document_date(doc: dict[str, Any], key: str) -> date | None:
     """``Date``/``DueDate``: prefer Xero's ``DateString`` twin, which has no time zone games."""
     return parse_date(doc.get(f"{key}String") or doc.get(key))
-
-
-_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 
 
 def updated_at(doc: dict[str, Any]) -> datetime | None:
@@ -161,44 +160,75 @@ def erp_account_fields(doc: dict[str, Any]) -> dict[str, Any]:
             "payment_terms_days": payment_terms_from_xero(doc.get("PaymentTerms"))}
 
 
+@dataclass(frozen=True)
+class ContactSource:
+    """What a Xero contact body is made of: canonical account fields (by ownership name), the billing
+    contact and our references."""
+
+    fields: dict[str, Any]
+    email: str | None = None
+    person: Contact | None = None
+    reference: str | None = None
+    marker: str | None = None
+
+
+#: ``POST/PUT /Contacts``: only the fields present are sent
+CONTACT_OUT: tuple[Wire[ContactSource], ...] = (
+    Wire("Account.name", "Name", "text", lambda s: s.fields["name"] if "name" in s.fields else ABSENT, "account",
+         omit=never),
+    Wire("Account.crm_id", "ContactNumber", "our reference `hubspot-company-<id>-<entity>` (look-up key)",
+         lambda s: s.reference, "account"),
+    Wire("Account.created_by", "AccountNumber", "the creating run's ownership mark (on create)",
+         lambda s: s.marker, "account"),
+    Wire("Contact.email", "EmailAddress", "the billing contact's", lambda s: s.email, "contact", omit=falsy),
+    Wire("Contact.first_name", "FirstName", "the billing contact's",
+         lambda s: s.person.first_name if s.person else None, "contact", omit=falsy),
+    Wire("Contact.last_name", "LastName", "the billing contact's",
+         lambda s: s.person.last_name if s.person else None, "contact", omit=falsy),
+    Wire("Account.address", "Addresses", "the POBOX address (AddressLine1/2, City, Region, PostalCode, Country)",
+         lambda s: [address_to_xero(s.fields["address"])] if s.fields.get("address") is not None else None,
+         "account"),
+    Wire("Account.tax_number", "TaxNumber", "text", lambda s: s.fields.get("tax_number"), "account", omit=falsy),
+    Wire("Account.payment_terms_days", "PaymentTerms", "days → Sales DAYSAFTERBILLDATE",
+         lambda s: (payment_terms_to_xero(s.fields["payment_terms_days"])
+                    if s.fields.get("payment_terms_days") is not None else None), "account"),
+)
+
+
 def contact_to_xero(fields: dict[str, Any], *, email: str | None = None, person: Contact | None = None,
                     reference: str | None = None, marker: str | None = None) -> dict[str, Any]:
     """A Xero contact body from canonical fields (only those present are sent). ``marker``: the creating
     run's ownership mark, written with the create in ``AccountNumber``."""
-    doc: dict[str, Any] = {}
-    if "name" in fields:
-        doc["Name"] = fields["name"]
-    if reference is not None:
-        doc["ContactNumber"] = reference
-    if marker is not None:
-        doc["AccountNumber"] = marker
-    if email:
-        doc["EmailAddress"] = email
-    if person is not None:
-        if person.first_name:
-            doc["FirstName"] = person.first_name
-        if person.last_name:
-            doc["LastName"] = person.last_name
-    if fields.get("address") is not None:
-        doc["Addresses"] = [address_to_xero(fields["address"])]
-    if fields.get("tax_number"):
-        doc["TaxNumber"] = fields["tax_number"]
-    if fields.get("payment_terms_days") is not None:
-        doc["PaymentTerms"] = payment_terms_to_xero(fields["payment_terms_days"])
-    return doc
+    return build(CONTACT_OUT, ContactSource(fields, email, person, reference, marker))
+
+
+@dataclass(frozen=True)
+class ContactDoc:
+    """A Xero contact read over the account the CRM holds (its identifiers are kept)."""
+
+    doc: dict[str, Any]
+    base: Account
+
+
+#: a Xero contact as the canonical account the ERP holds: ERP-owned fields from Xero, the rest from the base
+CONTACT_IN: tuple[Wire[ContactDoc], ...] = (
+    Wire("Account.created_by", "AccountNumber", "the creating run's ownership mark",
+         lambda d: d.doc.get("AccountNumber") or None, "account"),
+    Wire("Account.name", "Name", "text (the CRM's when empty)", lambda d: d.doc.get("Name") or d.base.name,
+         "account"),
+    Wire("Account.address", "Addresses", "the POBOX address (the CRM's when none)",
+         lambda d: address_from_xero(d.doc.get("Addresses")) or d.base.address, "account"),
+    Wire("Account.tax_number", "TaxNumber", "text", lambda d: d.doc.get("TaxNumber") or None, "account"),
+    Wire("Account.payment_terms_days", "PaymentTerms", "Sales DAYSAFTERBILLDATE → days (else none)",
+         lambda d: payment_terms_from_xero(d.doc.get("PaymentTerms")), "account"),
+    Wire("Account.erp_contact_id", "ContactID", "as is", lambda d: d.doc["ContactID"], "account"),
+)
 
 
 def account_from_xero(doc: dict[str, Any], base: Account) -> Account:
     """The canonical account as the ERP holds it: ERP-owned fields come from Xero, the CRM's
     identifiers (crm_id, domain, billing customer) from ``base``."""
-    return base.model_copy(update={
-        "created_by": doc.get("AccountNumber") or None,
-        "name": doc.get("Name") or base.name,
-        "address": address_from_xero(doc.get("Addresses")) or base.address,
-        "tax_number": doc.get("TaxNumber") or None,
-        "payment_terms_days": payment_terms_from_xero(doc.get("PaymentTerms")),
-        "erp_contact_id": doc["ContactID"],
-    })
+    return base.model_copy(update=read(CONTACT_IN, ContactDoc(doc, base)))
 
 
 # -- projects ------------------------------------------------------------------------------------
@@ -211,47 +241,105 @@ def code_prefix(code: str) -> str:
     return f"[{code}]"
 
 
+@dataclass(frozen=True)
+class ProjectSource:
+    project: Project
+    contact_id: str
+
+
+#: ``POST /projects.xro/2.0/Projects``
+PROJECT_OUT: tuple[Wire[ProjectSource], ...] = (
+    Wire("Project.erp_contact_id", "contactId", "as is", lambda s: s.contact_id, "project", omit=never),
+    Wire("Project.code", "name", "`[<code>] <name>`, 100 characters at most (Xero has no external reference)",
+         lambda s: project_name(s.project), "project", omit=never),
+    Wire("Project.budget", "estimateAmount", "amount in the tenant's currency", lambda s: s.project.budget.amount,
+         "project", omit=never),
+    Wire("Project.deadline", "deadlineUtc", "date → midnight UTC",
+         lambda s: utc_midnight(s.project.deadline) if s.project.deadline is not None else None, "project"),
+)
+
+#: ``POST/PUT .../Projects/{id}/Tasks``
+TASK_OUT: tuple[Wire[ProjectTask], ...] = (
+    Wire("ProjectTask.name", "name", "text", lambda t: t.name, "project", omit=never),
+    Wire("ProjectTask.rate", "rate.currency", "ISO code", lambda t: t.rate.currency, "project", omit=never),
+    Wire("ProjectTask.rate", "rate.value", "Decimal", lambda t: t.rate.amount, "project", omit=never),
+    Wire("ProjectTask.charge_type", "chargeType", "enum → TIME/FIXED/NON_CHARGEABLE",
+         lambda t: t.charge_type.value.upper(), "project", omit=never),
+    Wire("ProjectTask.estimate_minutes", "estimateMinutes", "integer", lambda t: t.estimate_minutes, "project"),
+)
+
+
 def project_to_xero(project: Project, contact_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"contactId": contact_id, "name": project_name(project),
-                            "estimateAmount": project.budget.amount}
-    if project.deadline is not None:
-        body["deadlineUtc"] = utc_midnight(project.deadline)
-    return body
+    return build(PROJECT_OUT, ProjectSource(project, contact_id))
 
 
 def task_to_xero(task: ProjectTask) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": task.name, "rate": {"currency": task.rate.currency, "value": task.rate.amount},
-                            "chargeType": task.charge_type.value.upper()}
-    if task.estimate_minutes is not None:
-        body["estimateMinutes"] = task.estimate_minutes
-    return body
+    return build(TASK_OUT, task)
 
 
 def task_charge_type(value: str) -> TaskChargeType:
     return TaskChargeType(value.lower())
 
 
+#: a Projects API task as canonical
+TASK_IN: tuple[Wire[dict[str, Any]], ...] = (
+    Wire("ProjectTask.erp_id", "taskId", "as is", lambda d: str(d["taskId"]), "project"),
+    Wire("ProjectTask.name", "name", "text", lambda d: str(d["name"]), "project"),
+    Wire("ProjectTask.charge_type", "chargeType", "TIME/FIXED/NON_CHARGEABLE → enum",
+         lambda d: task_charge_type(str(d["chargeType"])), "project"),
+    Wire("ProjectTask.rate", "rate", "{currency, value} → Money",
+         lambda d: Money(amount=Decimal(str((d.get("rate") or {}).get("value") or 0)),
+                         currency=str((d.get("rate") or {})["currency"])), "project"),
+    Wire("ProjectTask.estimate_minutes", "estimateMinutes", "integer", lambda d: d.get("estimateMinutes"),
+         "project"),
+)
+
+
 def task_from_xero(doc: dict[str, Any]) -> ProjectTask:
-    rate = doc.get("rate") or {}
-    return ProjectTask(erp_id=str(doc["taskId"]), name=str(doc["name"]),
-                       charge_type=task_charge_type(str(doc["chargeType"])),
-                       rate=Money(amount=Decimal(str(rate.get("value") or 0)), currency=str(rate["currency"])),
-                       estimate_minutes=doc.get("estimateMinutes"))
+    return ProjectTask(**read(TASK_IN, doc))
+
+
+@dataclass(frozen=True)
+class ProjectDoc:
+    """A Projects API project with its tasks, read in one tenant."""
+
+    doc: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    tenant_id: str
+
+    def split(self) -> tuple[str | None, str]:
+        """``[code] name`` into (code, name); (None, the name) for a name without our prefix."""
+        name = str(self.doc["name"])
+        code, _, rest = name.partition("] ")
+        return (code[1:], rest) if name.startswith("[") and rest else (None, name)
+
+    @property
+    def currency(self) -> str:
+        return str(self.doc.get("currencyCode") or (self.doc.get("estimate") or {}).get("currency"))
+
+
+#: a Projects API project as canonical; its budget is the ``estimate`` (zero when none was set)
+PROJECT_IN: tuple[Wire[ProjectDoc], ...] = (
+    Wire("Project.erp_id", "projectId", "as is", lambda d: str(d.doc["projectId"]), "project"),
+    Wire("Project.code", "name", "the `[<code>]` prefix of the name (the whole name without one)",
+         lambda d: d.split()[1] if d.split()[0] is None else d.split()[0], "project"),
+    Wire("Project.name", "name", "the name after the `[<code>] ` prefix", lambda d: d.split()[1], "project"),
+    Wire("Project.erp_contact_id", "contactId", "as is", lambda d: str(d.doc.get("contactId") or ""), "project"),
+    Wire("Project.erp_tenant_id", NOT_MAPPED, "the tenant it was read in", lambda d: d.tenant_id, "project"),
+    Wire("Project.budget", "estimate", "{currency, value} → Money (zero when none)",
+         lambda d: Money(amount=Decimal(str((d.doc.get("estimate") or {}).get("value") or 0)), currency=d.currency),
+         "project"),
+    Wire("Project.deadline", "deadlineUtc", "date", lambda d: parse_date(d.doc.get("deadlineUtc"))
+         if d.doc.get("deadlineUtc") else None, "project"),
+    Wire("Project.tasks", "tasks", "each by the task table", lambda d: [task_from_xero(t) for t in d.tasks],
+         "project"),
+)
 
 
 def project_from_xero(doc: dict[str, Any], tasks: list[dict[str, Any]], *, tenant_id: str) -> Project:
     """A Projects API project (``[code] name``) with its tasks as a canonical project; its budget is
     the project's ``estimate`` (zero when none was set)."""
-    name = str(doc["name"])
-    code, _, rest = name.partition("] ")
-    currency = str(doc.get("currencyCode") or (doc.get("estimate") or {}).get("currency"))
-    estimate = (doc.get("estimate") or {}).get("value")
-    deadline = doc.get("deadlineUtc")
-    return Project(erp_id=str(doc["projectId"]), code=code[1:] if name.startswith("[") and rest else name,
-                   name=rest if name.startswith("[") and rest else name, erp_contact_id=str(doc.get("contactId") or ""),
-                   erp_tenant_id=tenant_id, budget=Money(amount=Decimal(str(estimate or 0)), currency=currency),
-                   deadline=parse_date(deadline) if deadline else None,
-                   tasks=[task_from_xero(t) for t in tasks])
+    return Project(**read(PROJECT_IN, ProjectDoc(doc, tasks, tenant_id)))
 
 
 def task_differs(wanted: ProjectTask, held: ProjectTask) -> bool:
@@ -261,12 +349,18 @@ def task_differs(wanted: ProjectTask, held: ProjectTask) -> bool:
         held.estimate_minutes if wanted.estimate_minutes is not None else None)
 
 
+#: ``POST .../Projects/{id}/Time``
+TIME_ENTRY_OUT: tuple[Wire[TimeEntry], ...] = (
+    Wire("TimeEntry.user_id", "userId", "as is", lambda e: e.user_id, "project", omit=never),
+    Wire("TimeEntry.task_erp_id", "taskId", "as is", lambda e: e.task_erp_id, "project", omit=never),
+    Wire("TimeEntry.date", "dateUtc", "date → midnight UTC", lambda e: utc_midnight(e.date), "project", omit=never),
+    Wire("TimeEntry.minutes", "duration", "minutes", lambda e: e.minutes, "project", omit=never),
+    Wire("TimeEntry.description", "description", "text", lambda e: e.description, "project"),
+)
+
+
 def time_entry_to_xero(entry: TimeEntry) -> dict[str, Any]:
-    body: dict[str, Any] = {"userId": entry.user_id, "taskId": entry.task_erp_id,
-                            "dateUtc": utc_midnight(entry.date), "duration": entry.minutes}
-    if entry.description is not None:
-        body["description"] = entry.description
-    return body
+    return build(TIME_ENTRY_OUT, entry)
 
 
 # -- invoices ------------------------------------------------------------------------------------
@@ -276,84 +370,165 @@ _STATUS_FROM_XERO = {
 }
 
 
+@dataclass(frozen=True)
+class LineSource:
+    """One billing invoice line with the ERP's account code and tax types of its tenant."""
+
+    line: InvoiceLine
+    account_code: str
+    tax_types: dict[str, str]
+    default_tax_type: str
+
+    def priced(self) -> tuple[Decimal, Decimal]:
+        """(quantity, unit): one unit of the line amount when quantity x unit is not the amount (a discount)."""
+        quantity, unit = self.line.quantity, self.line.unit_amount.amount
+        if quantity * unit != self.line.amount.amount:
+            return Decimal(1), self.line.amount.amount
+        return quantity, unit
+
+    @property
+    def tax(self) -> Decimal:
+        return sum((t.amount.amount for t in self.line.taxes), Decimal(0))
+
+    @property
+    def taxed(self) -> bool:
+        return bool(self.line.taxes) and self.tax != 0
+
+
+#: one ACCREC line item
+LINE_OUT: tuple[Wire[LineSource], ...] = (
+    Wire("InvoiceLine.description", "Description", "text", lambda s: s.line.description, "invoice", omit=never),
+    Wire("InvoiceLine.quantity", "Quantity", "Decimal (1 when the amount is not quantity x unit price)",
+         lambda s: s.priced()[0], "invoice", omit=never),
+    Wire("InvoiceLine.unit_amount", "UnitAmount", "Decimal (the line amount when discounted)",
+         lambda s: s.priced()[1], "invoice", omit=never),
+    Wire(NOT_MAPPED, "AccountCode", "the tenant's revenue account (settings)", lambda s: s.account_code,
+         omit=never),
+    Wire("InvoiceLine.taxes", "TaxType", "the tenant's tax type for the first tax's name, NONE untaxed",
+         lambda s: s.tax_types.get(s.line.taxes[0].name, s.default_tax_type) if s.taxed else "NONE", "invoice",
+         omit=never),
+    Wire("InvoiceLine.taxes", "TaxAmount", "sum of the line's tax amounts (taxed lines only)",
+         lambda s: s.tax if s.taxed else None, "invoice"),
+)
+
+
 def line_to_xero(line: InvoiceLine, *, account_code: str, tax_types: dict[str, str], default_tax_type: str
                  ) -> dict[str, Any]:
     """One ACCREC line. When the billing line's amount is not quantity x unit price (a discount was
     applied), it is sent as one unit of the line amount so the ERP total matches the invoice."""
-    quantity, unit = line.quantity, line.unit_amount.amount
-    if quantity * unit != line.amount.amount:
-        quantity, unit = Decimal(1), line.amount.amount
-    body: dict[str, Any] = {"Description": line.description, "Quantity": quantity, "UnitAmount": unit,
-                            "AccountCode": account_code}
-    tax = sum((t.amount.amount for t in line.taxes), Decimal(0))
-    if line.taxes and tax != 0:
-        body["TaxType"] = tax_types.get(line.taxes[0].name, default_tax_type)
-        body["TaxAmount"] = tax
-    else:
-        body["TaxType"] = "NONE"
-    return body
+    return build(LINE_OUT, LineSource(line, account_code, tax_types, default_tax_type))
+
+
+@dataclass(frozen=True)
+class InvoiceSource:
+    """A billing invoice with the ERP contact it is posted to and its tenant's accounts."""
+
+    invoice: Invoice
+    contact_id: str
+    account_code: str
+    tax_types: dict[str, str]
+    default_tax_type: str
+
+
+#: ``PUT /Invoices``: an AUTHORISED ACCREC invoice whose ``Reference`` is the billing invoice ID
+INVOICE_OUT: tuple[Wire[InvoiceSource], ...] = (
+    Wire(NOT_MAPPED, "Type", "`ACCREC`", lambda _s: "ACCREC", omit=never),
+    Wire("Invoice.customer_id", "Contact.ContactID", "the ERP contact of the billing customer",
+         lambda s: s.contact_id, "invoice", omit=never),
+    Wire("Invoice.lines", "LineItems", "each line by the line table",
+         lambda s: [line_to_xero(line, account_code=s.account_code, tax_types=s.tax_types,
+                                 default_tax_type=s.default_tax_type) for line in s.invoice.lines],
+         "invoice", omit=never),
+    Wire(NOT_MAPPED, "LineAmountTypes", "`Exclusive`", lambda _s: "Exclusive", omit=never),
+    Wire("Invoice.currency", "CurrencyCode", "ISO 4217", lambda s: s.invoice.currency, "invoice", omit=never),
+    Wire("Invoice.billing_id", "Reference", "the billing invoice ID (look-up key)", lambda s: s.invoice.billing_id,
+         "invoice", omit=never),
+    Wire("Invoice.status", "Status", "`AUTHORISED` (posted receivable)", lambda _s: "AUTHORISED", "invoice",
+         omit=never),
+    Wire("Invoice.issued_on", "Date", "ISO date",
+         lambda s: s.invoice.issued_on.isoformat() if s.invoice.issued_on is not None else None, "invoice"),
+    Wire("Invoice.due_on", "DueDate", "ISO date",
+         lambda s: s.invoice.due_on.isoformat() if s.invoice.due_on is not None else None, "invoice"),
+    Wire("Invoice.number", "InvoiceNumber", "as is", lambda s: s.invoice.number, "invoice", omit=falsy),
+)
 
 
 def invoice_to_xero(invoice: Invoice, *, contact_id: str, account_code: str, tax_types: dict[str, str],
                     default_tax_type: str) -> dict[str, Any]:
     """An AUTHORISED ACCREC invoice whose ``Reference`` is the billing invoice ID."""
-    body: dict[str, Any] = {
-        "Type": "ACCREC",
-        "Contact": {"ContactID": contact_id},
-        "LineItems": [line_to_xero(line, account_code=account_code, tax_types=tax_types,
-                                   default_tax_type=default_tax_type) for line in invoice.lines],
-        "LineAmountTypes": "Exclusive",
-        "CurrencyCode": invoice.currency,
-        "Reference": invoice.billing_id,
-        "Status": "AUTHORISED",
-    }
-    if invoice.issued_on is not None:
-        body["Date"] = invoice.issued_on.isoformat()
-    if invoice.due_on is not None:
-        body["DueDate"] = invoice.due_on.isoformat()
-    if invoice.number:
-        body["InvoiceNumber"] = invoice.number
-    return body
+    return build(INVOICE_OUT, InvoiceSource(invoice, contact_id, account_code, tax_types, default_tax_type))
 
 
 def _money(doc: dict[str, Any], key: str, currency: str) -> Money:
     return Money(amount=Decimal(str(doc.get(key) or 0)), currency=currency)
 
 
+def _line_from_xero(item: dict[str, Any], currency: str) -> InvoiceLine:
+    tax = _money(item, "TaxAmount", currency)
+    return InvoiceLine(
+        description=item.get("Description") or "",
+        quantity=Decimal(str(item.get("Quantity") or 1)),
+        unit_amount=_money(item, "UnitAmount", currency),
+        amount=_money(item, "LineAmount", currency),
+        product_code=item.get("ItemCode"),
+        taxes=[] if tax.is_zero() else [TaxLine(name=str(item.get("TaxType") or "TAX"), rate_percent=Decimal(0),
+                                                amount=tax)],
+    )
+
+
+@dataclass(frozen=True)
+class InvoiceDoc:
+    """A Xero ACCREC invoice read in one legal entity's tenant."""
+
+    doc: dict[str, Any]
+    legal_entity: str | None
+
+    @property
+    def currency(self) -> str:
+        return str(self.doc.get("CurrencyCode") or "")
+
+    def money(self, key: str) -> Money:
+        return _money(self.doc, key, self.currency)
+
+
+def _erp_metadata(doc: dict[str, Any]) -> dict[str, str]:
+    return {"erp_invoice_id": str(doc.get("InvoiceID")), "erp_status": str(doc.get("Status")),
+            "erp_amount_credited": str(doc.get("AmountCredited") or 0),
+            **({"erp_updated_at": moment.isoformat()} if (moment := updated_at(doc)) else {})}
+
+
+#: a Xero invoice in canonical form; ``billing_id`` is its ``Reference`` (our billing invoice ID)
+INVOICE_IN: tuple[Wire[InvoiceDoc], ...] = (
+    Wire("Invoice.billing_id", "Reference", "the billing invoice ID", lambda d: str(d.doc.get("Reference") or ""),
+         "invoice"),
+    Wire("Invoice.number", "InvoiceNumber", "as is", lambda d: d.doc.get("InvoiceNumber"), "invoice"),
+    Wire("Invoice.customer_id", "Contact.ContactID", "the ERP contact",
+         lambda d: str((d.doc.get("Contact") or {}).get("ContactID") or ""), "invoice"),
+    Wire("Invoice.currency", "CurrencyCode", "ISO 4217", lambda d: d.currency, "invoice"),
+    Wire("Invoice.status", "Status", "DRAFT/SUBMITTED → draft, AUTHORISED → open, PAID → paid, "
+         "VOIDED/DELETED → void", lambda d: _STATUS_FROM_XERO.get(str(d.doc.get("Status")), InvoiceStatus.DRAFT),
+         "invoice"),
+    Wire("Invoice.issued_on", "DateString or Date", "date", lambda d: document_date(d.doc, "Date"), "invoice"),
+    Wire("Invoice.due_on", "DueDateString or DueDate", "date", lambda d: document_date(d.doc, "DueDate"),
+         "invoice"),
+    Wire("Invoice.lines", "LineItems", "Description, Quantity, UnitAmount, LineAmount, ItemCode, TaxType, TaxAmount",
+         lambda d: [_line_from_xero(item, d.currency) for item in d.doc.get("LineItems") or []], "invoice"),
+    Wire("Invoice.subtotal", "SubTotal", "Decimal", lambda d: d.money("SubTotal"), "invoice"),
+    Wire("Invoice.tax", "TotalTax", "Decimal", lambda d: d.money("TotalTax"), "invoice"),
+    Wire("Invoice.total", "Total", "Decimal", lambda d: d.money("Total"), "invoice"),
+    Wire("Invoice.amount_paid", "AmountPaid", "Decimal", lambda d: d.money("AmountPaid"), "invoice"),
+    Wire("Invoice.amount_due", "AmountDue", "Decimal", lambda d: d.money("AmountDue"), "invoice"),
+    Wire("Invoice.legal_entity", NOT_MAPPED, "the entity whose tenant it was read in", lambda d: d.legal_entity,
+         "invoice"),
+    Wire("Invoice.metadata", "InvoiceID, Status, AmountCredited, UpdatedDateUTC",
+         "as `erp_invoice_id`, `erp_status`, `erp_amount_credited`, `erp_updated_at`",
+         lambda d: _erp_metadata(d.doc), "invoice"),
+)
+
+
 def invoice_from_xero(doc: dict[str, Any], *, legal_entity: str | None = None) -> Invoice:
     """A Xero invoice in canonical form; ``billing_id`` is its ``Reference`` (our billing invoice ID)."""
-    currency = str(doc.get("CurrencyCode") or "")
-    lines = []
-    for item in doc.get("LineItems") or []:
-        tax = _money(item, "TaxAmount", currency)
-        lines.append(InvoiceLine(
-            description=item.get("Description") or "",
-            quantity=Decimal(str(item.get("Quantity") or 1)),
-            unit_amount=_money(item, "UnitAmount", currency),
-            amount=_money(item, "LineAmount", currency),
-            product_code=item.get("ItemCode"),
-            taxes=[] if tax.is_zero() else [TaxLine(name=str(item.get("TaxType") or "TAX"), rate_percent=Decimal(0),
-                                                    amount=tax)],
-        ))
-    return Invoice(
-        billing_id=str(doc.get("Reference") or ""),
-        number=doc.get("InvoiceNumber"),
-        customer_id=str((doc.get("Contact") or {}).get("ContactID") or ""),
-        currency=currency,
-        status=_STATUS_FROM_XERO.get(str(doc.get("Status")), InvoiceStatus.DRAFT),
-        issued_on=document_date(doc, "Date"),
-        due_on=document_date(doc, "DueDate"),
-        lines=lines,
-        subtotal=_money(doc, "SubTotal", currency),
-        tax=_money(doc, "TotalTax", currency),
-        total=_money(doc, "Total", currency),
-        amount_paid=_money(doc, "AmountPaid", currency),
-        amount_due=_money(doc, "AmountDue", currency),
-        legal_entity=legal_entity,
-        metadata={"erp_invoice_id": str(doc.get("InvoiceID")), "erp_status": str(doc.get("Status")),
-                  "erp_amount_credited": str(doc.get("AmountCredited") or 0),
-                  **({"erp_updated_at": moment.isoformat()} if (moment := updated_at(doc)) else {})},
-    )
+    return Invoice(**read(INVOICE_IN, InvoiceDoc(doc, legal_entity)))
 
 
 def payment_from_xero(doc: dict[str, Any]) -> ErpPayment:
@@ -375,28 +550,63 @@ def credit_note_from_xero(doc: dict[str, Any]) -> ErpCreditNote:
                                           for a in doc.get("Allocations") or [] if (a.get("Invoice") or {})])
 
 
+@dataclass(frozen=True)
+class PaymentSource:
+    payment: Payment
+    invoice_id: str
+    bank_account_code: str
+
+
+#: ``PUT /Payments``: a billing payment against the ERP invoice
+PAYMENT_OUT: tuple[Wire[PaymentSource], ...] = (
+    Wire("Payment.invoice_billing_id", "Invoice.InvoiceID", "the ERP invoice posted for it",
+         lambda s: s.invoice_id, "payment", omit=never),
+    Wire(NOT_MAPPED, "Account.Code", "the tenant's bank account (settings)", lambda s: s.bank_account_code,
+         omit=never),
+    Wire("Payment.amount", "Amount", "Decimal", lambda s: s.payment.amount.amount, "payment", omit=never),
+    Wire("Payment.paid_at", "Date", "the UTC date", lambda s: s.payment.paid_at.astimezone(UTC).date().isoformat(),
+         "payment", omit=never),
+    Wire("Payment.billing_id", "Reference", "the billing payment ID (look-up key)", lambda s: s.payment.billing_id,
+         "payment", omit=never),
+)
+
+
 def payment_to_xero(payment: Payment, *, invoice_id: str, bank_account_code: str) -> dict[str, Any]:
-    return {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": bank_account_code},
-            "Amount": payment.amount.amount, "Date": payment.paid_at.astimezone(UTC).date().isoformat(),
-            "Reference": payment.billing_id}
+    return build(PAYMENT_OUT, PaymentSource(payment, invoice_id, bank_account_code))
+
+
+@dataclass(frozen=True)
+class CreditNoteSource:
+    note: CreditNote
+    contact_id: str
+    account_code: str
+
+
+#: ``PUT /CreditNotes``: an AUTHORISED ACCRECCREDIT for the credited amount (tax-inclusive, as billing reports it)
+CREDIT_NOTE_OUT: tuple[Wire[CreditNoteSource], ...] = (
+    Wire(NOT_MAPPED, "Type", "`ACCRECCREDIT`", lambda _s: "ACCRECCREDIT", omit=never),
+    Wire(NOT_MAPPED, "Contact.ContactID", "the ERP contact of the invoice's customer", lambda s: s.contact_id,
+         omit=never),
+    Wire("CreditNote.amount", "LineItems", "one line: the reason (else `Credit for invoice <id>`), 1 x the amount, "
+         "the tenant's account, no tax",
+         lambda s: [{"Description": s.note.reason or f"Credit for invoice {s.note.invoice_billing_id}",
+                     "Quantity": Decimal(1), "UnitAmount": s.note.amount.amount,
+                     "AccountCode": s.account_code, "TaxType": "NONE"}], "credit_note", omit=never),
+    Wire(NOT_MAPPED, "LineAmountTypes", "`NoTax`", lambda _s: "NoTax", omit=never),
+    Wire("CreditNote.amount", "CurrencyCode", "the amount's currency", lambda s: s.note.amount.currency,
+         "credit_note", omit=never),
+    Wire("CreditNote.billing_id", "Reference", "the billing credit note ID (look-up key)",
+         lambda s: s.note.billing_id, "credit_note", omit=never),
+    Wire(NOT_MAPPED, "Status", "`AUTHORISED`", lambda _s: "AUTHORISED", omit=never),
+    Wire("CreditNote.issued_at", "Date", "the UTC date",
+         lambda s: s.note.issued_at.astimezone(UTC).date().isoformat() if s.note.issued_at is not None else None,
+         "credit_note"),
+)
 
 
 def credit_note_to_xero(credit_note: CreditNote, *, contact_id: str, account_code: str) -> dict[str, Any]:
     """An AUTHORISED ACCRECCREDIT for the credited amount (tax-inclusive, as billing reports it)."""
-    body: dict[str, Any] = {
-        "Type": "ACCRECCREDIT",
-        "Contact": {"ContactID": contact_id},
-        "LineItems": [{"Description": credit_note.reason or f"Credit for invoice {credit_note.invoice_billing_id}",
-                       "Quantity": Decimal(1), "UnitAmount": credit_note.amount.amount,
-                       "AccountCode": account_code, "TaxType": "NONE"}],
-        "LineAmountTypes": "NoTax",
-        "CurrencyCode": credit_note.amount.currency,
-        "Reference": credit_note.billing_id,
-        "Status": "AUTHORISED",
-    }
-    if credit_note.issued_at is not None:
-        body["Date"] = credit_note.issued_at.astimezone(UTC).date().isoformat()
-    return body
+    return build(CREDIT_NOTE_OUT, CreditNoteSource(credit_note, contact_id, account_code))
 
 
 def allocation_to_xero(invoice_id: str, amount: Decimal, on: date) -> dict[str, Any]:

@@ -7,6 +7,9 @@ from decimal import Decimal
 
 from canonical import BillingModel, Contract, ContractStatus, ContractTerms, CreditNote, Invoice, InvoiceStatus, Money
 from canonical import Project as ErpProject
+from canonical.amendments import BillingRecord, BillingRecordKind
+from canonical.contract import RateCardEntry, RecurringCharge
+from canonical.deal import BillingInterval
 from canonical.reconciliation import (
     Delivery,
     EntityProject,
@@ -21,6 +24,8 @@ from canonical.reconciliation import (
     compare_delivery,
     compare_receivables,
     expected_figures,
+    periods_in_term,
+    schedule_mismatch,
     tolerance_for,
 )
 
@@ -205,6 +210,86 @@ def test_compare_delivery_wrong_entity_no_contract_no_billing_and_value_mismatch
                                       "contracts": [contract("r2", "d2", "US01", value="8000.00")], "billing": {
                                           "P-d2-US01": ProjectBilling(invoiced=Money.of("8000.00", "USD"))}})
     assert delivery_kinds(["US01"], amended) == {("project_budget_mismatch", "r2")}
+
+
+def _item(code: str, unit: str, quantity: int, interval: BillingInterval = BillingInterval.MONTH) -> BillingRecord:
+    return BillingRecord(kind=BillingRecordKind.SUBSCRIPTION_ITEM, billing_id=f"si_{code}", product_code=code,
+                         subscription_id="sub_1", unit_amount=Money.of(unit, "USD"), quantity=Decimal(quantity),
+                         interval=interval)
+
+
+def _rate(role: str, unit: str) -> BillingRecord:
+    return BillingRecord(kind=BillingRecordKind.RATE, billing_id=f"price_{role}", product_code=role,
+                         unit_amount=Money.of(unit, "USD"))
+
+
+def _terms(model: BillingModel, **fields: object) -> ContractTerms:
+    return ContractTerms(start_date=date(2027, 1, 1), end_date=date(2027, 12, 31), total_value=Money.of("1", "USD"),
+                         billing_model=model, **fields)  # type: ignore[arg-type]
+
+
+def test_schedule_mismatch_subscription_items_times_periods_over_the_term() -> None:
+    seats = RecurringCharge(product_code="PRO", name="Seats", quantity=Decimal(20), unit_price=Money.of("45.00", "USD"))
+    terms = _terms(BillingModel.SUBSCRIPTION, recurring=[seats])
+    # 2027-01-01 .. 2027-12-31 monthly: 12 periods; 20 x 45.00 x 12 = 10800.00 on both sides
+    assert periods_in_term(date(2027, 1, 1), date(2027, 12, 31), BillingInterval.MONTH) == 12
+    assert schedule_mismatch(terms, [ProjectBilling(records=[_item("PRO", "45.00", 20)])], tolerance=TOL) is None
+    # billing kept 18 seats: 18 x 45.00 x 12 = 9720.00 against 10800.00
+    found = schedule_mismatch(terms, [ProjectBilling(records=[_item("PRO", "45.00", 18)])], tolerance=TOL)
+    assert found is not None
+    assert found[0] == "9720.00 recurring scheduled" and found[1] == "10800.00 recurring (USD) contract"
+    assert "PRO 9720.00 vs 10800.00" in found[2] and "over the term" in found[2]
+    # no subscription at all for the charge: 0 against 10800.00
+    assert schedule_mismatch(terms, [ProjectBilling(records=[])], tolerance=TOL) is not None
+
+
+def test_schedule_mismatch_retainer_quarterly() -> None:
+    support = RecurringCharge(kind=BillingModel.RETAINER, product_code="RET", name="Support", quantity=Decimal(1),
+                              unit_price=Money.of("2500.00", "USD"), interval=BillingInterval.QUARTER)
+    terms = _terms(BillingModel.RETAINER, recurring=[support])
+    # quarters starting 01-01, 04-01, 07-01, 10-01: 4 x 2500.00 = 10000.00
+    ok = [ProjectBilling(records=[_item("RET", "2500.00", 1, BillingInterval.QUARTER)])]
+    assert schedule_mismatch(terms, ok, tolerance=TOL) is None
+    # billed monthly instead: 12 x 2500.00 = 30000.00 against 10000.00
+    monthly = [ProjectBilling(records=[_item("RET", "2500.00", 1, BillingInterval.MONTH)])]
+    found = schedule_mismatch(terms, monthly, tolerance=TOL)
+    assert found is not None and "RET 30000.00 vs 10000.00" in found[2]
+
+
+def test_schedule_mismatch_time_and_materials_checks_rates_not_a_total() -> None:
+    terms = _terms(BillingModel.TIME_AND_MATERIALS, rate_card=[
+        RateCardEntry(role="TM-A", hourly_rate=Money.of("150.00", "USD")),
+        RateCardEntry(role="TM-B", hourly_rate=Money.of("210.00", "USD"))])
+    assert schedule_mismatch(terms, [ProjectBilling(records=[_rate("TM-A", "150.00"), _rate("TM-B", "210.00")])],
+                             tolerance=TOL) is None
+    found = schedule_mismatch(terms, [ProjectBilling(records=[_rate("TM-A", "150.00"), _rate("TM-B", "200.00"),
+                                                              _rate("TM-X", "99.00")])], tolerance=TOL)
+    assert found is not None
+    assert found[2] == ("time and materials has no fixed total, so its rates were checked: TM-B 200.00 vs 210.00; "
+                        "TM-X billed at 99.00 but not in the contract")
+    missing = schedule_mismatch(terms, [ProjectBilling(records=[_rate("TM-A", "150.00")])], tolerance=TOL)
+    assert missing is not None and "TM-B has no rate (contract 210.00)" in missing[2]
+
+
+def test_schedule_mismatch_fixed_fee_and_milestones_within_tolerance() -> None:
+    terms = _terms(BillingModel.MILESTONE).model_copy(update={"total_value": Money.of("30000.00", "USD")})
+    assert schedule_mismatch(terms, [ProjectBilling(invoiced=Money.of("30000.01", "USD"))], tolerance=TOL) is None
+    found = schedule_mismatch(terms, [ProjectBilling(invoiced=Money.of("12000.00", "USD"))], tolerance=TOL)
+    assert found == ("12000.00 scheduled", "30000.00 USD contract",
+                     "one-off invoices total 12000.00, the contract 30000.00")
+
+
+def test_compare_delivery_schedule_mismatch_for_a_subscription_contract() -> None:
+    """The defect: a subscription contract's schedule was never checked (fixed fee and milestones only)."""
+    seats = RecurringCharge(product_code="PRO", name="Seats", quantity=Decimal(20), unit_price=Money.of("45.00", "USD"))
+    sub = contract("r5", "d5", "US01", model=BillingModel.SUBSCRIPTION)
+    sub = sub.model_copy(update={"terms": _terms(BillingModel.SUBSCRIPTION, recurring=[seats])})
+    data = Delivery(contracts=[sub], projects=[project("US01", "P-d5-US01", erp_id="p5")],
+                    billing={"P-d5-US01": ProjectBilling(billing_ids=["sub_1"], recurring=True,
+                                                         records=[_item("PRO", "45.00", 10)])})
+    [mismatch] = compare_delivery(["US01"], data, tolerance=TOL)
+    assert (mismatch.kind.value, mismatch.clm_id, mismatch.billing_id) == ("billing_schedule_mismatch", "r5", "sub_1")
+    assert "stripe:subscription:sub_1" in mismatch.refs
 
 
 # -- CRM figures -------------------------------------------------------------------------------------------

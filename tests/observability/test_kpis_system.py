@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from canonical import CreditNote, DealStageReached, EventEnvelope, Money
 from canonical.kpis import KpiReport
+from canonical.reconciliation import FindingKind, finding
 from cli import kpis as kpis_cli
 from observability.kpis import gather_kpis
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from stores.events import Delivery, EventLedger, Outcome, SignatureCheck, record_delivery
+from stores.findings import CLOSED, findings_engine, list_findings, record_run
 from tests.helpers.deals import DealSpec, seed_deal
 from tests.helpers.ledger import billing_account, canonical, draft_invoices, finalize, pay, signal, stripe_events
 from tests.helpers.servers import SandboxHandle
@@ -49,8 +52,11 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
     settings = flow_settings.model_copy(update={"data_dir": tmp_path})  # this test's own event ledger and findings
     hubspot, ironclad, stripe = sandboxes["hubspot"], sandboxes["ironclad"], sandboxes["stripe"]
 
-    # d1: provisioned in US01 (USD); d2: waits in a data exception (no region, no start date)
-    d1 = seed_deal(hubspot, DealSpec(model="subscription"))
+    # d1: provisioned in US01 (USD), 20 seats x 45.00 = 900.00 a month from today; d2: waits in a data
+    # exception (no region, no start date)
+    today = datetime.now(UTC).date()
+    d1 = seed_deal(hubspot, DealSpec(model="subscription", start_date=today.isoformat(),
+                                     end_date=(today + timedelta(days=364)).isoformat()))
     result = await run_to_end(client, settings, d1, ironclad)
     assert result.outcome is Stage.PROVISIONED
     d2 = seed_deal(hubspot, DealSpec(region=None, start_date=None))
@@ -61,12 +67,13 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
     signed_to_project = (at["project_created"] - at["contract_signed"]).total_seconds()
     started_to_billing = (at["billing_live"] - at["started"]).total_seconds()
 
-    # two US01 invoices on d1: 1000.00 with 400.00 paid (600 outstanding) and 500.00 with a 200.00 credit note
-    # before any payment (300 outstanding): outstanding 900, billed 1500 -> DSO 900 / 1500 x 90 = 54.0
+    # three US01 invoices on d1, issued today: 1000.00 with 400.00 paid (600 outstanding), 500.00 with a 200.00
+    # credit note before any payment (300 outstanding) and 900.00 unpaid (900 outstanding): outstanding 1800,
+    # billed 2400 -> DSO 1800 / 2400 x 90 = 67.5
     async with open_connectors(settings) as connectors:
         account = dataclasses.replace(await billing_account(connectors.billing, hubspot), deal_id=d1)
-        first, second = await draft_invoices(connectors.billing, account, ["1000.00", "500.00"])
-        events = [e for i in (first, second)
+        first, second, third = await draft_invoices(connectors.billing, account, ["1000.00", "500.00", "900.00"])
+        events = [e for i in (first, second, third)
                   for e in canonical(settings, (await finalize(connectors.billing, stripe, i))[-1])]
         events += [e for raw in pay(stripe, first, 40000) for e in canonical(settings, raw)]
         note = await connectors.billing.create_credit_note(
@@ -76,8 +83,18 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
         events += canonical(settings, raw_note)
         handle = await signal(client, settings, account.customer_id, events)
     await eventually(lambda: handle.query("open_items", result_type=LedgerStatus),
-                     lambda s: sum(i.outstanding for i in s.open_items) == Decimal(900),
+                     lambda s: sum(i.outstanding for i in s.open_items) == Decimal(1800),
                      what="partial payment and credit note applied")
+
+    # reconciliation once found the 1000.00 invoice missing in the ERP, then saw it posted and closed the
+    # finding: a person was needed all the same
+    engine = findings_engine(settings.findings_database_url)
+    with Session(engine) as session:
+        seen = finding(FindingKind.MISSING_IN_ERP, "US01", first, billing_id=first, currency="USD")
+        record_run(session=session, scope="US01", run_id="r1", findings=[seen], now=datetime.now(UTC))
+        record_run(session=session, scope="US01", run_id="r2", findings=[], now=datetime.now(UTC))
+        assert [f.status for f in list_findings(session=session, status=None)] == [CLOSED]
+    engine.dispose()
 
     # two webhooks handed over 3 s and 5 s after the vendor's event: p50 3 s, p90 5 s (nearest rank of [3, 5])
     ledger = EventLedger.from_settings(settings)
@@ -98,12 +115,15 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
     assert (us.data_exceptions.count, us.data_exceptions.total) == (0, 1)
     # d1 created a Xero contact and a Stripe customer, found none: 0 of 2 look-ups avoided a duplicate
     assert (us.duplicate_customers_avoided.count, us.duplicate_customers_avoided.total) == (0, 2)
-    # both invoices name d1, in US01, in USD like d1's contract; nobody has to look at them
-    assert (us.invoices_aligned.count, us.invoices_aligned.total) == (2, 2)
-    assert (us.billing_exceptions.count, us.billing_exceptions.total) == (0, 2)
+    # all three name d1, in US01, in USD, issued today, in the schedule's first month: only the 900.00 one is
+    # the contract's 900.00 a month; 1000.00 and 500.00 are on no item of its schedule -> 1 of 3
+    assert (us.invoices_aligned.count, us.invoices_aligned.total) == (1, 3)
+    # the 1000.00 invoice had a reconciliation finding (closed since); the others no refusal, failure or
+    # finding -> 1 of 3
+    assert (us.billing_exceptions.count, us.billing_exceptions.total) == (1, 3)
     usd = {f.currency: f for f in us.dso}["USD"]
-    assert (Decimal(usd.outstanding), Decimal(usd.billed_in_window), usd.dso_days) == (Decimal(900), Decimal(1500),
-                                                                                       "54.0")
+    assert (Decimal(usd.outstanding), Decimal(usd.billed_in_window), usd.dso_days) == (Decimal(1800),
+                                                                                       Decimal(2400), "67.5")
     assert (report.webhook_to_workflow.n, report.webhook_to_workflow.p50_seconds,
             report.webhook_to_workflow.p90_seconds) == (2, 3.0, 5.0)
 
@@ -112,7 +132,7 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
     assert await kpis_cli.cmd_kpis(client, settings, args) == 0
     printed: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert [e["legal_entity"] for e in printed["entities"]] == ["US01"]
-    assert printed["entities"][0]["dso"][0]["dso_days"] == "54.0"
+    assert printed["entities"][0]["dso"][0]["dso_days"] == "67.5"
     # and the table names every KPI
     assert await kpis_cli.cmd_kpis(client, settings, argparse.Namespace(entity=None, since="2020-01-01",
                                                                         json=False)) == 0

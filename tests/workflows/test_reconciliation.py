@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,23 @@ from temporalio.worker import Worker
 
 from activities.config import ConfigActivities
 from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
-from canonical import Account, BillingModel, Contact, ContractTerms, CreditNote, Money, Payment, Project
+from canonical import (
+    Account,
+    BillingInterval,
+    BillingModel,
+    BillingSchedule,
+    BillingScheduleKind,
+    Contact,
+    ContractTerms,
+    CreditNote,
+    Milestone,
+    Money,
+    Payment,
+    Project,
+    RateCardEntry,
+    RecurringCharge,
+    ScheduledCharge,
+)
 from canonical.reconciliation import Finding, FindingKind, expected_figures
 from canonical.requests import AccountFigures, ContractRequest
 from cli.ledger import (
@@ -33,6 +50,7 @@ from cli.ledger import (
     ensure_reconciliation_schedule,
     start_reconciliation,
 )
+from connectors.ironclad import mapping as ironclad_mapping
 from settings import Settings
 from stores.findings import ACKNOWLEDGED, CLOSED, OPEN, findings_engine, list_findings, record_run
 from stores.mirror import mirror_engine
@@ -414,3 +432,130 @@ async def test_reconciliation_exceptions_command_lists_open_and_closed_findings(
     assert await cmd_exceptions(settings, argparse.Namespace(**{**vars(args), "closed": True, "json": True})) == 0
     [closed] = json.loads(capsys.readouterr().out)
     assert closed["key"] == "missing_in_erp:in_1" and closed["status"] == "closed" and closed["last_run_id"] == "r2"
+
+
+DELIVERY_KINDS = {FindingKind.CONTRACT_WITHOUT_PROJECT, FindingKind.PROJECT_IN_WRONG_ENTITY,
+                  FindingKind.PROJECT_WITHOUT_BILLING, FindingKind.BILLING_SCHEDULE_MISMATCH,
+                  FindingKind.PROJECT_BUDGET_MISMATCH, FindingKind.PROJECT_WITHOUT_CONTRACT}
+
+
+async def test_reconciliation_checks_the_billing_schedule_of_every_billing_model_as_amended(books: Books) -> None:
+    """Subscription and retainer (items x periods over the term), time and materials (rates: no fixed total),
+    milestones (invoices total the contract), each seeded once right and once wrong, and a subscription amended
+    after it was billed: exactly the wrong ones are billing-schedule findings."""
+    b, F = books, FindingKind
+    us = await billing_account(b.connectors.billing, b.sandboxes["hubspot"], entity="US01")
+    today = datetime.now(UTC).date()
+    # the contracts run a year from the first of this month: 12 months, 4 quarters
+    start = today.replace(day=1)
+    end = start.replace(year=start.year + 1) - timedelta(days=1)
+    usd = "USD"
+    tag = uuid.uuid4().hex[:6]
+
+    def seats(n: int) -> RecurringCharge:
+        return RecurringCharge(product_code="PRO", name="Seats", quantity=Decimal(n),
+                               unit_price=Money.of("45.00", usd))
+
+    support = RecurringCharge(kind=BillingModel.RETAINER, product_code="RET", name="Support", quantity=Decimal(1),
+                              unit_price=Money.of("2500.00", usd), interval=BillingInterval.QUARTER)
+    rates = [RateCardEntry(role="TM-A", hourly_rate=Money.of("150.00", usd)),
+             RateCardEntry(role="TM-B", hourly_rate=Money.of("210.00", usd))]
+    phases = [Milestone(code="MS-DESIGN", name="Design", amount=Money.of("12000.00", usd), due_date=end),
+              Milestone(code="MS-BUILD", name="Build", amount=Money.of("18000.00", usd), due_date=end)]
+
+    async def contract(deal: str, model: BillingModel, value: str, **terms: object) -> str:
+        request = ContractRequest(
+            deal_crm_id=deal, title=f"Order form {deal}", template_id=b.settings.ironclad_template_id,
+            legal_entity="US01", counterparty=Account(name=f"Counterparty {deal}"),
+            signer=Contact(first_name="Sam", last_name="Signer", email="sam@example.com"),
+            terms=ContractTerms(start_date=start, end_date=end, total_value=Money.of(value, usd), billing_model=model,
+                                **terms))  # type: ignore[arg-type]
+        launched = await b.connectors.clm.launch_contract(request, idempotency_key=f"test-{uuid.uuid4()}")
+        signed = b.sandboxes["ironclad"].post_control(f"workflows/{launched.clm_workflow_id}/sign").json()
+        await b.project(us, deal, lives_in="US01", code_entity="US01", budget=value)
+        return str(signed["recordId"])
+
+    async def schedule(deal: str, kind: BillingScheduleKind, charges: list[ScheduledCharge]) -> None:
+        await b.connectors.billing.create_schedule(BillingSchedule(
+            kind=kind, customer_id=us.customer_id, currency=usd, start_date=today, end_date=end, charges=charges,
+            metadata={"revops_project": f"P-{deal}-US01", "revops_deal_id": us.deal_id,
+                      "revops_legal_entity": "US01"}),
+            idempotency_key=f"test-{uuid.uuid4()}")
+
+    def seat_items(n: int) -> list[ScheduledCharge]:
+        return [ScheduledCharge(product_code="PRO", description="Seats", unit_amount=Money.of("45.00", usd),
+                                quantity=Decimal(n), interval=BillingInterval.MONTH)]
+
+    def retainer_items(interval: BillingInterval) -> list[ScheduledCharge]:
+        return [ScheduledCharge(product_code="RET", description="Support", unit_amount=Money.of("2500.00", usd),
+                                interval=interval)]
+
+    def rate_items(b_rate: str) -> list[ScheduledCharge]:
+        return [ScheduledCharge(product_code="TM-A", description="TM-A per hour", unit_amount=Money.of("150.00", usd)),
+                ScheduledCharge(product_code="TM-B", description="TM-B per hour", unit_amount=Money.of(b_rate, usd))]
+
+    def milestone_items(*amounts: str) -> list[ScheduledCharge]:
+        return [ScheduledCharge(product_code=f"MS-{i}", description=f"Phase {i}", unit_amount=Money.of(a, usd),
+                                bill_on=end) for i, a in enumerate(amounts)]
+
+    d = {name: f"{tag}{name}" for name in ("sok", "sbad", "rok", "rbad", "tok", "tbad", "mok", "mbad", "amend")}
+    # subscription: 20 seats x 45.00 a month over 12 months; billing keeps 18 seats -> 9720.00 against 10800.00
+    await contract(d["sok"], BillingModel.SUBSCRIPTION, "900.00", recurring=[seats(20)])
+    await schedule(d["sok"], BillingScheduleKind.SUBSCRIPTION, seat_items(20))
+    sub_short = await contract(d["sbad"], BillingModel.SUBSCRIPTION, "900.00", recurring=[seats(20)])
+    await schedule(d["sbad"], BillingScheduleKind.SUBSCRIPTION, seat_items(18))
+    # retainer: 2500.00 a quarter (4 x = 10000.00); billing charges it monthly (12 x = 30000.00)
+    await contract(d["rok"], BillingModel.RETAINER, "2500.00", recurring=[support])
+    await schedule(d["rok"], BillingScheduleKind.RETAINER, retainer_items(BillingInterval.QUARTER))
+    retainer_monthly = await contract(d["rbad"], BillingModel.RETAINER, "2500.00", recurring=[support])
+    await schedule(d["rbad"], BillingScheduleKind.RETAINER, retainer_items(BillingInterval.MONTH))
+    # time and materials: TM-B billed at 200.00 against the contract's 210.00
+    await contract(d["tok"], BillingModel.TIME_AND_MATERIALS, "26400.00", rate_card=rates, budget_hours=Decimal(160))
+    await schedule(d["tok"], BillingScheduleKind.TIME_AND_MATERIALS, rate_items("210.00"))
+    tm_rate = await contract(d["tbad"], BillingModel.TIME_AND_MATERIALS, "26400.00", rate_card=rates,
+                             budget_hours=Decimal(160))
+    await schedule(d["tbad"], BillingScheduleKind.TIME_AND_MATERIALS, rate_items("200.00"))
+    # milestones: 12000.00 + 18000.00; billing scheduled the design phase only
+    await contract(d["mok"], BillingModel.MILESTONE, "30000.00", milestones=phases)
+    await schedule(d["mok"], BillingScheduleKind.MILESTONE, milestone_items("12000.00", "18000.00"))
+    ms_short = await contract(d["mbad"], BillingModel.MILESTONE, "30000.00", milestones=phases)
+    await schedule(d["mbad"], BillingScheduleKind.MILESTONE, milestone_items("12000.00"))
+    # amended: billed at 20 seats as signed, then amendment 1 raised it to 25 seats (13500.00 over the term)
+    amended = await contract(d["amend"], BillingModel.SUBSCRIPTION, "900.00", recurring=[seats(20)])
+    await schedule(d["amend"], BillingScheduleKind.SUBSCRIPTION, seat_items(20))
+    b.sandboxes["ironclad"].post_control(f"records/{amended}/amendments", {
+        "sequence": 1, "properties": {"recurringCharges": ironclad_mapping.terms_to_attributes(ContractTerms(
+            start_date=start, total_value=Money.of("1125.00", usd), billing_model=BillingModel.SUBSCRIPTION,
+            recurring=[seats(25)]))["recurringCharges"]}})
+
+    expected = {key(F.BILLING_SCHEDULE_MISMATCH, "US01", record)
+                for record in (sub_short, retainer_monthly, tm_rate, ms_short, amended)}
+    run = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
+    delivery = {f.key: f for f in run.findings if f.kind in DELIVERY_KINDS}
+    assert set(delivery) == expected, [f"{k}: {f.detail}" for k, f in delivery.items()]
+    detail = {record: delivery[key(F.BILLING_SCHEDULE_MISMATCH, "US01", record)].detail
+              for record in (sub_short, retainer_monthly, tm_rate, ms_short, amended)}
+    assert "PRO 9720.00 vs 10800.00" in detail[sub_short]
+    assert "RET 30000.00 vs 10000.00" in detail[retainer_monthly]
+    assert "its rates were checked: TM-B 200.00 vs 210.00" in detail[tm_rate]
+    assert "milestone" not in detail[ms_short] and "one-off invoices total 12000.00, the contract 30000.00" in (
+        detail[ms_short])
+    assert "PRO 10800.00 vs 13500.00" in detail[amended]  # 25 seats as amended x 45.00 x 12 against 20 billed
+
+
+async def test_reconciliation_reports_a_deal_reference_the_crm_refuses_instead_of_failing(books: Books) -> None:
+    """A person typed a deal reference the CRM cannot have on an invoice: the run completes and reports it
+    (it failed the whole run: one bad ID refused the batch read of every deal's figures)."""
+    b = books
+    us = await billing_account(b.connectors.billing, b.sandboxes["hubspot"], entity="US01")
+    [typo] = await b.invoices(us, ["100.00"], currency="USD", with_deal=False)
+    [good] = await b.invoices(us, ["200.00"], currency="USD")
+    b.set_deal_reference(typo, "DEAL-42")
+    run = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
+    crm = {f.key: f for f in run.findings if f.kind is FindingKind.CRM_FIGURES_MISMATCH}
+    refused = crm[key(FindingKind.CRM_FIGURES_MISMATCH, "US01", "hubspot:deal:DEAL-42")]
+    assert "the CRM refused the deal reference" in refused.detail and refused.refs == [f"stripe:invoice:{typo}"]
+    # the good deal was still read and compared: its figures were never written, so it is reported as stale
+    assert key(FindingKind.CRM_FIGURES_MISMATCH, "US01", f"hubspot:deal:{us.deal_id}") in crm
+    assert "refused" not in crm[key(FindingKind.CRM_FIGURES_MISMATCH, "US01", f"hubspot:deal:{us.deal_id}")].detail
+    assert good
