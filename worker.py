@@ -51,7 +51,7 @@ from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.polling import HubSpotDealPollWorkflow
+from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -59,7 +59,7 @@ log = logging.getLogger("revops.worker")
 
 WORKFLOWS: list[type] = [
     QuoteToCashWorkflow,
-    HubSpotDealPollWorkflow,  # the deal poll behind the hubspot-deal-poll schedule
+    CrmDealPollWorkflow,  # the deal poll behind the crm-deal-poll schedule
     ContractAmendmentsWorkflow,
     AccountLedgerWorkflow,
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`

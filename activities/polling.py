@@ -1,9 +1,9 @@
-"""The HubSpot deal poll: the trigger for when webhooks are missing or lost.
+"""The CRM deal poll: the trigger for when webhooks are missing or lost.
 
-Asks HubSpot's search API for deals modified since the last checkpoint (kept in the event ledger's
-database), paced under HubSpot's search limit, and sends every deal at the approval or closed-won
-stage through the same dedupe path as the webhooks (the intake the composition root passes in), with
-the vendor event ID ``poll:<dealId>:<stage>``. Paging through HubSpot's search window is the adapter's.
+Asks the CRM (``CrmPort.deals_modified_since``; HubSpot's search API) for deals modified since the last
+checkpoint (kept in the event ledger's database), paced under the CRM's search limit, and sends every deal
+at the approval or closed-won stage through the same dedupe path as the webhooks (the intake the
+composition root passes in), with the vendor event ID ``poll:<dealId>:<stage>``. Paging through the vendor's search window is the adapter's.
 The checkpoint moves only after every page was handed over.
 """
 
@@ -29,9 +29,9 @@ PAGE_SIZE = 100
 
 
 class DealPollRequest(BaseModel):
-    """Input of ``HubSpotDealPollWorkflow`` and its activity."""
+    """Input of ``CrmDealPollWorkflow`` and its activity."""
 
-    checkpoint_name: str = "hubspot-deals"
+    checkpoint_name: str = "crm-deals"
     overlap_seconds: float = Field(default=60, ge=0,
                                    description="re-read this much before the checkpoint: search indexing lags")
     max_pages: int = Field(default=200, ge=1, description="bounds one run; the next run continues")
@@ -76,8 +76,8 @@ class DealPollActivities:
         self.ledger = ledger
         self.intake = intake
 
-    @activity.defn(name="poll_hubspot_deals")
-    async def poll_hubspot_deals(self, request: DealPollRequest) -> DealPollResult:
+    @activity.defn(name="poll_crm_deals")
+    async def poll_crm_deals(self, request: DealPollRequest) -> DealPollResult:
         """Deals modified since the checkpoint; those at a stage we act on start quote-to-cash."""
         s = self.settings
         now = datetime.now(UTC)
@@ -97,7 +97,7 @@ class DealPollActivities:
                     if deal.stage not in (s.hubspot_approval_stage, s.hubspot_closed_won_stage):
                         continue
                     event = DealStageReached(
-                        source_system="hubspot", source_event_id=f"poll:{deal.crm_id}:{deal.stage}",
+                        source_system=self.crm.vendor, source_event_id=f"poll:{deal.crm_id}:{deal.stage}",
                         occurred_at=now, correlation_id=f"poll-{deal.crm_id}", deal_id=deal.crm_id,
                         stage=deal.stage, is_closed_won=deal.stage == s.hubspot_closed_won_stage)
                     outcome = await self.intake.accept_polled(event, request_id=request_id)
@@ -117,7 +117,7 @@ class DealPollActivities:
         return result
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.poll_hubspot_deals]
+        return [self.poll_crm_deals]
 
 
 __all__ = ["DealPollActivities", "DealPollRequest", "DealPollSettings", "DealPollResult", "Outcome", "PolledDealIntake"]

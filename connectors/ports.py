@@ -36,6 +36,8 @@ from connectors.pacing import Pacer
 class CrmPort(Protocol):
     """Accounts, contacts, deals and pipeline (HubSpot, later Salesforce)."""
 
+    vendor: str  # the adapter's name ("hubspot"): the source system of the events it yields
+
     async def get_deal(self, deal_id: str) -> Deal:
         """The deal with its company, contacts and line items."""
         ...

@@ -1,4 +1,4 @@
-"""The ingress's schedules, created or updated idempotently: ``hubspot-deal-poll`` and
+"""The ingress's schedules, created or updated idempotently: ``crm-deal-poll`` and
 ``event-ledger-upkeep`` (sweep stranded/failed events, prune past the retention)."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from settings import Settings
 
 log = logging.getLogger("revops.ingress")
 
-POLL_SCHEDULE_ID = "hubspot-deal-poll"
-POLL_WORKFLOW = "HubSpotDealPollWorkflow"
+POLL_SCHEDULE_ID = "crm-deal-poll"
+POLL_WORKFLOW = "CrmDealPollWorkflow"
 UPKEEP_SCHEDULE_ID = "event-ledger-upkeep"
 UPKEEP_WORKFLOW = "EventLedgerUpkeepWorkflow"
 

@@ -35,7 +35,7 @@ from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.polling import HubSpotDealPollWorkflow
+from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -82,7 +82,7 @@ FLOWS: list[Flow] = [
          exception_kinds=("missing_data", "approval_overdue", "contract_stalled", "contract_cancelled",
                           "provisioning_failed", "write_back_failed", "deal_not_found"),
          owner="RevOps (deal desk); finance decides approvals", runbook="runbook-quote-to-cash"),
-    Flow(name="HubSpot deal poll", workflow=HubSpotDealPollWorkflow, workflow_id="hubspot-deal-poll (schedule)",
+    Flow(name="HubSpot deal poll", workflow=CrmDealPollWorkflow, workflow_id="crm-deal-poll (schedule)",
          trigger="Temporal schedule every `poll_interval_seconds`", data="deals modified since the checkpoint",
          transforms=(deal_from_hubspot,),
          failure_path="HubSpot unavailable: the next poll catches up from the checkpoint",

@@ -65,6 +65,7 @@ def fake_deal(*, discount: str = "0", region: str | None = "NA", start: date | N
 
 @dataclass
 class FakeCrm(_Refusals):
+    vendor: str = "fake-crm"
     deals: dict[str, Deal] = field(default_factory=dict)
     written: dict[str, dict[str, str]] = field(default_factory=dict)
     refuse: dict[str, Exception] = field(default_factory=dict)

@@ -56,8 +56,8 @@ def test_ledger_checkpoint_round_trips_as_utc(tmp_path: Path) -> None:
     ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC) + timedelta(microseconds=5)
     try:
-        assert ledger.run_sync(load_checkpoint, name="hubspot-deals") is None
-        ledger.run_sync(save_checkpoint, name="hubspot-deals", checkpoint=moment)
-        assert ledger.run_sync(load_checkpoint, name="hubspot-deals") == moment
+        assert ledger.run_sync(load_checkpoint, name="crm-deals") is None
+        ledger.run_sync(save_checkpoint, name="crm-deals", checkpoint=moment)
+        assert ledger.run_sync(load_checkpoint, name="crm-deals") == moment
     finally:
         ledger.close()

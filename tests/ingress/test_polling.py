@@ -26,7 +26,7 @@ from runtime.launch import quote_to_cash_id, start_quote_to_cash
 from settings import Settings
 from stores.events import EventLedger, list_deliveries, save_checkpoint
 from tests.helpers.servers import SandboxHandle
-from workflows.polling import HubSpotDealPollWorkflow
+from workflows.polling import CrmDealPollWorkflow
 
 
 @pytest.fixture
@@ -48,9 +48,9 @@ async def run_poll(client: Client, settings: Settings, crm: HubSpotCrm, ledger: 
                          ledger=ledger)
     activities = DealPollActivities(settings=DealPollSettings.from_settings(settings), crm=crm, ledger=ledger,
                                     intake=intake)
-    async with Worker(client, task_queue=poll_queue, workflows=[HubSpotDealPollWorkflow],
-                      activities=[activities.poll_hubspot_deals]):
-        return await client.execute_workflow(HubSpotDealPollWorkflow.run, DealPollRequest(overlap_seconds=0),
+    async with Worker(client, task_queue=poll_queue, workflows=[CrmDealPollWorkflow],
+                      activities=[activities.poll_crm_deals]):
+        return await client.execute_workflow(CrmDealPollWorkflow.run, DealPollRequest(overlap_seconds=0),
                                              id=f"poll-{uuid.uuid4()}", task_queue=poll_queue)
 
 
@@ -60,7 +60,7 @@ async def test_poll_finds_a_closed_won_deal_whose_webhook_was_dropped(
     hubspot_sandbox.post_control("webhooks", {"url": lost, "drop": True})
     ledger = EventLedger.from_settings(poll_settings)
     try:
-        ledger.run_sync(save_checkpoint, name="hubspot-deals", checkpoint=datetime.now(UTC) - timedelta(seconds=2))
+        ledger.run_sync(save_checkpoint, name="crm-deals", checkpoint=datetime.now(UTC) - timedelta(seconds=2))
         deal_id = hubspot_sandbox.post_control("seed/deal", {"deal": {
             "dealname": f"Lost webhook {uuid.uuid4().hex[:6]}", "dealstage": "qualifiedtobuy"}}).json()["dealId"]
         hubspot_sandbox.post_control(f"deals/{deal_id}/stage", {"stage": "closedwon"})
@@ -87,7 +87,7 @@ async def test_poll_leaves_a_deal_whose_run_already_closed_alone(
         client: Client, poll_settings: Settings, crm: HubSpotCrm, hubspot_sandbox: SandboxHandle) -> None:
     ledger = EventLedger.from_settings(poll_settings)
     try:
-        ledger.run_sync(save_checkpoint, name="hubspot-deals", checkpoint=datetime.now(UTC) - timedelta(seconds=2))
+        ledger.run_sync(save_checkpoint, name="crm-deals", checkpoint=datetime.now(UTC) - timedelta(seconds=2))
         deal_id = hubspot_sandbox.post_control("seed/deal", {"deal": {
             "dealname": f"Closed run {uuid.uuid4().hex[:6]}", "dealstage": "qualifiedtobuy"}}).json()["dealId"]
         handle = await start_quote_to_cash(client, poll_settings, deal_id, trigger="test")
@@ -106,7 +106,7 @@ async def test_poll_leaves_a_deal_whose_run_already_closed_alone(
 
 
 async def test_poll_schedule_is_created_then_updated_idempotently(client: Client, poll_settings: Settings) -> None:
-    schedule_id = f"hubspot-deal-poll-{uuid.uuid4().hex[:8]}"
+    schedule_id = f"crm-deal-poll-{uuid.uuid4().hex[:8]}"
     try:
         assert await ensure_poll_schedule(client, poll_settings, schedule_id=schedule_id) == "created"
         faster = poll_settings.model_copy(update={"poll_interval_seconds": 120})
@@ -117,7 +117,7 @@ async def test_poll_schedule_is_created_then_updated_idempotently(client: Client
         assert interval == ScheduleIntervalSpec(every=timedelta(seconds=120))
         assert description.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
         action = description.schedule.action
-        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "HubSpotDealPollWorkflow"
+        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "CrmDealPollWorkflow"
     finally:
         await client.get_schedule_handle(schedule_id).delete()
 
