@@ -3,8 +3,8 @@
 Asks the CRM (``CrmPort.deals_modified_since``; HubSpot's search API) for deals modified since the last
 checkpoint (kept in the event ledger's database), paced under the CRM's search limit, and sends every deal
 at the approval or closed-won stage through the same dedupe path as the webhooks (the intake the
-composition root passes in), with the vendor event ID ``poll:<dealId>:<stage>``. Paging through the vendor's search window is the adapter's.
-The checkpoint moves only after every page was handed over.
+composition root passes in), with the vendor event ID ``poll:<dealId>:<stage>``. Paging through the
+vendor's search window is the adapter's. The checkpoint moves only after every page was handed over.
 """
 
 from __future__ import annotations
