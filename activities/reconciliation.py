@@ -219,10 +219,11 @@ class ReconciliationActivities:
             await drain(feed.credit_notes_page, "credit notes")
         else:
             await drain(lambda c: feed.changes_page(since, c), "events")
-            # an event's copy can be older than the object (items added to a draft after invoice.created)
+            # the newest event about an object carries the object as it stands; an event about something else
+            # (an item added to a draft after invoice.created) only names its invoice: read those
             done = 0
             for ident, change in list(changes.items()):
-                if not change.deleted:
+                if not change.stands:
                     changes[ident] = await pacer.call(lambda c=change: feed.current(c))  # type: ignore[misc]
                     done += 1
                     if done % 100 == 0:

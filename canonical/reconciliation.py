@@ -176,6 +176,14 @@ class BillingChange(BaseModel):
     legal_entity: str = Field(default="", description="customers: the entity billing them")
     changed_at: datetime | None = Field(default=None, description="when billing recorded the change (its clock)")
 
+    @property
+    def stands(self) -> bool:
+        """True when this copy is how the object stands: deleted, a customer, or the object itself came with the
+        newest event about it. An event about something else (an item added to a draft invoice) names its
+        invoice without a copy of it: that one must be read."""
+        return self.deleted or self.object == "customer" or (self.invoice if self.object == "invoice"
+                                                             else self.credit_note) is not None
+
 
 class Receivables(BaseModel):
     """Everything one entity's receivables control compares."""

@@ -309,3 +309,16 @@ def test_expected_figures_and_crm_comparison() -> None:
     assert wrong.kind is FindingKind.CRM_FIGURES_MISMATCH and "paid USD: billing 110.00, CRM 100" in wrong.detail
     [unset] = compare_crm_figures("US01", "hubspot:deal:9", {"USD": usd}, {}, tolerance=TOL, refs=[])
     assert unset.key == "crm_figures_mismatch:US01:hubspot:deal:9" and "CRM unset" in unset.detail
+
+
+def test_billing_change_stands_when_the_newest_event_carried_the_object() -> None:
+    """A delta read trusts the newest event's copy of an object; only an event that merely names an invoice
+    (an item added to a draft) makes the reconciliation read the invoice again."""
+    from canonical.reconciliation import BillingChange
+
+    named_only = BillingChange(object="invoice", id="in_1")
+    assert not named_only.stands
+    assert BillingChange(object="invoice", id="in_1", invoice=billing("in_1", "10.00")).stands
+    assert BillingChange(object="invoice", id="in_1", deleted=True).stands
+    assert BillingChange(object="customer", id="cus_1", company_id="7").stands
+    assert not BillingChange(object="credit_note", id="cn_1").stands
