@@ -282,8 +282,9 @@ def _on_schedule(item: ScheduledBilling, issued: date) -> bool:
 
 def invoice_aligned(invoice: LedgerInvoice, deals: dict[str, DealFacts], *,
                     tolerance: Decimal = Decimal("0.01")) -> bool:
-    """The invoice matches a scheduled billing item of its deal's contract: entity, currency, amount (its total,
-    within the rounding tolerance) and date (see :func:`_on_schedule`). A voided invoice is not aligned."""
+    """The invoice matches a scheduled billing item of its deal's contract: entity, currency, amount (before tax,
+    as the contract prices it, within the rounding tolerance; the total where the subtotal is unknown) and date
+    (see :func:`_on_schedule`). A voided invoice is not aligned."""
     deal = deals.get(invoice.deal_id or "")
     if deal is None or invoice.issued_on is None or invoice.status is InvoiceStatus.VOID:
         return False
@@ -291,7 +292,8 @@ def invoice_aligned(invoice: LedgerInvoice, deals: dict[str, DealFacts], *,
     for item in deal.schedule:
         if item.legal_entity != invoice.legal_entity or item.currency != invoice.currency:
             continue
-        if item.amount is not None and differs(item.amount.amount, invoice.total, tol):
+        billed = invoice.subtotal if invoice.subtotal is not None else invoice.total
+        if item.amount is not None and differs(item.amount.amount, billed, tol):
             continue
         if _on_schedule(item, invoice.issued_on):
             return True

@@ -65,6 +65,8 @@ class LedgerInvoice(BaseModel):
     legal_entity: str | None = None
     deal_id: str | None = None
     total: DecimalAmount = Decimal(0)
+    subtotal: DecimalAmount | None = Field(default=None, description="before tax (what a contract's schedule "
+                                                                     "prices)")
     paid: DecimalAmount = Decimal(0)
     credited: DecimalAmount = Decimal(0)
     credited_before_payment: DecimalAmount = Decimal(0)
@@ -115,6 +117,7 @@ def apply_invoice_snapshot(entry: LedgerInvoice, invoice: Invoice, *, status: bo
     # status=False: the event itself settles the status (a void event's snapshot already says void)
     update: dict[str, object] = {"known": True,
         "number": invoice.number or entry.number, "total": invoice.total.amount,
+        "subtotal": invoice.subtotal.amount,
         "legal_entity": invoice.legal_entity or entry.legal_entity,
         "deal_id": invoice.crm_deal_id or entry.deal_id, "issued_on": invoice.issued_on or entry.issued_on,
         "due_on": invoice.due_on or entry.due_on,

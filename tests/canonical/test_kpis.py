@@ -226,6 +226,10 @@ def test_invoice_aligned_amount_currency_entity_and_date_of_a_scheduled_item() -
         return invoice_aligned(inv, deals, tolerance=Decimal("0.01"))
 
     assert aligned(_inv("1000.00", date(2027, 1, 1)))
+    # the contract prices before tax: 19 % VAT on top still matches the item, the pre-tax amount is compared
+    taxed = _inv("1190.00", date(2027, 1, 1)).model_copy(update={"subtotal": Decimal("1000.00")})
+    assert aligned(taxed)
+    assert not aligned(taxed.model_copy(update={"subtotal": Decimal("1190.00")}))
     assert aligned(_inv("1000.01", date(2027, 1, 1)))  # within the rounding tolerance
     assert not aligned(_inv("1000.02", date(2027, 1, 1)))  # beyond it
     assert not aligned(_inv("1000.00", date(2027, 1, 2)))  # a one-off item is billed on its day
