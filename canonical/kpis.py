@@ -98,10 +98,11 @@ PERSON_PROBLEMS = frozenset({"erp_rejected", "unroutable_invoice", "customer_not
 
 
 def needed_person(invoice: LedgerInvoice, *, problem: str | None = None, finding: bool = False) -> bool:
-    """The invoice needed a person: the ERP refused a write of it or it could not be routed (a pending ERP write
-    with a problem, or the ledger's problem on it), a payment failed and it is still unpaid, or reconciliation
+    """The invoice needed a person: the ERP refused a write of it or it could not be routed (now or ever:
+    ``needed_person`` stays set after a re-post settled it; a pending ERP write with a problem; the ledger's
+    problem on it), a payment failed and it is still unpaid, or reconciliation
     raised a finding on it (``finding``: any finding naming it, open, acknowledged or closed)."""
-    if finding or (problem or "") in PERSON_PROBLEMS:
+    if finding or invoice.needed_person or (problem or "") in PERSON_PROBLEMS:
         return True
     if any(w.problem in PERSON_PROBLEMS for w in invoice.erp_pending):
         return True

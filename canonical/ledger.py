@@ -79,6 +79,8 @@ class LedgerInvoice(BaseModel):
     payment_ids: list[str] = Field(default_factory=list)
     credit_note_ids: list[str] = Field(default_factory=list)
     payment_failures: int = 0
+    needed_person: bool = Field(default=False, description="an ERP write of it was refused or it could not be "
+                                                           "routed, even if settled since (the KPIs count it)")
     overdue: bool = False
     last_payment_on: date | None = None
     known: bool = Field(default=False, description="an invoice snapshot gave its amounts (a credit note alone "

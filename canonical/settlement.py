@@ -496,6 +496,7 @@ def _flush(book: LedgerBook, entry: LedgerInvoice) -> list[Action]:
         if tenant is None or code is None:
             posting.attempts += 1
             posting.problem = ExceptionKind.UNROUTABLE_INVOICE
+            entry.needed_person = True
             posting.reason = f"no legal entity {code!r} to post it to (invoice or customer metadata)"
             _waiting(entry)
             return [Note(text=f"{name}: {posting.reason}")]
@@ -555,6 +556,7 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
         return actions
     what = write.kind.value.replace("_", " ")
     write.problem = ExceptionKind.ERP_REJECTED
+    entry.needed_person = True
     write.reason = f"Xero refused the {what}: {outcome.reason}"
     actions.append(Note(text=f"{name}: {write.reason} (kept pending)"))
     if isinstance(action, PostInvoice):

@@ -293,6 +293,7 @@ def test_needed_person_refusals_unroutable_unpaid_failures_and_findings() -> Non
     assert needed_person(base.model_copy(update={"payment_failures": 1}))
     assert not needed_person(base.model_copy(update={"payment_failures": 2, "status": InvoiceStatus.PAID}))
     assert needed_person(base, finding=True)
+    assert needed_person(base.model_copy(update={"needed_person": True, "status": InvoiceStatus.PAID}))
     assert not needed_person(base, problem="")
 
 

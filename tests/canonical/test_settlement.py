@@ -336,6 +336,7 @@ def test_every_refused_erp_write_is_told_once_across_retries_and_posted_on_repos
     book = run([Repost(invoice_id=None)], erp, book, now=NOW + timedelta(hours=2))
     assert book.invoices[INVOICE].erp_pending == [] and erp.keys()[f"{INVOICE}:{step}"] == 1
     assert len(erp.notices) == 1 and book.exception in (ExceptionKind.NONE, ExceptionKind.PAYMENT_FAILED)
+    assert book.invoices[INVOICE].needed_person, "settled by a re-post, the refusal still counts for the KPIs"
 
 
 def test_refused_invoice_posting_is_told_with_its_own_key_and_its_writes_wait() -> None:
