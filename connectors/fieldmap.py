@@ -169,6 +169,9 @@ STRIPE: list[FieldMapping] = _one_row_per_field([
                  transform="our project code: sent in the schedule's metadata, read to find a project's billing"),
     *_wire_table("stripe", "credit note", "credit_note", _OUT, stripe_mapping.CREDIT_NOTE_OUT),
     *_wire_table("stripe", "credit note", "credit_note", _IN, stripe_mapping.CREDIT_NOTE_IN),
+    *_wire_table("stripe", "subscription item", "subscription", _IN, stripe_mapping.SUBSCRIPTION_ITEM_IN),
+    *_wire_table("stripe", "invoice (one-off)", "invoice", _IN, stripe_mapping.MILESTONE_INVOICE_IN),
+    *_wire_table("stripe", "price (rate card)", "subscription", _IN, stripe_mapping.RATE_IN),
 ])
 
 XERO: list[FieldMapping] = _one_row_per_field([
@@ -183,7 +186,9 @@ XERO: list[FieldMapping] = _one_row_per_field([
     *_wire_table("xero", "ACCREC invoice", "invoice", _IN, xero_mapping.INVOICE_IN),
     *_wire_table("xero", "ACCREC invoice line", "invoice", _OUT, xero_mapping.LINE_OUT),
     *_wire_table("xero", "payment", "payment", _OUT, xero_mapping.PAYMENT_OUT),
+    *_wire_table("xero", "payment", "payment", _IN, xero_mapping.PAYMENT_IN),
     *_wire_table("xero", "ACCRECCREDIT credit note", "credit_note", _OUT, xero_mapping.CREDIT_NOTE_OUT),
+    *_wire_table("xero", "ACCRECCREDIT credit note", "credit_note", _IN, xero_mapping.CREDIT_NOTE_IN),
 ])
 
 FIELD_MAPPINGS: dict[str, list[FieldMapping]] = {"hubspot": HUBSPOT, "ironclad": IRONCLAD, "stripe": STRIPE,

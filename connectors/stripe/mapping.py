@@ -378,42 +378,88 @@ def interval_of(recurring: Mapping[str, Any] | None) -> BillingInterval | None:
     return next((i for i, r in RECURRING.items() if r == wanted), None)
 
 
+def _item_code(pair: tuple[Mapping[str, Any], Mapping[str, Any]]) -> str | None:
+    _sub, item = pair
+    price = item.get("price") if isinstance(item.get("price"), Mapping) else {}
+    return (item.get("metadata") or {}).get(PRODUCT_KEY) or ((price or {}).get("metadata") or {}).get(PRODUCT_KEY)
+
+
+def _item_price(pair: tuple[Mapping[str, Any], Mapping[str, Any]]) -> Mapping[str, Any]:
+    price = pair[1].get("price")
+    return price if isinstance(price, Mapping) else {}
+
+
+#: a subscription item (with its subscription) read back as a billing record (amendments, reconciliation)
+SUBSCRIPTION_ITEM_IN: tuple[Wire[tuple[Mapping[str, Any], Mapping[str, Any]]], ...] = (
+    Wire("BillingRecord.billing_id", "items.data[].id", "as is", lambda p: str(p[1]["id"]), "subscription"),
+    Wire("BillingRecord.product_code", f"items.data[].metadata.{PRODUCT_KEY}",
+         "the item's product code, else its price's", _item_code, "subscription"),
+    Wire("BillingRecord.customer_id", "customer", "ID of an expanded or bare reference",
+         lambda p: _id(p[0].get("customer")), "subscription"),
+    Wire("BillingRecord.subscription_id", "id", "as is", lambda p: str(p[0]["id"]), "subscription"),
+    Wire("BillingRecord.price_id", "items.data[].price.id", "as is", lambda p: str(_item_price(p)["id"]),
+         "subscription"),
+    Wire("BillingRecord.product_id", "items.data[].price.product", "ID of an expanded or bare reference",
+         lambda p: _id(_item_price(p).get("product")), "subscription"),
+    Wire("BillingRecord.unit_amount", "items.data[].price.unit_amount", "minor units → Decimal, in the price's "
+         "currency", lambda p: money(_item_price(p).get("unit_amount"), str(_item_price(p)["currency"]).upper()),
+         "subscription"),
+    Wire("BillingRecord.quantity", "items.data[].quantity", "integer → Decimal",
+         lambda p: Decimal(int(p[1].get("quantity") or 0)), "subscription"),
+    Wire("BillingRecord.interval", "items.data[].price.recurring", "interval and count → billing interval",
+         lambda p: interval_of(_item_price(p).get("recurring")), "subscription"),
+    Wire("BillingRecord.status", "status", "the subscription's status", lambda p: str(p[0].get("status") or ""),
+         "subscription"),
+)
+
+#: a one-off (milestone or fixed-fee) invoice read back as a billing record
+MILESTONE_INVOICE_IN: tuple[Wire[Mapping[str, Any]], ...] = (
+    Wire("BillingRecord.billing_id", "id", "as is", lambda o: str(o["id"]), "invoice"),
+    Wire("BillingRecord.product_code", "metadata.revops_milestone", "the milestone's code",
+         lambda o: (o.get("metadata") or {}).get("revops_milestone"), "invoice"),
+    Wire("BillingRecord.customer_id", "customer", "ID of an expanded or bare reference",
+         lambda o: _id(o.get("customer")), "invoice"),
+    Wire("BillingRecord.unit_amount", "total", "minor units → Decimal",
+         lambda o: money(o.get("total"), str(o["currency"]).upper()), "invoice"),
+    Wire("BillingRecord.quantity", NOT_MAPPED, "always 1", lambda o: Decimal(1), "invoice"),
+    Wire("BillingRecord.status", "status", "the invoice's status", lambda o: str(o.get("status") or ""), "invoice"),
+)
+
+#: a one-time rate-card price (time and materials) read back as a billing record
+RATE_IN: tuple[Wire[Mapping[str, Any]], ...] = (
+    Wire("BillingRecord.billing_id", "id", "as is", lambda o: str(o["id"]), "subscription"),
+    Wire("BillingRecord.product_code", f"metadata.{PRODUCT_KEY}", "the role's product code",
+         lambda o: (o.get("metadata") or {}).get(PRODUCT_KEY), "subscription"),
+    Wire("BillingRecord.price_id", "id", "as is", lambda o: str(o["id"]), "subscription"),
+    Wire("BillingRecord.product_id", "product", "ID of an expanded or bare reference",
+         lambda o: _id(o.get("product")), "subscription"),
+    Wire("BillingRecord.unit_amount", "unit_amount", "minor units → Decimal",
+         lambda o: money(o.get("unit_amount"), str(o["currency"]).upper()), "subscription"),
+    Wire("BillingRecord.status", "active", "true → active, false → inactive",
+         lambda o: "active" if o.get("active") else "inactive", "subscription"),
+)
+
+
 def subscription_item_record(sub: Mapping[str, Any], item: Mapping[str, Any]) -> BillingRecord | None:
     """A subscription item as a billing record keyed by its product code (``None`` if it has none)."""
-    price = item.get("price") if isinstance(item.get("price"), Mapping) else {}
-    code = (item.get("metadata") or {}).get(PRODUCT_KEY) or ((price or {}).get("metadata") or {}).get(PRODUCT_KEY)
-    if not code or not price:
+    pair = (sub, item)
+    if not _item_code(pair) or not _item_price(pair):
         return None
-    currency = str(price["currency"]).upper()
-    return BillingRecord(kind=BillingRecordKind.SUBSCRIPTION_ITEM, billing_id=str(item["id"]), product_code=code,
-                         customer_id=_id(sub.get("customer")), subscription_id=str(sub["id"]),
-                         price_id=str(price["id"]), product_id=_id(price.get("product")),
-                         unit_amount=money(price.get("unit_amount"), currency),
-                         quantity=Decimal(int(item.get("quantity") or 0)),
-                         interval=interval_of(price.get("recurring")), status=str(sub.get("status") or ""))
+    return BillingRecord(kind=BillingRecordKind.SUBSCRIPTION_ITEM, **read(SUBSCRIPTION_ITEM_IN, pair))
 
 
 def milestone_invoice_record(obj: Mapping[str, Any]) -> BillingRecord | None:
     """A one-off (milestone or fixed-fee) invoice as a billing record keyed by ``revops_milestone``."""
-    code = (obj.get("metadata") or {}).get("revops_milestone")
-    if not code:
+    if not (obj.get("metadata") or {}).get("revops_milestone"):
         return None
-    currency = str(obj["currency"]).upper()
-    return BillingRecord(kind=BillingRecordKind.MILESTONE_INVOICE, billing_id=str(obj["id"]), product_code=code,
-                         customer_id=_id(obj.get("customer")), unit_amount=money(obj.get("total"), currency),
-                         quantity=Decimal(1), status=str(obj.get("status") or ""))
+    return BillingRecord(kind=BillingRecordKind.MILESTONE_INVOICE, **read(MILESTONE_INVOICE_IN, obj))
 
 
 def rate_record(price: Mapping[str, Any]) -> BillingRecord | None:
     """A one-time rate-card price as a billing record keyed by its product code."""
-    code = (price.get("metadata") or {}).get(PRODUCT_KEY)
-    if not code or price.get("recurring"):
+    if not (price.get("metadata") or {}).get(PRODUCT_KEY) or price.get("recurring"):
         return None
-    currency = str(price["currency"]).upper()
-    return BillingRecord(kind=BillingRecordKind.RATE, billing_id=str(price["id"]), product_code=code,
-                         price_id=str(price["id"]), product_id=_id(price.get("product")),
-                         unit_amount=money(price.get("unit_amount"), currency),
-                         status="active" if price.get("active") else "inactive")
+    return BillingRecord(kind=BillingRecordKind.RATE, **read(RATE_IN, price))
 
 
 def address(obj: Mapping[str, Any] | None) -> Address | None:

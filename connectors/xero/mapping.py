@@ -531,23 +531,48 @@ def invoice_from_xero(doc: dict[str, Any], *, legal_entity: str | None = None) -
     return Invoice(**read(INVOICE_IN, InvoiceDoc(doc, legal_entity)))
 
 
+def _payment_currency(doc: dict[str, Any]) -> str:
+    return str((doc.get("Invoice") or {}).get("CurrencyCode") or doc.get("CurrencyCode") or "USD")
+
+
+#: a Xero payment read back (reconciliation): the invoice it is allocated to, ``Reference`` our billing payment ID
+PAYMENT_IN: tuple[Wire[dict[str, Any]], ...] = (
+    Wire("ErpPayment.erp_id", "PaymentID", "as is", lambda d: str(d["PaymentID"]), "payment"),
+    Wire("ErpPayment.reference", "Reference", "our billing payment ID", lambda d: str(d.get("Reference") or ""),
+         "payment"),
+    Wire("ErpPayment.erp_invoice_id", "Invoice.InvoiceID", "the invoice it is allocated to",
+         lambda d: str((d.get("Invoice") or {}).get("InvoiceID") or ""), "payment"),
+    Wire("ErpPayment.amount", "Amount", "decimal, in the invoice's currency",
+         lambda d: _money(d, "Amount", _payment_currency(d)), "payment"),
+    Wire("ErpPayment.status", "Status", "as is (AUTHORISED when absent)",
+         lambda d: str(d.get("Status") or "AUTHORISED"), "payment"),
+    Wire("ErpPayment.updated_at", "UpdatedDateUTC", "Xero's /Date(ms)/ → UTC moment", updated_at, "payment"),
+)
+
+#: a Xero ACCRECCREDIT read back (reconciliation): ``Reference`` our billing credit note ID, total, allocations
+CREDIT_NOTE_IN: tuple[Wire[dict[str, Any]], ...] = (
+    Wire("ErpCreditNote.erp_id", "CreditNoteID", "as is", lambda d: str(d["CreditNoteID"]), "credit_note"),
+    Wire("ErpCreditNote.reference", "Reference", "our billing credit note ID",
+         lambda d: str(d.get("Reference") or ""), "credit_note"),
+    Wire("ErpCreditNote.amount", "Total", "decimal, in its currency",
+         lambda d: _money(d, "Total", str(d.get("CurrencyCode") or "USD")), "credit_note"),
+    Wire("ErpCreditNote.status", "Status", "as is", lambda d: str(d.get("Status") or ""), "credit_note"),
+    Wire("ErpCreditNote.updated_at", "UpdatedDateUTC", "Xero's /Date(ms)/ → UTC moment", updated_at,
+         "credit_note"),
+    Wire("ErpCreditNote.erp_invoice_ids", "Allocations[].Invoice.InvoiceID", "the invoices it is allocated to",
+         lambda d: [str((a.get("Invoice") or {}).get("InvoiceID")) for a in d.get("Allocations") or []
+                    if (a.get("Invoice") or {})], "credit_note"),
+)
+
+
 def payment_from_xero(doc: dict[str, Any]) -> ErpPayment:
     """A Xero payment: the invoice it is allocated to and ``Reference`` (our billing payment ID)."""
-    invoice = doc.get("Invoice") or {}
-    currency = str(invoice.get("CurrencyCode") or doc.get("CurrencyCode") or "USD")
-    return ErpPayment(erp_id=str(doc["PaymentID"]), reference=str(doc.get("Reference") or ""),
-                      erp_invoice_id=str(invoice.get("InvoiceID") or ""), amount=_money(doc, "Amount", currency),
-                      status=str(doc.get("Status") or "AUTHORISED"), updated_at=updated_at(doc))
+    return ErpPayment(**read(PAYMENT_IN, doc))
 
 
 def credit_note_from_xero(doc: dict[str, Any]) -> ErpCreditNote:
     """A Xero ACCRECCREDIT: ``Reference`` (our billing credit note ID), total and allocations."""
-    currency = str(doc.get("CurrencyCode") or "USD")
-    return ErpCreditNote(erp_id=str(doc["CreditNoteID"]), reference=str(doc.get("Reference") or ""),
-                         amount=_money(doc, "Total", currency), status=str(doc.get("Status") or ""),
-                         updated_at=updated_at(doc),
-                         erp_invoice_ids=[str((a.get("Invoice") or {}).get("InvoiceID"))
-                                          for a in doc.get("Allocations") or [] if (a.get("Invoice") or {})])
+    return ErpCreditNote(**read(CREDIT_NOTE_IN, doc))
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ import yaml
 from pydantic import BaseModel
 
 import canonical
+import canonical.amendments
 import canonical.kpis
 import canonical.ledger
+import canonical.reconciliation
 import canonical.requests
 from connectors.fieldmap import FIELD_MAPPINGS, NOT_MAPPED
 from connectors.hubspot import mapping as hubspot_mapping
@@ -36,7 +38,8 @@ def test_readme_links_both_documents() -> None:
 
 
 def _model(name: str) -> type[BaseModel]:
-    for module in (canonical, canonical.requests, canonical.ledger, canonical.kpis):
+    for module in (canonical, canonical.requests, canonical.ledger, canonical.kpis, canonical.amendments,
+                   canonical.reconciliation):
         found = getattr(module, name, None)
         if isinstance(found, type) and issubclass(found, BaseModel):
             return found

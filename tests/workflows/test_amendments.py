@@ -4,7 +4,6 @@ The real worker, the real dev server, the emulators over HTTP."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +25,7 @@ from tests.helpers.approvals import DANA, signed_decision
 from tests.helpers.deals import DealSpec, deal_properties, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
+from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from tests.workflows.test_quote_to_cash import run_to_end, stripe_objects
 from worker import open_connectors
@@ -170,23 +170,8 @@ async def test_amendments_upsert_search_attributes_once_per_task_and_only_change
     handle = await signal_amendment(client, amend_settings, record_id, sequence=1, clm_amendment_id=amendment_id)
     await until(handle, applied(1), "amendment 1 applied")
 
-    state: dict[str, Any] = {}
-    stages: list[Any] = []
-    upserts = upserts_in_task = tasks = 0
-    async for event in handle.fetch_history_events():
-        if event.HasField("workflow_task_completed_event_attributes"):
-            tasks += 1
-            upserts_in_task = 0
-        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-            changed = {name: json.loads(payload.data) for name, payload in fields.items()}
-            upserts += 1
-            upserts_in_task += 1
-            assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed} after {state}"
-            assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
-            state.update(changed)
-            if "Stage" in changed:
-                stages.append(changed["Stage"])
+    audit = await audit_upserts(handle)
+    state, stages, upserts, tasks = audit.state, audit.stages, audit.upserts, audit.tasks
     assert (state["Stage"], state["ExceptionKind"]) == ("waiting", "")
     assert stages[0] == "loading" and "applying" in stages, stages
     assert all(a != b for a, b in zip(stages, stages[1:], strict=False)), stages

@@ -40,6 +40,7 @@ from tests.helpers.ledger import (
     stripe_events,
 )
 from tests.helpers.servers import SandboxHandle
+from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
 from workflows.ledger import AccountLedgerWorkflow
@@ -394,7 +395,6 @@ async def test_ledger_reposts_a_refused_payment_by_itself_once_xero_takes_it(
 async def test_ledger_upserts_search_attributes_once_per_task_and_only_changes(rig: LedgerRig) -> None:
     """One invoice finalized and paid: every search-attribute upsert changes something, and a workflow task
     carries at most one (the ledger gathers them like quote-to-cash)."""
-    import json
 
     account = await rig.account()
     [invoice_id] = await rig.invoices(account, ["640.00"])
@@ -410,25 +410,8 @@ async def test_ledger_upserts_search_attributes_once_per_task_and_only_changes(r
                      what="paid figure")
     await eventually(lambda: _event_types(handle), _idle, what="the ledger idle again")
 
-    state: dict[str, object] = {}
-    stages: list[object] = []
-    upserts = upserts_in_task = events = 0
-    log: list[object] = []
-    async for event in handle.fetch_history_events():
-        log.append(event.event_type)
-        events += 1
-        if event.HasField("workflow_task_completed_event_attributes"):
-            upserts_in_task = 0
-        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-            changed = {name: json.loads(payload.data) for name, payload in fields.items()}
-            upserts += 1
-            upserts_in_task += 1
-            assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed} after {state}"
-            assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
-            state.update(changed)
-            stages += [changed["Stage"]] if "Stage" in changed else []
-            log.append(changed)
+    audit = await audit_upserts(handle)
+    state, stages, upserts, events, log = audit.state, audit.stages, audit.upserts, audit.events, audit.log
     assert (state["Stage"], state["ExceptionKind"]) == ("settled", "")
     # the first upsert already shows the invoice received with the start (never a "settled" empty book first)
     assert stages == ["open_items", "settled"], log

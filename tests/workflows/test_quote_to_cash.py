@@ -30,6 +30,7 @@ from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed
 from tests.helpers.histories import save_history
 from tests.helpers.outcomes import deal_outcome
 from tests.helpers.servers import SandboxHandle
+from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from workflows.models import (
     ContractExecutedSignal,
@@ -459,42 +460,15 @@ async def test_quote_to_cash_new_run_for_a_provisioned_deal_changes_nothing(
 async def test_quote_to_cash_upserts_search_attributes_once_per_task_and_only_changes(
     client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
 ) -> None:
-    import json
 
     deal_id = seed_deal(sandboxes["hubspot"], DealSpec(model="fixed_fee"))
     handle = await start_quote_to_cash(client, flow_settings, deal_id)
     await sign_when_out(handle, sandboxes["ironclad"])
     assert (await handle.result()).outcome is Stage.PROVISIONED
 
-    state: dict[str, object] = {}
-    stages: list[object] = []
-    markers = upserts = tasks = events = local_steps = 0
-    upserts_in_task = 0
-    async for event in handle.fetch_history_events():
-        events += 1
-        if event.HasField("workflow_execution_started_event_attributes"):
-            fields = event.workflow_execution_started_event_attributes.search_attributes.indexed_fields
-            state.update({name: json.loads(payload.data) for name, payload in fields.items()})
-            stages.append(state.get("Stage"))
-        if event.HasField("marker_recorded_event_attributes"):
-            if event.marker_recorded_event_attributes.marker_name == "core_local_activity":
-                local_steps += 1
-            else:
-                markers += 1
-        if event.HasField("workflow_task_completed_event_attributes"):
-            tasks += 1
-            upserts_in_task = 0
-        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-            changed = {name: json.loads(payload.data) for name, payload in fields.items()}
-            assert "TemporalChangeVersion" not in changed, "the unreleased version carries no patch gates"
-            upserts += 1
-            upserts_in_task += 1
-            assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed} after {state}"
-            assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
-            state.update(changed)
-            if "Stage" in changed:
-                stages.append(changed["Stage"])
+    audit = await audit_upserts(handle, from_start=True)
+    state, stages, upserts, tasks, events = audit.state, audit.stages, audit.upserts, audit.tasks, audit.events
+    markers, local_steps = audit.markers, audit.local_steps
     assert markers == 0, "the unreleased version carries no patch markers"
     # Short reads and idempotent CRM writes run as local activities; the whole deal fits in 60 events.
     assert local_steps >= 4 and events <= 60, f"{events} events, {local_steps} local steps"

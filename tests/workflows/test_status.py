@@ -4,10 +4,8 @@ during a local step, the exception kind chosen by precedence, the current detail
 
 from __future__ import annotations
 
-import json
 import uuid
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
@@ -15,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind, most_urgent
+from tests.helpers.upserts import audit_upserts
 from workflows.attributes import LEGAL_ENTITY
 from workflows.status import WorkflowStatus
 
@@ -121,20 +120,8 @@ async def test_status_batches_attributes_and_bounds_timeline_and_keys(time_skipp
         handle = await client.start_workflow(StatusProbeWorkflow.run, Text(text="hi"), id=f"status-{uuid.uuid4()}",
                                              task_queue=task_queue)
         result = await handle.result()
-        state: dict[str, Any] = {}
-        stages: list[str] = []
-        upserts_in_task = 0
-        async for event in handle.fetch_history_events():
-            if event.HasField("workflow_task_completed_event_attributes"):
-                upserts_in_task = 0
-            if event.HasField("upsert_workflow_search_attributes_event_attributes"):
-                fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-                changed = {name: json.loads(payload.data) for name, payload in fields.items()}
-                upserts_in_task += 1
-                assert upserts_in_task == 1, f"more than one upsert in one workflow task: {changed}"
-                assert any(state.get(k) != v for k, v in changed.items()), f"an upsert that changes nothing: {changed}"
-                state.update(changed)
-                stages += [changed["Stage"]] if "Stage" in changed else []
+        audit = await audit_upserts(handle)
+        state, stages = audit.state, audit.stages
         metadata = await handle.query("__temporal_workflow_metadata")
 
     assert result.echoed == ["HI", "HI!"]
