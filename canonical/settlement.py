@@ -162,11 +162,6 @@ class OverdueChanged(BaseModel):
     text: str
 
 
-class ExceptionChanged(BaseModel):
-    kind: Literal["exception_changed"] = "exception_changed"
-    exception: ExceptionKind
-
-
 class ArmTimer(BaseModel):
     """Wake at ``at`` (the next due date passing, or the next re-post); None: only events wake the ledger."""
 
@@ -176,7 +171,7 @@ class ArmTimer(BaseModel):
 
 Action = Annotated[
     PostInvoice | RecordPayment | PostCreditNote | VoidInvoice | RefreshCrmFigures | Notify | Note
-    | OverdueChanged | ExceptionChanged | ArmTimer,
+    | OverdueChanged | ArmTimer,
     Field(discriminator="kind"),
 ]
 ERP_ACTIONS = (PostInvoice, RecordPayment, PostCreditNote, VoidInvoice)
@@ -574,11 +569,9 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
 
 
 def _finish(book: LedgerBook, actions: list[Action]) -> tuple[LedgerBook, list[Action]]:
-    """Add the exception and timer changes the book's new state calls for."""
-    kind = exception_kind(book)
-    if kind is not book.exception:
-        book.exception = kind
-        actions.append(ExceptionChanged(exception=kind))
+    """Keep the book's exception kind (the workflow shows it from the book) and add the timer change its new
+    state calls for."""
+    book.exception = exception_kind(book)
     at = wake_at(book)
     if at != book.wake_at:
         book.wake_at = at
@@ -586,7 +579,7 @@ def _finish(book: LedgerBook, actions: list[Action]) -> tuple[LedgerBook, list[A
     return book, actions
 
 
-__all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "ErpAction", "Event", "ExceptionChanged",
+__all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "ErpAction", "Event",
            "LedgerBook", "Note", "Notify", "Outcome", "OverdueChanged", "PostCreditNote", "PostInvoice",
            "RecordPayment", "RefreshCrmFigures", "Repost", "Tick", "VoidInvoice", "apply", "balances", "configure",
            "crm_figures", "exception_kind", "fold", "invoice_name", "open_invoices", "owed", "settle", "wake_at"]

@@ -44,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         Action,
         ArmTimer,
         Event,
-        ExceptionChanged,
         LedgerBook,
         Note,
         Notify,
@@ -209,14 +208,12 @@ class AccountLedgerWorkflow:
     async def _dispatch(self, actions: list[Action]) -> None:
         """Carry out the book's actions in the order it emitted them; a vendor's answer goes back to the book,
         and what that asks for (the writes that waited for their invoice) joins the end of the queue, so the
-        last ``ArmTimer`` or ``ExceptionChanged`` is always the book's latest."""
+        last ``ArmTimer`` is always the book's latest (the exception kind is read from the book itself)."""
         queue: deque[Action] = deque(actions)
         while queue:
             action = queue.popleft()
             if isinstance(action, Note | OverdueChanged):
                 self._status.record(action.text)  # published before the next vendor call, or below
-            elif isinstance(action, ExceptionChanged):
-                pass  # the status derives it from the book (``_derive``)
             elif isinstance(action, ArmTimer):
                 self._wake_at = action.at
             elif isinstance(action, RefreshCrmFigures):
