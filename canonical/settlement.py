@@ -4,7 +4,7 @@ to do next.
 ``apply(book, event, now=...)`` takes one billing event (or a :class:`Tick` of the clock, or an operator's
 :class:`Repost`) and returns the next book and the :data:`Action` s the workflow must carry out: post the
 invoice to the ERP, record a payment, post a credit note or a write-off, void, refresh the CRM figures,
-notify, note, re-arm the timer, change the exception kind. What the vendors answer comes back through
+notify, note, re-arm the timer (the book keeps its exception kind itself). What the vendors answer comes back through
 ``settle(book, action, outcome, now=...)``, which may ask for more (the writes that waited for their invoice).
 
 Rules, whatever the order in which events arrive and however often:
