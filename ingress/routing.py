@@ -383,10 +383,13 @@ class EventIntake:
         return Routed(routed.outcome, routed.workflow_id, routed.reason, event_id, row.id)
 
     async def accept_polled(self, event: DealStageReached, *, request_id: str) -> str:
-        """A deal the poll found: the same dedupe path as its webhook, recorded as a poll. Returns the outcome."""
+        """A deal the poll found: the same dedupe path as its webhook, recorded as a poll. Returns the outcome.
+
+        Shielded like the ingress's deliveries: a poll activity cancelled (its heartbeat timing out, a worker
+        shutting down) must not stop an event between being claimed in the ledger and being settled there."""
         received = Received(vendor=event.source_system, request_id=request_id, signature=SignatureCheck.POLL,
                             headers={}, body=event.model_dump_json())
-        routed = await self.accept(event, received, trigger="poll")
+        routed = await asyncio.shield(asyncio.ensure_future(self.accept(event, received, trigger="poll")))
         return routed.outcome.value
 
     async def _fail(self, event: DomainEvent, received: Received, reason: str, status: int) -> None:
