@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     amendments_continue_as_new_after: int = Field(default=50, description="amendments applied per run before "
                                                   "continuing as new (sooner if Temporal suggests it)")
 
-    # -- ingress (webhooks) and the HubSpot deal poll ------------------------------------------
+    # -- ingress (webhooks) and the CRM deal poll ---------------------------------------------
     ingress_max_body_bytes: int = 1024 * 1024
     ingress_read_timeout_seconds: float = Field(default=10, description="the whole body must arrive in this "
                                                 "time (slow senders get 408)")
