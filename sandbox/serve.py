@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import random
 import socket
 import threading
 from dataclasses import dataclass
@@ -27,8 +28,35 @@ def build_app(vendor: str, settings: Settings, *, database_url: str = "sqlite://
     return module.create_app(settings, database_url=database_url)
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A free port below the kernel's ephemeral range, never the same twice in a process.
+
+    A port from the ephemeral range (``bind(0)``) can be taken by any process's own ephemeral bind before our
+    server binds it: the Temporal dev server's internal services take theirs that way, and once took the
+    ingress's port in the demo's test. Below the range only an explicit bind takes a port."""
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = random.randint(20000, max(20001, low - 1))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as sock:  # nothing free below the range: let the kernel choose
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
