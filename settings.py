@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,10 +62,6 @@ class Settings(BaseSettings):
     ingress_port: int = 8000
     database_url: str | None = Field(default=None, description="event ledger; SQLite under data_dir if unset")
     sandbox_host: str = "127.0.0.1"
-    sandbox_hubspot_port: int = 8101
-    sandbox_ironclad_port: int = 8102
-    sandbox_stripe_port: int = 8103
-    sandbox_xero_port: int = 8104
 
     # -- data protection (payload codec, codec server, ledger retention) ---------------------------
     codec_keys: str | None = Field(default=None, description="comma-separated 'key-id:base64-key' (32-byte "
@@ -87,43 +84,21 @@ class Settings(BaseSettings):
     ledger_retry_max_attempts: int = Field(default=12, description="then the event is given up (visible)")
 
     # -- which vendor plays which role (connectors/registry.py; README "Pointing it at real vendors") -------
-    crm_adapter: str = Field(default="hubspot", description="the CRM adapter (registry name)")
-    clm_adapter: str = Field(default="ironclad", description="the CLM adapter (registry name)")
-    billing_adapter: str = Field(default="stripe", description="the billing adapter (registry name)")
-    erp_adapter: str = Field(default="xero", description="the ERP adapter of every legal entity that names none "
-                             "(an entity's erp_adapter in LEGAL_ENTITIES overrides it)")
+    # unset: the first adapter the registry lists for the role
+    crm_adapter: str | None = Field(default=None, description="the CRM adapter (registry name)")
+    clm_adapter: str | None = Field(default=None, description="the CLM adapter (registry name)")
+    billing_adapter: str | None = Field(default=None, description="the billing adapter (registry name)")
+    erp_adapter: str | None = Field(default=None, description="the ERP adapter of every legal entity that names "
+                                    "none (an entity's erp_adapter in LEGAL_ENTITIES overrides it)")
+    extra_adapters: list[str] = Field(default_factory=list, description="descriptor modules of adapters beyond "
+                                      "this build's (``package.module`` with ``SPEC``), by registry name usable above")
+    adapter_settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="adapter name -> fields of its own settings class, over what its "
+        "environment prefix gives (each adapter reads <PREFIX>_BASE_URL ... itself: connectors/<name>/spec.py)")
 
     # -- every vendor client ------------------------------------------------------------------
     http_timeout_seconds: float | None = Field(default=None, description="per-request timeout of the vendor "
                                                "clients; the client factory's default (30 s) if unset")
-
-    # -- HubSpot -----------------------------------------------------------------------------
-    hubspot_base_url: str = "http://127.0.0.1:8101"
-    hubspot_access_token: str = "pat-sandbox-hubspot"
-    hubspot_client_secret: str = "sandbox-hubspot-client-secret"
-    hubspot_approval_stage: str = "contractsent"
-    hubspot_closed_won_stage: str = "closedwon"
-
-    # -- Ironclad ----------------------------------------------------------------------------
-    ironclad_base_url: str = "http://127.0.0.1:8102"
-    ironclad_client_id: str = "sandbox-ironclad-client"
-    ironclad_client_secret: str = "sandbox-ironclad-secret"
-    ironclad_template_id: str = "tmpl-msa-order-form"
-    ironclad_user_email: str = "revops-bot@example.com"
-
-    # -- Stripe ------------------------------------------------------------------------------
-    stripe_base_url: str = "http://127.0.0.1:8103"
-    stripe_api_key: str = "sk_test_sandbox"
-    stripe_webhook_secret: str = "whsec_sandbox"
-    stripe_proration_behavior: str = "create_prorations"
-
-    # -- Xero --------------------------------------------------------------------------------
-    xero_base_url: str = "http://127.0.0.1:8104"
-    xero_client_id: str = "sandbox-xero-client"
-    xero_client_secret: str = "sandbox-xero-secret"
-    xero_token_url: str | None = Field(default=None, description="defaults to <xero_base_url>/connect/token")
-    xero_webhook_key: str = "sandbox-xero-webhook-key"
-    xero_revenue_account_code: str = "200"
 
     # -- legal entities ------------------------------------------------------------------------
     legal_entities: list[LegalEntity] = Field(default_factory=lambda: list(DEFAULT_ENTITIES))
@@ -204,10 +179,9 @@ class Settings(BaseSettings):
                                          "answers 503 past it")
     ingress_temporal_timeout_seconds: float = Field(default=5.0, description="longer than this: answer 503")
     ingress_public_url: str | None = Field(default=None, description="the base URL vendors call, when behind a "
-                                                                     "proxy (HubSpot signs the URL it called)")
+                                                                     "proxy (a vendor may sign the URL it called)")
     poll_interval_seconds: float = 300
     poll_initial_lookback_hours: float = 24
-    poll_search_requests_per_second: float = Field(default=4.0, description="HubSpot's search limit is 5/s")
 
     # -- invoice feedback (AccountLedgerWorkflow) and reconciliation ------------------------------
     ledger_continue_after_events: int = Field(default=500, description="billing events per run before the "
@@ -221,13 +195,6 @@ class Settings(BaseSettings):
     reconciliation_full_pass_hours: float = Field(default=168, description="a run reads everything (not only "
                                                   "what changed since its checkpoint) when the last full pass is "
                                                   "older than this")
-    reconciliation_stripe_requests_per_second: float = Field(default=20, description="Stripe allows 100/s live, "
-                                                             "25/s in test mode")
-    reconciliation_xero_requests_per_second: float = Field(default=0.9, description="Xero allows 60 a minute "
-                                                           "per tenant")
-    reconciliation_hubspot_requests_per_second: float = Field(default=8, description="HubSpot allows 100 per "
-                                                              "10 s for private apps")
-
     # -- observability: metrics, alerts, traces (README "Observability") --------------------------
     metrics_host: str = Field(default="127.0.0.1", description="where the metrics endpoints listen")
     worker_metrics_port: int = Field(default=9464, description="worker's Prometheus text; 0: off")
@@ -272,7 +239,3 @@ class Settings(BaseSettings):
     @property
     def findings_database_url(self) -> str:
         return self.findings_url or f"sqlite:///{self.data_dir / 'findings.sqlite'}"
-
-    @property
-    def xero_token_endpoint(self) -> str:
-        return self.xero_token_url or f"{self.xero_base_url.rstrip('/')}/connect/token"

@@ -49,7 +49,7 @@ class ContractContextActivities:
         record = await self.clm.get_record(request.record_id)
         deal_id = request.deal_id or record.deal_crm_id
         if not deal_id:
-            raise ApplicationError(f"Ironclad record {request.record_id} names no deal (revopsDealId)",
+            raise ApplicationError(f"CLM record {request.record_id} names no deal",
                                    type=NOT_PROVISIONED, non_retryable=True, category=BENIGN)
         signed = await self._signed_terms(record)
         deal = await self.crm.get_deal(deal_id)

@@ -69,7 +69,7 @@ class ClmActivities:
         held = {a.sequence: a for a in record.amendments}
         missing = [n for n in range(1, ref.sequence + 1) if n not in held]
         if missing:
-            raise ApplicationError(f"Ironclad record {ref.record_id} has no amendment(s) {missing}",
+            raise ApplicationError(f"CLM record {ref.record_id} has no amendment(s) {missing}",
                                    type=AMENDMENT_NOT_FOUND, non_retryable=True, category=BENIGN)
         amendment = held[ref.sequence]
         if amendment.terms is None:

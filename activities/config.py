@@ -17,27 +17,30 @@ from activities.models import (
     QuoteToCashConfig,
     ReconciliationConfig,
 )
+from canonical.ownership import SystemRole
 from canonical.policy import ApprovalPolicy
+from connectors.registry import AdapterRegistry, default_registry
 from settings import Settings
 
 
 class ConfigActivities:
     """``load_flow_config``: the only activity that reads the worker's settings (it is their reader)."""
 
-    def __init__(self, *, settings: Settings) -> None:
+    def __init__(self, *, settings: Settings, registry: AdapterRegistry | None = None) -> None:
         self.settings = settings
+        self.registry = registry or default_registry(settings)
 
     @activity.defn(name="load_flow_config")
     async def load_flow_config(self, request: FlowConfigRequest) -> FlowConfig:
         """The settings of ``request.flow``: approval policy, legal entities, timers, tolerances."""
         s = self.settings
+        systems = self.registry.systems(s)
         if request.flow == "quote_to_cash":
             return FlowConfig(flow=request.flow, quote_to_cash=QuoteToCashConfig(
                 policy=ApprovalPolicy(max_discount_percent=s.approval_max_discount_percent,
                                       max_amount=s.approval_max_amount,
                                       standard_payment_terms_days=s.approval_standard_payment_terms_days),
-                entities=s.legal_entities,
-                template_id=s.ironclad_template_id,
+                entities=s.legal_entities, systems=systems,
                 approval_reminder_hours=s.approval_reminder_hours,
                 approval_expiry_days=s.approval_expiry_days,
                 contract_poll_interval_seconds=s.contract_poll_interval_seconds,
@@ -48,15 +51,15 @@ class ConfigActivities:
                 authority=s.approval_authority()))
         if request.flow == "amendments":
             return FlowConfig(flow=request.flow, amendments=AmendmentsConfig(
-                entities=s.legal_entities, gap_timeout_seconds=s.amendment_gap_timeout_seconds,
+                entities=s.legal_entities, systems=systems, gap_timeout_seconds=s.amendment_gap_timeout_seconds,
                 continue_as_new_after=s.amendments_continue_as_new_after,
-                proration_behavior=s.stripe_proration_behavior,
+                proration_behavior=self._proration(),
                 activity_retry_max_seconds=s.activity_retry_max_seconds, authority=s.approval_authority(),
                 approval_reminder_hours=s.amendment_approval_reminder_hours,
                 approval_expiry_days=s.amendment_approval_expiry_days))
         if request.flow == "account_ledger":
             return FlowConfig(flow=request.flow, account_ledger=LedgerConfig(
-                entities=s.legal_entities, continue_after_events=s.ledger_continue_after_events,
+                entities=s.legal_entities, systems=systems, continue_after_events=s.ledger_continue_after_events,
                 dedupe_window=s.ledger_dedupe_window, dso_window_days=s.ledger_dso_window_days,
                 activity_retry_max_seconds=s.activity_retry_max_seconds))
         return FlowConfig(flow=request.flow, reconciliation=self._reconciliation(request.legal_entities))
@@ -70,10 +73,18 @@ class ConfigActivities:
                                    type="UnknownLegalEntity", non_retryable=True)
         wanted = set(codes)
         entities = [e for e in self.settings.legal_entities if not wanted or e.code in wanted]
-        return ReconciliationConfig(entities=entities,
+        hours = max([self.registry.rate_limits(self.settings, SystemRole.ERP, e).full_read_hours for e in entities]
+                    + [self.registry.rate_limits(self.settings, SystemRole.BILLING).full_read_hours])
+        return ReconciliationConfig(entities=entities, systems=self.registry.systems(self.settings),
+                                    read_timeout_seconds=hours * 3600,
                                     all_entities=list(self.settings.legal_entities),
                                     rounding_tolerance=self.settings.reconciliation_rounding_tolerance,
                                     activity_retry_max_seconds=self.settings.activity_retry_max_seconds)
+
+    def _proration(self) -> str:
+        """How the billing adapter prorates a mid-period change (its own setting)."""
+        config = self.registry.chosen(self.settings, SystemRole.BILLING).load(self.settings)
+        return str(getattr(config, "proration_behavior", ""))
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.load_flow_config]

@@ -157,7 +157,7 @@ class ErpActivities:
             if current.budget.amount not in (expected, project.budget.amount):
                 violation = OwnershipViolation("project", "budget", owner_of("project", "budget"), SystemRole.CLM)
                 raise ApplicationError(
-                    f"{violation}: Xero holds {current.budget} for {project.code}, we last wrote "
+                    f"{violation}: the ERP holds {current.budget} for {project.code}, we last wrote "
                     f"{expected} {current.budget.currency}; the amendment wants {project.budget}",
                     type="OwnershipViolation", non_retryable=True, category=BENIGN) from violation
         return await self.erp.update_project(request.tenant_id, project, idempotency_key=request.idempotency_key)

@@ -16,6 +16,7 @@ from canonical.deal import ProvisionedEntity
 from canonical.notifications import Notice
 from canonical.policy import ApprovalPolicy
 from canonical.requests import ContractRequest, DealWriteBack
+from canonical.systems import Systems
 
 
 class Ack(BaseModel):
@@ -42,7 +43,7 @@ class QuoteToCashConfig(BaseModel):
 
     policy: ApprovalPolicy
     entities: list[LegalEntity]
-    template_id: str
+    systems: Systems
     approval_reminder_hours: float
     approval_expiry_days: float
     contract_poll_interval_seconds: float
@@ -57,6 +58,7 @@ class AmendmentsConfig(BaseModel):
     """Worker settings the amendments workflow needs, read once per run through an activity."""
 
     entities: list[LegalEntity]
+    systems: Systems
     gap_timeout_seconds: float
     continue_as_new_after: int
     proration_behavior: str
@@ -70,6 +72,7 @@ class LedgerConfig(BaseModel):
     """Worker settings the ledger needs, read through an activity so replay stays deterministic."""
 
     entities: list[LegalEntity]
+    systems: Systems
     continue_after_events: int
     dedupe_window: int
     dso_window_days: int
@@ -80,8 +83,10 @@ class ReconciliationConfig(BaseModel):
     """The entities in scope of one reconciliation run, every entity, and the rounding tolerance."""
 
     entities: list[LegalEntity]
+    systems: Systems
     all_entities: list[LegalEntity] = Field(default_factory=list)
     rounding_tolerance: Decimal
+    read_timeout_seconds: float = Field(default=7200, description="a full read of one source at its pace")
     activity_retry_max_seconds: float = 300
 
 
@@ -248,7 +253,7 @@ class AmendmentRef(BaseModel):
 
 
 class AmendmentsFetch(BaseModel):
-    """The amendments the CLM holds for a record (sequence, Ironclad ID), for gaps and unnumbered signals."""
+    """The amendments the CLM holds for a record (sequence, the CLM's ID), for gaps and unnumbered signals."""
 
     record_id: str
     amendments: list[tuple[int, str | None]] = Field(default_factory=list)

@@ -19,9 +19,11 @@ from temporalio import activity
 
 from activities.retrying import to_application_error
 from canonical import DealStageReached
+from canonical.ownership import SystemRole
 from connectors.errors import ConnectorError
 from connectors.pacing import Pacer
 from connectors.ports import CrmPort
+from connectors.registry import AdapterRegistry, default_registry
 from settings import Settings
 from stores.events import EventLedger, Outcome, load_checkpoint, save_checkpoint
 
@@ -49,13 +51,14 @@ class DealPollSettings(BaseModel):
     """The settings the poll needs (from ``Settings`` in the composition root)."""
 
     poll_initial_lookback_hours: float = 24
-    poll_search_requests_per_second: float = 4.0
-    hubspot_approval_stage: str = "contractsent"
-    hubspot_closed_won_stage: str = "closedwon"
+    search_requests_per_second: float = 4.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DealPollSettings:
-        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
+    def from_settings(cls, settings: Settings, registry: AdapterRegistry | None = None) -> DealPollSettings:
+        """The look-back from ``settings``; the search pace from the CRM adapter's own limits."""
+        limits = (registry or default_registry(settings)).rate_limits(settings, SystemRole.CRM)
+        return cls(poll_initial_lookback_hours=settings.poll_initial_lookback_hours,
+                   search_requests_per_second=limits.search_per_second or limits.reads_per_second)
 
 
 class PolledDealIntake(Protocol):
@@ -88,18 +91,18 @@ class DealPollActivities:
         newest = checkpoint
         request_id = f"poll-{uuid4().hex}"
         pages = self.crm.deals_modified_since(since, page_size=PAGE_SIZE,
-                                              pacer=Pacer(s.poll_search_requests_per_second))
+                                              pacer=Pacer(s.search_requests_per_second))
         try:
             async for page in pages:
                 result.pages += 1
                 for deal in page.deals:
                     result.deals_seen += 1
-                    if deal.stage not in (s.hubspot_approval_stage, s.hubspot_closed_won_stage):
+                    if deal.stage not in (self.crm.approval_stage, self.crm.closed_won_stage):
                         continue
                     event = DealStageReached(
                         source_system=self.crm.vendor, source_event_id=f"poll:{deal.crm_id}:{deal.stage}",
                         occurred_at=now, correlation_id=f"poll-{deal.crm_id}", deal_id=deal.crm_id,
-                        stage=deal.stage, is_closed_won=deal.stage == s.hubspot_closed_won_stage)
+                        stage=deal.stage, is_closed_won=deal.stage == self.crm.closed_won_stage)
                     outcome = await self.intake.accept_polled(event, request_id=request_id)
                     result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
                 if page.checkpoint and (newest is None or page.checkpoint > newest):

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.retrying import business_step
 from canonical import BillingScheduleKind, CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
+from canonical.ownership import SystemRole
 from canonical.reconciliation import (
     BillingChange,
     Delivery,
@@ -40,15 +41,16 @@ from canonical.reconciliation import (
     finding,
     project_prefix,
 )
+from canonical.systems import Systems
 from connectors.errors import NotFound, RateLimited, Rejected
 from connectors.pacing import Pacer
 from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpFeed, ErpPort
+from connectors.registry import AdapterRegistry, default_registry
 from settings import Settings
 from stores import mirror as mirror_store
 from stores.findings import RunOutcome, record_run
 
 T = TypeVar("T")
-STRIPE = "stripe"
 MAX_RATE_LIMITED_RETRIES = 20
 CLOCK_SKEW = timedelta(seconds=5)  # how far our clock and a vendor's may disagree
 FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds them all
@@ -63,17 +65,38 @@ class ReconciliationSettings(BaseModel):
 
     legal_entities: list[LegalEntity]
     reconciliation_full_pass_hours: float = 168
-    reconciliation_stripe_requests_per_second: float = 20
-    reconciliation_xero_requests_per_second: float = 0.9
-    reconciliation_hubspot_requests_per_second: float = 8
+    systems: Systems
+    billing_requests_per_second: float = 20
+    erp_requests_per_second: dict[str, float] = Field(default_factory=dict, description="legal entity -> pace")
+    crm_requests_per_second: float = 8
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReconciliationSettings:
-        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
+    def from_settings(cls, settings: Settings, registry: AdapterRegistry | None = None) -> ReconciliationSettings:
+        """Entities and full-pass age from ``settings``; each adapter's pace from its own settings."""
+        registry = registry or default_registry(settings)
+        return cls(legal_entities=settings.legal_entities,
+                   reconciliation_full_pass_hours=settings.reconciliation_full_pass_hours,
+                   systems=registry.systems(settings),
+                   billing_requests_per_second=registry.rate_limits(settings, SystemRole.BILLING).reads_per_second,
+                   erp_requests_per_second={e.code: registry.rate_limits(settings, SystemRole.ERP, e).reads_per_second
+                                            for e in settings.legal_entities},
+                   crm_requests_per_second=registry.rate_limits(settings, SystemRole.CRM).reads_per_second)
+
+    @property
+    def billing_source(self) -> str:
+        """The mirror's name of the billing system's documents."""
+        return self.systems.billing.name
+
+    def erp_source(self, entity_code: str) -> str:
+        """The mirror's name of one entity's ERP documents (``<erp>:<entity>``)."""
+        return f"{self.systems.erp_of(entity_code).name}:{entity_code}"
+
+    def erp_rate(self, entity_code: str) -> float:
+        return self.erp_requests_per_second.get(entity_code, 1.0)
 
 
 class SyncRequest(BaseModel):
-    """Bring one source of the mirror up to date: ``stripe`` or one entity's ERP tenant."""
+    """Bring one source of the mirror up to date: billing or one entity's ERP tenant."""
 
     entity: LegalEntity | None = Field(default=None, description="None: billing")
     full: bool | None = Field(default=None, description="None: full when the last full pass is old enough")
@@ -161,10 +184,10 @@ class ReconciliationActivities:
     async def sync_source(self, request: SyncRequest) -> SyncResult:
         """Read what changed in billing or one ERP tenant since the checkpoint (or everything) into the mirror."""
         entity = request.entity
-        source = STRIPE if entity is None else f"xero:{entity.code}"
+        source = self.settings.billing_source if entity is None else self.settings.erp_source(entity.code)
         mode, since = self._mode(source, request.full)
-        rate = (self.settings.reconciliation_stripe_requests_per_second if entity is None
-                else self.settings.reconciliation_xero_requests_per_second)
+        rate = (self.settings.billing_requests_per_second if entity is None
+                else self.settings.erp_rate(entity.code))
         pacer = PacedReads(rate)
         if entity is None:
             docs, read_at = await self._read_billing(pacer, since)
@@ -250,7 +273,7 @@ class ReconciliationActivities:
         found: dict[str, set[str]] = {}
         with Session(self.mirror) as session:
             for invoice_id in invoice_ids:
-                held = mirror_store.document(session, STRIPE, "invoice", invoice_id)
+                held = mirror_store.document(session, self.settings.billing_source, "invoice", invoice_id)
                 if held is not None:
                     change = BillingChange.model_validate_json(held.body)
                     if change.invoice is not None and change.invoice.payment_ids:
@@ -300,11 +323,11 @@ class ReconciliationActivities:
     def _billing(self) -> tuple[list[Invoice], list[CreditNote], dict[str, BillingChange]]:
         with Session(self.mirror) as session:
             invoices = [BillingChange.model_validate_json(d.body).invoice for d in mirror_store.documents(
-                session, STRIPE, "invoice")]
+                session, self.settings.billing_source, "invoice")]
             notes = [BillingChange.model_validate_json(d.body).credit_note for d in mirror_store.documents(
-                session, STRIPE, "credit_note")]
+                session, self.settings.billing_source, "credit_note")]
             customers = {d.doc_id: BillingChange.model_validate_json(d.body)
-                         for d in mirror_store.documents(session, STRIPE, "customer")}
+                         for d in mirror_store.documents(session, self.settings.billing_source, "customer")}
         return [i for i in invoices if i], [n for n in notes if n], customers
 
     @staticmethod
@@ -343,7 +366,7 @@ class ReconciliationActivities:
                        and (not wanted or i.customer_id in wanted)]
             refs = {i.billing_id for i in billing}
             with Session(self.mirror) as session:
-                source = f"xero:{entity.code}"
+                source = self.settings.erp_source(entity.code)
                 erp = [Invoice.model_validate_json(d.body) for d in mirror_store.documents(session, source, "invoice")]
                 payments = [ErpPayment.model_validate_json(d.body) for d in mirror_store.documents(session, source,
                                                                                               "payment")]
@@ -359,7 +382,8 @@ class ReconciliationActivities:
                 erp_notes = [n for n in erp_notes if n.reference in note_ids or set(n.erp_invoice_ids) & erp_ids]
             data = Receivables(billing_invoices=billing, billing_credit_notes=billing_notes, erp_invoices=erp,
                                erp_payments=payments, erp_credit_notes=erp_notes)
-            findings, totals = compare_receivables(entity.code, data, tolerance=request.rounding_tolerance)
+            findings, totals = compare_receivables(entity.code, data, tolerance=request.rounding_tolerance,
+                                                   systems=self.settings.systems)
             return self._result(request, f"receivables:{entity.code}", findings, totals=totals)
 
         return await asyncio.to_thread(compare)
@@ -371,7 +395,7 @@ class ReconciliationActivities:
         amended) for every billing model (one-off invoices, subscription and retainer items over the term,
         time-and-materials rates); projects without a contract or billing. Projects of every entity are read,
         findings kept to the scope."""
-        pacer = PacedReads(self.settings.reconciliation_xero_requests_per_second)
+        pacer = PacedReads(min([self.settings.erp_rate(e.code) for e in self.settings.legal_entities] or [1.0]))
         deal_ids = request.deal_ids or None
         contracts = await self.clm.list_executed_records(deal_ids=deal_ids)
         projects: list[EntityProject] = []
@@ -398,7 +422,7 @@ class ReconciliationActivities:
             held.invoiced = (held.invoiced or Money.zero(inv.currency)) + inv.subtotal
         data = Delivery(contracts=contracts, projects=projects, billing=billing)
         findings = compare_delivery([e.code for e in request.entities], data, tolerance=request.rounding_tolerance,
-                                    unattributed=request.all_entities)
+                                    systems=self.settings.systems, unattributed=request.all_entities)
         return await asyncio.to_thread(self._result, request, "delivery", findings, requests=pacer.requests)
 
     @activity.defn(name="reconcile_crm_figures")
@@ -428,7 +452,8 @@ class ReconciliationActivities:
             by_deal = defaultdict(list, {d: v for d, v in by_deal.items() if d in deals_wanted})
             by_company = defaultdict(list)
         findings: list[Finding] = []
-        pacer = PacedReads(self.settings.reconciliation_hubspot_requests_per_second)
+        pacer = PacedReads(self.settings.crm_requests_per_second)
+        crm, billing_system = self.settings.systems.crm, self.settings.systems.billing
         for object_type, groups in (("companies", by_company), ("deals", by_deal)):
             label = "company" if object_type == "companies" else "deal"
             groups = {k: v for k, v in groups.items() if entity_of.get(f"{label}:{k}") in codes}
@@ -453,16 +478,16 @@ class ReconciliationActivities:
                         except (Rejected, NotFound) as exc:
                             refused[object_id] = str(exc)
             for object_id, reason in refused.items():
-                refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
+                refs = [billing_system.ref("invoice", i.billing_id) for i in groups[object_id]][:20]
                 findings.append(finding(
-                    FindingKind.CRM_FIGURES_MISMATCH, entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
+                    FindingKind.CRM_FIGURES_MISMATCH, entity_of[f"{label}:{object_id}"], crm.ref(label, object_id),
                     crm_id=object_id, refs=refs, detail=f"the CRM refused the {label} reference: {reason}",
                     repair=f"correct the {label} reference on the billing invoices (metadata revops_deal_id)"))
             for object_id in ids:
                 if object_id in refused:
                     continue
-                refs = [f"stripe:invoice:{i.billing_id}" for i in groups[object_id]][:20]
-                findings += compare_crm_figures(entity_of[f"{label}:{object_id}"], f"hubspot:{label}:{object_id}",
+                refs = [billing_system.ref("invoice", i.billing_id) for i in groups[object_id]][:20]
+                findings += compare_crm_figures(entity_of[f"{label}:{object_id}"], crm.ref(label, object_id),
                                                 expected[object_id], actual.get(object_id, {}),
                                                 tolerance=request.rounding_tolerance, refs=refs)
         return await asyncio.to_thread(self._result, request, "crm", findings, requests=pacer.requests)

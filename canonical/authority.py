@@ -35,7 +35,7 @@ class Approver(BaseModel):
                                                                               "null: no amount limit")
     max_discount_percent: Decimal | None = Field(default=None, description="null: no discount limit")
     entities: list[str] = Field(default_factory=list, description="legal entity codes; empty: every entity")
-    crm_owner_ids: list[str] = Field(default_factory=list, description="their CRM (HubSpot) owner IDs: deals they "
+    crm_owner_ids: list[str] = Field(default_factory=list, description="their CRM owner IDs: deals they "
                                                                          "own are not theirs to approve")
     email: str | None = None
 

@@ -123,7 +123,7 @@ class Deal(BaseModel):
     end_date: date | None = None
     payment_terms_days: int | None = Field(default=None, ge=0)
     non_standard_terms: bool = False
-    owner_id: str | None = Field(default=None, description="the CRM user who owns the deal (hubspot_owner_id)")
+    owner_id: str | None = Field(default=None, description="the CRM user who owns the deal (the CRM's owner ID)")
     account: Account | None = None
     contacts: list[Contact] = Field(default_factory=list)
     lines: list[DealLine] = Field(default_factory=list)

@@ -7,14 +7,17 @@ old one, so a change needs a migration, not an edit.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
-_CONTACT = "hubspot-company-"
 _PROJECT = "P-"
-QUOTE_TO_CASH_PREFIX = "q2c-hubspot-"
-AMENDMENTS_PREFIX = "contract-ironclad-"
-LEDGER_PREFIX = "ledger-stripe-"
-BACKFILL_PREFIX = "backfill-xero-contacts-"
+QUOTE_TO_CASH = "q2c"
+AMENDMENTS = "contract"
+LEDGER = "ledger"
+BACKFILL = "backfill"
+#: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
+_KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity"}
+_ADAPTER = re.compile(r"[a-z][a-z0-9]{1,30}")
 
 
 class EntityScoped(NamedTuple):
@@ -30,20 +33,23 @@ def _split_entity(rest: str) -> EntityScoped | None:
 
 
 # -- references in other systems --------------------------------------------------------------------
-def erp_contact_reference(company_id: str, entity_code: str) -> str:
-    """The external reference of a CRM company's customer record in one entity (ERP ContactNumber,
-    billing metadata): quote-to-cash, the ledger and the backfill find the same record by it."""
-    return f"{_CONTACT}{company_id}-{entity_code}"
+def erp_contact_reference(crm: str, company_id: str, entity_code: str) -> str:
+    """The external reference of a CRM company's customer record in one entity (ERP contact number, billing
+    metadata), ``<crm>-company-<id>-<entity>``: quote-to-cash, the ledger and the backfill find the same record
+    by it. ``crm`` is the CRM adapter's name."""
+    return f"{_adapter(crm)}-company-{company_id}-{entity_code}"
 
 
 def parse_erp_contact_reference(reference: str) -> EntityScoped | None:
     """The company ID and entity of :func:`erp_contact_reference`, or ``None`` for anything else."""
-    return _split_entity(reference.removeprefix(_CONTACT)) if reference.startswith(_CONTACT) else None
+    adapter, dash, rest = reference.partition("-company-")
+    return _split_entity(rest) if dash and _ADAPTER.fullmatch(adapter) else None
 
 
-def billing_customer_reference(customer_id: str, entity_code: str) -> str:
-    """The ERP reference of a billing customer that no CRM company is known for (the ledger's fallback)."""
-    return f"stripe-customer-{customer_id}-{entity_code}"
+def billing_customer_reference(billing: str, customer_id: str, entity_code: str) -> str:
+    """The ERP reference of a billing customer that no CRM company is known for (the ledger's fallback),
+    ``<billing>-customer-<id>-<entity>``."""
+    return f"{_adapter(billing)}-customer-{customer_id}-{entity_code}"
 
 
 def project_code(deal_id: str, entity_code: str) -> str:
@@ -62,33 +68,69 @@ def parse_project_code(code: str) -> EntityScoped | None:
 
 
 # -- workflow IDs (business keys) ------------------------------------------------------------------
-def quote_to_cash_workflow_id(deal_id: str) -> str:
-    """One quote-to-cash run per CRM deal."""
-    return f"{QUOTE_TO_CASH_PREFIX}{deal_id}"
+# ``<kind>-<adapter>-<id>``: the adapter is the name of the system the ID belongs to (the configured CRM's for a
+# deal), the ID an opaque string (anything the vendor uses, dashes included).
+def _adapter(name: str) -> str:
+    if not _ADAPTER.fullmatch(name):
+        raise ValueError(f"{name!r} is not an adapter name (lower-case letters and digits)")
+    return name
 
 
-def amendments_workflow_id(record_id: str) -> str:
-    """One amendments workflow per executed contract record."""
-    return f"{AMENDMENTS_PREFIX}{record_id}"
+def _business_id(kind: str, adapter: str, id_: str) -> str:
+    if not id_ or not id_.strip() or any(c in id_ for c in "\r\n\t\0"):
+        raise ValueError(f"a {_KINDS[kind]} ID must be non-blank and on one line")
+    return f"{kind}-{_adapter(adapter)}-{id_}"
 
 
-def ledger_workflow_id(customer_id: str) -> str:
-    """One invoice-feedback ledger per billing customer."""
-    return f"{LEDGER_PREFIX}{customer_id}"
+def quote_to_cash_workflow_id(crm: str, deal_id: str) -> str:
+    """One quote-to-cash run per CRM deal: ``q2c-<crm>-<dealId>``."""
+    return _business_id(QUOTE_TO_CASH, crm, deal_id)
 
 
-def backfill_workflow_id(entity_code: str) -> str:
-    """One company backfill per legal entity."""
-    return f"{BACKFILL_PREFIX}{entity_code}"
+def amendments_workflow_id(clm: str, record_id: str) -> str:
+    """One amendments workflow per executed contract record: ``contract-<clm>-<recordId>``."""
+    return _business_id(AMENDMENTS, clm, record_id)
+
+
+def ledger_workflow_id(billing: str, customer_id: str) -> str:
+    """One invoice-feedback ledger per billing customer: ``ledger-<billing>-<customerId>``."""
+    return _business_id(LEDGER, billing, customer_id)
+
+
+def backfill_workflow_id(erp: str, entity_code: str) -> str:
+    """One company backfill per legal entity into its ERP: ``backfill-<erp>-<entity>``."""
+    return _business_id(BACKFILL, erp, entity_code)
+
+
+class BusinessId(NamedTuple):
+    """What one of our workflow IDs names: ``kind`` (deal, contract, customer, entity), the adapter, the ID."""
+
+    kind: str
+    adapter: str
+    id: str
+
+
+def parse_workflow_id(workflow_id: str) -> BusinessId | None:
+    """The inverse of the ``*_workflow_id`` functions; ``None`` for an ID that is not one of ours."""
+    prefix, dash, rest = workflow_id.partition("-")
+    adapter, dash2, id_ = rest.partition("-")
+    if not (dash and dash2 and prefix in _KINDS and _ADAPTER.fullmatch(adapter) and id_):
+        return None
+    if any(c in id_ for c in "\r\n\t\0") or not id_.strip():
+        return None
+    return BusinessId(_KINDS[prefix], adapter, id_)
 
 
 def business_id_of(workflow_id: str) -> tuple[str, str] | None:
-    """``(kind, id)`` behind one of our workflow IDs (``("deal", "123")`` for ``q2c-hubspot-123``)."""
-    for prefix, kind in ((QUOTE_TO_CASH_PREFIX, "deal"), (AMENDMENTS_PREFIX, "contract"),
-                         (LEDGER_PREFIX, "customer"), (BACKFILL_PREFIX, "entity")):
-        if workflow_id.startswith(prefix) and len(workflow_id) > len(prefix):
-            return kind, workflow_id.removeprefix(prefix)
-    return None
+    """``(kind, id)`` behind one of our workflow IDs (``("deal", "123")`` for ``q2c-<crm>-123``)."""
+    parsed = parse_workflow_id(workflow_id)
+    return (parsed.kind, parsed.id) if parsed else None
+
+
+def is_workflow_of(workflow_id: str, kind: str) -> bool:
+    """Whether ``workflow_id`` is one of ours of ``kind`` (``"deal"``, ``"contract"`` ...), whatever adapter."""
+    parsed = parse_workflow_id(workflow_id)
+    return parsed is not None and parsed.kind == kind
 
 
 # -- idempotency keys --------------------------------------------------------------------------------
@@ -100,8 +142,8 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "EntityScoped", "amendments_workflow_id", "backfill_workflow_id", "billing_customer_reference",
-    "business_id_of", "erp_contact_reference", "ledger_workflow_id", "parse_erp_contact_reference",
-    "parse_project_code", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
-    "step_idempotency_key",
+    "AMENDMENTS", "BACKFILL", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped", "amendments_workflow_id",
+    "backfill_workflow_id", "billing_customer_reference", "business_id_of", "erp_contact_reference",
+    "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference", "parse_project_code",
+    "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id", "step_idempotency_key",
 ]

@@ -57,10 +57,10 @@ class LegalEntity(BaseModel):
     region: str = Field(description="sales region it serves, e.g. NA, EMEA, APAC")
     currency: str
     tax_registration: str | None = None
-    erp_tenant_id: str = Field(description="the Xero tenant (organisation) of this entity")
+    erp_tenant_id: str = Field(description="the ERP tenant, organisation or subsidiary of this entity")
     countries: list[str] = Field(default_factory=list, description="ISO country codes it serves")
     erp_adapter: str | None = Field(default=None, description="the ERP adapter keeping its books (a registry "
-                                    "name, e.g. xero); None: the ERP_ADAPTER setting")
+                                    "name); None: the ERP_ADAPTER setting")
 
     @field_validator("currency")
     @classmethod

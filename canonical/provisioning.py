@@ -22,7 +22,7 @@ from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
 from canonical.project import Engagement, Project, ProjectTask, TaskChargeType
-from canonical.refs import ref, stripe_ref
+from canonical.systems import OURS, Systems
 
 
 def proposed_terms(deal: Deal) -> ContractTerms:
@@ -202,17 +202,22 @@ def provisioning_record(engagements: list[Engagement]) -> ProvisioningRecord:
 
 
 
-def written_back_refs(written: DealWriteBack) -> list[str]:
+def written_back_refs(written: DealWriteBack, systems: Systems) -> list[str]:
     """The business keys of what an earlier run wrote back to a deal (a re-run shows and is found by them)."""
-    keys = [ref("ironclad", "workflow", written.clm_workflow_id)] if written.clm_workflow_id else []
+    keys = [systems.clm.ref("workflow", written.clm_workflow_id)] if written.clm_workflow_id else []
     if written.clm_record_id:
-        keys.append(ref("ironclad", "record", written.clm_record_id))
+        keys.append(systems.clm.ref("record", written.clm_record_id))
     record = written.provisioned or ProvisioningRecord()
     for e in record.entities:
-        keys += [ref(system, obj, value) for system, obj, value in (
-            ("xero", "contact", e.erp_contact_id), ("xero", "project", e.project_id),
-            ("revops", "project", e.project_code), ("stripe", "customer", e.billing_customer_id)) if value]
-    return keys + [stripe_ref(i) for i in record.billing_ids]
+        erp = systems.erp.get(e.legal_entity)
+        if erp is not None:  # an entity no longer configured: its ERP's name is not known here
+            keys += [erp.ref(obj, value) for obj, value in (("contact", e.erp_contact_id),
+                                                            ("project", e.project_id)) if value]
+        if e.project_code:
+            keys.append(OURS.ref("project", e.project_code))
+        if e.billing_customer_id:
+            keys.append(systems.billing.ref("customer", e.billing_customer_id))
+    return keys + [systems.billing.ref_of_id(i, "schedule") for i in record.billing_ids]
 
 
 __all__ = ["EngagementPlan", "plan_engagements", "proposed_terms", "provisioning_record", "written_back_refs"]

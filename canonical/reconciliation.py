@@ -30,9 +30,11 @@ from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import CreditNote, Invoice, InvoiceStatus
 from canonical.contract import Contract, ContractTerms
 from canonical.deal import BillingInterval, BillingModel
+from canonical.keys import ledger_workflow_id, quote_to_cash_workflow_id
 from canonical.money import Money, minor_unit
 from canonical.project import Project
 from canonical.provisioning import add_period
+from canonical.systems import System, Systems
 
 
 class FindingKind(StrEnum):
@@ -206,9 +208,14 @@ def differs(a: Decimal, b: Decimal, tolerance: Decimal) -> bool:
     return abs(a - b) > tolerance
 
 
-def repost_command(customer_id: str, invoice_id: str) -> str:
+def repost_command(systems: Systems, customer_id: str, invoice_id: str) -> str:
     """The ledger's repair (money-path issue): re-post one invoice and its payments to the ERP."""
-    return f"starter.py repost ledger-stripe-{customer_id} --invoice {invoice_id}"
+    return f"starter.py repost {ledger_workflow_id(systems.billing.name, customer_id)} --invoice {invoice_id}"
+
+
+def recheck_command(systems: Systems, deal_id: str) -> str:
+    """Quote-to-cash's repair: re-read the deal (a new run when the last one ended)."""
+    return f"starter.py recheck {quote_to_cash_workflow_id(systems.crm.name, deal_id)}"
 
 
 _LIVE_ERP = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
@@ -222,7 +229,7 @@ def _erp_id(doc: Invoice) -> str:
     return doc.metadata.get("erp_invoice_id", "")
 
 
-def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
+def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, systems: Systems
                         ) -> tuple[list[Finding], list[EntityTotals]]:
     """Billing against the ERP tenant of one legal entity, both ways, with per-currency totals.
 
@@ -231,6 +238,7 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
     ERP document for one billing invoice is a duplicate (the one with most paid is compared). A payment whose
     Reference is a payment of another billing invoice is misallocated; it counts for the invoice it belongs to.
     """
+    _bill, _erp = systems.billing, systems.erp_of(entity)
     findings: list[Finding] = []
     totals: dict[str, EntityTotals] = {}
     billing = {i.billing_id: i for i in data.billing_invoices if i.status is not InvoiceStatus.DRAFT}
@@ -258,8 +266,8 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
                 FindingKind.PAYMENT_MISALLOCATED, entity, pay.erp_id, currency=pay.amount.currency,
                 billing_id=owner, erp_id=pay.erp_id, crm_id=billing[owner].crm_deal_id or "",
                 erp_amount=f"{pay.amount.amount} {pay.amount.currency}",
-                refs=[f"stripe:invoice:{owner}", f"stripe:payment:{pay.reference}", f"xero:payment:{pay.erp_id}",
-                      f"xero:invoice:{pay.erp_invoice_id}"],
+                refs=[_bill.ref("invoice", owner), _bill.ref("payment", pay.reference), _erp.ref("payment", pay.erp_id),
+                      _erp.ref("invoice", pay.erp_invoice_id)],
                 detail=f"ERP payment {pay.reference} belongs to billing invoice {owner} but is allocated to the "
                        f"ERP invoice of {held_ref}",
                 repair=f"in the ERP, delete payment {pay.erp_id} and record it against the invoice of {owner}"))
@@ -277,7 +285,7 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
                 erp_id=",".join(ids), crm_id=inv.crm_deal_id or "",
                 billing_amount=f"{inv.total.amount} {inv.currency}",
                 erp_amount=" + ".join(f"{d.total.amount} {d.currency}" for d in docs),
-                refs=[f"stripe:invoice:{ref}", *(f"xero:invoice:{i}" for i in ids)],
+                refs=[_bill.ref("invoice", ref), *(_erp.ref("invoice", i) for i in ids)],
                 detail=f"billing invoice {inv.number or ref} is posted {len(docs)} times in the ERP",
                 repair="void the extra ERP document(s) (those without payments): " + ", ".join(
                     _erp_id(d) for d in sorted(docs, key=lambda d: (-d.amount_paid.amount, d.number or ""))[1:])))
@@ -286,7 +294,7 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
                 findings.append(finding(
                     FindingKind.ORPHAN_IN_ERP, entity, _erp_id(orphan), currency=orphan.currency, billing_id=ref,
                     erp_id=_erp_id(orphan), erp_amount=f"{orphan.total.amount} {orphan.currency}",
-                    refs=[f"xero:invoice:{_erp_id(orphan)}", f"stripe:invoice:{ref}" if ref else ""],
+                    refs=[_erp.ref("invoice", _erp_id(orphan)), _bill.ref("invoice", ref) if ref else ""],
                     detail=f"ERP receivable {orphan.number or _erp_id(orphan)} "
                            + (f"references billing invoice {ref}, which billing does not have for {entity}"
                               if ref else "has no billing reference"),
@@ -298,9 +306,9 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
         if not inv.crm_deal_id:
             findings.append(finding(
                 FindingKind.INVOICE_WITHOUT_CRM_REFERENCE, entity, inv.billing_id, currency=inv.currency,
-                billing_id=inv.billing_id, refs=[f"stripe:invoice:{inv.billing_id}"],
+                billing_id=inv.billing_id, refs=[_bill.ref("invoice", inv.billing_id)],
                 detail=f"billing invoice {inv.number or inv.billing_id} has no CRM deal ID",
-                repair=f"set metadata revops_deal_id on Stripe invoice {inv.billing_id}"))
+                repair=f"set metadata revops_deal_id on {_bill.display} invoice {inv.billing_id}"))
         docs = live_by_ref.get(inv.billing_id, [])
         doc = max(docs, key=lambda d: (d.amount_paid.amount, -len(d.number or ""))) if docs else None
         tol = tolerance_for(inv.currency, tolerance)
@@ -311,7 +319,7 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
                     billing_id=inv.billing_id, erp_id=_erp_id(doc), crm_id=inv.crm_deal_id or "",
                     billing_amount="void", erp_amount=f"{doc.metadata.get('erp_status', doc.status)} "
                                                       f"{doc.amount_due.amount} {doc.currency} due",
-                    refs=[f"stripe:invoice:{inv.billing_id}", f"xero:invoice:{_erp_id(doc)}"],
+                    refs=[_bill.ref("invoice", inv.billing_id), _erp.ref("invoice", _erp_id(doc))],
                     detail=f"billing voided invoice {inv.number or inv.billing_id}; the ERP still holds it live",
                     repair=f"void ERP invoice {_erp_id(doc)}"))
                 _add_erp(totals, entity, doc)
@@ -326,29 +334,29 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
             findings.append(finding(
                 FindingKind.MISSING_IN_ERP, entity, inv.billing_id, **base,
                 billing_amount=f"{inv.total.amount} {inv.currency}",
-                refs=[f"stripe:invoice:{inv.billing_id}", f"stripe:customer:{customer}"],
+                refs=[_bill.ref("invoice", inv.billing_id), _bill.ref("customer", customer)],
                 detail=f"billing invoice {inv.number or inv.billing_id} is not in the ERP"
                        + (" (only voided documents)" if inv.billing_id in voided_refs else ""),
-                repair=repost_command(customer, inv.billing_id)))
+                repair=repost_command(systems, customer, inv.billing_id)))
             continue
         for other in docs:
             _add_erp(totals, entity, other)
         erp_id = _erp_id(doc)
-        refs = [f"stripe:invoice:{inv.billing_id}", f"xero:invoice:{erp_id}"]
+        refs = [_bill.ref("invoice", inv.billing_id), _erp.ref("invoice", erp_id)]
         base["erp_id"] = erp_id
         if doc.currency != inv.currency:
             findings.append(finding(
                 FindingKind.CURRENCY_MISMATCH, entity, inv.billing_id, **base, refs=refs,
                 billing_amount=f"{inv.total.amount} {inv.currency}", erp_amount=f"{doc.total.amount} {doc.currency}",
                 detail=f"billing invoices in {inv.currency}, the ERP holds {doc.currency}",
-                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(customer, inv.billing_id)}"))
+                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
             continue
         if differs(doc.total.amount, inv.total.amount, tol):
             findings.append(finding(
                 FindingKind.AMOUNT_MISMATCH, entity, inv.billing_id, **base, refs=refs,
                 billing_amount=f"{inv.total.amount} {inv.currency}", erp_amount=f"{doc.total.amount} {doc.currency}",
                 detail="invoice totals differ between billing and the ERP",
-                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(customer, inv.billing_id)}"))
+                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
             continue
         if inv.status is InvoiceStatus.UNCOLLECTIBLE and differs(doc.amount_due.amount, Decimal(0), tol):
             findings.append(finding(
@@ -368,19 +376,21 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal
             findings.append(finding(
                 FindingKind.PAYMENT_MISSING_IN_ERP if missing_erp else FindingKind.PAYMENT_MISSING_IN_BILLING,
                 entity, inv.billing_id, **base,
-                refs=refs + [f"stripe:payment:{p}" for p in inv.payment_ids],
+                refs=refs + [_bill.ref("payment", p) for p in inv.payment_ids],
                 billing_amount=f"{inv.amount_paid.amount} {inv.currency} paid",
                 erp_amount=f"{erp_paid} {doc.currency} paid",
                 detail=(f"billing received {inv.amount_paid.amount - erp_paid} {inv.currency} the ERP has not recorded"
                         if missing_erp else
                         f"the ERP records {erp_paid - inv.amount_paid.amount} {inv.currency} billing never received"),
-                repair=(repost_command(customer, inv.billing_id) if missing_erp
+                repair=(repost_command(systems, customer, inv.billing_id) if missing_erp
                         else f"check the ERP payments on {erp_id} against the bank; delete the ones billing lacks")))
-    findings += _compare_credit_notes(entity, data, billing)
+    findings += _compare_credit_notes(entity, data, billing, systems)
     return findings, sorted(totals.values(), key=lambda t: t.currency)
 
 
-def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Invoice]) -> list[Finding]:
+def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Invoice], systems: Systems
+                          ) -> list[Finding]:
+    _bill, _erp = systems.billing, systems.erp_of(entity)
     found: list[Finding] = []
     erp_refs = {n.reference for n in data.erp_credit_notes if n.status not in ("DELETED", "VOIDED")}
     billing_ids = {n.billing_id for n in data.billing_credit_notes}
@@ -393,9 +403,9 @@ def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Inv
             FindingKind.CREDIT_NOTE_MISSING_IN_ERP, entity, note.billing_id, currency=note.amount.currency,
             billing_id=note.billing_id, crm_id=inv.crm_deal_id or "",
             billing_amount=f"{note.amount.amount} {note.amount.currency}",
-            refs=[f"stripe:credit_note:{note.billing_id}", f"stripe:invoice:{inv.billing_id}"],
+            refs=[_bill.ref("credit_note", note.billing_id), _bill.ref("invoice", inv.billing_id)],
             detail=f"billing credit note {note.billing_id} on invoice {inv.number or inv.billing_id} is not in the ERP",
-            repair=repost_command(customer, inv.billing_id)))
+            repair=repost_command(systems, customer, inv.billing_id)))
     for erp_note in data.erp_credit_notes:
         if erp_note.status in ("DELETED", "VOIDED") or erp_note.reference in billing_ids:
             continue
@@ -403,7 +413,8 @@ def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Inv
             FindingKind.CREDIT_NOTE_MISSING_IN_BILLING, entity, erp_note.erp_id, currency=erp_note.amount.currency,
             erp_id=erp_note.erp_id, billing_id=erp_note.reference,
             erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}",
-            refs=[f"xero:credit_note:{erp_note.erp_id}", *(f"xero:invoice:{i}" for i in erp_note.erp_invoice_ids)],
+            refs=[_erp.ref("credit_note", erp_note.erp_id),
+                  *(_erp.ref("invoice", i) for i in erp_note.erp_invoice_ids)],
             detail=f"ERP credit note {erp_note.erp_id} has no credit note in billing"
                    + (f" (reference {erp_note.reference})" if erp_note.reference else ""),
             repair="issue the credit note in billing, or void it in the ERP"))
@@ -461,12 +472,6 @@ def project_deal_and_entity(code: str) -> tuple[str, str] | None:
 
 
 _FIXED_MODELS = (BillingModel.FIXED_FEE, BillingModel.MILESTONE)
-
-
-def stripe_object_ref(billing_id: str) -> str:
-    """``stripe:<object>:<id>`` from a Stripe ID's prefix (invoice, subscription, price, subscription item)."""
-    kinds = {"in": "invoice", "sub": "subscription", "price": "price", "si": "subscription_item"}
-    return f"stripe:{kinds.get(billing_id.split('_', 1)[0], 'object')}:{billing_id}"
 
 
 def periods_in_term(start: date, end: date | None, interval: BillingInterval) -> int:
@@ -552,10 +557,15 @@ def schedule_mismatch(terms: ContractTerms, billed: list[ProjectBilling], *, tol
     return ", ".join(held) + " scheduled", ", ".join(wanted) + f" ({currency}) contract", "; ".join(parts)
 
 
-def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Decimal,
+def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Decimal, systems: Systems,
                      unattributed: bool = True) -> list[Finding]:
     """Contracts, projects and billing schedules of the entities in ``entities`` (reported there only).
     A contract that names no entity is reported only when ``unattributed`` (a run over every entity)."""
+    _crm, _clm, _bill = systems.crm, systems.clm, systems.billing
+
+    def _erp_of(code: str) -> System:
+        return systems.erp.get(code) or System(role="erp", name="erp", display="ERP")
+
     scope = set(entities)
     findings: list[Finding] = []
     by_deal: dict[str, list[EntityProject]] = defaultdict(list)
@@ -572,14 +582,14 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
         deal = contract.deal_crm_id or ""
         projects = by_deal.get(deal, []) if deal else []
         value = contract.terms.total_value if contract.terms else None
-        refs = [f"ironclad:record:{record}", f"hubspot:deal:{deal}"]
+        refs = [_clm.ref("record", record), _crm.ref("deal", deal)]
         if not projects:
             findings.append(finding(
                 FindingKind.CONTRACT_WITHOUT_PROJECT, entity, record, clm_id=record, crm_id=deal,
                 currency=value.currency if value else "", billing_amount=str(value.amount) if value else "",
                 refs=refs, detail=f"executed contract '{contract.title}' has no ERP project"
                                   + ("" if deal else " (and no CRM deal ID to find one by)"),
-                repair=f"starter.py recheck q2c-hubspot-{deal}" if deal else "set the deal ID on the contract record"))
+                repair=recheck_command(systems, deal) if deal else "set the deal ID on the contract record"))
             continue
         if value is None or not contract.terms:
             continue
@@ -591,7 +601,7 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
                 FindingKind.PROJECT_BUDGET_MISMATCH, entity, record, clm_id=record, crm_id=deal,
                 currency=value.currency, erp_id=",".join(p.project.erp_id or "" for p in projects),
                 billing_amount=f"{value.amount} {value.currency} contract", erp_amount=f"{budget} budget",
-                refs=refs + [f"xero:project:{p.project.erp_id}" for p in projects],
+                refs=refs + [_erp_of(p.entity).ref("project", p.project.erp_id or "") for p in projects],
                 detail=f"project budget of {', '.join(codes)} differs from the contract value"
                        + (f" (as amended {len(contract.amendments)} time(s))" if contract.amendments else ""),
                 repair=f"starter.py amend {record}"))
@@ -605,7 +615,7 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
             findings.append(finding(
                 FindingKind.BILLING_SCHEDULE_MISMATCH, entity, record, clm_id=record, crm_id=deal,
                 currency=value.currency, billing_id=",".join(ids), billing_amount=scheduled, erp_amount=expected,
-                refs=refs + [stripe_object_ref(i) for i in ids],
+                refs=refs + [_bill.ref_of_id(i) for i in ids],
                 detail=f"billing schedule of {', '.join(codes)}: {detail}"
                        + (f" (contract as amended {len(contract.amendments)} time(s))" if contract.amendments else ""),
                 repair=f"starter.py amend {record}"))
@@ -614,11 +624,11 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
             continue
         project = held.project
         parsed = project_deal_and_entity(project.code)
-        refs = [f"xero:project:{project.erp_id}"]
+        refs = [_erp_of(held.entity).ref("project", project.erp_id or "")]
         if parsed and parsed[1] != held.entity:
             findings.append(finding(
                 FindingKind.PROJECT_IN_WRONG_ENTITY, held.entity, project.erp_id or project.code,
-                erp_id=project.erp_id or "", crm_id=parsed[0], refs=refs + [f"hubspot:deal:{parsed[0]}"],
+                erp_id=project.erp_id or "", crm_id=parsed[0], refs=refs + [_crm.ref("deal", parsed[0])],
                 detail=f"project {project.code} is for {parsed[1]} but lives in the ERP of {held.entity}",
                 repair=f"close it in {held.entity} and create it in {parsed[1]}"))
         if parsed is None or parsed[0] not in contract_deals:
@@ -636,7 +646,7 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
                 erp_id=project.erp_id or "", crm_id=parsed[0], currency=project.budget.currency,
                 erp_amount=f"{project.budget.amount} {project.budget.currency}", refs=refs,
                 detail=f"project {project.code} has no billing schedule",
-                repair=f"starter.py recheck q2c-hubspot-{parsed[0]}"))
+                repair=recheck_command(systems, parsed[0])))
     return findings
 
 

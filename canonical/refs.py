@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-SYSTEMS = frozenset({"hubspot", "ironclad", "stripe", "xero", "salesforce", "docusign", "netsuite", "revops"})
+#: a system is named by its adapter: lower-case letters and digits (``revops`` for our own records)
+SYSTEM_NAME = re.compile(r"[a-z][a-z0-9]{1,30}")
 
 
 class ExternalRef(BaseModel):
-    """One record in one system, e.g. ``xero:invoice:INV-0042``."""
+    """One record in one system, e.g. ``<erp>:invoice:INV-0042``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -22,8 +24,8 @@ class ExternalRef(BaseModel):
     @classmethod
     def _system(cls, value: str) -> str:
         value = value.lower()
-        if value not in SYSTEMS:
-            raise ValueError(f"unknown system {value!r}; expected one of {sorted(SYSTEMS)}")
+        if not SYSTEM_NAME.fullmatch(value):
+            raise ValueError(f"system {value!r} is not an adapter name (lower-case letters and digits)")
         return value
 
     @field_validator("object", "id")
@@ -63,37 +65,10 @@ def contact_key(idempotency_key: str, reference: str) -> str:
     return f"{idempotency_key}:{reference}"
 
 
-#: Stripe object IDs carry their kind in the prefix (longest prefixes first: ``sub_sched_`` before ``sub_``)
-STRIPE_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("sub_sched_", "schedule"), ("sub_", "subscription"), ("cus_", "customer"), ("prod_", "product"),
-    ("price_", "price"), ("in_", "invoice"), ("ii_", "invoiceitem"), ("cn_", "credit_note"), ("ch_", "charge"),
-    ("pi_", "payment_intent"), ("si_", "subscription_item"),
-)
-
-#: every ``system:object`` the flows put into ``BusinessKeys``, for finding a bare ID
-KEY_KINDS: tuple[tuple[str, str], ...] = (
-    ("hubspot", "deal"), ("hubspot", "company"), ("ironclad", "workflow"), ("ironclad", "record"),
-    ("xero", "contact"), ("xero", "project"), ("xero", "invoice"), ("revops", "project"),
-    *(("stripe", kind) for _prefix, kind in STRIPE_PREFIXES),
-)
+def is_reference(text: str) -> bool:
+    """Whether ``text`` already has the ``system:object:id`` form (else it is a bare ID)."""
+    parts = text.strip().split(":", 2)
+    return len(parts) == 3 and bool(SYSTEM_NAME.fullmatch(parts[0].lower())) and all(parts[1:])
 
 
-def stripe_ref(stripe_id: str) -> str:
-    """``stripe:<object>:<id>`` with the object named by the ID's prefix (``in_…`` -> ``stripe:invoice:in_…``)."""
-    for prefix, kind in STRIPE_PREFIXES:
-        if stripe_id.startswith(prefix):
-            return ref("stripe", kind, stripe_id)
-    return ref("stripe", "object", stripe_id)
-
-
-def candidate_refs(text: str) -> list[str]:
-    """What a person may mean by ``text``: itself when it is ``system:object:id``, else every reference kind
-    a bare ID can be (a Stripe ID names its kind by its prefix; HubSpot, Ironclad and Xero IDs do not)."""
-    text = text.strip()
-    parts = text.split(":", 2)
-    if len(parts) == 3 and parts[0].lower() in SYSTEMS:
-        return [text]
-    for prefix, _kind in STRIPE_PREFIXES:
-        if text.startswith(prefix):
-            return [stripe_ref(text)]
-    return [f"{system}:{obj}:{text}" for system, obj in KEY_KINDS if system != "stripe"]
+__all__ = ["ExternalRef", "contact_key", "is_reference", "ownership_marker", "ref"]

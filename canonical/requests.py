@@ -16,7 +16,7 @@ class ContractRequest(BaseModel):
 
     deal_crm_id: str
     title: str
-    template_id: str
+    template_id: str | None = None  # the CLM adapter's configured template unless named
     legal_entity: str
     counterparty: Account
     signer: Contact

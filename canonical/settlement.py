@@ -520,7 +520,7 @@ def _flush(book: LedgerBook, entry: LedgerInvoice) -> list[Action]:
 def _waiting(entry: LedgerInvoice) -> None:
     for write in entry.erp_pending:
         if write.kind is not ErpWriteKind.INVOICE and not write.reason:
-            write.reason = "waiting for the invoice to be posted to Xero"
+            write.reason = "waiting for the invoice to be posted to the ERP"
 
 
 def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, outcome: Outcome,
@@ -545,14 +545,14 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
                 book.erp_contacts[action.legal_entity] = outcome.contact_id
             for other in entry.erp_pending:
                 other.reason = ""
-            actions.append(Note(text=f"{name} posted to Xero {action.legal_entity} as {outcome.erp_id}"))
+            actions.append(Note(text=f"{name} posted to the ERP of {action.legal_entity} as {outcome.erp_id}"))
             actions += _settle_if_covered(entry, now)
             actions += _flush(book, entry)
         return actions
     what = write.kind.value.replace("_", " ")
     write.problem = ExceptionKind.ERP_REJECTED
     entry.needed_person = True
-    write.reason = f"Xero refused the {what}: {outcome.reason}"
+    write.reason = f"the ERP refused the {what}: {outcome.reason}"
     actions.append(Note(text=f"{name}: {write.reason} (kept pending)"))
     if isinstance(action, PostInvoice):
         _waiting(entry)
@@ -560,8 +560,8 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
         write.notified = True
         step = REFUSAL_NOTICE if write.kind is ErpWriteKind.INVOICE else f"{REFUSAL_NOTICE}:{write.step}"
         where = f" ({entry.legal_entity})" if entry.legal_entity else ""
-        title = (f"Xero refused {name}{where}" if write.kind is ErpWriteKind.INVOICE
-                 else f"Xero refused the {what} on {name}{where}")
+        title = (f"ERP refused {name}{where}" if write.kind is ErpWriteKind.INVOICE
+                 else f"ERP refused the {what} on {name}{where}")
         actions.append(Notify(scope=entry.invoice_id, step=step, title=title,
                               text=f"{write.reason}. It stays pending and is posted again every hour or on "
                                    "an operator's repost."))

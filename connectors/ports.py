@@ -36,7 +36,9 @@ from connectors.pacing import Pacer
 class CrmPort(Protocol):
     """Accounts, contacts, deals and pipeline (HubSpot, later Salesforce)."""
 
-    vendor: str  # the adapter's name ("hubspot"): the source system of the events it yields
+    vendor: str  # the adapter's name: the source system of the events it yields
+    approval_stage: str  # the deal stage that asks for approval (quote-to-cash starts there)
+    closed_won_stage: str  # the stage of a won deal (quote-to-cash starts there too)
 
     async def get_deal(self, deal_id: str) -> Deal:
         """The deal with its company, contacts and line items."""

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connectors.registry import default_registry
 from runtime.attributes import cli_flags
 from runtime.codec_server import codec_token
 from runtime.devserver import dev_server_path
@@ -30,6 +31,18 @@ PYTHON = sys.executable
 
 #: `make up`'s contract poll (seconds): the production default is an hour
 MAKE_UP_CONTRACT_POLL_SECONDS = 30.0
+
+
+def emulator_ports(settings: Settings) -> dict[str, int]:
+    """Adapter name -> the port its emulator serves on (every descriptor with an emulator)."""
+    return {spec.name: spec.load(settings).sandbox_port for spec in default_registry(settings).all()
+            if spec.emulator is not None}
+
+
+def emulator_lines(settings: Settings) -> str:
+    """One line per emulator for the banner: role, vendor, base URL the adapter calls."""
+    return "\n".join(f"  {spec.role.label + ' sandbox':<15} {spec.display_name:<9} {spec.load(settings).base_url}"
+                     for spec in default_registry(settings).all() if spec.emulator is not None)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -109,8 +122,8 @@ class Stack:
 
     def start(self, *, foreground_log: bool = False) -> None:
         s = self.settings
-        ports = [self.temporal_port, self.ui_port, s.sandbox_hubspot_port, s.sandbox_ironclad_port,
-                 s.sandbox_stripe_port, s.sandbox_xero_port, s.ingress_port,
+        emulators = emulator_ports(s)
+        ports = [self.temporal_port, self.ui_port, *emulators.values(), s.ingress_port,
                  *[p for p in (s.worker_metrics_port if self.with_worker else 0,
                                s.ingress_metrics_port if self.with_ingress else 0) if p],
                  *([s.prometheus_port] if self.prometheus_url else [])]
@@ -131,10 +144,10 @@ class Stack:
             "--namespace", "default", "--log-level", "warn", *codec_flags, *cli_flags()], foreground_log=False)
         wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
         ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
-        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "sandbox", "--data-dir", str(self.data_dir)]
+        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "devstack.emulators", "--data-dir", str(self.data_dir)]
                                 + (["--webhook-target", ingress_url] if self.with_ingress else []),
                                 foreground_log=False)
-        for port in (s.sandbox_hubspot_port, s.sandbox_ironclad_port, s.sandbox_stripe_port, s.sandbox_xero_port):
+        for port in emulators.values():
             wait_for_port(s.sandbox_host, port, name="sandbox emulators", process=sandboxes)
         if self.with_ingress:
             ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log)
@@ -269,8 +282,7 @@ Embedded stack is up (state and logs in {settings.data_dir}):
   Finance inbox   {settings.approvals_base_url}/inbox   (approvals API on the same port)
   Slack webhooks  http://{settings.sandbox_host}:{settings.sandbox_slack_port}/_sandbox/messages
   SMTP sandbox    {settings.sandbox_host}:{settings.sandbox_smtp_port}
-  HubSpot sandbox {settings.hubspot_base_url}   Ironclad {settings.ironclad_base_url}
-  Stripe sandbox  {settings.stripe_base_url}   Xero     {settings.xero_base_url}
+{emulator_lines(settings)}
   Metrics         worker http://{settings.metrics_host}:{settings.worker_metrics_port}/metrics   ingress \
 http://{settings.metrics_host}:{settings.ingress_metrics_port}/metrics
   Prometheus      {stack.prometheus_url or "not installed (apt-get install prometheus), metrics still served"}

@@ -22,14 +22,11 @@ from activities.polling import DealPollActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
+from canonical.keys import amendments_workflow_id, backfill_workflow_id, ledger_workflow_id, quote_to_cash_workflow_id
 from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
 from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
-from connectors.hubspot.mapping import deal_from_hubspot, figures_properties, writeback_properties
-from connectors.ironclad.mapping import terms_to_attributes
-from connectors.registry import VENDOR_ROLES, role_label
-from connectors.stripe.mapping import invoice as stripe_invoice
-from connectors.xero.mapping import contact_to_xero, invoice_to_xero, project_to_xero
+from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
@@ -42,6 +39,14 @@ from workflows.reconciliation import ReconciliationWorkflow
 #: connector role (``self.<role>`` in activities) -> the role with the adapter the default settings choose for it
 #: (``connectors/registry.py``; the defaults, not this machine's environment: the catalogue is checked in)
 ROLES = {role.value: role_label(Settings.model_construct(), role) for role in VENDOR_ROLES}
+#: the adapters the default settings choose: the catalogue names them as it names the roles
+_S = default_registry().systems(Settings.model_construct())
+_ERP = ", ".join(sorted({s.display for s in _S.erp.values()}))
+_Q2C = quote_to_cash_workflow_id(_S.crm.name, "<dealId>")
+_AMENDMENTS = amendments_workflow_id(_S.clm.name, "<recordId>")
+_LEDGER = ledger_workflow_id(_S.billing.name, "<customerId>")
+_BACKFILL = backfill_workflow_id(next(iter(_S.erp.values()), _S.crm).name, "<entity>")
+_CRM, _CLM, _BILLING = _S.crm.label, _S.clm.label, _S.billing.label
 #: connector methods that only read
 READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",
                  "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since")
@@ -70,12 +75,11 @@ class Flow:
 
 
 FLOWS: list[Flow] = [
-    Flow(name="Quote-to-cash", workflow=QuoteToCashWorkflow, workflow_id="q2c-hubspot-<dealId>",
-         trigger="HubSpot deal reaches the approval stage or closed-won (webhook `deal.propertyChange`, or the "
+    Flow(name="Quote-to-cash", workflow=QuoteToCashWorkflow, workflow_id=_Q2C,
+         trigger=f"{_CRM} deal reaches the approval stage or closed-won (webhook `deal.propertyChange`, or the "
                  "deal poll that catches lost webhooks), or `starter.py start-deal`",
          data="the deal, its company, contacts and line items; executed contract terms; legal entities",
-         transforms=(deal_from_hubspot, approval_reasons, choose_entity, proposed_terms, terms_to_attributes,
-                     plan_engagements, contact_to_xero, project_to_xero, writeback_properties),
+         transforms=(approval_reasons, choose_entity, proposed_terms, plan_engagements),
          failure_path="missing data waits visibly (`deal_corrected` signal, `recheck_deal` update); approval "
                       "reminders then expiry; contract stalled or cancelled; a provisioning step refused is "
                       "compensated in reverse and the run stops in `failed`; write-backs refused are noted",
@@ -84,23 +88,23 @@ FLOWS: list[Flow] = [
          owner="RevOps (deal desk); finance decides approvals", runbook="runbook-quote-to-cash"),
     Flow(name="CRM deal poll", workflow=CrmDealPollWorkflow, workflow_id="crm-deal-poll (schedule)",
          trigger="Temporal schedule every `poll_interval_seconds`", data="deals modified since the checkpoint",
-         transforms=(deal_from_hubspot,),
-         failure_path="the CRM (HubSpot) unavailable: the next poll catches up from the checkpoint",
+         transforms=(),
+         failure_path=f"the {_CRM} unavailable: the next poll catches up from the checkpoint",
          exception_kinds=(), owner="RevOps engineering", runbook="runbook-webhooks"),
-    Flow(name="Amendment propagation", workflow=ContractAmendmentsWorkflow, workflow_id="contract-ironclad-<recordId>",
-         trigger="Ironclad amendment executed (webhook, signal-with-start), or `starter.py amend`",
+    Flow(name="Amendment propagation", workflow=ContractAmendmentsWorkflow, workflow_id=_AMENDMENTS,
+         trigger=f"{_CLM} amendment executed (webhook, signal-with-start), or `starter.py amend`",
          data="the amendment's changed terms; the contract's provisioned entities",
-         transforms=(plan_amendment, terms_to_attributes, project_to_xero, writeback_properties),
+         transforms=(plan_amendment,),
          failure_path="a gap in the sequence waits then becomes `amendment_gap`; a decrease waits for finance "
                       "approval; a field the ERP owns and changed becomes `ownership_conflict`; a refused write "
                       "becomes `propagation_failed` until `retry_propagation`",
          exception_kinds=("amendment_gap", "ownership_conflict", "propagation_failed", "contract_not_provisioned"),
          owner="RevOps (contracts); finance approves decreases", runbook="runbook-amendments"),
-    Flow(name="Invoice feedback", workflow=AccountLedgerWorkflow, workflow_id="ledger-stripe-<customerId>",
-         trigger="Stripe invoice finalized, paid, payment failed, voided, credit note (webhook, signal-with-start)",
+    Flow(name="Invoice feedback", workflow=AccountLedgerWorkflow, workflow_id=_LEDGER,
+         trigger=f"{_BILLING} invoice finalized, paid, payment failed, voided, credit note (webhook, "
+                 "signal-with-start)",
          data="invoices, payments and credit notes of one billing customer",
-         transforms=(stripe_invoice, apply_invoice_snapshot, invoice_to_xero, figures_by_currency,
-                     figures_properties),
+         transforms=(apply_invoice_snapshot, figures_by_currency),
          failure_path="the ERP refusing a posting becomes `erp_rejected` on the invoice (`starter.py repost`); "
                       "overdue and failed payments are marked; CRM figures refused: `write_back_failed`",
          exception_kinds=tuple(LEDGER_EXCEPTION_KINDS),
@@ -115,9 +119,9 @@ FLOWS: list[Flow] = [
          exception_kinds=("amount_mismatch", "missing_in_erp", "payment_mismatch", "contract_without_project",
                           "project_without_billing", "invoice_without_crm_reference"),
          owner="Finance (controllers)", runbook="runbook-reconciliation"),
-    Flow(name="Company backfill", workflow=CompanyBackfillWorkflow, workflow_id="backfill-xero-contacts-<entity>",
-         trigger="`starter.py backfill <entity>`", data="every HubSpot company, one Xero contact each",
-         transforms=(contact_to_xero,),
+    Flow(name="Company backfill", workflow=CompanyBackfillWorkflow, workflow_id=_BACKFILL,
+         trigger="`starter.py backfill <entity>`", data=f"every {_CRM} company, one {_ERP} contact each",
+         transforms=(),
          failure_path="rate limits pace it; a refused contact is reported in the result, the rest go on",
          exception_kinds=(), owner="RevOps engineering", runbook="runbook-vendor-errors"),
     Flow(name="Event ledger upkeep", workflow=EventLedgerUpkeepWorkflow,
@@ -133,18 +137,20 @@ FLOWS: list[Flow] = [
 #: runbook sections (anchor -> title, steps); the alert rules in prometheus/alerts.yml link here too
 RUNBOOKS: dict[str, tuple[str, list[str]]] = {
     "runbook-quote-to-cash": ("Quote-to-cash stuck or failed", [
-        "`starter.py status q2c-hubspot-<dealId>`: stage, what it waits for, the timeline.",
-        "Missing data: correct the deal in HubSpot (the webhook wakes the run) or `starter.py recheck`.",
+        f"`starter.py status {_Q2C}`: stage, what it waits for, the timeline.",
+        f"Missing data: correct the deal in {_S.crm.display} (the webhook wakes the run) or `starter.py recheck`.",
         "Approval pending: `starter.py pending`, then `approve` / `reject`.",
         "Failed: the compensation undid what was created; fix the cause and `starter.py start-deal` again."]),
     "runbook-amendments": ("Amendment not propagated", [
-        "`starter.py amendments contract-ironclad-<recordId>`: pending, missing sequences, conflict, failure.",
-        "Gap: the missing amendment is fetched by the `resolve_gap` update once Ironclad has it.",
+        f"`starter.py amendments {_AMENDMENTS}`: pending, missing sequences, conflict, failure.",
+        "Gap: the missing amendment is fetched by the `resolve_gap` update once the CLM has it.",
         "Conflict: decide with `resolve_conflict` (keep the ERP's value or overwrite it).",
         "Failed: fix the cause, then the `retry_propagation` update."]),
     "runbook-erp-refused": ("ERP refused a posting", [
-        "`starter.py find stripe:invoice:<id>` finds the ledger; its status names the refused invoice and why.",
-        "Fix the data in Xero or Stripe (contact, tax type, account code), then re-post the invoice."]),
+        f"`starter.py find {_S.billing.ref('invoice', '<id>')}` finds the ledger; its status names the refused "
+        "invoice and why.",
+        f"Fix the data in {_ERP} or {_S.billing.display} (contact, tax type, account code), then re-post the "
+        "invoice."]),
     "runbook-reconciliation": ("Reconciliation findings", [
         "`starter.py exceptions [--kind K]` lists open findings with the IDs on each side.",
         "Correct the side that is wrong; the next run of the same scope closes the finding."]),

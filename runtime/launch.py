@@ -18,9 +18,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from canonical import Deal, DomainEvent, EventEnvelope, ref
-from canonical.keys import quote_to_cash_workflow_id
+from canonical import Deal, DomainEvent, EventEnvelope
+from canonical.keys import amendments_workflow_id, ledger_workflow_id, quote_to_cash_workflow_id
 from canonical.policy import RoutingError, deal_entity
+from canonical.systems import Systems
+from connectors.registry import systems_of
 from runtime.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
@@ -33,21 +35,30 @@ from workflows.models import (
     ContractAmendmentsInput,
     QuoteToCashInput,
     Stage,
-    amendments_workflow_id,
-    ledger_workflow_id,
 )
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
-def quote_to_cash_id(deal_id: str) -> str:
-    """Workflow IDs are business keys (DESIGN.md): one quote-to-cash run per HubSpot deal."""
-    return quote_to_cash_workflow_id(deal_id)
+def quote_to_cash_id(settings: Settings, deal_id: str) -> str:
+    """Workflow IDs are business keys (DESIGN.md): one quote-to-cash run per deal of the configured CRM."""
+    return quote_to_cash_workflow_id(systems_of(settings).crm.name, deal_id)
+
+
+def amendments_id(settings: Settings, record_id: str) -> str:
+    """One amendments workflow per contract record of the configured CLM."""
+    return amendments_workflow_id(systems_of(settings).clm.name, record_id)
+
+
+def ledger_id(settings: Settings, customer_id: str) -> str:
+    """One ledger per customer of the configured billing system."""
+    return ledger_workflow_id(systems_of(settings).billing.name, customer_id)
 
 
 def deal_summary(deal_id: str, deal: Deal | None, settings: Settings) -> tuple[str, str]:
     """``static_summary`` and ``static_details`` naming the deal, company, amount and entity."""
+    crm = systems_of(settings).crm.display
     if deal is None:
-        return f"HubSpot deal {deal_id}", f"Quote-to-cash for HubSpot deal `{deal_id}` (details load on start)."
+        return f"{crm} deal {deal_id}", f"Quote-to-cash for {crm} deal `{deal_id}` (details load on start)."
     company = deal.account.name if deal.account else "no company"
     amount = str(deal.total()) if deal.currency and deal.lines else "amount unknown"
     try:
@@ -56,8 +67,8 @@ def deal_summary(deal_id: str, deal: Deal | None, settings: Settings) -> tuple[s
         entity = "entity undecided"
     summary = f"Deal {deal_id}: {company}, {amount}, {entity}"
     details = "\n".join([
-        f"**Deal:** {deal.name} (HubSpot `{deal_id}`)",
-        f"**Company:** {company}" + (f" (HubSpot `{deal.account.crm_id}`)" if deal.account else ""),
+        f"**Deal:** {deal.name} ({crm} `{deal_id}`)",
+        f"**Company:** {company}" + (f" ({crm} `{deal.account.crm_id}`)" if deal.account else ""),
         f"**Amount:** {amount}",
         f"**Legal entity:** {entity}",
         "**Lines:** " + ", ".join(f"{line.quantity} x {line.name}" for line in deal.lines),
@@ -89,7 +100,7 @@ async def launch_quote_to_cash(client: Client, settings: Settings, deal_id: str,
     The start asks the server to refuse a running duplicate (conflict policy FAIL); the refusal names the
     running run, which this call then attaches to, so the caller learns whether it started anything."""
     summary, details = deal_summary(deal_id, deal, settings)
-    workflow_id = quote_to_cash_id(deal_id)
+    workflow_id = quote_to_cash_id(settings, deal_id)
     try:
         handle = await _start_quote_to_cash(client, settings, deal_id, trigger=trigger,
                                             source_event_id=source_event_id, reopen=reopen, summary=summary,
@@ -123,7 +134,7 @@ async def _start_quote_to_cash(client: Client, settings: Settings, deal_id: str,
     return await client.start_workflow(
         QuoteToCashWorkflow.run,
         QuoteToCashInput(deal_id=deal_id, trigger=trigger, source_event_id=source_event_id),
-        id=quote_to_cash_id(deal_id),
+        id=quote_to_cash_id(settings, deal_id),
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reopen
@@ -133,7 +144,7 @@ async def _start_quote_to_cash(client: Client, settings: Settings, deal_id: str,
         # Visible from the first moment (the loading steps are local activities that upsert nothing).
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(STAGE, Stage.LOADING.value), SearchAttributePair(EXCEPTION_KIND, ""),
-            SearchAttributePair(BUSINESS_KEYS, [ref("hubspot", "deal", deal_id)])]),
+            SearchAttributePair(BUSINESS_KEYS, [systems_of(settings).crm.ref("deal", deal_id)])]),
     )
 
 
@@ -157,26 +168,33 @@ async def _signal_or_start(client: Client, workflow_id: str, signal: str, arg: A
 async def launch_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
                            clm_amendment_id: str | None = None, source_event_id: str | None = None,
                            executed_at: datetime | None = None, deal_id: str | None = None) -> Launched:
-    """Signal the contract's amendments workflow (``contract-ironclad-<recordId>``), starting it on the
+    """Signal the contract's amendments workflow (``contract-<clm>-<recordId>``), starting it on the
     first amendment; the workflow sorts out order and duplicates."""
     signal = AmendmentSignal(record_id=record_id, sequence=sequence, clm_amendment_id=clm_amendment_id,
                              source_event_id=source_event_id, executed_at=executed_at)
-    workflow_id = amendments_workflow_id(record_id)
+    workflow_id = amendments_id(settings, record_id)
+    systems = systems_of(settings)
 
     async def start() -> WorkflowHandle[Any, Any]:
         return await client.start_workflow(
             ContractAmendmentsWorkflow.run, ContractAmendmentsInput(record_id=record_id, deal_id=deal_id),
             id=workflow_id, task_queue=settings.task_queue, start_signal=AMENDMENT_SIGNAL,
             start_signal_args=[signal],
-            static_summary=f"Amendments of Ironclad contract {record_id}" + (f" (deal {deal_id})" if deal_id else ""),
-            static_details=f"Propagates the amendments of Ironclad record `{record_id}` to Xero, Stripe and "
-                           "HubSpot, in sequence. Current state: see the run's details.",
+            static_summary=f"Amendments of {systems.clm.label} contract {record_id}"
+                           + (f" (deal {deal_id})" if deal_id else ""),
+            static_details=_amendments_details(systems, record_id),
         )
 
     launched = await _signal_or_start(client, workflow_id, AMENDMENT_SIGNAL, signal, start)
     typed = client.get_workflow_handle_for(ContractAmendmentsWorkflow.run, workflow_id,
                                            run_id=launched.handle.run_id)
     return Launched(typed, launched.started)
+
+
+def _amendments_details(systems: Systems, record_id: str) -> str:
+    erps = ", ".join(sorted({s.display for s in systems.erp.values()})) or "the ERP"
+    return (f"Propagates the amendments of {systems.clm.display} record `{record_id}` to {erps}, "
+            f"{systems.billing.display} and {systems.crm.display}, in sequence. Current state: see the run's details.")
 
 
 async def signal_amendment(client: Client, settings: Settings, record_id: str, *, sequence: int | None,
@@ -191,9 +209,10 @@ async def signal_amendment(client: Client, settings: Settings, record_id: str, *
 
 
 async def launch_billing_event(client: Client, settings: Settings, customer_id: str, event: DomainEvent) -> Launched:
-    """Signal the billing customer's ledger (``ledger-stripe-<customerId>``) with one event, starting it when
-    none is running."""
-    workflow_id = ledger_workflow_id(customer_id)
+    """Signal the billing customer's ledger (``ledger-<billing>-<customerId>``) with one event, starting it
+    when none is running."""
+    workflow_id = ledger_id(settings, customer_id)
+    billing = systems_of(settings).billing
     envelope = EventEnvelope(event=event)
 
     async def start() -> WorkflowHandle[Any, Any]:
@@ -201,6 +220,6 @@ async def launch_billing_event(client: Client, settings: Settings, customer_id: 
             LEDGER_WORKFLOW, AccountLedgerInput(customer_id=customer_id),
             id=workflow_id, task_queue=settings.task_queue,
             start_signal=LEDGER_SIGNAL, start_signal_args=[envelope],
-            static_summary=f"Invoice feedback for Stripe customer {customer_id}")
+            static_summary=f"Invoice feedback for {billing.label} customer {customer_id}")
 
     return await _signal_or_start(client, workflow_id, LEDGER_SIGNAL, envelope, start)

@@ -1,9 +1,8 @@
-"""Run the vendor emulators: all four in one process (``python -m sandbox``), or in a thread for tests."""
+"""Serve emulator apps: several in one process (``python -m devstack.emulators``), or one in a thread for tests."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import random
 import socket
 import threading
@@ -12,21 +11,6 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
-
-from settings import Settings
-
-VENDORS = ("hubspot", "ironclad", "stripe", "xero")
-
-
-def vendor_port(settings: Settings, vendor: str) -> int:
-    return int(getattr(settings, f"sandbox_{vendor}_port"))
-
-
-def build_app(vendor: str, settings: Settings, *, database_url: str = "sqlite://") -> FastAPI:
-    """The emulator app of one vendor (``sandbox.<vendor>.app.create_app``)."""
-    module = importlib.import_module(f"sandbox.{vendor}.app")
-    return module.create_app(settings, database_url=database_url)
-
 
 _HANDED_OUT: set[int] = set()
 
@@ -67,27 +51,9 @@ def _server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def serve_all(settings: Settings, *, data_dir: Path | None = None,
-                    webhook_target: str | None = None) -> None:
-    """Serve the four emulators on their configured ports until cancelled (``make up``)."""
-    servers = []
-    for vendor in VENDORS:
-        url = f"sqlite:///{data_dir / f'sandbox-{vendor}.sqlite'}" if data_dir else "sqlite://"
-        app = build_app(vendor, settings, database_url=url)
-        if webhook_target:
-            from sandbox.kit import WebhookTarget
-
-            app.state.control.webhooks.targets.append(WebhookTarget(url=f"{webhook_target}/webhooks/{vendor}"))
-        servers.append(_server(app, settings.sandbox_host, vendor_port(settings, vendor)))
-    # the notification channels' emulators: incoming webhooks (8105) and SMTP (8025)
-    from sandbox.notify import create_webhook_app, start_smtp
-
-    servers.append(_server(create_webhook_app(), settings.sandbox_host, settings.sandbox_slack_port))
-    smtp, _sink = start_smtp(settings.sandbox_host, settings.sandbox_smtp_port)
-    try:
-        await asyncio.gather(*(s.serve() for s in servers))
-    finally:
-        smtp.stop()
+async def serve_apps(apps: list[tuple[FastAPI, str, int]]) -> None:
+    """Serve each ``(app, host, port)`` until cancelled (``make up``'s emulators: ``devstack/emulators.py``)."""
+    await asyncio.gather(*(_server(app, host, port).serve() for app, host, port in apps))
 
 
 @dataclass

@@ -23,10 +23,10 @@ from temporalio.worker import Worker
 from runtime.attributes import SEARCH_ATTRIBUTES, register_search_attributes
 from runtime.connect import data_converter
 from runtime.devserver import dev_server_path, test_server_path
-from sandbox.serve import build_app, free_port, start_in_thread
+from sandbox.serve import free_port, start_in_thread
 from settings import Settings
 from tests.helpers.codec import TEST_CODEC_KEYS
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, build_app, emulator_adapter_settings, vendor_settings
 from worker import build_worker, open_connectors
 
 # Every test, and every worker or ingress process a test spawns, encrypts with the test-only key the
@@ -42,18 +42,10 @@ def sandbox_ports() -> dict[str, int]:
 @pytest.fixture(scope="session")
 def settings(sandbox_ports: dict[str, int], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings as a deployment would have them, pointing at this session's emulators."""
-    urls = {v: f"http://127.0.0.1:{p}" for v, p in sandbox_ports.items()}
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path_factory.mktemp("data"),
-        sandbox_hubspot_port=sandbox_ports["hubspot"],
-        sandbox_ironclad_port=sandbox_ports["ironclad"],
-        sandbox_stripe_port=sandbox_ports["stripe"],
-        sandbox_xero_port=sandbox_ports["xero"],
-        hubspot_base_url=urls["hubspot"],
-        ironclad_base_url=urls["ironclad"],
-        stripe_base_url=urls["stripe"],
-        xero_base_url=urls["xero"],
+        adapter_settings=emulator_adapter_settings(sandbox_ports),
         # no notification channel unless a test serves the emulators (tests/helpers/notify.py)
         notify_slack_webhook_url=None,
         notify_smtp_host=None,
@@ -88,7 +80,7 @@ def sandboxes(hubspot_sandbox: SandboxHandle, ironclad_sandbox: SandboxHandle, s
 
 
 def _sandbox_on_port(vendor: str, settings: Settings) -> Iterator[SandboxHandle]:
-    running = start_in_thread(build_app(vendor, settings), port=getattr(settings, f"sandbox_{vendor}_port"))
+    running = start_in_thread(build_app(vendor, settings), port=vendor_settings(settings, vendor).sandbox_port)
     yield SandboxHandle(vendor=vendor, running=running)
     running.stop()
 

@@ -1,14 +1,14 @@
-"""Amendment propagation: one long-running workflow per executed contract (``contract-ironclad-<recordId>``).
+"""Amendment propagation: one long-running workflow per executed contract (``contract-<clm>-<recordId>``).
 
 Amendments arrive by signal-with-start (ingress, ``starter.py amend``) and are applied strictly in
 sequence: a duplicate is ignored, an early one waits for its predecessors, and a predecessor missing
 longer than ``amendment_gap_timeout_seconds`` becomes a visible ``amendment_gap`` that an operator resolves
-with the ``resolve_gap`` update (the workflow fetches the missing amendments from Ironclad).
+with the ``resolve_gap`` update (the workflow fetches the missing amendments from the CLM).
 
 Each amendment is planned against the current executed terms (``canonical.amendments.plan_amendment``)
-and propagated: Xero project budget and tasks (the budget is ERP-owned: a value changed in Xero since we
-last wrote it stops as ``ownership_conflict`` for ``resolve_conflict``), Stripe subscription items with
-proration, milestone invoices and rate-card prices, then the HubSpot deal's contract value and forecast.
+and propagated: the ERP project's budget and tasks (the budget is ERP-owned: a value changed in the ERP since we
+last wrote it stops as ``ownership_conflict`` for ``resolve_conflict``), the billing system's subscription items
+with proration, milestone invoices and rate-card prices, then the CRM deal's contract value and forecast.
 A value or rate decrease, or a change to a billed milestone, waits for finance on ``decide_approval``
 (the quote-to-cash contract). Every write's idempotency key is ``<workflowId>:a<sequence>:<step>``, stable
 across retries, replays and continue-as-new.
@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         SubscriptionEndInput,
         WriteBackInput,
     )
-    from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project, ref
+    from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project
     from canonical.amendments import AmendmentPlan, EntityChange, monthly_recurring
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.bands import deal_size_band
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money
     from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
+    from canonical.systems import OURS, System
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
         AMENDMENT_SIGNAL,
@@ -82,7 +83,7 @@ TIMELINE_KEPT = 50
 
 @workflow.defn(name=AMENDMENTS_WORKFLOW)
 class ContractAmendmentsWorkflow:
-    """One run chain per Ironclad contract record, applying its amendments in sequence."""
+    """One run chain per CLM contract record, applying its amendments in sequence."""
 
     def __init__(self) -> None:
         self._record_id = ""
@@ -114,6 +115,28 @@ class ContractAmendmentsWorkflow:
         self._failures = 0
         self._runs = 1
 
+    def _system(self, role: str) -> System:
+        """The adapter playing ``role`` once the configuration is read (the role alone before)."""
+        if self._config is None:
+            return System(role=role, name="unread", display=role.upper() if len(role) <= 3 else role)
+        return getattr(self._config.systems, role)  # type: ignore[no-any-return]
+
+    @property
+    def _crm(self) -> System:
+        return self._system("crm")
+
+    @property
+    def _clm(self) -> System:
+        return self._system("clm")
+
+    @property
+    def _billing(self) -> System:
+        return self._system("billing")
+
+    def _erp_of(self, entity_code: str) -> System:
+        erp = self._config.systems.erp.get(entity_code) if self._config else None
+        return erp or System(role="erp", name="erp", display="ERP")
+
     # ------------------------------------------------------------------------------------------
     # The flow
     # ------------------------------------------------------------------------------------------
@@ -121,9 +144,9 @@ class ContractAmendmentsWorkflow:
     async def run(self, request: ContractAmendmentsInput) -> None:
         self._record_id = request.record_id
         self._status.started_with(workflow.info())
-        self._status.add_keys(ref("ironclad", "record", request.record_id))
         self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="amendments"),
                                          "Read amendment settings and legal entities")).for_amendments()
+        self._status.add_keys(self._config.systems.clm.ref("record", request.record_id))
         self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds)
         if request.carried is not None:
             self._restore(request.carried)
@@ -160,13 +183,13 @@ class ContractAmendmentsWorkflow:
     async def _load(self, request: ContractAmendmentsInput) -> None:
         """Read the contract as signed and where quote-to-cash provisioned it (retried by an operator)."""
         self._status.enter(AmendmentStage.LOADING, "reading the contract and its provisioned records",
-                           waiting_for="Ironclad record and HubSpot deal")
+                           waiting_for=f"{self._clm.label} record and {self._crm.label} deal")
         while True:
             try:
                 context = await self._step(Ctx.load_contract_context,
                                            ContractContextRequest(record_id=request.record_id,
                                                                   deal_id=request.deal_id),
-                                           f"Read Ironclad record {request.record_id} and its deal")
+                                           f"Read {self._clm.label} record {request.record_id} and its deal")
                 break
             except ActivityError as err:
                 self._failure = failure_reason(err)
@@ -189,13 +212,13 @@ class ContractAmendmentsWorkflow:
                           + ", ".join(p.project_code for p in self._provisioned))
 
     def _describe_targets(self) -> None:
-        self._status.add_keys(ref("hubspot", "deal", self._deal_id))
+        self._status.add_keys(self._crm.ref("deal", self._deal_id))
         for target in self._provisioned:
-            self._status.add_keys(ref("revops", "project", target.project_code))
+            self._status.add_keys(OURS.ref("project", target.project_code))
             if target.project_id:
-                self._status.add_keys(ref("xero", "project", target.project_id))
+                self._status.add_keys(self._erp_of(target.legal_entity).ref("project", target.project_id))
             if target.billing_customer_id:
-                self._status.add_keys(ref("stripe", "customer", target.billing_customer_id))
+                self._status.add_keys(self._billing.ref("customer", target.billing_customer_id))
         if self._provisioned:
             self._status.set(LEGAL_ENTITY.value_set(self._provisioned[0].legal_entity))
         if self._terms is not None:
@@ -228,7 +251,7 @@ class ContractAmendmentsWorkflow:
         self._pending[sequence] = AmendmentRecord(sequence=sequence, clm_amendment_id=clm_id, received_at=received,
                                                   executed_at=executed)
         if clm_id:
-            self._status.add_keys(ref("ironclad", "record", clm_id))
+            self._status.add_keys(self._clm.ref("record", clm_id))
         self._status.note(f"amendment {sequence} received" + ("" if sequence == self._next else
                                                               f", waiting for {self._missing()}"))
         return True
@@ -260,9 +283,10 @@ class ContractAmendmentsWorkflow:
             self._status.enter(AmendmentStage.AMENDMENT_GAP,
                                f"amendment(s) {missing} missing for {self._config.gap_timeout_seconds:g}s; "
                                f"{waiting} cannot be applied",
-                               waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from Ironclad")
+                               waiting_for=f"amendment(s) {missing}: resolve_gap fetches them from {self._clm.display}")
             await self._write_back(DealWriteBack(
-                revops_exception=f"Amendment gap: amendment(s) {missing} of Ironclad record {self._record_id} "
+                revops_exception=f"Amendment gap: amendment(s) {missing} of {self._clm.display} record "
+                                 f"{self._record_id} "
                                  f"never arrived; {waiting} wait", amendment_status="gap"),
                 notice=self._notice(NoticeKind.AMENDMENT_GAP, self._key(self._next, "notice-gap"),
                                     f"Amendment gap on {self._title or 'contract ' + self._record_id}",
@@ -270,9 +294,9 @@ class ContractAmendmentsWorkflow:
         await workflow.wait_condition(self._woken, timeout_summary="amendment gap resolved")
 
     async def _fetch_from_clm(self, why: str) -> GapResolutionResult:
-        """Ask Ironclad for every amendment of the record and take the ones not yet seen."""
+        """Ask the CLM for every amendment of the record and take the ones not yet seen."""
         fetched = await self._step(Clm.fetch_amendments, ContractContextRequest(record_id=self._record_id),
-                                   f"Fetch amendments of Ironclad record {self._record_id} ({why})")
+                                   f"Fetch amendments of {self._clm.label} record {self._record_id} ({why})")
         now = workflow.now()
         found = [seq for seq, clm_id in sorted(fetched.amendments)
                  if seq >= self._next and seq not in self._pending
@@ -289,7 +313,7 @@ class ContractAmendmentsWorkflow:
         amendment = await self._read_amendment(sequence)
         if amendment.clm_amendment_id:
             record.clm_amendment_id = amendment.clm_amendment_id
-            self._status.add_keys(ref("ironclad", "record", amendment.clm_amendment_id))
+            self._status.add_keys(self._clm.ref("record", amendment.clm_amendment_id))
         assert amendment.terms is not None
         plan: AmendmentPlan = await self._step(Ctx.plan_amendment, AmendmentPlanInput(
             sequence=sequence, deal_id=self._deal_id, before=self._terms, after=amendment.terms,
@@ -318,7 +342,7 @@ class ContractAmendmentsWorkflow:
             try:
                 amendment: Amendment = await self._step(
                     Clm.load_amendment, AmendmentRef(record_id=self._record_id, sequence=sequence),
-                    f"Read amendment {sequence} of Ironclad record {self._record_id}")
+                    f"Read amendment {sequence} of {self._clm.label} record {self._record_id}")
                 return amendment
             except ActivityError as err:
                 await self._failed(f"amendment {sequence} cannot be read: {failure_reason(err)}")
@@ -466,7 +490,8 @@ class ContractAmendmentsWorkflow:
                     force=choice is not None and not choice.keep_erp_value,
                     keep_erp_budget=choice is not None and choice.keep_erp_value,
                     idempotency_key=self._key(sequence, f"erp-project-{entity}")),
-                    f"Update Xero project {target.project_code}: budget {change.project.budget}, "
+                    f"Update {self._erp_of(entity).label} project {target.project_code}: "
+                    f"budget {change.project.budget}, "
                     f"{len(change.project.tasks)} task(s)")
             except ActivityError as err:
                 if failure_type(err) == "OwnershipViolation":
@@ -477,7 +502,7 @@ class ContractAmendmentsWorkflow:
             await self._step(Bill.change_subscription_item, SubscriptionChangeInput(
                 change=item, proration_behavior=self._config.proration_behavior,
                 idempotency_key=self._key(sequence, f"sub-item-{item.item_id}")),
-                f"Stripe {item.product_code}: quantity {item.old_quantity} -> {item.quantity}, "
+                f"{self._billing.label} {item.product_code}: quantity {item.old_quantity} -> {item.quantity}, "
                 f"price {item.old_unit_amount} -> {item.unit_amount}")
         for index, schedule in enumerate(change.new_schedules):
             key = self._key(sequence, f"billing-{entity}-{schedule.kind.value}-{index}")
@@ -485,12 +510,13 @@ class ContractAmendmentsWorkflow:
                                                                 "revops_workflow": workflow.info().workflow_id}})
             created: BillingSchedule = await self._step(
                 Bill.create_billing_schedule, BillingScheduleInput(schedule=schedule, idempotency_key=key),
-                f"Create Stripe {schedule.kind.value} for " + ", ".join(c.product_code for c in schedule.charges))
+                f"Create {self._billing.label} {schedule.kind.value} for "
+                + ", ".join(c.product_code for c in schedule.charges))
             for billing_id in [created.billing_id or "", *created.item_ids]:
                 if billing_id and billing_id not in self._billing_ids:
                     self._billing_ids.append(billing_id)
             if created.billing_id:
-                self._status.add_keys(ref("stripe", "subscription", created.billing_id))
+                self._status.add_keys(self._billing.ref("subscription", created.billing_id))
         if change.cancel_ids:
             retired = BillingSchedule(kind=BillingScheduleKind.MILESTONE, customer_id=target.billing_customer_id,
                                       currency=terms.total_value.currency, start_date=terms.start_date,
@@ -498,19 +524,20 @@ class ContractAmendmentsWorkflow:
             await self._step(Bill.cancel_billing_schedule,
                              BillingScheduleInput(schedule=retired, idempotency_key=self._key(sequence,
                                                                                                f"retire-{entity}")),
-                             f"Retire {len(change.cancel_ids)} Stripe record(s) replaced by amendment {sequence}")
+                             f"Retire {len(change.cancel_ids)} {self._billing.label} record(s) replaced by "
+                             f"amendment {sequence}")
             self._billing_ids = [i for i in self._billing_ids if i not in change.cancel_ids]
         for subscription_id in change.subscription_ends:
             await self._step(Bill.set_subscription_end, SubscriptionEndInput(
                 subscription_id=subscription_id, end_date=change.end_date,
                 idempotency_key=self._key(sequence, f"sub-end-{subscription_id}")),
-                f"Stripe subscription {subscription_id} ends {change.end_date or 'never'}")
+                f"{self._billing.label} subscription {subscription_id} ends {change.end_date or 'never'}")
 
     async def _resolve_conflict(self, conflict: _Conflict) -> ConflictResolution:
         self._conflict = conflict.detail
         self._conflict_choice = None
         self._status.exception = ExceptionKind.OWNERSHIP_CONFLICT
-        self._status.enter(AmendmentStage.OWNERSHIP_CONFLICT, f"ERP-owned budget changed in Xero: {conflict.detail}",
+        self._status.enter(AmendmentStage.OWNERSHIP_CONFLICT, f"ERP-owned budget changed in the ERP: {conflict.detail}",
                            waiting_for="an operator: resolve_conflict (keep the ERP's value or overwrite it)")
         await self._write_back(DealWriteBack(revops_exception=f"Ownership conflict: {conflict.detail}",
                                              amendment_status="ownership conflict"))
@@ -542,7 +569,7 @@ class ContractAmendmentsWorkflow:
         self._status.exception = ExceptionKind.NONE
 
     async def _until_retried(self) -> None:
-        """Wait for an operator's retry, or for Ironclad's own delivery of the amendment being applied (it was
+        """Wait for an operator's retry, or for the CLM's own delivery of the amendment being applied (it was
         not readable yet when a manual ``amend`` signalled it): that delivery resumes the propagation."""
         self._retry = None
         await workflow.wait_condition(lambda: self._retry is not None or self._redelivered() is not None,
@@ -559,7 +586,8 @@ class ContractAmendmentsWorkflow:
             self._current.clm_amendment_id = delivered[0].clm_amendment_id
         if delivered[0].executed_at is not None:
             self._current.executed_at = delivered[0].executed_at
-        self._status.note(f"amendment {self._current.sequence} delivered by Ironclad: retrying its propagation")
+        self._status.note(f"amendment {self._current.sequence} delivered by {self._clm.display}: "
+                          "retrying its propagation")
 
     def _redelivered(self) -> tuple[AmendmentSignal, datetime] | None:
         """A received signal for the amendment being applied (not a duplicate: it carries news)."""
@@ -579,9 +607,10 @@ class ContractAmendmentsWorkflow:
 
     @workflow.update
     async def resolve_gap(self, request: GapResolution) -> GapResolutionResult:
-        """An operator fetches the missing amendments from Ironclad; answers what was found."""
+        """An operator fetches the missing amendments from the CLM; answers what was found."""
         result = await self._fetch_from_clm(f"gap resolved by {request.operator}")
-        self._status.note(f"{request.operator} fetched amendments from Ironclad: found {result.found or 'none'}"
+        self._status.note(f"{request.operator} fetched amendments from {self._clm.display}: "
+                          f"found {result.found or 'none'}"
                           + (f", still missing {result.still_missing}" if result.still_missing else ""))
         return result
 
@@ -678,7 +707,7 @@ class ContractAmendmentsWorkflow:
         update = update.model_copy(update={"revops_workflow_id": None})
         try:
             await self._step(Crm.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
-                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())))
+                             f"Write back to {self._crm.label}: " + ", ".join(sorted(update.properties())))
         except ActivityError as err:
             if required:
                 raise
@@ -690,7 +719,7 @@ class ContractAmendmentsWorkflow:
 
     def _details(self) -> list[str]:
         """The contract's lines of the run's current details (the status component adds stage and timeline)."""
-        lines = [f"**Contract:** {self._title or 'Ironclad record'} (`{self._record_id}`)"
+        lines = [f"**Contract:** {self._title or 'contract record'} (`{self._record_id}`)"
                  + (f", deal `{self._deal_id}`" if self._deal_id else "")]
         if self._terms is not None:
             lines.append(f"**Current terms:** {self._terms.total_value}, ends {self._terms.end_date or 'open'}; "

@@ -1,7 +1,7 @@
 """Company backfill: every CRM company becomes an ERP contact in one legal entity's tenant.
 
-Pages through HubSpot companies (the next page is fetched while the current one is written), looks each
-page up in Xero (one activity), then creates exactly the missing contacts (another) in batches paced at
+Pages through the CRM's companies (the next page is fetched while the current one is written), looks each
+page up in the entity's ERP (one activity), then creates exactly the missing contacts (another) in batches paced at
 ``requests_per_second`` (below the vendor's limit: 429s are the exception, not the pacing), and
 continues as new every ``pages_per_run`` pages carrying the cursor and the totals. Idempotency keys
 derive from the workflow ID and the page cursor, so they are stable across retries and continue-as-new.
@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.backfill import CompanyPage, ErpCustomerDraft
     from canonical.keys import erp_contact_reference
+    from canonical.systems import System
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=30))
@@ -48,8 +49,10 @@ class BackfillInput(BaseModel):
     tenant_id: str
     page_size: int = 100
     batch_size: int = 50
-    xero_requests_per_second: float | None = None
-    hubspot_requests_per_second: float | None = None
+    crm: System = Field(description="the CRM read from (names its companies' references)")
+    erp: System = Field(description="the entity's ERP written to")
+    erp_requests_per_second: float | None = None
+    crm_requests_per_second: float | None = None
     pages_per_run: int = 50
     parallel_pages: int = 2
     carried: BackfillCarried = Field(default_factory=BackfillCarried)
@@ -93,23 +96,24 @@ class CompanyBackfillWorkflow:
     async def _write_page(self, request: BackfillInput, page: CompanyPage, *, key: str) -> None:
         """Look a page up, then create exactly what was missing: the create's drafts and keys are fixed in
         history, so its retries replay instead of re-deciding (and the created/existing counts stay true)."""
-        drafts = [ErpCustomerDraft(account=a, reference=erp_contact_reference(a.crm_id, request.entity_code))
+        drafts = [ErpCustomerDraft(account=a, reference=erp_contact_reference(request.crm.name, a.crm_id,
+                                                                                request.entity_code))
                   for a in page.accounts if a.crm_id]
         plan = await workflow.execute_activity_method(
             ErpActivities.find_erp_contacts,
             FindErpContactsInput(tenant_id=request.tenant_id, drafts=drafts, batch_size=request.batch_size,
-                                 requests_per_second=request.xero_requests_per_second),
+                                 requests_per_second=request.erp_requests_per_second),
             start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
-            summary=f"look up {len(page.accounts)} companies in Xero {request.entity_code}")
+            summary=f"look up {len(page.accounts)} companies in {request.erp.label} {request.entity_code}")
         written = ErpContactsResult(existing=plan.existing, requests=plan.requests)
         if plan.missing:
             created = await workflow.execute_activity_method(
                 ErpActivities.create_erp_contacts,
                 CreateErpContactsInput(tenant_id=request.tenant_id, drafts=plan.missing,
                                        batch_size=request.batch_size,
-                                       requests_per_second=request.xero_requests_per_second, idempotency_key=key),
+                                       requests_per_second=request.erp_requests_per_second, idempotency_key=key),
                 start_to_close_timeout=TIMEOUT, retry_policy=RETRY,
-                summary=f"create {len(plan.missing)} Xero contacts in {request.entity_code}")
+                summary=f"create {len(plan.missing)} {request.erp.label} contacts in {request.entity_code}")
             written.created, written.requests = created.created, written.requests + created.requests
         self._count(page, written)
 
@@ -133,8 +137,8 @@ class CompanyBackfillWorkflow:
         return asyncio.ensure_future(workflow.execute_activity_method(
             CrmActivities.fetch_company_page,
             FetchCompaniesInput(after=after, limit=request.page_size,
-                                requests_per_second=request.hubspot_requests_per_second),
-            start_to_close_timeout=TIMEOUT, retry_policy=RETRY, summary=f"HubSpot companies after {after}"))
+                                requests_per_second=request.crm_requests_per_second),
+            start_to_close_timeout=TIMEOUT, retry_policy=RETRY, summary=f"{request.crm.label} companies after {after}"))
 
     @workflow.query
     def progress(self) -> BackfillCarried:

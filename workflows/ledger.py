@@ -1,4 +1,4 @@
-"""Invoice feedback: one long-lived ledger per billing customer (``ledger-stripe-<customerId>``).
+"""Invoice feedback: one long-lived ledger per billing customer (``ledger-<billing>-<customerId>``).
 
 Billing events arrive by signal-with-start (``billing_event``), in any order and possibly twice. The rules
 (what to post to the ERP and when, payments, credit notes, voids, write-offs, overdue, what continue-as-new
@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.models import CreateErpContactsInput, FindErpContactsInput, FlowConfigRequest, LedgerConfig
     from activities.notify import NotifyActivities
-    from canonical import Account, EventEnvelope, InvoiceStatus, ref
+    from canonical import Account, EventEnvelope, InvoiceStatus
     from canonical.backfill import ErpCustomerDraft
     from canonical.exceptions import ExceptionKind
     from canonical.keys import billing_customer_reference, erp_contact_reference
@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         owed,
         settle,
     )
+    from canonical.systems import System, Systems
     from workflows.attributes import LEGAL_ENTITY
     from workflows.models import (
         LEDGER_SIGNAL,
@@ -123,7 +124,7 @@ class AccountLedgerWorkflow:
                                          "Read ledger settings", local=True)).for_ledger()
         self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds)
         customer, error = await self._load_customer()
-        self._status.add_keys(ref("stripe", "customer", self._customer_id))
+        self._status.add_keys(self._config.systems.billing.ref("customer", self._customer_id))
         async with self._lock:
             self._book, actions = configure(
                 self._book, entities={e.code: e.erp_tenant_id for e in self._config.entities},
@@ -230,33 +231,37 @@ class AccountLedgerWorkflow:
 
     async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | VoidInvoice) -> Outcome:
         key = idempotency_key(action.step, scope=action.invoice_id)  # <workflowId>:<invoiceId>:<step>
+        held = self._book.invoices.get(action.invoice_id)
+        entity = action.legal_entity if isinstance(action, PostInvoice) else (held.legal_entity if held else None)
+        erp = self._erp_of(entity or "")
         loaded = None
         try:
             if isinstance(action, PostInvoice):
                 invoice = action.invoice
                 if invoice is None:
-                    invoice = loaded = await self._step(Bill.load_billing_invoice, BillingInvoiceRef(
-                        invoice_id=action.invoice_id), f"Read Stripe invoice {action.invoice_id}", local=True)
+                    invoice = loaded = await self._step(
+                        Bill.load_billing_invoice, BillingInvoiceRef(invoice_id=action.invoice_id),
+                        f"Read {self._billing.label} invoice {action.invoice_id}", local=True)
                 contact = action.contact_id or await self._contact(action.legal_entity, action.tenant_id)
                 routed = invoice.model_copy(update={"legal_entity": action.legal_entity})
                 posted = await self._step(Erp.post_erp_invoice, PostInvoiceInput(
                     tenant_id=action.tenant_id, invoice=routed, erp_contact_id=contact, idempotency_key=key),
-                    f"Post {action.title} to Xero {action.legal_entity}")
+                    f"Post {action.title} to {erp.label} {action.legal_entity}")
                 return Outcome(ok=True, erp_id=posted.erp_id, contact_id=contact, invoice=loaded)
             if isinstance(action, RecordPayment):
                 await self._step(Erp.record_erp_payment, RecordPaymentInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, payment=action.payment,
-                    idempotency_key=key), f"Record payment {action.payment.amount} on {action.title} in Xero")
+                    idempotency_key=key), f"Record payment {action.payment.amount} on {action.title} in {erp.label}")
             elif isinstance(action, PostCreditNote):
                 await self._step(Erp.post_erp_credit_note, PostCreditNoteInput(
                     tenant_id=action.tenant_id, credit_note=action.credit_note, erp_contact_id=action.contact_id,
                     idempotency_key=key),
                     f"{'Write off' if action.write_off else 'Credit'} {action.credit_note.amount} on {action.title} "
-                    "in Xero")
+                    f"in {erp.label}")
             else:
                 await self._step(Erp.void_erp_invoice, VoidInvoiceInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, idempotency_key=key),
-                    f"Void {action.title} in Xero")
+                    f"Void {action.title} in {erp.label}")
         except STEP_FAILED as err:
             return Outcome(ok=False, reason=failure_reason(err), invoice=loaded)
         return Outcome(ok=True)
@@ -264,18 +269,20 @@ class AccountLedgerWorkflow:
     async def _contact(self, entity_code: str, tenant_id: str) -> str:
         company_id = self._book.crm_company_id
         account = self._customer_account or Account(name=self._customer_id, billing_customer_id=self._customer_id)
-        reference = (erp_contact_reference(company_id, entity_code) if company_id
-                     else billing_customer_reference(self._customer_id, entity_code))
+        systems = self._systems
+        erp = self._erp_of(entity_code)
+        reference = (erp_contact_reference(systems.crm.name, company_id, entity_code) if company_id
+                     else billing_customer_reference(systems.billing.name, self._customer_id, entity_code))
         draft = ErpCustomerDraft(account=account, reference=reference)
         # the one find-or-create of every flow: the look-up is a read (local), the create only when missing
         found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant_id, drafts=[draft]),
-                                 f"Find Xero contact {reference}", local=True)
+                                 f"Find {erp.label} contact {reference}", local=True)
         if reference in found.found:
             return found.found[reference]
         created = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
             tenant_id=tenant_id, drafts=found.missing,
             idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
-            f"Create Xero contact {reference}")
+            f"Create {erp.label} contact {reference}")
         return created.contact_ids[reference]
 
     async def _notify(self, action: Notify) -> Outcome:
@@ -297,7 +304,8 @@ class AccountLedgerWorkflow:
         request = CrmFiguresInput(company_id=self._book.crm_company_id, company=company, deals=deals)
         action = RefreshCrmFigures()
         try:
-            await self._step(Crm.write_crm_figures, request, f"Write billing figures to HubSpot ({len(deals)} deal(s))")
+            await self._step(Crm.write_crm_figures, request,
+                             f"Write billing figures to {self._systems.crm.label} ({len(deals)} deal(s))")
             outcome = Outcome(ok=True)
         except STEP_FAILED as err:
             outcome = Outcome(ok=False, reason=failure_reason(err))
@@ -309,15 +317,28 @@ class AccountLedgerWorkflow:
         try:
             customer: BillingCustomer = await self._step(
                 Bill.load_billing_customer, BillingCustomerRef(customer_id=self._customer_id),
-                f"Read Stripe customer {self._customer_id}", local=True)
+                f"Read {self._billing.label} customer {self._customer_id}", local=True)
         except STEP_FAILED as err:
             return None, failure_reason(err)
         self._customer_account = customer.account
         if customer.account.crm_id:
-            self._status.add_keys(ref("hubspot", "company", customer.account.crm_id))
+            self._status.add_keys(self._systems.crm.ref("company", customer.account.crm_id))
         if customer.legal_entity:
             self._status.set(LEGAL_ENTITY.value_set(customer.legal_entity))
         return customer, None
+
+    @property
+    def _systems(self) -> Systems:
+        assert self._config is not None, "the configuration is read first"
+        return self._config.systems
+
+    @property
+    def _billing(self) -> System:
+        return self._systems.billing
+
+    def _erp_of(self, entity_code: str) -> System:
+        """The ERP of an entity (an entity no longer configured is named as the role only)."""
+        return self._systems.erp.get(entity_code) or System(role="erp", name="erp", display="unknown")
 
     def _should_continue(self) -> bool:
         assert self._config is not None
@@ -333,8 +354,11 @@ class AccountLedgerWorkflow:
     def _publish(self) -> None:
         """The book's keys (its deals, its ERP contacts), then stage, exception kind and current details."""
         book = self._book
-        self._status.add_keys(*(ref("hubspot", "deal", e.deal_id) for e in book.invoices.values() if e.deal_id),
-                              *(ref("xero", "contact", contact) for contact in book.erp_contacts.values()))
+        if self._config is not None:
+            crm = self._config.systems.crm
+            self._status.add_keys(*(crm.ref("deal", e.deal_id) for e in book.invoices.values() if e.deal_id),
+                                  *(self._erp_of(code).ref("contact", contact)
+                                    for code, contact in book.erp_contacts.items()))
         self._status.waiting_for = "billing events" + (
             f", or {self._wake_at:%Y-%m-%d %H:%M} UTC (a due date or the ERP re-post)" if self._wake_at else "")
         self._status.publish()
@@ -344,7 +368,9 @@ class AccountLedgerWorkflow:
         waiting-for and the recent timeline)."""
         book = self._book
         company = book.crm_company_id
-        lines = [f"**Customer:** Stripe `{self._customer_id}`" + (f", HubSpot company `{company}`" if company else ""),
+        billing, crm = ((self._config.systems.billing.display, self._config.systems.crm.display) if self._config
+                        else ("billing", "CRM"))
+        lines = [f"**Customer:** {billing} `{self._customer_id}`" + (f", {crm} company `{company}`" if company else ""),
                  f"**Open invoices:** {len(open_invoices(book))}",
                  f"**Events applied:** {book.events_applied} (run {self._runs}, {self._duplicates} duplicate(s) "
                  "ignored)"]

@@ -11,7 +11,6 @@ from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, 
 from canonical.authority import ApprovalFacts, ApprovalProof
 from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
-from canonical.keys import amendments_workflow_id, ledger_workflow_id  # noqa: F401 (re-exported)
 from canonical.ledger import LedgerInvoice
 from canonical.reconciliation import EntityTotals, Finding, SourceRead
 from canonical.requests import AccountFigures
@@ -168,7 +167,7 @@ class QuoteToCashResult(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Amendment propagation (one workflow per contract: contract-ironclad-<recordId>)
+# Amendment propagation (one workflow per contract: contract-<clm>-<recordId>)
 # ---------------------------------------------------------------------------------------------
 class AmendmentStage(StrEnum):
     """The ``Stage`` search attribute of a contract's amendment propagation run."""
@@ -223,7 +222,7 @@ class AmendmentsCarried(BaseModel):
 class ContractAmendmentsInput(BaseModel):
     """Start (or continue-as-new) input of ``ContractAmendmentsWorkflow``."""
 
-    record_id: str = Field(min_length=1, description="the Ironclad record of the executed contract")
+    record_id: str = Field(min_length=1, description="the CLM record of the executed contract")
     deal_id: str | None = None
     carried: AmendmentsCarried | None = Field(default=None, description="state carried across continue-as-new")
 
@@ -289,7 +288,7 @@ class ContractAmendmentsStatus(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Invoice feedback (one workflow per billing customer: ledger-stripe-<customerId>)
+# Invoice feedback (one workflow per billing customer: ledger-<billing>-<customerId>)
 # ---------------------------------------------------------------------------------------------
 class LedgerStage(StrEnum):
     """The ``Stage`` search attribute of a billing customer's ledger: is anything still owed?"""

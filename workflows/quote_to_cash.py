@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         QuoteToCashConfig,
         WriteBackInput,
     )
-    from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing, ref
+    from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.backfill import ErpCustomerDraft
     from canonical.bands import deal_size_band
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         written_back_refs,
     )
     from canonical.requests import ContractRequest, DealWriteBack
+    from canonical.systems import OURS, Systems
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
         ApprovalDecision,
@@ -105,7 +106,7 @@ def _terms(deal: Deal) -> str:
 
 @workflow.defn(name="QuoteToCashWorkflow")
 class QuoteToCashWorkflow:
-    """One run per HubSpot deal (workflow ID ``q2c-hubspot-<dealId>``)."""
+    """One run per CRM deal (workflow ID ``q2c-<crm>-<dealId>``)."""
 
     def __init__(self) -> None:
         self._deal_id = ""
@@ -125,6 +126,16 @@ class QuoteToCashWorkflow:
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
         self._carried_write_back: DealWriteBack | None = None
 
+    @property
+    def _systems(self) -> Systems:
+        assert self._config is not None, "the configuration is read first"
+        return self._config.systems
+
+    @property
+    def _crm(self) -> str:
+        """``CRM (HubSpot)`` once the configuration is read, ``CRM`` before."""
+        return self._config.systems.crm.label if self._config else "CRM"
+
     # ------------------------------------------------------------------------------------------
     # The flow
     # ------------------------------------------------------------------------------------------
@@ -132,17 +143,18 @@ class QuoteToCashWorkflow:
     async def run(self, request: QuoteToCashInput) -> QuoteToCashResult:
         self._deal_id = request.deal_id
         self._status.started_with(workflow.info())
-        self._status.add_keys(ref("hubspot", "deal", request.deal_id))
         self._mark("started")
         self._status.enter(Stage.LOADING, f"started by {request.trigger}", waiting_for="the CRM deal")
         try:
             self._config = (await self._step(Cfg.load_flow_config, FlowConfigRequest(flow="quote_to_cash"),
                                              "Read approval policy and entities", local=True)).for_quote_to_cash()
+            self._status.add_keys(self._config.systems.crm.ref("deal", request.deal_id))
             self._status.use(retry_max_seconds=self._config.activity_retry_max_seconds,
                              timeout_seconds=self._config.activity_timeout_seconds)
             deal = await self._load_deal()
             if deal.write_backs.revops_status == Stage.PROVISIONED.value:
-                self._status.add_keys(*written_back_refs(deal.write_backs))  # the re-run is findable by the deal's IDs
+                # the re-run is findable by the deal's IDs
+                self._status.add_keys(*written_back_refs(deal.write_backs, self._config.systems))
                 raise _Stop(Stage.SKIPPED, "the deal is already provisioned")
             deal = await self._until_complete(deal)
             await self._approve(deal)
@@ -163,8 +175,8 @@ class QuoteToCashWorkflow:
 
     async def _load_deal(self) -> Deal:
         try:
-            deal = await self._step(Crm.load_deal, DealRef(deal_id=self._deal_id), f"Read HubSpot deal {self._deal_id}",
-                                    local=True)
+            deal = await self._step(Crm.load_deal, DealRef(deal_id=self._deal_id),
+                                    f"Read {self._crm} deal {self._deal_id}", local=True)
         except STEP_FAILED as err:
             self._status.exception = ExceptionKind.DEAL_NOT_FOUND
             raise _Stop(Stage.FAILED, f"the deal could not be read: {failure_reason(err)}") from err
@@ -174,7 +186,7 @@ class QuoteToCashWorkflow:
     def _use_deal(self, deal: Deal) -> None:
         self._deal = deal
         if deal.account and deal.account.crm_id:
-            self._status.add_keys(ref("hubspot", "company", deal.account.crm_id))
+            self._status.add_keys(self._systems.crm.ref("company", deal.account.crm_id))
         if deal.currency and deal.lines:
             self._status.set(DEAL_SIZE.value_set(deal_size_band(deal.total().amount)))
 
@@ -213,7 +225,7 @@ class QuoteToCashWorkflow:
                                                  revops_exception=f"Missing data: {described}"),
                                    notice=self._notice(NoticeKind.DATA_EXCEPTION, f"data-exception-{handled}",
                                                        f"Deal {deal.name} is missing data",
-                                                       f"Fix in HubSpot: {described}"))
+                                                       f"Fix in {self._crm}: {described}"))
             await workflow.wait_condition(lambda: self._corrections > handled,  # noqa: B023 (awaited here)
                                           timeout_summary="deal corrected")
             if self._corrected_deal is not None:
@@ -309,39 +321,41 @@ class QuoteToCashWorkflow:
     # -- 3. contract --------------------------------------------------------------------------------
     async def _contract_signed(self, deal: Deal) -> Contract:
         assert self._config is not None and deal.account is not None and deal.billing_contact is not None
-        self._status.enter(Stage.CONTRACTING, "launching the contract in Ironclad", waiting_for="Ironclad launch")
+        clm = self._config.systems.clm
+        self._status.enter(Stage.CONTRACTING, f"launching the contract in the {clm.label}",
+                           waiting_for=f"{clm.label} launch")
         request = ContractRequest(deal_crm_id=deal.crm_id, title=f"{deal.name} - Order Form",
-                                  template_id=self._config.template_id, legal_entity=self._entity_code,
+                                  legal_entity=self._entity_code,
                                   counterparty=deal.account, signer=deal.billing_contact, terms=proposed_terms(deal))
         contract = await self._step(Clm.launch_contract,
                                     LaunchContractInput(request=request, idempotency_key=self._key("contract")),
-                                    f"Launch Ironclad contract for deal {deal.crm_id}")
+                                    f"Launch {clm.label} contract for deal {deal.crm_id}")
         assert contract.clm_workflow_id
         self._contract = contract
-        self._status.add_keys(ref("ironclad", "workflow", contract.clm_workflow_id))
+        self._status.add_keys(clm.ref("workflow", contract.clm_workflow_id))
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_SIGNATURE.value,
                                              clm_workflow_id=contract.clm_workflow_id))
         self._status.enter(Stage.AWAITING_SIGNATURE, f"contract {contract.clm_workflow_id} out for signature",
-                           waiting_for=f"signature of Ironclad workflow {contract.clm_workflow_id} "
+                           waiting_for=f"signature of {clm.label} contract {contract.clm_workflow_id} "
                                        f"(webhook, polled every {self._config.contract_poll_interval_seconds:g}s)")
         poll = timedelta(seconds=self._config.contract_poll_interval_seconds)
         stalled_at = workflow.now() + timedelta(days=self._config.contract_max_wait_days)
         while True:
             try:
                 await workflow.wait_condition(lambda: self._executed is not None, timeout=poll,
-                                              timeout_summary="poll Ironclad")
+                                              timeout_summary=f"poll {clm.display}")
             except TimeoutError:
                 pass
             contract = await self._step(Clm.check_contract, ContractRef(clm_workflow_id=contract.clm_workflow_id),
-                                        f"Check Ironclad workflow {contract.clm_workflow_id}", local=True)
+                                        f"Check {clm.label} contract {contract.clm_workflow_id}", local=True)
             self._contract = contract
             if contract.status is ContractStatus.EXECUTED and contract.terms is not None:
                 break
             if contract.status is ContractStatus.CANCELLED:
                 self._status.exception = ExceptionKind.CONTRACT_CANCELLED
                 await self._write_back(DealWriteBack(revops_status=Stage.CANCELLED.value,
-                                                     revops_exception="contract cancelled in Ironclad"))
-                raise _Stop(Stage.CANCELLED, f"contract {contract.clm_workflow_id} was cancelled in Ironclad")
+                                                     revops_exception=f"contract cancelled in {clm.display}"))
+                raise _Stop(Stage.CANCELLED, f"contract {contract.clm_workflow_id} was cancelled in {clm.display}")
             self._executed = None  # a signal that raced ahead of the record: look again next time
             if workflow.now() >= stalled_at and self._status.exception is not ExceptionKind.CONTRACT_STALLED:
                 self._status.exception = ExceptionKind.CONTRACT_STALLED
@@ -349,7 +363,7 @@ class QuoteToCashWorkflow:
                                    waiting_for=self._status.waiting_for)
         self._status.exception = ExceptionKind.NONE
         if contract.clm_record_id:
-            self._status.add_keys(ref("ironclad", "record", contract.clm_record_id))
+            self._status.add_keys(clm.ref("record", contract.clm_record_id))
         self._mark("contract_signed")
         self._status.note(f"contract executed (record {contract.clm_record_id})")
         self._write_back_later(DealWriteBack(clm_record_id=contract.clm_record_id,
@@ -397,40 +411,41 @@ class QuoteToCashWorkflow:
         assert deal.account is not None
         entity = plan.entity
         tenant = entity.erp_tenant_id
-        customer_ref = erp_contact_reference(deal.account.crm_id or "", entity.code)
+        erp, billing = self._systems.erp_of(entity.code), self._systems.billing
+        customer_ref = erp_contact_reference(self._systems.crm.name, deal.account.crm_id or "", entity.code)
         draft = ErpCustomerDraft(account=deal.account, contact=deal.billing_contact, reference=customer_ref)
         found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant, drafts=[draft]),
-                                 f"Find Xero contact in {entity.code}", local=True)
+                                 f"Find {erp.label} contact in {entity.code}", local=True)
         written = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
             tenant_id=tenant, drafts=found.missing, refresh=[] if found.missing else [draft],
             idempotency_key=self._key(f"erp-contact-{entity.code}")),
-            f"{'Create' if found.missing else 'Update'} Xero contact in {entity.code}")
+            f"{'Create' if found.missing else 'Update'} {erp.label} contact in {entity.code}")
         contact_id = written.contact_ids.get(customer_ref) or found.found.get(customer_ref, "")
         contact_created = customer_ref in written.ours
         self._mark("customer_created" if contact_created else "customer_reused", entity.code)
         if contact_created:
             undo.append((Erp.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
-                         f"Archive Xero contact {contact_id}"))
-        self._status.add_keys(ref("xero", "contact", contact_id))
+                         f"Archive {erp.label} contact {contact_id}"))
+        self._status.add_keys(erp.ref("contact", contact_id))
 
         project = await self._step(Erp.create_erp_project, ErpProjectInput(
             tenant_id=tenant, project=plan.project.model_copy(update={"erp_contact_id": contact_id}),
             idempotency_key=self._key(f"erp-project-{entity.code}")),
-            f"Create Xero project {plan.project.code} with {len(plan.project.tasks)} task(s)")
+            f"Create {erp.label} project {plan.project.code} with {len(plan.project.tasks)} task(s) in {entity.code}")
         self._mark("project_created", entity.code)
         undo.append((Erp.close_erp_project, ErpRecordRef(tenant_id=tenant, record_id=project.erp_id or ""),
-                     f"Close Xero project {project.erp_id}"))
-        self._status.add_keys(ref("xero", "project", project.erp_id or ""), ref("revops", "project", project.code))
+                     f"Close {erp.label} project {project.erp_id}"))
+        self._status.add_keys(erp.ref("project", project.erp_id or ""), OURS.ref("project", project.code))
 
         customer = await self._step(Bill.ensure_billing_customer, BillingCustomerInput(
             account=deal.account, contact=deal.billing_contact, reference=customer_ref, legal_entity=entity.code,
             idempotency_key=self._key(f"billing-customer-{entity.code}")),
-            f"Find or create Stripe customer for {entity.code}")
+            f"Find or create {billing.label} customer for {entity.code}")
         self._mark("customer_created" if customer.created else "customer_reused", entity.code)
         if customer.created:
             undo.append((Bill.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
-                         f"Delete Stripe customer {customer.customer_id}"))
-        self._status.add_keys(ref("stripe", "customer", customer.customer_id))
+                         f"Delete {billing.label} customer {customer.customer_id}"))
+        self._status.add_keys(billing.ref("customer", customer.customer_id))
 
         schedule_ids: list[str] = []
         for index, schedule in enumerate(plan.schedules):
@@ -440,17 +455,17 @@ class QuoteToCashWorkflow:
                                                                 "revops_workflow": workflow.info().workflow_id}})
             created = await self._step(Bill.create_billing_schedule, BillingScheduleInput(schedule=schedule,
                                                                                        idempotency_key=key),
-                                       f"Create Stripe {schedule.kind.value} schedule for {entity.code}")
+                                       f"Create {billing.label} {schedule.kind.value} schedule for {entity.code}")
             undo.append((Bill.cancel_billing_schedule,
                          BillingScheduleInput(schedule=created, idempotency_key=key + ":undo"),
-                         f"Cancel Stripe {schedule.kind.value} schedule {created.billing_id or ''}".rstrip()))
+                         f"Cancel {billing.label} {schedule.kind.value} schedule {created.billing_id or ''}".rstrip()))
             if created.billing_id:
                 schedule_ids.append(created.billing_id)
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
             self._status.add_keys(*created.refs)
         self._mark("billing_live", entity.code)
-        self._status.note(f"{entity.code}: Xero contact {contact_id}, project {project.code}, "
-                          f"Stripe customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
+        self._status.note(f"{entity.code}: {erp.label} contact {contact_id}, project {project.code}, "
+                          f"{billing.label} customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")
         return Engagement(deal_crm_id=deal.crm_id, legal_entity=entity.code, contract_record_id=contract.clm_record_id,
                           erp_contact_id=contact_id, project=project, billing_customer_id=customer.customer_id,
                           billing_schedule_ids=schedule_ids)
@@ -469,7 +484,7 @@ class QuoteToCashWorkflow:
     async def recheck_deal(self, request: RecheckRequest) -> RecheckResult:
         """An operator re-reads the deal now; answers whether it is complete."""
         deal = await self._step(Crm.load_deal, DealRef(deal_id=self._deal_id),
-                                f"Re-read HubSpot deal {self._deal_id} for {request.requested_by}", local=True)
+                                f"Re-read {self._crm} deal {self._deal_id} for {request.requested_by}", local=True)
         missing = deal.missing_commercial_fields()
         self._corrected_deal = deal
         self._corrections += 1
@@ -526,7 +541,7 @@ class QuoteToCashWorkflow:
             # a notice goes out once per event through a regular activity (its retries outlive a worker);
             # a plain property write is idempotent and runs as a local activity
             await self._step(Crm.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
-                             "Write back to HubSpot: " + ", ".join(sorted(update.properties())),
+                             f"Write back to {self._crm}: " + ", ".join(sorted(update.properties())),
                              local=notice is None)
         except STEP_FAILED as err:
             if self._status.exception is ExceptionKind.NONE:

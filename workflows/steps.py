@@ -62,7 +62,7 @@ async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summ
 def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None) -> None:
     """Add ``system:object:id`` keys to ``known`` and the ``BusinessKeys`` search attribute (only when new).
 
-    Blank keys and keys with an empty ID (``xero:contact:``) are skipped; ``limit`` caps the list.
+    Blank keys and keys with an empty ID (``erp:contact:``) are skipped; ``limit`` caps the list.
     ``publish`` takes the update (an :class:`AttributePublisher`'s ``set``, which gathers it).
     """
     new = [k for k in dict.fromkeys(keys) if k and not k.endswith(":") and k not in known]

@@ -25,6 +25,7 @@ from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertRe
 from connectors.errors import ConnectorError, NotFound, RateLimited, Rejected, Unavailable
 from connectors.http import build_client, parse_retry_after, send
 from connectors.hubspot import mapping
+from connectors.hubspot.spec import HubSpotSettings
 from connectors.identifiers import HUBSPOT_ID, checked_id, segment
 from connectors.pacing import Pacer
 from settings import Settings
@@ -94,8 +95,11 @@ class HubSpotCrm:
 
     vendor = VENDOR
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, approval_stage: str = "contractsent",
+                 closed_won_stage: str = "closedwon") -> None:
         self._client = client
+        self.approval_stage = approval_stage  # the deal stages that start quote-to-cash (HUBSPOT_*_STAGE)
+        self.closed_won_stage = closed_won_stage
         self._known: dict[str, set[str]] = {}  # object type -> property names known to exist
         self._ensured = False
         self._lock = asyncio.Lock()
@@ -414,10 +418,11 @@ class HubSpotCrm:
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-                  timeout: httpx.Timeout | float | None = None) -> HubSpotCrm:
-    """The adapter for ``settings.hubspot_base_url`` with the private-app token."""
+                  timeout: httpx.Timeout | float | None = None, config: HubSpotSettings | None = None) -> HubSpotCrm:
+    """The adapter for the configured portal (``HUBSPOT_BASE_URL``) with the private-app token."""
+    config = config or HubSpotSettings.of(settings)
     timeout = timeout if timeout is not None else settings.http_timeout_seconds
-    client = build_client(base_url=settings.hubspot_base_url, transport=transport, timeout=timeout,
-                          headers={"Authorization": f"Bearer {settings.hubspot_access_token}",
+    client = build_client(base_url=config.base_url, transport=transport, timeout=timeout,
+                          headers={"Authorization": f"Bearer {config.access_token}",
                                    "Accept": "application/json"})
-    return HubSpotCrm(client)
+    return HubSpotCrm(client, approval_stage=config.approval_stage, closed_won_stage=config.closed_won_stage)

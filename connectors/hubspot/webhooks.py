@@ -19,6 +19,7 @@ from canonical import DealChanged, DealStageReached, DomainEvent
 from canonical.events import OwnWriteEcho
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.hubspot.mapping import WRITEBACK_PROPERTIES
+from connectors.hubspot.spec import HubSpotSettings
 from connectors.identifiers import HUBSPOT_ID, bounded_count, load_json, payload_id
 from settings import Settings
 
@@ -170,8 +171,9 @@ def _required(item: dict[str, Any], where: str, key: str, types: type | tuple[ty
     return value
 
 
-def from_settings(settings: Settings, *, clock: Callable[[], float] = time.time) -> HubSpotWebhooks:
+def from_settings(settings: Settings, *, clock: Callable[[], float] = time.time,
+                  config: HubSpotSettings | None = None) -> HubSpotWebhooks:
     """The receiver with the app's client secret and the stages flows act on."""
-    return HubSpotWebhooks(client_secret=settings.hubspot_client_secret,
-                           approval_stage=settings.hubspot_approval_stage,
-                           closed_won_stage=settings.hubspot_closed_won_stage, clock=clock)
+    config = config or HubSpotSettings.of(settings)
+    return HubSpotWebhooks(client_secret=config.client_secret, approval_stage=config.approval_stage,
+                           closed_won_stage=config.closed_won_stage, clock=clock)

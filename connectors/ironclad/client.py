@@ -1,7 +1,7 @@
 """The Ironclad CLM adapter: ``ClmPort`` over Ironclad's public API v1.
 
 Paths are the vendor's (``<base>/public/api/v1/...``); the OAuth 2.0 client-credentials token comes from
-``<base>/oauth/token`` and every call acts as ``settings.ironclad_user_email`` (``x-as-user-email``), which
+``<base>/oauth/token`` and every call acts as ``IRONCLAD_USER_EMAIL`` (``x-as-user-email``), which
 Ironclad requires for client-credentials tokens. Ironclad has no idempotency header, so a launch first
 lists workflows filtered by our ``revopsKey`` attribute and creates only when none exists.
 """
@@ -23,6 +23,7 @@ from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.identifiers import SAFE_ID, segment
 from connectors.ironclad import mapping
 from connectors.ironclad.mapping import KEY_ATTRIBUTE, MappingError
+from connectors.ironclad.spec import IroncladSettings
 from settings import Settings
 
 VENDOR = "ironclad"
@@ -79,8 +80,9 @@ class IroncladClm:
     vendor = VENDOR
 
     def __init__(self, client: httpx.AsyncClient, *, token_client: httpx.AsyncClient | None = None,
-                 page_size: int = 100) -> None:
+                 page_size: int = 100, template_id: str = "tmpl-msa-order-form") -> None:
         self._client = client
+        self._template_id = template_id  # contracts launch from it unless a request names another
         self._token_client = token_client
         self._page_size = page_size
         # one launch per key at a time in this process, so look-up-before-create cannot race itself;
@@ -100,6 +102,8 @@ class IroncladClm:
     async def launch_contract(self, request: ContractRequest, *, idempotency_key: str) -> Contract:
         """Launch the contract workflow, or return the one already launched with this key."""
         try:
+            if request.template_id is None:
+                request = request.model_copy(update={"template_id": self._template_id})
             body = mapping.launch_body(request, idempotency_key=idempotency_key)
         except MappingError as exc:
             raise Rejected(f"cannot encode the contract request: {exc}", vendor=VENDOR) from exc
@@ -210,17 +214,19 @@ class IroncladClm:
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-                  timeout: float | httpx.Timeout | None = None) -> IroncladClm:
-    """The adapter for ``settings.ironclad_base_url`` with client-credentials auth."""
-    base = settings.ironclad_base_url.rstrip("/")
+                  timeout: float | httpx.Timeout | None = None, config: IroncladSettings | None = None
+                  ) -> IroncladClm:
+    """The adapter for the configured Ironclad (``IRONCLAD_BASE_URL``) with client-credentials auth."""
+    config = config or IroncladSettings.of(settings)
+    base = config.base_url.rstrip("/")
     timeout = timeout if timeout is not None else settings.http_timeout_seconds
     token_client = build_client(base_url=base, transport=transport, timeout=timeout)
-    auth = ClientCredentialsAuth(token_url=f"{base}{TOKEN_PATH}", client_id=settings.ironclad_client_id,
-                                 client_secret=settings.ironclad_client_secret, scope=SCOPES, vendor=VENDOR,
+    auth = ClientCredentialsAuth(token_url=f"{base}{TOKEN_PATH}", client_id=config.client_id,
+                                 client_secret=config.client_secret, scope=SCOPES, vendor=VENDOR,
                                  token_client=token_client, body_format="json")
     client = build_client(base_url=base, auth=auth, transport=transport, timeout=timeout,
-                          headers={"x-as-user-email": settings.ironclad_user_email, "Accept": "application/json"})
-    return IroncladClm(client, token_client=token_client)
+                          headers={"x-as-user-email": config.user_email, "Accept": "application/json"})
+    return IroncladClm(client, token_client=token_client, template_id=config.template_id)
 
 
 __all__ = ["IroncladClm", "error_message", "from_settings"]

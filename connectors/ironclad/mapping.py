@@ -2,7 +2,7 @@
 
 How our contract terms travel through Ironclad
 ----------------------------------------------
-A contract is launched as a workflow from our template (``settings.ironclad_template_id``) with these
+A contract is launched as a workflow from our template (``IRONCLAD_TEMPLATE_ID``) with these
 workflow attributes; when it completes, Ironclad creates a record whose properties carry the same keys,
 typed (``{"type": "monetary_amount", "value": {...}}``):
 

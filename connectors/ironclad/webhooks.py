@@ -32,6 +32,7 @@ from connectors.identifiers import load_json, payload_id, shown
 from connectors.ironclad import mapping
 from connectors.ironclad.client import IroncladClm
 from connectors.ironclad.client import from_settings as clm_from_settings
+from connectors.ironclad.spec import IroncladSettings
 from settings import Settings
 
 EVENT_ID_HEADER = "x-ironclad-webhook-event-id"
@@ -161,11 +162,11 @@ class IroncladWebhooks:
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-                  clm: IroncladClm | None = None) -> IroncladWebhooks:
+                  clm: IroncladClm | None = None, config: IroncladSettings | None = None) -> IroncladWebhooks:
     """A receiver fetching the key through ``clm`` (or an adapter of its own, closed by ``aclose``)."""
     if clm is not None:
         return IroncladWebhooks(clm.webhook_verification_key)
-    own = clm_from_settings(settings, transport=transport)
+    own = clm_from_settings(settings, transport=transport, config=config)
     return IroncladWebhooks(own.webhook_verification_key, on_close=own.aclose)
 
 

@@ -38,12 +38,13 @@ from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, Cr
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.ledger import BillingCustomer
 from canonical.reconciliation import BillingChange
-from canonical.refs import ownership_marker, ref, stripe_ref
+from canonical.refs import ownership_marker, ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.identifiers import STRIPE_ID, segment
 from connectors.stripe import mapping
 from connectors.stripe.form import encode_form, unix_midnight
+from connectors.stripe.spec import StripeSettings, stripe_ref
 from settings import Settings
 
 VENDOR = "stripe"
@@ -588,12 +589,15 @@ def _customer_change(obj: Mapping[str, Any]) -> BillingChange:
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-                  timeout: httpx.Timeout | float | None = None) -> StripeBilling:
-    """A ``StripeBilling`` on ``settings.stripe_base_url`` with the secret key and pinned API version."""
+                  timeout: httpx.Timeout | float | None = None, config: StripeSettings | None = None
+                  ) -> StripeBilling:
+    """A ``StripeBilling`` on the configured Stripe (``STRIPE_BASE_URL``) with the secret key and pinned API
+    version."""
+    config = config or StripeSettings.of(settings)
     timeout = timeout if timeout is not None else settings.http_timeout_seconds
     client = build_client(
-        base_url=settings.stripe_base_url,
-        headers={"Authorization": f"Bearer {settings.stripe_api_key}", "Stripe-Version": API_VERSION},
+        base_url=config.base_url,
+        headers={"Authorization": f"Bearer {config.api_key}", "Stripe-Version": API_VERSION},
         timeout=timeout, transport=transport,
     )
     return StripeBilling(client)

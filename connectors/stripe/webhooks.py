@@ -41,6 +41,7 @@ from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.identifiers import STRIPE_ID, load_json, payload_id, shown, stripe_id
 from connectors.stripe import mapping
 from connectors.stripe.client import API_VERSION
+from connectors.stripe.spec import StripeSettings
 from settings import Settings
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -161,8 +162,8 @@ def _field(event: dict[str, Any], name: str, kind: type) -> Any:
 
 
 def from_settings(settings: Settings, *, tolerance: int = DEFAULT_TOLERANCE) -> StripeWebhooks:
-    """A receiver verifying with ``settings.stripe_webhook_secret``."""
-    return StripeWebhooks(settings.stripe_webhook_secret, tolerance=tolerance)
+    """A receiver verifying with the endpoint's signing secret (``STRIPE_WEBHOOK_SECRET``)."""
+    return StripeWebhooks(StripeSettings.of(settings).webhook_secret, tolerance=tolerance)
 
 
 __all__ = ["StripeWebhooks", "from_settings"]

@@ -28,6 +28,7 @@ from connectors.errors import AuthFailed, ConnectorError, Rejected
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.identifiers import SAFE_ID, segment
 from connectors.xero import mapping
+from connectors.xero.spec import XeroSettings
 from settings import Settings
 
 VENDOR = "xero"
@@ -483,23 +484,23 @@ class XeroErp:
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
                   accounting_url: str | None = None, projects_url: str | None = None,
-                  timeout: float | None = None) -> XeroErp:
+                  timeout: float | None = None, config: XeroSettings | None = None) -> XeroErp:
     """The adapter for ``settings`` (``xero_base_url`` serves both APIs; ``accounting_url`` and
     ``projects_url`` override one, e.g. to route through a validating proxy)."""
-    base = settings.xero_base_url.rstrip("/")
+    config = config or XeroSettings.of(settings)
+    base = config.base_url.rstrip("/")
     timeout = timeout if timeout is not None else settings.http_timeout_seconds
     token_client = build_client(base_url=base, transport=transport)
-    auth = XeroTokenAuth(token_url=settings.xero_token_endpoint, client_id=settings.xero_client_id,
-                         client_secret=settings.xero_client_secret, vendor=VENDOR, token_client=token_client)
+    auth = XeroTokenAuth(token_url=config.token_endpoint, client_id=config.client_id,
+                         client_secret=config.client_secret, vendor=VENDOR, token_client=token_client)
     client = build_client(base_url=base, auth=auth, transport=transport, timeout=timeout)
     return XeroErp(
         client,
         accounting_url=accounting_url or f"{base}{ACCOUNTING_PATH}",
         projects_url=projects_url or f"{base}{PROJECTS_PATH}",
         identity_url=base,
-        revenue_account_code=settings.xero_revenue_account_code,
-        # Not in Settings yet; the sandbox's (and Xero demo company's) bank account is 090.
-        bank_account_code=str(getattr(settings, "xero_bank_account_code", "090")),
+        revenue_account_code=config.revenue_account_code,
+        bank_account_code=config.bank_account_code,
         tenant_entities={e.erp_tenant_id: e.code for e in settings.legal_entities},
         token_client=token_client,
     )

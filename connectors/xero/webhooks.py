@@ -23,6 +23,7 @@ from typing import Any
 from canonical import DomainEvent, ErpRecordChanged
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.identifiers import UUID, bounded_count, load_json, payload_id
+from connectors.xero.spec import XeroSettings
 from settings import Settings
 
 SIGNATURE_HEADER = "x-xero-signature"
@@ -120,8 +121,8 @@ class XeroWebhooks:
 
 
 def from_settings(settings: Settings) -> XeroWebhooks:
-    """The receiver keyed with ``settings.xero_webhook_key``."""
-    return XeroWebhooks(webhook_key=settings.xero_webhook_key)
+    """The receiver keyed with the app's webhook key (``XERO_WEBHOOK_KEY``)."""
+    return XeroWebhooks(webhook_key=XeroSettings.of(settings).webhook_key)
 
 
 __all__ = ["SIGNATURE_HEADER", "XeroWebhooks", "from_settings"]

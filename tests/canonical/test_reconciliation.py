@@ -28,6 +28,7 @@ from canonical.reconciliation import (
     schedule_mismatch,
     tolerance_for,
 )
+from tests.helpers.ids import SYSTEMS
 
 TOL = Decimal("0.01")
 TODAY = date(2026, 11, 29)
@@ -60,7 +61,7 @@ def payment(erp_id: str, on: str, amount: str, ref: str = "", currency: str = "U
 
 
 def kinds(data: Receivables) -> set[tuple[str, str]]:
-    findings, _ = compare_receivables("US01", data, tolerance=TOL)
+    findings, _ = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
     return {(f.kind.value, f.key.rsplit(":", 1)[-1]) for f in findings}
 
 
@@ -70,14 +71,15 @@ def test_compare_receivables_clean_books_give_no_findings_and_matching_totals() 
                        erp_invoices=[erp("x1", "in_1", "100.00", paid="100.00", status="PAID"),
                                      erp("x2", "in_2", "50.00")],
                        erp_payments=[payment("p1", "x1", "100.00", "ch_1")])
-    findings, [totals] = compare_receivables("US01", data, tolerance=TOL)
+    findings, [totals] = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
     assert findings == []
     assert (totals.billing_invoiced, totals.erp_invoiced, totals.billing_paid, totals.erp_paid) == (
         "150.00", "150.00", "100.00", "100.00")
 
 
 def test_compare_receivables_missing_in_erp_offers_the_ledger_repost() -> None:
-    findings, _ = compare_receivables("US01", Receivables(billing_invoices=[billing("in_1", "10.00")]), tolerance=TOL)
+    findings, _ = compare_receivables("US01", Receivables(billing_invoices=[billing("in_1", "10.00")]), tolerance=TOL,
+                                      systems=SYSTEMS)
     [gap] = findings
     assert gap.kind is FindingKind.MISSING_IN_ERP and gap.severity is Severity.HIGH
     assert gap.refs == ["stripe:invoice:in_1", "stripe:customer:cus_1"]
@@ -87,7 +89,7 @@ def test_compare_receivables_missing_in_erp_offers_the_ledger_repost() -> None:
 def test_compare_receivables_orphan_in_erp_is_found_the_other_way() -> None:
     data = Receivables(erp_invoices=[erp("x9", "in_unknown", "75.00"), erp("x8", "", "5.00"),
                                      erp("x7", "in_gone", "1.00", status="VOIDED")])
-    findings, [totals] = compare_receivables("US01", data, tolerance=TOL)
+    findings, [totals] = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
     assert {(f.kind.value, f.erp_id) for f in findings} == {("orphan_in_erp", "x9"), ("orphan_in_erp", "x8")}
     assert totals.erp_invoiced == "80.00" and totals.billing_invoiced == "0"
 
@@ -96,7 +98,7 @@ def test_compare_receivables_duplicate_erp_documents_are_one_finding_naming_both
     data = Receivables(billing_invoices=[billing("in_1", "10.00")],
                        erp_invoices=[erp("x1", "in_1", "10.00"), erp("x2", "in_1", "10.00"),
                                      erp("x0", "in_1", "10.00", status="VOIDED")])
-    findings, [totals] = compare_receivables("US01", data, tolerance=TOL)
+    findings, [totals] = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
     [dup] = findings
     assert dup.kind is FindingKind.DUPLICATE_IN_ERP and dup.erp_id == "x1,x2"
     assert "xero:invoice:x1" in dup.refs and "xero:invoice:x2" in dup.refs
@@ -129,7 +131,8 @@ def test_compare_receivables_currency_status_and_due_date_mismatches() -> None:
 def test_compare_receivables_payments_on_one_side_only() -> None:
     paid = billing("in_1", "10.00", paid="10.00", status=InvoiceStatus.PAID, charges=["ch_1"])
     findings, _ = compare_receivables("US01", Receivables(billing_invoices=[paid],
-                                                          erp_invoices=[erp("x1", "in_1", "10.00")]), tolerance=TOL)
+                                                          erp_invoices=[erp("x1", "in_1", "10.00")]), tolerance=TOL,
+                                    systems=SYSTEMS)
     [gap] = findings
     assert gap.kind is FindingKind.PAYMENT_MISSING_IN_ERP
     assert gap.repair == "starter.py repost ledger-stripe-cus_1 --invoice in_1" and "stripe:payment:ch_1" in gap.refs
@@ -145,7 +148,7 @@ def test_compare_receivables_payment_on_the_wrong_invoice_is_one_misallocation()
                           billing("in_2", "10.00")],
         erp_invoices=[erp("x1", "in_1", "10.00"), erp("x2", "in_2", "10.00", paid="10.00", status="PAID")],
         erp_payments=[payment("p1", "x2", "10.00", "ch_1")])
-    findings, _ = compare_receivables("US01", data, tolerance=TOL)
+    findings, _ = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
     [wrong] = findings
     assert wrong.kind is FindingKind.PAYMENT_MISALLOCATED and wrong.erp_id == "p1" and wrong.billing_id == "in_1"
     assert "xero:invoice:x2" in wrong.refs
@@ -179,7 +182,7 @@ def project(entity: str, code: str, budget: str = "5000.00", erp_id: str | None 
 
 def delivery_kinds(entities: list[str], data: Delivery, *, unattributed: bool = True) -> set[tuple[str, str]]:
     return {(f.kind.value, f.key.rsplit(":", 1)[-1])
-            for f in compare_delivery(entities, data, tolerance=TOL, unattributed=unattributed)}
+            for f in compare_delivery(entities, data, tolerance=TOL, systems=SYSTEMS, unattributed=unattributed)}
 
 
 def test_compare_delivery_scoped_to_an_entity_ignores_other_entities_contracts() -> None:
@@ -287,7 +290,7 @@ def test_compare_delivery_schedule_mismatch_for_a_subscription_contract() -> Non
     data = Delivery(contracts=[sub], projects=[project("US01", "P-d5-US01", erp_id="p5")],
                     billing={"P-d5-US01": ProjectBilling(billing_ids=["sub_1"], recurring=True,
                                                          records=[_item("PRO", "45.00", 10)])})
-    [mismatch] = compare_delivery(["US01"], data, tolerance=TOL)
+    [mismatch] = compare_delivery(["US01"], data, tolerance=TOL, systems=SYSTEMS)
     assert (mismatch.kind.value, mismatch.clm_id, mismatch.billing_id) == ("billing_schedule_mismatch", "r5", "sub_1")
     assert "stripe:subscription:sub_1" in mismatch.refs
 

@@ -1,10 +1,18 @@
-"""A bare vendor ID read as the business keys it may be."""
+"""A bare vendor ID read as the business keys it may be (the registry's descriptors say which)."""
 
 from __future__ import annotations
 
 import pytest
 
-from canonical.refs import KEY_KINDS, candidate_refs, stripe_ref
+from connectors.registry import default_registry
+from connectors.stripe.spec import stripe_ref
+from settings import Settings
+
+SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def candidate_refs(text: str) -> list[str]:
+    return default_registry(SETTINGS).candidate_refs(SETTINGS, text)
 
 
 @pytest.mark.parametrize(("stripe_id", "key"), [
@@ -21,9 +29,15 @@ def test_refs_full_keys_are_taken_as_they_are() -> None:
     assert candidate_refs("xero:project:9fcc42d2") == ["xero:project:9fcc42d2"]
 
 
-def test_refs_other_bare_ids_are_every_non_stripe_kind() -> None:
+def test_refs_a_guid_is_every_kind_whose_pattern_it_fits() -> None:
     uuid = "9fcc42d2-83db-4df9-b035-12bcaa4ad093"
     found = candidate_refs(uuid)
-    assert f"xero:contact:{uuid}" in found and f"xero:project:{uuid}" in found and f"ironclad:record:{uuid}" in found
-    assert len(found) == len([k for k in KEY_KINDS if k[0] != "stripe"])
-    assert not any(key.startswith("stripe:") for key in found)
+    assert {f"xero:contact:{uuid}", f"xero:project:{uuid}", f"xero:invoice:{uuid}",
+            f"ironclad:record:{uuid}", f"revops:project:{uuid}"} <= set(found)
+    assert not any(key.startswith(("stripe:", "hubspot:")) for key in found)  # not a Stripe or HubSpot ID
+
+
+def test_refs_a_number_is_a_crm_deal_or_company() -> None:
+    found = candidate_refs("12345")
+    assert "hubspot:deal:12345" in found and "hubspot:company:12345" in found
+    assert not any(key.startswith(("stripe:", "xero:")) for key in found)

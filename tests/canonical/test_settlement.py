@@ -325,7 +325,7 @@ def test_every_refused_erp_write_is_told_once_across_retries_and_posted_on_repos
     book = run([finalized(), event], erp)
     entry = book.invoices[INVOICE]
     [pending] = entry.erp_pending
-    assert pending.step == step and pending.reason.startswith("Xero refused") and book.exception == "erp_rejected"
+    assert pending.step == step and pending.reason.startswith("the ERP refused") and book.exception == "erp_rejected"
     # tried again with the next event, every hour, and by the operator: still one notice
     book = run([failed(), Tick(), Repost(invoice_id=INVOICE)], erp, book, now=NOW + timedelta(hours=2))
     [notice] = erp.notices
@@ -343,9 +343,9 @@ def test_refused_invoice_posting_is_told_with_its_own_key_and_its_writes_wait() 
     erp.refuse.add("post")
     book = run([finalized(), paid("evt_paid", "py_1", "1000.00", InvoiceStatus.PAID)], erp)
     [notice] = erp.notices
-    assert notice.step == "notice-erp-rejected" and notice.title == f"Xero refused invoice INV-{INVOICE} (US01)"
+    assert notice.step == "notice-erp-rejected" and notice.title == f"ERP refused invoice INV-{INVOICE} (US01)"
     kinds = {w.kind: w.reason for w in book.invoices[INVOICE].erp_pending}
-    assert kinds[ErpWriteKind.PAYMENT] == "waiting for the invoice to be posted to Xero"
+    assert kinds[ErpWriteKind.PAYMENT] == "waiting for the invoice to be posted to the ERP"
     # the hourly re-post takes it once the ERP does
     erp.refuse.clear()
     book, actions = apply(book, Tick(), now=NOW + timedelta(minutes=59))

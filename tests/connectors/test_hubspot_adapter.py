@@ -22,7 +22,7 @@ from connectors.hubspot.client import retry_after
 from connectors.ports import CrmPort
 from sandbox.serve import RunningApp, build_app, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, hubspot_auth, with_vendor
 
 
 def seed_deal(base_url: str, **overrides: Any) -> dict[str, Any]:
@@ -69,7 +69,7 @@ async def crm(settings: Settings, hubspot_sandbox: SandboxHandle) -> AsyncIterat
 def fresh_portal(settings: Settings) -> Iterator[tuple[RunningApp, Settings]]:
     """A brand-new emulator (standard properties only), for tests about property definitions."""
     running = start_in_thread(build_app("hubspot", settings))
-    yield running, settings.model_copy(update={"hubspot_base_url": running.base_url})
+    yield running, with_vendor(settings, "hubspot", base_url=running.base_url)
     running.stop()
 
 
@@ -195,7 +195,7 @@ async def test_hubspot_ensure_properties_creates_definitions_on_a_fresh_portal(
         fresh_portal: tuple[RunningApp, Settings]) -> None:
     running, settings = fresh_portal
     portal = httpx.AsyncClient(base_url=running.base_url,
-                               headers={"Authorization": f"Bearer {settings.hubspot_access_token}"})
+                               headers=hubspot_auth(settings))
     before = (await portal.get("/crm/v3/properties/deals")).json()["results"]
     assert "revops_status" not in {p["name"] for p in before}
     seeded = seed_deal(running.base_url)
@@ -375,7 +375,7 @@ async def test_hubspot_timeout_raises_unavailable(settings: Settings, hubspot_sa
 
 async def test_hubspot_wrong_token_raises_auth_failed(settings: Settings, hubspot_sandbox: SandboxHandle) -> None:
     seeded = seed_deal(hubspot_sandbox.base_url)
-    crm = from_settings(settings.model_copy(update={"hubspot_access_token": "pat-revoked"}))
+    crm = from_settings(with_vendor(settings, "hubspot", access_token="pat-revoked"))
     try:
         with pytest.raises(AuthFailed) as caught:
             await crm.get_deal(seeded["dealId"])

@@ -22,6 +22,7 @@ from connectors.hubspot import HubSpotCrm, from_settings
 from sandbox.serve import RunningApp, build_app, start_in_thread
 from settings import Settings
 from tests.helpers.prism import prism_proxy, spec_path, violations
+from tests.helpers.servers import hubspot_auth, with_vendor
 
 SPECS = {"/crm/v3/objects/": "hubspot/crm-objects-v3.json",
          "/crm/v4/": "hubspot/crm-associations-v4.json",
@@ -72,7 +73,7 @@ def contract(settings: Settings, prism_log_dir: Path) -> Iterator[Contract]:
                                                            log_dir=prism_log_dir)).base_url
                    for prefix, spec in SPECS.items()}
         yield Contract(emulator=emulator, proxies=proxies,
-                       settings=settings.model_copy(update={"hubspot_base_url": emulator.base_url}))
+                       settings=with_vendor(settings, "hubspot", base_url=emulator.base_url))
     emulator.stop()
 
 
@@ -147,7 +148,7 @@ async def test_hubspot_contract_paged_associations_conform(
 
 
 async def test_hubspot_contract_malformed_request_is_rejected(contract: Contract) -> None:
-    headers = {"Authorization": f"Bearer {contract.settings.hubspot_access_token}"}
+    headers = hubspot_auth(contract.settings)
     objects = contract.proxies["/crm/v3/objects/"]
     before = contract.emulator.app.state.control.stats.requests
     async with httpx.AsyncClient(timeout=10) as client:

@@ -24,7 +24,11 @@ from connectors.hubspot import HubSpotWebhooks, webhooks_from_settings
 from connectors.hubspot.webhooks import signing_uri
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings, with_vendor
+
+
+def _hubspot(settings: Settings) -> Any:
+    return vendor_settings(settings, "hubspot")
 
 URL = "https://ingress.example.com/webhooks/hubspot"
 SECRET = "test-client-secret"
@@ -191,7 +195,7 @@ async def test_hubspot_emulator_webhook_verifies_and_parses(
         seeded = (await control.post("/seed/deal", json={
             "deal": {"dealname": "Webhook deal", "dealstage": "qualifiedtobuy"}})).json()
         moved = (await control.post(f"/deals/{seeded['dealId']}/stage",
-                                    json={"stage": settings.hubspot_closed_won_stage})).json()
+                                    json={"stage": _hubspot(settings).closed_won_stage})).json()
         delivery = None
         for _ in range(100):
             delivery = next((d for d in received if d["url"] == target
@@ -212,14 +216,15 @@ async def test_hubspot_emulator_webhook_verifies_and_parses(
     assert "%3A" in delivery["url"], "the target URL reached the receiver with its escapes"
     # HubSpot's own SDK verifies the emulator's signature over the decoded URI, as HubSpot documents
     headers = {k.lower(): v for k, v in delivery["headers"].items()}
-    assert Signature.is_valid(signature=headers["x-hubspot-signature-v3"], client_secret=settings.hubspot_client_secret,
+    secret = _hubspot(settings).client_secret
+    assert Signature.is_valid(signature=headers["x-hubspot-signature-v3"], client_secret=secret,
                               request_body=delivery["body"].decode(), http_uri=signing_uri(delivery["url"]),
                               http_method="POST", signature_version="v3",
                               timestamp=headers["x-hubspot-request-timestamp"])
     assert len(events) == 1 and isinstance(events[0], DealStageReached)
     assert events[0].deal_id == seeded["dealId"] and events[0].is_closed_won
     assert events[0].source_event_id == str(moved["eventIds"][0])
-    other = webhooks_from_settings(settings.model_copy(update={"hubspot_client_secret": "not-the-secret"}))
+    other = webhooks_from_settings(with_vendor(settings, "hubspot", client_secret="not-the-secret"))
     with pytest.raises(SignatureInvalid):
         await other.verify(method=delivery["method"], url=delivery["url"], headers=delivery["headers"],
                            body=delivery["body"])

@@ -30,7 +30,7 @@ from connectors.errors import AuthFailed, NotFound, RateLimited, Rejected, Unava
 from connectors.ironclad import IroncladClm, from_settings
 from connectors.ports import ClmPort
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings, with_vendor
 
 
 def contract_request(settings: Settings, *, deal_id: str | None = None, email: str | None = "ada@acme.example",
@@ -40,7 +40,7 @@ def contract_request(settings: Settings, *, deal_id: str | None = None, email: s
     return ContractRequest(
         deal_crm_id=deal_id,
         title=f"Order Form {deal_id}",
-        template_id=template_id or settings.ironclad_template_id,
+        template_id=template_id or vendor_settings(settings, "ironclad").template_id,
         legal_entity="EU01",
         counterparty=Account(name="Acme Größe GmbH", country="DE"),
         signer=Contact(first_name="Ada", last_name="Lovelace", email=email, role="signer"),
@@ -95,7 +95,7 @@ async def test_ironclad_launch_contract_sends_terms_as_attributes(clm: IroncladC
     assert attrs["contractValue"] == {"currency": "EUR", "amount": 48250.75}
     assert attrs["effectiveDate"] == "2026-01-01T00:00:00Z"
     assert attrs["counterpartySignerEmail"] == "ada@acme.example"
-    assert stored["template"] == settings.ironclad_template_id
+    assert stored["template"] == vendor_settings(settings, "ironclad").template_id
 
 
 async def test_ironclad_launch_contract_same_key_twice_yields_one_workflow(
@@ -265,7 +265,7 @@ async def test_ironclad_timeout_is_unavailable(settings: Settings, ironclad_sand
 
 async def test_ironclad_wrong_client_secret_is_auth_failed(settings: Settings,
                                                           ironclad_sandbox: SandboxHandle) -> None:
-    adapter = from_settings(settings.model_copy(update={"ironclad_client_secret": "wrong"}))
+    adapter = from_settings(with_vendor(settings, "ironclad", client_secret="wrong"))
     try:
         with pytest.raises(AuthFailed) as caught:
             await adapter.get_contract("ffffffffffffffffffffffff")
@@ -276,7 +276,7 @@ async def test_ironclad_wrong_client_secret_is_auth_failed(settings: Settings,
 
 async def test_ironclad_unknown_acting_user_is_auth_failed(settings: Settings,
                                                           ironclad_sandbox: SandboxHandle) -> None:
-    adapter = from_settings(settings.model_copy(update={"ironclad_user_email": "stranger@example.com"}))
+    adapter = from_settings(with_vendor(settings, "ironclad", user_email="stranger@example.com"))
     try:
         with pytest.raises(AuthFailed) as caught:
             await adapter.get_contract("ffffffffffffffffffffffff")

@@ -25,7 +25,7 @@ from connectors.ironclad import IroncladClm, from_settings
 from settings import Settings
 from tests.connectors.test_ironclad_adapter import contract_request
 from tests.helpers.prism import PrismProxy, prism_proxy, spec_path, violations
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 
 PUBLIC_SPEC = "ironclad/ironclad-public-api-openapi.yml"
 OAUTH_SPEC = "ironclad/ironclad-oauth-20-api-openapi.yml"
@@ -155,7 +155,8 @@ async def test_ironclad_contract_refuses_a_malformed_launch(proxies: dict[str, P
     tag = f"malformed-{uuid.uuid4()}"
     async with httpx.AsyncClient(base_url=proxies["api"].base_url) as raw:
         response = await raw.post("/workflows", headers={"Authorization": "Bearer whatever"},
-                                  json={"template": settings.ironclad_template_id, "title": "not a field",
+                                  json={"template": vendor_settings(settings, "ironclad").template_id,
+                                        "title": "not a field",
                                         "attributes": {"revopsKey": tag}})
     assert response.status_code == 422 and "problem+json" in response.headers["content-type"]
     assert "counterpartyName" in response.text

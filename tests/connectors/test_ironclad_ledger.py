@@ -29,7 +29,7 @@ async def test_ironclad_list_executed_records_by_deal_without_amendments(
     records = []
     for deal in (deal_id, unsigned_deal):
         request = ContractRequest(
-            deal_crm_id=deal, title=f"Order form {deal}", template_id=settings.ironclad_template_id,
+            deal_crm_id=deal, title=f"Order form {deal}", 
             legal_entity="US01", counterparty=Account(name="Epsilon"), signer=Contact(email="s@example.com"),
             terms=ContractTerms(start_date=datetime.now(UTC).date(), total_value=Money.of("100.00", "USD"),
                                 billing_model=BillingModel.FIXED_FEE, fixed_fee=Money.of("100.00", "USD")))

@@ -17,7 +17,7 @@ from canonical.reconciliation import BillingChange
 from connectors.stripe import StripeBilling
 from settings import Settings
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
 from worker import Connectors, open_connectors
 
 
@@ -34,9 +34,9 @@ async def test_stripe_changes_report_a_hand_edited_invoice_and_current_reads_it_
     [invoice_id] = await draft_invoices(billing, account, ["42.00"], with_deal=False)
     await billing.finalize_invoice(invoice_id)
     since = datetime.now(UTC) - timedelta(seconds=1)
-    await asyncio.to_thread(httpx.post, f"{settings.stripe_base_url}/v1/invoices/{invoice_id}",
+    await asyncio.to_thread(httpx.post, f"{vendor_settings(settings, 'stripe').base_url}/v1/invoices/{invoice_id}",
                             data={"metadata[revops_deal_id]": account.deal_id},
-                            headers={"Authorization": f"Bearer {settings.stripe_api_key}"}, timeout=10)
+                            headers=stripe_auth(settings), timeout=10)
     seen, cursor = [], None
     while True:
         page, cursor = await billing.changes_page(since, cursor)
@@ -49,8 +49,8 @@ async def test_stripe_changes_report_a_hand_edited_invoice_and_current_reads_it_
     [draft] = await draft_invoices(billing, account, ["1.00"])  # the draft, then its item: two events
     [as_drafted] = [c for c in await _changes(billing, since) if c.id == draft]
     assert (await billing.current(as_drafted)).invoice.total.amount == 1  # type: ignore[union-attr]
-    await asyncio.to_thread(httpx.delete, f"{settings.stripe_base_url}/v1/invoices/{draft}",
-                            headers={"Authorization": f"Bearer {settings.stripe_api_key}"}, timeout=10)
+    await asyncio.to_thread(httpx.delete, f"{vendor_settings(settings, 'stripe').base_url}/v1/invoices/{draft}",
+                            headers=stripe_auth(settings), timeout=10)
     [deleted] = [c for c in await _changes(billing, since) if c.id == draft]
     assert deleted.deleted and (await billing.current(deleted)).deleted
 

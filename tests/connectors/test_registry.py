@@ -50,14 +50,15 @@ async def test_registry_a_second_erp_for_one_entity_by_configuration_only(
         results: dict[str, ErpContactsResult] = {}
         for entity in (eu, us):
             draft = ErpCustomerDraft(account=Account(name=f"Routed {company} {entity.code}", crm_id=company),
-                                     reference=erp_contact_reference(company, entity.code))
+                                     reference=erp_contact_reference("hubspot", company, entity.code))
             plan = await env.run(find, FindErpContactsInput(tenant_id=entity.erp_tenant_id, drafts=[draft]))
             assert [d.reference for d in plan.missing] == [draft.reference]
             results[entity.code] = await env.run(create, CreateErpContactsInput(
                 tenant_id=entity.erp_tenant_id, drafts=plan.missing,
                 idempotency_key=f"routing-{company}-{entity.code}"))
 
-    eu_ref, us_ref = erp_contact_reference(company, "EU01"), erp_contact_reference(company, "US01")
+    eu_ref, us_ref = (erp_contact_reference("hubspot", company, "EU01"),
+                      erp_contact_reference("hubspot", company, "US01"))
     # EU01's contact went to the in-memory ERP, and only there
     assert list(memory.contacts) == [eu.erp_tenant_id]
     assert memory.contacts[eu.erp_tenant_id][eu_ref].erp_contact_id == results["EU01"].contact_ids[eu_ref]
@@ -83,8 +84,8 @@ async def test_registry_routes_each_tenant_to_its_entity_adapter(settings: Setti
         assert isinstance(router.adapter_for("tenant-no-entity-names"), XeroErp)  # ERP_ADAPTER's default
     finally:
         await adapters.aclose()
-    assert role_label(configured, SystemRole.ERP) == "ERP (memory, xero)"
-    assert role_label(configured, SystemRole.CRM) == "CRM (hubspot)"
+    assert role_label(configured, SystemRole.ERP, registry) == "ERP (Xero, memory)"
+    assert role_label(configured, SystemRole.CRM, registry) == "CRM (HubSpot)"
 
 
 def test_registry_unknown_role_adapter_fails_at_start_naming_the_known_ones(settings: Settings) -> None:
@@ -102,5 +103,9 @@ def test_registry_settings_choose_adapters_by_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("CRM_ADAPTER", "salesforce")
     chosen = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (chosen.crm_adapter, chosen.clm_adapter, chosen.billing_adapter, chosen.erp_adapter) == (
-        "salesforce", "ironclad", "stripe", "netsuite")
-    assert role_label(chosen, SystemRole.ERP) == "ERP (netsuite)"
+        "salesforce", None, None, "netsuite")  # unset: the registry's first adapter of the role
+    registry = default_registry()
+    for role in (SystemRole.CRM, SystemRole.ERP):
+        with pytest.raises(UnknownAdapter):  # neither is in this build yet: refused, never defaulted
+            registry.chosen(chosen, role)
+    assert registry.chosen(chosen, SystemRole.CLM).name == "ironclad"

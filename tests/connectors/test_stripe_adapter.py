@@ -27,7 +27,7 @@ from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Rejec
 from connectors.ports import BillingPort
 from connectors.stripe import StripeBilling, from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, with_vendor
 
 
 def uid() -> str:
@@ -336,7 +336,7 @@ async def test_stripe_timeout_is_unavailable(settings: Settings, stripe_sandbox:
 
 
 async def test_stripe_wrong_key_is_auth_failed(settings: Settings, stripe_sandbox: SandboxHandle) -> None:
-    adapter = from_settings(settings.model_copy(update={"stripe_api_key": "sk_test_not_the_key"}))
+    adapter = from_settings(with_vendor(settings, "stripe", api_key="sk_test_not_the_key"))
     try:
         with pytest.raises(AuthFailed) as caught:
             await adapter.get_invoice("in_any")

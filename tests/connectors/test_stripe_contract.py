@@ -30,7 +30,7 @@ from canonical import (
 from connectors.errors import NotFound, Rejected
 from connectors.stripe import StripeBilling, from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
 from tests.helpers.stripe_spec import SpecCheckingTransport, StripeSpec, stripe_spec
 
 
@@ -161,8 +161,8 @@ async def test_stripe_contract_validator_rejects_malformed_requests(
         checked: tuple[StripeBilling, SpecCheckingTransport], settings: Settings) -> None:
     _billing, transport = checked
     before = len(transport.violations)
-    async with httpx.AsyncClient(base_url=settings.stripe_base_url, transport=transport,
-                                 headers={"Authorization": f"Bearer {settings.stripe_api_key}"}) as client:
+    async with httpx.AsyncClient(base_url=vendor_settings(settings, "stripe").base_url, transport=transport,
+                                 headers=stripe_auth(settings)) as client:
         unknown = await client.post("/v1/customers", data={"name": "X", "favourite_colour": "blue"})
         not_integer = await client.post("/v1/prices", data={"currency": "gbp", "unit_amount": "12.50",
                                                             "product": "prod_x"})

@@ -29,7 +29,7 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
-from connectors.fieldmap import FIELD_MAPPINGS
+from connectors.fieldmap import field_mappings
 from connectors.stripe import mapping as stripe
 from connectors.wire import Wire, build, paths
 from connectors.xero import mapping as xero
@@ -156,7 +156,7 @@ def test_wire_tables_every_row_is_in_the_generated_field_mapping() -> None:
                  xero.TIME_ENTRY_OUT, xero.INVOICE_OUT, xero.INVOICE_IN, xero.LINE_OUT, xero.PAYMENT_OUT,
                  xero.CREDIT_NOTE_OUT]}
     for vendor, vendor_tables in tables.items():
-        rows = {(r.canonical, r.vendor_field) for r in FIELD_MAPPINGS[vendor]}
+        rows = {(r.canonical, r.vendor_field) for r in field_mappings()[vendor]}
         for table in vendor_tables:
             for row in table:
                 if row.documented:
@@ -164,5 +164,5 @@ def test_wire_tables_every_row_is_in_the_generated_field_mapping() -> None:
                     assert f"| `{row.canonical}` | `{row.vendor.replace('|', chr(92) + '|')}` |" in rendered
     # no (object, canonical, vendor field) pair twice: read and written the same way is one row
     for vendor in ("stripe", "xero"):
-        keys = [(r.vendor_object, r.canonical, r.vendor_field) for r in FIELD_MAPPINGS[vendor]]
+        keys = [(r.vendor_object, r.canonical, r.vendor_field) for r in field_mappings()[vendor]]
         assert len(keys) == len(set(keys)), vendor

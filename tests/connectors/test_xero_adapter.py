@@ -34,7 +34,11 @@ from connectors.errors import AuthFailed, RateLimited, Rejected, Unavailable
 from connectors.ports import ErpPort
 from connectors.xero import XeroErp, from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings, with_vendor
+
+
+def _xero(settings: Settings) -> Any:
+    return vendor_settings(settings, "xero")
 
 
 def uid() -> str:
@@ -265,7 +269,7 @@ async def test_post_invoice_posts_authorised_accrec_once(erp: XeroErp, tenant: s
     assert (doc["Type"], doc["Status"], doc["InvoiceNumber"]) == ("ACCREC", "AUTHORISED", f"BILL-{billing_id}")
     assert (doc["SubTotal"], doc["TotalTax"], doc["Total"], doc["AmountDue"]) == ("200.00", "20.00", "220.00", "220.00")
     line = doc["LineItems"][0]
-    assert (line["AccountCode"], line["TaxType"], line["TaxAmount"]) == (settings.xero_revenue_account_code,
+    assert (line["AccountCode"], line["TaxType"], line["TaxAmount"]) == (_xero(settings).revenue_account_code,
                                                                          "OUTPUT", "20.00")
     assert doc["DueDateString"].startswith("2024-05-31")
 
@@ -339,9 +343,11 @@ async def test_list_invoices_follows_pages(erp: XeroErp, settings: Settings, xer
                           "LineItems": [{"Description": "Seat", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200"}]}
                          for n in range(105)]}
     async with httpx.AsyncClient(timeout=30) as client:
-        token = (await client.post(settings.xero_token_endpoint, data={"grant_type": "client_credentials"},
-                                   auth=(settings.xero_client_id, settings.xero_client_secret))).json()["access_token"]
-        response = await client.put(f"{settings.xero_base_url}/api.xro/2.0/Invoices", json=body,
+        token = (await client.post(_xero(settings).token_endpoint,
+                                   data={"grant_type": "client_credentials"},
+                                   auth=(_xero(settings).client_id, _xero(settings).client_secret))
+                 ).json()["access_token"]
+        response = await client.put(f"{_xero(settings).base_url}/api.xro/2.0/Invoices", json=body,
                                     headers={"Authorization": f"Bearer {token}", "xero-tenant-id": tenant})
     assert response.status_code == 200
     requests_before = xero_sandbox.control.stats.requests
@@ -411,7 +417,7 @@ async def test_validation_error_is_rejected_with_xeros_messages(erp: XeroErp, te
 
 async def test_wrong_client_secret_is_auth_failed(settings: Settings, tenant: str,
                                                   xero_sandbox: SandboxHandle) -> None:
-    adapter = from_settings(settings.model_copy(update={"xero_client_secret": "not-the-secret"}))
+    adapter = from_settings(with_vendor(settings, "xero", client_secret="not-the-secret"))
     try:
         with pytest.raises(AuthFailed) as caught:
             await adapter.find_customer(tenant, "anything")

@@ -48,7 +48,11 @@ from canonical import (
 from connectors.xero import XeroErp, from_settings
 from settings import Settings
 from tests.helpers.prism import prism_proxy, spec_path, violations
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
+
+
+def _xero(settings: Settings) -> Any:
+    return vendor_settings(settings, "xero")
 
 
 @dataclass
@@ -240,8 +244,8 @@ def test_contract_check_can_fail(proxies: Proxies, settings: Settings, tenant: s
                                        accounting_check: SpecCheck) -> None:
     """Malformed raw requests are refused by Prism before they reach the emulator, and a malformed
     invoice body (which Prism lets through) is caught by the JSON-Schema check."""
-    token = httpx.post(settings.xero_token_endpoint, data={"grant_type": "client_credentials"},
-                       auth=(settings.xero_client_id, settings.xero_client_secret)).json()["access_token"]
+    token = httpx.post(_xero(settings).token_endpoint, data={"grant_type": "client_credentials"},
+                       auth=(_xero(settings).client_id, _xero(settings).client_secret)).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     no_tenant = httpx.get(f"{proxies.accounting}/Contacts", headers=auth, timeout=30)
     assert no_tenant.status_code == 422 and "xero-tenant-id" in no_tenant.text

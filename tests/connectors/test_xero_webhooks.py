@@ -25,7 +25,7 @@ from connectors.ports import WebhookReceiver
 from connectors.xero import XeroWebhooks, from_settings, webhooks_from_settings
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 
 TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
 
@@ -59,14 +59,14 @@ async def test_verify_accepts_a_correct_signature(receiver: XeroWebhooks, settin
     changed = event()
     body = payload(changed)
     await receiver.verify(method="POST", url="http://x/webhooks/xero", body=body,
-                          headers={"X-Xero-Signature": sign(body, settings.xero_webhook_key)})
+                          headers={"X-Xero-Signature": sign(body, vendor_settings(settings, "xero").webhook_key)})
     [parsed] = receiver.parse(headers={}, body=body)
     assert isinstance(parsed, ErpRecordChanged) and parsed.record_id == changed["resourceId"]
 
 
 async def test_verify_refuses_a_tampered_body(receiver: XeroWebhooks, settings: Settings) -> None:
     body = payload(event())
-    signature = sign(body, settings.xero_webhook_key)
+    signature = sign(body, vendor_settings(settings, "xero").webhook_key)
     with pytest.raises(SignatureInvalid, match="does not match"):
         await receiver.verify(method="POST", url="http://x", body=body.replace(b"UPDATE", b"CREATE"),
                               headers={"x-xero-signature": signature})
@@ -88,7 +88,7 @@ async def test_intent_to_receive_verifies_and_parses_to_nothing(receiver: XeroWe
     body = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0,
                        "entropy": "ABCDEFGHIJKLMNOPQRST"}).encode()
     await receiver.verify(method="POST", url="http://x", body=body,
-                          headers={"x-xero-signature": sign(body, settings.xero_webhook_key)})
+                          headers={"x-xero-signature": sign(body, vendor_settings(settings, "xero").webhook_key)})
     with pytest.raises(SignatureInvalid):
         await receiver.verify(method="POST", url="http://x", body=body,
                               headers={"x-xero-signature": sign(body, "wrong")})

@@ -16,7 +16,11 @@ import httpx
 from connectors.xero import mapping as xero_mapping
 from sandbox.serve import build_app, free_port, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
+
+
+def _xero(settings: Settings) -> Any:
+    return vendor_settings(settings, "xero")
 
 VENDORS = ("hubspot", "ironclad", "stripe", "xero")
 
@@ -42,13 +46,14 @@ class XeroByHand:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        token = httpx.post(settings.xero_token_endpoint, data={"grant_type": "client_credentials"},
-                           auth=(settings.xero_client_id, settings.xero_client_secret), timeout=10)
+        token = httpx.post(_xero(settings).token_endpoint, data={"grant_type": "client_credentials"},
+                           auth=(_xero(settings).client_id, _xero(settings).client_secret), timeout=10)
         token.raise_for_status()
         self.token = token.json()["access_token"]
 
     def _send(self, method: str, tenant: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = httpx.request(method, f"{self.settings.xero_base_url}/api.xro/2.0/{path}", timeout=10,
+        response = httpx.request(method, f"{_xero(self.settings).base_url}/api.xro/2.0/{path}",
+                                 timeout=10,
                                  content=xero_mapping.dumps(body).encode(),  # amounts as JSON numbers, no float
                                  headers={"Authorization": f"Bearer {self.token}", "xero-tenant-id": tenant,
                                           "Accept": "application/json", "Content-Type": "application/json"})

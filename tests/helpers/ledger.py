@@ -18,9 +18,10 @@ from connectors.stripe import StripeBilling
 from connectors.stripe.webhooks import StripeWebhooks
 from settings import Settings
 from tests.helpers.deals import DealSpec
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.ids import ledger_id
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.models import LEDGER_SIGNAL, AccountLedgerInput, LedgerStatus, ledger_workflow_id
+from workflows.models import LEDGER_SIGNAL, AccountLedgerInput, LedgerStatus
 
 
 @dataclass
@@ -80,7 +81,8 @@ def stripe_event(stripe: SandboxHandle, event_id: str) -> dict[str, Any]:
 
 def canonical(settings: Settings, raw: dict[str, Any]) -> list[DomainEvent]:
     """What the Stripe receiver makes of one emitted event."""
-    return StripeWebhooks(settings.stripe_webhook_secret).parse(headers={}, body=json.dumps(raw).encode())
+    return StripeWebhooks(vendor_settings(settings, "stripe").webhook_secret).parse(headers={},
+                                                                                    body=json.dumps(raw).encode())
 
 
 def pay(stripe: SandboxHandle, invoice_id: str, amount_minor: int | None = None) -> list[dict[str, Any]]:
@@ -109,7 +111,7 @@ async def signal(client: Client, settings: Settings, customer_id: str, events: l
     for event in events:
         handle = await client.start_workflow(
             AccountLedgerWorkflow.run, AccountLedgerInput(customer_id=customer_id),
-            id=ledger_workflow_id(customer_id), task_queue=settings.task_queue,
+            id=ledger_id(customer_id), task_queue=settings.task_queue,
             start_signal=LEDGER_SIGNAL, start_signal_args=[EventEnvelope(event=event)])
     assert handle is not None
     return handle

@@ -9,8 +9,31 @@ from typing import Any
 
 import httpx
 
+from connectors.registry import default_registry
+from devstack.emulators import build_emulator
 from sandbox.kit import SandboxControl, Store
 from sandbox.serve import RunningApp
+from settings import Settings
+
+
+def _spec(settings: Settings, vendor: str) -> Any:
+    return next(s for s in default_registry(settings).all() if s.name == vendor)
+
+
+def vendor_settings(settings: Settings, vendor: str) -> Any:
+    """The adapter ``vendor``'s own settings (its env prefix, then ``settings.adapter_settings``)."""
+    return _spec(settings, vendor).load(settings)
+
+
+def build_app(vendor: str, settings: Settings, *, database_url: str = "sqlite://") -> Any:
+    """The emulator of ``vendor``, configured as the adapter ``settings`` builds is."""
+    return build_emulator(_spec(settings, vendor), settings, database_url=database_url)
+
+
+def emulator_adapter_settings(ports: dict[str, int], **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``Settings.adapter_settings`` pointing each vendor's adapter at its emulator on loopback ``ports``."""
+    return {vendor: {"base_url": f"http://127.0.0.1:{port}", "sandbox_port": port, **extra.get(vendor, {})}
+            for vendor, port in ports.items()}
 
 
 @dataclass
@@ -45,3 +68,20 @@ class SandboxHandle:
             yield
         finally:
             httpx.delete(f"{self.base_url}/_sandbox/faults", timeout=10).raise_for_status()
+
+
+def with_vendor(settings: Settings, vendor: str, **fields: Any) -> Settings:
+    """``settings`` with some of ``vendor``'s own settings changed (a wrong secret, another URL)."""
+    adapters = {name: dict(values) for name, values in settings.adapter_settings.items()}
+    adapters.setdefault(vendor, {}).update(fields)
+    return settings.model_copy(update={"adapter_settings": adapters})
+
+
+def stripe_auth(settings: Settings) -> dict[str, str]:
+    """The secret-key header of the Stripe adapter ``settings`` configure."""
+    return {"Authorization": f"Bearer {vendor_settings(settings, 'stripe').api_key}"}
+
+
+def hubspot_auth(settings: Settings) -> dict[str, str]:
+    """The private-app token header of the HubSpot adapter ``settings`` configure."""
+    return {"Authorization": f"Bearer {vendor_settings(settings, 'hubspot').access_token}"}

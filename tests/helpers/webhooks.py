@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from settings import Settings
+from tests.helpers.servers import vendor_settings
 
 TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
 
@@ -49,7 +50,8 @@ def hubspot_property_change(deal_id: str, name: str, value: str | None, *, event
 def hubspot_delivery(settings: Settings, url: str, events: list[dict[str, Any]], *,
                      timestamp_ms: int | None = None) -> Signed:
     body = json.dumps(events, separators=(",", ":")).encode()
-    return Signed(body, hubspot_sign(settings.hubspot_client_secret, url, body, timestamp_ms=timestamp_ms))
+    return Signed(body, hubspot_sign(vendor_settings(settings, "hubspot").client_secret, url, body,
+                                     timestamp_ms=timestamp_ms))
 
 
 # -- Stripe ------------------------------------------------------------------------------------------
@@ -83,7 +85,8 @@ def stripe_delivery(settings: Settings, type_: str, obj: dict[str, Any], *, even
                        "api_version": "2023-08-16", "created": int(time.time()), "type": type_,
                        "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
                        "request": {"id": None, "idempotency_key": None}}).encode()
-    return Signed(body, {"Stripe-Signature": stripe_sign(settings.stripe_webhook_secret, body, timestamp=timestamp),
+    return Signed(body, {"Stripe-Signature": stripe_sign(vendor_settings(settings, "stripe").webhook_secret, body,
+                                                         timestamp=timestamp),
                          "Content-Type": "application/json"})
 
 
@@ -95,7 +98,7 @@ def xero_sign(key: str, body: bytes) -> str:
 def xero_delivery(settings: Settings, events: list[dict[str, Any]], *, key: str | None = None) -> Signed:
     body = json.dumps({"events": events, "firstEventSequence": 1, "lastEventSequence": len(events),
                        "entropy": uuid.uuid4().hex}).encode()
-    return Signed(body, {"x-xero-signature": xero_sign(key or settings.xero_webhook_key, body),
+    return Signed(body, {"x-xero-signature": xero_sign(key or vendor_settings(settings, "xero").webhook_key, body),
                          "Content-Type": "application/json"})
 
 

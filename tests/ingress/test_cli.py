@@ -11,6 +11,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import starter
+from tests.helpers.ids import ledger_id
+from tests.helpers.servers import vendor_settings
 from tests.helpers.webhooks import (
     hubspot_delivery,
     hubspot_property_change,
@@ -19,7 +21,6 @@ from tests.helpers.webhooks import (
     unique_deal_id,
 )
 from tests.ingress.conftest import RunningIngress, signal_names
-from workflows.models import ledger_workflow_id
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def cli_env(ingress: RunningIngress, temporal_env: WorkflowEnvironment, monkeypa
     """The environment a deployment would set, pointing the CLI at this test's ledger and Temporal."""
     monkeypatch.setenv("DATA_DIR", str(ingress.settings.data_dir))
     monkeypatch.setenv("TASK_QUEUE", ingress.settings.task_queue)
-    monkeypatch.setenv("IRONCLAD_BASE_URL", ingress.settings.ironclad_base_url)
+    monkeypatch.setenv("IRONCLAD_BASE_URL", vendor_settings(ingress.settings, "ironclad").base_url)
     monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_env.client.service_client.config.target_host)
 
 
@@ -47,8 +48,8 @@ async def test_cli_events_lists_deliveries_and_replay_event_routes_one_again(
 
     assert await starter.run(["replay-event", str(row.id)]) == 0
 
-    assert capsys.readouterr().out.startswith(f"signalled\t{ledger_workflow_id(customer)}")
-    assert await signal_names(client.get_workflow_handle(ledger_workflow_id(customer))) == ["billing_event"] * 2
+    assert capsys.readouterr().out.startswith(f"signalled\t{ledger_id(customer)}")
+    assert await signal_names(client.get_workflow_handle(ledger_id(customer))) == ["billing_event"] * 2
     [replayed] = ingress.deliveries(outcome="signalled")
     assert (replayed.replay_of, replayed.signature, replayed.vendor_event_id) == (row.id, "replay", first["event_id"])
 

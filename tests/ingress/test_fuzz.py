@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from connectors.identifiers import HUBSPOT_ID, SAFE_ID, STRIPE_ID
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import hubspot_sign, stripe_sign, xero_sign
 from tests.ingress.conftest import MakeIngress, RunningIngress
 
@@ -61,11 +61,11 @@ def sign(vendor: str, ingress: RunningIngress, body: bytes, ironclad: SandboxHan
     """Correct signatures, so that fuzzed bodies get past verification into parsing."""
     s = ingress.settings
     if vendor == "hubspot":
-        return hubspot_sign(s.hubspot_client_secret, ingress.url("hubspot"), body)
+        return hubspot_sign(vendor_settings(s, "hubspot").client_secret, ingress.url("hubspot"), body)
     if vendor == "stripe":
-        return {"Stripe-Signature": stripe_sign(s.stripe_webhook_secret, body)}
+        return {"Stripe-Signature": stripe_sign(vendor_settings(s, "stripe").webhook_secret, body)}
     if vendor == "xero":
-        return {"x-xero-signature": xero_sign(s.xero_webhook_key, body)}
+        return {"x-xero-signature": xero_sign(vendor_settings(s, "xero").webhook_key, body)}
     return dict(_ironclad_signer(ironclad).headers(event_id, body.decode()))
 
 

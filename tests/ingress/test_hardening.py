@@ -20,7 +20,7 @@ from ingress.routing import ClientProvider
 from runtime.logs import MAX_VALUE_CHARS, JsonFormatter
 from sandbox.serve import free_port
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import (
     hubspot_delivery,
     hubspot_property_change,
@@ -93,7 +93,7 @@ async def test_hardening_unsigned_deep_nesting_on_ironclad_is_a_recorded_401(
 
 
 async def test_hardening_signed_deep_nesting_and_huge_numbers_are_recorded_400s(ingress: RunningIngress) -> None:
-    secret = ingress.settings.stripe_webhook_secret
+    secret = vendor_settings(ingress.settings, "stripe").webhook_secret
     for body in (b"[" * 5_000 + b"]" * 5_000, b'{"id": "evt_1", "created": 1' + b"0" * 5_000 + b"}",
                  b'{"a":' * 40 + b"1" + b"}" * 40):
         response = await post(ingress.url("stripe"), body, {"Stripe-Signature": stripe_sign(secret, body)})
@@ -108,7 +108,7 @@ async def test_hardening_stripe_created_out_of_range_is_400(ingress: RunningIngr
                        "data": {"object": stripe_invoice("cus_range1")}}).encode()
 
     response = await post(ingress.url("stripe"), body, {"Stripe-Signature": stripe_sign(
-        ingress.settings.stripe_webhook_secret, body)})
+        vendor_settings(ingress.settings, "stripe").webhook_secret, body)})
 
     assert response.status_code == 400 and response.json()["field"] == "created"
     await assert_absent(client, "ledger-stripe-cus_range1")

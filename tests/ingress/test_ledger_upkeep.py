@@ -16,7 +16,6 @@ from activities.event_ledger import EventLedgerActivities, LedgerRetention, Ledg
 from canonical import DealStageReached, EventEnvelope
 from ingress.routing import ClientProvider, EventIntake, EventRouter
 from ingress.schedule import UPKEEP_SCHEDULE_ID, ensure_upkeep_schedule
-from runtime.launch import quote_to_cash_id
 from settings import Settings
 from stores.events import (
     AcceptedEvent,
@@ -31,6 +30,7 @@ from stores.events import (
     settle_event,
 )
 from tests.helpers.codec import keyring_for_tests
+from tests.helpers.ids import quote_to_cash_id
 from tests.helpers.webhooks import unique_deal_id
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 

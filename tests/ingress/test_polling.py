@@ -22,9 +22,10 @@ from connectors import hubspot
 from connectors.hubspot import HubSpotCrm
 from ingress.routing import ClientProvider, EventIntake, EventRouter
 from ingress.schedule import ensure_poll_schedule
-from runtime.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from settings import Settings
 from stores.events import EventLedger, list_deliveries, save_checkpoint
+from tests.helpers.ids import quote_to_cash_id
 from tests.helpers.servers import SandboxHandle
 from workflows.polling import CrmDealPollWorkflow
 

@@ -10,10 +10,10 @@ import uuid
 import httpx
 from temporalio.client import Client
 
-from runtime.launch import quote_to_cash_id
 from sandbox.serve import free_port
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.ids import ledger_id, quote_to_cash_id
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import (
     Signed,
     hubspot_delivery,
@@ -26,7 +26,6 @@ from tests.helpers.webhooks import (
     xero_event,
 )
 from tests.ingress.conftest import MakeIngress, RunningIngress, post, workflow_exists
-from workflows.models import ledger_workflow_id
 
 
 async def assert_absent(client: Client, workflow_id: str) -> None:
@@ -60,7 +59,7 @@ async def test_rejection_unsigned_stripe_delivery_is_401(ingress: RunningIngress
     response = await post(ingress.url("stripe"), delivery.body, {"Content-Type": "application/json"})
 
     assert response.status_code == 401 and "missing Stripe-Signature" in response.json()["reason"]
-    await assert_absent(client, ledger_workflow_id(customer))
+    await assert_absent(client, ledger_id(customer))
     assert ingress.outcomes() == {"rejected": 1}
 
 
@@ -85,7 +84,7 @@ async def test_rejection_stale_stripe_timestamp_is_401_with_the_reason(ingress: 
     response = await post(ingress.url("stripe"), delivery.body, delivery.headers)
 
     assert response.status_code == 401 and "tolerance" in response.json()["reason"]
-    await assert_absent(client, ledger_workflow_id(customer))
+    await assert_absent(client, ledger_id(customer))
 
 
 async def test_rejection_wrongly_signed_xero_delivery_is_401_with_no_body(ingress: RunningIngress) -> None:
@@ -111,7 +110,7 @@ async def test_rejection_forged_ironclad_delivery_is_401(ingress: RunningIngress
 
 async def test_rejection_malformed_hubspot_body_is_400_naming_the_field(ingress: RunningIngress) -> None:
     body = json.dumps([{"eventId": 1, "objectId": 2, "occurredAt": 3}]).encode()
-    headers = hubspot_sign(ingress.settings.hubspot_client_secret, ingress.url("hubspot"), body)
+    headers = hubspot_sign(vendor_settings(ingress.settings, "hubspot").client_secret, ingress.url("hubspot"), body)
 
     response = await post(ingress.url("hubspot"), body, headers)
 
@@ -126,7 +125,7 @@ async def test_rejection_malformed_stripe_event_is_400_naming_the_field(ingress:
     resigned = stripe_delivery(ingress.settings, "x", {})  # just for a helper-signed header over `body`
     from tests.helpers.webhooks import stripe_sign
 
-    resigned.headers["Stripe-Signature"] = stripe_sign(ingress.settings.stripe_webhook_secret, body)
+    resigned.headers["Stripe-Signature"] = stripe_sign(vendor_settings(ingress.settings, "stripe").webhook_secret, body)
 
     response = await post(ingress.url("stripe"), body, resigned.headers)
 

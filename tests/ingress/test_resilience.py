@@ -17,8 +17,8 @@ from ingress.routing import ClientProvider
 from runtime.attributes import SEARCH_ATTRIBUTES
 from runtime.connect import data_converter
 from runtime.devserver import dev_server_path
-from runtime.launch import quote_to_cash_id
 from sandbox.serve import free_port
+from tests.helpers.ids import quote_to_cash_id
 from tests.helpers.webhooks import Signed, hubspot_delivery, hubspot_property_change, unique_deal_id
 from tests.ingress.conftest import MakeIngress, RunningIngress, connector_to, eventually
 

@@ -11,10 +11,11 @@ from temporalio.client import Client
 from canonical import Account, BillingModel, Contact, ContractTerms, Money
 from canonical.requests import ContractRequest
 from connectors import ironclad
-from runtime.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.launch import start_quote_to_cash
 from settings import Settings
 from stores.events import Outcome
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.ids import amendments_id, ledger_id, quote_to_cash_id
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import (
     hubspot_delivery,
     hubspot_property_change,
@@ -26,7 +27,6 @@ from tests.helpers.webhooks import (
 )
 from tests.ingress.conftest import RunningIngress, eventually, post, signal_names
 from tests.ingress.conftest import workflow_exists as exists
-from workflows.models import amendments_workflow_id, ledger_workflow_id
 
 
 # -- HubSpot ----------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ async def test_hubspot_closed_won_delivery_starts_quote_to_cash(ingress: Running
 async def test_hubspot_approval_stage_delivery_starts_quote_to_cash(ingress: RunningIngress, client: Client) -> None:
     deal_id = unique_deal_id()
     delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"), [
-        hubspot_property_change(deal_id, "dealstage", ingress.settings.hubspot_approval_stage)])
+        hubspot_property_change(deal_id, "dealstage", vendor_settings(ingress.settings, "hubspot").approval_stage)])
 
     response = await post(ingress.url("hubspot"), delivery.body, delivery.headers)
 
@@ -86,7 +86,8 @@ async def test_hubspot_same_delivery_twice_yields_one_workflow_and_a_duplicate(i
 
 async def test_hubspot_second_stage_event_for_a_running_deal_is_a_duplicate(ingress: RunningIngress) -> None:
     deal_id = unique_deal_id()
-    for stage, expected in ((ingress.settings.hubspot_approval_stage, "started"), ("closedwon", "duplicate")):
+    for stage, expected in ((vendor_settings(ingress.settings, "hubspot").approval_stage, "started"), ("closedwon",
+                                                                                                       "duplicate")):
         delivery = hubspot_delivery(ingress.settings, ingress.url("hubspot"),
                                     [hubspot_property_change(deal_id, "dealstage", stage)])
         response = await post(ingress.url("hubspot"), delivery.body, delivery.headers)
@@ -163,8 +164,8 @@ async def test_hubspot_sandbox_closed_won_starts_its_workflow_by_webhook(
 # -- Ironclad -----------------------------------------------------------------------------------------
 def contract_request(settings: Settings, deal_id: str) -> ContractRequest:
     return ContractRequest(
-        deal_crm_id=deal_id, title=f"Order Form {deal_id}", template_id=settings.ironclad_template_id,
-        legal_entity="EU01", counterparty=Account(name="Acme GmbH", country="DE"),
+        deal_crm_id=deal_id, title=f"Order Form {deal_id}", 
+            legal_entity="EU01", counterparty=Account(name="Acme GmbH", country="DE"),
         signer=Contact(first_name="Ada", last_name="Lovelace", email="ada@acme.example", role="signer"),
         terms=ContractTerms(start_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
                             total_value=Money.of("12000", "EUR"), billing_model=BillingModel.FIXED_FEE,
@@ -216,7 +217,7 @@ async def test_ironclad_amendment_executed_signal_with_starts_the_contract_amend
     ironclad_sandbox.post_control(f"records/{record_id}/amendments", {"sequence": 1, "properties": {}})
 
     await eventually(lambda: ingress.outcomes().get("started", 0) == 1, what="the amendment start")
-    handle = client.get_workflow_handle(amendments_workflow_id(record_id))
+    handle = client.get_workflow_handle(amendments_id(record_id))
     description = await handle.describe()
     assert description.workflow_type == "ContractAmendmentsWorkflow"
     assert await signal_names(handle) == ["amendment_executed"]
@@ -235,7 +236,7 @@ async def test_stripe_invoice_events_signal_with_start_the_customer_ledger(ingre
     second = await post(ingress.url("stripe"), paid.body, paid.headers)
 
     assert first.json()["outcome"] == "started" and second.json()["outcome"] == "signalled"
-    handle = client.get_workflow_handle(ledger_workflow_id(customer))
+    handle = client.get_workflow_handle(ledger_id(customer))
     assert (await handle.describe()).workflow_type == "AccountLedgerWorkflow"
     assert await signal_names(handle) == ["billing_event", "billing_event"]
 
@@ -251,8 +252,8 @@ async def test_stripe_credit_note_signals_the_customer_ledger(ingress: RunningIn
     response = await post(ingress.url("stripe"), delivery.body, delivery.headers)
 
     assert response.status_code == 200, response.text
-    assert response.json()["workflow_id"] == ledger_workflow_id(customer)
-    assert await signal_names(client.get_workflow_handle(ledger_workflow_id(customer))) == ["billing_event"]
+    assert response.json()["workflow_id"] == ledger_id(customer)
+    assert await signal_names(client.get_workflow_handle(ledger_id(customer))) == ["billing_event"]
 
 
 async def test_stripe_event_of_no_interest_is_acknowledged_and_counted(ingress: RunningIngress) -> None:

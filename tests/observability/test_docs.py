@@ -15,7 +15,7 @@ import canonical.kpis
 import canonical.ledger
 import canonical.reconciliation
 import canonical.requests
-from connectors.fieldmap import FIELD_MAPPINGS, NOT_MAPPED
+from connectors.fieldmap import NOT_MAPPED, field_mappings
 from connectors.hubspot import mapping as hubspot_mapping
 from connectors.ironclad import mapping as ironclad_mapping
 from observability import docs
@@ -63,13 +63,13 @@ def _resolves(path: str) -> bool:
 
 
 def test_every_canonical_field_in_the_mapping_exists() -> None:
-    missing = [r.canonical for rows in FIELD_MAPPINGS.values() for r in rows
+    missing = [r.canonical for rows in field_mappings().values() for r in rows
                if r.canonical != NOT_MAPPED and not _resolves(r.canonical)]
     assert missing == []
 
 
 def test_every_declared_vendor_field_is_named_in_its_connector() -> None:
-    for vendor, rows in FIELD_MAPPINGS.items():
+    for vendor, rows in field_mappings().items():
         source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "connectors" / vendor).glob("*.py"))
         for row in rows:
             if row.from_table or not re.fullmatch(r"[\w.]+", row.vendor_field):
@@ -79,12 +79,12 @@ def test_every_declared_vendor_field_is_named_in_its_connector() -> None:
 
 
 def test_every_field_the_mappers_use_has_a_row() -> None:
-    hubspot = {r.vendor_field for r in FIELD_MAPPINGS["hubspot"]}
+    hubspot = {r.vendor_field for r in field_mappings()["hubspot"]}
     used = [*hubspot_mapping.DEAL_PROPERTIES, *hubspot_mapping.COMPANY_PROPERTIES,
             *hubspot_mapping.CONTACT_PROPERTIES, *hubspot_mapping.LINE_ITEM_PROPERTIES,
             *hubspot_mapping.WRITEBACK_PROPERTIES.values()]
     assert sorted(set(used) - hubspot) == []
-    ironclad = {r.vendor_field for r in FIELD_MAPPINGS["ironclad"]}
+    ironclad = {r.vendor_field for r in field_mappings()["ironclad"]}
     assert sorted(set(ironclad_mapping.TERM_KEYS.values()) - ironclad) == []
 
 

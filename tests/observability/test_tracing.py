@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -31,16 +32,20 @@ from observability.tracing import (
     shutdown_tracing,
 )
 from runtime.connect import data_converter
-from runtime.launch import quote_to_cash_id
 from sandbox.serve import start_in_thread
 from settings import Settings
 from stores.events import EventLedger, list_deliveries
 from tests.helpers.deals import DealSpec, seed_deal
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.ids import quote_to_cash_id
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import hubspot_delivery, hubspot_property_change
 from tests.workflows.test_quote_to_cash import wait_for_stage
 from worker import build_worker, open_connectors
 from workflows.models import Stage
+
+
+def _ironclad(settings: Settings) -> Any:
+    return vendor_settings(settings, "ironclad")
 
 
 @pytest.fixture
@@ -121,7 +126,7 @@ async def test_webhook_started_deal_is_one_connected_trace(traced_client: Client
                     and str(s.attributes.get("url.full") or s.attributes.get("http.url")).startswith(vendors)]
     hosts = {str(s.attributes.get("url.full") or s.attributes.get("http.url")) for s in vendor_calls if s.attributes}
     assert any(f"/crm/v3/objects/deals/{deal_id}" in h for h in hosts), hosts  # HubSpot, from load_deal
-    assert any(settings.ironclad_base_url in h for h in hosts), hosts  # Ironclad, from launch_contract
+    assert any(_ironclad(settings).base_url in h for h in hosts), hosts  # Ironclad, from launch_contract
     # connected: one root (the sender's request: the test's own httpx client is traced too, and the ingress
     # continues a trace it is sent), every other span's parent in the same trace
     ids = {s.context.span_id for s in one if s.context is not None}

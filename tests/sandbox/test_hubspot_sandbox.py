@@ -18,14 +18,18 @@ from fastapi import FastAPI, Request
 
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, hubspot_auth, vendor_settings
+
+
+def _hubspot(settings: Settings) -> Any:
+    return vendor_settings(settings, "hubspot")
 
 
 @pytest.fixture
 def hs(hubspot_sandbox: SandboxHandle, settings: Settings) -> Iterator[httpx.Client]:
     """An authenticated client for the emulator's public API."""
     with httpx.Client(base_url=hubspot_sandbox.base_url, timeout=10,
-                      headers={"Authorization": f"Bearer {settings.hubspot_access_token}"}) as client:
+                      headers=hubspot_auth(settings)) as client:
         yield client
 
 
@@ -300,12 +304,13 @@ def test_hubspot_sandbox_webhook_is_signed_v3(settings: Settings, hubspot_sandbo
 
     headers, body = delivery["headers"], delivery["body"]
     timestamp = headers["x-hubspot-request-timestamp"]
-    expected = base64.b64encode(hmac.new(settings.hubspot_client_secret.encode(),
+    expected = base64.b64encode(hmac.new(_hubspot(settings).client_secret.encode(),
                                          b"POST" + url.encode() + body + timestamp.encode(),
                                          hashlib.sha256).digest()).decode()
     assert headers["x-hubspot-signature-v3"] == expected
     assert abs(time.time() * 1000 - int(timestamp)) < 60_000
-    assert headers["x-hubspot-signature"] == hashlib.sha256(settings.hubspot_client_secret.encode() + body).hexdigest()
+    secret = _hubspot(settings).client_secret
+    assert headers["x-hubspot-signature"] == hashlib.sha256(secret.encode() + body).hexdigest()
     (event,) = json.loads(body)
     assert event["subscriptionType"] == "deal.propertyChange" and event["objectId"] == int(deal_id)
     assert (event["propertyName"], event["propertyValue"], event["changeSource"]) == (

@@ -19,7 +19,7 @@ from hubspot.utils.signature import Signature
 
 from connectors.hubspot import webhooks_from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 
 #: HubSpot-defined association type "deal to company" (primary)
 DEAL_TO_COMPANY = 5
@@ -31,7 +31,7 @@ def uid() -> str:
 
 @pytest.fixture
 def sdk(settings: Settings, hubspot_sandbox: SandboxHandle) -> HubSpot:
-    return HubSpot(access_token=settings.hubspot_access_token, host=hubspot_sandbox.base_url)
+    return HubSpot(access_token=vendor_settings(settings, "hubspot").access_token, host=hubspot_sandbox.base_url)
 
 
 def company_and_deal(sdk: HubSpot, amount: str = "1200") -> tuple[str, str]:
@@ -110,7 +110,7 @@ async def test_hubspot_sdk_signed_webhook_is_accepted_by_our_receiver(settings: 
     body = (b'[{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": 7, "occurredAt": 1735689600000, '
             b'"propertyName": "dealstage", "propertyValue": "closedwon"}]')
     timestamp = str(int(time.time() * 1000))
-    signature = Signature.get_signature(settings.hubspot_client_secret, body.decode(), "v3",
+    signature = Signature.get_signature(vendor_settings(settings, "hubspot").client_secret, body.decode(), "v3",
                                         http_uri="https://ingress.example.com/webhooks/hubspot?portal=a:b@c&x=%20y",
                                         http_method="POST", timestamp=timestamp)
     receiver = webhooks_from_settings(settings)

@@ -19,15 +19,19 @@ from fastapi import FastAPI, Request
 
 from sandbox.serve import start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
+
+
+def _ironclad(settings: Settings) -> Any:
+    return vendor_settings(settings, "ironclad")
 
 API = "/public/api/v1"
 
 
 def token(sandbox: SandboxHandle, settings: Settings) -> str:
     response = httpx.post(f"{sandbox.base_url}/oauth/token", json={
-        "grant_type": "client_credentials", "client_id": settings.ironclad_client_id,
-        "client_secret": settings.ironclad_client_secret, "scope": "public.workflows.readWorkflows"})
+        "grant_type": "client_credentials", "client_id": _ironclad(settings).client_id,
+        "client_secret": _ironclad(settings).client_secret, "scope": "public.workflows.readWorkflows"})
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 
@@ -35,7 +39,7 @@ def token(sandbox: SandboxHandle, settings: Settings) -> str:
 @pytest.fixture
 def api(ironclad_sandbox: SandboxHandle, settings: Settings) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {token(ironclad_sandbox, settings)}",
-               "x-as-user-email": settings.ironclad_user_email}
+               "x-as-user-email": _ironclad(settings).user_email}
     with httpx.Client(base_url=f"{ironclad_sandbox.base_url}{API}", headers=headers, timeout=10) as client:
         yield client
 
@@ -50,7 +54,7 @@ def attributes(**overrides: Any) -> dict[str, Any]:
 
 
 def launch(api: httpx.Client, settings: Settings, **overrides: Any) -> dict[str, Any]:
-    response = api.post("/workflows", json={"template": settings.ironclad_template_id,
+    response = api.post("/workflows", json={"template": _ironclad(settings).template_id,
                                             "attributes": attributes(**overrides)})
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -60,10 +64,10 @@ def launch(api: httpx.Client, settings: Settings, **overrides: Any) -> dict[str,
 def test_ironclad_sandbox_token_accepts_json_and_basic_form(ironclad_sandbox: SandboxHandle,
                                                            settings: Settings) -> None:
     as_json = httpx.post(f"{ironclad_sandbox.base_url}/oauth/token", json={
-        "grant_type": "client_credentials", "client_id": settings.ironclad_client_id,
-        "client_secret": settings.ironclad_client_secret})
+        "grant_type": "client_credentials", "client_id": _ironclad(settings).client_id,
+        "client_secret": _ironclad(settings).client_secret})
     as_form = httpx.post(f"{ironclad_sandbox.base_url}/oauth/token", data={"grant_type": "client_credentials"},
-                         auth=(settings.ironclad_client_id, settings.ironclad_client_secret))
+                         auth=(_ironclad(settings).client_id, _ironclad(settings).client_secret))
     for response in (as_json, as_form):
         assert response.status_code == 200
         body = response.json()
@@ -77,7 +81,7 @@ def test_ironclad_sandbox_token_accepts_json_and_basic_form(ironclad_sandbox: Sa
 ])
 def test_ironclad_sandbox_token_refusals(ironclad_sandbox: SandboxHandle, settings: Settings,
                                          form: dict[str, str], status: int, error: str) -> None:
-    body = {"client_id": settings.ironclad_client_id, "client_secret": settings.ironclad_client_secret, **form}
+    body = {"client_id": _ironclad(settings).client_id, "client_secret": _ironclad(settings).client_secret, **form}
     response = httpx.post(f"{ironclad_sandbox.base_url}/oauth/token", json=body)
     assert response.status_code == status and response.json()["error"] == error
 
@@ -85,7 +89,7 @@ def test_ironclad_sandbox_token_refusals(ironclad_sandbox: SandboxHandle, settin
 def test_ironclad_sandbox_refuses_missing_unknown_and_expired_tokens(ironclad_sandbox: SandboxHandle,
                                                                     settings: Settings) -> None:
     url = f"{ironclad_sandbox.base_url}{API}/workflows"
-    user = {"x-as-user-email": settings.ironclad_user_email}
+    user = {"x-as-user-email": _ironclad(settings).user_email}
     missing = httpx.get(url, headers=user)
     unknown = httpx.get(url, headers={**user, "Authorization": "Bearer nope"})
     assert missing.status_code == unknown.status_code == 401
@@ -130,7 +134,7 @@ def test_ironclad_sandbox_launch_returns_the_launched_workflow(api: httpx.Client
 ])
 def test_ironclad_sandbox_launch_validation_errors(api: httpx.Client, settings: Settings,
                                                    overrides: dict[str, Any], code: str, param: str) -> None:
-    response = api.post("/workflows", json={"template": settings.ironclad_template_id,
+    response = api.post("/workflows", json={"template": _ironclad(settings).template_id,
                                             "attributes": attributes(**overrides)})
     assert response.status_code == 400
     body = response.json()
@@ -349,7 +353,7 @@ def test_ironclad_sandbox_webhooks_are_signed_the_ironclad_way(
         headers, body = _delivery(captured, event, workflow["id"])
         document = json.loads(body)
         assert set(document) == {"companyID", "payload", "timestamp", "webhookID"}
-        assert document["payload"] == {"event": event, "templateID": settings.ironclad_template_id,
+        assert document["payload"] == {"event": event, "templateID": _ironclad(settings).template_id,
                                        "workflowID": workflow["id"]}
         event_id = headers["x-ironclad-webhook-event-id"]
         verification = json.loads(headers["x-ironclad-webhook-verification"])

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from sandbox.kit import WebhookTarget
 from sandbox.serve import start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 
 
 def uid() -> str:
@@ -28,7 +28,7 @@ def uid() -> str:
 
 @pytest_asyncio.fixture
 async def api(settings: Settings, stripe_sandbox: SandboxHandle) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {settings.stripe_api_key}", "Stripe-Version": "2023-08-16"}
+    headers = {"Authorization": f"Bearer {vendor_settings(settings, 'stripe').api_key}", "Stripe-Version": "2023-08-16"}
     async with httpx.AsyncClient(base_url=stripe_sandbox.base_url, headers=headers, timeout=10) as client:
         yield client
 
@@ -58,7 +58,7 @@ async def test_stripe_sandbox_refuses_missing_and_wrong_keys(stripe_sandbox: San
     async with httpx.AsyncClient(base_url=stripe_sandbox.base_url) as raw:
         missing = await raw.get("/v1/customers")
         wrong = await raw.get("/v1/customers", headers={"Authorization": "Bearer sk_test_000000000000wxyz"})
-        basic = await raw.get("/v1/customers", auth=(settings.stripe_api_key, ""))
+        basic = await raw.get("/v1/customers", auth=(vendor_settings(settings, "stripe").api_key, ""))
     assert missing.status_code == 401 and "did not provide an API key" in missing.json()["error"]["message"]
     assert wrong.status_code == 401
     assert wrong.json()["error"] == {"message": "Invalid API Key provided: sk_test_************wxyz",
@@ -221,7 +221,7 @@ async def test_stripe_sandbox_webhooks_are_signed_events(api: httpx.AsyncClient,
                          and json.loads(b)["data"]["object"]["id"] == invoice["id"]]
     header = headers["stripe-signature"]
     parts = dict(p.split("=", 1) for p in header.split(",") if not p.startswith("v0"))
-    expected = hmac.new(settings.stripe_webhook_secret.encode(), f"{parts['t']}.".encode() + body,
+    expected = hmac.new(vendor_settings(settings, "stripe").webhook_secret.encode(), f"{parts['t']}.".encode() + body,
                         hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
     assert abs(int(parts["t"]) - time.time()) < 30

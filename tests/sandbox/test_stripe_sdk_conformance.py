@@ -20,7 +20,11 @@ from connectors.stripe import webhooks_from_settings
 from sandbox.kit import WebhookTarget
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
+
+
+def _stripe(settings: Settings) -> Any:
+    return vendor_settings(settings, "stripe")
 
 API_VERSION = "2023-08-16"
 
@@ -31,7 +35,8 @@ def uid() -> str:
 
 @pytest.fixture
 def sdk(settings: Settings, stripe_sandbox: SandboxHandle) -> stripe.StripeClient:
-    return stripe.StripeClient(settings.stripe_api_key, stripe_version=API_VERSION, max_network_retries=0,
+    return stripe.StripeClient(_stripe(settings).api_key, stripe_version=API_VERSION,
+                               max_network_retries=0,
                                base_addresses={"api": stripe_sandbox.base_url})
 
 
@@ -179,7 +184,7 @@ async def test_stripe_sdk_signed_event_is_accepted_by_our_receiver(settings: Set
     receiver = webhooks_from_settings(settings)
 
     await receiver.verify(method="POST", url="http://ingress/webhooks/stripe", body=payload.encode(),
-                          headers={"Stripe-Signature": sdk_signed_header(payload, settings.stripe_webhook_secret)})
+                          headers={"Stripe-Signature": sdk_signed_header(payload, _stripe(settings).webhook_secret)})
 
     assert receiver.parse(headers={}, body=payload.encode()) == []
     with pytest.raises(PayloadInvalid):  # an endpoint on another API version is refused with the reason
@@ -215,7 +220,7 @@ async def test_stripe_emulator_deliveries_pass_the_sdk_verifier(
             break
         await asyncio.sleep(0.05)
 
-    events = [sdk.construct_event(body, headers["stripe-signature"], settings.stripe_webhook_secret)
+    events = [sdk.construct_event(body, headers["stripe-signature"], _stripe(settings).webhook_secret)
               for headers, body in mine]
 
     assert sorted(e.type for e in events) == ["invoice.created", "invoice.finalized"]

@@ -22,7 +22,11 @@ from fastapi import FastAPI, Request, Response
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
 from tests.helpers.prism import spec_path
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
+
+
+def _xero(settings: Settings) -> Any:
+    return vendor_settings(settings, "xero")
 
 API = "/api.xro/2.0"
 PROJECTS = "/projects.xro/2.0"
@@ -41,7 +45,7 @@ def tenant(settings: Settings) -> str:
 def xero(settings: Settings, xero_sandbox: SandboxHandle, tenant: str) -> Iterator[httpx.Client]:
     """A raw client with a token and the EU01 tenant header."""
     token = httpx.post(f"{xero_sandbox.base_url}/connect/token", data={"grant_type": "client_credentials"},
-                       auth=(settings.xero_client_id, settings.xero_client_secret)).json()["access_token"]
+                       auth=(_xero(settings).client_id, _xero(settings).client_secret)).json()["access_token"]
     with httpx.Client(base_url=xero_sandbox.base_url, timeout=30, headers={
             "Authorization": f"Bearer {token}", "xero-tenant-id": tenant, "Accept": "application/json"}) as client:
         yield client
@@ -66,13 +70,13 @@ def new_invoice(xero: httpx.Client, contact_id: str, **fields: Any) -> dict[str,
 # -- identity and refusals ----------------------------------------------------------------------
 def test_token_refuses_a_wrong_client_and_grant(settings: Settings, xero_sandbox: SandboxHandle) -> None:
     url = f"{xero_sandbox.base_url}/connect/token"
-    wrong = httpx.post(url, data={"grant_type": "client_credentials"}, auth=(settings.xero_client_id, "nope"))
+    wrong = httpx.post(url, data={"grant_type": "client_credentials"}, auth=(_xero(settings).client_id, "nope"))
     assert (wrong.status_code, wrong.json()) == (400, {"error": "invalid_client"})
     grant = httpx.post(url, data={"grant_type": "authorization_code"},
-                       auth=(settings.xero_client_id, settings.xero_client_secret))
+                       auth=(_xero(settings).client_id, _xero(settings).client_secret))
     assert (grant.status_code, grant.json()) == (400, {"error": "unsupported_grant_type"})
-    form = httpx.post(url, data={"grant_type": "client_credentials", "client_id": settings.xero_client_id,
-                                 "client_secret": settings.xero_client_secret})
+    form = httpx.post(url, data={"grant_type": "client_credentials", "client_id": _xero(settings).client_id,
+                                 "client_secret": _xero(settings).client_secret})
     assert form.status_code == 200 and form.json()["token_type"] == "Bearer" and form.json()["expires_in"] == 1800
 
 
@@ -268,7 +272,7 @@ class Catcher:
 
 @pytest.fixture
 def catcher(settings: Settings, xero_sandbox: SandboxHandle) -> Iterator[tuple[Catcher, RunningApp]]:
-    box = Catcher(settings.xero_webhook_key)
+    box = Catcher(_xero(settings).webhook_key)
     running = start_in_thread(box.app)
     xero_sandbox.post_control("webhooks", {"url": f"{running.base_url}/hook"})
     yield box, running
@@ -303,7 +307,8 @@ def test_changes_emit_signed_webhooks_in_xeros_shape(catcher: tuple[Catcher, Run
     assert seen[:3] == [("CONTACT", "CREATE", contact["ContactID"]), ("INVOICE", "CREATE", invoice["InvoiceID"]),
                         ("INVOICE", "UPDATE", invoice["InvoiceID"])]
     for headers, body in box.deliveries:
-        expected = base64.b64encode(hmac.new(settings.xero_webhook_key.encode(), body, hashlib.sha256).digest())
+        expected = base64.b64encode(hmac.new(_xero(settings).webhook_key.encode(), body,
+                                             hashlib.sha256).digest())
         assert headers["x-xero-signature"] == expected.decode()
     schema = webhook_schema()
     for payload in payloads:
@@ -324,7 +329,7 @@ def test_intent_to_receive_sends_a_good_and_a_bad_signature(catcher: tuple[Catch
 
 def test_intent_to_receive_fails_a_receiver_that_accepts_anything(settings: Settings,
                                                                   xero_sandbox: SandboxHandle) -> None:
-    gullible = Catcher(settings.xero_webhook_key, honest=False)
+    gullible = Catcher(_xero(settings).webhook_key, honest=False)
     running = start_in_thread(gullible.app)
     try:
         xero_sandbox.post_control("webhooks", {"url": f"{running.base_url}/hook"})
@@ -344,7 +349,7 @@ def test_sandbox_tenants_lists_organisations_users_and_accounts(xero_sandbox: Sa
         (e.erp_tenant_id, e.code, e.currency) for e in settings.legal_entities]
     assert all(len(t["users"]) == 2 for t in tenants)
     codes = {a["Code"]: a["Type"] for a in tenants[0]["accounts"]}
-    assert codes[settings.xero_revenue_account_code] == "REVENUE" and codes["090"] == "BANK"
+    assert codes[_xero(settings).revenue_account_code] == "REVENUE" and codes["090"] == "BANK"
 
 
 def test_sandbox_contacts_seeds_and_edits_like_a_person(xero_sandbox: SandboxHandle, xero: httpx.Client,

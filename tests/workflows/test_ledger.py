@@ -39,7 +39,7 @@ from tests.helpers.ledger import (
     signal,
     stripe_events,
 )
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, stripe_auth
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
@@ -305,7 +305,7 @@ async def test_ledger_posts_every_line_of_a_long_invoice_to_xero(rig: LedgerRig)
     account = await rig.account()
     [invoice_id] = await rig.invoices(account, ["1.00"])
     async with httpx.AsyncClient(base_url=rig.stripe.base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {rig.settings.stripe_api_key}"}) as http:
+                                 headers=stripe_auth(rig.settings)) as http:
         for i in range(24):
             response = await http.post("/v1/invoiceitems", data={
                 "customer": account.customer_id, "invoice": invoice_id, "currency": "usd",

@@ -16,7 +16,7 @@ from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, Line, seed_deal
 from tests.helpers.notify import NotifyEmulators, notify_emulators
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, stripe_auth
 from tests.helpers.waiting import eventually
 from worker import build_worker, open_connectors
 from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage
@@ -199,7 +199,7 @@ async def test_notifications_every_refused_ledger_write_is_told_once(
                          [e for raw in pay(stripe, paid_id) for e in canonical(settings, raw)])
             async with httpx.AsyncClient(base_url=stripe.base_url, timeout=10) as http:
                 marked = await http.post(f"/v1/invoices/{lost_id}/mark_uncollectible",
-                                         headers={"Authorization": f"Bearer {settings.stripe_api_key}"})
+                                         headers=stripe_auth(settings))
                 marked.raise_for_status()
             [raw] = stripe_events(stripe, lost_id, "invoice.marked_uncollectible")
             await signal(client, settings, account.customer_id, canonical(settings, raw))

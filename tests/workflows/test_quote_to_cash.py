@@ -29,7 +29,7 @@ from tests.helpers.approvals import DANA, signed_decision
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.outcomes import deal_outcome
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, stripe_auth
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from workflows.models import (
@@ -518,7 +518,7 @@ async def test_quote_to_cash_leaves_master_data_it_did_not_create(
     reference = f"hubspot-company-{company_id}-US01"
     tenant = flow_settings.entity("US01").erp_tenant_id
     async with httpx.AsyncClient(base_url=stripe.base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {flow_settings.stripe_api_key}"}) as api:
+                                 headers=stripe_auth(flow_settings)) as api:
         made = await api.post("/v1/customers", data={"name": "Pre-existing", "metadata[revops_ref]": reference})
         made.raise_for_status()
     erp = xero_from_settings(flow_settings)

@@ -57,7 +57,7 @@ from stores.mirror import mirror_engine
 from tests.helpers.books import XeroByHand, fresh_sandboxes
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices, pay
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
 from worker import Connectors, open_connectors
 from workflows.models import ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
@@ -114,7 +114,7 @@ class Books:
 
     async def contract(self, deal_id: str, entity: str, value: str = "5000.00") -> str:
         request = ContractRequest(
-            deal_crm_id=deal_id, title=f"Order form {deal_id}", template_id=self.settings.ironclad_template_id,
+            deal_crm_id=deal_id, title=f"Order form {deal_id}", 
             legal_entity=entity, counterparty=Account(name=f"Counterparty {deal_id}"),
             signer=Contact(first_name="Sam", last_name="Signer", email="sam@example.com"),
             terms=ContractTerms(start_date=datetime.now(UTC).date(), total_value=Money.of(value, "USD"),
@@ -143,9 +143,9 @@ class Books:
 
     def set_deal_reference(self, invoice_id: str, deal_id: str) -> None:
         """A person adds the missing CRM reference to the invoice in Stripe."""
-        httpx.post(f"{self.settings.stripe_base_url}/v1/invoices/{invoice_id}",
+        httpx.post(f"{vendor_settings(self.settings, 'stripe').base_url}/v1/invoices/{invoice_id}",
                    data={"metadata[revops_deal_id]": deal_id},
-                   headers={"Authorization": f"Bearer {self.settings.stripe_api_key}"}, timeout=10).raise_for_status()
+                   headers=stripe_auth(self.settings), timeout=10).raise_for_status()
 
     async def write_figures(self, account: BillingAccount, credit_notes: list[CreditNote], *,
                             company_changes: dict[str, str] | None = None,
@@ -465,7 +465,7 @@ async def test_reconciliation_checks_the_billing_schedule_of_every_billing_model
 
     async def contract(deal: str, model: BillingModel, value: str, **terms: object) -> str:
         request = ContractRequest(
-            deal_crm_id=deal, title=f"Order form {deal}", template_id=b.settings.ironclad_template_id,
+            deal_crm_id=deal, title=f"Order form {deal}", 
             legal_entity="US01", counterparty=Account(name=f"Counterparty {deal}"),
             signer=Contact(first_name="Sam", last_name="Signer", email="sam@example.com"),
             terms=ContractTerms(start_date=start, end_date=end, total_value=Money.of(value, usd), billing_model=model,

@@ -1,0 +1,72 @@
+"""Which system plays which role, as the workflows see it: names for references and IDs, display names for people.
+
+The worker's configuration read (``load_flow_config``) hands a flow its :class:`Systems`, built from the adapter
+registry: a workflow never names a vendor, it writes ``systems.crm.ref("deal", id)`` and
+``f"Read {systems.crm.label} deal"`` ("Read CRM (HubSpot) deal"), and the ERP of each legal entity by
+``systems.erp_of(code)``. Our own records are the :data:`OURS` system.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from canonical.refs import ref
+
+
+class System(BaseModel):
+    """One adapter as a flow names it: ``name`` in references and IDs, ``display`` in texts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str = Field(description="crm, clm, billing, erp (or revops for our own records)")
+    name: str = Field(pattern=r"^[a-z][a-z0-9]{1,30}$")
+    display: str
+    id_prefixes: tuple[tuple[str, str], ...] = Field(
+        default=(), description="(prefix, object) pairs, longest first, for vendors whose IDs name their kind")
+
+    @property
+    def label(self) -> str:
+        """``CRM (HubSpot)``: the role first, the adapter in brackets."""
+        role = self.role.upper() if len(self.role) <= 3 else self.role.capitalize()
+        return f"{role} ({self.display})"
+
+    def ref(self, obj: str, id_: str) -> str:
+        """``<name>:<object>:<id>``, the form of ``BusinessKeys`` entries."""
+        return ref(self.name, obj, id_)
+
+    def ref_of_id(self, id_: str, default: str = "object") -> str:
+        """The reference of a bare ID whose object kind its prefix names (``default`` when none does)."""
+        for prefix, obj in self.id_prefixes:
+            if id_.startswith(prefix):
+                return self.ref(obj, id_)
+        return self.ref(default, id_)
+
+
+OURS = System(role="revops", name="revops", display="RevOps")
+
+
+class Systems(BaseModel):
+    """The adapters of a deployment: one per role, the ERP per legal entity (entity code -> system)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    crm: System
+    clm: System
+    billing: System
+    erp: dict[str, System] = Field(default_factory=dict, description="legal entity code -> its ERP")
+
+    def erp_of(self, entity_code: str) -> System:
+        """The ERP keeping ``entity_code``'s books (an unknown entity is refused, never defaulted)."""
+        try:
+            return self.erp[entity_code]
+        except KeyError:
+            raise KeyError(f"no ERP is configured for legal entity {entity_code!r}; known: "
+                           f"{', '.join(sorted(self.erp)) or 'none'}") from None
+
+    def erp_label(self) -> str:
+        """``ERP (Xero)``, or ``ERP (NetSuite, Xero)`` when entities differ."""
+        names = sorted({s.display for s in self.erp.values()})
+        return f"ERP ({', '.join(names)})" if names else "ERP"
+
+
+__all__ = ["OURS", "System", "Systems"]
