@@ -86,7 +86,8 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class Emulator:
-    """The vendor's emulator: ``create_app(vendor_settings, database_url=...)`` in ``module`` under sandbox/."""
+    """The vendor's emulator: ``create_app(vendor_settings, settings=..., database_url=...)`` in ``module`` under
+    sandbox/ (the adapter's own settings for credentials, the global ones for legal entities)."""
 
     module: str
     factory: str = "create_app"

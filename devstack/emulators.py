@@ -2,7 +2,8 @@
 own settings give (``<VENDOR>_SANDBOX_PORT``), with the credentials its adapter uses, so the two agree.
 
 The emulators under ``sandbox/`` know nothing of our connectors; this module, above both, hands each one its
-adapter's settings (``create_app(vendor_settings, database_url=...)``, the descriptor's ``Emulator`` entry).
+adapter's settings (``create_app(vendor_settings, settings=..., database_url=...)``, the descriptor's
+``Emulator`` entry).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def build_emulator(spec: AdapterSpec, settings: Settings, *, database_url: str =
     if spec.emulator is None:
         raise ValueError(f"{spec.display_name} has no emulator")
     module = importlib.import_module(spec.emulator.module)
-    return getattr(module, spec.emulator.factory)(spec.load(settings), database_url=database_url)
+    return getattr(module, spec.emulator.factory)(spec.load(settings), settings=settings, database_url=database_url)
 
 
 def emulated(registry: AdapterRegistry) -> list[AdapterSpec]:

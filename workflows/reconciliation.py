@@ -101,7 +101,8 @@ class ReconciliationWorkflow:
                       f"{', '.join(e.code for e in config.entities)} ({'full pass' if full else 'changes'})")
         sources = [None, *config.entities]
         reads = [workflow.execute_activity_method(
-            A.sync_source, SyncRequest(entity=e, full=full), start_to_close_timeout=timedelta(seconds=config.read_timeout_seconds),
+            A.sync_source, SyncRequest(entity=e, full=full),
+            start_to_close_timeout=timedelta(seconds=config.read_timeout_seconds),
             heartbeat_timeout=READ_HEARTBEAT, summary=f"Read {'billing' if e is None else 'the ERP of ' + e.code}",
             retry_policy=step_retry(config.activity_retry_max_seconds, maximum_attempts=20)) for e in sources]
         return list(await asyncio.gather(*reads))

@@ -1,4 +1,4 @@
-"""The Xero emulator: ``create_app(settings)`` serves the accounting API (``/api.xro/2.0``), the
+"""The Xero emulator: ``create_app(config, settings=...)`` serves the accounting API (``/api.xro/2.0``), the
 Projects API (``/projects.xro/2.0``), the identity endpoints a custom connection uses
 (``/connect/token``, ``/connections``) and the ``/_sandbox`` control routes.
 
@@ -89,12 +89,12 @@ class SeedContact(BaseModel):
     ContactStatus: str | None = None
 
 
-def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAPI:
+def create_app(config: Any, *, settings: Settings, database_url: str = "sqlite://") -> FastAPI:
     """The Xero emulator app (see the module docstring)."""
     store = Store(database_url)
     app = create_sandbox_app(style=VendorStyle(vendor="xero", error=_fault, rate_limited=_rate_limited),
                              store=store, title="Xero sandbox")
-    state = XeroState(settings, store, app.state.control)
+    state = XeroState(config, settings, store, app.state.control)
     app.state.xero = state
     app.add_middleware(_CaseInsensitiveVendorPaths)
     books = accounting.register(app, state)
@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, database_url: str = "sqlite://") -> FastAP
                 client_id = secret = None
         if form.get("grant_type") != "client_credentials":
             return wire.json_response({"error": "unsupported_grant_type"}, 400)
-        if client_id != settings.xero_client_id or secret != settings.xero_client_secret:
+        if client_id != config.client_id or secret != config.client_secret:
             return wire.json_response({"error": "invalid_client"}, 400)
         return wire.json_response({"access_token": state.issue_token(), "expires_in": TOKEN_LIFETIME,
                                    "token_type": "Bearer", "scope": form.get("scope") or DEFAULT_SCOPES})

@@ -56,7 +56,8 @@ class Call:
 class XeroState:
     """Everything the routes share."""
 
-    def __init__(self, settings: Settings, store: Store, control: SandboxControl) -> None:
+    def __init__(self, config: Any, settings: Settings, store: Store, control: SandboxControl) -> None:
+        self.config = config  # the adapter's settings: credentials, webhook key, revenue account
         self.settings = settings
         self.store = store
         self.control = control
@@ -64,8 +65,8 @@ class XeroState:
         self.tokens: dict[str, float] = {}
         self.guard = IdempotencyGuard(store, self._key_reused)
         self.chart = dict(CHART)
-        if settings.xero_revenue_account_code not in self.chart:
-            self.chart[settings.xero_revenue_account_code] = ("Sales (configured)", "REVENUE", "NONE")
+        if config.revenue_account_code not in self.chart:
+            self.chart[config.revenue_account_code] = ("Sales (configured)", "REVENUE", "NONE")
 
     # -- reference data ------------------------------------------------------------------------
     def stable_id(self, *parts: str) -> str:
@@ -138,7 +139,7 @@ class XeroState:
     # -- webhooks --------------------------------------------------------------------------------
     def sign(self, body: bytes, key: bytes | None = None) -> str:
         """``x-xero-signature``: base64 of HMAC-SHA256 over the raw body with the webhook key."""
-        mac = hmac.new(key if key is not None else self.settings.xero_webhook_key.encode(), body, hashlib.sha256)
+        mac = hmac.new(key if key is not None else self.config.webhook_key.encode(), body, hashlib.sha256)
         return base64.b64encode(mac.digest()).decode()
 
     def emit(self, request: Request, tenant: str, category: str, event_type: str, resource_id: str,
