@@ -64,7 +64,7 @@ async def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from connectors import ironclad
-    from ingress.routing import ClientProvider, EventIntake, EventRouter, RoutingUnavailable
+    from intake import ClientProvider, EventIntake, EventRouter, RoutingUnavailable
     from runtime.connect import connect
 
     ledger = EventLedger.from_settings(settings)

@@ -1,4 +1,5 @@
-"""``starter.py reconcile``, ``exceptions`` and ``ack``, and the nightly ``reconciliation`` schedule.
+"""``starter.py reconcile``, ``exceptions`` and ``ack`` (the nightly ``reconciliation`` schedule is in
+``runtime/schedules.py``).
 
     python starter.py reconcile [--entity US01] [--customer cus_1] [--deal 123] [--full|--delta] [--no-wait] [--json]
     python starter.py exceptions [--entity US01] [--all] [--kind amount_mismatch] [--scope all] [--json]
@@ -19,42 +20,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlmodel import Session
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    WorkflowFailureError,
-)
+from temporalio.client import Client, WorkflowFailureError
 
 from connectors.errors import ConnectorError, NotFound
-from runtime.schedules import upsert_schedule
 from settings import Settings
 from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, findings_engine, list_findings
-from workflows.models import RECONCILIATION_WORKFLOW, ReconciliationInput, ReconciliationResult, ReconciliationScope
+from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
-
-RECONCILIATION_SCHEDULE_ID = "reconciliation"
-
-
-def reconciliation_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
-    """Nightly (``settings.reconciliation_cron``, UTC) over everything; a run still going makes the next skip."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(RECONCILIATION_WORKFLOW, ReconciliationInput(trigger="schedule"),
-                                           id=RECONCILIATION_SCHEDULE_ID, task_queue=task_queue or settings.task_queue,
-                                           static_summary="Nightly reconciliation (scope all)"),
-        spec=ScheduleSpec(cron_expressions=[settings.reconciliation_cron]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
-async def ensure_reconciliation_schedule(client: Client, settings: Settings, *,
-                                         schedule_id: str = RECONCILIATION_SCHEDULE_ID,
-                                         task_queue: str | None = None) -> str:
-    """Create the schedule, or bring an existing one up to the settings. Returns ``created`` or ``updated``."""
-    return await upsert_schedule(client, schedule_id, reconciliation_schedule(settings, task_queue=task_queue))
 
 
 async def start_reconciliation(client: Client, settings: Settings, scope: ReconciliationScope, *,
@@ -237,6 +209,5 @@ LOCAL_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int
     "ack": cmd_ack,
 }
 
-__all__ = ["LOCAL_COMMANDS", "RECONCILIATION_SCHEDULE_ID", "TEMPORAL_COMMANDS", "add_parsers", "cmd_ack",
-           "cmd_exceptions",
-           "cmd_reconcile", "ensure_reconciliation_schedule", "reconciliation_schedule", "start_reconciliation"]
+__all__ = ["LOCAL_COMMANDS", "TEMPORAL_COMMANDS", "add_parsers", "cmd_ack", "cmd_exceptions", "cmd_reconcile",
+           "start_reconciliation"]

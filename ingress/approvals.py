@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from canonical.authority import ApprovalFacts, authority_refusal, sign_approval
 from ingress.identity import Identity, TokenInvalid, TokenVerifier
-from ingress.routing import ClientProvider, RoutingUnavailable
+from intake import ClientProvider, RoutingUnavailable
 from settings import Settings
 from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
