@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError
 
+from bootstrap import CliParts
 from connectors.errors import ConnectorError, NotFound
 from settings import Settings
-from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, findings_engine, list_findings
+from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, list_findings
 from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -51,34 +52,30 @@ def unknown_entities(settings: Settings, codes: list[str]) -> list[str]:
     return [c for c in codes if c not in known]
 
 
-async def unknown_customers(settings: Settings, customer_ids: list[str]) -> list[str]:
+async def unknown_customers(app: CliParts, customer_ids: list[str]) -> list[str]:
     """The billing customers billing does not have (deleted ones included)."""
     if not customer_ids:
         return []
-    from connectors import stripe
-
-    billing = stripe.from_settings(settings)
+    billing = app.billing()  # the adapter BILLING_ADAPTER names
     missing: list[str] = []
-    try:
-        for customer_id in customer_ids:
-            try:
-                await billing.get_customer(customer_id)
-            except NotFound:
-                missing.append(customer_id)
-    finally:
-        await billing.aclose()
+    for customer_id in customer_ids:
+        try:
+            await billing.get_customer(customer_id)
+        except NotFound:
+            missing.append(customer_id)
     return missing
 
 
-async def cmd_reconcile(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_reconcile(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     """Exit 0 when the run finished (findings or not), 1 when it failed, 2 for an unknown entity or customer."""
+    settings = app.settings
     entities = args.entity or []
     if unknown := unknown_entities(settings, entities):
         known = ", ".join(e.code for e in settings.legal_entities)
         print(f"unknown legal entity {', '.join(unknown)} (known: {known})", file=sys.stderr)
         return 2
     try:
-        if unknown := await unknown_customers(settings, args.customer or []):
+        if unknown := await unknown_customers(app, args.customer or []):
             print(f"unknown billing customer {', '.join(unknown)}", file=sys.stderr)
             return 2
     except ConnectorError as exc:
@@ -106,17 +103,14 @@ async def cmd_reconcile(client: Client, settings: Settings, args: argparse.Names
     return 0
 
 
-async def cmd_exceptions(settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_exceptions(app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     def read() -> list[dict[str, object]]:
-        engine = findings_engine(settings.findings_database_url)
-        try:
-            with Session(engine) as session:
-                rows = list_findings(session=session, status=None if args.all else (CLOSED if args.closed else OPEN),
-                                     kind=args.kind, scope=args.scope, entity=getattr(args, "entity", None),
-                                     limit=args.limit)
-                return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
-        finally:
-            engine.dispose()
+        with Session(app.findings()) as session:
+            rows = list_findings(session=session, status=None if args.all else (CLOSED if args.closed else OPEN),
+                                 kind=args.kind, scope=args.scope, entity=getattr(args, "entity", None),
+                                 limit=args.limit)
+            return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
 
     entity = getattr(args, "entity", None)
     if entity and unknown_entities(settings, [entity]):
@@ -145,17 +139,13 @@ async def cmd_exceptions(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_ack(settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_ack(app: CliParts, args: argparse.Namespace) -> int:
     """Acknowledge a finding (row ID or key) with a reason: 0 done, 1 refused (closed, no reason), 2 unknown."""
     def write() -> list[dict[str, object]]:
-        engine = findings_engine(settings.findings_database_url)
-        try:
-            with Session(engine) as session:
-                rows = acknowledge(session=session, finding=args.finding, reason=args.reason, by=args.by,
-                                   now=datetime.now(UTC))
-                return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
-        finally:
-            engine.dispose()
+        with Session(app.findings()) as session:
+            rows = acknowledge(session=session, finding=args.finding, reason=args.reason, by=args.by,
+                               now=datetime.now(UTC))
+            return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
 
     try:
         rows = await asyncio.to_thread(write)
@@ -200,11 +190,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 #: commands that need a Temporal client
-TEMPORAL_COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {
+TEMPORAL_COMMANDS: dict[str, Callable[[Client, CliParts, argparse.Namespace], Awaitable[int]]] = {
     "reconcile": cmd_reconcile,
 }
 #: commands that do not
-LOCAL_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+LOCAL_COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {
     "exceptions": cmd_exceptions,
     "ack": cmd_ack,
 }

@@ -15,8 +15,8 @@ from temporalio.worker import Worker
 from activities.event_ledger import EventLedgerActivities, LedgerRetention, LedgerSweepRequest
 from canonical import DealStageReached, EventEnvelope
 from intake import ClientProvider, EventIntake, EventRouter
-from runtime.schedules import UPKEEP_SCHEDULE_ID, ensure_upkeep_schedule
 from runtime.launch import quote_to_cash_id
+from runtime.schedules import UPKEEP_SCHEDULE_ID, ensure_upkeep_schedule
 from settings import Settings
 from stores.events import (
     AcceptedEvent,

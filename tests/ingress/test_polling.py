@@ -21,8 +21,8 @@ from activities.polling import DealPollActivities, DealPollRequest, DealPollResu
 from connectors import hubspot
 from connectors.hubspot import HubSpotCrm
 from intake import ClientProvider, EventIntake, EventRouter
-from runtime.schedules import ensure_poll_schedule
 from runtime.launch import quote_to_cash_id, start_quote_to_cash
+from runtime.schedules import ensure_poll_schedule
 from settings import Settings
 from stores.events import EventLedger, list_deliveries, save_checkpoint
 from tests.helpers.servers import SandboxHandle
