@@ -4,9 +4,9 @@
 use ports and stores; workflows orchestrate activities; runtime starts workflows and observability watches
 them (one layer: the client carries the tracing interceptor); the intake (router, claims, keyed locks) routes
 events to runtime's launches for whoever brings them; the bootstrap composes all of these; the ingress, the
-CLI and the worker sit on top, side by side: none of the three imports another's modules (the worker's
-schedules and intake come from below, never from the CLI or the ingress). The emulators under ``sandbox/`` stand apart: they share nothing with our
-connectors, so they cannot repeat a connector's misreading of a vendor.
+CLI and the worker sit on top (``starter.py serve`` runs the ingress, so the CLI may import it; the worker
+imports neither: its schedules and its intake come from below). The emulators under ``sandbox/`` stand
+apart: they share nothing with our connectors, so they cannot repeat a connector's misreading of a vendor.
 """
 
 from __future__ import annotations
