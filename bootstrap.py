@@ -238,12 +238,12 @@ class CliParts(_Bundle):
     registry: AdapterRegistry | None = None
     http_transport: Transport | None = None
     client_override: Client | None = None
-    _client: Client | None = None
-    _clients: ClientProvider | None = None
-    _adapters: dict[SystemRole, Any] = field(default_factory=dict)
-    _ledger: EventLedger | None = None
-    _findings: Engine | None = None
-    _http: list[httpx.AsyncClient] = field(default_factory=list)
+    _client: Client | None = field(default=None, init=False)
+    _clients: ClientProvider | None = field(default=None, init=False)
+    _adapters: dict[SystemRole, Any] = field(default_factory=dict, init=False)
+    _ledger: EventLedger | None = field(default=None, init=False)
+    _findings: Engine | None = field(default=None, init=False)
+    _http: list[httpx.AsyncClient] = field(default_factory=list, init=False)
 
     async def client(self) -> Client:
         """The Temporal client (connected on first use, with the SDK's environment configuration)."""
