@@ -39,6 +39,7 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bootstrap import CliParts, for_cli
 from canonical import Deal
 from canonical.keys import backfill_workflow_id
 from canonical.refs import candidate_refs
@@ -50,7 +51,6 @@ from cli import process as cli
 from cli import sandbox as sandbox_cli
 from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
 from connectors.errors import ConnectorError
-from runtime.connect import connect
 from runtime.launch import launch_quote_to_cash, quote_to_cash_id
 from settings import Settings
 from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
@@ -63,22 +63,17 @@ def ui_link(settings: Settings, client: Client, workflow_id: str, run_id: str | 
             + (f"/{run_id}/history" if run_id else ""))
 
 
-async def _load_deal(settings: Settings, deal_id: str) -> Deal | None:
+async def _load_deal(app: CliParts, deal_id: str) -> Deal | None:
     """The deal for the run's summary; the run itself reloads it, so failure here is not fatal."""
-    from canonical.ownership import SystemRole
-    from connectors.registry import build_role, close_adapter
-
-    crm = build_role(settings, SystemRole.CRM)  # the adapter CRM_ADAPTER names
     try:
-        return await crm.get_deal(deal_id)  # type: ignore[no-any-return]
+        return await app.crm().get_deal(deal_id)  # the adapter CRM_ADAPTER names
     except ConnectorError as exc:
         cli.error(f"note: could not read deal {deal_id} for the summary ({exc}); starting anyway")
         return None
-    finally:
-        await close_adapter(crm)
 
 
-async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_start_deal(client: Client, app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     args.deal_id = args.deal_id.strip().removeprefix("q2c-hubspot-")
     if not args.deal_id.isdigit():
         raise cli.CliError(f"not a HubSpot deal ID: {args.deal_id!r} (deal IDs are numbers)", cli.USAGE)
@@ -91,7 +86,7 @@ async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Name
         cli.line(f"deal {args.deal_id} is already provisioned by {workflow_id} (run {view.run_id}); nothing "
                  f"started. See: starter.py status {workflow_id}")
         return cli.OK
-    deal = await _load_deal(settings, args.deal_id)
+    deal = await _load_deal(app, args.deal_id)
     try:
         launched = await launch_quote_to_cash(client, settings, args.deal_id, deal=deal, trigger="manual",
                                               reopen=args.reopen)
@@ -112,8 +107,9 @@ async def cmd_start_deal(client: Client, settings: Settings, args: argparse.Name
     return cli.OK
 
 
-async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespace, approved: bool) -> int:
+async def cmd_decide(client: Client, app: CliParts, args: argparse.Namespace, approved: bool) -> int:
     """Decide through the approvals API as the person of ``REVOPS_TOKEN`` (the only way the worker accepts)."""
+    settings = app.settings
     import os
 
     from ingress.identity import mint_token
@@ -134,9 +130,8 @@ async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespac
             raise cli.CliError(f"set REVOPS_TOKEN: {exc}") from exc
     url = f"{settings.approvals_base_url}/approvals/{workflow_id}"
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.post(url, json={"approved": approved, "note": args.note or ""},
-                                       headers={"Authorization": f"Bearer {token}"})
+        response = await app.http(timeout=30).post(url, json={"approved": approved, "note": args.note or ""},
+                                                   headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
         raise cli.CliError(f"the approvals API at {settings.approvals_base_url} cannot be reached: {exc}") from exc
     if response.status_code != 200:
@@ -172,7 +167,8 @@ async def _wait_for_stage(client: Client, text: str, stage: str, timeout: float)
         await asyncio.sleep(0.5)
 
 
-async def cmd_status(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_status(client: Client, app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     if args.wait_for:
         view = await _wait_for_stage(client, args.workflow_id, args.wait_for, args.timeout)
     else:
@@ -215,7 +211,7 @@ async def cmd_status(client: Client, settings: Settings, args: argparse.Namespac
     return cli.OK
 
 
-async def cmd_pending(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_pending(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     query = ('WorkflowType = "QuoteToCashWorkflow" AND ExecutionStatus = "Running" '
              'AND Stage = "awaiting_approval"')
     rows: list[dict[str, Any]] = []
@@ -252,7 +248,7 @@ async def require_running(client: Client, workflow_id: str, action: str) -> Work
     return description
 
 
-async def cmd_recheck(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_recheck(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     workflow_id = deal_workflow_id(args.workflow_id)
     await require_running(client, workflow_id, "recheck")
     handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
@@ -262,7 +258,7 @@ async def cmd_recheck(client: Client, settings: Settings, args: argparse.Namespa
     return cli.OK
 
 
-async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_repost(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     """Post again the ERP writes a ledger still owes (refused by Xero, or waiting for their invoice)."""
     from workflows.ledger import AccountLedgerWorkflow
     from workflows.models import RepostRequest, RepostResult
@@ -283,7 +279,8 @@ async def cmd_repost(client: Client, settings: Settings, args: argparse.Namespac
     return 1 if result.still_pending else 0
 
 
-async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_find(client: Client, app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     if not args.key.strip():
         raise cli.CliError("give an ID: system:object:id (e.g. stripe:customer:cus_123) or a bare vendor ID",
                            cli.USAGE)
@@ -313,9 +310,10 @@ async def cmd_find(client: Client, settings: Settings, args: argparse.Namespace)
     return cli.USAGE
 
 
-async def cmd_backfill(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_backfill(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     """Every HubSpot company as a Xero contact of one legal entity (CompanyBackfillWorkflow), paced below the
     vendors' limits. One run per entity: a second start while one runs attaches to it."""
+    settings = app.settings
     from temporalio.common import WorkflowIDConflictPolicy
 
     from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
@@ -389,7 +387,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 #: commands that need a Temporal client; command groups add theirs in their own module
-TEMPORAL_COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {
+TEMPORAL_COMMANDS: dict[str, Callable[[Client, CliParts, argparse.Namespace], Awaitable[int]]] = {
     "start-deal": cmd_start_deal,
     "approve": lambda c, s, a: cmd_decide(c, s, a, True),
     "reject": lambda c, s, a: cmd_decide(c, s, a, False),
@@ -402,30 +400,33 @@ TEMPORAL_COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Aw
 }
 
 
-async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+async def _dispatch(args: argparse.Namespace, app: CliParts) -> int:
     if args.command in ingress_cli.COMMANDS:  # no Temporal connection needed up front
-        return await ingress_cli.COMMANDS[args.command](settings, args)
+        return await ingress_cli.COMMANDS[args.command](app, args)
     if args.command in ledger_cli.LOCAL_COMMANDS:
-        return await ledger_cli.LOCAL_COMMANDS[args.command](settings, args)
+        return await ledger_cli.LOCAL_COMMANDS[args.command](app, args)
     if args.command in sandbox_cli.COMMANDS:
-        return await sandbox_cli.COMMANDS[args.command](settings, args)
+        return await sandbox_cli.COMMANDS[args.command](app, args)
     commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
     try:
-        client = await connect(settings)
+        client = await app.client()
     except (RuntimeError, RPCError, OSError) as exc:
         raise cli.CliError(f"cannot reach Temporal at {temporal_target()}: {exc}") from exc
-    return int(await commands[args.command](client, settings, args))
+    return int(await commands[args.command](client, app, args))
 
 
-async def run(argv: Sequence[str] | None = None) -> int:
-    """Run one command; expected errors become one line on stderr and the exit code (0, 1 or 2)."""
+async def run(argv: Sequence[str] | None = None, *, parts: CliParts | None = None) -> int:
+    """Run one command; expected errors become one line on stderr and the exit code (0, 1 or 2).
+
+    ``parts``: what the commands use (``bootstrap.for_cli``), built from the environment unless given."""
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed usage (2) or help (0)
         return int(exc.code or 0)
+    app: CliParts | None = parts
     try:
-        settings = Settings()
-        return await _dispatch(args, settings)
+        app = app or for_cli()
+        return await _dispatch(args, app)
     except cli.CliError as exc:
         cli.error(exc.message)
         return exc.code
@@ -451,6 +452,9 @@ async def run(argv: Sequence[str] | None = None) -> int:
     except (httpx.HTTPError, OSError) as exc:
         cli.error(f"failed: {type(exc).__name__}: {exc}")
         return cli.REFUSED
+    finally:
+        if app is not None and parts is None:
+            await app.aclose()
 
 
 def temporal_target() -> str:

@@ -1,4 +1,4 @@
-"""The composition root: settings -> http clients -> connectors -> activity classes -> Worker.
+"""The worker: the parts ``bootstrap.for_worker`` builds -> activity classes -> Worker.
 
 Run ``python worker.py`` (``make up`` does it for you). Temporal's address, namespace, TLS and API
 key come from the SDK's environment configuration (``TEMPORAL_ADDRESS`` ...), see README.
@@ -10,14 +10,10 @@ import asyncio
 import compileall
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -32,21 +28,16 @@ from activities.event_ledger import EventLedgerActivities, LedgerRetention
 from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities, DealPollSettings
 from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
-from cli.ledger import ensure_reconciliation_schedule
+from bootstrap import Connectors, Stores, build_intake, for_worker, load_settings, open_connectors
 from connectors.errors import ConnectorError
-from connectors.notify import Notifications, notifications_from_settings
-from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort
-from connectors.registry import AdapterRegistry, Prepares, RoleAdapters, build_adapters
-from ingress.routing import ClientProvider, EventIntake, EventRouter
+from connectors.registry import Prepares
+from intake import ClientProvider, EventIntake
 from observability.metrics import sdk_runtime, worker_metrics
 from observability.tracing import setup_tracing
 from runtime.approval_guard import ApprovalSignatureInterceptor
-from runtime.connect import connect
 from runtime.logs import configure_logging
+from runtime.schedules import ensure_reconciliation_schedule
 from settings import Settings
-from stores.events import EventLedger
-from stores.findings import findings_engine
-from stores.mirror import mirror_engine
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
@@ -68,59 +59,13 @@ WORKFLOWS: list[type] = [
 ]
 
 
-@dataclass
-class Connectors:
-    """One port per role, whichever adapters settings chose (``connectors/registry.py``); the ERP's routes each
-    call to the adapter of its legal entity."""
-
-    crm: CrmPort
-    clm: ClmPort
-    billing: BillingPort
-    erp: ErpPort
-    notifications: Notifications | None = None
-    adapters: RoleAdapters | None = None
-
-    async def aclose(self) -> None:
-        if self.adapters is not None:
-            await self.adapters.aclose()
-        if self.notifications is not None:
-            await self.notifications.aclose()
-
-
-@asynccontextmanager
-async def open_connectors(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-                          registry: AdapterRegistry | None = None) -> AsyncIterator[Connectors]:
-    """Build the adapter of each role that settings name (from ``registry``, the default one unless given) and
-    close their clients on exit. An adapter name the registry does not know fails here, before any is built."""
-    adapters = build_adapters(settings, transport=transport, registry=registry)
-    built = Connectors(crm=adapters.crm, clm=adapters.clm, billing=adapters.billing, erp=adapters.erp,
-                       notifications=notifications_from_settings(settings), adapters=adapters)
-    try:
-        yield built
-    finally:
-        await built.aclose()
-
-
-@dataclass
-class Stores:
-    """Our own databases: the event ledger (deliveries, poll checkpoints) and the reconciliation findings."""
-
-    events: EventLedger
-    findings: Engine
-    mirror: Engine
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Stores:
-        return cls(events=EventLedger.from_settings(settings), findings=findings_engine(settings.findings_database_url),
-                   mirror=mirror_engine(settings.findings_database_url))
-
-
-def activities_for(settings: Settings, connectors: Connectors, *, client: Client,
-                   stores: Stores) -> list[Callable[..., Any]]:
+def activities_for(settings: Settings, connectors: Connectors, *, client: Client, stores: Stores,
+                   intake: EventIntake | None = None) -> list[Callable[..., Any]]:
     """Every activity the worker serves: one class per role, each with its one port, and the few that are not
-    a vendor call (configuration, notifications, the event ledger, reconciliation's stores)."""
-    intake = EventIntake(router=EventRouter(settings=settings, clients=ClientProvider.fixed(client),
-                                            clm=connectors.clm, crm=connectors.crm), ledger=stores.events)
+    a vendor call (configuration, notifications, the event ledger, reconciliation's stores). The intake (the
+    poll's and the sweep's) is built over ``client`` and the stores unless given."""
+    intake = intake or build_intake(settings, clients=ClientProvider.fixed(client), ledger=stores.events,
+                                    clm=connectors.clm, crm=connectors.crm)
     groups: list[Any] = [
         ConfigActivities(settings=settings),
         CrmActivities(crm=connectors.crm, notifications=connectors.notifications),
@@ -143,7 +88,7 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, stores: Stores | None = None,
                  task_queue: str | None = None, extra_workflows: Sequence[type] = (),
-                 extra_activities: Sequence[Callable[..., Any]] = ()) -> Worker:
+                 extra_activities: Sequence[Callable[..., Any]] = (), intake: EventIntake | None = None) -> Worker:
     """The worker; ``extra_*`` let a harness (the benchmarks' no-op baseline) ride along. The stores are
     opened from settings unless given."""
     stores = stores or Stores.from_settings(settings)
@@ -151,7 +96,8 @@ def build_worker(client: Client, settings: Settings, connectors: Connectors, *, 
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
-        activities=[*activities_for(settings, connectors, client=client, stores=stores), *extra_activities],
+        activities=[*activities_for(settings, connectors, client=client, stores=stores, intake=intake),
+                    *extra_activities],
         max_concurrent_activities=200,
         interceptors=[ApprovalSignatureInterceptor(settings.approval_keys())],
     )
@@ -178,13 +124,13 @@ def cache_workflow_bytecode() -> None:
 async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = (),
                log_level: int = logging.INFO) -> None:
     configure_logging(log_level)  # one JSON object per line, values bounded (runtime/logs.py)
-    settings = Settings()
+    settings = load_settings()
     cache_workflow_bytecode()
     setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
     runtime, sdk_metrics_url = sdk_runtime(settings)
-    client = await connect(settings, runtime=runtime)
-    async with open_connectors(settings) as connectors, \
-            worker_metrics(settings, client, sdk_metrics_url=sdk_metrics_url):
+    async with await for_worker(settings, runtime=runtime) as parts, \
+            worker_metrics(settings, parts.client, sdk_metrics_url=sdk_metrics_url):
+        client, connectors = parts.client, parts.connectors
         for adapter in connectors.adapters.built if connectors.adapters else []:
             if isinstance(adapter, Prepares):
                 try:
@@ -196,10 +142,13 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
             log.info("reconciliation schedule %s", await ensure_reconciliation_schedule(client, settings))
         except RPCError as exc:  # a namespace without schedule rights still runs the flows
             log.warning("could not create or update the reconciliation schedule: %s", exc.message)
-        worker = build_worker(client, settings, connectors, extra_workflows=extra_workflows,
-                              extra_activities=extra_activities)
+        worker = build_worker(client, settings, connectors, stores=parts.stores, intake=parts.intake,
+                              extra_workflows=extra_workflows, extra_activities=extra_activities)
         log.info("worker on task queue %r, namespace %r", settings.task_queue, client.namespace)
         await worker.run()
+
+
+__all__ = ["WORKFLOWS", "Connectors", "Stores", "activities_for", "build_worker", "main", "open_connectors"]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Upkeep of the ingress's event ledger, run by the ``event-ledger-upkeep`` schedule.
 
 - **sweep**: events stranded ``in_flight`` by a crash and ``failed`` ones whose backoff has passed are
-  routed again through the one dedupe path (:meth:`ingress.routing.EventIntake.sweep`); after
+  routed again through the one dedupe path (:meth:`intake.EventIntake.sweep`); after
   ``ledger_retry_max_attempts`` an event is given up, visibly (``given_up`` rows in the ledger);
 - **prune**: ledger rows older than ``ledger_retention_days`` are deleted.
 """

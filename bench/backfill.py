@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 
 from bench.common import Table, Timer, bench_settings, running_stack
+from bootstrap import open_connectors
 from canonical import Account
-from worker import open_connectors
 from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
 
 

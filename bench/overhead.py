@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, summary
+from bootstrap import Connectors, open_connectors
 from canonical import Engagement
 from canonical.keys import erp_contact_reference
 from canonical.policy import ApprovalPolicy, approval_reasons, deal_entity
@@ -18,7 +19,6 @@ from canonical.requests import ContractRequest, DealWriteBack
 from runtime.launch import start_quote_to_cash
 from sandbox.hubspot.seed import DealSpec
 from settings import Settings
-from worker import Connectors, open_connectors
 from workflows.models import QuoteToCashResult, Stage
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack
+from bootstrap import Connectors, open_connectors
 from canonical import Account, BillingSchedule, BillingScheduleKind, Money, ScheduledCharge
 from connectors.xero import mapping as xero_mapping
 from settings import Settings
-from worker import Connectors, open_connectors
 from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
 

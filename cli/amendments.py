@@ -19,9 +19,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bootstrap import CliParts
 from canonical.keys import AMENDMENTS_PREFIX
 from runtime.launch import signal_amendment
-from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.models import (
     ConflictResolution,
@@ -38,7 +38,8 @@ def _handle(client: Client, record_id: str) -> WorkflowHandle:
     return client.get_workflow_handle_for(ContractAmendmentsWorkflow.run, workflow_id)
 
 
-async def cmd_amend(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_amend(client: Client, app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     handle = await signal_amendment(client, settings, args.record_id, sequence=args.sequence,
                                     clm_amendment_id=args.amendment_id, deal_id=args.deal,
                                     source_event_id=f"cli-{args.record_id}-{args.sequence}")
@@ -71,7 +72,7 @@ async def _status(client: Client, args: argparse.Namespace) -> ContractAmendment
         await asyncio.sleep(0.5)
 
 
-async def cmd_amendments(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_amendments(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     status = await _status(client, args)
     if args.json:
         print(status.model_dump_json(indent=2))
@@ -105,7 +106,7 @@ async def _update(call: Callable[[], Awaitable[Any]]) -> Any | None:
     return None
 
 
-async def cmd_resolve_gap(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_resolve_gap(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     handle = _handle(client, args.record_id)
     result: GapResolutionResult | None = await _update(lambda: handle.execute_update(
         ContractAmendmentsWorkflow.resolve_gap, GapResolution(operator=args.operator, note=args.note)))
@@ -116,7 +117,7 @@ async def cmd_resolve_gap(client: Client, settings: Settings, args: argparse.Nam
     return 0 if not result.still_missing else 1
 
 
-async def cmd_resolve_conflict(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_resolve_conflict(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     handle = _handle(client, args.record_id)
     choice = ConflictResolution(operator=args.operator, keep_erp_value=not args.overwrite, note=args.note)
     done = await _update(lambda: handle.execute_update(ContractAmendmentsWorkflow.resolve_conflict, choice))
@@ -126,7 +127,7 @@ async def cmd_resolve_conflict(client: Client, settings: Settings, args: argpars
     return 0
 
 
-async def cmd_retry_amendment(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_retry_amendment(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     handle = _handle(client, args.record_id)
     done = await _update(lambda: handle.execute_update(ContractAmendmentsWorkflow.retry_propagation,
                                                        RetryRequest(operator=args.operator)))
@@ -136,7 +137,7 @@ async def cmd_retry_amendment(client: Client, settings: Settings, args: argparse
     return 0
 
 
-COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[Client, CliParts, argparse.Namespace], Awaitable[int]]] = {
     "amend": cmd_amend,
     "amendments": cmd_amendments,
     "resolve-gap": cmd_resolve_gap,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections.abc import Awaitable, Callable
 
-from settings import Settings
-from stores.events import EventLedger, Outcome, list_deliveries
+from bootstrap import CliParts
+from stores.events import Outcome, list_deliveries
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,26 +24,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     s.add_argument("id")
 
 
-async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_serve(app: CliParts, args: argparse.Namespace) -> int:
     import logging
 
     from ingress.app import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    await serve(settings)
+    await serve(app.settings)
     return 0
 
 
-async def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_events(app: CliParts, args: argparse.Namespace) -> int:
     from cli import process as cli
 
     hide_echoes = not args.outcome and not args.all and not args.event_id
-    ledger = EventLedger.from_settings(settings)
-    try:
-        rows = ledger.run_sync(list_deliveries, vendor=args.vendor, outcome=args.outcome, event_id=args.event_id,
-                               limit=args.limit * 5 if hide_echoes else args.limit)
-    finally:
-        ledger.close()
+    rows = app.ledger().run_sync(list_deliveries, vendor=args.vendor, outcome=args.outcome, event_id=args.event_id,
+                                 limit=args.limit * 5 if hide_echoes else args.limit)
     echoes = [r for r in rows if r.outcome == Outcome.ECHO.value] if hide_echoes else []
     rows = [r for r in rows if r not in echoes][:args.limit]
     if args.json:
@@ -62,30 +57,21 @@ async def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors import ironclad
-    from ingress.routing import ClientProvider, EventIntake, EventRouter, RoutingUnavailable
-    from runtime.connect import connect
+async def cmd_replay(app: CliParts, args: argparse.Namespace) -> int:
+    from intake import RoutingUnavailable
 
-    ledger = EventLedger.from_settings(settings)
-    clm = ironclad.from_settings(settings)
-    clients = ClientProvider(functools.partial(connect, settings), timeout=settings.ingress_temporal_timeout_seconds)
-    intake = EventIntake(router=EventRouter(settings=settings, clients=clients, clm=clm), ledger=ledger)
     try:
-        routed = await intake.replay(args.id)
+        routed = await app.intake().replay(args.id)  # the ingress's router and ledger, from the bootstrap
     except LookupError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2 if str(exc).startswith("no recorded delivery") else 1  # an unknown ID is a usage error
     except RoutingUnavailable as exc:
         print(f"not handed over: {exc.reason}", file=sys.stderr)
         return 1
-    finally:
-        await clm.aclose()
-        ledger.close()
     print(f"{routed.outcome.value}\t{routed.workflow_id or '-'}\t{routed.reason}\t(delivery {routed.delivery_id})")
     return 0
 
 
-COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {
     "serve": cmd_serve, "events": cmd_events, "replay-event": cmd_replay,
 }

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from bootstrap import CliParts
 from canonical.kpis import Durations, KpiReport, Rate
 from observability.kpis import gather_kpis
-from settings import Settings
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -70,7 +70,8 @@ def render(report: KpiReport) -> str:
     return "\n".join(lines)
 
 
-async def cmd_kpis(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_kpis(client: Client, app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     try:
         since = parse_since(args.since)
     except ValueError:
@@ -93,6 +94,6 @@ async def cmd_kpis(client: Client, settings: Settings, args: argparse.Namespace)
 
 
 #: commands that need a Temporal client
-COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {"kpis": cmd_kpis}
+COMMANDS: dict[str, Callable[[Client, CliParts, argparse.Namespace], Awaitable[int]]] = {"kpis": cmd_kpis}
 
 __all__ = ["COMMANDS", "add_parsers", "cmd_kpis", "parse_since", "render"]

@@ -1,4 +1,5 @@
-"""``starter.py reconcile``, ``exceptions`` and ``ack``, and the nightly ``reconciliation`` schedule.
+"""``starter.py reconcile``, ``exceptions`` and ``ack`` (the nightly ``reconciliation`` schedule is in
+``runtime/schedules.py``).
 
     python starter.py reconcile [--entity US01] [--customer cus_1] [--deal 123] [--full|--delta] [--no-wait] [--json]
     python starter.py exceptions [--entity US01] [--all] [--kind amount_mismatch] [--scope all] [--json]
@@ -19,42 +20,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlmodel import Session
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    WorkflowFailureError,
-)
+from temporalio.client import Client, WorkflowFailureError
 
+from bootstrap import CliParts
 from connectors.errors import ConnectorError, NotFound
-from runtime.schedules import upsert_schedule
 from settings import Settings
-from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, findings_engine, list_findings
-from workflows.models import RECONCILIATION_WORKFLOW, ReconciliationInput, ReconciliationResult, ReconciliationScope
+from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, list_findings
+from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
-
-RECONCILIATION_SCHEDULE_ID = "reconciliation"
-
-
-def reconciliation_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
-    """Nightly (``settings.reconciliation_cron``, UTC) over everything; a run still going makes the next skip."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(RECONCILIATION_WORKFLOW, ReconciliationInput(trigger="schedule"),
-                                           id=RECONCILIATION_SCHEDULE_ID, task_queue=task_queue or settings.task_queue,
-                                           static_summary="Nightly reconciliation (scope all)"),
-        spec=ScheduleSpec(cron_expressions=[settings.reconciliation_cron]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
-async def ensure_reconciliation_schedule(client: Client, settings: Settings, *,
-                                         schedule_id: str = RECONCILIATION_SCHEDULE_ID,
-                                         task_queue: str | None = None) -> str:
-    """Create the schedule, or bring an existing one up to the settings. Returns ``created`` or ``updated``."""
-    return await upsert_schedule(client, schedule_id, reconciliation_schedule(settings, task_queue=task_queue))
 
 
 async def start_reconciliation(client: Client, settings: Settings, scope: ReconciliationScope, *,
@@ -79,34 +52,30 @@ def unknown_entities(settings: Settings, codes: list[str]) -> list[str]:
     return [c for c in codes if c not in known]
 
 
-async def unknown_customers(settings: Settings, customer_ids: list[str]) -> list[str]:
+async def unknown_customers(app: CliParts, customer_ids: list[str]) -> list[str]:
     """The billing customers billing does not have (deleted ones included)."""
     if not customer_ids:
         return []
-    from connectors import stripe
-
-    billing = stripe.from_settings(settings)
+    billing = app.billing()  # the adapter BILLING_ADAPTER names
     missing: list[str] = []
-    try:
-        for customer_id in customer_ids:
-            try:
-                await billing.get_customer(customer_id)
-            except NotFound:
-                missing.append(customer_id)
-    finally:
-        await billing.aclose()
+    for customer_id in customer_ids:
+        try:
+            await billing.get_customer(customer_id)
+        except NotFound:
+            missing.append(customer_id)
     return missing
 
 
-async def cmd_reconcile(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_reconcile(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     """Exit 0 when the run finished (findings or not), 1 when it failed, 2 for an unknown entity or customer."""
+    settings = app.settings
     entities = args.entity or []
     if unknown := unknown_entities(settings, entities):
         known = ", ".join(e.code for e in settings.legal_entities)
         print(f"unknown legal entity {', '.join(unknown)} (known: {known})", file=sys.stderr)
         return 2
     try:
-        if unknown := await unknown_customers(settings, args.customer or []):
+        if unknown := await unknown_customers(app, args.customer or []):
             print(f"unknown billing customer {', '.join(unknown)}", file=sys.stderr)
             return 2
     except ConnectorError as exc:
@@ -134,17 +103,14 @@ async def cmd_reconcile(client: Client, settings: Settings, args: argparse.Names
     return 0
 
 
-async def cmd_exceptions(settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_exceptions(app: CliParts, args: argparse.Namespace) -> int:
+    settings = app.settings
     def read() -> list[dict[str, object]]:
-        engine = findings_engine(settings.findings_database_url)
-        try:
-            with Session(engine) as session:
-                rows = list_findings(session=session, status=None if args.all else (CLOSED if args.closed else OPEN),
-                                     kind=args.kind, scope=args.scope, entity=getattr(args, "entity", None),
-                                     limit=args.limit)
-                return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
-        finally:
-            engine.dispose()
+        with Session(app.findings()) as session:
+            rows = list_findings(session=session, status=None if args.all else (CLOSED if args.closed else OPEN),
+                                 kind=args.kind, scope=args.scope, entity=getattr(args, "entity", None),
+                                 limit=args.limit)
+            return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
 
     entity = getattr(args, "entity", None)
     if entity and unknown_entities(settings, [entity]):
@@ -173,17 +139,13 @@ async def cmd_exceptions(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_ack(settings: Settings, args: argparse.Namespace) -> int:
+async def cmd_ack(app: CliParts, args: argparse.Namespace) -> int:
     """Acknowledge a finding (row ID or key) with a reason: 0 done, 1 refused (closed, no reason), 2 unknown."""
     def write() -> list[dict[str, object]]:
-        engine = findings_engine(settings.findings_database_url)
-        try:
-            with Session(engine) as session:
-                rows = acknowledge(session=session, finding=args.finding, reason=args.reason, by=args.by,
-                                   now=datetime.now(UTC))
-                return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
-        finally:
-            engine.dispose()
+        with Session(app.findings()) as session:
+            rows = acknowledge(session=session, finding=args.finding, reason=args.reason, by=args.by,
+                               now=datetime.now(UTC))
+            return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
 
     try:
         rows = await asyncio.to_thread(write)
@@ -228,15 +190,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 #: commands that need a Temporal client
-TEMPORAL_COMMANDS: dict[str, Callable[[Client, Settings, argparse.Namespace], Awaitable[int]]] = {
+TEMPORAL_COMMANDS: dict[str, Callable[[Client, CliParts, argparse.Namespace], Awaitable[int]]] = {
     "reconcile": cmd_reconcile,
 }
 #: commands that do not
-LOCAL_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+LOCAL_COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {
     "exceptions": cmd_exceptions,
     "ack": cmd_ack,
 }
 
-__all__ = ["LOCAL_COMMANDS", "RECONCILIATION_SCHEDULE_ID", "TEMPORAL_COMMANDS", "add_parsers", "cmd_ack",
-           "cmd_exceptions",
-           "cmd_reconcile", "ensure_reconciliation_schedule", "reconciliation_schedule", "start_reconciliation"]
+__all__ = ["LOCAL_COMMANDS", "TEMPORAL_COMMANDS", "add_parsers", "cmd_ack", "cmd_exceptions", "cmd_reconcile",
+           "start_reconciliation"]

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
+from bootstrap import CliParts
 from canonical.deal import ProvisioningRecord
 from cli import process as cli
-from settings import Settings
 
 VENDORS = ("hubspot", "ironclad", "stripe", "xero")
 
@@ -33,8 +33,9 @@ VENDORS = ("hubspot", "ironclad", "stripe", "xero")
 class Sandbox:
     """The emulators' control endpoints, one HTTP client."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
-        self.settings = settings
+    def __init__(self, app: CliParts, http: httpx.AsyncClient) -> None:
+        self.app = app
+        self.settings = app.settings
         self.http = http
 
     def url(self, vendor: str, path: str) -> str:
@@ -182,14 +183,9 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
                  if _is_deal(args.target) else args.target)
     props: dict[str, Any] = dict(_properties(args.set or []))
     if args.seats is not None:
-        from connectors import ironclad
         from connectors.ironclad.mapping import terms_to_attributes
 
-        clm = ironclad.from_settings(box.settings)
-        try:
-            terms = await clm.get_signed_terms(record_id)
-        finally:
-            await clm.aclose()
+        terms = await box.app.clm().get_signed_terms(record_id)
         if len(terms.recurring) != 1:
             raise cli.CliError(f"--seats needs a contract with one recurring charge; record {record_id} has "
                                f"{len(terms.recurring)} (use --set)", cli.USAGE)
@@ -260,9 +256,8 @@ ACTS: dict[str, Callable[[Sandbox, argparse.Namespace], Awaitable[int]]] = {
 }
 
 
-async def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(timeout=30) as http:
-        return await ACTS[args.act](Sandbox(settings, http), args)
+async def cmd_sandbox(app: CliParts, args: argparse.Namespace) -> int:
+    return await ACTS[args.act](Sandbox(app, app.http(timeout=30)), args)
 
 
 def add_parsers(sub: Any) -> None:
@@ -310,6 +305,6 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--amount", help="decimal amount, e.g. 500.00 (default: what remains)")
 
 
-COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {"sandbox": cmd_sandbox}
+COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {"sandbox": cmd_sandbox}
 
 __all__ = ["ACTS", "COMMANDS", "Sandbox", "add_parsers"]

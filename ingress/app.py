@@ -24,7 +24,6 @@ outcome in ``X-Revops-*`` headers instead. Every delivery, refused ones included
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -36,10 +35,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from bootstrap import build_intake, for_ingress
 from connectors.errors import PayloadInvalid, RateLimited, SignatureInvalid, Unavailable
 from connectors.ports import ClmPort, CrmPort, WebhookReceiver
 from ingress.metrics import IngressMetrics
-from ingress.routing import ClientProvider, EventIntake, EventRouter, Received, Routed, RoutingUnavailable
+from intake import ClientProvider, Received, Routed, RoutingUnavailable
 from observability.tracing import trace_headers
 from runtime.logs import configure_logging
 from settings import Settings
@@ -101,8 +101,8 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
                metrics: IngressMetrics | None = None) -> FastAPI:
     """The ingress app over the given receivers (by vendor path), ledger and Temporal client provider."""
     metrics = metrics or IngressMetrics(vendors=receivers, ledger=ledger)
-    intake = EventIntake(router=EventRouter(settings=settings, clients=client_provider, clm=clm, crm=crm),
-                         ledger=ledger, on_recorded=metrics.delivered)
+    intake = build_intake(settings, clients=client_provider, ledger=ledger, clm=clm, crm=crm,
+                          on_recorded=metrics.delivered)
     limit = settings.ingress_max_body_bytes
 
     @asynccontextmanager
@@ -251,44 +251,21 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
     return app
 
 
-def receivers_from_settings(settings: Settings, *, clm: Any) -> dict[str, WebhookReceiver]:
-    """The four vendors' receivers; Ironclad's fetches its key through ``clm``."""
-    from connectors import hubspot, ironclad, stripe, xero
-
-    return {
-        "hubspot": hubspot.webhooks_from_settings(settings),
-        "ironclad": ironclad.webhooks_from_settings(settings, clm=clm),
-        "stripe": stripe.webhooks_from_settings(settings),
-        "xero": xero.webhooks_from_settings(settings),
-    }
-
-
 def build_from_settings(settings: Settings, *, ensure_schedule: bool = True) -> FastAPI:
-    """The composition of the served app: receivers, ledger, Temporal client, CLM and the poll schedule."""
-    from canonical.ownership import SystemRole
-    from connectors.registry import build_role, close_adapter
+    """The served app over the parts ``bootstrap.for_ingress`` builds (receivers, ledger, Temporal client, CRM and
+    CLM), keeping the poll and upkeep schedules in step unless told not to."""
     from ingress.schedule import keep_poll_schedule
-    from runtime.connect import connect
 
-    clm = build_role(settings, SystemRole.CLM)  # the adapters settings choose (CLM_ADAPTER, CRM_ADAPTER)
-    crm = build_role(settings, SystemRole.CRM)
-    ledger = EventLedger.from_settings(settings)
-    provider = ClientProvider(functools.partial(connect, settings), timeout=settings.ingress_temporal_timeout_seconds)
+    parts = for_ingress(settings)
     startup: list[Hook] = []
     shutdown: list[Hook] = []
     if ensure_schedule:
-        start, stop = keep_poll_schedule(provider, settings)
+        start, stop = keep_poll_schedule(parts.clients, settings)
         startup.append(start)
         shutdown.append(stop)
-
-    async def close() -> None:
-        await close_adapter(clm)
-        await close_adapter(crm)
-        ledger.close()
-
-    shutdown.append(close)
-    return create_app(settings=settings, client_provider=provider, receivers=receivers_from_settings(settings, clm=clm),
-                      ledger=ledger, clm=clm, crm=crm, on_startup=startup, on_shutdown=shutdown)
+    shutdown.append(parts.aclose)
+    return create_app(settings=settings, client_provider=parts.clients, receivers=parts.receivers,
+                      ledger=parts.ledger, clm=parts.clm, crm=parts.crm, on_startup=startup, on_shutdown=shutdown)
 
 
 async def serve(settings: Settings) -> None:
@@ -341,4 +318,4 @@ def serving_limits(settings: Settings) -> dict[str, Any]:
             "timeout_graceful_shutdown": 10}
 
 
-__all__ = ["build_from_settings", "create_app", "kept_headers", "receivers_from_settings", "serve"]
+__all__ = ["build_from_settings", "create_app", "kept_headers", "serve"]

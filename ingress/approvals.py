@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from canonical.authority import ApprovalFacts, authority_refusal, sign_approval
 from ingress.identity import Identity, TokenInvalid, TokenVerifier
-from ingress.routing import ClientProvider, RoutingUnavailable
+from intake import ClientProvider, RoutingUnavailable
 from settings import Settings
 from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
@@ -211,10 +211,9 @@ def approvals_server(settings: Settings) -> Any:
     """The uvicorn server of the approvals API and inbox on ``approvals_host:approvals_port``."""
     import uvicorn
 
-    from runtime.connect import connect
+    from bootstrap import client_provider
 
-    clients = ClientProvider(connect, timeout=settings.ingress_temporal_timeout_seconds)
-    app = create_approvals_app(settings=settings, clients=clients)
+    app = create_approvals_app(settings=settings, clients=client_provider(settings))
     config = uvicorn.Config(app, host=settings.approvals_host, port=settings.approvals_port, log_level="info",
                             access_log=False)
     return uvicorn.Server(config)

@@ -24,16 +24,19 @@ def data_converter(settings: Settings | None = None, *, keyring: Keyring | None 
     """The converter of every client, worker, test environment and replayer.
 
     Pydantic payloads, encrypted by :class:`~stores.codec.EncryptionCodec` with the codec keys of
-    ``settings`` (``Settings()`` when not given): history payloads, memo, user metadata (summaries,
+    ``settings`` (or ``keyring``, one of them required): history payloads, memo, user metadata (summaries,
     details) and, with encoded common attributes, failure messages and stack traces. Search attributes
     cannot be encrypted (the server indexes them), so they carry no PII or prices.
     """
-    keyring = keyring or Keyring.from_settings(settings or Settings())
+    if keyring is None:
+        if settings is None:
+            raise TypeError("data_converter needs the settings (or a keyring) of the codec keys")
+        keyring = Keyring.from_settings(settings)
     return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(keyring),
                                failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
-async def connect(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     """A client from the environment configuration, with our data converter (and, when tracing is on, the
     tracing interceptor; ``runtime``: the worker's, exporting the SDK's metrics)."""
     config = ClientConfig.load_client_connect_config()

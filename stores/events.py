@@ -348,14 +348,14 @@ def save_checkpoint(*, session: Session, name: str, checkpoint: datetime) -> Non
 class EventLedger:
     """The data functions, run off the event loop. SQLite gets one writer thread; servers get a pool."""
 
-    def __init__(self, engine: Engine, keyring: Keyring | None = None) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring) -> None:
         self.engine = engine
-        self.keyring = keyring or Keyring.from_settings(Settings())
+        self.keyring = keyring
         workers = 1 if engine.url.get_backend_name() == "sqlite" else 8
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ledger")
 
     @classmethod
-    def from_url(cls, url: str, keyring: Keyring | None = None) -> EventLedger:
+    def from_url(cls, url: str, keyring: Keyring) -> EventLedger:
         return cls(ledger_engine(url), keyring)
 
     @classmethod

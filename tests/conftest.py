@@ -99,7 +99,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         try:
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=dev_server_path(),
-                data_converter=data_converter(),
+                data_converter=data_converter(Settings()),
                 search_attributes=SEARCH_ATTRIBUTES,
                 dev_server_log_level="error",
             )
@@ -120,7 +120,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     for attempt in range(3):  # the server must answer within the SDK's 5 s: a loaded machine can miss it once
         try:
             env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=test_server_path(), data_converter=data_converter())
+                test_server_existing_path=test_server_path(), data_converter=data_converter(Settings()))
             break
         except RuntimeError:
             if attempt == 2:

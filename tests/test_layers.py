@@ -2,9 +2,11 @@
 
 ``canonical`` (the language) is at the bottom; vendor connectors and our own stores sit on it; activities
 use ports and stores; workflows orchestrate activities; runtime starts workflows and observability watches
-them (one layer: the client carries the tracing interceptor); the ingress, the CLI and the composition roots
-sit on top. The emulators under ``sandbox/`` stand apart: they share nothing with our
-connectors, so they cannot repeat a connector's misreading of a vendor.
+them (one layer: the client carries the tracing interceptor); the intake (router, claims, keyed locks) routes
+events to runtime's launches for whoever brings them; the bootstrap composes all of these; the ingress, the
+CLI and the worker sit on top (``starter.py serve`` runs the ingress, so the CLI may import it; the worker
+imports neither: its schedules and its intake come from below). The emulators under ``sandbox/`` stand
+apart: they share nothing with our connectors, so they cannot repeat a connector's misreading of a vendor.
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ LAYERS: dict[str, int] = {
     "activities": 3,
     "workflows": 4,
     "runtime": 5, "observability": 5,
-    "ingress": 6,
-    "cli": 7,
-    "worker": 8,
-    "devstack": 9, "starter": 9,
-    "bench": 10,
+    "intake": 6,
+    "bootstrap": 7,
+    "ingress": 8,
+    "cli": 9,
+    "worker": 10,
+    "devstack": 11, "starter": 11,
+    "bench": 12,
+}
+#: the entry sides stand beside each other although ranked above: what one of them needs from another
+#: belongs below all of them (the intake, the bootstrap, runtime's schedules)
+MAY_NOT_IMPORT: dict[str, set[str]] = {
+    "worker": {"cli", "ingress", "starter"},
 }
 #: the emulators may use only these of ours
 SANDBOX_MAY_IMPORT = {"canonical", "settings", "sandbox"}
@@ -71,3 +80,16 @@ def test_layers_no_import_runs_back_up() -> None:
             elif imported in LAYERS and LAYERS[imported] > LAYERS[layer]:
                 upward.append(f"{path.relative_to(ROOT)} ({layer}) imports {imported}")
     assert not upward, "\n".join(sorted(upward))
+
+
+def test_layers_worker_imports_no_cli_or_ingress_module() -> None:
+    crossing = [f"{path.relative_to(ROOT)} imports {imported}" for layer, path in _sources()
+                for imported in _imports(path) if imported in MAY_NOT_IMPORT.get(layer, set())]
+    assert not crossing, "\n".join(sorted(crossing))
+
+
+def test_layers_intake_sits_below_every_entry_side() -> None:
+    below = {"intake", "bootstrap"}
+    assert all(LAYERS[name] < LAYERS[side] for name in below for side in ("ingress", "cli", "worker"))
+    assert LAYERS["intake"] < LAYERS["bootstrap"]
+    assert not (ROOT / "ingress" / "routing.py").exists(), "the intake lives in intake/, not in the ingress"

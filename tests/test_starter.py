@@ -29,7 +29,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, client: Client, flow_settings: Sett
     """The environment a finance user's shell would have: Temporal address, the vendor settings and the
     approvals API (served here on a free port, as ``starter.py serve`` serves it)."""
     from ingress.approvals import create_approvals_app
-    from ingress.routing import ClientProvider
+    from intake import ClientProvider
     from sandbox.serve import start_in_thread
     from tests.ingress.conftest import connector_to
 

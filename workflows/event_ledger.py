@@ -1,4 +1,4 @@
-"""Upkeep of the ingress's event ledger, run by the ``event-ledger-upkeep`` schedule (``ingress/schedule.py``)."""
+"""Upkeep of the ingress's event ledger, run by the ``event-ledger-upkeep`` schedule (``runtime/schedules.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The CRM deal poll, run by the ``crm-deal-poll`` Temporal schedule (``ingress/schedule.py``)."""
+"""The CRM deal poll, run by the ``crm-deal-poll`` Temporal schedule (``runtime/schedules.py``)."""
 
 from __future__ import annotations
 

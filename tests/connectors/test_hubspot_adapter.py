@@ -20,9 +20,9 @@ from connectors.errors import AuthFailed, NotFound, RateLimited, Rejected, Unava
 from connectors.hubspot import HubSpotCrm, from_settings
 from connectors.hubspot.client import retry_after
 from connectors.ports import CrmPort
-from sandbox.serve import RunningApp, build_app, start_in_thread
+from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle, hubspot_auth, with_vendor
+from tests.helpers.servers import SandboxHandle, build_app, hubspot_auth, with_vendor
 
 
 def seed_deal(base_url: str, **overrides: Any) -> dict[str, Any]:

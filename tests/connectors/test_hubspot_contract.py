@@ -19,10 +19,10 @@ from fastapi import FastAPI
 from canonical import Account
 from canonical.requests import AccountFigures, DealWriteBack
 from connectors.hubspot import HubSpotCrm, from_settings
-from sandbox.serve import RunningApp, build_app, start_in_thread
+from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
 from tests.helpers.prism import prism_proxy, spec_path, violations
-from tests.helpers.servers import hubspot_auth, with_vendor
+from tests.helpers.servers import build_app, hubspot_auth, with_vendor
 
 SPECS = {"/crm/v3/objects/": "hubspot/crm-objects-v3.json",
          "/crm/v4/": "hubspot/crm-associations-v4.json",

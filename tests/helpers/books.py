@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from connectors.xero import mapping as xero_mapping
-from sandbox.serve import build_app, free_port, start_in_thread
+from sandbox.serve import free_port, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle, vendor_settings
+from tests.helpers.servers import SandboxHandle, build_app, vendor_settings
 
 
 def _xero(settings: Settings) -> Any:

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from runtime.connect import data_converter
+from settings import Settings
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 RECORD_SWITCH = "REVOPS_RECORD_HISTORIES"
@@ -45,5 +46,5 @@ async def replay(path: Path, workflows: list[type] | None = None) -> WorkflowRep
 
         workflows = WORKFLOWS
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=workflows, data_converter=data_converter())
+    replayer = Replayer(workflows=workflows, data_converter=data_converter(Settings()))
     return await replayer.replay_workflow(history, raise_on_replay_failure=False)

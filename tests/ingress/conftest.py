@@ -14,9 +14,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from bootstrap import receivers_from_settings
 from connectors import hubspot, ironclad
-from ingress.app import create_app, receivers_from_settings
-from ingress.routing import ClientProvider
+from ingress.app import create_app
+from intake import ClientProvider
 from runtime.connect import data_converter
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
@@ -50,7 +51,7 @@ def connector_to(target: str, namespace: str = "default") -> Callable[[], Awaita
     """A connect function for the ingress's own event loop (clients are not shared across loops)."""
 
     async def connect() -> Client:
-        return await Client.connect(target, namespace=namespace, data_converter=data_converter())
+        return await Client.connect(target, namespace=namespace, data_converter=data_converter(Settings()))
 
     return connect
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from ingress.routing import ClientProvider
+from intake import ClientProvider
 from runtime.logs import MAX_VALUE_CHARS, JsonFormatter
 from sandbox.serve import free_port
 from settings import Settings

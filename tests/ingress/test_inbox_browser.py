@@ -12,7 +12,7 @@ from temporalio.worker import Worker
 
 from ingress.approvals import create_approvals_app
 from ingress.identity import mint_token
-from ingress.routing import ClientProvider
+from intake import ClientProvider
 from runtime.launch import start_quote_to_cash
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings

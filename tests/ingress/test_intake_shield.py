@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical import DealStageReached
-from ingress.routing import EventIntake, Routed
+from intake import EventIntake, Routed
 from settings import Settings
 from stores.events import EventLedger, EventState, Outcome, find_event
 from tests.helpers.waiting import eventually

@@ -17,6 +17,7 @@ from stores.events import (
     save_checkpoint,
     settle_event,
 )
+from tests.helpers.codec import keyring_for_tests
 
 
 def test_ledger_claim_has_one_winner_across_threads(tmp_path: Path) -> None:
@@ -33,7 +34,7 @@ def test_ledger_claim_has_one_winner_across_threads(tmp_path: Path) -> None:
 
 
 def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(tmp_path: Path) -> None:
-    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", keyring_for_tests())
     try:
         ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="1")
         ledger.run_sync(settle_event, vendor="hubspot", vendor_event_id="1", outcome=Outcome.STARTED,
@@ -53,7 +54,7 @@ def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(tmp_pat
 
 
 def test_ledger_checkpoint_round_trips_as_utc(tmp_path: Path) -> None:
-    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", keyring_for_tests())
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC) + timedelta(microseconds=5)
     try:
         assert ledger.run_sync(load_checkpoint, name="crm-deals") is None

@@ -14,8 +14,8 @@ from temporalio.worker import Worker
 
 from activities.event_ledger import EventLedgerActivities, LedgerRetention, LedgerSweepRequest
 from canonical import DealStageReached, EventEnvelope
-from ingress.routing import ClientProvider, EventIntake, EventRouter
-from ingress.schedule import UPKEEP_SCHEDULE_ID, ensure_upkeep_schedule
+from intake import ClientProvider, EventIntake, EventRouter
+from runtime.schedules import UPKEEP_SCHEDULE_ID, ensure_upkeep_schedule
 from settings import Settings
 from stores.events import (
     AcceptedEvent,

@@ -20,9 +20,9 @@ from temporalio.worker import Worker
 from activities.polling import DealPollActivities, DealPollRequest, DealPollResult, DealPollSettings
 from connectors import hubspot
 from connectors.hubspot import HubSpotCrm
-from ingress.routing import ClientProvider, EventIntake, EventRouter
-from ingress.schedule import ensure_poll_schedule
+from intake import ClientProvider, EventIntake, EventRouter
 from runtime.launch import start_quote_to_cash
+from runtime.schedules import ensure_poll_schedule
 from settings import Settings
 from stores.events import EventLedger, list_deliveries, save_checkpoint
 from tests.helpers.ids import quote_to_cash_id

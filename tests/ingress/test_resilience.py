@@ -13,11 +13,12 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ingress.routing import ClientProvider
+from intake import ClientProvider
 from runtime.attributes import SEARCH_ATTRIBUTES
 from runtime.connect import data_converter
 from runtime.devserver import dev_server_path
 from sandbox.serve import free_port
+from settings import Settings
 from tests.helpers.ids import quote_to_cash_id
 from tests.helpers.webhooks import Signed, hubspot_delivery, hubspot_property_change, unique_deal_id
 from tests.ingress.conftest import MakeIngress, RunningIngress, connector_to, eventually
@@ -25,7 +26,7 @@ from tests.ingress.conftest import MakeIngress, RunningIngress, connector_to, ev
 
 async def own_dev_server(port: int, db: Path) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(), data_converter=data_converter(), port=port,
+        dev_server_existing_path=dev_server_path(), data_converter=data_converter(Settings()), port=port,
         dev_server_database_filename=str(db), dev_server_log_level="error", search_attributes=SEARCH_ATTRIBUTES)
 
 

@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ingress.app import build_from_settings
-from ingress.schedule import POLL_SCHEDULE_ID
+from runtime.schedules import POLL_SCHEDULE_ID
 from sandbox.serve import start_in_thread
 from settings import Settings
 

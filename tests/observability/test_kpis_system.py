@@ -17,6 +17,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bootstrap import for_cli
 from canonical import CreditNote, DealStageReached, EventEnvelope, Money
 from canonical.kpis import KpiReport
 from canonical.reconciliation import FindingKind, finding
@@ -129,12 +130,12 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
 
     # starter.py kpis --entity US01 --json prints the same figures
     args = argparse.Namespace(entity="US01", since=None, json=True)
-    assert await kpis_cli.cmd_kpis(client, settings, args) == 0
+    assert await kpis_cli.cmd_kpis(client, for_cli(settings), args) == 0
     printed: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert [e["legal_entity"] for e in printed["entities"]] == ["US01"]
     assert printed["entities"][0]["dso"][0]["dso_days"] == "67.5"
     # and the table names every KPI
-    assert await kpis_cli.cmd_kpis(client, settings, argparse.Namespace(entity=None, since="2020-01-01",
+    assert await kpis_cli.cmd_kpis(client, for_cli(settings), argparse.Namespace(entity=None, since="2020-01-01",
                                                                         json=False)) == 0
     table = capsys.readouterr().out
     for label in ("contract signed -> project created", "deal closed-won -> billing live", "DSO USD",
@@ -144,9 +145,10 @@ async def test_kpis_from_the_running_system(client: Client, worker: Worker, flow
 
 async def test_kpis_command_refuses_bad_arguments(client: Client, settings: Settings,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assert await kpis_cli.cmd_kpis(client, settings, argparse.Namespace(entity="XX99", since=None, json=False)) == 2
+    assert await kpis_cli.cmd_kpis(client, for_cli(settings),
+                                   argparse.Namespace(entity="XX99", since=None, json=False)) == 2
     assert "unknown legal entity 'XX99'" in capsys.readouterr().err
-    assert await kpis_cli.cmd_kpis(client, settings, argparse.Namespace(entity=None, since="yesterday",
+    assert await kpis_cli.cmd_kpis(client, for_cli(settings), argparse.Namespace(entity=None, since="yesterday",
                                                                         json=False)) == 2
     assert "not an ISO date" in capsys.readouterr().err
 

@@ -54,7 +54,7 @@ async def runtime_client(temporal_env: WorkflowEnvironment) -> AsyncIterator[tup
     runtime, url = sdk_runtime(Settings(_env_file=None))  # type: ignore[call-arg]
     assert runtime is not None and url is not None
     client = await Client.connect(temporal_env.client.service_client.config.target_host,
-                                  namespace=temporal_env.client.namespace, data_converter=data_converter(),
+                                  namespace=temporal_env.client.namespace, data_converter=data_converter(Settings()),
                                   runtime=runtime)
     yield client, url
 

@@ -20,10 +20,11 @@ from opentelemetry.trace import SpanKind
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from bootstrap import receivers_from_settings
 from connectors import hubspot, ironclad
 from connectors.http import CORRELATION_HEADER, build_client, correlation_id
-from ingress.app import create_app, receivers_from_settings
-from ingress.routing import ClientProvider
+from ingress.app import create_app
+from intake import ClientProvider
 from observability.tracing import (
     client_interceptors,
     exporter_from_settings,
@@ -63,7 +64,7 @@ async def traced_client(temporal_env: WorkflowEnvironment, exporter: InMemorySpa
     interceptors = client_interceptors()
     assert interceptors, "tracing is on: the client carries the tracing interceptor"
     yield await Client.connect(temporal_env.client.service_client.config.target_host,
-                               namespace=temporal_env.client.namespace, data_converter=data_converter(),
+                               namespace=temporal_env.client.namespace, data_converter=data_converter(Settings()),
                                interceptors=interceptors)
 
 
@@ -80,7 +81,7 @@ async def test_webhook_started_deal_is_one_connected_trace(traced_client: Client
     target, namespace = temporal_env.client.service_client.config.target_host, temporal_env.client.namespace
 
     async def connect() -> Client:  # the ingress's own loop gets its own client, traced like every other
-        return await Client.connect(target, namespace=namespace, data_converter=data_converter(),
+        return await Client.connect(target, namespace=namespace, data_converter=data_converter(Settings()),
                                     interceptors=client_interceptors())
 
     ledger = EventLedger.from_settings(settings)

@@ -20,10 +20,10 @@ from activities.erp import ErpActivities
 from canonical import Account
 from canonical.backfill import ErpCustomerDraft
 from canonical.keys import erp_contact_reference
-from sandbox.serve import build_app, free_port, start_in_thread
+from sandbox.serve import free_port, start_in_thread
 from settings import Settings
 from tests.helpers.histories import save_history
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, build_app
 from worker import Connectors, open_connectors
 from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
 

@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from canonical import Account, DealStageReached
 from canonical.requests import ProvisioningRecord
 from connectors.xero import from_settings as xero_from_settings
-from ingress.routing import ClientProvider, EventRouter
+from intake import ClientProvider, EventRouter
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from stores.events import Outcome

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.config import ConfigActivities
 from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
+from bootstrap import for_cli
 from canonical import (
     Account,
     BillingInterval,
@@ -42,15 +43,9 @@ from canonical import (
 )
 from canonical.reconciliation import Finding, FindingKind, expected_figures
 from canonical.requests import AccountFigures, ContractRequest
-from cli.ledger import (
-    RECONCILIATION_SCHEDULE_ID,
-    cmd_ack,
-    cmd_exceptions,
-    cmd_reconcile,
-    ensure_reconciliation_schedule,
-    start_reconciliation,
-)
+from cli.ledger import cmd_ack, cmd_exceptions, cmd_reconcile, start_reconciliation
 from connectors.ironclad import mapping as ironclad_mapping
+from runtime.schedules import RECONCILIATION_SCHEDULE_ID, ensure_reconciliation_schedule
 from settings import Settings
 from stores.findings import ACKNOWLEDGED, CLOSED, OPEN, findings_engine, list_findings, record_run
 from stores.mirror import mirror_engine
@@ -325,7 +320,7 @@ async def test_reconciliation_finds_exactly_the_seeded_discrepancies_per_entity_
     # -- an operator acknowledges one; people repair some; the next run reads only what changed ---------------
     ack = argparse.Namespace(finding=key(F.PAYMENT_MISALLOCATED, "EU01", misallocated), reason="bank confirms; "
                              "moving it at month end", by="Dana (Finance)", json=True)
-    assert await cmd_ack(b.settings, ack) == 0
+    assert await cmd_ack(for_cli(b.settings), ack) == 0
     await b.post(us, missing)
     b.by_hand.void(b.tenant("US01"), second_copy)
     await b.record_payment(us, unposted_payment, await b.post(us, unposted_payment))
@@ -358,10 +353,10 @@ async def test_reconcile_command_refuses_unknown_entity_and_customer_with_exit_2
 ) -> None:
     args = argparse.Namespace(entity=["XX99"], customer=None, deal=None, no_wait=False, full=False, delta=False,
                               json=False)
-    assert await cmd_reconcile(client, settings, args) == 2
+    assert await cmd_reconcile(client, for_cli(settings), args) == 2
     assert capsys.readouterr().err.strip() == "unknown legal entity XX99 (known: US01, EU01, UK01)"
     args = argparse.Namespace(**{**vars(args), "entity": ["US01"], "customer": ["cus_nobody"]})
-    assert await cmd_reconcile(client, settings, args) == 2
+    assert await cmd_reconcile(client, for_cli(settings), args) == 2
     assert capsys.readouterr().err.strip() == "unknown billing customer cus_nobody"
 
 
@@ -377,20 +372,20 @@ async def test_exceptions_by_entity_and_ack_by_id(flow_settings: Settings, tmp_p
         record_run(session=session, scope="all", run_id="r1", findings=[us, eu], now=datetime.now(UTC))
     engine.dispose()
     base = dict(all=False, closed=False, kind=None, scope=None, limit=50, json=True)
-    assert await cmd_exceptions(settings, argparse.Namespace(**base, entity="EU01")) == 0
+    assert await cmd_exceptions(for_cli(settings), argparse.Namespace(**base, entity="EU01")) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["key"] == "orphan_in_erp:EU01:x1" and listed["refs"] == []
-    assert await cmd_exceptions(settings, argparse.Namespace(**base, entity="XX99")) == 2
+    assert await cmd_exceptions(for_cli(settings), argparse.Namespace(**base, entity="XX99")) == 2
     assert "unknown legal entity XX99" in capsys.readouterr().err
 
     def ack(finding: str, reason: str) -> argparse.Namespace:
         return argparse.Namespace(finding=finding, reason=reason, by="Dana", json=False)
 
-    assert await cmd_ack(settings, ack("999", "x")) == 2
-    assert await cmd_ack(settings, ack(str(listed["id"]), "  ")) == 1
-    assert await cmd_ack(settings, ack(f"#{listed['id']}", "typed by the auditor, kept on purpose")) == 0
+    assert await cmd_ack(for_cli(settings), ack("999", "x")) == 2
+    assert await cmd_ack(for_cli(settings), ack(str(listed["id"]), "  ")) == 1
+    assert await cmd_ack(for_cli(settings), ack(f"#{listed['id']}", "typed by the auditor, kept on purpose")) == 0
     capsys.readouterr()
-    assert await cmd_exceptions(settings, argparse.Namespace(**{**base, "json": False}, entity=None)) == 0
+    assert await cmd_exceptions(for_cli(settings), argparse.Namespace(**{**base, "json": False}, entity=None)) == 0
     text = capsys.readouterr().out
     assert "[acknowledged] high orphan_in_erp EU01 xero x1" in text and "acknowledged by Dana: typed by the" in text
     assert "repair: starter.py repost ledger-stripe-cus_1 --invoice in_1" in text
@@ -425,11 +420,12 @@ async def test_reconciliation_exceptions_command_lists_open_and_closed_findings(
     assert (outcome.opened, outcome.closed, outcome.counts) == (0, 1, {"amount_mismatch": 1})
 
     args = argparse.Namespace(all=False, closed=False, kind=None, scope=None, limit=50, json=False)
-    assert await cmd_exceptions(settings, args) == 0
+    assert await cmd_exceptions(for_cli(settings), args) == 0
     listed = capsys.readouterr().out
     assert "amount_mismatch US01 stripe in_2, xero x-2 (5.00 USD vs 6.00 USD)" in listed and "in_1" not in listed
 
-    assert await cmd_exceptions(settings, argparse.Namespace(**{**vars(args), "closed": True, "json": True})) == 0
+    assert await cmd_exceptions(for_cli(settings),
+                                argparse.Namespace(**{**vars(args), "closed": True, "json": True})) == 0
     [closed] = json.loads(capsys.readouterr().out)
     assert closed["key"] == "missing_in_erp:in_1" and closed["status"] == "closed" and closed["last_run_id"] == "r2"
 
