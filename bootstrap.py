@@ -31,7 +31,14 @@ from temporalio.runtime import Runtime
 from canonical.ownership import SystemRole
 from connectors.notify import Notifications, notifications_from_settings
 from connectors.ports import BillingPort, ClmPort, CrmPort, ErpPort, WebhookReceiver
-from connectors.registry import AdapterRegistry, RoleAdapters, build_adapters, build_role, close_adapter
+from connectors.registry import (
+    AdapterRegistry,
+    RoleAdapters,
+    build_adapters,
+    build_role,
+    close_adapter,
+    default_registry,
+)
 from intake import ClientProvider, EventIntake, EventRouter
 from runtime.connect import connect
 from settings import Settings
@@ -73,6 +80,7 @@ class Connectors:
     erp: ErpPort
     notifications: Notifications | None = None
     adapters: RoleAdapters | None = None
+    registry: AdapterRegistry | None = None  # the one they were built from (names, paces, descriptors)
 
     async def aclose(self) -> None:
         if self.adapters is not None:
@@ -85,9 +93,10 @@ def build_connectors(settings: Settings, *, transport: Transport | None = None,
                      registry: AdapterRegistry | None = None) -> Connectors:
     """The adapter of each role that settings name (from ``registry``, the default one unless given). An adapter
     name the registry does not know fails here, before any is built. Close with :meth:`Connectors.aclose`."""
+    registry = registry or default_registry(settings)
     adapters = build_adapters(settings, transport=transport, registry=registry)
     return Connectors(crm=adapters.crm, clm=adapters.clm, billing=adapters.billing, erp=adapters.erp,
-                      notifications=notifications_from_settings(settings), adapters=adapters)
+                      notifications=notifications_from_settings(settings), adapters=adapters, registry=registry)
 
 
 @asynccontextmanager
@@ -101,16 +110,14 @@ async def open_connectors(settings: Settings, *, transport: Transport | None = N
         await built.aclose()
 
 
-def receivers_from_settings(settings: Settings, *, clm: Any) -> dict[str, WebhookReceiver]:
-    """The four vendors' receivers; Ironclad's fetches its key through ``clm``."""
-    from connectors import hubspot, ironclad, stripe, xero
-
-    return {
-        "hubspot": hubspot.webhooks_from_settings(settings),
-        "ironclad": ironclad.webhooks_from_settings(settings, clm=clm),
-        "stripe": stripe.webhooks_from_settings(settings),
-        "xero": xero.webhooks_from_settings(settings),
-    }
+def receivers_from_settings(settings: Settings, *, clm: Any, crm: Any = None,
+                            registry: AdapterRegistry | None = None) -> dict[str, WebhookReceiver]:
+    """The webhook receiver of every adapter in use that has one, by its ingress path name
+    (``/webhooks/<adapter>``); a receiver that needs its role's adapter (a CLM's key fetch) gets it."""
+    registry = registry or default_registry(settings)
+    by_role = {SystemRole.CLM: clm, SystemRole.CRM: crm}
+    return {spec.name: spec.build_receiver(settings, by_role.get(spec.role))
+            for spec in registry.in_use(settings) if spec.receiver is not None}
 
 
 # -- stores -----------------------------------------------------------------------------------------
@@ -225,7 +232,7 @@ def for_ingress(settings: Settings | None = None, *, client: Client | None = Non
     crm = build_role(settings, SystemRole.CRM, transport=transport, registry=registry)
     return IngressParts(settings=settings, clients=client_provider(settings, client=client, connect_with=connect_with),
                         ledger=ledger or EventLedger.from_settings(settings), clm=clm, crm=crm,
-                        receivers=receivers_from_settings(settings, clm=clm))
+                        receivers=receivers_from_settings(settings, clm=clm, crm=crm, registry=registry))
 
 
 # -- the command line -------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bootstrap import CliParts, for_cli
 from canonical import Deal
-from canonical.keys import backfill_workflow_id
-from canonical.refs import candidate_refs
+from canonical.keys import backfill_workflow_id, parse_workflow_id
+from canonical.ownership import SystemRole
 from cli import amendments as amendments_cli
 from cli import events as ingress_cli
 from cli import kpis as kpis_cli
@@ -51,7 +51,8 @@ from cli import process as cli
 from cli import sandbox as sandbox_cli
 from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
 from connectors.errors import ConnectorError
-from runtime.launch import launch_quote_to_cash, quote_to_cash_id
+from connectors.registry import default_registry
+from runtime.launch import launch_quote_to_cash
 from settings import Settings
 from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
 from workflows.models import ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
@@ -74,12 +75,12 @@ async def _load_deal(app: CliParts, deal_id: str) -> Deal | None:
 
 async def cmd_start_deal(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     settings = app.settings
-    args.deal_id = args.deal_id.strip().removeprefix("q2c-hubspot-")
-    if not args.deal_id.isdigit():
-        raise cli.CliError(f"not a HubSpot deal ID: {args.deal_id!r} (deal IDs are numbers)", cli.USAGE)
-    workflow_id = quote_to_cash_id(args.deal_id)
+    workflow_id = deal_workflow_id(settings, args.deal_id)
+    parsed = parse_workflow_id(workflow_id)
+    assert parsed is not None
+    args.deal_id = parsed.id
     try:
-        view: DealRunView | None = await deal_run_view(client, workflow_id)
+        view: DealRunView | None = await deal_run_view(client, workflow_id, settings)
     except cli.UnknownId:
         view = None
     if view is not None and not view.running and view.stage == Stage.PROVISIONED.value:
@@ -100,7 +101,7 @@ async def cmd_start_deal(client: Client, app: CliParts, args: argparse.Namespace
         try:
             result: QuoteToCashResult = await handle.result()
         except WorkflowFailureError:
-            view = await deal_run_view(client, handle.id)
+            view = await deal_run_view(client, handle.id, settings)
             cli.error(f"{handle.id} failed: {view.reason}")
             return cli.REFUSED
         cli.line(f"{handle.id} {result.outcome.value}: {result.reason}")
@@ -115,7 +116,7 @@ async def cmd_decide(client: Client, app: CliParts, args: argparse.Namespace, ap
     from ingress.identity import mint_token
 
     authority = settings.approval_authority()
-    workflow_id = deal_workflow_id(args.workflow_id)
+    workflow_id = deal_workflow_id(app.settings, args.workflow_id)
     token = os.environ.get("REVOPS_TOKEN", "").strip()
     if not token and not (args.approver or "").strip():
         raise cli.CliError("approver is required: --approver NAME (sandbox) or REVOPS_TOKEN", cli.USAGE)
@@ -148,13 +149,14 @@ async def cmd_decide(client: Client, app: CliParts, args: argparse.Namespace, ap
     return cli.OK
 
 
-async def _wait_for_stage(client: Client, text: str, stage: str, timeout: float) -> DealRunView:
+async def _wait_for_stage(client: Client, settings: Settings, text: str, stage: str, timeout: float
+                          ) -> DealRunView:
     """Poll the deal's run until it reaches ``stage``; refuse when it ends elsewhere or time runs out."""
     deadline = asyncio.get_running_loop().time() + timeout
     view: DealRunView | None = None
     while True:
         try:
-            view = await deal_run_view(client, text)
+            view = await deal_run_view(client, text, settings)
         except cli.UnknownId:
             view = None  # the webhook that starts it may still be on its way
         if view is not None and view.stage == stage:
@@ -163,16 +165,17 @@ async def _wait_for_stage(client: Client, text: str, stage: str, timeout: float)
             raise cli.CliError(f"{view.workflow_id} ended {view.stage} ({view.reason}), not {stage}")
         if asyncio.get_running_loop().time() > deadline:
             where = f"it is at {view.stage or 'an unknown stage'}" if view else "no run exists"
-            raise cli.CliError(f"{deal_workflow_id(text)} did not reach {stage} within {timeout:g}s ({where})")
+            raise cli.CliError(f"{deal_workflow_id(settings, text)} did not reach {stage} within {timeout:g}s "
+                               f"({where})")
         await asyncio.sleep(0.5)
 
 
 async def cmd_status(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     settings = app.settings
     if args.wait_for:
-        view = await _wait_for_stage(client, args.workflow_id, args.wait_for, args.timeout)
+        view = await _wait_for_stage(client, settings, args.workflow_id, args.wait_for, args.timeout)
     else:
-        view = await deal_run_view(client, args.workflow_id)
+        view = await deal_run_view(client, args.workflow_id, settings)
     if args.json:
         cli.emit_json(view)
         return cli.OK
@@ -249,7 +252,7 @@ async def require_running(client: Client, workflow_id: str, action: str) -> Work
 
 
 async def cmd_recheck(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    workflow_id = deal_workflow_id(args.workflow_id)
+    workflow_id = deal_workflow_id(app.settings, args.workflow_id)
     await require_running(client, workflow_id, "recheck")
     handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
     result: RecheckResult = await handle.execute_update(QuoteToCashWorkflow.recheck_deal,
@@ -282,10 +285,10 @@ async def cmd_repost(client: Client, app: CliParts, args: argparse.Namespace) ->
 async def cmd_find(client: Client, app: CliParts, args: argparse.Namespace) -> int:
     settings = app.settings
     if not args.key.strip():
-        raise cli.CliError("give an ID: system:object:id (e.g. stripe:customer:cus_123) or a bare vendor ID",
+        raise cli.CliError("give an ID: system:object:id (e.g. <billing>:customer:<id>) or a bare vendor ID",
                            cli.USAGE)
     cli.visibility_literal(args.key.strip())  # refuses what no ID contains, before it reaches a query
-    candidates = candidate_refs(args.key)
+    candidates = (app.registry or default_registry(settings)).candidate_refs(settings, args.key)
     query = (f"BusinessKeys = {cli.visibility_literal(candidates[0])}" if len(candidates) == 1 else
              "BusinessKeys IN (" + ", ".join(cli.visibility_literal(c) for c in candidates) + ")")
     rows = []
@@ -311,7 +314,7 @@ async def cmd_find(client: Client, app: CliParts, args: argparse.Namespace) -> i
 
 
 async def cmd_backfill(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    """Every HubSpot company as a Xero contact of one legal entity (CompanyBackfillWorkflow), paced below the
+    """Every CRM company as an ERP contact of one legal entity (CompanyBackfillWorkflow), paced below the
     vendors' limits. One run per entity: a second start while one runs attaches to it."""
     settings = app.settings
     from temporalio.common import WorkflowIDConflictPolicy
@@ -323,13 +326,18 @@ async def cmd_backfill(client: Client, app: CliParts, args: argparse.Namespace) 
     except (KeyError, ValueError) as exc:
         known = ", ".join(e.code for e in settings.legal_entities)
         raise cli.UnknownId(f"unknown legal entity {args.entity!r} (known: {known})") from exc
-    workflow_id = backfill_workflow_id(entity.code)
+    registry = app.registry or default_registry(settings)
+    systems = registry.systems(settings)
+    crm, erp = systems.crm, systems.erp_of(entity.code)
+    erp_rate = args.rate or registry.rate_limits(settings, SystemRole.ERP, entity).reads_per_second
+    crm_rate = args.crm_rate or registry.rate_limits(settings, SystemRole.CRM).reads_per_second
+    workflow_id = backfill_workflow_id(erp.name, entity.code)
     handle = await client.start_workflow(
         CompanyBackfillWorkflow.run,
-        BackfillInput(entity_code=entity.code, tenant_id=entity.erp_tenant_id,
-                      xero_requests_per_second=args.rate, hubspot_requests_per_second=args.hubspot_rate),
+        BackfillInput(entity_code=entity.code, tenant_id=entity.erp_tenant_id, crm=crm, erp=erp,
+                      erp_requests_per_second=erp_rate, crm_requests_per_second=crm_rate),
         id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Backfill HubSpot companies -> Xero contacts ({entity.code})")
+        static_summary=f"Backfill {crm.label} companies -> {erp.label} contacts ({entity.code})")
     cli.line(f"{workflow_id}\t{ui_link(settings, client, workflow_id)}")
     if args.wait:
         result: BackfillResult = await handle.result()
@@ -368,15 +376,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("workflow_id")
     s.add_argument("--invoice", help="only this Stripe invoice ID")
     s.add_argument("--by", default="operator")
-    s = sub.add_parser("find", help="find workflows by any ID: stripe:customer:cus_123, or a bare cus_123, in_..., "
-                                    "a Xero UUID, a HubSpot ID")
+    s = sub.add_parser("find", help="find workflows by any ID: <system>:<object>:<id>, or a bare ID of any "
+                                    "adapter in use (each adapter's descriptor says which IDs it recognises)")
     s.add_argument("key")
     s.add_argument("--json", action="store_true")
-    s = sub.add_parser("backfill", help="create a Xero contact in one entity for every HubSpot company")
+    s = sub.add_parser("backfill", help="create an ERP contact in one entity for every CRM company")
     s.add_argument("entity", help="legal entity code, e.g. US01")
-    s.add_argument("--rate", type=float, default=0.9,
-                   help="Xero requests/s (Xero allows 60 a minute per tenant; the emulators take more)")
-    s.add_argument("--hubspot-rate", type=float, default=4.0, help="HubSpot requests/s")
+    s.add_argument("--rate", type=float, default=None,
+                   help="the entity's ERP requests/s (default: its adapter's own pace, below the vendor's limit)")
+    s.add_argument("--crm-rate", type=float, default=None, help="CRM requests/s (default: its adapter's pace)")
     s.add_argument("--wait", action="store_true", help="wait for the result and print the totals")
     ingress_cli.add_parsers(sub)
     ledger_cli.add_parsers(sub)

@@ -30,7 +30,7 @@ from activities.polling import DealPollActivities, DealPollSettings
 from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
 from bootstrap import Connectors, Stores, build_intake, for_worker, load_settings, open_connectors
 from connectors.errors import ConnectorError
-from connectors.registry import Prepares
+from connectors.registry import Prepares, default_registry
 from intake import ClientProvider, EventIntake
 from observability.metrics import sdk_runtime, worker_metrics
 from observability.tracing import setup_tracing
@@ -66,17 +66,18 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
     poll's and the sweep's) is built over ``client`` and the stores unless given."""
     intake = intake or build_intake(settings, clients=ClientProvider.fixed(client), ledger=stores.events,
                                     clm=connectors.clm, crm=connectors.crm)
+    registry = connectors.registry or default_registry(settings)
     groups: list[Any] = [
-        ConfigActivities(settings=settings),
+        ConfigActivities(settings=settings, registry=registry),
         CrmActivities(crm=connectors.crm, notifications=connectors.notifications),
         ClmActivities(clm=connectors.clm),
         BillingActivities(billing=connectors.billing),
         ErpActivities(erp=connectors.erp, billing=connectors.billing),
         ContractContextActivities(crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
                                   legal_entities=[e.code for e in settings.legal_entities]),
-        DealPollActivities(settings=DealPollSettings.from_settings(settings), crm=connectors.crm,
+        DealPollActivities(settings=DealPollSettings.from_settings(settings, registry), crm=connectors.crm,
                            ledger=stores.events, intake=intake),
-        ReconciliationActivities(settings=ReconciliationSettings.from_settings(settings), clm=connectors.clm,
+        ReconciliationActivities(settings=ReconciliationSettings.from_settings(settings, registry), clm=connectors.clm,
                                  billing=connectors.billing, erp=connectors.erp, crm=connectors.crm,  # type: ignore[arg-type]
                                  findings=stores.findings, mirror=stores.mirror),
         NotifyActivities(notifications=connectors.notifications),

@@ -20,8 +20,9 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bootstrap import CliParts
-from canonical.keys import AMENDMENTS_PREFIX
-from runtime.launch import signal_amendment
+from canonical.keys import is_workflow_of
+from runtime.launch import amendments_id, signal_amendment
+from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.models import (
     ConflictResolution,
@@ -29,12 +30,12 @@ from workflows.models import (
     GapResolution,
     GapResolutionResult,
     RetryRequest,
-    amendments_workflow_id,
 )
 
 
-def _handle(client: Client, record_id: str) -> WorkflowHandle:
-    workflow_id = record_id if record_id.startswith(AMENDMENTS_PREFIX) else amendments_workflow_id(record_id)
+def _handle(client: Client, settings: Settings, record_id: str) -> WorkflowHandle:
+    """The amendments workflow of a contract: one of our workflow IDs, or a record ID of the configured CLM."""
+    workflow_id = record_id if is_workflow_of(record_id, "contract") else amendments_id(settings, record_id)
     return client.get_workflow_handle_for(ContractAmendmentsWorkflow.run, workflow_id)
 
 
@@ -48,11 +49,11 @@ async def cmd_amend(client: Client, app: CliParts, args: argparse.Namespace) -> 
     return 0
 
 
-async def _status(client: Client, args: argparse.Namespace) -> ContractAmendmentsStatus:
+async def _status(client: Client, settings: Settings, args: argparse.Namespace) -> ContractAmendmentsStatus:
     """The status query; with ``--wait-for N``, polled until amendment N has an outcome (exit 1 on timeout)."""
     from cli import process as cli
 
-    handle = _handle(client, args.record_id)
+    handle = _handle(client, settings, args.record_id)
     deadline = asyncio.get_running_loop().time() + args.timeout
     while True:
         try:
@@ -73,7 +74,7 @@ async def _status(client: Client, args: argparse.Namespace) -> ContractAmendment
 
 
 async def cmd_amendments(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    status = await _status(client, args)
+    status = await _status(client, app.settings, args)
     if args.json:
         print(status.model_dump_json(indent=2))
         return 0
@@ -107,7 +108,7 @@ async def _update(call: Callable[[], Awaitable[Any]]) -> Any | None:
 
 
 async def cmd_resolve_gap(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    handle = _handle(client, args.record_id)
+    handle = _handle(client, app.settings, args.record_id)
     result: GapResolutionResult | None = await _update(lambda: handle.execute_update(
         ContractAmendmentsWorkflow.resolve_gap, GapResolution(operator=args.operator, note=args.note)))
     if result is None:
@@ -118,7 +119,7 @@ async def cmd_resolve_gap(client: Client, app: CliParts, args: argparse.Namespac
 
 
 async def cmd_resolve_conflict(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    handle = _handle(client, args.record_id)
+    handle = _handle(client, app.settings, args.record_id)
     choice = ConflictResolution(operator=args.operator, keep_erp_value=not args.overwrite, note=args.note)
     done = await _update(lambda: handle.execute_update(ContractAmendmentsWorkflow.resolve_conflict, choice))
     if done is None:
@@ -128,7 +129,7 @@ async def cmd_resolve_conflict(client: Client, app: CliParts, args: argparse.Nam
 
 
 async def cmd_retry_amendment(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    handle = _handle(client, args.record_id)
+    handle = _handle(client, app.settings, args.record_id)
     done = await _update(lambda: handle.execute_update(ContractAmendmentsWorkflow.retry_propagation,
                                                        RetryRequest(operator=args.operator)))
     if done is None:

@@ -23,9 +23,11 @@ from temporalio.exceptions import ApplicationError, TerminatedError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.process import UnknownId, visibility_literal
+from canonical.keys import is_workflow_of
+from cli.process import USAGE, CliError, UnknownId, visibility_literal
 from runtime.attributes import EXCEPTION_KIND, STAGE
 from runtime.launch import quote_to_cash_id
+from settings import Settings
 from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
@@ -63,10 +65,17 @@ class DealRunView(BaseModel):
         return self.execution_status == WorkflowExecutionStatus.RUNNING.name
 
 
-def deal_workflow_id(text: str) -> str:
-    """``q2c-hubspot-<dealId>`` for a workflow ID or a bare HubSpot deal ID."""
+def deal_workflow_id(settings: Settings, text: str) -> str:
+    """The quote-to-cash workflow ID for one of ours (kept as it is) or a bare deal ID of the configured CRM
+    (``q2c-<crm>-<dealId>``; IDs are opaque, so anything that is not one of our workflow IDs is a deal ID).
+    A blank or multi-line ID is a usage error."""
     text = text.strip()
-    return quote_to_cash_id(text) if text.isdigit() else text
+    if is_workflow_of(text, "deal"):
+        return text
+    try:
+        return quote_to_cash_id(settings, text)
+    except ValueError as exc:
+        raise CliError(f"not a deal ID: {text!r} ({exc})", USAGE) from exc
 
 
 def _attr(execution: WorkflowExecution, key: Any) -> str:
@@ -79,7 +88,7 @@ async def _describe(client: Client, workflow_id: str) -> WorkflowExecution:
         return await client.get_workflow_handle(workflow_id).describe()
     except RPCError as exc:
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            raise UnknownId(f"no workflow {workflow_id!r} (give a workflow ID like q2c-hubspot-123, or a deal ID)"
+            raise UnknownId(f"no workflow {workflow_id!r} (give a quote-to-cash workflow ID, or a deal ID)"
                             ) from exc
         raise
 
@@ -99,9 +108,9 @@ async def _meaningful(client: Client, latest: WorkflowExecution) -> tuple[Workfl
     return latest, []
 
 
-async def deal_run_view(client: Client, text: str) -> DealRunView:
+async def deal_run_view(client: Client, text: str, settings: Settings) -> DealRunView:
     """The view of a deal's run; :class:`~cli.process.UnknownId` when there is none."""
-    workflow_id = deal_workflow_id(text)
+    workflow_id = deal_workflow_id(settings, text)
     latest = await _describe(client, workflow_id)
     if latest.workflow_type != WORKFLOW_TYPE:
         hint = " (try `starter.py amendments`)" if latest.workflow_type == "ContractAmendmentsWorkflow" else ""

@@ -1,6 +1,6 @@
 """The webhook HTTP app: verify with the vendor's connector, parse, dedupe, hand over to Temporal, record.
 
-    POST /webhooks/{hubspot|ironclad|stripe|xero}   GET /healthz (alive)   GET /readyz (Temporal, ledger)
+    POST /webhooks/<adapter>   GET /healthz (alive)   GET /readyz (Temporal, ledger)
 
 Answers:
 
@@ -48,8 +48,8 @@ from stores.events import EventLedger, Outcome, SignatureCheck, probe_writable
 log = logging.getLogger("revops.ingress")
 
 #: headers worth keeping with a delivery (signatures, vendor event IDs), lower-case prefixes
-_KEPT_HEADERS = ("x-hubspot-", "x-ironclad-", "x-xero-", "stripe-", "content-type", "user-agent")
-_BODYLESS_VENDORS = frozenset({"xero"})
+#: headers kept with every delivery; a receiver adds its vendor's own (``header_prefixes``)
+_KEPT_HEADERS = ("content-type", "user-agent")
 RETRY_AFTER_SECONDS = 30
 
 Hook = Callable[[], Awaitable[None]]
@@ -62,18 +62,22 @@ def header_safe(value: object, limit: int = 200) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
 
 
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers worth keeping with a delivery, sanitized and bounded (they may come from anyone)."""
+def kept_headers(headers: Mapping[str, str], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """The headers worth keeping with a delivery (ours and the receiver's ``prefixes``), sanitized and bounded
+    (they may come from anyone)."""
     kept: dict[str, str] = {}
+    wanted = (*_KEPT_HEADERS, *prefixes)
     for key, value in headers.items():
-        if key.lower().startswith(_KEPT_HEADERS) and len(kept) < 12:
+        if key.lower().startswith(wanted) and len(kept) < 12:
             kept[header_safe(key.lower(), 60)] = header_safe(value, 300)
     return kept
 
 
-def _answer(vendor: str, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def _answer(bodyless: bool, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> Response:
+    """JSON, or for a vendor that wants no body (the receiver's ``bodyless_answers``) the same in headers."""
     headers = dict(headers or {})
-    if vendor in _BODYLESS_VENDORS:
+    if bodyless:
         for key in ("outcome", "workflow_id", "event_id", "reason", "field"):
             if payload.get(key):
                 headers[f"X-Revops-{key.replace('_', '-').title()}"] = header_safe(payload[key])
@@ -81,9 +85,9 @@ def _answer(vendor: str, status: int, payload: dict[str, Any], headers: dict[str
     return JSONResponse(status_code=status, content=payload, headers=headers)
 
 
-def _try_later(vendor: str) -> Response:
+def _try_later(bodyless: bool) -> Response:
     """503 that says only "try later": the reason stays in the ledger and the log."""
-    return _answer(vendor, 503, {"outcome": Outcome.FAILED.value, "reason": "try later"},
+    return _answer(bodyless, 503, {"outcome": Outcome.FAILED.value, "reason": "try later"},
                    {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
@@ -101,6 +105,9 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
                metrics: IngressMetrics | None = None) -> FastAPI:
     """The ingress app over the given receivers (by vendor path), ledger and Temporal client provider."""
     metrics = metrics or IngressMetrics(vendors=receivers, ledger=ledger)
+
+    def _bodyless(vendor: str) -> bool:
+        return bool(getattr(receivers.get(vendor), "bodyless_answers", False))
     intake = build_intake(settings, clients=client_provider, ledger=ledger, clm=clm, crm=crm,
                           on_recorded=metrics.delivered)
     limit = settings.ingress_max_body_bytes
@@ -135,7 +142,8 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
             log.exception("could not record a refused delivery", extra={"vendor": received.vendor})
         log.info("delivery refused", extra={"vendor": received.vendor, "status": status, "reason": reason,
                                             "request_id": received.request_id})
-        return _answer(vendor, status, {"outcome": Outcome.REJECTED.value, "reason": reason, **(extra or {})})
+        return _answer(_bodyless(vendor), status,
+                       {"outcome": Outcome.REJECTED.value, "reason": reason, **(extra or {})})
 
     async def accept_all(events: Sequence[Any], received: Received) -> list[Routed]:
         return [await intake.accept(event, received) for event in events]
@@ -185,10 +193,11 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
 
     @app.post("/webhooks/{vendor}")
     async def webhook(vendor: str, request: Request) -> Response:
-        received = Received(vendor=header_safe(vendor, 40), request_id=uuid4().hex,
-                            signature=SignatureCheck.UNCHECKED, headers={**kept_headers(request.headers),
-                                                                         **trace_headers()})
         receiver = receivers.get(vendor)
+        prefixes = tuple(getattr(receiver, "header_prefixes", ()))
+        received = Received(vendor=header_safe(vendor, 40), request_id=uuid4().hex,
+                            signature=SignatureCheck.UNCHECKED, headers={**kept_headers(request.headers, prefixes),
+                                                                         **trace_headers()})
         if receiver is None:
             return await refuse(vendor, received, 404, f"unknown vendor {header_safe(vendor, 40)!r}")
         declared = request.headers.get("content-length", "")
@@ -210,7 +219,7 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
                 # the verification key could not be fetched: our problem, not a forgery; ask for redelivery
                 await intake.record_refusal(received, outcome=Outcome.FAILED, reason=header_safe(exc.reason, 300),
                                             status=503)
-                return _try_later(vendor)
+                return _try_later(_bodyless(vendor))
             received.signature = SignatureCheck.INVALID
             return await refuse(vendor, received, 401, exc.reason)
         except Exception as exc:  # a receiver must never turn a forgery into a 500
@@ -230,23 +239,23 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
             if not events:
                 await intake.record_refusal(received, outcome=Outcome.IGNORED, status=200,
                                             reason="no event a flow acts on")
-                return _answer(vendor, 200, _summary([]))
+                return _answer(_bodyless(vendor), 200, _summary([]))
             # Shielded: a vendor that hangs up (or a shutdown that cancels this request) must not stop an
             # event between being claimed in the ledger and being settled there.
             results = await asyncio.shield(asyncio.ensure_future(accept_all(events, received)))
         except RoutingUnavailable as exc:
             log.warning("delivery not handed over", extra={"vendor": received.vendor, "reason": exc.reason,
                                                            "request_id": received.request_id})
-            return _try_later(vendor)
+            return _try_later(_bodyless(vendor))
         except SQLAlchemyError as exc:
             log.error("event ledger unavailable", extra={"vendor": received.vendor, "error": type(exc).__name__,
                                                          "request_id": received.request_id})
-            return _try_later(vendor)
+            return _try_later(_bodyless(vendor))
         except Exception as exc:
             log.error("delivery failed", extra={"vendor": received.vendor, "error": type(exc).__name__,
                                                 "request_id": received.request_id})
-            return _answer(vendor, 500, {"outcome": Outcome.FAILED.value, "reason": type(exc).__name__})
-        return _answer(vendor, 200, _summary(results))
+            return _answer(_bodyless(vendor), 500, {"outcome": Outcome.FAILED.value, "reason": type(exc).__name__})
+        return _answer(_bodyless(vendor), 200, _summary(results))
 
     return app
 

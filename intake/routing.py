@@ -195,7 +195,7 @@ class EventRouter:
 
     async def _route(self, event: DomainEvent, trigger: str) -> Routed:
         if isinstance(event, OwnWriteEcho):
-            return Routed(Outcome.ECHO, quote_to_cash_id(event.deal_id),
+            return Routed(Outcome.ECHO, quote_to_cash_id(self.settings, event.deal_id),
                           f"our own write-back ({', '.join(event.properties)}); nothing to do")
         if isinstance(event, DealStageReached):
             return await self._start_deal(event, trigger)
@@ -209,7 +209,7 @@ class EventRouter:
         if customer is not None:
             return await self._billing_event(event, customer)
         if isinstance(event, ErpRecordChanged):
-            return Routed(Outcome.IGNORED, reason=f"no flow acts on Xero {event.category} changes")
+            return Routed(Outcome.IGNORED, reason=f"no flow acts on ERP {event.category} changes")
         return Routed(Outcome.IGNORED, reason=f"no flow acts on {event.kind}")
 
     async def _start_deal(self, event: DealStageReached, trigger: str) -> Routed:
@@ -217,7 +217,8 @@ class EventRouter:
         if trigger == "poll":
             # the poll is the net for lost webhooks: any run for the deal, even a closed one, means none was lost
             try:
-                description = await client.get_workflow_handle(quote_to_cash_id(event.deal_id)).describe()
+                workflow_id = quote_to_cash_id(self.settings, event.deal_id)
+                description = await client.get_workflow_handle(workflow_id).describe()
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise
@@ -230,7 +231,7 @@ class EventRouter:
                                                   deal=await self._deal_for_summary(event.deal_id))
         except WorkflowAlreadyStartedError:
             # the deal's run has closed and its outcome is final: only an operator reopens it (--reopen)
-            return Routed(Outcome.DUPLICATE, quote_to_cash_id(event.deal_id),
+            return Routed(Outcome.DUPLICATE, quote_to_cash_id(self.settings, event.deal_id),
                           "the deal's quote-to-cash run is closed; its outcome stands")
         if launched.started:
             return Routed(Outcome.STARTED, launched.handle.id, f"deal reached {event.stage}")
@@ -238,7 +239,7 @@ class EventRouter:
 
     async def _deal_changed(self, event: DealChanged) -> Routed:
         client = await self.clients.get()
-        workflow_id = quote_to_cash_id(event.deal_id)
+        workflow_id = quote_to_cash_id(self.settings, event.deal_id)
         handle = client.get_workflow_handle(workflow_id)
         try:
             description = await handle.describe()
@@ -266,7 +267,7 @@ class EventRouter:
         if not contract.deal_crm_id:
             return Routed(Outcome.IGNORED, reason=f"contract {event.clm_workflow_id} names no deal")
         client = await self.clients.get()
-        handle = client.get_workflow_handle(quote_to_cash_id(contract.deal_crm_id))
+        handle = client.get_workflow_handle(quote_to_cash_id(self.settings, contract.deal_crm_id))
         signal = ContractExecutedSignal(clm_workflow_id=event.clm_workflow_id,
                                         clm_record_id=event.clm_record_id or contract.clm_record_id,
                                         source_event_id=event.source_event_id)

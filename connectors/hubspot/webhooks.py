@@ -66,6 +66,7 @@ class HubSpotWebhooks:
     """The :class:`connectors.ports.WebhookReceiver` for HubSpot app webhooks."""
 
     vendor = "hubspot"
+    header_prefixes = ("x-hubspot-",)  # kept with each delivery in the event ledger
 
     def __init__(self, *, client_secret: str, approval_stage: str, closed_won_stage: str,
                  clock: Callable[[], float] = time.time) -> None:

@@ -82,6 +82,7 @@ class IroncladWebhooks:
     adapter's authenticated client in production)."""
 
     vendor = mapping.VENDOR
+    header_prefixes = ("x-ironclad-",)  # kept with each delivery in the event ledger
 
     def __init__(self, fetch_key: Callable[[], Awaitable[str]], *, refetch_after_seconds: float = 10.0,
                  on_close: Callable[[], Awaitable[None]] | None = None) -> None:

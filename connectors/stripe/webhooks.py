@@ -56,6 +56,7 @@ class StripeWebhooks:
     """The ``WebhookReceiver`` for Stripe."""
 
     vendor = "stripe"
+    header_prefixes = ("stripe-",)  # kept with each delivery in the event ledger
 
     def __init__(self, secret: str, *, tolerance: int = DEFAULT_TOLERANCE,
                  clock: Callable[[], float] = time.time) -> None:

@@ -54,6 +54,8 @@ class XeroWebhooks:
     """The :class:`connectors.ports.WebhookReceiver` for Xero."""
 
     vendor = "xero"
+    header_prefixes = ("x-xero-",)  # kept with each delivery in the event ledger
+    bodyless_answers = True  # Xero wants no body in any answer, its intent-to-receive check included
 
     def __init__(self, *, webhook_key: str) -> None:
         self._key = webhook_key.encode()
