@@ -201,8 +201,8 @@ async def cmd_status(client: Client, app: CliParts, args: argparse.Namespace) ->
          if status and status.approval else ""),
         ("contract", " / ".join(x for x in (contract.clm_workflow_id, contract.clm_record_id) if x)
          if contract else ""),
-        ("provisioned", [f"{e.legal_entity}: Xero contact {e.erp_contact_id or '-'}, project "
-                         f"{e.project.code if e.project else '-'}, Stripe customer {e.billing_customer_id or '-'}, "
+        ("provisioned", [f"{e.legal_entity}: ERP contact {e.erp_contact_id or '-'}, project "
+                         f"{e.project.code if e.project else '-'}, billing customer {e.billing_customer_id or '-'}, "
                          f"billing {', '.join(e.billing_schedule_ids) or '-'}" for e in engagements]),
         ("ids", view.business_keys),
         ("later runs", [f"{r.run_id} {r.stage} ({r.started_at:%Y-%m-%d %H:%M} UTC)" for r in view.later_runs
@@ -351,7 +351,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="starter.py", description="Revenue-operations flows on Temporal",
                                 epilog="exit codes: 0 done, 1 refused or failed, 2 usage error or unknown ID")
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
-    s = sub.add_parser("start-deal", help="start quote-to-cash for a HubSpot deal (attaches if running)")
+    s = sub.add_parser("start-deal", help="start quote-to-cash for a CRM deal (attaches if running)")
     s.add_argument("deal_id")
     s.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
     s.add_argument("--reopen", action="store_true", help="start a new run for a deal whose run has closed")
@@ -362,7 +362,7 @@ def parser() -> argparse.ArgumentParser:
                                                          "approver (ID or name) with the local HS256 secret")
         s.add_argument("--note", default="")
     s = sub.add_parser("status", help="where a deal's run stands: outcome, reason and IDs")
-    s.add_argument("workflow_id", help="q2c-hubspot-<dealId> or the HubSpot deal ID")
+    s.add_argument("workflow_id", help="q2c-<crm>-<dealId> or the CRM's deal ID")
     s.add_argument("--json", action="store_true")
     s.add_argument("--wait-for", choices=[stage.value for stage in Stage], metavar="STAGE",
                    help="wait until the run reaches STAGE (exit 1 if it ends elsewhere or --timeout passes)")
@@ -372,9 +372,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("recheck", help="re-read a deal waiting in a data exception")
     s.add_argument("workflow_id")
     s.add_argument("--by", default="operator")
-    s = sub.add_parser("repost", help="post again what Xero refused for a ledger (ledger-stripe-<customerId>)")
+    s = sub.add_parser("repost", help="post again what the ERP refused for a ledger (ledger-<billing>-<customerId>)")
     s.add_argument("workflow_id")
-    s.add_argument("--invoice", help="only this Stripe invoice ID")
+    s.add_argument("--invoice", help="only this billing invoice ID")
     s.add_argument("--by", default="operator")
     s = sub.add_parser("find", help="find workflows by any ID: <system>:<object>:<id>, or a bare ID of any "
                                     "adapter in use (each adapter's descriptor says which IDs it recognises)")

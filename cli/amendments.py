@@ -44,7 +44,7 @@ async def cmd_amend(client: Client, app: CliParts, args: argparse.Namespace) -> 
     handle = await signal_amendment(client, settings, args.record_id, sequence=args.sequence,
                                     clm_amendment_id=args.amendment_id, deal_id=args.deal,
                                     source_event_id=f"cli-{args.record_id}-{args.sequence}")
-    print(f"amendment {args.sequence if args.sequence is not None else '(from Ironclad)'} sent to {handle.id}: "
+    print(f"amendment {args.sequence if args.sequence is not None else '(from the CLM)'} sent to {handle.id}: "
           f"{settings.temporal_ui_url}/namespaces/{client.namespace}/workflows/{handle.id}")
     return 0
 
@@ -113,7 +113,7 @@ async def cmd_resolve_gap(client: Client, app: CliParts, args: argparse.Namespac
         ContractAmendmentsWorkflow.resolve_gap, GapResolution(operator=args.operator, note=args.note)))
     if result is None:
         return 1
-    print(f"found {result.found or 'nothing'} in Ironclad" + (f"; still missing {result.still_missing}"
+    print(f"found {result.found or 'nothing'} in the CLM" + (f"; still missing {result.still_missing}"
                                                             if result.still_missing else ""))
     return 0 if not result.still_missing else 1
 
@@ -149,17 +149,17 @@ COMMANDS: dict[str, Callable[[Client, CliParts, argparse.Namespace], Awaitable[i
 
 def add_parsers(sub: Any) -> None:
     """Add the amendment commands to ``starter.py``'s sub-parsers."""
-    s = sub.add_parser("amend", help="deliver an executed Ironclad amendment (signal-with-start)")
-    s.add_argument("record_id", help="the Ironclad record of the contract")
-    s.add_argument("--sequence", type=int, default=None, help="amendment number (omit: read from Ironclad)")
-    s.add_argument("--amendment-id", default=None, help="the amendment's Ironclad record ID")
-    s.add_argument("--deal", default=None, help="the HubSpot deal (default: the record's revopsDealId)")
+    s = sub.add_parser("amend", help="deliver an executed CLM amendment (signal-with-start)")
+    s.add_argument("record_id", help="the CLM record of the contract (or its amendments workflow ID)")
+    s.add_argument("--sequence", type=int, default=None, help="amendment number (omit: read from the CLM)")
+    s.add_argument("--amendment-id", default=None, help="the amendment's CLM record ID")
+    s.add_argument("--deal", default=None, help="the CRM deal (default: the one the record names)")
     s = sub.add_parser("amendments", help="where a contract's amendment propagation stands")
     s.add_argument("record_id")
     s.add_argument("--json", action="store_true")
     s.add_argument("--wait-for", type=int, metavar="N", help="wait until amendment N has an outcome")
     s.add_argument("--timeout", type=float, default=120, help="seconds --wait-for waits (default 120)")
-    s = sub.add_parser("resolve-gap", help="fetch missing amendments from Ironclad")
+    s = sub.add_parser("resolve-gap", help="fetch missing amendments from the CLM")
     s.add_argument("record_id")
     s.add_argument("--operator", required=True)
     s.add_argument("--note", default="")

@@ -14,7 +14,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     """Add the ingress subcommands to ``starter.py``'s parser."""
     sub.add_parser("serve", help="serve the webhook ingress on settings.ingress_host:ingress_port")
     s = sub.add_parser("events", help="recent webhook deliveries and poll findings from the event ledger")
-    s.add_argument("--vendor", choices=["hubspot", "ironclad", "stripe", "xero"])
+    s.add_argument("--vendor", help="an adapter's name (its ingress path: /webhooks/<name>)")
     s.add_argument("--outcome", choices=[o.value for o in Outcome])
     s.add_argument("--event-id", help="one vendor event ID")
     s.add_argument("--limit", type=int, default=20)

@@ -125,8 +125,8 @@ async def cmd_exceptions(app: CliParts, args: argparse.Namespace) -> int:
         print("no findings")
         return 0
     for r in rows:
-        ids = ", ".join(f"{side} {r[field]}" for side, field in (("stripe", "billing_id"), ("xero", "erp_id"),
-                                                                  ("ironclad", "clm_id"), ("hubspot", "crm_id"))
+        ids = ", ".join(f"{side} {r[field]}" for side, field in (("billing", "billing_id"), ("ERP", "erp_id"),
+                                                                  ("CLM", "clm_id"), ("CRM", "crm_id"))
                         if r[field])
         amounts = " vs ".join(str(r[f]) for f in ("billing_amount", "erp_amount") if r[f])
         print(f"#{r['id']} [{r['status']}] {r.get('severity') or '-'} {r['kind']} {r['legal_entity'] or '-'} {ids}"
@@ -167,8 +167,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     """Add ``reconcile`` and ``exceptions`` to ``starter.py``'s parser."""
     s = sub.add_parser("reconcile", help="run reconciliation now and print its summary")
     s.add_argument("--entity", action="append", help="legal entity code (repeatable); default all")
-    s.add_argument("--customer", action="append", help="Stripe customer ID (repeatable); default all")
-    s.add_argument("--deal", action="append", help="HubSpot deal ID for contracts/projects (repeatable)")
+    s.add_argument("--customer", action="append", help="billing customer ID (repeatable); default all")
+    s.add_argument("--deal", action="append", help="CRM deal ID for contracts/projects (repeatable)")
     s.add_argument("--no-wait", action="store_true", help="start it and return")
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_true", help="read everything, not only what changed")

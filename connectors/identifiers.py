@@ -20,19 +20,19 @@ from urllib.parse import quote
 from connectors.errors import PayloadInvalid, Rejected
 
 #: HubSpot object, event and portal IDs are numbers
-HUBSPOT_ID = re.compile(r"[0-9]{1,20}")
+NUMERIC_ID = re.compile(r"[0-9]{1,20}")
 #: Xero ContactID, InvoiceID, ProjectID, tenant IDs... are GUIDs
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: Stripe IDs: a lower-case object prefix, an underscore, letters, digits (and underscores: test fixtures)
-STRIPE_ID = re.compile(r"[a-z]{2,10}_[A-Za-z0-9_]{1,250}")
+PREFIXED_ID = re.compile(r"[a-z]{2,10}_[A-Za-z0-9_]{1,250}")
 #: anything else: URL-unreserved characters, bounded
 SAFE_ID = re.compile(r"[A-Za-z0-9_.:~-]{1,255}")
 
 MAX_JSON_DEPTH = 32
 
 
-def stripe_id(*prefixes: str) -> re.Pattern[str]:
-    """The pattern of Stripe IDs with one of ``prefixes`` (e.g. ``stripe_id("cus")``)."""
+def prefixed_id(*prefixes: str) -> re.Pattern[str]:
+    """The pattern of Stripe IDs with one of ``prefixes`` (e.g. ``prefixed_id("cus")``)."""
     return re.compile(rf"(?:{'|'.join(map(re.escape, prefixes))})_[A-Za-z0-9_]{{1,250}}")
 
 
@@ -54,7 +54,7 @@ class InvalidIdentifier(Rejected):
 def _text(value: object, pattern: re.Pattern[str]) -> str | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and pattern is HUBSPOT_ID:
+    if isinstance(value, int) and pattern is NUMERIC_ID:
         value = str(value)
     if not isinstance(value, str) or value in (".", "..") or not pattern.fullmatch(value):
         return None
@@ -125,5 +125,5 @@ def bounded_count(items: list[Any], field: str, limit: int) -> list[Any]:
     return items
 
 
-__all__ = ["HUBSPOT_ID", "MAX_JSON_DEPTH", "SAFE_ID", "STRIPE_ID", "UUID", "InvalidIdentifier", "bounded_count",
-           "checked_id", "load_json", "payload_id", "segment", "shown", "stripe_id"]
+__all__ = ["NUMERIC_ID", "MAX_JSON_DEPTH", "SAFE_ID", "PREFIXED_ID", "UUID", "InvalidIdentifier", "bounded_count",
+           "checked_id", "load_json", "payload_id", "segment", "shown", "prefixed_id"]

@@ -67,7 +67,7 @@ def poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Sched
         action=ScheduleActionStartWorkflow(POLL_WORKFLOW, DealPollRequest(), id=POLL_SCHEDULE_ID,
                                            task_queue=task_queue or settings.task_queue,
                                            execution_timeout=timedelta(minutes=30),
-                                           static_summary="HubSpot poll: deals modified since the checkpoint"),
+                                           static_summary="CRM poll: deals modified since the checkpoint"),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.poll_interval_seconds))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )

@@ -26,7 +26,7 @@ from connectors.errors import ConnectorError, NotFound, RateLimited, Rejected, U
 from connectors.http import build_client, parse_retry_after, send
 from connectors.hubspot import mapping
 from connectors.hubspot.spec import HubSpotSettings
-from connectors.identifiers import HUBSPOT_ID, checked_id, segment
+from connectors.identifiers import NUMERIC_ID, checked_id, segment
 from connectors.pacing import Pacer
 from settings import Settings
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def _id(value: str | None) -> str:
     """A HubSpot object ID (numeric), quoted for a path; ``InvalidIdentifier`` otherwise."""
-    return segment(value, "HubSpot object ID", HUBSPOT_ID, vendor=VENDOR)
+    return segment(value, "HubSpot object ID", NUMERIC_ID, vendor=VENDOR)
 
 VENDOR = "hubspot"
 BATCH_LIMIT = 100
@@ -236,7 +236,7 @@ class HubSpotCrm:
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start:start + BATCH_LIMIT]
             body = await self._call("POST", f"/crm/v3/objects/{object_type}/batch/read", json={
-                "inputs": [{"id": checked_id(i, "HubSpot ID", HUBSPOT_ID, vendor=VENDOR)} for i in chunk],
+                "inputs": [{"id": checked_id(i, "HubSpot ID", NUMERIC_ID, vendor=VENDOR)} for i in chunk],
                 "properties": properties, "propertiesWithHistory": []})
             for obj in self._shape(body, "results", "batch read"):
                 found[str(obj["id"])] = obj

@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from canonical.ownership import SystemRole
-from connectors.identifiers import HUBSPOT_ID
+from connectors.identifiers import NUMERIC_ID
 from connectors.spec import AdapterSpec, Emulator, IdPattern, RateLimits, VendorSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +58,7 @@ SPEC = AdapterSpec(
     role=SystemRole.CRM, name="hubspot", display_name="HubSpot", settings_class=HubSpotSettings,
     adapter=_adapter, receiver=_receiver,
     object_kinds=("deal", "company", "contact", "line_item"),
-    id_patterns=(IdPattern("deal", HUBSPOT_ID), IdPattern("company", HUBSPOT_ID)),
+    id_patterns=(IdPattern("deal", NUMERIC_ID), IdPattern("company", NUMERIC_ID)),
     rate_limits=RateLimits(reads_per_second=_DEFAULTS["requests_per_second"].default,
                            search_per_second=_DEFAULTS["search_requests_per_second"].default),
     wire_tables=_fields, emulator=Emulator(module="sandbox.hubspot.app"),

@@ -20,7 +20,7 @@ from canonical.events import OwnWriteEcho
 from connectors.errors import PayloadInvalid, SignatureInvalid
 from connectors.hubspot.mapping import WRITEBACK_PROPERTIES
 from connectors.hubspot.spec import HubSpotSettings
-from connectors.identifiers import HUBSPOT_ID, bounded_count, load_json, payload_id
+from connectors.identifiers import NUMERIC_ID, bounded_count, load_json, payload_id
 from settings import Settings
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
@@ -126,9 +126,9 @@ class HubSpotWebhooks:
         where = f"[{index}]"
         if not isinstance(item, dict):
             raise PayloadInvalid(where, "event is not an object")
-        event_id = payload_id(_required(item, where, "eventId", (int, str)), f"{where}.eventId", HUBSPOT_ID)
+        event_id = payload_id(_required(item, where, "eventId", (int, str)), f"{where}.eventId", NUMERIC_ID)
         kind = _required(item, where, "subscriptionType", str)
-        object_id = payload_id(_required(item, where, "objectId", (int, str)), f"{where}.objectId", HUBSPOT_ID)
+        object_id = payload_id(_required(item, where, "objectId", (int, str)), f"{where}.objectId", NUMERIC_ID)
         occurred = _required(item, where, "occurredAt", int)
         if isinstance(occurred, bool):
             raise PayloadInvalid(f"{where}.occurredAt", "expected epoch milliseconds")

@@ -41,7 +41,7 @@ from canonical.reconciliation import BillingChange
 from canonical.refs import ownership_marker, ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
 from connectors.http import build_client, parse_retry_after, send
-from connectors.identifiers import STRIPE_ID, segment
+from connectors.identifiers import PREFIXED_ID, segment
 from connectors.stripe import mapping
 from connectors.stripe.form import encode_form, unix_midnight
 from connectors.stripe.spec import StripeSettings, stripe_ref
@@ -52,7 +52,7 @@ VENDOR = "stripe"
 
 def _id(value: str | None) -> str:
     """A Stripe object ID (``prefix_…``), quoted for a path; ``InvalidIdentifier`` otherwise."""
-    return segment(value, "Stripe ID", STRIPE_ID, vendor=VENDOR)
+    return segment(value, "Stripe ID", PREFIXED_ID, vendor=VENDOR)
 API_VERSION = "2023-08-16"
 PAGE_SIZE = 100
 MAX_PAGES = 10_000  # a bound on cursor loops: a million invoices per call is far beyond any account

@@ -38,7 +38,7 @@ from canonical import (
     InvoiceVoided,
 )
 from connectors.errors import PayloadInvalid, SignatureInvalid
-from connectors.identifiers import STRIPE_ID, load_json, payload_id, shown, stripe_id
+from connectors.identifiers import PREFIXED_ID, load_json, payload_id, prefixed_id, shown
 from connectors.stripe import mapping
 from connectors.stripe.client import API_VERSION
 from connectors.stripe.spec import StripeSettings
@@ -99,7 +99,7 @@ class StripeWebhooks:
         event = load_json(body)
         if not isinstance(event, dict):
             raise PayloadInvalid("body", "not a JSON object")
-        event_id = payload_id(_field(event, "id", str), "id", stripe_id("evt"))
+        event_id = payload_id(_field(event, "id", str), "id", prefixed_id("evt"))
         type_ = _field(event, "type", str)
         version = event.get("api_version")
         if version != API_VERSION:
@@ -115,7 +115,7 @@ class StripeWebhooks:
             raise PayloadInvalid("data.object", "missing or not an object")
         for key in ("id", "customer"):
             if obj.get(key) is not None:
-                payload_id(obj[key], f"data.object.{key}", STRIPE_ID)
+                payload_id(obj[key], f"data.object.{key}", PREFIXED_ID)
         previous = data.get("previous_attributes") if isinstance(data.get("previous_attributes"), dict) else None
         base = {"source_system": "stripe", "source_event_id": event_id,
                 "occurred_at": datetime.fromtimestamp(created, tz=UTC), "correlation_id": f"stripe-{event_id}"}

@@ -10,9 +10,9 @@ import pytest
 from connectors import hubspot, ironclad, stripe, xero
 from connectors.errors import PayloadInvalid, Rejected
 from connectors.identifiers import (
-    HUBSPOT_ID,
+    NUMERIC_ID,
+    PREFIXED_ID,
     SAFE_ID,
-    STRIPE_ID,
     UUID,
     InvalidIdentifier,
     checked_id,
@@ -108,16 +108,16 @@ async def test_identifiers_valid_ids_reach_the_vendor_path_quoted(recorder: Reco
 
 
 def test_identifiers_formats() -> None:
-    assert checked_id(12345, "deal", HUBSPOT_ID) == "12345"
-    assert checked_id("cus_00000000000001", "customer", STRIPE_ID) == "cus_00000000000001"
+    assert checked_id(12345, "deal", NUMERIC_ID) == "12345"
+    assert checked_id("cus_00000000000001", "customer", PREFIXED_ID) == "cus_00000000000001"
     assert checked_id("4F7A0C1E-0001-4000-8000-000000000001", "contact", UUID)
     assert segment("webhookEvent1a2b", "event") == "webhookEvent1a2b"
-    for value, pattern in ((True, HUBSPOT_ID), (1.5, HUBSPOT_ID), ("in-1", STRIPE_ID), ("not-a-uuid", UUID),
+    for value, pattern in ((True, NUMERIC_ID), (1.5, NUMERIC_ID), ("in-1", PREFIXED_ID), ("not-a-uuid", UUID),
                            ("..", SAFE_ID), (None, SAFE_ID), ("x" * 256, SAFE_ID)):
         with pytest.raises(InvalidIdentifier):
             checked_id(value, "id", pattern)
     with pytest.raises(PayloadInvalid, match="objectId"):
-        payload_id(False, "[0].objectId", HUBSPOT_ID)
+        payload_id(False, "[0].objectId", NUMERIC_ID)
 
 
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 33 + b"1" + b"}" * 33, b"\xff\xfe", b"1" * 10_000,

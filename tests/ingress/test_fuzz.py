@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.identifiers import HUBSPOT_ID, SAFE_ID, STRIPE_ID
+from connectors.identifiers import NUMERIC_ID, PREFIXED_ID, SAFE_ID
 from settings import Settings
 from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import hubspot_sign, stripe_sign, xero_sign
@@ -148,9 +148,9 @@ def test_fuzz_signed_hostile_ids_never_reach_a_workflow(
     created: Any
 ) -> None:
     # a well-formed ID (HubSpot digits, a Stripe ``xx_…``) is not hostile: it rightly starts a run
-    if vendor == "hubspot" and HUBSPOT_ID.fullmatch(str(object_id)) and not isinstance(object_id, bool):
+    if vendor == "hubspot" and NUMERIC_ID.fullmatch(str(object_id)) and not isinstance(object_id, bool):
         object_id = f"{object_id}\n"
-    if vendor == "stripe" and isinstance(object_id, str) and STRIPE_ID.fullmatch(object_id):
+    if vendor == "stripe" and isinstance(object_id, str) and PREFIXED_ID.fullmatch(object_id):
         object_id = f"{object_id}/.."
     if vendor == "ironclad" and isinstance(object_id, str) and SAFE_ID.fullmatch(object_id):
         object_id = f"{object_id}/.."  # a well-formed one is looked up in the CLM: not what this test is about
