@@ -91,6 +91,9 @@ class Emulator:
 
     module: str
     factory: str = "create_app"
+    #: the module (``connectors/<vendor>/acts.py``) that acts as the vendor's people through the emulator's
+    #: ``/_sandbox/`` controls (``starter.py sandbox``, ``make demo``, the benchmarks); None: no such acts
+    acts: str | None = None
 
 
 @dataclass(frozen=True)
