@@ -179,8 +179,7 @@ def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
     crm = registry.factory(SystemRole.CRM, settings.crm_adapter)(settings, transport)
     clm = registry.factory(SystemRole.CLM, settings.clm_adapter)(settings, transport)
     billing = registry.factory(SystemRole.BILLING, settings.billing_adapter)(settings, transport)
-    router = ErpRouter({e.erp_tenant_id: erps[erp_adapter_of(settings, e)] for e in settings.legal_entities},
-                       default=erps[erp_default])
+    router = ErpRouter({e.erp_tenant_id: erps[erp_adapter_of(settings, e)] for e in settings.legal_entities})
     return RoleAdapters(crm=crm, clm=clm, billing=billing, erp=router, built=[crm, clm, billing, *erps.values()])
 
 

@@ -8,20 +8,29 @@ from datetime import datetime
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.reconciliation import ErpCreditNote, ErpPayment
+from connectors.errors import UnknownTenant
 from connectors.ports import ErpFeed, ErpPort
 
 
 class ErpRouter:
-    """The ERP port of every flow: each call goes to the adapter of its tenant's legal entity (the default
-    adapter for a tenant no entity names). Implements :class:`ErpPort` and :class:`ErpFeed`."""
+    """The ERP port of every flow: each call goes to the adapter of its tenant's legal entity, by an explicit
+    map. A tenant no entity names is refused (:class:`UnknownTenant`); there is no default adapter.
+    Implements :class:`ErpPort` and :class:`ErpFeed`."""
 
-    def __init__(self, by_tenant: Mapping[str, ErpPort], *, default: ErpPort) -> None:
+    def __init__(self, by_tenant: Mapping[str, ErpPort]) -> None:
         self._by_tenant = dict(by_tenant)
-        self._default = default
+
+    @property
+    def tenants(self) -> list[str]:
+        """The tenants this router serves (one per configured legal entity)."""
+        return sorted(self._by_tenant)
 
     def adapter_for(self, tenant_id: str) -> ErpPort:
-        """The adapter serving ``tenant_id``."""
-        return self._by_tenant.get(tenant_id, self._default)
+        """The adapter serving ``tenant_id``; :class:`UnknownTenant` when no entity names it."""
+        found = self._by_tenant.get(tenant_id)
+        if found is None:
+            raise UnknownTenant(tenant_id, self.tenants)
+        return found
 
     def _feed(self, tenant_id: str) -> ErpFeed:
         adapter = self.adapter_for(tenant_id)
