@@ -50,7 +50,6 @@ class ConfigActivities:
             return FlowConfig(flow=request.flow, amendments=AmendmentsConfig(
                 entities=s.legal_entities, gap_timeout_seconds=s.amendment_gap_timeout_seconds,
                 continue_as_new_after=s.amendments_continue_as_new_after,
-                proration_behavior=s.stripe_proration_behavior,
                 activity_retry_max_seconds=s.activity_retry_max_seconds, authority=s.approval_authority(),
                 approval_reminder_hours=s.amendment_approval_reminder_hours,
                 approval_expiry_days=s.amendment_approval_expiry_days))

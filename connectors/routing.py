@@ -9,13 +9,13 @@ from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, T
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.errors import UnknownTenant
-from connectors.ports import ErpFeed, ErpPort
+from connectors.ports import ErpChangeFeed, ErpPort
 
 
 class ErpRouter:
     """The ERP port of every flow: each call goes to the adapter of its tenant's legal entity, by an explicit
     map. A tenant no entity names is refused (:class:`UnknownTenant`); there is no default adapter.
-    Implements :class:`ErpPort` and :class:`ErpFeed`."""
+    Implements :class:`ErpPort` and :class:`ErpChangeFeed`."""
 
     def __init__(self, by_tenant: Mapping[str, ErpPort]) -> None:
         self._by_tenant = dict(by_tenant)
@@ -32,9 +32,9 @@ class ErpRouter:
             raise UnknownTenant(tenant_id, self.tenants)
         return found
 
-    def _feed(self, tenant_id: str) -> ErpFeed:
+    def _feed(self, tenant_id: str) -> ErpChangeFeed:
         adapter = self.adapter_for(tenant_id)
-        if not isinstance(adapter, ErpFeed):
+        if not isinstance(adapter, ErpChangeFeed):
             raise TypeError(f"the ERP adapter of tenant {tenant_id} cannot be read page by page "
                             f"({type(adapter).__name__} has no receivables feed)")
         return adapter
@@ -104,18 +104,18 @@ class ErpRouter:
         return await self.adapter_for(tenant_id).list_projects(
             tenant_id, include_closed=include_closed)
 
-    # -- ErpFeed ------------------------------------------------------------------------------------
-    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[Invoice], bool]:
-        return await self._feed(tenant_id).invoices_page(tenant_id, page, modified_since=modified_since)
+    # -- ErpChangeFeed ------------------------------------------------------------------------------
+    async def invoices_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[Invoice], str | None]:
+        return await self._feed(tenant_id).invoices_page(tenant_id, cursor, modified_since=modified_since)
 
-    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[ErpPayment], bool]:
-        return await self._feed(tenant_id).payments_page(tenant_id, page, modified_since=modified_since)
+    async def payments_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[ErpPayment], str | None]:
+        return await self._feed(tenant_id).payments_page(tenant_id, cursor, modified_since=modified_since)
 
-    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                                ) -> tuple[list[ErpCreditNote], bool]:
-        return await self._feed(tenant_id).credit_notes_page(tenant_id, page, modified_since=modified_since)
+    async def credit_notes_page(self, tenant_id: str, cursor: str | None = None, *,
+                                modified_since: datetime | None = None) -> tuple[list[ErpCreditNote], str | None]:
+        return await self._feed(tenant_id).credit_notes_page(tenant_id, cursor, modified_since=modified_since)
 
 
 __all__ = ["ErpRouter"]

@@ -438,8 +438,10 @@ class XeroErp:
         return invoices
 
     # -- reconciliation: one page at a time, so the caller paces and checkpoints ----------------------
-    async def _accounting_page(self, tenant_id: str, collection: str, page: int, *, where: str | None,
-                               modified_since: datetime | None) -> tuple[list[dict[str, Any]], bool]:
+    # The change feed's cursor is Xero's 1-based page number as text; the port sees only an opaque string.
+    async def _accounting_page(self, tenant_id: str, collection: str, cursor: str | None, *, where: str | None,
+                               modified_since: datetime | None) -> tuple[list[dict[str, Any]], str | None]:
+        page = _page_of(cursor)
         headers = {}
         if modified_since is not None:
             moment = modified_since if modified_since.tzinfo else modified_since.replace(tzinfo=UTC)
@@ -452,33 +454,43 @@ class XeroErp:
         chunk = body.get(collection) or []
         page_count = (body.get("pagination") or {}).get("pageCount")
         more = len(chunk) >= PAGE_SIZE and (page_count is None or page < page_count)
-        return chunk, more
+        return chunk, (str(page + 1) if more else None)
 
     @_shape_safe
-    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[Invoice], bool]:
-        """One page (1-based) of ACCREC invoices, changed since a moment if given (``If-Modified-Since``);
-        the flag says whether another page follows."""
-        chunk, more = await self._accounting_page(tenant_id, "Invoices", page, where='Type=="ACCREC"',
-                                                  modified_since=modified_since)
+    async def invoices_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[Invoice], str | None]:
+        """One page of ACCREC invoices, changed since a moment if given (``If-Modified-Since``), and the
+        cursor of the next page (``None`` at the end)."""
+        chunk, following = await self._accounting_page(tenant_id, "Invoices", cursor, where='Type=="ACCREC"',
+                                                       modified_since=modified_since)
         entity = self._entities.get(tenant_id)
-        return [mapping.invoice_from_xero(doc, legal_entity=entity) for doc in chunk], more
+        return [mapping.invoice_from_xero(doc, legal_entity=entity) for doc in chunk], following
 
     @_shape_safe
-    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[ErpPayment], bool]:
+    async def payments_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[ErpPayment], str | None]:
         """One page of receivable payments (``Reference`` = the billing payment they record)."""
-        chunk, more = await self._accounting_page(tenant_id, "Payments", page, where='PaymentType=="ACCRECPAYMENT"',
-                                                  modified_since=modified_since)
-        return [mapping.payment_from_xero(doc) for doc in chunk], more
+        chunk, following = await self._accounting_page(tenant_id, "Payments", cursor,
+                                                       where='PaymentType=="ACCRECPAYMENT"',
+                                                       modified_since=modified_since)
+        return [mapping.payment_from_xero(doc) for doc in chunk], following
 
     @_shape_safe
-    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                                ) -> tuple[list[ErpCreditNote], bool]:
+    async def credit_notes_page(self, tenant_id: str, cursor: str | None = None, *,
+                                modified_since: datetime | None = None) -> tuple[list[ErpCreditNote], str | None]:
         """One page of receivable credit notes with the invoices they are allocated to."""
-        chunk, more = await self._accounting_page(tenant_id, "CreditNotes", page, where='Type=="ACCRECCREDIT"',
-                                                  modified_since=modified_since)
-        return [mapping.credit_note_from_xero(doc) for doc in chunk], more
+        chunk, following = await self._accounting_page(tenant_id, "CreditNotes", cursor,
+                                                       where='Type=="ACCRECCREDIT"', modified_since=modified_since)
+        return [mapping.credit_note_from_xero(doc) for doc in chunk], following
+
+
+def _page_of(cursor: str | None) -> int:
+    """Xero's page number behind a change-feed cursor (``None``: the first page)."""
+    if cursor is None:
+        return 1
+    if not cursor.isdigit() or int(cursor) < 1:
+        raise Rejected(f"not a cursor of this feed: {cursor!r}", vendor=VENDOR)
+    return int(cursor)
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
