@@ -21,7 +21,6 @@ import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
-from canonical.ownership import SystemRole, drop_foreign_fields
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
@@ -94,7 +93,7 @@ class XeroErp:
                  identity_url: str | None = None, revenue_account_code: str = "200",
                  bank_account_code: str = "090", tax_types: dict[str, str] | None = None,
                  default_tax_type: str = "OUTPUT", tenant_entities: dict[str, str] | None = None,
-                 crm_system: SystemRole = SystemRole.CRM, token_client: httpx.AsyncClient | None = None) -> None:
+                 token_client: httpx.AsyncClient | None = None) -> None:
         self._client = client
         self._accounting = accounting_url.rstrip("/")
         self._projects = projects_url.rstrip("/")
@@ -105,8 +104,6 @@ class XeroErp:
         self.tax_types = dict(tax_types or {})
         self.default_tax_type = default_tax_type
         self._entities = dict(tenant_entities or {})
-        # The role whose data we write into Xero contacts (the CRM's): the ownership guard checks it may.
-        self._crm_system = crm_system
         self._token_client = token_client
 
     async def aclose(self) -> None:
@@ -172,8 +169,9 @@ class XeroErp:
     @_shape_safe
     async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
                               reference: str, idempotency_key: str) -> Account:
-        """Find by ``ContactNumber == reference`` or create. On an existing contact only the fields
-        the CRM owns (and ERP-owned ones still empty) are written; Xero's values come back."""
+        """Find by ``ContactNumber == reference`` or create. On an existing contact the account's fields that
+        are set and differ are written (the caller's ownership guard leaves out what it may not write); Xero's
+        values come back."""
         email = contact.email if contact else None
         doc = await self._contact_by_reference(tenant_id, reference)
         if doc is None:
@@ -183,15 +181,10 @@ class XeroErp:
                                        body={"Contacts": [body]}, idempotency_key=idempotency_key)
             return mapping.account_from_xero(created["Contacts"][0], account)
         current = mapping.erp_account_fields(doc)
-        allowed = drop_foreign_fields("account", mapping.account_fields(account), writer=self._crm_system,
-                                      current=current)
-        changes = {k: v for k, v in allowed.items() if v != current.get(k)}
+        changes = {k: v for k, v in mapping.account_fields(account).items() if v != current.get(k)}
         update = mapping.contact_to_xero(changes)
-        if email:
-            person = drop_foreign_fields("contact", {"email": email}, writer=self._crm_system,
-                                         current={"email": doc.get("EmailAddress")})
-            if person and person["email"] != doc.get("EmailAddress"):
-                update["EmailAddress"] = person["email"]
+        if email and email != doc.get("EmailAddress"):
+            update["EmailAddress"] = email
         if doc.get("ContactStatus") == "ARCHIVED":
             update["ContactStatus"] = "ACTIVE"  # provisioning again after a compensation archived it
         if update:

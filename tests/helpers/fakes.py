@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from canonical import (
     Account,
@@ -23,18 +23,25 @@ from canonical import (
     Contract,
     ContractStatus,
     ContractTerms,
+    CreditNote,
     Deal,
     DealLine,
+    Invoice,
+    Payment,
     Project,
+    TimeEntry,
 )
 from canonical.amendments import BillingRecord
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.deal import BillingModel
 from canonical.ledger import BillingCustomer
+from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from canonical.requests import ContractRequest, DealWriteBack
+from connectors.errors import NotFound, Rejected
 
 _ids = itertools.count(1)
+T = TypeVar("T")
 
 
 def _next(prefix: str) -> str:
@@ -150,30 +157,55 @@ class FakeClm(_Refusals):
 
 @dataclass
 class FakeErp(_Refusals):
-    """The ERP in memory: contacts per tenant by reference, projects by code."""
+    """The ERP in memory, every capability (customers, projects, receivables, change feed) as the adapters
+    behave (``tests/connectors/test_port_conformance.py`` holds it to them): contacts per tenant by reference,
+    projects by code, receivable documents per tenant; an unknown ID is ``NotFound``."""
 
     contacts: dict[str, dict[str, Account]] = field(default_factory=dict)  # tenant -> reference -> account
     projects: dict[str, Project] = field(default_factory=dict)
     archived: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     batches: list[tuple[str, list[str]]] = field(default_factory=list)  # (tenant, references) per batch create
+    invoices: dict[str, dict[str, Invoice]] = field(default_factory=dict)  # tenant -> ERP invoice ID -> invoice
+    payments: dict[str, dict[str, ErpPayment]] = field(default_factory=dict)  # tenant -> ERP payment ID -> payment
+    credit_notes: dict[str, dict[str, ErpCreditNote]] = field(default_factory=dict)
+    time_entries: dict[str, TimeEntry] = field(default_factory=dict)  # idempotency key -> entry
+    page_size: int = 100
     refuse: dict[str, Exception] = field(default_factory=dict)
+
+    # -- customers ---------------------------------------------------------------------------------------
+    def _contact(self, tenant_id: str, contact_id: str) -> tuple[str, Account]:
+        for reference, held in self.contacts.get(tenant_id, {}).items():
+            if held.erp_contact_id == contact_id:
+                return reference, held
+        raise NotFound(f"no contact {contact_id} in tenant {tenant_id}", vendor="fake-erp")
 
     async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
         return self.contacts.get(tenant_id, {}).get(reference)
 
     async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
                               reference: str, idempotency_key: str) -> Account:
+        """Create with the ownership mark as the ERP adapter does; on a known contact write the fields that are
+        set (the activity layer's ownership guard left out what it may not write) and make it active again."""
         self._maybe_refuse("upsert_customer")
-        found = self.contacts.setdefault(tenant_id, {}).get(reference)
-        if found is None:  # the create writes its ownership mark, as the ERP adapter does
+        held = self.contacts.setdefault(tenant_id, {})
+        found = held.get(reference)
+        if found is None:
             found = account.model_copy(update={"erp_contact_id": _next("contact-"),
                                                "created_by": ownership_marker(idempotency_key)})
-            self.contacts[tenant_id][reference] = found
+        else:
+            given = {f: getattr(account, f) for f in ("name", "domain", "country", "address", "tax_number",
+                                                       "payment_terms_days") if getattr(account, f) not in (None, "")}
+            found = found.model_copy(update=given)
+            if found.erp_contact_id in self.archived:
+                self.archived.remove(found.erp_contact_id)
+        held[reference] = found
         return found
 
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
-        self.archived.append(contact_id)
+        self._contact(tenant_id, contact_id)
+        if contact_id not in self.archived:
+            self.archived.append(contact_id)
 
     async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
         held = self.contacts.get(tenant_id, {})
@@ -183,6 +215,8 @@ class FakeErp(_Refusals):
                                idempotency_key: str) -> ErpBatchResult:
         """All or none, each with its draft's ownership mark as the ERP adapter does; a known reference is kept."""
         self._maybe_refuse("create_customers")
+        if not drafts:
+            return ErpBatchResult()
         held = self.contacts.setdefault(tenant_id, {})
         for draft in drafts:
             if draft.reference not in held:
@@ -193,14 +227,132 @@ class FakeErp(_Refusals):
         return ErpBatchResult(contact_ids=[held[d.reference].erp_contact_id or "" for d in drafts],
                               created=len(drafts))
 
+    # -- projects ----------------------------------------------------------------------------------------
+    def _project(self, project_id: str) -> Project:
+        for held in self.projects.values():
+            if held.erp_id == project_id:
+                return held
+        raise NotFound(f"no project {project_id}", vendor="fake-erp")
+
     async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
         self._maybe_refuse("create_project")
-        if project.code not in self.projects:
-            self.projects[project.code] = project.model_copy(update={"erp_id": _next("project-")})
-        return self.projects[project.code]
+        held = self.projects.get(project.code)
+        if held is None:
+            held = project.model_copy(update={"erp_id": _next("project-"), "erp_tenant_id": tenant_id, "tasks": []})
+        tasks = {t.name: t for t in held.tasks}
+        for task in project.tasks:
+            tasks.setdefault(task.name, task.model_copy(update={"erp_id": _next("task-")}))
+        self.projects[project.code] = held.model_copy(update={"tasks": list(tasks.values())})
+        return self.projects[project.code].model_copy(update={
+            "tasks": [tasks[t.name] for t in project.tasks]})
 
     async def close_project(self, tenant_id: str, project_id: str) -> None:
-        self.closed.append(project_id)
+        self._project(project_id)
+        if project_id not in self.closed:
+            self.closed.append(project_id)
+
+    async def get_project(self, tenant_id: str, project_id: str) -> Project:
+        return self._project(project_id)
+
+    async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
+        """Budget and deadline; tasks by name (changed ones updated, missing ones added, others left)."""
+        self._maybe_refuse("update_project")
+        if not project.erp_id:
+            raise Rejected(f"project {project.code} has no ERP project ID", vendor="fake-erp")
+        held = self._project(project.erp_id)
+        tasks = {t.name: t for t in held.tasks}
+        for task in project.tasks:
+            existing = tasks.get(task.name)
+            tasks[task.name] = task.model_copy(update={"erp_id": existing.erp_id if existing else _next("task-")})
+        self.projects[held.code] = held.model_copy(update={"budget": project.budget, "deadline": project.deadline,
+                                                           "tasks": list(tasks.values())})
+        return self.projects[held.code]
+
+    async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
+                             idempotency_key: str) -> TimeEntry:
+        self._project(project_id)
+        if idempotency_key not in self.time_entries:
+            self.time_entries[idempotency_key] = entry.model_copy(update={"erp_id": _next("time-")})
+        return self.time_entries[idempotency_key]
+
+    async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
+        return [p for p in self.projects.values() if p.erp_tenant_id == tenant_id
+                and (include_closed or p.erp_id not in self.closed)]
+
+    # -- receivables -------------------------------------------------------------------------------------
+    def _invoice(self, tenant_id: str, erp_invoice_id: str) -> Invoice:
+        found = self.invoices.get(tenant_id, {}).get(erp_invoice_id)
+        if found is None:
+            raise NotFound(f"no invoice {erp_invoice_id} in tenant {tenant_id}", vendor="fake-erp")
+        return found
+
+    async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
+                           idempotency_key: str) -> str:
+        self._maybe_refuse("post_invoice")
+        if not invoice.lines_complete:
+            raise Rejected(f"invoice {invoice.billing_id} carries only its first lines", vendor="fake-erp")
+        held = self.invoices.setdefault(tenant_id, {})
+        for erp_id, posted in held.items():
+            if posted.billing_id == invoice.billing_id and posted.metadata.get("erp_status") != "VOIDED":
+                return erp_id
+        erp_id = _next("inv-")
+        held[erp_id] = invoice.model_copy(update={"metadata": {**invoice.metadata, "erp_invoice_id": erp_id,
+                                                               "erp_status": "AUTHORISED"}})
+        return erp_id
+
+    async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
+                             idempotency_key: str) -> str:
+        self._maybe_refuse("record_payment")
+        self._invoice(tenant_id, erp_invoice_id)
+        held = self.payments.setdefault(tenant_id, {})
+        for erp_id, recorded in held.items():
+            if payment.billing_id and recorded.reference == payment.billing_id \
+                    and recorded.erp_invoice_id == erp_invoice_id:
+                return erp_id
+        erp_id = _next("pay-")
+        held[erp_id] = ErpPayment(erp_id=erp_id, reference=payment.billing_id, erp_invoice_id=erp_invoice_id,
+                                  amount=payment.amount)
+        return erp_id
+
+    async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
+                               idempotency_key: str) -> str:
+        self._maybe_refuse("post_credit_note")
+        held = self.credit_notes.setdefault(tenant_id, {})
+        for erp_id, posted in held.items():
+            if posted.reference == credit_note.billing_id:
+                return erp_id
+        credited = [i for i, inv in self.invoices.get(tenant_id, {}).items()
+                    if inv.billing_id == credit_note.invoice_billing_id and inv.metadata.get("erp_status") != "VOIDED"]
+        erp_id = _next("cn-")
+        held[erp_id] = ErpCreditNote(erp_id=erp_id, reference=credit_note.billing_id, amount=credit_note.amount,
+                                     erp_invoice_ids=credited[:1])
+        return erp_id
+
+    async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
+        held = self._invoice(tenant_id, erp_invoice_id)
+        self.invoices[tenant_id][erp_invoice_id] = held.model_copy(update={
+            "metadata": {**held.metadata, "erp_status": "VOIDED"}})
+
+    async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
+        return list(self.invoices.get(tenant_id, {}).values())
+
+    # -- change feed (the cursor is an offset, as opaque to callers as any adapter's) ---------------------------
+    def _page(self, items: list[T], cursor: str | None) -> tuple[list[T], str | None]:
+        start = int(cursor or 0)
+        following = start + self.page_size
+        return items[start:following], (str(following) if following < len(items) else None)
+
+    async def invoices_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[Invoice], str | None]:
+        return self._page(list(self.invoices.get(tenant_id, {}).values()), cursor)
+
+    async def payments_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[ErpPayment], str | None]:
+        return self._page(list(self.payments.get(tenant_id, {}).values()), cursor)
+
+    async def credit_notes_page(self, tenant_id: str, cursor: str | None = None, *,
+                                modified_since: datetime | None = None) -> tuple[list[ErpCreditNote], str | None]:
+        return self._page(list(self.credit_notes.get(tenant_id, {}).values()), cursor)
 
 
 @dataclass
