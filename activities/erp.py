@@ -91,11 +91,12 @@ class ErpActivities:
     @business_step
     async def create_erp_contacts(self, request: CreateErpContactsInput) -> ErpContactsResult:
         """Create exactly ``drafts``, ``batch_size`` a request; then bring the ``refresh`` contacts up to date
-        with the CRM's fields (an archived contact is reactivated). The ownership guard is here, for every ERP:
-        an ERP-owned field (tax number, payment terms) the contact already holds is not sent, an empty one is
-        filled. The drafts and keys
-        are the same on every attempt, so a retry after a lost answer gets the ERP's replay of the first
-        create, not a second contact, and the count stays true."""
+        with the CRM's fields (an archived contact is reactivated). The drafts and keys are the same on every
+        attempt, so a retry after a lost answer gets the ERP's replay of the first create, not a second
+        contact, and the count stays true.
+
+        The ownership guard is here, for every ERP: a refresh reads the contact first, and an ERP-owned field
+        (tax number, payment terms) it already holds is not sent; an empty one is filled."""
         result = ErpContactsResult()
         drafts = [d.model_copy(update={"marker": self._mark(request.idempotency_key, d)}) for d in request.drafts]
         for start in range(0, len(drafts), request.batch_size):
