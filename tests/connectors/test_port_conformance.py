@@ -25,9 +25,6 @@ from canonical import (
     Contact,
     ContractStatus,
     ContractTerms,
-    Invoice,
-    InvoiceLine,
-    InvoiceStatus,
     Money,
     Payment,
     Project,
@@ -51,7 +48,7 @@ from connectors.ports import (
 )
 from connectors.routing import ErpRouter
 from settings import Settings
-from tests.helpers.fakes import FakeBilling, FakeClm, FakeCrm, FakeErp
+from tests.helpers.fakes import FakeBilling, FakeClm, FakeCrm, FakeErp, fake_invoice
 
 MEMORY = "memory"
 
@@ -320,18 +317,9 @@ def usd(amount: str) -> Money:
     return Money.of(amount, "USD")
 
 
-def invoice(billing_id: str) -> Invoice:
-    line = InvoiceLine(description="Implementation", quantity=Decimal(1), unit_amount=usd("100.00"),
-                       amount=usd("100.00"))
-    return Invoice(billing_id=billing_id, number=f"BILL-{billing_id}", customer_id="cus_conformance", currency="USD",
-                   status=InvoiceStatus.OPEN, issued_on=date(2027, 1, 1), due_on=date(2027, 1, 31), lines=[line],
-                   subtotal=usd("100.00"), tax=usd("0"), total=usd("100.00"), amount_paid=usd("0"),
-                   amount_due=usd("100.00"), legal_entity="US01")
-
-
 async def test_conformance_erp_receivables_posted_once_per_billing_document(erp: Erp) -> None:
     contact = await _contact(erp)
-    billed = invoice(f"in_{uid()}")
+    billed = fake_invoice(f"in_{uid()}")
 
     posted = await erp.port.post_invoice(erp.tenant, billed, erp_contact_id=contact,
                                          idempotency_key=f"post-{billed.billing_id}")
@@ -368,7 +356,7 @@ async def _all(read: Callable[[str | None], Awaitable[tuple[list[Any], str | Non
 async def test_conformance_erp_change_feed_pages_through_everything_by_opaque_cursor(erp: Erp) -> None:
     feed: ErpChangeFeed = erp.port  # type: ignore[assignment]
     contact = await _contact(erp)
-    billed = invoice(f"in_{uid()}")
+    billed = fake_invoice(f"in_{uid()}")
     posted = await erp.port.post_invoice(erp.tenant, billed, erp_contact_id=contact,
                                          idempotency_key=f"post-{billed.billing_id}")
     payment = Payment(billing_id=f"ch_{uid()}", invoice_billing_id=billed.billing_id, amount=usd("100.00"),

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.erp import ErpActivities
+from activities.ledger import PostInvoiceInput
 from canonical import Account
 from connectors.errors import ConnectorError, UnknownTenant
 from connectors.registry import build_adapters
 from connectors.routing import ErpRouter
 from settings import Settings
-from tests.helpers.fakes import FakeErp
+from tests.helpers.fakes import FakeErp, fake_invoice
 
 
 async def test_routing_a_typoed_tenant_reaches_no_erp() -> None:
@@ -58,3 +62,18 @@ async def test_routing_built_from_settings_knows_exactly_the_entities_tenants(se
             adapters.erp.adapter_for("tenant-no-entity-names")
     finally:
         await adapters.aclose()
+
+
+async def test_routing_an_activity_for_an_unknown_tenant_fails_for_good_and_posts_nothing() -> None:
+    eu = FakeErp()
+    activities = ErpActivities(erp=ErpRouter({"tenant-eu": eu}))  # type: ignore[arg-type]
+
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(activities.post_erp_invoice, PostInvoiceInput(
+            tenant_id="tenant-ue", invoice=fake_invoice("in_typo"), erp_contact_id="contact-1",
+            idempotency_key="post-in_typo"))
+
+    # a business refusal the workflow shows (no retry storm), naming what to fix in configuration
+    assert refused.value.type == "UnknownTenant" and refused.value.non_retryable
+    assert "'tenant-ue'" in refused.value.message and "known: tenant-eu" in refused.value.message
+    assert eu.invoices == {}

@@ -28,6 +28,9 @@ from canonical import (
     Deal,
     DealLine,
     Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Money,
     Payment,
     Project,
     TimeEntry,
@@ -70,6 +73,16 @@ def fake_deal(*, discount: str = "0", region: str | None = "NA", start: date | N
                 lines=[DealLine(product_code="IMPL", name="Implementation", quantity=Decimal(1),
                                 unit_price=Decimal("12000"), discount_percent=Decimal(discount),
                                 billing_model=model)])
+
+
+def fake_invoice(billing_id: str, *, amount: str = "100.00", entity: str = "US01") -> Invoice:
+    """An open USD billing invoice of one line, as billing would hand it to the ERP."""
+    money = Money.of(amount, "USD")
+    line = InvoiceLine(description="Implementation", quantity=Decimal(1), unit_amount=money, amount=money)
+    return Invoice(billing_id=billing_id, number=f"BILL-{billing_id}", customer_id="cus_fake", currency="USD",
+                   status=InvoiceStatus.OPEN, issued_on=date(2027, 1, 1), due_on=date(2027, 1, 31), lines=[line],
+                   subtotal=money, tax=Money.of("0", "USD"), total=money, amount_paid=Money.of("0", "USD"),
+                   amount_due=money, legal_entity=entity)
 
 
 def _offset_page(items: list[T], cursor: str | None, size: int) -> tuple[list[T], str | None]:
