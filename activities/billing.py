@@ -64,7 +64,7 @@ class BillingActivities:
     @business_step
     async def change_subscription_item(self, request: SubscriptionChangeInput) -> BillingRecord:
         return await self.billing.change_subscription_item(request.change,
-                                                           proration_behavior=request.proration_behavior,
+                                                           prorate=request.prorate,
                                                            idempotency_key=request.idempotency_key)
 
     @activity.defn(name="set_subscription_end")

@@ -53,7 +53,6 @@ class ConfigActivities:
             return FlowConfig(flow=request.flow, amendments=AmendmentsConfig(
                 entities=s.legal_entities, systems=systems, gap_timeout_seconds=s.amendment_gap_timeout_seconds,
                 continue_as_new_after=s.amendments_continue_as_new_after,
-                proration_behavior=self._proration(),
                 activity_retry_max_seconds=s.activity_retry_max_seconds, authority=s.approval_authority(),
                 approval_reminder_hours=s.amendment_approval_reminder_hours,
                 approval_expiry_days=s.amendment_approval_expiry_days))
@@ -80,11 +79,6 @@ class ConfigActivities:
                                     all_entities=list(self.settings.legal_entities),
                                     rounding_tolerance=self.settings.reconciliation_rounding_tolerance,
                                     activity_retry_max_seconds=self.settings.activity_retry_max_seconds)
-
-    def _proration(self) -> str:
-        """How the billing adapter prorates a mid-period change (its own setting)."""
-        config = self.registry.chosen(self.settings, SystemRole.BILLING).load(self.settings)
-        return str(getattr(config, "proration_behavior", ""))
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.load_flow_config]

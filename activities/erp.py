@@ -1,6 +1,7 @@
 """The ERP's activities (legal entities, customer financial master data, tax, projects, receivables): one
 step each against the ``ErpPort``. The port the worker passes routes each call to the adapter of the
-call's tenant (``connectors/registry.py``), so two legal entities may sit in two different ERPs.
+call's tenant (``connectors/routing.py``), so two legal entities may sit in two different ERPs. Field
+ownership (ERP-owned contact fields, the ERP-owned project budget) is guarded here, for every adapter.
 
 ERP contacts have one find-or-create path for every flow: ``find_erp_contacts`` looks references up (read
 only), ``create_erp_contacts`` creates exactly the drafts the look-up found missing. The workflow holds the
@@ -38,12 +39,15 @@ from activities.models import (
 from activities.retrying import business_step
 from canonical import Invoice, Project
 from canonical.backfill import ErpCustomerDraft
-from canonical.ownership import OwnershipViolation, SystemRole, owner_of
+from canonical.ownership import OwnershipViolation, SystemRole, owner_of, writable_over
 from canonical.refs import contact_key, ownership_marker
 from connectors.pacing import Pacer
 from connectors.ports import ErpPort
 
 BENIGN = ApplicationErrorCategory.BENIGN
+#: whose data a refresh writes into an ERP contact, and the account fields an ERP contact keeps
+CONTACT_WRITER = SystemRole.CRM
+CONTACT_FIELDS = ("domain", "country", "address", "tax_number", "payment_terms_days")
 
 
 class InvoiceSource(Protocol):
@@ -87,9 +91,12 @@ class ErpActivities:
     @business_step
     async def create_erp_contacts(self, request: CreateErpContactsInput) -> ErpContactsResult:
         """Create exactly ``drafts``, ``batch_size`` a request; then bring the ``refresh`` contacts up to date
-        with the CRM's fields (never an ERP-owned one; an archived contact is reactivated). The drafts and keys
-        are the same on every attempt, so a retry after a lost answer gets the ERP's replay of the first
-        create, not a second contact, and the count stays true."""
+        with the CRM's fields (an archived contact is reactivated). The drafts and keys are the same on every
+        attempt, so a retry after a lost answer gets the ERP's replay of the first create, not a second
+        contact, and the count stays true.
+
+        The ownership guard is here, for every ERP: a refresh reads the contact first, and an ERP-owned field
+        (tax number, payment terms) it already holds is not sent; an empty one is filled."""
         result = ErpContactsResult()
         drafts = [d.model_copy(update={"marker": self._mark(request.idempotency_key, d)}) for d in request.drafts]
         for start in range(0, len(drafts), request.batch_size):
@@ -103,10 +110,14 @@ class ErpActivities:
             result.ours += [d.reference for d in batch]
         for draft in request.refresh:
             await self._pace(request.tenant_id, request.requests_per_second)
+            held = await self.erp.find_customer(request.tenant_id, draft.reference)
+            await self._pace(request.tenant_id, request.requests_per_second)
             account = await self.erp.upsert_customer(
-                request.tenant_id, draft.account, contact=draft.contact, reference=draft.reference,
+                request.tenant_id, writable_over("account", draft.account, held, writer=CONTACT_WRITER,
+                                                 fields=CONTACT_FIELDS),
+                contact=draft.contact, reference=draft.reference,
                 idempotency_key=f"{request.idempotency_key}:refresh:{draft.reference}")
-            result.requests += 1
+            result.requests += 2
             result.existing += 1
             result.contact_ids[draft.reference] = account.erp_contact_id or ""
             if account.created_by == self._mark(request.idempotency_key, draft):

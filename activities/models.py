@@ -61,7 +61,7 @@ class AmendmentsConfig(BaseModel):
     systems: Systems
     gap_timeout_seconds: float
     continue_as_new_after: int
-    proration_behavior: str
+    prorate: bool = True  # a changed subscription item is charged or credited for the rest of its period
     activity_retry_max_seconds: float = 300
     authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
     approval_reminder_hours: float = 48
@@ -285,7 +285,7 @@ class GuardedProjectInput(BaseModel):
 
 class SubscriptionChangeInput(BaseModel):
     change: SubscriptionItemChange
-    proration_behavior: str
+    prorate: bool = True
     idempotency_key: str = Field(min_length=1)
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -44,7 +44,7 @@ from canonical.reconciliation import (
 from canonical.systems import Systems
 from connectors.errors import NotFound, RateLimited, Rejected
 from connectors.pacing import Pacer
-from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpFeed, ErpPort
+from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpChangeFeed, ErpProjects
 from connectors.registry import AdapterRegistry, default_registry
 from settings import Settings
 from stores import mirror as mirror_store
@@ -155,10 +155,14 @@ def _not_found(kind: str, values: list[str], known: list[str]) -> ApplicationErr
                             type=f"Unknown{kind.title().replace(' ', '')}", non_retryable=True)
 
 
+class ReconciledErp(ErpProjects, ErpChangeFeed, Protocol):
+    """What reconciliation reads of the ERP: the projects and the receivables change feed."""
+
+
 class ReconciliationActivities:
     """Activities of the reconciliation flow (built in worker.py with their connectors)."""
 
-    def __init__(self, *, settings: ReconciliationSettings, clm: ClmPort, billing: BillingPort, erp: ErpPort,
+    def __init__(self, *, settings: ReconciliationSettings, clm: ClmPort, billing: BillingPort, erp: ReconciledErp,
                  findings: Engine, mirror: Engine, crm: CrmFigures | None = None) -> None:
         self.settings = settings
         self.clm = clm
@@ -288,20 +292,22 @@ class ReconciliationActivities:
         were read may carry an earlier stamp than the newest seen, and must be read again next time."""
         started = datetime.now(UTC) - CLOCK_SKEW
         through = since
-        feed: ErpFeed = self.erp  # type: ignore[assignment]
+        feed: ErpChangeFeed = self.erp
         tenant = entity.erp_tenant_id
         out: list[tuple[str, str, str | None]] = []
-        readers: list[tuple[str, Callable[[int], Awaitable[tuple[list[Invoice], bool]]]
-                                  | Callable[[int], Awaitable[tuple[list[ErpPayment], bool]]]
-                                  | Callable[[int], Awaitable[tuple[list[ErpCreditNote], bool]]]]] = [
-            ("invoice", lambda p: feed.invoices_page(tenant, p, modified_since=since)),
-            ("payment", lambda p: feed.payments_page(tenant, p, modified_since=since)),
-            ("credit_note", lambda p: feed.credit_notes_page(tenant, p, modified_since=since)),
+        readers: list[tuple[str, Callable[[str | None], Awaitable[tuple[list[Invoice], str | None]]]
+                                  | Callable[[str | None], Awaitable[tuple[list[ErpPayment], str | None]]]
+                                  | Callable[[str | None], Awaitable[tuple[list[ErpCreditNote], str | None]]]]] = [
+            ("invoice", lambda c: feed.invoices_page(tenant, c, modified_since=since)),
+            ("payment", lambda c: feed.payments_page(tenant, c, modified_since=since)),
+            ("credit_note", lambda c: feed.credit_notes_page(tenant, c, modified_since=since)),
         ]
         for kind, fetch in readers:
-            page = 1
+            cursor: str | None = None
+            pages = 0
             while True:
-                items, more = await pacer.call(lambda: fetch(page))  # noqa: B023 - awaited at once
+                items, cursor = await pacer.call(lambda: fetch(cursor))  # noqa: B023 - awaited at once
+                pages += 1
                 for item in items:  # type: ignore[attr-defined]
                     doc_id = (item.metadata.get("erp_invoice_id", "") if isinstance(item, Invoice)
                               else item.erp_id)
@@ -311,10 +317,9 @@ class ReconciliationActivities:
                     if stamp is not None and (through is None or stamp > through):
                         through = stamp
                     out.append((kind, doc_id, item.model_dump_json()))
-                activity.heartbeat(f"{entity.code} {kind}s: {page} page(s)")
-                if not more:
+                activity.heartbeat(f"{entity.code} {kind}s: {pages} page(s)")
+                if cursor is None:
                     break
-                page += 1
         if through is None or through > started:
             through = max(started, since) if since else started
         return out, through

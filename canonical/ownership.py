@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class SystemRole(StrEnum):
@@ -141,3 +145,15 @@ def drop_foreign_fields(
     """Like :func:`guard_write` but silently keeps only what ``writer`` may set (for upserts)."""
     current = current or {}
     return {f: v for f, v in changes.items() if may_write(entity, f, writer, current=current.get(f))}
+
+
+def writable_over(entity: str, wanted: ModelT, held: ModelT | None, *, writer: SystemRole | str,
+                  fields: tuple[str, ...]) -> ModelT:
+    """``wanted`` as ``writer`` may write it over the record the other system ``held``: each of ``fields`` that
+    another role owns and the record already holds is set to ``None`` (left as held; the adapter writes only the
+    fields set), an empty one may be filled. The guard every adapter of a role gets, above the adapters."""
+    if held is None:
+        return wanted
+    keep = {f: None for f in fields
+            if not may_write(entity, f, writer, current=getattr(held, f))}
+    return wanted.model_copy(update=keep)

@@ -6,7 +6,8 @@
     ├── Rejected         the vendor refused the data (4xx validation): fix the data
     ├── NotFound         the record does not exist
     ├── Conflict         the record changed or the idempotency key was reused differently
-    └── AuthFailed       credentials refused or missing
+    ├── AuthFailed       credentials refused or missing
+    └── UnknownTenant    no legal entity keeps its books in this tenant: routing refuses, never falls back
 
     WebhookError         a delivery we must refuse (not a connector failure)
     ├── SignatureInvalid missing, wrong or stale signature
@@ -68,6 +69,24 @@ class Conflict(ConnectorError):
 
 class AuthFailed(ConnectorError):
     error_type = "AuthFailed"
+
+
+class UnknownTenant(ConnectorError):
+    """No configured legal entity names this ERP tenant, so no ERP may receive the call (a typo in one entity's
+    tenant must not post its books to another ERP). Fixed in configuration; retrying cannot help.
+
+    Attributes:
+        tenant_id: the tenant asked for.
+        known: the tenants the configured legal entities name.
+    """
+
+    error_type = "UnknownTenant"
+
+    def __init__(self, tenant_id: str, known: list[str]) -> None:
+        super().__init__(f"no legal entity keeps its books in ERP tenant {tenant_id!r}; "
+                         f"known: {', '.join(known) or 'none'}")
+        self.tenant_id = tenant_id
+        self.known = known
 
 
 class WebhookError(Exception):

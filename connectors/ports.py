@@ -104,7 +104,7 @@ class ClmPort(Protocol):
 
 @runtime_checkable
 class BillingPort(Protocol):
-    """Subscriptions, invoices, payment status and dunning (Stripe)."""
+    """Subscriptions, invoices, payment status and dunning."""
 
     async def find_customer(self, reference: str) -> str | None:
         """The customer ID carrying our external ``reference``, if there is one."""
@@ -155,9 +155,10 @@ class BillingPort(Protocol):
         customer, and the rate-card prices among ``known_ids`` made for ``project_code`` (amendments)."""
         ...
 
-    async def change_subscription_item(self, change: SubscriptionItemChange, *, proration_behavior: str,
+    async def change_subscription_item(self, change: SubscriptionItemChange, *, prorate: bool,
                                        idempotency_key: str) -> BillingRecord:
-        """Set a subscription item's quantity and unit price (a new price when it changes), prorated."""
+        """Set a subscription item's quantity and unit price (a new price when it changes); ``prorate``: charge
+        or credit the rest of the current period at the new terms (how is the adapter's), else from the next."""
         ...
 
     async def set_subscription_end(self, subscription_id: str, end_date: date | None, *,
@@ -167,20 +168,22 @@ class BillingPort(Protocol):
 
 
 @runtime_checkable
-class ErpPort(Protocol):
-    """Legal entities, customer financial master data, tax, projects, receivables (Xero).
+class ErpCustomers(Protocol):
+    """Customer financial master data: one contact per account and legal entity, found by our reference.
 
-    ``tenant_id`` selects the legal entity's organisation.
+    ``tenant_id`` selects the legal entity's organisation (or subsidiary) in the ERP.
     """
 
     async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
-        """The contact carrying our external ``reference`` in this tenant, if there is one."""
+        """The contact carrying our external ``reference`` in this tenant, with the ERP's values, if there is one."""
         ...
 
     async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
                               reference: str, idempotency_key: str) -> Account:
-        """Find the contact by ``reference`` or create it. ERP-owned fields (tax number, payment
-        terms) are never overwritten; the returned account carries the ERP's values."""
+        """Find the contact by ``reference`` or create it (an archived one is made active again). On an existing
+        contact the account's fields that are set are written and the unset ones (``None``) left as the ERP holds
+        them; the caller drops what it may not write (the activity layer's ownership guard). The returned
+        account carries the ERP's values."""
         ...
 
     async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
@@ -194,6 +197,11 @@ class ErpPort(Protocol):
                                idempotency_key: str) -> ErpBatchResult:
         """Create contacts in one request (all or none); IDs in draft order."""
         ...
+
+
+@runtime_checkable
+class ErpProjects(Protocol):
+    """Projects with tasks, budget and time (``tenant_id`` as for :class:`ErpCustomers`)."""
 
     async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
         """Find the project by its code or create it with its tasks; returns it with ERP IDs."""
@@ -215,9 +223,19 @@ class ErpPort(Protocol):
                              idempotency_key: str) -> TimeEntry:
         ...
 
+    async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
+        """The tenant's projects (open ones unless ``include_closed``), with our project codes."""
+        ...
+
+
+@runtime_checkable
+class ErpReceivables(Protocol):
+    """Receivables: sales invoices, their payments and credit notes (``tenant_id`` as for :class:`ErpCustomers`)."""
+
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
                            idempotency_key: str) -> str:
-        """Post an ACCREC invoice referencing the billing invoice ID; returns the ERP invoice ID."""
+        """Post a receivable (sales) invoice referencing the billing invoice ID, or find the one already posted;
+        returns the ERP invoice ID."""
         ...
 
     async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
@@ -236,25 +254,27 @@ class ErpPort(Protocol):
         """Every receivable invoice of the tenant; ``billing_id`` is the billing invoice it references."""
         ...
 
-    async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
-        """The tenant's projects (open ones unless ``include_closed``), with our project codes."""
-        ...
+
+@runtime_checkable
+class ErpPort(ErpCustomers, ErpProjects, ErpReceivables, Protocol):
+    """An ERP that keeps legal entities' customers, projects and receivables (every capability the flows write)."""
 
 
 @runtime_checkable
 class BillingFeed(Protocol):
-    """Billing read page by page for reconciliation: lists for a full pass, the event feed for a delta."""
+    """Billing read page by page for reconciliation: lists for a full pass, the event feed for a delta.
+    ``cursor`` is opaque: ``None`` first, then what the previous page returned (``None`` back: no more)."""
 
-    async def invoices_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+    async def invoices_page(self, cursor: str | None = None) -> tuple[list[BillingChange], str | None]:
         ...
 
-    async def credit_notes_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+    async def credit_notes_page(self, cursor: str | None = None) -> tuple[list[BillingChange], str | None]:
         ...
 
-    async def customers_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+    async def customers_page(self, cursor: str | None = None) -> tuple[list[BillingChange], str | None]:
         ...
 
-    async def changes_page(self, since: datetime, starting_after: str | None = None
+    async def changes_page(self, since: datetime, cursor: str | None = None
                            ) -> tuple[list[BillingChange], str | None]:
         """Objects changed since ``since`` as each event saw them; the cursor of the next page or ``None``."""
         ...
@@ -269,19 +289,23 @@ class BillingFeed(Protocol):
 
 
 @runtime_checkable
-class ErpFeed(Protocol):
-    """Receivables read page by page (1-based), all or changed since a moment; True while more follow."""
+class ErpChangeFeed(Protocol):
+    """Receivables read page by page for reconciliation, all or changed since a moment.
 
-    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[Invoice], bool]:
+    ``cursor`` is opaque: ``None`` for the first page, then the cursor the previous page returned; a page
+    returns its items and the next page's cursor, or ``None`` when none follows.
+    """
+
+    async def invoices_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[Invoice], str | None]:
         ...
 
-    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[ErpPayment], bool]:
+    async def payments_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[ErpPayment], str | None]:
         ...
 
-    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                                ) -> tuple[list[ErpCreditNote], bool]:
+    async def credit_notes_page(self, tenant_id: str, cursor: str | None = None, *,
+                                modified_since: datetime | None = None) -> tuple[list[ErpCreditNote], str | None]:
         ...
 
 

@@ -16,20 +16,17 @@ import functools
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from canonical import Account, Contact, CreditNote, Invoice, LegalEntity, Payment, Project, TimeEntry
-from canonical.backfill import ErpBatchResult, ErpCustomerDraft
+from canonical import LegalEntity
 from canonical.ownership import SystemRole
-from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import is_reference
 from canonical.systems import OURS, Systems
 from connectors.hubspot.spec import SPEC as HUBSPOT
 from connectors.ironclad.spec import SPEC as IRONCLAD
-from connectors.ports import ErpFeed, ErpPort
+from connectors.routing import ErpRouter
 from connectors.spec import AdapterSpec, RateLimits, VendorSettings
 from connectors.stripe.spec import SPEC as STRIPE
 from connectors.xero.spec import SPEC as XERO
@@ -250,104 +247,6 @@ def role_label(settings: Settings, role: SystemRole, registry: AdapterRegistry |
     return f"{role.label} ({', '.join(sorted({s.display_name for s in specs}))})"
 
 
-class ErpRouter:
-    """The ERP port of every flow: each call goes to the adapter of its tenant's legal entity (the default
-    adapter for a tenant no entity names). Implements :class:`ErpPort` and :class:`ErpFeed`."""
-
-    def __init__(self, by_tenant: Mapping[str, ErpPort], *, default: ErpPort) -> None:
-        self._by_tenant = dict(by_tenant)
-        self._default = default
-
-    def adapter_for(self, tenant_id: str) -> ErpPort:
-        """The adapter serving ``tenant_id``."""
-        return self._by_tenant.get(tenant_id, self._default)
-
-    def _feed(self, tenant_id: str) -> ErpFeed:
-        adapter = self.adapter_for(tenant_id)
-        if not isinstance(adapter, ErpFeed):
-            raise TypeError(f"the ERP adapter of tenant {tenant_id} cannot be read page by page "
-                            f"({type(adapter).__name__} has no receivables feed)")
-        return adapter
-
-    # -- ErpPort ------------------------------------------------------------------------------------
-    async def find_customer(self, tenant_id: str, reference: str) -> Account | None:
-        return await self.adapter_for(tenant_id).find_customer(tenant_id, reference)
-
-    async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
-                              reference: str, idempotency_key: str) -> Account:
-        return await self.adapter_for(tenant_id).upsert_customer(
-            tenant_id, account, contact=contact, reference=reference, idempotency_key=idempotency_key)
-
-    async def archive_customer(self, tenant_id: str, contact_id: str) -> None:
-        await self.adapter_for(tenant_id).archive_customer(tenant_id, contact_id)
-
-    async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
-        return await self.adapter_for(tenant_id).find_customers(tenant_id, references)
-
-    async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
-                               idempotency_key: str) -> ErpBatchResult:
-        return await self.adapter_for(tenant_id).create_customers(
-            tenant_id, drafts, idempotency_key=idempotency_key)
-
-    async def create_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
-        return await self.adapter_for(tenant_id).create_project(
-            tenant_id, project, idempotency_key=idempotency_key)
-
-    async def close_project(self, tenant_id: str, project_id: str) -> None:
-        await self.adapter_for(tenant_id).close_project(tenant_id, project_id)
-
-    async def get_project(self, tenant_id: str, project_id: str) -> Project:
-        return await self.adapter_for(tenant_id).get_project(tenant_id, project_id)
-
-    async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
-        return await self.adapter_for(tenant_id).update_project(
-            tenant_id, project, idempotency_key=idempotency_key)
-
-    async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
-                             idempotency_key: str) -> TimeEntry:
-        return await self.adapter_for(tenant_id).add_time_entry(
-            tenant_id, project_id, entry, idempotency_key=idempotency_key)
-
-    async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
-                           idempotency_key: str) -> str:
-        return await self.adapter_for(tenant_id).post_invoice(
-            tenant_id, invoice, erp_contact_id=erp_contact_id, idempotency_key=idempotency_key)
-
-    async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
-                             idempotency_key: str) -> str:
-        return await self.adapter_for(tenant_id).record_payment(
-            tenant_id, erp_invoice_id, payment, idempotency_key=idempotency_key)
-
-    async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
-                               idempotency_key: str) -> str:
-        return await self.adapter_for(tenant_id).post_credit_note(
-            tenant_id, credit_note, erp_contact_id=erp_contact_id, idempotency_key=idempotency_key)
-
-    async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
-        await self.adapter_for(tenant_id).void_invoice(tenant_id, erp_invoice_id, idempotency_key=idempotency_key)
-
-    async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
-        return await self.adapter_for(tenant_id).list_invoices(
-            tenant_id, modified_since=modified_since)
-
-    async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:
-        return await self.adapter_for(tenant_id).list_projects(
-            tenant_id, include_closed=include_closed)
-
-    # -- ErpFeed ------------------------------------------------------------------------------------
-    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[Invoice], bool]:
-        return await self._feed(tenant_id).invoices_page(tenant_id, page, modified_since=modified_since)
-
-    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[ErpPayment], bool]:
-        return await self._feed(tenant_id).payments_page(tenant_id, page, modified_since=modified_since)
-
-    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                                ) -> tuple[list[ErpCreditNote], bool]:
-        return await self._feed(tenant_id).credit_notes_page(tenant_id, page, modified_since=modified_since)
-
-
 @dataclass
 class RoleAdapters:
     """The adapters settings chose, one port per role (the ERP's routed per legal entity)."""
@@ -381,18 +280,17 @@ async def close_adapter(adapter: object) -> None:
 
 def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
                    registry: AdapterRegistry | None = None) -> RoleAdapters:
-    """Build the adapter of each role from settings; one ERP adapter per distinct name among the entities.
+    """Build the adapter of each role from settings; one ERP adapter per distinct name among the entities (an
+    ``ERP_ADAPTER`` that no entity uses is not built: the router has no default).
     Every name is checked before anything is built (an unknown one raises :class:`UnknownAdapter`)."""
     registry = registry or default_registry(settings)
     registry.check(settings)
-    erp_default = registry.adapter_name(settings, SystemRole.ERP)
-    erp_names = sorted({erp_default, *(registry.erp_name_of(settings, e) for e in settings.legal_entities)})
+    erp_names = sorted({registry.erp_name_of(settings, e) for e in settings.legal_entities})
     erps = {name: registry.spec(SystemRole.ERP, name).build(settings, transport) for name in erp_names}
     crm = registry.chosen(settings, SystemRole.CRM).build(settings, transport)
     clm = registry.chosen(settings, SystemRole.CLM).build(settings, transport)
     billing = registry.chosen(settings, SystemRole.BILLING).build(settings, transport)
-    router = ErpRouter({e.erp_tenant_id: erps[registry.erp_name_of(settings, e)] for e in settings.legal_entities},
-                       default=erps[erp_default])
+    router = ErpRouter({e.erp_tenant_id: erps[registry.erp_name_of(settings, e)] for e in settings.legal_entities})
     return RoleAdapters(crm=crm, clm=clm, billing=billing, erp=router, built=[crm, clm, billing, *erps.values()],
                         systems=registry.systems(settings))
 

@@ -500,7 +500,7 @@ class ContractAmendmentsWorkflow:
             self._budgets[target.project_code] = str(project.budget.amount)
         for item in change.subscription_changes:
             await self._step(Bill.change_subscription_item, SubscriptionChangeInput(
-                change=item, proration_behavior=self._config.proration_behavior,
+                change=item, prorate=self._config.prorate,
                 idempotency_key=self._key(sequence, f"sub-item-{item.item_id}")),
                 f"{self._billing.label} {item.product_code}: quantity {item.old_quantity} -> {item.quantity}, "
                 f"price {item.old_unit_amount} -> {item.unit_amount}")

@@ -100,9 +100,12 @@ class StripeBilling:
 
     vendor = VENDOR
 
-    def __init__(self, client: httpx.AsyncClient, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, page_size: int = PAGE_SIZE,
+                 proration_behavior: str = "create_prorations") -> None:
         self._client = client
         self.page_size = page_size  # invoices per list page (Stripe allows 1-100)
+        #: how a prorated change prorates (``create_prorations`` or ``always_invoice``)
+        self.proration_behavior = proration_behavior
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -344,13 +347,14 @@ class StripeBilling:
                 records.append(record)
         return records
 
-    async def change_subscription_item(self, change: SubscriptionItemChange, *, proration_behavior: str,
+    async def change_subscription_item(self, change: SubscriptionItemChange, *, prorate: bool,
                                        idempotency_key: str) -> BillingRecord:
         """``POST /v1/subscription_items/{id}`` with the quantity (and a new price when the unit amount
-        changes: same product and interval, the old price deactivated), prorated as ``proration_behavior``."""
+        changes: same product and interval, the old price deactivated); ``prorate`` -> Stripe's
+        ``proration_behavior`` as this adapter is configured (``create_prorations`` by default), else ``none``."""
         item = await self._call("GET", f"/v1/subscription_items/{_id(change.item_id)}")
         price = item["price"]
-        params: dict[str, Any] = {"proration_behavior": proration_behavior}
+        params: dict[str, Any] = {"proration_behavior": self.proration_behavior if prorate else "none"}
         if change.quantity == 0:
             unit, quantity = change.unit_amount.to_minor(), 0
         else:
@@ -499,28 +503,29 @@ class StripeBilling:
         return found
 
     # -- reconciliation: one page at a time, so the caller paces and checkpoints ----------------------
-    async def _page(self, path: str, params: dict[str, Any], starting_after: str | None
+    async def _page(self, path: str, params: dict[str, Any], cursor: str | None
                     ) -> tuple[list[dict[str, Any]], str | None]:
+        # the feed's opaque cursor is Stripe's ``starting_after``: the last object ID of the previous page
         params = {"limit": self.page_size, **params}
-        if starting_after:
-            params["starting_after"] = starting_after
+        if cursor:
+            params["starting_after"] = cursor
         page = await self._call("GET", path, params=params)
         data = page.get("data") or []
         return data, (str(data[-1]["id"]) if data and page.get("has_more") else None)
 
-    async def invoices_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
+    async def invoices_page(self, cursor: str | None = None) -> tuple[list[BillingChange], str | None]:
         """One page of invoices, newest first, and the cursor of the next page (``None`` at the end)."""
-        data, cursor = await self._page("/v1/invoices", {}, starting_after)
+        data, cursor = await self._page("/v1/invoices", {}, cursor)
         return [BillingChange(object="invoice", id=str(o["id"]), invoice=mapping.invoice(o)) for o in data], cursor
 
-    async def credit_notes_page(self, starting_after: str | None = None
+    async def credit_notes_page(self, cursor: str | None = None
                                 ) -> tuple[list[BillingChange], str | None]:
-        data, cursor = await self._page("/v1/credit_notes", {}, starting_after)
+        data, cursor = await self._page("/v1/credit_notes", {}, cursor)
         return [BillingChange(object="credit_note", id=str(o["id"]), credit_note=mapping.credit_note(o))
                 for o in data if o.get("status") != "void"], cursor
 
-    async def customers_page(self, starting_after: str | None = None) -> tuple[list[BillingChange], str | None]:
-        data, cursor = await self._page("/v1/customers", {}, starting_after)
+    async def customers_page(self, cursor: str | None = None) -> tuple[list[BillingChange], str | None]:
+        data, cursor = await self._page("/v1/customers", {}, cursor)
         return [_customer_change(o) for o in data], cursor
 
     async def current(self, change: BillingChange) -> BillingChange:
@@ -538,13 +543,13 @@ class StripeBilling:
                                  credit_note=mapping.credit_note(obj))
         return _customer_change(obj)
 
-    async def changes_page(self, since: datetime, starting_after: str | None = None
+    async def changes_page(self, since: datetime, cursor: str | None = None
                            ) -> tuple[list[BillingChange], str | None]:
         """One page of the event feed since ``since`` (``created[gte]``), newest first, as the objects stood
         in each event: invoices, credit notes and customers (deleted ones flagged). Other events are skipped.
         Read each changed object with :meth:`current` before trusting its amounts."""
         stamp = since if since.tzinfo else since.replace(tzinfo=UTC)
-        data, cursor = await self._page("/v1/events", {"created[gte]": int(stamp.timestamp())}, starting_after)
+        data, cursor = await self._page("/v1/events", {"created[gte]": int(stamp.timestamp())}, cursor)
         changes: list[BillingChange] = []
         for event in data:
             obj = (event.get("data") or {}).get("object") or {}
@@ -600,7 +605,7 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
         headers={"Authorization": f"Bearer {config.api_key}", "Stripe-Version": API_VERSION},
         timeout=timeout, transport=transport,
     )
-    return StripeBilling(client)
+    return StripeBilling(client, proration_behavior=config.proration_behavior)
 
 
 __all__ = ["API_VERSION", "StripeBilling", "from_settings"]

@@ -21,7 +21,6 @@ import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
-from canonical.ownership import SystemRole, drop_foreign_fields
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected
@@ -95,7 +94,7 @@ class XeroErp:
                  identity_url: str | None = None, revenue_account_code: str = "200",
                  bank_account_code: str = "090", tax_types: dict[str, str] | None = None,
                  default_tax_type: str = "OUTPUT", tenant_entities: dict[str, str] | None = None,
-                 crm_system: SystemRole = SystemRole.CRM, token_client: httpx.AsyncClient | None = None) -> None:
+                 token_client: httpx.AsyncClient | None = None) -> None:
         self._client = client
         self._accounting = accounting_url.rstrip("/")
         self._projects = projects_url.rstrip("/")
@@ -106,8 +105,6 @@ class XeroErp:
         self.tax_types = dict(tax_types or {})
         self.default_tax_type = default_tax_type
         self._entities = dict(tenant_entities or {})
-        # The role whose data we write into Xero contacts (the CRM's): the ownership guard checks it may.
-        self._crm_system = crm_system
         self._token_client = token_client
 
     async def aclose(self) -> None:
@@ -173,8 +170,9 @@ class XeroErp:
     @_shape_safe
     async def upsert_customer(self, tenant_id: str, account: Account, *, contact: Contact | None,
                               reference: str, idempotency_key: str) -> Account:
-        """Find by ``ContactNumber == reference`` or create. On an existing contact only the fields
-        the CRM owns (and ERP-owned ones still empty) are written; Xero's values come back."""
+        """Find by ``ContactNumber == reference`` or create. On an existing contact the account's fields that
+        are set and differ are written (the caller's ownership guard leaves out what it may not write); Xero's
+        values come back."""
         email = contact.email if contact else None
         doc = await self._contact_by_reference(tenant_id, reference)
         if doc is None:
@@ -184,15 +182,10 @@ class XeroErp:
                                        body={"Contacts": [body]}, idempotency_key=idempotency_key)
             return mapping.account_from_xero(created["Contacts"][0], account)
         current = mapping.erp_account_fields(doc)
-        allowed = drop_foreign_fields("account", mapping.account_fields(account), writer=self._crm_system,
-                                      current=current)
-        changes = {k: v for k, v in allowed.items() if v != current.get(k)}
+        changes = {k: v for k, v in mapping.account_fields(account).items() if v != current.get(k)}
         update = mapping.contact_to_xero(changes)
-        if email:
-            person = drop_foreign_fields("contact", {"email": email}, writer=self._crm_system,
-                                         current={"email": doc.get("EmailAddress")})
-            if person and person["email"] != doc.get("EmailAddress"):
-                update["EmailAddress"] = person["email"]
+        if email and email != doc.get("EmailAddress"):
+            update["EmailAddress"] = email
         if doc.get("ContactStatus") == "ARCHIVED":
             update["ContactStatus"] = "ACTIVE"  # provisioning again after a compensation archived it
         if update:
@@ -439,8 +432,10 @@ class XeroErp:
         return invoices
 
     # -- reconciliation: one page at a time, so the caller paces and checkpoints ----------------------
-    async def _accounting_page(self, tenant_id: str, collection: str, page: int, *, where: str | None,
-                               modified_since: datetime | None) -> tuple[list[dict[str, Any]], bool]:
+    # The change feed's cursor is Xero's 1-based page number as text; the port sees only an opaque string.
+    async def _accounting_page(self, tenant_id: str, collection: str, cursor: str | None, *, where: str | None,
+                               modified_since: datetime | None) -> tuple[list[dict[str, Any]], str | None]:
+        page = _page_of(cursor)
         headers = {}
         if modified_since is not None:
             moment = modified_since if modified_since.tzinfo else modified_since.replace(tzinfo=UTC)
@@ -453,33 +448,43 @@ class XeroErp:
         chunk = body.get(collection) or []
         page_count = (body.get("pagination") or {}).get("pageCount")
         more = len(chunk) >= PAGE_SIZE and (page_count is None or page < page_count)
-        return chunk, more
+        return chunk, (str(page + 1) if more else None)
 
     @_shape_safe
-    async def invoices_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[Invoice], bool]:
-        """One page (1-based) of ACCREC invoices, changed since a moment if given (``If-Modified-Since``);
-        the flag says whether another page follows."""
-        chunk, more = await self._accounting_page(tenant_id, "Invoices", page, where='Type=="ACCREC"',
-                                                  modified_since=modified_since)
+    async def invoices_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[Invoice], str | None]:
+        """One page of ACCREC invoices, changed since a moment if given (``If-Modified-Since``), and the
+        cursor of the next page (``None`` at the end)."""
+        chunk, following = await self._accounting_page(tenant_id, "Invoices", cursor, where='Type=="ACCREC"',
+                                                       modified_since=modified_since)
         entity = self._entities.get(tenant_id)
-        return [mapping.invoice_from_xero(doc, legal_entity=entity) for doc in chunk], more
+        return [mapping.invoice_from_xero(doc, legal_entity=entity) for doc in chunk], following
 
     @_shape_safe
-    async def payments_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                            ) -> tuple[list[ErpPayment], bool]:
+    async def payments_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[ErpPayment], str | None]:
         """One page of receivable payments (``Reference`` = the billing payment they record)."""
-        chunk, more = await self._accounting_page(tenant_id, "Payments", page, where='PaymentType=="ACCRECPAYMENT"',
-                                                  modified_since=modified_since)
-        return [mapping.payment_from_xero(doc) for doc in chunk], more
+        chunk, following = await self._accounting_page(tenant_id, "Payments", cursor,
+                                                       where='PaymentType=="ACCRECPAYMENT"',
+                                                       modified_since=modified_since)
+        return [mapping.payment_from_xero(doc) for doc in chunk], following
 
     @_shape_safe
-    async def credit_notes_page(self, tenant_id: str, page: int, *, modified_since: datetime | None = None
-                                ) -> tuple[list[ErpCreditNote], bool]:
+    async def credit_notes_page(self, tenant_id: str, cursor: str | None = None, *,
+                                modified_since: datetime | None = None) -> tuple[list[ErpCreditNote], str | None]:
         """One page of receivable credit notes with the invoices they are allocated to."""
-        chunk, more = await self._accounting_page(tenant_id, "CreditNotes", page, where='Type=="ACCRECCREDIT"',
-                                                  modified_since=modified_since)
-        return [mapping.credit_note_from_xero(doc) for doc in chunk], more
+        chunk, following = await self._accounting_page(tenant_id, "CreditNotes", cursor,
+                                                       where='Type=="ACCRECCREDIT"', modified_since=modified_since)
+        return [mapping.credit_note_from_xero(doc) for doc in chunk], following
+
+
+def _page_of(cursor: str | None) -> int:
+    """Xero's page number behind a change-feed cursor (``None``: the first page)."""
+    if cursor is None:
+        return 1
+    if not cursor.isdigit() or int(cursor) < 1:
+        raise Rejected(f"not a cursor of this feed: {cursor!r}", vendor=VENDOR)
+    return int(cursor)
 
 
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,

@@ -92,3 +92,19 @@ def test_ownership_drop_foreign_fields_keeps_only_what_the_writer_may_set() -> N
 
 def test_ownership_violation_is_a_value_error() -> None:
     assert issubclass(OwnershipViolation, ValueError)
+
+
+def test_ownership_writable_over_leaves_out_foreign_fields_the_record_holds_and_fills_empty_ones() -> None:
+    from canonical import Account
+    from canonical.ownership import writable_over
+
+    wanted = Account(name="New", tax_number="CRM-TAX", payment_terms_days=30, country="DE")
+    fields = ("country", "tax_number", "payment_terms_days")
+    held = Account(name="Old", tax_number="ERP-TAX", payment_terms_days=None, country="US")
+    written = writable_over("account", wanted, held, writer=CRM, fields=fields)
+    # the ERP's tax number stays (left out), its empty payment terms are filled, the CRM's own country is written
+    assert (written.tax_number, written.payment_terms_days, written.country, written.name) == (
+        None, 30, "DE", "New")
+    assert writable_over("account", wanted, None, writer=CRM, fields=fields) == wanted  # a create: all of it
+    as_erp = writable_over("account", wanted, held, writer=ERP, fields=fields)
+    assert (as_erp.tax_number, as_erp.country) == ("CRM-TAX", None)  # the owner overwrites; the CRM's stays

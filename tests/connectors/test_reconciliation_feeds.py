@@ -84,21 +84,20 @@ async def test_xero_pages_return_only_what_changed_since_the_checkpoint(connecto
         paid_at=checkpoint), idempotency_key=str(uuid.uuid4()))
 
     async def all_pages(read):  # type: ignore[no-untyped-def]
-        found, page = [], 1
+        found, cursor = [], None
         while True:
-            items, more = await read(page)
+            items, cursor = await read(cursor)
             found += items
-            if not more:
+            if cursor is None:
                 return found
-            page += 1
 
-    changed = await all_pages(lambda p: erp.invoices_page(tenant, p, modified_since=checkpoint))
-    payments = await all_pages(lambda p: erp.payments_page(tenant, p, modified_since=checkpoint))
-    everything = await all_pages(lambda p: erp.payments_page(tenant, p))
+    changed = await all_pages(lambda c: erp.invoices_page(tenant, c, modified_since=checkpoint))
+    payments = await all_pages(lambda c: erp.payments_page(tenant, c, modified_since=checkpoint))
+    everything = await all_pages(lambda c: erp.payments_page(tenant, c))
     assert [i.metadata["erp_invoice_id"] for i in changed if i.billing_id == invoice.billing_id] == [before]
     assert [p.erp_id for p in payments if p.erp_invoice_id == before] == [payment]
     assert payment in {p.erp_id for p in everything}
-    old = await all_pages(lambda p: erp.payments_page(tenant, p, modified_since=checkpoint + timedelta(hours=1)))
+    old = await all_pages(lambda c: erp.payments_page(tenant, c, modified_since=checkpoint + timedelta(hours=1)))
     assert payment not in {p.erp_id for p in old}
 
 

@@ -15,6 +15,7 @@ from canonical import Account
 from canonical.backfill import ErpCustomerDraft
 from canonical.keys import erp_contact_reference
 from canonical.ownership import SystemRole
+from connectors.errors import UnknownTenant
 from connectors.registry import UnknownAdapter, build_adapters, default_registry, role_label
 from connectors.xero import XeroErp
 from settings import Settings
@@ -81,7 +82,8 @@ async def test_registry_routes_each_tenant_to_its_entity_adapter(settings: Setti
     try:
         assert router.adapter_for(configured.entity("UK01").erp_tenant_id) is memory
         assert isinstance(router.adapter_for(configured.entity("US01").erp_tenant_id), XeroErp)
-        assert isinstance(router.adapter_for("tenant-no-entity-names"), XeroErp)  # ERP_ADAPTER's default
+        with pytest.raises(UnknownTenant, match="tenant-no-entity-names"):  # no fallback to ERP_ADAPTER's
+            router.adapter_for("tenant-no-entity-names")
     finally:
         await adapters.aclose()
     assert role_label(configured, SystemRole.ERP, registry) == "ERP (Xero, memory)"

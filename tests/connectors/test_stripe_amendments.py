@@ -53,9 +53,9 @@ async def test_change_subscription_item_prorates_and_replaces_the_price_once(
                                     product_code="PLATFORM", quantity=Decimal(5), unit_amount=eur("150.00"),
                                     old_quantity=item.quantity, old_unit_amount=item.unit_amount)
 
-    changed = await billing.change_subscription_item(change, proration_behavior="create_prorations",
+    changed = await billing.change_subscription_item(change, prorate=True,
                                                      idempotency_key=f"amend-{code}")
-    again = await billing.change_subscription_item(change, proration_behavior="create_prorations",
+    again = await billing.change_subscription_item(change, prorate=True,
                                                    idempotency_key=f"amend-{code}")
 
     assert changed.quantity == 5 and changed.unit_amount == eur("150.00") and changed.price_id != item.price_id
@@ -77,7 +77,7 @@ async def test_change_subscription_item_to_zero_removes_the_charge_without_prora
     changed = await billing.change_subscription_item(
         SubscriptionItemChange(item_id=item.billing_id, subscription_id=sub.billing_id or "", product_code="PLATFORM",
                                quantity=Decimal(0), unit_amount=eur("120.00")),
-        proration_behavior="none", idempotency_key=f"zero-{code}")
+        prorate=False, idempotency_key=f"zero-{code}")
 
     assert changed.quantity == 0 and changed.price_id == item.price_id
     assert not stripe_sandbox.store.list("invoiceitem", where=lambda i: i.get("subscription") == sub.billing_id)

@@ -136,13 +136,15 @@ async def test_upsert_customer_twice_finds_the_contact_by_reference(erp: XeroErp
     assert await erp.find_customer(tenant, f"hubspot:company:{uid()}") is None
 
 
-async def test_upsert_customer_never_overwrites_erp_owned_fields(erp: XeroErp, tenant: str,
-                                                                 xero_sandbox: SandboxHandle) -> None:
+async def test_upsert_customer_leaves_fields_not_given_as_xero_holds_them(erp: XeroErp, tenant: str,
+                                                                          xero_sandbox: SandboxHandle) -> None:
+    # the ownership guard is the activity layer's (tests/activities/test_erp_ownership.py): it leaves an
+    # ERP-owned field out, and the adapter must then leave Xero's value alone
     ref = f"hubspot:company:{uid()}"
     seeded = xero_sandbox.post_control("contacts", {
         "tenantId": tenant, "Name": f"Old name {ref}", "ContactNumber": ref, "TaxNumber": "ERP-TAX-1",
         "PaymentTermsDays": 45}).json()
-    result = await erp.upsert_customer(tenant, account(f"New name {ref}", tax_number="CRM-TAX", payment_terms_days=30),
+    result = await erp.upsert_customer(tenant, account(f"New name {ref}", tax_number=None, payment_terms_days=None),
                                        contact=billing_contact(), reference=ref, idempotency_key=f"k-{ref}")
     doc = xero_sandbox.store.get("contact", seeded["ContactID"], tenant=tenant)
     assert doc is not None
