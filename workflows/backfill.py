@@ -28,6 +28,9 @@ with workflow.unsafe.imports_passed_through():
     from canonical.backfill import CompanyPage, ErpCustomerDraft
     from canonical.keys import erp_contact_reference
     from canonical.systems import System
+    from workflows.attributes import LEGAL_ENTITY
+    from workflows.models import BackfillStage
+    from workflows.status import WorkflowStatus
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=30))
@@ -66,6 +69,7 @@ class BackfillResult(BaseModel):
 class CompanyBackfillWorkflow:
     def __init__(self) -> None:
         self._totals = BackfillCarried()
+        self._status = WorkflowStatus(BackfillStage.BACKFILLING, details=self._details)
 
     @workflow.run
     async def run(self, request: BackfillInput) -> BackfillResult:
@@ -73,6 +77,11 @@ class CompanyBackfillWorkflow:
         another waits for its activity to start: the request pipe stays full at the pacer's rate."""
         self._totals = request.carried.model_copy()
         totals = self._totals
+        self._status.started_with(workflow.info())
+        self._status.set(LEGAL_ENTITY.value_set(request.entity_code))
+        self._status.enter(BackfillStage.BACKFILLING, f"run {totals.runs}: {request.crm.label} companies into "
+                           f"{request.erp.label} {request.entity_code} from {totals.after or 'the start'}",
+                           waiting_for=f"{request.crm.label} company pages")
         fetch = self._fetch(request, totals.after)
         writing: list[asyncio.Task[None]] = []
         pages_this_run = 0
@@ -90,6 +99,9 @@ class CompanyBackfillWorkflow:
             if not page.next_after or last_in_run:
                 await asyncio.gather(*writing)
                 if not page.next_after:
+                    self._status.enter(BackfillStage.BACKFILLED, f"{totals.companies} companies: {totals.created} "
+                                       f"created, {totals.existing} existing", waiting_for="nothing")
+                    self._status.flush()
                     return BackfillResult(totals=totals)
                 await self._continue_as_new(request)
 
@@ -124,12 +136,17 @@ class CompanyBackfillWorkflow:
         totals.created += written.created
         totals.existing += written.existing
         totals.requests += written.requests + 1
-        workflow.set_current_details(f"**Pages:** {totals.pages}  \n**Companies:** {totals.companies} "
-                                     f"({totals.created} created, {totals.existing} existing)")
+        self._status.publish()
+
+    def _details(self) -> list[str]:
+        totals = self._totals
+        return [f"**Pages:** {totals.pages}  \n**Companies:** {totals.companies} "
+                f"({totals.created} created, {totals.existing} existing)"]
 
     async def _continue_as_new(self, request: BackfillInput) -> None:
         """Carry the cursor and totals into a new run (after any handler in progress has finished)."""
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._status.flush()
         workflow.continue_as_new(request.model_copy(update={
             "carried": self._totals.model_copy(update={"runs": self._totals.runs + 1})}))
 

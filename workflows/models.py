@@ -287,6 +287,20 @@ class ContractAmendmentsStatus(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
 
+class ReconciliationStage(StrEnum):
+    """Where a reconciliation run is (``Stage`` search attribute)."""
+
+    RECONCILING = "reconciling"
+    RECONCILED = "reconciled"
+
+
+class BackfillStage(StrEnum):
+    """Where a company backfill is (``Stage`` search attribute)."""
+
+    BACKFILLING = "backfilling"
+    BACKFILLED = "backfilled"
+
+
 # ---------------------------------------------------------------------------------------------
 # Invoice feedback (one workflow per billing customer: ledger-<billing>-<customerId>)
 # ---------------------------------------------------------------------------------------------

@@ -29,8 +29,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.exceptions import ExceptionKind
     from canonical.reconciliation import SourceRead
-    from workflows.attributes import EXCEPTION_KIND, STAGE
-    from workflows.models import ReconciliationInput, ReconciliationResult
+    from workflows.attributes import LEGAL_ENTITY
+    from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationStage
+    from workflows.status import WorkflowStatus
     from workflows.steps import run_step, step_retry
 
 A = ReconciliationActivities
@@ -47,12 +48,17 @@ class ReconciliationWorkflow:
 
     def __init__(self) -> None:
         self._config: ReconciliationConfig | None = None
+        self._lines: list[str] = []
+        self._status = WorkflowStatus(ReconciliationStage.RECONCILING, details=lambda: self._lines)
 
     @workflow.run
     async def run(self, request: ReconciliationInput) -> ReconciliationResult:
         scope = request.scope
-        workflow.upsert_search_attributes([STAGE.value_set("reconciling"), EXCEPTION_KIND.value_set("")])
-        self._details(f"**Reconciling** scope `{scope.key()}`: reading configuration")
+        self._status.started_with(workflow.info())
+        if len(scope.legal_entities) == 1:
+            self._status.set(LEGAL_ENTITY.value_set(scope.legal_entities[0]))
+        self._status.enter(ReconciliationStage.RECONCILING, f"scope {scope.key()}: reading configuration",
+                           waiting_for="the configuration")
         self._config = config = (await self._step(
             Cfg.load_flow_config, FlowConfigRequest(flow="reconciliation", legal_entities=scope.legal_entities),
             "Read legal entities and tolerance")).for_reconciliation()
@@ -62,7 +68,9 @@ class ReconciliationWorkflow:
         common: dict[str, Any] = {"scope": scope.key(), "run_id": run_id, "entities": config.entities,
                                   "all_entities": not scope.legal_entities, "customer_ids": scope.customer_ids,
                                   "deal_ids": scope.deal_ids, "rounding_tolerance": config.rounding_tolerance}
-        self._details(f"**Comparing** scope `{scope.key()}`\n\n" + _reads_text(reads))
+        self._lines = [_reads_text(reads)]
+        self._status.enter(ReconciliationStage.RECONCILING, f"scope {scope.key()}: comparing",
+                           waiting_for="the controls (receivables, delivery, CRM figures)")
         controls = [self._step(A.reconcile_receivables, ControlRequest(control="receivables", entity=e, **common),
                                f"Compare billing with the ERP receivables of {e.code}") for e in config.entities]
         if not scope.customer_ids:
@@ -81,8 +89,8 @@ class ReconciliationWorkflow:
             opened=sum(r.outcome.opened for r in results), closed=sum(r.outcome.closed for r in results),
             still_open=sum(r.outcome.still_open for r in results), totals=totals, findings=findings,
             findings_total=sum(r.findings_total for r in results), reads=reads)
-        workflow.upsert_search_attributes([STAGE.value_set("reconciled"), EXCEPTION_KIND.value_set(
-            ExceptionKind.RECONCILIATION_FINDINGS.value if result.still_open else ExceptionKind.NONE.value)])
+        self._status.exception = (ExceptionKind.RECONCILIATION_FINDINGS if result.still_open
+                                  else ExceptionKind.NONE)
         lines = [f"**Scope:** `{scope.key()}`", f"**Open findings:** {result.still_open} "
                  f"({result.opened} new, {result.closed} closed)"]
         lines += [f"- {kind}: {count}" for kind, count in result.counts.items()]
@@ -92,13 +100,17 @@ class ReconciliationWorkflow:
                 f"paid {t.billing_paid} / {t.erp_paid}, outstanding {t.billing_outstanding} / {t.erp_outstanding}"
                 for t in totals))
         lines.append(_reads_text(reads))
-        self._details("\n\n".join(lines))
+        self._lines = lines
+        self._status.enter(ReconciliationStage.RECONCILED, f"{result.still_open} open finding(s): {result.opened} "
+                           f"new, {result.closed} closed", waiting_for="nothing")
+        self._status.flush()
         return result
 
     async def _read(self, config: ReconciliationConfig, full: bool | None, scope: str) -> list[SourceRead]:
         """Billing and each entity's ERP tenant into the mirror, in parallel (each paced by its own limit)."""
-        self._details(f"**Reading** scope `{scope}`: billing and the ERP of "
-                      f"{', '.join(e.code for e in config.entities)} ({'full pass' if full else 'changes'})")
+        self._status.enter(ReconciliationStage.RECONCILING, f"scope {scope}: reading billing and the ERP of "
+                           f"{', '.join(e.code for e in config.entities)} ({'full pass' if full else 'changes'})",
+                           waiting_for="the reads of billing and each entity's ERP")
         sources = [None, *config.entities]
         reads = [workflow.execute_activity_method(
             A.sync_source, SyncRequest(entity=e, full=full),
@@ -106,9 +118,6 @@ class ReconciliationWorkflow:
             heartbeat_timeout=READ_HEARTBEAT, summary=f"Read {'billing' if e is None else 'the ERP of ' + e.code}",
             retry_policy=step_retry(config.activity_retry_max_seconds, maximum_attempts=20)) for e in sources]
         return list(await asyncio.gather(*reads))
-
-    def _details(self, text: str) -> None:
-        workflow.set_current_details(text)
 
     async def _step(self, activity_fn: Callable[[Any, P], Awaitable[R]], arg: P, summary: str) -> R:
         # A nightly check gives up after 20 tries: tomorrow's run is the next attempt.

@@ -97,6 +97,8 @@ class FakeCrm(_Refusals):
     """The CRM in memory: deals, companies keyed by our unique reference, the figures written."""
 
     vendor: str = "fake-crm"
+    approval_stage: str = "approval"
+    closed_won_stage: str = "won"
     deals: dict[str, Deal] = field(default_factory=dict)
     written: dict[str, dict[str, str]] = field(default_factory=dict)
     companies: dict[str, Account] = field(default_factory=dict)  # company ID -> account
