@@ -7,6 +7,7 @@ old one, so a change needs a migration, not an edit.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 _CONTACT = "hubspot-company-"
@@ -91,6 +92,19 @@ def business_id_of(workflow_id: str) -> tuple[str, str] | None:
     return None
 
 
+#: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
+BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+
+
+def approval_subject_of(workflow_id: str) -> str | None:
+    """``"deal"`` or ``"amendment"`` when ``workflow_id`` is a quote-to-cash or amendments workflow ID whose
+    business ID follows :data:`BUSINESS_ID` (what the approvals API may sign for), else ``None``."""
+    found = business_id_of(workflow_id)
+    if found is None or found[0] not in ("deal", "contract") or not BUSINESS_ID.fullmatch(found[1]):
+        return None
+    return "deal" if found[0] == "deal" else "amendment"
+
+
 # -- idempotency keys --------------------------------------------------------------------------------
 def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
     """The key of one external write: ``<workflowId>:<scope>:<step>``, stable across retries, replays and
@@ -100,7 +114,8 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "EntityScoped", "amendments_workflow_id", "backfill_workflow_id", "billing_customer_reference",
+    "BUSINESS_ID", "EntityScoped", "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id",
+    "billing_customer_reference",
     "business_id_of", "erp_contact_reference", "ledger_workflow_id", "parse_erp_contact_reference",
     "parse_project_code", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
     "step_idempotency_key",
