@@ -264,6 +264,8 @@ def verify_approval(keys: dict[str, bytes], *, workflow_id: str, run_id: str, ap
     and terms digest it names are the approval gate's to compare with the pending request."""
     if proof is None:
         return "the decision carries no signed approval: decide through the approvals API or the finance inbox"
+    if proof.run_id != run_id:
+        return "the signed approval is for another run of this workflow"
     key = keys.get(proof.key_id)
     if key is None:
         return f"the approval is signed with unknown key {proof.key_id!r}"
@@ -272,8 +274,6 @@ def verify_approval(keys: dict[str, bytes], *, workflow_id: str, run_id: str, ap
     expected = hmac.new(key, message, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, proof.signature):
         return "the approval's signature does not match the decision"
-    if proof.run_id != run_id:
-        return "the signed approval is for another run of this workflow"
     if now > proof.expires_at:
         return "the signed approval has expired; decide again"
     if normalise_identity(proof.subject) != normalise_identity(approver):

@@ -95,8 +95,7 @@ class ApprovalsService:
         self.settings = settings
         self.clients = clients
         self.authority = settings.approval_authority()
-        key_id, key = next(iter(settings.approval_keys().items()))
-        self._key_id, self._key = key_id, key
+        settings.approval_keys()  # refused at construction when the keys are malformed
 
     def is_approver(self, identity: Identity) -> bool:
         return self.authority.approver(identity.subject) is not None
@@ -163,13 +162,8 @@ class ApprovalsService:
         digest = terms_digest(facts, approval.amendment_sequence)
         if digest != approval.terms_digest or not approval.run_id or approval.request_id < 1:
             raise DecisionRefused(409, f"the pending approval of {workflow_id} cannot be verified; reload it")
-        proof = sign_approval(key_id=self._key_id, key=self._key, workflow_id=workflow_id, run_id=approval.run_id,
-                              request_id=approval.request_id, terms=digest, approver=identity.subject,
-                              approved=request.approved, note=request.note, subject=identity.subject,
-                              channel=channel, nonce=secrets.token_hex(16), now=datetime.now(UTC),
-                              ttl=timedelta(seconds=self.settings.approval_proof_ttl_seconds))
-        decision = ApprovalDecision(approver=identity.subject, approved=request.approved, note=request.note,
-                                    proof=proof)
+        decision = signed_decision(self.settings, workflow_id, approval, approver=identity.subject,
+                                   approved=request.approved, note=request.note, channel=channel)
         try:
             outcome: ApprovalOutcome = await client.get_workflow_handle(
                 workflow_id, run_id=approval.run_id).execute_update(
@@ -184,6 +178,21 @@ class ApprovalsService:
         log.info("approval decided", extra={"workflow_id": workflow_id, "status": outcome.status,
                                             "channel": channel, "request_id": approval.request_id})
         return outcome
+
+
+def signed_decision(settings: Settings, workflow_id: str, approval: ApprovalState, *, approver: str,
+                    approved: bool, note: str = "", channel: str, now: datetime | None = None) -> ApprovalDecision:
+    """``approver``'s decision on the pending ``approval``, signed with the first approval signing key: bound to
+    its run, request and terms (computed again from its facts), with a fresh nonce. The one place a proof is
+    made (the API after its checks; the chaos harness and the tests that play the API)."""
+    key_id, key = next(iter(settings.approval_keys().items()))
+    proof = sign_approval(key_id=key_id, key=key, workflow_id=workflow_id, run_id=approval.run_id,
+                          request_id=approval.request_id,
+                          terms=terms_digest(approval.facts or ApprovalFacts(), approval.amendment_sequence),
+                          approver=approver, approved=approved, note=note, subject=approver, channel=channel,
+                          nonce=secrets.token_hex(16), now=now or datetime.now(UTC),
+                          ttl=timedelta(seconds=settings.approval_proof_ttl_seconds))
+    return ApprovalDecision(approver=approver, approved=approved, note=note, proof=proof)
 
 
 def pending_approval(kind: str | None, status: dict[str, Any]) -> ApprovalState | None:
@@ -273,4 +282,4 @@ def approvals_server(settings: Settings) -> Any:
 
 
 __all__ = ["ApprovalsService", "DecisionRefused", "PendingApproval", "approvals_server", "create_approvals_app",
-           "pending_approval"]
+           "pending_approval", "signed_decision"]
