@@ -40,11 +40,15 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
             return None
 
     def same_origin(request: Request) -> bool:
-        """Forms are posted from this page only (the cookie is SameSite=Strict as well)."""
+        """Forms are posted from this page only (the cookie is SameSite=Strict as well). A browser says so in
+        ``Sec-Fetch-Site``; under ``Referrer-Policy: no-referrer`` its ``Origin`` is ``null``, never trusted."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site == "same-origin"
         origin = request.headers.get("origin") or request.headers.get("referer")
         if not origin:
             return True
-        return urlsplit(origin).netloc == request.headers.get("host", "")
+        return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
 
     async def page(request: Request, identity: Identity, *, message: str = "", refusal: str = "",
                    status_code: int = 200) -> Response:
