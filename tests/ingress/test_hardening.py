@@ -301,3 +301,43 @@ def test_ack_and_exceptions_refuse_and_escape_ansi_and_newlines(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     after = _starter(tmp_path, "exceptions")
     assert "acknowledged by Dana: bank confirms" in after.stdout and ESC not in after.stdout
+
+
+def test_served_ingress_and_approvals_log_json_lines_only(tmp_path: Path) -> None:
+    """``starter.py serve`` as a process: start-up, both servers' own lines, a refused approval with a hostile
+    path and shutdown are all one JSON object per line on stderr (no uvicorn plain-text line)."""
+    import signal
+    import time
+
+    ingress_port, approvals_port = free_port(), free_port()
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "INGRESS_PORT": str(ingress_port),
+           "APPROVALS_PORT": str(approvals_port), "INGRESS_METRICS_PORT": "0",
+           "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    served = subprocess.Popen([sys.executable, "starter.py", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{approvals_port}/inbox", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert served.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.2)
+        httpx.get(f"http://127.0.0.1:{ingress_port}/healthz", timeout=5)
+        httpx.post(f"http://127.0.0.1:{approvals_port}/approvals/q2c-hubspot-1%0A%1B[2J", json={"approved": True},
+                   timeout=5)
+    finally:
+        served.send_signal(signal.SIGTERM)
+        out, err = served.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines, "the processes logged nothing"
+    not_json = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            not_json.append(line)
+    assert not_json == [], not_json[:5]
+    assert "\x1b" not in err
