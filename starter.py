@@ -52,6 +52,7 @@ from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
 from connectors.errors import ConnectorError
 from runtime.connect import connect
 from runtime.launch import launch_quote_to_cash, quote_to_cash_id
+from runtime.startup import StartRefused, refuse_unsound_settings
 from settings import Settings
 from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
 from workflows.models import ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
@@ -425,7 +426,11 @@ async def run(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         settings = Settings()
+        refuse_unsound_settings(settings)
         return await _dispatch(args, settings)
+    except StartRefused as exc:
+        cli.error(f"refused to start: {exc}")
+        return cli.REFUSED
     except cli.CliError as exc:
         cli.error(exc.message)
         return exc.code

@@ -43,6 +43,7 @@ from observability.tracing import setup_tracing
 from runtime.approval_guard import ApprovalSignatureInterceptor
 from runtime.connect import connect
 from runtime.logs import configure_logging
+from runtime.startup import StartRefused, refuse_unsound_settings
 from settings import Settings
 from stores.events import EventLedger
 from stores.findings import findings_engine
@@ -179,6 +180,7 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
                log_level: int = logging.INFO) -> None:
     configure_logging(log_level)  # one JSON object per line, values bounded (runtime/logs.py)
     settings = Settings()
+    refuse_unsound_settings(settings)  # the approver registry and no development secret beyond the sandbox
     cache_workflow_bytecode()
     setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
     runtime, sdk_metrics_url = sdk_runtime(settings)
@@ -207,3 +209,6 @@ if __name__ == "__main__":
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except StartRefused as refused:
+        log.error("refused to start: %s", refused)
+        sys.exit(1)
