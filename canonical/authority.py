@@ -190,10 +190,11 @@ def terms_digest(facts: ApprovalFacts, amendment_sequence: int | None = None) ->
     """The SHA-256 of the terms an approval is about: amount, currency, deepest discount and, for an
     amendment, its sequence; the workflow stores it on the request and the API computes it again from what
     it reads, so a proof signed for other terms is refused."""
-    terms = {"amount": _decimal_text(facts.amount.amount) if facts.amount else None,
-             "currency": facts.amount.currency if facts.amount else None,
-             "discount_percent": _decimal_text(facts.discount_percent),
-             "amendment_sequence": amendment_sequence}
+    terms: dict[str, object] = {
+        "amount": _decimal_text(facts.amount.amount) if facts.amount else None,
+        "currency": facts.amount.currency if facts.amount else None,
+        "discount_percent": _decimal_text(facts.discount_percent),
+        "amendment_sequence": amendment_sequence}
     return hashlib.sha256(_canonical(terms)).hexdigest()
 
 
