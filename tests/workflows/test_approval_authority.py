@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from canonical.authority import Approver
 from runtime.launch import start_quote_to_cash
 from settings import Settings
-from tests.helpers.approvals import CHRIS, DANA, SAM, pending_request, sign_request
+from tests.helpers.approvals import CHRIS, DANA, SAM, pending_request, sign_request, signed_decision
 from tests.helpers.deals import DealSpec, Line, deal_properties, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle
@@ -470,3 +470,43 @@ async def test_an_upper_case_approver_id_decides_as_the_registered_person(
     assert recorded.approver == DANA and status.approval.decision is not None  # type: ignore[union-attr]
     assert status.approval.decision.proof is None, "the status query never shows a proof"  # type: ignore[union-attr]
     await handle.terminate("test done")
+
+
+async def test_used_nonces_and_request_ids_survive_continue_as_new(
+    client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
+) -> None:
+    """After amendment 1 is approved the workflow continues as new: the next run's input carries the used nonce
+    and the request counter, so amendment 2's request is number 2, and the old proof is refused there."""
+    from runtime.launch import signal_amendment
+    from tests.workflows.test_amendments import amend, applied, provision, until, with_seats
+    from workflows.models import ContractAmendmentsInput
+
+    settings = flow_settings.model_copy(update={"amendments_continue_as_new_after": 1})
+    async with open_connectors(settings) as connectors, build_worker(client, settings, connectors):
+        result = await provision(client, settings, sandboxes, DealSpec(model="subscription"))
+        record_id, signed = result.contract.clm_record_id, result.contract.terms  # type: ignore[union-attr]
+        assert record_id and signed
+        amend(sandboxes["ironclad"], record_id, 1, signed, with_seats(signed, 10))
+        handle = await signal_amendment(client, settings, record_id, sequence=1)
+        await until(handle, lambda s: s.current is not None and s.current.approval is not None, "amendment 1 waits")
+        used = await signed_decision(settings, handle, DANA, note="ok")
+        first_run = (await handle.describe()).run_id
+        await handle.execute_update("decide_approval", used)
+        await until(handle, applied(1), "amendment 1 applied")
+        await eventually(handle.describe, lambda d: d.run_id != first_run, what="continued as new")
+
+        latest = client.get_workflow_handle(handle.id)
+        history = await latest.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        [carried_input] = await client.data_converter.decode(started.input.payloads, [ContractAmendmentsInput])
+        assert carried_input.carried is not None
+        memory = carried_input.carried.approval_gate
+        assert memory.last_request_id == 1 and used.proof is not None and used.proof.nonce in memory.used_nonces
+
+        amend(sandboxes["ironclad"], record_id, 2, with_seats(signed, 10), with_seats(signed, 5))
+        await signal_amendment(client, settings, record_id, sequence=2)
+        await until(latest, lambda s: s.current is not None and s.current.approval is not None, "amendment 2 waits")
+        assert (await pending_request(latest)).request_id == 2
+        reason = await refusal(latest, used)
+        assert "another run" in reason
+        await latest.terminate("test done")
