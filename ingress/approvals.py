@@ -29,9 +29,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from canonical.authority import ApprovalFacts, authority_refusal, sign_approval, terms_digest
 from canonical.keys import approval_subject_of
-from ingress.headers import SecurityHeaders
 from ingress.identity import Identity, TokenInvalid, TokenVerifier
 from ingress.routing import ClientProvider, RoutingUnavailable
+from runtime.security_headers import SecurityHeaders
 from settings import Settings
 from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 

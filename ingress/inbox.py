@@ -8,7 +8,7 @@
     GET  /inbox/inbox.css  the stylesheet (no inline style: the page's CSP allows this origin's only)
 
 Jinja2 templates, no script and no build step; every control has a label and works from the keyboard.
-Every answer carries the security headers of :mod:`ingress.headers` (no framing, no caching).
+Every answer carries the security headers of :mod:`runtime.security_headers` (no framing, no caching).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Security headers on every answer of the approvals app (the finance inbox and its API).
+"""Security headers on every answer of the apps people open in a browser: the approvals app (the finance
+inbox and its API) and the codec server.
 
 A strict Content-Security-Policy (nothing but this origin's own stylesheet; no script, no plugin, no base
 or form target elsewhere) with ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` so no page can frame
