@@ -125,7 +125,8 @@ async def cmd_decide(client: Client, settings: Settings, args: argparse.Namespac
     if not token and not (args.approver or "").strip():
         raise cli.CliError("approver is required: --approver NAME (sandbox) or REVOPS_TOKEN", cli.USAGE)
     if not token:
-        person = next((a for a in authority.approvers if args.approver in (a.id, a.name)), None)
+        person = authority.approver(args.approver) or next(
+            (a for a in authority.approvers if args.approver.strip().lower() == a.name.lower()), None)
         if person is None:
             raise cli.CliError("set REVOPS_TOKEN to your bearer token" + (
                 f" ({args.approver!r} is not a registered approver)" if args.approver else ""), cli.USAGE)

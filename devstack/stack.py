@@ -132,7 +132,7 @@ class Stack:
             foreground_log=False)
         wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
         ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
-        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "sandbox", "--data-dir", str(self.data_dir)]
+        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "devstack.sandbox_process", "--data-dir", str(self.data_dir)]
                                 + (["--webhook-target", ingress_url] if self.with_ingress else []),
                                 foreground_log=False)
         for port in (s.sandbox_hubspot_port, s.sandbox_ironclad_port, s.sandbox_stripe_port, s.sandbox_xero_port):

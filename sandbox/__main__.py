@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 
-from runtime.logs import configure_logging
 from sandbox.serve import serve_all
 from settings import Settings
 
@@ -17,7 +15,6 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="keep state in SQLite files here")
     parser.add_argument("--webhook-target", default=None, help="ingress base URL to send webhooks to")
     args = parser.parse_args()
-    configure_logging(logging.WARNING)  # one JSON object per line, uvicorn's included
     settings = Settings()
     try:
         asyncio.run(serve_all(settings, data_dir=args.data_dir, webhook_target=args.webhook_target))
