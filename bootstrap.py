@@ -41,6 +41,7 @@ from connectors.registry import (
 )
 from intake import ClientProvider, EventIntake, EventRouter
 from runtime.connect import connect
+from runtime.startup import refuse_unsound_settings
 from settings import Settings
 from stores.events import EventLedger
 from stores.findings import findings_engine
@@ -50,8 +51,12 @@ Transport = httpx.AsyncBaseTransport
 
 
 def load_settings() -> Settings:
-    """Settings from the environment and ``.env``: the one place outside the entry points that reads them."""
-    return Settings()
+    """Settings from the environment and ``.env``: the one place outside the entry points that reads them.
+    Refused (:class:`runtime.startup.StartRefused`, naming what is wrong) when the approver registry is unsound
+    or a published development secret is in use beyond the sandbox."""
+    settings = Settings()
+    refuse_unsound_settings(settings)
+    return settings
 
 
 class _Bundle:

@@ -31,7 +31,8 @@ DEFAULT_ENTITIES = [
 ]
 
 #: the local sandbox's approvers (a deployment sets APPROVERS as JSON): sales ops up to 10 % and 25,000,
-#: the finance manager up to 25 % and 100,000, the CFO without limit
+#: the finance manager up to 25 % and 100,000, the CFO and the treasurer without limit (two people, so a
+#: deal above the dual-approval threshold can be approved at all)
 DEFAULT_APPROVERS = [
     Approver(id="sam@revops.example", name="Sam (Sales Ops)", role="sales_ops", email="sam@revops.example",
              max_amount={"USD": Decimal(25000), "EUR": Decimal(25000), "GBP": Decimal(20000)},
@@ -41,6 +42,7 @@ DEFAULT_APPROVERS = [
              max_discount_percent=Decimal(25), crm_owner_ids=["90002"]),
     Approver(id="chris@revops.example", name="Chris (CFO)", role="cfo", email="chris@revops.example",
              crm_owner_ids=["90003"]),
+    Approver(id="robin@revops.example", name="Robin (Treasurer)", role="treasurer", email="robin@revops.example"),
 ]
 #: a development key only: a deployment sets APPROVAL_SIGNING_KEYS (and the JWT key) to its own secrets
 DEV_APPROVAL_SIGNING_KEY = "dev:cmV2b3BzLWRldmVsb3BtZW50LWFwcHJvdmFsLXNpZ25pbmcta2V5IQ=="

@@ -53,6 +53,7 @@ from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
 from connectors.errors import ConnectorError
 from connectors.registry import default_registry
 from runtime.launch import launch_quote_to_cash
+from runtime.startup import StartRefused
 from settings import Settings
 from workflows.attributes import BUSINESS_KEYS, DEAL_SIZE, EXCEPTION_KIND, LEGAL_ENTITY, STAGE
 from workflows.models import ApprovalOutcome, QuoteToCashResult, RecheckRequest, RecheckResult, Stage
@@ -121,7 +122,8 @@ async def cmd_decide(client: Client, app: CliParts, args: argparse.Namespace, ap
     if not token and not (args.approver or "").strip():
         raise cli.CliError("approver is required: --approver NAME (sandbox) or REVOPS_TOKEN", cli.USAGE)
     if not token:
-        person = next((a for a in authority.approvers if args.approver in (a.id, a.name)), None)
+        person = authority.approver(args.approver) or next(
+            (a for a in authority.approvers if args.approver.strip().lower() == a.name.lower()), None)
         if person is None:
             raise cli.CliError("set REVOPS_TOKEN to your bearer token" + (
                 f" ({args.approver!r} is not a registered approver)" if args.approver else ""), cli.USAGE)
@@ -435,6 +437,9 @@ async def run(argv: Sequence[str] | None = None, *, parts: CliParts | None = Non
     try:
         app = app or for_cli()
         return await _dispatch(args, app)
+    except StartRefused as exc:
+        cli.error(f"refused to start: {exc}")
+        return cli.REFUSED
     except cli.CliError as exc:
         cli.error(exc.message)
         return exc.code

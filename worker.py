@@ -37,6 +37,7 @@ from observability.tracing import setup_tracing
 from runtime.approval_guard import ApprovalSignatureInterceptor
 from runtime.logs import configure_logging
 from runtime.schedules import ensure_reconciliation_schedule
+from runtime.startup import StartRefused
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
@@ -125,7 +126,7 @@ def cache_workflow_bytecode() -> None:
 async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequence[Callable[..., Any]] = (),
                log_level: int = logging.INFO) -> None:
     configure_logging(log_level)  # one JSON object per line, values bounded (runtime/logs.py)
-    settings = load_settings()
+    settings = load_settings()  # refuses an unsound approver registry or a development secret in use
     cache_workflow_bytecode()
     setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
     runtime, sdk_metrics_url = sdk_runtime(settings)
@@ -157,3 +158,6 @@ if __name__ == "__main__":
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except StartRefused as refused:
+        log.error("refused to start: %s", refused)
+        sys.exit(1)

@@ -120,19 +120,16 @@ async def rotate_faults(chaos: Chaos) -> None:
         await bench.clear_faults()
 
 
-def harness_decision(settings: Settings, workflow_id: str) -> ApprovalDecision:
-    """The CFO's decision, signed as the approvals API signs it (the worker refuses unsigned ones)."""
-    import uuid
-    from datetime import UTC, datetime, timedelta
+async def harness_decision(settings: Settings, handle: Any) -> ApprovalDecision | None:
+    """The CFO's decision on the pending request, signed as the approvals API signs it (bound to its run,
+    request and terms; the worker refuses anything else); ``None`` when nothing is pending."""
+    from ingress.approvals import pending_approval, signed_decision
 
-    from canonical.authority import sign_approval
-
-    approver, note = "chris@revops.example", "auto-approved by the chaos run"
-    key_id, key = next(iter(settings.approval_keys().items()))
-    proof = sign_approval(key_id=key_id, key=key, workflow_id=workflow_id, approver=approver, approved=True,
-                          note=note, subject=approver, channel="chaos-harness", nonce=uuid.uuid4().hex,
-                          now=datetime.now(UTC), ttl=timedelta(minutes=5))
-    return ApprovalDecision(approver=approver, approved=True, note=note, proof=proof)
+    approval = pending_approval("deal", await handle.query("status"))
+    if approval is None:
+        return None
+    return signed_decision(settings, handle.id, approval, approver="chris@revops.example", approved=True,
+                           note="auto-approved by the chaos run", channel="chaos-harness")
 
 
 async def approve_pending(chaos: Chaos) -> None:
@@ -146,9 +143,10 @@ async def approve_pending(chaos: Chaos) -> None:
                 for workflow_id in ids:
                     with contextlib.suppress(Exception):
                         handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
-                        await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                                    harness_decision(chaos.bench.settings, workflow_id))
-                        chaos.approvals += 1
+                        decision = await harness_decision(chaos.bench.settings, handle)
+                        if decision is not None:
+                            await handle.execute_update(QuoteToCashWorkflow.decide_approval, decision)
+                            chaos.approvals += 1
             except Exception:
                 pass
         with contextlib.suppress(TimeoutError):

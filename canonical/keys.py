@@ -18,6 +18,8 @@ BACKFILL = "backfill"
 #: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
 _KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity"}
 _ADAPTER = re.compile(r"[a-z][a-z0-9]{1,30}")
+#: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
+BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 
 
 class EntityScoped(NamedTuple):
@@ -77,8 +79,9 @@ def _adapter(name: str) -> str:
 
 
 def _business_id(kind: str, adapter: str, id_: str) -> str:
-    if not id_ or not id_.strip() or any(c in id_ for c in "\r\n\t\0"):
-        raise ValueError(f"a {_KINDS[kind]} ID must be non-blank and on one line")
+    if not BUSINESS_ID.fullmatch(id_):
+        raise ValueError(f"a {_KINDS[kind]} ID is one token of letters, digits and ._:@- (at most 128), "
+                         "starting with a letter or digit")
     return f"{kind}-{_adapter(adapter)}-{id_}"
 
 
@@ -116,7 +119,7 @@ def parse_workflow_id(workflow_id: str) -> BusinessId | None:
     adapter, dash2, id_ = rest.partition("-")
     if not (dash and dash2 and prefix in _KINDS and _ADAPTER.fullmatch(adapter) and id_):
         return None
-    if any(c in id_ for c in "\r\n\t\0") or not id_.strip():
+    if not BUSINESS_ID.fullmatch(id_):
         return None
     return BusinessId(_KINDS[prefix], adapter, id_)
 
@@ -133,6 +136,15 @@ def is_workflow_of(workflow_id: str, kind: str) -> bool:
     return parsed is not None and parsed.kind == kind
 
 
+def approval_subject_of(workflow_id: str) -> str | None:
+    """``"deal"`` or ``"amendment"`` when ``workflow_id`` is a quote-to-cash or amendments workflow ID whose
+    business ID follows :data:`BUSINESS_ID` (what the approvals API may sign for), else ``None``."""
+    found = business_id_of(workflow_id)
+    if found is None or found[0] not in ("deal", "contract") or not BUSINESS_ID.fullmatch(found[1]):
+        return None
+    return "deal" if found[0] == "deal" else "amendment"
+
+
 # -- idempotency keys --------------------------------------------------------------------------------
 def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
     """The key of one external write: ``<workflowId>:<scope>:<step>``, stable across retries, replays and
@@ -142,8 +154,9 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "AMENDMENTS", "BACKFILL", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped", "amendments_workflow_id",
-    "backfill_workflow_id", "billing_customer_reference", "business_id_of", "erp_contact_reference",
-    "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference", "parse_project_code",
-    "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id", "step_idempotency_key",
+    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped",
+    "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id", "billing_customer_reference",
+    "business_id_of", "erp_contact_reference", "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference",
+    "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
+    "step_idempotency_key",
 ]

@@ -25,11 +25,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 async def cmd_serve(app: CliParts, args: argparse.Namespace) -> int:
-    import logging
-
     from ingress.app import serve
+    from runtime.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()  # one JSON object per line from the first line on
     await serve(app.settings)
     return 0
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,7 +21,9 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError
 
+import cli.process as cli
 from bootstrap import CliParts
+from canonical.text import printable
 from connectors.errors import ConnectorError, NotFound
 from settings import Settings
 from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, list_findings
@@ -72,14 +73,14 @@ async def cmd_reconcile(client: Client, app: CliParts, args: argparse.Namespace)
     entities = args.entity or []
     if unknown := unknown_entities(settings, entities):
         known = ", ".join(e.code for e in settings.legal_entities)
-        print(f"unknown legal entity {', '.join(unknown)} (known: {known})", file=sys.stderr)
+        cli.error(f"unknown legal entity {', '.join(unknown)} (known: {known})")
         return 2
     try:
         if unknown := await unknown_customers(app, args.customer or []):
-            print(f"unknown billing customer {', '.join(unknown)}", file=sys.stderr)
+            cli.error(f"unknown billing customer {', '.join(unknown)}")
             return 2
     except ConnectorError as exc:
-        print(f"could not check the customers with billing: {exc}", file=sys.stderr)
+        cli.error(f"could not check the customers with billing: {exc}")
         return 1
     scope = ReconciliationScope(legal_entities=entities, customer_ids=args.customer or [], deal_ids=args.deal or [])
     full_pass = True if getattr(args, "full", False) else (False if getattr(args, "delta", False) else None)
@@ -94,12 +95,13 @@ async def cmd_reconcile(client: Client, app: CliParts, args: argparse.Namespace)
         result = await start_reconciliation(client, settings, scope, full_pass=full_pass)
     except WorkflowFailureError as exc:
         cause = exc.cause
-        print(f"reconciliation failed: {getattr(cause, 'message', None) or cause or exc}", file=sys.stderr)
+        cli.error(f"reconciliation failed: {getattr(cause, 'message', None) or cause or exc}")
         return 1
     if getattr(args, "json", False):
         print(result.model_dump_json(indent=2))
     else:
-        print(summary_text(result))
+        for text in summary_text(result).splitlines():
+            cli.line(text)
     return 0
 
 
@@ -115,27 +117,27 @@ async def cmd_exceptions(app: CliParts, args: argparse.Namespace) -> int:
     entity = getattr(args, "entity", None)
     if entity and unknown_entities(settings, [entity]):
         known = ", ".join(e.code for e in settings.legal_entities)
-        print(f"unknown legal entity {entity} (known: {known})", file=sys.stderr)
+        cli.error(f"unknown legal entity {entity} (known: {known})")
         return 2
     rows = await asyncio.to_thread(read)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no findings")
+        cli.line("no findings")
         return 0
     for r in rows:
         ids = ", ".join(f"{side} {r[field]}" for side, field in (("billing", "billing_id"), ("ERP", "erp_id"),
                                                                   ("CLM", "clm_id"), ("CRM", "crm_id"))
                         if r[field])
         amounts = " vs ".join(str(r[f]) for f in ("billing_amount", "erp_amount") if r[f])
-        print(f"#{r['id']} [{r['status']}] {r.get('severity') or '-'} {r['kind']} {r['legal_entity'] or '-'} {ids}"
-              + (f" ({amounts})" if amounts else "") + f": {r['detail']}  (seen {r['times_seen']}x, "
-              f"last {str(r['last_seen_at'])[:19]}, scope {r['scope']})")
+        cli.line(f"#{r['id']} [{r['status']}] {r.get('severity') or '-'} {r['kind']} {r['legal_entity'] or '-'} {ids}"
+                 + (f" ({amounts})" if amounts else "") + f": {r['detail']}  (seen {r['times_seen']}x, "
+                 f"last {str(r['last_seen_at'])[:19]}, scope {r['scope']})")
         if r.get("repair"):
-            print(f"    repair: {r['repair']}")
+            cli.line(f"    repair: {r['repair']}")
         if r.get("ack_reason"):
-            print(f"    acknowledged by {r['acknowledged_by']}: {r['ack_reason']}")
+            cli.line(f"    acknowledged by {r['acknowledged_by']}: {r['ack_reason']}")
     return 0
 
 
@@ -150,16 +152,16 @@ async def cmd_ack(app: CliParts, args: argparse.Namespace) -> int:
     try:
         rows = await asyncio.to_thread(write)
     except UnknownFinding:
-        print(f"unknown finding {args.finding} (see starter.py exceptions)", file=sys.stderr)
+        cli.error(f"unknown finding {printable(args.finding, limit=80)} (see starter.py exceptions)")
         return 2
     except ValueError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
+        cli.error(f"refused: {exc}")
         return 1
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"acknowledged #{r['id']} {r['key']} (scope {r['scope']}): {r['ack_reason']}")
+            cli.line(f"acknowledged #{r['id']} {r['key']} (scope {r['scope']}): {r['ack_reason']}")
     return 0
 
 

@@ -28,6 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from canonical.text import printable
+
 OK = 0
 REFUSED = 1
 USAGE = 2
@@ -69,7 +71,7 @@ STATE_STYLES = {
 
 
 def _cell(value: Any) -> Text:
-    text = "-" if value is None or value == "" else str(value)
+    text = "-" if value is None or value == "" else printable(value)
     first = text.split(" ", 1)[0].strip("[]()")
     return Text(text, style=STATE_STYLES.get(first, ""))
 
@@ -99,14 +101,16 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
     for label, value in pairs:
         if value is None or value == "" or value == []:
             continue
-        text = "\n".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        grid.add_row(Text(label), _cell(text))
+        if isinstance(value, list):
+            grid.add_row(Text(label), Text("\n".join(printable(v) for v in value)))
+        else:
+            grid.add_row(Text(label), _cell(value))
     out.print(grid)
 
 
 def line(text: str) -> None:
-    """One plain line on stdout (no markup)."""
-    print(text, flush=False)
+    """One plain line on stdout (no markup; control characters escaped, so it stays one line)."""
+    print(printable(text), flush=False)
 
 
 def emit_json(data: Any) -> None:
@@ -125,8 +129,8 @@ def _plain(data: Any) -> Any:
 
 
 def error(message: str) -> None:
-    """One line on stderr (newlines folded, so it stays one line)."""
-    print(" ".join(message.split()), file=sys.stderr)
+    """One line on stderr (whitespace folded, control characters escaped, so it stays one line)."""
+    print(printable(" ".join(message.split())), file=sys.stderr)
 
 
 # -- input -------------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from connectors.registry import AdapterRegistry, default_registry
 from connectors.spec import AdapterSpec
+from runtime.logs import configure_logging
 from sandbox.kit import WebhookTarget
 from sandbox.notify import create_webhook_app, start_smtp
 from sandbox.serve import serve_apps
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="keep state in SQLite files here")
     parser.add_argument("--webhook-target", default=None, help="ingress base URL to send webhooks to")
     args = parser.parse_args()
+    configure_logging(logging.WARNING)  # one JSON object per line, like every process of the stack
     try:
         asyncio.run(serve_emulators(Settings(), data_dir=args.data_dir, webhook_target=args.webhook_target))
     except KeyboardInterrupt:

@@ -141,7 +141,8 @@ class Stack:
         temporal = self._spawn("temporal", [
             dev_server_path(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
             "--ui-port", str(self.ui_port), "--db-filename", str(self.data_dir / "temporal.sqlite"),
-            "--namespace", "default", "--log-level", "warn", *codec_flags, *cli_flags()], foreground_log=False)
+            "--namespace", "default", "--log-level", "warn", "--log-format", "json", *codec_flags, *cli_flags()],
+            foreground_log=False)
         wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
         ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
         sandboxes = self._spawn("sandbox", [PYTHON, "-m", "devstack.emulators", "--data-dir", str(self.data_dir)]

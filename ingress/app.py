@@ -285,7 +285,10 @@ async def serve(settings: Settings) -> None:
     from connectors.http import observe_vendor_calls
     from observability.metrics import MetricsServer, serve_metrics
     from observability.tracing import instrument_ingress, setup_tracing
+    from runtime.startup import refuse_unsound_settings
 
+    configure_logging()
+    refuse_unsound_settings(settings)  # the approver registry and no development secret beyond the sandbox
     setup_tracing(settings, service="revops-ingress")  # before the app: its Temporal client takes the interceptor
     from ingress.approvals import approvals_server
     app = build_from_settings(settings)

@@ -5,27 +5,33 @@
 
 Served with the ingress but on its own port (``approvals_port``, 8010), so the webhook port alone can face the
 internet. Every request carries a bearer JWT (:mod:`ingress.identity`); 401 when it is missing, forged or
-expired. A decision is sent to the workflow as the ``decide_approval`` update with the approver taken from the
-token and an HMAC proof signed with ``approval_signing_keys`` (the worker checks it); the workflow's validator
-judges the approver's authority, and its refusal comes back as 403 with the reason.
+expired. A decision is checked before anything is signed: the workflow ID must follow the ID grammar of
+``canonical.keys``, the pending request is read from the workflow's ``status`` query (its run, request ID and
+terms), the caller's authority is judged by the same pure rule the workflow uses, and the terms digest is
+computed again from what was read. Only then does the API mint a nonce and sign exactly that decision
+(``canonical.authority.sign_approval``) and send it as the ``decide_approval`` update to that run; the
+workflow's validator checks it again. Every refusal is a 4xx with the reason; a malformed body is 422.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from canonical.authority import ApprovalFacts, authority_refusal, sign_approval
+from canonical.authority import ApprovalFacts, authority_refusal, sign_approval, terms_digest
+from canonical.keys import approval_subject_of
 from ingress.identity import Identity, TokenInvalid, TokenVerifier
 from intake import ClientProvider, RoutingUnavailable
+from runtime.security_headers import SecurityHeaders
 from settings import Settings
 from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState
 
@@ -33,7 +39,6 @@ log = logging.getLogger("revops.approvals")
 
 _PENDING_QUERY = 'ExecutionStatus = "Running" AND Stage = "awaiting_approval" AND ' \
                  '(WorkflowType = "QuoteToCashWorkflow" OR WorkflowType = "ContractAmendmentsWorkflow")'
-_PREFIXES = ("q2c-hubspot-", "contract-ironclad-")
 
 
 class PendingApproval(BaseModel):
@@ -58,7 +63,12 @@ class PendingApproval(BaseModel):
 
 
 class DecisionRequest(BaseModel):
-    approved: bool
+    """The body of ``POST /approvals/{workflowId}``: nothing else (the approver is the token's subject, the
+    nonce is the API's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: StrictBool
     note: str = Field(default="", max_length=2000)
 
 
@@ -85,8 +95,7 @@ class ApprovalsService:
         self.settings = settings
         self.clients = clients
         self.authority = settings.approval_authority()
-        key_id, key = next(iter(settings.approval_keys().items()))
-        self._key_id, self._key = key_id, key
+        settings.approval_keys()  # refused at construction when the keys are malformed
 
     def is_approver(self, identity: Identity) -> bool:
         return self.authority.approver(identity.subject) is not None
@@ -112,18 +121,15 @@ class ApprovalsService:
 
     def _item(self, workflow_id: str, status: dict[str, Any], identity: Identity,
               now: datetime) -> PendingApproval | None:
-        amendment = workflow_id.startswith("contract-ironclad-")
-        raw = (status.get("current") or {}).get("approval") if amendment else status.get("approval")
-        if not raw:
-            return None
-        approval = ApprovalState.model_validate(raw)
-        if approval.status != "pending" or approval.decision is not None:
+        kind = approval_subject_of(workflow_id)
+        approval = pending_approval(kind, status)
+        if kind is None or approval is None:
             return None
         facts = approval.facts or ApprovalFacts()
         decided_by = [d.approver for d in approval.decisions]
         refusal = authority_refusal(self.authority, facts, identity.subject, decided_by) or ""
         return PendingApproval(
-            workflow_id=workflow_id, kind="amendment" if amendment else "deal",
+            workflow_id=workflow_id, kind=kind,
             title=approval.title or status.get("deal_name", ""), company=approval.company or status.get("company", ""),
             amount=str(facts.amount) if facts.amount else status.get("amount", ""),
             discount_percent=str(facts.discount_percent), legal_entity=facts.legal_entity,
@@ -133,18 +139,34 @@ class ApprovalsService:
 
     async def decide(self, identity: Identity, workflow_id: str, request: DecisionRequest,
                      *, channel: str) -> ApprovalOutcome:
-        if not workflow_id.startswith(_PREFIXES):
-            raise DecisionRefused(404, f"{workflow_id!r} is not a deal or contract approval")
-        proof = sign_approval(key_id=self._key_id, key=self._key, workflow_id=workflow_id,
-                              approver=identity.subject, approved=request.approved, note=request.note,
-                              subject=identity.subject, channel=channel, nonce=uuid.uuid4().hex,
-                              now=datetime.now(UTC),
-                              ttl=timedelta(seconds=self.settings.approval_proof_ttl_seconds))
-        decision = ApprovalDecision(approver=identity.subject, approved=request.approved, note=request.note,
-                                    proof=proof)
+        """Check, then sign, then send: nothing is signed that was not checked a moment before."""
+        kind = approval_subject_of(workflow_id)
+        if kind is None:
+            raise DecisionRefused(404, "not a deal or contract approval: the workflow ID is not one of ours")
+        if not self.is_approver(identity):
+            raise DecisionRefused(403, f"{identity.subject!r} is not a registered approver")
         client = await self.clients.get()
         try:
-            outcome: ApprovalOutcome = await client.get_workflow_handle(workflow_id).execute_update(
+            status = await client.get_workflow_handle(workflow_id).query("status")
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise DecisionRefused(404, f"no running workflow {workflow_id}") from exc
+            raise
+        approval = pending_approval(kind, status)
+        if approval is None:
+            raise DecisionRefused(409, f"no approval is pending for {workflow_id}")
+        facts = approval.facts or ApprovalFacts()
+        refusal = authority_refusal(self.authority, facts, identity.subject, [d.approver for d in approval.decisions])
+        if refusal:
+            raise DecisionRefused(403, refusal)
+        digest = terms_digest(facts, approval.amendment_sequence)
+        if digest != approval.terms_digest or not approval.run_id or approval.request_id < 1:
+            raise DecisionRefused(409, f"the pending approval of {workflow_id} cannot be verified; reload it")
+        decision = signed_decision(self.settings, workflow_id, approval, approver=identity.subject,
+                                   approved=request.approved, note=request.note, channel=channel)
+        try:
+            outcome: ApprovalOutcome = await client.get_workflow_handle(
+                workflow_id, run_id=approval.run_id).execute_update(
                 "decide_approval", decision, result_type=ApprovalOutcome)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -153,8 +175,41 @@ class ApprovalsService:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise DecisionRefused(404, f"no running workflow {workflow_id}") from exc
             raise
-        log.info("approval %s: %s by %s via %s", workflow_id, outcome.status, identity.subject, channel)
+        log.info("approval decided", extra={"workflow_id": workflow_id, "status": outcome.status,
+                                            "channel": channel, "request_id": approval.request_id})
         return outcome
+
+
+def signed_decision(settings: Settings, workflow_id: str, approval: ApprovalState, *, approver: str,
+                    approved: bool, note: str = "", channel: str, now: datetime | None = None) -> ApprovalDecision:
+    """``approver``'s decision on the pending ``approval``, signed with the first approval signing key: bound to
+    its run, request and terms (computed again from its facts), with a fresh nonce. The one place a proof is
+    made (the API after its checks; the chaos harness and the tests that play the API)."""
+    key_id, key = next(iter(settings.approval_keys().items()))
+    proof = sign_approval(key_id=key_id, key=key, workflow_id=workflow_id, run_id=approval.run_id,
+                          request_id=approval.request_id,
+                          terms=terms_digest(approval.facts or ApprovalFacts(), approval.amendment_sequence),
+                          approver=approver, approved=approved, note=note, subject=approver, channel=channel,
+                          nonce=secrets.token_hex(16), now=now or datetime.now(UTC),
+                          ttl=timedelta(seconds=settings.approval_proof_ttl_seconds))
+    return ApprovalDecision(approver=approver, approved=approved, note=note, proof=proof)
+
+
+def pending_approval(kind: str | None, status: dict[str, Any]) -> ApprovalState | None:
+    """The approval waiting for a decision in a ``status`` query's answer (a deal's, or the amendment being
+    applied), or ``None``."""
+    if kind is None or not isinstance(status, dict):
+        return None
+    raw = (status.get("current") or {}).get("approval") if kind == "amendment" else status.get("approval")
+    if not raw:
+        return None
+    try:
+        approval = ApprovalState.model_validate(raw)
+    except ValidationError:
+        return None
+    if approval.status != "pending" or approval.decision is not None:
+        return None
+    return approval
 
 
 def bearer(request: Request) -> str | None:
@@ -171,7 +226,13 @@ def create_approvals_app(*, settings: Settings, clients: ClientProvider,
     service = ApprovalsService(settings, clients)
     verifier = verifier or TokenVerifier.from_settings(settings)
     app = FastAPI(title="RevOps approvals", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders)
     app.state.approvals = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        reasons = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": "malformed request: " + "; ".join(reasons[:5])})
 
     @app.exception_handler(TokenInvalid)
     async def _unauthorized(_request: Request, exc: TokenInvalid) -> JSONResponse:
@@ -215,8 +276,9 @@ def approvals_server(settings: Settings) -> Any:
 
     app = create_approvals_app(settings=settings, clients=client_provider(settings))
     config = uvicorn.Config(app, host=settings.approvals_host, port=settings.approvals_port, log_level="info",
-                            access_log=False)
+                            access_log=False, log_config=None)  # uvicorn's lines go through our JSON handler
     return uvicorn.Server(config)
 
 
-__all__ = ["ApprovalsService", "DecisionRefused", "PendingApproval", "approvals_server", "create_approvals_app"]
+__all__ = ["ApprovalsService", "DecisionRefused", "PendingApproval", "approvals_server", "create_approvals_app",
+           "pending_approval", "signed_decision"]

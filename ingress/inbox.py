@@ -5,8 +5,10 @@
     POST /inbox/login      a bearer token pasted once, kept in an HttpOnly, SameSite=Strict cookie
     POST /inbox/decide     one decision (sent exactly as the API sends it; refusals are explained)
     POST /inbox/logout
+    GET  /inbox/inbox.css  the stylesheet (no inline style: the page's CSP allows this origin's only)
 
 Jinja2 templates, no script and no build step; every control has a label and works from the keyboard.
+Every answer carries the security headers of :mod:`runtime.security_headers` (no framing, no caching).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from settings import Settings
 
 COOKIE = "revops_inbox"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+STYLESHEET = (Path(__file__).resolve().parent / "templates" / "inbox.css").read_text()
 
 
 def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: Settings) -> APIRouter:
@@ -37,11 +40,15 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
             return None
 
     def same_origin(request: Request) -> bool:
-        """Forms are posted from this page only (the cookie is SameSite=Strict as well)."""
+        """Forms are posted from this page only (the cookie is SameSite=Strict as well). A browser says so in
+        ``Sec-Fetch-Site``; under ``Referrer-Policy: no-referrer`` its ``Origin`` is ``null``, never trusted."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site == "same-origin"
         origin = request.headers.get("origin") or request.headers.get("referer")
         if not origin:
             return True
-        return urlsplit(origin).netloc == request.headers.get("host", "")
+        return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
 
     async def page(request: Request, identity: Identity, *, message: str = "", refusal: str = "",
                    status_code: int = 200) -> Response:
@@ -53,6 +60,10 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
 
     def login(request: Request, error: str = "", status_code: int = 200) -> Response:
         return TEMPLATES.TemplateResponse(request, "login.html", {"error": error}, status_code=status_code)
+
+    @router.get("/inbox/inbox.css")
+    async def stylesheet() -> Response:
+        return Response(STYLESHEET, media_type="text/css")
 
     @router.get("/inbox", response_class=HTMLResponse)
     async def inbox(request: Request, decided: str = "", status: str = "") -> Response:

@@ -2,7 +2,8 @@
 
 The key lives in the worker's settings and in this interceptor only, never in a workflow's state or history
 (a history is readable by anyone with namespace read access). The check runs in the update's validation
-stage, before the workflow's own validator judges the approver's authority; a refused update leaves no
+stage, over this run's workflow ID and run ID; the workflow's approval gate then checks that the proof names
+its pending request and terms and is unused, and judges the approver's authority; a refused update leaves no
 trace in history. Validators do not run on replay, so a key rotation never breaks a replay.
 """
 
@@ -47,7 +48,8 @@ def _check(keys: dict[str, bytes], args: Any) -> None:
     approver = getattr(decision, "approver", None)
     if decision is None or not isinstance(approver, str):
         raise ValueError("decide_approval takes {approver, approved, note, proof}")
-    reason = verify_approval(keys, workflow_id=workflow.info().workflow_id, approver=approver,
+    info = workflow.info()
+    reason = verify_approval(keys, workflow_id=info.workflow_id, run_id=info.run_id, approver=approver,
                              approved=bool(decision.approved), note=decision.note or "", proof=decision.proof,
                              now=workflow.now())
     if reason:

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from runtime.security_headers import SecurityHeaders
 from settings import Settings
 from stores.codec import CodecKeyError, EncryptionCodec, Keyring, local_secret
 
@@ -56,6 +57,7 @@ def create_codec_app(*, keyring: Keyring, token: str, cors_origins: list[str]) -
         raise ValueError("the codec server token must be at least 16 characters")
     codec = EncryptionCodec(keyring)
     app = FastAPI(title="RevOps codec server", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders)  # its login page is never framed, decoded payloads never cached
     app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=True,
                        allow_methods=["POST"], allow_headers=["content-type", "x-namespace", "authorization"],
                        max_age=600)

@@ -47,7 +47,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                            timeout_keep_alive=30, access_log=False)
+                            timeout_keep_alive=30, access_log=False, log_config=None)  # the process's JSON logs
     return uvicorn.Server(config)
 
 

@@ -21,11 +21,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, or_, select
 
 from canonical.reconciliation import Finding
+from canonical.text import operator_text
 from stores.database import open_engine
 
 OPEN = "open"
 ACKNOWLEDGED = "acknowledged"
 CLOSED = "closed"
+MAX_ACK_REASON = 500
+MAX_ACK_BY = 100
 
 
 class FindingRecord(SQLModel, table=True):
@@ -165,9 +168,10 @@ class UnknownFinding(LookupError):
 def acknowledge(*, session: Session, finding: str, reason: str, by: str, now: datetime) -> list[FindingRecord]:
     """Acknowledge a finding, by row ID or by key (every scope's row of that key that is not closed).
 
-    Raises :class:`UnknownFinding` when nothing matches and ``ValueError`` when only closed rows do."""
-    if not reason.strip():
-        raise ValueError("a reason is required")
+    Raises :class:`UnknownFinding` when nothing matches and ``ValueError`` when only closed rows do, or when
+    the reason or ``by`` is empty, too long or holds control characters (``canonical.text.operator_text``)."""
+    reason = operator_text(reason, what="the reason", max_length=MAX_ACK_REASON)
+    by = operator_text(by, what="who acknowledges (--by)", max_length=MAX_ACK_BY)
     finding = finding.strip().removeprefix("#")  # as `starter.py exceptions` prints row IDs
     if finding.isdigit():
         rows = [r for r in [session.get(FindingRecord, int(finding))] if r is not None]
@@ -179,7 +183,7 @@ def acknowledge(*, session: Session, finding: str, reason: str, by: str, now: da
     if not live:
         raise ValueError(f"finding {finding} is closed: nothing to acknowledge")
     for row in live:
-        row.status, row.acknowledged_at, row.acknowledged_by, row.ack_reason = ACKNOWLEDGED, now, by, reason.strip()
+        row.status, row.acknowledged_at, row.acknowledged_by, row.ack_reason = ACKNOWLEDGED, now, by, reason
         session.add(row)
     session.commit()
     for row in live:

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
     from canonical.systems import OURS, System
+    from workflows.approval_gate import ApprovalGate
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
         AMENDMENT_SIGNAL,
@@ -69,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
         RetryRequest,
     )
     from workflows.status import WorkflowStatus, idempotency_key
-    from workflows.steps import decide, decision_note, failure_reason, failure_type, refuse_decision
+    from workflows.steps import failure_reason, failure_type
 
 Ctx = ContractContextActivities
 Cfg = ConfigActivities
@@ -106,7 +107,7 @@ class ContractAmendmentsWorkflow:
         self._pending: dict[int, AmendmentRecord] = {}
         self._history: list[AmendmentRecord] = []
         self._current: AmendmentRecord | None = None
-        self._approval: ApprovalState | None = None
+        self._gate = ApprovalGate()  # the pending amendment approval, request IDs and used nonces
         self._conflict_choice: ConflictResolution | None = None
         self._retry: RetryRequest | None = None
         self._gap_since: datetime | None = None
@@ -368,18 +369,16 @@ class ContractAmendmentsWorkflow:
         """Finance decides through ``decide_approval`` (the quote-to-cash contract, same authority rules),
         reminded and expired like a deal's approval; ``None`` when it expired."""
         assert self._config is not None
-        now = workflow.now()
         given_up = plan.old_value.amount - plan.new_value.amount
         facts = ApprovalFacts(amount=Money.of(given_up if given_up > 0 else 0, plan.old_value.currency),
                               legal_entity=self._provisioned[0].legal_entity if self._provisioned else "",
                               owner_id=self._deal_owner_id)
-        approval = ApprovalState(reasons=plan.approval_reasons, requested_at=now, facts=facts,
-                                 expires_at=now + timedelta(days=self._config.approval_expiry_days),
-                                 required=approvals_required(self._config.authority, facts),
-                                 title=f"{self._title or 'contract ' + self._record_id}, amendment {plan.sequence}",
-                                 company=self._counterparty, terms=plan.summary())
+        approval = self._gate.open(reasons=plan.approval_reasons, facts=facts,
+                                   required=approvals_required(self._config.authority, facts),
+                                   expires_in=timedelta(days=self._config.approval_expiry_days),
+                                   title=f"{self._title or 'contract ' + self._record_id}, amendment {plan.sequence}",
+                                   company=self._counterparty, terms=plan.summary(), amendment_sequence=plan.sequence)
         record.approval = approval
-        self._approval = approval
         reasons = "; ".join(plan.approval_reasons)
         self._status.enter(AmendmentStage.AWAITING_APPROVAL,
                            f"amendment {plan.sequence} needs finance approval: {reasons}",
@@ -390,37 +389,29 @@ class ContractAmendmentsWorkflow:
                                              approval_note=f"Amendment {plan.sequence}: {reasons}"),
                                notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REQUESTED,
                                                             "requested", "Approval needed"))
-        reminder = timedelta(hours=self._config.approval_reminder_hours)
-        while approval.decision is None:
-            remaining = approval.expires_at - workflow.now()
-            if remaining <= timedelta(0):
-                approval.status = "expired"
-                self._approval = None
-                self._status.exception = ExceptionKind.NONE
-                days = self._config.approval_expiry_days
-                await self._write_back(DealWriteBack(
-                    approval_status="expired", amendment_status="expired", amendment_sequence=str(plan.sequence),
-                    approval_note=f"Amendment {plan.sequence}: no decision within {days:g} days; not propagated"),
-                    notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_EXPIRED, "expired",
-                                                 "Approval expired (not propagated)"))
-                return None
-            try:
-                await workflow.wait_condition(lambda: approval.decision is not None, timeout=min(reminder, remaining),
-                                              timeout_summary="amendment approval reminder")
-            except TimeoutError:
-                if workflow.now() < approval.expires_at:
-                    approval.reminders_sent += 1
-                    self._status.exception = ExceptionKind.APPROVAL_OVERDUE
-                    self._status.enter(self._status.stage, f"reminder {approval.reminders_sent}: amendment "
-                                                           f"{plan.sequence} still awaits finance",
-                                       waiting_for=self._status.waiting_for)
-                    await self._write_back(
-                        DealWriteBack(approval_status=f"pending (reminder {approval.reminders_sent})"),
-                        notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REMINDER,
-                                                     f"reminder-{approval.reminders_sent}",
-                                                     "Reminder: approval needed"))
-        decision = approval.decision
-        self._approval = None
+
+        async def remind(approval: ApprovalState) -> None:
+            self._status.exception = ExceptionKind.APPROVAL_OVERDUE
+            self._status.enter(self._status.stage, f"reminder {approval.reminders_sent}: amendment "
+                                                   f"{plan.sequence} still awaits finance",
+                               waiting_for=self._status.waiting_for)
+            await self._write_back(
+                DealWriteBack(approval_status=f"pending (reminder {approval.reminders_sent})"),
+                notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_REMINDER,
+                                             f"reminder-{approval.reminders_sent}", "Reminder: approval needed"))
+
+        decision = await self._gate.wait(reminder_every=timedelta(hours=self._config.approval_reminder_hours),
+                                         on_reminder=remind, summary="amendment approval reminder")
+        self._gate.close()
+        if decision is None:
+            self._status.exception = ExceptionKind.NONE
+            days = self._config.approval_expiry_days
+            await self._write_back(DealWriteBack(
+                approval_status="expired", amendment_status="expired", amendment_sequence=str(plan.sequence),
+                approval_note=f"Amendment {plan.sequence}: no decision within {days:g} days; not propagated"),
+                notice=self._approval_notice(approval, plan.sequence, NoticeKind.APPROVAL_EXPIRED, "expired",
+                                             "Approval expired (not propagated)"))
+            return None
         if self._status.exception is ExceptionKind.APPROVAL_OVERDUE:
             self._status.exception = ExceptionKind.NONE
         status = "approved" if decision.approved else "rejected"
@@ -433,17 +424,18 @@ class ContractAmendmentsWorkflow:
 
     @workflow.update
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
-        """Finance decides the pending amendment approval. Refused at once when nothing is pending."""
-        assert self._approval is not None
-        outcome = decide(self._approval, decision)
+        """Finance decides the pending amendment approval. Refused at once when nothing is pending, when the
+        proof is not for this run, request and terms or was used before, or the approver lacks authority."""
+        outcome = self._gate.decide(decision)
         # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
-        self._status.record(decision_note(self._approval, outcome))
+        assert self._gate.pending is not None
+        self._status.record(self._gate.decision_note(self._gate.pending, outcome))
         return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        refuse_decision(self._approval, decision, subject=f"contract {self._record_id}", stage=self._status.stage.value,
-                        authority=self._config.authority if self._config else None)
+        self._gate.validate(decision, subject=f"contract {self._record_id}", stage=self._status.stage.value,
+                            authority=self._config.authority if self._config else None)
 
     # -- propagation -------------------------------------------------------------------------------
     def _provisioning_record(self) -> ProvisioningRecord:
@@ -669,7 +661,7 @@ class ContractAmendmentsWorkflow:
             provisioned=self._provisioned, budgets=self._budgets, billing_ids=self._billing_ids,
             pending=[self._pending[n] for n in sorted(self._pending)], history=self._history,
             business_keys=self._status.keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
-            exception_kind=self._status.exception, runs=self._runs + 1)
+            exception_kind=self._status.exception, runs=self._runs + 1, approval_gate=self._gate.memory())
 
     def _restore(self, carried: AmendmentsCarried) -> None:
         self._deal_id, self._title, self._terms = carried.deal_id, carried.title, carried.terms
@@ -680,6 +672,7 @@ class ContractAmendmentsWorkflow:
         self._history, self._gap_since = carried.history, carried.gap_since
         self._duplicates, self._runs = carried.duplicates_ignored, carried.runs
         self._status.exception = carried.exception_kind
+        self._gate.restore(carried.approval_gate)
         self._status.add_keys(*carried.business_keys)
         self._describe_targets()
 

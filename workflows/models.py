@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
-from canonical.authority import ApprovalFacts, ApprovalProof
+from canonical.authority import ApprovalFacts, ApprovalProof, normalise_identity
 from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
 from canonical.ledger import LedgerInvoice
@@ -55,7 +55,7 @@ class ApprovalDecision(BaseModel):
     def _approver(cls, value: str) -> str:
         if not value or not value.strip():
             raise ValueError("approver is required")
-        return value.strip()
+        return normalise_identity(value)
 
 
 class ApprovalOutcome(BaseModel):
@@ -81,12 +81,16 @@ class RecordedDecision(BaseModel):
 
 
 class ApprovalState(BaseModel):
+    """One approval request as the status query shows it: what is approved, who decided and when; never a
+    proof. ``request_id``, ``run_id`` and ``terms_digest`` are what a proof must name to decide it."""
+
     reasons: list[str]
     requested_at: datetime
     expires_at: datetime
     reminders_sent: int = 0
     status: str = "pending"
-    decision: ApprovalDecision | None = Field(default=None, description="the final decision (the last approver's)")
+    decision: ApprovalDecision | None = Field(default=None, description="the final decision (the last approver's), "
+                                                                        "kept without its proof")
     decided_at: datetime | None = None
     facts: ApprovalFacts | None = Field(default=None, description="what the approvers' authority is judged on")
     required: int = Field(default=1, description="distinct approvers needed (2 above the dual threshold)")
@@ -94,6 +98,18 @@ class ApprovalState(BaseModel):
     title: str = Field(default="", description="what is approved: the deal, or the contract and amendment")
     company: str = ""
     terms: str = Field(default="", description="the commercial terms, for people deciding")
+    request_id: int = Field(default=0, description="minted by the approval gate when the request opened")
+    run_id: str = Field(default="", description="the run the request belongs to")
+    amendment_sequence: int | None = None
+    terms_digest: str = Field(default="", description="canonical.authority.terms_digest of facts and sequence")
+
+
+class ApprovalGateMemory(BaseModel):
+    """What the approval gate carries across continue-as-new: the last request ID it minted and the nonces
+    of proofs already used (each until the proof's expiry)."""
+
+    last_request_id: int = 0
+    used_nonces: dict[str, datetime] = Field(default_factory=dict)
 
 
 class DealCorrection(BaseModel):
@@ -217,6 +233,7 @@ class AmendmentsCarried(BaseModel):
     duplicates_ignored: int = 0
     runs: int = 1
     deal_owner_id: str | None = None
+    approval_gate: ApprovalGateMemory = Field(default_factory=ApprovalGateMemory)
 
 
 class ContractAmendmentsInput(BaseModel):

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.requests import ContractRequest, DealWriteBack
     from canonical.systems import OURS, Systems
+    from workflows.approval_gate import ApprovalGate
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
         ApprovalDecision,
@@ -62,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from workflows.status import WorkflowStatus, idempotency_key
-    from workflows.steps import STEP_FAILED, decide, decision_note, failure_reason, refuse_decision
+    from workflows.steps import STEP_FAILED, failure_reason
 
 Cfg = ConfigActivities
 Crm = CrmActivities
@@ -119,7 +120,7 @@ class QuoteToCashWorkflow:
         self._missing: list[MissingField] = []
         self._corrections = 0
         self._corrected_deal: Deal | None = None
-        self._approval: ApprovalState | None = None
+        self._gate = ApprovalGate()  # the one pending approval of this run (status shows it, never a proof)
         self._contract: Contract | None = None
         self._executed: ContractExecutedSignal | None = None
         self._engagements: list[Engagement] = []
@@ -242,54 +243,44 @@ class QuoteToCashWorkflow:
             self._status.note("approved by policy: within discount, amount and terms limits")
             self._write_back_later(DealWriteBack(approval_status="auto-approved"))
             return
-        now = workflow.now()
-        expiry = timedelta(days=self._config.approval_expiry_days)
-        reminder = timedelta(hours=self._config.approval_reminder_hours)
         facts = ApprovalFacts(amount=deal.total() if deal.currency and deal.lines else None,
                               discount_percent=deal.max_discount_percent(), legal_entity=self._entity_code,
                               owner_id=deal.owner_id)
         required = approvals_required(self._config.authority, facts)
         if required > 1:
             reasons = [*reasons, "two approvers needed: amount above the dual-approval threshold"]
-        self._approval = ApprovalState(reasons=reasons, requested_at=now, expires_at=now + expiry, facts=facts,
-                                       required=required, title=deal.name,
-                                       company=deal.account.name if deal.account else "", terms=_terms(deal))
+        approval = self._gate.open(reasons=reasons, facts=facts, required=required,
+                                   expires_in=timedelta(days=self._config.approval_expiry_days), title=deal.name,
+                                   company=deal.account.name if deal.account else "", terms=_terms(deal))
         self._status.enter(Stage.AWAITING_APPROVAL, "finance approval needed: " + "; ".join(reasons),
                            waiting_for=f"finance decision{'s of two approvers' if required > 1 else ''} "
-                                       f"(decide_approval) before {self._approval.expires_at:%Y-%m-%d %H:%M} UTC")
+                                       f"(decide_approval) before {approval.expires_at:%Y-%m-%d %H:%M} UTC")
         await self._write_back(DealWriteBack(revops_status=Stage.AWAITING_APPROVAL.value,
                                              approval_status="pending",
                                              approval_note="; ".join(reasons)),
                                notice=self._approval_notice(NoticeKind.APPROVAL_REQUESTED, "requested",
                                                             "Approval needed"))
-        approval = self._approval
-        while approval.decision is None:
-            remaining = approval.expires_at - workflow.now()
-            if remaining <= timedelta(0):
-                approval.status = "expired"
-                self._status.exception = ExceptionKind.NONE
-                days = self._config.approval_expiry_days
-                await self._write_back(DealWriteBack(revops_status=Stage.EXPIRED.value, approval_status="expired",
-                                                     approval_note=f"no decision within {days:g} days"),
-                                       notice=self._approval_notice(NoticeKind.APPROVAL_EXPIRED, "expired",
-                                                                    "Approval expired"))
-                raise _Stop(Stage.EXPIRED, "approval request expired without a decision")
-            try:
-                await workflow.wait_condition(lambda: approval.decision is not None,
-                                              timeout=min(reminder, remaining), timeout_summary="approval reminder")
-            except TimeoutError:
-                if workflow.now() < approval.expires_at:
-                    approval.reminders_sent += 1
-                    self._status.exception = ExceptionKind.APPROVAL_OVERDUE
-                    self._status.enter(Stage.AWAITING_APPROVAL,
-                                       f"reminder {approval.reminders_sent}: still no decision",
-                                       waiting_for=self._status.waiting_for)
-                    await self._write_back(DealWriteBack(
-                        approval_status=f"pending (reminder {approval.reminders_sent})"),
-                        notice=self._approval_notice(NoticeKind.APPROVAL_REMINDER,
-                                                     f"reminder-{approval.reminders_sent}",
-                                                     "Reminder: approval needed"))
-        decision = approval.decision
+
+        async def remind(approval: ApprovalState) -> None:
+            self._status.exception = ExceptionKind.APPROVAL_OVERDUE
+            self._status.enter(Stage.AWAITING_APPROVAL, f"reminder {approval.reminders_sent}: still no decision",
+                               waiting_for=self._status.waiting_for)
+            await self._write_back(DealWriteBack(approval_status=f"pending (reminder {approval.reminders_sent})"),
+                                   notice=self._approval_notice(NoticeKind.APPROVAL_REMINDER,
+                                                                f"reminder-{approval.reminders_sent}",
+                                                                "Reminder: approval needed"))
+
+        decided = await self._gate.wait(reminder_every=timedelta(hours=self._config.approval_reminder_hours),
+                                        on_reminder=remind, summary="approval reminder")
+        if decided is None:
+            self._status.exception = ExceptionKind.NONE
+            days = self._config.approval_expiry_days
+            await self._write_back(DealWriteBack(revops_status=Stage.EXPIRED.value, approval_status="expired",
+                                                 approval_note=f"no decision within {days:g} days"),
+                                   notice=self._approval_notice(NoticeKind.APPROVAL_EXPIRED, "expired",
+                                                                "Approval expired"))
+            raise _Stop(Stage.EXPIRED, "approval request expired without a decision")
+        decision = decided
         self._status.exception = ExceptionKind.NONE
         if not decision.approved:
             approval.status = "rejected"
@@ -306,17 +297,16 @@ class QuoteToCashWorkflow:
     async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
         """Finance decides a pending approval. Refused at once when nothing is pending, when the decision is
         not signed by the approvals API, or when the approver lacks the authority (limits, own deal...)."""
-        assert self._approval is not None
-        outcome = decide(self._approval, decision)
+        outcome = self._gate.decide(decision)
         # timeline only: the run's own step publishes (an upsert here would be a new command in the update)
-        self._status.record(decision_note(self._approval, outcome))
+        assert self._gate.pending is not None
+        self._status.record(self._gate.decision_note(self._gate.pending, outcome))
         return outcome
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        authority = self._config.authority if self._config else None
-        refuse_decision(self._approval, decision, subject=f"deal {self._deal_id}", stage=self._status.stage.value,
-                        authority=authority)
+        self._gate.validate(decision, subject=f"deal {self._deal_id}", stage=self._status.stage.value,
+                            authority=self._config.authority if self._config else None)
 
     # -- 3. contract --------------------------------------------------------------------------------
     async def _contract_signed(self, deal: Deal) -> Contract:
@@ -504,7 +494,7 @@ class QuoteToCashWorkflow:
             legal_entity=self._entity_code, deal_name=deal.name if deal else "",
             company=deal.account.name if deal and deal.account else "",
             amount=str(deal.total()) if deal and deal.currency and deal.lines else "",
-            missing=self._missing, approval=self._approval, contract=self._contract,
+            missing=self._missing, approval=self._gate.pending, contract=self._contract,
             engagements=self._engagements, business_keys=self._status.keys, failure=self._failure,
             timeline=list(self._status.timeline), milestones=self._milestones,
         )
@@ -521,7 +511,7 @@ class QuoteToCashWorkflow:
                       title=title, text=text)
 
     def _approval_notice(self, kind: NoticeKind, event: str, title: str) -> Notice:
-        approval = self._approval
+        approval = self._gate.pending
         assert approval is not None
         deal = self._deal
         what = f"{deal.name}" + (f" ({deal.account.name})" if deal and deal.account else "") if deal else self._deal_id

@@ -1,5 +1,6 @@
 """What every workflow here shares: how one business step runs as an activity (summary, timeout, a retry
-policy that never gives up on an outage), how a failure reads to a person, and the finance approval gate.
+policy that never gives up on an outage) and how a failure reads to a person. The finance approval gate is
+its own component (:mod:`workflows.approval_gate`).
 
 Called from workflow code only; deterministic, no I/O.
 """
@@ -17,9 +18,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAtt
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from canonical.authority import ApprovalAuthority, authority_refusal
     from workflows.attributes import BUSINESS_KEYS
-    from workflows.models import ApprovalDecision, ApprovalOutcome, ApprovalState, RecordedDecision
 
 STEP_TIMEOUT = timedelta(minutes=2)
 #: how a step that failed for good reaches the workflow: a regular activity's failure as ``ActivityError``, a
@@ -147,53 +146,3 @@ def failure_reason(err: BaseException) -> str:
     if found is None:
         return str(err)
     return f"{found.type}: {found.message}" if found.type else found.message
-
-
-def decision_note(approval: ApprovalState, outcome: ApprovalOutcome) -> str:
-    """The timeline note of the decision just recorded: who, by which channel, and how far approval has come."""
-    recorded = approval.decisions[-1]
-    return (f"{'approved' if recorded.approved else 'rejected'} by {recorded.approver} via {recorded.channel} "
-            f"(token subject {recorded.subject})"
-            + (f"; {outcome.approvals} of {outcome.required} approvals" if outcome.required > 1 else ""))
-
-
-def decide(approval: ApprovalState, decision: ApprovalDecision) -> ApprovalOutcome:
-    """Record one approver's decision (the body of every ``decide_approval`` update).
-
-    A rejection decides at once; an approval decides once ``approval.required`` distinct approvers approved.
-    """
-    proof = decision.proof
-    approval.decisions.append(RecordedDecision(
-        approver=decision.approver, approved=decision.approved, note=decision.note, at=workflow.now(),
-        channel=proof.channel if proof else "", subject=proof.subject if proof else ""))
-    approvals = sum(1 for d in approval.decisions if d.approved)
-    if not decision.approved or approvals >= approval.required:
-        approval.decision = decision
-        approval.decided_at = workflow.now()
-        approval.status = "approved" if decision.approved else "rejected"
-    return ApprovalOutcome(accepted=True, status=approval.status, approver=decision.approver, note=decision.note,
-                           approvals=approvals, required=approval.required)
-
-
-def refuse_decision(approval: ApprovalState | None, decision: ApprovalDecision, *, subject: str, stage: str,
-                    authority: ApprovalAuthority | None = None) -> None:
-    """The ``decide_approval`` validator: refuse at once when nothing is pending, no approver is named, the
-    decision carries no signed approval, or the approver lacks the authority (``canonical.authority``).
-
-    The signature itself is checked by the worker's ``ApprovalSignatureInterceptor`` (it holds the key, which
-    never enters a workflow's history) before this runs.
-    """
-    if approval is None or approval.decision is not None or approval.status != "pending":
-        raise ValueError(f"no approval is pending for {subject} (stage {stage})")
-    if not decision.approver.strip():
-        raise ValueError("approver is required")
-    if decision.proof is None:
-        raise ValueError("the decision carries no signed approval: decide through the approvals API "
-                         "or the finance inbox")
-    if decision.proof.subject != decision.approver:
-        raise ValueError("the approval was signed for another person")
-    if approval.facts is not None and authority is not None:
-        refusal = authority_refusal(authority, approval.facts, decision.approver,
-                                    [d.approver for d in approval.decisions])
-        if refusal:
-            raise ValueError(refusal)

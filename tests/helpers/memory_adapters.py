@@ -50,6 +50,9 @@ class MemoryCrmSettings(VendorSettings):
 
     base_url: str = "memory://crm"
     book: str = "default"
+
+    def vendor_urls(self) -> list[str]:
+        return []  # calls nothing
     approval_stage: str = "approval"
     closed_won_stage: str = "won"
 
@@ -120,6 +123,9 @@ class MemoryErpSettings(VendorSettings):
 
     base_url: str = "memory://erp"
     book: str = "default"
+
+    def vendor_urls(self) -> list[str]:
+        return []  # calls nothing
 
 
 class MemoryErp:

@@ -23,7 +23,7 @@ from intake import ClientProvider
 from runtime.launch import start_quote_to_cash
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
-from tests.helpers.approvals import DANA, SAM
+from tests.helpers.approvals import CHRIS, DANA, SAM
 from tests.helpers.deals import DealSpec, Line, seed_deal
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
@@ -94,7 +94,7 @@ async def test_approvals_api_lists_refuses_over_limit_and_decides(
         assert (recorded.approver, recorded.channel, recorded.subject) == (DANA, "api", DANA)
         assert handle.id not in [i["workflow_id"] for i in await listed(http, dana)]
         again = await http.post(f"/approvals/{handle.id}", json={"approved": False}, headers=dana)
-        assert again.status_code == 403 and "no approval is pending" in again.json()["detail"]
+        assert again.status_code == 409 and "no approval is pending" in again.json()["detail"]
     await handle.terminate("test done")
 
 
@@ -188,3 +188,57 @@ async def test_serve_answers_webhooks_and_approvals_on_their_own_ports(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_approvals_api_refuses_malformed_bodies_and_ids_with_4xx_and_signs_nothing(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle],
+    approvals_api: RunningApp
+) -> None:
+    """Every malformed body is a 4xx with a reason (never a 500); a workflow ID outside the ID grammar (a
+    newline, a space, a control character) is refused before anything is read or signed; a caller may not
+    bring their own nonce or approver."""
+    handle = await pending_deal(client, flow_settings, sandboxes["hubspot"], "20")
+    dana = auth(flow_settings, DANA)
+    async with httpx.AsyncClient(base_url=approvals_api.base_url, timeout=30) as http:
+        for body in ([], "yes", None, 7, {}, {"approved": "yes"}, {"approved": 1}, {"approved": None},
+                     {"approved": True, "note": ["x"]}, {"approved": True, "note": "n" * 2001},
+                     {"approved": True, "nonce": "0123456789abcdef"}, {"approved": True, "approver": CHRIS}):
+            response = await http.post(f"/approvals/{handle.id}", json=body, headers=dana)
+            assert response.status_code == 422, (body, response.status_code, response.text)
+            assert response.json()["detail"].startswith("malformed request"), body
+        raw = await http.post(f"/approvals/{handle.id}", content=b"{not json", headers={
+            **dana, "Content-Type": "application/json"})
+        assert raw.status_code == 422, raw.text
+        for spliced in (f"{handle.id}%0Asam@revops.example", f"{handle.id}%20x", f"{handle.id}%1B%5B2J",
+                        "q2c-hubspot-", "ledger-stripe-cus_1"):
+            response = await http.post(f"/approvals/{spliced}", json={"approved": True}, headers=dana)
+            assert response.status_code == 404, (spliced, response.text)
+            assert "\n" not in response.text and "\x1b" not in response.text
+    assert (await _status(handle)).approval.decisions == []  # type: ignore[union-attr]
+    await handle.terminate("test done")
+
+
+async def test_approvals_api_judges_authority_before_signing_and_knows_upper_case_people(
+    client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle],
+    approvals_api: RunningApp
+) -> None:
+    """Sam (10 %) is refused by the API itself on a 20 % deal; Dana's IdP sends her ID in upper case and she
+    decides as herself; the answer carries no proof and the security headers."""
+    handle = await pending_deal(client, flow_settings, sandboxes["hubspot"], "20")
+    async with httpx.AsyncClient(base_url=approvals_api.base_url, timeout=30) as http:
+        refused = await http.post(f"/approvals/{handle.id}", json={"approved": True},
+                                  headers=auth(flow_settings, SAM))
+        assert refused.status_code == 403 and "limit of 10%" in refused.json()["detail"]
+        listed_upper = await listed(http, auth(flow_settings, "DANA@RevOps.example"))
+        assert any(i["workflow_id"] == handle.id and i["may_decide"] for i in listed_upper)
+        decided = await http.post(f"/approvals/{handle.id}", json={"approved": True, "note": "ok"},
+                                  headers=auth(flow_settings, "DANA@RevOps.example"))
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["approver"] == DANA and "proof" not in decided.text
+        assert decided.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in decided.headers["content-security-policy"]
+    status = await _status(handle)
+    [recorded] = status.approval.decisions  # type: ignore[union-attr]
+    assert recorded.approver == DANA and recorded.channel == "api"
+    raw = await handle.query("status")
+    assert "signature" not in json.dumps(raw, default=str), "the status query never returns a proof"

@@ -8,7 +8,10 @@ import asyncio
 import io
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from temporalio.client import Client
 from intake import ClientProvider
 from runtime.logs import MAX_VALUE_CHARS, JsonFormatter
 from sandbox.serve import free_port
-from settings import Settings
+from settings import ROOT, Settings
 from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.webhooks import (
     hubspot_delivery,
@@ -248,3 +251,93 @@ async def test_hardening_accepted_stripe_body_is_encrypted_at_rest(ingress: Runn
     [row] = ingress.deliveries()
     assert "secret-buyer" not in row.body and row.body.startswith("enc:v1:test-2026-11:")
     assert "secret-buyer@example.com" in ingress.ledger.open(row.body)
+
+
+# -- issue 23: hostile text cannot bend an operator's terminal ------------------------------------------------
+ESC = "\x1b"
+
+
+def _starter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "FINDINGS_URL": f"sqlite:///{tmp_path / 'findings.sqlite'}"}
+    return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_ack_and_exceptions_refuse_and_escape_ansi_and_newlines(tmp_path: Path) -> None:
+    """A finding whose stored detail carries ANSI escapes and a newline (vendor data), an ``ack`` whose reason
+    and ``--by`` try the same, and an unknown finding ID that does: nothing reaches the terminal raw."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from canonical.reconciliation import Finding, FindingKind
+    from stores.findings import findings_engine, record_run
+
+    hostile = f"{ESC}[2J{ESC}[1;1Hall clear\nFINDING #99 [closed] nothing to see"
+    engine = findings_engine(f"sqlite:///{tmp_path / 'findings.sqlite'}")
+    with Session(engine) as session:
+        record_run(session=session, scope="all", run_id="r1", now=datetime.now(UTC), findings=[
+            Finding(kind=FindingKind.ORPHAN_IN_ERP, key="orphan_in_erp:EU01:x1", legal_entity="EU01", erp_id="x1",
+                    detail=hostile)])
+    engine.dispose()
+
+    listed = _starter(tmp_path, "exceptions")
+    assert listed.returncode == 0, listed.stderr
+    assert ESC not in listed.stdout and "\\x1b[2J" in listed.stdout
+    assert len(listed.stdout.strip().splitlines()) == 1, "one finding, one line: no forged second line"
+
+    for reason, by in ((f"ok{ESC}[31m", "Dana"), ("fine\nFINDING #1 [closed]", "Dana"), ("fine", f"Dana\n{ESC}[0m"),
+                       ("fine", "Dana\u202eevil"), ("x" * 501, "Dana")):
+        refused = _starter(tmp_path, "ack", "1", "--reason", reason, "--by", by)
+        assert refused.returncode == 1, (reason, by, refused.stdout, refused.stderr)
+        assert ESC not in refused.stderr + refused.stdout and "refused:" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    unknown = _starter(tmp_path, "ack", f"9{ESC}]0;pwned\x07\nFAKE", "--reason", "fine")
+    assert unknown.returncode == 2
+    assert ESC not in unknown.stderr and "\x07" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+
+    done = _starter(tmp_path, "ack", "1", "--reason", "bank confirms", "--by", "Dana")
+    assert done.returncode == 0, done.stderr
+    after = _starter(tmp_path, "exceptions")
+    assert "acknowledged by Dana: bank confirms" in after.stdout and ESC not in after.stdout
+
+
+def test_served_ingress_and_approvals_log_json_lines_only(tmp_path: Path) -> None:
+    """``starter.py serve`` as a process: start-up, both servers' own lines, a refused approval with a hostile
+    path and shutdown are all one JSON object per line on stderr (no uvicorn plain-text line)."""
+    import signal
+    import time
+
+    ingress_port, approvals_port = free_port(), free_port()
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "INGRESS_PORT": str(ingress_port),
+           "APPROVALS_PORT": str(approvals_port), "INGRESS_METRICS_PORT": "0",
+           "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    served = subprocess.Popen([sys.executable, "starter.py", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{approvals_port}/inbox", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert served.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.2)
+        httpx.get(f"http://127.0.0.1:{ingress_port}/healthz", timeout=5)
+        httpx.post(f"http://127.0.0.1:{approvals_port}/approvals/q2c-hubspot-1%0A%1B[2J", json={"approved": True},
+                   timeout=5)
+    finally:
+        served.send_signal(signal.SIGTERM)
+        out, err = served.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines, "the processes logged nothing"
+    not_json = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            not_json.append(line)
+    assert not_json == [], not_json[:5]
+    assert "\x1b" not in err

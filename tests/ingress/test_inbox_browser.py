@@ -98,3 +98,50 @@ async def test_inbox_sign_in_refusal_over_limit_then_approve_by_keyboard(
     [decided] = status.approval.decisions  # type: ignore[union-attr]
     assert (decided.approver, decided.channel, decided.note) == (DANA, "inbox", "strategic account")
     await handle.terminate("test done")
+
+
+async def test_inbox_cannot_be_framed_by_another_page_and_sends_no_cacheable_business_data(
+    flow_settings: Settings, inbox: RunningApp
+) -> None:
+    """Click-jacking: an attacker's page on another origin frames the inbox under a decoy button. The browser
+    must refuse to render it (CSP ``frame-ancestors 'none'``, ``X-Frame-Options: DENY``), while the inbox
+    itself still renders with its stylesheet under its own strict CSP."""
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    attacker = FastAPI()
+
+    @attacker.get("/", response_class=HTMLResponse)
+    async def bait() -> str:
+        return (f'<html><body><button>Win a prize</button><iframe id="victim" src="{inbox.base_url}/inbox" '
+                f'width="800" height="600"></iframe></body></html>')
+
+    evil = start_in_thread(attacker, host="127.0.0.2")
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = await browser.new_page()
+                loaded = await page.goto(f"{inbox.base_url}/inbox")
+                assert loaded is not None
+                headers = loaded.headers
+                assert "frame-ancestors 'none'" in headers["content-security-policy"]
+                assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+                assert headers["referrer-policy"] == "no-referrer" and headers["cache-control"] == "no-store"
+                font = await page.evaluate("getComputedStyle(document.body).fontFamily")
+                assert "system-ui" in font, "the stylesheet loads under the page's own CSP"
+
+                await page.goto(evil.base_url)
+                await page.wait_for_load_state("load")
+                frame = next(f for f in page.frames if f != page.main_frame)
+                body = ""
+                try:
+                    body = await frame.evaluate("document.body ? document.body.innerText : ''")
+                except Exception:  # noqa: BLE001 (a blocked frame may be an error page the test cannot read)
+                    body = ""
+                assert "access token" not in body.lower() and "Finance inbox" not in body, \
+                    "the inbox rendered inside another site's frame"
+            finally:
+                await browser.close()
+    finally:
+        evil.stop()

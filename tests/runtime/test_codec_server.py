@@ -99,6 +99,9 @@ async def test_codec_server_encode_round_trips_and_refuses_everything_else(codec
     assert login.status_code == 200 and login.cookies[COOKIE] == TOKEN
     cookie_header = login.headers["set-cookie"].lower()
     assert "httponly" in cookie_header and "samesite=strict" in cookie_header
+    # the login page cannot be framed, and decoded payloads are never cached
+    assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
+    assert login.headers["x-frame-options"] == "DENY" and decoded.headers["cache-control"] == "no-store"
 
 
 def test_codec_server_token_comes_from_settings_or_a_local_file(tmp_path: Any) -> None:

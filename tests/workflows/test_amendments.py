@@ -272,8 +272,8 @@ async def test_amendments_decrease_waits_for_finance_decision(
     assert subscription_item(stripe, customer_id)["quantity"] == 20, "nothing changes before finance decides"
 
     outcome = await handle.execute_update(ContractAmendmentsWorkflow.decide_approval,
-                                          signed_decision(amend_settings, handle.id, DANA, approved=approved,
-                                                          note="ok"))
+                                          await signed_decision(amend_settings, handle, DANA, approved=approved,
+                                                                note="ok"))
 
     assert outcome.accepted and outcome.status == ("approved" if approved else "rejected")
     status = await until(handle, applied(1), "decision taken")

@@ -79,8 +79,8 @@ async def test_notifications_sent_once_per_event_across_retries_and_a_worker_res
     assert all(count == 1 for count in events.values()), f"each event exactly once: {events}"
 
     [request] = emulators.mails("notice-approval-requested")
-    # the approvers who may approve a 25 % discount of 7,500 USD: the finance manager and the CFO
-    assert sorted(request["to"]) == ["chris@revops.example", "dana@revops.example"]
+    # the approvers who may approve a 25 % discount of 7,500 USD: the finance manager, the CFO and the treasurer
+    assert sorted(request["to"]) == ["chris@revops.example", "dana@revops.example", "robin@revops.example"]
     assert "discount 25% exceeds 15%" in request["text"] and f"{settings.approvals_base_url}/inbox" in request["text"]
     [expired] = emulators.mails("notice-approval-expired")
     assert expired["subject"].startswith("Approval expired") and "deal stopped" in expired["text"]
@@ -135,7 +135,8 @@ async def test_notifications_amendment_gap_and_amendment_approval_requests_are_t
     assert gap["to"] == settings.notify_operations and "amendment(s) [1] never arrived" in gap["text"]
     [asked] = emulators.mails(":a1:notice-approval-requested")
     assert "decreases" in asked["text"] and "/inbox" in asked["text"]
-    assert set(asked["to"]) == {"sam@revops.example", "dana@revops.example", "chris@revops.example"}
+    assert set(asked["to"]) == {"sam@revops.example", "dana@revops.example", "chris@revops.example",
+                               "robin@revops.example"}
 
 
 async def test_notifications_erp_rejection_in_the_ledger_is_told_once(

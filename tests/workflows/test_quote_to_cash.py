@@ -25,7 +25,7 @@ from intake import ClientProvider, EventRouter
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from stores.events import Outcome
-from tests.helpers.approvals import DANA, signed_decision
+from tests.helpers.approvals import DANA, sign_request, signed_decision
 from tests.helpers.deals import DealSpec, Line, deal_properties, edit_deal, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.outcomes import deal_outcome
@@ -33,6 +33,7 @@ from tests.helpers.servers import SandboxHandle, stripe_auth
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from workflows.models import (
+    ApprovalState,
     ContractExecutedSignal,
     DealCorrection,
     QuoteToCashResult,
@@ -163,7 +164,7 @@ async def test_quote_to_cash_approval_approved_then_provisioned(
     assert handle.id in listed
 
     outcome = await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                          signed_decision(flow_settings, handle.id, DANA, note="ok"))
+                                          await signed_decision(flow_settings, handle, DANA, note="ok"))
 
     assert outcome.accepted and outcome.status == "approved"
     await sign_when_out(handle, sandboxes["ironclad"])
@@ -188,7 +189,8 @@ async def test_quote_to_cash_approval_rejected_ends_cleanly_with_reason(
     await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
 
     await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                signed_decision(flow_settings, handle.id, DANA, approved=False, note="terms too long"))
+                                await signed_decision(flow_settings, handle, DANA, approved=False,
+                                                      note="terms too long"))
 
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.REJECTED and "terms too long" in result.reason
@@ -206,9 +208,12 @@ async def test_quote_to_cash_decide_approval_refused_when_nothing_pending(
     handle = await start_quote_to_cash(client, flow_settings, deal_id)
     await wait_for_stage(handle, Stage.AWAITING_SIGNATURE)
 
+    now = datetime.now(UTC)
+    made_up = ApprovalState(reasons=[], requested_at=now, expires_at=now, request_id=1,
+                            run_id=(await handle.describe()).run_id)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                    signed_decision(flow_settings, handle.id, DANA))
+                                    sign_request(flow_settings, handle.id, made_up, DANA))
 
     assert "no approval is pending" in str(refused.value.cause)
     events = [e async for e in handle.fetch_history_events()]
@@ -547,7 +552,8 @@ async def test_quote_to_cash_closed_deal_is_not_started_again_by_a_later_event(
     handle = await start_quote_to_cash(client, flow_settings, deal_id)
     await wait_for_stage(handle, Stage.AWAITING_APPROVAL)
     await handle.execute_update(QuoteToCashWorkflow.decide_approval,
-                                signed_decision(flow_settings, handle.id, DANA, approved=False, note="terms too long"))
+                                await signed_decision(flow_settings, handle, DANA, approved=False,
+                                                      note="terms too long"))
     result: QuoteToCashResult = await handle.result()
     assert result.outcome is Stage.REJECTED
     first_run = (await handle.describe()).run_id
