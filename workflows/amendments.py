@@ -38,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         GuardedProjectInput,
         SubscriptionChangeInput,
         SubscriptionEndInput,
-        WriteBackInput,
     )
     from canonical import Amendment, BillingSchedule, BillingScheduleKind, ContractTerms, Project
     from canonical.amendments import AmendmentPlan, EntityChange, monthly_recurring
@@ -71,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.status import WorkflowStatus, idempotency_key
     from workflows.steps import failure_reason, failure_type
+    from workflows.write_back import CrmWriteBack
 
 Ctx = ContractContextActivities
 Cfg = ConfigActivities
@@ -93,6 +93,8 @@ class ContractAmendmentsWorkflow:
         self._counterparty = ""
         self._title = ""
         self._status = WorkflowStatus(AmendmentStage.LOADING, details=self._details, timeline_kept=TIMELINE_KEPT)
+        self._crm_writes = CrmWriteBack(self._status, label=lambda: self._crm.label, stamp_workflow_id=False,
+                                        local_when_quiet=False, exception_on_failure=False)
         self._step = self._status.step  # the typed step of the status component, under its short name
         self._failure = ""
         self._conflict = ""
@@ -695,16 +697,7 @@ class ContractAmendmentsWorkflow:
                           notice: Notice | None = None) -> None:
         """Write to the CRM deal. Status write-backs never stop the flow; the final one of a propagation
         (``required``) fails it, so that a refused CRM write is retried by an operator like any other."""
-        if not self._deal_id:
-            return
-        update = update.model_copy(update={"revops_workflow_id": None})
-        try:
-            await self._step(Crm.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
-                             f"Write back to {self._crm.label}: " + ", ".join(sorted(update.properties())))
-        except ActivityError as err:
-            if required:
-                raise
-            self._status.note(f"write-back refused by the CRM: {failure_reason(err)}")
+        await self._crm_writes.write(self._deal_id, update, notice=notice, required=required)
 
     def _key(self, sequence: int, step: str) -> str:
         """Idempotency key: the business key, the amendment and the step (stable across continue-as-new)."""

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RecordPaymentInput,
         VoidInvoiceInput,
     )
-    from activities.models import CreateErpContactsInput, FindErpContactsInput, FlowConfigRequest, LedgerConfig
+    from activities.models import FlowConfigRequest, LedgerConfig
     from activities.notify import NotifyActivities
     from canonical import Account, EventEnvelope, InvoiceStatus
     from canonical.backfill import ErpCustomerDraft
@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.systems import System, Systems
     from workflows.attributes import LEGAL_ENTITY
+    from workflows.erp_contacts import find_or_create_erp_contact
     from workflows.models import (
         LEDGER_SIGNAL,
         AccountLedgerInput,
@@ -274,16 +275,10 @@ class AccountLedgerWorkflow:
         reference = (erp_contact_reference(systems.crm.name, company_id, entity_code) if company_id
                      else billing_customer_reference(systems.billing.name, self._customer_id, entity_code))
         draft = ErpCustomerDraft(account=account, reference=reference)
-        # the one find-or-create of every flow: the look-up is a read (local), the create only when missing
-        found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant_id, drafts=[draft]),
-                                 f"Find {erp.label} contact {reference}", local=True)
-        if reference in found.found:
-            return found.found[reference]
-        created = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
-            tenant_id=tenant_id, drafts=found.missing,
-            idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}"),
-            f"Create {erp.label} contact {reference}")
-        return created.contact_ids[reference]
+        contact = await find_or_create_erp_contact(
+            self._step, erp=erp, tenant_id=tenant_id, entity_code=entity_code, draft=draft,
+            idempotency_key=f"{workflow.info().workflow_id}:erp-contact-{entity_code}")
+        return contact.contact_id
 
     async def _notify(self, action: Notify) -> Outcome:
         """Tell operations (once per event key); a channel that cannot be reached is noted, never fatal."""

@@ -19,15 +19,12 @@ with workflow.unsafe.imports_passed_through():
         BillingRecordRef,
         BillingScheduleInput,
         ContractRef,
-        CreateErpContactsInput,
         DealRef,
         ErpProjectInput,
         ErpRecordRef,
-        FindErpContactsInput,
         FlowConfigRequest,
         LaunchContractInput,
         QuoteToCashConfig,
-        WriteBackInput,
     )
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing
     from canonical.authority import ApprovalFacts, approvals_required
@@ -48,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.systems import OURS, Systems
     from workflows.approval_gate import ApprovalGate
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
+    from workflows.erp_contacts import find_or_create_erp_contact
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -64,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.status import WorkflowStatus, idempotency_key
     from workflows.steps import STEP_FAILED, failure_reason
+    from workflows.write_back import CrmWriteBack
 
 Cfg = ConfigActivities
 Crm = CrmActivities
@@ -71,10 +70,6 @@ Clm = ClmActivities
 Bill = BillingActivities
 Erp = ErpActivities
 
-
-def merge_write_backs(earlier: DealWriteBack | None, later: DealWriteBack) -> DealWriteBack:
-    """One write-back carrying both; the later one's fields win."""
-    return later if earlier is None else earlier.merged_with(later)
 
 #: Outcomes that end the run *Failed* in Temporal (the deal cannot proceed; a person must act), with the
 #: ``ApplicationError`` type per exception kind. Rejected, expired, cancelled and skipped are decisions or
@@ -125,7 +120,8 @@ class QuoteToCashWorkflow:
         self._executed: ContractExecutedSignal | None = None
         self._engagements: list[Engagement] = []
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
-        self._carried_write_back: DealWriteBack | None = None
+        self._crm_writes = CrmWriteBack(self._status, label=lambda: self._crm, stamp_workflow_id=True,
+                                        local_when_quiet=True, exception_on_failure=True)
 
     @property
     def _systems(self) -> Systems:
@@ -404,14 +400,10 @@ class QuoteToCashWorkflow:
         erp, billing = self._systems.erp_of(entity.code), self._systems.billing
         customer_ref = erp_contact_reference(self._systems.crm.name, deal.account.crm_id or "", entity.code)
         draft = ErpCustomerDraft(account=deal.account, contact=deal.billing_contact, reference=customer_ref)
-        found = await self._step(Erp.find_erp_contacts, FindErpContactsInput(tenant_id=tenant, drafts=[draft]),
-                                 f"Find {erp.label} contact in {entity.code}", local=True)
-        written = await self._step(Erp.create_erp_contacts, CreateErpContactsInput(
-            tenant_id=tenant, drafts=found.missing, refresh=[] if found.missing else [draft],
-            idempotency_key=self._key(f"erp-contact-{entity.code}")),
-            f"{'Create' if found.missing else 'Update'} {erp.label} contact in {entity.code}")
-        contact_id = written.contact_ids.get(customer_ref) or found.found.get(customer_ref, "")
-        contact_created = customer_ref in written.ours
+        contact = await find_or_create_erp_contact(self._step, erp=erp, tenant_id=tenant, entity_code=entity.code,
+                                                   draft=draft, idempotency_key=self._key(f"erp-contact-{entity.code}"),
+                                                   refresh=True)
+        contact_id, contact_created = contact.contact_id, contact.created
         self._mark("customer_created" if contact_created else "customer_reused", entity.code)
         if contact_created:
             undo.append((Erp.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
@@ -504,7 +496,7 @@ class QuoteToCashWorkflow:
     # ------------------------------------------------------------------------------------------
     def _write_back_later(self, update: DealWriteBack) -> None:
         """Progress the CRM need not see before the next step: carried by the next write-back."""
-        self._carried_write_back = merge_write_backs(self._carried_write_back, update)
+        self._crm_writes.later(update)
 
     def _notice(self, kind: NoticeKind, event: str, title: str, text: str) -> Notice:
         return Notice(event_key=self._key(f"notice-{event}"), kind=kind, workflow_id=workflow.info().workflow_id,
@@ -524,20 +516,7 @@ class QuoteToCashWorkflow:
     async def _write_back(self, update: DealWriteBack, *, notice: Notice | None = None) -> None:
         """Write to the CRM with what was carried (and tell people of ``notice``); a refused write-back is
         recorded, never allowed to undo the business step."""
-        update = merge_write_backs(self._carried_write_back, update).model_copy(
-            update={"revops_workflow_id": workflow.info().workflow_id})
-        self._carried_write_back = None
-        try:
-            # a notice goes out once per event through a regular activity (its retries outlive a worker);
-            # a plain property write is idempotent and runs as a local activity
-            await self._step(Crm.write_back_deal, WriteBackInput(deal_id=self._deal_id, update=update, notice=notice),
-                             f"Write back to {self._crm}: " + ", ".join(sorted(update.properties())),
-                             local=notice is None)
-        except STEP_FAILED as err:
-            if self._status.exception is ExceptionKind.NONE:
-                self._status.exception = ExceptionKind.WRITE_BACK_FAILED
-            self._status.note(f"write-back refused by the CRM: {failure_reason(err)}")
-            self._status.publish()
+        await self._crm_writes.write(self._deal_id, update, notice=notice)
 
     def _key(self, step: str) -> str:
         """Idempotency key of a step: stable across retries and replays of this run chain."""
@@ -563,7 +542,7 @@ class QuoteToCashWorkflow:
 
     async def _finish(self, outcome: Stage, reason: str) -> QuoteToCashResult:
         self._status.enter(outcome, reason, waiting_for="")
-        if self._carried_write_back is not None:
+        if self._crm_writes.carried is not None:
             await self._write_back(DealWriteBack())
         self._status.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
