@@ -17,7 +17,7 @@ import starter
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.deals import DealSpec, Line, seed_deal
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.waiting import eventually
 from tests.workflows.test_quote_to_cash import sign_when_out
 from workflows.models import QuoteToCashResult, Stage
@@ -35,8 +35,9 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, client: Client, flow_settings: Sett
 
     monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
-    for name in ("task_queue", "hubspot_base_url", "ironclad_base_url", "stripe_base_url", "xero_base_url"):
-        monkeypatch.setenv(name.upper(), str(getattr(flow_settings, name)))
+    monkeypatch.setenv("TASK_QUEUE", flow_settings.task_queue)
+    for vendor in ("hubspot", "ironclad", "stripe", "xero"):  # each adapter reads its own prefix
+        monkeypatch.setenv(f"{vendor.upper()}_BASE_URL", vendor_settings(flow_settings, vendor).base_url)
     monkeypatch.delenv("REVOPS_TOKEN", raising=False)
     provider = ClientProvider(connector_to(client.service_client.config.target_host, client.namespace))
     api = start_in_thread(create_approvals_app(settings=flow_settings, clients=provider))

@@ -16,7 +16,7 @@ import httpx
 from connectors.xero import mapping as xero_mapping
 from sandbox.serve import free_port, start_in_thread
 from settings import Settings
-from tests.helpers.servers import SandboxHandle, build_app, vendor_settings
+from tests.helpers.servers import SandboxHandle, build_app, emulator_adapter_settings, vendor_settings
 
 
 def _xero(settings: Settings) -> Any:
@@ -30,8 +30,7 @@ def fresh_sandboxes(data_dir: Path, **overrides: Any) -> Iterator[tuple[Settings
     """Settings and four emulators of their own, on free ports, stopped on exit."""
     ports = {v: free_port() for v in VENDORS}
     settings = Settings(_env_file=None, data_dir=data_dir,  # type: ignore[call-arg]
-                        **{f"sandbox_{v}_port": p for v, p in ports.items()},
-                        **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},
+                        adapter_settings=emulator_adapter_settings(ports),
                         task_queue=f"test-{uuid.uuid4()}", activity_retry_max_seconds=2.0, **overrides)
     running = {v: start_in_thread(build_app(v, settings), port=ports[v]) for v in VENDORS}
     try:

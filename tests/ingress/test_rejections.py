@@ -13,7 +13,7 @@ from temporalio.client import Client
 from sandbox.serve import free_port
 from settings import Settings
 from tests.helpers.ids import ledger_id, quote_to_cash_id
-from tests.helpers.servers import SandboxHandle, vendor_settings
+from tests.helpers.servers import SandboxHandle, vendor_settings, with_vendor
 from tests.helpers.webhooks import (
     Signed,
     hubspot_delivery,
@@ -171,7 +171,7 @@ async def test_rejection_unknown_vendor_path_is_404_and_recorded(ingress: Runnin
 
 async def test_rejection_ironclad_key_unreachable_is_503_not_a_refusal(make_ingress: MakeIngress,
                                                                        ingress_settings: Settings) -> None:
-    unreachable = ingress_settings.model_copy(update={"ironclad_base_url": f"http://127.0.0.1:{free_port()}"})
+    unreachable = with_vendor(ingress_settings, "ironclad", base_url=f"http://127.0.0.1:{free_port()}")
     ingress = make_ingress(settings=unreachable)
     body = b'{"payload":{"event":"workflow_completed","workflowID":"wf-1"},"timestamp":"2026-01-05T10:00:00Z"}'
     headers = {"X-Ironclad-Webhook-Event-Id": "webhookEvent2", "X-Ironclad-Webhook-Verification": json.dumps(

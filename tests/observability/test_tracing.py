@@ -122,7 +122,7 @@ async def test_webhook_started_deal_is_one_connected_trace(traced_client: Client
     for span in one:
         if span.name.startswith(("RunWorkflow:", "RunActivity:", "StartActivity:")):
             assert span.attributes and span.attributes.get("temporalWorkflowID") == quote_to_cash_id(deal_id)
-    vendors = tuple(getattr(settings, f"{v}_base_url") for v in ("hubspot", "ironclad", "stripe", "xero"))
+    vendors = tuple(vendor_settings(settings, v).base_url for v in ("hubspot", "ironclad", "stripe", "xero"))
     vendor_calls = [s for s in one if s.kind is SpanKind.CLIENT and s.attributes
                     and str(s.attributes.get("url.full") or s.attributes.get("http.url")).startswith(vendors)]
     hosts = {str(s.attributes.get("url.full") or s.attributes.get("http.url")) for s in vendor_calls if s.attributes}

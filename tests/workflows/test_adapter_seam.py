@@ -110,7 +110,7 @@ async def test_adapter_seam_quote_to_cash_and_the_ledger_run_for_adapters_added_
     summaries = [(await client.data_converter.decode([e.user_metadata.summary], [str]))[0]
                  async for e in handle.fetch_history_events()
                  if e.HasField("activity_task_scheduled_event_attributes") and e.HasField("user_metadata")]
-    assert "Create ERP (Memory ERP) contact in US01" in summaries, summaries
+    assert f"Create ERP (Memory ERP) contact {reference} in US01" in summaries, summaries
     assert "Find or create Billing (Stripe) customer for US01" in summaries, summaries
     # the CRM got its write-backs
     assert CRM_BOOKS[book].written[deal_id]["revops_status"] == "provisioned"

@@ -20,10 +20,11 @@ from activities.erp import ErpActivities
 from canonical import Account
 from canonical.backfill import ErpCustomerDraft
 from canonical.keys import erp_contact_reference
+from connectors.registry import default_registry
 from sandbox.serve import free_port, start_in_thread
 from settings import Settings
 from tests.helpers.histories import save_history
-from tests.helpers.servers import SandboxHandle, build_app
+from tests.helpers.servers import SandboxHandle, build_app, emulator_adapter_settings, vendor_settings
 from worker import Connectors, open_connectors
 from workflows.backfill import BackfillInput, BackfillResult, CompanyBackfillWorkflow
 
@@ -42,9 +43,8 @@ class BackfillRig:
 @pytest.fixture
 def own_sandboxes(settings: Settings) -> Iterator[tuple[Settings, SandboxHandle, SandboxHandle]]:
     ports = {"hubspot": free_port(), "xero": free_port()}
-    own = settings.model_copy(update={
-        "sandbox_hubspot_port": ports["hubspot"], "hubspot_base_url": f"http://127.0.0.1:{ports['hubspot']}",
-        "sandbox_xero_port": ports["xero"], "xero_base_url": f"http://127.0.0.1:{ports['xero']}"})
+    own = settings.model_copy(update={"adapter_settings": {**settings.adapter_settings,
+                                                           **emulator_adapter_settings(ports)}})
     handles = [SandboxHandle(vendor=v, running=start_in_thread(build_app(v, own), port=ports[v]))
                for v in ("hubspot", "xero")]
     yield own, handles[0], handles[1]
@@ -70,8 +70,10 @@ def contact_numbers(xero: SandboxHandle, tenant: str) -> Counter[str]:
 
 async def run_backfill(rig: BackfillRig, name: str, **overrides: object) -> BackfillResult:
     entity = rig.settings.entity("UK01")
+    systems = default_registry(rig.settings).systems(rig.settings)
     request = BackfillInput(entity_code=entity.code, tenant_id=entity.erp_tenant_id, page_size=5, batch_size=3,
-                            pages_per_run=2, **overrides)  # type: ignore[arg-type]
+                            crm=systems.crm, erp=systems.erp_of(entity.code), pages_per_run=2,
+                            **overrides)  # type: ignore[arg-type]
     handle = await rig.client.start_workflow(CompanyBackfillWorkflow.run, request,
                                              id=f"backfill-{name}-{uuid.uuid4().hex[:6]}",
                                              task_queue=rig.settings.task_queue)
@@ -90,7 +92,7 @@ async def test_backfill_creates_each_missing_contact_once_across_pages_and_runs(
     assert len(company_ids) == COMPANIES
     # Three companies are in the ERP already (say, from quote-to-cash): they must be found, not duplicated.
     pre = [ErpCustomerDraft(account=Account(name=f"Backfill {i:02d} Ltd", crm_id=company_ids[i], country="GB"),
-                            reference=erp_contact_reference(company_ids[i], entity.code))
+                            reference=erp_contact_reference("hubspot", company_ids[i], entity.code))
            for i in (0, 7, 22)]
     created_before = await rig.connectors.erp.create_customers(entity.erp_tenant_id, pre,
                                                                idempotency_key=f"pre-{uuid.uuid4().hex}")
@@ -98,7 +100,7 @@ async def test_backfill_creates_each_missing_contact_once_across_pages_and_runs(
 
     # Xero at 4 requests/s with 20 % 503s: the pacing keeps under the limit, the retries reuse their keys.
     with rig.xero.faults(rate_limit_per_second=4, error_rate=0.2, status=503, seed=7):
-        result = await run_backfill(rig, "first", xero_requests_per_second=3.0)
+        result = await run_backfill(rig, "first", erp_requests_per_second=3.0)
 
     totals = result.totals
     expected = {f"hubspot-company-{cid}-{entity.code}" for cid in company_ids}
@@ -131,15 +133,16 @@ async def test_starter_backfill_command(rig: BackfillRig, monkeypatch: pytest.Mo
 
     monkeypatch.setenv("TEMPORAL_ADDRESS", rig.client.service_client.config.target_host)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", rig.client.namespace)
-    for name in ("task_queue", "hubspot_base_url", "xero_base_url"):
-        monkeypatch.setenv(name.upper(), str(getattr(rig.settings, name)))
+    monkeypatch.setenv("TASK_QUEUE", rig.settings.task_queue)
+    for vendor in ("hubspot", "xero"):  # each adapter reads its own prefix
+        monkeypatch.setenv(f"{vendor.upper()}_BASE_URL", vendor_settings(rig.settings, vendor).base_url)
     await rig.connectors.crm.upsert_companies([Account(name=f"Cli {i} Ltd", domain=f"cli-{i}.example.com")
                                                for i in range(4)])
 
-    assert await starter.run(["backfill", "UK01", "--rate", "50", "--hubspot-rate", "50", "--wait"]) == 0
+    assert await starter.run(["backfill", "UK01", "--rate", "50", "--crm-rate", "50", "--wait"]) == 0
     out = capsys.readouterr().out
-    assert "backfill-xero-contacts-UK01" in out and "4 companies: 4 created, 0 existing" in out
-    assert await starter.run(["backfill", "UK01", "--rate", "50", "--hubspot-rate", "50", "--wait"]) == 0
+    assert "backfill-xero-UK01" in out and "4 companies: 4 created, 0 existing" in out
+    assert await starter.run(["backfill", "UK01", "--rate", "50", "--crm-rate", "50", "--wait"]) == 0
     assert "4 companies: 0 created, 4 existing" in capsys.readouterr().out
     assert len(rig.xero.store.list("contact", tenant=rig.settings.entity("UK01").erp_tenant_id)) == 4
 

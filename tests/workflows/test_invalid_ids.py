@@ -5,6 +5,7 @@ retry forever on its odd answer, with no exception visible."""
 
 from __future__ import annotations
 
+import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -18,7 +19,11 @@ from workflows.models import Stage
 async def test_invalid_deal_id_fails_the_run_visibly_without_retrying(
     client: Client, worker: Worker, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]
 ) -> None:
-    handle = await start_quote_to_cash(client, flow_settings, "../../properties/deals")
+    # a path is refused before anything starts: it is not a business ID (canonical/keys.py)
+    with pytest.raises(ValueError, match="deal ID is one token"):
+        await start_quote_to_cash(client, flow_settings, "../../properties/deals")
+    # an ID of the right grammar that the CRM's own ID check refuses fails the run visibly
+    handle = await start_quote_to_cash(client, flow_settings, "not-a-deal-number")
 
     result = await deal_outcome(handle)
 

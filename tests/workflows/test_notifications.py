@@ -161,7 +161,7 @@ async def test_notifications_erp_rejection_in_the_ledger_is_told_once(
         await handle.terminate("test done")
 
     [mail] = emulators.mails(f":{invoice_id}:notice-erp-rejected")
-    assert mail["to"] == settings.notify_operations and "Xero refused" in mail["subject"]
+    assert mail["to"] == settings.notify_operations and "ERP refused" in mail["subject"]
     assert f"/workflows/{handle.id}" in mail["text"]
     assert emulators.slack_events()[mail["event"]] == 1
 
@@ -213,7 +213,7 @@ async def test_notifications_every_refused_ledger_write_is_told_once(
         await handle.terminate("test done")
 
     [payment] = refusals(paid_id, "payment:")
-    assert payment["to"] == settings.notify_operations and "Xero refused the payment" in payment["subject"]
+    assert payment["to"] == settings.notify_operations and "ERP refused the payment" in payment["subject"]
     [write_off] = refusals(lost_id, "write-off")
-    assert "Xero refused the write off" in write_off["subject"] and f"/workflows/{handle.id}" in write_off["text"]
+    assert "ERP refused the write off" in write_off["subject"] and f"/workflows/{handle.id}" in write_off["text"]
     assert emulators.slack_events()[payment["event"]] == 1 and emulators.slack_events()[write_off["event"]] == 1

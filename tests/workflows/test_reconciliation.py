@@ -387,7 +387,7 @@ async def test_exceptions_by_entity_and_ack_by_id(flow_settings: Settings, tmp_p
     capsys.readouterr()
     assert await cmd_exceptions(for_cli(settings), argparse.Namespace(**{**base, "json": False}, entity=None)) == 0
     text = capsys.readouterr().out
-    assert "[acknowledged] high orphan_in_erp EU01 xero x1" in text and "acknowledged by Dana: typed by the" in text
+    assert "[acknowledged] high orphan_in_erp EU01 ERP x1" in text and "acknowledged by Dana: typed by the" in text
     assert "repair: starter.py repost ledger-stripe-cus_1 --invoice in_1" in text
 
 
@@ -422,7 +422,7 @@ async def test_reconciliation_exceptions_command_lists_open_and_closed_findings(
     args = argparse.Namespace(all=False, closed=False, kind=None, scope=None, limit=50, json=False)
     assert await cmd_exceptions(for_cli(settings), args) == 0
     listed = capsys.readouterr().out
-    assert "amount_mismatch US01 stripe in_2, xero x-2 (5.00 USD vs 6.00 USD)" in listed and "in_1" not in listed
+    assert "amount_mismatch US01 billing in_2, ERP x-2 (5.00 USD vs 6.00 USD)" in listed and "in_1" not in listed
 
     assert await cmd_exceptions(for_cli(settings),
                                 argparse.Namespace(**{**vars(args), "closed": True, "json": True})) == 0
