@@ -24,21 +24,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2, help="overhead: unmeasured deals per path first")
     p.add_argument("--poll", type=float, default=0.2, help="contract poll interval in seconds (both paths)")
     p.add_argument("--poll-only", dest="webhooks", action="store_false", default=True,
-                   help="overhead: no ingress, so the workflow learns of the signature by polling Ironclad "
-                        "(default: the product's path, Ironclad's webhook -> ingress -> signal)")
+                   help="overhead: no ingress, so the workflow learns of the signature by polling the CLM "
+                        "(default: the product's path, the CLM's webhook -> ingress -> signal)")
     p.add_argument("--k", type=int, default=40, help="throughput: deals (and no-op workflows) in flight")
-    p.add_argument("--events", type=int, default=10000, help="burst: Stripe events")
+    p.add_argument("--events", type=int, default=10000, help="burst: billing events")
     p.add_argument("--customers", type=int, default=20, help="burst: billing customers the invoices spread over")
     p.add_argument("--concurrency", type=int, default=32, help="burst: webhook deliveries in flight at most")
     p.add_argument("--burst-timeout", type=float, default=1800, help="burst: give up waiting after (s)")
-    p.add_argument("--companies", type=int, default=20000, help="backfill: HubSpot companies")
-    p.add_argument("--rate", type=float, default=5.0, help="backfill: Xero sandbox limit, requests/s")
-    p.add_argument("--hubspot-rate", type=float, default=10.0, help="backfill: HubSpot sandbox limit, requests/s")
-    p.add_argument("--batch", type=int, default=25, help="backfill: contacts per Xero request")
+    p.add_argument("--companies", type=int, default=20000, help="backfill: CRM companies")
+    p.add_argument("--rate", type=float, default=5.0, help="backfill: ERP sandbox limit, requests/s")
+    p.add_argument("--crm-rate", type=float, default=10.0, help="backfill: CRM sandbox limit, requests/s")
+    p.add_argument("--batch", type=int, default=25, help="backfill: customers per ERP request")
     p.add_argument("--invoices", type=int, default=10000, help="reconciliation: invoices across 3 entities")
-    p.add_argument("--stripe-rate", type=float, default=25.0, help="reconciliation: Stripe sandbox limit, req/s")
-    p.add_argument("--xero-rate", type=float, default=3.0,
-                   help="reconciliation: Xero sandbox limit, req/s for the 3 tenants (Xero: 60 a minute each)")
+    p.add_argument("--billing-rate", type=float, default=25.0,
+                   help="reconciliation: billing sandbox limit, req/s (test mode of the default billing: 25/s)")
+    p.add_argument("--erp-rate", type=float, default=3.0,
+                   help="reconciliation: ERP sandbox limit, req/s for the 3 tenants (the default ERP: 60 a minute "
+                        "each)")
     p.add_argument("--quick", action="store_true",
                    help="a tenth of the sizes (burst 1,000 events, backfill 2,000 companies, reconciliation 1,000 "
                         "invoices) for a look in minutes")

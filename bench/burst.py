@@ -1,72 +1,69 @@
-"""Benchmark 3, month-end burst: Stripe ``invoice.finalized`` and ``invoice.paid`` events posted to the
+"""Benchmark 3, month-end burst: the billing system's invoice-finalized and invoice-paid events posted to the
 ingress as fast as it accepts them (bounded concurrency, loopback only). Reports the time until every
-invoice is in Xero (paid) and the CRM's paid figures are right, events/s accepted, peak RSS of the worker
+invoice is paid in the ERP and the CRM's paid figures are right, events/s accepted, peak RSS of the worker
 and the ingress, and duplicates in the sandbox (must be 0). The final check compares, invoice by invoice,
-the Stripe total, the Xero invoice total and each Xero line against Stripe's lines, and each company's CRM
-billed and paid figures against Stripe (mismatches must be 0).
+the billing total, the ERP invoice total and each ERP line against the billing lines, and each company's CRM
+billed and paid figures against the billing system (mismatches must be 0).
 
 Runs the ingress (``starter.py serve``) and the ledger (``AccountLedgerWorkflow``) as the product wires them.
 
-Invoices are made in the Stripe emulator (subscription cycles, then payments) with its webhooks switched
-off, so the events reach the ingress only from this harness: read from the emulator's event log, signed
-with the webhook secret, and posted.
+Invoices are made in the billing emulator (subscription cycles, then payments) with its webhooks switched
+off, so the events reach the ingress only from this harness: read from the emulator's event log by the billing
+acts, signed as the vendor signs them, and posted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import json
-import sqlite3
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from bench.common import Table, Timer, bench_settings, gather_limited, peak_rss_mb, running_stack
+from bench.common import (
+    BenchStack,
+    SqliteRecords,
+    Table,
+    Timer,
+    bench_settings,
+    gather_limited,
+    peak_rss_mb,
+    records_of,
+    running_stack,
+)
 from bench.cost import registered
+from canonical.ownership import SystemRole
+from connectors.acts import BilledInvoice, DealDraft, ReceivableSeen
+from connectors.registry import default_registry, role_label
 from runtime.launch import start_quote_to_cash
-from sandbox.hubspot.seed import DealSpec
 from workflows.models import LEDGER_WORKFLOW, QuoteToCashResult, Stage
-
-
-def stripe_signature(secret: str, body: bytes) -> str:
-    t = int(time.time())
-    return f"t={t},v1={hmac.new(secret.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
-
-
-def _rows(db_path: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
-    with contextlib.closing(sqlite3.connect(db_path)) as db:
-        rows = db.execute("SELECT tenant, data FROM sandbox_records WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
-    return [(t, json.loads(d)) for t, d in rows]
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     invoices_wanted = args.events // 2
     # four years of monthly billing each (about 47 cycles), within the approval policy's amount
     customers = max(args.customers, -(-invoices_wanted // 40))
-    table = Table("burst", f"3. Month-end burst: {args.events} Stripe invoice.finalized + invoice.paid events "
+    table = Table("burst", f"3. Month-end burst: {args.events} billing invoice-finalized + invoice-paid events "
                            f"over {customers} customers, {args.concurrency} deliveries in flight",
                   ["figure", "value"])
     if not registered(LEDGER_WORKFLOW):
         table.add("skipped", "AccountLedgerWorkflow is not in worker.WORKFLOWS")
         return table
     settings = bench_settings(data_dir, contract_poll_interval_seconds=args.poll, activity_retry_max_seconds=2.0)
+    billing_label, erp_label = role_label(settings, SystemRole.BILLING), role_label(settings, SystemRole.ERP)
     async with running_stack(settings, with_ingress=True) as bench:
-        await bench.control("ironclad", "autosign", {"delay_seconds": 0})
+        billing = bench.acts.billing
+        await bench.acts.clm.auto_sign(0)
         # 1. customers: subscription deals through quote-to-cash
-        deal_ids = [await bench.seed_deal(DealSpec(model="subscription", end_date="2030-12-31"))
+        deal_ids = [await bench.seed_deal(DealDraft(model="subscription", end_date="2030-12-31"))
                     for _ in range(customers)]
         handles = [await start_quote_to_cash(bench.client, settings, d, trigger="bench") for d in deal_ids]
         results: list[QuoteToCashResult] = await asyncio.gather(*(h.result() for h in handles))
         assert all(r.outcome is Stage.PROVISIONED for r in results), [r.reason for r in results]
-        subs = [(r, next(i for i in r.engagements[0].billing_schedule_ids if i.startswith("sub_"))) for r in results]
-        # 2. invoices, with Stripe's webhooks off: only this harness delivers them
-        await bench.control("stripe", "webhooks", method="DELETE")
+        subs = [(r, billing.subscription_ids(r.engagements[0].billing_schedule_ids)[0]) for r in results]
+        # 2. invoices, with the billing system's webhooks off: only this harness delivers them
+        await billing.controls.webhooks_off()
         invoice_ids: list[str] = []
         made = 0
         live = [sub_id for _, sub_id in subs]
@@ -74,32 +71,28 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
             for sub_id in list(live):
                 if made >= invoices_wanted:
                     break
-                cycled = await bench.control("stripe", f"subscriptions/{sub_id}/cycle")
-                if not cycled.get("invoice"):
+                billed = await billing.bill_next_period(sub_id)
+                if not billed.invoice_id:
                     live.remove(sub_id)  # past its end date
                     continue
-                invoice_id = cycled["invoice"]["id"]
-                await bench.control("stripe", f"invoices/{invoice_id}/payments")
-                invoice_ids.append(invoice_id)
+                await billing.pay(billed.invoice_id)
+                invoice_ids.append(billed.invoice_id)
                 made += 1
-        stripe_db = data_dir / "sandbox-stripe.sqlite"
-        events = [doc for _, doc in _rows(stripe_db, "event")
-                  if doc.get("type") in ("invoice.finalized", "invoice.paid")
-                  and doc["data"]["object"]["id"] in set(invoice_ids)]
-        expected_paid: Counter[str] = Counter()
-        for _, doc in _rows(stripe_db, "invoice"):
-            if doc["id"] in set(invoice_ids):
-                expected_paid[doc["customer"]] += doc["amount_paid"]
+        wanted = set(invoice_ids)
+        billing_records = records_of(settings, SystemRole.BILLING)
+        events = billing.invoice_events(billing_records, wanted)
+        expected_paid: dict[str, Decimal] = defaultdict(Decimal)
+        for invoice in billing.invoices(billing_records):
+            if invoice.invoice_id in wanted:
+                expected_paid[invoice.customer_id] += invoice.amount_paid
         # 3. the burst
-        url = f"http://{settings.ingress_host}:{settings.ingress_port}/webhooks/stripe"
+        path = default_registry(settings).chosen(settings, SystemRole.BILLING).webhook_path
+        url = f"http://{settings.ingress_host}:{settings.ingress_port}{path}"
         statuses: Counter[int] = Counter()
 
-        async def post(event: dict[str, Any]) -> None:
-            body = json.dumps(event, separators=(",", ":")).encode()
+        async def post(body: bytes) -> None:
             for _attempt in range(20):
-                response = await bench.http.post(url, content=body, headers={
-                    "Content-Type": "application/json",
-                    "Stripe-Signature": stripe_signature(settings.stripe_webhook_secret, body)})
+                response = await bench.http.post(url, content=body, headers=billing.signed_headers(url, body))
                 statuses[response.status_code] += 1
                 if response.status_code < 300:
                     return
@@ -108,26 +101,26 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         timer = Timer()
         await gather_limited((post(e) for e in events), args.concurrency)
         accepted_seconds = timer.elapsed
-        # 4. until every invoice is paid in Xero and the CRM's paid figures match
-        xero_db = data_dir / "sandbox-xero.sqlite"
+        # 4. until every invoice is paid in the ERP and the CRM's paid figures match
+        erp_spec = default_registry(settings).chosen(settings, SystemRole.ERP)
+        erp = next(a for a in bench.acts.every if a.controls.spec is erp_spec)
+        erp_records = SqliteRecords(settings.data_dir, erp_spec)
         done_seconds = None
         deadline = time.monotonic() + args.burst_timeout
         while time.monotonic() < deadline:
-            xero = [doc for _, doc in _rows(xero_db, "invoice") if doc.get("Type") == "ACCREC"]
-            paid = sum(1 for doc in xero if doc.get("Status") == "PAID")
+            paid = sum(1 for doc in erp.receivables(erp_records) if doc.paid)
             if paid >= len(invoice_ids) and await crm_figures_right(bench, results, expected_paid):
                 done_seconds = timer.elapsed
                 break
             await asyncio.sleep(1)
         worker_rss = peak_rss_mb(bench.pid("worker"))
         ingress_rss = peak_rss_mb(bench.pid("ingress"))
-        xero = [doc for _, doc in _rows(xero_db, "invoice") if doc.get("Type") == "ACCREC"]
-        refs = Counter(str(doc.get("Reference")) for doc in xero)
-        payments = Counter(str((doc.get("Invoice") or {}).get("InvoiceID")) for _, doc in _rows(xero_db, "payment"))
-        stripe_invoices = {doc["id"]: doc for _, doc in _rows(stripe_db, "invoice") if doc["id"] in set(invoice_ids)}
-        mismatches = compare_invoices(stripe_invoices, xero)
-        billed_invoices = {doc["id"]: doc for _, doc in _rows(stripe_db, "invoice")
-                           if doc.get("status") in ("open", "paid")}
+        receivables = erp.receivables(erp_records)
+        refs = Counter(doc.reference for doc in receivables)
+        payments = erp.payments_per_invoice(erp_records)
+        all_invoices = billing.invoices(billing_records)
+        mismatches = compare_invoices({i.invoice_id: i for i in all_invoices if i.invoice_id in wanted}, receivables)
+        billed_invoices = {i.invoice_id: i for i in all_invoices if i.status in ("open", "paid")}
         crm_mismatches = await crm_billed_mismatches(bench, results, billed_invoices)
     dup_invoices = sum(n - 1 for n in refs.values() if n > 1)
     dup_payments = sum(n - 1 for n in payments.values() if n > 1)
@@ -135,13 +128,14 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     table.add("HTTP statuses", dict(statuses))
     table.add("accepted in (s)", accepted_seconds)
     table.add("events/s accepted", len(events) / accepted_seconds)
-    table.add("all invoices paid in Xero + CRM right (s)", done_seconds if done_seconds else "NOT within timeout")
+    table.add(f"all invoices paid in the {erp_label} + CRM right (s)",
+              done_seconds if done_seconds else "NOT within timeout")
     table.add("end-to-end events/s", len(events) / done_seconds if done_seconds else "-")
-    table.add("Xero invoices / expected", f"{len(xero)} / {len(invoice_ids)}")
-    table.add("duplicate Xero invoices (by Reference)", dup_invoices)
-    table.add("duplicate Xero payments (per invoice)", dup_payments)
-    table.add("invoices whose Stripe total, Xero total or lines differ", len(mismatches))
-    table.add("companies whose CRM billed/paid differ from Stripe", len(crm_mismatches))
+    table.add(f"{erp_label} invoices / expected", f"{len(receivables)} / {len(invoice_ids)}")
+    table.add(f"duplicate {erp_label} invoices (by reference)", dup_invoices)
+    table.add(f"duplicate {erp_label} payments (per invoice)", dup_payments)
+    table.add(f"invoices whose {billing_label} total, {erp_label} total or lines differ", len(mismatches))
+    table.add(f"companies whose CRM billed/paid differ from the {billing_label}", len(crm_mismatches))
     for line in (mismatches + crm_mismatches)[:10]:
         table.add("  mismatch", line)
     table.add("peak RSS worker MiB", worker_rss or "-")
@@ -153,63 +147,66 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     return table
 
 
-def _cents(value: Any) -> int:
-    return int((Decimal(str(value)) * 100).to_integral_value())
-
-
-def compare_invoices(stripe_invoices: dict[str, dict[str, Any]], xero: list[dict[str, Any]]) -> list[str]:
-    """Invoice by invoice: the Stripe total against the Xero invoice total, and each Stripe line against
-    the Xero line in the same place (amounts in cents; every line, not only those Stripe embeds)."""
-    by_ref = {str(doc.get("Reference")): doc for doc in xero if doc.get("Status") != "VOIDED"}
+def compare_invoices(billed: dict[str, BilledInvoice], receivables: list[ReceivableSeen]) -> list[str]:
+    """Invoice by invoice: the billing total against the ERP invoice total, and each billing line against
+    the ERP line in the same place (every line, not only those the billing system embeds)."""
+    by_ref = {doc.reference: doc for doc in receivables if not doc.voided}
     found: list[str] = []
-    for invoice_id, inv in sorted(stripe_invoices.items()):
+    for invoice_id, inv in sorted(billed.items()):
         doc = by_ref.get(invoice_id)
         if doc is None:
-            found.append(f"{invoice_id}: not in Xero")
+            found.append(f"{invoice_id}: not in the ERP")
             continue
-        stripe_lines = [int(line["amount"]) for line in inv["lines"]["data"]]
-        xero_lines = [_cents(line.get("LineAmount") or 0) for line in doc.get("LineItems") or []]
-        if _cents(doc.get("Total") or 0) != int(inv["total"]):
-            found.append(f"{invoice_id}: Stripe total {inv['total']} vs Xero {doc.get('Total')}")
-        elif stripe_lines != xero_lines:
-            found.append(f"{invoice_id}: Stripe lines {stripe_lines} vs Xero lines {xero_lines}")
-        elif sum(stripe_lines) != int(inv["total"]):
-            found.append(f"{invoice_id}: Stripe lines add up to {sum(stripe_lines)}, its total is {inv['total']}")
+        if doc.total != inv.total:
+            found.append(f"{invoice_id}: billing total {inv.total} vs ERP {doc.total}")
+        elif list(inv.lines) != list(doc.lines):
+            found.append(f"{invoice_id}: billing lines {list(inv.lines)} vs ERP lines {list(doc.lines)}")
+        elif sum(inv.lines) != inv.total:
+            found.append(f"{invoice_id}: billing lines add up to {sum(inv.lines)}, its total is {inv.total}")
     return found
 
 
-async def crm_billed_mismatches(bench: Any, results: list[QuoteToCashResult],
-                                stripe_invoices: dict[str, dict[str, Any]]) -> list[str]:
-    """Each HubSpot company's billed and paid figures against its Stripe customer's finalized invoices."""
+def _company_of(bench: BenchStack, result: QuoteToCashResult) -> str | None:
+    prefix = bench.acts.crm.controls.spec.system.ref("company", "")
+    return next((k.removeprefix(prefix) for k in result.business_keys if k.startswith(prefix)), None)
+
+
+async def _figures(bench: BenchStack, company: str, currency: str) -> tuple[str | None, str | None] | None:
+    try:
+        return await bench.acts.crm.company_figures(company, currency)
+    except Exception:  # not there yet: the ledger has not written it
+        return None
+
+
+async def crm_billed_mismatches(bench: BenchStack, results: list[QuoteToCashResult],
+                                billed: dict[str, BilledInvoice]) -> list[str]:
+    """Each CRM company's billed and paid figures against its billing customer's finalized invoices."""
     found: list[str] = []
     for result in results:
         customer = result.engagements[0].billing_customer_id or ""
-        company = next((k.split(":")[-1] for k in result.business_keys if k.startswith("hubspot:company:")), None)
-        mine = [inv for inv in stripe_invoices.values() if inv["customer"] == customer]
+        company = _company_of(bench, result)
+        mine = [inv for inv in billed.values() if inv.customer_id == customer]
         if company is None or not mine:
             continue
-        response = await bench.http.get(f"{bench.url('hubspot')}/_sandbox/objects/companies/{company}")
-        props = response.json().get("properties", {}) if response.status_code == 200 else {}
-        billed = sum(int(inv["total"]) for inv in mine)
-        paid = sum(int(inv["amount_paid"]) for inv in mine)
-        crm = (props.get("revops_billed_usd"), props.get("revops_paid_usd"))
-        if None in crm or (_cents(crm[0]), _cents(crm[1])) != (billed, paid):
-            found.append(f"company {company}: CRM billed/paid {crm} vs Stripe {billed / 100}/{paid / 100}")
+        crm = await _figures(bench, company, mine[0].currency) or (None, None)
+        total = sum((inv.total for inv in mine), Decimal(0))
+        paid = sum((inv.amount_paid for inv in mine), Decimal(0))
+        if None in crm or (Decimal(str(crm[0])), Decimal(str(crm[1]))) != (total, paid):
+            found.append(f"company {company}: CRM billed/paid {crm} vs billing {total}/{paid}")
     return found
 
 
-async def crm_figures_right(bench: Any, results: list[QuoteToCashResult], expected_paid: Counter[str]) -> bool:
-    """The HubSpot company's ``revops_paid_usd`` equals what its Stripe customer paid (cents -> units)."""
+async def crm_figures_right(bench: BenchStack, results: list[QuoteToCashResult],
+                            expected_paid: dict[str, Decimal]) -> bool:
+    """The CRM company's paid figure equals what its billing customer paid."""
     for result in results:
         engagement = result.engagements[0]
-        company = next((k.split(":")[-1] for k in result.business_keys if k.startswith("hubspot:company:")), None)
+        company = _company_of(bench, result)
         if company is None:
             return False
-        response = await bench.http.get(f"{bench.url('hubspot')}/_sandbox/objects/companies/{company}")
-        if response.status_code != 200:
+        figures = await _figures(bench, company, "USD")
+        if figures is None or figures[1] is None:
             return False
-        paid = response.json()["properties"].get("revops_paid_usd")
-        want = Decimal(expected_paid[engagement.billing_customer_id or ""]) / 100
-        if paid is None or Decimal(paid) != want:
+        if Decimal(figures[1]) != expected_paid.get(engagement.billing_customer_id or "", Decimal(0)):
             return False
     return True

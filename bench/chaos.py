@@ -1,27 +1,23 @@
 """``python -m bench.chaos --deals 1000`` (``make chaos``): deals through the whole stack while things break.
 
 Deals (a mix of billing models, ``--approval-share`` needing finance approval, approved by this harness)
-are seeded in the HubSpot emulator and moved to closed-won: the emulator's signed webhooks reach the
-ingress, which starts quote-to-cash. Meanwhile ``--fault-rate`` of vendor calls fail in all four sandboxes
+are seeded in the CRM's emulator and moved to closed-won: the emulator's signed webhooks reach the
+ingress, which starts quote-to-cash. Meanwhile ``--fault-rate`` of vendor calls fail in every emulator
 (modes rotate: 503, 429 with Retry-After, timeouts past the client timeout), the worker is SIGKILLed and
 restarted ``--kills`` times, the Temporal dev server is stopped and restarted on the same SQLite file
-``--temporal-restarts`` times, and HubSpot deliveries are posted again, shuffled (duplicates, out of order).
+``--temporal-restarts`` times, and the CRM's deliveries are posted again, shuffled (duplicates, out of order).
 
-At the end it counts, from the emulators' and the ingress's own SQLite files: every deal provisioned or in
-a stated exception; exactly one record per business reference in every sandbox; no ledger event without
-its outcome. Prints the table, writes ``bench/results/chaos.json``, exits 1 if anything was lost or
-duplicated.
+At the end it counts, from the emulators' and the ingress's own SQLite files (read through each role's acts):
+every deal provisioned or in a stated exception; exactly one record per business reference in every sandbox;
+no ledger event without its outcome. Prints the table, writes ``bench/results/chaos.json``, exits 1 if anything
+was lost or duplicated.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import random
 import shutil
 import signal
@@ -36,11 +32,22 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from bench.common import VENDORS, BenchStack, Table, Timer, bench_settings, gather_limited, running_stack
+from bench.common import (
+    BenchStack,
+    SqliteRecords,
+    Table,
+    Timer,
+    bench_settings,
+    gather_limited,
+    records_of,
+    running_stack,
+)
 from canonical.keys import erp_contact_reference
+from canonical.ownership import SystemRole
+from connectors.acts import DealDraft, DealLineDraft, RoleActs
+from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from devstack.stack import stop_on_sigterm
 from runtime.launch import quote_to_cash_id
-from sandbox.hubspot.seed import DealSpec, Line
 from settings import Settings
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -52,7 +59,7 @@ FAULT_MODES = ["503", "429", "timeout"]
 @dataclass
 class ChaosDeal:
     index: int
-    spec: DealSpec
+    spec: DealDraft
     needs_approval: bool
     deal_id: str = ""
     company_id: str = ""
@@ -86,9 +93,9 @@ def deal_specs(n: int, approval_share: float, rng: random.Random) -> list[ChaosD
     approvals = set(rng.sample(range(n), round(n * approval_share)))
     for index in range(n):
         model = MODELS[index % len(MODELS)]
-        spec = DealSpec(model=model, name=f"Chaos {index}", company=f"Chaos{index} {rng.randrange(10**8):08d} Ltd")
+        spec = DealDraft(model=model, name=f"Chaos {index}", company=f"Chaos{index} {rng.randrange(10**8):08d} Ltd")
         if index in approvals:  # a 30 % discount: beyond the 15 % policy limit
-            spec.lines = [Line("PLAT-ENT", "Enterprise seats", quantity="50", price="90.00", discount="30",
+            spec.lines = [DealLineDraft("PLAT-ENT", "Enterprise seats", quantity="50", price="90.00", discount="30",
                                model="subscription", frequency="monthly")]
             spec.model = "subscription"
         deals.append(ChaosDeal(index=index, spec=spec, needs_approval=index in approvals))
@@ -103,17 +110,15 @@ async def rotate_faults(chaos: Chaos) -> None:
     rate, bench = chaos.args.fault_rate, chaos.bench
     hang = (bench.settings.http_timeout_seconds or 30) + 1.5
     while not chaos.stop.is_set():
-        modes = {}
-        for vendor in VENDORS:
+        for emulator in bench.emulators:
             mode = chaos.rng.choice(FAULT_MODES)
-            modes[vendor] = mode
             body: dict[str, Any] = {"seed": chaos.rng.randrange(10**6)}
             if mode == "timeout":
                 body.update(timeout_rate=rate, hang_seconds=hang)
             else:
                 body.update(error_rate=rate, status=int(mode))
             with contextlib.suppress(Exception):
-                await bench.faults(vendor, **body)
+                await emulator.faults(**body)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(chaos.stop.wait(), timeout=chaos.args.fault_period)
     with contextlib.suppress(Exception):
@@ -153,29 +158,22 @@ async def approve_pending(chaos: Chaos) -> None:
             await asyncio.wait_for(chaos.stop.wait(), timeout=2)
 
 
-def hubspot_v3(secret: str, url: str, body: bytes) -> dict[str, str]:
-    timestamp = str(int(time.time() * 1000))
-    source = b"POST" + url.encode() + body + timestamp.encode()
-    signature = base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
-    return {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp,
-            "Content-Type": "application/json"}
-
-
 async def replay_webhooks(chaos: Chaos) -> None:
-    """Post recent HubSpot deliveries again, shuffled: duplicates that also arrive out of order."""
+    """Post recent CRM deliveries again, shuffled: duplicates that also arrive out of order."""
     bench = chaos.bench
-    url = f"http://{bench.settings.ingress_host}:{bench.settings.ingress_port}/webhooks/hubspot"
+    crm = bench.acts.crm
+    path = default_registry(bench.settings).chosen(bench.settings, SystemRole.CRM).webhook_path
+    url = f"http://{bench.settings.ingress_host}:{bench.settings.ingress_port}{path}"
     while not chaos.stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(chaos.stop.wait(), timeout=chaos.args.replay_period)
         try:
-            deliveries = (await bench.control("hubspot", "webhooks", method="GET"))["deliveries"]
+            deliveries = await crm.controls.deliveries()
             sample = chaos.rng.sample(deliveries, min(len(deliveries), chaos.args.replay_batch))
             chaos.rng.shuffle(sample)
             for delivery in sample:
                 body = delivery["body"].encode()
-                response = await bench.http.post(url, content=body,
-                                                 headers=hubspot_v3(bench.settings.hubspot_client_secret, url, body))
+                response = await bench.http.post(url, content=body, headers=crm.signed_headers(url, body))
                 if response.status_code < 300:
                     chaos.replayed += 1
                 else:
@@ -240,18 +238,14 @@ async def seed_and_close(chaos: Chaos) -> None:
     bench = chaos.bench
 
     async def seed(deal: ChaosDeal) -> None:
-        response = await bench.http.post(f"{bench.url('hubspot')}/_sandbox/seed/deal", json=deal.spec.payload())
-        response.raise_for_status()
-        body = response.json()
-        deal.deal_id, deal.company_id = str(body["dealId"]), str(body["companyId"])
+        seeded = await bench.acts.crm.seed_deal(deal.spec)
+        deal.deal_id, deal.company_id = seeded.deal_id, seeded.company_id
 
     await gather_limited((seed(d) for d in chaos.deals), 8)
     chaos.log(f"seeded {len(chaos.deals)} deals ({sum(d.needs_approval for d in chaos.deals)} need approval)")
 
     async def close(deal: ChaosDeal) -> None:
-        response = await bench.http.post(f"{bench.url('hubspot')}/_sandbox/deals/{deal.deal_id}/stage",
-                                         json={"stage": bench.settings.hubspot_closed_won_stage})
-        response.raise_for_status()
+        await bench.acts.crm.move_deal(deal.deal_id)
 
     await gather_limited((close(d) for d in chaos.deals), 4)
     chaos.log("every deal moved to closed-won (webhooks on their way)")
@@ -265,7 +259,8 @@ async def wait_all(chaos: Chaos, deadline: float) -> None:
         still = []
         for deal in pending:
             try:
-                description = await client.get_workflow_handle(quote_to_cash_id(deal.deal_id)).describe()
+                workflow_id = quote_to_cash_id(chaos.bench.settings, deal.deal_id)
+                description = await client.get_workflow_handle(workflow_id).describe()
             except Exception:
                 deal.state = "no run"
                 still.append(deal)
@@ -288,7 +283,8 @@ async def collect_results(chaos: Chaos) -> None:
     for deal in chaos.deals:
         if deal.state in ("no run", "running"):
             continue
-        handle = chaos.bench.client.get_workflow_handle_for(QuoteToCashWorkflow.run, quote_to_cash_id(deal.deal_id))
+        workflow_id = quote_to_cash_id(chaos.bench.settings, deal.deal_id)
+        handle = chaos.bench.client.get_workflow_handle_for(QuoteToCashWorkflow.run, workflow_id)
         try:
             deal.result = await handle.result()
             deal.state = deal.result.outcome.value
@@ -303,7 +299,7 @@ async def earlier_provisioning(chaos: Chaos, deal: ChaosDeal) -> None:
     """A trigger that arrives after a deal's run has completed (a late redelivery, the poll, a CRM change)
     starts a new run under the same ID, which stops at once as ``skipped``: the deal is provisioned already.
     Judge such a deal by the run that provisioned it."""
-    workflow_id = quote_to_cash_id(deal.deal_id)
+    workflow_id = quote_to_cash_id(chaos.bench.settings, deal.deal_id)
     async for run in chaos.bench.client.list_workflows(f"WorkflowId = '{workflow_id}'"):
         if run.status is not WorkflowExecutionStatus.COMPLETED:
             continue
@@ -317,30 +313,6 @@ async def earlier_provisioning(chaos: Chaos, deal: ChaosDeal) -> None:
 # ---------------------------------------------------------------------------------------------
 # Counting
 # ---------------------------------------------------------------------------------------------
-def records(data_dir: Path, vendor: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """(tenant, object) of one kind straight from the emulator's SQLite file."""
-    with contextlib.closing(sqlite3.connect(data_dir / f"sandbox-{vendor}.sqlite")) as db:
-        rows = db.execute("SELECT tenant, data FROM sandbox_records WHERE kind = ?", (kind,)).fetchall()
-    return [(tenant, json.loads(data)) for tenant, data in rows]
-
-
-def find_key(doc: Any, key: str) -> Any:
-    if isinstance(doc, dict):
-        if key in doc:
-            value = doc[key]
-            return value.get("value", value) if isinstance(value, dict) else value
-        for value in doc.values():
-            found = find_key(value, key)
-            if found is not None:
-                return found
-    elif isinstance(doc, list):
-        for value in doc:
-            found = find_key(value, key)
-            if found is not None:
-                return found
-    return None
-
-
 @dataclass
 class Check:
     name: str
@@ -355,10 +327,15 @@ class Check:
         return self.duplicates == 0 and self.missing == 0
 
 
-def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
+def count_records(settings: Settings, acts: RoleActs, deals: list[ChaosDeal]) -> list[Check]:
+    """Records per business reference in each role's emulator, counted by that system's acts (their census reads
+    the stored records, no request: the stack may be stopped)."""
     provisioned = [d for d in deals if d.result and d.result.outcome is Stage.PROVISIONED]
     engagements = [(d, e) for d in provisioned for e in d.result.engagements]  # type: ignore[union-attr]
     ours = {d.deal_id for d in deals}
+    registry = default_registry(settings)
+    crm_name = registry.chosen(settings, SystemRole.CRM).name
+    label = {role: role_label(settings, role) for role in VENDOR_ROLES}
     checks: list[Check] = []
 
     def check(name: str, counts: Counter[Any], expected: set[Any], note: str = "") -> None:
@@ -366,52 +343,41 @@ def count_records(data_dir: Path, deals: list[ChaosDeal]) -> list[Check]:
         missing = sum(1 for key in expected if counts.get(key, 0) != 1)
         checks.append(Check(name, len(expected), sum(counts.values()), duplicates, missing, note))
 
-    # HubSpot: the seeded deals and companies, once each
-    hs_deals = Counter(str(doc["id"]) for _, doc in records(data_dir, "hubspot", "hs:deals"))
-    check("HubSpot deals by ID", hs_deals, ours)
-    names = Counter(find_key(doc, "name") for _, doc in records(data_dir, "hubspot", "hs:companies"))
-    check("HubSpot companies by name", names, {d.spec.company for d in deals})
-    # Ironclad: one contract workflow per deal that reached contracting
-    clm = Counter(str(doc["attributes"]["revopsDealId"]) for _, doc in records(data_dir, "ironclad", "workflow")
-                  if (doc.get("attributes") or {}).get("revopsDealId"))
-    check("Ironclad workflows by revopsDealId", clm, {d.deal_id for d in provisioned},
-          "one per deal; every provisioned deal has exactly one")
-    # Xero: contacts by ContactNumber per tenant, projects by [code]
-    contacts = Counter((tenant, doc.get("ContactNumber")) for tenant, doc in records(data_dir, "xero", "contact")
-                       if doc.get("ContactNumber"))
-    expected_contacts = {(e.legal_entity, erp_contact_reference(d.company_id, e.legal_entity)) for d, e in engagements}
-    tenants = {tenant for tenant, _ in contacts}
-    by_code = _tenant_codes(tenants, engagements)
-    contacts_by_entity = Counter({(by_code.get(t, t), ref): n for (t, ref), n in contacts.items()})
-    check("Xero contacts by ContactNumber per tenant", contacts_by_entity, expected_contacts)
+    # CRM: the seeded deals and companies, once each
+    crm_records = records_of(settings, SystemRole.CRM)
+    check(f"{label[SystemRole.CRM]} deals by ID", acts.crm.deals_seen(crm_records), ours)
+    check(f"{label[SystemRole.CRM]} companies by name", acts.crm.companies_seen(crm_records),
+          {d.spec.company for d in deals})
+    # CLM: one contract per deal that reached contracting
+    check(f"{label[SystemRole.CLM]} contracts by deal", acts.clm.contracts_seen(records_of(settings, SystemRole.CLM)),
+          {d.deal_id for d in provisioned}, "one per deal; every provisioned deal has exactly one")
+    # ERP: customers by our reference per entity, projects by code per entity (every entity's ERP)
+    code_of = {e.erp_tenant_id: e.code for e in settings.legal_entities}
+    customers: Counter[tuple[str, str]] = Counter()
     projects: Counter[tuple[str, str]] = Counter()
-    for tenant, doc in records(data_dir, "xero", "project"):
-        name = str(doc.get("name", ""))
-        if name.startswith("[") and "]" in name:
-            projects[(by_code.get(tenant, tenant), name[1:name.index("]")])] += 1
-    check("Xero projects by [code] per tenant", projects,
+    for spec in {registry.erp_of(settings, e).name: registry.erp_of(settings, e)
+                 for e in settings.legal_entities}.values():
+        erp = next(a for a in acts.every if a.controls.spec is spec)
+        stored = SqliteRecords(settings.data_dir, spec)
+        customers.update({(code_of.get(t, t), ref): n for (t, ref), n in erp.customers_seen(stored).items()})
+        projects.update({(code_of.get(t, t), code): n for (t, code), n in erp.projects_seen(stored).items()})
+    check(f"{label[SystemRole.ERP]} customers by reference per entity", customers,
+          {(e.legal_entity, erp_contact_reference(crm_name, d.company_id, e.legal_entity)) for d, e in engagements})
+    check(f"{label[SystemRole.ERP]} projects by code per entity", projects,
           {(e.legal_entity, e.project.code) for _, e in engagements if e.project})
-    # Stripe: customers by metadata revops_ref, subscriptions per customer
-    customers = Counter(doc["metadata"].get("revops_ref") for _, doc in records(data_dir, "stripe", "customer")
-                        if not doc.get("deleted") and (doc.get("metadata") or {}).get("revops_ref"))
-    check("Stripe customers by metadata revops_ref", customers,
-          {erp_contact_reference(d.company_id, e.legal_entity) for d, e in engagements})
-    subs = Counter(doc.get("customer") for _, doc in records(data_dir, "stripe", "subscription")
-                   if doc.get("status") != "canceled")
+    # billing: customers by our reference, live subscriptions per customer
+    billing_records = records_of(settings, SystemRole.BILLING)
+    check(f"{label[SystemRole.BILLING]} customers by reference", acts.billing.customers_seen(billing_records),
+          {erp_contact_reference(crm_name, d.company_id, e.legal_entity) for d, e in engagements})
+    subs = acts.billing.live_subscriptions(billing_records)
     expected_subs: dict[str, int] = defaultdict(int)
     for _, e in engagements:
-        expected_subs[e.billing_customer_id or ""] += sum(1 for i in e.billing_schedule_ids if i.startswith("sub_"))
+        expected_subs[e.billing_customer_id or ""] += len(acts.billing.subscription_ids(e.billing_schedule_ids))
     sub_dupes = sum(1 for c, n in subs.items() if n > expected_subs.get(str(c), 0))
     sub_missing = sum(1 for c, n in expected_subs.items() if subs.get(c, 0) != n)
-    checks.append(Check("Stripe live subscriptions per customer", sum(expected_subs.values()), sum(subs.values()),
-                        sub_dupes, sub_missing, "as many as the run created, no more"))
+    checks.append(Check(f"{label[SystemRole.BILLING]} live subscriptions per customer", sum(expected_subs.values()),
+                        sum(subs.values()), sub_dupes, sub_missing, "as many as the run created, no more"))
     return checks
-
-
-def _tenant_codes(tenants: set[str], engagements: list[tuple[ChaosDeal, Any]]) -> dict[str, str]:
-    from settings import DEFAULT_ENTITIES
-
-    return {e.erp_tenant_id: e.code for e in DEFAULT_ENTITIES}
 
 
 def ledger_state(data_dir: Path) -> dict[str, Any]:
@@ -445,9 +411,9 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
     deals = deal_specs(args.deals, args.approval_share, rng)
     timer = Timer()
     async with running_stack(settings, with_ingress=True) as bench:
-        for vendor in VENDORS:
-            await bench.control(vendor, "webhook-retries", {"max_attempts": args.webhook_attempts})
-        await bench.control("ironclad", "autosign", {"delay_seconds": args.sign_delay})
+        for emulator in bench.emulators:
+            await emulator.webhook_retries(args.webhook_attempts)
+        await bench.acts.clm.auto_sign(args.sign_delay)
         chaos = Chaos(bench=bench, args=args, deals=deals, rng=rng)
         await seed_and_close_with_faults(chaos)
         await wait_all(chaos, time.monotonic() + args.timeout)
@@ -456,9 +422,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         await bench.clear_faults()
         await collect_results(chaos)
         stats = await bench.stats()
+        acts = bench.acts
         await ledger_settled(data_dir, timeout=60)
     elapsed = timer.elapsed
-    checks = count_records(data_dir, deals)
+    checks = count_records(settings, acts, deals)
     ledger = ledger_state(data_dir)
     return report(args, chaos, checks, ledger, stats, elapsed)
 
@@ -498,7 +465,7 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
         f"vendor requests {requests}, injected failures {injected} ({injected / max(requests, 1):.1%}); "
         + "; ".join(f"{v}: {f['faults']} errors, {f['timeouts']} timeouts of {f['requests']}"
                     for v, f in faults.items()),
-        f"approvals given by the harness: {chaos.approvals}; HubSpot deliveries replayed: {chaos.replayed} "
+        f"approvals given by the harness: {chaos.approvals}; CRM deliveries replayed: {chaos.replayed} "
         f"(+{chaos.replay_refused} refused with 503 while Temporal was down)",
         f"ledger: events {ledger['events_by_state']}, deliveries {ledger['deliveries_by_outcome']}",
         f"deals whose run was followed by a later trigger's run that ended `skipped` (already provisioned; "
@@ -526,11 +493,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--temporal-restarts", type=int, default=1)
     p.add_argument("--down-seconds", type=float, default=3.0, help="how long the worker / Temporal stay down")
     p.add_argument("--replay-period", type=float, default=3.0, help="seconds between bursts of replayed webhooks")
-    p.add_argument("--replay-batch", type=int, default=10, help="HubSpot deliveries replayed per burst")
+    p.add_argument("--replay-batch", type=int, default=10, help="CRM deliveries replayed per burst")
     p.add_argument("--webhook-attempts", type=int, default=20, help="delivery attempts of the emulators")
-    p.add_argument("--sign-delay", type=float, default=1.0, help="Ironclad auto-sign delay, seconds")
+    p.add_argument("--sign-delay", type=float, default=1.0, help="CLM auto-sign delay, seconds")
     p.add_argument("--contract-poll", type=float, default=5.0, help="quote-to-cash contract poll, seconds")
-    p.add_argument("--deal-poll", type=float, default=15.0, help="HubSpot deal poll (the lost-webhook net)")
+    p.add_argument("--deal-poll", type=float, default=15.0, help="CRM deal poll (the lost-webhook net)")
     p.add_argument("--retry-max", type=float, default=3.0, help="activity retry backoff cap, seconds")
     p.add_argument("--http-timeout", type=float, default=2.0, help="vendor client timeout, seconds")
     p.add_argument("--activity-timeout", type=float, default=15.0,

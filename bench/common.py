@@ -2,8 +2,10 @@
 sandbox controls, figures, tables, and ``bench/results/<name>.json``.
 
 The stack is :class:`devstack.stack.Stack` (child processes in their own process groups: the Temporal
-dev server on a SQLite file, the four emulators, the ingress, the worker). The children read their
-settings from the environment, so :func:`child_env` exports this run's settings to them.
+dev server on a SQLite file, the emulator of every adapter, the ingress, the worker). The children read their
+settings from the environment, so :func:`child_env` exports this run's settings to them (each adapter's under
+its own environment prefix). The harness acts on the systems through the registry's acts
+(:class:`connectors.acts.RoleActs`), so it names roles, never vendors.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import sqlite3
 import statistics
 import time
 import uuid
@@ -26,32 +29,39 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from canonical.ownership import SystemRole
+from connectors.acts import DealDraft, EmulatorControls, Records, RoleActs
+from connectors.registry import default_registry
+from connectors.spec import AdapterSpec
 from devstack.stack import Stack
 from runtime.connect import data_converter
-from sandbox.hubspot.seed import DealSpec
 from sandbox.serve import free_port
 from settings import ROOT, Settings
 
 RESULTS = ROOT / "bench" / "results"
-VENDORS = ("hubspot", "ironclad", "stripe", "xero")
 
 # Settings the children must share with the harness (Settings field names; exported upper-cased).
 _EXPORTED = (
     "task_queue", "temporal_ui_url", "data_dir", "ingress_host", "ingress_port", "sandbox_host",
-    "sandbox_hubspot_port", "sandbox_ironclad_port", "sandbox_stripe_port", "sandbox_xero_port",
-    "hubspot_base_url", "ironclad_base_url", "stripe_base_url", "xero_base_url", "http_timeout_seconds",
+    "http_timeout_seconds",
     "activity_retry_max_seconds", "activity_timeout_seconds", "contract_poll_interval_seconds", "poll_interval_seconds",
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",
-    "approval_expiry_days", "ledger_continue_after_events", "reconciliation_stripe_requests_per_second",
-    "reconciliation_xero_requests_per_second", "reconciliation_hubspot_requests_per_second",
+    "approval_expiry_days", "ledger_continue_after_events",
     "worker_metrics_port", "ingress_metrics_port", "otel_traces_exporter",
     "sandbox_slack_port", "sandbox_smtp_port", "notify_slack_webhook_url", "notify_smtp_port",
 )
 
 
-def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings on free loopback ports (never a developer's ``make up`` nor the tests'), state in ``data_dir``."""
-    ports = {v: free_port() for v in VENDORS}
+def emulated(settings: Settings) -> list[AdapterSpec]:
+    """Every adapter with an emulator (the stack serves each one)."""
+    return [spec for spec in default_registry(settings).all() if spec.emulator is not None]
+
+
+def bench_settings(data_dir: Path, *, roles: dict[SystemRole, dict[str, Any]] | None = None,
+                   **overrides: Any) -> Settings:
+    """Settings on free loopback ports (never a developer's ``make up`` nor the tests'), state in ``data_dir``.
+    ``roles``: fields of the own settings of the adapter each role is configured with (e.g. its
+    ``requests_per_second``; the ERP's: every entity's ERP)."""
     ui_port = free_port()
     values: dict[str, Any] = {
         "data_dir": data_dir,
@@ -60,56 +70,92 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "worker_metrics_port": free_port(),
         "ingress_metrics_port": free_port(),
         "temporal_ui_url": f"http://localhost:{ui_port}",
-        **{f"sandbox_{v}_port": p for v, p in ports.items()},
-        **{f"{v}_base_url": f"http://127.0.0.1:{p}" for v, p in ports.items()},
     }
     slack, smtp = free_port(), free_port()  # the notification emulators the sandbox process serves
     values.update(sandbox_slack_port=slack, sandbox_smtp_port=smtp, notify_smtp_port=smtp,
                   notify_slack_webhook_url=f"http://127.0.0.1:{slack}/services/T0BENCH/B0BENCH/bench")
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    adapters: dict[str, dict[str, Any]] = {name: dict(fields) for name, fields in settings.adapter_settings.items()}
+    for spec in emulated(settings):
+        port = free_port()
+        adapters.setdefault(spec.name, {}).update(base_url=f"http://127.0.0.1:{port}", sandbox_port=port)
+    registry = default_registry(settings)
+    for role, fields in (roles or {}).items():
+        specs = [registry.chosen(settings, role)]
+        if role is SystemRole.ERP:
+            specs += [registry.erp_of(settings, e) for e in settings.legal_entities]
+        for spec in specs:
+            adapters.setdefault(spec.name, {}).update(fields)
+    return settings.model_copy(update={"adapter_settings": adapters})
 
 
 def child_env(settings: Settings) -> dict[str, str]:
+    """This run's settings as the children read them: global ones, and each adapter's under its env prefix."""
     env = {}
     for name in _EXPORTED:
         value = getattr(settings, name)
         if value is not None:
             env[name.upper()] = str(value)
+    for spec in default_registry(settings).all():
+        prefix = str(spec.settings_class.model_config.get("env_prefix") or "")
+        for field_name, value in settings.adapter_settings.get(spec.name, {}).items():
+            if value is not None and prefix:
+                env[f"{prefix}{field_name}".upper()] = str(value)
     return env
+
+
+class SqliteRecords:
+    """An emulator's stored records, read from its SQLite file (``sandbox-<adapter>.sqlite``) after a run."""
+
+    def __init__(self, data_dir: Path, spec: AdapterSpec) -> None:
+        self.path = Path(data_dir) / f"sandbox-{spec.name}.sqlite"
+
+    def records(self, kind: str) -> Records:
+        with contextlib.closing(sqlite3.connect(self.path)) as db:
+            rows = db.execute("SELECT tenant, data FROM sandbox_records WHERE kind = ? ORDER BY seq",
+                              (kind,)).fetchall()
+        return [(tenant, json.loads(data)) for tenant, data in rows]
+
+
+def records_of(settings: Settings, role: SystemRole) -> SqliteRecords:
+    """The stored records of the emulator of ``role``'s adapter (the default ERP's for the ERP)."""
+    return SqliteRecords(Path(settings.data_dir), default_registry(settings).chosen(settings, role))
 
 
 @dataclass
 class BenchStack:
-    """A running stack with a Temporal client and an HTTP client for the sandbox controls."""
+    """A running stack with a Temporal client, an HTTP client, and the acts of every role's system."""
 
     settings: Settings
     stack: Stack
     client: Client
     http: httpx.AsyncClient
+    acts: RoleActs = field(init=False)
 
-    def url(self, vendor: str) -> str:
-        return str(getattr(self.settings, f"{vendor}_base_url"))
+    def __post_init__(self) -> None:
+        self.acts = RoleActs.of(self.settings, self.http)
 
-    async def control(self, vendor: str, path: str, body: Any = None, *, method: str = "POST") -> Any:
-        response = await self.http.request(method, f"{self.url(vendor)}/_sandbox/{path}", json=body)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    async def faults(self, vendor: str, **faults: Any) -> None:
-        await self.control(vendor, "faults", faults)
+    @property
+    def emulators(self) -> list[EmulatorControls]:
+        """The controls of every emulator the stack serves."""
+        return [EmulatorControls(spec, spec.load(self.settings).base_url, self.http)
+                for spec in emulated(self.settings)]
 
     async def clear_faults(self) -> None:
-        for vendor in VENDORS:
-            await self.control(vendor, "faults", method="DELETE")
+        for emulator in self.emulators:
+            await emulator.clear_faults()
 
     async def stats(self) -> dict[str, dict[str, Any]]:
-        return {v: await self.control(v, "stats", method="GET") for v in VENDORS}
+        """Adapter name -> its emulator's request statistics."""
+        return {e.spec.name: await e.stats() for e in self.emulators}
 
-    async def seed_deal(self, spec: DealSpec) -> str:
-        response = await self.http.post(f"{self.url('hubspot')}/_sandbox/seed/deal", json=spec.payload())
-        response.raise_for_status()
-        return str(response.json()["dealId"])
+    def name_of(self, role: SystemRole) -> str:
+        """The adapter name of ``role`` (the key of :meth:`stats`)."""
+        return default_registry(self.settings).chosen(self.settings, role).name
+
+    async def seed_deal(self, draft: DealDraft) -> str:
+        return (await self.acts.crm.seed_deal(draft)).deal_id
 
     def pid(self, name: str) -> int:
         return self.stack.process(name).pid

@@ -17,17 +17,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from bench.common import BenchStack, Table, bench_settings, running_stack
-from runtime.launch import quote_to_cash_id, start_quote_to_cash
-from sandbox.hubspot.seed import DealSpec
+from connectors.acts import DealDraft
+from runtime.launch import amendments_id, ledger_id, quote_to_cash_id, start_quote_to_cash
 from worker import WORKFLOWS
-from workflows.models import (
-    AMENDMENTS_WORKFLOW,
-    LEDGER_WORKFLOW,
-    QuoteToCashResult,
-    Stage,
-    amendments_workflow_id,
-    ledger_workflow_id,
-)
+from workflows.models import AMENDMENTS_WORKFLOW, LEDGER_WORKFLOW, QuoteToCashResult, Stage
 
 
 def payload_bytes(message: Message) -> int:
@@ -88,9 +81,9 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                   ["flow", "models", "history events", "payload bytes", "history bytes", "note"])
     data: dict[str, Any] = {}
     async with running_stack(settings, with_ingress=True) as bench:
-        await bench.control("ironclad", "autosign", {"delay_seconds": 0})
+        await bench.acts.clm.auto_sign(0)
         for model in ("subscription", "milestone", "time_and_materials"):
-            deal_id = await bench.seed_deal(DealSpec(model=model))
+            deal_id = await bench.seed_deal(DealDraft(model=model))
             handle = await start_quote_to_cash(bench.client, settings, deal_id, trigger="bench")
             result: QuoteToCashResult = await handle.result()
             cost = history_cost(await handle.fetch_history())
@@ -107,9 +100,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
             try:
                 record_id = sub_result.contract.clm_record_id if sub_result.contract else None
                 assert record_id and sub_result.outcome is Stage.PROVISIONED
-                await bench.control("ironclad", f"records/{record_id}/amendments",
-                                    {"sequence": 1, "properties": {}})
-                workflow_id = amendments_workflow_id(record_id)
+                await bench.acts.clm.amend(record_id, sequence=1)
+                workflow_id = amendments_id(settings, record_id)
                 await wait_workflow(bench, workflow_id)
                 cost = history_cost(await settle(bench, workflow_id))
                 data["amendment"] = cost
@@ -123,11 +115,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         else:
             try:
                 engagement = sub_result.engagements[0]
-                sub_id = next(i for i in engagement.billing_schedule_ids if i.startswith("sub_"))
-                cycled = await bench.control("stripe", f"subscriptions/{sub_id}/cycle")
-                invoice_id = cycled["invoice"]["id"]
-                await bench.control("stripe", f"invoices/{invoice_id}/payments")
-                workflow_id = ledger_workflow_id(engagement.billing_customer_id or "")
+                [sub_id, *_] = bench.acts.billing.subscription_ids(engagement.billing_schedule_ids)
+                invoice_id = (await bench.acts.billing.bill_next_period(sub_id)).invoice_id
+                await bench.acts.billing.pay(invoice_id)
+                workflow_id = ledger_id(settings, engagement.billing_customer_id or "")
                 await wait_workflow(bench, workflow_id)
                 cost = history_cost(await settle(bench, workflow_id))
                 data["invoice"] = cost
@@ -135,7 +126,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                           "ledger after one invoice finalized + paid")
             except Exception as exc:
                 table.add("invoice", "", "-", "-", "-", f"failed: {type(exc).__name__}: {exc}"[:120])
-    table.notes.append(f"workflow IDs: {quote_to_cash_id('<deal>')}, {amendments_workflow_id('<record>')}, "
-                       f"{ledger_workflow_id('<customer>')}")
+    table.notes.append(f"workflow IDs: {quote_to_cash_id(settings, '<deal>')}, {amendments_id(settings, '<record>')}, "
+                       f"{ledger_id(settings, '<customer>')}")
     table.data = data
     return table

@@ -1,5 +1,5 @@
 """Benchmark 1, orchestration overhead: one deal at a time through quote-to-cash (approval by policy,
-signature by the Ironclad sandbox's auto-sign), beside the same connector calls made by a plain asyncio
+signature by the CLM emulator's auto-sign), beside the same connector calls made by a plain asyncio
 script with no durability. Runs alternate (workflow, plain, workflow, ...) so noise hits both alike."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from canonical.keys import erp_contact_reference
 from canonical.policy import ApprovalPolicy, approval_reasons, deal_entity
 from canonical.provisioning import plan_engagements, proposed_terms, provisioning_record
 from canonical.requests import ContractRequest, DealWriteBack
+from connectors.acts import DealDraft
+from connectors.registry import systems_of
 from runtime.launch import start_quote_to_cash
-from sandbox.hubspot.seed import DealSpec
 from settings import Settings
 from workflows.models import QuoteToCashResult, Stage
 
@@ -37,7 +38,7 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
     assert not approval_reasons(deal, policy), "the overhead deal must be approved by policy"
     assert deal.account is not None and deal.billing_contact is not None
     request = ContractRequest(deal_crm_id=deal.crm_id, title=f"{deal.name} - Order Form",
-                              template_id=settings.ironclad_template_id, legal_entity=entity.code,
+                              legal_entity=entity.code,
                               counterparty=deal.account, signer=deal.billing_contact, terms=proposed_terms(deal))
     contract = await c.clm.launch_contract(request, idempotency_key=f"{key}:contract")
     assert contract.clm_workflow_id
@@ -59,7 +60,7 @@ async def plain_quote_to_cash(settings: Settings, c: Connectors, deal_id: str, r
     engagements: list[Engagement] = []
     for plan in plans:
         tenant = plan.entity.erp_tenant_id
-        ref = erp_contact_reference(deal.account.crm_id or "", plan.entity.code)
+        ref = erp_contact_reference(systems_of(settings).crm.name, deal.account.crm_id or "", plan.entity.code)
         await c.erp.find_customer(tenant, ref)
         account = await c.erp.upsert_customer(tenant, deal.account, contact=deal.billing_contact, reference=ref,
                                               idempotency_key=f"{key}:erp-contact-{plan.entity.code}")
@@ -98,7 +99,7 @@ async def measure(bench: BenchStack, n: int, warmup: int) -> tuple[list[float], 
     async with open_connectors(bench.settings) as connectors:
         for i in range(warmup + n):
             for mode in ("workflow", "plain") if i % 2 == 0 else ("plain", "workflow"):
-                deal_id = await bench.seed_deal(DealSpec(model="subscription"))
+                deal_id = await bench.seed_deal(DealDraft(model="subscription"))
                 timer = Timer()
                 if mode == "workflow":
                     await workflow_quote_to_cash(bench, deal_id)
@@ -115,9 +116,9 @@ async def timer_lateness(bench: BenchStack) -> dict[str, float]:
 
     from runtime.launch import quote_to_cash_id
 
-    deal_id = await bench.seed_deal(DealSpec(model="subscription"))
+    deal_id = await bench.seed_deal(DealDraft(model="subscription"))
     await workflow_quote_to_cash(bench, deal_id)
-    history = await bench.client.get_workflow_handle(quote_to_cash_id(deal_id)).fetch_history()
+    history = await bench.client.get_workflow_handle(quote_to_cash_id(bench.settings, deal_id)).fetch_history()
     at = {e.event_id: e.event_time.ToDatetime().timestamp() for e in history.events}
     timer = activity = task = 0.0
     activities = tasks = 0
@@ -139,10 +140,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     webhooks = getattr(args, "webhooks", False)
     table = Table("overhead", f"1. Orchestration overhead: one subscription deal at a time, n={args.n} each "
                               f"(contract poll {args.poll:g}s, auto-sign 0s, "
-                              f"{'Ironclad webhook -> ingress -> signal on' if webhooks else 'poll only'})",
+                              f"{'CLM webhook -> ingress -> signal on' if webhooks else 'poll only'})",
                   ["path", "n", "p50 s", "p95 s", "mean s", "min s", "max s"])
     async with running_stack(settings, with_ingress=webhooks) as bench:
-        await bench.control("ironclad", "autosign", {"delay_seconds": 0})
+        await bench.acts.clm.auto_sign(0)
         durable, plain = await measure(bench, args.n, args.warmup)
         timers = await timer_lateness(bench)
     d, p = summary(durable), summary(plain)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bench.common import Table, bench_settings, running_stack, summary
 from bench.overhead import measure
 
 
 async def _one(args: argparse.Namespace, data_dir: Path, *, on: bool) -> dict[str, float]:
-    overrides: dict[str, object] = {"contract_poll_interval_seconds": args.poll, "activity_retry_max_seconds": 2.0}
+    overrides: dict[str, Any] = {"contract_poll_interval_seconds": args.poll, "activity_retry_max_seconds": 2.0}
     if not on:
         overrides.update(worker_metrics_port=0, ingress_metrics_port=0, otel_traces_exporter="none")
     else:
@@ -21,7 +22,7 @@ async def _one(args: argparse.Namespace, data_dir: Path, *, on: bool) -> dict[st
     settings = bench_settings(data_dir / ("on" if on else "off"), **overrides)
     webhooks = getattr(args, "webhooks", False)
     async with running_stack(settings, with_ingress=webhooks) as bench:
-        await bench.control("ironclad", "autosign", {"delay_seconds": 0})
+        await bench.acts.clm.auto_sign(0)
         durable, _plain = await measure(bench, args.n, args.warmup)
     return summary(durable)
 

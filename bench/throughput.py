@@ -13,8 +13,8 @@ from temporalio.api.enums.v1 import EventType
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, stack_cpu
 from bench.noop import NoopInput, NoopWorkflow
+from connectors.acts import DealDraft
 from runtime.launch import start_quote_to_cash
-from sandbox.hubspot.seed import DealSpec
 from workflows.models import QuoteToCashResult, Stage
 
 WHY_REGULAR = ("quote-to-cash's vendor writes stay regular activities: each may retry for hours with Retry-After "
@@ -31,7 +31,7 @@ async def activities_per_deal(bench: BenchStack, workflow_id: str) -> tuple[int,
 
 
 async def deals_in_flight(bench: BenchStack, k: int) -> tuple[float, list[str]]:
-    deal_ids = [await bench.seed_deal(DealSpec(model="subscription")) for _ in range(k)]
+    deal_ids = [await bench.seed_deal(DealDraft(model="subscription")) for _ in range(k)]
     timer = Timer()
     handles = await asyncio.gather(*(start_quote_to_cash(bench.client, bench.settings, d, trigger="bench")
                                      for d in deal_ids))
@@ -58,13 +58,13 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     settings = bench_settings(data_dir, contract_poll_interval_seconds=args.poll, activity_retry_max_seconds=2.0)
     k = args.k
     webhooks = getattr(args, "webhooks", True)
-    signature = "Ironclad webhook -> ingress -> signal" if webhooks else f"contract poll {args.poll:g}s only"
+    signature = "CLM webhook -> ingress -> signal" if webhooks else f"contract poll {args.poll:g}s only"
     table = Table("throughput", f"2. Throughput ceiling: {k} workflows in flight on one worker "
                                 f"(max_concurrent_activities=200, auto-sign 0s, {signature})",
                   ["workload", "workflows", "steps each", "seconds", "workflows/s", "steps/s",
                    "ratio q2c/no-op"])
     async with running_stack(settings, with_ingress=webhooks) as bench:
-        await bench.control("ironclad", "autosign", {"delay_seconds": 0})
+        await bench.acts.clm.auto_sign(0)
         await deals_in_flight(bench, min(k, 4))  # warm the connection pools and the worker
         cpu = [stack_cpu(bench)]
         q2c_seconds, ids = await deals_in_flight(bench, k)

@@ -1,15 +1,16 @@
-"""``starter.py sandbox …``: act as the people behind each vendor while ``make up`` runs, through the emulators'
+"""``starter.py sandbox …``: act as the people behind each system while ``make up`` runs, through the emulators'
 ``/_sandbox/`` controls (the acts no public API offers). Each act makes the emulator send its signed webhook to
-the ingress, exactly as the vendor would.
+the ingress, exactly as the vendor would. The acts of the adapter each role is configured with come from the
+registry (``connectors/acts.py``); texts name the role and the adapter ("the CRM (HubSpot)").
 
     python starter.py sandbox seed-deal [--model subscription] [--company NAME] [--discount 30] [--missing region]
-    python starter.py sandbox move-deal <dealId> [--stage closedwon]      # a salesperson drags the deal
-    python starter.py sandbox edit-deal <dealId> revops_region=NA ...      # fills in missing data
-    python starter.py sandbox sign <dealId | Ironclad workflow ID>         # every party signs
-    python starter.py sandbox decline <dealId | Ironclad workflow ID>      # the customer declines
-    python starter.py sandbox amend <dealId | recordId> --sequence 1 --seats 30
-    python starter.py sandbox bill <dealId | sub_…>                        # Stripe bills the next period
-    python starter.py sandbox pay <in_…> [--amount 1000.00]                # the customer pays an invoice
+    python starter.py sandbox move-deal <dealId> [--stage STAGE]           # a salesperson drags the deal
+    python starter.py sandbox edit-deal <dealId> region=NA ...             # fills in missing data
+    python starter.py sandbox sign <dealId | contract ID>                  # every party signs
+    python starter.py sandbox decline <dealId | contract ID>               # the customer declines
+    python starter.py sandbox amend <dealId | record ID> --sequence 1 --seats 30
+    python starter.py sandbox bill <dealId | subscription ID>              # the billing system bills a period
+    python starter.py sandbox pay <invoice ID> [--amount 1000.00]          # the customer pays an invoice
 
 Acts print what they made (``--json`` for scripts). Exit 1 when the emulator refuses, 2 for an unknown ID.
 """
@@ -21,79 +22,56 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import httpx
-
 from bootstrap import CliParts
 from canonical.deal import ProvisioningRecord
+from canonical.ownership import SystemRole
 from cli import process as cli
-
-VENDORS = ("hubspot", "ironclad", "stripe", "xero")
+from connectors.acts import LINES_BY_MODEL, MISSABLE_FIELDS, DealDraft, RoleActs
+from connectors.errors import ConnectorError, NotFound
+from connectors.registry import default_registry, role_label
 
 
 class Sandbox:
-    """The emulators' control endpoints, one HTTP client."""
+    """The acts of each role's system, over one HTTP client."""
 
-    def __init__(self, app: CliParts, http: httpx.AsyncClient) -> None:
+    def __init__(self, app: CliParts, acts: RoleActs) -> None:
         self.app = app
         self.settings = app.settings
-        self.http = http
+        self.acts = acts
+        registry = app.registry or default_registry(app.settings)
+        self.display = {role: registry.chosen(app.settings, role).display_name
+                        for role in (SystemRole.CRM, SystemRole.CLM, SystemRole.BILLING)}
 
-    def url(self, vendor: str, path: str) -> str:
-        return f"{str(getattr(self.settings, f'{vendor}_base_url')).rstrip('/')}{path}"
+    def label(self, role: SystemRole) -> str:
+        """``the CRM (HubSpot)``."""
+        return f"the {role_label(self.settings, role, self.app.registry)}"
 
-    async def call(self, method: str, vendor: str, path: str, body: Any = None) -> Any:
+    async def run(self, act: Awaitable[Any], role: SystemRole) -> Any:
+        """Await an act; the emulator's refusals become the CLI's one-line errors."""
         try:
-            response = await self.http.request(method, self.url(vendor, path), json=body)
-        except httpx.HTTPError as exc:
-            raise cli.CliError(f"the {vendor} emulator at {self.url(vendor, '')} is not reachable ({exc}); "
-                               "is `make up` running?") from exc
-        if response.status_code == 404:
-            raise cli.UnknownId(f"{vendor}: {_message(response)}")
-        if response.status_code >= 400:
-            raise cli.CliError(f"{vendor} refused ({response.status_code}): {_message(response)}")
-        return response.json() if response.content else None
+            return await act
+        except NotFound as exc:
+            raise cli.UnknownId(f"{self.label(role)}: {exc.message}") from exc
+        except ConnectorError as exc:
+            raise cli.CliError(f"{self.label(role)}: {exc.message}") from exc
 
-    async def deal(self, deal_id: str) -> dict[str, Any]:
-        return dict(await self.call("GET", "hubspot", f"/_sandbox/deals/{_deal_id(deal_id)}"))
+    def deal_id(self, text: str) -> str:
+        return self.acts.crm.deal_id(text)
 
-    async def deal_property(self, deal_id: str, field: str, what: str) -> str:
-        from connectors.hubspot.mapping import WRITEBACK_PROPERTIES
-
-        props = (await self.deal(deal_id)).get("properties") or {}
-        value = str(props.get(WRITEBACK_PROPERTIES[field]) or "")
+    async def written_back(self, deal_id: str, field: str, what: str) -> str:
+        value = await self.run(self.acts.crm.written_back(deal_id, field), SystemRole.CRM)
         if not value:
-            raise cli.CliError(f"deal {_deal_id(deal_id)} has no {what} yet (see: starter.py status "
-                               f"{_deal_id(deal_id)})")
-        return value
+            raise cli.CliError(f"deal {self.deal_id(deal_id)} has no {what} yet (see: starter.py status "
+                               f"{self.deal_id(deal_id)})")
+        return str(value)
 
 
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message") or error)
-        return str(error or body.get("message") or body.get("Message") or body)
-    return str(body)[:200]
-
-
-def _deal_id(text: str) -> str:
-    return text.removeprefix("q2c-hubspot-")
-
-
-def _is_deal(text: str) -> bool:
-    return _deal_id(text).isdigit()
-
-
-def _properties(pairs: list[str]) -> dict[str, str]:
+def _fields(pairs: list[str]) -> dict[str, str]:
     props = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise cli.CliError(f"expected property=value, got {pair!r}", cli.USAGE)
+            raise cli.CliError(f"expected field=value, got {pair!r}", cli.USAGE)
         props[name] = value
     return props
 
@@ -108,97 +86,89 @@ def _show(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
 
 # -- the acts ------------------------------------------------------------------------------------------
 async def seed_deal(box: Sandbox, args: argparse.Namespace) -> int:
-    from sandbox.hubspot.seed import LINES_BY_MODEL, DealSpec
-
     if args.model not in LINES_BY_MODEL:
         raise cli.CliError(f"unknown model {args.model!r} (one of {', '.join(LINES_BY_MODEL)})", cli.USAGE)
-    spec = DealSpec(model=args.model, stage=args.stage or DealSpec.stage)
+    draft = DealDraft(model=args.model, stage=args.stage or None)
     if args.company:
-        spec.company = args.company if " " in args.company else f"{args.company} Inc"
+        draft.company = args.company if " " in args.company else f"{args.company} Inc"
     if args.name:
-        spec.name = args.name
+        draft.name = args.name
     missing = {m.strip() for m in (args.missing or "").split(",") if m.strip()}
-    unknown = missing - {"region", "start_date", "currency", "payment_terms", "contact"}
+    unknown = missing - set(MISSABLE_FIELDS)
     if unknown:
-        raise cli.CliError(f"--missing takes region, start_date, currency, payment_terms, contact; not "
-                           f"{', '.join(sorted(unknown))}", cli.USAGE)
-    spec.region = None if "region" in missing else spec.region
-    spec.start_date = None if "start_date" in missing else spec.start_date
-    spec.currency = None if "currency" in missing else spec.currency
-    spec.payment_terms = None if "payment_terms" in missing else spec.payment_terms
-    spec.with_contact = "contact" not in missing
-    lines = [line for line in LINES_BY_MODEL[args.model]]
+        raise cli.CliError(f"--missing takes {', '.join(MISSABLE_FIELDS)}; not {', '.join(sorted(unknown))}",
+                           cli.USAGE)
+    draft = draft.without(missing)
     if args.discount:
-        lines = [type(line)(**{**line.__dict__, "discount": str(args.discount)}) for line in lines]
-    spec.lines = lines
-    seeded = await box.call("POST", "hubspot", "/_sandbox/seed/deal", spec.payload())
-    deal_id = str(seeded["dealId"])
+        draft = draft.with_discount(args.discount)
+    seeded = await box.run(box.acts.crm.seed_deal(draft), SystemRole.CRM)
     if args.quiet:
-        cli.line(deal_id)
+        cli.line(seeded.deal_id)
         return cli.OK
-    return _show(args, {"deal_id": deal_id, "company_id": seeded.get("companyId"), "name": spec.name,
-                        "company": spec.company},
-                 f"deal {deal_id} seeded ({spec.name}, {spec.company}, {args.model}); "
-                 f"next: starter.py sandbox move-deal {deal_id}")
+    return _show(args, {"deal_id": seeded.deal_id, "company_id": seeded.company_id, "name": draft.name,
+                        "company": draft.company},
+                 f"deal {seeded.deal_id} seeded in {box.label(SystemRole.CRM)} ({draft.name}, {draft.company}, "
+                 f"{args.model}); next: starter.py sandbox move-deal {seeded.deal_id}")
 
 
 async def move_deal(box: Sandbox, args: argparse.Namespace) -> int:
-    stage = args.stage or box.settings.hubspot_closed_won_stage
-    moved = await box.call("POST", "hubspot", f"/_sandbox/deals/{_deal_id(args.deal_id)}/stage", {"stage": stage})
-    changed = "moved" if moved.get("changed") else "already"
-    return _show(args, moved, f"deal {_deal_id(args.deal_id)} {changed} at {stage}"
-                 + ("; its webhook starts quote-to-cash" if moved.get("changed") else ""))
+    moved = await box.run(box.acts.crm.move_deal(args.deal_id, args.stage), SystemRole.CRM)
+    changed = "moved" if moved.changed else "already"
+    return _show(args, {"dealId": moved.deal_id, "stage": moved.stage, "changed": moved.changed},
+                 f"deal {moved.deal_id} {changed} at {moved.stage}"
+                 + ("; its webhook starts quote-to-cash" if moved.changed else ""))
 
 
 async def edit_deal(box: Sandbox, args: argparse.Namespace) -> int:
-    props = _properties(args.properties)
-    if not props:
-        raise cli.CliError("give at least one property=value", cli.USAGE)
-    edited = await box.call("PATCH", "hubspot", f"/_sandbox/deals/{_deal_id(args.deal_id)}", {"properties": props})
-    return _show(args, edited, f"deal {_deal_id(args.deal_id)}: set {', '.join(sorted(props))}")
+    fields = _fields(args.properties)
+    if not fields:
+        raise cli.CliError("give at least one field=value", cli.USAGE)
+    edited = await box.run(box.acts.crm.edit_deal(args.deal_id, fields), SystemRole.CRM)
+    return _show(args, edited, f"deal {box.deal_id(args.deal_id)}: set {', '.join(sorted(fields))}")
 
 
-async def _clm_workflow(box: Sandbox, target: str) -> str:
-    if _is_deal(target):
-        return await box.deal_property(target, "clm_workflow_id", "Ironclad contract")
+async def _contract(box: Sandbox, target: str) -> str:
+    if box.acts.crm.is_deal_id(target):
+        return await box.written_back(target, "clm_workflow_id", f"{box.display[SystemRole.CLM]} contract")
     return target
 
 
 async def sign(box: Sandbox, args: argparse.Namespace) -> int:
-    workflow_id = await _clm_workflow(box, args.target)
-    body = {"executed_date": args.executed_date} if args.executed_date else None
-    signed = await box.call("POST", "ironclad", f"/_sandbox/workflows/{workflow_id}/sign", body)
-    return _show(args, signed, f"Ironclad workflow {workflow_id} signed: record {signed.get('recordId')}")
+    contract_id = await _contract(box, args.target)
+    signed = await box.run(box.acts.clm.sign(contract_id, executed_date=args.executed_date), SystemRole.CLM)
+    return _show(args, {"workflowId": signed.contract_id, "recordId": signed.record_id, "status": signed.status},
+                 f"contract {contract_id} signed in {box.label(SystemRole.CLM)}: record {signed.record_id}")
 
 
 async def decline(box: Sandbox, args: argparse.Namespace) -> int:
-    workflow_id = await _clm_workflow(box, args.target)
-    declined = await box.call("POST", "ironclad", f"/_sandbox/workflows/{workflow_id}/decline",
-                              {"reason": args.reason})
-    return _show(args, declined, f"Ironclad workflow {workflow_id} declined by the counterparty: cancelled")
+    contract_id = await _contract(box, args.target)
+    declined = await box.run(box.acts.clm.decline(contract_id, reason=args.reason), SystemRole.CLM)
+    return _show(args, {"workflowId": declined.contract_id, "status": declined.status},
+                 f"contract {contract_id} declined by the counterparty in {box.label(SystemRole.CLM)}: cancelled")
 
 
 async def amend(box: Sandbox, args: argparse.Namespace) -> int:
-    record_id = (await box.deal_property(args.target, "clm_record_id", "executed Ironclad record")
-                 if _is_deal(args.target) else args.target)
-    props: dict[str, Any] = dict(_properties(args.set or []))
+    clm = box.display[SystemRole.CLM]
+    record_id = (await box.written_back(args.target, "clm_record_id", f"executed {clm} record")
+                 if box.acts.crm.is_deal_id(args.target) else args.target)
+    attributes: dict[str, Any] = dict(_fields(args.set or []))
+    before = after = None
     if args.seats is not None:
-        from connectors.ironclad.mapping import terms_to_attributes
-
-        terms = await box.app.clm().get_signed_terms(record_id)
+        try:
+            terms = await box.app.clm().get_signed_terms(record_id)
+        except NotFound as exc:
+            raise cli.UnknownId(f"{box.label(SystemRole.CLM)}: {exc.message}") from exc
         if len(terms.recurring) != 1:
             raise cli.CliError(f"--seats needs a contract with one recurring charge; record {record_id} has "
                                f"{len(terms.recurring)} (use --set)", cli.USAGE)
         [charge] = terms.recurring
-        after = terms.model_copy(update={
+        before, after = terms, terms.model_copy(update={
             "recurring": [charge.model_copy(update={"quantity": Decimal(args.seats)})],
             "total_value": charge.unit_price.times(Decimal(args.seats))})
-        old, new = terms_to_attributes(terms), terms_to_attributes(after)
-        props.update({k: v for k, v in new.items() if old.get(k) != v})
-    if not props:
+    if not attributes and before is None:
         raise cli.CliError("say what the amendment changes: --seats N or --set attribute=value", cli.USAGE)
-    done = await box.call("POST", "ironclad", f"/_sandbox/records/{record_id}/amendments",
-                          {"sequence": args.sequence, "properties": props})
+    done = await box.run(box.acts.clm.amend(record_id, sequence=args.sequence, before=before, after=after,
+                                            attributes=attributes), SystemRole.CLM)
     if args.quiet:
         cli.line(record_id)
         return cli.OK
@@ -208,46 +178,43 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
 
 
 async def bill(box: Sandbox, args: argparse.Namespace) -> int:
-    if _is_deal(args.target):
+    if box.acts.crm.is_deal_id(args.target):
+        billing = box.display[SystemRole.BILLING]
         record = ProvisioningRecord.model_validate_json(
-            await box.deal_property(args.target, "provisioned", "Stripe subscription"))
-        ids = record.billing_ids
-        subscriptions = [i for i in ids if i.startswith("sub_") and not i.startswith("sub_sched_")]
+            await box.written_back(args.target, "provisioned", f"{billing} subscription"))
+        subscriptions = box.acts.billing.subscription_ids(record.billing_ids)
         if not subscriptions:
-            raise cli.CliError(f"deal {_deal_id(args.target)} has no Stripe subscription to bill (milestone and "
-                               "time-and-materials deals are invoiced by their own flows)")
+            raise cli.CliError(f"deal {box.deal_id(args.target)} has no {billing} subscription to bill (milestone "
+                               "and time-and-materials deals are invoiced by their own flows)")
         subscription = subscriptions[0]
     else:
         subscription = args.target
-    billed = await box.call("POST", "stripe", f"/_sandbox/subscriptions/{subscription}/cycle")
-    invoice = billed.get("invoice") or {}
-    due = Decimal(invoice.get("amount_due", 0)) / 100 if invoice else Decimal(0)
+    billed = await box.run(box.acts.billing.bill_next_period(subscription), SystemRole.BILLING)
     if args.quiet:
-        cli.line(str(invoice.get("id") or ""))
-        return cli.OK if invoice.get("id") else cli.REFUSED
-    return _show(args, {"subscription": subscription, "invoice": invoice.get("id"), "status": invoice.get("status"),
-                        "amount_due": str(due), "currency": invoice.get("currency")},
-                 f"subscription {subscription} billed: invoice {invoice.get('id') or '-'} "
-                 f"({invoice.get('status') or 'none'}, {due} {str(invoice.get('currency') or '').upper()}); "
-                 f"next: starter.py sandbox pay {invoice.get('id') or '<invoice>'}")
+        cli.line(billed.invoice_id)
+        return cli.OK if billed.invoice_id else cli.REFUSED
+    return _show(args, {"subscription": subscription, "invoice": billed.invoice_id or None,
+                        "status": billed.status or None, "amount_due": str(billed.amount_due),
+                        "currency": billed.currency.lower() or None},
+                 f"subscription {subscription} billed: invoice {billed.invoice_id or '-'} "
+                 f"({billed.status or 'none'}, {billed.amount_due} {billed.currency}); "
+                 f"next: starter.py sandbox pay {billed.invoice_id or '<invoice>'}")
 
 
 async def pay(box: Sandbox, args: argparse.Namespace) -> int:
-    body: dict[str, Any] | None = None
+    amount: Decimal | None = None
     if args.amount:
         try:
-            cents = int((Decimal(args.amount) * 100).to_integral_exact())
+            amount = Decimal(args.amount)
+            if not amount.is_finite() or amount <= 0:
+                raise InvalidOperation
         except (InvalidOperation, ArithmeticError) as exc:
             raise cli.CliError(f"--amount must be a decimal amount like 1000.00, not {args.amount!r}",
                                cli.USAGE) from exc
-        body = {"amount": cents}
-    paid = await box.call("POST", "stripe", f"/_sandbox/invoices/{args.invoice_id}/payments", body)
-    invoice = paid.get("invoice") or {}
-    amount = Decimal(paid.get("amount") or 0) / 100
-    return _show(args, {"invoice": args.invoice_id, "amount": str(amount), "status": invoice.get("status"),
-                        "amount_remaining": str(Decimal(invoice.get("amount_remaining") or 0) / 100)},
-                 f"invoice {args.invoice_id}: paid {amount} {str(invoice.get('currency') or '').upper()}, "
-                 f"now {invoice.get('status')}")
+    paid = await box.run(box.acts.billing.pay(args.invoice_id, amount), SystemRole.BILLING)
+    return _show(args, {"invoice": args.invoice_id, "amount": str(paid.amount), "currency": paid.currency,
+                        "status": paid.status, "amount_remaining": str(paid.amount_remaining)},
+                 f"invoice {args.invoice_id}: paid {paid.amount} {paid.currency}, now {paid.status}")
 
 
 ACTS: dict[str, Callable[[Sandbox, argparse.Namespace], Awaitable[int]]] = {
@@ -257,12 +224,14 @@ ACTS: dict[str, Callable[[Sandbox, argparse.Namespace], Awaitable[int]]] = {
 
 
 async def cmd_sandbox(app: CliParts, args: argparse.Namespace) -> int:
-    return await ACTS[args.act](Sandbox(app, app.http(timeout=30)), args)
+    acts = RoleActs.of(app.settings, app.http(timeout=30), app.registry)
+    return await ACTS[args.act](Sandbox(app, acts), args)
 
 
 def add_parsers(sub: Any) -> None:
     """Add ``sandbox <act>`` to ``starter.py``'s sub-parsers."""
-    group = sub.add_parser("sandbox", help="act as the vendors' users in `make up` (seed, move, sign, pay, ...)")
+    group = sub.add_parser("sandbox", help="act as the people behind the CRM, CLM and billing systems in `make up` "
+                                           "(seed, move, sign, pay, ...)")
     acts = group.add_subparsers(dest="act", required=True, metavar="act")
 
     def act(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -270,39 +239,40 @@ def add_parsers(sub: Any) -> None:
         parser.add_argument("--json", action="store_true")
         return parser
 
-    s = act("seed-deal", "HubSpot: create a deal with its company, billing contact and line items")
+    s = act("seed-deal", "CRM: create a deal with its company, billing contact and line items")
     s.add_argument("--model", default="subscription",
                    help="subscription, milestone, time_and_materials, retainer, fixed_fee")
     s.add_argument("--company", help="company name")
     s.add_argument("--name", help="deal name")
     s.add_argument("--discount", type=Decimal, help="discount percent on every line (above 20 needs finance)")
-    s.add_argument("--missing", help="leave fields empty, comma-separated: region,start_date,currency,...")
-    s.add_argument("--stage", help="initial deal stage (default: contractsent, before closed-won)")
+    s.add_argument("--missing", help=f"leave fields empty, comma-separated: {','.join(MISSABLE_FIELDS)}")
+    s.add_argument("--stage", help="initial deal stage (default: the CRM's approval stage, before closed-won)")
     s.add_argument("--quiet", action="store_true", help="print only the deal ID")
-    s = act("move-deal", "HubSpot: move a deal to a stage (default closed-won); its webhook starts the flow")
+    s = act("move-deal", "CRM: move a deal to a stage (default closed-won); its webhook starts the flow")
     s.add_argument("deal_id")
     s.add_argument("--stage")
-    s = act("edit-deal", "HubSpot: set deal properties (e.g. fill in a missing region); its webhook re-checks")
+    s = act("edit-deal", "CRM: set deal fields (e.g. fill in a missing region); its webhook re-checks")
     s.add_argument("deal_id")
-    s.add_argument("properties", nargs="*", metavar="property=value")
-    s = act("sign", "Ironclad: every party signs the deal's contract (the webhook tells the flow)")
-    s.add_argument("target", help="HubSpot deal ID or Ironclad workflow ID")
+    s.add_argument("properties", nargs="*", metavar="field=value",
+                   help="region, start_date, end_date, legal_entity, payment_terms, currency, or a CRM property")
+    s = act("sign", "CLM: every party signs the deal's contract (the webhook tells the flow)")
+    s.add_argument("target", help="CRM deal ID or CLM contract (workflow) ID")
     s.add_argument("--executed-date", help="YYYY-MM-DD (default today)")
-    s = act("decline", "Ironclad: the counterparty declines; the contract is cancelled")
-    s.add_argument("target", help="HubSpot deal ID or Ironclad workflow ID")
+    s = act("decline", "CLM: the counterparty declines; the contract is cancelled")
+    s.add_argument("target", help="CRM deal ID or CLM contract (workflow) ID")
     s.add_argument("--reason", default="declined by the counterparty")
-    s = act("amend", "Ironclad: execute an amendment of a signed contract")
-    s.add_argument("target", help="HubSpot deal ID or Ironclad record ID")
+    s = act("amend", "CLM: execute an amendment of a signed contract")
+    s.add_argument("target", help="CRM deal ID or CLM record ID")
     s.add_argument("--sequence", type=int, required=True, help="amendment number: 1, 2, ...")
     s.add_argument("--seats", type=int, help="new quantity of the contract's recurring charge")
-    s.add_argument("--set", action="append", metavar="attribute=value", help="any amendable Ironclad attribute")
+    s.add_argument("--set", action="append", metavar="attribute=value", help="any amendable CLM attribute")
     s.add_argument("--quiet", action="store_true", help="print only the contract's record ID")
-    s = act("bill", "Stripe: bill the next period of the deal's subscription (invoice finalized)")
-    s.add_argument("target", help="HubSpot deal ID or Stripe subscription ID")
+    s = act("bill", "billing: bill the next period of the deal's subscription (invoice finalized)")
+    s.add_argument("target", help="CRM deal ID or billing subscription ID")
     s.add_argument("--quiet", action="store_true", help="print only the invoice ID")
-    s = act("pay", "Stripe: the customer pays an open invoice, fully or partly")
-    s.add_argument("invoice_id")
-    s.add_argument("--amount", help="decimal amount, e.g. 500.00 (default: what remains)")
+    s = act("pay", "billing: the customer pays an open invoice, fully or partly")
+    s.add_argument("invoice_id", help="billing invoice ID")
+    s.add_argument("--amount", help="decimal amount in the invoice's currency, e.g. 500.00 (default: what remains)")
 
 
 COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {"sandbox": cmd_sandbox}

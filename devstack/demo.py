@@ -1,10 +1,11 @@
 """``make demo``: the main job on the embedded default, from the CRM side.
 
 Starts the stack (Temporal dev server + UI, emulators, ingress, worker) on a fresh data folder, seeds
-deals in the HubSpot emulator and moves them to closed-won: the emulator's signed webhooks reach the
+deals in the CRM's emulator and moves them to closed-won: the emulator's signed webhooks reach the
 ingress, which starts quote-to-cash. One deal needs finance approval and is approved through
-``starter.py approve``; one lacks data and is corrected in the CRM. Ironclad signs by itself after a few
-seconds (the emulator's auto-sign). Prints each deal's outcome and every ID it produced (full IDs, one per
+``starter.py approve``; one lacks data and is corrected in the CRM. The CLM signs by itself after a few
+seconds (the emulator's auto-sign). The systems are those settings choose, acted on through the registry's
+acts (``connectors/acts.py``). Prints each deal's outcome and every ID it produced (full IDs, one per
 line); from a terminal it keeps the stack up and prints each run's UI link, otherwise it stops the stack first
 and says so.
 """
@@ -23,11 +24,13 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowFailureError
 
+from canonical.ownership import SystemRole
 from cli import process as cli
+from connectors.acts import DealDraft, DealLineDraft, RoleActs
+from connectors.registry import default_registry, role_label
 from devstack.stack import Stack, stop_on_sigterm
 from runtime.connect import data_converter
 from runtime.launch import quote_to_cash_id
-from sandbox.hubspot.seed import DealSpec, Line
 from settings import ROOT, Settings
 from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -36,7 +39,7 @@ from workflows.quote_to_cash import QuoteToCashWorkflow
 @dataclass
 class DemoDeal:
     title: str
-    spec: DealSpec
+    spec: DealDraft
     expected: Stage
     needs_approval: bool = False
     fix: dict[str, str] | None = None
@@ -45,22 +48,23 @@ class DemoDeal:
 
 def demo_deals() -> list[DemoDeal]:
     return [
-        DemoDeal("subscription, auto-approved", DealSpec(model="subscription", company="Northwind Traders Inc",
+        DemoDeal("subscription, auto-approved", DealDraft(model="subscription", company="Northwind Traders Inc",
                                                         name="Northwind platform"), Stage.PROVISIONED),
-        DemoDeal("30% discount: finance approves", DealSpec(
+        DemoDeal("30% discount: finance approves", DealDraft(
             model="subscription", company="Globex Corporation", name="Globex enterprise",
-            lines=[Line("PLAT-ENT", "Enterprise seats", quantity="150", price="90.00", discount="30",
+            lines=[DealLineDraft("PLAT-ENT", "Enterprise seats", quantity="150", price="90.00", discount="30",
                         model="subscription", frequency="monthly")]), Stage.PROVISIONED, needs_approval=True),
-        DemoDeal("missing region and start date: corrected in the CRM", DealSpec(
+        DemoDeal("missing region and start date: corrected in the CRM", DealDraft(
             model="milestone", company="Initech Ltd", name="Initech rollout", region=None, start_date=None),
-            Stage.PROVISIONED, fix={"revops_region": "NA", "revops_start_date": "2027-03-01"}),
-        DemoDeal("US platform + German rollout: split across two entities", DealSpec(
+            Stage.PROVISIONED, fix={"region": "NA", "start_date": "2027-03-01"}),
+        DemoDeal("US platform + German rollout: split across two entities", DealDraft(
             model="subscription", company="Umbrella Holdings", name="Umbrella global",
-            lines=[Line("PLAT-PRO", "Platform seats", quantity="25", price="45.00", model="subscription",
-                        frequency="monthly"),
-                   Line("MS-ROLLOUT-DE", "German rollout", price="12000.00", model="milestone", entity="EU01")]),
+            lines=[DealLineDraft("PLAT-PRO", "Platform seats", quantity="25", price="45.00", model="subscription",
+                                 frequency="monthly"),
+                   DealLineDraft("MS-ROLLOUT-DE", "German rollout", price="12000.00", model="milestone",
+                                 entity="EU01")]),
             Stage.PROVISIONED),
-        DemoDeal("time and materials in the UK", DealSpec(
+        DemoDeal("time and materials in the UK", DealDraft(
             model="time_and_materials", company="Stark Consulting", name="Stark advisory", region="EMEA",
             currency="GBP", country="GB"), Stage.PROVISIONED),
     ]
@@ -97,26 +101,26 @@ async def wait_stage(client: Client, workflow_id: str, stage: Stage, timeout: fl
 
 
 Results = list[tuple[DemoDeal, QuoteToCashResult | None, str]]
+#: the billing objects of a schedule the ID table lists (invoice items are reached through their invoice)
+SCHEDULE_KINDS = ("subscription", "invoice", "product", "price")
 
 
 async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
     client = await Client.connect(stack.temporal_address, data_converter=data_converter(settings))
+    crm_label, clm_label = role_label(settings, SystemRole.CRM), role_label(settings, SystemRole.CLM)
     async with httpx.AsyncClient(timeout=15) as http:
-        (await http.post(f"{settings.ironclad_base_url}/_sandbox/autosign", json={"delay_seconds": 3.0})
-         ).raise_for_status()
+        acts = RoleActs.of(settings, http)
+        await acts.clm.auto_sign(3.0)
         deals = demo_deals()
-        print("\nSeeding deals in the HubSpot emulator and moving them to closed-won (webhooks start the flows):")
+        print(f"\nSeeding deals in the {crm_label} emulator and moving them to closed-won (webhooks start the "
+              f"flows; the {clm_label} signs by itself):")
         for deal in deals:
-            seeded = await http.post(f"{settings.hubspot_base_url}/_sandbox/seed/deal", json=deal.spec.payload())
-            seeded.raise_for_status()
-            deal.deal_id = str(seeded.json()["dealId"])
-            moved = await http.post(f"{settings.hubspot_base_url}/_sandbox/deals/{deal.deal_id}/stage",
-                                    json={"stage": settings.hubspot_closed_won_stage})
-            moved.raise_for_status()
+            deal.deal_id = (await acts.crm.seed_deal(deal.spec)).deal_id
+            await acts.crm.move_deal(deal.deal_id)
             print(f"  deal {deal.deal_id}: {deal.spec.name} ({deal.title})")
 
         for deal in deals:
-            workflow_id = quote_to_cash_id(deal.deal_id)
+            workflow_id = quote_to_cash_id(settings, deal.deal_id)
             if deal.needs_approval:
                 status = await wait_stage(client, workflow_id, Stage.AWAITING_APPROVAL)
                 print(f"\n{workflow_id} waits for finance: {'; '.join(status.approval.reasons)}"  # type: ignore[union-attr]
@@ -126,14 +130,15 @@ async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
             if deal.fix:
                 status = await wait_stage(client, workflow_id, Stage.DATA_EXCEPTION)
                 print(f"\n{workflow_id} is in a data exception: " + "; ".join(str(m) for m in status.missing))
-                print(f"  a salesperson fills in {', '.join(deal.fix)} in HubSpot (its webhook re-checks the deal)")
-                (await http.patch(f"{settings.hubspot_base_url}/_sandbox/deals/{deal.deal_id}",
-                                  json={"properties": deal.fix})).raise_for_status()
+                print(f"  a salesperson fills in {', '.join(deal.fix)} in the {crm_label} (its webhook re-checks "
+                      "the deal)")
+                await acts.crm.edit_deal(deal.deal_id, deal.fix)
 
         print("\nWaiting for every deal to finish...")
         results: Results = []
         for deal in deals:
-            handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run, quote_to_cash_id(deal.deal_id))
+            handle = client.get_workflow_handle_for(QuoteToCashWorkflow.run,
+                                                    quote_to_cash_id(settings, deal.deal_id))
             try:
                 result: QuoteToCashResult = await asyncio.wait_for(handle.result(), timeout=180)
                 results.append((deal, result, ""))
@@ -143,27 +148,30 @@ async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
     return (1 if failed else 0), results
 
 
-def id_rows(deal: DemoDeal, result: QuoteToCashResult) -> list[tuple[str, str, str, str]]:
-    """``(deal, entity, record, ID)`` rows: one per ID, full IDs (pasteable into ``starter.py find``)."""
+def id_rows(settings: Settings, deal: DemoDeal, result: QuoteToCashResult) -> list[tuple[str, str, str, str]]:
+    """``(deal, entity, record, ID)`` rows: one per ID, full IDs (pasteable into ``starter.py find``); records
+    named by the adapter's display name and the object kind (``Xero contact``)."""
+    registry = default_registry(settings)
+    clm = registry.chosen(settings, SystemRole.CLM)
+    billing = registry.chosen(settings, SystemRole.BILLING)
     rows: list[tuple[str, str, str, str]] = []
     contract = result.contract
     if contract and contract.clm_workflow_id:
-        rows.append((deal.deal_id, "", "Ironclad workflow", contract.clm_workflow_id))
+        rows.append((deal.deal_id, "", f"{clm.display_name} workflow", contract.clm_workflow_id))
     if contract and contract.clm_record_id:
-        rows.append((deal.deal_id, "", "Ironclad record", contract.clm_record_id))
+        rows.append((deal.deal_id, "", f"{clm.display_name} record", contract.clm_record_id))
     for e in result.engagements:
+        erp = registry.erp_of(settings, settings.entity(e.legal_entity)).display_name
         if e.erp_contact_id:
-            rows.append((deal.deal_id, e.legal_entity, "Xero contact", e.erp_contact_id))
+            rows.append((deal.deal_id, e.legal_entity, f"{erp} contact", e.erp_contact_id))
         if e.project:
-            rows.append((deal.deal_id, e.legal_entity, "Xero project", e.project.erp_id or e.project.code))
+            rows.append((deal.deal_id, e.legal_entity, f"{erp} project", e.project.erp_id or e.project.code))
         if e.billing_customer_id:
-            rows.append((deal.deal_id, e.legal_entity, "Stripe customer", e.billing_customer_id))
-        kinds = {"sub_": "Stripe subscription", "in_": "Stripe invoice", "prod_": "Stripe product",
-                 "price_": "Stripe price"}
+            rows.append((deal.deal_id, e.legal_entity, f"{billing.display_name} customer", e.billing_customer_id))
         for billing_id in e.billing_schedule_ids:  # invoice items are reached through their invoice
-            kind = next((name for prefix, name in kinds.items() if billing_id.startswith(prefix)), None)
-            if kind:
-                rows.append((deal.deal_id, e.legal_entity, kind, billing_id))
+            kinds = billing.recognise(billing_id)
+            if len(kinds) == 1 and kinds[0] in SCHEDULE_KINDS:
+                rows.append((deal.deal_id, e.legal_entity, f"{billing.display_name} {kinds[0]}", billing_id))
     return rows
 
 
@@ -176,12 +184,13 @@ def print_table(settings: Settings, results: Results, *, stack_up: bool, data_di
                for d, r, err in results], title="Outcomes", wrap=["reason"])
     print()
     cli.table(["deal", "entity", "record", "ID"],
-              [row for d, r, _ in results if r is not None for row in id_rows(d, r)], title="IDs")
+              [row for d, r, _ in results if r is not None for row in id_rows(settings, d, r)], title="IDs")
     print("\nFind a run by any of these IDs:  .venv/bin/python starter.py find <ID>")
     if stack_up:
         print("\nThe stack is up; each run in the Temporal UI:")
         for deal, _result, _error in results:
-            print(f"  {settings.temporal_ui_url}/namespaces/default/workflows/{quote_to_cash_id(deal.deal_id)}")
+            workflow_id = quote_to_cash_id(settings, deal.deal_id)
+            print(f"  {settings.temporal_ui_url}/namespaces/default/workflows/{workflow_id}")
     else:
         print(f"\nThe demo's stack has been stopped (its state is in {data_dir}); `make up` starts a stack of your "
               "own, and `make demo` in a terminal keeps the demo's stack up until Ctrl-C.")

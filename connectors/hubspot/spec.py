@@ -61,7 +61,7 @@ SPEC = AdapterSpec(
     id_patterns=(IdPattern("deal", NUMERIC_ID), IdPattern("company", NUMERIC_ID)),
     rate_limits=RateLimits(reads_per_second=_DEFAULTS["requests_per_second"].default,
                            search_per_second=_DEFAULTS["search_requests_per_second"].default),
-    wire_tables=_fields, emulator=Emulator(module="sandbox.hubspot.app"),
+    wire_tables=_fields, emulator=Emulator(module="sandbox.hubspot.app", acts="connectors.hubspot.acts"),
 )
 
 __all__ = ["SPEC", "HubSpotSettings"]

@@ -58,7 +58,7 @@ SPEC = AdapterSpec(
     object_kinds=("workflow", "record"),
     id_patterns=(IdPattern("workflow", SAFE_ID), IdPattern("record", SAFE_ID)),
     rate_limits=RateLimits(reads_per_second=IroncladSettings.model_fields["requests_per_second"].default),
-    wire_tables=_fields, emulator=Emulator(module="sandbox.ironclad.app"),
+    wire_tables=_fields, emulator=Emulator(module="sandbox.ironclad.app", acts="connectors.ironclad.acts"),
 )
 
 __all__ = ["SPEC", "IroncladSettings"]

@@ -63,7 +63,7 @@ SPEC = AdapterSpec(
     object_kinds=tuple(dict.fromkeys(kind for _prefix, kind in ID_PREFIXES)),
     id_prefixes=ID_PREFIXES,
     rate_limits=RateLimits(reads_per_second=StripeSettings.model_fields["requests_per_second"].default),
-    wire_tables=_fields, emulator=Emulator(module="sandbox.stripe.app"),
+    wire_tables=_fields, emulator=Emulator(module="sandbox.stripe.app", acts="connectors.stripe.acts"),
 )
 
 

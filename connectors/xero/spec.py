@@ -70,7 +70,7 @@ SPEC = AdapterSpec(
                  IdPattern("invoice", re.compile(r"INV-[0-9]{1,10}"))),
     rate_limits=RateLimits(reads_per_second=XeroSettings.model_fields["requests_per_second"].default,
                            writes_per_second=0.9, full_read_hours=2.0),
-    wire_tables=_fields, emulator=Emulator(module="sandbox.xero.app"),
+    wire_tables=_fields, emulator=Emulator(module="sandbox.xero.app", acts="connectors.xero.acts"),
 )
 
 __all__ = ["SPEC", "XeroSettings"]
