@@ -17,8 +17,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from bench.common import BenchStack, Table, bench_settings, running_stack
+from canonical.keys import AMENDMENTS, LEDGER, QUOTE_TO_CASH, workflow_id_shape
 from connectors.acts import DealDraft
-from runtime.launch import amendments_id, ledger_id, quote_to_cash_id, start_quote_to_cash
+from connectors.registry import systems_of
+from runtime.launch import amendments_id, ledger_id, start_quote_to_cash
 from worker import WORKFLOWS
 from workflows.models import AMENDMENTS_WORKFLOW, LEDGER_WORKFLOW, QuoteToCashResult, Stage
 
@@ -126,7 +128,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                           "ledger after one invoice finalized + paid")
             except Exception as exc:
                 table.add("invoice", "", "-", "-", "-", f"failed: {type(exc).__name__}: {exc}"[:120])
-    table.notes.append(f"workflow IDs: {quote_to_cash_id(settings, '<deal>')}, {amendments_id(settings, '<record>')}, "
-                       f"{ledger_id(settings, '<customer>')}")
+    systems = systems_of(settings)
+    shapes = ((QUOTE_TO_CASH, systems.crm, "<deal>"), (AMENDMENTS, systems.clm, "<record>"),
+              (LEDGER, systems.billing, "<customer>"))
+    table.notes.append("workflow IDs: " + ", ".join(workflow_id_shape(kind, system.name, what)
+                                                    for kind, system, what in shapes))
     table.data = data
     return table

@@ -105,6 +105,11 @@ def backfill_workflow_id(erp: str, entity_code: str) -> str:
     return _business_id(BACKFILL, erp, entity_code)
 
 
+def workflow_id_shape(kind: str, adapter: str, placeholder: str) -> str:
+    """How a workflow ID of ``kind`` (``QUOTE_TO_CASH`` ...) looks, for documentation: ``q2c-hubspot-<dealId>``."""
+    return f"{kind}-{_adapter(adapter)}-{placeholder}"
+
+
 class BusinessId(NamedTuple):
     """What one of our workflow IDs names: ``kind`` (deal, contract, customer, entity), the adapter, the ID."""
 
@@ -158,5 +163,5 @@ __all__ = [
     "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id", "billing_customer_reference",
     "business_id_of", "erp_contact_reference", "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
-    "step_idempotency_key",
+    "step_idempotency_key", "workflow_id_shape",
 ]

@@ -22,7 +22,7 @@ from activities.polling import DealPollActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
-from canonical.keys import amendments_workflow_id, backfill_workflow_id, ledger_workflow_id, quote_to_cash_workflow_id
+from canonical.keys import AMENDMENTS, BACKFILL, LEDGER, QUOTE_TO_CASH, workflow_id_shape
 from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
 from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
@@ -42,10 +42,10 @@ ROLES = {role.value: role_label(Settings.model_construct(), role) for role in VE
 #: the adapters the default settings choose: the catalogue names them as it names the roles
 _S = default_registry().systems(Settings.model_construct())
 _ERP = ", ".join(sorted({s.display for s in _S.erp.values()}))
-_Q2C = quote_to_cash_workflow_id(_S.crm.name, "<dealId>")
-_AMENDMENTS = amendments_workflow_id(_S.clm.name, "<recordId>")
-_LEDGER = ledger_workflow_id(_S.billing.name, "<customerId>")
-_BACKFILL = backfill_workflow_id(next(iter(_S.erp.values()), _S.crm).name, "<entity>")
+_Q2C = workflow_id_shape(QUOTE_TO_CASH, _S.crm.name, "<dealId>")
+_AMENDMENTS = workflow_id_shape(AMENDMENTS, _S.clm.name, "<recordId>")
+_LEDGER = workflow_id_shape(LEDGER, _S.billing.name, "<customerId>")
+_BACKFILL = workflow_id_shape(BACKFILL, next(iter(_S.erp.values()), _S.crm).name, "<entity>")
 _CRM, _CLM, _BILLING = _S.crm.label, _S.clm.label, _S.billing.label
 #: connector methods that only read
 READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",

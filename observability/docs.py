@@ -66,10 +66,20 @@ def _name(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
+def _flow_source(workflow: type) -> str:
+    """The workflow's module and the workflow components it uses (``workflows.write_back`` ...): a step a
+    component runs for the flow is the flow's step."""
+    module = sys.modules[workflow.__module__]
+    source = inspect.getsource(module)
+    components = sorted(set(re.findall(r"^\s*from (workflows\.\w+) import", source, re.M)) - {module.__name__})
+    return "\n".join([source, *(inspect.getsource(sys.modules[name]) for name in components
+                                if name in sys.modules and name != "workflows.models")])
+
+
 def flow_activities(workflow: type) -> list[tuple[str, str, list[str]]]:
     """(activity name, first docstring line, connector calls ``role.method``) of each activity the workflow's
     module references (``Crm.load_deal`` where ``Crm = CrmActivities``, or the class by name)."""
-    module_source = inspect.getsource(sys.modules[workflow.__module__])
+    module_source = _flow_source(workflow)
     found = []
     for cls in ACTIVITY_CLASSES:
         aliases = {cls.__name__} | {alias for alias, target in re.findall(r"^(\w+) = (\w+)$", module_source, re.M)
