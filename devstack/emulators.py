@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bootstrap import load_settings
 from connectors.registry import AdapterRegistry, default_registry
 from connectors.spec import AdapterSpec
 from runtime.logs import configure_logging
@@ -65,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(logging.WARNING)  # one JSON object per line, like every process of the stack
     try:
-        asyncio.run(serve_emulators(Settings(), data_dir=args.data_dir, webhook_target=args.webhook_target))
+        asyncio.run(serve_emulators(load_settings(), data_dir=args.data_dir, webhook_target=args.webhook_target))
     except KeyboardInterrupt:
         pass
 

@@ -14,12 +14,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 import starter
 from bootstrap import for_cli, for_ingress, for_worker
+from canonical import Account
+from canonical.keys import quote_to_cash_workflow_id
+from canonical.ledger import BillingCustomer
 from canonical.ownership import SystemRole
 from connectors.errors import NotFound
 from connectors.registry import AdapterRegistry, default_registry
-from runtime.launch import quote_to_cash_id
 from settings import Settings
 from tests.helpers.fakes import FakeBilling, FakeClm, FakeCrm, fake_deal
+from tests.helpers.memory_adapters import with_instances
 from tests.helpers.webhooks import unique_deal_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,17 +54,14 @@ class StrictBilling(FakeBilling):
         self.asked.append(customer_id)
         if customer_id not in self.known:
             raise NotFound(f"no such customer: {customer_id}")
-        return await super().get_customer(customer_id)
+        return BillingCustomer(customer_id=customer_id, account=Account(name="Known Co"))
 
 
 def _memory(settings: Settings, **adapters: object) -> tuple[Settings, AdapterRegistry]:
-    """Settings naming the ``memory`` adapter for each role given, and a registry that builds exactly those."""
-    registry = default_registry()
-    update: dict[str, str] = {}
-    for role, adapter in adapters.items():
-        registry = registry.with_adapter(SystemRole(role), "memory", lambda _s, _t, a=adapter: a)
-        update[f"{role}_adapter"] = "memory"
-    return settings.model_copy(update=update), registry
+    """Settings naming the ``memory`` adapter for each role given (a descriptor in ``EXTRA_ADAPTERS``: settings
+    alone), and the registry those settings make."""
+    configured = with_instances(settings, **adapters)
+    return configured, default_registry(configured)
 
 
 def _refusing_registry() -> AdapterRegistry:
@@ -91,7 +91,7 @@ async def test_bootstrap_cli_start_deal_reads_the_deal_through_the_configured_cr
     finally:
         await parts.aclose()
     assert crm.closed
-    handle = client.get_workflow_handle(quote_to_cash_id(deal_id))
+    handle = client.get_workflow_handle(quote_to_cash_workflow_id("memory", deal_id))
     description = await handle.describe()
     assert description.status is WorkflowExecutionStatus.RUNNING
     assert description.task_queue == configured.task_queue

@@ -24,7 +24,7 @@ from canonical.keys import (
     step_idempotency_key,
 )
 
-ids = st.text(alphabet="0123456789abcdefABC-_", min_size=1, max_size=24).filter(lambda s: not s.endswith("-"))
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,23}", fullmatch=True).filter(lambda s: not s.endswith("-"))
 entities = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=2, max_size=6)
 adapters = st.from_regex(r"[a-z][a-z0-9]{1,12}", fullmatch=True)
 

@@ -126,7 +126,7 @@ async def clm(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterat
 def contract_request(settings: Settings) -> ContractRequest:
     deal_id = f"deal-{uid()}"
     return ContractRequest(
-        deal_crm_id=deal_id, title=f"Order Form {deal_id}", template_id=settings.ironclad_template_id,
+        deal_crm_id=deal_id, title=f"Order Form {deal_id}",
         legal_entity="US01", counterparty=Account(name=f"Conformance {deal_id}", country="US"),
         signer=Contact(first_name="Ada", last_name="Lovelace", email="ada@conformance.example", role="signer"),
         terms=ContractTerms(start_date=date(2027, 1, 1), end_date=date(2027, 12, 31),

@@ -235,3 +235,44 @@ CRM = AdapterSpec(role=SystemRole.CRM, name="memorycrm", display_name="Memory CR
 ERP = AdapterSpec(role=SystemRole.ERP, name="memoryerp", display_name="Memory ERP", settings_class=MemoryErpSettings,
                   adapter=_erp, object_kinds=("contact", "project", "invoice"),
                   rate_limits=RateLimits(reads_per_second=100))
+
+
+# -- any object as a role's adapter, through a descriptor (the bootstrap's tests hand in recording fakes) --------
+INSTANCES: dict[str, Any] = {}
+
+
+def _instance_spec(role: SystemRole) -> AdapterSpec:
+    """A descriptor named ``memory`` for ``role`` whose adapter is ``INSTANCES[<its settings' instance of role>]``."""
+    fields = {"adapter": "memory", "base_url": "memory://", "instances": {},
+              "__annotations__": {"base_url": "str", "instances": "dict[str, str]"},
+              "vendor_urls": lambda self: []}
+    settings_class = type(f"Memory{role.value.capitalize()}Settings", (VendorSettings,), fields)
+    settings_class.model_config = SettingsConfigDict(env_prefix=f"MEMORY_{role.value.upper()}_", extra="ignore")
+
+    def build(settings: Settings, config: Any, transport: httpx.AsyncBaseTransport | None) -> Any:
+        return INSTANCES[config.instances[role.value]]
+
+    return AdapterSpec(role=role, name="memory", display_name=f"Memory {role.label}", settings_class=settings_class,
+                       adapter=build, object_kinds=(), rate_limits=RateLimits(reads_per_second=100))
+
+
+ANY = {role: _instance_spec(role) for role in (SystemRole.CRM, SystemRole.CLM, SystemRole.BILLING, SystemRole.ERP)}
+ANY_CRM, ANY_CLM, ANY_BILLING, ANY_ERP = (ANY[r] for r in (SystemRole.CRM, SystemRole.CLM, SystemRole.BILLING,
+                                                            SystemRole.ERP))
+
+
+def with_instances(settings: Settings, **adapters: Any) -> Settings:
+    """``settings`` choosing, for each role given (``crm=...``), that object as its adapter: a descriptor in
+    ``EXTRA_ADAPTERS``, the role's ``*_ADAPTER`` and the instance's key in the adapter's own settings."""
+    update: dict[str, Any] = {"extra_adapters": [*settings.extra_adapters]}
+    own = dict(settings.adapter_settings)
+    for role, adapter in adapters.items():
+        key = f"{role}-{next(_ids)}"
+        INSTANCES[key] = adapter
+        update["extra_adapters"].append(f"tests.helpers.memory_adapters:ANY_{role.upper()}")
+        update[f"{role}_adapter"] = "memory"
+        held = dict(own.get("memory", {}))
+        held["instances"] = {**held.get("instances", {}), role: key}
+        own["memory"] = held
+    update["adapter_settings"] = own
+    return settings.model_copy(update=update)

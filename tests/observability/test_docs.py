@@ -100,7 +100,7 @@ def test_catalogue_covers_every_workflow_and_every_runbook_link_resolves() -> No
 
 def test_systems_written_are_read_off_the_activities() -> None:
     by_name = {f.name: f for f in FLOWS}
-    assert docs.systems_written(by_name["Invoice feedback"].workflow) == ["CRM (hubspot)", "ERP (xero)"]
+    assert docs.systems_written(by_name["Invoice feedback"].workflow) == ["CRM (HubSpot)", "ERP (Xero)"]
     assert docs.systems_written(by_name["CRM deal poll"].workflow) == []
     calls = dict((name, c) for name, _doc, c in docs.flow_activities(by_name["Quote-to-cash"].workflow))
     assert calls["create_erp_project"] == ["erp.create_project"]
