@@ -3,12 +3,25 @@ leave them in the CRM."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from sandbox.hubspot.seed import LINES_BY_MODEL, DealSpec, Line
+from connectors.acts import LINES_BY_MODEL, DealDraft
+from connectors.acts import DealLineDraft as Line
+from connectors.hubspot.acts import seed_payload
 from tests.helpers.servers import SandboxHandle
+
+
+@dataclass
+class DealSpec(DealDraft):
+    """A deal as the HubSpot emulator's seed act takes it (at the approval stage unless told)."""
+
+    stage: str | None = "contractsent"
+
+    def payload(self) -> dict[str, Any]:
+        return seed_payload(self, stage=self.stage or "contractsent")
 
 __all__ = ["LINES_BY_MODEL", "DealSpec", "Line", "deal_properties", "edit_deal", "seed_deal"]
 
