@@ -2,6 +2,7 @@
 
     GET  /approvals                  pending approvals (deal and amendment), with whether the caller may decide
     POST /approvals/{workflowId}     {"approved": bool, "note": str}: decide as the token's subject
+    GET  /books, POST /findings/{id}/ack   the books per legal entity (``ingress/books.py``)
 
 Served with the ingress but on its own port (``approvals_port``, 8010), so the webhook port alone can face the
 internet. Every request carries a bearer JWT (:mod:`ingress.identity`); 401 when it is missing, forged or
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from sqlalchemy import Engine
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -219,11 +221,15 @@ def bearer(request: Request) -> str | None:
 
 
 def create_approvals_app(*, settings: Settings, clients: ClientProvider,
-                         verifier: TokenVerifier | None = None) -> FastAPI:
-    """The approvals API and the finance inbox on one app (served on ``approvals_port``)."""
+                         verifier: TokenVerifier | None = None, findings: Engine | None = None) -> FastAPI:
+    """The approvals API, the books and the finance inbox on one app (served on ``approvals_port``); the books
+    read the reconciliation findings (``findings``, from settings unless given)."""
+    from ingress.books import BooksService, books_router
     from ingress.inbox import inbox_router
+    from stores.findings import findings_engine
 
     service = ApprovalsService(settings, clients)
+    books = BooksService(settings, service, findings or findings_engine(settings.findings_database_url))
     verifier = verifier or TokenVerifier.from_settings(settings)
     app = FastAPI(title="RevOps approvals", openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(SecurityHeaders)
@@ -264,7 +270,8 @@ def create_approvals_app(*, settings: Settings, clients: ClientProvider,
         return await service.decide(identity, workflow_id, body, channel="api")
 
     app.include_router(router)
-    app.include_router(inbox_router(service, verifier, settings))
+    app.include_router(books_router(books, caller))
+    app.include_router(inbox_router(service, verifier, settings, books))
     return app
 
 

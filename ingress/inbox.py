@@ -5,6 +5,9 @@
     POST /inbox/login      a bearer token pasted once, kept in an HttpOnly, SameSite=Strict cookie
     POST /inbox/decide     one decision (sent exactly as the API sends it; refusals are explained)
     POST /inbox/logout
+    GET  /inbox/books      the books per legal entity: open findings (references, repairs, acknowledge), KPIs and
+                           charts (``ingress/books.py``)
+    POST /inbox/books/ack  acknowledge one finding with a reason
     GET  /inbox/inbox.css  the stylesheet (no inline style: the page's CSP allows this origin's only)
 
 Jinja2 templates, no script and no build step; every control has a label and works from the keyboard.
@@ -22,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ingress.approvals import ApprovalsService, DecisionRefused, DecisionRequest
+from ingress.books import AckRequest, BooksService, entity_charts
 from ingress.identity import Identity, TokenInvalid, TokenVerifier
 from settings import Settings
 
@@ -30,7 +34,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "tem
 STYLESHEET = (Path(__file__).resolve().parent / "templates" / "inbox.css").read_text()
 
 
-def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: Settings) -> APIRouter:
+def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: Settings,
+                 books: BooksService | None = None) -> APIRouter:
     router = APIRouter()
 
     def identity_of(request: Request) -> Identity | None:
@@ -111,5 +116,39 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
             return await page(request, identity, refusal=f"{workflow_id}: refused. {exc.reason}",
                               status_code=exc.status)
         return RedirectResponse(f"/inbox?decided={workflow_id}&status={outcome.status}", status_code=303)
+
+    async def books_page(request: Request, identity: Identity, *, message: str = "", refusal: str = "",
+                         status_code: int = 200) -> Response:
+        assert books is not None
+        try:
+            book = await books.books(identity)
+        except DecisionRefused as exc:
+            return login(request, f"{exc.reason}.", exc.status)
+        charts = {e.legal_entity: entity_charts(e.kpis) for e in book.entities}
+        return TEMPLATES.TemplateResponse(request, "books.html", {
+            "who": service.approver_name(identity), "subject": identity.subject, "book": book, "charts": charts,
+            "message": message, "refusal": refusal}, status_code=status_code)
+
+    @router.get("/inbox/books", response_class=HTMLResponse)
+    async def books_view(request: Request, acknowledged: str = "") -> Response:
+        identity = identity_of(request)
+        if identity is None or books is None:
+            return login(request)
+        message = f"finding {acknowledged} acknowledged" if acknowledged.isdigit() else ""
+        return await books_page(request, identity, message=message)
+
+    @router.post("/inbox/books/ack")
+    async def books_ack(request: Request, finding_id: str = Form(...), reason: str = Form("")) -> Response:
+        identity = identity_of(request)
+        if identity is None or books is None:
+            return login(request, "Your session has ended; sign in again.", 401)
+        if not same_origin(request):
+            return await books_page(request, identity, refusal="The form could not be accepted.", status_code=400)
+        try:
+            await books.acknowledge(identity, finding_id, AckRequest(reason=reason[:500] or " "))
+        except DecisionRefused as exc:
+            return await books_page(request, identity, refusal=f"finding {finding_id}: refused. {exc.reason}",
+                                    status_code=exc.status)
+        return RedirectResponse(f"/inbox/books?acknowledged={finding_id}", status_code=303)
 
     return router
