@@ -648,3 +648,35 @@ async def test_reconciliation_tells_the_truth_on_a_mixed_book(books: Books) -> N
     for entity in ("US01", "EU01"):
         own = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=[entity]))
         assert edited.key in found(own), (entity, unexpected(own, truth))
+
+
+async def test_exceptions_lists_each_finding_once_whatever_scopes_found_it(
+        flow_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The nightly run over every entity and an entity's own run both see the same gap: one line, naming both
+    scopes; acknowledged once, it stays acknowledged when the other scope sees it again; the metric counts it once."""
+    settings = flow_settings.model_copy(update={"findings_url": f"sqlite:///{tmp_path / 'findings.sqlite'}"})
+    gap = Finding(kind=FindingKind.MISSING_IN_ERP, key="missing_in_erp:US01:in_1", legal_entity="US01",
+                  billing_id="in_1", billing_amount="10.00 USD")
+    engine = findings_engine(settings.findings_database_url)
+    start = datetime.now(UTC)
+    with Session(engine) as session:
+        record_run(session=session, scope="all", run_id="r1", findings=[gap], now=start)
+        record_run(session=session, scope="entity=US01", run_id="r2", findings=[gap], now=start + timedelta(seconds=1))
+        assert [r.key for r in list_findings(session=session)] == [gap.key]
+    base = dict(all=False, closed=False, kind=None, scope=None, limit=50, entity=None)
+    assert await cmd_exceptions(for_cli(settings), argparse.Namespace(**base, json=True)) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["key"] == gap.key and listed["scopes"] == ["all", "entity=US01"]
+
+    ack = argparse.Namespace(finding=f"#{listed['id']}", reason="posting it by hand today", by="Dana", json=True)
+    assert await cmd_ack(for_cli(settings), ack) == 0
+    capsys.readouterr()
+    with Session(engine) as session:
+        record_run(session=session, scope="all", run_id="r3", findings=[gap], now=start + timedelta(seconds=2))
+        [held] = list_findings(session=session)
+        assert held.status == ACKNOWLEDGED and held.ack_reason == "posting it by hand today"
+        # the entity's run no longer sees it (repaired): its newest verdict closes the finding for every listing
+        record_run(session=session, scope="entity=US01", run_id="r4", findings=[], now=start + timedelta(seconds=3))
+        assert list_findings(session=session) == []
+        assert [(r.key, r.status) for r in list_findings(session=session, status=CLOSED)] == [(gap.key, CLOSED)]
+    engine.dispose()
