@@ -515,7 +515,16 @@ def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Inv
             if inv is not None and inv.status in (InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID):
                 continue  # our own write-off of an invoice billing wrote off: expected
             if inv is None:
-                continue  # an invoice of another scope (or entity): its own run judges it
+                found.append(finding(
+                    FindingKind.CREDIT_NOTE_MISSING_IN_BILLING, entity, erp_note.erp_id,
+                    currency=erp_note.amount.currency, erp_id=erp_note.erp_id, billing_id=written_off,
+                    erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}",
+                    refs=[*refs, _bill.ref("invoice", written_off)],
+                    detail=f"ERP credit note {erp_note.erp_id} writes off invoice {written_off}, which billing does "
+                           f"not hold for {entity}",
+                    repair=f"void ERP credit note {erp_note.erp_id}, and write the invoice off in the entity that "
+                           "holds it"))
+                continue
             found.append(finding(
                 FindingKind.CREDIT_NOTE_MISMATCH, entity, erp_note.erp_id, currency=erp_note.amount.currency,
                 erp_id=erp_note.erp_id, billing_id=written_off, crm_id=inv.crm_deal_id or "",

@@ -347,6 +347,10 @@ def test_compare_receivables_recognises_the_integrations_own_write_off_credit_no
         tolerance=TOL, systems=SYSTEMS)
     assert [(f.kind, f.billing_id) for f in findings if f.erp_id == "xc1"] == [
         (FindingKind.CREDIT_NOTE_MISMATCH, "in_1")]
+    # a write-off of an invoice this entity's billing does not hold is no write-off of ours to expect
+    stray = Receivables(erp_credit_notes=[ErpCreditNote(erp_id="xc2", reference=write_off_credit_note_id("in_9"),
+                                                        amount=Money.of("5.00", "USD"))])
+    assert kinds(stray) == {("credit_note_missing_in_billing", "xc2")}
 
 
 def test_compare_receivables_compares_credit_note_amount_and_allocation() -> None:
