@@ -399,14 +399,16 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
                 detail="invoice totals differ between billing and the ERP",
                 repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
             continue
+        # net of tax from the totals: billing's subtotal is before invoice-level discounts, the ERP's after them
+        billing_net, erp_net = inv.total.amount - inv.tax.amount, doc.total.amount - doc.tax.amount
         split = [f"{name} billing {a}, ERP {b}" for name, a, b in (
-            ("subtotal", inv.subtotal.amount, doc.subtotal.amount), ("tax", inv.tax.amount, doc.tax.amount))
+            ("subtotal (net of tax)", billing_net, erp_net), ("tax", inv.tax.amount, doc.tax.amount))
             if differs(a, b, tol)]
         if split:
             findings.append(finding(
                 FindingKind.AMOUNT_MISMATCH, entity, inv.billing_id, **base, refs=refs,
-                billing_amount=f"{inv.subtotal.amount} + {inv.tax.amount} tax {inv.currency}",
-                erp_amount=f"{doc.subtotal.amount} + {doc.tax.amount} tax {doc.currency}",
+                billing_amount=f"{billing_net} + {inv.tax.amount} tax {inv.currency}",
+                erp_amount=f"{erp_net} + {doc.tax.amount} tax {doc.currency}",
                 detail="totals agree but the split between revenue and tax differs: " + "; ".join(split),
                 repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
             continue
