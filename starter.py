@@ -264,24 +264,11 @@ async def cmd_recheck(client: Client, app: CliParts, args: argparse.Namespace) -
 
 
 async def cmd_repost(client: Client, app: CliParts, args: argparse.Namespace) -> int:
-    """Post again the ERP writes a ledger still owes (refused by Xero, or waiting for their invoice)."""
-    from workflows.ledger import AccountLedgerWorkflow
-    from workflows.models import RepostRequest, RepostResult
+    """Catch a ledger up with billing (``--invoice``: re-read it and feed the events the ledger lacks), then post
+    again the ERP writes it still owes; exit 1 when nothing changed."""
+    from cli.repost import repost
 
-    handle = client.get_workflow_handle_for(AccountLedgerWorkflow.run, args.workflow_id)
-    try:
-        result: RepostResult = await handle.execute_update(AccountLedgerWorkflow.repost,
-                                                           RepostRequest(invoice_id=args.invoice, by=args.by))
-    except WorkflowUpdateFailedError as exc:
-        raise cli.CliError(getattr(exc.cause, "message", None) or str(exc)) from exc
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            raise cli.UnknownId(f"no ledger workflow {args.workflow_id}") from exc
-        raise
-    print(f"posted {result.posted} pending ERP write(s)")
-    for line in result.still_pending:
-        print(f"  still pending: {line}")
-    return 1 if result.still_pending else 0
+    return await repost(client, app, args.workflow_id, args.invoice, args.by)
 
 
 async def cmd_find(client: Client, app: CliParts, args: argparse.Namespace) -> int:
@@ -374,7 +361,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("recheck", help="re-read a deal waiting in a data exception")
     s.add_argument("workflow_id")
     s.add_argument("--by", default="operator")
-    s = sub.add_parser("repost", help="post again what the ERP refused for a ledger (ledger-<billing>-<customerId>)")
+    s = sub.add_parser("repost", help="re-read an invoice from billing, feed the ledger "
+                                      "(ledger-<billing>-<customerId>) what it lacks, post again what the ERP refused")
     s.add_argument("workflow_id")
     s.add_argument("--invoice", help="only this billing invoice ID")
     s.add_argument("--by", default="operator")

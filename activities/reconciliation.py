@@ -37,6 +37,7 @@ from canonical.reconciliation import (
     compare_crm_figures,
     compare_delivery,
     compare_receivables,
+    compare_unroutable,
     expected_figures,
     finding,
     project_prefix,
@@ -389,6 +390,12 @@ class ReconciliationActivities:
                                erp_payments=payments, erp_credit_notes=erp_notes)
             findings, totals = compare_receivables(entity.code, data, tolerance=request.rounding_tolerance,
                                                    systems=self.settings.systems)
+            if request.all_entities and request.entities and request.entities[0].code == entity.code:
+                # invoices no entity holds belong to no entity's receivables: the first one's control reports them
+                findings += compare_unroutable(
+                    [i for i in invoices if not wanted or i.customer_id in wanted],
+                    known_entities={e.code for e in self.settings.legal_entities},
+                    entity_of=lambda i: self._entity_of(i, customers), systems=self.settings.systems)
             return self._result(request, f"receivables:{entity.code}", findings, totals=totals)
 
         return await asyncio.to_thread(compare)
@@ -441,7 +448,9 @@ class ReconciliationActivities:
         today = datetime.now(UTC).date()
         by_company: dict[str, list[Invoice]] = defaultdict(list)
         by_deal: dict[str, list[Invoice]] = defaultdict(list)
-        entity_of: dict[str, str] = {}
+        # a CRM object billed from several entities (a split customer or deal) belongs to each of them: an entity's
+        # run compares it; its findings carry one entity whatever the scope (the first code), so the key is one
+        entities_of: dict[str, set[str]] = defaultdict(set)
         for inv in invoices:
             customer = customers.get(inv.customer_id)
             entity = self._entity_of(inv, customers)
@@ -449,19 +458,23 @@ class ReconciliationActivities:
                 continue
             if customer.company_id:
                 by_company[customer.company_id].append(inv)
-                entity_of.setdefault(f"company:{customer.company_id}", entity)
+                entities_of[f"company:{customer.company_id}"].add(entity)
             if inv.crm_deal_id:
                 by_deal[inv.crm_deal_id].append(inv)
-                entity_of.setdefault(f"deal:{inv.crm_deal_id}", entity)
+                entities_of[f"deal:{inv.crm_deal_id}"].add(entity)
         if deals_wanted:
             by_deal = defaultdict(list, {d: v for d, v in by_deal.items() if d in deals_wanted})
             by_company = defaultdict(list)
+        def entity_of(subject: str) -> str:
+            return min(entities_of[subject] & known, default="") or min(entities_of[subject], default="")
+
+        known = {e.code for e in self.settings.legal_entities}
         findings: list[Finding] = []
         pacer = PacedReads(self.settings.crm_requests_per_second)
         crm, billing_system = self.settings.systems.crm, self.settings.systems.billing
         for object_type, groups in (("companies", by_company), ("deals", by_deal)):
             label = "company" if object_type == "companies" else "deal"
-            groups = {k: v for k, v in groups.items() if entity_of.get(f"{label}:{k}") in codes}
+            groups = {k: v for k, v in groups.items() if entities_of.get(f"{label}:{k}", set()) & codes}
             expected = {k: expected_figures(v, notes, today=today) for k, v in groups.items()}
             ids = sorted(k for k, v in expected.items() if v)
             currencies = sorted({c for v in expected.values() for c in v})
@@ -485,14 +498,14 @@ class ReconciliationActivities:
             for object_id, reason in refused.items():
                 refs = [billing_system.ref("invoice", i.billing_id) for i in groups[object_id]][:20]
                 findings.append(finding(
-                    FindingKind.CRM_FIGURES_MISMATCH, entity_of[f"{label}:{object_id}"], crm.ref(label, object_id),
+                    FindingKind.CRM_FIGURES_MISMATCH, entity_of(f"{label}:{object_id}"), crm.ref(label, object_id),
                     crm_id=object_id, refs=refs, detail=f"the CRM refused the {label} reference: {reason}",
                     repair=f"correct the {label} reference on the billing invoices (metadata revops_deal_id)"))
             for object_id in ids:
                 if object_id in refused:
                     continue
                 refs = [billing_system.ref("invoice", i.billing_id) for i in groups[object_id]][:20]
-                findings += compare_crm_figures(entity_of[f"{label}:{object_id}"], crm.ref(label, object_id),
+                findings += compare_crm_figures(entity_of(f"{label}:{object_id}"), crm.ref(label, object_id),
                                                 expected[object_id], actual.get(object_id, {}),
                                                 tolerance=request.rounding_tolerance, refs=refs)
         return await asyncio.to_thread(self._result, request, "crm", findings, requests=pacer.requests)

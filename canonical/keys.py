@@ -69,6 +69,21 @@ def parse_project_code(code: str) -> EntityScoped | None:
     return _split_entity(code.removeprefix(_PROJECT)) if code.startswith(_PROJECT) else None
 
 
+_WRITE_OFF = "-uncollectible"
+
+
+def write_off_credit_note_id(invoice_id: str) -> str:
+    """The ID (and ERP reference) of the credit note the ledger writes when billing writes an invoice off:
+    billing itself issues no credit note for it, so reconciliation must know it as ours."""
+    return f"{invoice_id}{_WRITE_OFF}"
+
+
+def written_off_invoice(credit_note_id: str) -> str | None:
+    """The billing invoice of :func:`write_off_credit_note_id`, or ``None`` for any other credit note."""
+    invoice_id = credit_note_id.removesuffix(_WRITE_OFF)
+    return invoice_id if invoice_id and invoice_id != credit_note_id else None
+
+
 # -- workflow IDs (business keys) ------------------------------------------------------------------
 # ``<kind>-<adapter>-<id>``: the adapter is the name of the system the ID belongs to (the configured CRM's for a
 # deal), the ID an opaque string (anything the vendor uses, dashes included).
@@ -163,5 +178,5 @@ __all__ = [
     "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id", "billing_customer_reference",
     "business_id_of", "erp_contact_reference", "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
-    "step_idempotency_key", "workflow_id_shape",
+    "step_idempotency_key", "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",
 ]

@@ -18,7 +18,7 @@ and a suggested repair; ``key`` identifies it across runs. No connector, Tempora
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -30,7 +30,7 @@ from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import CreditNote, Invoice, InvoiceStatus
 from canonical.contract import Contract, ContractTerms
 from canonical.deal import BillingInterval, BillingModel
-from canonical.keys import ledger_workflow_id, quote_to_cash_workflow_id
+from canonical.keys import ledger_workflow_id, quote_to_cash_workflow_id, written_off_invoice
 from canonical.money import Money, minor_unit
 from canonical.project import Project
 from canonical.provisioning import add_period
@@ -53,6 +53,8 @@ class FindingKind(StrEnum):
     PAYMENT_MISALLOCATED = "payment_misallocated"
     CREDIT_NOTE_MISSING_IN_ERP = "credit_note_missing_in_erp"
     CREDIT_NOTE_MISSING_IN_BILLING = "credit_note_missing_in_billing"
+    CREDIT_NOTE_MISMATCH = "credit_note_mismatch"
+    UNROUTABLE_INVOICE = "unroutable_invoice"
     INVOICE_WITHOUT_CRM_REFERENCE = "invoice_without_crm_reference"
     # contract -> delivery -> billing
     CONTRACT_WITHOUT_PROJECT = "contract_without_project"
@@ -80,6 +82,7 @@ SEVERITY: dict[FindingKind, Severity] = {
     FindingKind.DUE_DATE_MISMATCH: Severity.LOW, FindingKind.PAYMENT_MISSING_IN_ERP: Severity.HIGH,
     FindingKind.PAYMENT_MISSING_IN_BILLING: Severity.HIGH, FindingKind.PAYMENT_MISALLOCATED: Severity.HIGH,
     FindingKind.CREDIT_NOTE_MISSING_IN_ERP: Severity.HIGH, FindingKind.CREDIT_NOTE_MISSING_IN_BILLING: Severity.HIGH,
+    FindingKind.CREDIT_NOTE_MISMATCH: Severity.HIGH, FindingKind.UNROUTABLE_INVOICE: Severity.HIGH,
     FindingKind.INVOICE_WITHOUT_CRM_REFERENCE: Severity.LOW, FindingKind.CONTRACT_WITHOUT_PROJECT: Severity.MEDIUM,
     FindingKind.PROJECT_IN_WRONG_ENTITY: Severity.MEDIUM, FindingKind.PROJECT_WITHOUT_CONTRACT: Severity.MEDIUM,
     FindingKind.PROJECT_WITHOUT_BILLING: Severity.MEDIUM, FindingKind.PROJECT_BUDGET_MISMATCH: Severity.MEDIUM,
@@ -244,23 +247,45 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
     billing = {i.billing_id: i for i in data.billing_invoices if i.status is not InvoiceStatus.DRAFT}
     customers = data.customer_of_invoice
     live_by_ref: dict[str, list[Invoice]] = defaultdict(list)
-    voided_refs: set[str] = set()
+    voided_refs: dict[str, list[str]] = defaultdict(list)  # billing invoice -> its voided ERP documents
     for erp_doc in data.erp_invoices:
         if _erp_live(erp_doc):
             live_by_ref[erp_doc.billing_id].append(erp_doc)
-        elif erp_doc.billing_id:
-            voided_refs.add(erp_doc.billing_id)
+        elif erp_doc.billing_id and erp_doc.metadata.get("erp_status") != "DRAFT":
+            voided_refs[erp_doc.billing_id].append(_erp_id(erp_doc))
     erp_by_id = {_erp_id(d): d for d in data.erp_invoices}
 
     # payments: which billing invoice each billing payment belongs to; which ERP invoice it sits on
     owner_of_payment = {p: i.billing_id for i in billing.values() for p in i.payment_ids}
     paid_by_ref: dict[str, Decimal] = defaultdict(Decimal)  # ERP money received per billing invoice
-    for pay in data.erp_payments:
-        if pay.status == "DELETED":
-            continue
+    live_payments = [p for p in data.erp_payments if p.status != "DELETED"]
+    misplaced: set[str] = set()  # invoices a misallocated payment touches: their amount due is explained by it
+
+    def _held_ref(pay: ErpPayment) -> str:
         held_on = erp_by_id.get(pay.erp_invoice_id)
-        held_ref = held_on.billing_id if held_on else ""
+        return held_on.billing_id if held_on else ""
+
+    # billing payments the ERP already holds on their own invoice: a copy elsewhere is an extra, not theirs
+    rightly_held = {p.reference: p.erp_id for p in live_payments
+                    if p.reference and owner_of_payment.get(p.reference) == _held_ref(p)}
+    for pay in live_payments:
+        held_ref = _held_ref(pay)
         owner = owner_of_payment.get(pay.reference)
+        if owner and held_ref and owner != held_ref:
+            misplaced.update((owner, held_ref))
+        if owner and held_ref and owner != held_ref and pay.reference in rightly_held:
+            findings.append(finding(
+                FindingKind.PAYMENT_MISALLOCATED, entity, pay.erp_id, currency=pay.amount.currency,
+                billing_id=owner, erp_id=pay.erp_id, crm_id=billing[owner].crm_deal_id or "",
+                erp_amount=f"{pay.amount.amount} {pay.amount.currency}",
+                refs=[_bill.ref("invoice", owner), _bill.ref("payment", pay.reference), _erp.ref("payment", pay.erp_id),
+                      _erp.ref("invoice", pay.erp_invoice_id), _bill.ref("invoice", held_ref)],
+                detail=f"ERP payment {pay.erp_id} is a second copy of billing payment {pay.reference} (of invoice "
+                       f"{owner}, already recorded there as {rightly_held[pay.reference]}), allocated to the ERP "
+                       f"invoice of {held_ref}, which billing holds no such payment for",
+                repair=f"in the ERP, delete payment {pay.erp_id} (the copy on the invoice of {held_ref}); keep "
+                       f"{rightly_held[pay.reference]}"))
+            continue  # counts for neither invoice: the owner's own copy is counted, the other never had it
         if owner and held_ref and owner != held_ref:
             findings.append(finding(
                 FindingKind.PAYMENT_MISALLOCATED, entity, pay.erp_id, currency=pay.amount.currency,
@@ -301,6 +326,9 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
                     repair="void it in the ERP, or issue the invoice in billing and set its Reference"))
                 _add_erp(totals, entity, orphan)
 
+    note_findings = _compare_credit_notes(entity, data, billing, live_by_ref, systems)
+    noted = {f.billing_id for f in note_findings}  # credit notes (or, for write-offs, invoices) found wrong
+    credit_explained = noted | {n.invoice_billing_id for n in data.billing_credit_notes if n.billing_id in noted}
     for inv in billing.values():
         customer = customers.get(inv.billing_id, inv.customer_id)
         if not inv.crm_deal_id:
@@ -330,13 +358,26 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
         _add(sums, "billing_paid", inv.amount_paid.amount)
         _add(sums, "billing_outstanding", outstanding)
         base = {"currency": inv.currency, "billing_id": inv.billing_id, "crm_id": inv.crm_deal_id or ""}
+        if doc is None and inv.billing_id in voided_refs:
+            # voided in the ERP only: a repost would post a second copy; one side or the other must change
+            voided = voided_refs[inv.billing_id]
+            findings.append(finding(
+                FindingKind.STATUS_MISMATCH, entity, inv.billing_id, **base, erp_id=",".join(voided),
+                billing_amount=f"{inv.status.value} {inv.amount_due.amount} {inv.currency} due",
+                erp_amount="VOIDED", refs=[_bill.ref("invoice", inv.billing_id),
+                                           *(_erp.ref("invoice", v) for v in voided), _bill.ref("customer", customer)],
+                detail=f"the ERP voided invoice {', '.join(voided)} (billing {inv.number or inv.billing_id}), which "
+                       f"billing still holds {inv.status.value}",
+                repair=f"if the invoice is cancelled, void {_bill.display} invoice {inv.billing_id} (the ledger then "
+                       f"has nothing to post); if it stands, the ERP void was a mistake: re-issue it in the ERP with "
+                       f"Reference {inv.billing_id} (a voided ERP invoice cannot be reopened)"))
+            continue
         if doc is None:
             findings.append(finding(
                 FindingKind.MISSING_IN_ERP, entity, inv.billing_id, **base,
                 billing_amount=f"{inv.total.amount} {inv.currency}",
                 refs=[_bill.ref("invoice", inv.billing_id), _bill.ref("customer", customer)],
-                detail=f"billing invoice {inv.number or inv.billing_id} is not in the ERP"
-                       + (" (only voided documents)" if inv.billing_id in voided_refs else ""),
+                detail=f"billing invoice {inv.number or inv.billing_id} is not in the ERP",
                 repair=repost_command(systems, customer, inv.billing_id)))
             continue
         for other in docs:
@@ -356,6 +397,19 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
                 FindingKind.AMOUNT_MISMATCH, entity, inv.billing_id, **base, refs=refs,
                 billing_amount=f"{inv.total.amount} {inv.currency}", erp_amount=f"{doc.total.amount} {doc.currency}",
                 detail="invoice totals differ between billing and the ERP",
+                repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
+            continue
+        # net of tax from the totals: billing's subtotal is before invoice-level discounts, the ERP's after them
+        billing_net, erp_net = inv.total.amount - inv.tax.amount, doc.total.amount - doc.tax.amount
+        split = [f"{name} billing {a}, ERP {b}" for name, a, b in (
+            ("subtotal (net of tax)", billing_net, erp_net), ("tax", inv.tax.amount, doc.tax.amount))
+            if differs(a, b, tol)]
+        if split:
+            findings.append(finding(
+                FindingKind.AMOUNT_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount=f"{billing_net} + {inv.tax.amount} tax {inv.currency}",
+                erp_amount=f"{erp_net} + {doc.tax.amount} tax {doc.currency}",
+                detail="totals agree but the split between revenue and tax differs: " + "; ".join(split),
                 repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
             continue
         if inv.status is InvoiceStatus.UNCOLLECTIBLE and differs(doc.amount_due.amount, Decimal(0), tol):
@@ -384,40 +438,135 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
                         f"the ERP records {erp_paid - inv.amount_paid.amount} {inv.currency} billing never received"),
                 repair=(repost_command(systems, customer, inv.billing_id) if missing_erp
                         else f"check the ERP payments on {erp_id} against the bank; delete the ones billing lacks")))
-    findings += _compare_credit_notes(entity, data, billing, systems)
+        elif inv.status is not InvoiceStatus.UNCOLLECTIBLE and inv.billing_id not in credit_explained | misplaced and (
+                differs(inv.amount_due.amount, doc.amount_due.amount, tol) or (
+                inv.status is InvoiceStatus.PAID) != (doc.status is InvoiceStatus.PAID)):
+            # payments agree, so what is still owed (or settled) differs by something neither side explains
+            erp_state = doc.metadata.get("erp_status", doc.status.value)
+            findings.append(finding(
+                FindingKind.STATUS_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount=f"{inv.status.value} {inv.amount_due.amount} {inv.currency} due",
+                erp_amount=f"{erp_state} {doc.amount_due.amount} {doc.currency} due",
+                detail=f"payments agree, but billing holds {inv.amount_due.amount} {inv.currency} due "
+                       f"({inv.status.value}) and the ERP {doc.amount_due.amount} ({erp_state})",
+                repair=f"find the credit or adjustment on ERP invoice {erp_id} that billing lacks (or the one billing "
+                       f"made that the ERP lacks) and issue it on the other side"))
+    findings += note_findings
     return findings, sorted(totals.values(), key=lambda t: t.currency)
 
 
-def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Invoice], systems: Systems
-                          ) -> list[Finding]:
+def _compare_credit_notes(entity: str, data: Receivables, billing: dict[str, Invoice],
+                          live_by_ref: dict[str, list[Invoice]], systems: Systems) -> list[Finding]:
+    """Credit notes both ways, matched by the ERP's Reference: amount and allocation compared. The ledger's own
+    write-offs (:func:`~canonical.keys.write_off_credit_note_id`) have no billing credit note: they are expected
+    on an invoice billing holds as uncollectible (or voided after it), and wrong on any other."""
     _bill, _erp = systems.billing, systems.erp_of(entity)
     found: list[Finding] = []
-    erp_refs = {n.reference for n in data.erp_credit_notes if n.status not in ("DELETED", "VOIDED")}
+    live_notes = [n for n in data.erp_credit_notes if n.status not in ("DELETED", "VOIDED")]
+    erp_by_ref: dict[str, list[ErpCreditNote]] = defaultdict(list)
+    for erp_note in live_notes:
+        if erp_note.reference:
+            erp_by_ref[erp_note.reference].append(erp_note)
     billing_ids = {n.billing_id for n in data.billing_credit_notes}
     for note in data.billing_credit_notes:
         inv = billing.get(note.invoice_billing_id)
-        if inv is None or note.billing_id in erp_refs:
+        if inv is None:
             continue
         customer = data.customer_of_invoice.get(inv.billing_id, inv.customer_id)
-        found.append(finding(
-            FindingKind.CREDIT_NOTE_MISSING_IN_ERP, entity, note.billing_id, currency=note.amount.currency,
-            billing_id=note.billing_id, crm_id=inv.crm_deal_id or "",
-            billing_amount=f"{note.amount.amount} {note.amount.currency}",
-            refs=[_bill.ref("credit_note", note.billing_id), _bill.ref("invoice", inv.billing_id)],
-            detail=f"billing credit note {note.billing_id} on invoice {inv.number or inv.billing_id} is not in the ERP",
-            repair=repost_command(systems, customer, inv.billing_id)))
-    for erp_note in data.erp_credit_notes:
-        if erp_note.status in ("DELETED", "VOIDED") or erp_note.reference in billing_ids:
+        held = erp_by_ref.get(note.billing_id, [])
+        note_refs = [_bill.ref("credit_note", note.billing_id), _bill.ref("invoice", inv.billing_id)]
+        if not held:
+            found.append(finding(
+                FindingKind.CREDIT_NOTE_MISSING_IN_ERP, entity, note.billing_id, currency=note.amount.currency,
+                billing_id=note.billing_id, crm_id=inv.crm_deal_id or "",
+                billing_amount=f"{note.amount.amount} {note.amount.currency}", refs=note_refs,
+                detail=f"billing credit note {note.billing_id} on invoice {inv.number or inv.billing_id} is not in "
+                       "the ERP",
+                repair=repost_command(systems, customer, inv.billing_id)))
+            continue
+        erp_note = held[0]
+        tol = tolerance_for(note.amount.currency, Decimal(0))
+        invoice_ids = {_erp_id(d) for d in live_by_ref.get(inv.billing_id, [])}
+        problems: list[str] = []
+        if erp_note.amount.currency != note.amount.currency or differs(erp_note.amount.amount, note.amount.amount,
+                                                                        tol):
+            problems.append(f"billing credits {note.amount.amount} {note.amount.currency}, the ERP "
+                            f"{erp_note.amount.amount} {erp_note.amount.currency}")
+        wrong = [i for i in erp_note.erp_invoice_ids if i not in invoice_ids]
+        if wrong:
+            problems.append(f"the ERP credit note is allocated to {', '.join(wrong)}, not to the ERP invoice of "
+                            f"{inv.billing_id}")
+        if problems:
+            found.append(finding(
+                FindingKind.CREDIT_NOTE_MISMATCH, entity, note.billing_id, currency=note.amount.currency,
+                billing_id=note.billing_id, erp_id=erp_note.erp_id, crm_id=inv.crm_deal_id or "",
+                billing_amount=f"{note.amount.amount} {note.amount.currency}",
+                erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}",
+                refs=[*note_refs, _erp.ref("credit_note", erp_note.erp_id),
+                      *(_erp.ref("invoice", i) for i in erp_note.erp_invoice_ids)],
+                detail=f"credit note {note.billing_id}: " + "; ".join(problems),
+                repair=f"void ERP credit note {erp_note.erp_id} and re-post: "
+                       f"{repost_command(systems, customer, inv.billing_id)}"))
+    for erp_note in live_notes:
+        if erp_note.reference in billing_ids:
+            continue
+        refs = [_erp.ref("credit_note", erp_note.erp_id), *(_erp.ref("invoice", i) for i in erp_note.erp_invoice_ids)]
+        written_off = written_off_invoice(erp_note.reference)
+        if written_off is not None:
+            inv = billing.get(written_off)
+            if inv is not None and inv.status in (InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID):
+                continue  # our own write-off of an invoice billing wrote off: expected
+            if inv is None:
+                found.append(finding(
+                    FindingKind.CREDIT_NOTE_MISSING_IN_BILLING, entity, erp_note.erp_id,
+                    currency=erp_note.amount.currency, erp_id=erp_note.erp_id, billing_id=written_off,
+                    erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}",
+                    refs=[*refs, _bill.ref("invoice", written_off)],
+                    detail=f"ERP credit note {erp_note.erp_id} writes off invoice {written_off}, which billing does "
+                           f"not hold for {entity}",
+                    repair=f"void ERP credit note {erp_note.erp_id}, and write the invoice off in the entity that "
+                           "holds it"))
+                continue
+            found.append(finding(
+                FindingKind.CREDIT_NOTE_MISMATCH, entity, erp_note.erp_id, currency=erp_note.amount.currency,
+                erp_id=erp_note.erp_id, billing_id=written_off, crm_id=inv.crm_deal_id or "",
+                billing_amount=f"{inv.status.value} {inv.amount_paid.amount} {inv.currency} paid",
+                erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency} written off",
+                refs=[_bill.ref("invoice", written_off), *refs],
+                detail=f"the integration wrote invoice {inv.number or written_off} off in the ERP (credit note "
+                       f"{erp_note.erp_id}), but billing holds it {inv.status.value}: the write-off no longer stands",
+                repair=f"void ERP credit note {erp_note.erp_id} (reverse the write-off), then " + repost_command(
+                    systems, data.customer_of_invoice.get(written_off, inv.customer_id), written_off)))
             continue
         found.append(finding(
             FindingKind.CREDIT_NOTE_MISSING_IN_BILLING, entity, erp_note.erp_id, currency=erp_note.amount.currency,
             erp_id=erp_note.erp_id, billing_id=erp_note.reference,
-            erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}",
-            refs=[_erp.ref("credit_note", erp_note.erp_id),
-                  *(_erp.ref("invoice", i) for i in erp_note.erp_invoice_ids)],
+            erp_amount=f"{erp_note.amount.amount} {erp_note.amount.currency}", refs=refs,
             detail=f"ERP credit note {erp_note.erp_id} has no credit note in billing"
                    + (f" (reference {erp_note.reference})" if erp_note.reference else ""),
             repair="issue the credit note in billing, or void it in the ERP"))
+    return found
+
+
+def compare_unroutable(invoices: Iterable[Invoice], *, known_entities: set[str], entity_of: Callable[[Invoice], str],
+                       systems: Systems) -> list[Finding]:
+    """Billing invoices that no configured legal entity holds (none named, or an unknown one): the ledger cannot
+    post them anywhere, so no entity's receivables would ever show them. Drafts and voids owe nothing."""
+    _bill = systems.billing
+    found: list[Finding] = []
+    for inv in invoices:
+        code = entity_of(inv)
+        if code in known_entities or inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+            continue
+        found.append(finding(
+            FindingKind.UNROUTABLE_INVOICE, "", inv.billing_id, currency=inv.currency, billing_id=inv.billing_id,
+            crm_id=inv.crm_deal_id or "", billing_amount=f"{inv.total.amount} {inv.currency}",
+            refs=[_bill.ref("invoice", inv.billing_id), _bill.ref("customer", inv.customer_id)],
+            detail=f"billing invoice {inv.number or inv.billing_id} "
+                   + (f"names legal entity {code!r}, which is not configured" if code else "names no legal entity")
+                   + ": it is in no entity's receivables",
+            repair=f"set metadata legal_entity on {_bill.display} customer {inv.customer_id} (or the invoice), then "
+                   + repost_command(systems, inv.customer_id, inv.billing_id)))
     return found
 
 
@@ -714,5 +863,5 @@ def compare_crm_figures(entity: str, subject: str, expected: dict[str, Figures],
 __all__ = ["FIGURES", "SEVERITY", "BillingChange", "Delivery", "EntityProject", "EntityTotals", "ErpCreditNote",
            "ErpPayment", "Figures", "Finding", "FindingKind", "ProjectBilling", "Receivables", "Severity", "SourceRead",
            "compare_crm_figures",
-           "compare_delivery", "compare_receivables", "differs", "expected_figures", "finding",
+           "compare_delivery", "compare_receivables", "compare_unroutable", "differs", "expected_figures", "finding",
            "project_deal_and_entity", "project_prefix", "repost_command", "tolerance_for"]

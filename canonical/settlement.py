@@ -41,6 +41,7 @@ from canonical.events import (
     InvoiceVoided,
 )
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind, most_urgent
+from canonical.keys import write_off_credit_note_id
 from canonical.ledger import (
     BillingCustomer,
     CurrencyHistory,
@@ -392,7 +393,8 @@ def _voided(entry: LedgerInvoice, event: InvoiceVoided, now: datetime) -> list[A
         paid = max(entry.paid, event.invoice.amount_paid.amount)
         owed_amount = max(entry.total - paid - entry.credited_before_payment, Decimal(0))
         if owed_amount > 0 and entry.status is InvoiceStatus.OPEN:
-            note = CreditNote(billing_id=f"{entry.invoice_id}-uncollectible", invoice_billing_id=entry.invoice_id,
+            note = CreditNote(billing_id=write_off_credit_note_id(entry.invoice_id),
+                              invoice_billing_id=entry.invoice_id,
                               amount=Money(amount=owed_amount, currency=entry.currency),
                               reason="Written off: uncollectible in billing", issued_at=event.occurred_at)
             entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.WRITE_OFF, step="write-off", credit_note=note))

@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError
@@ -26,7 +27,7 @@ from bootstrap import CliParts
 from canonical.text import printable
 from connectors.errors import ConnectorError, NotFound
 from settings import Settings
-from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, list_findings
+from stores.findings import CLOSED, OPEN, UnknownFinding, acknowledge, finding_scopes, list_findings
 from workflows.models import ReconciliationInput, ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -112,7 +113,9 @@ async def cmd_exceptions(app: CliParts, args: argparse.Namespace) -> int:
             rows = list_findings(session=session, status=None if args.all else (CLOSED if args.closed else OPEN),
                                  kind=args.kind, scope=args.scope, entity=getattr(args, "entity", None),
                                  limit=args.limit)
-            return [{**r.model_dump(mode="json"), "refs": r.ref_list()} for r in rows]
+            scopes = finding_scopes(session=session, keys=[r.key for r in rows])
+            return [{**r.model_dump(mode="json"), "refs": r.ref_list(), "scopes": scopes.get(r.key) or [r.scope]}
+                    for r in rows]
 
     entity = getattr(args, "entity", None)
     if entity and unknown_entities(settings, [entity]):
@@ -133,7 +136,7 @@ async def cmd_exceptions(app: CliParts, args: argparse.Namespace) -> int:
         amounts = " vs ".join(str(r[f]) for f in ("billing_amount", "erp_amount") if r[f])
         cli.line(f"#{r['id']} [{r['status']}] {r.get('severity') or '-'} {r['kind']} {r['legal_entity'] or '-'} {ids}"
                  + (f" ({amounts})" if amounts else "") + f": {r['detail']}  (seen {r['times_seen']}x, "
-                 f"last {str(r['last_seen_at'])[:19]}, scope {r['scope']})")
+                 f"last {str(r['last_seen_at'])[:19]}, scope {', '.join(cast(list[str], r['scopes']))})")
         if r.get("repair"):
             cli.line(f"    repair: {r['repair']}")
         if r.get("ack_reason"):

@@ -119,6 +119,11 @@ def record_run(*, session: Session, scope: str, run_id: str, findings: list[Find
         if record is None:
             record = FindingRecord(scope=scope, key=finding.key, first_seen_at=now, last_seen_at=now,
                                    first_run_id=run_id, last_run_id=run_id, **fields)
+            acked = session.exec(select(FindingRecord).where(FindingRecord.key == finding.key,
+                                                             FindingRecord.status == ACKNOWLEDGED)).first()
+            if acked is not None:  # one finding, whatever scope found it: an operator's word on it holds here too
+                record.status, record.acknowledged_at = ACKNOWLEDGED, acked.acknowledged_at
+                record.acknowledged_by, record.ack_reason = acked.acknowledged_by, acked.ack_reason
             outcome.opened += 1
         else:
             if record.status == CLOSED:
@@ -143,22 +148,50 @@ def record_run(*, session: Session, scope: str, run_id: str, findings: list[Find
     return outcome
 
 
+def _verdict_at(record: FindingRecord) -> datetime:
+    """When a run last judged this row: seen (open) or no longer seen (closed)."""
+    return max(record.last_seen_at, record.closed_at or record.last_seen_at)
+
+
 def list_findings(*, session: Session, status: str | None = OPEN, kind: str | None = None,
                   scope: str | None = None, entity: str | None = None, limit: int = 500) -> list[FindingRecord]:
-    """Stored findings, newest first. ``status`` ``open`` lists acknowledged ones too (they are not solved)."""
+    """Stored findings, newest first. ``status`` ``open`` lists acknowledged ones too (they are not solved).
+
+    Without ``scope``, each finding is listed once whatever scopes found it (a run over every entity and an
+    entity's own run see the same key): the row of the run that judged it last speaks for it (see
+    :func:`finding_scopes` for the scopes that hold it)."""
     query = select(FindingRecord)
-    if status == OPEN:
-        query = query.where(or_(FindingRecord.status == OPEN, FindingRecord.status == ACKNOWLEDGED))
-    elif status:
-        query = query.where(FindingRecord.status == status)
     if kind:
         query = query.where(FindingRecord.kind == kind)
     if scope:
         query = query.where(FindingRecord.scope == scope)
     if entity:
         query = query.where(FindingRecord.legal_entity == entity)
-    query = query.order_by(col(FindingRecord.last_seen_at).desc(), col(FindingRecord.id).desc()).limit(limit)
-    return list(session.exec(query).all())
+    rows = list(session.exec(query).all())
+    if not scope:
+        latest: dict[str, FindingRecord] = {}
+        for row in rows:
+            held = latest.get(row.key)
+            if held is None or (_verdict_at(row), row.id or 0) > (_verdict_at(held), held.id or 0):
+                latest[row.key] = row
+        rows = list(latest.values())
+    if status == OPEN:
+        rows = [r for r in rows if r.status in (OPEN, ACKNOWLEDGED)]
+    elif status:
+        rows = [r for r in rows if r.status == status]
+    rows.sort(key=lambda r: (r.last_seen_at, r.id or 0), reverse=True)
+    return rows[:limit]
+
+
+def finding_scopes(*, session: Session, keys: list[str]) -> dict[str, list[str]]:
+    """The scopes whose runs still hold each key (not closed there), sorted."""
+    found: dict[str, set[str]] = {k: set() for k in keys}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        for row in session.exec(select(FindingRecord).where(col(FindingRecord.key).in_(chunk),
+                                                            FindingRecord.status != CLOSED)).all():
+            found[row.key].add(row.scope)
+    return {k: sorted(v) for k, v in found.items()}
 
 
 class UnknownFinding(LookupError):
@@ -166,15 +199,17 @@ class UnknownFinding(LookupError):
 
 
 def acknowledge(*, session: Session, finding: str, reason: str, by: str, now: datetime) -> list[FindingRecord]:
-    """Acknowledge a finding, by row ID or by key (every scope's row of that key that is not closed).
+    """Acknowledge a finding, by row ID or by key: every scope's row of that key that is not closed.
 
     Raises :class:`UnknownFinding` when nothing matches and ``ValueError`` when only closed rows do, or when
     the reason or ``by`` is empty, too long or holds control characters (``canonical.text.operator_text``)."""
     reason = operator_text(reason, what="the reason", max_length=MAX_ACK_REASON)
     by = operator_text(by, what="who acknowledges (--by)", max_length=MAX_ACK_BY)
     finding = finding.strip().removeprefix("#")  # as `starter.py exceptions` prints row IDs
-    if finding.isdigit():
-        rows = [r for r in [session.get(FindingRecord, int(finding))] if r is not None]
+    if finding.isdigit():  # a listed row speaks for its key in every scope
+        row = session.get(FindingRecord, int(finding))
+        finding = row.key if row is not None else finding
+        rows = list(session.exec(select(FindingRecord).where(FindingRecord.key == row.key)).all()) if row else []
     else:
         rows = list(session.exec(select(FindingRecord).where(FindingRecord.key == finding)).all())
     if not rows:
@@ -192,4 +227,4 @@ def acknowledge(*, session: Session, finding: str, reason: str, by: str, now: da
 
 
 __all__ = ["ACKNOWLEDGED", "CLOSED", "OPEN", "FindingRecord", "RunOutcome", "UnknownFinding", "acknowledge",
-           "findings_engine", "list_findings", "record_run"]
+           "finding_scopes", "findings_engine", "list_findings", "record_run"]

@@ -10,6 +10,7 @@ from canonical import Project as ErpProject
 from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.contract import RateCardEntry, RecurringCharge
 from canonical.deal import BillingInterval
+from canonical.keys import write_off_credit_note_id
 from canonical.reconciliation import (
     Delivery,
     EntityProject,
@@ -23,6 +24,7 @@ from canonical.reconciliation import (
     compare_crm_figures,
     compare_delivery,
     compare_receivables,
+    compare_unroutable,
     expected_figures,
     periods_in_term,
     schedule_mismatch,
@@ -325,3 +327,111 @@ def test_billing_change_stands_when_the_newest_event_carried_the_object() -> Non
     assert BillingChange(object="invoice", id="in_1", deleted=True).stands
     assert BillingChange(object="customer", id="cus_1", company_id="7").stands
     assert not BillingChange(object="credit_note", id="cn_1").stands
+
+
+# -- issue 24: findings that tell the truth ------------------------------------------------------------------
+def test_compare_receivables_recognises_the_integrations_own_write_off_credit_note() -> None:
+    # billing wrote in_1 off with 60.00 of 100.00 owed; the ledger settled it in the ERP with its own credit note
+    written_off = billing("in_1", "100.00", paid="40.00", status=InvoiceStatus.UNCOLLECTIBLE, charges=["ch_1"])
+    data = Receivables(billing_invoices=[written_off],
+                       erp_invoices=[erp("x1", "in_1", "100.00", paid="40.00", status="PAID")],
+                       erp_payments=[payment("p1", "x1", "40.00", "ch_1")],
+                       erp_credit_notes=[ErpCreditNote(erp_id="xc1", reference=write_off_credit_note_id("in_1"),
+                                                       amount=Money.of("60.00", "USD"), erp_invoice_ids=["x1"])])
+    assert kinds(data) == set()
+    # the same write-off on an invoice billing holds as paid is no longer ours to keep: one finding naming both
+    paid = billing("in_1", "100.00", paid="100.00", status=InvoiceStatus.PAID, charges=["ch_1"])
+    findings, _ = compare_receivables("US01", data.model_copy(update={
+        "billing_invoices": [paid], "erp_payments": [payment("p1", "x1", "40.00", "ch_1"),
+                                                     payment("p2", "x1", "60.00", "ch_2")]}),
+        tolerance=TOL, systems=SYSTEMS)
+    assert [(f.kind, f.billing_id) for f in findings if f.erp_id == "xc1"] == [
+        (FindingKind.CREDIT_NOTE_MISMATCH, "in_1")]
+    # a write-off of an invoice this entity's billing does not hold is no write-off of ours to expect
+    stray = Receivables(erp_credit_notes=[ErpCreditNote(erp_id="xc2", reference=write_off_credit_note_id("in_9"),
+                                                        amount=Money.of("5.00", "USD"))])
+    assert kinds(stray) == {("credit_note_missing_in_billing", "xc2")}
+
+
+def test_compare_receivables_compares_credit_note_amount_and_allocation() -> None:
+    note = CreditNote(billing_id="cn_1", invoice_billing_id="in_1", amount=Money.of("20.00", "USD"))
+    base = Receivables(billing_invoices=[billing("in_1", "100.00").model_copy(
+                           update={"amount_due": Money.of("80.00", "USD")}), billing("in_2", "50.00")],
+                       billing_credit_notes=[note],
+                       erp_invoices=[erp("x1", "in_1", "100.00").model_copy(
+                           update={"amount_due": Money.of("80.00", "USD")}), erp("x2", "in_2", "50.00")])
+    right = ErpCreditNote(erp_id="xc1", reference="cn_1", amount=Money.of("20.00", "USD"), erp_invoice_ids=["x1"])
+    assert kinds(base.model_copy(update={"erp_credit_notes": [right]})) == set()
+    wrong_amount = right.model_copy(update={"amount": Money.of("2.00", "USD")})
+    findings, _ = compare_receivables("US01", base.model_copy(update={"erp_credit_notes": [wrong_amount]}),
+                                      tolerance=TOL, systems=SYSTEMS)
+    [mismatch] = findings
+    assert mismatch.kind is FindingKind.CREDIT_NOTE_MISMATCH and mismatch.key.endswith(":cn_1")
+    assert mismatch.billing_amount == "20.00 USD" and mismatch.erp_amount == "2.00 USD"
+    assert "stripe:credit_note:cn_1" in mismatch.refs and "xero:credit_note:xc1" in mismatch.refs
+    on_the_other = right.model_copy(update={"erp_invoice_ids": ["x2"]})
+    findings, _ = compare_receivables("US01", base.model_copy(update={"erp_credit_notes": [on_the_other]}),
+                                      tolerance=TOL, systems=SYSTEMS)
+    assert [(f.kind, f.key.rsplit(":", 1)[-1]) for f in findings] == [(FindingKind.CREDIT_NOTE_MISMATCH, "cn_1")]
+    assert "xero:invoice:x2" in findings[0].refs and "allocated" in findings[0].detail
+
+
+def test_compare_receivables_compares_amount_due_paid_status_subtotal_and_tax() -> None:
+    inv = billing("in_1", "110.00").model_copy(update={"subtotal": Money.of("100.00", "USD"),
+                                                       "tax": Money.of("10.00", "USD")})
+    same = erp("x1", "in_1", "110.00").model_copy(update={"subtotal": Money.of("100.00", "USD"),
+                                                         "tax": Money.of("10.00", "USD")})
+    assert kinds(Receivables(billing_invoices=[inv], erp_invoices=[same])) == set()
+    # same total, the tax booked as revenue
+    no_tax = same.model_copy(update={"subtotal": Money.of("110.00", "USD"), "tax": Money.zero("USD")})
+    findings, _ = compare_receivables("US01", Receivables(billing_invoices=[inv], erp_invoices=[no_tax]),
+                                      tolerance=TOL, systems=SYSTEMS)
+    [split] = findings
+    assert split.kind is FindingKind.AMOUNT_MISMATCH and "tax billing 10.00, ERP 0" in split.detail
+    assert split.billing_amount == "100.00 + 10.00 tax USD" and split.erp_amount == "110.00 + 0.00 tax USD"
+    # an invoice-level discount: billing's subtotal is before it, the ERP's after it; the same net and tax agree
+    discounted = inv.model_copy(update={"subtotal": Money.of("120.00", "USD")})
+    assert kinds(Receivables(billing_invoices=[discounted], erp_invoices=[same])) == set()
+    # payments agree, but the ERP shows the invoice settled (a hand-made credit or paid flag): amount due differs
+    settled = same.model_copy(update={"amount_due": Money.zero("USD"), "status": InvoiceStatus.PAID,
+                                      "metadata": {**same.metadata, "erp_status": "PAID"}})
+    findings, _ = compare_receivables("US01", Receivables(billing_invoices=[inv], erp_invoices=[settled]),
+                                      tolerance=TOL, systems=SYSTEMS)
+    [due] = findings
+    assert due.kind is FindingKind.STATUS_MISMATCH and due.billing_amount == "open 110.00 USD due"
+    assert due.erp_amount == "PAID 0.00 USD due"
+
+
+def test_compare_receivables_void_done_only_in_the_erp_names_both_sides_and_no_repost() -> None:
+    data = Receivables(billing_invoices=[billing("in_1", "10.00")],
+                       erp_invoices=[erp("x1", "in_1", "10.00", status="VOIDED")])
+    findings, _ = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
+    [void] = findings
+    assert void.kind is FindingKind.STATUS_MISMATCH and void.erp_id == "x1" and void.billing_id == "in_1"
+    assert void.refs[:2] == ["stripe:invoice:in_1", "xero:invoice:x1"]
+    assert "repost" not in void.repair and "void" in void.repair
+
+
+def test_compare_receivables_a_second_copy_of_a_payment_on_the_wrong_invoice_blames_that_invoice_only() -> None:
+    # the ledger recorded ch_1 on in_1's ERP invoice; someone applied it again, by hand, to in_2's
+    data = Receivables(
+        billing_invoices=[billing("in_1", "10.00", paid="10.00", status=InvoiceStatus.PAID, charges=["ch_1"]),
+                          billing("in_2", "10.00")],
+        erp_invoices=[erp("x1", "in_1", "10.00", paid="10.00", status="PAID"),
+                      erp("x2", "in_2", "10.00", paid="10.00", status="PAID")],
+        erp_payments=[payment("p1", "x1", "10.00", "ch_1"), payment("p2", "x2", "10.00", "ch_1")])
+    findings, _ = compare_receivables("US01", data, tolerance=TOL, systems=SYSTEMS)
+    [wrong] = findings
+    assert wrong.kind is FindingKind.PAYMENT_MISALLOCATED and wrong.erp_id == "p2"
+    assert "delete payment p2" in wrong.repair and "delete payment p1" not in wrong.repair
+
+
+def test_compare_unroutable_reports_invoices_no_entity_holds() -> None:
+    lost = billing("in_9", "10.00").model_copy(update={"legal_entity": None})
+    elsewhere = billing("in_8", "10.00").model_copy(update={"legal_entity": "ZZ99"})
+    draft = billing("in_7", "10.00", status=InvoiceStatus.DRAFT).model_copy(update={"legal_entity": None})
+    findings = compare_unroutable([lost, elsewhere, draft, billing("in_1", "1.00")], known_entities={"US01"},
+                                  entity_of=lambda i: i.legal_entity or "", systems=SYSTEMS)
+    assert {(f.kind, f.billing_id) for f in findings} == {(FindingKind.UNROUTABLE_INVOICE, "in_9"),
+                                                          (FindingKind.UNROUTABLE_INVOICE, "in_8")}
+    assert all(f.refs[0].startswith("stripe:invoice:") and "repost" in f.repair for f in findings)

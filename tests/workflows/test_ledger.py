@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 import starter
 from activities.notify import NotifyActivities
+from bootstrap import for_cli
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from settings import Settings
 from tests.helpers.activities import role_activities
@@ -326,7 +327,7 @@ async def test_ledger_posts_every_line_of_a_long_invoice_to_xero(rig: LedgerRig)
 
 async def test_ledger_refused_payment_stays_pending_across_continue_as_new_until_reposted(
         client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle],
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str]) -> None:
     """Xero refuses a payment: the ledger keeps it pending and visible (erp_rejected), carries it across
     continue-as-new, and posts it on the operator's ``repost`` once Xero takes it again."""
     settings = flow_settings.model_copy(update={"ledger_continue_after_events": 2})
@@ -355,10 +356,9 @@ async def test_ledger_refused_payment_stays_pending_across_continue_as_new_until
             erp = await rig.erp_invoice(invoice_id)
             assert erp is not None and erp.amount_paid.is_zero(), "Xero refused it: nothing recorded yet"
 
-        # the operator's repair, as finance runs it
-        monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
-        monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
-        assert await starter.run(["repost", handle.id, "--invoice", invoice_id]) == 0
+        # the operator's repair, as finance runs it (it re-reads billing: the deployment's settings)
+        parts = for_cli(rig.settings, client=client)
+        assert await starter.run(["repost", handle.id, "--invoice", invoice_id], parts=parts) == 0
         assert "posted 1 pending ERP write(s)" in capsys.readouterr().out
         erp = await rig.erp_invoice(invoice_id)
         assert erp is not None and erp.amount_paid.amount == Decimal("300.00")
@@ -368,8 +368,9 @@ async def test_ledger_refused_payment_stays_pending_across_continue_as_new_until
             await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest(invoice_id="in_unknown"))
         again = await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest())
         assert again.posted == 0 and again.still_pending == []
-        assert await starter.run(["repost", handle.id, "--invoice", "in_unknown"]) == 1
+        assert await starter.run(["repost", handle.id, "--invoice", "in_unknown"], parts=parts) == 1
         assert "not in this ledger" in capsys.readouterr().err
+        await parts.aclose()
 
 
 async def test_ledger_reposts_a_refused_payment_by_itself_once_xero_takes_it(
@@ -462,3 +463,39 @@ async def test_ledger_voids_the_xero_invoice_when_billing_voids_it(rig: LedgerRi
     company = await eventually(lambda: _props(rig, account.company_id), lambda p: "revops_billed_usd" in p
                                and figure(p, "outstanding") == 0, what="figures after the void")
     assert figure(company, "billed") == 0
+
+
+async def test_repost_of_a_lost_billing_event_rereads_billing_feeds_the_ledger_and_refuses_when_nothing_changed(
+        rig: LedgerRig, capsys: pytest.CaptureFixture[str]) -> None:
+    """Reconciliation's repair for missing_in_erp / payment_missing_in_erp when the billing event was lost: the
+    command re-reads the invoice, feeds (or starts) the ledger, which posts it; run again it changes nothing and
+    says so with exit 1 (it used to post nothing and exit 0)."""
+    parts = for_cli(rig.settings, client=rig.client)
+    account = await rig.account()
+    [posted, lost] = await rig.invoices(account, ["100.00", "250.00"])
+    handle = await rig.finalize(account, posted)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    pay(rig.stripe, posted)  # invoice.paid lost: payment_missing_in_erp
+    await finalize(rig.connectors.billing, rig.stripe, lost)  # invoice.finalized lost: missing_in_erp
+    pay(rig.stripe, lost, 10000)
+    assert await starter.run(["repost", handle.id, "--invoice", lost], parts=parts) == 0
+    erp = await rig.erp_invoice(lost)
+    assert erp is not None and erp.total == Money.of("250.00", "USD") and erp.amount_paid == Money.of("100.00", "USD")
+    assert await starter.run(["repost", handle.id, "--invoice", posted], parts=parts) == 0
+    erp = await rig.erp_invoice(posted)
+    assert erp is not None and erp.amount_paid == Money.of("100.00", "USD")
+    capsys.readouterr()
+    assert await starter.run(["repost", handle.id, "--invoice", posted], parts=parts) == 1
+    assert "nothing changed" in capsys.readouterr().err
+    erp = await rig.erp_invoice(posted)
+    assert erp is not None and erp.amount_paid == Money.of("100.00", "USD")  # posted once, not twice
+
+    # a customer whose ledger never started (its first event lost): the repair starts it
+    other = await rig.account()
+    [first] = await rig.invoices(other, ["75.00"])
+    await finalize(rig.connectors.billing, rig.stripe, first)
+    ledger = handle.id.replace(account.customer_id, other.customer_id)
+    assert await starter.run(["repost", ledger, "--invoice", first], parts=parts) == 0
+    erp = await rig.erp_invoice(first)
+    assert erp is not None and erp.total == Money.of("75.00", "USD")
+    await parts.aclose()

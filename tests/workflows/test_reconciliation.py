@@ -41,6 +41,7 @@ from canonical import (
     RecurringCharge,
     ScheduledCharge,
 )
+from canonical.keys import write_off_credit_note_id
 from canonical.reconciliation import Finding, FindingKind, expected_figures
 from canonical.requests import AccountFigures, ContractRequest
 from cli.ledger import cmd_ack, cmd_exceptions, cmd_reconcile, start_reconciliation
@@ -52,7 +53,7 @@ from stores.mirror import mirror_engine
 from tests.helpers.books import XeroByHand, fresh_sandboxes
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices, pay
-from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
+from tests.helpers.servers import SandboxHandle, hubspot_auth, stripe_auth, vendor_settings
 from worker import Connectors, open_connectors
 from workflows.models import ReconciliationResult, ReconciliationScope
 from workflows.reconciliation import ReconciliationWorkflow
@@ -284,7 +285,9 @@ async def test_reconciliation_finds_exactly_the_seeded_discrepancies_per_entity_
         key(F.CREDIT_NOTE_MISSING_IN_BILLING, "EU01", goodwill), key(F.PROJECT_WITHOUT_CONTRACT, "EU01", no_contract),
         key(F.CRM_FIGURES_MISMATCH, "EU01", f"hubspot:deal:{eu.deal_id}"),
     }
-    assert len({k.split(":")[0] for k in us_expected | eu_expected}) == len(FindingKind)  # every kind seeded
+    # every kind seeded here or, for the issue 24 kinds, on the mixed book below
+    assert {k.split(":")[0] for k in us_expected | eu_expected} | {
+        F.CREDIT_NOTE_MISMATCH, F.UNROUTABLE_INVOICE} == set(FindingKind)
 
     # -- per entity (the first reads everything, the next only what changed), then all ----------------------
     run_us = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
@@ -555,3 +558,125 @@ async def test_reconciliation_reports_a_deal_reference_the_crm_refuses_instead_o
     assert key(FindingKind.CRM_FIGURES_MISMATCH, "US01", f"hubspot:deal:{us.deal_id}") in crm
     assert "refused" not in crm[key(FindingKind.CRM_FIGURES_MISMATCH, "US01", f"hubspot:deal:{us.deal_id}")].detail
     assert good
+
+
+async def _second_customer(b: Books, of: BillingAccount, entity: str) -> BillingAccount:
+    """The same CRM company (and deal) billed from another legal entity: a split customer."""
+    customer_id = await b.connectors.billing.ensure_customer(
+        Account(crm_id=of.company_id, name=f"Split Co {uuid.uuid4().hex[:6]}", country="DE"), contact=None,
+        reference=f"hubspot-company-{of.company_id}-{entity}", legal_entity=entity,
+        idempotency_key=f"test-{uuid.uuid4()}")
+    return BillingAccount(company_id=of.company_id, deal_id=of.deal_id, customer_id=customer_id, entity=entity)
+
+
+def _mark_uncollectible(b: Books, invoice_id: str) -> None:
+    """Finance writes the invoice off in billing."""
+    httpx.post(f"{vendor_settings(b.settings, 'stripe').base_url}/v1/invoices/{invoice_id}/mark_uncollectible",
+               headers=stripe_auth(b.settings), timeout=10).raise_for_status()
+
+
+def _hand_edit_company_figure(b: Books, company_id: str, prop: str, value: str) -> None:
+    """A person types a figure on the CRM company by hand."""
+    httpx.patch(f"{vendor_settings(b.settings, 'hubspot').base_url}/crm/v3/objects/companies/{company_id}",
+                json={"properties": {prop: value}}, headers=hubspot_auth(b.settings), timeout=10).raise_for_status()
+
+
+async def test_reconciliation_tells_the_truth_on_a_mixed_book(books: Books) -> None:
+    """Issue 24, as a controller tried it at month-end, on a book in two currencies and two entities with a split
+    customer: the integration's own write-off is no finding; a void done only in the ERP names both sides and
+    offers no repost; a second copy of a payment on the wrong invoice blames that copy only; a credit note that
+    differs in amount is found; an invoice no entity holds is reported; a hand edit of one CRM figure of the split
+    company is found, in a run over every entity and in each entity's own run."""
+    b, F = books, FindingKind
+    billing, stripe = b.connectors.billing, b.sandboxes["stripe"]
+    us = await billing_account(billing, b.sandboxes["hubspot"], entity="US01")
+    eu = await _second_customer(b, us, "EU01")
+
+    # US01, USD
+    written_off, void_in_erp, paid, untouched = await b.invoices(us, ["100.00", "200.00", "300.00", "310.00"],
+                                                                  currency="USD")
+    pay(stripe, written_off, 4000)
+    await b.record_payment(us, written_off, await b.post(us, written_off))
+    _mark_uncollectible(b, written_off)
+    await b.connectors.erp.post_credit_note(  # as the ledger writes its write-off
+        b.tenant("US01"), CreditNote(billing_id=write_off_credit_note_id(written_off), invoice_billing_id=written_off,
+                                     amount=Money.of("60.00", "USD"), reason="Written off"),
+        erp_contact_id=await b.contact(us), idempotency_key=f"test-{uuid.uuid4()}")
+    voided_there = await b.post(us, void_in_erp)
+    b.by_hand.void(b.tenant("US01"), voided_there)
+    pay(stripe, paid)
+    await b.record_payment(us, paid, await b.post(us, paid))
+    charge = (await billing.get_invoice(paid)).payment_ids[0]
+    copy = b.by_hand.payment(b.tenant("US01"), await b.post(us, untouched), amount="300.00", reference=charge,
+                             on=str(datetime.now(UTC).date()))
+
+    # EU01, EUR: the same company; a credit note posted for the wrong amount
+    [credited] = await b.invoices(eu, ["150.00"], currency="EUR")
+    await b.post(eu, credited)
+    note = await billing.create_credit_note(CreditNote(billing_id="", invoice_billing_id=credited,
+                                                       amount=Money.of("15.00", "EUR"), reason="order_change"),
+                                            idempotency_key=f"test-{uuid.uuid4()}")
+    short = note.model_copy(update={"amount": Money.of("5.00", "EUR")})
+    await b.connectors.erp.post_credit_note(b.tenant("EU01"), short, erp_contact_id=await b.contact(eu),
+                                            idempotency_key=f"test-{uuid.uuid4()}")
+
+    # an invoice of a customer whose entity is not configured
+    nowhere = BillingAccount(company_id=us.company_id, deal_id=us.deal_id, entity="ZZ99", customer_id=(
+        await billing.ensure_customer(Account(crm_id=us.company_id, name="Nowhere Co"), contact=None,
+                                      reference=f"hubspot-company-{us.company_id}-ZZ99", legal_entity="ZZ99",
+                                      idempotency_key=f"test-{uuid.uuid4()}")))
+    [unroutable] = await b.invoices(nowhere, ["70.00"], currency="USD", with_deal=False)
+
+    # the CRM as the ledgers wrote it, then one figure of the split company typed over by hand
+    for account in (us, eu, nowhere):
+        await b.write_figures(account, [note])
+    _hand_edit_company_figure(b, us.company_id, "revops_paid_eur", "99.00")
+
+    company = f"hubspot:company:{us.company_id}"
+    truth = {key(F.STATUS_MISMATCH, "US01", void_in_erp), key(F.PAYMENT_MISALLOCATED, "US01", copy),
+             key(F.CREDIT_NOTE_MISMATCH, "EU01", note.billing_id), f"{F.UNROUTABLE_INVOICE.value}:{unroutable}"}
+    run_all = await start_reconciliation(b.client, b.settings, ReconciliationScope())
+    crm_keys = {f.key for f in run_all.findings if f.kind is F.CRM_FIGURES_MISMATCH}
+    assert found(run_all) - crm_keys == truth, unexpected(run_all, truth)
+    [edited] = [f for f in run_all.findings if f.kind is F.CRM_FIGURES_MISMATCH and company in f.refs]
+    assert "paid EUR: billing 0" in edited.detail and crm_keys == {edited.key}
+    by_key = {f.key: f for f in run_all.findings}
+    void = by_key[key(F.STATUS_MISMATCH, "US01", void_in_erp)]
+    assert f"xero:invoice:{voided_there}" in void.refs and f"stripe:invoice:{void_in_erp}" in void.refs
+    assert "repost" not in void.repair
+    assert by_key[key(F.PAYMENT_MISALLOCATED, "US01", copy)].repair.startswith(f"in the ERP, delete payment {copy}")
+    for entity in ("US01", "EU01"):
+        own = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=[entity]))
+        assert edited.key in found(own), (entity, unexpected(own, truth))
+
+
+async def test_exceptions_lists_each_finding_once_whatever_scopes_found_it(
+        flow_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The nightly run over every entity and an entity's own run both see the same gap: one line, naming both
+    scopes; acknowledged once, it stays acknowledged when the other scope sees it again; the metric counts it once."""
+    settings = flow_settings.model_copy(update={"findings_url": f"sqlite:///{tmp_path / 'findings.sqlite'}"})
+    gap = Finding(kind=FindingKind.MISSING_IN_ERP, key="missing_in_erp:US01:in_1", legal_entity="US01",
+                  billing_id="in_1", billing_amount="10.00 USD")
+    engine = findings_engine(settings.findings_database_url)
+    start = datetime.now(UTC)
+    with Session(engine) as session:
+        record_run(session=session, scope="all", run_id="r1", findings=[gap], now=start)
+        record_run(session=session, scope="entity=US01", run_id="r2", findings=[gap], now=start + timedelta(seconds=1))
+        assert [r.key for r in list_findings(session=session)] == [gap.key]
+    base = dict(all=False, closed=False, kind=None, scope=None, limit=50, entity=None)
+    assert await cmd_exceptions(for_cli(settings), argparse.Namespace(**base, json=True)) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["key"] == gap.key and listed["scopes"] == ["all", "entity=US01"]
+
+    ack = argparse.Namespace(finding=f"#{listed['id']}", reason="posting it by hand today", by="Dana", json=True)
+    assert await cmd_ack(for_cli(settings), ack) == 0
+    capsys.readouterr()
+    with Session(engine) as session:
+        record_run(session=session, scope="all", run_id="r3", findings=[gap], now=start + timedelta(seconds=2))
+        [held] = list_findings(session=session)
+        assert held.status == ACKNOWLEDGED and held.ack_reason == "posting it by hand today"
+        # the entity's run no longer sees it (repaired): its newest verdict closes the finding for every listing
+        record_run(session=session, scope="entity=US01", run_id="r4", findings=[], now=start + timedelta(seconds=3))
+        assert list_findings(session=session) == []
+        assert [(r.key, r.status) for r in list_findings(session=session, status=CLOSED)] == [(gap.key, CLOSED)]
+    engine.dispose()
