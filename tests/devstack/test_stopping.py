@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import started_at
+from devstack.runfile import RunningChild, write_run_file
 from devstack.stack import port_open
 from settings import ROOT
 from tests.devstack.free_ports import stack_env, stack_ports
@@ -165,6 +167,75 @@ def test_make_up_names_a_leftover_stack_and_stops_it_on_request(env: dict[str, s
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     wait_all_gone(children, stack_ports(env), bound=5)
     assert not (tmp_path / "data" / "stack.run.json").exists()
+
+
+def test_make_demo_names_a_leftover_of_make_up_before_it_starts(env: dict[str, str], tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stray = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        # what a killed `make up` leaves: its run file, and a child still running (here a stand-in)
+        write_run_file(tmp_path / "data" / "stack.run.json", parent=gone.pid, watchdog=None, children=[
+            RunningChild(name="temporal", pid=stray.pid, command=["temporal", "server", "start-dev"], ports=[17233],
+                         started=started_at(stray.pid))])
+
+        refused = subprocess.run([sys.executable, "-m", "devstack.demo"], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+        said = refused.stdout + refused.stderr
+        assert refused.returncode == 1 and "Traceback" not in said, said
+        assert f"PID {stray.pid}" in said and "17233" in said and "make stop" in said, said
+        assert stray.poll() is None, "the demo stopped a stack it was not asked to stop"
+    finally:
+        stray.kill()
+        stray.wait()
+
+
+STUBBORN_STACK = """
+import sys, time
+from pathlib import Path
+from devstack.stack import PYTHON, Stack, stop_on_signals
+from settings import Settings
+
+stack = Stack(settings=Settings(_env_file=None), data_dir=Path(sys.argv[1]))
+stop_on_signals(stack)
+try:
+    # a child slow to stop: it ignores SIGTERM (as a server finishing its work would, for a while)
+    stack._spawn("stubborn", [PYTHON, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                 "print('ready', flush=True); time.sleep(600)"], foreground_log=True)
+    while True:
+        time.sleep(0.1)
+except KeyboardInterrupt:
+    pass
+finally:
+    stack.stop()
+"""
+
+
+def test_a_second_signal_during_a_slow_stop_kills_what_is_left_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "stubborn.log"
+    with log.open("ab") as out:
+        parent = subprocess.Popen([sys.executable, "-c", STUBBORN_STACK, str(tmp_path / "data")], cwd=ROOT,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while "ready" not in log.read_text():
+        assert time.monotonic() < deadline and parent.poll() is None, log.read_text()
+        time.sleep(0.1)
+    children = children_of(parent.pid)
+    try:
+        parent.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert all(alive(p) for p in children), "the stubborn child should still be in its grace period"
+        parent.send_signal(signal.SIGTERM)
+
+        # well inside the 10 s grace period: the second signal cut it short, and nothing was left behind
+        wait_all_gone(children | {parent.pid}, [], bound=4)
+        assert parent.wait(timeout=1) == 0
+        assert "Traceback" not in log.read_text()
+    finally:
+        for pid in children | {parent.pid}:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 pytestmark = pytest.mark.timeout(300)
