@@ -19,8 +19,7 @@ def stack_env(data_dir: Path) -> dict[str, str]:
     """``os.environ`` plus this stack's settings, every bound port a free one (checked: none is a default)."""
     settings = bench_settings(data_dir)
     env = {**os.environ, **child_env(settings)}
-    env.update({"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}", "CODEC_SERVER_PORT": str(free_port()),
-                "APPROVALS_PORT": str(free_port()), "PROMETHEUS_PORT": str(free_port())})
+    env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{free_port()}"
     env.pop("TASK_QUEUE", None)
     assert_no_default_port(env)
     return env
