@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: install demo test up bench chaos lint clean docs promtool chromium
+.PHONY: install demo test up stop bench chaos lint clean docs promtool chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -36,9 +36,14 @@ chromium:
 test: $(STAMP) $(PRISM) promtool chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C stops it
+## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C, SIGTERM or
+## SIGHUP stops every child
 up: $(STAMP)
 	$(BIN)/python -m devstack.stack
+
+## make stop: stop a stack left over from a killed `make up` or `make demo` (the run file under .data/ names it)
+stop: $(STAMP)
+	$(BIN)/python -m devstack.stack --stop
 
 ## make bench: benchmarks; each prints a table and writes bench/results/<name>.json (figures, never fails on a target)
 bench: $(STAMP)

@@ -49,6 +49,7 @@ _EXPORTED = (
     "approval_expiry_days", "ledger_continue_after_events",
     "worker_metrics_port", "ingress_metrics_port", "otel_traces_exporter",
     "sandbox_slack_port", "sandbox_smtp_port", "notify_slack_webhook_url", "notify_smtp_port",
+    "approvals_port", "codec_server_port", "prometheus_port",
 )
 
 
@@ -70,6 +71,8 @@ def bench_settings(data_dir: Path, *, roles: dict[SystemRole, dict[str, Any]] | 
         "worker_metrics_port": free_port(),
         "ingress_metrics_port": free_port(),
         "temporal_ui_url": f"http://localhost:{ui_port}",
+        # bound by the ingress (approvals API), `make up`'s codec server and Prometheus: never their defaults
+        "approvals_port": free_port(), "codec_server_port": free_port(), "prometheus_port": free_port(),
     }
     slack, smtp = free_port(), free_port()  # the notification emulators the sandbox process serves
     values.update(sandbox_slack_port=slack, sandbox_smtp_port=smtp, notify_smtp_port=smtp,

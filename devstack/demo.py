@@ -13,7 +13,7 @@ and says so.
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -28,7 +28,8 @@ from canonical.ownership import SystemRole
 from cli import process as cli
 from connectors.acts import DealDraft, DealLineDraft, RoleActs
 from connectors.registry import default_registry, role_label
-from devstack.stack import Stack, stop_on_sigterm
+from devstack.runfile import leftovers
+from devstack.stack import Stack, stack_ports, stop_on_signals
 from runtime.connect import data_converter
 from runtime.launch import quote_to_cash_id
 from settings import ROOT, Settings
@@ -196,23 +197,20 @@ def print_table(settings: Settings, results: Results, *, stack_up: bool, data_di
               "own, and `make demo` in a terminal keeps the demo's stack up until Ctrl-C.")
 
 
-def demo_ports(settings: Settings) -> tuple[int, int]:
-    """Temporal's port and its UI's: 7233 unless ``TEMPORAL_ADDRESS`` names a loopback port (so the demo can run
-    beside another stack, e.g. in its test), and the port of ``TEMPORAL_UI_URL``."""
-    ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])
-    host, _, port = os.environ.get("TEMPORAL_ADDRESS", "").rpartition(":")
-    return (int(port) if host in ("127.0.0.1", "localhost") and port.isdigit() else 7233), ui_port
-
-
 def main() -> None:
-    stop_on_sigterm()
     settings = Settings()
     data_dir = settings.data_dir / "demo"
+    # before the fresh folder replaces its run file: a stack left over (the demo's or `make up`'s) is named
+    found = leftovers(settings.data_dir)
+    if found:
+        print("demo refused: " + "\n".join(f.describe() for f in found), file=sys.stderr)
+        cli.exit_process(1)
     shutil.rmtree(data_dir, ignore_errors=True)
     # The demo's own services (a fresh folder) on the configured ports; nothing else may hold them.
     demo_settings = settings.model_copy(update={"data_dir": data_dir})
-    temporal_port, ui_port = demo_ports(demo_settings)
+    temporal_port, ui_port = stack_ports(demo_settings)
     stack = Stack(settings=demo_settings, data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port)
+    stop_on_signals(stack)
     stays_up = sys.stdin.isatty() and sys.stdout.isatty()
     code = 1
     try:
@@ -230,7 +228,8 @@ def main() -> None:
                 time.sleep(1)
                 stack.check_alive()
     except KeyboardInterrupt:
-        print("\nstopping...")
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print("\nstopping...")
     except Exception as exc:
         print(f"\ndemo failed: {exc}\nlogs: {data_dir / 'logs'}", file=sys.stderr)
         code = 1

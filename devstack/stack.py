@@ -3,6 +3,11 @@
 decodes payloads through (``--ui-codec-endpoint``), the four vendor emulators, the ingress and the worker,
 each a child process, and Prometheus (Debian package ``prometheus``) scraping the worker's and the ingress's
 metrics with the alert rules loaded, when it is installed; Ctrl-C stops them all.
+
+Stopping: Ctrl-C, SIGTERM and SIGHUP stop every child (SIGTERM to each process group, a grace period, then
+SIGKILL); a second signal during that cuts the grace short. A watchdog process (``devstack/watchdog.py``)
+stops them when this process dies without stopping them. The run file (``devstack/runfile.py``) names the
+children and their ports, so the next ``make up`` or ``make demo`` names a stack left over (``make stop``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.registry import default_registry
+from devstack.processes import group_alive, signal_group, started_at, stop_groups
+from devstack.runfile import RUN_FILE, LeftoverStack, RunningChild, leftovers, stop_leftover, write_run_file
 from runtime.attributes import cli_flags
 from runtime.codec_server import codec_token
 from runtime.devserver import dev_server_path
@@ -31,6 +38,8 @@ PYTHON = sys.executable
 
 #: `make up`'s contract poll (seconds): the production default is an hour
 MAKE_UP_CONTRACT_POLL_SECONDS = 30.0
+#: seconds between SIGTERM and SIGKILL when the stack stops (a second signal cuts it short)
+STOP_GRACE_SECONDS = 10.0
 
 
 def emulator_ports(settings: Settings) -> dict[str, int]:
@@ -87,6 +96,16 @@ class Stack:
     worker_args: list[str] = field(default_factory=lambda: ["worker.py"])
     commands: dict[str, list[str]] = field(default_factory=dict)
     with_prometheus: bool = False  # `make up`: when the Debian package is installed
+    stop_requested: bool = False  # a signal asked to stop, or stop() began: a further signal hurries it
+    hurried: bool = False  # stop now: SIGKILL without the grace period
+    stop_grace: float = STOP_GRACE_SECONDS
+    children: list[RunningChild] = field(default_factory=list)
+    _watchdog: subprocess.Popen[bytes] | None = None
+    _owns_run_file: bool = False  # never remove the run file of another (leftover) stack
+
+    @property
+    def run_file(self) -> Path:
+        return self.data_dir / RUN_FILE
 
     @property
     def temporal_address(self) -> str:
@@ -109,19 +128,73 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, args: list[str], *, foreground_log: bool) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str], *, foreground_log: bool,
+               ports: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        self._start_watchdog(logs)
         out = None if foreground_log else (logs / f"{name}.log").open("ab")
         env = dev_server_env(self.env()) if name == "temporal" else self.env()
+        # its own session: a Ctrl-C in the terminal reaches only us, and we stop the children in order
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT if out else None, start_new_session=True)
         self.processes.append((name, process))
         self.commands[name] = args
+        self.children = [c for c in self.children if c.name != name]
+        self.children.append(RunningChild(name=name, pid=process.pid, command=args, ports=[p for p in ports if p],
+                                          started=started_at(process.pid)))
+        self._tell_watchdog(f"+{process.pid}")
+        self._write_run_file()
         return process
 
+    def _start_watchdog(self, logs: Path) -> None:
+        """The watchdog that stops our children if we die without stopping them (``devstack/watchdog.py``)."""
+        if self._watchdog is not None and self._watchdog.poll() is None:
+            return
+        with (logs / "watchdog.log").open("ab") as out:
+            self._watchdog = subprocess.Popen(
+                [PYTHON, "-m", "devstack.watchdog", "--run-file", str(self.run_file),
+                 "--grace", f"{self.stop_grace:g}"],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        for child in self.children:  # a restarted watchdog learns the children still running
+            self._tell_watchdog(f"+{child.pid}")
+
+    def _tell_watchdog(self, line: str) -> None:
+        if self._watchdog is None or self._watchdog.stdin is None:
+            return
+        with contextlib.suppress(OSError):  # a watchdog gone: the run file still names the children
+            self._watchdog.stdin.write(f"{line}\n".encode())
+            self._watchdog.stdin.flush()
+
+    def _close_watchdog(self) -> None:
+        """Everything is stopped: end the watchdog's input with nothing left for it to stop."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        with contextlib.suppress(OSError):
+            if watchdog.stdin is not None:
+                watchdog.stdin.close()
+        try:
+            watchdog.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
+            watchdog.wait(timeout=5)
+
+    def _write_run_file(self) -> None:
+        if self.children:
+            self._owns_run_file = True
+            write_run_file(self.run_file, parent=os.getpid(), watchdog=self._watchdog.pid if self._watchdog else None,
+                           children=self.children)
+        elif self._owns_run_file:
+            self.run_file.unlink(missing_ok=True)
+
     def start(self, *, foreground_log: bool = False) -> None:
+        """Start every child in order; refuse (:class:`LeftoverStack`, naming PIDs and ports) while a stack
+        started from the same data folder still runs."""
         s = self.settings
+        found = leftovers(self.data_dir)
+        if found:
+            raise LeftoverStack(found)
         emulators = emulator_ports(s)
         ports = [self.temporal_port, self.ui_port, *emulators.values(), s.ingress_port,
                  *[p for p in (s.worker_metrics_port if self.with_worker else 0,
@@ -131,33 +204,39 @@ class Stack:
             ports.append(s.codec_server_port)
         busy = [p for p in ports if port_open("127.0.0.1", p)]
         if busy:
-            raise RuntimeError(f"ports already in use: {busy} (is another `make up` running?)")
+            raise RuntimeError(f"ports already in use: {busy} (is another `make up` running? no run file under "
+                               f"{self.data_dir} names them; `ss -ltnp` shows which processes hold them)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         codec_flags: list[str] = []
         if self.with_codec_server:
-            codec = self._spawn("codec-server", [PYTHON, "-m", "runtime.codec_server"], foreground_log=False)
+            codec = self._spawn("codec-server", [PYTHON, "-m", "runtime.codec_server"], foreground_log=False,
+                                ports=(s.codec_server_port,))
             wait_for_port(s.codec_server_host, s.codec_server_port, name="codec server", process=codec)
             codec_flags = ["--ui-codec-endpoint", self.codec_endpoint]
         temporal = self._spawn("temporal", [
             dev_server_path(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
             "--ui-port", str(self.ui_port), "--db-filename", str(self.data_dir / "temporal.sqlite"),
             "--namespace", "default", "--log-level", "warn", "--log-format", "json", *codec_flags, *cli_flags()],
-            foreground_log=False)
+            foreground_log=False, ports=(self.temporal_port, self.ui_port))
         wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
         ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
         sandboxes = self._spawn("sandbox", [PYTHON, "-m", "devstack.emulators", "--data-dir", str(self.data_dir)]
                                 + (["--webhook-target", ingress_url] if self.with_ingress else []),
-                                foreground_log=False)
+                                foreground_log=False,
+                                ports=(*emulators.values(), s.sandbox_slack_port, s.sandbox_smtp_port))
         for port in emulators.values():
             wait_for_port(s.sandbox_host, port, name="sandbox emulators", process=sandboxes)
         if self.with_ingress:
-            ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log)
+            ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log,
+                                  ports=(s.ingress_port, s.approvals_port, s.ingress_metrics_port))
             wait_for_port(s.ingress_host, s.ingress_port, name="ingress", process=ingress)
             wait_for_port(s.approvals_host, s.approvals_port, name="approvals API", process=ingress)
         if self.with_worker:
-            self._spawn("worker", [PYTHON, *self.worker_args], foreground_log=foreground_log)
+            self._spawn("worker", [PYTHON, *self.worker_args], foreground_log=foreground_log,
+                        ports=(s.worker_metrics_port,))
         if self.prometheus_url is not None:
-            prometheus = self._spawn("prometheus", prometheus_command(s, self.data_dir), foreground_log=False)
+            prometheus = self._spawn("prometheus", prometheus_command(s, self.data_dir), foreground_log=False,
+                                     ports=(s.prometheus_port,))
             wait_for_port("127.0.0.1", s.prometheus_port, name="Prometheus", process=prometheus)
 
     @property
@@ -180,12 +259,19 @@ class Stack:
             os.killpg(process.pid, sig)
         process.wait(timeout=timeout)
         self.processes = [(n, p) for n, p in self.processes if p is not process]
+        self._forget(process.pid)
+
+    def _forget(self, pid: int) -> None:
+        self.children = [c for c in self.children if c.pid != pid]
+        self._tell_watchdog(f"-{pid}")
+        self._write_run_file()
 
     def restart(self, name: str) -> subprocess.Popen[bytes]:
         """Start a stopped child again with the same command (the dev server reopens its SQLite file)."""
         if any(n == name for n, _ in self.processes):
             raise RuntimeError(f"{name} is still running")
-        process = self._spawn(name, self.commands[name], foreground_log=False)
+        ports = next((tuple(c.ports) for c in self.children if c.name == name), ())
+        process = self._spawn(name, self.commands[name], foreground_log=False, ports=ports)
         if name == "temporal":
             wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=process)
         return process
@@ -195,19 +281,31 @@ class Stack:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} stopped with code {process.returncode}; see .data/logs/{name}.log")
 
+    def hurry(self) -> None:
+        """A second request to stop: cut the grace period short (SIGKILL what is left)."""
+        self.hurried = True
+
     def stop(self) -> None:
-        for _name, process in reversed(self.processes):
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        for _name, process in reversed(self.processes):
+        """Stop every child: SIGTERM to each process group (last started first), up to ``stop_grace`` seconds
+        for all to end, then SIGKILL; then the watchdog and the run file go. Safe to call again."""
+        self.stop_requested = True
+        processes = [p for _n, p in reversed(self.processes)]
+
+        def reap() -> None:
+            for process in processes:
+                process.poll()
+
+        stop_groups([p.pid for p in processes if p.poll() is None or group_alive(p.pid)], grace=self.stop_grace,
+                    hurry=lambda: self.hurried, reap=reap)
+        for process in processes:
             try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                signal_group(process.pid, signal.SIGKILL)
         self.processes.clear()
+        self.children.clear()
+        self._write_run_file()
+        self._close_watchdog()
 
 
 RULES = ROOT / "prometheus" / "alerts.yml"
@@ -251,6 +349,36 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def stop_on_signals(stack: Stack) -> None:
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP stop ``stack``: the first raises KeyboardInterrupt (``finally``
+    blocks call :meth:`Stack.stop`); any later one, or one while the stack is already stopping, only hurries
+    the stop (SIGKILL now) instead of interrupting it half-way, which would leave children running."""
+
+    def handle(_signum: int, _frame: object) -> None:
+        if stack.stop_requested:
+            stack.hurry()
+            return
+        stack.stop_requested = True
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handle)
+
+
+def stop_leftovers(data_dir: Path) -> int:
+    """``make stop``: stop the stacks left over under ``data_dir`` (never one whose ``make up`` still runs);
+    1 if one still runs."""
+    code = 0
+    for found in leftovers(data_dir):
+        if found.parent_alive:
+            print(found.describe(), file=sys.stderr)
+            code = 1
+            continue
+        print(f"stopping {', '.join(f'{c.name} (PID {c.pid})' for c in found.children)}")
+        stop_leftover(found, grace=STOP_GRACE_SECONDS)
+    return code
+
+
 @contextlib.contextmanager
 def running_stack(settings: Settings, data_dir: Path, **kwargs: object) -> Iterator[Stack]:
     stack = Stack(settings=settings, data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
@@ -261,19 +389,38 @@ def running_stack(settings: Settings, data_dir: Path, **kwargs: object) -> Itera
         stack.stop()
 
 
+def stack_ports(settings: Settings) -> tuple[int, int]:
+    """Temporal's port and its UI's: 7233 unless ``TEMPORAL_ADDRESS`` names a loopback port (so a stack can run
+    beside another, e.g. in a test), and the port of ``TEMPORAL_UI_URL``."""
+    ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])
+    host, _, port = os.environ.get("TEMPORAL_ADDRESS", "").rpartition(":")
+    return (int(port) if host in ("127.0.0.1", "localhost") and port.isdigit() else 7233), ui_port
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the embedded stack in the foreground (Ctrl-C stops it)")
     parser.add_argument("--no-worker", action="store_true", help="start everything but the worker")
+    parser.add_argument("--stop", action="store_true",
+                        help="stop a stack left over from a killed run (`make stop`) and exit")
     args = parser.parse_args()
-    stop_on_sigterm()
     settings = Settings()
+    if args.stop:
+        sys.exit(stop_leftovers(settings.data_dir))
     # Contracts are signed by a person here (`starter.py sandbox sign`, whose webhook resumes the run); a
     # declined or lost one is caught by the poll, which must not take the production hour on a laptop.
     poll = min(settings.contract_poll_interval_seconds, MAKE_UP_CONTRACT_POLL_SECONDS)
-    stack = Stack(settings=settings, data_dir=settings.data_dir, with_worker=not args.no_worker,
-                  with_prometheus=True, extra_env={"CONTRACT_POLL_INTERVAL_SECONDS": f"{poll:g}"})
+    temporal_port, ui_port = stack_ports(settings)
+    stack = Stack(settings=settings, data_dir=settings.data_dir, temporal_port=temporal_port, ui_port=ui_port,
+                  with_worker=not args.no_worker, with_prometheus=True,
+                  extra_env={"CONTRACT_POLL_INTERVAL_SECONDS": f"{poll:g}"})
+    stop_on_signals(stack)
     try:
-        stack.start(foreground_log=True)
+        try:
+            stack.start(foreground_log=True)
+        except RuntimeError as exc:  # a leftover stack, a busy port, a child that would not start: no traceback
+            print(f"make up: {exc}", file=sys.stderr)
+            stack.stop()
+            sys.exit(1)
         print(f"""
 Embedded stack is up (state and logs in {settings.data_dir}):
   Temporal        {stack.temporal_address}   UI  http://localhost:{stack.ui_port}
@@ -294,7 +441,8 @@ Try: .venv/bin/python starter.py pending   |   Ctrl-C stops everything.
             stack.check_alive()
             time.sleep(1)
     except KeyboardInterrupt:
-        print("\nstopping...", flush=True)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print("\nstopping...", flush=True)
     finally:
         stack.stop()
 
@@ -303,4 +451,5 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["Stack", "prometheus_command", "prometheus_config", "running_stack", "stop_on_sigterm"]
+__all__ = ["LeftoverStack", "Stack", "prometheus_command", "prometheus_config", "running_stack", "stack_ports",
+           "stop_leftovers", "stop_on_signals", "stop_on_sigterm"]

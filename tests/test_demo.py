@@ -4,23 +4,19 @@ stack is stopped instead of printing UI links to it."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import bench_settings, child_env
-from sandbox.serve import free_port
 from settings import ROOT
+from tests.devstack.free_ports import stack_env
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def test_demo_runs_to_success_and_exits_cleanly(tmp_path: Path) -> None:
-    settings = bench_settings(tmp_path / "data")
-    env = {**os.environ, **child_env(settings), "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
-    env.pop("TASK_QUEUE", None)
+    env = stack_env(tmp_path / "data")  # every port free: never the codec server's 8081 nor the inbox's 8010
 
     done = subprocess.run([sys.executable, "-m", "devstack.demo"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900, stdin=subprocess.DEVNULL)
