@@ -8,6 +8,7 @@ deal whose lines belong to two entities is split.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
 from canonical.project import Engagement, Project, ProjectTask, TaskChargeType
-from canonical.systems import OURS, Systems
+from canonical.systems import OURS, System, Systems
 
 
 def proposed_terms(deal: Deal) -> ContractTerms:
@@ -83,13 +84,15 @@ def add_period(start: date, interval: BillingInterval) -> date:
     return date(year, month, day)
 
 
-def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntity]) -> list[EngagementPlan]:
+def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntity],
+                     erps: Mapping[str, System] | None = None) -> list[EngagementPlan]:
     """Split the executed terms by legal entity and describe the project and schedules of each.
 
     Customer IDs are left empty: they are filled in once the ERP contact and billing customer exist.
+    ``erps`` (entity code -> its ERP) refuses an entity whose ERP would round the deal's currency.
     """
-    default = deal_entity(deal, entities)
-    entity_of: dict[str, LegalEntity] = {line.product_code: line_entity(line, deal, entities, default)
+    default = deal_entity(deal, entities, erps)
+    entity_of: dict[str, LegalEntity] = {line.product_code: line_entity(line, deal, entities, default, erps)
                                          for line in deal.lines}
     codes_by_entity: dict[str, list[str]] = {}
     for code, entity in entity_of.items():

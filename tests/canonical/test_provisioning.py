@@ -20,7 +20,7 @@ from canonical.provisioning import EngagementPlan, plan_engagements, proposed_te
 US01 = LegalEntity(code="US01", name="Revops Inc", region="NA", currency="USD", erp_tenant_id="t-us",
                    countries=["US"])
 CA01 = LegalEntity(code="CA01", name="Revops Canada", region="NA", currency="CAD", erp_tenant_id="t-ca",
-                   countries=["CA"])
+                   countries=["CA"], currencies=["CAD", "USD"])  # a split deal's lines bill in the deal currency
 ENTITIES = [US01, CA01]
 
 
@@ -221,4 +221,4 @@ def test_provisioning_plan_unroutable_line_entity_is_a_routing_error() -> None:
     d = deal([line("FF", BillingModel.FIXED_FEE, "1", "100", legal_entity="ZZ01")])
     with pytest.raises(RoutingError) as info:
         plan_engagements(d, proposed_terms(d), ENTITIES)
-    assert info.value.field == "legal_entity"
+    assert info.value.field == "line_items[FF].legal_entity"
