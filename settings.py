@@ -25,7 +25,7 @@ DEFAULT_ENTITIES = [
                 erp_tenant_id="4f7a0c1e-0001-4000-8000-000000000001", countries=["US", "CA", "MX"]),
     LegalEntity(code="EU01", name="RevOps GmbH", region="EMEA", currency="EUR", tax_registration="DE000000001",
                 erp_tenant_id="4f7a0c1e-0002-4000-8000-000000000002",
-                countries=["DE", "FR", "NL", "ES", "IT", "AT", "BE", "IE"]),
+                countries=["DE", "FR", "NL", "ES", "IT", "AT", "BE", "IE"], currencies=["EUR", "USD"]),
     LegalEntity(code="UK01", name="RevOps Ltd", region="EMEA", currency="GBP", tax_registration="GB000000001",
                 erp_tenant_id="4f7a0c1e-0003-4000-8000-000000000003", countries=["GB"]),
 ]

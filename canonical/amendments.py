@@ -68,6 +68,8 @@ class SubscriptionItemChange(BaseModel):
     quantity: DecimalAmount
     unit_amount: Money
     interval: BillingInterval | None = None
+    amount: Money | None = Field(default=None, description="what a period bills (the line total, rounded once); "
+                                 "None: unit amount x quantity")
     old_quantity: DecimalAmount | None = None
     old_unit_amount: Money | None = None
     old_price_id: str | None = Field(default=None, description="deactivated once the item moved off it")
@@ -217,8 +219,8 @@ def _recurring_change(change: EntityChange, target: ProvisionedEntity, old: Enga
     added: dict[BillingScheduleKind, tuple[BillingSchedule, list[ScheduledCharge]]] = {}
     for code in sorted(set(before) | set(after)):
         was, now = before.get(code), after.get(code)
-        if now is not None and was is not None and (now[1].quantity, now[1].unit_amount) == (
-                was[1].quantity, was[1].unit_amount):
+        if now is not None and was is not None and (now[1].quantity, now[1].unit_amount, now[1].total()) == (
+                was[1].quantity, was[1].unit_amount, was[1].total()):
             continue
         items = _find(held, BillingRecordKind.SUBSCRIPTION_ITEM, code)
         if now is None:
@@ -236,7 +238,8 @@ def _recurring_change(change: EntityChange, target: ProvisionedEntity, old: Enga
             change.subscription_changes.append(SubscriptionItemChange(
                 item_id=item.billing_id, subscription_id=item.subscription_id or "", product_code=code,
                 quantity=charge.quantity, unit_amount=charge.unit_amount, interval=charge.interval,
-                old_quantity=item.quantity, old_unit_amount=item.unit_amount, old_price_id=item.price_id))
+                amount=charge.amount, old_quantity=item.quantity, old_unit_amount=item.unit_amount,
+                old_price_id=item.price_id))
         else:  # a new recurring charge (or one billing never had): a subscription of its own
             added.setdefault(schedule.kind, (schedule, []))[1].append(charge)
     for schedule, charges in added.values():
@@ -293,7 +296,7 @@ def monthly_recurring(terms: ContractTerms) -> Money:
     months = {BillingInterval.MONTH: 1, BillingInterval.QUARTER: 3, BillingInterval.YEAR: 12}
     total = Money.zero(terms.total_value.currency)
     for charge in terms.recurring:
-        per_period = charge.unit_price.times(charge.quantity)
+        per_period = charge.per_period()
         total = total + Money(amount=per_period.amount / months[charge.interval], currency=total.currency)
     return total
 

@@ -29,6 +29,12 @@ class ScheduledCharge(BaseModel):
     quantity: DecimalAmount = Field(default=Decimal(1), gt=0)
     interval: BillingInterval | None = Field(default=None, description="set for recurring charges")
     bill_on: date | None = Field(default=None, description="set for one-off charges")
+    amount: Money | None = Field(default=None, description="what one period bills (the line total, rounded "
+                                 "once); None: unit amount x quantity")
+
+    def total(self) -> Money:
+        """What the charge bills each time: ``amount``, else unit amount x quantity."""
+        return self.amount if self.amount is not None else self.unit_amount.times(self.quantity)
 
 
 class BillingSchedule(BaseModel):

@@ -8,8 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from canonical.deal import BillingInterval, BillingModel
-from canonical.money import DecimalAmount, Money
+from canonical.deal import BillingInterval, BillingModel, billing_periods
+from canonical.money import DecimalAmount, Money, line_amount
 
 
 class ContractStatus(StrEnum):
@@ -48,14 +48,30 @@ class BillingTrigger(StrEnum):
 
 
 class RecurringCharge(BaseModel):
-    """A subscription or retainer charge."""
+    """A subscription or retainer charge: seats stay seats (``quantity`` x ``unit_price`` less
+    ``discount_percent``), rounded once on the period's total (:meth:`per_period`), never folded into
+    "1 x the total" (a later seat change would then price seats at a whole period's amount)."""
 
     kind: BillingModel = Field(default=BillingModel.SUBSCRIPTION, description="subscription or retainer")
     product_code: str
     name: str
     quantity: DecimalAmount = Field(gt=0)
-    unit_price: Money
+    unit_price: Money = Field(description="per unit and period, before discount")
+    discount_percent: DecimalAmount = Field(default=Decimal(0), ge=0, le=100)
     interval: BillingInterval = BillingInterval.MONTH
+
+    def per_period(self) -> Money:
+        """What one period bills: quantity x unit price less discount, rounded once (``line_amount``)."""
+        return line_amount(self.quantity, self.unit_price.amount, self.discount_percent, self.unit_price.currency)
+
+    def net_unit_price(self) -> Money:
+        """The discounted unit price to the minor unit (a sub-minor-unit remainder goes to the total only)."""
+        return Money(amount=self.unit_price.amount * (1 - self.discount_percent / 100),
+                     currency=self.unit_price.currency)
+
+    def over_term(self, start: date, end: date | None) -> Money:
+        """What the charge bills over the term: one period's total times the periods of the term."""
+        return self.per_period().times(billing_periods(start, end, self.interval))
 
 
 class ContractTerms(BaseModel):

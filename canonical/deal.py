@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -26,6 +27,28 @@ class BillingInterval(StrEnum):
     MONTH = "month"
     QUARTER = "quarter"
     YEAR = "year"
+
+
+_MONTHS = {BillingInterval.MONTH: 1, BillingInterval.QUARTER: 3, BillingInterval.YEAR: 12}
+
+
+def add_months(start: date, months: int) -> date:
+    """``start`` moved by ``months`` calendar months, the day kept or clamped to the month's last day."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def billing_periods(start: date | None, end: date | None, interval: BillingInterval) -> int:
+    """How many billing periods of ``interval`` a term holds: those starting within it (its end date
+    included, as reconciliation counts them). An open-ended or undated term is valued over one year."""
+    months = _MONTHS[interval]
+    if start is None or end is None:
+        return max(1, 12 // months)
+    count = 0
+    while add_months(start, count * months) <= end:
+        count += 1
+    return max(count, 1)
 
 
 class DealLine(BaseModel):
@@ -152,13 +175,20 @@ class Deal(BaseModel):
         return line.billing_model or self.billing_model
 
     def total(self) -> Money:
-        """Sum of the lines' net amounts (requires a currency)."""
+        """The contract value over the term (requires a currency): each one-off line's net amount, and each
+        recurring line's net amount per period times the periods of the term (:func:`billing_periods`)."""
         if not self.currency:
             raise ValueError("deal has no currency")
         total = Money.zero(self.currency)
         for line in self.lines:
-            total = total + line.net(self.currency)
+            total = total + line.net(self.currency).times(self.line_periods(line))
         return total
+
+    def line_periods(self, line: DealLine) -> int:
+        """How many times ``line`` is billed over the term: 1 for a one-off line."""
+        if self.line_billing_model(line) not in (BillingModel.SUBSCRIPTION, BillingModel.RETAINER):
+            return 1
+        return billing_periods(self.start_date, self.end_date, line.interval or BillingInterval.MONTH)
 
     def max_discount_percent(self) -> Decimal:
         return max((line.discount_percent for line in self.lines), default=Decimal(0))

@@ -244,7 +244,7 @@ def contract_billing_items(terms: ContractTerms, entity_of: dict[str, str], defa
     for c in terms.recurring:
         kind = BillingScheduleKind.RETAINER if c.kind is BillingModel.RETAINER else BillingScheduleKind.SUBSCRIPTION
         key = (entity_of.get(c.product_code, default_entity), kind, c.interval)
-        amount = c.unit_price.times(c.quantity)
+        amount = c.per_period()
         per_period[key] = per_period[key] + amount if key in per_period else amount
     for (entity, kind, interval), amount in per_period.items():
         items.append(ScheduledBilling(legal_entity=entity, kind=kind, currency=currency, amount=amount,

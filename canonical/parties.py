@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from canonical.money import normalise_currency
 
@@ -61,8 +61,25 @@ class LegalEntity(BaseModel):
     countries: list[str] = Field(default_factory=list, description="ISO country codes it serves")
     erp_adapter: str | None = Field(default=None, description="the ERP adapter keeping its books (a registry "
                                     "name); None: the ERP_ADAPTER setting")
+    currencies: list[str] = Field(default_factory=list, description="the currencies it may bill (ISO 4217); "
+                                  "empty: its own currency only")
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
         return normalise_currency(value)
+
+    @field_validator("currencies")
+    @classmethod
+    def _currencies(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalise_currency(v) for v in value))
+
+    @model_validator(mode="after")
+    def _own_currency_by_default(self) -> LegalEntity:
+        if not self.currencies:
+            self.currencies = [self.currency]
+        return self
+
+    def bills(self, currency: str) -> bool:
+        """Whether this entity may bill ``currency`` (a deal in another currency is never routed to it)."""
+        return currency.strip().upper() in self.currencies

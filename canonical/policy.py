@@ -3,12 +3,15 @@ a deal needs finance approval."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from pydantic import BaseModel
 
 from canonical.deal import Deal, DealLine
+from canonical.money import minor_unit
 from canonical.parties import LegalEntity
+from canonical.systems import System
 
 
 class ApprovalPolicy(BaseModel):
@@ -46,17 +49,34 @@ class RoutingError(ValueError):
         self.reason = reason
 
 
+def _refusal(entity: LegalEntity, currency: str, erps: Mapping[str, System] | None) -> str | None:
+    """Why ``entity`` cannot hold a deal in ``currency`` (None when it can)."""
+    if not entity.bills(currency):
+        return f"legal entity {entity.code} bills {', '.join(entity.currencies)}, not {currency}"
+    erp = (erps or {}).get(entity.code)
+    if erp is not None and not erp.holds(currency):
+        return (f"legal entity {entity.code}'s {erp.label} keeps {erp.money_decimals} decimals; {currency} has "
+                f"{minor_unit(currency)} decimals and would be rounded")
+    return None
+
+
 def choose_entity(entities: list[LegalEntity], *, code: str | None = None, region: str | None = None,
-                  currency: str | None = None, country: str | None = None) -> LegalEntity:
+                  currency: str | None = None, country: str | None = None,
+                  erps: Mapping[str, System] | None = None) -> LegalEntity:
     """The legal entity for a deal or line.
 
     An explicit entity code wins. Otherwise the entity of the region that bills in the deal's
     currency, then the one of the region that serves the customer's country, then the region's only
-    entity. Anything ambiguous or unknown is a :class:`RoutingError`, never a guess.
+    entity. Anything ambiguous or unknown is a :class:`RoutingError`, never a guess. With a currency,
+    only an entity that bills it, in an ERP (``erps``: entity code -> its ERP) that keeps its minor unit,
+    may hold the deal: otherwise the error names the currency, so the amount is never rounded on the way.
     """
     if code:
         for entity in entities:
             if entity.code == code:
+                refused = _refusal(entity, currency, erps) if currency else None
+                if refused:
+                    raise RoutingError("currency", refused)
                 return entity
         raise RoutingError("legal_entity", f"unknown legal entity {code!r}")
     if not region:
@@ -64,6 +84,12 @@ def choose_entity(entities: list[LegalEntity], *, code: str | None = None, regio
     in_region = [e for e in entities if e.region.upper() == region.upper()]
     if not in_region:
         raise RoutingError("region", f"no legal entity serves region {region!r}")
+    if currency:
+        refusals = {e.code: _refusal(e, currency, erps) for e in in_region}
+        if all(refusals.values()):
+            raise RoutingError("currency", f"no legal entity of region {region!r} can hold {currency}: "
+                               + "; ".join(r for r in refusals.values() if r))
+        in_region = [e for e in in_region if not refusals[e.code]]
     by_currency = [e for e in in_region if currency and e.currency == currency]
     if len(by_currency) == 1:
         return by_currency[0]
@@ -76,13 +102,24 @@ def choose_entity(entities: list[LegalEntity], *, code: str | None = None, regio
                        f"({', '.join(e.code for e in in_region)}); set the entity or a matching currency")
 
 
-def deal_entity(deal: Deal, entities: list[LegalEntity]) -> LegalEntity:
+def deal_entity(deal: Deal, entities: list[LegalEntity], erps: Mapping[str, System] | None = None) -> LegalEntity:
+    """The deal's main legal entity; every line delivered by another entity is checked for the deal's
+    currency too, so a deal no entity can hold waits in a data exception instead of failing later."""
     country = deal.account.country if deal.account else None
-    return choose_entity(entities, code=deal.legal_entity, region=deal.region, currency=deal.currency,
-                         country=country)
+    entity = choose_entity(entities, code=deal.legal_entity, region=deal.region, currency=deal.currency,
+                           country=country, erps=erps)
+    for line in deal.lines:
+        if line.legal_entity:
+            try:
+                line_entity(line, deal, entities, entity, erps)
+            except RoutingError as exc:
+                raise RoutingError(f"line_items[{line.product_code}].legal_entity", exc.reason) from exc
+    return entity
 
 
-def line_entity(line: DealLine, deal: Deal, entities: list[LegalEntity], default: LegalEntity) -> LegalEntity:
-    return choose_entity(entities, code=line.legal_entity) if line.legal_entity else default
-
-
+def line_entity(line: DealLine, deal: Deal, entities: list[LegalEntity], default: LegalEntity,
+                erps: Mapping[str, System] | None = None) -> LegalEntity:
+    """The entity delivering ``line``: its own entity code when it names one, else the deal's ``default``."""
+    if not line.legal_entity:
+        return default
+    return choose_entity(entities, code=line.legal_entity, currency=deal.currency, erps=erps)

@@ -8,6 +8,7 @@ deal whose lines belong to two entities is split.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
 from canonical.project import Engagement, Project, ProjectTask, TaskChargeType
-from canonical.systems import OURS, Systems
+from canonical.systems import OURS, System, Systems
 
 
 def proposed_terms(deal: Deal) -> ContractTerms:
@@ -38,9 +39,11 @@ def proposed_terms(deal: Deal) -> ContractTerms:
         model = deal.line_billing_model(line)
         unit_net = Money(amount=line.unit_price * (1 - line.discount_percent / 100), currency=currency)
         if model in (BillingModel.SUBSCRIPTION, BillingModel.RETAINER):
-            priced = line.priced(currency)  # quantity x unit is the line's net, to the minor unit
+            # seats stay seats: the discount travels beside the unit price, rounded on the total only
             recurring.append(RecurringCharge(kind=model, product_code=line.product_code, name=line.name,
-                                             quantity=priced.quantity, unit_price=priced.unit,
+                                             quantity=line.quantity,
+                                             unit_price=Money(amount=line.unit_price, currency=currency),
+                                             discount_percent=line.discount_percent,
                                              interval=line.interval or BillingInterval.MONTH))
         elif model is BillingModel.TIME_AND_MATERIALS:
             rate_card.append(RateCardEntry(role=line.product_code, hourly_rate=unit_net))
@@ -83,13 +86,15 @@ def add_period(start: date, interval: BillingInterval) -> date:
     return date(year, month, day)
 
 
-def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntity]) -> list[EngagementPlan]:
+def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntity],
+                     erps: Mapping[str, System] | None = None) -> list[EngagementPlan]:
     """Split the executed terms by legal entity and describe the project and schedules of each.
 
     Customer IDs are left empty: they are filled in once the ERP contact and billing customer exist.
+    ``erps`` (entity code -> its ERP) refuses an entity whose ERP would round the deal's currency.
     """
-    default = deal_entity(deal, entities)
-    entity_of: dict[str, LegalEntity] = {line.product_code: line_entity(line, deal, entities, default)
+    default = deal_entity(deal, entities, erps)
+    entity_of: dict[str, LegalEntity] = {line.product_code: line_entity(line, deal, entities, default, erps)
                                          for line in deal.lines}
     codes_by_entity: dict[str, list[str]] = {}
     for code, entity in entity_of.items():
@@ -121,10 +126,9 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
                                      estimate_minutes=minutes or None))
             budget = budget + r.hourly_rate.times(hours)
         for c in recurring:
-            per_period = c.unit_price.times(c.quantity)
             tasks.append(ProjectTask(name=f"{c.product_code} {c.name} ({c.interval.value}ly)",
-                                     charge_type=TaskChargeType.FIXED, rate=per_period))
-            budget = budget + per_period
+                                     charge_type=TaskChargeType.FIXED, rate=c.per_period()))
+            budget = budget + c.over_term(terms.start_date, terms.end_date)  # the budget is the term's value
         project = Project(code=project_code(deal.crm_id, entity.code), name=f"{deal.name} ({entity.code})",
                           erp_contact_id="", erp_tenant_id=entity.erp_tenant_id, budget=budget,
                           deadline=terms.end_date, tasks=tasks)
@@ -164,8 +168,8 @@ def _schedules(deal: Deal, terms: ContractTerms, entity: LegalEntity, milestones
     schedules: list[BillingSchedule] = []
     for kind, model in ((BillingScheduleKind.SUBSCRIPTION, BillingModel.SUBSCRIPTION),
                         (BillingScheduleKind.RETAINER, BillingModel.RETAINER)):
-        charges = [ScheduledCharge(product_code=c.product_code, description=c.name, unit_amount=c.unit_price,
-                                   quantity=c.quantity, interval=c.interval)
+        charges = [ScheduledCharge(product_code=c.product_code, description=c.name, unit_amount=c.net_unit_price(),
+                                   quantity=c.quantity, interval=c.interval, amount=c.per_period())
                    for c in recurring if c.kind == model]
         if charges:
             schedules.append(BillingSchedule(kind=kind, charges=charges, **common))

@@ -29,11 +29,10 @@ from pydantic import BaseModel, Field, model_validator
 from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import CreditNote, Invoice, InvoiceStatus
 from canonical.contract import Contract, ContractTerms
-from canonical.deal import BillingInterval, BillingModel
+from canonical.deal import BillingInterval, BillingModel, billing_periods
 from canonical.keys import ledger_workflow_id, quote_to_cash_workflow_id, written_off_invoice
 from canonical.money import Money, minor_unit
 from canonical.project import Project
-from canonical.provisioning import add_period
 from canonical.systems import System, Systems
 
 
@@ -625,13 +624,7 @@ _FIXED_MODELS = (BillingModel.FIXED_FEE, BillingModel.MILESTONE)
 
 def periods_in_term(start: date, end: date | None, interval: BillingInterval) -> int:
     """How many billing periods start within the term (start and end included); one without an end."""
-    if end is None:
-        return 1
-    count, at = 0, start
-    while at <= end:
-        count += 1
-        at = add_period(at, interval)
-    return count
+    return 1 if end is None else billing_periods(start, end, interval)
 
 
 def schedule_mismatch(terms: ContractTerms, billed: list[ProjectBilling], *, tolerance: Decimal
@@ -670,8 +663,7 @@ def schedule_mismatch(terms: ContractTerms, billed: list[ProjectBilling], *, tol
         contract_total, billing_total = Decimal(0), Decimal(0)
         differing: list[str] = []
         for code in sorted({c.product_code for c in terms.recurring} | {r.product_code for r in items}):
-            expected = sum((c.unit_price.amount * c.quantity * periods_in_term(terms.start_date, terms.end_date,
-                                                                               c.interval)
+            expected = sum((c.per_period().amount * periods_in_term(terms.start_date, terms.end_date, c.interval)
                             for c in terms.recurring if c.product_code == code), Decimal(0))
             scheduled = sum(((r.unit_amount.amount if r.unit_amount else Decimal(0)) * (r.quantity or 0)
                              * periods_in_term(terms.start_date, terms.end_date, r.interval or BillingInterval.MONTH)

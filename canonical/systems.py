@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from canonical.money import minor_unit
 from canonical.refs import ref
 
 
@@ -23,6 +24,8 @@ class System(BaseModel):
     display: str
     id_prefixes: tuple[tuple[str, str], ...] = Field(
         default=(), description="(prefix, object) pairs, longest first, for vendors whose IDs name their kind")
+    money_decimals: int | None = Field(default=None, ge=0, description="the most decimal places the system keeps "
+                                       "of an amount (an ERP's precision); None: every currency's minor unit")
 
     @property
     def label(self) -> str:
@@ -33,6 +36,10 @@ class System(BaseModel):
     def ref(self, obj: str, id_: str) -> str:
         """``<name>:<object>:<id>``, the form of ``BusinessKeys`` entries."""
         return ref(self.name, obj, id_)
+
+    def holds(self, currency: str) -> bool:
+        """Whether every amount of ``currency`` (to its minor unit) is kept exactly, never rounded."""
+        return self.money_decimals is None or minor_unit(currency) <= self.money_decimals
 
     def ref_of_id(self, id_: str, default: str = "object") -> str:
         """The reference of a bare ID whose object kind its prefix names (``default`` when none does)."""

@@ -162,9 +162,10 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
             raise cli.CliError(f"--seats needs a contract with one recurring charge; record {record_id} has "
                                f"{len(terms.recurring)} (use --set)", cli.USAGE)
         [charge] = terms.recurring
+        seats = charge.model_copy(update={"quantity": Decimal(args.seats)})  # priced per seat, never per period
         before, after = terms, terms.model_copy(update={
-            "recurring": [charge.model_copy(update={"quantity": Decimal(args.seats)})],
-            "total_value": charge.unit_price.times(Decimal(args.seats))})
+            "recurring": [seats], "total_value": terms.total_value - charge.over_term(terms.start_date, terms.end_date)
+            + seats.over_term(terms.start_date, terms.end_date)})
     if not attributes and before is None:
         raise cli.CliError("say what the amendment changes: --seats N or --set attribute=value", cli.USAGE)
     done = await box.run(box.acts.clm.amend(record_id, sequence=args.sequence, before=before, after=after,

@@ -113,6 +113,9 @@ class AdapterSpec:
     emulator: Emulator | None = None
     id_prefixes: tuple[tuple[str, str], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the most decimals the system keeps of an amount (an ERP's precision; routing refuses a currency with
+    #: more); None: every currency's minor unit
+    money_decimals: int | None = None
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
@@ -123,7 +126,8 @@ class AdapterSpec:
     @property
     def system(self) -> System:
         """The name and display name the workflows use in references and texts."""
-        return System(role=self.role.value, name=self.name, display=self.display_name, id_prefixes=self.id_prefixes)
+        return System(role=self.role.value, name=self.name, display=self.display_name, id_prefixes=self.id_prefixes,
+                      money_decimals=self.money_decimals)
 
     @property
     def webhook_path(self) -> str | None:

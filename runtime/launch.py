@@ -62,7 +62,7 @@ def deal_summary(deal_id: str, deal: Deal | None, settings: Settings) -> tuple[s
     company = deal.account.name if deal.account else "no company"
     amount = str(deal.total()) if deal.currency and deal.lines else "amount unknown"
     try:
-        entity = deal_entity(deal, settings.legal_entities).code
+        entity = deal_entity(deal, settings.legal_entities, systems_of(settings).erp).code
     except RoutingError:
         entity = "entity undecided"
     summary = f"Deal {deal_id}: {company}, {amount}, {entity}"

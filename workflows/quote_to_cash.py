@@ -193,7 +193,7 @@ class QuoteToCashWorkflow:
         if not missing:
             assert self._config is not None
             try:
-                entity = deal_entity(deal, self._config.entities)
+                entity = deal_entity(deal, self._config.entities, self._systems.erp)
             except RoutingError as exc:
                 missing.append(MissingField(field=exc.field, reason=exc.reason))
             else:
@@ -364,7 +364,7 @@ class QuoteToCashWorkflow:
     # -- 4. provisioning saga -------------------------------------------------------------------------
     async def _provision(self, deal: Deal, contract: Contract) -> None:
         assert self._config is not None and contract.terms is not None and deal.account is not None
-        plans = plan_engagements(deal, contract.terms, self._config.entities)
+        plans = plan_engagements(deal, contract.terms, self._config.entities, self._systems.erp)
         self._status.enter(Stage.PROVISIONING, "provisioning " + ", ".join(p.entity.code for p in plans),
                            waiting_for="ERP and billing records")
         await self._write_back(DealWriteBack(revops_status=Stage.PROVISIONING.value))

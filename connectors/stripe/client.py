@@ -360,7 +360,7 @@ class StripeBilling:
         else:
             unit, quantity = mapping.unit_and_quantity(ScheduledCharge(
                 product_code=change.product_code, description=change.product_code, unit_amount=change.unit_amount,
-                quantity=change.quantity, interval=change.interval))
+                quantity=change.quantity, interval=change.interval, amount=change.amount))
         price_id = str(price["id"])
         if quantity and unit != price.get("unit_amount"):
             new_price = await self._call("POST", "/v1/prices", form={

@@ -140,11 +140,13 @@ def customer_params(account: Account, contact: Contact | None, *, reference: str
 
 
 def unit_and_quantity(charge: ScheduledCharge) -> tuple[int, int]:
-    """Stripe quantities are integers: a fractional quantity is folded into one line of the total."""
-    quantity = charge.quantity
-    if quantity == quantity.to_integral_value():
+    """Stripe quantities and unit amounts are integers: a fractional quantity, or a discounted unit price
+    with a fraction of a minor unit (its total is not unit x quantity), is folded into one line of the
+    total (the contract and the ERP keep the seats)."""
+    quantity, total = charge.quantity, charge.total()
+    if quantity == quantity.to_integral_value() and charge.unit_amount.times(quantity) == total:
         return charge.unit_amount.to_minor(), int(quantity)
-    return charge.unit_amount.times(quantity).to_minor(), 1
+    return total.to_minor(), 1
 
 
 @dataclass(frozen=True)

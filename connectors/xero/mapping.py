@@ -31,7 +31,9 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
+from canonical.money import minor_unit
 from canonical.reconciliation import ErpCreditNote, ErpPayment
+from connectors.errors import Rejected
 from connectors.wire import ABSENT, NOT_MAPPED, Wire, build, falsy, never, read
 
 #: Xero's limit on ``Idempotency-Key`` (xero_accounting.yaml: "128 character max")
@@ -59,6 +61,20 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
+
+
+#: decimals Xero keeps of an amount (fewer for a currency whose minor unit has fewer: JPY keeps none)
+MONEY_DECIMALS = 2
+
+
+def xero_amount(money: Money) -> Decimal:
+    """``money`` as Xero stores it, exactly: an amount Xero would round (3703.701 KWD) is refused as a
+    business error, so the books never hold a figure billing did not send."""
+    places = min(MONEY_DECIMALS, minor_unit(money.currency))
+    if money.amount != money.amount.quantize(Decimal(1).scaleb(-places)):
+        raise Rejected(f"{money} cannot be posted exactly: Xero keeps {places} decimals of {money.currency}",
+                       vendor="xero")
+    return money.amount
 
 
 def sub_key(base: str, step: str) -> str:
@@ -252,7 +268,7 @@ PROJECT_OUT: tuple[Wire[ProjectSource], ...] = (
     Wire("Project.erp_contact_id", "contactId", "as is", lambda s: s.contact_id, "project", omit=never),
     Wire("Project.code", "name", "`[<code>] <name>`, 100 characters at most (Xero has no external reference)",
          lambda s: project_name(s.project), "project", omit=never),
-    Wire("Project.budget", "estimateAmount", "amount in the tenant's currency", lambda s: s.project.budget.amount,
+    Wire("Project.budget", "estimateAmount", "amount in the tenant's currency", lambda s: xero_amount(s.project.budget),
          "project", omit=never),
     Wire("Project.deadline", "deadlineUtc", "date → midnight UTC",
          lambda s: utc_midnight(s.project.deadline) if s.project.deadline is not None else None, "project"),
@@ -262,7 +278,7 @@ PROJECT_OUT: tuple[Wire[ProjectSource], ...] = (
 TASK_OUT: tuple[Wire[ProjectTask], ...] = (
     Wire("ProjectTask.name", "name", "text", lambda t: t.name, "project", omit=never),
     Wire("ProjectTask.rate", "rate.currency", "ISO code", lambda t: t.rate.currency, "project", omit=never),
-    Wire("ProjectTask.rate", "rate.value", "Decimal", lambda t: t.rate.amount, "project", omit=never),
+    Wire("ProjectTask.rate", "rate.value", "Decimal", lambda t: xero_amount(t.rate), "project", omit=never),
     Wire("ProjectTask.charge_type", "chargeType", "enum → TIME/FIXED/NON_CHARGEABLE",
          lambda t: t.charge_type.value.upper(), "project", omit=never),
     Wire("ProjectTask.estimate_minutes", "estimateMinutes", "integer", lambda t: t.estimate_minutes, "project"),
@@ -382,13 +398,14 @@ class LineSource:
     def priced(self) -> tuple[Decimal, Decimal]:
         """(quantity, unit): one unit of the line amount when quantity x unit is not the amount (a discount)."""
         quantity, unit = self.line.quantity, self.line.unit_amount.amount
-        if quantity * unit != self.line.amount.amount:
-            return Decimal(1), self.line.amount.amount
-        return quantity, unit
+        amount = xero_amount(self.line.amount)
+        if quantity * unit != amount:
+            return Decimal(1), amount
+        return quantity, xero_amount(self.line.unit_amount)
 
     @property
     def tax(self) -> Decimal:
-        return sum((t.amount.amount for t in self.line.taxes), Decimal(0))
+        return sum((xero_amount(t.amount) for t in self.line.taxes), Decimal(0))
 
     @property
     def taxed(self) -> bool:
@@ -588,7 +605,7 @@ PAYMENT_OUT: tuple[Wire[PaymentSource], ...] = (
          lambda s: s.invoice_id, "payment", omit=never),
     Wire(NOT_MAPPED, "Account.Code", "the tenant's bank account (settings)", lambda s: s.bank_account_code,
          omit=never),
-    Wire("Payment.amount", "Amount", "Decimal", lambda s: s.payment.amount.amount, "payment", omit=never),
+    Wire("Payment.amount", "Amount", "Decimal", lambda s: xero_amount(s.payment.amount), "payment", omit=never),
     Wire("Payment.paid_at", "Date", "the UTC date", lambda s: s.payment.paid_at.astimezone(UTC).date().isoformat(),
          "payment", omit=never),
     Wire("Payment.billing_id", "Reference", "the billing payment ID (look-up key)", lambda s: s.payment.billing_id,
@@ -615,7 +632,7 @@ CREDIT_NOTE_OUT: tuple[Wire[CreditNoteSource], ...] = (
     Wire("CreditNote.amount", "LineItems", "one line: the reason (else `Credit for invoice <id>`), 1 x the amount, "
          "the tenant's account, no tax",
          lambda s: [{"Description": s.note.reason or f"Credit for invoice {s.note.invoice_billing_id}",
-                     "Quantity": Decimal(1), "UnitAmount": s.note.amount.amount,
+                     "Quantity": Decimal(1), "UnitAmount": xero_amount(s.note.amount),
                      "AccountCode": s.account_code, "TaxType": "NONE"}], "credit_note", omit=never),
     Wire(NOT_MAPPED, "LineAmountTypes", "`NoTax`", lambda _s: "NoTax", omit=never),
     Wire("CreditNote.amount", "CurrencyCode", "the amount's currency", lambda s: s.note.amount.currency,

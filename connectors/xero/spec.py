@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from canonical.ownership import SystemRole
 from connectors.identifiers import UUID
 from connectors.spec import AdapterSpec, Emulator, IdPattern, RateLimits, VendorSettings
+from connectors.xero.mapping import MONEY_DECIMALS
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -71,6 +72,7 @@ SPEC = AdapterSpec(
     rate_limits=RateLimits(reads_per_second=XeroSettings.model_fields["requests_per_second"].default,
                            writes_per_second=0.9, full_read_hours=2.0),
     wire_tables=_fields, emulator=Emulator(module="sandbox.xero.app", acts="connectors.xero.acts"),
+    money_decimals=MONEY_DECIMALS,
 )
 
 __all__ = ["SPEC", "XeroSettings"]

@@ -123,7 +123,8 @@ def test_deal_line_net_applies_discount_and_rounds_once() -> None:
 def test_deal_total_sums_line_nets_in_the_deal_currency() -> None:
     deal = complete_deal(lines=[line(), line(product_code="SUP", quantity=Decimal(1), unit_price=Decimal("50"),
                                              discount_percent=Decimal(10))])
-    assert deal.total() == Money.of("245.00", "EUR")
+    # two subscription lines of 200.00 and 45.00 a month, over the 12 months of the term (issue 24)
+    assert deal.total() == Money.of("2940.00", "EUR")
 
 
 def test_deal_total_without_currency_is_an_error() -> None:

@@ -88,8 +88,11 @@ def test_line_amount_rounds_once_per_line_not_the_unit_price() -> None:
     terms = proposed_terms(deal)
     [plan] = plan_engagements(deal, terms, [entity("EUR")])
     assert line_amount(Decimal(37), Decimal("987.65"), Decimal(5), "EUR") == Money.of("34715.90", "EUR")
-    assert deal.total() == terms.total_value == Money.of("34715.90", "EUR")
-    assert plan.project.budget == Money.of("34715.90", "EUR")
+    # a month bills 34,715.90; the 12-month contract is worth 416,590.80 (issue 24), seats kept as seats
+    assert deal.total() == terms.total_value == Money.of("416590.80", "EUR")
+    assert plan.project.budget == Money.of("416590.80", "EUR")
+    [charge] = terms.recurring
+    assert (charge.quantity, charge.per_period()) == (Decimal(37), Money.of("34715.90", "EUR"))
     assert stripe_totals(plan.schedules) == Money.of("34715.90", "EUR")
 
 
@@ -99,10 +102,14 @@ def test_every_system_receives_the_same_totals(deal: Deal) -> None:
     assert deal.currency is not None
     terms = proposed_terms(deal)
     [plan] = plan_engagements(deal, terms, [entity(deal.currency)])
-    crm_amount = deal.total()  # DealAmount and the CRM's deal amount
+    crm_amount = deal.total()  # DealAmount and the CRM's deal amount: the value over the term
+    assert crm_amount == sum((line.net(deal.currency).times(deal.line_periods(line)) for line in deal.lines),
+                             Money.zero(deal.currency))
     assert terms.total_value == crm_amount  # the contract
     assert plan.project.budget == crm_amount  # the ERP project budget
-    assert sum((t.rate.amount for t in plan.project.tasks), Decimal(0)) == crm_amount.amount  # its tasks
-    assert stripe_totals(plan.schedules) == crm_amount  # billing
+    billed_once = sum((line.net(deal.currency) for line in deal.lines), Money.zero(deal.currency))
+    # each task is one billing of its element; billing and the ERP invoices bill each charge once per period
+    assert sum((t.rate.amount for t in plan.project.tasks), Decimal(0)) == billed_once.amount
+    assert stripe_totals(plan.schedules) == billed_once  # billing
     if deal.currency in XERO_EXACT:
-        assert xero_invoice_total(plan.schedules) == crm_amount.amount  # the ERP invoices of those charges
+        assert xero_invoice_total(plan.schedules) == billed_once.amount  # the ERP invoices of those charges

@@ -11,6 +11,7 @@ import pytest
 from canonical.deal import BillingModel, Deal, DealLine
 from canonical.parties import Account, Contact, LegalEntity
 from canonical.policy import ApprovalPolicy, RoutingError, approval_reasons, choose_entity, deal_entity, line_entity
+from canonical.systems import System
 
 US01 = LegalEntity(code="US01", name="Revops Inc", region="NA", currency="USD", erp_tenant_id="t-us",
                    countries=["US"])
@@ -90,7 +91,7 @@ def test_policy_thresholds_are_configurable() -> None:
 
 
 def test_policy_choose_entity_by_explicit_code() -> None:
-    assert choose_entity(ENTITIES, code="CA01", region="EMEA", currency="EUR") is CA01
+    assert choose_entity(ENTITIES, code="CA01", region="EMEA", currency="CAD") is CA01
 
 
 def test_policy_choose_entity_unknown_code_names_legal_entity() -> None:
@@ -106,11 +107,11 @@ def test_policy_choose_entity_by_region_and_currency() -> None:
 
 def test_policy_choose_entity_by_region_and_country_when_currency_is_shared() -> None:
     assert choose_entity(ENTITIES, region="EMEA", currency="EUR", country="nl") is NL01
-    assert choose_entity(ENTITIES, region="EMEA", currency="GBP", country="AT") is DE01
+    assert choose_entity(ENTITIES, region="EMEA", currency="EUR", country="AT") is DE01
 
 
 def test_policy_choose_entity_single_entity_region() -> None:
-    assert choose_entity(ENTITIES, region="APAC", currency="USD") is JP01
+    assert choose_entity(ENTITIES, region="APAC", currency="JPY") is JP01
 
 
 def test_policy_choose_entity_ambiguity_names_the_field() -> None:
@@ -140,6 +141,52 @@ def test_policy_deal_entity_uses_the_account_country() -> None:
 
 def test_policy_line_entity_prefers_the_line_code_over_the_default() -> None:
     d = deal()
+    de_usd = DE01.model_copy(update={"currencies": ["EUR", "USD"]})  # the split entity bills the deal currency
     assert line_entity(DealLine(product_code="X", name="X", quantity=Decimal(1), unit_price=Decimal(1),
-                                legal_entity="DE01"), d, ENTITIES, US01) is DE01
+                                legal_entity="DE01"), d, [US01, de_usd], US01) is de_usd
     assert line_entity(d.lines[0], d, ENTITIES, US01) is US01
+
+
+# -- issue 24: an entity bills only its currencies, in an ERP that holds them to the minor unit ------------
+KW01 = LegalEntity(code="KW01", name="Revops Kuwait", region="MEA", currency="KWD", erp_tenant_id="t-kw")
+US_ONLY = LegalEntity(code="US02", name="Revops Gulf desk", region="MEA", currency="USD", erp_tenant_id="t-us2")
+
+
+def test_policy_entity_bills_its_own_currency_by_default() -> None:
+    assert US01.currencies == ["USD"]
+    assert US01.bills("usd") and not US01.bills("KWD")
+    multi = LegalEntity(code="US03", name="Revops Intl", region="NA", currency="USD", erp_tenant_id="t-3",
+                        currencies=["usd", "eur"])
+    assert multi.currencies == ["USD", "EUR"] and multi.bills("EUR")
+
+
+def test_policy_kwd_deal_is_not_routed_to_an_entity_that_bills_usd() -> None:
+    # the controller's case: the region's only entity bills USD; a KWD deal must wait, not post rounded
+    with pytest.raises(RoutingError) as info:
+        choose_entity([US_ONLY], region="MEA", currency="KWD")
+    assert info.value.field == "currency"
+    assert "KWD" in info.value.reason and "US02" in info.value.reason
+    with pytest.raises(RoutingError) as named:
+        choose_entity([US_ONLY], code="US02", currency="KWD")
+    assert named.value.field == "currency"
+
+
+def test_policy_entity_whose_erp_keeps_two_decimals_cannot_hold_kwd() -> None:
+    two = System(role="erp", name="twodp", display="Two", money_decimals=2)
+    exact = System(role="erp", name="anydp", display="Any")
+    with pytest.raises(RoutingError) as info:
+        choose_entity([KW01], region="MEA", currency="KWD", erps={"KW01": two})
+    assert info.value.field == "currency" and "3 decimals" in info.value.reason
+    assert choose_entity([KW01], region="MEA", currency="KWD", erps={"KW01": exact}) is KW01
+    # two decimals hold JPY (0) and USD (2)
+    assert choose_entity([JP01], region="APAC", currency="JPY", erps={"JP01": two}) is JP01
+
+
+def test_policy_deal_entity_checks_every_line_entity_for_the_currency() -> None:
+    kwd = deal(currency="KWD", region="MEA", legal_entity="KW01", lines=[
+        DealLine(product_code="FF", name="Setup", quantity=Decimal(1), unit_price=Decimal("3703.701")),
+        DealLine(product_code="SVC", name="Service", quantity=Decimal(1), unit_price=Decimal(1),
+                 legal_entity="US02")])
+    with pytest.raises(RoutingError) as info:
+        deal_entity(kwd, [KW01, US_ONLY])
+    assert info.value.field == "line_items[SVC].legal_entity" and "KWD" in info.value.reason

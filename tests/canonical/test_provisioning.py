@@ -20,7 +20,7 @@ from canonical.provisioning import EngagementPlan, plan_engagements, proposed_te
 US01 = LegalEntity(code="US01", name="Revops Inc", region="NA", currency="USD", erp_tenant_id="t-us",
                    countries=["US"])
 CA01 = LegalEntity(code="CA01", name="Revops Canada", region="NA", currency="CAD", erp_tenant_id="t-ca",
-                   countries=["CA"])
+                   countries=["CA"], currencies=["CAD", "USD"])  # a split deal's lines bill in the deal currency
 ENTITIES = [US01, CA01]
 
 
@@ -74,15 +74,18 @@ def test_provisioning_proposed_terms_maps_each_billing_model() -> None:
         ("FF", usd("5000"), False, date(2027, 1, 1)),
     ]
     assert terms.fixed_fee == usd("5000")
-    assert terms.total_value == usd("36500")
+    # over the term: 12 x 500 monthly + 4 x 2,000 quarterly + 12,000 + 5,000 + 100 h x 150 + 10 h x 200
+    assert terms.total_value == usd("48000")
     assert (terms.start_date, terms.end_date, terms.payment_terms_days) == (date(2027, 1, 1), date(2027, 12, 31), 30)
 
 
 def test_provisioning_proposed_terms_applies_discounts_to_unit_prices() -> None:
     terms = proposed_terms(deal([line("PLAT", BillingModel.SUBSCRIPTION, "3", "45.00",
                                       discount_percent=Decimal(10))]))
-    assert terms.recurring[0].unit_price == usd("40.50")
-    assert terms.total_value == usd("121.50")
+    [charge] = terms.recurring
+    assert (charge.quantity, charge.unit_price, charge.discount_percent) == (Decimal(3), usd("45.00"), Decimal(10))
+    assert charge.net_unit_price() == usd("40.50") and charge.per_period() == usd("121.50")
+    assert terms.total_value == usd("1458.00")  # 12 months
 
 
 def test_provisioning_proposed_terms_subscription_only_has_no_fixed_fee_or_hours() -> None:
@@ -108,7 +111,7 @@ def test_provisioning_plan_one_entity_holds_everything() -> None:
     assert plan.entity is US01 and plan.product_codes == ["MS-1", "PLAT"]
     assert plan.project.code == "P-D-9-US01" and plan.project.erp_tenant_id == "t-us"
     assert plan.project.deadline == date(2027, 12, 31)
-    assert plan.project.budget == usd("9900")
+    assert plan.project.budget == usd("19800")  # 12 x 900 monthly + 9,000
     assert [s.kind for s in plan.schedules] == [BillingScheduleKind.SUBSCRIPTION, BillingScheduleKind.MILESTONE]
 
 
@@ -141,8 +144,8 @@ def test_provisioning_plan_split_deal_budgets_follow_each_roles_hours() -> None:
     d = split_deal()
     terms = proposed_terms(d)
     by = plans_by_entity(plan_engagements(d, terms, ENTITIES))
-    # US01: 12,000 milestone + 100 h × 150 + 500 monthly + 2,000 quarterly; CA01: 5,000 fee + 10 h × 200
-    assert by["US01"].project.budget == usd("29500")
+    # US01: 12,000 milestone + 100 h × 150 + 12 × 500 monthly + 4 × 2,000 quarterly; CA01: 5,000 fee + 10 h × 200
+    assert by["US01"].project.budget == usd("41000")
     assert by["CA01"].project.budget == usd("7000")
     assert by["US01"].project.budget + by["CA01"].project.budget == terms.total_value
 
@@ -194,7 +197,7 @@ def test_provisioning_plan_elements_added_in_the_clm_go_to_the_main_entity() -> 
                                                     Milestone(code="EXTRA", name="Training", amount=usd("800"))]})
     by = plans_by_entity(plan_engagements(d, terms, ENTITIES))
     assert "EXTRA Training" in [t.name for t in by["US01"].project.tasks]
-    assert by["US01"].project.budget == usd("30300")
+    assert by["US01"].project.budget == usd("41800")
 
 
 def test_provisioning_plan_executed_hours_are_shared_by_the_deal_proportions() -> None:
@@ -221,4 +224,4 @@ def test_provisioning_plan_unroutable_line_entity_is_a_routing_error() -> None:
     d = deal([line("FF", BillingModel.FIXED_FEE, "1", "100", legal_entity="ZZ01")])
     with pytest.raises(RoutingError) as info:
         plan_engagements(d, proposed_terms(d), ENTITIES)
-    assert info.value.field == "legal_entity"
+    assert info.value.field == "line_items[FF].legal_entity"

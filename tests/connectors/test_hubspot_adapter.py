@@ -98,7 +98,8 @@ async def test_hubspot_get_deal_maps_deal_company_contacts_and_lines(
         seeded["lineItemIds"][0], "SEAT", Decimal(10), Decimal(200))
     assert seat.discount_percent == Decimal(10) and seat.interval == BillingInterval.MONTH
     assert onboarding.billing_model == BillingModel.FIXED_FEE and onboarding.legal_entity == "UK01"
-    assert deal.total().amount == Decimal("5400.00")
+    # the value over the term: 12 months x 1,800.00 seats + 3,600.00 onboarding (issue 24)
+    assert deal.total().amount == Decimal("25200.00")
     assert deal.missing_commercial_fields() == []
 
 

@@ -5,7 +5,7 @@ The real worker, the real dev server, the emulators over HTTP."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -81,11 +81,13 @@ def amend(ironclad: SandboxHandle, record_id: str, sequence: int, before: Contra
     return str(response.json()["recordId"])
 
 
-def with_seats(terms: ContractTerms, seats: int) -> ContractTerms:
+def with_seats(terms: ContractTerms, seats: int, end_date: date | None = None) -> ContractTerms:
+    """The terms with ``seats`` seats (and a new end date), valued over the term as the CLM records it."""
     [charge] = terms.recurring
-    recurring = [charge.model_copy(update={"quantity": Decimal(seats)})]
-    return terms.model_copy(update={"recurring": recurring,
-                                    "total_value": charge.unit_price.times(Decimal(seats))})
+    amended = charge.model_copy(update={"quantity": Decimal(seats)})
+    end = end_date or terms.end_date
+    return terms.model_copy(update={"recurring": [amended], "end_date": end,
+                                    "total_value": amended.over_term(terms.start_date, end)})
 
 
 async def status_of(handle: WorkflowHandle) -> ContractAmendmentsStatus:
@@ -124,7 +126,7 @@ async def test_amendments_scope_expansion_propagates_to_every_system(
     record_id, signed = result.contract.clm_record_id, result.contract.terms  # type: ignore[union-attr]
     assert record_id and signed
     [engagement] = result.engagements
-    expanded = with_seats(signed, 30).model_copy(update={"end_date": signed.end_date.replace(year=2028)})  # type: ignore[union-attr]
+    expanded = with_seats(signed, 30, signed.end_date.replace(year=2028))  # type: ignore[union-attr]
     amendment_id = amend(ironclad, record_id, 1, signed, expanded)
 
     # Ironclad executed it an hour before the webhook reached us: the cycle time counts from the execution
@@ -145,11 +147,12 @@ async def test_amendments_scope_expansion_propagates_to_every_system(
     [subscription] = stripe_objects(stripe, "subscription", engagement.billing_customer_id or "")
     assert subscription["cancel_at"] is not None and subscription["cancel_at"] > 1830000000  # moved into 2028
     project = xero_project(xero, engagement.project.erp_tenant_id, engagement.project.erp_id)  # type: ignore[union-attr,arg-type]
-    assert Decimal(project["estimate"]["value"]) == Decimal("1350.00")
+    # 30 seats x 45.00 a month over the 24 months to 2028-12-31 (issue 24: the term, not one month)
+    assert Decimal(project["estimate"]["value"]) == Decimal("32400.00")
     assert project["deadlineUtc"].startswith("2028-12-31")
     props = deal_properties(hubspot, engagement.deal_crm_id)
-    assert Decimal(props["revops_contract_value"]) == Decimal("1350")
-    assert Decimal(props["revops_forecast_amount"]) == Decimal("1350")
+    assert Decimal(props["revops_contract_value"]) == Decimal("32400")
+    assert Decimal(props["revops_forecast_amount"]) == Decimal("32400")
     assert props["revops_amendment_sequence"] == "1" and props["revops_amendment_status"] == "applied"
     assert props["revops_forecast_end_date"] == "2028-12-31"
     found = await eventually(lambda: _ids_with(client, f"ironclad:record:{amendment_id}"), bool, what="keys")
@@ -284,8 +287,9 @@ async def test_amendments_decrease_waits_for_finance_decision(
     props = deal_properties(hubspot, deal_crm_id)
     if approved:
         assert record.outcome == "applied" and subscription_item(stripe, customer_id)["quantity"] == 10
-        assert props["revops_approval_status"] == "approved" and Decimal(props["revops_contract_value"]) == 450
-        assert status.terms is not None and status.terms.total_value == Money.of("450", "USD")
+        # 10 seats x 45.00 x 12 months
+        assert props["revops_approval_status"] == "approved" and Decimal(props["revops_contract_value"]) == 5400
+        assert status.terms is not None and status.terms.total_value == Money.of("5400", "USD")
     else:
         assert record.outcome == "rejected" and subscription_item(stripe, customer_id)["quantity"] == 20
         assert props["revops_approval_status"] == "rejected" and props["revops_amendment_status"] == "rejected"

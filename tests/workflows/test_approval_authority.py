@@ -33,8 +33,9 @@ PAT = "pat@revops.example"  # a second unlimited approver (treasurer) for dual a
 
 
 def discounted(discount: str, *, quantity: str = "100", price: str = "100.00") -> DealSpec:
+    """A one-year subscription billed annually: its amount is quantity x price less discount (one period)."""
     return DealSpec(lines=[Line("PLAT-ENT", "Enterprise seats", quantity=quantity, price=price, discount=discount,
-                                model="subscription", frequency="monthly")])
+                                model="subscription", frequency="annually")])
 
 
 @pytest.fixture

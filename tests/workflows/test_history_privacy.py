@@ -47,8 +47,9 @@ async def test_history_holds_no_pii_or_prices_in_plaintext(
     phone = f"+1 415 555 {int(tag[:6], 16) % 10000:04d}-{tag[6:]}"
     tax_number = f"US-TIN-{tag.upper()}"
     unit_price = "7391.37"
+    # billed annually: the one-year contract stays within one approver's authority
     spec = DealSpec(company=company, lines=[Line("PLAT-PRO", "Platform Pro seats", quantity="3", price=unit_price,
-                                                 model="subscription", frequency="monthly")])
+                                                 model="subscription", frequency="annually")])
     payload = spec.payload()
     payload["contacts"][0]["phone"] = phone
     seeded = hubspot.post_control("seed/deal", payload).json()

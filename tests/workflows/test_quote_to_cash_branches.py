@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from canonical import Money
+from canonical.deal import BillingModel, DealLine
+from canonical.exceptions import ExceptionKind
+from canonical.parties import LegalEntity
 from connectors.errors import Rejected
 from runtime.launch import start_quote_to_cash
 from settings import Settings
@@ -140,3 +145,46 @@ async def test_branch_approval_expires_after_two_days_without_a_decision(
     assert status.approval and status.approval.reminders_sent == 1 and status.approval.status == "expired"
     assert ports.clm.contracts == {}, "nothing launched without approval"
     assert ports.crm.written[deal_id]["approval_status"] == "expired"
+
+
+async def test_branch_kwd_deal_no_entity_can_hold_waits_in_a_data_exception(
+        time_skipping_env: Any, settings: Settings) -> None:
+    # Issue 24: a KWD deal (3 decimals) was routed to the USD entity and posted rounded. The controller's book:
+    # NA has US01 (bills USD only); MEA has KW01 (bills KWD, books in an ERP keeping 2 decimals). Neither can
+    # hold 3703.701 KWD, so the deal waits, visibly, and nothing reaches the ERP or billing.
+    ports = FakePorts()
+    kw01 = LegalEntity(code="KW01", name="RevOps Kuwait", region="MEA", currency="KWD",
+                       erp_tenant_id="4f7a0c1e-0009-4000-8000-000000000009", countries=["KW"])
+    own = settings.model_copy(update={"task_queue": f"branches-{uuid.uuid4()}", "activity_retry_max_seconds": 1.0,
+                                      "contract_poll_interval_seconds": 60.0,
+                                      "legal_entities": [*settings.legal_entities, kw01]})
+    kwd = fake_deal().model_copy(update={"currency": "KWD", "lines": [
+        DealLine(product_code="IMPL", name="Implementation", quantity=Decimal(1), unit_price=Decimal("3703.701"),
+                 billing_model=BillingModel.FIXED_FEE)]})
+    deal_id = ports.add_deal(kwd)
+    client: Client = time_skipping_env.client
+    async with Worker(client, task_queue=own.task_queue, workflows=[QuoteToCashWorkflow],
+                      activities=role_activities(own, **ports.as_kwargs())):
+        handle = await start_quote_to_cash(client, own, deal_id)
+        waiting = await eventually(lambda: status_of(handle), lambda s: s.stage is Stage.DATA_EXCEPTION,
+                                   what="currency exception")
+        [missing] = waiting.missing
+        assert missing.field == "currency" and "US01 bills USD, not KWD" in missing.reason
+        assert "KWD" in ports.crm.written[deal_id]["revops_exception"]
+
+        await handle.signal(QuoteToCashWorkflow.deal_corrected,
+                            DealCorrection(deal=kwd.model_copy(update={"region": "MEA"})))
+        waiting = await eventually(lambda: status_of(handle),
+                                   lambda s: any("decimals" in m.reason for m in s.missing), what="ERP precision")
+        assert waiting.stage is Stage.DATA_EXCEPTION and waiting.exception_kind is ExceptionKind.MISSING_DATA
+        assert [m.field for m in waiting.missing] == ["currency"]
+        assert "KW01" in waiting.missing[0].reason and "KWD has 3 decimals" in waiting.missing[0].reason
+        assert ports.erp.projects == {} and ports.billing.schedules == {} and ports.clm.contracts == {}
+
+        await handle.signal(QuoteToCashWorkflow.deal_corrected, DealCorrection(deal=kwd.model_copy(update={
+            "currency": "USD", "lines": [kwd.lines[0].model_copy(update={"unit_price": Decimal("3703.70")})]})))
+        await signed_when_out(handle, ports)
+        result = await deal_outcome(handle)
+    assert result.outcome is Stage.PROVISIONED
+    [project] = ports.erp.projects.values()
+    assert project.budget == Money.of("3703.70", "USD")
