@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
@@ -44,7 +44,7 @@ from canonical.kpis import (
     with_amended_terms,
 )
 from settings import Settings
-from stores.events import Delivery, Outcome, ledger_engine
+from stores.events import EventLedger
 from stores.findings import findings_engine, list_findings
 from workflows.models import (
     AMENDMENTS_WORKFLOW,
@@ -177,23 +177,15 @@ def flagged_billing_ids(settings: Settings) -> set[str]:
 
 
 def delivery_facts(settings: Settings, *, since: datetime | None = None, limit: int = 50_000) -> list[DeliveryFacts]:
-    """Deliveries Temporal accepted, from the event ledger (most recent ``limit``)."""
-    engine = ledger_engine(settings.ledger_url)
+    """Deliveries Temporal accepted, from the event ledger (most recent ``limit``), read through its store: the
+    canonical events are kept encrypted with the codec keys."""
+    ledger = EventLedger.from_settings(settings)
     try:
-        with Session(engine) as session:
-            query = select(Delivery).where(col(Delivery.outcome).in_([Outcome.STARTED.value, Outcome.SIGNALLED.value]),
-                                           col(Delivery.event).is_not(None))
-            if since is not None:
-                query = query.where(Delivery.received_at >= since.astimezone(UTC))
-            rows = session.exec(query.order_by(col(Delivery.id).desc()).limit(limit)).all()
-            facts = []
-            for row in rows:
-                event = EventEnvelope.model_validate_json(row.event or "").event
-                routed = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
-                facts.append(DeliveryFacts(vendor=row.vendor, occurred_at=event.occurred_at, routed_at=routed))
-            return facts
+        return [DeliveryFacts(vendor=row.vendor, occurred_at=EventEnvelope.model_validate_json(event).event.occurred_at,
+                              routed_at=row.received_at)
+                for row, event in ledger.handed_over_events(since=since, limit=limit)]
     finally:
-        engine.dispose()
+        ledger.close()
 
 
 async def gather_kpis(client: Client, settings: Settings, *, entity: str | None = None,
