@@ -195,20 +195,27 @@ async def gather_kpis(client: Client, settings: Settings, *, entity: str | None 
         gather_deals(client, settings.task_queue, since=since),
         gather_amendment_statuses(client, settings.task_queue), gather_ledgers(client, settings.task_queue))
     amendments = await gather_amendments(client, settings.task_queue, since=since, statuses=statuses)
-    # a contract's schedule as amended (the amendment workflow holds the terms in force) joins the signed one
-    amended = {s.deal_id: s.terms for s in statuses if s.deal_id and s.terms is not None and s.history}
-    deals = [with_amended_terms(d, amended[d.deal_id]) if d.deal_id in amended else d for d in deals]
     flagged = await asyncio.to_thread(flagged_billing_ids, settings)
-    invoices = [f for status in ledgers for f in invoice_facts(status, flagged)]
-    if since is not None:
-        cutoff = since.date()
-        invoices = [i for i in invoices if i.invoice.issued_on is None or i.invoice.issued_on >= cutoff]
     deliveries = await asyncio.to_thread(delivery_facts, settings, since=since)
+    return kpi_report(settings, deals=deals, amendment_statuses=statuses, amendments=amendments, ledgers=ledgers,
+                      flagged=flagged, deliveries=deliveries, entity=entity, since=since,
+                      today=today or datetime.now(UTC).date())
+
+
+def kpi_report(settings: Settings, *, deals: list[DealFacts], amendment_statuses: list[ContractAmendmentsStatus],
+               amendments: list[AmendmentFacts], ledgers: list[LedgerStatus], flagged: set[str],
+               deliveries: list[DeliveryFacts], today: date, entity: str | None = None,
+               since: datetime | None = None) -> KpiReport:
+    """The KPIs over the gathered facts (:func:`gather_kpis` gathers them)."""
+    # a contract's schedule as amended (the amendment workflow holds the terms in force) joins the signed one
+    amended = {s.deal_id: s.terms for s in amendment_statuses if s.deal_id and s.terms is not None and s.history}
+    deals = [with_amended_terms(d, amended[d.deal_id]) if d.deal_id in amended else d for d in deals]
+    invoices = [f for status in ledgers for f in invoice_facts(status, flagged)]
     return compute_kpis(deals=deals, amendments=amendments, invoices=invoices, deliveries=deliveries,
-                        today=today or datetime.now(UTC).date(), dso_window_days=settings.ledger_dso_window_days,
+                        today=today, dso_window_days=settings.ledger_dso_window_days,
                         entity=entity, since=since, tolerance=settings.reconciliation_rounding_tolerance)
 
 
 __all__ = ["amendment_facts", "deal_facts", "delivery_facts", "flagged_billing_ids", "gather_amendment_statuses",
            "gather_amendments",
-           "gather_deals", "gather_kpis", "gather_ledgers", "invoice_facts"]
+           "gather_deals", "gather_kpis", "gather_ledgers", "invoice_facts", "kpi_report"]
