@@ -170,6 +170,10 @@ RUNBOOKS: dict[str, tuple[str, list[str]]] = {
         "(`exception_sla_hours`, `exception_sla_hours_by_kind`)."]),
     "runbook-approvals": ("Approval about to expire", [
         "`starter.py pending` lists approvals and their expiry; decide before the expiry rejects the deal."]),
+    "runbook-vendor-auth": ("Vendor refusing our credentials", [
+        "401/403 on every retry: the key, token or its scopes in settings are wrong, expired or revoked.",
+        "The runs waiting on it show `ExceptionKind = \"vendor_auth_failed\"` and retry every 5 minutes; fix "
+        "the credential in settings and restart the worker: they carry on by themselves."]),
     "runbook-vendor-errors": ("Vendor answering 429 or 5xx", [
         "Activities retry with the vendor's Retry-After; nothing is lost, flows slow down.",
         "Check the vendor's status page and our rate (`revops_vendor_calls_total` by status)."]),
