@@ -67,11 +67,15 @@ class WorkflowStatus(Generic[StageT]):
             replaces ``stage`` and ``exception``.
         timeline_kept: the newest entries kept (the query and the carried state never grow without bound).
         keys_kept: most business keys kept (``None``: no limit).
+        keys_bytes: the most the ``BusinessKeys`` list may weigh as JSON (``None``: no limit).
+        rolling_keys: which keys may roll out, oldest first, to make room for new ones (``None``: none; a
+            key that does not fit is then not added).
     """
 
     def __init__(self, stage: StageT, *, details: Callable[[], list[str]] | None = None,
                  derive: Callable[[], tuple[StageT, ExceptionKind]] | None = None, timeline_kept: int = 50,
-                 keys_kept: int | None = None) -> None:
+                 keys_kept: int | None = None, keys_bytes: int | None = None,
+                 rolling_keys: Callable[[str], bool] | None = None) -> None:
         self.stage: StageT = stage
         self.exception = ExceptionKind.NONE
         self.waiting_for = ""
@@ -81,6 +85,8 @@ class WorkflowStatus(Generic[StageT]):
         self._derive = derive
         self._timeline_kept = timeline_kept
         self._keys_kept = keys_kept
+        self._keys_bytes = keys_bytes
+        self._rolling_keys = rolling_keys
         self._attributes = AttributePublisher()
         self._retry_max_seconds: float | None = None
         self._timeout_seconds: float | None = None
@@ -122,7 +128,8 @@ class WorkflowStatus(Generic[StageT]):
 
     def add_keys(self, *keys: str) -> None:
         """``system:object:id`` keys this run is findable by (blank IDs skipped, known ones ignored)."""
-        add_business_keys(self.keys, *keys, limit=self._keys_kept, publish=self._attributes.set)
+        add_business_keys(self.keys, *keys, limit=self._keys_kept, publish=self._attributes.set,
+                          rolling=self._rolling_keys, max_bytes=self._keys_bytes)
 
     def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
         """Other search attributes (``LegalEntity``, ``DealSize``), sent with the next batch."""

@@ -58,18 +58,43 @@ async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summ
         activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
 
 
-def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None) -> None:
+def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None,
+                      rolling: Callable[[str], bool] | None = None, max_bytes: int | None = None) -> None:
     """Add ``system:object:id`` keys to ``known`` and the ``BusinessKeys`` search attribute (only when new).
 
-    Blank keys and keys with an empty ID (``erp:contact:``) are skipped; ``limit`` caps the list.
+    Blank keys and keys with an empty ID (``erp:contact:``) are skipped. ``limit`` caps the count and
+    ``max_bytes`` the list's JSON size (one search attribute value has a size limit on the server). Without
+    ``rolling`` the new keys that do not fit are dropped; with it, the oldest keys it says may roll out (a
+    ledger's documents) make room first, so the newest documents stay findable and the identity keys stay.
     ``publish`` takes the update (an :class:`AttributePublisher`'s ``set``, which gathers it).
     """
     new = [k for k in dict.fromkeys(keys) if k and not k.endswith(":") and k not in known]
-    if limit is not None:
-        new = new[:max(0, limit - len(known))]
-    if new:
-        known.extend(new)
+    if not new:
+        return
+    if rolling is None:
+        if limit is not None:
+            new = new[:max(0, limit - len(known))]
+        kept = [*known, *new]
+    else:
+        kept = [*known, *new]
+        while _over(kept, limit, max_bytes):
+            oldest = next((k for k in kept if rolling(k)), None)
+            if oldest is None:
+                break
+            kept.remove(oldest)
+    while new and _over(kept, limit, max_bytes):  # what could not make room is not added
+        kept.remove(new.pop())
+    if kept != known:
+        known[:] = kept
         publish(BUSINESS_KEYS.value_set(list(known)))
+
+
+def _over(keys: list[str], limit: int | None, max_bytes: int | None) -> bool:
+    """More keys than ``limit``, or a JSON list longer than ``max_bytes`` (2 bytes of brackets, quotes and a
+    comma per key: what the server measures, for the ASCII keys are)."""
+    if limit is not None and len(keys) > limit:
+        return True
+    return max_bytes is not None and 2 + sum(len(k.encode()) + 3 for k in keys) - (1 if keys else 0) > max_bytes
 
 
 class AttributePublisher:
