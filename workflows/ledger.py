@@ -124,6 +124,7 @@ class AccountLedgerWorkflow:
         # what each invoice's keys were published for: keys are added when an invoice learns an ID (the
         # previous run published those of the book it carried over)
         self._keyed = {i.invoice_id: _document_ids(i) for i in self._book.invoices.values()}
+        self._status.resume_exception(carried.exception_kind, carried.exception_since)
         self._step = self._status.step  # the typed step of the status component, under its short name
 
     # ------------------------------------------------------------------------------------------
@@ -165,7 +166,8 @@ class AccountLedgerWorkflow:
                 await self._write_figures()
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = LedgerCarried(book=fold(self._book, today=workflow.now().date()), pending=self._pending,
-                                runs=self._runs + 1)
+                                runs=self._runs + 1, exception_kind=self._status.exception,
+                                exception_since=self._status.exception_since)
         self._status.flush()  # the next run starts with these attributes
         workflow.continue_as_new(AccountLedgerInput(customer_id=self._customer_id, carried=carried))
 
@@ -205,8 +207,12 @@ class AccountLedgerWorkflow:
         """Open invoices and the balances per currency (as they stand once the last event's writes are done)."""
         book = self._shown
         settled = [i for i in book.invoices.values() if i.status is not InvoiceStatus.OPEN]
+        # a vendor refusing our credentials holds the run whatever the book says
+        kind = self._status.exception if self._status.exception is ExceptionKind.VENDOR_AUTH_FAILED else book.exception
+        since = self._status.exception_since if self._status.exception is kind else None
         return LedgerStatus(
-            customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=book.exception,
+            customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=kind,
+            exception_since=since,
             open_items=open_invoices(book), settled_items=settled if request and request.include_settled else [],
             balances=balances(book, today=workflow.now().date()), events_applied=book.events_applied,
             runs=self._runs, timeline=self._status.timeline[-50:], problems=dict(book.problems))

@@ -18,6 +18,8 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAtt
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.retrying import AUTH_RETRY_DELAY
+    from connectors.errors import AuthFailed
     from workflows.attributes import BUSINESS_KEYS
 
 STEP_TIMEOUT = timedelta(minutes=2)
@@ -39,7 +41,7 @@ def step_retry(max_seconds: float | None = None, *, maximum_attempts: int = 0) -
 
 async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summary: str, *, local: bool = False,
                    retry_max_seconds: float | None = None, timeout_seconds: float | None = None,
-                   maximum_attempts: int = 0) -> R:
+                   maximum_attempts: int = 0, on_auth_failed: Callable[[str, str | None], None] | None = None) -> R:
     """Run one activity method with its UI summary; transient failures retry durably. Typed by the method:
     ``arg`` must be its parameter and the result is its return type.
 
@@ -48,14 +50,33 @@ async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summ
 
     ``local=True`` runs it as a local activity: for a short read or an idempotent property write that is safe
     to repeat, it costs one marker event in the history instead of three activity events and a workflow task.
+
+    A vendor refusing our credentials (``AuthFailed``) does not fail the step: it runs again every
+    ``AUTH_RETRY_DELAY`` until the key works, and ``on_auth_failed(summary, reason)`` is told when that starts
+    (``reason``) and ends (``None``), so the run can show it.
     """
     timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else STEP_TIMEOUT
     retry = step_retry(retry_max_seconds, maximum_attempts=maximum_attempts)
-    if local:
-        return await workflow.execute_local_activity_method(
-            activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
-    return await workflow.execute_activity_method(
-        activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
+    refused = False
+    while True:
+        try:
+            if local:
+                result = await workflow.execute_local_activity_method(
+                    activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
+            else:
+                result = await workflow.execute_activity_method(
+                    activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
+        except STEP_FAILED as err:
+            if failure_type(err) != AuthFailed.error_type:
+                raise
+            if not refused and on_auth_failed is not None:
+                on_auth_failed(summary, failure_reason(err))
+            refused = True
+            await workflow.sleep(AUTH_RETRY_DELAY)
+            continue
+        if refused and on_auth_failed is not None:
+            on_auth_failed(summary, None)
+        return result
 
 
 def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None,
