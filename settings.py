@@ -207,7 +207,8 @@ class Settings(BaseSettings):
                                    "(each is queried, closed ones replayed by a worker)")
     exception_sla_hours: float = Field(default=24, description="an open business exception older alerts")
     exception_sla_hours_by_kind: dict[str, float] = Field(default_factory=lambda: {
-        "erp_rejected": 4.0, "provisioning_failed": 4.0, "propagation_failed": 4.0, "write_back_failed": 8.0})
+        "erp_rejected": 4.0, "provisioning_failed": 4.0, "propagation_failed": 4.0, "write_back_failed": 8.0,
+        "vendor_auth_failed": 1.0})
     prometheus_port: int = Field(default=9090, description="`make up` runs Prometheus here when installed")
     otel_traces_exporter: str = Field(default="none", description="traces: none, otlp (OTLP over HTTP), console, or "
                                "discard (spans made and dropped: the benchmark's measure of the cost)")

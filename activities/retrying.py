@@ -2,7 +2,9 @@
 
 - ``Unavailable`` (network, timeout, 5xx): a retryable ``ApplicationError`` — the retry policy works.
 - ``RateLimited``: retryable, with ``next_retry_delay`` set to the vendor's Retry-After.
-- ``AuthFailed``: retryable but slow (credentials are fixed by a person; retrying fast is a storm).
+- ``AuthFailed``: non-retryable here, typed: the workflow's step shows it as the ``vendor_auth_failed`` exception
+  and runs the step again every ``AUTH_RETRY_DELAY`` (credentials are fixed by a person; retrying fast is a
+  storm, retrying silently hides it).
 - ``Rejected``, ``NotFound``, ``Conflict``, ownership violations: non-retryable, typed, so the
   workflow turns them into a visible business exception instead of retrying forever.
 """
@@ -35,7 +37,7 @@ def to_application_error(exc: Exception) -> ApplicationError:
     if isinstance(exc, Unavailable):
         return ApplicationError(str(exc), type=exc.error_type)
     if isinstance(exc, AuthFailed):
-        return ApplicationError(str(exc), type=exc.error_type, next_retry_delay=AUTH_RETRY_DELAY)
+        return ApplicationError(str(exc), type=exc.error_type, non_retryable=True)
     # Refusals are business outcomes the workflow handles (a visible exception, a compensation): BENIGN keeps
     # the SDK from logging each as a warning with a traceback; business_step logs one line instead.
     if isinstance(exc, ConnectorError):

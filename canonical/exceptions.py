@@ -32,6 +32,9 @@ class ExceptionKind(StrEnum):
     PAYMENT_FAILED = "payment_failed"
     # reconciliation
     RECONCILIATION_FINDINGS = "reconciliation_findings"
+    # any flow: a vendor refuses our credentials (401/403); the step retries every few minutes until a person
+    # fixes the key, and the run shows this kind meanwhile
+    VENDOR_AUTH_FAILED = "vendor_auth_failed"
 
 
 # The ledger's kinds, most urgent first: the one its ExceptionKind attribute shows when several hold.

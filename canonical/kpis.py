@@ -17,7 +17,8 @@ of the sorted sample, so every figure is one observed value and can be computed 
   fixed amount: an invoice of such a contract is aligned on entity, currency and date (on or after the start)
   only;
 - DSO per entity and currency: outstanding / billed in the window x the window (the ledger's formula, see
-  :func:`dso_days`);
+  :func:`dso_days`), over one window whatever ``since`` the other KPIs cover: every invoice still owed,
+  however old, and every invoice issued in the last ``dso_window_days``;
 - webhook-to-workflow latency: the vendor's event time -> Temporal accepted the start or signal;
 - data-quality rates: deals that entered a data exception / all deals; duplicate customers avoided
   (an existing ERP or billing customer found instead of a new one created) / all customer look-ups.
@@ -302,8 +303,12 @@ def invoice_aligned(invoice: LedgerInvoice, deals: dict[str, DealFacts], *,
 
 
 def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFacts], invoices: list[InvoiceFacts],
-                 all_deals: dict[str, DealFacts], *, today: date, window_days: int, tolerance: Decimal
-                 ) -> EntityKpis:
+                 all_deals: dict[str, DealFacts], *, today: date, window_days: int, tolerance: Decimal,
+                 since: date | None) -> EntityKpis:
+    """``invoices`` are all the entity's invoices: DSO takes them all, the rates those issued since ``since``."""
+    book = [i.invoice for i in invoices]
+    if since is not None:
+        invoices = [i for i in invoices if i.invoice.issued_on is None or i.invoice.issued_on >= since]
     reused = sum(d.customers_reused for d in deals)
     lookups = reused + sum(d.customers_created for d in deals)
     return EntityKpis(
@@ -317,7 +322,7 @@ def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFa
         invoices_aligned=Rate(count=sum(1 for i in invoices
                                         if invoice_aligned(i.invoice, all_deals, tolerance=tolerance)),
                               total=len(invoices)),
-        dso=dso_by_currency((i.invoice for i in invoices), today=today, window_days=window_days),
+        dso=dso_by_currency(book, today=today, window_days=window_days),
         data_exceptions=Rate(count=sum(1 for d in deals if d.entered_data_exception), total=len(deals)),
         duplicate_customers_avoided=Rate(count=reused, total=lookups),
     )
@@ -330,8 +335,10 @@ def compute_kpis(*, deals: Sequence[DealFacts], amendments: Sequence[AmendmentFa
     """Every KPI per legal entity (one entity when ``entity`` is given) and for all entities together.
 
     A deal or amendment spanning several entities counts in each; a deal with no entity yet (still loading,
-    or in a data exception) counts only under ``all``.
+    or in a data exception) counts only under ``all``. ``invoices`` are every invoice the ledgers hold: the
+    rates count those issued since ``since``, DSO its own window over all of them.
     """
+    cutoff = since.date() if since is not None else None
     by_id = {d.deal_id: d for d in deals}
     codes = sorted({e for d in deals for e in d.legal_entities} | {e for a in amendments for e in a.legal_entities}
                    | {i.invoice.legal_entity for i in invoices if i.invoice.legal_entity})
@@ -342,10 +349,11 @@ def compute_kpis(*, deals: Sequence[DealFacts], amendments: Sequence[AmendmentFa
         report.entities.append(_entity_kpis(
             code, [d for d in deals if code in d.legal_entities], [a for a in amendments if code in a.legal_entities],
             [i for i in invoices if i.invoice.legal_entity == code], by_id, today=today, window_days=dso_window_days,
-            tolerance=tolerance))
+            tolerance=tolerance, since=cutoff))
     if entity is None:
         report.entities.append(_entity_kpis(ALL_ENTITIES, list(deals), list(amendments), list(invoices), by_id,
-                                            today=today, window_days=dso_window_days, tolerance=tolerance))
+                                            today=today, window_days=dso_window_days, tolerance=tolerance,
+                                            since=cutoff))
     report.webhook_to_workflow = durations(_between(d.occurred_at, d.routed_at) or 0.0 for d in deliveries)
     for vendor in sorted({d.vendor for d in deliveries}):
         report.webhook_to_workflow_by_vendor[vendor] = durations(

@@ -84,7 +84,7 @@ FLOWS: list[Flow] = [
                       "reminders then expiry; contract stalled or cancelled; a provisioning step refused is "
                       "compensated in reverse and the run stops in `failed`; write-backs refused are noted",
          exception_kinds=("missing_data", "approval_overdue", "contract_stalled", "contract_cancelled",
-                          "provisioning_failed", "write_back_failed", "deal_not_found"),
+                          "provisioning_failed", "write_back_failed", "deal_not_found", "vendor_auth_failed"),
          owner="RevOps (deal desk); finance decides approvals", runbook="runbook-quote-to-cash"),
     Flow(name="CRM deal poll", workflow=CrmDealPollWorkflow, workflow_id="crm-deal-poll (schedule)",
          trigger="Temporal schedule every `poll_interval_seconds`", data="deals modified since the checkpoint",
@@ -98,7 +98,8 @@ FLOWS: list[Flow] = [
          failure_path="a gap in the sequence waits then becomes `amendment_gap`; a decrease waits for finance "
                       "approval; a field the ERP owns and changed becomes `ownership_conflict`; a refused write "
                       "becomes `propagation_failed` until `retry_propagation`",
-         exception_kinds=("amendment_gap", "ownership_conflict", "propagation_failed", "contract_not_provisioned"),
+         exception_kinds=("amendment_gap", "ownership_conflict", "propagation_failed", "contract_not_provisioned",
+                          "vendor_auth_failed"),
          owner="RevOps (contracts); finance approves decreases", runbook="runbook-amendments"),
     Flow(name="Invoice feedback", workflow=AccountLedgerWorkflow, workflow_id=_LEDGER,
          trigger=f"{_BILLING} invoice finalized, paid, payment failed, voided, credit note (webhook, "
@@ -107,7 +108,7 @@ FLOWS: list[Flow] = [
          transforms=(apply_invoice_snapshot, figures_by_currency),
          failure_path="the ERP refusing a posting becomes `erp_rejected` on the invoice (`starter.py repost`); "
                       "overdue and failed payments are marked; CRM figures refused: `write_back_failed`",
-         exception_kinds=tuple(LEDGER_EXCEPTION_KINDS),
+         exception_kinds=(*LEDGER_EXCEPTION_KINDS, "vendor_auth_failed"),
          owner="Finance (receivables)", runbook="runbook-erp-refused"),
     Flow(name="Reconciliation", workflow=ReconciliationWorkflow, workflow_id="reconciliation (schedule) / "
                                                                            "reconciliation-manual-<id>",
@@ -170,6 +171,10 @@ RUNBOOKS: dict[str, tuple[str, list[str]]] = {
         "(`exception_sla_hours`, `exception_sla_hours_by_kind`)."]),
     "runbook-approvals": ("Approval about to expire", [
         "`starter.py pending` lists approvals and their expiry; decide before the expiry rejects the deal."]),
+    "runbook-vendor-auth": ("Vendor refusing our credentials", [
+        "401/403 on every retry: the key, token or its scopes in settings are wrong, expired or revoked.",
+        "The runs waiting on it show `ExceptionKind = \"vendor_auth_failed\"` and retry every 5 minutes; fix "
+        "the credential in settings and restart the worker: they carry on by themselves."]),
     "runbook-vendor-errors": ("Vendor answering 429 or 5xx", [
         "Activities retry with the vendor's Retry-After; nothing is lost, flows slow down.",
         "Check the vendor's status page and our rate (`revops_vendor_calls_total` by status)."]),

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
@@ -44,7 +44,7 @@ from canonical.kpis import (
     with_amended_terms,
 )
 from settings import Settings
-from stores.events import Delivery, Outcome, ledger_engine
+from stores.events import EventLedger
 from stores.findings import findings_engine, list_findings
 from workflows.models import (
     AMENDMENTS_WORKFLOW,
@@ -177,23 +177,15 @@ def flagged_billing_ids(settings: Settings) -> set[str]:
 
 
 def delivery_facts(settings: Settings, *, since: datetime | None = None, limit: int = 50_000) -> list[DeliveryFacts]:
-    """Deliveries Temporal accepted, from the event ledger (most recent ``limit``)."""
-    engine = ledger_engine(settings.ledger_url)
+    """Deliveries Temporal accepted, from the event ledger (most recent ``limit``), read through its store: the
+    canonical events are kept encrypted with the codec keys."""
+    ledger = EventLedger.from_settings(settings)
     try:
-        with Session(engine) as session:
-            query = select(Delivery).where(col(Delivery.outcome).in_([Outcome.STARTED.value, Outcome.SIGNALLED.value]),
-                                           col(Delivery.event).is_not(None))
-            if since is not None:
-                query = query.where(Delivery.received_at >= since.astimezone(UTC))
-            rows = session.exec(query.order_by(col(Delivery.id).desc()).limit(limit)).all()
-            facts = []
-            for row in rows:
-                event = EventEnvelope.model_validate_json(row.event or "").event
-                routed = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
-                facts.append(DeliveryFacts(vendor=row.vendor, occurred_at=event.occurred_at, routed_at=routed))
-            return facts
+        return [DeliveryFacts(vendor=row.vendor, occurred_at=EventEnvelope.model_validate_json(event).event.occurred_at,
+                              routed_at=row.received_at)
+                for row, event in ledger.handed_over_events(since=since, limit=limit)]
     finally:
-        engine.dispose()
+        ledger.close()
 
 
 async def gather_kpis(client: Client, settings: Settings, *, entity: str | None = None,
@@ -203,20 +195,27 @@ async def gather_kpis(client: Client, settings: Settings, *, entity: str | None 
         gather_deals(client, settings.task_queue, since=since),
         gather_amendment_statuses(client, settings.task_queue), gather_ledgers(client, settings.task_queue))
     amendments = await gather_amendments(client, settings.task_queue, since=since, statuses=statuses)
-    # a contract's schedule as amended (the amendment workflow holds the terms in force) joins the signed one
-    amended = {s.deal_id: s.terms for s in statuses if s.deal_id and s.terms is not None and s.history}
-    deals = [with_amended_terms(d, amended[d.deal_id]) if d.deal_id in amended else d for d in deals]
     flagged = await asyncio.to_thread(flagged_billing_ids, settings)
-    invoices = [f for status in ledgers for f in invoice_facts(status, flagged)]
-    if since is not None:
-        cutoff = since.date()
-        invoices = [i for i in invoices if i.invoice.issued_on is None or i.invoice.issued_on >= cutoff]
     deliveries = await asyncio.to_thread(delivery_facts, settings, since=since)
+    return kpi_report(settings, deals=deals, amendment_statuses=statuses, amendments=amendments, ledgers=ledgers,
+                      flagged=flagged, deliveries=deliveries, entity=entity, since=since,
+                      today=today or datetime.now(UTC).date())
+
+
+def kpi_report(settings: Settings, *, deals: list[DealFacts], amendment_statuses: list[ContractAmendmentsStatus],
+               amendments: list[AmendmentFacts], ledgers: list[LedgerStatus], flagged: set[str],
+               deliveries: list[DeliveryFacts], today: date, entity: str | None = None,
+               since: datetime | None = None) -> KpiReport:
+    """The KPIs over the gathered facts (:func:`gather_kpis` gathers them)."""
+    # a contract's schedule as amended (the amendment workflow holds the terms in force) joins the signed one
+    amended = {s.deal_id: s.terms for s in amendment_statuses if s.deal_id and s.terms is not None and s.history}
+    deals = [with_amended_terms(d, amended[d.deal_id]) if d.deal_id in amended else d for d in deals]
+    invoices = [f for status in ledgers for f in invoice_facts(status, flagged)]
     return compute_kpis(deals=deals, amendments=amendments, invoices=invoices, deliveries=deliveries,
-                        today=today or datetime.now(UTC).date(), dso_window_days=settings.ledger_dso_window_days,
+                        today=today, dso_window_days=settings.ledger_dso_window_days,
                         entity=entity, since=since, tolerance=settings.reconciliation_rounding_tolerance)
 
 
 __all__ = ["amendment_facts", "deal_facts", "delivery_facts", "flagged_billing_ids", "gather_amendment_statuses",
            "gather_amendments",
-           "gather_deals", "gather_kpis", "gather_ledgers", "invoice_facts"]
+           "gather_deals", "gather_kpis", "gather_ledgers", "invoice_facts", "kpi_report"]

@@ -7,7 +7,7 @@ the reconciliation findings and the task queue; the KPIs every ``settings.kpi_re
     revops_vendor_call_seconds{vendor}                    vendor call latency (histogram)
     revops_deals_by_stage{stage, legal_entity}            running quote-to-cash runs
     revops_open_exceptions{workflow, kind}                runs waiting in a business exception
-    revops_open_exception_oldest_age_seconds{workflow, kind}   since the oldest of them last moved
+    revops_open_exception_oldest_age_seconds{workflow, kind}   since the oldest of them entered its exception
     revops_exception_sla_seconds{kind}                    the SLA of each kind (settings), for the alert
     revops_approvals_waiting{workflow}                    finance approvals pending
     revops_approval_oldest_age_seconds{workflow}          since the oldest was requested
@@ -144,7 +144,7 @@ class _Snapshot(Collector):
 GAUGES: dict[str, tuple[str, list[str]]] = {
     "revops_deals_by_stage": ("Running quote-to-cash runs by stage and legal entity", ["stage", "legal_entity"]),
     "revops_open_exceptions": ("Runs waiting in a business exception", ["workflow", "kind"]),
-    "revops_open_exception_oldest_age_seconds": ("Since the oldest run in the exception last moved",
+    "revops_open_exception_oldest_age_seconds": ("Since the oldest run in the exception entered it",
                                                  ["workflow", "kind"]),
     "revops_exception_sla_seconds": ("How long an exception of the kind may stay open (settings)", ["kind"]),
     "revops_approvals_waiting": ("Finance approvals pending", ["workflow"]),
@@ -189,8 +189,10 @@ def kpi_samples(report: KpiReport) -> list[_Sample]:
     return samples
 
 
-def _last_moved(timeline: list[Any], fallback: datetime) -> datetime:
-    return max((t.at for t in timeline), default=fallback)
+def _exception_start(since: datetime | None, timeline: list[Any], fallback: datetime) -> datetime:
+    """When the run's exception began: its ``exception_since``; a run that cannot say (one started by an
+    earlier version) by its last timeline entry."""
+    return since or max((t.at for t in timeline), default=fallback)
 
 
 class WorkerMetrics:
@@ -294,25 +296,26 @@ class WorkerMetrics:
     async def _inspect(self, client: Client, e: WorkflowExecution, kind: str, now: datetime,
                        exceptions: dict[tuple[str, str], list[datetime]],
                        approvals: dict[str, list[tuple[datetime, datetime]]], refused: dict[str, int]) -> None:
-        """Query one run in an exception or awaiting approval: when it last moved, its approval, its refusals."""
+        """Query one run in an exception or awaiting approval: when its exception began, its approval, its
+        refusals."""
         handle = client.get_workflow_handle(e.id, run_id=e.run_id)
         moved = e.start_time
         try:
             if e.workflow_type == Q2C_WORKFLOW:
                 q = await handle.query("status", result_type=QuoteToCashStatus)
-                moved = _last_moved(q.timeline, moved)
+                moved = _exception_start(q.exception_since, q.timeline, moved)
                 if q.approval is not None and q.approval.status == "pending":
                     approvals.setdefault(e.workflow_type, []).append((q.approval.requested_at, q.approval.expires_at))
             elif e.workflow_type == AMENDMENTS_WORKFLOW:
                 a = await handle.query("status", result_type=ContractAmendmentsStatus)
-                moved = _last_moved(a.timeline, moved)
+                moved = _exception_start(a.exception_since, a.timeline, moved)
                 approval = a.current.approval if a.current else None
                 if approval is not None and approval.status == "pending":
                     approvals.setdefault(e.workflow_type, []).append((approval.requested_at, approval.expires_at))
             else:
                 ledger = await handle.query("open_items", LedgerStatusRequest(include_settled=True),
                                             result_type=LedgerStatus)
-                moved = _last_moved(ledger.timeline, moved)
+                moved = _exception_start(ledger.exception_since, ledger.timeline, moved)
                 entity_of = {i.invoice_id: i.legal_entity or "" for i in [*ledger.open_items, *ledger.settled_items]}
                 # refused ERP writes stay pending on their invoice (payments, credit notes) or are a problem
                 refused_ids = {subject for subject, problem in ledger.problems.items()

@@ -307,6 +307,20 @@ def list_deliveries(*, session: Session, vendor: str | None = None, outcome: str
     return list(rows)
 
 
+def handed_over_deliveries(*, session: Session, since: datetime | None = None, limit: int = 50_000
+                           ) -> list[Delivery]:
+    """Deliveries Temporal accepted (started or signalled) with their canonical event, most recent ``limit``
+    first; ``event`` is still sealed (:meth:`EventLedger.handed_over_events` opens it)."""
+    query = select(Delivery).where(col(Delivery.outcome).in_([Outcome.STARTED.value, Outcome.SIGNALLED.value]),
+                                   col(Delivery.event).is_not(None))
+    if since is not None:
+        query = query.where(Delivery.received_at >= since.astimezone(UTC))
+    rows = session.exec(query.order_by(col(Delivery.id).desc()).limit(limit)).all()
+    for row in rows:
+        row.received_at = _aware(row.received_at)
+    return list(rows)
+
+
 def get_delivery(*, session: Session, delivery_id: int) -> Delivery | None:
     row = session.get(Delivery, delivery_id)
     if row is not None:
@@ -370,6 +384,12 @@ class EventLedger:
         """Decrypt what :meth:`seal` stored (any of the codec keys)."""
         return self.keyring.open(sealed)
 
+    def handed_over_events(self, *, since: datetime | None = None, limit: int = 50_000
+                           ) -> list[tuple[Delivery, str]]:
+        """Deliveries Temporal accepted, each with its canonical event (``EventEnvelope`` JSON) decrypted."""
+        rows = self.run_sync(handed_over_deliveries, since=since, limit=limit)
+        return [(row, self.open(row.event or "")) for row in rows]
+
     def _in_session(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
         with Session(self.engine, expire_on_commit=False) as session:
             return fn(session=session, **kwargs)
@@ -390,7 +410,8 @@ class EventLedger:
 
 __all__ = [
     "AcceptedEvent", "Claim", "Delivery", "EventLedger", "EventState", "Outcome", "PollCheckpoint", "SignatureCheck",
-    "claim_event", "count_outcomes", "events_to_retry", "find_event", "get_delivery", "give_up_event", "ledger_engine",
+    "claim_event", "count_outcomes", "events_to_retry", "find_event", "get_delivery", "give_up_event",
+    "handed_over_deliveries", "ledger_engine",
     "list_deliveries", "load_checkpoint", "probe_writable", "prune_ledger", "record_delivery", "retry_delay",
     "save_checkpoint", "settle_event",
 ]

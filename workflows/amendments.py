@@ -640,7 +640,7 @@ class ContractAmendmentsWorkflow:
     def status(self) -> ContractAmendmentsStatus:
         return ContractAmendmentsStatus(
             record_id=self._record_id, deal_id=self._deal_id, stage=self._status.stage,
-            exception_kind=self._status.exception,
+            exception_kind=self._status.exception, exception_since=self._status.exception_since,
             waiting_for=self._status.waiting_for, next_sequence=self._next, pending_sequences=sorted(self._pending),
             missing_sequences=self._missing(), terms=self._terms, provisioned=self._provisioned,
             current=self._current, history=self._history, duplicates_ignored=self._duplicates,
@@ -663,7 +663,8 @@ class ContractAmendmentsWorkflow:
             provisioned=self._provisioned, budgets=self._budgets, billing_ids=self._billing_ids,
             pending=[self._pending[n] for n in sorted(self._pending)], history=self._history,
             business_keys=self._status.keys, gap_since=self._gap_since, duplicates_ignored=self._duplicates,
-            exception_kind=self._status.exception, runs=self._runs + 1, approval_gate=self._gate.memory())
+            exception_kind=self._status.exception, exception_since=self._status.exception_since, runs=self._runs + 1,
+            approval_gate=self._gate.memory())
 
     def _restore(self, carried: AmendmentsCarried) -> None:
         self._deal_id, self._title, self._terms = carried.deal_id, carried.title, carried.terms
@@ -673,7 +674,7 @@ class ContractAmendmentsWorkflow:
         self._pending = {r.sequence: r for r in carried.pending}
         self._history, self._gap_since = carried.history, carried.gap_since
         self._duplicates, self._runs = carried.duplicates_ignored, carried.runs
-        self._status.exception = carried.exception_kind
+        self._status.resume_exception(carried.exception_kind, carried.exception_since)
         self._gate.restore(carried.approval_gate)
         self._status.add_keys(*carried.business_keys)
         self._describe_targets()

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.backfill import ErpCustomerDraft
     from canonical.exceptions import ExceptionKind
     from canonical.keys import billing_customer_reference, erp_contact_reference
-    from canonical.ledger import BillingCustomer
+    from canonical.ledger import BillingCustomer, LedgerInvoice
     from canonical.notifications import Notice, NoticeKind
     from canonical.settlement import (
         ERP_ACTIONS,
@@ -87,6 +87,11 @@ Bill = BillingActivities
 Erp = ErpActivities
 N = NotifyActivities
 MAX_KEYS = 100
+#: what one search attribute value may weigh on the server (2 KiB by default), with room to spare
+MAX_KEYS_BYTES = 2000
+#: the objects of the keys that roll out, oldest first, to make room (a customer's documents); the customer,
+#: its company, deals and contacts stay
+DOCUMENT_OBJECTS = frozenset({"invoice", "payment", "credit_note", "charge", "payment_intent"})
 #: timeline entries a run keeps (the ``open_items`` query shows the newest 50)
 TIMELINE_KEPT = 200
 _SECOND = timedelta(seconds=1)
@@ -114,7 +119,12 @@ class AccountLedgerWorkflow:
         self._done = 0  # ERP writes done since the counter was last read (reposts report it)
         # stage and exception kind follow from the book: open items or settled, and the book's most urgent problem
         self._status = WorkflowStatus(LedgerStage.SETTLED, details=self._details, derive=self._derive,
-                                      timeline_kept=TIMELINE_KEPT, keys_kept=MAX_KEYS)
+                                      timeline_kept=TIMELINE_KEPT, keys_kept=MAX_KEYS, keys_bytes=MAX_KEYS_BYTES,
+                                      rolling_keys=_is_document_key)
+        # what each invoice's keys were published for: keys are added when an invoice learns an ID (the
+        # previous run published those of the book it carried over)
+        self._keyed = {i.invoice_id: _document_ids(i) for i in self._book.invoices.values()}
+        self._status.resume_exception(carried.exception_kind, carried.exception_since)
         self._step = self._status.step  # the typed step of the status component, under its short name
 
     # ------------------------------------------------------------------------------------------
@@ -156,7 +166,8 @@ class AccountLedgerWorkflow:
                 await self._write_figures()
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = LedgerCarried(book=fold(self._book, today=workflow.now().date()), pending=self._pending,
-                                runs=self._runs + 1)
+                                runs=self._runs + 1, exception_kind=self._status.exception,
+                                exception_since=self._status.exception_since)
         self._status.flush()  # the next run starts with these attributes
         workflow.continue_as_new(AccountLedgerInput(customer_id=self._customer_id, carried=carried))
 
@@ -196,8 +207,12 @@ class AccountLedgerWorkflow:
         """Open invoices and the balances per currency (as they stand once the last event's writes are done)."""
         book = self._shown
         settled = [i for i in book.invoices.values() if i.status is not InvoiceStatus.OPEN]
+        # a vendor refusing our credentials holds the run whatever the book says
+        kind = self._status.exception if self._status.exception is ExceptionKind.VENDOR_AUTH_FAILED else book.exception
+        since = self._status.exception_since if self._status.exception is kind else None
         return LedgerStatus(
-            customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=book.exception,
+            customer_id=self._customer_id, crm_company_id=book.crm_company_id, exception_kind=kind,
+            exception_since=since,
             open_items=open_invoices(book), settled_items=settled if request and request.include_settled else [],
             balances=balances(book, today=workflow.now().date()), events_applied=book.events_applied,
             runs=self._runs, timeline=self._status.timeline[-50:], problems=dict(book.problems))
@@ -250,15 +265,17 @@ class AccountLedgerWorkflow:
                     f"Post {action.title} to {erp.label} {action.legal_entity}")
                 return Outcome(ok=True, erp_id=posted.erp_id, contact_id=contact, invoice=loaded)
             if isinstance(action, RecordPayment):
-                await self._step(Erp.record_erp_payment, RecordPaymentInput(
+                done = await self._step(Erp.record_erp_payment, RecordPaymentInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, payment=action.payment,
                     idempotency_key=key), f"Record payment {action.payment.amount} on {action.title} in {erp.label}")
+                self._status.add_keys(erp.ref("payment", done.erp_id))
             elif isinstance(action, PostCreditNote):
-                await self._step(Erp.post_erp_credit_note, PostCreditNoteInput(
+                done = await self._step(Erp.post_erp_credit_note, PostCreditNoteInput(
                     tenant_id=action.tenant_id, credit_note=action.credit_note, erp_contact_id=action.contact_id,
                     idempotency_key=key),
                     f"{'Write off' if action.write_off else 'Credit'} {action.credit_note.amount} on {action.title} "
                     f"in {erp.label}")
+                self._status.add_keys(erp.ref("credit_note", done.erp_id))
             else:
                 await self._step(Erp.void_erp_invoice, VoidInvoiceInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, idempotency_key=key),
@@ -347,16 +364,33 @@ class AccountLedgerWorkflow:
         return (LedgerStage.OPEN_ITEMS if open_invoices(book) else LedgerStage.SETTLED), book.exception
 
     def _publish(self) -> None:
-        """The book's keys (its deals, its ERP contacts), then stage, exception kind and current details."""
+        """The book's keys (its deals, its ERP contacts, the IDs its invoices learnt since the last publish), then
+        stage, exception kind and current details."""
         book = self._book
         if self._config is not None:
             crm = self._config.systems.crm
             self._status.add_keys(*(crm.ref("deal", e.deal_id) for e in book.invoices.values() if e.deal_id),
                                   *(self._erp_of(code).ref("contact", contact)
                                     for code, contact in book.erp_contacts.items()))
+            for entry in book.invoices.values():
+                ids = _document_ids(entry)
+                if self._keyed.get(entry.invoice_id) != ids:
+                    self._keyed[entry.invoice_id] = ids
+                    self._status.add_keys(*self._document_keys(entry))
         self._status.waiting_for = "billing events" + (
             f", or {self._wake_at:%Y-%m-%d %H:%M} UTC (a due date or the ERP re-post)" if self._wake_at else "")
         self._status.publish()
+
+    def _document_keys(self, entry: LedgerInvoice) -> list[str]:
+        """An invoice's keys: its billing invoice, payments and credit notes, and its ERP invoice (the ERP's
+        payments and credit notes are added as they are posted)."""
+        billing = self._billing
+        keys = [billing.ref_of_id(entry.invoice_id, "invoice")]
+        keys += [billing.ref_of_id(p.partition(":")[0], "payment") for p in entry.payment_ids]
+        keys += [billing.ref_of_id(n, "credit_note") for n in entry.credit_note_ids]
+        if entry.erp_invoice_id:
+            keys.append(self._erp_of(entry.legal_entity or "").ref("invoice", entry.erp_invoice_id))
+        return keys
 
     def _details(self) -> list[str]:
         """The ledger's lines of the run's current details (the status component adds stage, exception,
@@ -375,3 +409,14 @@ class AccountLedgerWorkflow:
                 f"- {f.currency}: billed {f.billed}, paid {f.paid}, outstanding {f.outstanding}, "
                 f"overdue {f.overdue}, credited {f.credited}, DSO {f.dso_days or '-'}" for f in figures))
         return lines
+
+
+def _is_document_key(key: str) -> bool:
+    """A key of one of the customer's documents (these roll out, oldest first, when the keys are full)."""
+    parts = key.split(":", 2)
+    return len(parts) == 3 and parts[1] in DOCUMENT_OBJECTS
+
+
+def _document_ids(entry: LedgerInvoice) -> tuple[str | None, int, int]:
+    """What decides an invoice's keys: its ERP ID and how many payments and credit notes it has."""
+    return entry.erp_invoice_id, len(entry.payment_ids), len(entry.credit_note_ids)

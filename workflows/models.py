@@ -158,6 +158,8 @@ class QuoteToCashStatus(BaseModel):
     deal_id: str
     stage: Stage
     exception_kind: ExceptionKind = ExceptionKind.NONE
+    exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
+                                             "runs from here)")
     waiting_for: str = ""
     legal_entity: str = ""
     deal_name: str = ""
@@ -226,6 +228,8 @@ class AmendmentsCarried(BaseModel):
     budgets: dict[str, str] = Field(default_factory=dict, description="project code -> last budget we wrote")
     billing_ids: list[str] = Field(default_factory=list, description="billing IDs of the contract (prices...)")
     exception_kind: ExceptionKind = ExceptionKind.NONE
+    exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
+                                             "runs from here)")
     pending: list[AmendmentRecord] = Field(default_factory=list, description="received, not yet applied")
     history: list[AmendmentRecord] = Field(default_factory=list, description="the most recent applied ones")
     business_keys: list[str] = Field(default_factory=list)
@@ -288,6 +292,8 @@ class ContractAmendmentsStatus(BaseModel):
     deal_id: str = ""
     stage: AmendmentStage
     exception_kind: ExceptionKind = ExceptionKind.NONE
+    exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
+                                             "runs from here)")
     waiting_for: str = ""
     next_sequence: int = 1
     pending_sequences: list[int] = Field(default_factory=list)
@@ -335,6 +341,9 @@ class LedgerCarried(BaseModel):
     book: LedgerBook | None = None
     pending: list[EventEnvelope] = Field(default_factory=list, description="received, not yet applied")
     runs: int = 1
+    exception_kind: ExceptionKind = ExceptionKind.NONE
+    exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
+                                             "runs from here)")
 
 
 class AccountLedgerInput(BaseModel):
@@ -354,6 +363,8 @@ class LedgerStatus(BaseModel):
     customer_id: str
     crm_company_id: str | None = None
     exception_kind: ExceptionKind = ExceptionKind.NONE
+    exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
+                                             "runs from here)")
     open_items: list[LedgerInvoice] = Field(default_factory=list)
     settled_items: list[LedgerInvoice] = Field(default_factory=list)
     balances: list[AccountFigures] = Field(default_factory=list)

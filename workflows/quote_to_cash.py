@@ -482,7 +482,7 @@ class QuoteToCashWorkflow:
         deal = self._deal
         return QuoteToCashStatus(
             deal_id=self._deal_id, stage=self._status.stage, exception_kind=self._status.exception,
-            waiting_for=self._status.waiting_for,
+            exception_since=self._status.exception_since, waiting_for=self._status.waiting_for,
             legal_entity=self._entity_code, deal_name=deal.name if deal else "",
             company=deal.account.name if deal and deal.account else "",
             amount=str(deal.total()) if deal and deal.currency and deal.lines else "",

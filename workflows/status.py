@@ -21,6 +21,7 @@ Called from workflow code only; deterministic, no I/O.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -67,13 +68,20 @@ class WorkflowStatus(Generic[StageT]):
             replaces ``stage`` and ``exception``.
         timeline_kept: the newest entries kept (the query and the carried state never grow without bound).
         keys_kept: most business keys kept (``None``: no limit).
+        keys_bytes: the most the ``BusinessKeys`` list may weigh as JSON (``None``: no limit).
+        rolling_keys: which keys may roll out, oldest first, to make room for new ones (``None``: none; a
+            key that does not fit is then not added).
     """
 
     def __init__(self, stage: StageT, *, details: Callable[[], list[str]] | None = None,
                  derive: Callable[[], tuple[StageT, ExceptionKind]] | None = None, timeline_kept: int = 50,
-                 keys_kept: int | None = None) -> None:
+                 keys_kept: int | None = None, keys_bytes: int | None = None,
+                 rolling_keys: Callable[[str], bool] | None = None) -> None:
         self.stage: StageT = stage
-        self.exception = ExceptionKind.NONE
+        self._exception = ExceptionKind.NONE
+        self._shown_kind = ExceptionKind.NONE  # the kind ``exception_since`` belongs to
+        self._since: datetime | None = None
+        self._auth_refused = 0  # steps waiting on a vendor that refuses our credentials
         self.waiting_for = ""
         self.timeline: list[TimelineEntry] = []
         self.keys: list[str] = []
@@ -81,9 +89,48 @@ class WorkflowStatus(Generic[StageT]):
         self._derive = derive
         self._timeline_kept = timeline_kept
         self._keys_kept = keys_kept
+        self._keys_bytes = keys_bytes
+        self._rolling_keys = rolling_keys
         self._attributes = AttributePublisher()
         self._retry_max_seconds: float | None = None
         self._timeout_seconds: float | None = None
+
+    # -- the exception and since when it holds ------------------------------------------------------
+    @property
+    def exception(self) -> ExceptionKind:
+        """The run's exception kind: ``vendor_auth_failed`` while a step waits on a vendor refusing our
+        credentials, else the run's own (set by the workflow or derived from its state)."""
+        return ExceptionKind.VENDOR_AUTH_FAILED if self._auth_refused else self._exception
+
+    @exception.setter
+    def exception(self, kind: ExceptionKind) -> None:
+        self._exception = kind
+        self._observe()
+
+    @property
+    def exception_since(self) -> datetime | None:
+        """When the current exception kind began (``None`` when healthy): what its SLA is measured from, so
+        that notes and re-posts in the meantime do not make it look young."""
+        return self._since if self.exception else None
+
+    def resume_exception(self, kind: ExceptionKind, since: datetime | None) -> None:
+        """The exception a previous run (continued as new) had, and since when: it goes on, not anew."""
+        self._exception = self._shown_kind = kind
+        self._since = since if kind else None
+
+    def _observe(self) -> None:
+        kind = self.exception
+        if kind != self._shown_kind:
+            self._shown_kind, self._since = kind, (workflow.now() if kind else None)
+
+    def _auth(self, summary: str, reason: str | None) -> None:
+        """``run_step``'s report of a vendor refusing our credentials (``reason``) and of the key working again."""
+        self._auth_refused += 1 if reason is not None else -1
+        if reason is not None:
+            self.note(f"{summary}: the vendor refuses our credentials ({reason[:200]}); retrying every few "
+                      "minutes until the key is fixed")
+        else:
+            self.note(f"{summary}: credentials accepted again")
 
     # -- lifecycle --------------------------------------------------------------------------------
     def started_with(self, info: workflow.Info) -> None:
@@ -122,7 +169,8 @@ class WorkflowStatus(Generic[StageT]):
 
     def add_keys(self, *keys: str) -> None:
         """``system:object:id`` keys this run is findable by (blank IDs skipped, known ones ignored)."""
-        add_business_keys(self.keys, *keys, limit=self._keys_kept, publish=self._attributes.set)
+        add_business_keys(self.keys, *keys, limit=self._keys_kept, publish=self._attributes.set,
+                          rolling=self._rolling_keys, max_bytes=self._keys_bytes)
 
     def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
         """Other search attributes (``LegalEntity``, ``DealSize``), sent with the next batch."""
@@ -143,7 +191,8 @@ class WorkflowStatus(Generic[StageT]):
 
     def _derived(self) -> None:
         if self._derive is not None:
-            self.stage, self.exception = self._derive()
+            self.stage, self._exception = self._derive()
+        self._observe()
 
     # -- business steps -----------------------------------------------------------------------------
     async def step(self, activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summary: str, *,
@@ -154,7 +203,7 @@ class WorkflowStatus(Generic[StageT]):
         inside the workflow task that scheduled it, so an upsert now would split that task's batch).
         """
         pending = run_step(activity_fn, arg, summary, local=local, retry_max_seconds=self._retry_max_seconds,
-                           timeout_seconds=self._timeout_seconds)
+                           timeout_seconds=self._timeout_seconds, on_auth_failed=self._auth)
         if not local:
             return await pending
         with self._attributes.holding():

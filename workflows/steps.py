@@ -18,6 +18,8 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAtt
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.retrying import AUTH_RETRY_DELAY
+    from connectors.errors import AuthFailed
     from workflows.attributes import BUSINESS_KEYS
 
 STEP_TIMEOUT = timedelta(minutes=2)
@@ -39,7 +41,7 @@ def step_retry(max_seconds: float | None = None, *, maximum_attempts: int = 0) -
 
 async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summary: str, *, local: bool = False,
                    retry_max_seconds: float | None = None, timeout_seconds: float | None = None,
-                   maximum_attempts: int = 0) -> R:
+                   maximum_attempts: int = 0, on_auth_failed: Callable[[str, str | None], None] | None = None) -> R:
     """Run one activity method with its UI summary; transient failures retry durably. Typed by the method:
     ``arg`` must be its parameter and the result is its return type.
 
@@ -48,28 +50,72 @@ async def run_step(activity_fn: Callable[[SelfT, P], Awaitable[R]], arg: P, summ
 
     ``local=True`` runs it as a local activity: for a short read or an idempotent property write that is safe
     to repeat, it costs one marker event in the history instead of three activity events and a workflow task.
+
+    A vendor refusing our credentials (``AuthFailed``) does not fail the step: it runs again every
+    ``AUTH_RETRY_DELAY`` until the key works, and ``on_auth_failed(summary, reason)`` is told when that starts
+    (``reason``) and ends (``None``), so the run can show it.
     """
     timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else STEP_TIMEOUT
     retry = step_retry(retry_max_seconds, maximum_attempts=maximum_attempts)
-    if local:
-        return await workflow.execute_local_activity_method(
-            activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
-    return await workflow.execute_activity_method(
-        activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
+    refused = False
+    while True:
+        try:
+            if local:
+                result = await workflow.execute_local_activity_method(
+                    activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
+            else:
+                result = await workflow.execute_activity_method(
+                    activity_fn, arg, start_to_close_timeout=timeout, summary=summary[:200], retry_policy=retry)
+        except STEP_FAILED as err:
+            if failure_type(err) != AuthFailed.error_type:
+                raise
+            if not refused and on_auth_failed is not None:
+                on_auth_failed(summary, failure_reason(err))
+            refused = True
+            await workflow.sleep(AUTH_RETRY_DELAY)
+            continue
+        if refused and on_auth_failed is not None:
+            on_auth_failed(summary, None)
+        return result
 
 
-def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None) -> None:
+def add_business_keys(known: list[str], *keys: str, publish: Callable[..., None], limit: int | None = None,
+                      rolling: Callable[[str], bool] | None = None, max_bytes: int | None = None) -> None:
     """Add ``system:object:id`` keys to ``known`` and the ``BusinessKeys`` search attribute (only when new).
 
-    Blank keys and keys with an empty ID (``erp:contact:``) are skipped; ``limit`` caps the list.
+    Blank keys and keys with an empty ID (``erp:contact:``) are skipped. ``limit`` caps the count and
+    ``max_bytes`` the list's JSON size (one search attribute value has a size limit on the server). Without
+    ``rolling`` the new keys that do not fit are dropped; with it, the oldest keys it says may roll out (a
+    ledger's documents) make room first, so the newest documents stay findable and the identity keys stay.
     ``publish`` takes the update (an :class:`AttributePublisher`'s ``set``, which gathers it).
     """
     new = [k for k in dict.fromkeys(keys) if k and not k.endswith(":") and k not in known]
-    if limit is not None:
-        new = new[:max(0, limit - len(known))]
-    if new:
-        known.extend(new)
+    if not new:
+        return
+    if rolling is None:
+        if limit is not None:
+            new = new[:max(0, limit - len(known))]
+        kept = [*known, *new]
+    else:
+        kept = [*known, *new]
+        while _over(kept, limit, max_bytes):
+            oldest = next((k for k in kept if rolling(k)), None)
+            if oldest is None:
+                break
+            kept.remove(oldest)
+    while new and _over(kept, limit, max_bytes):  # what could not make room is not added
+        kept.remove(new.pop())
+    if kept != known:
+        known[:] = kept
         publish(BUSINESS_KEYS.value_set(list(known)))
+
+
+def _over(keys: list[str], limit: int | None, max_bytes: int | None) -> bool:
+    """More keys than ``limit``, or a JSON list longer than ``max_bytes`` (2 bytes of brackets, quotes and a
+    comma per key: what the server measures, for the ASCII keys are)."""
+    if limit is not None and len(keys) > limit:
+        return True
+    return max_bytes is not None and 2 + sum(len(k.encode()) + 3 for k in keys) - (1 if keys else 0) > max_bytes
 
 
 class AttributePublisher:

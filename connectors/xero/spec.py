@@ -68,6 +68,7 @@ SPEC = AdapterSpec(
     adapter=_adapter, receiver=_receiver,
     object_kinds=("contact", "project", "invoice", "payment", "credit_note"),
     id_patterns=(IdPattern("contact", UUID), IdPattern("project", UUID), IdPattern("invoice", UUID),
+                 IdPattern("payment", UUID), IdPattern("credit_note", UUID),
                  IdPattern("invoice", re.compile(r"INV-[0-9]{1,10}"))),
     rate_limits=RateLimits(reads_per_second=XeroSettings.model_fields["requests_per_second"].default,
                            writes_per_second=0.9, full_read_hours=2.0),

@@ -63,7 +63,7 @@ async def test_stack_prometheus_scrapes_both_endpoints_with_the_rules(prometheus
         assert len(targets["data"]["activeTargets"]) == 2
         rules = await eventually(lambda: get("rules"), lambda r: bool(r.get("data")), what="rules")
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
-        assert {"RevOpsWorkerDown", "RevOpsErpPostingsRefused", "RevOpsVendorErrors"} <= names and len(names) == 7
+        assert {"RevOpsWorkerDown", "RevOpsErpPostingsRefused", "RevOpsVendorErrors"} <= names and len(names) == 8
         query = await eventually(lambda: get("query?query=revops_erp_postings_refused"),
                                  lambda q: bool(q.get("data", {}).get("result")), timeout=60, what="scraped")
         assert query["data"]["result"][0]["value"][1] == "2"

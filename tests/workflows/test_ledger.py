@@ -419,9 +419,11 @@ async def test_ledger_upserts_search_attributes_once_per_task_and_only_changes(r
     assert f"hubspot:deal:{account.deal_id}" in state["BusinessKeys"]  # type: ignore[operator]
     assert upserts <= 4, f"{upserts} upserts in {events} events: {log}"
     # the reads (settings, customer, the ERP contact look-up) are local activities: a customer new to Xero (its
-    # contact created here) fits in 51 events, 54 when a loaded worker ends the first workflow task between two
-    # local reads (one more task of three events); a customer quote-to-cash provisioned skips the create (-6)
-    assert events <= 54, f"{events} events: {log}"
+    # contact created here) fits in 52 events (the ERP payment's key is one upsert once Xero gave its ID), 55
+    # when a loaded worker ends the first workflow task between two local reads (one more task of three
+    # events); a customer quote-to-cash provisioned skips the create (-6)
+    assert any(k.startswith("xero:payment:") for k in state["BusinessKeys"]), log  # type: ignore[union-attr]
+    assert events <= 55, f"{events} events: {log}"
     print(f"ledger history: {events} events, {upserts} upserts for one invoice finalized and paid")
     # the current details: the status component's header, the ledger's own lines, the recent timeline
     details = (await handle.query("__temporal_workflow_metadata")).current_details
