@@ -250,6 +250,11 @@ class ErpReceivables(Protocol):
         """Void a posted invoice (already voided is success)."""
         ...
 
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        """Take back a credit note posted for ``credit_note`` (found by its billing ID): unallocate it from the
+        invoice, then void it. Already reversed, or never posted, is success."""
+        ...
+
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
         """Every receivable invoice of the tenant; ``billing_id`` is the billing invoice it references."""
         ...

@@ -393,6 +393,26 @@ class XeroErp:
         return credit_note_id
 
     @_shape_safe
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        """Delete the allocations of the ACCRECCREDIT posted for the billing credit note (``Reference``), then
+        void it; the invoice it was allocated to owes that amount again. Never posted or already voided is
+        success."""
+        doc = await self._first(tenant_id, "CreditNotes", 'Type=="ACCRECCREDIT" AND Reference=='
+                                f'{mapping.where_string(credit_note.billing_id)} AND Status!="DELETED"')
+        if doc is None or doc.get("Status") == "VOIDED":
+            return
+        credit_note_id = str(doc["CreditNoteID"])
+        for allocation in doc.get("Allocations") or []:
+            allocation_id = allocation.get("AllocationID")
+            if allocation_id:
+                await self._call("DELETE", self._acc(f"/CreditNotes/{_id(credit_note_id)}/Allocations/"
+                                                     f"{_id(str(allocation_id))}"), tenant_id=tenant_id,
+                                 idempotency_key=mapping.sub_key(idempotency_key, f"unallocate-{allocation_id}"))
+        await self._call("POST", self._acc(f"/CreditNotes/{_id(credit_note_id)}"), tenant_id=tenant_id,
+                         body={"CreditNotes": [{"CreditNoteID": credit_note_id, "Status": "VOIDED"}]},
+                         idempotency_key=mapping.sub_key(idempotency_key, "void"))
+
+    @_shape_safe
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         """Void an AUTHORISED invoice (the billing invoice was voided). Already voided is success; one
         with payments or credit allocated is refused by Xero (``Rejected``)."""

@@ -438,6 +438,13 @@ class FakeErp(_Refusals):
                                      erp_invoice_ids=credited[:1])
         return erp_id
 
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        self._maybe_refuse("reverse_credit_note")
+        held = self.credit_notes.get(tenant_id, {})
+        for erp_id, posted in held.items():
+            if posted.reference == credit_note.billing_id and posted.status != "VOIDED":
+                held[erp_id] = posted.model_copy(update={"status": "VOIDED", "erp_invoice_ids": []})
+
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         held = self._invoice(tenant_id, erp_invoice_id)
         self.invoices[tenant_id][erp_invoice_id] = held.model_copy(update={
