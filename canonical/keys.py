@@ -15,8 +15,10 @@ QUOTE_TO_CASH = "q2c"
 AMENDMENTS = "contract"
 LEDGER = "ledger"
 BACKFILL = "backfill"
+INVOICING = "invoicing"
 #: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
-_KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity"}
+_KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity",
+          INVOICING: "project"}
 _ADAPTER = re.compile(r"[a-z][a-z0-9]{1,30}")
 #: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
 BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
@@ -105,6 +107,12 @@ def backfill_workflow_id(erp: str, entity_code: str) -> str:
     return _business_id(BACKFILL, erp, entity_code)
 
 
+def invoicing_workflow_id(billing: str, project: str) -> str:
+    """One finalization flow for the one-off invoices of a project (deal x entity):
+    ``invoicing-<billing>-<projectCode>``."""
+    return _business_id(INVOICING, billing, project)
+
+
 def workflow_id_shape(kind: str, adapter: str, placeholder: str) -> str:
     """How a workflow ID of ``kind`` (``QUOTE_TO_CASH`` ...) looks, for documentation: ``q2c-hubspot-<dealId>``."""
     return f"{kind}-{_adapter(adapter)}-{placeholder}"
@@ -159,9 +167,10 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped",
+    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "INVOICING", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped",
     "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id", "billing_customer_reference",
-    "business_id_of", "erp_contact_reference", "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference",
+    "business_id_of", "erp_contact_reference", "is_workflow_of", "invoicing_workflow_id", "ledger_workflow_id",
+    "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
     "step_idempotency_key", "workflow_id_shape",
 ]

@@ -591,8 +591,8 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
     name = invoice_name(entry)
     if isinstance(action, PostInvoice) and outcome.invoice is not None:
         entry.billing_paid = max(entry.billing_paid, outcome.invoice.amount_paid.amount)
-        snapshot = apply_invoice_snapshot(entry, outcome.invoice)
-        for field in ("number", "total", "legal_entity", "deal_id", "issued_on", "due_on", "status", "known"):
+        snapshot = apply_invoice_snapshot(entry, outcome.invoice, status=False)
+        for field in ("number", "total", "legal_entity", "deal_id", "issued_on", "due_on", "known"):
             setattr(entry, field, getattr(snapshot, field))
         entry.legal_entity = action.legal_entity
     write.attempts += 1
@@ -607,7 +607,9 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
             for other in entry.erp_pending:
                 other.reason = ""
             actions.append(Note(text=f"{name} posted to the ERP of {action.legal_entity} as {outcome.erp_id}"))
-            actions += _converge(entry, entry.status, now, on=now)
+            # billing's copy (read when only a credit note named the invoice) moves the status like an event
+            seen = outcome.invoice.status if outcome.invoice is not None else entry.status
+            actions += _converge(entry, _later(entry.status, seen), now, on=now)
             actions += _flush(book, entry)
         elif isinstance(action, ReverseCreditNote):
             actions.append(Note(text=f"{name}: closing credit {action.credit_note.billing_id} reversed in the ERP"))

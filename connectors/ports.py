@@ -129,6 +129,11 @@ class BillingPort(Protocol):
     async def get_invoice(self, invoice_id: str) -> Invoice:
         ...
 
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        """Finalize a draft one-off invoice (its billing date came or its milestone was accepted); one already
+        finalized is returned as it is."""
+        ...
+
     def list_invoices(self, *, customer_id: str | None = None,
                       created_after: datetime | None = None) -> AsyncIterator[Invoice]:
         """All matching invoices, following the vendor's cursor pagination."""
