@@ -122,3 +122,6 @@ class CreditNote(BaseModel):
     amount: Money
     reason: str | None = None
     issued_at: datetime | None = None
+    before_payment: bool | None = Field(default=None, description="True: it lowered what the invoice asks for "
+                                        "(billing issued it while unpaid); False: issued after payment (a refund "
+                                        "or credit balance); None: billing did not say")

@@ -14,7 +14,9 @@ Rules, whatever the order in which events arrive and however often:
 * an event already seen (same source event ID) does nothing; a payment is what the invoice shows paid less
   what the book recorded (``unrecorded_payment``), so partial then rest, or rest then partial, pay it once;
 * a credit note before payment (or on an invoice closed unpaid) lowers what is owed; paid +
-  credited-before-payment >= total settles it;
+  credited-before-payment >= total settles it; billing says which it was (``before_payment``), so a credit
+  delivered before the payment it followed is still a refund; only when billing does not say is it guessed
+  from the invoice's status;
 * the status only moves forward (open < uncollectible < void | paid), so a late event never undoes a later
   one; the ERP writes follow from the state, not from the order: whatever is still owed on a closed invoice
   is credited by one *closing credit* (uncollectible: the write-off; void after part payment or credit: the
@@ -419,8 +421,12 @@ def _credited(book: LedgerBook, note: CreditNote, now: datetime) -> list[Action]
                                              credit_note=note))
     entry.credited += note.amount.amount
     actions: list[Action] = []
-    if entry.status is not InvoiceStatus.PAID and not entry.voided_in_erp:
-        # still owed (open, or closed unpaid): it lowers what the closing credit must cover
+    before_payment = note.before_payment
+    if before_payment is None:  # billing did not say: what the book knows now decides
+        before_payment = entry.status is not InvoiceStatus.PAID and not entry.voided_in_erp
+    if before_payment:
+        # it lowered what is owed (open, or closed unpaid): paid + this covers the total, and it lowers what
+        # a closing credit must cover; one issued after payment is a refund or a credit balance
         entry.credited_before_payment += note.amount.amount
         actions += _converge(entry, entry.status, now, on=note.issued_at or now)
     actions.append(Note(text=f"{invoice_name(entry)}: credit note {note.billing_id} for {note.amount}"))

@@ -367,7 +367,8 @@ class XeroErp:
     async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
                                idempotency_key: str) -> str:
         """An AUTHORISED ACCRECCREDIT (``Reference`` = billing credit note ID), allocated to the invoice it
-        credits when that invoice is in Xero and still has an amount due."""
+        credits when that invoice is in Xero and still has an amount due, unless billing issued it after
+        payment (``before_payment is False``: it may arrive before the payment it followed)."""
         doc = await self._first(tenant_id, "CreditNotes", 'Type=="ACCRECCREDIT" AND Reference=='
                                 f'{mapping.where_string(credit_note.billing_id)} AND Status!="DELETED"')
         if doc is None:
@@ -378,6 +379,8 @@ class XeroErp:
                                        idempotency_key=mapping.sub_key(idempotency_key, "credit-note"))
             doc = created["CreditNotes"][0]
         credit_note_id = str(doc["CreditNoteID"])
+        if credit_note.before_payment is False:
+            return credit_note_id  # issued after payment: a credit balance or refund, never the invoice's due
         invoice = await self._invoice_by_reference(tenant_id, credit_note.invoice_billing_id)
         if invoice is None or invoice.get("Status") != "AUTHORISED":
             return credit_note_id

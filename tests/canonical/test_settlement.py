@@ -85,9 +85,10 @@ def paid(event_id: str, payment_id: str, amount_paid: str, status: InvoiceStatus
                        payment=payment)
 
 
-def credited(note_id: str = "cn_1", amount: str = "200.00") -> CreditNoteIssued:
+def credited(note_id: str = "cn_1", amount: str = "200.00", before_payment: bool | None = None
+             ) -> CreditNoteIssued:
     note = CreditNote(billing_id=note_id, invoice_billing_id=INVOICE, amount=Money.of(amount, "USD"),
-                      reason="order_change")
+                      reason="order_change", before_payment=before_payment)
     return CreditNoteIssued(**base(f"evt_{note_id}"), credit_note=note, customer_id=CUSTOMER)  # type: ignore[arg-type]
 
 
@@ -142,7 +143,8 @@ class FakeErp:
             held["paid"] = Decimal(held["paid"]) + action.payment.amount.amount
         elif isinstance(action, PostCreditNote):
             amount = action.credit_note.amount.amount
-            allocated = min(amount, self._due(action.invoice_id))
+            allocated = (Decimal(0) if action.credit_note.before_payment is False
+                         else min(amount, self._due(action.invoice_id)))
             held["credited"] = Decimal(held["credited"]) + allocated
             self.credits[action.credit_note.billing_id] = {"amount": amount, "allocated": allocated,
                                                            "invoice": action.invoice_id, "voided": False}
@@ -501,6 +503,12 @@ VOID_AFTER_PART_PAYMENT: list[DomainEvent] = [
 ]
 #: nothing paid, written off, then voided: the ERP invoice ends void and nothing else stands
 VOID_AFTER_WRITE_OFF: list[DomainEvent] = [finalized(), voided(uncollectible=True), voided(uncollectible=False)]
+#: paid 400 then the rest, with a 200.00 credit note billing issued after payment (a refund): delivered in any
+#: order, the ERP takes every payment and never lets the refund lower what the invoice asks for
+PAID_THEN_REFUNDED: list[DomainEvent] = [
+    finalized(), paid("evt_partial", "py_1", "400.00", InvoiceStatus.OPEN),
+    paid("evt_paid", "py_2", "1000.00", InvoiceStatus.PAID), credited(before_payment=False), failed(),
+]
 
 
 def test_cash_after_a_write_off_reverses_it_and_posts_the_payment() -> None:
@@ -554,7 +562,7 @@ def test_every_order_twice_ends_in_the_same_erp_books_with_each_write_once(
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from([PAID_AFTER_WRITE_OFF, VOID_AFTER_PART_PAYMENT, VOID_AFTER_WRITE_OFF, CLOSING_EVENTS,
-                        PAYMENT_EVENTS[:3] + PAYMENT_EVENTS[4:]]).flatmap(
+                        PAYMENT_EVENTS[:3] + PAYMENT_EVENTS[4:], PAID_THEN_REFUNDED]).flatmap(
     lambda events: st.tuples(st.just(events), st.permutations(events),
                              st.lists(st.sampled_from(events), max_size=6))))
 def test_settlement_is_order_independent_and_writes_each_document_once(
@@ -584,3 +592,26 @@ def test_a_refused_reversal_holds_the_payment_back_until_a_repost_takes_it() -> 
     book = run([Repost(invoice_id=INVOICE)], erp, book)
     assert book.invoices[INVOICE].erp_pending == [] and erp.books()["credit"] == []
     assert erp.books()["receivables"][INVOICE]["paid"] == Decimal("1000.00")  # type: ignore[index]
+
+
+def test_a_credit_note_issued_after_payment_never_lowers_the_invoice_whatever_the_order() -> None:
+    expected = {"receivables": {INVOICE: {"total": Decimal("1000.00"), "paid": Decimal("1000.00"),
+                                          "credited": Decimal(0), "voided": False, "due": Decimal(0)}},
+                "credit": [(INVOICE, Decimal("200.00"), Decimal(0))]}
+    for order in itertools.permutations(PAID_THEN_REFUNDED):
+        erp = FakeErp()
+        book = run([*order, *order], erp)
+        assert erp.books() == expected, [e.source_event_id for e in order]
+        entry = book.invoices[INVOICE]
+        assert (entry.status, entry.credited_before_payment, entry.erp_pending) == (InvoiceStatus.PAID, 0, [])
+        assert not erp.notices and all(n == 1 for n in erp.keys().values())
+
+
+def test_a_credit_note_issued_before_payment_lowers_the_invoice_even_when_delivered_after_the_payment() -> None:
+    """Billing credited 200.00 while unpaid, then took 800.00: delivered payment first, the ledger must still
+    count the credit against the invoice (it used to take it for a refund and leave 200.00 due)."""
+    erp = FakeErp()
+    book = run([finalized(), paid("evt_paid", "py_1", "800.00", InvoiceStatus.PAID),
+                credited(before_payment=True)], erp)
+    assert erp.books()["receivables"][INVOICE]["due"] == 0  # type: ignore[index]
+    assert book.invoices[INVOICE].credited_before_payment == Decimal("200.00")
