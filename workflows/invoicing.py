@@ -4,7 +4,9 @@
 Billing keeps each one-off invoice as a draft until it is due; this flow finalizes each once: on its billing
 date (a durable timer to the start of that day, UTC) or earlier when its milestone is accepted (update
 ``accept_milestone``), whichever comes first. Finalizing runs under the draft's own idempotency key and the
-billing port treats an already finalized invoice as done, so a retry or a second start changes nothing.
+billing port treats an already finalized invoice as done, so a retry or a second start changes nothing. A
+draft billing refuses to finalize shows as ``provisioning_failed`` and is tried again every day (or at the
+next acceptance) until billing takes it.
 The finalized invoice then reaches the ledger as any other (billing's ``invoice.finalized``).
 """
 
@@ -29,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import STEP_FAILED, failure_reason
 
 Bill = BillingActivities
+#: a draft billing refused to finalize is tried again after this long (the cause may have been fixed)
+RETRY_REFUSED_AFTER = timedelta(days=1)
 
 
 @workflow.defn
@@ -40,7 +44,8 @@ class OneOffInvoicingWorkflow:
         self._drafts = list(request.drafts)
         self._accepted: list[str] = []  # invoice IDs whose milestone was accepted, not finalized yet
         self._finalized: list[str] = []
-        self._refused: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # invoice ID -> why billing refused it (tried again daily)
+        self._retry_at: dict[str, datetime] = {}
         self._status = WorkflowStatus(InvoicingStage.WAITING)
 
     @workflow.run
@@ -55,12 +60,11 @@ class OneOffInvoicingWorkflow:
             waiting = self._waiting()
             if not waiting:
                 break
-            dated = [d.bill_on for d in waiting if d.bill_on is not None]
+            dated = [d.bill_on for d in waiting if d.bill_on is not None and d.invoice_id not in self._refused]
+            moments = [*(datetime(d.year, d.month, d.day, tzinfo=UTC) for d in dated), *self._retry_at.values()]
             timeout: timedelta | None = None
-            if dated:
-                first = min(dated)
-                timeout = max(datetime(first.year, first.month, first.day, tzinfo=UTC) - workflow.now(),
-                              timedelta(seconds=1))
+            if moments:
+                timeout = max(min(moments) - workflow.now(), timedelta(seconds=1))
             self._status.enter(InvoicingStage.WAITING, f"{len(waiting)} draft(s) waiting",
                                waiting_for=f"billing date {min(dated)}" if dated else "milestone acceptance")
             try:
@@ -78,8 +82,9 @@ class OneOffInvoicingWorkflow:
         """Finalize the milestone's invoice now; answers once it is finalized (or refused)."""
         [draft] = [d for d in self._waiting() if d.charge_code == request.charge_code]
         self._status.record(f"milestone {request.charge_code} accepted by {request.accepted_by}")
+        self._refused.pop(draft.invoice_id, None)
         self._accepted.append(draft.invoice_id)
-        await workflow.wait_condition(lambda: draft.invoice_id in self._finalized or draft.invoice_id in self._refused)
+        await workflow.wait_condition(lambda: draft.invoice_id not in self._accepted)
         return self.status()
 
     @accept_milestone.validator
@@ -95,12 +100,18 @@ class OneOffInvoicingWorkflow:
 
     # -- plumbing --------------------------------------------------------------------------------
     def _waiting(self) -> list[OneOffInvoice]:
-        return [d for d in self._drafts if d.invoice_id not in self._finalized and d.invoice_id not in self._refused]
+        return [d for d in self._drafts if d.invoice_id not in self._finalized]
 
     def _due(self) -> list[OneOffInvoice]:
-        today = workflow.now().astimezone(UTC).date()
-        return [d for d in self._waiting()
-                if d.invoice_id in self._accepted or (d.bill_on is not None and d.bill_on <= today)]
+        now = workflow.now()
+        today = now.astimezone(UTC).date()
+        due: list[OneOffInvoice] = []
+        for draft in self._waiting():
+            retry = self._retry_at.get(draft.invoice_id)
+            if draft.invoice_id in self._accepted or (retry is not None and retry <= now) or (
+                    retry is None and draft.bill_on is not None and draft.bill_on <= today):
+                due.append(draft)
+        return due
 
     async def _finalize(self, draft: OneOffInvoice) -> None:
         why = "milestone accepted" if draft.invoice_id in self._accepted else f"billing date {draft.bill_on}"
@@ -110,10 +121,16 @@ class OneOffInvoicingWorkflow:
                 f"Finalize one-off invoice {draft.invoice_id} ({draft.charge_code}): {why}")
         except STEP_FAILED as err:
             self._refused[draft.invoice_id] = failure_reason(err)
+            self._retry_at[draft.invoice_id] = workflow.now() + RETRY_REFUSED_AFTER
             self._status.exception = ExceptionKind.PROVISIONING_FAILED
-            self._status.note(f"billing refused to finalize {draft.invoice_id}: {self._refused[draft.invoice_id]}")
+            self._status.note(f"billing refused to finalize {draft.invoice_id}: {self._refused[draft.invoice_id]} "
+                              f"(tried again in {RETRY_REFUSED_AFTER})")
         else:
             self._finalized.append(draft.invoice_id)
+            self._refused.pop(draft.invoice_id, None)
+            self._retry_at.pop(draft.invoice_id, None)
+            if not self._refused:
+                self._status.exception = ExceptionKind.NONE
             self._status.note(f"finalized {draft.invoice_id} ({draft.charge_code}): {why}")
         if draft.invoice_id in self._accepted:
             self._accepted.remove(draft.invoice_id)

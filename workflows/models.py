@@ -431,7 +431,7 @@ RECONCILIATION_WORKFLOW = "ReconciliationWorkflow"
 # -- one-off invoicing ------------------------------------------------------------------------------
 class InvoicingStage(StrEnum):
     WAITING = "waiting"  # drafts wait for their billing date or their milestone's acceptance
-    DONE = "done"  # every draft finalized (or refused: see ``refused``)
+    DONE = "done"  # every draft finalized
 
 
 class OneOffInvoicingInput(BaseModel):
@@ -457,5 +457,6 @@ class OneOffInvoicingStatus(BaseModel):
     exception_kind: ExceptionKind = ExceptionKind.NONE
     waiting: list[OneOffInvoice]
     finalized: list[str] = Field(default_factory=list, description="invoice IDs, in the order finalized")
-    refused: dict[str, str] = Field(default_factory=dict, description="invoice ID -> why billing refused")
+    refused: dict[str, str] = Field(default_factory=dict, description="invoice ID -> why billing refused (tried "
+                                    "again daily)")
     timeline: list[TimelineEntry] = Field(default_factory=list)

@@ -15,6 +15,7 @@ from activities.billing import BillingActivities
 from canonical import BillingSchedule, BillingScheduleKind, Money, ScheduledCharge
 from canonical.billing import OneOffInvoice
 from canonical.keys import invoicing_workflow_id
+from connectors.errors import Rejected
 from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.activities import role_activities
@@ -118,3 +119,29 @@ async def test_quote_to_cash_hands_a_fixed_fee_deals_drafts_to_their_finalizatio
             done = await invoicing.execute_update(OneOffInvoicingWorkflow.accept_milestone,
                                                   MilestoneAcceptance(charge_code=draft.charge_code, accepted_by="pm"))
     assert done.finalized == [draft.invoice_id] == ports.billing.finalized
+
+
+async def test_a_draft_billing_refuses_to_finalize_is_shown_and_tried_again_the_next_day(
+        time_skipping_env: WorkflowEnvironment, flow_settings: Settings) -> None:
+    billing = FakeBilling()
+    today = datetime.now(UTC).date()
+    kickoff, _, _ = await drafts(billing, today)
+    billing.refuse["finalize_invoice"] = Rejected("invoice has no line items")
+    client = time_skipping_env.client
+    async with Worker(client, task_queue=flow_settings.task_queue, workflows=[OneOffInvoicingWorkflow],
+                      activities=BillingActivities(billing=billing).all()):
+        handle = await client.start_workflow(
+            OneOffInvoicingWorkflow.run, OneOffInvoicingInput(project_code="P-2-US01", legal_entity="US01",
+                                                              drafts=[kickoff]),
+            id=f"invoicing-fake-P-{uuid.uuid4()}", task_queue=flow_settings.task_queue)
+        await time_skipping_env.sleep(timedelta(days=11))
+        refused = await eventually(lambda: handle.query(OneOffInvoicingWorkflow.status),
+                                   lambda s: bool(s.refused), what="refusal shown")
+        assert refused.exception_kind == "provisioning_failed" and refused.waiting == [kickoff]
+        assert "no line items" in refused.refused[kickoff.invoice_id] and not billing.finalized
+
+        del billing.refuse["finalize_invoice"]  # someone fixed the draft in billing
+        await time_skipping_env.sleep(timedelta(days=1, hours=1))
+        result: OneOffInvoicingStatus = await handle.result()
+    assert result.finalized == [kickoff.invoice_id] == billing.finalized
+    assert result.refused == {} and result.exception_kind == "" and result.stage is InvoicingStage.DONE
