@@ -42,6 +42,7 @@ from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
+from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -54,6 +55,7 @@ WORKFLOWS: list[type] = [
     CrmDealPollWorkflow,  # the deal poll behind the crm-deal-poll schedule
     ContractAmendmentsWorkflow,
     AccountLedgerWorkflow,
+    OneOffInvoicingWorkflow,  # started by quote-to-cash: finalizes one-off invoices when due or accepted
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits
     EventLedgerUpkeepWorkflow,  # sweeps and prunes the ingress's event ledger (event-ledger-upkeep schedule)

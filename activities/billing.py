@@ -15,6 +15,7 @@ from activities.models import (
     BillingCustomerResult,
     BillingRecordRef,
     BillingScheduleInput,
+    FinalizeInvoiceInput,
     SubscriptionChangeInput,
     SubscriptionEndInput,
 )
@@ -54,6 +55,12 @@ class BillingActivities:
     async def create_billing_schedule(self, request: BillingScheduleInput) -> BillingSchedule:
         return await self.billing.create_schedule(request.schedule, idempotency_key=request.idempotency_key)
 
+    @activity.defn(name="finalize_billing_invoice")
+    @business_step
+    async def finalize_billing_invoice(self, request: FinalizeInvoiceInput) -> Invoice:
+        """Finalize a one-off draft (due today, or its milestone accepted); already finalized is success."""
+        return await self.billing.finalize_invoice(request.invoice_id, idempotency_key=request.idempotency_key)
+
     @activity.defn(name="cancel_billing_schedule")
     @business_step
     async def cancel_billing_schedule(self, request: BillingScheduleInput) -> Ack:
@@ -90,7 +97,7 @@ class BillingActivities:
         """Every activity of this class, for the worker."""
         return [self.ensure_billing_customer, self.delete_billing_customer, self.create_billing_schedule,
                 self.cancel_billing_schedule, self.change_subscription_item, self.set_subscription_end,
-                self.load_billing_customer, self.load_billing_invoice]
+                self.load_billing_customer, self.load_billing_invoice, self.finalize_billing_invoice]
 
 
 __all__ = ["BillingActivities"]

@@ -24,6 +24,7 @@ from activities.ledger import (
     PostCreditNoteInput,
     PostInvoiceInput,
     RecordPaymentInput,
+    ReverseCreditNoteInput,
     VoidInvoiceInput,
 )
 from activities.models import (
@@ -214,11 +215,20 @@ class ErpActivities:
                                     idempotency_key=request.idempotency_key)
         return Ack()
 
+    @activity.defn(name="reverse_erp_credit_note")
+    @business_step
+    async def reverse_erp_credit_note(self, request: ReverseCreditNoteInput) -> Ack:
+        """Take back a closing credit the ledger posted (a write-off that cash or a credit made wrong)."""
+        await self.erp.reverse_credit_note(request.tenant_id, request.credit_note,
+                                           idempotency_key=request.idempotency_key)
+        return Ack()
+
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
         return [self.find_erp_contacts, self.create_erp_contacts, self.archive_erp_customer,
                 self.create_erp_project, self.close_erp_project, self.update_erp_project, self.post_erp_invoice,
-                self.record_erp_payment, self.post_erp_credit_note, self.void_erp_invoice]
+                self.record_erp_payment, self.post_erp_credit_note, self.void_erp_invoice,
+                self.reverse_erp_credit_note]
 
 
 __all__ = ["ErpActivities", "InvoiceSource"]

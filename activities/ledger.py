@@ -40,6 +40,12 @@ class PostCreditNoteInput(BaseModel):
     idempotency_key: str
 
 
+class ReverseCreditNoteInput(BaseModel):
+    tenant_id: str
+    credit_note: CreditNote
+    idempotency_key: str
+
+
 class VoidInvoiceInput(BaseModel):
     tenant_id: str
     erp_invoice_id: str

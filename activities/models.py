@@ -226,6 +226,13 @@ class BillingScheduleInput(BaseModel):
     idempotency_key: str = Field(min_length=1)
 
 
+class FinalizeInvoiceInput(BaseModel):
+    """Finalize one one-off draft invoice of billing."""
+
+    invoice_id: str
+    idempotency_key: str = Field(min_length=1)
+
+
 # -- amendment propagation -----------------------------------------------------------------------
 class ContractContextRequest(BaseModel):
     record_id: str

@@ -37,6 +37,15 @@ class ScheduledCharge(BaseModel):
         return self.amount if self.amount is not None else self.unit_amount.times(self.quantity)
 
 
+class OneOffInvoice(BaseModel):
+    """A one-off (fixed-fee or milestone) invoice the billing system holds as a draft until it is due: it is
+    finalized on ``bill_on``, or earlier when its milestone is accepted (no ``bill_on``: acceptance only)."""
+
+    invoice_id: str
+    charge_code: str = Field(description="the charge's product code (the milestone's code)")
+    bill_on: date | None = None
+
+
 class BillingSchedule(BaseModel):
     """What the billing system should charge and when."""
 
@@ -49,6 +58,8 @@ class BillingSchedule(BaseModel):
     days_until_due: int = Field(default=30, ge=0)
     billing_id: str | None = Field(default=None, description="subscription or schedule ID once created")
     item_ids: list[str] = Field(default_factory=list, description="invoice item IDs once created")
+    drafts: list[OneOffInvoice] = Field(default_factory=list, description="one-off invoices created as drafts "
+                                        "(milestone, fixed fee), each to be finalized when due")
     refs: list[str] = Field(default_factory=list,
                             description="``system:object:id`` of every record the billing system created for it")
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -117,3 +128,6 @@ class CreditNote(BaseModel):
     amount: Money
     reason: str | None = None
     issued_at: datetime | None = None
+    before_payment: bool | None = Field(default=None, description="True: it lowered what the invoice asks for "
+                                        "(billing issued it while unpaid); False: issued after payment (a refund "
+                                        "or credit balance); None: billing did not say")

@@ -15,8 +15,10 @@ QUOTE_TO_CASH = "q2c"
 AMENDMENTS = "contract"
 LEDGER = "ledger"
 BACKFILL = "backfill"
+INVOICING = "invoicing"
 #: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
-_KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity"}
+_KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity",
+          INVOICING: "project"}
 _ADAPTER = re.compile(r"[a-z][a-z0-9]{1,30}")
 #: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
 BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
@@ -69,19 +71,33 @@ def parse_project_code(code: str) -> EntityScoped | None:
     return _split_entity(code.removeprefix(_PROJECT)) if code.startswith(_PROJECT) else None
 
 
-_WRITE_OFF = "-uncollectible"
+_WRITE_OFF = "uncollectible"
+_VOID_REMAINDER = "void-remainder"
+_CLOSING = re.compile(rf"(?P<invoice>.+)-(?:{_WRITE_OFF}|{_VOID_REMAINDER})(?:-(?P<n>[2-9]|[1-9][0-9]+))?")
+
+
+def closing_credit_note_id(invoice_id: str, *, written_off: bool, n: int = 1) -> str:
+    """The ID (and ERP reference) of a credit note the ledger itself writes to close an invoice unpaid: the
+    write-off of an invoice billing marked uncollectible, or the unpaid remainder of one voided after part
+    payment; the ``n``-th when an earlier one was reversed. Billing issues no credit note for either, so
+    reconciliation must know them as ours (:func:`closed_invoice_of`)."""
+    suffix = _WRITE_OFF if written_off else _VOID_REMAINDER
+    return f"{invoice_id}-{suffix}" + ("" if n == 1 else f"-{n}")
 
 
 def write_off_credit_note_id(invoice_id: str) -> str:
-    """The ID (and ERP reference) of the credit note the ledger writes when billing writes an invoice off:
-    billing itself issues no credit note for it, so reconciliation must know it as ours."""
-    return f"{invoice_id}{_WRITE_OFF}"
+    """The first write-off credit note of an invoice (:func:`closing_credit_note_id`)."""
+    return closing_credit_note_id(invoice_id, written_off=True)
 
 
-def written_off_invoice(credit_note_id: str) -> str | None:
-    """The billing invoice of :func:`write_off_credit_note_id`, or ``None`` for any other credit note."""
-    invoice_id = credit_note_id.removesuffix(_WRITE_OFF)
-    return invoice_id if invoice_id and invoice_id != credit_note_id else None
+def closed_invoice_of(credit_note_id: str) -> str | None:
+    """The billing invoice of one of the ledger's own closing credit notes, or ``None`` for any other."""
+    found = _CLOSING.fullmatch(credit_note_id)
+    return found.group("invoice") if found else None
+
+
+#: the name reconciliation knows it by
+written_off_invoice = closed_invoice_of
 
 
 # -- workflow IDs (business keys) ------------------------------------------------------------------
@@ -118,6 +134,12 @@ def ledger_workflow_id(billing: str, customer_id: str) -> str:
 def backfill_workflow_id(erp: str, entity_code: str) -> str:
     """One company backfill per legal entity into its ERP: ``backfill-<erp>-<entity>``."""
     return _business_id(BACKFILL, erp, entity_code)
+
+
+def invoicing_workflow_id(billing: str, project: str) -> str:
+    """One finalization flow for the one-off invoices of a project (deal x entity):
+    ``invoicing-<billing>-<projectCode>``."""
+    return _business_id(INVOICING, billing, project)
 
 
 def workflow_id_shape(kind: str, adapter: str, placeholder: str) -> str:
@@ -174,9 +196,11 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped",
+    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "INVOICING", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped",
     "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id", "billing_customer_reference",
-    "business_id_of", "erp_contact_reference", "is_workflow_of", "ledger_workflow_id", "parse_erp_contact_reference",
+    "business_id_of", "erp_contact_reference", "is_workflow_of", "invoicing_workflow_id", "ledger_workflow_id",
+    "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
     "step_idempotency_key", "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",
+    "closing_credit_note_id", "closed_invoice_of",
 ]

@@ -34,6 +34,7 @@ class ErpWriteKind(StrEnum):
     PAYMENT = "payment"
     CREDIT_NOTE = "credit_note"
     WRITE_OFF = "write_off"
+    REVERSAL = "reversal"
     VOID = "void"
 
 
@@ -49,7 +50,8 @@ class PendingErpWrite(BaseModel):
     reason: str = ""
     problem: ExceptionKind = Field(default=ExceptionKind.ERP_REJECTED, description="its kind once it has a reason")
     payment: Payment | None = None
-    credit_note: CreditNote | None = None
+    credit_note: CreditNote | None = Field(default=None, description="the credit note to post (or, for a "
+                                           "reversal, to reverse)")
     invoice: Invoice | None = Field(default=None, description="the invoice to post (the latest event's snapshot); "
                                     "None: read it from billing")
     attempts: int = 0
@@ -70,6 +72,13 @@ class LedgerInvoice(BaseModel):
     paid: DecimalAmount = Decimal(0)
     credited: DecimalAmount = Decimal(0)
     credited_before_payment: DecimalAmount = Decimal(0)
+    billing_paid: DecimalAmount = Field(default=Decimal(0), description="the most any billing snapshot showed "
+                                        "paid (a payment whose own event is still on the way counts)")
+    closing_credit: CreditNote | None = Field(default=None, description="the write-off (or the credit of a "
+                                              "voided invoice's unpaid remainder) standing in the ERP or queued")
+    closing_step: str | None = Field(default=None, description="the step of ``closing_credit``'s posting")
+    closing_credits: int = Field(default=0, description="closing credits issued so far (names the next one)")
+    voided_in_erp: bool = Field(default=False, description="closed by voiding the ERP invoice itself")
     status: InvoiceStatus = InvoiceStatus.OPEN
     issued_on: date | None = None
     due_on: date | None = None

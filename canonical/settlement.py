@@ -13,9 +13,18 @@ Rules, whatever the order in which events arrive and however often:
   (a payment before ``finalized`` posts it first), or read from billing when only a credit note names it;
 * an event already seen (same source event ID) does nothing; a payment is what the invoice shows paid less
   what the book recorded (``unrecorded_payment``), so partial then rest, or rest then partial, pay it once;
-* a credit note before payment lowers what is owed; paid + credited-before-payment >= total settles it;
-* uncollectible writes off what is still owed with a credit note; a void after a write-off only changes the
-  status (the ERP invoice is already settled); a void of an invoice the ERP refused drops its writes;
+* a credit note before payment (or on an invoice closed unpaid) lowers what is owed; paid +
+  credited-before-payment >= total settles it; billing says which it was (``before_payment``), so a credit
+  delivered before the payment it followed is still a refund; only when billing does not say is it guessed
+  from the invoice's status;
+* the status only moves forward (open < uncollectible < void | paid), so a late event never undoes a later
+  one; the ERP writes follow from the state, not from the order: whatever is still owed on a closed invoice
+  is credited by one *closing credit* (uncollectible: the write-off; void after part payment or credit: the
+  unpaid remainder, because the ERP refuses to void a part-settled invoice and the cash received must stay
+  applied); when that amount changes (cash after a write-off, a late payment or credit), the standing one is
+  reversed (or dropped if never posted) before anything else is written, and the new one, if any, issued;
+  a void with nothing paid or credited voids the ERP invoice; a void of an invoice the ERP refused drops
+  its writes;
 * an open invoice is overdue from the day after its due date, and no longer once settled;
 * a refused ERP write stays pending with its reason, is tried again with the next event, every hour, or on
   an operator's ``repost`` (same idempotency key), and operations are told of it once.
@@ -41,7 +50,7 @@ from canonical.events import (
     InvoiceVoided,
 )
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS, ExceptionKind, most_urgent
-from canonical.keys import write_off_credit_note_id
+from canonical.keys import closing_credit_note_id
 from canonical.ledger import (
     BillingCustomer,
     CurrencyHistory,
@@ -127,6 +136,14 @@ class PostCreditNote(ErpAction):
     write_off: bool = False
 
 
+class ReverseCreditNote(ErpAction):
+    """Take back a closing credit the integration posted (unallocate it from the invoice, then void it)."""
+
+    kind: Literal["reverse_credit_note"] = "reverse_credit_note"
+    tenant_id: str
+    credit_note: CreditNote
+
+
 class VoidInvoice(ErpAction):
     kind: Literal["void_invoice"] = "void_invoice"
     tenant_id: str
@@ -171,11 +188,11 @@ class ArmTimer(BaseModel):
 
 
 Action = Annotated[
-    PostInvoice | RecordPayment | PostCreditNote | VoidInvoice | RefreshCrmFigures | Notify | Note
-    | OverdueChanged | ArmTimer,
+    PostInvoice | RecordPayment | PostCreditNote | ReverseCreditNote | VoidInvoice | RefreshCrmFigures | Notify
+    | Note | OverdueChanged | ArmTimer,
     Field(discriminator="kind"),
 ]
-ERP_ACTIONS = (PostInvoice, RecordPayment, PostCreditNote, VoidInvoice)
+ERP_ACTIONS = (PostInvoice, RecordPayment, PostCreditNote, ReverseCreditNote, VoidInvoice)
 
 
 class Outcome(BaseModel):
@@ -321,25 +338,40 @@ def _event(book: LedgerBook, event: DomainEvent, now: datetime) -> list[Action]:
         if event.invoice.customer_id and event.invoice.customer_id != book.customer_id:
             return [Note(text=f"ignored {event.kind} {event.source_event_id}: invoice of customer "
                               f"{event.invoice.customer_id}")]
-        entry = _entry(book, event.invoice, status=not isinstance(event, InvoiceVoided))
+        entry = _entry(book, event.invoice, status=False)
+        entry.billing_paid = max(entry.billing_paid, event.invoice.amount_paid.amount)
+        target = _later(entry.status, event.invoice.status)
         actions: list[Action] = []
         if isinstance(event, InvoicePaid):
-            actions += _paid(entry, event, now)
+            actions += _paid(entry, event)
         elif isinstance(event, InvoicePaymentFailed):
             entry.payment_failures += 1
             actions.append(Note(text=f"{invoice_name(entry)}: payment failed "
                                      f"({event.failure_reason or 'no reason given'})"))
         elif isinstance(event, InvoiceVoided):
-            actions += _voided(entry, event, now)
+            target = _later(target, InvoiceStatus.UNCOLLECTIBLE if event.uncollectible else InvoiceStatus.VOID)
+            actions.append(Note(text=f"{invoice_name(entry)} "
+                                     f"{'marked uncollectible' if event.uncollectible else 'voided'} in billing"))
         else:
             actions.append(Note(text=f"{invoice_name(entry)} finalized: {entry.total} {entry.currency} "
                                      f"due {entry.due_on}"))
+        actions += _converge(entry, target, now, on=event.occurred_at)
         return [*actions, *_flush(book, entry), RefreshCrmFigures()]
     if isinstance(event, CreditNoteIssued):
         if event.customer_id != book.customer_id:
             return [Note(text=f"ignored credit note {event.credit_note.billing_id} of customer {event.customer_id}")]
         return _credited(book, event.credit_note, now)
     return [Note(text=f"ignored {event.kind} {event.source_event_id}: not a billing event")]
+
+
+#: how far along its life an invoice is; a status never moves back (void and paid both end it)
+_PROGRESS = {InvoiceStatus.DRAFT: 0, InvoiceStatus.OPEN: 0, InvoiceStatus.UNCOLLECTIBLE: 1,
+             InvoiceStatus.VOID: 2, InvoiceStatus.PAID: 2}
+
+
+def _later(held: InvoiceStatus, seen: InvoiceStatus) -> InvoiceStatus:
+    """The further of two statuses (a late event's older snapshot changes nothing)."""
+    return seen if _PROGRESS[seen] > _PROGRESS[held] else held
 
 
 def _entry(book: LedgerBook, invoice: Invoice, *, status: bool) -> LedgerInvoice:
@@ -363,55 +395,17 @@ def _invoice_write(entry: LedgerInvoice) -> PendingErpWrite:
     return found
 
 
-def _paid(entry: LedgerInvoice, event: InvoicePaid, now: datetime) -> list[Action]:
-    actions: list[Action] = []
+def _paid(entry: LedgerInvoice, event: InvoicePaid) -> list[Action]:
     payment = unrecorded_payment(entry, event.invoice, event.payment)
-    if payment is not None:
-        entry.payment_ids.append(payment.billing_id)
-        entry.paid += payment.amount.amount
-        paid_on = payment.paid_at.date()
-        entry.last_payment_on = max(entry.last_payment_on or paid_on, paid_on)
-        entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.PAYMENT, step=f"payment:{payment.billing_id}",
-                                                 payment=payment))
-        actions.append(Note(text=f"{invoice_name(entry)}: received {payment.amount} "
-                                 f"({entry.paid} of {entry.total} paid)"))
-    if event.invoice.status is InvoiceStatus.PAID:
-        actions += _settle(entry, InvoiceStatus.PAID, now)
-    return actions + _settle_if_covered(entry, now)
-
-
-def _voided(entry: LedgerInvoice, event: InvoiceVoided, now: datetime) -> list[Action]:
-    if entry.status is InvoiceStatus.VOID or (event.uncollectible and entry.status is InvoiceStatus.UNCOLLECTIBLE):
+    if payment is None:
         return []
-    if entry.status is InvoiceStatus.UNCOLLECTIBLE:
-        # voided after a write-off: the ERP invoice is already settled by the write-off credit note
-        return [*_settle(entry, InvoiceStatus.VOID, now), Note(text=f"{invoice_name(entry)} voided after being "
-                                                                    "written off")]
-    if event.uncollectible:
-        # what billing shows paid counts even when its payment event is still on the way (it is recorded
-        # when it comes): a late partial payment and the write-off then add up to the total, in any order
-        paid = max(entry.paid, event.invoice.amount_paid.amount)
-        owed_amount = max(entry.total - paid - entry.credited_before_payment, Decimal(0))
-        if owed_amount > 0 and entry.status is InvoiceStatus.OPEN:
-            note = CreditNote(billing_id=write_off_credit_note_id(entry.invoice_id),
-                              invoice_billing_id=entry.invoice_id,
-                              amount=Money(amount=owed_amount, currency=entry.currency),
-                              reason="Written off: uncollectible in billing", issued_at=event.occurred_at)
-            entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.WRITE_OFF, step="write-off", credit_note=note))
-        actions = _settle(entry, InvoiceStatus.UNCOLLECTIBLE, now)
-        return [*actions, Note(text=f"{invoice_name(entry)} marked uncollectible: {owed_amount} {entry.currency} "
-                                    "written off")]
-    posting = next((w for w in entry.erp_pending if w.kind is ErpWriteKind.INVOICE), None)
-    if entry.erp_invoice_id or posting is None or not posting.attempts:
-        # in the ERP, or about to be posted (a void first): post, then void it there
-        entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.VOID, step="void"))
-        actions = []
-    else:
-        # the ERP never took it and billing voided it: nothing is owed to the ERP any more
-        actions = [Note(text=f"{invoice_name(entry)}: {len(entry.erp_pending)} pending ERP write(s) dropped, "
-                             "the invoice is void")]
-        entry.erp_pending.clear()
-    return [*actions, *_settle(entry, InvoiceStatus.VOID, now), Note(text=f"{invoice_name(entry)} voided")]
+    entry.payment_ids.append(payment.billing_id)
+    entry.paid += payment.amount.amount
+    paid_on = payment.paid_at.date()
+    entry.last_payment_on = max(entry.last_payment_on or paid_on, paid_on)
+    entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.PAYMENT, step=f"payment:{payment.billing_id}",
+                                             payment=payment))
+    return [Note(text=f"{invoice_name(entry)}: received {payment.amount} ({entry.paid} of {entry.total} paid)")]
 
 
 def _credited(book: LedgerBook, note: CreditNote, now: datetime) -> list[Action]:
@@ -428,31 +422,95 @@ def _credited(book: LedgerBook, note: CreditNote, now: datetime) -> list[Action]
                                              credit_note=note))
     entry.credited += note.amount.amount
     actions: list[Action] = []
-    if entry.status is InvoiceStatus.OPEN:
+    before_payment = note.before_payment
+    if before_payment is None:  # billing did not say: what the book knows now decides
+        before_payment = entry.status is not InvoiceStatus.PAID and not entry.voided_in_erp
+    if before_payment:
+        # it lowered what is owed (open, or closed unpaid): paid + this covers the total, and it lowers what
+        # a closing credit must cover; one issued after payment is a refund or a credit balance
         entry.credited_before_payment += note.amount.amount
-        actions += _settle_if_covered(entry, now)
+        actions += _converge(entry, entry.status, now, on=note.issued_at or now)
     actions.append(Note(text=f"{invoice_name(entry)}: credit note {note.billing_id} for {note.amount}"))
     return [*actions, *_flush(book, entry), RefreshCrmFigures()]
 
 
-def _settle_if_covered(entry: LedgerInvoice, now: datetime) -> list[Action]:
-    if entry.known and entry.status is InvoiceStatus.OPEN and entry.paid + entry.credited_before_payment >= entry.total:
-        return _settle(entry, InvoiceStatus.PAID, now)
-    return []
-
-
-def _settle(entry: LedgerInvoice, status: InvoiceStatus, now: datetime) -> list[Action]:
+def _converge(entry: LedgerInvoice, target: InvoiceStatus, now: datetime, *, on: datetime) -> list[Action]:
+    """Bring the invoice to ``target`` (or paid, when payments and credits cover it) and queue the ERP writes
+    that make the ERP's receivable match: the same end whatever the order the facts arrived in."""
+    if not entry.known:
+        return []  # amounts unknown (a credit note alone): decided once billing's copy is read
+    if target in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and (
+            entry.paid + entry.credited_before_payment >= entry.total):
+        target = InvoiceStatus.PAID
     actions: list[Action] = []
-    if entry.status is InvoiceStatus.OPEN:
-        entry.status = status
-        entry.settled_on = now.date()
-        if entry.overdue:
-            actions.append(OverdueChanged(invoice_id=entry.invoice_id, overdue=False,
-                                          text=f"{invoice_name(entry)} no longer overdue ({status.value})"))
-        entry.overdue = False
-    elif status is InvoiceStatus.VOID and entry.status is InvoiceStatus.UNCOLLECTIBLE:
-        entry.status = status  # an uncollectible invoice voided later
+    if target is not entry.status and _later(entry.status, target) is target:
+        if entry.status is InvoiceStatus.OPEN:
+            entry.settled_on = now.date()
+            if entry.overdue:
+                actions.append(OverdueChanged(invoice_id=entry.invoice_id, overdue=False,
+                                              text=f"{invoice_name(entry)} no longer overdue ({target.value})"))
+            entry.overdue = False
+        entry.status = target
+    return actions + _close(entry, on)
+
+
+def _close(entry: LedgerInvoice, on: datetime) -> list[Action]:
+    """The closing writes the invoice's state calls for (see the module's rules)."""
+    name = invoice_name(entry)
+    posting = next((w for w in entry.erp_pending if w.kind is ErpWriteKind.INVOICE), None)
+    if entry.status is InvoiceStatus.VOID and not entry.erp_invoice_id and posting is not None and posting.attempts:
+        # the ERP never took it and billing voided it: nothing is owed to the ERP any more
+        dropped = len(entry.erp_pending)
+        entry.erp_pending.clear()
+        entry.closing_credit = entry.closing_step = None
+        entry.voided_in_erp = True
+        return [Note(text=f"{name}: {dropped} pending ERP write(s) dropped, the invoice is void")] if dropped else []
+    paid = max(entry.paid, entry.billing_paid)
+    remainder = max(entry.total - paid - entry.credited_before_payment, Decimal(0))
+    settled_in_part = paid > 0 or entry.credited_before_payment > 0
+    void_in_erp = entry.status is InvoiceStatus.VOID and (entry.voided_in_erp or not settled_in_part)
+    closing = InvoiceStatus.UNCOLLECTIBLE if entry.status is InvoiceStatus.UNCOLLECTIBLE else None
+    if entry.status is InvoiceStatus.VOID and not void_in_erp:
+        closing = InvoiceStatus.VOID
+    wanted = remainder if closing is not None else Decimal(0)
+    actions: list[Action] = []
+    standing = entry.closing_credit
+    if standing is not None and standing.amount.amount != wanted:
+        actions += _take_back(entry, standing)
+    if wanted > 0 and entry.closing_credit is None:
+        entry.closing_credits += 1
+        n = entry.closing_credits
+        written_off = closing is InvoiceStatus.UNCOLLECTIBLE
+        base = "write-off" if written_off else "void-remainder"
+        entry.closing_step = base if n == 1 else f"{base}-{n}"
+        entry.closing_credit = CreditNote(
+            billing_id=closing_credit_note_id(entry.invoice_id, written_off=written_off, n=n),
+            invoice_billing_id=entry.invoice_id, amount=Money(amount=wanted, currency=entry.currency),
+            reason=("Written off: uncollectible in billing" if written_off
+                    else "Voided in billing after part payment: the unpaid remainder credited"),
+            issued_at=on)
+        entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.WRITE_OFF, step=entry.closing_step,
+                                                 credit_note=entry.closing_credit))
+        actions.append(Note(text=f"{name}: {wanted} {entry.currency} "
+                                 + ("written off" if written_off else "unpaid when voided, credited")))
+    if void_in_erp and not entry.voided_in_erp:
+        entry.voided_in_erp = True
+        entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.VOID, step="void"))
     return actions
+
+
+def _take_back(entry: LedgerInvoice, standing: CreditNote) -> list[Action]:
+    """Withdraw the standing closing credit: drop it if it was never posted, else queue its reversal."""
+    step = entry.closing_step or "write-off"
+    entry.closing_credit = entry.closing_step = None
+    queued = next((w for w in entry.erp_pending if w.step == step), None)
+    if queued is not None:
+        entry.erp_pending.remove(queued)
+        return [Note(text=f"{invoice_name(entry)}: closing credit {standing.amount} withdrawn before posting")]
+    entry.erp_pending.append(PendingErpWrite(kind=ErpWriteKind.REVERSAL, step=f"reverse-{step}",
+                                             credit_note=standing))
+    return [Note(text=f"{invoice_name(entry)}: closing credit {standing.amount} to be reversed "
+                      "(what is owed changed)")]
 
 
 # -- the clock and re-posts -----------------------------------------------------------------------------
@@ -503,6 +561,12 @@ def _flush(book: LedgerBook, entry: LedgerInvoice) -> list[Action]:
     assert entry.erp_tenant_id is not None
     actions: list[Action] = []
     contact = book.erp_contacts.get(entry.legal_entity or "", "")
+    reversals = [w for w in entry.erp_pending if w.kind is ErpWriteKind.REVERSAL]
+    if reversals:
+        # what the reversal takes back must be gone before a payment, a credit or a void meets the invoice
+        return [ReverseCreditNote(invoice_id=entry.invoice_id, step=w.step, title=name,
+                                  tenant_id=entry.erp_tenant_id, credit_note=w.credit_note)
+                for w in reversals if w.credit_note is not None]
     for write in entry.erp_pending:
         if write.kind is ErpWriteKind.PAYMENT and write.payment is not None:
             actions.append(RecordPayment(invoice_id=entry.invoice_id, step=write.step, title=name,
@@ -519,10 +583,10 @@ def _flush(book: LedgerBook, entry: LedgerInvoice) -> list[Action]:
     return actions
 
 
-def _waiting(entry: LedgerInvoice) -> None:
+def _waiting(entry: LedgerInvoice, reason: str = "waiting for the invoice to be posted to the ERP") -> None:
     for write in entry.erp_pending:
-        if write.kind is not ErpWriteKind.INVOICE and not write.reason:
-            write.reason = "waiting for the invoice to be posted to the ERP"
+        if write.kind not in (ErpWriteKind.INVOICE, ErpWriteKind.REVERSAL) and not write.reason:
+            write.reason = reason
 
 
 def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, outcome: Outcome,
@@ -532,8 +596,9 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
         return []  # dropped meanwhile (a void of an invoice the ERP never took)
     name = invoice_name(entry)
     if isinstance(action, PostInvoice) and outcome.invoice is not None:
-        snapshot = apply_invoice_snapshot(entry, outcome.invoice)
-        for field in ("number", "total", "legal_entity", "deal_id", "issued_on", "due_on", "status", "known"):
+        entry.billing_paid = max(entry.billing_paid, outcome.invoice.amount_paid.amount)
+        snapshot = apply_invoice_snapshot(entry, outcome.invoice, status=False)
+        for field in ("number", "total", "legal_entity", "deal_id", "issued_on", "due_on", "known"):
             setattr(entry, field, getattr(snapshot, field))
         entry.legal_entity = action.legal_entity
     write.attempts += 1
@@ -548,8 +613,16 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
             for other in entry.erp_pending:
                 other.reason = ""
             actions.append(Note(text=f"{name} posted to the ERP of {action.legal_entity} as {outcome.erp_id}"))
-            actions += _settle_if_covered(entry, now)
+            # billing's copy (read when only a credit note named the invoice) moves the status like an event
+            seen = outcome.invoice.status if outcome.invoice is not None else entry.status
+            actions += _converge(entry, _later(entry.status, seen), now, on=now)
             actions += _flush(book, entry)
+        elif isinstance(action, ReverseCreditNote):
+            actions.append(Note(text=f"{name}: closing credit {action.credit_note.billing_id} reversed in the ERP"))
+            if not any(w.kind is ErpWriteKind.REVERSAL for w in entry.erp_pending):
+                for other in entry.erp_pending:
+                    other.reason = ""
+                actions += _flush(book, entry)
         return actions
     what = write.kind.value.replace("_", " ")
     write.problem = ExceptionKind.ERP_REJECTED
@@ -558,6 +631,8 @@ def _settle_write(book: LedgerBook, entry: LedgerInvoice, action: ErpAction, out
     actions.append(Note(text=f"{name}: {write.reason} (kept pending)"))
     if isinstance(action, PostInvoice):
         _waiting(entry)
+    elif isinstance(action, ReverseCreditNote):
+        _waiting(entry, "waiting for the closing credit to be reversed in the ERP")
     if not write.notified:
         write.notified = True
         step = REFUSAL_NOTICE if write.kind is ErpWriteKind.INVOICE else f"{REFUSAL_NOTICE}:{write.step}"
@@ -583,5 +658,6 @@ def _finish(book: LedgerBook, actions: list[Action]) -> tuple[LedgerBook, list[A
 
 __all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "ErpAction", "Event",
            "LedgerBook", "Note", "Notify", "Outcome", "OverdueChanged", "PostCreditNote", "PostInvoice",
-           "RecordPayment", "RefreshCrmFigures", "Repost", "Tick", "VoidInvoice", "apply", "balances", "configure",
+           "RecordPayment", "RefreshCrmFigures", "Repost",
+           "ReverseCreditNote", "Tick", "VoidInvoice", "apply", "balances", "configure",
            "crm_figures", "exception_kind", "fold", "invoice_name", "open_invoices", "owed", "settle", "wake_at"]

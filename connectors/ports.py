@@ -129,6 +129,11 @@ class BillingPort(Protocol):
     async def get_invoice(self, invoice_id: str) -> Invoice:
         ...
 
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        """Finalize a draft one-off invoice (its billing date came or its milestone was accepted); one already
+        finalized is returned as it is."""
+        ...
+
     def list_invoices(self, *, customer_id: str | None = None,
                       created_after: datetime | None = None) -> AsyncIterator[Invoice]:
         """All matching invoices, following the vendor's cursor pagination."""
@@ -248,6 +253,11 @@ class ErpReceivables(Protocol):
 
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         """Void a posted invoice (already voided is success)."""
+        ...
+
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        """Take back a credit note posted for ``credit_note`` (found by its billing ID): unallocate it from the
+        invoice, then void it. Already reversed, or never posted, is success."""
         ...
 
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:

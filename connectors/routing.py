@@ -96,6 +96,10 @@ class ErpRouter:
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         await self.adapter_for(tenant_id).void_invoice(tenant_id, erp_invoice_id, idempotency_key=idempotency_key)
 
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        await self.adapter_for(tenant_id).reverse_credit_note(tenant_id, credit_note,
+                                                              idempotency_key=idempotency_key)
+
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
         return await self.adapter_for(tenant_id).list_invoices(
             tenant_id, modified_since=modified_since)

@@ -22,7 +22,7 @@ from activities.polling import DealPollActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
-from canonical.keys import AMENDMENTS, BACKFILL, LEDGER, QUOTE_TO_CASH, workflow_id_shape
+from canonical.keys import AMENDMENTS, BACKFILL, INVOICING, LEDGER, QUOTE_TO_CASH, workflow_id_shape
 from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
 from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
@@ -31,6 +31,7 @@ from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
+from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
@@ -45,6 +46,7 @@ _ERP = ", ".join(sorted({s.display for s in _S.erp.values()}))
 _Q2C = workflow_id_shape(QUOTE_TO_CASH, _S.crm.name, "<dealId>")
 _AMENDMENTS = workflow_id_shape(AMENDMENTS, _S.clm.name, "<recordId>")
 _LEDGER = workflow_id_shape(LEDGER, _S.billing.name, "<customerId>")
+_INVOICING = workflow_id_shape(INVOICING, _S.billing.name, "<projectCode>")
 _BACKFILL = workflow_id_shape(BACKFILL, next(iter(_S.erp.values()), _S.crm).name, "<entity>")
 _CRM, _CLM, _BILLING = _S.crm.label, _S.clm.label, _S.billing.label
 #: connector methods that only read
@@ -110,6 +112,14 @@ FLOWS: list[Flow] = [
                       "overdue and failed payments are marked; CRM figures refused: `write_back_failed`",
          exception_kinds=(*LEDGER_EXCEPTION_KINDS, "vendor_auth_failed"),
          owner="Finance (receivables)", runbook="runbook-erp-refused"),
+    Flow(name="One-off invoicing", workflow=OneOffInvoicingWorkflow, workflow_id=_INVOICING,
+         trigger="started by quote-to-cash once a project's fixed-fee or milestone invoices exist as drafts",
+         data=f"the project's draft {_BILLING} invoices and their billing dates",
+         transforms=(),
+         failure_path="each draft is finalized on its billing date (durable timer) or when its milestone is "
+                      "accepted (`accept_milestone` update); a refused finalization is kept in the status as "
+                      "`provisioning_failed`",
+         exception_kinds=("provisioning_failed",), owner="Finance (billing)", runbook="runbook-quote-to-cash"),
     Flow(name="Reconciliation", workflow=ReconciliationWorkflow, workflow_id="reconciliation (schedule) / "
                                                                            "reconciliation-manual-<id>",
          trigger="Temporal schedule `reconciliation_cron` (nightly), or `starter.py reconcile`",

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PostCreditNoteInput,
         PostInvoiceInput,
         RecordPaymentInput,
+        ReverseCreditNoteInput,
         VoidInvoiceInput,
     )
     from activities.models import FlowConfigRequest, LedgerConfig
@@ -54,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         RecordPayment,
         RefreshCrmFigures,
         Repost,
+        ReverseCreditNote,
         Tick,
         VoidInvoice,
         apply,
@@ -245,7 +247,8 @@ class AccountLedgerWorkflow:
         self._shown = self._book
         self._publish()
 
-    async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | VoidInvoice) -> Outcome:
+    async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | ReverseCreditNote | VoidInvoice
+                   ) -> Outcome:
         key = idempotency_key(action.step, scope=action.invoice_id)  # <workflowId>:<invoiceId>:<step>
         held = self._book.invoices.get(action.invoice_id)
         entity = action.legal_entity if isinstance(action, PostInvoice) else (held.legal_entity if held else None)
@@ -276,6 +279,11 @@ class AccountLedgerWorkflow:
                     f"{'Write off' if action.write_off else 'Credit'} {action.credit_note.amount} on {action.title} "
                     f"in {erp.label}")
                 self._status.add_keys(erp.ref("credit_note", done.erp_id))
+            elif isinstance(action, ReverseCreditNote):
+                await self._step(Erp.reverse_erp_credit_note, ReverseCreditNoteInput(
+                    tenant_id=action.tenant_id, credit_note=action.credit_note, idempotency_key=key),
+                    f"Reverse {action.credit_note.billing_id} ({action.credit_note.amount}) on {action.title} "
+                    f"in {erp.label}")
             else:
                 await self._step(Erp.void_erp_invoice, VoidInvoiceInput(
                     tenant_id=action.tenant_id, erp_invoice_id=action.erp_invoice_id, idempotency_key=key),

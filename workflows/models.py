@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
 from canonical.authority import ApprovalFacts, ApprovalProof, normalise_identity
+from canonical.billing import OneOffInvoice
 from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
 from canonical.ledger import LedgerInvoice
@@ -436,3 +437,37 @@ LEDGER_SIGNAL = "billing_event"
 RECONCILIATION_WORKFLOW = "ReconciliationWorkflow"
 
 
+
+
+# -- one-off invoicing ------------------------------------------------------------------------------
+class InvoicingStage(StrEnum):
+    WAITING = "waiting"  # drafts wait for their billing date or their milestone's acceptance
+    DONE = "done"  # every draft finalized
+
+
+class OneOffInvoicingInput(BaseModel):
+    """The draft one-off invoices of one project (deal x entity), as quote-to-cash created them."""
+
+    project_code: str
+    legal_entity: str
+    drafts: list[OneOffInvoice]
+    keys: list[str] = Field(default_factory=list, description="``system:object:id`` of the drafts (findable)")
+
+
+class MilestoneAcceptance(BaseModel):
+    """A person accepted a milestone: its invoice is finalized now, whatever its billing date."""
+
+    charge_code: str
+    accepted_by: str = Field(min_length=1)
+
+
+class OneOffInvoicingStatus(BaseModel):
+    """Which drafts wait (and for what), which were finalized, which billing refused."""
+
+    stage: InvoicingStage
+    exception_kind: ExceptionKind = ExceptionKind.NONE
+    waiting: list[OneOffInvoice]
+    finalized: list[str] = Field(default_factory=list, description="invoice IDs, in the order finalized")
+    refused: dict[str, str] = Field(default_factory=dict, description="invoice ID -> why billing refused (tried "
+                                    "again daily)")
+    timeline: list[TimelineEntry] = Field(default_factory=list)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.backfill import ErpCustomerDraft
     from canonical.bands import deal_size_band
     from canonical.exceptions import ExceptionKind
-    from canonical.keys import erp_contact_reference
+    from canonical.keys import erp_contact_reference, invoicing_workflow_id
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import (
@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval_gate import ApprovalGate
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.erp_contacts import find_or_create_erp_contact
+    from workflows.invoicing import OneOffInvoicingWorkflow
     from workflows.models import (
         ApprovalDecision,
         ApprovalOutcome,
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ContractExecutedSignal,
         DealCorrection,
         Milestone,
+        OneOffInvoicingInput,
         QuoteToCashInput,
         QuoteToCashResult,
         QuoteToCashStatus,
@@ -119,6 +121,7 @@ class QuoteToCashWorkflow:
         self._contract: Contract | None = None
         self._executed: ContractExecutedSignal | None = None
         self._engagements: list[Engagement] = []
+        self._one_offs: list[OneOffInvoicingInput] = []  # draft one-off invoices, per project, to finalize when due
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
         self._crm_writes = CrmWriteBack(self._status, label=lambda: self._crm, stamp_workflow_id=True,
                                         local_when_quiet=True, exception_on_failure=True)
@@ -389,8 +392,26 @@ class QuoteToCashWorkflow:
                                                        f"Provisioning of deal {deal.name} failed and was undone",
                                                        reason))
             raise _Stop(Stage.FAILED, f"provisioning failed and was undone: {reason}") from err
+        await self._start_invoicing()
         await self._write_back(DealWriteBack(revops_status=Stage.PROVISIONED.value, revops_exception="",
                                              provisioned=provisioning_record(self._engagements)))
+
+    async def _start_invoicing(self) -> None:
+        """Each project's draft one-off invoices (fixed fee, milestones) go to their finalization flow, which
+        outlives this run: finalized on their billing date or when their milestone is accepted. Started once
+        the saga holds (a compensated draft is never finalized); one flow per project, so a second start is
+        the same flow."""
+        for request in self._one_offs:
+            flow_id = invoicing_workflow_id(self._systems.billing.name, request.project_code)
+            try:
+                await workflow.start_child_workflow(OneOffInvoicingWorkflow.run, request, id=flow_id,
+                                                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            except WorkflowAlreadyStartedError:
+                self._status.note(f"one-off invoicing {flow_id} already runs")
+                continue
+            dated = sorted(str(d.bill_on) for d in request.drafts if d.bill_on is not None)
+            self._status.note(f"{len(request.drafts)} one-off invoice(s) of {request.project_code} to finalize "
+                              f"when due ({', '.join(dated) or 'on acceptance'}): {flow_id}")
 
     async def _provision_entity(self, deal: Deal, contract: Contract, plan: EngagementPlan,
                                 undo: list[tuple[Any, Any, str]]) -> Engagement:
@@ -445,6 +466,9 @@ class QuoteToCashWorkflow:
                 schedule_ids.append(created.billing_id)
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
             self._status.add_keys(*created.refs)
+            if created.drafts:
+                self._one_offs.append(OneOffInvoicingInput(project_code=project.code, legal_entity=entity.code,
+                                                           drafts=created.drafts, keys=created.refs))
         self._mark("billing_live", entity.code)
         self._status.note(f"{entity.code}: {erp.label} contact {contact_id}, project {project.code}, "
                           f"{billing.label} customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")

@@ -36,6 +36,7 @@ import httpx
 
 from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, CreditNote, Invoice, ScheduledCharge
 from canonical.amendments import BillingRecord, SubscriptionItemChange
+from canonical.billing import OneOffInvoice
 from canonical.ledger import BillingCustomer
 from canonical.reconciliation import BillingChange
 from canonical.refs import ownership_marker, ref
@@ -247,6 +248,7 @@ class StripeBilling:
     async def _create_one_off_invoices(self, schedule: BillingSchedule, key: str, created: list[str]
                                        ) -> BillingSchedule:
         item_ids: list[str] = []
+        drafts: list[OneOffInvoice] = []
         for index, charge in enumerate(schedule.charges):
             step = f"{index}:{charge.product_code}"
             invoice_params: dict[str, Any] = {
@@ -269,7 +271,10 @@ class StripeBilling:
             }, idempotency_key=f"{key}:item:{step}")
             created.append(str(item["id"]))
             item_ids += [str(draft["id"]), str(item["id"])]
-        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids, "refs": _refs(item_ids)})
+            drafts.append(OneOffInvoice(invoice_id=str(draft["id"]), charge_code=charge.product_code,
+                                        bill_on=charge.bill_on))
+        return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids, "refs": _refs(item_ids),
+                                           "drafts": drafts})
 
     async def _create_rate_card(self, schedule: BillingSchedule, key: str, created: list[str]) -> BillingSchedule:
         item_ids: list[str] = []

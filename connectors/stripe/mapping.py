@@ -365,6 +365,8 @@ CREDIT_NOTE_IN: tuple[Wire[Mapping[str, Any]], ...] = (
          "credit_note"),
     Wire("CreditNote.issued_at", "effective_at", "epoch seconds (else `created`) → UTC moment",
          lambda o: datetime.fromtimestamp(int(o.get("effective_at") or o["created"]), tz=UTC), "credit_note"),
+    Wire("CreditNote.before_payment", "type", "`pre_payment` → True, `post_payment` → False, else None",
+         lambda o: {"pre_payment": True, "post_payment": False}.get(str(o.get("type"))), "credit_note"),
 )
 
 

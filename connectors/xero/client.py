@@ -367,7 +367,8 @@ class XeroErp:
     async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
                                idempotency_key: str) -> str:
         """An AUTHORISED ACCRECCREDIT (``Reference`` = billing credit note ID), allocated to the invoice it
-        credits when that invoice is in Xero and still has an amount due."""
+        credits when that invoice is in Xero and still has an amount due, unless billing issued it after
+        payment (``before_payment is False``: it may arrive before the payment it followed)."""
         doc = await self._first(tenant_id, "CreditNotes", 'Type=="ACCRECCREDIT" AND Reference=='
                                 f'{mapping.where_string(credit_note.billing_id)} AND Status!="DELETED"')
         if doc is None:
@@ -378,6 +379,8 @@ class XeroErp:
                                        idempotency_key=mapping.sub_key(idempotency_key, "credit-note"))
             doc = created["CreditNotes"][0]
         credit_note_id = str(doc["CreditNoteID"])
+        if credit_note.before_payment is False:
+            return credit_note_id  # issued after payment: a credit balance or refund, never the invoice's due
         invoice = await self._invoice_by_reference(tenant_id, credit_note.invoice_billing_id)
         if invoice is None or invoice.get("Status") != "AUTHORISED":
             return credit_note_id
@@ -391,6 +394,26 @@ class XeroErp:
                              body={"Allocations": [mapping.allocation_to_xero(str(invoice["InvoiceID"]), amount, on)]},
                              idempotency_key=mapping.sub_key(idempotency_key, "allocation"))
         return credit_note_id
+
+    @_shape_safe
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        """Delete the allocations of the ACCRECCREDIT posted for the billing credit note (``Reference``), then
+        void it; the invoice it was allocated to owes that amount again. Never posted or already voided is
+        success."""
+        doc = await self._first(tenant_id, "CreditNotes", 'Type=="ACCRECCREDIT" AND Reference=='
+                                f'{mapping.where_string(credit_note.billing_id)} AND Status!="DELETED"')
+        if doc is None or doc.get("Status") == "VOIDED":
+            return
+        credit_note_id = str(doc["CreditNoteID"])
+        for allocation in doc.get("Allocations") or []:
+            allocation_id = allocation.get("AllocationID")
+            if allocation_id:
+                await self._call("DELETE", self._acc(f"/CreditNotes/{_id(credit_note_id)}/Allocations/"
+                                                     f"{_id(str(allocation_id))}"), tenant_id=tenant_id,
+                                 idempotency_key=mapping.sub_key(idempotency_key, f"unallocate-{allocation_id}"))
+        await self._call("POST", self._acc(f"/CreditNotes/{_id(credit_note_id)}"), tenant_id=tenant_id,
+                         body={"CreditNotes": [{"CreditNoteID": credit_note_id, "Status": "VOIDED"}]},
+                         idempotency_key=mapping.sub_key(idempotency_key, "void"))
 
     @_shape_safe
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:

@@ -36,7 +36,8 @@ class Controls:
         app.post("/_sandbox/subscriptions/{sub_id}/cycle")(self.sandbox_cycle)
 
     async def sandbox_payment(self, request: Request, invoice_id: str, act: PaymentAct | None = None) -> Response:
-        """The customer pays an open invoice, fully or partly (emits payment_succeeded, then paid)."""
+        """The customer pays an open (or uncollectible) invoice, fully or partly (emits payment_succeeded,
+        then paid)."""
         try:
             invoice = self.emu.get("invoice", invoice_id)
             amount = act.amount if act and act.amount is not None else invoice["amount_remaining"]

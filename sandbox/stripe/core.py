@@ -141,9 +141,11 @@ class Emulator:
 
     def pay(self, invoice: dict[str, Any], amount: int, request: Request | None,
             *, out_of_band: bool = False) -> list[str]:
-        """Record ``amount`` received; emits payment_succeeded (not out of band) and paid when settled."""
-        if invoice["status"] != "open":
-            raise bad(f"Invoice {invoice['id']} is {invoice['status']}; only open invoices can be paid.",
+        """Record ``amount`` received; emits payment_succeeded (not out of band) and paid when settled. An
+        uncollectible invoice can still be paid, as on Stripe."""
+        if invoice["status"] not in ("open", "uncollectible"):
+            raise bad(f"Invoice {invoice['id']} is {invoice['status']}; only open or uncollectible invoices can "
+                      "be paid.",
                       code="invoice_not_open")
         if amount <= 0 or amount > invoice["amount_remaining"]:
             raise bad(f"Amount must be between 1 and the {invoice['amount_remaining']} that remains.", "amount")

@@ -246,7 +246,7 @@ class Invoices:
             if invoice["status"] == "draft":
                 self.emu.finalize(invoice, request)
                 invoice = self.emu.get("invoice", invoice_id)
-            if invoice["status"] == "open" and invoice["amount_remaining"] > 0:
+            if invoice["status"] in ("open", "uncollectible") and invoice["amount_remaining"] > 0:
                 self.emu.pay(invoice, invoice["amount_remaining"], request, out_of_band=True)
             return self.emu.get("invoice", invoice_id)
         return await self.emu.mutate(request, handler)

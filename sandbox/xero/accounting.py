@@ -672,6 +672,66 @@ class Accounting:
                                    "DateTimeUTC": wire.ms_date(_now()), "Allocations": wire.render(results)})
 
 
+    async def delete_allocation(self, call: Call, credit_note_id: str, allocation_id: str) -> Response:
+        """``DELETE /CreditNotes/{id}/Allocations/{id}``: the invoice owes the amount again, the credit is
+        remaining again."""
+        credit = self.store.get("credit_note", credit_note_id.lower(), tenant=call.tenant)
+        if credit is None:
+            return wire.not_found()
+        allocation = next((a for a in credit.get("Allocations", []) if a["AllocationID"] == allocation_id), None)
+        if allocation is None:
+            return wire.not_found()
+        amount = Decimal(allocation["Amount"])
+        invoice = self.store.get("invoice", str(allocation["Invoice"]["InvoiceID"]).lower(), tenant=call.tenant)
+        if invoice is not None:
+            invoice["AmountCredited"] = _money(Decimal(invoice["AmountCredited"]) - amount)
+            invoice["AmountDue"] = _money(Decimal(invoice["AmountDue"]) + amount)
+            applied = next((c for c in invoice.get("CreditNotes", [])
+                            if c["CreditNoteID"] == credit["CreditNoteID"] and Decimal(c["AppliedAmount"]) == amount),
+                           None)
+            invoice["CreditNotes"] = [c for c in invoice.get("CreditNotes", []) if c is not applied]
+            if invoice["Status"] == "PAID" and Decimal(invoice["AmountDue"]) > 0:
+                invoice["Status"] = "AUTHORISED"
+                invoice.pop("FullyPaidOnDate", None)
+            _touch(invoice)
+            self.store.put("invoice", invoice["InvoiceID"], invoice, tenant=call.tenant)
+            self.state.emit(call.request, call.tenant, "INVOICE", "UPDATE", invoice["InvoiceID"])
+        credit["Allocations"] = [a for a in credit["Allocations"] if a is not allocation]
+        credit["RemainingCredit"] = _money(Decimal(credit["RemainingCredit"]) + amount)
+        credit["AppliedAmount"] = _money(Decimal(credit.get("AppliedAmount", "0")) - amount)
+        if credit["Status"] == "PAID":
+            credit["Status"] = "AUTHORISED"
+        _touch(credit)
+        self.store.put("credit_note", credit["CreditNoteID"], credit, tenant=call.tenant)
+        self.state.emit(call.request, call.tenant, "CREDITNOTE", "UPDATE", credit["CreditNoteID"],
+                        data={"Type": credit["Type"], "Status": credit["Status"]})
+        return wire.json_response({**allocation, "IsDeleted": True})
+
+    async def update_credit_note_status(self, call: Call, credit_note_id: str) -> Response:
+        """``POST /CreditNotes/{id}`` changing ``Status`` to VOIDED: only with nothing allocated (Xero's rule)."""
+        credit = self.store.get("credit_note", credit_note_id.lower(), tenant=call.tenant)
+        if credit is None:
+            return wire.not_found()
+        elements = _elements(call.body, "CreditNotes")
+        if not elements:
+            return wire.accounting_error(14, "PostDataInvalidException", "No CreditNotes were found in the request.")
+        element = elements[0]
+        if element.get("Status") != "VOIDED":
+            return wire.validation_exception([_with_errors(element, ["Only a change of Status to VOIDED is "
+                                                                     "supported."])])
+        if credit["Status"] != "VOIDED":
+            if credit.get("Allocations") or Decimal(credit.get("AppliedAmount") or 0) != 0:
+                return wire.validation_exception([_with_errors(element, [
+                    "This document cannot be edited as it has a payment or credit note allocated to it."])])
+            credit["Status"] = "VOIDED"
+            credit["RemainingCredit"] = _money(Decimal(0))
+            _touch(credit)
+            self.store.put("credit_note", credit["CreditNoteID"], credit, tenant=call.tenant)
+            self.state.emit(call.request, call.tenant, "CREDITNOTE", "UPDATE", credit["CreditNoteID"],
+                            data={"Type": credit["Type"], "Status": credit["Status"]})
+        return wire.json_response(wire.envelope("CreditNotes", [credit]))
+
+
 def register(app: FastAPI, state: XeroState) -> Accounting:
     """Add the accounting routes to ``app``."""
     api = Accounting(state)
@@ -731,6 +791,14 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
     @app.get(f"{PREFIX}/CreditNotes/{{ref}}")
     async def get_credit_note(request: Request, ref: str) -> Response:
         return await state.run(request, lambda call: api.get_credit_note(call, ref))
+
+    @app.post(f"{PREFIX}/CreditNotes/{{credit_note_id}}")
+    async def post_credit_note(request: Request, credit_note_id: str) -> Response:
+        return await state.run(request, lambda call: api.update_credit_note_status(call, credit_note_id))
+
+    @app.delete(f"{PREFIX}/CreditNotes/{{credit_note_id}}/Allocations/{{allocation_id}}")
+    async def delete_allocation(request: Request, credit_note_id: str, allocation_id: str) -> Response:
+        return await state.run(request, lambda call: api.delete_allocation(call, credit_note_id, allocation_id))
 
     @app.put(f"{PREFIX}/CreditNotes/{{credit_note_id}}/Allocations")
     async def put_allocations(request: Request, credit_note_id: str) -> Response:

@@ -42,6 +42,7 @@ from canonical.settlement import (
     RecordPayment,
     RefreshCrmFigures,
     Repost,
+    ReverseCreditNote,
     Tick,
     VoidInvoice,
     apply,
@@ -84,9 +85,10 @@ def paid(event_id: str, payment_id: str, amount_paid: str, status: InvoiceStatus
                        payment=payment)
 
 
-def credited(note_id: str = "cn_1", amount: str = "200.00") -> CreditNoteIssued:
+def credited(note_id: str = "cn_1", amount: str = "200.00", before_payment: bool | None = None
+             ) -> CreditNoteIssued:
     note = CreditNote(billing_id=note_id, invoice_billing_id=INVOICE, amount=Money.of(amount, "USD"),
-                      reason="order_change")
+                      reason="order_change", before_payment=before_payment)
     return CreditNoteIssued(**base(f"evt_{note_id}"), credit_note=note, customer_id=CUSTOMER)  # type: ignore[arg-type]
 
 
@@ -103,14 +105,65 @@ def voided(uncollectible: bool, paid_so_far: str = "0", total: str = "1000.00") 
 
 class FakeErp:
     """The ERP and billing as the actions meet them: every write recorded by its idempotency key; the steps
-    named in ``refuse`` are refused (as often as they are tried, until removed)."""
+    named in ``refuse`` are refused (as often as they are tried, until removed).
 
-    def __init__(self, billing: Invoice | None = None) -> None:
+    It keeps the receivables as the ERP does: a payment above the amount due is refused, an invoice with a
+    payment or credit allocated cannot be voided, a credit note is allocated up to the amount due, and
+    reversing a credit note takes its allocation back. ``amounts_due=False`` accepts any payment: a credit
+    note delivered before the payment that preceded it is taken for a credit before payment (the canonical
+    credit note does not say which it was), which the ERP's amounts due would refuse."""
+
+    def __init__(self, billing: Invoice | None = None, *, amounts_due: bool = True) -> None:
         self.billing = billing or invoice()
+        self.amounts_due = amounts_due
         self.writes: list[tuple[str, Action]] = []
         self.refuse: set[str] = set()
         self.notices: list[Notify] = []
         self.figures = 0
+        self.receivables: dict[str, dict[str, Decimal | bool]] = {}
+        self.credits: dict[str, dict[str, Decimal | bool | str]] = {}
+
+    def _due(self, invoice_id: str) -> Decimal:
+        held = self.receivables[invoice_id]
+        if held["voided"]:
+            return Decimal(0)
+        return Decimal(held["total"]) - Decimal(held["paid"]) - Decimal(held["credited"])
+
+    def _ledger(self, action: Action, loaded: Invoice | None) -> str | None:
+        """The ERP's own rules; a reason when it refuses."""
+        if isinstance(action, PostInvoice):
+            posted = action.invoice or loaded or self.billing
+            self.receivables.setdefault(action.invoice_id, {"total": posted.total.amount, "paid": Decimal(0),
+                                                            "credited": Decimal(0), "voided": False})
+            return None
+        held = self.receivables[action.invoice_id]
+        if isinstance(action, RecordPayment):
+            if self.amounts_due and action.payment.amount.amount > self._due(action.invoice_id):
+                return "Payment amount exceeds the amount outstanding on this document"
+            held["paid"] = Decimal(held["paid"]) + action.payment.amount.amount
+        elif isinstance(action, PostCreditNote):
+            amount = action.credit_note.amount.amount
+            allocated = (Decimal(0) if action.credit_note.before_payment is False
+                         else min(amount, self._due(action.invoice_id)))
+            held["credited"] = Decimal(held["credited"]) + allocated
+            self.credits[action.credit_note.billing_id] = {"amount": amount, "allocated": allocated,
+                                                           "invoice": action.invoice_id, "voided": False}
+        elif isinstance(action, VoidInvoice):
+            if held["paid"] or held["credited"]:
+                return "This document cannot be edited as it has a payment or credit note allocated to it."
+            held["voided"] = True
+        elif isinstance(action, ReverseCreditNote):
+            credit = self.credits.get(action.credit_note.billing_id)
+            if credit is not None and not credit["voided"]:
+                held["credited"] = Decimal(held["credited"]) - Decimal(credit["allocated"])
+                credit.update(allocated=Decimal(0), voided=True)
+        return None
+
+    def books(self) -> dict[str, object]:
+        """What the ERP's receivables say once everything is done (documents voided since have no effect)."""
+        return {"receivables": {k: {**v, "due": self._due(k)} for k, v in self.receivables.items()},
+                "credit": sorted((str(c["invoice"]), Decimal(c["amount"]), Decimal(c["allocated"]))
+                                 for c in self.credits.values() if not c["voided"])}
 
     def answer(self, action: Action) -> Outcome:
         if isinstance(action, Notify):
@@ -123,6 +176,9 @@ class FakeErp:
         loaded = self.billing if isinstance(action, PostInvoice) and action.invoice is None else None
         if action.step in self.refuse:
             return Outcome(ok=False, reason="ValidationException: refused", invoice=loaded)
+        refused = self._ledger(action, loaded)
+        if refused is not None:
+            return Outcome(ok=False, reason=f"ValidationException: {refused}", invoice=loaded)
         self.writes.append((f"{action.invoice_id}:{action.step}", action))
         return Outcome(ok=True, erp_id=f"erp-{action.invoice_id}", contact_id="contact-1", invoice=loaded)
 
@@ -187,7 +243,7 @@ PAYMENT_EVENTS: list[DomainEvent] = [
 def test_every_order_of_payments_credit_and_failure_twice_gives_one_book_and_each_write_once() -> None:
     expected = None
     for order in itertools.permutations(PAYMENT_EVENTS):
-        erp = FakeErp()
+        erp = FakeErp(amounts_due=False)
         book = run([*order, *reversed(order)], erp)  # every event a second time
         state = final(book)
         expected = expected or state
@@ -208,9 +264,9 @@ def test_every_order_of_payments_credit_and_failure_twice_gives_one_book_and_eac
 @given(st.permutations(PAYMENT_EVENTS), st.lists(st.sampled_from(PAYMENT_EVENTS), max_size=8))
 def test_any_order_with_any_repeats_reaches_the_same_book(order: list[DomainEvent],
                                                           repeats: list[DomainEvent]) -> None:
-    erp = FakeErp()
+    erp = FakeErp(amounts_due=False)
     book = run([*order[:2], *repeats[:4], *order[2:], *repeats[4:]], erp)
-    reference = run(PAYMENT_EVENTS, FakeErp())
+    reference = run(PAYMENT_EVENTS, FakeErp(amounts_due=False))
     assert final(book) == final(reference)
     assert all(n == 1 for n in erp.keys().values())
 
@@ -428,3 +484,134 @@ def test_the_last_timer_the_actions_arm_is_the_books_own() -> None:
         book = drain(book, actions, erp, NOW, seen)
     timers = [a for a in seen if isinstance(a, ArmTimer)]
     assert timers[-1].at == book.wake_at == NOW + timedelta(hours=1)
+
+
+# -- issue 24: cash after a write-off, a void after part payment, in every order ------------------------
+def closing_writes(erp: FakeErp) -> list[Action]:
+    return [a for a in erp.of(PostCreditNote) if isinstance(a, PostCreditNote) and a.write_off]
+
+
+#: written off with 100 paid, then paid in full (billing allows it)
+PAID_AFTER_WRITE_OFF: list[DomainEvent] = [
+    finalized(), paid("evt_partial", "py_1", "100.00", InvoiceStatus.OPEN), failed(),
+    voided(uncollectible=True, paid_so_far="100.00"), paid("evt_paid", "py_2", "1000.00", InvoiceStatus.PAID),
+]
+#: 100 paid and 200 credited, then voided: the remainder (700) is closed, the cash and the credit stay
+VOID_AFTER_PART_PAYMENT: list[DomainEvent] = [
+    finalized(), paid("evt_partial", "py_1", "100.00", InvoiceStatus.OPEN), credited("cn_1", "200.00"),
+    voided(uncollectible=True, paid_so_far="100.00"), voided(uncollectible=False, paid_so_far="100.00"),
+]
+#: nothing paid, written off, then voided: the ERP invoice ends void and nothing else stands
+VOID_AFTER_WRITE_OFF: list[DomainEvent] = [finalized(), voided(uncollectible=True), voided(uncollectible=False)]
+#: paid 400 then the rest, with a 200.00 credit note billing issued after payment (a refund): delivered in any
+#: order, the ERP takes every payment and never lets the refund lower what the invoice asks for
+PAID_THEN_REFUNDED: list[DomainEvent] = [
+    finalized(), paid("evt_partial", "py_1", "400.00", InvoiceStatus.OPEN),
+    paid("evt_paid", "py_2", "1000.00", InvoiceStatus.PAID), credited(before_payment=False), failed(),
+]
+
+
+def test_cash_after_a_write_off_reverses_it_and_posts_the_payment() -> None:
+    """The controller's book: 1000.00 billed, 100.00 paid, 900.00 written off, then 1000.00 paid in full.
+    The ERP must end with 1000.00 of payments, no write-off standing and nothing due."""
+    erp = FakeErp()
+    book = run(PAID_AFTER_WRITE_OFF, erp)
+    assert erp.books()["receivables"] == {INVOICE: {"total": Decimal("1000.00"), "paid": Decimal("1000.00"),
+                                                    "credited": Decimal(0), "voided": False, "due": Decimal(0)}}
+    assert erp.books()["credit"] == [], "the write-off is reversed"
+    [write_off] = closing_writes(erp)
+    [reversal] = erp.of(ReverseCreditNote)
+    assert isinstance(reversal, ReverseCreditNote) and write_off.credit_note == reversal.credit_note
+    entry = book.invoices[INVOICE]
+    assert entry.status is InvoiceStatus.PAID and entry.paid == Decimal("1000.00") and entry.erp_pending == []
+    assert book.exception in (ExceptionKind.NONE, ExceptionKind.PAYMENT_FAILED) and not erp.notices
+
+
+def test_void_after_part_payment_credits_the_unpaid_remainder_and_keeps_the_cash() -> None:
+    """1000.00 billed, 100.00 paid, voided: the ERP refuses a void of a part-paid invoice, so the remainder
+    (900.00) is credited; the payment stays allocated."""
+    erp = FakeErp()
+    book = run([finalized(), paid("evt_partial", "py_1", "100.00", InvoiceStatus.OPEN),
+                voided(uncollectible=False, paid_so_far="100.00")], erp)
+    assert erp.books() == {"receivables": {INVOICE: {"total": Decimal("1000.00"), "paid": Decimal("100.00"),
+                                                     "credited": Decimal("900.00"), "voided": False,
+                                                     "due": Decimal(0)}},
+                           "credit": [(INVOICE, Decimal("900.00"), Decimal("900.00"))]}
+    assert not erp.of(VoidInvoice) and not erp.notices
+    entry = book.invoices[INVOICE]
+    assert entry.status is InvoiceStatus.VOID and entry.erp_pending == [] and book.exception is ExceptionKind.NONE
+
+
+@pytest.mark.parametrize("events, receivable, credit", [
+    (PAID_AFTER_WRITE_OFF, {"paid": Decimal("1000.00"), "credited": Decimal(0), "voided": False}, []),
+    (VOID_AFTER_PART_PAYMENT, {"paid": Decimal("100.00"), "credited": Decimal("900.00"), "voided": False},
+     [(INVOICE, Decimal("200.00"), Decimal("200.00")), (INVOICE, Decimal("700.00"), Decimal("700.00"))]),
+    (VOID_AFTER_WRITE_OFF, {"paid": Decimal(0), "credited": Decimal(0), "voided": True}, []),
+], ids=["paid-after-write-off", "void-after-part-payment", "void-after-write-off"])
+def test_every_order_twice_ends_in_the_same_erp_books_with_each_write_once(
+        events: list[DomainEvent], receivable: dict[str, object], credit: list[object]) -> None:
+    expected = {"receivables": {INVOICE: {"total": Decimal("1000.00"), **receivable, "due": Decimal(0)}},
+                "credit": credit}
+    for order in itertools.permutations(events):
+        erp = FakeErp()
+        book = run([*order, *order], erp)
+        assert erp.books() == expected, [e.source_event_id for e in order]
+        assert all(n == 1 for n in erp.keys().values()), erp.keys()
+        assert book.invoices[INVOICE].erp_pending == [] and not erp.notices, [e.source_event_id for e in order]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([PAID_AFTER_WRITE_OFF, VOID_AFTER_PART_PAYMENT, VOID_AFTER_WRITE_OFF, CLOSING_EVENTS,
+                        PAYMENT_EVENTS[:3] + PAYMENT_EVENTS[4:], PAID_THEN_REFUNDED]).flatmap(
+    lambda events: st.tuples(st.just(events), st.permutations(events),
+                             st.lists(st.sampled_from(events), max_size=6))))
+def test_settlement_is_order_independent_and_writes_each_document_once(
+        case: tuple[list[DomainEvent], list[DomainEvent], list[DomainEvent]]) -> None:
+    """Any order of paid / partly paid / uncollectible / void / credit note, with any repeats, leaves the ERP
+    books as the events in billing's own order do, and no idempotency key is written twice."""
+    events, order, repeats = case
+    reference = FakeErp()
+    run(events, reference)
+    erp = FakeErp()
+    book = run([*order[:2], *repeats[:3], *order[2:], *repeats[3:]], erp)
+    assert erp.books() == reference.books()
+    assert all(n == 1 for n in erp.keys().values()), erp.keys()
+    assert book.invoices[INVOICE].erp_pending == []
+
+
+def test_a_refused_reversal_holds_the_payment_back_until_a_repost_takes_it() -> None:
+    erp = FakeErp()
+    erp.refuse.add("reverse-write-off")
+    book = run(PAID_AFTER_WRITE_OFF, erp)
+    pending = {w.step: w.reason for w in book.invoices[INVOICE].erp_pending}
+    assert pending["reverse-write-off"].startswith("the ERP refused the reversal")
+    assert pending["payment:py_2"] == "waiting for the closing credit to be reversed in the ERP"
+    assert book.exception is ExceptionKind.ERP_REJECTED and len(erp.notices) == 1
+    assert not [a for a in erp.of(RecordPayment) if isinstance(a, RecordPayment) and a.payment.billing_id == "py_2"]
+    erp.refuse.clear()
+    book = run([Repost(invoice_id=INVOICE)], erp, book)
+    assert book.invoices[INVOICE].erp_pending == [] and erp.books()["credit"] == []
+    assert erp.books()["receivables"][INVOICE]["paid"] == Decimal("1000.00")  # type: ignore[index]
+
+
+def test_a_credit_note_issued_after_payment_never_lowers_the_invoice_whatever_the_order() -> None:
+    expected = {"receivables": {INVOICE: {"total": Decimal("1000.00"), "paid": Decimal("1000.00"),
+                                          "credited": Decimal(0), "voided": False, "due": Decimal(0)}},
+                "credit": [(INVOICE, Decimal("200.00"), Decimal(0))]}
+    for order in itertools.permutations(PAID_THEN_REFUNDED):
+        erp = FakeErp()
+        book = run([*order, *order], erp)
+        assert erp.books() == expected, [e.source_event_id for e in order]
+        entry = book.invoices[INVOICE]
+        assert (entry.status, entry.credited_before_payment, entry.erp_pending) == (InvoiceStatus.PAID, 0, [])
+        assert not erp.notices and all(n == 1 for n in erp.keys().values())
+
+
+def test_a_credit_note_issued_before_payment_lowers_the_invoice_even_when_delivered_after_the_payment() -> None:
+    """Billing credited 200.00 while unpaid, then took 800.00: delivered payment first, the ledger must still
+    count the credit against the invoice (it used to take it for a refund and leave 200.00 due)."""
+    erp = FakeErp()
+    book = run([finalized(), paid("evt_paid", "py_1", "800.00", InvoiceStatus.PAID),
+                credited(before_payment=True)], erp)
+    assert erp.books()["receivables"][INVOICE]["due"] == 0  # type: ignore[index]
+    assert book.invoices[INVOICE].credited_before_payment == Decimal("200.00")

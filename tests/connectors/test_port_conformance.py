@@ -25,6 +25,7 @@ from canonical import (
     Contact,
     ContractStatus,
     ContractTerms,
+    CreditNote,
     Money,
     Payment,
     Project,
@@ -335,6 +336,31 @@ async def test_conformance_erp_receivables_posted_once_per_billing_document(erp:
     listed = [i for i in await erp.port.list_invoices(erp.tenant) if i.billing_id == billed.billing_id]
     assert [i.metadata.get("erp_invoice_id") for i in listed] == [posted]
     assert listed[0].total == usd("100.00")
+
+
+async def test_conformance_erp_credit_note_reversed_gives_the_amount_back_to_the_invoice(erp: Erp) -> None:
+    """A closing credit taken back (cash came after a write-off): unallocated and voided, once however often
+    asked; the invoice owes its whole total again, so the payment of it is taken."""
+    contact = await _contact(erp)
+    billed = fake_invoice(f"in_{uid()}")
+    posted = await erp.port.post_invoice(erp.tenant, billed, erp_contact_id=contact, idempotency_key=f"p-{uid()}")
+    write_off = CreditNote(billing_id=f"{billed.billing_id}-uncollectible", invoice_billing_id=billed.billing_id,
+                           amount=usd("100.00"), reason="Written off")
+    await erp.port.post_credit_note(erp.tenant, write_off, erp_contact_id=contact, idempotency_key=f"c-{uid()}")
+    never_posted = write_off.model_copy(update={"billing_id": f"{billed.billing_id}-never"})
+
+    key = f"r-{uid()}"
+    await erp.port.reverse_credit_note(erp.tenant, write_off, idempotency_key=key)
+    await erp.port.reverse_credit_note(erp.tenant, write_off, idempotency_key=key)
+    await erp.port.reverse_credit_note(erp.tenant, never_posted, idempotency_key=f"r-{uid()}")
+    payment = Payment(billing_id=f"ch_{uid()}", invoice_billing_id=billed.billing_id, amount=usd("100.00"),
+                      paid_at=datetime(2027, 1, 5, tzinfo=UTC))
+    await erp.port.record_payment(erp.tenant, posted, payment, idempotency_key=f"pay-{payment.billing_id}")
+
+    feed: ErpChangeFeed = erp.port  # type: ignore[assignment]
+    notes = [n for n in await _all(lambda c: feed.credit_notes_page(erp.tenant, c))
+             if n.reference == write_off.billing_id]
+    assert [(n.status, n.erp_invoice_ids) for n in notes] == [("VOIDED", [])]
 
 
 async def test_conformance_erp_unknown_invoice_cannot_be_voided(erp: Erp) -> None:

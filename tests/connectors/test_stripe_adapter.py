@@ -187,6 +187,13 @@ async def test_stripe_create_schedule_milestones_are_draft_invoices(billing: Str
     assert invoice.due_on == date.today() + timedelta(days=90)
     stored = stripe_sandbox.store.get("invoice", created.item_ids[0])
     assert stored is not None and stored["auto_advance"] is False
+    # the drafts and their billing dates, for the flow that finalizes them when due
+    assert [(d.invoice_id, d.charge_code) for d in created.drafts] == [(created.item_ids[0], "M1"),
+                                                                       (created.item_ids[2], "M2")]
+    assert created.drafts[1].bill_on == date.today() + timedelta(days=60)
+    finalized = await billing.finalize_invoice(created.drafts[1].invoice_id, idempotency_key=f"fin-{uid()}")
+    again = await billing.finalize_invoice(created.drafts[1].invoice_id, idempotency_key=f"fin-{uid()}")
+    assert finalized.status is InvoiceStatus.OPEN and again.status is InvoiceStatus.OPEN
 
 
 async def test_stripe_create_schedule_time_and_materials_prices_only(billing: StripeBilling,

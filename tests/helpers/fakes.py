@@ -37,6 +37,7 @@ from canonical import (
 )
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
+from canonical.billing import BillingScheduleKind, OneOffInvoice
 from canonical.deal import BillingModel
 from canonical.ledger import BillingCustomer
 from canonical.reconciliation import ErpCreditNote, ErpPayment
@@ -438,6 +439,13 @@ class FakeErp(_Refusals):
                                      erp_invoice_ids=credited[:1])
         return erp_id
 
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        self._maybe_refuse("reverse_credit_note")
+        held = self.credit_notes.get(tenant_id, {})
+        for erp_id, posted in held.items():
+            if posted.reference == credit_note.billing_id and posted.status != "VOIDED":
+                held[erp_id] = posted.model_copy(update={"status": "VOIDED", "erp_invoice_ids": []})
+
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         held = self._invoice(tenant_id, erp_invoice_id)
         self.invoices[tenant_id][erp_invoice_id] = held.model_copy(update={
@@ -479,6 +487,7 @@ class FakeBilling(_Refusals):
     credit_notes: dict[str, CreditNote] = field(default_factory=dict)  # idempotency key -> credit note
     subscription_ends: dict[str, date | None] = field(default_factory=dict)
     prorated: list[tuple[str, bool]] = field(default_factory=list)  # (item ID, prorate) per change
+    finalized: list[str] = field(default_factory=list)  # one-off invoices finalized, in order, once each
     refuse: dict[str, Exception] = field(default_factory=dict)
 
     async def find_customer(self, reference: str) -> str | None:
@@ -561,9 +570,21 @@ class FakeBilling(_Refusals):
         self._maybe_refuse("create_schedule")
         if idempotency_key not in self.schedules:
             billing_id = _next("sched-")
+            drafts = [OneOffInvoice(invoice_id=_next("draft-"), charge_code=c.product_code, bill_on=c.bill_on)
+                      for c in schedule.charges if c.interval is None
+                      and schedule.kind in (BillingScheduleKind.MILESTONE, BillingScheduleKind.FIXED_FEE)]
             self.schedules[idempotency_key] = schedule.model_copy(update={
-                "billing_id": billing_id, "refs": [f"stripe:subscription:{billing_id}"]})
+                "billing_id": billing_id, "refs": [f"stripe:subscription:{billing_id}"], "drafts": drafts})
         return self.schedules[idempotency_key]
+
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        self._maybe_refuse("finalize_invoice")
+        drafts = {d.invoice_id for s in self.schedules.values() for d in s.drafts}
+        if invoice_id not in drafts and invoice_id not in self.invoices:
+            raise NotFound(f"no invoice {invoice_id}", vendor="fake-billing")
+        if invoice_id not in self.finalized:
+            self.finalized.append(invoice_id)
+        return self.invoices.get(invoice_id) or fake_invoice(invoice_id)
 
     async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
         self.cancelled.append(schedule.billing_id or "")

@@ -218,6 +218,11 @@ class MemoryErp:
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
         self.book.invoices.pop(erp_invoice_id, None)
 
+    async def reverse_credit_note(self, tenant_id: str, credit_note: CreditNote, *, idempotency_key: str) -> None:
+        for erp_id, held in list(self.book.credit_notes.items()):
+            if held.billing_id == credit_note.billing_id:
+                del self.book.credit_notes[erp_id]
+
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
         return list(self.book.invoices.values())
 

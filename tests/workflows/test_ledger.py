@@ -3,6 +3,7 @@ Xero receivables and HubSpot figures in the emulators."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -501,3 +502,63 @@ async def test_repost_of_a_lost_billing_event_rereads_billing_feeds_the_ledger_a
     erp = await rig.erp_invoice(first)
     assert erp is not None and erp.total == Money.of("75.00", "USD")
     await parts.aclose()
+
+
+async def _mark_uncollectible(rig: LedgerRig, account: BillingAccount, invoice_id: str) -> None:
+    async with httpx.AsyncClient(base_url=rig.stripe.base_url, timeout=10) as http:
+        marked = await http.post(f"/v1/invoices/{invoice_id}/mark_uncollectible", headers=stripe_auth(rig.settings))
+        marked.raise_for_status()
+    [raw] = stripe_events(rig.stripe, invoice_id, "invoice.marked_uncollectible")
+    await signal(rig.client, rig.settings, account.customer_id, canonical(rig.settings, raw))
+
+
+def _xero_docs(rig: LedgerRig, kind: str, reference_prefix: str) -> list[dict[str, Any]]:
+    return rig.sandboxes["xero"].store.list(kind, tenant=US01_TENANT,
+                                            where=lambda d: str(d.get("Reference", "")).startswith(reference_prefix))
+
+
+async def test_ledger_cash_after_a_write_off_reverses_it_and_posts_the_payment_in_xero(rig: LedgerRig) -> None:
+    """Issue 24: 1000.00 billed, 100.00 paid, written off (900.00), then paid in full. Xero must end with
+    1000.00 received, the write-off voided and nothing due (it used to refuse the payment forever)."""
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["1000.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    await rig.pay(account, invoice_id, 10000)
+    await _mark_uncollectible(rig, account, invoice_id)
+    await eventually(lambda: asyncio.sleep(0, _xero_docs(rig, "credit_note", f"{invoice_id}-uncollectible")),
+                     lambda docs: len(docs) == 1 and docs[0]["Status"] == "PAID", what="write-off allocated")
+
+    await rig.pay(account, invoice_id)  # the customer pays the 900.00 left after all
+
+    status = await until(handle, lambda s: s.settled_items and s.settled_items[0].status.value == "paid"
+                         and not s.settled_items[0].erp_pending, "paid after the write-off")
+    assert status.exception_kind.value == ""
+    [write_off] = _xero_docs(rig, "credit_note", f"{invoice_id}-uncollectible")
+    assert write_off["Status"] == "VOIDED" and write_off["Allocations"] == []
+    [erp] = _xero_docs(rig, "invoice", invoice_id)
+    assert (erp["Status"], Decimal(erp["AmountPaid"]), Decimal(erp["AmountCredited"]), Decimal(erp["AmountDue"])) \
+        == ("PAID", Decimal("1000.00"), Decimal(0), Decimal(0))
+    assert sum(Decimal(p["Amount"]) for p in erp["Payments"]) == Decimal("1000.00")
+
+
+async def test_ledger_void_after_part_payment_credits_the_remainder_in_xero(rig: LedgerRig) -> None:
+    """Issue 24: 1000.00 billed, 250.00 paid, voided in billing. Xero refuses to void a part-paid invoice, so
+    the unpaid 750.00 is credited; the 250.00 received stays applied and nothing is left due."""
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["1000.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    await rig.pay(account, invoice_id, 25000)
+    await rig.connectors.billing.void_invoice(invoice_id)
+    [raw] = stripe_events(rig.stripe, invoice_id, "invoice.voided")
+    await signal(rig.client, rig.settings, account.customer_id, canonical(rig.settings, raw))
+
+    status = await until(handle, lambda s: s.settled_items and s.settled_items[0].status.value == "void"
+                         and not s.settled_items[0].erp_pending, "voided")
+    assert status.exception_kind.value == ""
+    [remainder] = _xero_docs(rig, "credit_note", f"{invoice_id}-void-remainder")
+    assert Decimal(remainder["Total"]) == Decimal("750.00") and remainder["Status"] == "PAID"
+    [erp] = _xero_docs(rig, "invoice", invoice_id)
+    assert (Decimal(erp["AmountPaid"]), Decimal(erp["AmountCredited"]), Decimal(erp["AmountDue"])) == (
+        Decimal("250.00"), Decimal("750.00"), Decimal(0))

@@ -23,6 +23,7 @@ REQUIRED = {
     "ledger_finalized", "ledger_partial_payments", "ledger_credit_note", "ledger_out_of_order", "ledger_overdue",
     "reconciliation_run",
     "backfill_first", "backfill_again", "backfill_empty",
+    "invoicing_dated_and_accepted",
 }
 
 
