@@ -124,6 +124,7 @@ def test_stack_stops_every_child_on_sighup(env: dict[str, str], tmp_path: Path) 
     parent.send_signal(signal.SIGHUP)
 
     wait_all_gone(children | {parent.pid}, stack_ports(env))
+    assert parent.wait(timeout=5) is not None and children, "the stack had children and has ended"
 
 
 def test_stack_children_die_with_a_killed_parent(env: dict[str, str], tmp_path: Path) -> None:

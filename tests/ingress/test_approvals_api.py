@@ -73,7 +73,7 @@ async def test_approvals_api_lists_refuses_over_limit_and_decides(
         items = await eventually(lambda: listed(http, dana),
                                  lambda found: any(i["workflow_id"] == handle.id for i in found), what="listed")
         [item] = [i for i in items if i["workflow_id"] == handle.id]
-        assert item["amount"] == "7500.00 USD" and item["discount_percent"] == "25"
+        assert item["amount"] == "90000.00 USD" and item["discount_percent"] == "25"
         assert item["kind"] == "deal" and any("discount 25" in r for r in item["reasons"]) and item["may_decide"]
         assert "payment 30 days" in item["terms"] and item["expires_at"] > item["requested_at"]
         [as_sam] = [i for i in await listed(http, sam) if i["workflow_id"] == handle.id]

@@ -73,7 +73,7 @@ async def test_inbox_sign_in_refusal_over_limit_then_approve_by_keyboard(
             deal = page.locator(f'section[data-workflow-id="{handle.id}"]')
             await page.goto(f"{inbox.base_url}/inbox")
             await expect(deal).to_be_visible()
-            await expect(deal).to_contain_text("7500.00 USD")
+            await expect(deal).to_contain_text("90000.00 USD")
             await expect(deal).to_contain_text("25%")
             await expect(deal).to_contain_text("discount 25% exceeds 15%")
             await expect(deal).to_contain_text("payment 30 days")
