@@ -45,6 +45,7 @@ from canonical.keys import backfill_workflow_id, parse_workflow_id
 from canonical.ownership import SystemRole
 from cli import amendments as amendments_cli
 from cli import events as ingress_cli
+from cli import invoicing as invoicing_cli
 from cli import kpis as kpis_cli
 from cli import ledger as ledger_cli
 from cli import process as cli
@@ -379,6 +380,7 @@ def parser() -> argparse.ArgumentParser:
     ingress_cli.add_parsers(sub)
     ledger_cli.add_parsers(sub)
     amendments_cli.add_parsers(sub)
+    invoicing_cli.add_parsers(sub)
     kpis_cli.add_parsers(sub)
     sandbox_cli.add_parsers(sub)
     return p
@@ -405,7 +407,8 @@ async def _dispatch(args: argparse.Namespace, app: CliParts) -> int:
         return await ledger_cli.LOCAL_COMMANDS[args.command](app, args)
     if args.command in sandbox_cli.COMMANDS:
         return await sandbox_cli.COMMANDS[args.command](app, args)
-    commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
+    commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **invoicing_cli.COMMANDS,
+                **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
     try:
         client = await app.client()
     except (RuntimeError, RPCError, OSError) as exc:

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -145,3 +145,36 @@ async def test_a_draft_billing_refuses_to_finalize_is_shown_and_tried_again_the_
         result: OneOffInvoicingStatus = await handle.result()
     assert result.finalized == [kickoff.invoice_id] == billing.finalized
     assert result.refused == {} and result.exception_kind == "" and result.stage is InvoicingStage.DONE
+
+
+async def test_starter_accept_milestone_finalizes_now_and_refuses_what_does_not_wait(
+        client: Client, flow_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """A project manager accepts a milestone from the command line, by project code: its invoice is finalized at
+    once; a second acceptance, an unknown project and a hostile name are refused with their exit codes."""
+    import starter
+    from bootstrap import for_cli
+
+    billing = FakeBilling()
+    today = datetime.now(UTC).date()
+    _kickoff, design, go_live = await drafts(billing, today)
+    project = f"P-{uuid.uuid4().hex[:8]}-US01"
+    async with Worker(client, task_queue=flow_settings.task_queue, workflows=[OneOffInvoicingWorkflow],
+                      activities=BillingActivities(billing=billing).all()):
+        handle = await client.start_workflow(
+            OneOffInvoicingWorkflow.run, OneOffInvoicingInput(project_code=project, legal_entity="US01",
+                                                              drafts=[design, go_live]),
+            id=invoicing_workflow_id("stripe", project), task_queue=flow_settings.task_queue)
+        await eventually(lambda: handle.query(OneOffInvoicingWorkflow.status),
+                         lambda s: s.stage is InvoicingStage.WAITING, what="waiting")
+        async with for_cli(flow_settings, client=client) as parts:
+            assert await starter.run(["accept-milestone", project, "GO-LIVE", "--by", "pm@acme"], parts=parts) == 0
+            assert billing.finalized == [go_live.invoice_id]
+            assert "finalized " + go_live.invoice_id in capsys.readouterr().out
+            assert await starter.run(["accept-milestone", handle.id, "GO-LIVE", "--by", "pm@acme"],
+                                     parts=parts) == 1  # nothing waits for it any more
+            assert "no draft invoice waits for milestone" in capsys.readouterr().err
+            assert await starter.run(["accept-milestone", "P-unknown-US01", "DESIGN", "--by", "pm"], parts=parts) == 2
+            assert await starter.run(["accept-milestone", project, "DESIGN", "--by", "pm\x1b[2J"], parts=parts) == 2
+            assert "\x1b" not in capsys.readouterr().err
+        assert billing.finalized == [go_live.invoice_id], "the refused acceptances finalized nothing"
+        await handle.terminate("test over")
