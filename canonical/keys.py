@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from canonical.refs import SYSTEM_NAME
+
 _PROJECT = "P-"
 QUOTE_TO_CASH = "q2c"
 AMENDMENTS = "contract"
@@ -19,7 +21,7 @@ INVOICING = "invoicing"
 #: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
 _KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity",
           INVOICING: "project"}
-_ADAPTER = re.compile(r"[a-z][a-z0-9]{1,30}")
+_ADAPTER = SYSTEM_NAME
 #: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
 BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 

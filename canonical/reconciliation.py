@@ -33,7 +33,7 @@ from canonical.deal import BillingInterval, BillingModel, billing_periods
 from canonical.keys import ledger_workflow_id, quote_to_cash_workflow_id, written_off_invoice
 from canonical.money import Money, minor_unit
 from canonical.project import Project
-from canonical.systems import System, Systems
+from canonical.systems import Systems
 
 
 class FindingKind(StrEnum):
@@ -704,9 +704,6 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
     A contract that names no entity is reported only when ``unattributed`` (a run over every entity)."""
     _crm, _clm, _bill = systems.crm, systems.clm, systems.billing
 
-    def _erp_of(code: str) -> System:
-        return systems.erp.get(code) or System(role="erp", name="erp", display="ERP")
-
     scope = set(entities)
     findings: list[Finding] = []
     by_deal: dict[str, list[EntityProject]] = defaultdict(list)
@@ -742,7 +739,7 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
                 FindingKind.PROJECT_BUDGET_MISMATCH, entity, record, clm_id=record, crm_id=deal,
                 currency=value.currency, erp_id=",".join(p.project.erp_id or "" for p in projects),
                 billing_amount=f"{value.amount} {value.currency} contract", erp_amount=f"{budget} budget",
-                refs=refs + [_erp_of(p.entity).ref("project", p.project.erp_id or "") for p in projects],
+                refs=refs + [systems.erp_or_unknown(p.entity).ref("project", p.project.erp_id or "") for p in projects],
                 detail=f"project budget of {', '.join(codes)} differs from the contract value"
                        + (f" (as amended {len(contract.amendments)} time(s))" if contract.amendments else ""),
                 repair=f"starter.py amend {record}"))
@@ -765,7 +762,7 @@ def compare_delivery(entities: Iterable[str], data: Delivery, *, tolerance: Deci
             continue
         project = held.project
         parsed = project_deal_and_entity(project.code)
-        refs = [_erp_of(held.entity).ref("project", project.erp_id or "")]
+        refs = [systems.erp_or_unknown(held.entity).ref("project", project.erp_id or "")]
         if parsed and parsed[1] != held.entity:
             findings.append(finding(
                 FindingKind.PROJECT_IN_WRONG_ENTITY, held.entity, project.erp_id or project.code,

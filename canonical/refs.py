@@ -7,7 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-#: a system is named by its adapter: lower-case letters and digits (``revops`` for our own records)
+#: a system is named by its adapter: lower-case letters and digits (``revops`` for our own records); the one
+#: grammar of adapter names (references, workflow IDs, descriptors)
 SYSTEM_NAME = re.compile(r"[a-z][a-z0-9]{1,30}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from canonical.money import minor_unit
-from canonical.refs import ref
+from canonical.refs import SYSTEM_NAME, ref
 
 
 class System(BaseModel):
@@ -20,7 +20,7 @@ class System(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     role: str = Field(description="crm, clm, billing, erp (or revops for our own records)")
-    name: str = Field(pattern=r"^[a-z][a-z0-9]{1,30}$")
+    name: str = Field(pattern=rf"^{SYSTEM_NAME.pattern}$")
     display: str
     id_prefixes: tuple[tuple[str, str], ...] = Field(
         default=(), description="(prefix, object) pairs, longest first, for vendors whose IDs name their kind")
@@ -50,6 +50,8 @@ class System(BaseModel):
 
 
 OURS = System(role="revops", name="revops", display="RevOps")
+#: an ERP no configuration names any more (its records are still referred to)
+UNKNOWN_ERP = System(role="erp", name="erp", display="unknown")
 
 
 class Systems(BaseModel):
@@ -70,10 +72,15 @@ class Systems(BaseModel):
             raise KeyError(f"no ERP is configured for legal entity {entity_code!r}; known: "
                            f"{', '.join(sorted(self.erp)) or 'none'}") from None
 
+    def erp_or_unknown(self, entity_code: str) -> System:
+        """The ERP of ``entity_code``, or a placeholder naming the role only for an entity no longer configured
+        (texts and references of books written before it was removed)."""
+        return self.erp.get(entity_code) or UNKNOWN_ERP
+
     def erp_label(self) -> str:
         """``ERP (Xero)``, or ``ERP (NetSuite, Xero)`` when entities differ."""
         names = sorted({s.display for s in self.erp.values()})
         return f"ERP ({', '.join(names)})" if names else "ERP"
 
 
-__all__ = ["OURS", "System", "Systems"]
+__all__ = ["OURS", "UNKNOWN_ERP", "System", "Systems"]

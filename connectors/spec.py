@@ -25,13 +25,14 @@ import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canonical.ownership import SystemRole
+from canonical.refs import SYSTEM_NAME
 from canonical.systems import System
 
 if TYPE_CHECKING:  # pragma: no cover
     from settings import Settings
 
 #: adapter names are reference namespaces and workflow-ID segments: lower-case letters and digits only
-NAME = re.compile(r"[a-z][a-z0-9]{1,30}")
+NAME = SYSTEM_NAME
 
 
 class VendorSettings(BaseSettings):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.registry import default_registry
+from devstack.emulators import emulated
 from devstack.processes import group_alive, signal_group, started_at, stop_groups
 from devstack.runfile import RUN_FILE, LeftoverStack, RunningChild, leftovers, stop_leftover, write_run_file
 from runtime.attributes import cli_flags
@@ -44,14 +45,13 @@ STOP_GRACE_SECONDS = 10.0
 
 def emulator_ports(settings: Settings) -> dict[str, int]:
     """Adapter name -> the port its emulator serves on (every descriptor with an emulator)."""
-    return {spec.name: spec.load(settings).sandbox_port for spec in default_registry(settings).all()
-            if spec.emulator is not None}
+    return {spec.name: spec.load(settings).sandbox_port for spec in emulated(default_registry(settings))}
 
 
 def emulator_lines(settings: Settings) -> str:
     """One line per emulator for the banner: role, vendor, base URL the adapter calls."""
     return "\n".join(f"  {spec.role.label + ' sandbox':<15} {spec.display_name:<9} {spec.load(settings).base_url}"
-                     for spec in default_registry(settings).all() if spec.emulator is not None)
+                     for spec in emulated(default_registry(settings)))
 
 
 def port_open(host: str, port: int) -> bool:

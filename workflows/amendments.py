@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money
     from canonical.notifications import Notice, NoticeKind
     from canonical.requests import DealWriteBack
-    from canonical.systems import OURS, System
+    from canonical.systems import OURS, UNKNOWN_ERP, System
     from workflows.approval_gate import ApprovalGate
     from workflows.attributes import DEAL_SIZE, LEGAL_ENTITY
     from workflows.models import (
@@ -137,8 +137,7 @@ class ContractAmendmentsWorkflow:
         return self._system("billing")
 
     def _erp_of(self, entity_code: str) -> System:
-        erp = self._config.systems.erp.get(entity_code) if self._config else None
-        return erp or System(role="erp", name="erp", display="ERP")
+        return self._config.systems.erp_or_unknown(entity_code) if self._config else UNKNOWN_ERP
 
     # ------------------------------------------------------------------------------------------
     # The flow

@@ -358,7 +358,7 @@ class AccountLedgerWorkflow:
 
     def _erp_of(self, entity_code: str) -> System:
         """The ERP of an entity (an entity no longer configured is named as the role only)."""
-        return self._systems.erp.get(entity_code) or System(role="erp", name="erp", display="unknown")
+        return self._systems.erp_or_unknown(entity_code)
 
     def _should_continue(self) -> bool:
         assert self._config is not None
