@@ -77,10 +77,5 @@ class Systems(BaseModel):
         (texts and references of books written before it was removed)."""
         return self.erp.get(entity_code) or UNKNOWN_ERP
 
-    def erp_label(self) -> str:
-        """``ERP (Xero)``, or ``ERP (NetSuite, Xero)`` when entities differ."""
-        names = sorted({s.display for s in self.erp.values()})
-        return f"ERP ({', '.join(names)})" if names else "ERP"
-
 
 __all__ = ["OURS", "UNKNOWN_ERP", "System", "Systems"]

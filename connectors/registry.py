@@ -221,16 +221,6 @@ def default_registry(settings: Settings | None = None) -> AdapterRegistry:
     return _registry(tuple(settings.extra_adapters) if settings is not None else ())
 
 
-def adapter_name(settings: Settings, role: SystemRole) -> str:
-    """The adapter settings choose for ``role``."""
-    return default_registry(settings).adapter_name(settings, role)
-
-
-def erp_adapter_of(settings: Settings, entity: LegalEntity) -> str:
-    """The ERP adapter that keeps ``entity``'s books."""
-    return default_registry(settings).erp_name_of(settings, entity)
-
-
 def systems_of(settings: Settings) -> Systems:
     """The names of the adapters ``settings`` choose, for workflow IDs, references and texts."""
     return default_registry(settings).systems(settings)
@@ -256,7 +246,6 @@ class RoleAdapters:
     billing: Any
     erp: ErpRouter
     built: list[Any] = field(default_factory=list)
-    systems: Systems | None = None
 
     async def aclose(self) -> None:
         """Close every adapter built (each owns its http clients)."""
@@ -291,10 +280,9 @@ def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
     clm = registry.chosen(settings, SystemRole.CLM).build(settings, transport)
     billing = registry.chosen(settings, SystemRole.BILLING).build(settings, transport)
     router = ErpRouter({e.erp_tenant_id: erps[registry.erp_name_of(settings, e)] for e in settings.legal_entities})
-    return RoleAdapters(crm=crm, clm=clm, billing=billing, erp=router, built=[crm, clm, billing, *erps.values()],
-                        systems=registry.systems(settings))
+    return RoleAdapters(crm=crm, clm=clm, billing=billing, erp=router, built=[crm, clm, billing, *erps.values()])
 
 
 __all__ = ["DEFAULT_SPECS", "AdapterFactory", "AdapterRegistry", "Closeable", "ErpRouter", "Prepares",
-           "RoleAdapters", "UnknownAdapter", "VENDOR_ROLES", "adapter_name", "build_adapters", "build_role",
-           "close_adapter", "default_registry", "erp_adapter_of", "in_code_spec", "role_label", "systems_of"]
+           "RoleAdapters", "UnknownAdapter", "VENDOR_ROLES", "build_adapters", "build_role",
+           "close_adapter", "default_registry", "in_code_spec", "role_label", "systems_of"]

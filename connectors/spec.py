@@ -17,8 +17,8 @@ names and references all read them. A descriptor says:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -113,7 +113,6 @@ class AdapterSpec:
     wire_tables: Callable[[], Iterable[Any]] | None = None
     emulator: Emulator | None = None
     id_prefixes: tuple[tuple[str, str], ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
     #: the most decimals the system keeps of an amount (an ERP's precision; routing refuses a currency with
     #: more); None: every currency's minor unit
     money_decimals: int | None = None
