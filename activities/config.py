@@ -72,8 +72,9 @@ class ConfigActivities:
                                    type="UnknownLegalEntity", non_retryable=True)
         wanted = set(codes)
         entities = [e for e in self.settings.legal_entities if not wanted or e.code in wanted]
-        hours = max([self.registry.rate_limits(self.settings, SystemRole.ERP, e).full_read_hours for e in entities]
-                    + [self.registry.rate_limits(self.settings, SystemRole.BILLING).full_read_hours])
+        # the descriptors' own figure: no adapter's settings need reading on every run for it
+        hours = max([self.registry.erp_of(self.settings, e).rate_limits.full_read_hours for e in entities]
+                    + [self.registry.chosen(self.settings, SystemRole.BILLING).rate_limits.full_read_hours])
         return ReconciliationConfig(entities=entities, systems=self.registry.systems(self.settings),
                                     read_timeout_seconds=hours * 3600,
                                     all_entities=list(self.settings.legal_entities),
