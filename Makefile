@@ -37,9 +37,9 @@ test: $(STAMP) $(PRISM) promtool chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C, SIGTERM or
-## SIGHUP stops every child
+## SIGHUP stops every child. REPLICAS=2: two ingress processes (webhooks delivered to each in turn) and two workers
 up: $(STAMP)
-	$(BIN)/python -m devstack.stack
+	$(BIN)/python -m devstack.stack $(if $(REPLICAS),--replicas $(REPLICAS))
 
 ## make stop: stop a stack left over from a killed `make up` or `make demo` (the run file under .data/ names it)
 stop: $(STAMP)

@@ -38,17 +38,27 @@ def emulated(registry: AdapterRegistry) -> list[AdapterSpec]:
     return [spec for spec in registry.all() if spec.emulator is not None]
 
 
-async def serve_emulators(settings: Settings, *, data_dir: Path | None = None, webhook_target: str | None = None,
-                          registry: AdapterRegistry | None = None) -> None:
+def webhook_target(spec: AdapterSpec, ingresses: list[str]) -> WebhookTarget | None:
+    """Where an emulator delivers its webhooks: the adapter's receiver path on each ingress replica, in turn."""
+    if not ingresses or not spec.webhook_path:
+        return None
+    urls = [f"{base.rstrip('/')}{spec.webhook_path}" for base in ingresses]
+    return WebhookTarget(url=urls[0], alternates=urls[1:])
+
+
+async def serve_emulators(settings: Settings, *, data_dir: Path | None = None,
+                          webhook_targets: list[str] | None = None, registry: AdapterRegistry | None = None) -> None:
     """Serve every emulator on its configured port until cancelled (``make up``); webhooks go to
-    ``<webhook_target>/webhooks/<adapter>`` (the ingress's path of the adapter's receiver)."""
+    ``<ingress>/webhooks/<adapter>`` (the ingress's path of the adapter's receiver), alternating between the
+    ingress replicas of ``webhook_targets``."""
     registry = registry or default_registry(settings)
     apps: list[tuple[Any, str, int]] = []
     for spec in emulated(registry):
         url = f"sqlite:///{data_dir / f'sandbox-{spec.name}.sqlite'}" if data_dir else "sqlite://"
         app = build_emulator(spec, settings, database_url=url)
-        if webhook_target and spec.webhook_path:
-            app.state.control.webhooks.targets.append(WebhookTarget(url=f"{webhook_target}{spec.webhook_path}"))
+        target = webhook_target(spec, webhook_targets or [])
+        if target is not None:
+            app.state.control.webhooks.targets.append(target)
         apps.append((app, settings.sandbox_host, spec.load(settings).sandbox_port))
     # the notification channels' emulators: incoming webhooks and SMTP
     apps.append((create_webhook_app(), settings.sandbox_host, settings.sandbox_slack_port))
@@ -62,11 +72,12 @@ async def serve_emulators(settings: Settings, *, data_dir: Path | None = None, w
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep state in SQLite files here")
-    parser.add_argument("--webhook-target", default=None, help="ingress base URL to send webhooks to")
+    parser.add_argument("--webhook-target", action="append", default=[],
+                        help="ingress base URL to send webhooks to; repeat for replicas (delivered in turn)")
     args = parser.parse_args()
     configure_logging(logging.WARNING)  # one JSON object per line, like every process of the stack
     try:
-        asyncio.run(serve_emulators(load_settings(), data_dir=args.data_dir, webhook_target=args.webhook_target))
+        asyncio.run(serve_emulators(load_settings(), data_dir=args.data_dir, webhook_targets=args.webhook_target))
     except KeyboardInterrupt:
         pass
 

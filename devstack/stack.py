@@ -32,6 +32,7 @@ from devstack.runfile import RUN_FILE, LeftoverStack, RunningChild, leftovers, s
 from runtime.attributes import cli_flags
 from runtime.codec_server import codec_token
 from runtime.devserver import dev_server_path
+from sandbox.serve import free_port
 from settings import ROOT, Settings
 from stores.codec import keys_text
 
@@ -96,6 +97,10 @@ class Stack:
     worker_args: list[str] = field(default_factory=lambda: ["worker.py"])
     commands: dict[str, list[str]] = field(default_factory=dict)
     with_prometheus: bool = False  # `make up`: when the Debian package is installed
+    # `make up REPLICAS=n`: n ingress processes (the emulators deliver to each in turn) and n workers on the
+    # task queue; the first binds the configured ports, the others free loopback ports (see :meth:`replica`)
+    replicas: int = 1
+    child_env: dict[str, dict[str, str]] = field(default_factory=dict)
     stop_requested: bool = False  # a signal asked to stop, or stop() began: a further signal hurries it
     hurried: bool = False  # stop now: SIGKILL without the grace period
     stop_grace: float = STOP_GRACE_SECONDS
@@ -128,13 +133,28 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def replica(self, role: str, number: int) -> tuple[str, dict[str, str]]:
+        """The child name and port settings of replica ``number`` (1-based) of ``role`` (``ingress`` or
+        ``worker``): the first keeps the configured ports, each other one takes free loopback ports (a port
+        setting of 0, off, stays off)."""
+        if number == 1:
+            return role, {}
+        s = self.settings
+        ports = {"ingress": {"INGRESS_PORT": s.ingress_port, "APPROVALS_PORT": s.approvals_port,
+                             "INGRESS_METRICS_PORT": s.ingress_metrics_port},
+                 "worker": {"WORKER_METRICS_PORT": s.worker_metrics_port}}[role]
+        return f"{role}-{number}", {name: str(free_port() if port else 0) for name, port in ports.items()}
+
     def _spawn(self, name: str, args: list[str], *, foreground_log: bool,
-               ports: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+               ports: tuple[int, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._start_watchdog(logs)
         out = None if foreground_log else (logs / f"{name}.log").open("ab")
-        env = dev_server_env(self.env()) if name == "temporal" else self.env()
+        if env is not None:
+            self.child_env[name] = env
+        env = {**self.env(), **self.child_env.get(name, {})}
+        env = dev_server_env(env) if name == "temporal" else env
         # its own session: a Ctrl-C in the terminal reaches only us, and we stop the children in order
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT if out else None, start_new_session=True)
@@ -219,25 +239,54 @@ class Stack:
             "--namespace", "default", "--log-level", "warn", "--log-format", "json", *codec_flags, *cli_flags()],
             foreground_log=False, ports=(self.temporal_port, self.ui_port))
         wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=temporal)
-        ingress_url = f"http://{s.ingress_host}:{s.ingress_port}"
-        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "devstack.emulators", "--data-dir", str(self.data_dir)]
-                                + (["--webhook-target", ingress_url] if self.with_ingress else []),
-                                foreground_log=False,
+        ingresses = [self.replica("ingress", n) for n in range(1, self.replicas + 1)] if self.with_ingress else []
+        workers = [self.replica("worker", n) for n in range(1, self.replicas + 1)] if self.with_worker else []
+        targets = [arg for _name, env in ingresses for arg in
+                   ("--webhook-target", f"http://{s.ingress_host}:{env.get('INGRESS_PORT', s.ingress_port)}")]
+        sandboxes = self._spawn("sandbox", [PYTHON, "-m", "devstack.emulators", "--data-dir", str(self.data_dir),
+                                            *targets], foreground_log=False,
                                 ports=(*emulators.values(), s.sandbox_slack_port, s.sandbox_smtp_port))
         for port in emulators.values():
             wait_for_port(s.sandbox_host, port, name="sandbox emulators", process=sandboxes)
-        if self.with_ingress:
-            ingress = self._spawn("ingress", [PYTHON, "starter.py", "serve"], foreground_log=foreground_log,
-                                  ports=(s.ingress_port, s.approvals_port, s.ingress_metrics_port))
-            wait_for_port(s.ingress_host, s.ingress_port, name="ingress", process=ingress)
-            wait_for_port(s.approvals_host, s.approvals_port, name="approvals API", process=ingress)
-        if self.with_worker:
-            self._spawn("worker", [PYTHON, *self.worker_args], foreground_log=foreground_log,
-                        ports=(s.worker_metrics_port,))
+        for name, env in ingresses:
+            bound = (int(env.get("INGRESS_PORT", s.ingress_port)), int(env.get("APPROVALS_PORT", s.approvals_port)),
+                     int(env.get("INGRESS_METRICS_PORT", s.ingress_metrics_port)))
+            ingress = self._spawn(name, [PYTHON, "starter.py", "serve"], foreground_log=foreground_log,
+                                  ports=bound, env=env)
+            wait_for_port(s.ingress_host, bound[0], name=name, process=ingress)
+            wait_for_port(s.approvals_host, bound[1], name=f"approvals API ({name})", process=ingress)
+        for name, env in workers:
+            self._spawn(name, [PYTHON, *self.worker_args], foreground_log=foreground_log and name == "worker",
+                        ports=(int(env.get("WORKER_METRICS_PORT", s.worker_metrics_port)),), env=env)
         if self.prometheus_url is not None:
-            prometheus = self._spawn("prometheus", prometheus_command(s, self.data_dir), foreground_log=False,
+            prometheus = self._spawn("prometheus", prometheus_command(s, self.data_dir, self.metrics_ports()),
+                                     foreground_log=False,
                                      ports=(s.prometheus_port,))
             wait_for_port("127.0.0.1", s.prometheus_port, name="Prometheus", process=prometheus)
+
+    def replica_lines(self) -> str:
+        """The banner's lines for the replicas beyond the first (nothing with one of each)."""
+        lines = []
+        for name, env in self.child_env.items():
+            if name.startswith("ingress-"):
+                lines.append(f"  {name:<15} http://{self.settings.ingress_host}:{env['INGRESS_PORT']}/healthz   "
+                             f"approvals :{env['APPROVALS_PORT']}   metrics :{env['INGRESS_METRICS_PORT']}\n")
+            elif name.startswith("worker-"):
+                lines.append(f"  {name:<15} metrics :{env['WORKER_METRICS_PORT']}\n")
+        return "".join(lines)
+
+    def metrics_ports(self) -> list[tuple[str, int]]:
+        """``(job, port)`` of every replica's Prometheus endpoint (a port of 0 is off)."""
+        s, found = self.settings, []
+        for child in self.children:
+            role = child.name.split("-", 1)[0]
+            if role in ("worker", "ingress"):
+                variable = f"{role.upper()}_METRICS_PORT"
+                default = s.worker_metrics_port if role == "worker" else s.ingress_metrics_port
+                port = int(self.child_env.get(child.name, {}).get(variable, default))
+                if port:
+                    found.append((f"revops-{role}", port))
+        return found
 
     @property
     def prometheus_url(self) -> str | None:
@@ -277,9 +326,19 @@ class Stack:
         return process
 
     def check_alive(self) -> None:
-        for name, process in self.processes:
-            if process.poll() is not None:
+        """Raise when a child stopped, unless it was one of several replicas of its role and another still runs
+        (the stack serves on with the others; the stopped one is reported on stderr and forgotten)."""
+        for name, process in list(self.processes):
+            if process.poll() is None:
+                continue
+            role = name.split("-", 1)[0]
+            peers = [n for n, p in self.processes if n != name and n.split("-", 1)[0] == role and p.poll() is None]
+            if role not in ("ingress", "worker") or not peers:
                 raise RuntimeError(f"{name} stopped with code {process.returncode}; see .data/logs/{name}.log")
+            print(f"make up: {name} stopped with code {process.returncode} (see .data/logs/{name}.log); "
+                  f"{', '.join(peers)} still serving", file=sys.stderr, flush=True)
+            self.processes = [(n, p) for n, p in self.processes if p is not process]
+            self._forget(process.pid)
 
     def hurry(self) -> None:
         """A second request to stop: cut the grace period short (SIGKILL what is left)."""
@@ -311,13 +370,20 @@ class Stack:
 RULES = ROOT / "prometheus" / "alerts.yml"
 
 
-def prometheus_config(settings: Settings) -> str:
-    """Prometheus's configuration: scrape the worker and the ingress every 15 s, with our alert rules."""
-    targets = [("revops-worker", settings.worker_metrics_port), ("revops-ingress", settings.ingress_metrics_port)]
+def prometheus_config(settings: Settings, targets: list[tuple[str, int]] | None = None) -> str:
+    """Prometheus's configuration: scrape the workers and the ingresses (every replica: ``targets`` as
+    ``(job, port)``; by default the configured ports) every 15 s, with our alert rules."""
+    if targets is None:
+        targets = [("revops-worker", settings.worker_metrics_port),
+                   ("revops-ingress", settings.ingress_metrics_port)]
+    by_job: dict[str, list[int]] = {}
+    for job, port in targets:
+        if port:
+            by_job.setdefault(job, []).append(port)
     jobs = "".join(f"""  - job_name: {job}
     static_configs:
-      - targets: ["{settings.metrics_host}:{port}"]
-""" for job, port in targets if port)
+      - targets: [{", ".join(f'"{settings.metrics_host}:{port}"' for port in ports)}]
+""" for job, ports in by_job.items())
     return f"""# written by `make up` (devstack/stack.py)
 global:
   scrape_interval: 15s
@@ -328,13 +394,14 @@ scrape_configs:
 {jobs}"""
 
 
-def prometheus_command(settings: Settings, data_dir: Path) -> list[str]:
+def prometheus_command(settings: Settings, data_dir: Path,
+                       targets: list[tuple[str, int]] | None = None) -> list[str]:
     """The Debian package's ``prometheus`` on ``settings.prometheus_port``, its data and configuration under
     ``data_dir/prometheus``."""
     home = data_dir / "prometheus"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "prometheus.yml"
-    config.write_text(prometheus_config(settings), encoding="utf-8")
+    config.write_text(prometheus_config(settings, targets), encoding="utf-8")
     return [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
             f"--storage.tsdb.path={home / 'tsdb'}", f"--web.listen-address=127.0.0.1:{settings.prometheus_port}"]
 
@@ -400,6 +467,9 @@ def stack_ports(settings: Settings) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the embedded stack in the foreground (Ctrl-C stops it)")
     parser.add_argument("--no-worker", action="store_true", help="start everything but the worker")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="ingress processes and workers to run (each); the emulators deliver to each ingress "
+                             "in turn (`make up REPLICAS=2`)")
     parser.add_argument("--stop", action="store_true",
                         help="stop a stack left over from a killed run (`make stop`) and exit")
     args = parser.parse_args()
@@ -411,7 +481,7 @@ def main() -> None:
     poll = min(settings.contract_poll_interval_seconds, MAKE_UP_CONTRACT_POLL_SECONDS)
     temporal_port, ui_port = stack_ports(settings)
     stack = Stack(settings=settings, data_dir=settings.data_dir, temporal_port=temporal_port, ui_port=ui_port,
-                  with_worker=not args.no_worker, with_prometheus=True,
+                  with_worker=not args.no_worker, with_prometheus=True, replicas=max(1, args.replicas),
                   extra_env={"CONTRACT_POLL_INTERVAL_SECONDS": f"{poll:g}"})
     stop_on_signals(stack)
     try:
@@ -434,7 +504,7 @@ Embedded stack is up (state and logs in {settings.data_dir}):
   Metrics         worker http://{settings.metrics_host}:{settings.worker_metrics_port}/metrics   ingress \
 http://{settings.metrics_host}:{settings.ingress_metrics_port}/metrics
   Prometheus      {stack.prometheus_url or "not installed (apt-get install prometheus), metrics still served"}
-Act as the vendors: .venv/bin/python starter.py sandbox --help   (README: "Walkthrough")
+{stack.replica_lines()}Act as the vendors: .venv/bin/python starter.py sandbox --help   (README: "Walkthrough")
 Try: .venv/bin/python starter.py pending   |   Ctrl-C stops everything.
 """, flush=True)
         while True:

@@ -388,7 +388,15 @@ class SandboxControl:
 # ---------------------------------------------------------------------------------------------
 class WebhookTarget(BaseModel):
     url: str
+    alternates: list[str] = Field(default_factory=list, description=(
+        "replicas of the same receiver (e.g. two ingress processes): each delivery goes to the next URL in "
+        "turn, and a failed attempt is retried at the next one"))
     drop: bool = Field(default=False, description="record but do not deliver (to test lost webhooks)")
+
+    @property
+    def urls(self) -> list[str]:
+        """The receiver's URLs: :attr:`url` first, then its replicas."""
+        return [self.url, *self.alternates]
 
 
 class WebhookRetries(BaseModel):
@@ -406,6 +414,7 @@ class WebhookSender:
         self.max_attempts = 5
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._turns: dict[str, int] = {}  # per target: the replica the next delivery starts at
 
     def client(self) -> httpx.AsyncClient:
         """One pooled client per event loop: building a client (and its TLS context) per delivery
@@ -419,20 +428,25 @@ class WebhookSender:
              content_type: str = "application/json") -> None:
         """Queue ``body`` for every target; ``sign(url, body)`` returns the signature headers."""
         for target in self.targets:
-            record: dict[str, Any] = {"url": target.url, "body": body.decode(), "status": None, "attempts": 0,
+            urls = target.urls
+            turn = self._turns.get(target.url, 0)
+            self._turns[target.url] = (turn + 1) % len(urls)
+            urls = urls[turn:] + urls[:turn]  # alternate between replicas; a failure moves on to the next
+            record: dict[str, Any] = {"url": urls[0], "body": body.decode(), "status": None, "attempts": 0,
                                       "dropped": target.drop}
             self.deliveries.append(record)
             if target.drop:
                 continue
-            task = asyncio.get_running_loop().create_task(self._deliver(target.url, body, sign, content_type, record))
+            task = asyncio.get_running_loop().create_task(self._deliver(urls, body, sign, content_type, record))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, url: str, body: bytes, sign: Callable[[str, bytes], dict[str, str]],
+    async def _deliver(self, urls: list[str], body: bytes, sign: Callable[[str, bytes], dict[str, str]],
                        content_type: str, record: dict[str, Any]) -> None:
         client = self.client()
         for attempt in range(1, self.max_attempts + 1):
             record["attempts"] = attempt
+            url = record["url"] = urls[(attempt - 1) % len(urls)]
             try:
                 headers = {"Content-Type": content_type, **sign(url, body)}
                 response = await client.post(url, content=body, headers=headers)

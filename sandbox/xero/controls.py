@@ -77,20 +77,21 @@ class Controls:
             for target in state.control.webhooks.targets:
                 if target.drop:
                     continue
-                for signed_well in (True, False):
-                    body = wire.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0,
-                                       "entropy": entropy()}).encode()
-                    signature = state.sign(body) if signed_well else state.sign(body, b"not-the-webhook-key")
-                    try:
-                        response = await client.post(target.url, content=body, headers={
-                            "Content-Type": "application/json", "x-xero-signature": signature})
-                        status: int | str = response.status_code
-                    except httpx.HTTPError as exc:
-                        status = f"error: {exc.__class__.__name__}"
-                    expected = 200 if signed_well else 401
-                    results.append({"url": target.url, "signature": "valid" if signed_well else "invalid",
-                                    "status": status, "expected": expected, "ok": status == expected})
-                    state.control.webhooks.deliveries.append(
-                        {"url": target.url, "body": body.decode(), "status": status, "attempts": 1,
-                         "dropped": False, "intent": True})
+                for url in target.urls:  # every replica of the receiver must pass
+                    for signed_well in (True, False):
+                        body = wire.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0,
+                                           "entropy": entropy()}).encode()
+                        signature = state.sign(body) if signed_well else state.sign(body, b"not-the-webhook-key")
+                        try:
+                            response = await client.post(url, content=body, headers={
+                                "Content-Type": "application/json", "x-xero-signature": signature})
+                            status: int | str = response.status_code
+                        except httpx.HTTPError as exc:
+                            status = f"error: {exc.__class__.__name__}"
+                        expected = 200 if signed_well else 401
+                        results.append({"url": url, "signature": "valid" if signed_well else "invalid",
+                                        "status": status, "expected": expected, "ok": status == expected})
+                        state.control.webhooks.deliveries.append(
+                            {"url": url, "body": body.decode(), "status": status, "attempts": 1,
+                             "dropped": False, "intent": True})
         return {"results": results, "intent_ok": bool(results) and all(r["ok"] for r in results)}

@@ -54,9 +54,11 @@ def children_of(parent: int) -> set[int]:
     return found
 
 
-def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_up(env: dict[str, str], log: Path, *, args: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """``make up`` (without a worker unless ``args`` ask otherwise) started and up."""
+    command = [sys.executable, "-m", "devstack.stack", *args] if args is not None else UP
     with log.open("ab") as out:
-        process = subprocess.Popen(UP, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while "Embedded stack is up" not in log.read_text(errors="replace"):

@@ -369,7 +369,7 @@ async def test_kit_sandbox_webhook_targets_are_managed(app_client: tuple[FastAPI
     _, client = app_client
     await client.post("/_sandbox/webhooks", json={"url": "http://a.test/hook"})
     listed = await client.post("/_sandbox/webhooks", json={"url": "http://a.test/hook", "drop": True})
-    assert listed.json() == [{"url": "http://a.test/hook", "drop": True}]  # same URL replaced, not added
+    assert listed.json() == [{"url": "http://a.test/hook", "alternates": [], "drop": True}]  # same URL replaced, not added
     assert (await client.delete("/_sandbox/webhooks")).json() == {"targets": []}
     assert (await client.get("/_sandbox/webhooks")).json()["targets"] == []
 
@@ -415,6 +415,41 @@ async def test_kit_webhook_sender_delivers_and_retries(receiver: tuple[Receiver,
     assert headers["x-acme-signature"] == "sig:24:hook" and headers["content-type"] == "application/json"
     assert sender.deliveries == [{"url": f"{running.base_url}/hook", "body": '{"event":"deal.updated"}',
                                   "status": 204, "attempts": 2, "dropped": False}]
+
+
+async def test_kit_webhook_sender_alternates_between_replicas_of_a_receiver() -> None:
+    """``make up REPLICAS=2``: two ingress processes behind one target; deliveries go to each in turn."""
+    first, second = Receiver(), Receiver()
+    one, two = start_in_thread(first.app), start_in_thread(second.app)
+    try:
+        sender = WebhookSender("acme")
+        sender.targets = [WebhookTarget(url=f"{one.base_url}/hook", alternates=[f"{two.base_url}/hook"])]
+        for n in range(4):
+            sender.emit(f'{{"n":{n}}}'.encode(), sign)
+        await sender.drain()
+        assert sorted(b for _p, b, _h in first.received) == [b'{"n":0}', b'{"n":2}']
+        assert sorted(b for _p, b, _h in second.received) == [b'{"n":1}', b'{"n":3}']
+        assert [d["status"] for d in sender.deliveries] == [204] * 4
+    finally:
+        one.stop()
+        two.stop()
+
+
+async def test_kit_webhook_sender_moves_to_the_next_replica_when_one_is_down() -> None:
+    """One ingress replica killed: every delivery still arrives, at the replica still up, signed for its URL."""
+    alive = Receiver()
+    running = start_in_thread(alive.app)
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    try:
+        sender = WebhookSender("acme")
+        sender.targets = [WebhookTarget(url=dead, alternates=[f"{running.base_url}/hook"])]
+        for n in range(3):
+            sender.emit(f'{{"n":{n}}}'.encode(), sign)
+        await sender.drain()
+        assert sorted(b for _p, b, _h in alive.received) == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+        assert all(d["url"] == f"{running.base_url}/hook" and d["status"] == 204 for d in sender.deliveries)
+    finally:
+        running.stop()
 
 
 async def test_kit_webhook_sender_drop_records_without_delivering(receiver: tuple[Receiver, RunningApp]) -> None:
