@@ -133,7 +133,7 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
     setup_tracing(settings, service="revops-worker")  # before connect: the client takes the tracing interceptor
     runtime, sdk_metrics_url = sdk_runtime(settings)
     async with await for_worker(settings, runtime=runtime) as parts, \
-            worker_metrics(settings, parts.client, sdk_metrics_url=sdk_metrics_url):
+            worker_metrics(settings, parts.client, sdk_metrics_url=sdk_metrics_url) as metrics:
         client, connectors = parts.client, parts.connectors
         for adapter in connectors.adapters.built if connectors.adapters else []:
             if isinstance(adapter, Prepares):
@@ -149,6 +149,8 @@ async def main(*, extra_workflows: Sequence[type] = (), extra_activities: Sequen
         worker = build_worker(client, settings, connectors, stores=parts.stores, intake=parts.intake,
                               extra_workflows=extra_workflows, extra_activities=extra_activities)
         log.info("worker on task queue %r, namespace %r", settings.task_queue, client.namespace)
+        if metrics is not None:  # `/readyz` on the metrics port: ready from here on (while Temporal answers)
+            metrics.polling = True
         await worker.run()
 
 

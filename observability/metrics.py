@@ -25,17 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from socketserver import ThreadingMixIn
+from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -64,6 +68,8 @@ from workflows.models import (
 )
 
 log = logging.getLogger("revops.metrics")
+#: how often the worker checks that Temporal answers (its ``/readyz``)
+HEALTH_CHECK_SECONDS = 5.0
 
 Q2C_WORKFLOW = "QuoteToCashWorkflow"
 
@@ -94,8 +100,39 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve_metrics(registry: CollectorRegistry, *, host: str, port: int) -> MetricsServer:
-    server, thread = start_http_server(port, addr=host, registry=registry)
+class Readiness(Protocol):
+    def ready(self) -> tuple[bool, str]:
+        ...
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Probes and scrapes every few seconds: not worth a log line each."""
+
+
+def serve_metrics(registry: CollectorRegistry, *, host: str, port: int,
+                  readiness: Readiness | None = None) -> MetricsServer:
+    """``GET /metrics`` (Prometheus text), ``GET /healthz`` (the process answers) and ``GET /readyz`` (200 when
+    ``readiness`` says the process can do its work, else 503 with the reason: a Kubernetes readiness probe)."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path in ("/healthz", "/readyz"):
+            ok, reason = (True, "alive") if path == "/healthz" or readiness is None else readiness.ready()
+            body = json.dumps({"status": "ok" if ok else "not ready", "detail": reason}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return metrics(environ, start_response)
+
+    server = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
     return MetricsServer(host=host, port=int(server.server_address[1]), _server=server, _thread=thread)
 
 
@@ -215,6 +252,29 @@ class WorkerMetrics:
         self.registry.register(self._kpis)
         if sdk_metrics_url:
             self.registry.register(SdkRuntimeMetrics(sdk_metrics_url))
+        self.polling = False  # the worker's run began (set by worker.py)
+        self._temporal_ok_at: float | None = None
+        self._temporal_error = "not checked yet"
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready (``/readyz``): the worker polls its task queue and Temporal answered a health check lately."""
+        if not self.polling:
+            return False, "the worker has not started polling"
+        if self._temporal_ok_at is None or time.monotonic() - self._temporal_ok_at > 3 * HEALTH_CHECK_SECONDS:
+            return False, f"Temporal not reachable: {self._temporal_error}"
+        return True, "polling; Temporal reachable"
+
+    async def watch_temporal(self, client: Client) -> None:
+        """Check Temporal's health every :data:`HEALTH_CHECK_SECONDS` (what ``/readyz`` reports)."""
+        while True:
+            try:
+                if await client.service_client.check_health(timeout=timedelta(seconds=5)):
+                    self._temporal_ok_at = time.monotonic()
+                else:
+                    self._temporal_error = "health check answered not serving"
+            except Exception as exc:  # any failure only makes the worker not ready
+                self._temporal_error = exc.__class__.__name__
+            await asyncio.sleep(HEALTH_CHECK_SECONDS)
 
     def observe_vendor_call(self, vendor: str, status: str, seconds: float) -> None:
         """The observer ``connectors.http.observe_vendor_calls`` takes."""
@@ -411,19 +471,22 @@ async def worker_metrics(settings: Settings, client: Client, *, sdk_metrics_url:
     metrics = WorkerMetrics(settings, sdk_metrics_url=sdk_metrics_url)
     server: MetricsServer | None = None
     try:
-        server = serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.worker_metrics_port)
+        server = serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.worker_metrics_port,
+                               readiness=metrics)
         log.info("worker metrics on %s", server.url)
     except OSError as exc:  # a second worker on the same host: it works, only the first one is scraped
         log.warning("worker metrics not served on %s:%s (%s)", settings.metrics_host, settings.worker_metrics_port,
                     exc)
     stop_observing = observe_vendor_calls(metrics.observe_vendor_call)
     refresher = asyncio.create_task(metrics.run(client), name="metrics-refresh")
+    health = asyncio.create_task(metrics.watch_temporal(client), name="temporal-health")
     try:
         yield metrics
     finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
+        for task in (refresher, health):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         stop_observing()
         if server is not None:
             server.stop()

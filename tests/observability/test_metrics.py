@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from canonical.ledger import Finding, FindingKind
 from connectors.http import observe_vendor_calls
-from observability.metrics import WorkerMetrics, sdk_runtime, serve_metrics
+from observability.metrics import WorkerMetrics, free_port, sdk_runtime, serve_metrics
 from runtime.connect import data_converter
 from runtime.launch import start_quote_to_cash
 from settings import Settings
@@ -144,3 +144,40 @@ async def test_worker_metrics_after_a_scenario(runtime_client: tuple[Client, str
 
 async def _listed(client: Client, settings: Settings) -> int:
     return len([e async for e in client.list_workflows(f'TaskQueue = "{settings.task_queue}"')])
+
+
+async def test_worker_readyz_is_ready_only_while_polling_and_temporal_answers(
+        temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """A Kubernetes readiness probe on the worker's metrics port: 503 with the reason until the worker polls and
+    Temporal has answered a health check, then 200; a worker whose Temporal does not answer is never ready;
+    ``/healthz`` and ``/metrics`` answer throughout."""
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    metrics = WorkerMetrics(settings)
+    server = serve_metrics(metrics.registry, host="127.0.0.1", port=0, readiness=metrics)
+    base = server.url.removesuffix("/metrics")
+    # a second worker whose Temporal address answers nothing
+    stranded = WorkerMetrics(settings)
+    stranded.polling = True
+    stranded_server = serve_metrics(stranded.registry, host="127.0.0.1", port=0, readiness=stranded)
+    nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    watchers = [asyncio.create_task(metrics.watch_temporal(temporal_env.client)),
+                asyncio.create_task(stranded.watch_temporal(nowhere))]
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            before = await http.get(f"{base}/readyz")
+            assert before.status_code == 503 and "not started polling" in before.json()["detail"]
+            assert (await http.get(f"{base}/healthz")).status_code == 200
+            metrics.polling = True
+            await eventually(lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200, timeout=15)
+            assert "revops_vendor_calls" in (await http.get(server.url)).text
+            stranded_base = stranded_server.url.removesuffix("/metrics")
+            await eventually(lambda: "Temporal not reachable: " in httpx.get(f"{stranded_base}/readyz").text
+                             and "not checked yet" not in httpx.get(f"{stranded_base}/readyz").text, timeout=20)
+            refused = await http.get(f"{stranded_base}/readyz")
+            assert refused.status_code == 503
+            assert (await http.get(f"{stranded_base}/healthz")).status_code == 200
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        server.stop()
+        stranded_server.stop()
