@@ -369,7 +369,8 @@ async def test_kit_sandbox_webhook_targets_are_managed(app_client: tuple[FastAPI
     _, client = app_client
     await client.post("/_sandbox/webhooks", json={"url": "http://a.test/hook"})
     listed = await client.post("/_sandbox/webhooks", json={"url": "http://a.test/hook", "drop": True})
-    assert listed.json() == [{"url": "http://a.test/hook", "alternates": [], "drop": True}]  # same URL replaced, not added
+    # the same URL replaced, not added
+    assert listed.json() == [{"url": "http://a.test/hook", "alternates": [], "drop": True}]
     assert (await client.delete("/_sandbox/webhooks")).json() == {"targets": []}
     assert (await client.get("/_sandbox/webhooks")).json()["targets"] == []
 
