@@ -58,12 +58,16 @@ def test_the_manifests_exist() -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_manifest_validates_strictly_against_the_kubernetes_schemas(version: str) -> None:
+    invalid = []
     for path, doc in documents():
         try:
-            kubernetes_validate.validate(doc, version, strict=True)
+            checked = kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {version}: "
-                        f"{exc.message} at {'/'.join(map(str, exc.path))}")
+            invalid.append(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {exc.message} at "
+                           f"{'/'.join(map(str, exc.path))}")
+        else:
+            assert checked == version.rsplit(".", 1)[0]  # checked against that version's schemas
+    assert not invalid, f"invalid for Kubernetes {version}: {invalid}"
 
 
 def test_a_broken_manifest_is_refused_by_the_same_check() -> None:
