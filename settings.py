@@ -37,8 +37,7 @@ _SANDBOX_ACCOUNTS = ["090", "091", "200", "260", "485"]
 _SANDBOX_TAX_CODES = ["NONE", "EXEMPTOUTPUT", "ZERORATEDOUTPUT", "ECZROUTPUTSERVICES", "OUTPUT", "OUTPUT2", "TAX001"]
 DEFAULT_BOOKS = BooksMapping(entities=[
     EntityBooks(entity="US01", revenue=[RevenueRule(product="*", account="200")],
-                tax=[TaxRule(status=TaxStatus.TAXABLE, region="US", tax_code="TAX001"),
-                     TaxRule(status=TaxStatus.TAXABLE, tax_code="NONE"),
+                tax=[TaxRule(status=TaxStatus.TAXABLE, tax_code="TAX001"),
                      TaxRule(status=TaxStatus.EXEMPT, tax_code="EXEMPTOUTPUT"),
                      TaxRule(status=TaxStatus.REVERSE_CHARGE, tax_code="NONE")],
                 bank={"USD": "090"}, bad_debt_account="485", accounts=_SANDBOX_ACCOUNTS,

@@ -89,7 +89,7 @@ class EntityBooks(BaseModel):
             for rule in self.tax:
                 if rule.status is status and rule.region == wanted:
                     return rule.tax_code
-        raise MissingMapping(self.entity, f"tax code for a {status.value} customer in {region or 'no country'}")
+        raise MissingMapping(self.entity, f"tax code for {status.value} customers in {region or 'no country'}")
 
     def bank_account(self, currency: str) -> str:
         account = self.bank.get(normalise_currency(currency))

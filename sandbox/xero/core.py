@@ -33,6 +33,7 @@ CHART: dict[str, tuple[str, str, str]] = {
     "091": ("Business Savings Account", "BANK", "NONE"),
     "200": ("Sales", "REVENUE", "NONE"),
     "260": ("Other Revenue", "REVENUE", "NONE"),
+    "485": ("Bad Debts", "EXPENSE", "NONE"),
     "610": ("Accounts Receivable", "CURRENT", "NONE"),
 }
 #: sales tax types the sandbox knows, with their rate in percent (used when TaxAmount is not sent)
@@ -57,7 +58,7 @@ class XeroState:
     """Everything the routes share."""
 
     def __init__(self, config: Any, settings: Settings, store: Store, control: SandboxControl) -> None:
-        self.config = config  # the adapter's settings: credentials, webhook key, revenue account
+        self.config = config  # the adapter's settings: credentials, webhook key
         self.settings = settings
         self.store = store
         self.control = control
@@ -65,8 +66,6 @@ class XeroState:
         self.tokens: dict[str, float] = {}
         self.guard = IdempotencyGuard(store, self._key_reused)
         self.chart = dict(CHART)
-        if config.revenue_account_code not in self.chart:
-            self.chart[config.revenue_account_code] = ("Sales (configured)", "REVENUE", "NONE")
 
     # -- reference data ------------------------------------------------------------------------
     def stable_id(self, *parts: str) -> str:
