@@ -95,6 +95,8 @@ class InvoiceLine(BaseModel):
     amount: Money
     product_code: str | None = None
     taxes: list[TaxLine] = Field(default_factory=list)
+    ledger_account: str | None = Field(default=None, description="the account the ERP booked it to (ERP reads)")
+    tax_code: str | None = Field(default=None, description="the tax code the ERP booked it with (ERP reads)")
 
 
 class Invoice(BaseModel):

@@ -13,6 +13,7 @@ ratio, with the line's tax code (and its account, or the bad-debt account for a 
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
 
 from pydantic import BaseModel, Field, field_validator
@@ -161,6 +162,25 @@ def invoice_postings(books: EntityBooks, invoice: Invoice) -> list[PostingLine]:
     return postings
 
 
+def booking_differences(books: EntityBooks, billed: Invoice, booked: Invoice) -> list[str]:
+    """How the ERP's lines (``booked``, read with their accounts and tax codes) differ from what the books map
+    billing's lines (``billed``) to, as (account, tax code) pairs; empty when they agree or the ERP did not say."""
+    if not billed.lines_complete or any(line.ledger_account is None or line.tax_code is None
+                                        for line in booked.lines):
+        return []
+    try:
+        wanted = Counter((p.account, p.tax_code) for p in invoice_postings(books, billed))
+    except MissingMapping as exc:
+        return [str(exc)]
+    held = Counter((line.ledger_account or "", line.tax_code or "") for line in booked.lines)
+    if wanted == held:
+        return []
+    missing = [f"{a}/{c}" for (a, c), n in sorted((wanted - held).items()) for _ in range(n)]
+    extra = [f"{a}/{c}" for (a, c), n in sorted((held - wanted).items()) for _ in range(n)]
+    return [f"the books map to {', '.join(missing) or 'nothing more'}, "
+            f"the ERP holds {', '.join(extra) or 'nothing more'}"]
+
+
 def _round(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
@@ -191,4 +211,4 @@ def credit_postings(originals: list[PostingLine], credit: Money, *, description:
 
 
 __all__ = ["ANY", "BooksMapping", "EntityBooks", "MissingMapping", "PostingLine", "RevenueRule", "TaxRule",
-           "TaxStatus", "credit_postings", "invoice_postings"]
+           "TaxStatus", "booking_differences", "credit_postings", "invoice_postings"]

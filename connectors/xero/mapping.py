@@ -475,6 +475,7 @@ def _line_from_xero(item: dict[str, Any], currency: str) -> InvoiceLine:
         unit_amount=_money(item, "UnitAmount", currency),
         amount=_money(item, "LineAmount", currency),
         product_code=item.get("ItemCode"),
+        ledger_account=item.get("AccountCode"), tax_code=item.get("TaxType"),
         taxes=[] if tax.is_zero() else [TaxLine(name=str(item.get("TaxType") or "TAX"), rate_percent=Decimal(0),
                                                 amount=tax)],
     )
@@ -515,7 +516,8 @@ INVOICE_IN: tuple[Wire[InvoiceDoc], ...] = (
     Wire("Invoice.issued_on", "DateString or Date", "date", lambda d: document_date(d.doc, "Date"), "invoice"),
     Wire("Invoice.due_on", "DueDateString or DueDate", "date", lambda d: document_date(d.doc, "DueDate"),
          "invoice"),
-    Wire("Invoice.lines", "LineItems", "Description, Quantity, UnitAmount, LineAmount, ItemCode, TaxType, TaxAmount",
+    Wire("Invoice.lines", "LineItems", "Description, Quantity, UnitAmount, LineAmount, ItemCode, AccountCode "
+         "(ledger_account), TaxType (tax_code), TaxAmount",
          lambda d: [_line_from_xero(item, d.currency) for item in d.doc.get("LineItems") or []], "invoice"),
     Wire("Invoice.subtotal", "SubTotal", "Decimal", lambda d: d.money("SubTotal"), "invoice"),
     Wire("Invoice.tax", "TotalTax", "Decimal", lambda d: d.money("TotalTax"), "invoice"),
