@@ -25,6 +25,7 @@ import starter
 from activities.notify import NotifyActivities
 from bootstrap import for_cli
 from canonical import CreditNote, Invoice, InvoicePaid, Money
+from canonical.books import RevenueRule
 from settings import Settings
 from tests.helpers.activities import role_activities
 from tests.helpers.deals import deal_properties
@@ -562,3 +563,29 @@ async def test_ledger_void_after_part_payment_credits_the_remainder_in_xero(rig:
     [erp] = _xero_docs(rig, "invoice", invoice_id)
     assert (Decimal(erp["AmountPaid"]), Decimal(erp["AmountCredited"]), Decimal(erp["AmountDue"])) == (
         Decimal("250.00"), Decimal("750.00"), Decimal(0))
+
+
+async def test_ledger_invoice_with_no_books_mapping_waits_visibly_until_the_mapping_is_added(
+        client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]) -> None:
+    """A product the books mapping does not map is never booked to a default account: the invoice stays pending
+    in the ledger's visible exception, saying what is missing, and posts once a person adds the row."""
+    unmapped = flow_settings.books_mapping.model_copy(deep=True)
+    for books in unmapped.entities:
+        books.revenue = [RevenueRule(product="SKU-NOT-BILLED-HERE", account="200")]
+    async with ledger_rig(client, flow_settings.model_copy(update={"books_mapping": unmapped}), sandboxes) as rig:
+        account = await rig.account()
+        [invoice_id] = await rig.invoices(account, ["640.00"])
+        handle = await rig.finalize(account, invoice_id)
+        status = await until(handle, lambda s: s.exception_kind == "erp_rejected", "missing mapping visible")
+        [item] = status.open_items
+        [pending] = item.erp_pending
+        assert pending.kind.value == "invoice" and "no revenue account for product" in pending.reason
+        assert "in the books mapping of US01" in pending.reason
+        assert rig.erp_count("invoice", invoice_id) == 0, "nothing booked to a default account"
+    # a person adds the mapping (here: the deployment's default, every product to 200) and reposts
+    async with ledger_rig(client, flow_settings, sandboxes) as rig:
+        done = await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest(invoice_id=invoice_id))
+        assert done.posted == 1
+        status = await until(handle, lambda s: s.exception_kind == "", "posted once mapped")
+        erp = await rig.erp_invoice(invoice_id)
+        assert erp is not None and [(line.ledger_account, line.tax_code) for line in erp.lines] == [("200", "TAX001")]
