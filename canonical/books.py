@@ -113,6 +113,18 @@ class EntityBooks(BaseModel):
         return found
 
 
+class LedgerCodes(BaseModel):
+    """What an ERP tenant holds: its active account codes and the tax codes it may apply to revenue."""
+
+    accounts: list[str] = Field(default_factory=list)
+    tax_codes: list[str] = Field(default_factory=list)
+
+
+def chart_problems(books: EntityBooks, held: LedgerCodes) -> list[str]:
+    """The entity's rules checked against what its ERP holds (not only against what the mapping declares)."""
+    return books.model_copy(update={"accounts": held.accounts, "tax_codes": held.tax_codes}).problems()
+
+
 class BooksMapping(BaseModel):
     """Every legal entity's books."""
 
@@ -210,5 +222,5 @@ def credit_postings(originals: list[PostingLine], credit: Money, *, description:
     return result
 
 
-__all__ = ["ANY", "BooksMapping", "EntityBooks", "MissingMapping", "PostingLine", "RevenueRule", "TaxRule",
-           "TaxStatus", "booking_differences", "credit_postings", "invoice_postings"]
+__all__ = ["ANY", "BooksMapping", "EntityBooks", "LedgerCodes", "MissingMapping", "PostingLine", "RevenueRule",
+           "TaxRule", "TaxStatus", "booking_differences", "chart_problems", "credit_postings", "invoice_postings"]

@@ -21,7 +21,7 @@ import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
-from canonical.books import BooksMapping, EntityBooks, MissingMapping
+from canonical.books import BooksMapping, EntityBooks, LedgerCodes, MissingMapping
 from canonical.keys import is_write_off
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
@@ -161,6 +161,18 @@ class XeroErp:
         """The organisations this connection may use: tenant ID -> organisation name."""
         body = await self._call("GET", f"{self._identity}/connections", tenant_id=None)
         return {c["tenantId"]: c.get("tenantName") or "" for c in body}
+
+    # -- chart of accounts and tax rates ------------------------------------------------------------------
+    @_shape_safe
+    async def ledger_codes(self, tenant_id: str) -> LedgerCodes:
+        """``GET Accounts`` (active) and ``GET TaxRates`` (active, usable on revenue): what the books may name."""
+        accounts = await self._call("GET", self._acc("/Accounts"), tenant_id=tenant_id)
+        rates = await self._call("GET", self._acc("/TaxRates"), tenant_id=tenant_id)
+        return LedgerCodes(
+            accounts=[str(a["Code"]) for a in accounts.get("Accounts") or []
+                      if a.get("Code") and a.get("Status", "ACTIVE") == "ACTIVE"],
+            tax_codes=[str(r["TaxType"]) for r in rates.get("TaxRates") or []
+                       if r.get("Status", "ACTIVE") == "ACTIVE" and r.get("CanApplyToRevenue", True)])
 
     # -- customers -------------------------------------------------------------------------------
     async def _contact_by_reference(self, tenant_id: str, reference: str) -> dict[str, Any] | None:

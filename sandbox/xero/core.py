@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request, Response
@@ -82,6 +83,16 @@ class XeroState:
                  "TaxType": tax, "Status": "ACTIVE",
                  **({"BankAccountType": "BANK", "EnablePaymentsToAccount": True} if kind == "BANK" else {})}
                 for code, (name, kind, tax) in self.chart.items()]
+
+    def tax_rates(self, tenant: str) -> list[dict[str, Any]]:
+        """The organisation's sales tax rates (``GET /TaxRates``), each usable on revenue."""
+        return [{"Name": f"{rate}% ({tax_type})", "TaxType": tax_type, "ReportTaxType": "OUTPUT",
+                 "CanApplyToAssets": False, "CanApplyToEquity": False, "CanApplyToExpenses": False,
+                 "CanApplyToLiabilities": False, "CanApplyToRevenue": True, "DisplayTaxRate": Decimal(rate),
+                 "EffectiveRate": Decimal(rate), "Status": "ACTIVE",
+                 "TaxComponents": [{"Name": tax_type, "Rate": Decimal(rate), "IsCompound": False,
+                                    "IsNonRecoverable": False}]}
+                for tax_type, rate in TAX_RATES.items()]
 
     # -- identity --------------------------------------------------------------------------------
     def issue_token(self) -> str:

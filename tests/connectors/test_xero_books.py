@@ -16,9 +16,10 @@ import pytest_asyncio
 
 from canonical import Account, Address, CreditNote, Invoice, InvoiceLine, InvoiceStatus, Money, Payment, TaxLine
 from canonical.billing import TaxStatus
-from canonical.books import BooksMapping, EntityBooks, RevenueRule, TaxRule
+from canonical.books import BooksMapping, EntityBooks, RevenueRule, TaxRule, chart_problems
 from canonical.keys import write_off_credit_note_id
 from connectors.errors import Unmapped
+from connectors.ports import ErpChart
 from connectors.xero import XeroErp, from_settings
 from settings import Settings
 from tests.helpers.servers import SandboxHandle
@@ -165,3 +166,24 @@ async def test_a_line_nothing_maps_is_refused_naming_entity_and_product(erp: Xer
                    paid_at=datetime(2026, 11, 5, tzinfo=UTC))
     with pytest.raises(Unmapped, match="no bank account for EUR in the books mapping of UK01"):
         await erp.record_payment(tenant, "00000000-0000-0000-0000-000000000000", euro, idempotency_key=uid())
+
+
+async def test_the_books_are_checked_against_the_charts_xero_holds(settings: Settings,
+                                                                  xero_sandbox: SandboxHandle) -> None:
+    """``GET Accounts`` and ``GET TaxRates`` of each organisation: the default books name only codes Xero holds;
+    a code Xero does not hold is named with its entity and product."""
+    adapter = from_settings(settings)
+    try:
+        assert isinstance(adapter, ErpChart)
+        for entity in settings.legal_entities:
+            held = await adapter.ledger_codes(entity.erp_tenant_id)
+            assert {"090", "200", "485"} <= set(held.accounts) and "OUTPUT2" in held.tax_codes
+            assert chart_problems(settings.books_mapping.of(entity.code), held) == []
+        uk = books().of("UK01").model_copy(update={
+            "revenue": [RevenueRule(product="SKU-TRAINING", account="4100")],
+            "tax": [TaxRule(status=TaxStatus.TAXABLE, region="GB", tax_code="OUTPUT20")]})
+        held = await adapter.ledger_codes(settings.entity("UK01").erp_tenant_id)
+        assert chart_problems(uk, held) == ["UK01: product SKU-TRAINING maps to unknown account 4100",
+                                            "UK01: taxable customers in GB map to unknown tax code OUTPUT20"]
+    finally:
+        await adapter.aclose()
