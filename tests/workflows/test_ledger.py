@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+import stripe
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
@@ -42,7 +43,7 @@ from tests.helpers.ledger import (
     signal,
     stripe_events,
 )
-from tests.helpers.servers import SandboxHandle, stripe_auth
+from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
@@ -589,3 +590,30 @@ async def test_ledger_invoice_with_no_books_mapping_waits_visibly_until_the_mapp
         status = await until(handle, lambda s: s.exception_kind == "", "posted once mapped")
         erp = await rig.erp_invoice(invoice_id)
         assert erp is not None and [(line.ledger_account, line.tax_code) for line in erp.lines] == [("200", "TAX001")]
+
+
+async def test_ledger_tax_exempt_us_customer_books_exempt_invoice_and_write_off_to_bad_debts(rig: LedgerRig) -> None:
+    """A customer billing holds as tax exempt (set with Stripe's own SDK): the ledger posts its invoice with
+    US01's exempt tax code to revenue, and its write-off with the same tax code to bad debts (485), in Xero."""
+    account = await rig.account()
+    sdk = stripe.StripeClient(vendor_settings(rig.settings, "stripe").api_key, max_network_retries=0,
+                              base_addresses={"api": rig.stripe.base_url})
+    sdk.customers.update(account.customer_id, params={"tax_exempt": "exempt",
+                                                      "address": {"line1": "1 Main St", "country": "US"}})
+    [invoice_id] = await rig.invoices(account, ["1000.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    [erp] = _xero_docs(rig, "invoice", invoice_id)
+    assert [(i["AccountCode"], i["TaxType"], i["LineAmount"], i["TaxAmount"]) for i in erp["LineItems"]] == [
+        ("200", "EXEMPTOUTPUT", "1000.00", "0.00")]
+    await rig.pay(account, invoice_id, 40000)
+    await _mark_uncollectible(rig, account, invoice_id)
+    [write_off] = await eventually(
+        lambda: asyncio.sleep(0, _xero_docs(rig, "credit_note", f"{invoice_id}-uncollectible")),
+        lambda docs: len(docs) == 1 and docs[0]["Status"] == "PAID", what="write-off allocated")
+    assert [(i["AccountCode"], i["TaxType"], i["LineAmount"], i["TaxAmount"]) for i in write_off["LineItems"]] == [
+        ("485", "EXEMPTOUTPUT", "600.00", "0.00")]
+    payment = rig.sandboxes["xero"].store.list("payment", tenant=US01_TENANT,
+                                               where=lambda p: (p.get("Invoice") or {}).get("InvoiceID")
+                                               == erp["InvoiceID"])
+    assert [(p["Account"]["Code"], p["Amount"]) for p in payment] == [("090", "400.00")]
