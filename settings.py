@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canonical import LegalEntity
 from canonical.authority import ApprovalAuthority, Approver, parse_signing_keys
+from canonical.books import BooksMapping, EntityBooks, RevenueRule, TaxRule, TaxStatus
 
 ROOT = Path(__file__).resolve().parent
 
@@ -29,6 +30,32 @@ DEFAULT_ENTITIES = [
     LegalEntity(code="UK01", name="RevOps Ltd", region="EMEA", currency="GBP", tax_registration="GB000000001",
                 erp_tenant_id="4f7a0c1e-0003-4000-8000-000000000003", countries=["GB"]),
 ]
+
+#: the sandbox organisations' books (a deployment sets BOOKS_MAPPING as JSON: README "Tax and GL mapping"); the
+#: codes are the ERP's own (here the sandbox ERP's chart of accounts and tax types)
+_SANDBOX_ACCOUNTS = ["090", "091", "200", "260", "485"]
+_SANDBOX_TAX_CODES = ["NONE", "EXEMPTOUTPUT", "ZERORATEDOUTPUT", "ECZROUTPUTSERVICES", "OUTPUT", "OUTPUT2", "TAX001"]
+DEFAULT_BOOKS = BooksMapping(entities=[
+    EntityBooks(entity="US01", revenue=[RevenueRule(product="*", account="200")],
+                tax=[TaxRule(status=TaxStatus.TAXABLE, tax_code="TAX001"),
+                     TaxRule(status=TaxStatus.EXEMPT, tax_code="EXEMPTOUTPUT"),
+                     TaxRule(status=TaxStatus.REVERSE_CHARGE, tax_code="NONE")],
+                bank={"USD": "090"}, bad_debt_account="485", accounts=_SANDBOX_ACCOUNTS,
+                tax_codes=_SANDBOX_TAX_CODES),
+    EntityBooks(entity="EU01", revenue=[RevenueRule(product="*", account="200")],
+                tax=[TaxRule(status=TaxStatus.TAXABLE, tax_code="OUTPUT"),
+                     TaxRule(status=TaxStatus.EXEMPT, tax_code="EXEMPTOUTPUT"),
+                     TaxRule(status=TaxStatus.REVERSE_CHARGE, tax_code="ECZROUTPUTSERVICES")],
+                bank={"EUR": "090", "USD": "091"}, bad_debt_account="485", accounts=_SANDBOX_ACCOUNTS,
+                tax_codes=_SANDBOX_TAX_CODES),
+    EntityBooks(entity="UK01", revenue=[RevenueRule(product="*", account="200")],
+                tax=[TaxRule(status=TaxStatus.TAXABLE, region="GB", tax_code="OUTPUT2"),
+                     TaxRule(status=TaxStatus.TAXABLE, tax_code="ZERORATEDOUTPUT"),
+                     TaxRule(status=TaxStatus.EXEMPT, tax_code="EXEMPTOUTPUT"),
+                     TaxRule(status=TaxStatus.REVERSE_CHARGE, tax_code="ECZROUTPUTSERVICES")],
+                bank={"GBP": "090"}, bad_debt_account="485", accounts=_SANDBOX_ACCOUNTS,
+                tax_codes=_SANDBOX_TAX_CODES),
+])
 
 #: the local sandbox's approvers (a deployment sets APPROVERS as JSON): sales ops up to 10 % and 25,000,
 #: the finance manager up to 25 % and 100,000, the CFO and the treasurer without limit (two people, so a
@@ -104,6 +131,11 @@ class Settings(BaseSettings):
 
     # -- legal entities ------------------------------------------------------------------------
     legal_entities: list[LegalEntity] = Field(default_factory=lambda: list(DEFAULT_ENTITIES))
+    books_mapping: BooksMapping = Field(default_factory=lambda: DEFAULT_BOOKS.model_copy(deep=True),
+                                        description="JSON {entities: [...]}: per legal entity the revenue account "
+                                        "per product or family, the tax code per customer tax status and region, "
+                                        "the bank account per currency, the bad-debt account and the declared "
+                                        "accounts and tax codes (canonical/books.py); checked at start")
 
     # -- approval policy -----------------------------------------------------------------------
     approval_max_discount_percent: Decimal = Decimal(15)

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.retrying import business_step
 from canonical import BillingScheduleKind, CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
+from canonical.books import BooksMapping
 from canonical.ownership import SystemRole
 from canonical.reconciliation import (
     BillingChange,
@@ -70,6 +71,8 @@ class ReconciliationSettings(BaseModel):
     billing_requests_per_second: float = 20
     erp_requests_per_second: dict[str, float] = Field(default_factory=dict, description="legal entity -> pace")
     crm_requests_per_second: float = 8
+    books: BooksMapping = Field(default_factory=BooksMapping, description="the accounts and tax codes the ERP's "
+                                "invoice lines must carry (BOOKS_MAPPING)")
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: AdapterRegistry | None = None) -> ReconciliationSettings:
@@ -81,7 +84,8 @@ class ReconciliationSettings(BaseModel):
                    billing_requests_per_second=registry.rate_limits(settings, SystemRole.BILLING).reads_per_second,
                    erp_requests_per_second={e.code: registry.rate_limits(settings, SystemRole.ERP, e).reads_per_second
                                             for e in settings.legal_entities},
-                   crm_requests_per_second=registry.rate_limits(settings, SystemRole.CRM).reads_per_second)
+                   crm_requests_per_second=registry.rate_limits(settings, SystemRole.CRM).reads_per_second,
+                   books=settings.books_mapping)
 
     @property
     def billing_source(self) -> str:
@@ -388,8 +392,9 @@ class ReconciliationActivities:
                 erp_notes = [n for n in erp_notes if n.reference in note_ids or set(n.erp_invoice_ids) & erp_ids]
             data = Receivables(billing_invoices=billing, billing_credit_notes=billing_notes, erp_invoices=erp,
                                erp_payments=payments, erp_credit_notes=erp_notes)
+            books = next((b for b in self.settings.books.entities if b.entity == entity.code), None)
             findings, totals = compare_receivables(entity.code, data, tolerance=request.rounding_tolerance,
-                                                   systems=self.settings.systems)
+                                                   systems=self.settings.systems, books=books)
             if request.all_entities and request.entities and request.entities[0].code == entity.code:
                 # invoices no entity holds belong to no entity's receivables: the first one's control reports them
                 findings += compare_unroutable(

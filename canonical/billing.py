@@ -73,6 +73,15 @@ class InvoiceStatus(StrEnum):
     UNCOLLECTIBLE = "uncollectible"
 
 
+class TaxStatus(StrEnum):
+    """The customer's tax treatment as billing records it (a registered or unregistered customer charged
+    tax is ``taxable``; billing's "reverse" is ``reverse_charge``)."""
+
+    TAXABLE = "taxable"
+    EXEMPT = "exempt"
+    REVERSE_CHARGE = "reverse_charge"
+
+
 class TaxLine(BaseModel):
     name: str
     rate_percent: DecimalAmount
@@ -86,6 +95,8 @@ class InvoiceLine(BaseModel):
     amount: Money
     product_code: str | None = None
     taxes: list[TaxLine] = Field(default_factory=list)
+    ledger_account: str | None = Field(default=None, description="the account the ERP booked it to (ERP reads)")
+    tax_code: str | None = Field(default=None, description="the tax code the ERP booked it with (ERP reads)")
 
 
 class Invoice(BaseModel):
@@ -108,6 +119,10 @@ class Invoice(BaseModel):
     amount_due: Money
     crm_deal_id: str | None = None
     legal_entity: str | None = None
+    customer_tax_status: TaxStatus = Field(default=TaxStatus.TAXABLE, description="billing's tax treatment of "
+                                           "the customer (billing's own default: taxable)")
+    customer_country: str | None = Field(default=None, description="the customer's country (ISO 3166-1 "
+                                         "alpha-2) as billing holds it: the region of its tax code")
     metadata: dict[str, str] = Field(default_factory=dict)
     payment_ids: list[str] = Field(default_factory=list, description="billing payments (charges) received")
 

@@ -92,6 +92,13 @@ def write_off_credit_note_id(invoice_id: str) -> str:
     return closing_credit_note_id(invoice_id, written_off=True)
 
 
+def is_write_off(credit_note_id: str) -> bool:
+    """Whether ``credit_note_id`` is one of the ledger's write-offs (:func:`closing_credit_note_id`): its net is
+    booked to bad debt, not back to revenue."""
+    found = _CLOSING.fullmatch(credit_note_id)
+    return found is not None and credit_note_id.removeprefix(found.group("invoice") + "-").startswith(_WRITE_OFF)
+
+
 def closed_invoice_of(credit_note_id: str) -> str | None:
     """The billing invoice of one of the ledger's own closing credit notes, or ``None`` for any other."""
     found = _CLOSING.fullmatch(credit_note_id)
@@ -204,5 +211,5 @@ __all__ = [
     "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
     "step_idempotency_key", "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",
-    "closing_credit_note_id", "closed_invoice_of",
+    "closing_credit_note_id", "closed_invoice_of", "is_write_off",
 ]

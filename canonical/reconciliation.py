@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import CreditNote, Invoice, InvoiceStatus
+from canonical.books import EntityBooks, booking_differences
 from canonical.contract import Contract, ContractTerms
 from canonical.deal import BillingInterval, BillingModel, billing_periods
 from canonical.keys import ledger_workflow_id, quote_to_cash_workflow_id, written_off_invoice
@@ -231,9 +232,10 @@ def _erp_id(doc: Invoice) -> str:
     return doc.metadata.get("erp_invoice_id", "")
 
 
-def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, systems: Systems
-                        ) -> tuple[list[Finding], list[EntityTotals]]:
-    """Billing against the ERP tenant of one legal entity, both ways, with per-currency totals.
+def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, systems: Systems,
+                        books: EntityBooks | None = None) -> tuple[list[Finding], list[EntityTotals]]:
+    """Billing against the ERP tenant of one legal entity, both ways, with per-currency totals. With the entity's
+    ``books``, an ERP invoice whose lines carry their accounts and tax codes is also checked against them.
 
     ERP invoices are matched by ``billing_id`` (their Reference). Billing drafts and voids expect nothing in
     the ERP; an uncollectible invoice is expected written off there (nothing outstanding). More than one live
@@ -410,6 +412,16 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
                 erp_amount=f"{erp_net} + {doc.tax.amount} tax {doc.currency}",
                 detail="totals agree but the split between revenue and tax differs: " + "; ".join(split),
                 repair=f"void ERP invoice {erp_id} and re-post: {repost_command(systems, customer, inv.billing_id)}"))
+            continue
+        booking = booking_differences(books, inv, doc) if books is not None else []
+        if booking:
+            findings.append(finding(
+                FindingKind.AMOUNT_MISMATCH, entity, inv.billing_id, **base, refs=refs,
+                billing_amount=f"{billing_net} + {inv.tax.amount} tax {inv.currency}",
+                erp_amount=f"{erp_net} + {doc.tax.amount} tax {doc.currency}",
+                detail="amounts agree but the accounts or tax codes (account/tax code) differ: " + "; ".join(booking),
+                repair=f"fix BOOKS_MAPPING if it is wrong; else void ERP invoice {erp_id} and re-post: "
+                       f"{repost_command(systems, customer, inv.billing_id)}"))
             continue
         if inv.status is InvoiceStatus.UNCOLLECTIBLE and differs(doc.amount_due.amount, Decimal(0), tol):
             findings.append(finding(

@@ -4,6 +4,7 @@
     ├── Unavailable      network error, timeout, 5xx: retry
     ├── RateLimited      429: retry after ``retry_after`` seconds
     ├── Rejected         the vendor refused the data (4xx validation): fix the data
+    │   └── Unmapped     the books mapping has no account or tax code for a line: a person adds it
     ├── NotFound         the record does not exist
     ├── Conflict         the record changed or the idempotency key was reused differently
     ├── AuthFailed       credentials refused or missing
@@ -57,6 +58,13 @@ class Rejected(ConnectorError):
     """The vendor refused the data (validation). Retrying the same data cannot help."""
 
     error_type = "Rejected"
+
+
+class Unmapped(Rejected):
+    """The books mapping (``BOOKS_MAPPING``) maps no account or tax code for a line, so nothing is posted: a
+    person adds the mapping and the posting is retried (never a default account)."""
+
+    error_type = "BooksMappingMissing"
 
 
 class NotFound(ConnectorError):

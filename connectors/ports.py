@@ -26,6 +26,7 @@ from canonical import (
 )
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
+from canonical.books import LedgerCodes
 from canonical.ledger import BillingCustomer
 from canonical.reconciliation import BillingChange, ErpCreditNote, ErpPayment, Figures
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
@@ -262,6 +263,15 @@ class ErpReceivables(Protocol):
 
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
         """Every receivable invoice of the tenant; ``billing_id`` is the billing invoice it references."""
+        ...
+
+
+@runtime_checkable
+class ErpChart(Protocol):
+    """An ERP whose chart of accounts and tax rates can be read (the books mapping is checked against them)."""
+
+    async def ledger_codes(self, tenant_id: str) -> LedgerCodes:
+        """The tenant's active account codes and the tax codes it may apply to revenue."""
         ...
 
 

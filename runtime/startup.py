@@ -2,6 +2,8 @@
 
 * The approver registry must be sound (``canonical.authority.registry_problems``): one entry per person,
   every dual-approval threshold reachable by two distinct people, positive limits.
+* The books mapping (``BOOKS_MAPPING``, ``canonical.books``) must cover every legal entity and name only the
+  accounts and tax codes each entity declares: an unknown code is refused naming the entity and the product.
 * The published development secrets (the approval signing key and the approvals JWT secret that ship as
   defaults) are refused unless every vendor base URL points at the local sandbox: a deployment that forgets
   one variable must not let anyone mint an approver's token or sign an approval.
@@ -67,8 +69,16 @@ def refuse_unsound_settings(settings: Settings) -> None:
     if problems:
         raise StartRefused("the approver registry (APPROVERS, APPROVAL_DUAL_ABOVE) is refused: "
                            + "; ".join(problems))
+    refuse_unknown_books(settings)
     refuse_development_secrets(settings, vendor_base_urls(settings))
 
 
+def refuse_unknown_books(settings: Settings) -> None:
+    """:class:`StartRefused` when the books mapping leaves an entity out or names an undeclared account or tax code."""
+    problems = settings.books_mapping.problems([e.code for e in settings.legal_entities])
+    if problems:
+        raise StartRefused("the books mapping (BOOKS_MAPPING) is refused: " + "; ".join(problems))
+
+
 __all__ = ["StartRefused", "development_secrets_in_use", "is_sandbox_url", "refuse_development_secrets",
-           "refuse_unsound_settings", "vendor_base_urls"]
+           "refuse_unknown_books", "refuse_unsound_settings", "vendor_base_urls"]

@@ -36,6 +36,7 @@ from canonical import (
     TaxLine,
 )
 from canonical.amendments import BillingRecord, BillingRecordKind
+from canonical.billing import TaxStatus
 from connectors.wire import NOT_MAPPED, Wire, blank, build, falsy, never, read
 
 REF_KEY = "revops_ref"
@@ -257,6 +258,10 @@ def invoice_line(obj: Mapping[str, Any], currency: str) -> InvoiceLine:
                        amount=amount, product_code=code, taxes=taxes)
 
 
+#: Stripe's ``customer_tax_exempt`` as the customer's tax status
+_TAX_STATUS = {"none": TaxStatus.TAXABLE, "exempt": TaxStatus.EXEMPT, "reverse": TaxStatus.REVERSE_CHARGE}
+
+
 @dataclass(frozen=True)
 class InvoiceDoc:
     """A Stripe invoice with what its fields are read in terms of: currency, merged metadata, every line."""
@@ -315,6 +320,11 @@ INVOICE_IN: tuple[Wire[InvoiceDoc], ...] = (
     Wire("Invoice.legal_entity", " or ".join(f"metadata.{k}" for k in ENTITY_KEYS),
          "first present (invoice metadata over the subscription's)", lambda d: _first(d.metadata, ENTITY_KEYS),
          "invoice"),
+    Wire("Invoice.customer_tax_status", "customer_tax_exempt", "none → taxable, exempt → exempt, reverse → "
+         "reverse_charge", lambda d: _TAX_STATUS.get(str(d.obj.get("customer_tax_exempt") or "none"),
+                                                     TaxStatus.TAXABLE), "invoice"),
+    Wire("Invoice.customer_country", "customer_address.country", "ISO 3166-1 alpha-2, upper-cased",
+         lambda d: (str((d.obj.get("customer_address") or {}).get("country") or "").upper() or None), "invoice"),
     Wire("Invoice.metadata", "metadata", "invoice metadata over the subscription's "
          "(`subscription_details.metadata`)", lambda d: d.metadata, "invoice"),
     Wire("Invoice.payment_ids", "charge", "the charge, once something was paid",

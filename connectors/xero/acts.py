@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from canonical.books import EntityBooks
 from connectors.acts import EmulatorControls, ReceivableSeen, RecordSource
 from connectors.xero import mapping
 from connectors.xero.spec import XeroSettings
@@ -71,10 +72,14 @@ class XeroActs:
             headers={"Authorization": f"Bearer {self._token}", "xero-tenant-id": tenant_id,
                      "Content-Type": "application/json", "Accept": "application/json"}))
 
+    def _books(self, tenant_id: str) -> EntityBooks:
+        """The books of the tenant's entity: a bookkeeper keys lines in by the same mapping."""
+        entity = next(e.code for e in self.settings.legal_entities if e.erp_tenant_id == tenant_id)
+        return self.settings.books_mapping.of(entity)
+
     async def import_invoices(self, tenant_id: str, invoices: list[tuple[Any, str]]) -> dict[str, str]:
-        docs = [(inv, mapping.invoice_to_xero(inv, contact_id=contact, account_code=self.config.revenue_account_code,
-                                              tax_types={}, default_tax_type="NONE"))
-                for inv, contact in invoices]
+        books = self._books(tenant_id)
+        docs = [(inv, mapping.invoice_to_xero(inv, contact_id=contact, books=books)) for inv, contact in invoices]
         made: dict[str, str] = {}
         for start in range(0, len(docs), BATCH):
             chunk = docs[start:start + BATCH]
@@ -85,7 +90,9 @@ class XeroActs:
 
     async def import_payments(self, tenant_id: str, payments: list[tuple[str, Decimal, str]]) -> None:
         today = datetime.now(UTC).date().isoformat()
-        docs = [{"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": self.config.bank_account_code},
+        currency = next(e.currency for e in self.settings.legal_entities if e.erp_tenant_id == tenant_id)
+        bank = self._books(tenant_id).bank_account(currency)
+        docs = [{"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": bank},
                  "Amount": amount, "Reference": reference, "Date": today}
                 for invoice_id, amount, reference in payments]
         for start in range(0, len(docs), BATCH):

@@ -21,9 +21,11 @@ import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
+from canonical.books import BooksMapping, EntityBooks, LedgerCodes, MissingMapping
+from canonical.keys import is_write_off
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
-from connectors.errors import AuthFailed, ConnectorError, Rejected
+from connectors.errors import AuthFailed, ConnectorError, Rejected, Unmapped
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.identifiers import SAFE_ID, segment
 from connectors.xero import mapping
@@ -91,19 +93,15 @@ class XeroErp:
     vendor = VENDOR
 
     def __init__(self, client: httpx.AsyncClient, *, accounting_url: str, projects_url: str,
-                 identity_url: str | None = None, revenue_account_code: str = "200",
-                 bank_account_code: str = "090", tax_types: dict[str, str] | None = None,
-                 default_tax_type: str = "OUTPUT", tenant_entities: dict[str, str] | None = None,
+                 identity_url: str | None = None, books: BooksMapping | None = None,
+                 tenant_entities: dict[str, str] | None = None,
                  token_client: httpx.AsyncClient | None = None) -> None:
         self._client = client
         self._accounting = accounting_url.rstrip("/")
         self._projects = projects_url.rstrip("/")
         self._identity = (identity_url or "").rstrip("/")
-        self.revenue_account_code = revenue_account_code
-        self.bank_account_code = bank_account_code
-        #: canonical tax line name -> Xero TaxType; unknown names use ``default_tax_type``
-        self.tax_types = dict(tax_types or {})
-        self.default_tax_type = default_tax_type
+        #: each legal entity's accounts and tax codes (``BOOKS_MAPPING``); every line posted is booked by it
+        self.books = books or BooksMapping()
         self._entities = dict(tenant_entities or {})
         self._token_client = token_client
 
@@ -111,6 +109,16 @@ class XeroErp:
         await self._client.aclose()
         if self._token_client is not None:
             await self._token_client.aclose()
+
+    def _books(self, tenant_id: str) -> EntityBooks:
+        """The books of the entity whose tenant this is (``Unmapped`` when the mapping has none)."""
+        entity = self._entities.get(tenant_id)
+        if entity is None:
+            raise Unmapped(f"no legal entity keeps its books in tenant {tenant_id}", vendor=VENDOR)
+        try:
+            return self.books.of(entity)
+        except MissingMapping as exc:
+            raise Unmapped(str(exc), vendor=VENDOR) from exc
 
     # -- transport -------------------------------------------------------------------------------
     async def _call(self, method: str, url: str, *, tenant_id: str | None, body: Any = None,
@@ -153,6 +161,18 @@ class XeroErp:
         """The organisations this connection may use: tenant ID -> organisation name."""
         body = await self._call("GET", f"{self._identity}/connections", tenant_id=None)
         return {c["tenantId"]: c.get("tenantName") or "" for c in body}
+
+    # -- chart of accounts and tax rates ------------------------------------------------------------------
+    @_shape_safe
+    async def ledger_codes(self, tenant_id: str) -> LedgerCodes:
+        """``GET Accounts`` (active) and ``GET TaxRates`` (active, usable on revenue): what the books may name."""
+        accounts = await self._call("GET", self._acc("/Accounts"), tenant_id=tenant_id)
+        rates = await self._call("GET", self._acc("/TaxRates"), tenant_id=tenant_id)
+        return LedgerCodes(
+            accounts=[str(a["Code"]) for a in accounts.get("Accounts") or []
+                      if a.get("Code") and a.get("Status", "ACTIVE") == "ACTIVE"],
+            tax_codes=[str(r["TaxType"]) for r in rates.get("TaxRates") or []
+                       if r.get("Status", "ACTIVE") == "ACTIVE" and r.get("CanApplyToRevenue", True)])
 
     # -- customers -------------------------------------------------------------------------------
     async def _contact_by_reference(self, tenant_id: str, reference: str) -> dict[str, Any] | None:
@@ -343,8 +363,10 @@ class XeroErp:
         found = await self._invoice_by_reference(tenant_id, invoice.billing_id)
         if found is not None:
             return str(found["InvoiceID"])
-        body = mapping.invoice_to_xero(invoice, contact_id=erp_contact_id, account_code=self.revenue_account_code,
-                                       tax_types=self.tax_types, default_tax_type=self.default_tax_type)
+        try:
+            body = mapping.invoice_to_xero(invoice, contact_id=erp_contact_id, books=self._books(tenant_id))
+        except MissingMapping as exc:
+            raise Unmapped(f"invoice {invoice.billing_id}: {exc}", vendor=VENDOR) from exc
         created = await self._call("PUT", self._acc("/Invoices"), tenant_id=tenant_id,
                                    body={"Invoices": [body]}, idempotency_key=idempotency_key)
         return str(created["Invoices"][0]["InvoiceID"])
@@ -358,7 +380,11 @@ class XeroErp:
                                       f' AND Invoice.InvoiceID==Guid("{erp_invoice_id}") AND Status!="DELETED"')
             if found is not None:
                 return str(found["PaymentID"])
-        body = mapping.payment_to_xero(payment, invoice_id=erp_invoice_id, bank_account_code=self.bank_account_code)
+        try:
+            bank = self._books(tenant_id).bank_account(payment.amount.currency)
+        except MissingMapping as exc:
+            raise Unmapped(f"payment {payment.billing_id}: {exc}", vendor=VENDOR) from exc
+        body = mapping.payment_to_xero(payment, invoice_id=erp_invoice_id, bank_account_code=bank)
         created = await self._call("PUT", self._acc("/Payments"), tenant_id=tenant_id,
                                    body={"Payments": [body]}, idempotency_key=idempotency_key)
         return str(created["Payments"][0]["PaymentID"])
@@ -366,14 +392,23 @@ class XeroErp:
     @_shape_safe
     async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
                                idempotency_key: str) -> str:
-        """An AUTHORISED ACCRECCREDIT (``Reference`` = billing credit note ID), allocated to the invoice it
-        credits when that invoice is in Xero and still has an amount due, unless billing issued it after
-        payment (``before_payment is False``: it may arrive before the payment it followed)."""
+        """An AUTHORISED ACCRECCREDIT (``Reference`` = billing credit note ID) reversing the credited invoice's
+        lines as they were booked (net and tax, same tax types and accounts; a write-off's net to the bad-debt
+        account), allocated to that invoice while it still has an amount due, unless billing issued it after
+        payment (``before_payment is False``: it may arrive before the payment it followed). The credited
+        invoice must be posted first (``Rejected`` until it is)."""
         doc = await self._first(tenant_id, "CreditNotes", 'Type=="ACCRECCREDIT" AND Reference=='
                                 f'{mapping.where_string(credit_note.billing_id)} AND Status!="DELETED"')
+        invoice = await self._invoice_by_reference(tenant_id, credit_note.invoice_billing_id)
         if doc is None:
+            if invoice is None:
+                raise Rejected(f"credit note {credit_note.billing_id}: the invoice it credits "
+                               f"({credit_note.invoice_billing_id}) is not posted", vendor=VENDOR)
+            write_off = is_write_off(credit_note.billing_id)
+            bad_debt = self._books(tenant_id).bad_debt_account if write_off else None
             body = mapping.credit_note_to_xero(credit_note, contact_id=erp_contact_id,
-                                               account_code=self.revenue_account_code)
+                                               credited=mapping.postings_from_xero(invoice),
+                                               bad_debt_account=bad_debt)
             created = await self._call("PUT", self._acc("/CreditNotes"), tenant_id=tenant_id,
                                        body={"CreditNotes": [body]},
                                        idempotency_key=mapping.sub_key(idempotency_key, "credit-note"))
@@ -381,7 +416,6 @@ class XeroErp:
         credit_note_id = str(doc["CreditNoteID"])
         if credit_note.before_payment is False:
             return credit_note_id  # issued after payment: a credit balance or refund, never the invoice's due
-        invoice = await self._invoice_by_reference(tenant_id, credit_note.invoice_billing_id)
         if invoice is None or invoice.get("Status") != "AUTHORISED":
             return credit_note_id
         already = any(str((a.get("Invoice") or {}).get("InvoiceID")) == str(invoice["InvoiceID"])
@@ -527,8 +561,7 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
         accounting_url=accounting_url or f"{base}{ACCOUNTING_PATH}",
         projects_url=projects_url or f"{base}{PROJECTS_PATH}",
         identity_url=base,
-        revenue_account_code=config.revenue_account_code,
-        bank_account_code=config.bank_account_code,
+        books=settings.books_mapping,
         tenant_entities={e.erp_tenant_id: e.code for e in settings.legal_entities},
         token_client=token_client,
     )

@@ -31,6 +31,7 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
+from canonical.books import EntityBooks, PostingLine, credit_postings, invoice_postings
 from canonical.money import minor_unit
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.errors import Rejected
@@ -386,65 +387,44 @@ _STATUS_FROM_XERO = {
 }
 
 
-@dataclass(frozen=True)
-class LineSource:
-    """One billing invoice line with the ERP's account code and tax types of its tenant."""
-
-    line: InvoiceLine
-    account_code: str
-    tax_types: dict[str, str]
-    default_tax_type: str
-
-    def priced(self) -> tuple[Decimal, Decimal]:
-        """(quantity, unit): one unit of the line amount when quantity x unit is not the amount (a discount)."""
-        quantity, unit = self.line.quantity, self.line.unit_amount.amount
-        amount = xero_amount(self.line.amount)
-        if quantity * unit != amount:
-            return Decimal(1), amount
-        return quantity, xero_amount(self.line.unit_amount)
-
-    @property
-    def tax(self) -> Decimal:
-        return sum((xero_amount(t.amount) for t in self.line.taxes), Decimal(0))
-
-    @property
-    def taxed(self) -> bool:
-        return bool(self.line.taxes) and self.tax != 0
+def priced(line: PostingLine) -> tuple[Decimal, Decimal]:
+    """(quantity, unit): one unit of the net when quantity x unit is not the net (a discount was applied)."""
+    amount = xero_amount(line.net)
+    if line.unit_amount is None or line.quantity * line.unit_amount.amount != amount:
+        return Decimal(1), amount
+    return line.quantity, xero_amount(line.unit_amount)
 
 
-#: one ACCREC line item
-LINE_OUT: tuple[Wire[LineSource], ...] = (
-    Wire("InvoiceLine.description", "Description", "text", lambda s: s.line.description, "invoice", omit=never),
+#: one ACCREC or ACCRECCREDIT line item: a posting line of the books mapping (canonical/books.py)
+LINE_OUT: tuple[Wire[PostingLine], ...] = (
+    Wire("InvoiceLine.description", "Description", "text", lambda p: p.description, "invoice", omit=never),
     Wire("InvoiceLine.quantity", "Quantity", "Decimal (1 when the amount is not quantity x unit price)",
-         lambda s: s.priced()[0], "invoice", omit=never),
-    Wire("InvoiceLine.unit_amount", "UnitAmount", "Decimal (the line amount when discounted)",
-         lambda s: s.priced()[1], "invoice", omit=never),
-    Wire(NOT_MAPPED, "AccountCode", "the tenant's revenue account (settings)", lambda s: s.account_code,
-         omit=never),
-    Wire("InvoiceLine.taxes", "TaxType", "the tenant's tax type for the first tax's name, NONE untaxed",
-         lambda s: s.tax_types.get(s.line.taxes[0].name, s.default_tax_type) if s.taxed else "NONE", "invoice",
-         omit=never),
-    Wire("InvoiceLine.taxes", "TaxAmount", "sum of the line's tax amounts (taxed lines only)",
-         lambda s: s.tax if s.taxed else None, "invoice"),
+         lambda p: priced(p)[0], "invoice", omit=never),
+    Wire("InvoiceLine.unit_amount", "UnitAmount", "Decimal (the line's net when discounted)",
+         lambda p: priced(p)[1], "invoice", omit=never),
+    Wire("InvoiceLine.product_code", "AccountCode", "the entity's revenue account for the product (BOOKS_MAPPING; "
+         "the bad-debt account on a write-off)", lambda p: p.account, "invoice", omit=never),
+    Wire("Invoice.customer_tax_status", "TaxType", "the entity's tax code for the customer's tax status and "
+         "country (BOOKS_MAPPING); a credit keeps the credited line's", lambda p: p.tax_code, "invoice", omit=never),
+    Wire("InvoiceLine.taxes", "TaxAmount", "sum of the line's tax amounts (a credit: its share of the line's tax)",
+         lambda p: xero_amount(p.tax), "invoice", omit=never),
 )
 
 
-def line_to_xero(line: InvoiceLine, *, account_code: str, tax_types: dict[str, str], default_tax_type: str
-                 ) -> dict[str, Any]:
-    """One ACCREC line. When the billing line's amount is not quantity x unit price (a discount was
-    applied), it is sent as one unit of the line amount so the ERP total matches the invoice."""
-    return build(LINE_OUT, LineSource(line, account_code, tax_types, default_tax_type))
+def line_to_xero(line: PostingLine) -> dict[str, Any]:
+    """One line item, exclusive of tax, with its account, tax type and tax amount. When the line's amount is
+    not quantity x unit price (a discount was applied), it is sent as one unit of the net so the ERP total
+    matches the invoice."""
+    return build(LINE_OUT, line)
 
 
 @dataclass(frozen=True)
 class InvoiceSource:
-    """A billing invoice with the ERP contact it is posted to and its tenant's accounts."""
+    """A billing invoice with the ERP contact it is posted to and its lines as the books map them."""
 
     invoice: Invoice
     contact_id: str
-    account_code: str
-    tax_types: dict[str, str]
-    default_tax_type: str
+    lines: list[PostingLine]
 
 
 #: ``PUT /Invoices``: an AUTHORISED ACCREC invoice whose ``Reference`` is the billing invoice ID
@@ -453,9 +433,7 @@ INVOICE_OUT: tuple[Wire[InvoiceSource], ...] = (
     Wire("Invoice.customer_id", "Contact.ContactID", "the ERP contact of the billing customer",
          lambda s: s.contact_id, "invoice", omit=never),
     Wire("Invoice.lines", "LineItems", "each line by the line table",
-         lambda s: [line_to_xero(line, account_code=s.account_code, tax_types=s.tax_types,
-                                 default_tax_type=s.default_tax_type) for line in s.invoice.lines],
-         "invoice", omit=never),
+         lambda s: [line_to_xero(line) for line in s.lines], "invoice", omit=never),
     Wire(NOT_MAPPED, "LineAmountTypes", "`Exclusive`", lambda _s: "Exclusive", omit=never),
     Wire("Invoice.currency", "CurrencyCode", "ISO 4217", lambda s: s.invoice.currency, "invoice", omit=never),
     Wire("Invoice.billing_id", "Reference", "the billing invoice ID (look-up key)", lambda s: s.invoice.billing_id,
@@ -470,10 +448,19 @@ INVOICE_OUT: tuple[Wire[InvoiceSource], ...] = (
 )
 
 
-def invoice_to_xero(invoice: Invoice, *, contact_id: str, account_code: str, tax_types: dict[str, str],
-                    default_tax_type: str) -> dict[str, Any]:
-    """An AUTHORISED ACCREC invoice whose ``Reference`` is the billing invoice ID."""
-    return build(INVOICE_OUT, InvoiceSource(invoice, contact_id, account_code, tax_types, default_tax_type))
+def invoice_to_xero(invoice: Invoice, *, contact_id: str, books: EntityBooks) -> dict[str, Any]:
+    """An AUTHORISED ACCREC invoice whose ``Reference`` is the billing invoice ID, each line booked as ``books``
+    maps it (:class:`canonical.books.MissingMapping` when it does not)."""
+    return build(INVOICE_OUT, InvoiceSource(invoice, contact_id, invoice_postings(books, invoice)))
+
+
+def postings_from_xero(doc: dict[str, Any]) -> list[PostingLine]:
+    """The lines of a posted invoice as booked: net, tax, account and tax type of each."""
+    currency = str(doc.get("CurrencyCode") or "")
+    return [PostingLine(description=str(item.get("Description") or ""), net=_money(item, "LineAmount", currency),
+                        tax=_money(item, "TaxAmount", currency), account=str(item.get("AccountCode") or ""),
+                        tax_code=str(item.get("TaxType") or "NONE"), product_code=item.get("ItemCode"))
+            for item in doc.get("LineItems") or []]
 
 
 def _money(doc: dict[str, Any], key: str, currency: str) -> Money:
@@ -488,6 +475,7 @@ def _line_from_xero(item: dict[str, Any], currency: str) -> InvoiceLine:
         unit_amount=_money(item, "UnitAmount", currency),
         amount=_money(item, "LineAmount", currency),
         product_code=item.get("ItemCode"),
+        ledger_account=item.get("AccountCode"), tax_code=item.get("TaxType"),
         taxes=[] if tax.is_zero() else [TaxLine(name=str(item.get("TaxType") or "TAX"), rate_percent=Decimal(0),
                                                 amount=tax)],
     )
@@ -528,7 +516,8 @@ INVOICE_IN: tuple[Wire[InvoiceDoc], ...] = (
     Wire("Invoice.issued_on", "DateString or Date", "date", lambda d: document_date(d.doc, "Date"), "invoice"),
     Wire("Invoice.due_on", "DueDateString or DueDate", "date", lambda d: document_date(d.doc, "DueDate"),
          "invoice"),
-    Wire("Invoice.lines", "LineItems", "Description, Quantity, UnitAmount, LineAmount, ItemCode, TaxType, TaxAmount",
+    Wire("Invoice.lines", "LineItems", "Description, Quantity, UnitAmount, LineAmount, ItemCode, AccountCode "
+         "(ledger_account), TaxType (tax_code), TaxAmount",
          lambda d: [_line_from_xero(item, d.currency) for item in d.doc.get("LineItems") or []], "invoice"),
     Wire("Invoice.subtotal", "SubTotal", "Decimal", lambda d: d.money("SubTotal"), "invoice"),
     Wire("Invoice.tax", "TotalTax", "Decimal", lambda d: d.money("TotalTax"), "invoice"),
@@ -603,8 +592,8 @@ class PaymentSource:
 PAYMENT_OUT: tuple[Wire[PaymentSource], ...] = (
     Wire("Payment.invoice_billing_id", "Invoice.InvoiceID", "the ERP invoice posted for it",
          lambda s: s.invoice_id, "payment", omit=never),
-    Wire(NOT_MAPPED, "Account.Code", "the tenant's bank account (settings)", lambda s: s.bank_account_code,
-         omit=never),
+    Wire("Payment.amount", "Account.Code", "the entity's bank account of the payment's currency (BOOKS_MAPPING)",
+         lambda s: s.bank_account_code, "payment", omit=never),
     Wire("Payment.amount", "Amount", "Decimal", lambda s: xero_amount(s.payment.amount), "payment", omit=never),
     Wire("Payment.paid_at", "Date", "the UTC date", lambda s: s.payment.paid_at.astimezone(UTC).date().isoformat(),
          "payment", omit=never),
@@ -614,6 +603,7 @@ PAYMENT_OUT: tuple[Wire[PaymentSource], ...] = (
 
 
 def payment_to_xero(payment: Payment, *, invoice_id: str, bank_account_code: str) -> dict[str, Any]:
+    """A payment against the invoice into ``bank_account_code`` (the entity's bank account of its currency)."""
     return build(PAYMENT_OUT, PaymentSource(payment, invoice_id, bank_account_code))
 
 
@@ -621,20 +611,19 @@ def payment_to_xero(payment: Payment, *, invoice_id: str, bank_account_code: str
 class CreditNoteSource:
     note: CreditNote
     contact_id: str
-    account_code: str
+    lines: list[PostingLine]
 
 
-#: ``PUT /CreditNotes``: an AUTHORISED ACCRECCREDIT for the credited amount (tax-inclusive, as billing reports it)
+#: ``PUT /CreditNotes``: an AUTHORISED ACCRECCREDIT reversing the credited invoice's lines (net and tax)
 CREDIT_NOTE_OUT: tuple[Wire[CreditNoteSource], ...] = (
     Wire(NOT_MAPPED, "Type", "`ACCRECCREDIT`", lambda _s: "ACCRECCREDIT", omit=never),
     Wire(NOT_MAPPED, "Contact.ContactID", "the ERP contact of the invoice's customer", lambda s: s.contact_id,
          omit=never),
-    Wire("CreditNote.amount", "LineItems", "one line: the reason (else `Credit for invoice <id>`), 1 x the amount, "
-         "the tenant's account, no tax",
-         lambda s: [{"Description": s.note.reason or f"Credit for invoice {s.note.invoice_billing_id}",
-                     "Quantity": Decimal(1), "UnitAmount": xero_amount(s.note.amount),
-                     "AccountCode": s.account_code, "TaxType": "NONE"}], "credit_note", omit=never),
-    Wire(NOT_MAPPED, "LineAmountTypes", "`NoTax`", lambda _s: "NoTax", omit=never),
+    Wire("CreditNote.amount", "LineItems", "the amount (tax-inclusive, as billing reports it) shared over the "
+         "credited invoice's lines by their gross, each split into net and tax with the line's account and tax "
+         "type (a write-off: the bad-debt account); the reason (else `Credit for invoice <id>`) as description",
+         lambda s: [line_to_xero(line) for line in s.lines], "credit_note", omit=never),
+    Wire(NOT_MAPPED, "LineAmountTypes", "`Exclusive`", lambda _s: "Exclusive", omit=never),
     Wire("CreditNote.amount", "CurrencyCode", "the amount's currency", lambda s: s.note.amount.currency,
          "credit_note", omit=never),
     Wire("CreditNote.billing_id", "Reference", "the billing credit note ID (look-up key)",
@@ -646,9 +635,16 @@ CREDIT_NOTE_OUT: tuple[Wire[CreditNoteSource], ...] = (
 )
 
 
-def credit_note_to_xero(credit_note: CreditNote, *, contact_id: str, account_code: str) -> dict[str, Any]:
-    """An AUTHORISED ACCRECCREDIT for the credited amount (tax-inclusive, as billing reports it)."""
-    return build(CREDIT_NOTE_OUT, CreditNoteSource(credit_note, contact_id, account_code))
+def credit_note_to_xero(credit_note: CreditNote, *, contact_id: str, credited: list[PostingLine],
+                        bad_debt_account: str | None = None) -> dict[str, Any]:
+    """An AUTHORISED ACCRECCREDIT reversing ``credited`` (the posted invoice's lines) for the credited amount:
+    same tax types and accounts, net and tax split; ``bad_debt_account`` takes the net of a write-off."""
+    description = credit_note.reason or f"Credit for invoice {credit_note.invoice_billing_id}"
+    try:
+        lines = credit_postings(credited, credit_note.amount, description=description, account=bad_debt_account)
+    except ValueError as exc:
+        raise Rejected(f"credit note {credit_note.billing_id}: {exc}", vendor="xero") from exc
+    return build(CREDIT_NOTE_OUT, CreditNoteSource(credit_note, contact_id, lines))
 
 
 def allocation_to_xero(invoice_id: str, amount: Decimal, on: date) -> dict[str, Any]:

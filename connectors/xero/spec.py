@@ -32,8 +32,6 @@ class XeroSettings(VendorSettings):
     client_secret: str = "sandbox-xero-secret"
     token_url: str | None = Field(default=None, description="defaults to <base_url>/connect/token")
     webhook_key: str = "sandbox-xero-webhook-key"
-    revenue_account_code: str = "200"
-    bank_account_code: str = Field(default="090", description="the bank account payments are recorded against")
     requests_per_second: float = Field(default=0.9, description="bulk reads per tenant: Xero allows 60 a minute")
 
     @property

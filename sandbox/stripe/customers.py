@@ -75,6 +75,8 @@ class Customers:
                     obj[name] = p.str(name)
             if "address" in p:
                 obj["address"] = address(p.raw("address"))
+            if "tax_exempt" in p:  # billing's tax treatment of the customer: later invoices carry it
+                obj["tax_exempt"] = p.enum("tax_exempt", ("none", "exempt", "reverse"), default="none")
             obj["metadata"] = merge_metadata(obj["metadata"], p.metadata(), p.raw("metadata"))
             return self.emu.save(obj)
         return await self.emu.mutate(request, handler)

@@ -810,4 +810,10 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
             return wire.json_response(wire.envelope("Accounts", state.accounts(call.tenant)))
         return await state.run(request, handler)
 
+    @app.get(f"{PREFIX}/TaxRates")
+    async def get_tax_rates(request: Request) -> Response:
+        async def rates(call: Call) -> Response:
+            return wire.json_response(wire.envelope("TaxRates", state.tax_rates(call.tenant)))
+        return await state.run(request, rates)
+
     return api

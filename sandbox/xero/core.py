@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request, Response
@@ -33,6 +34,7 @@ CHART: dict[str, tuple[str, str, str]] = {
     "091": ("Business Savings Account", "BANK", "NONE"),
     "200": ("Sales", "REVENUE", "NONE"),
     "260": ("Other Revenue", "REVENUE", "NONE"),
+    "485": ("Bad Debts", "EXPENSE", "NONE"),
     "610": ("Accounts Receivable", "CURRENT", "NONE"),
 }
 #: sales tax types the sandbox knows, with their rate in percent (used when TaxAmount is not sent)
@@ -57,7 +59,7 @@ class XeroState:
     """Everything the routes share."""
 
     def __init__(self, config: Any, settings: Settings, store: Store, control: SandboxControl) -> None:
-        self.config = config  # the adapter's settings: credentials, webhook key, revenue account
+        self.config = config  # the adapter's settings: credentials, webhook key
         self.settings = settings
         self.store = store
         self.control = control
@@ -65,8 +67,6 @@ class XeroState:
         self.tokens: dict[str, float] = {}
         self.guard = IdempotencyGuard(store, self._key_reused)
         self.chart = dict(CHART)
-        if config.revenue_account_code not in self.chart:
-            self.chart[config.revenue_account_code] = ("Sales (configured)", "REVENUE", "NONE")
 
     # -- reference data ------------------------------------------------------------------------
     def stable_id(self, *parts: str) -> str:
@@ -83,6 +83,16 @@ class XeroState:
                  "TaxType": tax, "Status": "ACTIVE",
                  **({"BankAccountType": "BANK", "EnablePaymentsToAccount": True} if kind == "BANK" else {})}
                 for code, (name, kind, tax) in self.chart.items()]
+
+    def tax_rates(self, tenant: str) -> list[dict[str, Any]]:
+        """The organisation's sales tax rates (``GET /TaxRates``), each usable on revenue."""
+        return [{"Name": f"{rate}% ({tax_type})", "TaxType": tax_type, "ReportTaxType": "OUTPUT",
+                 "CanApplyToAssets": False, "CanApplyToEquity": False, "CanApplyToExpenses": False,
+                 "CanApplyToLiabilities": False, "CanApplyToRevenue": True, "DisplayTaxRate": Decimal(rate),
+                 "EffectiveRate": Decimal(rate), "Status": "ACTIVE",
+                 "TaxComponents": [{"Name": tax_type, "Rate": Decimal(rate), "IsCompound": False,
+                                    "IsNonRecoverable": False}]}
+                for tax_type, rate in TAX_RATES.items()]
 
     # -- identity --------------------------------------------------------------------------------
     def issue_token(self) -> str:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from canonical.billing import BillingScheduleKind
+from canonical.books import PostingLine
 from canonical.deal import BillingInterval, BillingModel, Deal, DealLine
 from canonical.money import Money, line_amount, minor_unit
 from canonical.parties import Account, Contact, LegalEntity
@@ -73,7 +74,9 @@ def xero_invoice_total(schedules: list) -> Decimal:
             unit, quantity = stripe_mapping.unit_and_quantity(charge)
             line = stripe_mapping.invoice_line({"amount": unit * quantity, "quantity": quantity,
                                                 "price": {"unit_amount": unit}}, schedule.currency)
-            body = xero_mapping.line_to_xero(line, account_code="200", tax_types={}, default_tax_type="NONE")
+            posting = PostingLine(description="x", net=line.amount, tax=Money.of("0", line.amount.currency),
+                                  account="200", tax_code="NONE", quantity=line.quantity, unit_amount=line.unit_amount)
+            body = xero_mapping.line_to_xero(posting)
             total += (Decimal(body["Quantity"]) * Decimal(body["UnitAmount"])).quantize(Decimal("0.01"),
                                                                                         rounding=ROUND_HALF_UP)
     return total

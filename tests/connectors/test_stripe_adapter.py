@@ -10,6 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 import pytest_asyncio
+import stripe
 
 from canonical import (
     Account,
@@ -23,11 +24,12 @@ from canonical import (
     Money,
     ScheduledCharge,
 )
+from canonical.billing import TaxStatus
 from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Rejected, Unavailable
 from connectors.ports import BillingPort
 from connectors.stripe import StripeBilling, from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle, with_vendor
+from tests.helpers.servers import SandboxHandle, vendor_settings, with_vendor
 
 
 def uid() -> str:
@@ -398,3 +400,21 @@ async def test_stripe_one_off_invoice_keeps_the_contract_due_date_while_ahead(bi
     created = await billing.create_schedule(schedule, idempotency_key=uid())
     [invoice_id] = [i for i in created.item_ids if i.startswith("in_")]
     assert (await billing.get_invoice(invoice_id)).due_on == today + timedelta(days=20)
+
+
+@pytest.mark.parametrize(("tax_exempt", "country", "status"), [
+    ("exempt", "US", TaxStatus.EXEMPT), ("reverse", "DE", TaxStatus.REVERSE_CHARGE), ("none", "GB", TaxStatus.TAXABLE)])
+async def test_stripe_invoice_carries_the_customers_tax_status_and_country(
+        billing: StripeBilling, settings: Settings, stripe_sandbox: SandboxHandle, tax_exempt: str, country: str,
+        status: TaxStatus) -> None:
+    """What the books mapping picks a tax code by: billing's ``customer_tax_exempt`` and the customer's country,
+    on a customer and invoice made with Stripe's own SDK."""
+    sdk = stripe.StripeClient(vendor_settings(settings, "stripe").api_key, max_network_retries=0,
+                              base_addresses={"api": stripe_sandbox.base_url})
+    customer = sdk.customers.create(params={"name": f"Tax {uid()}", "tax_exempt": tax_exempt,  # type: ignore[typeddict-item]
+                                            "address": {"line1": "1 High St", "country": country}})
+    made = sdk.invoices.create(params={"customer": customer.id, "collection_method": "send_invoice",
+                                       "days_until_due": 30, "currency": "usd"})
+    assert made.id is not None
+    read = await billing.get_invoice(made.id)
+    assert (read.customer_tax_status, read.customer_country) == (status, country)

@@ -29,11 +29,13 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
+from canonical.books import invoice_postings
 from connectors.fieldmap import field_mappings
 from connectors.stripe import mapping as stripe
 from connectors.wire import Wire, build, paths
 from connectors.xero import mapping as xero
 from observability import docs
+from settings import DEFAULT_BOOKS
 
 ADDRESS = Address(line1="1 Main St", line2="Floor 2", city="Springfield", region="IL", postal_code="62701",
                   country="US")
@@ -74,8 +76,7 @@ def _outside(payload: dict[str, Any], table: Iterable[Wire[Any]]) -> list[str]:
 
 
 def _payloads() -> list[tuple[str, dict[str, Any], tuple[Wire[Any], ...]]]:
-    xero_invoice = xero.invoice_to_xero(INVOICE, contact_id="c-1", account_code="200", tax_types={"txr_1": "OUTPUT"},
-                                        default_tax_type="NONE")
+    xero_invoice = xero.invoice_to_xero(INVOICE, contact_id="c-1", books=DEFAULT_BOOKS.of("US01"))
     return [
         ("stripe customer", stripe.customer_params(ACCOUNT, CONTACT, reference="hubspot-company-101-US01",
                                                    legal_entity="US01", marker="run-1"), stripe.CUSTOMER_OUT),
@@ -97,7 +98,8 @@ def _payloads() -> list[tuple[str, dict[str, Any], tuple[Wire[Any], ...]]]:
                                                       amount=Money.of("330.00", "USD"),
                                                       paid_at=datetime(2026, 1, 10, tzinfo=UTC)),
                                               invoice_id="x-inv-1", bank_account_code="090"), xero.PAYMENT_OUT),
-        ("xero credit note", xero.credit_note_to_xero(NOTE, contact_id="c-1", account_code="200"),
+        ("xero credit note", xero.credit_note_to_xero(NOTE, contact_id="c-1", credited=invoice_postings(
+            DEFAULT_BOOKS.of("US01"), INVOICE)),
          xero.CREDIT_NOTE_OUT),
     ]
 
@@ -131,7 +133,7 @@ def test_wire_tables_build_is_the_payload() -> None:
 
 def test_wire_tables_reads_round_trip() -> None:
     """A Xero invoice and project read back through the incoming tables."""
-    doc = {**xero.invoice_to_xero(INVOICE, contact_id="c-1", account_code="200", tax_types={}, default_tax_type="NONE"),
+    doc = {**xero.invoice_to_xero(INVOICE, contact_id="c-1", books=DEFAULT_BOOKS.of("US01")),
            "InvoiceID": "x-1", "SubTotal": Decimal("300.00"), "TotalTax": Decimal("30.00"), "Total": Decimal("330.00"),
            "AmountPaid": Decimal(0), "AmountDue": Decimal("330.00")}
     doc["LineItems"][0]["LineAmount"] = Decimal("300.00")

@@ -30,6 +30,7 @@ from canonical import (
     TaxLine,
     TimeEntry,
 )
+from canonical.books import TaxRule, TaxStatus
 from connectors.errors import AuthFailed, RateLimited, Rejected, Unavailable
 from connectors.ports import ErpPort
 from connectors.xero import XeroErp, from_settings
@@ -271,8 +272,8 @@ async def test_post_invoice_posts_authorised_accrec_once(erp: XeroErp, tenant: s
     assert (doc["Type"], doc["Status"], doc["InvoiceNumber"]) == ("ACCREC", "AUTHORISED", f"BILL-{billing_id}")
     assert (doc["SubTotal"], doc["TotalTax"], doc["Total"], doc["AmountDue"]) == ("200.00", "20.00", "220.00", "220.00")
     line = doc["LineItems"][0]
-    assert (line["AccountCode"], line["TaxType"], line["TaxAmount"]) == (_xero(settings).revenue_account_code,
-                                                                         "OUTPUT", "20.00")
+    # US01's books (the default BOOKS_MAPPING): every product to 200, a taxable customer's tax as TAX001
+    assert (line["AccountCode"], line["TaxType"], line["TaxAmount"]) == ("200", "TAX001", "20.00")
     assert doc["DueDateString"].startswith("2024-05-31")
 
 
@@ -323,15 +324,16 @@ async def test_post_credit_note_is_allocated_to_its_invoice(erp: XeroErp, tenant
     assert xero_sandbox.store.get("invoice", invoice_id, tenant=tenant)["AmountDue"] == "75.00"
 
 
-async def test_post_credit_note_without_invoice_in_xero_stays_unallocated(erp: XeroErp, tenant: str,
-                                                                          xero_sandbox: SandboxHandle) -> None:
+async def test_post_credit_note_without_invoice_in_xero_is_refused(erp: XeroErp, tenant: str,
+                                                                   xero_sandbox: SandboxHandle) -> None:
+    """A credit reverses the lines it credits (their tax codes and accounts): with no invoice posted there is
+    nothing to reverse, so nothing is booked (the ledger posts credits only after their invoice)."""
     contact = await new_contact(erp, tenant)
     assert contact.erp_contact_id
     credit = CreditNote(billing_id=f"cn_{uid()}", invoice_billing_id=f"in_{uid()}", amount=usd("10.00"))
-    credit_id = await erp.post_credit_note(tenant, credit, erp_contact_id=contact.erp_contact_id,
-                                           idempotency_key=uid())
-    doc = xero_sandbox.store.get("credit_note", credit_id, tenant=tenant)
-    assert (doc["RemainingCredit"], doc["Allocations"]) == ("10.00", [])
+    with pytest.raises(Rejected, match="is not posted"):
+        await erp.post_credit_note(tenant, credit, erp_contact_id=contact.erp_contact_id, idempotency_key=uid())
+    assert stored(xero_sandbox, "credit_note", tenant, Reference=credit.billing_id) == []
 
 
 async def test_list_invoices_follows_pages(erp: XeroErp, settings: Settings, xero_sandbox: SandboxHandle) -> None:
@@ -408,9 +410,10 @@ async def test_timeout_is_unavailable(settings: Settings, tenant: str, xero_sand
 async def test_validation_error_is_rejected_with_xeros_messages(erp: XeroErp, tenant: str) -> None:
     contact = await new_contact(erp, tenant)
     assert contact.erp_contact_id
-    erp.tax_types["Bogus tax"] = "NOT-A-TAX-TYPE"
+    erp.books = erp.books.model_copy(deep=True)  # this adapter's own copy: the session's settings stay sound
+    for books in erp.books.entities:  # a code the start-up check would refuse, to see Xero's own refusal
+        books.tax = [TaxRule(status=TaxStatus.TAXABLE, tax_code="NOT-A-TAX-TYPE")]
     bad = invoice(f"in_{uid()}", tax="5.00")
-    bad.lines[0].taxes[0] = TaxLine(name="Bogus tax", rate_percent=Decimal(5), amount=usd("5.00"))
     with pytest.raises(Rejected) as caught:
         await erp.post_invoice(tenant, bad, erp_contact_id=contact.erp_contact_id, idempotency_key=uid())
     assert "A validation exception occurred" in caught.value.message

@@ -10,6 +10,7 @@ import pytest
 
 from canonical import Money
 from canonical.billing import CreditNote, Invoice, InvoiceLine, InvoiceStatus, Payment
+from canonical.books import invoice_postings
 from connectors.errors import Rejected
 from connectors.registry import default_registry
 from connectors.xero.mapping import (
@@ -18,7 +19,7 @@ from connectors.xero.mapping import (
     payment_to_xero,
     xero_amount,
 )
-from settings import Settings
+from settings import DEFAULT_BOOKS, Settings
 
 
 def kwd_invoice(amount: str) -> Invoice:
@@ -32,8 +33,7 @@ def kwd_invoice(amount: str) -> Invoice:
 
 def test_xero_precision_refuses_an_invoice_of_three_decimals() -> None:
     with pytest.raises(Rejected) as info:
-        invoice_to_xero(kwd_invoice("3703.701"), contact_id="c", account_code="200", tax_types={},
-                        default_tax_type="NONE")
+        invoice_to_xero(kwd_invoice("3703.701"), contact_id="c", books=DEFAULT_BOOKS.of("US01"))
     assert "3703.701 KWD" in str(info.value) and "2 decimals" in str(info.value)
 
 
@@ -44,12 +44,12 @@ def test_xero_precision_refuses_a_payment_and_a_credit_note_it_would_round() -> 
         payment_to_xero(paid, invoice_id="x-1", bank_account_code="090")
     note = CreditNote(billing_id="cn_1", invoice_billing_id="in_kwd", amount=Money.of("0.005", "KWD"))
     with pytest.raises(Rejected):
-        credit_note_to_xero(note, contact_id="c", account_code="200")
+        credit_note_to_xero(note, contact_id="c", credited=invoice_postings(DEFAULT_BOOKS.of("US01"),
+                                                                           kwd_invoice("3703.700")))
 
 
 def test_xero_precision_sends_amounts_it_holds_exactly() -> None:
-    body = invoice_to_xero(kwd_invoice("3703.700"), contact_id="c", account_code="200", tax_types={},
-                           default_tax_type="NONE")
+    body = invoice_to_xero(kwd_invoice("3703.700"), contact_id="c", books=DEFAULT_BOOKS.of("US01"))
     assert body["LineItems"][0]["UnitAmount"] == Decimal("3703.700")
     assert xero_amount(Money.of("1250", "JPY")) == Decimal(1250)
     assert xero_amount(Money.of("12.34", "USD")) == Decimal("12.34")

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from canonical.billing import TaxStatus
 from connectors.xero import mapping as xero_mapping
 from sandbox.serve import free_port, start_in_thread
 from settings import Settings
@@ -61,18 +62,24 @@ class XeroByHand:
 
     def invoice(self, tenant: str, contact_id: str, *, reference: str, amount: str, currency: str,
                 number: str | None = None, due: str | None = None) -> str:
+        """An untaxed invoice keyed in by the entity's books (its first revenue row, a taxable customer's code)."""
+        entity = next(e.code for e in self.settings.legal_entities if e.erp_tenant_id == tenant)
+        books = self.settings.books_mapping.of(entity)
         body: dict[str, Any] = {
             "Type": "ACCREC", "Contact": {"ContactID": contact_id}, "CurrencyCode": currency, "Reference": reference,
-            "Status": "AUTHORISED", "LineAmountTypes": "NoTax",
+            "Status": "AUTHORISED", "LineAmountTypes": "Exclusive",
             "LineItems": [{"Description": "Typed in by hand", "Quantity": 1, "UnitAmount": Decimal(amount),
-                           "AccountCode": "200", "TaxType": "NONE"}]}
+                           "AccountCode": books.revenue[0].account,
+                           "TaxType": books.tax_code(TaxStatus.TAXABLE, None), "TaxAmount": Decimal(0)}]}
         if number:
             body["InvoiceNumber"] = number
         body["DueDate"] = due or (date.today() + timedelta(days=30)).isoformat()
         return str(self._send("PUT", tenant, "Invoices", {"Invoices": [body]})["Invoices"][0]["InvoiceID"])
 
     def payment(self, tenant: str, invoice_id: str, *, amount: str, reference: str, on: str) -> str:
-        body = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": Decimal(amount),
+        entity = next(e for e in self.settings.legal_entities if e.erp_tenant_id == tenant)
+        bank = self.settings.books_mapping.of(entity.code).bank_account(entity.currency)
+        body = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": bank}, "Amount": Decimal(amount),
                 "Date": on, "Reference": reference}
         return str(self._send("PUT", tenant, "Payments", {"Payments": [body]})["Payments"][0]["PaymentID"])
 

@@ -3,7 +3,11 @@ from the README, and the declared rows hold to the code they describe."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -104,3 +108,24 @@ def test_systems_written_are_read_off_the_activities() -> None:
     assert docs.systems_written(by_name["CRM deal poll"].workflow) == []
     calls = dict((name, c) for name, _doc, c in docs.flow_activities(by_name["Quote-to-cash"].workflow))
     assert calls["create_erp_project"] == ["erp.create_project"]
+
+
+def test_make_docs_shows_the_books_mapping_tables() -> None:
+    """``make docs`` writes each entity's tax and GL tables (the default BOOKS_MAPPING); ``--books`` prints the
+    mapping the environment configures."""
+    text = docs.generated()[docs.BOOKS]
+    assert docs.BOOKS.read_text(encoding="utf-8") == text
+    uk = text[text.index("## UK01"):]
+    assert "| product or family | revenue account |" in uk and "| `*` | `200` |" in uk
+    assert "| taxable | `GB` | `OUTPUT2` |" in uk and "| exempt | `*` | `EXEMPTOUTPUT` |" in uk
+    assert "| GBP | `090` |" in uk and "net to `485`" in uk
+    custom = json.dumps({"entities": [{
+        "entity": "UK01", "revenue": [{"product": "SKU-SUP-*", "account": "260"}],
+        "tax": [{"status": "reverse_charge", "region": "DE", "tax_code": "ECZROUTPUTSERVICES"}],
+        "bank": {"GBP": "091"}, "bad_debt_account": "485", "accounts": ["091", "260", "485"],
+        "tax_codes": ["ECZROUTPUTSERVICES"]}]})
+    ran = subprocess.run([sys.executable, "-m", "observability.docs", "--books"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "BOOKS_MAPPING": custom})
+    assert ran.returncode == 0, ran.stderr[-500:]
+    assert "| `SKU-SUP-*` | `260` |" in ran.stdout and "| reverse_charge | `DE` | `ECZROUTPUTSERVICES` |" in ran.stdout
+    assert "## US01" not in ran.stdout

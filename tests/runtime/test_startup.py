@@ -70,3 +70,35 @@ def test_worker_and_cli_refuse_one_person_listed_twice(tmp_path: Path) -> None:
         ran = _run(tmp_path, args, APPROVERS=json.dumps(approvers))
         assert ran.returncode == 1, (args, ran.stderr[-500:])
         assert "'chris@revops.example' names two approvers" in ran.stderr, (args, ran.stderr[-500:])
+
+
+def _books_json(settings: Settings, **uk01: object) -> str:
+    mapping = settings.books_mapping.model_dump(mode="json")
+    for books in mapping["entities"]:
+        if books["entity"] == "UK01":
+            books.update(uk01)
+    return json.dumps(mapping)
+
+
+def test_books_mapping_with_an_unknown_code_is_refused_naming_the_entity_and_product(settings: Settings) -> None:
+    refuse_unsound_settings(settings)
+    from canonical.books import BooksMapping
+    typo = BooksMapping.model_validate_json(_books_json(settings, revenue=[
+        {"product": "SKU-SUPPORT-*", "account": "2O0"}, {"product": "*", "account": "200"}]))
+    with pytest.raises(StartRefused, match="UK01: product SKU-SUPPORT-\\* maps to unknown account 2O0"):
+        refuse_unsound_settings(settings.model_copy(update={"books_mapping": typo}))
+    bad_tax = BooksMapping.model_validate_json(_books_json(settings, tax=[
+        {"status": "taxable", "region": "GB", "tax_code": "OUTPUT20"}]))
+    with pytest.raises(StartRefused, match="UK01: taxable customers in GB map to unknown tax code OUTPUT20"):
+        refuse_unsound_settings(settings.model_copy(update={"books_mapping": bad_tax}))
+    without_uk = BooksMapping(entities=[b for b in settings.books_mapping.entities if b.entity != "UK01"])
+    with pytest.raises(StartRefused, match="UK01: no books mapping"):
+        refuse_unsound_settings(settings.model_copy(update={"books_mapping": without_uk}))
+
+
+def test_worker_refuses_to_start_with_an_unknown_account_in_books_mapping(tmp_path: Path, settings: Settings) -> None:
+    books = _books_json(settings, revenue=[{"product": "SKU-TRAINING", "account": "999"}])
+    ran = _run(tmp_path, ["worker.py"], BOOKS_MAPPING=books)
+    assert ran.returncode == 1, (ran.stdout[-500:], ran.stderr[-500:])
+    assert "UK01: product SKU-TRAINING maps to unknown account 999" in ran.stdout + ran.stderr
+    assert "Traceback" not in ran.stderr

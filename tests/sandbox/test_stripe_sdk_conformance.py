@@ -235,3 +235,15 @@ def test_stripe_sdk_reads_the_emulators_errors_as_stripes(settings: Settings, st
     with pytest.raises(stripe.AuthenticationError) as refused:
         wrong.customers.list()
     assert refused.value.http_status == 401
+
+
+def test_stripe_sdk_customer_tax_exempt_is_updated_and_carried_by_later_invoices(sdk: stripe.StripeClient) -> None:
+    customer = sdk.customers.create(params={"name": f"SDK {uid()}"})
+    assert customer.tax_exempt == "none"
+    updated = sdk.customers.update(customer.id, params={"tax_exempt": "reverse"})
+    assert updated.tax_exempt == "reverse" and sdk.customers.retrieve(customer.id).tax_exempt == "reverse"
+    invoice = sdk.invoices.create(params={"customer": customer.id, "collection_method": "send_invoice",
+                                          "days_until_due": 30, "currency": "usd"})
+    assert invoice.customer_tax_exempt == "reverse"
+    with pytest.raises(stripe.InvalidRequestError):
+        sdk.customers.update(customer.id, params={"tax_exempt": "sometimes"})  # type: ignore[typeddict-item]

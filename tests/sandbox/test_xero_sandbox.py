@@ -349,7 +349,7 @@ def test_sandbox_tenants_lists_organisations_users_and_accounts(xero_sandbox: Sa
         (e.erp_tenant_id, e.code, e.currency) for e in settings.legal_entities]
     assert all(len(t["users"]) == 2 for t in tenants)
     codes = {a["Code"]: a["Type"] for a in tenants[0]["accounts"]}
-    assert codes[_xero(settings).revenue_account_code] == "REVENUE" and codes["090"] == "BANK"
+    assert (codes["200"], codes["090"], codes["485"]) == ("REVENUE", "BANK", "EXPENSE")
 
 
 def test_sandbox_contacts_seeds_and_edits_like_a_person(xero_sandbox: SandboxHandle, xero: httpx.Client,

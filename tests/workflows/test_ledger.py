@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+import stripe
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
@@ -25,6 +26,7 @@ import starter
 from activities.notify import NotifyActivities
 from bootstrap import for_cli
 from canonical import CreditNote, Invoice, InvoicePaid, Money
+from canonical.books import RevenueRule
 from settings import Settings
 from tests.helpers.activities import role_activities
 from tests.helpers.deals import deal_properties
@@ -41,7 +43,7 @@ from tests.helpers.ledger import (
     signal,
     stripe_events,
 )
-from tests.helpers.servers import SandboxHandle, stripe_auth
+from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
@@ -562,3 +564,56 @@ async def test_ledger_void_after_part_payment_credits_the_remainder_in_xero(rig:
     [erp] = _xero_docs(rig, "invoice", invoice_id)
     assert (Decimal(erp["AmountPaid"]), Decimal(erp["AmountCredited"]), Decimal(erp["AmountDue"])) == (
         Decimal("250.00"), Decimal("750.00"), Decimal(0))
+
+
+async def test_ledger_invoice_with_no_books_mapping_waits_visibly_until_the_mapping_is_added(
+        client: Client, flow_settings: Settings, sandboxes: dict[str, SandboxHandle]) -> None:
+    """A product the books mapping does not map is never booked to a default account: the invoice stays pending
+    in the ledger's visible exception, saying what is missing, and posts once a person adds the row."""
+    unmapped = flow_settings.books_mapping.model_copy(deep=True)
+    for books in unmapped.entities:
+        books.revenue = [RevenueRule(product="SKU-NOT-BILLED-HERE", account="200")]
+    async with ledger_rig(client, flow_settings.model_copy(update={"books_mapping": unmapped}), sandboxes) as rig:
+        account = await rig.account()
+        [invoice_id] = await rig.invoices(account, ["640.00"])
+        handle = await rig.finalize(account, invoice_id)
+        status = await until(handle, lambda s: s.exception_kind == "erp_rejected", "missing mapping visible")
+        [item] = status.open_items
+        [pending] = item.erp_pending
+        assert pending.kind.value == "invoice" and "no revenue account for product" in pending.reason
+        assert "in the books mapping of US01" in pending.reason
+        assert rig.erp_count("invoice", invoice_id) == 0, "nothing booked to a default account"
+    # a person adds the mapping (here: the deployment's default, every product to 200) and reposts
+    async with ledger_rig(client, flow_settings, sandboxes) as rig:
+        done = await handle.execute_update(AccountLedgerWorkflow.repost, RepostRequest(invoice_id=invoice_id))
+        assert done.posted == 1
+        status = await until(handle, lambda s: s.exception_kind == "", "posted once mapped")
+        erp = await rig.erp_invoice(invoice_id)
+        assert erp is not None and [(line.ledger_account, line.tax_code) for line in erp.lines] == [("200", "TAX001")]
+
+
+async def test_ledger_tax_exempt_us_customer_books_exempt_invoice_and_write_off_to_bad_debts(rig: LedgerRig) -> None:
+    """A customer billing holds as tax exempt (set with Stripe's own SDK): the ledger posts its invoice with
+    US01's exempt tax code to revenue, and its write-off with the same tax code to bad debts (485), in Xero."""
+    account = await rig.account()
+    sdk = stripe.StripeClient(vendor_settings(rig.settings, "stripe").api_key, max_network_retries=0,
+                              base_addresses={"api": rig.stripe.base_url})
+    sdk.customers.update(account.customer_id, params={"tax_exempt": "exempt",
+                                                      "address": {"line1": "1 Main St", "country": "US"}})
+    [invoice_id] = await rig.invoices(account, ["1000.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    [erp] = _xero_docs(rig, "invoice", invoice_id)
+    assert [(i["AccountCode"], i["TaxType"], i["LineAmount"], i["TaxAmount"]) for i in erp["LineItems"]] == [
+        ("200", "EXEMPTOUTPUT", "1000.00", "0.00")]
+    await rig.pay(account, invoice_id, 40000)
+    await _mark_uncollectible(rig, account, invoice_id)
+    [write_off] = await eventually(
+        lambda: asyncio.sleep(0, _xero_docs(rig, "credit_note", f"{invoice_id}-uncollectible")),
+        lambda docs: len(docs) == 1 and docs[0]["Status"] == "PAID", what="write-off allocated")
+    assert [(i["AccountCode"], i["TaxType"], i["LineAmount"], i["TaxAmount"]) for i in write_off["LineItems"]] == [
+        ("485", "EXEMPTOUTPUT", "600.00", "0.00")]
+    payment = rig.sandboxes["xero"].store.list("payment", tenant=US01_TENANT,
+                                               where=lambda p: (p.get("Invoice") or {}).get("InvoiceID")
+                                               == erp["InvoiceID"])
+    assert [(p["Account"]["Code"], p["Amount"]) for p in payment] == [("090", "400.00")]
