@@ -7,6 +7,7 @@
     python starter.py status  q2c-hubspot-1234
     python starter.py pending
     python starter.py recheck q2c-hubspot-1234
+    python starter.py match q2c-hubspot-1234 [--pick <ERP record> | --new] --by NAME   (customer_match)
     python starter.py find stripe:customer:cus_00000000000001
     python starter.py serve | events [--vendor V] [--outcome O] [--limit N] | replay-event <id>
     python starter.py reconcile [--entity E] [--customer C] [--deal D] | exceptions [--entity E]
@@ -48,6 +49,7 @@ from cli import events as ingress_cli
 from cli import invoicing as invoicing_cli
 from cli import kpis as kpis_cli
 from cli import ledger as ledger_cli
+from cli import matching as matching_cli
 from cli import process as cli
 from cli import sandbox as sandbox_cli
 from cli.deal_view import DealRunView, deal_run_view, deal_workflow_id
@@ -381,6 +383,7 @@ def parser() -> argparse.ArgumentParser:
     ledger_cli.add_parsers(sub)
     amendments_cli.add_parsers(sub)
     invoicing_cli.add_parsers(sub)
+    matching_cli.add_parsers(sub)
     kpis_cli.add_parsers(sub)
     sandbox_cli.add_parsers(sub)
     return p
@@ -408,6 +411,7 @@ async def _dispatch(args: argparse.Namespace, app: CliParts) -> int:
     if args.command in sandbox_cli.COMMANDS:
         return await sandbox_cli.COMMANDS[args.command](app, args)
     commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **invoicing_cli.COMMANDS,
+                **matching_cli.COMMANDS,
                 **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
     try:
         client = await app.client()

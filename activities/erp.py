@@ -36,10 +36,13 @@ from activities.models import (
     ErpRecordRef,
     FindErpContactsInput,
     GuardedProjectInput,
+    LinkErpContactInput,
+    MatchErpContactInput,
 )
 from activities.retrying import business_step
 from canonical import Invoice, Project
 from canonical.backfill import ErpCustomerDraft
+from canonical.matching import CustomerMatch, match_customer
 from canonical.ownership import OwnershipViolation, SystemRole, owner_of, writable_over
 from canonical.refs import contact_key, ownership_marker
 from connectors.pacing import Pacer
@@ -130,6 +133,25 @@ class ErpActivities:
         """The ownership mark a create under ``idempotency_key`` writes on ``draft``'s contact, whatever batch it
         went in: a contact carrying it was made under this key (even when the answer was lost)."""
         return ownership_marker(contact_key(idempotency_key, draft.reference))
+
+    @activity.defn(name="match_erp_contact")
+    @business_step
+    async def match_erp_contact(self, request: MatchErpContactInput) -> CustomerMatch:
+        """Contacts finance keyed by hand that may be the draft's account, and what the matching rules make of
+        them (``canonical.matching``): link one, ask a person, or create. Read only."""
+        draft = request.draft
+        email = draft.contact.email if draft.contact else None
+        candidates = await self.erp.customer_candidates(request.tenant_id, draft.account, email=email)
+        return match_customer(draft.account, candidates, email=email, reference=draft.reference)
+
+    @activity.defn(name="link_erp_contact")
+    @business_step
+    async def link_erp_contact(self, request: LinkErpContactInput) -> ErpContactsResult:
+        """Write our reference on the chosen contact; it is finance's record, never the run's to compensate."""
+        account = await self.erp.link_customer(request.tenant_id, request.contact_id, reference=request.reference,
+                                               idempotency_key=request.idempotency_key)
+        return ErpContactsResult(existing=1, requests=1,
+                                 contact_ids={request.reference: account.erp_contact_id or request.contact_id})
 
     @activity.defn(name="archive_erp_customer")
     @business_step
@@ -225,7 +247,8 @@ class ErpActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
-        return [self.find_erp_contacts, self.create_erp_contacts, self.archive_erp_customer,
+        return [self.find_erp_contacts, self.create_erp_contacts, self.match_erp_contact, self.link_erp_contact,
+                self.archive_erp_customer,
                 self.create_erp_project, self.close_erp_project, self.update_erp_project, self.post_erp_invoice,
                 self.record_erp_payment, self.post_erp_credit_note, self.void_erp_invoice,
                 self.reverse_erp_credit_note]

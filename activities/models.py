@@ -176,6 +176,22 @@ class CreateErpContactsInput(BaseModel):
     idempotency_key: str = Field(min_length=1)
 
 
+class MatchErpContactInput(BaseModel):
+    """Look for contacts finance keyed by hand that may be ``draft``'s account (read only)."""
+
+    tenant_id: str
+    draft: ErpCustomerDraft
+
+
+class LinkErpContactInput(BaseModel):
+    """Write ``reference`` on the existing contact ``contact_id`` (a match chosen by the rules or a person)."""
+
+    tenant_id: str
+    contact_id: str = Field(min_length=1)
+    reference: str
+    idempotency_key: str
+
+
 class ErpContactsResult(BaseModel):
     created: int = 0
     existing: int = 0

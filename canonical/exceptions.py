@@ -19,6 +19,7 @@ class ExceptionKind(StrEnum):
     PROVISIONING_FAILED = "provisioning_failed"
     DEAL_NOT_FOUND = "deal_not_found"
     WRITE_BACK_FAILED = "write_back_failed"
+    CUSTOMER_MATCH = "customer_match"  # the ERP holds records like the customer: a person picks one (or none)
     # contract amendments
     AMENDMENT_GAP = "amendment_gap"
     OWNERSHIP_CONFLICT = "ownership_conflict"

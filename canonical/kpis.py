@@ -75,6 +75,9 @@ class DealFacts(BaseModel):
     entered_data_exception: bool = False
     customers_reused: int = Field(default=0, description="ERP/billing customers found instead of created")
     customers_created: int = 0
+    customers_matched: int = Field(default=0, description="ERP contacts finance had keyed, linked instead of a "
+                                                          "duplicate (by the matching rules or a person's pick)")
+    customer_matches_asked: int = Field(default=0, description="ambiguous matches put to a person")
 
 
 class AmendmentFacts(BaseModel):
@@ -157,6 +160,8 @@ class EntityKpis(BaseModel):
     dso: list[DsoFigure] = Field(default_factory=list)
     data_exceptions: Rate = Field(default_factory=Rate)
     duplicate_customers_avoided: Rate = Field(default_factory=Rate)
+    customers_matched: int = Field(default=0, description="records finance keyed by hand, linked not duplicated")
+    customer_matches_asked: int = Field(default=0, description="ambiguous matches a person was asked to settle")
 
 
 class KpiReport(BaseModel):
@@ -309,7 +314,8 @@ def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFa
     book = [i.invoice for i in invoices]
     if since is not None:
         invoices = [i for i in invoices if i.invoice.issued_on is None or i.invoice.issued_on >= since]
-    reused = sum(d.customers_reused for d in deals)
+    matched = sum(d.customers_matched for d in deals)
+    reused = sum(d.customers_reused for d in deals) + matched
     lookups = reused + sum(d.customers_created for d in deals)
     return EntityKpis(
         legal_entity=code, deals=len(deals),
@@ -325,6 +331,7 @@ def _entity_kpis(code: str, deals: list[DealFacts], amendments: list[AmendmentFa
         dso=dso_by_currency(book, today=today, window_days=window_days),
         data_exceptions=Rate(count=sum(1 for d in deals if d.entered_data_exception), total=len(deals)),
         duplicate_customers_avoided=Rate(count=reused, total=lookups),
+        customers_matched=matched, customer_matches_asked=sum(d.customer_matches_asked for d in deals),
     )
 
 

@@ -60,6 +60,7 @@ def render(report: KpiReport) -> str:
             f"  invoices aligned to contract terms     {_rate(e.invoices_aligned)}",
             f"  deals entering a data exception        {_rate(e.data_exceptions)}",
             f"  duplicate customers avoided            {_rate(e.duplicate_customers_avoided)}",
+            f"  keyed customers matched / asked        {e.customers_matched} / {e.customer_matches_asked}",
         ]
         for f in e.dso:
             lines.append(f"  DSO {f.currency}                                {f.dso_days or '-'} days "

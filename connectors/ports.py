@@ -28,6 +28,7 @@ from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.books import LedgerCodes
 from canonical.ledger import BillingCustomer
+from canonical.matching import CustomerCandidate
 from canonical.reconciliation import BillingChange, ErpCreditNote, ErpPayment, Figures
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
 from connectors.pacing import Pacer
@@ -197,6 +198,19 @@ class ErpCustomers(Protocol):
 
     async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
         """Contacts carrying any of ``references`` (one request): reference -> contact ID."""
+        ...
+
+    async def customer_candidates(self, tenant_id: str, account: Account, *,
+                                  email: str | None = None) -> list[CustomerCandidate]:
+        """Active contacts that may be ``account`` though they lack our reference (finance keyed them by hand):
+        those with its tax number, those whose name contains its name's core, those at its email domains.
+        A wide net; :func:`canonical.matching.match_customer` decides."""
+        ...
+
+    async def link_customer(self, tenant_id: str, contact_id: str, *, reference: str,
+                            idempotency_key: str) -> Account:
+        """Write our ``reference`` on an existing contact (a match a flow or a person chose), so the next
+        look-up by reference finds it; nothing else of the contact changes."""
         ...
 
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
+from canonical.matching import CustomerCandidate
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.errors import UnknownTenant
 from connectors.ports import ErpChangeFeed, ErpPort
@@ -53,6 +54,15 @@ class ErpRouter:
 
     async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
         return await self.adapter_for(tenant_id).find_customers(tenant_id, references)
+
+    async def customer_candidates(self, tenant_id: str, account: Account, *,
+                                  email: str | None = None) -> list[CustomerCandidate]:
+        return await self.adapter_for(tenant_id).customer_candidates(tenant_id, account, email=email)
+
+    async def link_customer(self, tenant_id: str, contact_id: str, *, reference: str,
+                            idempotency_key: str) -> Account:
+        return await self.adapter_for(tenant_id).link_customer(tenant_id, contact_id, reference=reference,
+                                                               idempotency_key=idempotency_key)
 
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:

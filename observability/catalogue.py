@@ -86,7 +86,8 @@ FLOWS: list[Flow] = [
                       "reminders then expiry; contract stalled or cancelled; a provisioning step refused is "
                       "compensated in reverse and the run stops in `failed`; write-backs refused are noted",
          exception_kinds=("missing_data", "approval_overdue", "contract_stalled", "contract_cancelled",
-                          "provisioning_failed", "write_back_failed", "deal_not_found", "vendor_auth_failed"),
+                          "provisioning_failed", "write_back_failed", "deal_not_found", "vendor_auth_failed",
+                          "customer_match"),
          owner="RevOps (deal desk); finance decides approvals", runbook="runbook-quote-to-cash"),
     Flow(name="CRM deal poll", workflow=CrmDealPollWorkflow, workflow_id="crm-deal-poll (schedule)",
          trigger="Temporal schedule every `poll_interval_seconds`", data="deals modified since the checkpoint",

@@ -81,6 +81,8 @@ def deal_facts(status: QuoteToCashStatus) -> DealFacts:
         entered_data_exception="data_exception" in first,
         customers_reused=sum(1 for m in status.milestones if m.name == "customer_reused"),
         customers_created=sum(1 for m in status.milestones if m.name == "customer_created"),
+        customers_matched=sum(1 for m in status.milestones if m.name == "customer_matched"),
+        customer_matches_asked=sum(1 for m in status.milestones if m.name == "customer_match_asked"),
         entity_of_code=entity_of)
 
 

@@ -17,32 +17,63 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.erp import ErpActivities
-    from activities.models import CreateErpContactsInput, FindErpContactsInput
+    from activities.models import (
+        CreateErpContactsInput,
+        FindErpContactsInput,
+        LinkErpContactInput,
+        MatchErpContactInput,
+    )
     from canonical.backfill import ErpCustomerDraft
+    from canonical.matching import CustomerMatch, MatchKind
     from canonical.systems import System
 
 #: ``WorkflowStatus.step``: ``(activity, argument, summary, local=...) -> result``
 Step = Callable[..., Awaitable[Any]]
 
 
+#: ``choose(match) -> contact ID or None``: a person picks among an ambiguous match's candidates (None: a new
+#: customer); the caller waits in its visible ``customer_match`` exception meanwhile
+Chooser = Callable[[CustomerMatch], Awaitable[str | None]]
+
+
 @dataclass(frozen=True)
 class ErpContact:
-    """The contact a flow uses, and whether this call's key made it (then it is the flow's to compensate)."""
+    """The contact a flow uses, whether this call's key made it (then it is the flow's to compensate), and
+    whether it is a record finance had keyed that the flow linked instead of creating a duplicate."""
 
     contact_id: str
     created: bool
+    matched: bool = False
 
 
 async def find_or_create_erp_contact(step: Step, *, erp: System, tenant_id: str, entity_code: str,
                                      draft: ErpCustomerDraft, idempotency_key: str,
-                                     refresh: bool = False) -> ErpContact:
+                                     refresh: bool = False, choose: Chooser | None = None) -> ErpContact:
     """The ERP contact of ``draft.reference`` in ``tenant_id``: found, or created once under
-    ``idempotency_key``; with ``refresh``, a found one is brought up to date with the draft."""
+    ``idempotency_key``; with ``refresh``, a found one is brought up to date with the draft.
+
+    With ``choose`` (quote-to-cash), a contact missing by reference is first looked for among the records
+    finance keyed by hand (``canonical.matching``): an exact match is linked (our reference written on it), an
+    ambiguous one is put to ``choose``; only when nobody matches, or the person says it is a new customer, is
+    one created. Never a duplicate."""
     reference = draft.reference
     found = await step(ErpActivities.find_erp_contacts, FindErpContactsInput(tenant_id=tenant_id, drafts=[draft]),
                        f"Find {erp.label} contact {reference} in {entity_code}", local=True)
     if reference in found.found and not refresh:
         return ErpContact(contact_id=found.found[reference], created=False)
+    if found.missing and choose is not None:
+        match = await step(ErpActivities.match_erp_contact, MatchErpContactInput(tenant_id=tenant_id, draft=draft),
+                           f"Look for {erp.label} contacts finance keyed like {reference} in {entity_code}",
+                           local=True)
+        chosen = match.record_id if match.kind is MatchKind.EXACT else None
+        if match.kind is MatchKind.AMBIGUOUS:
+            chosen = await choose(match)
+        if chosen:
+            linked = await step(ErpActivities.link_erp_contact, LinkErpContactInput(
+                tenant_id=tenant_id, contact_id=chosen, reference=reference,
+                idempotency_key=f"{idempotency_key}:link"),
+                f"Link {erp.label} contact {chosen} to {reference} in {entity_code}")
+            return ErpContact(contact_id=linked.contact_ids.get(reference) or chosen, created=False, matched=True)
     written = await step(ErpActivities.create_erp_contacts, CreateErpContactsInput(
         tenant_id=tenant_id, drafts=found.missing, refresh=[] if found.missing else [draft],
         idempotency_key=idempotency_key),
@@ -51,4 +82,4 @@ async def find_or_create_erp_contact(step: Step, *, erp: System, tenant_id: str,
                       created=reference in written.ours)
 
 
-__all__ = ["ErpContact", "find_or_create_erp_contact"]
+__all__ = ["Chooser", "ErpContact", "find_or_create_erp_contact"]

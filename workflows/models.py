@@ -13,6 +13,7 @@ from canonical.billing import OneOffInvoice
 from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
 from canonical.ledger import LedgerInvoice
+from canonical.matching import CustomerMatch
 from canonical.reconciliation import EntityTotals, Finding, SourceRead
 from canonical.requests import AccountFigures
 from canonical.settlement import LedgerBook
@@ -125,6 +126,30 @@ class RecheckRequest(BaseModel):
     requested_by: str = "operator"
 
 
+class CustomerMatchChoice(BaseModel):
+    """The ``choose_customer_match`` update: a person settles an ambiguous match of the deal's customer in one
+    legal entity's ERP — one of the candidates shown (``record_id``), or a new customer (``new_customer``)."""
+
+    legal_entity: str = Field(min_length=1)
+    record_id: str | None = None
+    new_customer: bool = False
+    chosen_by: str = Field(min_length=1, max_length=200)
+
+
+class CustomerMatchChosen(BaseModel):
+    legal_entity: str
+    record_id: str | None = None
+    new_customer: bool = False
+
+
+class PendingCustomerMatch(BaseModel):
+    """An ambiguous match waiting for a person (the ``status`` query and the finance inbox show it)."""
+
+    legal_entity: str
+    erp: str = Field(description="the ERP's label, e.g. 'ERP (Xero)'")
+    match: CustomerMatch
+
+
 class RecheckResult(BaseModel):
     complete: bool
     missing: list[MissingField] = Field(default_factory=list)
@@ -174,6 +199,8 @@ class QuoteToCashStatus(BaseModel):
     failure: str = ""
     timeline: list[TimelineEntry] = Field(default_factory=list)
     milestones: list[Milestone] = Field(default_factory=list)
+    customer_matches: list[PendingCustomerMatch] = Field(default_factory=list, description="ambiguous matches "
+                                                         "waiting for a person (``customer_match`` exception)")
 
 
 class QuoteToCashResult(BaseModel):

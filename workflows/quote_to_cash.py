@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.bands import deal_size_band
     from canonical.exceptions import ExceptionKind
     from canonical.keys import erp_contact_reference, invoicing_workflow_id
+    from canonical.matching import CustomerMatch
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import (
@@ -52,9 +53,12 @@ with workflow.unsafe.imports_passed_through():
         ApprovalOutcome,
         ApprovalState,
         ContractExecutedSignal,
+        CustomerMatchChoice,
+        CustomerMatchChosen,
         DealCorrection,
         Milestone,
         OneOffInvoicingInput,
+        PendingCustomerMatch,
         QuoteToCashInput,
         QuoteToCashResult,
         QuoteToCashStatus,
@@ -123,6 +127,8 @@ class QuoteToCashWorkflow:
         self._engagements: list[Engagement] = []
         self._one_offs: list[OneOffInvoicingInput] = []  # draft one-off invoices, per project, to finalize when due
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
+        self._matches: dict[str, PendingCustomerMatch] = {}  # legal entity -> ambiguous match waiting for a person
+        self._match_choices: dict[str, CustomerMatchChoice] = {}
         self._crm_writes = CrmWriteBack(self._status, label=lambda: self._crm, stamp_workflow_id=True,
                                         local_when_quiet=True, exception_on_failure=True)
 
@@ -421,11 +427,16 @@ class QuoteToCashWorkflow:
         erp, billing = self._systems.erp_of(entity.code), self._systems.billing
         customer_ref = erp_contact_reference(self._systems.crm.name, deal.account.crm_id or "", entity.code)
         draft = ErpCustomerDraft(account=deal.account, contact=deal.billing_contact, reference=customer_ref)
+
+        async def choose(match: CustomerMatch) -> str | None:
+            return await self._choose_customer(entity.code, erp.label, match)
+
         contact = await find_or_create_erp_contact(self._step, erp=erp, tenant_id=tenant, entity_code=entity.code,
                                                    draft=draft, idempotency_key=self._key(f"erp-contact-{entity.code}"),
-                                                   refresh=True)
+                                                   refresh=True, choose=choose)
         contact_id, contact_created = contact.contact_id, contact.created
-        self._mark("customer_created" if contact_created else "customer_reused", entity.code)
+        self._mark("customer_created" if contact_created else
+                   "customer_matched" if contact.matched else "customer_reused", entity.code)
         if contact_created:
             undo.append((Erp.archive_erp_customer, ErpRecordRef(tenant_id=tenant, record_id=contact_id),
                          f"Archive {erp.label} contact {contact_id}"))
@@ -476,9 +487,57 @@ class QuoteToCashWorkflow:
                           erp_contact_id=contact_id, project=project, billing_customer_id=customer.customer_id,
                           billing_schedule_ids=schedule_ids)
 
+    async def _choose_customer(self, entity_code: str, erp_label: str, match: CustomerMatch) -> str | None:
+        """Wait in a visible ``customer_match`` exception until a person picks a candidate (its record ID) or a new
+        customer (None) through ``choose_customer_match`` (``starter.py match``, the finance inbox)."""
+        self._matches[entity_code] = PendingCustomerMatch(legal_entity=entity_code, erp=erp_label, match=match)
+        self._mark("customer_match_asked", entity_code)
+        self._status.exception = ExceptionKind.CUSTOMER_MATCH
+        names = ", ".join(f"{c.name} ({c.record_id})" for c in match.candidates[:5])
+        self._status.enter(Stage.PROVISIONING, f"{entity_code}: {len(match.candidates)} {erp_label} contact(s) may "
+                           f"be this customer (by {match.rule.value if match.rule else 'reference'}): {names}",
+                           waiting_for=f"a person to pick the {erp_label} contact of {entity_code} or a new one "
+                                       "(choose_customer_match update: starter.py match)")
+        await self._write_back(DealWriteBack(revops_status="customer_match",
+                                             revops_exception=f"Customer match in {entity_code}: pick one"),
+                               notice=self._notice(NoticeKind.DATA_EXCEPTION, f"customer-match-{entity_code}",
+                                                   f"Which {erp_label} contact is this customer?",
+                                                   f"{len(match.candidates)} candidate(s) in {entity_code}; "
+                                                   f"pick one with starter.py match"))
+        await workflow.wait_condition(lambda: entity_code in self._match_choices,
+                                      timeout_summary="customer match chosen")
+        choice = self._match_choices.pop(entity_code)
+        del self._matches[entity_code]
+        if not self._matches:
+            self._status.exception = ExceptionKind.NONE
+        picked = "a new customer" if choice.new_customer else f"contact {choice.record_id}"
+        self._status.enter(Stage.PROVISIONING, f"{entity_code}: {choice.chosen_by} chose {picked}",
+                           waiting_for="provisioning")
+        return None if choice.new_customer else choice.record_id
+
     # ------------------------------------------------------------------------------------------
     # Messages
     # ------------------------------------------------------------------------------------------
+    @workflow.update
+    async def choose_customer_match(self, choice: CustomerMatchChoice) -> CustomerMatchChosen:
+        """A person settles an ambiguous customer match (validated first: a pending match, one of its
+        candidates or a new customer)."""
+        self._match_choices[choice.legal_entity] = choice
+        return CustomerMatchChosen(legal_entity=choice.legal_entity, record_id=choice.record_id,
+                                   new_customer=choice.new_customer)
+
+    @choose_customer_match.validator
+    def _validate_match_choice(self, choice: CustomerMatchChoice) -> None:
+        pending = self._matches.get(choice.legal_entity)
+        if pending is None or choice.legal_entity in self._match_choices:
+            waiting = ", ".join(sorted(self._matches)) or "none"
+            raise ValueError(f"no customer match waits in {choice.legal_entity} (waiting: {waiting})")
+        if choice.new_customer == bool(choice.record_id):
+            raise ValueError("pick exactly one: a candidate's record ID, or a new customer")
+        known = [c.record_id for c in pending.match.candidates]
+        if choice.record_id and choice.record_id not in known:
+            raise ValueError(f"{choice.record_id} is not one of the candidates: {', '.join(known)}")
+
     @workflow.signal
     async def deal_corrected(self, correction: DealCorrection) -> None:
         """The deal changed in the CRM; re-check it (with the new data if the signal carries it)."""
@@ -513,6 +572,7 @@ class QuoteToCashWorkflow:
             missing=self._missing, approval=self._gate.pending, contract=self._contract,
             engagements=self._engagements, business_keys=self._status.keys, failure=self._failure,
             timeline=list(self._status.timeline), milestones=self._milestones,
+            customer_matches=list(self._matches.values()),
         )
 
     # ------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, T
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.books import BooksMapping, EntityBooks, LedgerCodes, MissingMapping
 from canonical.keys import is_write_off
+from canonical.matching import CustomerCandidate, account_domains, normalise_name
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import AuthFailed, ConnectorError, Rejected, Unmapped
@@ -227,6 +228,37 @@ class XeroErp:
         wanted = set(references)
         return {str(doc["ContactNumber"]): str(doc["ContactID"]) for doc in found.get("Contacts") or []
                 if doc.get("ContactNumber") in wanted}
+
+    @_shape_safe
+    async def customer_candidates(self, tenant_id: str, account: Account, *,
+                                  email: str | None = None) -> list[CustomerCandidate]:
+        """Active contacts that may be ``account``: ``where=TaxNumber==…`` when it has one, then Xero's
+        ``searchTerm`` (a case-insensitive search of Name, ContactNumber and EmailAddress) for its name's core
+        and for each of its domains; one list, each contact once."""
+        queries: list[dict[str, str]] = []
+        if account.tax_number:
+            queries.append({"where": f"TaxNumber=={mapping.where_string(account.tax_number)}"})
+        core = normalise_name(account.name)
+        if core:
+            queries.append({"searchTerm": core})
+        queries += [{"searchTerm": f"@{domain}"} for domain in sorted(account_domains(account, email))]
+        found: dict[str, CustomerCandidate] = {}
+        for query in queries:
+            body = await self._call("GET", self._acc("/Contacts"), tenant_id=tenant_id, params={**query, "page": 1})
+            for doc in body.get("Contacts") or []:
+                if doc.get("ContactStatus", "ACTIVE") == "ACTIVE":
+                    found.setdefault(str(doc["ContactID"]), mapping.candidate_from_xero(doc))
+        return list(found.values())
+
+    @_shape_safe
+    async def link_customer(self, tenant_id: str, contact_id: str, *, reference: str,
+                            idempotency_key: str) -> Account:
+        """``ContactNumber`` = our reference on the contact finance keyed; its other fields stay as they are."""
+        saved = await self._call("POST", self._acc(f"/Contacts/{_id(contact_id)}"), tenant_id=tenant_id,
+                                 body={"Contacts": [{"ContactID": contact_id, "ContactNumber": reference}]},
+                                 idempotency_key=mapping.sub_key(idempotency_key, "link"))
+        doc = saved["Contacts"][0]
+        return mapping.account_from_xero(doc, Account(name=doc.get("Name") or ""))
 
     @_shape_safe
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,

@@ -32,6 +32,7 @@ from canonical import (
     TimeEntry,
 )
 from canonical.books import EntityBooks, PostingLine, credit_postings, invoice_postings
+from canonical.matching import CustomerCandidate
 from canonical.money import minor_unit
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.errors import Rejected
@@ -210,6 +211,15 @@ CONTACT_OUT: tuple[Wire[ContactSource], ...] = (
          lambda s: (payment_terms_to_xero(s.fields["payment_terms_days"])
                     if s.fields.get("payment_terms_days") is not None else None), "account"),
 )
+
+
+def candidate_from_xero(doc: dict[str, Any]) -> CustomerCandidate:
+    """A contact as a match candidate: its ID, name, country (of its first address), tax number, email and
+    ``ContactNumber`` (ours or finance's own)."""
+    address = address_from_xero(doc.get("Addresses"))
+    return CustomerCandidate(record_id=str(doc["ContactID"]), name=str(doc.get("Name") or ""),
+                             country=address.country if address else None, tax_number=doc.get("TaxNumber") or None,
+                             email=doc.get("EmailAddress") or None, reference=doc.get("ContactNumber") or None)
 
 
 def contact_to_xero(fields: dict[str, Any], *, email: str | None = None, person: Contact | None = None,

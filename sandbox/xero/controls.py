@@ -23,6 +23,7 @@ class SeedContact(BaseModel):
     ContactNumber: str | None = None
     EmailAddress: str | None = None
     TaxNumber: str | None = None
+    Country: str | None = Field(default=None, description="ISO country of its postal (POBOX) address")
     PaymentTermsDays: int | None = Field(default=None, ge=0, description="Sales terms, days after bill date")
     ContactStatus: str | None = None
 
@@ -55,8 +56,10 @@ class Controls:
         tenant = seed.tenantId.lower()
         if tenant not in self.state.tenants:
             return wire.json_response({"error": f"unknown tenant {seed.tenantId}"}, 404)
-        element: dict[str, Any] = {k: v for k, v in seed.model_dump(exclude={"tenantId", "PaymentTermsDays"}).items()
-                                   if v is not None}
+        element: dict[str, Any] = {k: v for k, v in seed.model_dump(
+            exclude={"tenantId", "PaymentTermsDays", "Country"}).items() if v is not None}
+        if seed.Country:
+            element["Addresses"] = [{"AddressType": "POBOX", "Country": seed.Country}]
         if seed.PaymentTermsDays is not None:
             element["PaymentTerms"] = {"Sales": {"Day": seed.PaymentTermsDays, "Type": "DAYSAFTERBILLDATE"}}
         saved, failure = self.books.write_contacts(request, tenant, [element])

@@ -316,3 +316,15 @@ def test_invoices_aligned_with_the_contract_as_amended() -> None:
     assert invoice_aligned(_inv("1125.00", date(2027, 6, 3)), deals)
     assert not invoice_aligned(_inv("1000.00", date(2027, 6, 3)), deals)
     assert not invoice_aligned(_inv("1125.00", date(2027, 6, 3)), {"x": signed})  # the defect: amended = misaligned
+
+
+def test_keyed_customers_matched_count_as_duplicates_avoided_and_asked_matches_are_counted() -> None:
+    """Three deals in US01: one linked to a contact finance keyed (after a person was asked), one reused our own
+    contact, one created a new contact: 2 of 3 look-ups avoided a duplicate; 1 matched; 1 asked."""
+    deals = [DealFacts(deal_id="m1", legal_entities=["US01"], customers_matched=1, customer_matches_asked=1),
+             DealFacts(deal_id="m2", legal_entities=["US01"], customers_reused=1),
+             DealFacts(deal_id="m3", legal_entities=["US01"], customers_created=1)]
+    [us] = compute_kpis(deals=deals, amendments=[], invoices=[], deliveries=[], today=TODAY, dso_window_days=WINDOW,
+                        entity="US01").entities
+    assert (us.duplicate_customers_avoided.count, us.duplicate_customers_avoided.total) == (2, 3)
+    assert (us.customers_matched, us.customer_matches_asked) == (1, 1)

@@ -40,6 +40,7 @@ from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.billing import BillingScheduleKind, OneOffInvoice
 from canonical.deal import BillingModel
 from canonical.ledger import BillingCustomer
+from canonical.matching import CustomerCandidate
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
@@ -283,6 +284,9 @@ class FakeErp(_Refusals):
     time_entries: dict[str, TimeEntry] = field(default_factory=dict)  # idempotency key -> entry
     page_size: int = 100
     refuse: dict[str, Exception] = field(default_factory=dict)
+    #: tenant -> contacts finance keyed by hand (no reference of ours yet): the candidates of a match
+    keyed: dict[str, list[CustomerCandidate]] = field(default_factory=dict)
+    links: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, contact ID, reference) linked
 
     # -- customers ---------------------------------------------------------------------------------------
     def _contact(self, tenant_id: str, contact_id: str) -> tuple[str, Account]:
@@ -321,6 +325,29 @@ class FakeErp(_Refusals):
     async def find_customers(self, tenant_id: str, references: list[str]) -> dict[str, str]:
         held = self.contacts.get(tenant_id, {})
         return {r: held[r].erp_contact_id or "" for r in references if r in held}
+
+    async def customer_candidates(self, tenant_id: str, account: Account, *,
+                                  email: str | None = None) -> list[CustomerCandidate]:
+        """Every contact of the tenant (a wide net, as the adapters cast one): the hand-keyed and ours."""
+        ours = [CustomerCandidate(record_id=a.erp_contact_id or "", name=a.name, country=a.country,
+                                  tax_number=a.tax_number, reference=r)
+                for r, a in self.contacts.get(tenant_id, {}).items() if a.erp_contact_id not in self.archived]
+        return [*self.keyed.get(tenant_id, []), *ours]
+
+    async def link_customer(self, tenant_id: str, contact_id: str, *, reference: str,
+                            idempotency_key: str) -> Account:
+        self._maybe_refuse("link_customer")
+        keyed = self.keyed.get(tenant_id, [])
+        record = next((c for c in keyed if c.record_id == contact_id), None)
+        if record is None:
+            _old, held = self._contact(tenant_id, contact_id)
+            return held
+        keyed.remove(record)
+        linked = Account(name=record.name, country=record.country, tax_number=record.tax_number,
+                         erp_contact_id=record.record_id)
+        self.contacts.setdefault(tenant_id, {})[reference] = linked
+        self.links.append((tenant_id, contact_id, reference))
+        return linked
 
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:

@@ -20,6 +20,7 @@ from pydantic_settings import SettingsConfigDict
 
 from canonical import Account, Contact, CreditNote, Deal, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
+from canonical.matching import CustomerCandidate
 from canonical.ownership import SystemRole
 from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertResult
 from connectors.errors import NotFound
@@ -112,6 +113,7 @@ class ErpBook:
     payments: dict[str, list[Payment]] = field(default_factory=dict)  # ERP invoice ID -> payments
     credit_notes: dict[str, CreditNote] = field(default_factory=dict)
     tenants: set[str] = field(default_factory=set)
+    keyed: dict[str, list[CustomerCandidate]] = field(default_factory=dict)  # tenant -> keyed by hand, unlinked
 
 
 ERP_BOOKS: dict[str, ErpBook] = {}
@@ -158,6 +160,21 @@ class MemoryErp:
         self._seen(tenant_id)
         held = self.book.contacts.get(tenant_id, {})
         return {r: held[r].erp_contact_id or "" for r in references if r in held}
+
+    async def customer_candidates(self, tenant_id: str, account: Account, *,
+                                  email: str | None = None) -> list[CustomerCandidate]:
+        self._seen(tenant_id)
+        return list(self.book.keyed.get(tenant_id, []))
+
+    async def link_customer(self, tenant_id: str, contact_id: str, *, reference: str,
+                            idempotency_key: str) -> Account:
+        self._seen(tenant_id)
+        keyed = self.book.keyed.get(tenant_id, [])
+        record = next(c for c in keyed if c.record_id == contact_id)
+        keyed.remove(record)
+        linked = Account(name=record.name, country=record.country, erp_contact_id=record.record_id)
+        self.book.contacts.setdefault(tenant_id, {})[reference] = linked
+        return linked
 
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,
                                idempotency_key: str) -> ErpBatchResult:
