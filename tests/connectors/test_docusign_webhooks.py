@@ -57,8 +57,9 @@ async def test_docusign_connect_is_a_receiver_on_its_ingress_path(settings: Sett
 
 async def test_docusign_connect_valid_signature_verifies() -> None:
     body = connect_body()
-    await DocuSignConnect([OLD]).verify(method="POST", url=URL, headers={"X-DocuSign-Signature-1": hmac_b64(OLD, body)},
-                                        body=body)
+    receiver = DocuSignConnect([OLD])
+    await receiver.verify(method="POST", url=URL, headers={"X-DocuSign-Signature-1": hmac_b64(OLD, body)}, body=body)
+    assert [type(e).__name__ for e in receiver.parse(headers={}, body=body)] == ["ContractExecuted"]
 
 
 async def test_docusign_connect_tampered_body_is_refused() -> None:
@@ -82,6 +83,8 @@ async def test_docusign_connect_rotation_new_key_at_docusign_first() -> None:
     headers = {"X-DocuSign-Signature-1": hmac_b64(OLD, body), "X-DocuSign-Signature-2": hmac_b64(NEW, body)}
     await DocuSignConnect([OLD]).verify(method="POST", url=URL, headers=headers, body=body)
     await DocuSignConnect([NEW]).verify(method="POST", url=URL, headers=headers, body=body)
+    with pytest.raises(SignatureInvalid):  # neither key of the pair: refused, so the two above were matches
+        await DocuSignConnect(["unrelated"]).verify(method="POST", url=URL, headers=headers, body=body)
 
 
 async def test_docusign_connect_rotation_new_key_here_first() -> None:
