@@ -29,7 +29,7 @@ from canonical.requests import ContractRequest
 from connectors.acts import acts_for
 from connectors.docusign import DocuSignClm, from_settings
 from connectors.docusign.acts import DocuSignActs
-from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited
+from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Unavailable
 from connectors.ports import ClmPort
 from connectors.registry import default_registry
 from settings import Settings
@@ -94,6 +94,22 @@ async def test_docusign_launch_sends_one_envelope_per_key(clm: DocuSignClm, docu
     stored = envelopes_of(docusign_sandbox, request.deal_crm_id)
     assert len(stored) == 1 and stored[0]["status"] == "sent"
     assert stored[0]["tabs"]["contractValue"] == "EUR 48250.75"  # type: ignore[index]
+
+
+async def test_docusign_launch_whose_answer_was_lost_is_not_sent_again(
+        clm: DocuSignClm, settings: Settings, docusign_sandbox: SandboxHandle) -> None:
+    request = contract_request()
+    key = uuid.uuid4().hex
+    await clm.templates()  # the token and the base URI first: the lost answer is the envelope's
+    account = vendor_settings(settings, "docusign").account_id
+    with docusign_sandbox.faults(lost_answers=1, path_prefix=f"/restapi/v2.1/accounts/{account}/envelopes",
+                                 methods=["POST"]):
+        with pytest.raises(Unavailable):
+            await clm.launch_contract(request, idempotency_key=key)
+        retried = await clm.launch_contract(request, idempotency_key=key)
+
+    [stored] = envelopes_of(docusign_sandbox, request.deal_crm_id)
+    assert retried.clm_workflow_id == stored["envelopeId"] and retried.status is ContractStatus.SIGNING
 
 
 async def test_docusign_signed_envelope_is_the_executed_record_with_exact_terms(
