@@ -342,7 +342,7 @@ class DocuSignSandbox:
     # -- wire shapes -------------------------------------------------------------------------------------
     def summary(self, envelope: dict[str, Any], *, custom_fields: bool) -> dict[str, Any]:
         """The envelope as ``GET /envelopes/{id}`` answers (custom fields with ``include=custom_fields``)."""
-        shown = {k: v for k, v in envelope.items() if k not in ("signer", "tabs", "customFields") and v is not None}
+        shown = {k: v for k, v in envelope.items() if k not in _INTERNAL and v is not None}
         shown["customFieldsUri"] = f"/envelopes/{envelope['envelopeId']}/custom_fields"
         shown["recipientsUri"] = f"/envelopes/{envelope['envelopeId']}/recipients"
         if custom_fields:
@@ -381,6 +381,10 @@ class DocuSignSandbox:
 
     def connect(self, event: str, envelope: dict[str, Any]) -> None:
         self.app.state.control.webhooks.emit(self.connect_body(event, envelope), self.sign_headers)
+
+
+#: what the emulator keeps of an envelope that DocuSign's envelope object does not show
+_INTERNAL = frozenset({"signer", "tabs", "customFields", "templateId", "declinedReason"})
 
 
 def _field(envelope: dict[str, Any], name: str) -> str:

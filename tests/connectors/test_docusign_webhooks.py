@@ -25,6 +25,7 @@ from connectors.registry import default_registry
 from sandbox.serve import RunningApp, start_in_thread
 from settings import Settings
 from tests.connectors.test_docusign_adapter import contract_request
+from tests.helpers.prism import spec_path
 from tests.helpers.servers import SandboxHandle, vendor_settings
 
 OLD, NEW = "connect-key-old", "connect-key-new"
@@ -220,6 +221,32 @@ async def test_docusign_emulator_connect_verifies_and_parses_end_to_end(
 
     with pytest.raises(SignatureInvalid):
         await receiver.verify(method="POST", url=inbox.url, headers=headers, body=body.replace(b"60", b"90"))
+
+
+def unknown_keys(sent: Any, sample: Any, at: str = "") -> list[str]:
+    """Paths of the fields in ``sent`` that DocuSign's sample message does not have."""
+    if isinstance(sent, dict) and isinstance(sample, dict):
+        return [p for k, v in sent.items()
+                for p in ([f"{at}{k}"] if k not in sample else unknown_keys(v, sample[k], f"{at}{k}."))]
+    if isinstance(sent, list) and isinstance(sample, list) and sample:
+        return [p for item in sent for p in unknown_keys(item, sample[0], f"{at}[].")]
+    return []
+
+
+async def test_docusign_emulator_connect_message_has_docusigns_shape(
+        clm: DocuSignClm, inbox: Inbox, docusign_sandbox: SandboxHandle) -> None:
+    """The emulator's Connect body uses only fields of DocuSign's sample JSON (SIM) message
+    (``../shared/vendor-specs/docusign/connect.schema-v2.json``)."""
+    sample = json.loads(spec_path("docusign/connect.schema-v2.json").read_text(encoding="utf-8"))
+    launched = await clm.launch_contract(contract_request(), idempotency_key=uuid.uuid4().hex)
+    docusign_sandbox.post_control(f"envelopes/{launched.clm_workflow_id}/sign")
+    _headers, body = await inbox.wait_for(_is("envelope-completed", launched.clm_workflow_id))
+    message = json.loads(body)
+
+    assert unknown_keys(message, sample) == []
+    assert message["data"]["envelopeSummary"]["customFields"]["textCustomFields"]
+    assert unknown_keys({"extra": 1, "data": {"envelopeSummary": {"templateId": "t"}}}, sample) == [
+        "extra", "data.envelopeSummary.templateId"]
 
 
 async def test_docusign_emulator_connect_rotation_is_accepted_both_ways(
