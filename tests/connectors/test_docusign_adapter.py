@@ -29,7 +29,7 @@ from canonical.requests import ContractRequest
 from connectors.acts import acts_for
 from connectors.docusign import DocuSignClm, from_settings
 from connectors.docusign.acts import DocuSignActs
-from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Unavailable
+from connectors.errors import AuthFailed, Conflict, NotFound, RateLimited, Rejected, Unavailable
 from connectors.ports import ClmPort
 from connectors.registry import default_registry
 from settings import Settings
@@ -270,3 +270,33 @@ async def test_docusign_used_up_window_is_waited_for_or_raised() -> None:
         await adapter.aclose()
     assert sent.count("/restapi/v2.1/accounts/46026c9a-b277-4242-80ec-7abd4e0677e2/templates") == 1
     assert caught.value.retry_after is not None and 100 < caught.value.retry_after <= 120
+
+
+@pytest.mark.parametrize(("status", "code", "expected"), [
+    (400, "ENVELOPE_DOES_NOT_EXIST", NotFound),
+    (400, "USER_LACKS_PERMISSIONS", AuthFailed),
+    (400, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED", RateLimited),
+    (400, "ENVELOPE_CANNOT_VOID_INVALID_STATE", Conflict),
+    (400, "INVALID_REQUEST_BODY", Rejected),
+    (503, "UNSPECIFIED_ERROR", Unavailable),
+])
+async def test_docusign_error_code_decides_the_error_class(status: int, code: str,
+                                                           expected: type[Exception]) -> None:
+    """DocuSign answers many refusals with a 400 whose ``errorCode`` says what happened (unit, MockTransport)."""
+    account = vendor_settings(Settings(_env_file=None), "docusign").account_id  # type: ignore[call-arg]
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600})
+        if request.url.path == "/oauth/userinfo":
+            return httpx.Response(200, json={"accounts": [{"account_id": account,
+                                                           "base_uri": "http://docusign.test"}]})
+        return httpx.Response(status, json={"errorCode": code, "message": "refused"})
+
+    adapter = from_settings(Settings(_env_file=None), transport=httpx.MockTransport(vendor))  # type: ignore[call-arg]
+    try:
+        with pytest.raises(expected) as caught:
+            await adapter.get_contract(str(uuid.uuid4()))
+    finally:
+        await adapter.aclose()
+    assert type(caught.value) is expected and code in str(caught.value)
