@@ -36,7 +36,7 @@ os.environ["CODEC_KEYS"] = TEST_CODEC_KEYS
 
 @pytest.fixture(scope="session")
 def sandbox_ports() -> dict[str, int]:
-    return {v: free_port() for v in ("hubspot", "ironclad", "stripe", "xero")}
+    return {v: free_port() for v in ("hubspot", "ironclad", "docusign", "stripe", "xero")}
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +60,11 @@ def hubspot_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
 @pytest.fixture(scope="session")
 def ironclad_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
     yield from _sandbox_on_port("ironclad", settings)
+
+
+@pytest.fixture(scope="session")
+def docusign_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("docusign", settings)
 
 
 @pytest.fixture(scope="session")

@@ -113,10 +113,16 @@ async def test_conformance_crm_figures_for_an_unknown_company_are_not_found(crm:
 
 
 # -- CLM -----------------------------------------------------------------------------------------------
-@pytest_asyncio.fixture(params=[MEMORY, "ironclad"])
+@pytest_asyncio.fixture(params=[MEMORY, "ironclad", "docusign"])
 async def clm(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[ClmPort]:
     if request.param == MEMORY:
         yield FakeClm()
+        return
+    if request.param == "docusign":
+        from connectors.docusign import from_settings as docusign_adapter
+
+        async for adapter in _adapter(request, settings, "docusign_sandbox", docusign_adapter):
+            yield adapter
         return
     from connectors.ironclad import from_settings
 
