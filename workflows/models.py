@@ -146,7 +146,7 @@ class PendingCustomerMatch(BaseModel):
     """An ambiguous match waiting for a person (the ``status`` query and the finance inbox show it)."""
 
     legal_entity: str
-    erp: str = Field(description="the ERP's label, e.g. 'ERP (Xero)'")
+    erp: str = Field(description="the label of the entity's ERP, as operators read it")
     match: CustomerMatch
 
 
