@@ -68,6 +68,8 @@ class CustomerMatch(BaseModel):
     rule: MatchRule | None = None
     record_id: str | None = Field(default=None, description="the exact match")
     candidates: list[CustomerCandidate] = Field(default_factory=list, description="those found by ``rule``")
+    refused: str = Field(default="", description="why the ERP refused the new customer a person asked for (e.g. "
+                                                 "a name it already holds): asked again, with this reason")
 
 
 def normalise_name(name: str) -> str:

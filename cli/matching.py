@@ -31,6 +31,8 @@ def _listing(status: QuoteToCashStatus) -> list[str]:
         match = pending.match
         rule = match.rule.value if match.rule else "-"
         lines.append(f"{pending.legal_entity}: {len(match.candidates)} {pending.erp} contact(s) found by {rule}")
+        if match.refused:
+            lines.append(f"  asked again: {printable(match.refused, limit=300)}")
         for c in match.candidates:
             facts = ", ".join(f"{k} {printable(v, limit=60)}" for k, v in (
                 ("country", c.country), ("tax number", c.tax_number), ("email", c.email),

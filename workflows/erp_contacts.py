@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.backfill import ErpCustomerDraft
     from canonical.matching import CustomerMatch, MatchKind
     from canonical.systems import System
+    from workflows.steps import STEP_FAILED, failure_reason
 
 #: ``WorkflowStatus.step``: ``(activity, argument, summary, local=...) -> result``
 Step = Callable[..., Awaitable[Any]]
@@ -68,6 +69,20 @@ async def find_or_create_erp_contact(step: Step, *, erp: System, tenant_id: str,
         chosen = match.record_id if match.kind is MatchKind.EXACT else None
         if match.kind is MatchKind.AMBIGUOUS:
             chosen = await choose(match)
+        attempt = 0
+        while match.kind is MatchKind.AMBIGUOUS and not chosen:
+            # a person said "a new customer": the ERP may still refuse it (Xero: a name it already holds); then
+            # the person is asked again with the ERP's reason (rename in the ERP and pick, or pick), never a failure
+            attempt += 1
+            try:
+                made = await step(ErpActivities.create_erp_contacts, CreateErpContactsInput(
+                    tenant_id=tenant_id, drafts=found.missing, idempotency_key=f"{idempotency_key}:new-{attempt}"),
+                    f"Create {erp.label} contact {reference} in {entity_code} (a person's choice)")
+                return ErpContact(contact_id=made.contact_ids.get(reference, ""), created=reference in made.ours)
+            except STEP_FAILED as err:
+                match = match.model_copy(update={"refused": f"{erp.label} refused a new contact: "
+                                                            f"{failure_reason(err)}"})
+                chosen = await choose(match)
         if chosen:
             linked = await step(ErpActivities.link_erp_contact, LinkErpContactInput(
                 tenant_id=tenant_id, contact_id=chosen, reference=reference,

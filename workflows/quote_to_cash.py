@@ -491,16 +491,20 @@ class QuoteToCashWorkflow:
         """Wait in a visible ``customer_match`` exception until a person picks a candidate (its record ID) or a new
         customer (None) through ``choose_customer_match`` (``starter.py match``, the finance inbox)."""
         self._matches[entity_code] = PendingCustomerMatch(legal_entity=entity_code, erp=erp_label, match=match)
-        self._mark("customer_match_asked", entity_code)
+        asked = sum(1 for m in self._milestones if m.name == "customer_match_asked" and m.legal_entity == entity_code)
+        if not match.refused:
+            self._mark("customer_match_asked", entity_code)
         self._status.exception = ExceptionKind.CUSTOMER_MATCH
         names = ", ".join(f"{c.name} ({c.record_id})" for c in match.candidates[:5])
-        self._status.enter(Stage.PROVISIONING, f"{entity_code}: {len(match.candidates)} {erp_label} contact(s) may "
-                           f"be this customer (by {match.rule.value if match.rule else 'reference'}): {names}",
+        again = f"asked again: {match.refused}. " if match.refused else ""
+        self._status.enter(Stage.PROVISIONING, f"{entity_code}: {again}{len(match.candidates)} {erp_label} contact(s) "
+                           f"may be this customer (by {match.rule.value if match.rule else 'reference'}): {names}",
                            waiting_for=f"a person to pick the {erp_label} contact of {entity_code} or a new one "
                                        "(choose_customer_match update: starter.py match)")
         await self._write_back(DealWriteBack(revops_status="customer_match",
                                              revops_exception=f"Customer match in {entity_code}: pick one"),
-                               notice=self._notice(NoticeKind.DATA_EXCEPTION, f"customer-match-{entity_code}",
+                               notice=self._notice(NoticeKind.DATA_EXCEPTION,
+                                                   f"customer-match-{entity_code}-{asked}-{bool(match.refused)}",
                                                    f"Which {erp_label} contact is this customer?",
                                                    f"{len(match.candidates)} candidate(s) in {entity_code}; "
                                                    f"pick one with starter.py match"))

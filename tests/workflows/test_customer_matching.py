@@ -195,3 +195,34 @@ async def test_starter_match_lists_the_candidates_then_a_person_picks_one(
         assert "takes contact hand-n" in capsys.readouterr().out
     result = await deal_outcome(handle)
     assert result.outcome is Stage.PROVISIONED and [e.erp_contact_id for e in result.engagements] == ["hand-n"]
+
+
+async def test_a_new_customer_the_erp_refuses_goes_back_to_the_person_with_the_reason(
+        rig: tuple[Client, Settings, FakePorts]) -> None:
+    """A person says "new customer", but the ERP holds the name already (Xero refuses a second contact of one
+    name): the run does not fail; it asks again with the ERP's reason, and the next pick settles it."""
+    client, settings, ports = rig
+    tenant = settings.entity("US01").erp_tenant_id
+    ports.erp.keyed[tenant] = [CustomerCandidate(record_id="hand-r", name="Fake Co", country="US"),
+                               CustomerCandidate(record_id="hand-s", name="Fake Co", country="US")]
+    ports.erp.refuse["create_customers"] = Rejected("The contact name Fake Co is already assigned to another contact")
+    deal = fake_deal()
+    deal_id = ports.add_deal(deal)
+    handle = await start_quote_to_cash(client, settings, deal_id)
+    await signed_and_polled(handle, ports)
+    await eventually(lambda: status_of(handle), lambda s: bool(s.customer_matches), what="customer match asked")
+    await handle.execute_update(QuoteToCashWorkflow.choose_customer_match,
+                                CustomerMatchChoice(legal_entity="US01", new_customer=True, chosen_by="ana"))
+
+    again = await eventually(lambda: status_of(handle),
+                             lambda s: bool(s.customer_matches) and bool(s.customer_matches[0].match.refused),
+                             what="asked again")
+    assert "already assigned" in again.customer_matches[0].match.refused
+    assert again.exception_kind is ExceptionKind.CUSTOMER_MATCH and again.stage is Stage.PROVISIONING
+    assert any("asked again" in t.note for t in again.timeline)
+    await handle.execute_update(QuoteToCashWorkflow.choose_customer_match,
+                                CustomerMatchChoice(legal_entity="US01", record_id="hand-s", chosen_by="ana"))
+    result = await deal_outcome(handle)
+    assert result.outcome is Stage.PROVISIONED and [e.erp_contact_id for e in result.engagements] == ["hand-s"]
+    final = await status_of(handle)
+    assert sum(1 for m in final.milestones if m.name == "customer_match_asked") == 1  # one question, asked twice
