@@ -16,6 +16,8 @@ from activities.models import (
     BillingRecordRef,
     BillingScheduleInput,
     FinalizeInvoiceInput,
+    LinkBillingCustomerInput,
+    MatchBillingCustomerInput,
     SubscriptionChangeInput,
     SubscriptionEndInput,
 )
@@ -23,6 +25,7 @@ from activities.retrying import business_step
 from canonical import BillingSchedule, Invoice
 from canonical.amendments import BillingRecord
 from canonical.ledger import BillingCustomer
+from canonical.matching import CustomerMatch, MatchKind, match_customer
 from canonical.refs import ownership_marker
 from connectors.ports import BillingPort
 
@@ -43,6 +46,27 @@ class BillingActivities:
         customer = await self.billing.get_customer(customer_id)
         return BillingCustomerResult(customer_id=customer_id,
                                      created=customer.account.created_by == ownership_marker(request.idempotency_key))
+
+    @activity.defn(name="match_billing_customer")
+    @business_step
+    async def match_billing_customer(self, request: MatchBillingCustomerInput) -> CustomerMatch:
+        """Our customer by reference, else customers keyed by hand that may be the account, and what the
+        matching rules make of them (``canonical.matching``). Read only."""
+        ours = await self.billing.find_customer(request.reference)
+        if ours is not None:
+            return CustomerMatch(kind=MatchKind.EXACT, record_id=ours)  # no rule: it is ours already
+        email = request.contact.email if request.contact else None
+        candidates = await self.billing.customer_candidates(request.account, email=email)
+        return match_customer(request.account, candidates, email=email, reference=request.reference)
+
+    @activity.defn(name="link_billing_customer")
+    @business_step
+    async def link_billing_customer(self, request: LinkBillingCustomerInput) -> BillingCustomerResult:
+        """Our reference on a customer keyed by hand: never the run's to delete."""
+        customer_id = await self.billing.link_customer(request.customer_id, reference=request.reference,
+                                                       legal_entity=request.legal_entity,
+                                                       idempotency_key=request.idempotency_key)
+        return BillingCustomerResult(customer_id=customer_id, created=False, matched=True)
 
     @activity.defn(name="delete_billing_customer")
     @business_step
@@ -95,7 +119,8 @@ class BillingActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
-        return [self.ensure_billing_customer, self.delete_billing_customer, self.create_billing_schedule,
+        return [self.ensure_billing_customer, self.match_billing_customer, self.link_billing_customer,
+                self.delete_billing_customer, self.create_billing_schedule,
                 self.cancel_billing_schedule, self.change_subscription_item, self.set_subscription_end,
                 self.load_billing_customer, self.load_billing_invoice, self.finalize_billing_invoice]
 

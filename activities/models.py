@@ -231,6 +231,22 @@ class BillingCustomerInput(BaseModel):
 class BillingCustomerResult(BaseModel):
     customer_id: str
     created: bool
+    matched: bool = Field(default=False, description="a customer keyed by hand, linked to our reference")
+
+
+class MatchBillingCustomerInput(BaseModel):
+    """Look for billing customers keyed by hand that may be ``account`` (read only)."""
+
+    account: Account
+    contact: Contact | None = None
+    reference: str
+
+
+class LinkBillingCustomerInput(BaseModel):
+    customer_id: str = Field(min_length=1)
+    reference: str
+    legal_entity: str
+    idempotency_key: str
 
 
 class BillingRecordRef(BaseModel):

@@ -23,6 +23,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from canonical.keys import parse_erp_contact_reference
 from canonical.parties import Account
 
 #: legal forms dropped from a name before comparing (lower case, without dots)
@@ -114,6 +115,9 @@ def match_customer(account: Account, candidates: list[CustomerCandidate], *, ema
         ours = [c for c in candidates if c.reference == reference]
         if len(ours) == 1:
             return CustomerMatch(kind=MatchKind.EXACT, rule=None, record_id=ours[0].record_id, candidates=ours)
+    # a record carrying one of our own references belongs to an account our flows already keep (another company,
+    # or this company in another legal entity): never a record finance keyed, never a candidate
+    candidates = [c for c in candidates if not (c.reference and is_our_reference(c.reference))]
     tax = normalise_tax_number(account.tax_number)
     if tax:
         found = [c for c in candidates if normalise_tax_number(c.tax_number) == tax]
@@ -132,6 +136,11 @@ def match_customer(account: Account, candidates: list[CustomerCandidate], *, ema
         if found:
             return CustomerMatch(kind=MatchKind.AMBIGUOUS, rule=MatchRule.EMAIL_DOMAIN, candidates=found)
     return CustomerMatch()
+
+
+def is_our_reference(text: str) -> bool:
+    """``<crm>-company-<id>-<entity>`` or ``<billing>-customer-<id>-<entity>``: a reference our flows wrote."""
+    return parse_erp_contact_reference(text.replace("-customer-", "-company-", 1)) is not None
 
 
 def _decide(rule: MatchRule, found: list[CustomerCandidate], reference: str | None) -> CustomerMatch:

@@ -30,7 +30,9 @@ def _listing(status: QuoteToCashStatus) -> list[str]:
     for pending in status.customer_matches:
         match = pending.match
         rule = match.rule.value if match.rule else "-"
-        lines.append(f"{pending.legal_entity}: {len(match.candidates)} {pending.erp} contact(s) found by {rule}")
+        kind = "contact(s)" if pending.system == "erp" else "customer(s)"
+        lines.append(f"{pending.legal_entity} [{pending.system}]: {len(match.candidates)} {pending.erp} {kind} "
+                     f"found by {rule}")
         if match.refused:
             lines.append(f"  asked again: {printable(match.refused, limit=300)}")
         for c in match.candidates:
@@ -67,22 +69,27 @@ async def cmd_match(client: Client, app: CliParts, args: argparse.Namespace) -> 
         pick = operator_text(args.pick, what="the record ID (--pick)", max_length=200) if args.pick else None
     except ValueError as exc:
         raise cli.CliError(str(exc), cli.USAGE) from exc
-    entity = args.entity
-    if entity is None:
-        waiting = [p.legal_entity for p in status.customer_matches]
-        if len(waiting) != 1:
-            raise cli.CliError(f"refused: {workflow_id} waits for a match in {', '.join(waiting) or 'no entity'}; "
-                               "name one with --entity" if waiting else
-                               f"refused: no customer match waits in {workflow_id}")
-        entity = waiting[0]
+    waiting = [p for p in status.customer_matches
+               if (args.entity is None or p.legal_entity == args.entity)
+               and (args.system is None or p.system == args.system)]
+    if len(waiting) == 1:
+        entity, system = waiting[0].legal_entity, waiting[0].system
+    elif args.entity is not None and len(waiting) == 0:
+        entity, system = args.entity, args.system or "erp"  # the workflow's validator says what waits
+    else:
+        named = ", ".join(f"{p.legal_entity} [{p.system}]" for p in status.customer_matches)
+        raise cli.CliError(f"refused: {workflow_id} waits for a match in {named}; name one with --entity and "
+                           "--system" if named else f"refused: no customer match waits in {workflow_id}")
     try:
         chosen: CustomerMatchChosen = await handle.execute_update(
             QuoteToCashWorkflow.choose_customer_match,
-            CustomerMatchChoice(legal_entity=entity, record_id=pick, new_customer=bool(args.new), chosen_by=by))
+            CustomerMatchChoice(legal_entity=entity, system=system, record_id=pick,  # type: ignore[arg-type]
+                                new_customer=bool(args.new), chosen_by=by))
     except WorkflowUpdateFailedError as exc:
         raise cli.CliError(f"refused: {getattr(exc.cause, 'message', None) or exc.cause}") from exc
     picked = "a new customer" if chosen.new_customer else f"contact {chosen.record_id}"
-    cli.line(f"{workflow_id}: {chosen.legal_entity} takes {picked} (chosen by {by}); provisioning goes on")
+    cli.line(f"{workflow_id}: {chosen.legal_entity} [{chosen.system}] takes {picked} (chosen by {by}); "
+             "provisioning goes on")
     return cli.OK
 
 
@@ -92,6 +99,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--pick", default=None, help="the ERP record ID of the candidate that is this customer")
     s.add_argument("--new", action="store_true", help="none of them: create a new customer")
     s.add_argument("--entity", default=None, help="the legal entity (when more than one waits)")
+    s.add_argument("--system", choices=("erp", "billing"), default=None,
+                   help="the ERP contact or the billing customer (when both wait)")
     s.add_argument("--by", default=None, help="who decides")
 
 

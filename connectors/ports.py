@@ -117,6 +117,16 @@ class BillingPort(Protocol):
         """Find the customer by ``reference`` or create it; returns the customer ID."""
         ...
 
+    async def customer_candidates(self, account: Account, *, email: str | None = None) -> list[CustomerCandidate]:
+        """Live customers that may be ``account`` though they lack our reference (keyed by hand): by its name's
+        core and its email domains; :func:`canonical.matching.match_customer` decides."""
+        ...
+
+    async def link_customer(self, customer_id: str, *, reference: str, legal_entity: str,
+                            idempotency_key: str) -> str:
+        """Write our ``reference`` (and the legal entity) on an existing customer; returns its ID."""
+        ...
+
     async def delete_customer(self, customer_id: str) -> None:
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -131,6 +132,8 @@ class CustomerMatchChoice(BaseModel):
     legal entity's ERP — one of the candidates shown (``record_id``), or a new customer (``new_customer``)."""
 
     legal_entity: str = Field(min_length=1)
+    system: Literal["erp", "billing"] = Field(default="erp", description="whose customer: the entity's ERP "
+                                              "contact or its billing customer")
     record_id: str | None = None
     new_customer: bool = False
     chosen_by: str = Field(min_length=1, max_length=200)
@@ -138,6 +141,7 @@ class CustomerMatchChoice(BaseModel):
 
 class CustomerMatchChosen(BaseModel):
     legal_entity: str
+    system: str = "erp"
     record_id: str | None = None
     new_customer: bool = False
 
@@ -146,6 +150,7 @@ class PendingCustomerMatch(BaseModel):
     """An ambiguous match waiting for a person (the ``status`` query and the finance inbox show it)."""
 
     legal_entity: str
+    system: str = Field(default="erp", description="erp or billing")
     erp: str = Field(description="the label of the entity's ERP, as operators read it")
     match: CustomerMatch
 

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.erp import ErpActivities
     from activities.models import (
         BillingCustomerInput,
+        BillingCustomerResult,
         BillingRecordRef,
         BillingScheduleInput,
         ContractRef,
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         ErpRecordRef,
         FlowConfigRequest,
         LaunchContractInput,
+        LinkBillingCustomerInput,
+        MatchBillingCustomerInput,
         QuoteToCashConfig,
     )
     from canonical import Contract, ContractStatus, Deal, Engagement, MissingField, describe_missing
@@ -32,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.bands import deal_size_band
     from canonical.exceptions import ExceptionKind
     from canonical.keys import erp_contact_reference, invoicing_workflow_id
-    from canonical.matching import CustomerMatch
+    from canonical.matching import CustomerMatch, MatchKind
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
     from canonical.provisioning import (
@@ -127,7 +130,7 @@ class QuoteToCashWorkflow:
         self._engagements: list[Engagement] = []
         self._one_offs: list[OneOffInvoicingInput] = []  # draft one-off invoices, per project, to finalize when due
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
-        self._matches: dict[str, PendingCustomerMatch] = {}  # legal entity -> ambiguous match waiting for a person
+        self._matches: dict[str, PendingCustomerMatch] = {}  # "<entity>:<erp|billing>" -> match waiting for a person
         self._match_choices: dict[str, CustomerMatchChoice] = {}
         self._crm_writes = CrmWriteBack(self._status, label=lambda: self._crm, stamp_workflow_id=True,
                                         local_when_quiet=True, exception_on_failure=True)
@@ -451,11 +454,9 @@ class QuoteToCashWorkflow:
                      f"Close {erp.label} project {project.erp_id}"))
         self._status.add_keys(erp.ref("project", project.erp_id or ""), OURS.ref("project", project.code))
 
-        customer = await self._step(Bill.ensure_billing_customer, BillingCustomerInput(
-            account=deal.account, contact=deal.billing_contact, reference=customer_ref, legal_entity=entity.code,
-            idempotency_key=self._key(f"billing-customer-{entity.code}")),
-            f"Find or create {billing.label} customer for {entity.code}")
-        self._mark("customer_created" if customer.created else "customer_reused", entity.code)
+        customer = await self._billing_customer(deal, entity.code, customer_ref)
+        self._mark("customer_created" if customer.created else
+                   "customer_matched" if customer.matched else "customer_reused", entity.code)
         if customer.created:
             undo.append((Bill.delete_billing_customer, BillingRecordRef(record_id=customer.customer_id),
                          f"Delete {billing.label} customer {customer.customer_id}"))
@@ -487,10 +488,33 @@ class QuoteToCashWorkflow:
                           erp_contact_id=contact_id, project=project, billing_customer_id=customer.customer_id,
                           billing_schedule_ids=schedule_ids)
 
-    async def _choose_customer(self, entity_code: str, erp_label: str, match: CustomerMatch) -> str | None:
+    async def _billing_customer(self, deal: Deal, entity_code: str, reference: str) -> BillingCustomerResult:
+        """The entity's billing customer: ours by reference; else one keyed by hand that the matching rules (or a
+        person, for an ambiguous match) link; else created once."""
+        assert deal.account is not None
+        billing, key = self._systems.billing, self._key(f"billing-customer-{entity_code}")
+        match = await self._step(Bill.match_billing_customer, MatchBillingCustomerInput(
+            account=deal.account, contact=deal.billing_contact, reference=reference),
+            f"Look for {billing.label} customers like {reference}", local=True)
+        chosen = match.record_id if match.kind is MatchKind.EXACT and match.rule is not None else None
+        if match.kind is MatchKind.AMBIGUOUS:
+            chosen = await self._choose_customer(entity_code, billing.label, match, system="billing")
+        if chosen:
+            return await self._step(Bill.link_billing_customer, LinkBillingCustomerInput(
+                customer_id=chosen, reference=reference, legal_entity=entity_code, idempotency_key=f"{key}:link"),
+                f"Link {billing.label} customer {chosen} to {reference}")
+        return await self._step(Bill.ensure_billing_customer, BillingCustomerInput(
+            account=deal.account, contact=deal.billing_contact, reference=reference, legal_entity=entity_code,
+            idempotency_key=key), f"Find or create {billing.label} customer for {entity_code}")
+
+    async def _choose_customer(self, entity_code: str, erp_label: str, match: CustomerMatch, *,
+                               system: str = "erp") -> str | None:
         """Wait in a visible ``customer_match`` exception until a person picks a candidate (its record ID) or a new
-        customer (None) through ``choose_customer_match`` (``starter.py match``, the finance inbox)."""
-        self._matches[entity_code] = PendingCustomerMatch(legal_entity=entity_code, erp=erp_label, match=match)
+        customer (None) through ``choose_customer_match`` (``starter.py match``, the finance inbox). ``system``:
+        the entity's ERP contact (``erp``) or its billing customer (``billing``); ``erp_label`` names it."""
+        key = f"{entity_code}:{system}"
+        self._matches[key] = PendingCustomerMatch(legal_entity=entity_code, system=system, erp=erp_label,
+                                                  match=match)
         asked = sum(1 for m in self._milestones if m.name == "customer_match_asked" and m.legal_entity == entity_code)
         if not match.refused:
             self._mark("customer_match_asked", entity_code)
@@ -504,14 +528,13 @@ class QuoteToCashWorkflow:
         await self._write_back(DealWriteBack(revops_status="customer_match",
                                              revops_exception=f"Customer match in {entity_code}: pick one"),
                                notice=self._notice(NoticeKind.DATA_EXCEPTION,
-                                                   f"customer-match-{entity_code}-{asked}-{bool(match.refused)}",
+                                                   f"customer-match-{key}-{asked}-{bool(match.refused)}",
                                                    f"Which {erp_label} contact is this customer?",
                                                    f"{len(match.candidates)} candidate(s) in {entity_code}; "
                                                    f"pick one with starter.py match"))
-        await workflow.wait_condition(lambda: entity_code in self._match_choices,
-                                      timeout_summary="customer match chosen")
-        choice = self._match_choices.pop(entity_code)
-        del self._matches[entity_code]
+        await workflow.wait_condition(lambda: key in self._match_choices, timeout_summary="customer match chosen")
+        choice = self._match_choices.pop(key)
+        del self._matches[key]
         if not self._matches:
             self._status.exception = ExceptionKind.NONE
         picked = "a new customer" if choice.new_customer else f"contact {choice.record_id}"
@@ -526,16 +549,18 @@ class QuoteToCashWorkflow:
     async def choose_customer_match(self, choice: CustomerMatchChoice) -> CustomerMatchChosen:
         """A person settles an ambiguous customer match (validated first: a pending match, one of its
         candidates or a new customer)."""
-        self._match_choices[choice.legal_entity] = choice
-        return CustomerMatchChosen(legal_entity=choice.legal_entity, record_id=choice.record_id,
+        self._match_choices[f"{choice.legal_entity}:{choice.system}"] = choice
+        return CustomerMatchChosen(legal_entity=choice.legal_entity, system=choice.system, record_id=choice.record_id,
                                    new_customer=choice.new_customer)
 
     @choose_customer_match.validator
     def _validate_match_choice(self, choice: CustomerMatchChoice) -> None:
-        pending = self._matches.get(choice.legal_entity)
-        if pending is None or choice.legal_entity in self._match_choices:
+        key = f"{choice.legal_entity}:{choice.system}"
+        pending = self._matches.get(key)
+        if pending is None or key in self._match_choices:
             waiting = ", ".join(sorted(self._matches)) or "none"
-            raise ValueError(f"no customer match waits in {choice.legal_entity} (waiting: {waiting})")
+            what = "customer match" if choice.system == "erp" else f"{choice.system} customer match"
+            raise ValueError(f"no {what} waits in {choice.legal_entity} (waiting: {waiting})")
         if choice.new_customer == bool(choice.record_id):
             raise ValueError("pick exactly one: a candidate's record ID, or a new customer")
         known = [c.record_id for c in pending.match.candidates]

@@ -38,6 +38,7 @@ from canonical import Account, BillingSchedule, BillingScheduleKind, Contact, Cr
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.billing import OneOffInvoice
 from canonical.ledger import BillingCustomer
+from canonical.matching import CustomerCandidate, account_domains, normalise_name
 from canonical.reconciliation import BillingChange
 from canonical.refs import ownership_marker, ref
 from connectors.errors import Conflict, ConnectorError, NotFound, Rejected
@@ -49,6 +50,11 @@ from connectors.stripe.spec import StripeSettings, stripe_ref
 from settings import Settings
 
 VENDOR = "stripe"
+
+
+def _quoted(text: str) -> str:
+    """``text`` inside single quotes of Stripe's search language."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _id(value: str | None) -> str:
@@ -154,7 +160,7 @@ class StripeBilling:
         Stripe's search is eventually consistent (about a minute): a create retried with the same
         idempotency key is covered by the key; a new key within that minute may miss the record.
         """
-        escaped = reference.replace("\\", "\\\\").replace("'", "\\'")
+        escaped = _quoted(reference)
         found = await self._call("GET", "/v1/customers/search",
                                  params={"query": f"metadata['{mapping.REF_KEY}']:'{escaped}'", "limit": 10})
         for obj in found.get("data") or []:
@@ -171,6 +177,25 @@ class StripeBilling:
                                          marker=ownership_marker(idempotency_key))
         created = await self._call("POST", "/v1/customers", form=params, idempotency_key=idempotency_key)
         return str(created["id"])
+
+    async def customer_candidates(self, account: Account, *, email: str | None = None) -> list[CustomerCandidate]:
+        """One search (``name~'core' OR email~'@domain'``; Stripe's substring match), live customers only."""
+        clauses = []
+        core = normalise_name(account.name)
+        if len(core) >= 3:  # Stripe's substring match needs three characters
+            clauses.append(f"name~'{_quoted(core)}'")
+        clauses += [f"email~'{_quoted('@' + d)}'" for d in sorted(account_domains(account, email))]
+        if not clauses:
+            return []
+        found = await self._call("GET", "/v1/customers/search", params={"query": " OR ".join(clauses), "limit": 50})
+        return [mapping.candidate_from_stripe(obj) for obj in found.get("data") or [] if not obj.get("deleted")]
+
+    async def link_customer(self, customer_id: str, *, reference: str, legal_entity: str,
+                            idempotency_key: str) -> str:
+        """Our reference and the legal entity into the customer's metadata; nothing else of it changes."""
+        updated = await self._call("POST", f"/v1/customers/{_id(customer_id)}",
+                                   form=mapping.link_params(reference, legal_entity), idempotency_key=idempotency_key)
+        return str(updated["id"])
 
     async def delete_customer(self, customer_id: str) -> None:
         """Delete the customer (already deleted is fine)."""

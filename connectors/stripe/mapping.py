@@ -37,6 +37,7 @@ from canonical import (
 )
 from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import TaxStatus
+from canonical.matching import CustomerCandidate
 from connectors.wire import NOT_MAPPED, Wire, blank, build, falsy, never, read
 
 REF_KEY = "revops_ref"
@@ -131,6 +132,19 @@ CUSTOMER_OUT: tuple[Wire[CustomerSource], ...] = (
          lambda s: (s.account.address.country if s.account.address and s.account.address.country
                     else s.account.country), "account", omit=falsy),
 )
+
+
+def candidate_from_stripe(obj: dict[str, Any]) -> CustomerCandidate:
+    """A customer as a match candidate: ID, name, country of its address, email and our reference if any."""
+    address = obj.get("address") or {}
+    return CustomerCandidate(record_id=str(obj["id"]), name=str(obj.get("name") or ""),
+                             country=address.get("country") or None, email=obj.get("email") or None,
+                             reference=(obj.get("metadata") or {}).get(REF_KEY) or None)
+
+
+def link_params(reference: str, legal_entity: str) -> dict[str, Any]:
+    """``POST /v1/customers/{id}`` params that link a customer keyed by hand to our reference."""
+    return {f"metadata[{REF_KEY}]": reference, f"metadata[{ENTITY_KEY}]": legal_entity}
 
 
 def customer_params(account: Account, contact: Contact | None, *, reference: str,

@@ -68,3 +68,13 @@ def test_a_record_carrying_our_own_reference_is_the_account_itself() -> None:
 
 def test_nobody_like_it_means_create() -> None:
     assert match_customer(Account(name="Initech", country="US"), [ACME_UK, ACME_DE, GLOBEX]).kind is MatchKind.NONE
+
+
+def test_records_carrying_our_own_references_are_no_candidates() -> None:
+    """The same company provisioned in another legal entity, or another company of ours with the same name: our
+    flows keep those; they are never records finance keyed, so never asked about."""
+    elsewhere = CustomerCandidate(record_id="c-7", name="Fake Co", country="US", reference="hubspot-company-18-EU01")
+    billing = CustomerCandidate(record_id="c-8", name="Fake Co", country="US", reference="stripe-customer-cus_1-US01")
+    match = match_customer(Account(name="Fake Co", country="US"), [elsewhere, billing],
+                           reference="hubspot-company-18-US01")
+    assert match.kind is MatchKind.NONE

@@ -516,9 +516,29 @@ class FakeBilling(_Refusals):
     prorated: list[tuple[str, bool]] = field(default_factory=list)  # (item ID, prorate) per change
     finalized: list[str] = field(default_factory=list)  # one-off invoices finalized, in order, once each
     refuse: dict[str, Exception] = field(default_factory=dict)
+    keyed: list[CustomerCandidate] = field(default_factory=list)  # customers keyed by hand, no reference of ours
+    links: list[tuple[str, str]] = field(default_factory=list)  # (customer ID, reference) linked
 
     async def find_customer(self, reference: str) -> str | None:
         return self.customers.get(reference)
+
+    async def customer_candidates(self, account: Account, *, email: str | None = None) -> list[CustomerCandidate]:
+        ours = [CustomerCandidate(record_id=c, name=self.accounts[c].account.name if c in self.accounts else "",
+                                  reference=r) for r, c in self.customers.items() if c not in self.deleted]
+        return [*self.keyed, *ours]
+
+    async def link_customer(self, customer_id: str, *, reference: str, legal_entity: str,
+                            idempotency_key: str) -> str:
+        self._maybe_refuse("link_customer")
+        record = next((c for c in self.keyed if c.record_id == customer_id), None)
+        if record is not None:
+            self.keyed.remove(record)
+            self.customers[reference] = customer_id
+            self.accounts[customer_id] = BillingCustomer(customer_id=customer_id, legal_entity=legal_entity,
+                                                         account=Account(name=record.name, country=record.country,
+                                                                         billing_customer_id=customer_id))
+            self.links.append((customer_id, reference))
+        return customer_id
 
     async def billing_records(self, customer_id: str, *, known_ids: list[str], project_code: str
                               ) -> list[BillingRecord]:

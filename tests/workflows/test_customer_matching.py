@@ -186,7 +186,7 @@ async def test_starter_match_lists_the_candidates_then_a_person_picks_one(
     async with for_cli(settings, client=client) as parts:
         assert await starter.run(["match", deal_id], parts=parts) == 0
         listed = capsys.readouterr().out
-        assert "US01: 2" in listed and "--pick hand-m" in listed and "tax number US-11" in listed
+        assert "US01 [erp]: 2" in listed and "--pick hand-m" in listed and "tax number US-11" in listed
         assert "number C-0042" in listed
         assert await starter.run(["match", deal_id, "--pick", "hand-q", "--by", "ana"], parts=parts) == 1
         assert "not one of the candidates" in capsys.readouterr().err
@@ -226,3 +226,39 @@ async def test_a_new_customer_the_erp_refuses_goes_back_to_the_person_with_the_r
     assert result.outcome is Stage.PROVISIONED and [e.erp_contact_id for e in result.engagements] == ["hand-s"]
     final = await status_of(handle)
     assert sum(1 for m in final.milestones if m.name == "customer_match_asked") == 1  # one question, asked twice
+
+
+async def test_a_billing_customer_keyed_by_hand_is_linked_or_put_to_a_person(
+        rig: tuple[Client, Settings, FakePorts]) -> None:
+    """The same rules before creating the billing customer: an exact one (same legal name and country) is linked
+    and never deleted by a compensation; two alike wait for a person (``--system billing``)."""
+    client, settings, ports = rig
+    ports.billing.keyed = [CustomerCandidate(record_id="cus_hand1", name="Fake Co Inc", country="US")]
+    ports.billing.refuse["create_schedule"] = Rejected("refused")
+    deal = fake_deal()
+    handle = await start_quote_to_cash(client, settings, ports.add_deal(deal))
+    await signed_when_out(handle, ports)
+    result = await deal_outcome(handle)
+    assert deal.account is not None
+    assert result.outcome is Stage.FAILED and ports.billing.deleted == [], "finance's customer is not deleted"
+    assert ports.billing.links == [("cus_hand1", f"hubspot-company-{deal.account.crm_id}-US01")]
+
+    del ports.billing.refuse["create_schedule"]
+    ports.billing.keyed = [CustomerCandidate(record_id="cus_a", name="Fake Co", country="US"),
+                           CustomerCandidate(record_id="cus_b", name="Fake Co.", country="US")]
+    second = fake_deal()
+    handle = await start_quote_to_cash(client, settings, ports.add_deal(second))
+    await signed_and_polled(handle, ports)
+    status = await eventually(lambda: status_of(handle),
+                              lambda s: any(p.system == "billing" for p in s.customer_matches),
+                              what="billing customer match asked")
+    [pending] = [p for p in status.customer_matches if p.system == "billing"]
+    # the first deal's company's customer (same legal name) carries our reference: another account of ours, no
+    # candidate
+    assert {c.record_id for c in pending.match.candidates} == {"cus_a", "cus_b"}
+    assert "no customer match waits in US01" in await refused(handle, CustomerMatchChoice(
+        legal_entity="US01", record_id="cus_a", chosen_by="ana"))  # the ERP's match was settled already
+    await handle.execute_update(QuoteToCashWorkflow.choose_customer_match, CustomerMatchChoice(
+        legal_entity="US01", system="billing", record_id="cus_a", chosen_by="ana"))
+    result = await deal_outcome(handle)
+    assert result.outcome is Stage.PROVISIONED and [e.billing_customer_id for e in result.engagements] == ["cus_a"]
