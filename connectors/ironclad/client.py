@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +20,7 @@ import httpx
 
 from canonical import Contract, ContractStatus, ContractTerms
 from canonical.requests import ContractRequest
-from connectors.errors import Rejected, Unavailable
+from connectors.errors import NotFound, Rejected, Unavailable
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.identifiers import SAFE_ID, segment
 from connectors.ironclad import mapping
@@ -27,6 +29,7 @@ from connectors.ironclad.spec import IroncladSettings
 from settings import Settings
 
 VENDOR = "ironclad"
+log = logging.getLogger("revops.connectors")
 
 
 def _id(value: str | None) -> str:
@@ -185,6 +188,34 @@ class IroncladClm:
             if len(items) < size or (page + 1) * size >= int(body.get("count") or 0):
                 break
         return contracts
+
+    async def records_changed_since(self, since: datetime, *, cursor: str | None = None
+                                    ) -> tuple[list[Contract], str | None]:
+        """One page of records updated at or after ``since`` (``GET /records?lastUpdated=…``, oldest update
+        first), as the executed contracts they belong to: an amendment record names its parent, which is read
+        with all its amendments. ``cursor`` is Ironclad's page number. A record that cannot be read as a
+        contract (not launched by us, or gone since) is left out with a warning naming its ID."""
+        stamp = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        page = int(cursor) if cursor and cursor.isdigit() else 0
+        size = 100  # the records list's largest page
+        body = _json(await self._request("GET", "/records", params={
+            "lastUpdated": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "sortField": "lastUpdated", "sortDirection": "ASC", "page": page, "pageSize": size}))
+        items = body.get("list") or []
+        wanted: list[str] = []
+        for record in items:
+            record_id = str(record.get("parentId") or record.get("id") or "")
+            if record_id and record_id not in wanted:
+                wanted.append(record_id)
+        contracts: list[Contract] = []
+        for record_id in wanted:
+            try:
+                contracts.append(await self.get_record(record_id))
+            except (Rejected, NotFound) as exc:  # InvalidIdentifier is a Rejected
+                log.warning("record left out of the amendment poll: unreadable",
+                            extra={"vendor": VENDOR, "record_id": record_id[:64], "error": type(exc).__name__})
+        more = len(items) == size and (page + 1) * size < int(body.get("count") or 0)
+        return contracts, str(page + 1) if more else None
 
     # -- beyond the port ----------------------------------------------------------------------
     async def webhook_verification_key(self) -> str:
