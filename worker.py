@@ -42,10 +42,11 @@ from runtime.startup import StartRefused
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.polling import AmendmentPollWorkflow, BillingEventPollWorkflow, CrmDealPollWorkflow
+from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
