@@ -3,6 +3,7 @@ in which order, under which key, and where the checkpoint goes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -127,3 +128,26 @@ async def test_amendment_poll_hands_over_executed_amendments_under_the_webhooks_
     assert result.since <= event.occurred_at <= datetime.now(UTC)
     assert result.complete and result.checkpoint is not None
     assert ledger.run_sync(load_checkpoint, name="clm-amendments") == result.checkpoint
+
+
+async def test_billing_poll_paces_its_pages_at_the_adapters_read_limit(ledger: EventLedger) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    billing = FakeBilling(page_size=1)
+    billing.events = [finalized(n, start + timedelta(minutes=n)) for n in range(4)]
+    slow = POLLS.model_copy(update={"billing_requests_per_second": 10.0})
+    began = time.monotonic()
+
+    result = await ActivityEnvironment().run(BillingPollActivities(
+        settings=slow, billing=billing, ledger=ledger, intake=RecordingIntake()).poll_billing_changes,
+        BillingPollRequest())
+
+    assert result.pages == 4 and time.monotonic() - began >= 0.3, "four pages at 10/s: three gaps of 0.1 s"
+
+
+def test_change_poll_paces_come_from_each_adapters_own_limits(settings: Settings) -> None:
+    paces = ChangePollSettings.from_settings(settings.model_copy(update={"adapter_settings": {
+        **settings.adapter_settings, "stripe": {**settings.adapter_settings.get("stripe", {}),
+                                                "requests_per_second": 7.0}}}))
+
+    assert paces.billing_requests_per_second == 7.0
+    assert paces.clm_requests_per_second > 0 and paces.clm_vendor == "ironclad"

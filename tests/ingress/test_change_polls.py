@@ -223,3 +223,35 @@ async def test_change_poll_schedules_are_created_then_updated(client: Client, po
     finally:
         for name in ("billing-event-poll", "clm-amendment-poll"):
             await client.get_schedule_handle(prefix + name).delete()
+
+
+async def test_billing_poll_outage_is_retried_durably_then_applies_the_lost_payment(rig: PollRig) -> None:
+    """Stripe's events list failing (503) fails the poll's activity; Temporal retries it and, once Stripe answers,
+    the lost payment is applied once."""
+    stripe = rig.sandboxes["stripe"]
+    account = await billing_account(_billing(rig), rig.sandboxes["hubspot"])
+    [invoice_id] = await draft_invoices(_billing(rig), account, ["60.00"])
+    await rig.start_window("billing-events")
+    [finalized] = await finalize(_billing(rig), stripe, invoice_id)
+    await rig.deliver_stripe(finalized)
+    await eventually(lambda: rig.erp_invoice(invoice_id), lambda i: i is not None, what="invoice posted")
+    pay(stripe, invoice_id)  # lost
+
+    with stripe.faults(error_rate=1.0, status=503, path_prefix="/v1/events"):
+        handle = await rig.client.start_workflow(
+            BillingEventPollWorkflow.run, BillingPollRequest(overlap_seconds=0), id=f"billing-poll-{uuid.uuid4()}",
+            task_queue=rig.settings.task_queue)
+        pending = await eventually(lambda: _pending(handle), lambda p: p and p[0].attempt >= 2,
+                                   what="the poll's activity retried")
+    result = await handle.result()
+    erp = await eventually(lambda: rig.erp_invoice(invoice_id),
+                           lambda i: i is not None and i.amount_paid == Money.of("60.00", "USD"), what="paid")
+
+    assert pending[0].last_failure.application_failure_info.type == "Unavailable", "a transient failure, retried"
+    assert result.complete and result.outcomes.get("signalled", 0) >= 1
+    assert erp is not None and erp.amount_paid == Money.of("60.00", "USD")
+
+
+async def _pending(handle: Any) -> list[Any]:
+    description = await handle.describe()
+    return list(description.raw_description.pending_activities)
