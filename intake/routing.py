@@ -11,8 +11,9 @@
 - ``ErpRecordChanged`` -> ignored (counted);
 - ``OwnWriteEcho`` (the CRM reporting what our write-back set) -> recorded as ``echo``, nothing routed.
 
-:class:`EventIntake` wraps it with the event ledger: claim the vendor event ID (race-safe), route,
-settle, record. Webhooks, the HubSpot poll and ``starter.py replay-event`` all go through it.
+:class:`EventIntake` wraps it with the event ledger: claim the event's dedupe key (``canonical.events.dedupe_key``:
+the vendor event ID, or an amendment's record and sequence; race-safe), route,
+settle, record. Webhooks, the CRM, billing and amendment polls and ``starter.py replay-event`` all go through it.
 If Temporal (or the CLM, for a lookup) cannot take the event now, :class:`RoutingUnavailable` is
 raised and the event stays un-acknowledged (``failed``) so the vendor's redelivery routes it again.
 """
@@ -343,7 +344,7 @@ class SweepResult:
 
 
 class EventIntake:
-    """The one path for every event: dedupe by vendor event ID, route, record."""
+    """The one path for every event: dedupe by the event's dedupe key, route, record."""
 
     def __init__(self, *, router: EventRouter, ledger: EventLedger,
                  on_recorded: Callable[[str, str], None] | None = None) -> None:
