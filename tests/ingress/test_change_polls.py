@@ -24,6 +24,7 @@ from runtime.schedules import ensure_change_poll_schedules
 from settings import Settings
 from stores.events import AcceptedEvent, list_deliveries, save_checkpoint
 from tests.helpers.deals import DealSpec
+from tests.helpers.histories import save_history
 from tests.helpers.ledger import billing_account, draft_invoices, finalize, pay
 from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.waiting import eventually
@@ -52,15 +53,23 @@ class PollRig:
         self.ingress.ledger.run_sync(save_checkpoint, name=checkpoint,
                                      checkpoint=datetime.now(UTC).replace(microsecond=0))
 
-    async def billing_poll(self) -> ChangePollResult:
-        return await self.client.execute_workflow(
+    async def billing_poll(self, history: str | None = None) -> ChangePollResult:
+        handle = await self.client.start_workflow(
             BillingEventPollWorkflow.run, BillingPollRequest(overlap_seconds=0), id=f"billing-poll-{uuid.uuid4()}",
             task_queue=self.settings.task_queue)
+        result = await handle.result()
+        if history:
+            await save_history(handle, history)
+        return result
 
-    async def amendment_poll(self, overlap_seconds: float = 0) -> ChangePollResult:
-        return await self.client.execute_workflow(
+    async def amendment_poll(self, overlap_seconds: float = 0, history: str | None = None) -> ChangePollResult:
+        handle = await self.client.start_workflow(
             AmendmentPollWorkflow.run, AmendmentPollRequest(overlap_seconds=overlap_seconds),
             id=f"amendment-poll-{uuid.uuid4()}", task_queue=self.settings.task_queue)
+        result = await handle.result()
+        if history:
+            await save_history(handle, history)
+        return result
 
     async def deliver_stripe(self, raw: dict[str, Any]) -> dict[str, Any]:
         """One Stripe event delivered to the ingress as Stripe sends it."""
@@ -123,7 +132,7 @@ async def test_billing_poll_applies_a_lost_invoice_paid_once_and_a_late_webhook_
     lost = pay(stripe, invoice_id)  # invoice.payment_succeeded, invoice.paid, invoice.updated: no webhook
     [paid] = [e for e in lost if e["type"] == "invoice.paid"]
 
-    first = await rig.billing_poll()
+    first = await rig.billing_poll(history="poll_billing_lost_payment")
     erp = await eventually(lambda: rig.erp_invoice(invoice_id),
                            lambda i: i is not None and i.amount_paid == Money.of("100.00", "USD"), what="paid")
     second = await rig.billing_poll()
@@ -175,7 +184,7 @@ async def test_amendment_poll_applies_a_lost_amendment_once_and_skips_one_its_we
     thirty = with_seats(signed, 30)
     amend(ironclad, record_id, 1, signed, thirty)  # its webhook goes nowhere: lost
 
-    first = await rig.amendment_poll()
+    first = await rig.amendment_poll(history="poll_amendment_lost")
     handle = rig.client.get_workflow_handle(f"contract-ironclad-{record_id}")
     await until(handle, applied(1), "amendment 1 applied by the poll")
     second = await rig.amendment_poll(overlap_seconds=30)  # re-reads the first one's window
