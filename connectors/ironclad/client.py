@@ -26,6 +26,7 @@ from connectors.identifiers import SAFE_ID, segment
 from connectors.ironclad import mapping
 from connectors.ironclad.mapping import KEY_ATTRIBUTE, MappingError
 from connectors.ironclad.spec import IroncladSettings
+from connectors.pacing import Pacer
 from settings import Settings
 
 VENDOR = "ironclad"
@@ -83,8 +84,12 @@ class IroncladClm:
     vendor = VENDOR
 
     def __init__(self, client: httpx.AsyncClient, *, token_client: httpx.AsyncClient | None = None,
-                 page_size: int = 100, template_id: str = "tmpl-msa-order-form") -> None:
+                 page_size: int = 100, template_id: str = "tmpl-msa-order-form",
+                 reads_per_second: float | None = None) -> None:
         self._client = client
+        # the amendment poll's reads (a record list, then each changed contract with its amendments) are paced
+        # here, where each request is made: the caller sees only pages
+        self._reads_per_second = reads_per_second
         self._template_id = template_id  # contracts launch from it unless a request names another
         self._token_client = token_client
         self._page_size = page_size
@@ -134,8 +139,12 @@ class IroncladClm:
 
     async def get_record(self, record_id: str) -> Contract:
         """An executed record with its terms as amended and every amendment, in sequence."""
-        record = await self._get_record(record_id)
-        amendments = [await self._get_record(str(ref)) for ref in record.get("amendments") or []]
+        return await self._contract(record_id, None)
+
+    async def _contract(self, record_id: str, pacer: Pacer | None) -> Contract:
+        """:meth:`get_record`, each read taking a ``pacer`` slot when one is given."""
+        record = await self._get_record(record_id, pacer)
+        amendments = [await self._get_record(str(ref), pacer) for ref in record.get("amendments") or []]
         try:
             return mapping.contract_from_record(record, amendments)
         except MappingError as exc:
@@ -198,6 +207,9 @@ class IroncladClm:
         stamp = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
         page = int(cursor) if cursor and cursor.isdigit() else 0
         size = 100  # the records list's largest page
+        pacer = Pacer(self._reads_per_second) if self._reads_per_second else None
+        if pacer is not None:
+            await pacer.take()
         body = _json(await self._request("GET", "/records", params={
             "lastUpdated": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "sortField": "lastUpdated", "sortDirection": "ASC", "page": page, "pageSize": size}))
@@ -210,7 +222,7 @@ class IroncladClm:
         contracts: list[Contract] = []
         for record_id in wanted:
             try:
-                contracts.append(await self.get_record(record_id))
+                contracts.append(await self._contract(record_id, pacer))
             except (Rejected, NotFound) as exc:  # InvalidIdentifier is a Rejected
                 log.warning("record left out of the amendment poll: unreadable",
                             extra={"vendor": VENDOR, "record_id": record_id[:64], "error": type(exc).__name__})
@@ -223,7 +235,9 @@ class IroncladClm:
         response = await self._request("GET", "/webhooks/verification-key", headers={"Accept": "text/plain"})
         return response.text
 
-    async def _get_record(self, record_id: str) -> dict[str, Any]:
+    async def _get_record(self, record_id: str, pacer: Pacer | None = None) -> dict[str, Any]:
+        if pacer is not None:
+            await pacer.take()
         record = _json(await self._request("GET", f"/records/{_id(record_id)}"))
         if not isinstance(record, dict):
             raise Unavailable(f"record {record_id}: unexpected body", vendor=VENDOR)
@@ -257,7 +271,8 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
                                  token_client=token_client, body_format="json")
     client = build_client(base_url=base, auth=auth, transport=transport, timeout=timeout,
                           headers={"x-as-user-email": config.user_email, "Accept": "application/json"})
-    return IroncladClm(client, token_client=token_client, template_id=config.template_id)
+    return IroncladClm(client, token_client=token_client, template_id=config.template_id,
+                       reads_per_second=config.requests_per_second)
 
 
 __all__ = ["IroncladClm", "error_message", "from_settings"]

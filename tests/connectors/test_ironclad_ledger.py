@@ -4,6 +4,7 @@ amendments), narrowed to some CRM deals."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from canonical import Account, BillingModel, Contact, ContractTerms, Money
 from canonical.requests import ContractRequest
 from connectors.ironclad import IroncladClm, from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, with_vendor
 
 
 @pytest_asyncio.fixture
@@ -81,3 +82,23 @@ async def test_ironclad_records_changed_since_gives_contracts_amended_since_with
     assert contract.terms is not None and contract.terms.total_value == Money.of("150", "USD")
     later, _ = await clm.records_changed_since(datetime.now(UTC) + timedelta(hours=1))
     assert later == []
+
+
+async def test_ironclad_records_changed_since_paces_every_read_at_the_adapters_limit(
+        settings: Settings, ironclad_sandbox: SandboxHandle) -> None:
+    """The list, the changed contract and its amendment: three reads at 5/s are two gaps of 0.2 s at least."""
+    paced = from_settings(with_vendor(settings, "ironclad", requests_per_second=5.0))
+    try:
+        record_id = await _signed_record(paced, ironclad_sandbox, f"D-{uuid.uuid4().hex[:8]}")
+        await asyncio.sleep(1.1)
+        since = datetime.now(UTC).replace(microsecond=0)
+        ironclad_sandbox.post_control(f"records/{record_id}/amendments", {
+            "sequence": 1, "properties": {"contractValue": {"currency": "USD", "amount": 120}}})
+        began = time.monotonic()
+
+        found, _ = await paced.records_changed_since(since)
+
+        assert record_id in [c.clm_record_id for c in found]
+        assert time.monotonic() - began >= 0.4
+    finally:
+        await paced.aclose()
