@@ -215,7 +215,12 @@ class Settings(BaseSettings):
     ingress_public_url: str | None = Field(default=None, description="the base URL vendors call, when behind a "
                                                                      "proxy (a vendor may sign the URL it called)")
     poll_interval_seconds: float = 300
-    poll_initial_lookback_hours: float = 24
+    poll_initial_lookback_hours: float = Field(default=24, description="a poll's first run (no checkpoint yet) "
+                                               "looks back this far: the CRM, billing and amendment polls")
+    billing_poll_interval_seconds: float = Field(default=300, gt=0, description="the billing event poll (the "
+                                                 "net for lost billing webhooks) runs this often")
+    amendment_poll_interval_seconds: float = Field(default=900, gt=0, description="the amendment poll (the net "
+                                                   "for lost CLM amendment webhooks) runs this often")
 
     # -- invoice feedback (AccountLedgerWorkflow) and reconciliation ------------------------------
     ledger_continue_after_events: int = Field(default=500, description="billing events per run before the "

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from activities.amendments import ContractContextActivities
 from activities.billing import BillingActivities
+from activities.change_polls import AmendmentPollActivities, BillingPollActivities, ChangePollSettings
 from activities.clm import ClmActivities
 from activities.config import ConfigActivities
 from activities.crm import CrmActivities
@@ -41,6 +42,7 @@ from runtime.startup import StartRefused
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -53,6 +55,8 @@ log = logging.getLogger("revops.worker")
 WORKFLOWS: list[type] = [
     QuoteToCashWorkflow,
     CrmDealPollWorkflow,  # the deal poll behind the crm-deal-poll schedule
+    BillingEventPollWorkflow,  # the billing poll behind the billing-event-poll schedule
+    AmendmentPollWorkflow,  # the amendment poll behind the clm-amendment-poll schedule
     ContractAmendmentsWorkflow,
     AccountLedgerWorkflow,
     OneOffInvoicingWorkflow,  # started by quote-to-cash: finalizes one-off invoices when due or accepted
@@ -70,6 +74,7 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
     intake = intake or build_intake(settings, clients=ClientProvider.fixed(client), ledger=stores.events,
                                     clm=connectors.clm, crm=connectors.crm)
     registry = connectors.registry or default_registry(settings)
+    change_polls = ChangePollSettings.from_settings(settings, registry)
     groups: list[Any] = [
         ConfigActivities(settings=settings, registry=registry),
         CrmActivities(crm=connectors.crm, notifications=connectors.notifications),
@@ -80,6 +85,8 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
                                   legal_entities=[e.code for e in settings.legal_entities]),
         DealPollActivities(settings=DealPollSettings.from_settings(settings, registry), crm=connectors.crm,
                            ledger=stores.events, intake=intake),
+        BillingPollActivities(settings=change_polls, billing=connectors.billing, ledger=stores.events, intake=intake),
+        AmendmentPollActivities(settings=change_polls, clm=connectors.clm, ledger=stores.events, intake=intake),
         ReconciliationActivities(settings=ReconciliationSettings.from_settings(settings, registry), clm=connectors.clm,
                                  billing=connectors.billing, erp=connectors.erp, crm=connectors.crm,  # type: ignore[arg-type]
                                  findings=stores.findings, mirror=stores.mirror),

@@ -1,7 +1,9 @@
 """Domain events: what happened in a source system, in our words.
 
-Every event carries the source system, the vendor's own event ID (the dedupe key), when it
-happened and a correlation ID that follows it through workflows and connector calls.
+Every event carries the source system, the vendor's own event ID, when it happened and a correlation ID
+that follows it through workflows and connector calls. The event ledger dedupes by :func:`dedupe_key`: the
+vendor's event ID, except where a poll must find the same change under the same key as its webhook
+without knowing the webhook's ID (an executed amendment: the contract record and the sequence).
 """
 
 from __future__ import annotations
@@ -110,6 +112,15 @@ DomainEvent = Annotated[
     | InvoicePaymentFailed | InvoiceVoided | CreditNoteIssued | ErpRecordChanged | OwnWriteEcho,
     Field(discriminator="kind"),
 ]
+
+
+def dedupe_key(event: EventBase) -> str:
+    """The key the event ledger claims the event under: ``amendment:<recordId>:<sequence>`` for an executed
+    amendment with a sequence (its webhook and a poll of the CLM's records name it alike), else the vendor's
+    event ID."""
+    if isinstance(event, AmendmentExecuted) and event.sequence is not None:
+        return f"amendment:{event.clm_record_id}:{event.sequence}"
+    return event.source_event_id
 
 
 class EventEnvelope(BaseModel):

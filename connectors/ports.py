@@ -103,6 +103,13 @@ class ClmPort(Protocol):
         """Every executed contract (not amendments), optionally only those of some CRM deals."""
         ...
 
+    async def records_changed_since(self, since: datetime, *, cursor: str | None = None
+                                    ) -> tuple[list[Contract], str | None]:
+        """One page of executed contracts changed at or after ``since`` (a contract one of whose amendments was
+        executed then counts as changed), each with its amendments in sequence, and the cursor of the next page
+        (``None``: no more). The amendment poll's read; the caller paces the pages."""
+        ...
+
 
 @runtime_checkable
 class BillingPort(Protocol):
@@ -181,6 +188,14 @@ class BillingPort(Protocol):
     async def set_subscription_end(self, subscription_id: str, end_date: date | None, *,
                                    idempotency_key: str) -> None:
         """Move (or clear) the date the subscription ends."""
+        ...
+
+    async def changes_since(self, since: datetime, *, cursor: str | None = None
+                            ) -> tuple[list[DomainEvent], str | None]:
+        """One page of what billing recorded at or after ``since`` (invoices finalized, paid, failed, voided;
+        credit notes), as the very events its webhooks give (same source event IDs, so the event ledger dedupes
+        a poll against a webhook), and the cursor of the next page (``None``: no more). The billing poll's
+        read; the caller paces the pages."""
         ...
 
 

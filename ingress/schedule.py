@@ -1,4 +1,5 @@
-"""The ingress keeps its schedules (``crm-deal-poll``, ``event-ledger-upkeep``; defined in
+"""The ingress keeps its schedules (``crm-deal-poll``, ``billing-event-poll``, ``clm-amendment-poll``,
+``event-ledger-upkeep``; defined in
 ``runtime/schedules.py`` with every other schedule) in step with settings, retrying while Temporal is away."""
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from temporalio.service import RPCError
 
 from intake import ClientProvider, RoutingUnavailable
-from runtime.schedules import POLL_SCHEDULE_ID, UPKEEP_SCHEDULE_ID, ensure_poll_schedule, ensure_upkeep_schedule
+from runtime.schedules import (
+    POLL_SCHEDULE_ID,
+    UPKEEP_SCHEDULE_ID,
+    ensure_change_poll_schedules,
+    ensure_poll_schedule,
+    ensure_upkeep_schedule,
+)
 from settings import Settings
 
 log = logging.getLogger("revops.ingress")
@@ -27,6 +34,8 @@ def keep_poll_schedule(provider: ClientProvider, settings: Settings, *, retry_se
             try:
                 what = await ensure_poll_schedule(await provider.get(), settings)
                 log.info("schedule %s %s (every %gs)", POLL_SCHEDULE_ID, what, settings.poll_interval_seconds)
+                for schedule_id, what in (await ensure_change_poll_schedules(await provider.get(), settings)).items():
+                    log.info("schedule %s %s", schedule_id, what)
                 what = await ensure_upkeep_schedule(await provider.get(), settings)
                 log.info("schedule %s %s (every %gs)", UPKEEP_SCHEDULE_ID, what,
                          settings.ledger_upkeep_interval_seconds)

@@ -11,8 +11,9 @@
 - ``ErpRecordChanged`` -> ignored (counted);
 - ``OwnWriteEcho`` (the CRM reporting what our write-back set) -> recorded as ``echo``, nothing routed.
 
-:class:`EventIntake` wraps it with the event ledger: claim the vendor event ID (race-safe), route,
-settle, record. Webhooks, the HubSpot poll and ``starter.py replay-event`` all go through it.
+:class:`EventIntake` wraps it with the event ledger: claim the event's dedupe key (``canonical.events.dedupe_key``:
+the vendor event ID, or an amendment's record and sequence; race-safe), route,
+settle, record. Webhooks, the CRM, billing and amendment polls and ``starter.py replay-event`` all go through it.
 If Temporal (or the CLM, for a lookup) cannot take the event now, :class:`RoutingUnavailable` is
 raised and the event stays un-acknowledged (``failed``) so the vendor's redelivery routes it again.
 """
@@ -48,7 +49,7 @@ from canonical import (
     InvoicePaymentFailed,
     InvoiceVoided,
 )
-from canonical.events import OwnWriteEcho
+from canonical.events import OwnWriteEcho, dedupe_key
 from connectors.errors import ConnectorError, RateLimited, Unavailable
 from connectors.ports import ClmPort, CrmPort
 from observability.tracing import annotate
@@ -58,6 +59,7 @@ from settings import Settings
 from stores.events import (
     Delivery,
     EventLedger,
+    EventState,
     Outcome,
     SignatureCheck,
     claim_event,
@@ -342,7 +344,7 @@ class SweepResult:
 
 
 class EventIntake:
-    """The one path for every event: dedupe by vendor event ID, route, record."""
+    """The one path for every event: dedupe by the event's dedupe key, route, record."""
 
     def __init__(self, *, router: EventRouter, ledger: EventLedger,
                  on_recorded: Callable[[str, str], None] | None = None) -> None:
@@ -358,7 +360,7 @@ class EventIntake:
         ``force`` routes even a finished event again (replay). Raises :class:`RoutingUnavailable`
         after recording the delivery as ``failed``.
         """
-        vendor, event_id = received.vendor, event.source_event_id
+        vendor, event_id = received.vendor, dedupe_key(event)
         # one process serialises deliveries of the same event; the unique key covers the others
         async with self._locks.hold((vendor, event_id)):
             claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id,
@@ -383,8 +385,15 @@ class EventIntake:
                                         "outcome": routed.outcome.value, "workflow_id": routed.workflow_id or ""})
         return Routed(routed.outcome, routed.workflow_id, routed.reason, event_id, row.id)
 
-    async def accept_polled(self, event: DealStageReached, *, request_id: str) -> str:
-        """A deal the poll found: the same dedupe path as its webhook, recorded as a poll. Returns the outcome.
+    async def handled(self, event: DomainEvent, *, vendor: str | None = None) -> bool:
+        """Whether an earlier delivery of the event (webhook, poll, replay) finished with it: a poll re-reading
+        its overlap skips it without adding a row to the ledger."""
+        kept = await self.ledger.run(find_event, vendor_event_id=dedupe_key(event),
+                                     vendor=vendor or event.source_system)
+        return kept is not None and kept.state in (EventState.DONE.value, EventState.GIVEN_UP.value)
+
+    async def accept_polled(self, event: DomainEvent, *, request_id: str) -> str:
+        """An event a poll found: the same dedupe path as its webhook, recorded as a poll. Returns the outcome.
 
         Shielded like the ingress's deliveries: a poll activity cancelled (its heartbeat timing out, a worker
         shutting down) must not stop an event between being claimed in the ledger and being settled there."""
@@ -395,7 +404,7 @@ class EventIntake:
 
     async def _fail(self, event: DomainEvent, received: Received, reason: str, status: int) -> None:
         s = self.router.settings
-        await self.ledger.run(settle_event, vendor=received.vendor, vendor_event_id=event.source_event_id,
+        await self.ledger.run(settle_event, vendor=received.vendor, vendor_event_id=dedupe_key(event),
                               outcome=Outcome.FAILED, workflow_id=None, error=reason,
                               retry_base_seconds=s.ledger_retry_base_seconds,
                               retry_max_seconds=s.ledger_retry_max_seconds)

@@ -12,6 +12,7 @@ from typing import Any
 
 from activities.amendments import ContractContextActivities
 from activities.billing import BillingActivities
+from activities.change_polls import AmendmentPollActivities, BillingPollActivities
 from activities.clm import ClmActivities
 from activities.config import ConfigActivities
 from activities.crm import CrmActivities
@@ -30,6 +31,7 @@ from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -51,12 +53,14 @@ _BACKFILL = workflow_id_shape(BACKFILL, next(iter(_S.erp.values()), _S.crm).name
 _CRM, _CLM, _BILLING = _S.crm.label, _S.clm.label, _S.billing.label
 #: connector methods that only read
 READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_", "load_", "verify",
-                 "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since")
+                 "ensure_properties", "billing_records", "billing_schedules_by_project", "deals_modified_since",
+                 "changes_since", "records_changed_since")
 #: every activity class the worker serves (worker.activities_for); a flow's activities are the ones its
 #: workflow module references
 ACTIVITY_CLASSES: tuple[type, ...] = (ConfigActivities, CrmActivities, ClmActivities, BillingActivities, ErpActivities,
-                                      ContractContextActivities, DealPollActivities, ReconciliationActivities,
-                                      NotifyActivities, EventLedgerActivities)
+                                      ContractContextActivities, DealPollActivities, BillingPollActivities,
+                                      AmendmentPollActivities, ReconciliationActivities, NotifyActivities,
+                                      EventLedgerActivities)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,21 @@ FLOWS: list[Flow] = [
          trigger="Temporal schedule every `poll_interval_seconds`", data="deals modified since the checkpoint",
          transforms=(),
          failure_path=f"the {_CRM} unavailable: the next poll catches up from the checkpoint",
+         exception_kinds=(), owner="RevOps engineering", runbook="runbook-webhooks"),
+    Flow(name="Billing event poll", workflow=BillingEventPollWorkflow, workflow_id="billing-event-poll (schedule)",
+         trigger="Temporal schedule every `billing_poll_interval_seconds`",
+         data=f"{_BILLING} events since the checkpoint, as their webhooks give them (same event IDs)",
+         transforms=(),
+         failure_path=f"the {_BILLING} unavailable: retried, then the next poll reads from the checkpoint again; "
+                      "an event its webhook brought is skipped (one ledger entry)",
+         exception_kinds=(), owner="RevOps engineering", runbook="runbook-webhooks"),
+    Flow(name="Amendment poll", workflow=AmendmentPollWorkflow, workflow_id="clm-amendment-poll (schedule)",
+         trigger="Temporal schedule every `amendment_poll_interval_seconds`",
+         data=f"{_CLM} contracts changed since the checkpoint; their executed amendments, keyed by record and "
+              "sequence as their webhooks are",
+         transforms=(),
+         failure_path=f"the {_CLM} unavailable: retried, then the next poll reads from the checkpoint again; "
+                      "an amendment its webhook brought is skipped (one ledger entry)",
          exception_kinds=(), owner="RevOps engineering", runbook="runbook-webhooks"),
     Flow(name="Amendment propagation", workflow=ContractAmendmentsWorkflow, workflow_id=_AMENDMENTS,
          trigger=f"{_CLM} amendment executed (webhook, signal-with-start), or `starter.py amend`",

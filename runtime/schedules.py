@@ -3,6 +3,8 @@ updated when present):
 
 - ``reconciliation``: nightly reconciliation over everything (ensured by the worker at start-up);
 - ``crm-deal-poll``: the CRM deal poll, the net for lost webhooks (ensured by the ingress);
+- ``billing-event-poll`` and ``clm-amendment-poll``: the nets for lost billing and amendment webhooks
+  (ensured by the ingress);
 - ``event-ledger-upkeep``: sweep stranded/failed events, prune past the retention (ensured by the ingress).
 """
 
@@ -23,6 +25,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from activities.change_polls import AmendmentPollRequest, BillingPollRequest
 from activities.event_ledger import LedgerSweepRequest
 from activities.polling import DealPollRequest
 from settings import Settings
@@ -31,6 +34,10 @@ from workflows.models import RECONCILIATION_WORKFLOW, ReconciliationInput
 RECONCILIATION_SCHEDULE_ID = "reconciliation"
 POLL_SCHEDULE_ID = "crm-deal-poll"
 POLL_WORKFLOW = "CrmDealPollWorkflow"
+BILLING_POLL_SCHEDULE_ID = "billing-event-poll"
+BILLING_POLL_WORKFLOW = "BillingEventPollWorkflow"
+AMENDMENT_POLL_SCHEDULE_ID = "clm-amendment-poll"
+AMENDMENT_POLL_WORKFLOW = "AmendmentPollWorkflow"
 UPKEEP_SCHEDULE_ID = "event-ledger-upkeep"
 UPKEEP_WORKFLOW = "EventLedgerUpkeepWorkflow"
 
@@ -73,6 +80,32 @@ def poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Sched
     )
 
 
+def billing_poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
+    """Every ``billing_poll_interval_seconds``, one billing poll; a poll still running makes the next skip."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(BILLING_POLL_WORKFLOW, BillingPollRequest(), id=BILLING_POLL_SCHEDULE_ID,
+                                           task_queue=task_queue or settings.task_queue,
+                                           execution_timeout=timedelta(minutes=30),
+                                           static_summary="Billing poll: events since the checkpoint"),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+            every=timedelta(seconds=settings.billing_poll_interval_seconds))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+def amendment_poll_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
+    """Every ``amendment_poll_interval_seconds``, one amendment poll; a poll still running makes the next skip."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(AMENDMENT_POLL_WORKFLOW, AmendmentPollRequest(),
+                                           id=AMENDMENT_POLL_SCHEDULE_ID, task_queue=task_queue or settings.task_queue,
+                                           execution_timeout=timedelta(minutes=30),
+                                           static_summary="Amendment poll: contracts changed since the checkpoint"),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+            every=timedelta(seconds=settings.amendment_poll_interval_seconds))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
 def upkeep_schedule(settings: Settings, *, task_queue: str | None = None) -> Schedule:
     """Every ``ledger_upkeep_interval_seconds``, one sweep and prune of the event ledger."""
     return Schedule(
@@ -104,6 +137,21 @@ async def ensure_poll_schedule(client: Client, settings: Settings, *, schedule_i
     return await upsert_schedule(client, schedule_id, poll_schedule(settings, task_queue=task_queue))
 
 
-__all__ = ["POLL_SCHEDULE_ID", "POLL_WORKFLOW", "RECONCILIATION_SCHEDULE_ID", "UPKEEP_SCHEDULE_ID", "UPKEEP_WORKFLOW",
-           "ensure_poll_schedule", "ensure_reconciliation_schedule", "ensure_upkeep_schedule", "poll_schedule",
-           "reconciliation_schedule", "upkeep_schedule", "upsert_schedule"]
+async def ensure_change_poll_schedules(client: Client, settings: Settings, *, prefix: str = "",
+                                       task_queue: str | None = None) -> dict[str, str]:
+    """The billing and amendment poll schedules, created or brought up to the settings (IDs after ``prefix``):
+    schedule ID -> ``created`` or ``updated``."""
+    done = {}
+    for schedule_id, schedule in ((BILLING_POLL_SCHEDULE_ID, billing_poll_schedule(settings, task_queue=task_queue)),
+                                  (AMENDMENT_POLL_SCHEDULE_ID,
+                                   amendment_poll_schedule(settings, task_queue=task_queue))):
+        done[prefix + schedule_id] = await upsert_schedule(client, prefix + schedule_id, schedule)
+    return done
+
+
+__all__ = ["AMENDMENT_POLL_SCHEDULE_ID", "AMENDMENT_POLL_WORKFLOW", "BILLING_POLL_SCHEDULE_ID",
+           "BILLING_POLL_WORKFLOW", "POLL_SCHEDULE_ID", "POLL_WORKFLOW", "RECONCILIATION_SCHEDULE_ID",
+           "UPKEEP_SCHEDULE_ID", "UPKEEP_WORKFLOW", "amendment_poll_schedule", "billing_poll_schedule",
+           "ensure_change_poll_schedules", "ensure_poll_schedule", "ensure_reconciliation_schedule",
+           "ensure_upkeep_schedule", "poll_schedule", "reconciliation_schedule", "upkeep_schedule",
+           "upsert_schedule"]

@@ -9,7 +9,9 @@ Tables:
   encrypted with the codec keys (:class:`stores.codec.Keyring`). Never updated: a redelivery is
   a new row. Rows older than ``ledger_retention_days`` are pruned by the ``event-ledger-upkeep`` schedule.
 - ``ingress_events`` (:class:`AcceptedEvent`): one row per vendor event, unique on
-  ``(vendor, vendor_event_id)``. This is the dedupe key: the insert that wins routes the event; a later
+  ``(vendor, vendor_event_id)``; ``vendor_event_id`` holds ``canonical.events.dedupe_key`` (the vendor's
+  event ID, or ``amendment:<recordId>:<n>`` for an executed amendment, whether a webhook or the amendment
+  poll brought it). This is the dedupe key: the insert that wins routes the event; a later
   delivery that finds it ``done`` is a duplicate; one that finds it ``in_flight`` or ``failed`` routes
   again (routing is idempotent by workflow ID). It keeps the canonical event (encrypted), so that one
   stranded ``in_flight`` by a crash, or ``failed`` when Temporal was away, is routed again by the upkeep

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,15 +20,17 @@ import httpx
 
 from canonical import Contract, ContractStatus, ContractTerms
 from canonical.requests import ContractRequest
-from connectors.errors import Rejected, Unavailable
+from connectors.errors import NotFound, Rejected, Unavailable
 from connectors.http import ClientCredentialsAuth, build_client, send
 from connectors.identifiers import SAFE_ID, segment
 from connectors.ironclad import mapping
 from connectors.ironclad.mapping import KEY_ATTRIBUTE, MappingError
 from connectors.ironclad.spec import IroncladSettings
+from connectors.pacing import Pacer
 from settings import Settings
 
 VENDOR = "ironclad"
+log = logging.getLogger("revops.connectors")
 
 
 def _id(value: str | None) -> str:
@@ -80,8 +84,12 @@ class IroncladClm:
     vendor = VENDOR
 
     def __init__(self, client: httpx.AsyncClient, *, token_client: httpx.AsyncClient | None = None,
-                 page_size: int = 100, template_id: str = "tmpl-msa-order-form") -> None:
+                 page_size: int = 100, template_id: str = "tmpl-msa-order-form",
+                 reads_per_second: float | None = None) -> None:
         self._client = client
+        # the amendment poll's reads (a record list, then each changed contract with its amendments) are paced
+        # here, where each request is made: the caller sees only pages
+        self._reads_per_second = reads_per_second
         self._template_id = template_id  # contracts launch from it unless a request names another
         self._token_client = token_client
         self._page_size = page_size
@@ -131,8 +139,12 @@ class IroncladClm:
 
     async def get_record(self, record_id: str) -> Contract:
         """An executed record with its terms as amended and every amendment, in sequence."""
-        record = await self._get_record(record_id)
-        amendments = [await self._get_record(str(ref)) for ref in record.get("amendments") or []]
+        return await self._contract(record_id, None)
+
+    async def _contract(self, record_id: str, pacer: Pacer | None) -> Contract:
+        """:meth:`get_record`, each read taking a ``pacer`` slot when one is given."""
+        record = await self._get_record(record_id, pacer)
+        amendments = [await self._get_record(str(ref), pacer) for ref in record.get("amendments") or []]
         try:
             return mapping.contract_from_record(record, amendments)
         except MappingError as exc:
@@ -186,13 +198,46 @@ class IroncladClm:
                 break
         return contracts
 
+    async def records_changed_since(self, since: datetime, *, cursor: str | None = None
+                                    ) -> tuple[list[Contract], str | None]:
+        """One page of records updated at or after ``since`` (``GET /records?lastUpdated=…``, oldest update
+        first), as the executed contracts they belong to: an amendment record names its parent, which is read
+        with all its amendments. ``cursor`` is Ironclad's page number. A record that cannot be read as a
+        contract (not launched by us, or gone since) is left out with a warning naming its ID."""
+        stamp = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        page = int(cursor) if cursor and cursor.isdigit() else 0
+        size = 100  # the records list's largest page
+        pacer = Pacer(self._reads_per_second) if self._reads_per_second else None
+        if pacer is not None:
+            await pacer.take()
+        body = _json(await self._request("GET", "/records", params={
+            "lastUpdated": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "sortField": "lastUpdated", "sortDirection": "ASC", "page": page, "pageSize": size}))
+        items = body.get("list") or []
+        wanted: list[str] = []
+        for record in items:
+            record_id = str(record.get("parentId") or record.get("id") or "")
+            if record_id and record_id not in wanted:
+                wanted.append(record_id)
+        contracts: list[Contract] = []
+        for record_id in wanted:
+            try:
+                contracts.append(await self._contract(record_id, pacer))
+            except (Rejected, NotFound) as exc:  # InvalidIdentifier is a Rejected
+                log.warning("record left out of the amendment poll: unreadable",
+                            extra={"vendor": VENDOR, "record_id": record_id[:64], "error": type(exc).__name__})
+        more = len(items) == size and (page + 1) * size < int(body.get("count") or 0)
+        return contracts, str(page + 1) if more else None
+
     # -- beyond the port ----------------------------------------------------------------------
     async def webhook_verification_key(self) -> str:
         """The PEM public key Ironclad signs webhooks with (``GET /webhooks/verification-key``)."""
         response = await self._request("GET", "/webhooks/verification-key", headers={"Accept": "text/plain"})
         return response.text
 
-    async def _get_record(self, record_id: str) -> dict[str, Any]:
+    async def _get_record(self, record_id: str, pacer: Pacer | None = None) -> dict[str, Any]:
+        if pacer is not None:
+            await pacer.take()
         record = _json(await self._request("GET", f"/records/{_id(record_id)}"))
         if not isinstance(record, dict):
             raise Unavailable(f"record {record_id}: unexpected body", vendor=VENDOR)
@@ -226,7 +271,8 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
                                  token_client=token_client, body_format="json")
     client = build_client(base_url=base, auth=auth, transport=transport, timeout=timeout,
                           headers={"x-as-user-email": config.user_email, "Accept": "application/json"})
-    return IroncladClm(client, token_client=token_client, template_id=config.template_id)
+    return IroncladClm(client, token_client=token_client, template_id=config.template_id,
+                       reads_per_second=config.requests_per_second)
 
 
 __all__ = ["IroncladClm", "error_message", "from_settings"]

@@ -22,6 +22,7 @@ from canonical.events import (
     InvoicePaid,
     InvoicePaymentFailed,
     InvoiceVoided,
+    dedupe_key,
 )
 from canonical.money import Money
 
@@ -88,3 +89,16 @@ def test_events_empty_dedupe_key_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         DealStageReached(**{**COMMON, "source_event_id": ""}, deal_id="1", stage="x")
     assert info.value.errors()[0]["loc"] == ("source_event_id",)
+
+
+def test_dedupe_key_names_an_amendment_by_record_and_sequence_whoever_brought_it() -> None:
+    webhook = AmendmentExecuted(source_system="clm", source_event_id="webhookEvent9f", occurred_at=WHEN,
+                                correlation_id="c", clm_record_id="rec-1", sequence=3, clm_amendment_id="amd-3")
+    polled = webhook.model_copy(update={"source_event_id": "poll:amendment:rec-1:3", "clm_amendment_id": None})
+    unnumbered = webhook.model_copy(update={"sequence": None})
+    finalized = InvoiceFinalized(**COMMON, invoice=invoice())
+
+    assert dedupe_key(webhook) == dedupe_key(polled) == "amendment:rec-1:3"
+    assert dedupe_key(webhook.model_copy(update={"sequence": 4})) != dedupe_key(webhook)
+    assert dedupe_key(unnumbered) == "webhookEvent9f", "no sequence: only the vendor's ID names it"
+    assert dedupe_key(finalized) == "evt_1", "a billing event: the vendor's own ID, its webhook's and its poll's"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -167,6 +167,11 @@ async def test_conformance_clm_unknown_workflow_and_record_are_not_found(clm: Cl
         await clm.get_record(unknown_id())
 
 
+async def test_conformance_clm_records_changed_since_a_future_moment_are_none(clm: ClmPort) -> None:
+    """The amendment poll's read: one page and its cursor; nothing has changed after now."""
+    assert await clm.records_changed_since(datetime.now(UTC) + timedelta(hours=1)) == ([], None)
+
+
 # -- billing -------------------------------------------------------------------------------------------
 @pytest_asyncio.fixture(params=[MEMORY, "stripe"])
 async def billing(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[BillingPort]:
@@ -181,6 +186,11 @@ async def billing(request: pytest.FixtureRequest, settings: Settings) -> AsyncIt
 
 async def test_conformance_billing_is_the_port(billing: BillingPort) -> None:
     assert isinstance(billing, BillingPort)
+
+
+async def test_conformance_billing_changes_since_a_future_moment_are_none(billing: BillingPort) -> None:
+    """The billing poll's read: one page and its cursor; nothing has happened after now."""
+    assert await billing.changes_since(datetime.now(UTC) + timedelta(hours=1)) == ([], None)
 
 
 async def test_conformance_billing_customer_created_is_found_by_reference_and_kept_once(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from canonical import (
     CreditNote,
     Deal,
     DealLine,
+    DomainEvent,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -190,6 +191,12 @@ class FakeClm(_Refusals):
     by_key: dict[str, str] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
     refuse: dict[str, Exception] = field(default_factory=dict)
+    changed_at: dict[str, datetime] = field(default_factory=dict)  # record ID -> when it last changed
+    page_size: int = 100
+
+    def _touch(self, record_id: str | None) -> None:
+        if record_id:
+            self.changed_at[record_id] = datetime.now(UTC)
 
     async def launch_contract(self, request: ContractRequest, *, idempotency_key: str) -> Contract:
         self._maybe_refuse("launch_contract")
@@ -210,6 +217,7 @@ class FakeClm(_Refusals):
         self.contracts[clm_workflow_id] = contract.model_copy(update={
             "status": ContractStatus.EXECUTED, "clm_record_id": _next("rec-"),
             "terms": self.requests[clm_workflow_id].terms, "executed_on": date(2026, 12, 1)})
+        self._touch(self.contracts[clm_workflow_id].clm_record_id)
 
     def cancel(self, clm_workflow_id: str) -> None:
         """Legal cancels the contract in the CLM."""
@@ -238,6 +246,7 @@ class FakeClm(_Refusals):
                             executed_on=date(2026, 12, 1), deal_crm_id=deal.crm_id)
         assert contract.clm_workflow_id and contract.clm_record_id
         self.contracts[contract.clm_workflow_id] = contract
+        self._touch(contract.clm_record_id)
         return contract.clm_record_id
 
     def amend(self, record_id: str, terms: ContractTerms) -> Amendment:
@@ -246,6 +255,7 @@ class FakeClm(_Refusals):
         amendment = Amendment(contract_record_id=record_id, sequence=len(contract.amendments) + 1, terms=terms,
                               executed_on=date(2027, 2, 1), clm_amendment_id=_next("amd-"))
         contract.amendments.append(amendment)
+        self._touch(record_id)
         return amendment
 
     async def get_record(self, record_id: str) -> Contract:
@@ -265,6 +275,15 @@ class FakeClm(_Refusals):
         return [await self.get_record(c.clm_record_id) for c in self.contracts.values()
                 if c.status is ContractStatus.EXECUTED and c.clm_record_id
                 and (deal_ids is None or c.deal_crm_id in deal_ids)]
+
+    async def records_changed_since(self, since: datetime, *, cursor: str | None = None
+                                    ) -> tuple[list[Contract], str | None]:
+        self._maybe_refuse("records_changed_since")
+        changed = sorted((at, rid) for rid, at in self.changed_at.items() if at >= since)
+        start = int(cursor or 0)
+        page = changed[start:start + self.page_size]
+        following = str(start + self.page_size) if start + self.page_size < len(changed) else None
+        return [await self.get_record(rid) for _at, rid in page], following
 
 
 @dataclass
@@ -518,6 +537,17 @@ class FakeBilling(_Refusals):
     refuse: dict[str, Exception] = field(default_factory=dict)
     keyed: list[CustomerCandidate] = field(default_factory=list)  # customers keyed by hand, no reference of ours
     links: list[tuple[str, str]] = field(default_factory=list)  # (customer ID, reference) linked
+    events: list[DomainEvent] = field(default_factory=list)  # what billing recorded, oldest first
+    page_size: int = 100
+
+    async def changes_since(self, since: datetime, *, cursor: str | None = None
+                            ) -> tuple[list[DomainEvent], str | None]:
+        """Newest first, as billing lists its events."""
+        self._maybe_refuse("changes_since")
+        recent = [e for e in reversed(self.events) if e.occurred_at >= since]
+        start = int(cursor or 0)
+        following = str(start + self.page_size) if start + self.page_size < len(recent) else None
+        return recent[start:start + self.page_size], following
 
     async def find_customer(self, reference: str) -> str | None:
         return self.customers.get(reference)

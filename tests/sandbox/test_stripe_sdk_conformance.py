@@ -169,6 +169,27 @@ def test_stripe_sdk_events_list_and_retrieve(sdk: stripe.StripeClient) -> None:
     assert "previous_attributes" not in fetched.data, "only *.updated events carry previous_attributes"
 
 
+def test_stripe_sdk_events_list_by_types_and_created_pages_newest_first(sdk: stripe.StripeClient) -> None:
+    """The billing poll's read: ``types`` (an array) and ``created[gte]``, paged with ``starting_after``."""
+    since = int(time.time())
+    _customer, invoice_id = draft_invoice(sdk, 1)
+    sdk.invoices.finalize_invoice(invoice_id)
+    sdk.invoices.pay(invoice_id, params={"paid_out_of_band": True})
+
+    params: dict[str, Any] = {"types": ["invoice.finalized", "invoice.paid"], "created": {"gte": since},
+                              "limit": 1}
+    first = sdk.events.list(params=params)
+    mine = [e for e in sdk.events.list(params=params).auto_paging_iter() if e.data.object["id"] == invoice_id]
+
+    assert len(first.data) == 1 and first.has_more
+    assert [e.type for e in mine] == ["invoice.paid", "invoice.finalized"], "newest first, other types left out"
+    assert all(e.created >= since for e in mine)
+    later = sdk.events.list(params={"types": ["invoice.paid"], "created": {"gte": int(time.time()) + 3600}})
+    assert later.data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        sdk.events.list(params={"types": [f"invoice.t{i}" for i in range(21)]})
+
+
 # -- webhooks: each side's signatures accepted by the other ------------------------------------------
 def sdk_signed_header(payload: str, secret: str) -> str:
     """The header as Stripe's SDK computes it (its WebhookSignature, which its own test helpers use)."""
