@@ -41,6 +41,7 @@ from runtime.startup import StartRefused
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
+from workflows.company_figures import CompanyFiguresWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -55,6 +56,7 @@ WORKFLOWS: list[type] = [
     CrmDealPollWorkflow,  # the deal poll behind the crm-deal-poll schedule
     ContractAmendmentsWorkflow,
     AccountLedgerWorkflow,
+    CompanyFiguresWorkflow,  # started by a ledger: one writer of a CRM company's figures over all its ledgers
     OneOffInvoicingWorkflow,  # started by quote-to-cash: finalizes one-off invoices when due or accepted
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits

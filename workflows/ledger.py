@@ -16,6 +16,7 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -36,8 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from canonical import Account, EventEnvelope, InvoiceStatus
     from canonical.backfill import ErpCustomerDraft
+    from canonical.company_figures import FiguresReport
     from canonical.exceptions import ExceptionKind
-    from canonical.keys import billing_customer_reference, erp_contact_reference
+    from canonical.keys import billing_customer_reference, company_figures_workflow_id, erp_contact_reference
     from canonical.ledger import BillingCustomer, LedgerInvoice
     from canonical.notifications import Notice, NoticeKind
     from canonical.settlement import (
@@ -62,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         balances,
         configure,
         crm_figures,
+        figures_report,
         fold,
         open_invoices,
         owed,
@@ -69,10 +72,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.systems import System, Systems
     from workflows.attributes import LEGAL_ENTITY
+    from workflows.company_figures import CompanyFiguresWorkflow
     from workflows.erp_contacts import find_or_create_erp_contact
     from workflows.models import (
+        FIGURES_SIGNAL,
         LEDGER_SIGNAL,
         AccountLedgerInput,
+        CompanyFiguresInput,
         LedgerCarried,
         LedgerStage,
         LedgerStatus,
@@ -317,20 +323,43 @@ class AccountLedgerWorkflow:
         return Outcome(ok=True)
 
     async def _write_figures(self) -> None:
+        """The CRM figures after a batch: reported to the company's figures owner, which writes the sum over
+        every ledger of the company (a customer billed from several entities); a customer with no CRM company
+        has only this ledger, which writes its deals' figures itself."""
         if not self._figures_due:
             return
         self._figures_due = False
-        company, deals = crm_figures(self._book, today=workflow.now().date())
-        request = CrmFiguresInput(company_id=self._book.crm_company_id, company=company, deals=deals)
         action = RefreshCrmFigures()
         try:
-            await self._step(Crm.write_crm_figures, request,
-                             f"Write billing figures to {self._systems.crm.label} ({len(deals)} deal(s))")
+            report = figures_report(self._book, now=workflow.now())
+            if report is not None:
+                await self._report_figures(report)
+            else:
+                _company, deals = crm_figures(self._book, today=workflow.now().date())
+                await self._step(Crm.write_crm_figures, CrmFiguresInput(deals=deals),
+                                 f"Write billing figures to {self._systems.crm.label} ({len(deals)} deal(s))")
             outcome = Outcome(ok=True)
-        except STEP_FAILED as err:
+        except FailureError as err:  # a refused step, or the owner could be neither signalled nor started
             outcome = Outcome(ok=False, reason=failure_reason(err))
         self._book, more = settle(self._book, action, outcome, now=workflow.now())
         await self._dispatch(more)
+
+    async def _report_figures(self, report: FiguresReport) -> None:
+        """Signal the company's figures owner; start it with the report when it does not run yet (another
+        ledger may start it at the same moment: then signal it)."""
+        owner = company_figures_workflow_id(self._systems.crm.name, report.company_id)
+        try:
+            await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
+            return
+        except FailureError:
+            pass  # not running yet
+        try:
+            await workflow.start_child_workflow(
+                CompanyFiguresWorkflow.run, CompanyFiguresInput(company_id=report.company_id, reports=[report]),
+                id=owner, parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            self._status.note(f"started the company's figures owner {owner}")
+        except WorkflowAlreadyStartedError:
+            await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
 
     # -- plumbing --------------------------------------------------------------------------------
     async def _load_customer(self) -> tuple[BillingCustomer | None, str | None]:

@@ -25,6 +25,7 @@ import starter
 from activities.notify import NotifyActivities
 from bootstrap import for_cli
 from canonical import CreditNote, Invoice, InvoicePaid, Money
+from canonical.keys import company_figures_workflow_id
 from settings import Settings
 from tests.helpers.activities import role_activities
 from tests.helpers.deals import deal_properties
@@ -32,6 +33,7 @@ from tests.helpers.histories import save_history
 from tests.helpers.ledger import (
     BillingAccount,
     billing_account,
+    billing_account_in,
     canonical,
     company_properties,
     draft_invoices,
@@ -45,8 +47,9 @@ from tests.helpers.servers import SandboxHandle, stripe_auth
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
+from workflows.company_figures import CompanyFiguresWorkflow
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.models import LedgerStatus, LedgerStatusRequest, RepostRequest
+from workflows.models import CompanyFiguresStatus, LedgerStatus, LedgerStatusRequest, RepostRequest
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
@@ -98,7 +101,8 @@ async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, Sa
     async with open_connectors(settings) as connectors:
         activities = role_activities(settings, crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
                                      erp=connectors.erp)
-        async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
+        async with Worker(client, task_queue=settings.task_queue,
+                          workflows=[AccountLedgerWorkflow, CompanyFiguresWorkflow],
                           activities=[*activities, *NotifyActivities(notifications=None).all()]):
             yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
 
@@ -562,3 +566,42 @@ async def test_ledger_void_after_part_payment_credits_the_remainder_in_xero(rig:
     [erp] = _xero_docs(rig, "invoice", invoice_id)
     assert (Decimal(erp["AmountPaid"]), Decimal(erp["AmountCredited"]), Decimal(erp["AmountDue"])) == (
         Decimal("250.00"), Decimal("750.00"), Decimal(0))
+
+
+# -- a customer billed from two entities: one owner writes the sum ---------------------------------------
+def _sums(props: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
+    return figure(props, "billed"), figure(props, "paid"), figure(props, "outstanding")
+
+
+async def test_split_customer_figures_are_the_sum_of_both_entities_ledgers(rig: LedgerRig) -> None:
+    us = await rig.account()
+    eu = await billing_account_in(rig.connectors.billing, us, "EU01")
+    [us_invoice] = await rig.invoices(us, ["7777.77"])
+    [eu_invoice] = await rig.invoices(eu, ["3333.33"])
+
+    us_ledger = await rig.finalize(us, us_invoice)
+    await until(us_ledger, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "US01 invoice posted")
+    await rig.pay(us, us_invoice)
+    await until(us_ledger, lambda s: not s.open_items, "US01 invoice paid")
+    eu_ledger = await rig.finalize(eu, eu_invoice)
+    await until(eu_ledger, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "EU01 invoice posted")
+    await rig.pay(eu, eu_invoice, 33333)  # 333.33 of 3333.33
+    await until(eu_ledger, lambda s: s.open_items and s.open_items[0].paid == Decimal("333.33"), "EU01 part paid")
+
+    # by hand: billed 7777.77 + 3333.33, paid 7777.77 + 333.33, outstanding 3000.00
+    truth = (Decimal("11111.10"), Decimal("8111.10"), Decimal("3000.00"))
+    company = await eventually(lambda: _props(rig, us.company_id), lambda p: _sums(p) == truth,
+                               what="company figures over both ledgers", timeout=30)
+    assert figure(company, "overdue") == 0 and figure(company, "credited") == 0
+    deal = await eventually(lambda: _deal(rig, us.deal_id), lambda p: _sums(p) == truth,
+                            what="split deal figures over both ledgers", timeout=30)
+    assert figure(deal, "overdue") == 0
+
+    # one owner wrote them, and it holds both ledgers' parts
+    owner: WorkflowHandle = rig.client.get_workflow_handle(company_figures_workflow_id("hubspot", us.company_id))
+    status: CompanyFiguresStatus = await owner.query(CompanyFiguresWorkflow.figures)
+    assert sorted(status.customers) == sorted([us.customer_id, eu.customer_id])
+    [usd] = status.company
+    assert (usd.currency, usd.billed, usd.paid, usd.outstanding) == ("USD", "11111.10", "8111.10", "3000.00")
+    await save_history(owner, "company_figures_two_ledgers")
+
