@@ -340,7 +340,12 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
         doc = max(docs, key=lambda d: (d.amount_paid.amount, -len(d.number or ""))) if docs else None
         tol = tolerance_for(inv.currency, tolerance)
         if inv.status is InvoiceStatus.VOID:
-            if doc is not None:
+            # voided after a part payment: the ledger keeps the cash applied and credits the remainder (Xero
+            # cannot void a part-paid invoice), so a live ERP invoice that owes nothing and holds what billing
+            # received is the void as the ERP books it
+            closed = doc is not None and not differs(doc.amount_due.amount, Decimal(0), tol) and not differs(
+                doc.amount_paid.amount, inv.amount_paid.amount, tol) and inv.amount_paid.amount > 0
+            if doc is not None and not closed:
                 findings.append(finding(
                     FindingKind.STATUS_MISMATCH, entity, inv.billing_id, currency=inv.currency,
                     billing_id=inv.billing_id, erp_id=_erp_id(doc), crm_id=inv.crm_deal_id or "",
@@ -806,15 +811,19 @@ class Figures(BaseModel):
 def expected_figures(invoices: Iterable[Invoice], credit_notes: Iterable[CreditNote], *, today: date
                      ) -> dict[str, Figures]:
     """Per currency, the figures the ledger should have written for these billing invoices: billed (all but
-    drafts and voids), paid, outstanding (open only), overdue (open and past due), credited."""
+    drafts and voids), paid (a void's part payment too: the cash stays received), outstanding (open only),
+    overdue (open and past due), credited."""
     credited: dict[str, Decimal] = defaultdict(Decimal)
     for note in credit_notes:
         credited[note.invoice_billing_id] += note.amount.amount
     sums: dict[str, dict[str, Decimal]] = {}
     for inv in invoices:
-        if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+        if inv.status is InvoiceStatus.DRAFT:
             continue
         s = sums.setdefault(inv.currency, dict.fromkeys(FIGURES, Decimal(0)))
+        if inv.status is InvoiceStatus.VOID:  # billed no more; cash received before the void stays received
+            s["paid"] += inv.amount_paid.amount
+            continue
         s["billed"] += inv.total.amount
         s["paid"] += inv.amount_paid.amount
         s["credited"] += credited.get(inv.billing_id, Decimal(0))
