@@ -215,6 +215,12 @@ def repost_command(systems: Systems, customer_id: str, invoice_id: str) -> str:
     return f"starter.py repost {ledger_workflow_id(systems.billing.name, customer_id)} --invoice {invoice_id}"
 
 
+def figures_command(systems: Systems, customer_id: str) -> str:
+    """The CRM figures' repair: a ledger of the company reports its figures again and the company's owner
+    writes the sum over every ledger (over a figure typed by hand)."""
+    return f"starter.py repost {ledger_workflow_id(systems.billing.name, customer_id)} --figures"
+
+
 def recheck_command(systems: Systems, deal_id: str) -> str:
     """Quote-to-cash's repair: re-read the deal (a new run when the last one ended)."""
     return f"starter.py recheck {quote_to_cash_workflow_id(systems.crm.name, deal_id)}"
@@ -835,7 +841,7 @@ def expected_figures(invoices: Iterable[Invoice], credit_notes: Iterable[CreditN
 
 
 def compare_crm_figures(entity: str, subject: str, expected: dict[str, Figures], actual: dict[str, Figures], *,
-                        tolerance: Decimal, refs: list[str]) -> list[Finding]:
+                        tolerance: Decimal, refs: list[str], repair: str | None = None) -> list[Finding]:
     """One CRM object (``subject`` = ``hubspot:company:1``): each currency's figures against billing's.
 
     A figure never written counts as zero, so a company whose billing the CRM never heard of is reported."""
@@ -854,12 +860,13 @@ def compare_crm_figures(entity: str, subject: str, expected: dict[str, Figures],
     return [finding(FindingKind.CRM_FIGURES_MISMATCH, entity, subject, crm_id=subject.rsplit(":", 1)[-1],
                     currency=",".join(currencies), refs=[subject, *refs], detail="; ".join(differences),
                     billing_amount="; ".join(f"{c}: billed {expected[c].billed}" for c in sorted(expected)),
-                    repair="signal the customer's ledger to refresh its figures (a billing event or "
-                           "starter.py repost) or correct the CRM properties")]
+                    repair=repair or "have a ledger of the customer write its figures again (starter.py repost "
+                                     "<ledger> --figures) or correct the CRM properties")]
 
 
 __all__ = ["FIGURES", "SEVERITY", "BillingChange", "Delivery", "EntityProject", "EntityTotals", "ErpCreditNote",
            "ErpPayment", "Figures", "Finding", "FindingKind", "ProjectBilling", "Receivables", "Severity", "SourceRead",
            "compare_crm_figures",
-           "compare_delivery", "compare_receivables", "compare_unroutable", "differs", "expected_figures", "finding",
+           "compare_delivery", "compare_receivables", "compare_unroutable", "differs", "expected_figures",
+           "figures_command", "finding",
            "project_deal_and_entity", "project_prefix", "repost_command", "tolerance_for"]

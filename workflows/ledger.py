@@ -192,7 +192,8 @@ class AccountLedgerWorkflow:
     @workflow.update
     async def repost(self, request: RepostRequest) -> RepostResult:
         """Post again the ERP writes still pending (refused, or waiting for their invoice), once the cause
-        is fixed: of one invoice, or of all. Same idempotency keys as the first attempt."""
+        is fixed: of one invoice, or of all. Same idempotency keys as the first attempt. With
+        ``refresh_figures``, the CRM figures are reported again too (a figure typed over by hand)."""
         async with self._lock:
             self._status.note(f"{request.by} asked to re-post pending ERP writes"
                               + (f" of invoice {request.invoice_id}" if request.invoice_id else ""))
@@ -201,9 +202,14 @@ class AccountLedgerWorkflow:
             posted, self._done = self._done, 0
             if posted:
                 self._status.note(f"re-posted {posted} pending ERP write(s)")
+            reported = False
+            if request.refresh_figures:
+                self._figures_due = True
+                await self._write_figures()
+                reported = "crm" not in self._book.problems
         still = [f"{e.invoice_id} {w.kind.value}: {w.reason}" for e in owed(self._book) for w in e.erp_pending
                  if request.invoice_id in (None, e.invoice_id)]
-        return RepostResult(posted=posted, still_pending=still)
+        return RepostResult(posted=posted, still_pending=still, figures_reported=reported)
 
     @repost.validator
     def _validate_repost(self, request: RepostRequest) -> None:

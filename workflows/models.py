@@ -382,10 +382,13 @@ class RepostRequest(BaseModel):
 
     invoice_id: str | None = Field(default=None, description="billing invoice ID; all invoices when empty")
     by: str = "operator"
+    refresh_figures: bool = Field(default=False, description="also report the CRM figures again (the company's "
+                                  "owner writes them over a hand edit)")
 
 
 class RepostResult(BaseModel):
     posted: int = 0
+    figures_reported: bool = Field(default=False, description="the CRM figures were reported (or written) again")
     still_pending: list[str] = Field(default_factory=list, description="<invoiceId> <kind>: <reason>")
 
 

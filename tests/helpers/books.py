@@ -83,6 +83,10 @@ class XeroByHand:
                                "AccountCode": "200", "TaxType": "NONE"}]}
         return str(self._send("PUT", tenant, "CreditNotes", {"CreditNotes": [body]})["CreditNotes"][0]["CreditNoteID"])
 
+    def delete_payment(self, tenant: str, payment_id: str) -> None:
+        """A bookkeeper deletes a payment typed in by mistake (Xero's deletePayment)."""
+        self._send("POST", tenant, f"Payments/{payment_id}", {"Payments": [{"Status": "DELETED"}]})
+
     def void(self, tenant: str, invoice_id: str) -> None:
         self._send("POST", tenant, f"Invoices/{invoice_id}",
                    {"Invoices": [{"InvoiceID": invoice_id, "Status": "VOIDED"}]})

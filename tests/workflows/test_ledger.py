@@ -43,7 +43,7 @@ from tests.helpers.ledger import (
     signal,
     stripe_events,
 )
-from tests.helpers.servers import SandboxHandle, stripe_auth
+from tests.helpers.servers import SandboxHandle, hubspot_auth, stripe_auth
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
@@ -605,3 +605,27 @@ async def test_split_customer_figures_are_the_sum_of_both_entities_ledgers(rig: 
     assert (usd.currency, usd.billed, usd.paid, usd.outstanding) == ("USD", "11111.10", "8111.10", "3000.00")
     await save_history(owner, "company_figures_two_ledgers")
 
+
+
+async def test_repost_figures_rewrites_a_crm_figure_typed_over_by_hand(rig: LedgerRig) -> None:
+    """Reconciliation's repair for crm_figures_mismatch (``starter.py repost <ledger> --figures``): the ledger
+    reports its figures again and the company's owner writes the sum over every ledger over the hand edit; exit 0.
+    It used to have nothing to re-post and exit 1 with the hand edit still in the CRM."""
+    parts = for_cli(rig.settings, client=rig.client)
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["640.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    await eventually(lambda: _props(rig, account.company_id), lambda p: figure(p, "billed") == Decimal("640.00"),
+                     what="company figures")
+    async with httpx.AsyncClient(timeout=10) as http:  # a person types over a figure in the CRM
+        (await http.patch(f"{rig.hubspot.base_url}/crm/v3/objects/companies/{account.company_id}",
+                          json={"properties": {"revops_billed_usd": "6400.00"}},
+                          headers=hubspot_auth(rig.settings))).raise_for_status()
+    assert figure(await _props(rig, account.company_id), "billed") == Decimal("6400.00")
+
+    assert await starter.run(["repost", handle.id, "--figures"], parts=parts) == 0
+    company = await eventually(lambda: _props(rig, account.company_id),
+                               lambda p: figure(p, "billed") == Decimal("640.00"), what="hand edit overwritten")
+    assert figure(company, "outstanding") == Decimal("640.00")
+    await parts.aclose()
