@@ -124,6 +124,7 @@ class AccountLedgerWorkflow:
         self._lock = asyncio.Lock()  # events and operator reposts call the ERP one at a time
         self._wake_at: datetime | None = self._book.wake_at
         self._figures_due = False
+        self._owner_reached = carried.figures_owner  # the company's figures owner runs: signal it, not start it
         self._done = 0  # ERP writes done since the counter was last read (reposts report it)
         # stage and exception kind follow from the book: open items or settled, and the book's most urgent problem
         self._status = WorkflowStatus(LedgerStage.SETTLED, details=self._details, derive=self._derive,
@@ -175,7 +176,7 @@ class AccountLedgerWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = LedgerCarried(book=fold(self._book, today=workflow.now().date()), pending=self._pending,
                                 runs=self._runs + 1, exception_kind=self._status.exception,
-                                exception_since=self._status.exception_since)
+                                exception_since=self._status.exception_since, figures_owner=self._owner_reached)
         self._status.flush()  # the next run starts with these attributes
         workflow.continue_as_new(AccountLedgerInput(customer_id=self._customer_id, carried=carried))
 
@@ -351,14 +352,15 @@ class AccountLedgerWorkflow:
         await self._dispatch(more)
 
     async def _report_figures(self, report: FiguresReport) -> None:
-        """Signal the company's figures owner; start it with the report when it does not run yet (another
-        ledger may start it at the same moment: then signal it)."""
+        """Signal the company's figures owner once this ledger has reached it; the first time, start it with the
+        report (when another ledger of the company already started it, signal it instead)."""
         owner = company_figures_workflow_id(self._systems.crm.name, report.company_id)
-        try:
-            await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
-            return
-        except FailureError:
-            pass  # not running yet
+        if self._owner_reached:
+            try:
+                await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
+                return
+            except FailureError:
+                pass  # it no longer runs (ended by a person): start it again
         try:
             await workflow.start_child_workflow(
                 CompanyFiguresWorkflow.run, CompanyFiguresInput(company_id=report.company_id, reports=[report]),
@@ -366,6 +368,7 @@ class AccountLedgerWorkflow:
             self._status.note(f"started the company's figures owner {owner}")
         except WorkflowAlreadyStartedError:
             await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
+        self._owner_reached = True
 
     # -- plumbing --------------------------------------------------------------------------------
     async def _load_customer(self) -> tuple[BillingCustomer | None, str | None]:

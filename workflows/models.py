@@ -346,6 +346,8 @@ class LedgerCarried(BaseModel):
     exception_kind: ExceptionKind = ExceptionKind.NONE
     exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
                                              "runs from here)")
+    figures_owner: bool = Field(default=False, description="the CRM company's figures owner was reached (signal "
+                                "it; else start it)")
 
 
 class AccountLedgerInput(BaseModel):
