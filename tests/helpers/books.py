@@ -40,6 +40,21 @@ def fresh_sandboxes(data_dir: Path, **overrides: Any) -> Iterator[tuple[Settings
             r.stop()
 
 
+def number_from(sandbox: SandboxHandle, counter: str, start: int) -> None:
+    """Have a fresh emulator number ``counter``'s IDs (``id:cus_``, ``hs:object-id``) after ``start``: its
+    customers and companies then name workflows (``ledger-…``, ``figures-…``) no other test's emulator names."""
+    from sqlmodel import Session
+
+    from sandbox.kit import Counter
+
+    store = sandbox.store
+    with store.lock, Session(store.engine) as session:
+        row = session.get(Counter, counter) or Counter(name=counter, value=0)
+        row.value = max(row.value, start)
+        session.add(row)
+        session.commit()
+
+
 class XeroByHand:
     """Direct writes to the Xero API (what a person does in Xero's screens), bypassing our connector."""
 
