@@ -271,7 +271,7 @@ async def cmd_repost(client: Client, app: CliParts, args: argparse.Namespace) ->
     again the ERP writes it still owes; exit 1 when nothing changed."""
     from cli.repost import repost
 
-    return await repost(client, app, args.workflow_id, args.invoice, args.by)
+    return await repost(client, app, args.workflow_id, args.invoice, args.by, figures=args.figures)
 
 
 async def cmd_find(client: Client, app: CliParts, args: argparse.Namespace) -> int:
@@ -368,6 +368,8 @@ def parser() -> argparse.ArgumentParser:
                                       "(ledger-<billing>-<customerId>) what it lacks, post again what the ERP refused")
     s.add_argument("workflow_id")
     s.add_argument("--invoice", help="only this billing invoice ID")
+    s.add_argument("--figures", action="store_true",
+                   help="also write the CRM figures again (over a figure typed by hand)")
     s.add_argument("--by", default="operator")
     s = sub.add_parser("find", help="find workflows by any ID: <system>:<object>:<id>, or a bare ID of any "
                                     "adapter in use (each adapter's descriptor says which IDs it recognises)")

@@ -43,6 +43,7 @@ from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
+from workflows.company_figures import CompanyFiguresWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -59,6 +60,7 @@ WORKFLOWS: list[type] = [
     AmendmentPollWorkflow,  # the amendment poll behind the clm-amendment-poll schedule
     ContractAmendmentsWorkflow,
     AccountLedgerWorkflow,
+    CompanyFiguresWorkflow,  # started by a ledger: one writer of a CRM company's figures over all its ledgers
     OneOffInvoicingWorkflow,  # started by quote-to-cash: finalizes one-off invoices when due or accepted
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits

@@ -40,6 +40,7 @@ from canonical.reconciliation import (
     compare_receivables,
     compare_unroutable,
     expected_figures,
+    figures_command,
     finding,
     project_prefix,
 )
@@ -510,9 +511,11 @@ class ReconciliationActivities:
                 if object_id in refused:
                     continue
                 refs = [billing_system.ref("invoice", i.billing_id) for i in groups[object_id]][:20]
+                ledger_of = min(i.customer_id for i in groups[object_id])
                 findings += compare_crm_figures(entity_of(f"{label}:{object_id}"), crm.ref(label, object_id),
                                                 expected[object_id], actual.get(object_id, {}),
-                                                tolerance=request.rounding_tolerance, refs=refs)
+                                                tolerance=request.rounding_tolerance, refs=refs,
+                                                repair=figures_command(self.settings.systems, ledger_of))
         return await asyncio.to_thread(self._result, request, "crm", findings, requests=pacer.requests)
 
     def _crm(self) -> CrmFigures:

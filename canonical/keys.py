@@ -18,9 +18,10 @@ AMENDMENTS = "contract"
 LEDGER = "ledger"
 BACKFILL = "backfill"
 INVOICING = "invoicing"
+FIGURES = "figures"
 #: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
 _KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity",
-          INVOICING: "project"}
+          INVOICING: "project", FIGURES: "company"}
 _ADAPTER = SYSTEM_NAME
 #: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
 BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
@@ -151,6 +152,12 @@ def invoicing_workflow_id(billing: str, project: str) -> str:
     return _business_id(INVOICING, billing, project)
 
 
+def company_figures_workflow_id(crm: str, company_id: str) -> str:
+    """The one writer of a CRM company's billing figures, summed over every ledger that bills it:
+    ``figures-<crm>-<companyId>``."""
+    return _business_id(FIGURES, crm, company_id)
+
+
 def workflow_id_shape(kind: str, adapter: str, placeholder: str) -> str:
     """How a workflow ID of ``kind`` (``QUOTE_TO_CASH`` ...) looks, for documentation: ``q2c-hubspot-<dealId>``."""
     return f"{kind}-{_adapter(adapter)}-{placeholder}"
@@ -205,9 +212,10 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "INVOICING", "LEDGER", "QUOTE_TO_CASH", "BusinessId", "EntityScoped",
-    "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id", "billing_customer_reference",
-    "business_id_of", "erp_contact_reference", "is_workflow_of", "invoicing_workflow_id", "ledger_workflow_id",
+    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "FIGURES", "INVOICING", "LEDGER", "QUOTE_TO_CASH", "BusinessId",
+    "EntityScoped", "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id",
+    "billing_customer_reference", "business_id_of", "company_figures_workflow_id", "erp_contact_reference",
+    "is_workflow_of", "invoicing_workflow_id", "ledger_workflow_id",
     "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
     "step_idempotency_key", "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",

@@ -158,36 +158,88 @@ def unrecorded_payment(entry: LedgerInvoice, invoice: Invoice, payment: Payment 
     return payment.model_copy(update={"billing_id": billing_id, "amount": Money(amount=new, currency=entry.currency)})
 
 
-def figures_by_currency(entries: list[LedgerInvoice], history: list[CurrencyHistory], *, today: date,
-                        dso_window_days: int) -> list[AccountFigures]:
-    """Billed, paid, outstanding, overdue, credited, last payment and DSO per currency.
+class CurrencySums(BaseModel):
+    """One currency's unrounded roll-ups of some invoices (one ledger's part of a CRM company or deal): what
+    the CRM figures of several ledgers are summed from."""
 
-    DSO (days sales outstanding) = outstanding / billed in the last ``dso_window_days`` x the window,
-    the standard formula; empty when nothing was billed in the window.
-    """
+    currency: str
+    billed: DecimalAmount = Decimal(0)
+    paid: DecimalAmount = Decimal(0)
+    outstanding: DecimalAmount = Decimal(0)
+    overdue: DecimalAmount = Decimal(0)
+    credited: DecimalAmount = Decimal(0)
+    billed_in_window: DecimalAmount = Field(default=Decimal(0), description="billed in the DSO window")
+    last_payment_on: date | None = None
+
+    def __add__(self, other: CurrencySums) -> CurrencySums:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot add {other.currency} to {self.currency}")
+        payments = [d for d in (self.last_payment_on, other.last_payment_on) if d]
+        return CurrencySums(currency=self.currency, billed=self.billed + other.billed, paid=self.paid + other.paid,
+                            outstanding=self.outstanding + other.outstanding, overdue=self.overdue + other.overdue,
+                            credited=self.credited + other.credited,
+                            billed_in_window=self.billed_in_window + other.billed_in_window,
+                            last_payment_on=max(payments) if payments else None)
+
+
+def sums_by_currency(entries: list[LedgerInvoice], history: list[CurrencyHistory], *, today: date,
+                     dso_window_days: int) -> list[CurrencySums]:
+    """Billed (all but voids), paid, outstanding, overdue, credited, billed in the DSO window and the last
+    payment, per currency, unrounded."""
     currencies = sorted({e.currency for e in entries} | {h.currency for h in history})
     window_start = today - timedelta(days=dso_window_days)
-    figures: list[AccountFigures] = []
+    sums: list[CurrencySums] = []
     for currency in currencies:
         mine = [e for e in entries if e.currency == currency]
         past = next((h for h in history if h.currency == currency), CurrencyHistory(currency=currency))
         live = [e for e in mine if e.status is not InvoiceStatus.VOID]
-        billed = sum((e.total for e in live), Decimal(0)) + past.billed
-        paid = sum((e.paid for e in mine), Decimal(0)) + past.paid
-        credited = sum((e.credited for e in mine), Decimal(0)) + past.credited
-        outstanding = sum((e.outstanding for e in mine), Decimal(0))
-        overdue = sum((e.outstanding for e in mine if e.overdue), Decimal(0))
         payments = [d for d in [past.last_payment_on, *(e.last_payment_on for e in mine)] if d]
-        recent = sum((e.total for e in live if e.issued_on and e.issued_on > window_start), Decimal(0))
+        sums.append(CurrencySums(
+            currency=currency,
+            billed=sum((e.total for e in live), Decimal(0)) + past.billed,
+            paid=sum((e.paid for e in mine), Decimal(0)) + past.paid,
+            credited=sum((e.credited for e in mine), Decimal(0)) + past.credited,
+            outstanding=sum((e.outstanding for e in mine), Decimal(0)),
+            overdue=sum((e.outstanding for e in mine if e.overdue), Decimal(0)),
+            billed_in_window=sum((e.total for e in live if e.issued_on and e.issued_on > window_start), Decimal(0)),
+            last_payment_on=max(payments) if payments else None))
+    return sums
+
+
+def figures_of(sums: list[CurrencySums], *, dso_window_days: int) -> list[AccountFigures]:
+    """The CRM figures of per-currency sums, each in its currency's minor unit.
+
+    DSO (days sales outstanding) = outstanding / billed in the last ``dso_window_days`` x the window,
+    the standard formula; empty when nothing was billed in the window (zero when nothing is outstanding).
+    """
+    figures: list[AccountFigures] = []
+    for s in sorted(sums, key=lambda s: s.currency):
         dso = None
-        if recent > 0:
-            dso = str((outstanding / recent * dso_window_days).quantize(Decimal("0.1")))
+        if s.billed_in_window > 0:
+            dso = str((s.outstanding / s.billed_in_window * dso_window_days).quantize(Decimal("0.1")))
+        currency = s.currency
         figures.append(AccountFigures(
-            currency=currency, billed=_fmt(billed, currency), paid=_fmt(paid, currency),
-            outstanding=_fmt(outstanding, currency), overdue=_fmt(overdue, currency),
-            credited=_fmt(credited, currency), last_payment_date=max(payments) if payments else None,
-            dso_days=dso if dso is not None else ("0" if outstanding == 0 else None)))
+            currency=currency, billed=_fmt(s.billed, currency), paid=_fmt(s.paid, currency),
+            outstanding=_fmt(s.outstanding, currency), overdue=_fmt(s.overdue, currency),
+            credited=_fmt(s.credited, currency), last_payment_date=s.last_payment_on,
+            dso_days=dso if dso is not None else ("0" if s.outstanding == 0 else None)))
     return figures
+
+
+def add_by_currency(*parts: list[CurrencySums]) -> list[CurrencySums]:
+    """Several parts' sums added currency by currency (a customer billed from several ledgers)."""
+    total: dict[str, CurrencySums] = {}
+    for part in parts:
+        for s in part:
+            total[s.currency] = total[s.currency] + s if s.currency in total else s
+    return [total[c] for c in sorted(total)]
+
+
+def figures_by_currency(entries: list[LedgerInvoice], history: list[CurrencyHistory], *, today: date,
+                        dso_window_days: int) -> list[AccountFigures]:
+    """Billed, paid, outstanding, overdue, credited, last payment and DSO per currency (see :func:`figures_of`)."""
+    return figures_of(sums_by_currency(entries, history, today=today, dso_window_days=dso_window_days),
+                      dso_window_days=dso_window_days)
 
 
 def _fmt(amount: Decimal, currency: str) -> str:
@@ -197,6 +249,7 @@ def _fmt(amount: Decimal, currency: str) -> str:
 # -- reconciliation: the rules live in canonical.reconciliation (re-exported here for old imports) ------
 from canonical.reconciliation import EntityTotals, Finding, FindingKind, compare_receivables, differs  # noqa: E402
 
-__all__ = ["BillingCustomer", "CurrencyHistory", "EntityTotals", "ErpWriteKind", "Finding", "FindingKind",
-           "LedgerInvoice", "PendingErpWrite",
-           "apply_invoice_snapshot", "compare_receivables", "differs", "figures_by_currency", "unrecorded_payment"]
+__all__ = ["BillingCustomer", "CurrencyHistory", "CurrencySums", "EntityTotals", "ErpWriteKind", "Finding",
+           "FindingKind", "LedgerInvoice", "PendingErpWrite",
+           "add_by_currency", "apply_invoice_snapshot", "compare_receivables", "differs", "figures_by_currency",
+           "figures_of", "sums_by_currency", "unrecorded_payment"]

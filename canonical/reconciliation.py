@@ -216,6 +216,12 @@ def repost_command(systems: Systems, customer_id: str, invoice_id: str) -> str:
     return f"starter.py repost {ledger_workflow_id(systems.billing.name, customer_id)} --invoice {invoice_id}"
 
 
+def figures_command(systems: Systems, customer_id: str) -> str:
+    """The CRM figures' repair: a ledger of the company reports its figures again and the company's owner
+    writes the sum over every ledger (over a figure typed by hand)."""
+    return f"starter.py repost {ledger_workflow_id(systems.billing.name, customer_id)} --figures"
+
+
 def recheck_command(systems: Systems, deal_id: str) -> str:
     """Quote-to-cash's repair: re-read the deal (a new run when the last one ended)."""
     return f"starter.py recheck {quote_to_cash_workflow_id(systems.crm.name, deal_id)}"
@@ -342,7 +348,12 @@ def compare_receivables(entity: str, data: Receivables, *, tolerance: Decimal, s
         doc = max(docs, key=lambda d: (d.amount_paid.amount, -len(d.number or ""))) if docs else None
         tol = tolerance_for(inv.currency, tolerance)
         if inv.status is InvoiceStatus.VOID:
-            if doc is not None:
+            # voided after a part payment: the ledger keeps the cash applied and credits the remainder (Xero
+            # cannot void a part-paid invoice), so a live ERP invoice that owes nothing and holds what billing
+            # received is the void as the ERP books it
+            closed = doc is not None and not differs(doc.amount_due.amount, Decimal(0), tol) and not differs(
+                doc.amount_paid.amount, inv.amount_paid.amount, tol) and inv.amount_paid.amount > 0
+            if doc is not None and not closed:
                 findings.append(finding(
                     FindingKind.STATUS_MISMATCH, entity, inv.billing_id, currency=inv.currency,
                     billing_id=inv.billing_id, erp_id=_erp_id(doc), crm_id=inv.crm_deal_id or "",
@@ -818,15 +829,19 @@ class Figures(BaseModel):
 def expected_figures(invoices: Iterable[Invoice], credit_notes: Iterable[CreditNote], *, today: date
                      ) -> dict[str, Figures]:
     """Per currency, the figures the ledger should have written for these billing invoices: billed (all but
-    drafts and voids), paid, outstanding (open only), overdue (open and past due), credited."""
+    drafts and voids), paid (a void's part payment too: the cash stays received), outstanding (open only),
+    overdue (open and past due), credited."""
     credited: dict[str, Decimal] = defaultdict(Decimal)
     for note in credit_notes:
         credited[note.invoice_billing_id] += note.amount.amount
     sums: dict[str, dict[str, Decimal]] = {}
     for inv in invoices:
-        if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+        if inv.status is InvoiceStatus.DRAFT:
             continue
         s = sums.setdefault(inv.currency, dict.fromkeys(FIGURES, Decimal(0)))
+        if inv.status is InvoiceStatus.VOID:  # billed no more; cash received before the void stays received
+            s["paid"] += inv.amount_paid.amount
+            continue
         s["billed"] += inv.total.amount
         s["paid"] += inv.amount_paid.amount
         s["credited"] += credited.get(inv.billing_id, Decimal(0))
@@ -838,7 +853,7 @@ def expected_figures(invoices: Iterable[Invoice], credit_notes: Iterable[CreditN
 
 
 def compare_crm_figures(entity: str, subject: str, expected: dict[str, Figures], actual: dict[str, Figures], *,
-                        tolerance: Decimal, refs: list[str]) -> list[Finding]:
+                        tolerance: Decimal, refs: list[str], repair: str | None = None) -> list[Finding]:
     """One CRM object (``subject`` = ``hubspot:company:1``): each currency's figures against billing's.
 
     A figure never written counts as zero, so a company whose billing the CRM never heard of is reported."""
@@ -857,12 +872,13 @@ def compare_crm_figures(entity: str, subject: str, expected: dict[str, Figures],
     return [finding(FindingKind.CRM_FIGURES_MISMATCH, entity, subject, crm_id=subject.rsplit(":", 1)[-1],
                     currency=",".join(currencies), refs=[subject, *refs], detail="; ".join(differences),
                     billing_amount="; ".join(f"{c}: billed {expected[c].billed}" for c in sorted(expected)),
-                    repair="signal the customer's ledger to refresh its figures (a billing event or "
-                           "starter.py repost) or correct the CRM properties")]
+                    repair=repair or "have a ledger of the customer write its figures again (starter.py repost "
+                                     "<ledger> --figures) or correct the CRM properties")]
 
 
 __all__ = ["FIGURES", "SEVERITY", "BillingChange", "Delivery", "EntityProject", "EntityTotals", "ErpCreditNote",
            "ErpPayment", "Figures", "Finding", "FindingKind", "ProjectBilling", "Receivables", "Severity", "SourceRead",
            "compare_crm_figures",
-           "compare_delivery", "compare_receivables", "compare_unroutable", "differs", "expected_figures", "finding",
+           "compare_delivery", "compare_receivables", "compare_unroutable", "differs", "expected_figures",
+           "figures_command", "finding",
            "project_deal_and_entity", "project_prefix", "repost_command", "tolerance_for"]

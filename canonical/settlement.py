@@ -41,6 +41,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from canonical.billing import CreditNote, Invoice, InvoiceStatus, Payment
+from canonical.company_figures import FiguresReport
 from canonical.events import (
     CreditNoteIssued,
     DomainEvent,
@@ -59,6 +60,7 @@ from canonical.ledger import (
     PendingErpWrite,
     apply_invoice_snapshot,
     figures_by_currency,
+    sums_by_currency,
     unrecorded_payment,
 )
 from canonical.money import Money
@@ -326,6 +328,23 @@ def crm_figures(book: LedgerBook, *, today: date) -> tuple[list[AccountFigures],
                                           dso_window_days=book.dso_window_days)
              for deal_id in sorted({e.deal_id for e in entries if e.deal_id})}
     return balances(book, today=today), deals
+
+
+def figures_report(book: LedgerBook, *, now: datetime) -> FiguresReport | None:
+    """This ledger's part of its CRM company's figures, for the company's figures owner (``None`` when the
+    customer has no CRM company: the ledger then writes its deals' figures itself)."""
+    if not book.crm_company_id:
+        return None
+    today = now.date()
+    entries = list(book.invoices.values())
+    window = book.dso_window_days
+    deals = {deal_id: sums_by_currency([e for e in entries if e.deal_id == deal_id], [], today=today,
+                                       dso_window_days=window)
+             for deal_id in sorted({e.deal_id for e in entries if e.deal_id})}
+    return FiguresReport(customer_id=book.customer_id, company_id=book.crm_company_id, as_of=now,
+                         dso_window_days=window,
+                         company=sums_by_currency(entries, book.history, today=today, dso_window_days=window),
+                         deals=deals)
 
 
 def invoice_name(entry: LedgerInvoice) -> str:
@@ -660,4 +679,5 @@ __all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "ErpAction", "Ev
            "LedgerBook", "Note", "Notify", "Outcome", "OverdueChanged", "PostCreditNote", "PostInvoice",
            "RecordPayment", "RefreshCrmFigures", "Repost",
            "ReverseCreditNote", "Tick", "VoidInvoice", "apply", "balances", "configure",
-           "crm_figures", "exception_kind", "fold", "invoice_name", "open_invoices", "owed", "settle", "wake_at"]
+           "crm_figures", "exception_kind", "figures_report", "fold", "invoice_name", "open_invoices", "owed", "settle",
+           "wake_at"]

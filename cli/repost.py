@@ -1,5 +1,5 @@
-"""``starter.py repost <ledger-workflow-id> [--invoice ID]``: the repair reconciliation suggests for an invoice,
-payment or credit note missing in the ERP.
+"""``starter.py repost <ledger-workflow-id> [--invoice ID] [--figures]``: the repair reconciliation suggests for an
+invoice, payment or credit note missing in the ERP, and (``--figures``) for CRM figures that differ from billing.
 
 With ``--invoice``, billing is read again first: the events the ledger lacks (a lost webhook, a ledger that never
 started) are fed to it by signal-with-start (:func:`canonical.catch_up.catch_up_events`), then what it still owes
@@ -100,15 +100,18 @@ async def _fed(client: Client, app: CliParts, workflow_id: str, invoice: Invoice
     return max(applied, 0)
 
 
-async def repost(client: Client, app: CliParts, workflow_id: str, invoice_id: str | None, by: str) -> int:
-    """Catch the ledger up with billing (one invoice), then post again what it still owes the ERP."""
+async def repost(client: Client, app: CliParts, workflow_id: str, invoice_id: str | None, by: str, *,
+                 figures: bool = False) -> int:
+    """Catch the ledger up with billing (one invoice), then post again what it still owes the ERP; with
+    ``figures``, have the CRM figures written again (over a figure typed by hand)."""
     fed = 0
     if invoice_id is not None:
         fed = await _fed(client, app, workflow_id, await _read_invoice(app, workflow_id, invoice_id))
     handle = client.get_workflow_handle_for(AccountLedgerWorkflow.run, workflow_id)
     try:
         result: RepostResult = await handle.execute_update(AccountLedgerWorkflow.repost,
-                                                           RepostRequest(invoice_id=invoice_id, by=by))
+                                                           RepostRequest(invoice_id=invoice_id, by=by,
+                                                                         refresh_figures=figures))
     except WorkflowUpdateFailedError as exc:
         raise cli.CliError(getattr(exc.cause, "message", None) or str(exc)) from exc
     except RPCError as exc:
@@ -116,11 +119,14 @@ async def repost(client: Client, app: CliParts, workflow_id: str, invoice_id: st
             raise cli.UnknownId(f"no ledger workflow {workflow_id}") from exc
         raise
     print(f"posted {result.posted} pending ERP write(s)")
+    if figures:
+        print("CRM figures " + ("reported again: the company's figures are written over every ledger"
+                                if result.figures_reported else "NOT written: see the ledger's timeline"))
     for line in result.still_pending:
         print(f"  still pending: {line}")
-    if result.still_pending:
+    if result.still_pending or (figures and not result.figures_reported):
         return cli.REFUSED
-    if not fed and not result.posted:
+    if not fed and not result.posted and not result.figures_reported:
         cli.error("nothing changed: the ledger already holds what billing holds" + (
             f" for {invoice_id}" if invoice_id else "") + " and owes the ERP nothing; the finding needs another "
             "repair (see its detail)")

@@ -22,8 +22,9 @@ from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
 from activities.reconciliation import ReconciliationActivities
 from canonical.amendments import plan_amendment
+from canonical.company_figures import combined_figures
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
-from canonical.keys import AMENDMENTS, BACKFILL, INVOICING, LEDGER, QUOTE_TO_CASH, workflow_id_shape
+from canonical.keys import AMENDMENTS, BACKFILL, FIGURES, INVOICING, LEDGER, QUOTE_TO_CASH, workflow_id_shape
 from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
 from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
@@ -32,6 +33,7 @@ from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
+from workflows.company_figures import CompanyFiguresWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -49,6 +51,7 @@ _Q2C = workflow_id_shape(QUOTE_TO_CASH, _S.crm.name, "<dealId>")
 _AMENDMENTS = workflow_id_shape(AMENDMENTS, _S.clm.name, "<recordId>")
 _LEDGER = workflow_id_shape(LEDGER, _S.billing.name, "<customerId>")
 _INVOICING = workflow_id_shape(INVOICING, _S.billing.name, "<projectCode>")
+_FIGURES = workflow_id_shape(FIGURES, _S.crm.name, "<companyId>")
 _BACKFILL = workflow_id_shape(BACKFILL, next(iter(_S.erp.values()), _S.crm).name, "<entity>")
 _CRM, _CLM, _BILLING = _S.crm.label, _S.clm.label, _S.billing.label
 #: connector methods that only read
@@ -132,6 +135,14 @@ FLOWS: list[Flow] = [
                       "overdue and failed payments are marked; CRM figures refused: `write_back_failed`",
          exception_kinds=(*LEDGER_EXCEPTION_KINDS, "vendor_auth_failed"),
          owner="Finance (receivables)", runbook="runbook-erp-refused"),
+    Flow(name="CRM company figures", workflow=CompanyFiguresWorkflow, workflow_id=_FIGURES,
+         trigger="started (or signalled) by each ledger of the company after a batch of billing events",
+         data="each ledger's per-currency sums for the company and its deals",
+         transforms=(combined_figures,),
+         failure_path=f"{_CRM} refusing the figures becomes `write_back_failed`, tried again hourly or at the next "
+                      "report",
+         exception_kinds=("write_back_failed", "vendor_auth_failed"), owner="Finance (receivables)",
+         runbook="runbook-erp-refused"),
     Flow(name="One-off invoicing", workflow=OneOffInvoicingWorkflow, workflow_id=_INVOICING,
          trigger="started by quote-to-cash once a project's fixed-fee or milestone invoices exist as drafts",
          data=f"the project's draft {_BILLING} invoices and their billing dates",

@@ -16,6 +16,7 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -36,8 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from canonical import Account, EventEnvelope, InvoiceStatus
     from canonical.backfill import ErpCustomerDraft
+    from canonical.company_figures import FiguresReport
     from canonical.exceptions import ExceptionKind
-    from canonical.keys import billing_customer_reference, erp_contact_reference
+    from canonical.keys import billing_customer_reference, company_figures_workflow_id, erp_contact_reference
     from canonical.ledger import BillingCustomer, LedgerInvoice
     from canonical.notifications import Notice, NoticeKind
     from canonical.settlement import (
@@ -62,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         balances,
         configure,
         crm_figures,
+        figures_report,
         fold,
         open_invoices,
         owed,
@@ -69,10 +72,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.systems import System, Systems
     from workflows.attributes import LEGAL_ENTITY
+    from workflows.company_figures import CompanyFiguresWorkflow
     from workflows.erp_contacts import find_or_create_erp_contact
     from workflows.models import (
+        FIGURES_SIGNAL,
         LEDGER_SIGNAL,
         AccountLedgerInput,
+        CompanyFiguresInput,
         LedgerCarried,
         LedgerStage,
         LedgerStatus,
@@ -118,6 +124,7 @@ class AccountLedgerWorkflow:
         self._lock = asyncio.Lock()  # events and operator reposts call the ERP one at a time
         self._wake_at: datetime | None = self._book.wake_at
         self._figures_due = False
+        self._owner_reached = carried.figures_owner  # the company's figures owner runs: signal it, not start it
         self._done = 0  # ERP writes done since the counter was last read (reposts report it)
         # stage and exception kind follow from the book: open items or settled, and the book's most urgent problem
         self._status = WorkflowStatus(LedgerStage.SETTLED, details=self._details, derive=self._derive,
@@ -169,7 +176,7 @@ class AccountLedgerWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = LedgerCarried(book=fold(self._book, today=workflow.now().date()), pending=self._pending,
                                 runs=self._runs + 1, exception_kind=self._status.exception,
-                                exception_since=self._status.exception_since)
+                                exception_since=self._status.exception_since, figures_owner=self._owner_reached)
         self._status.flush()  # the next run starts with these attributes
         workflow.continue_as_new(AccountLedgerInput(customer_id=self._customer_id, carried=carried))
 
@@ -186,7 +193,8 @@ class AccountLedgerWorkflow:
     @workflow.update
     async def repost(self, request: RepostRequest) -> RepostResult:
         """Post again the ERP writes still pending (refused, or waiting for their invoice), once the cause
-        is fixed: of one invoice, or of all. Same idempotency keys as the first attempt."""
+        is fixed: of one invoice, or of all. Same idempotency keys as the first attempt. With
+        ``refresh_figures``, the CRM figures are reported again too (a figure typed over by hand)."""
         async with self._lock:
             self._status.note(f"{request.by} asked to re-post pending ERP writes"
                               + (f" of invoice {request.invoice_id}" if request.invoice_id else ""))
@@ -195,9 +203,14 @@ class AccountLedgerWorkflow:
             posted, self._done = self._done, 0
             if posted:
                 self._status.note(f"re-posted {posted} pending ERP write(s)")
+            reported = False
+            if request.refresh_figures:
+                self._figures_due = True
+                await self._write_figures()
+                reported = "crm" not in self._book.problems
         still = [f"{e.invoice_id} {w.kind.value}: {w.reason}" for e in owed(self._book) for w in e.erp_pending
                  if request.invoice_id in (None, e.invoice_id)]
-        return RepostResult(posted=posted, still_pending=still)
+        return RepostResult(posted=posted, still_pending=still, figures_reported=reported)
 
     @repost.validator
     def _validate_repost(self, request: RepostRequest) -> None:
@@ -317,20 +330,45 @@ class AccountLedgerWorkflow:
         return Outcome(ok=True)
 
     async def _write_figures(self) -> None:
+        """The CRM figures after a batch: reported to the company's figures owner, which writes the sum over
+        every ledger of the company (a customer billed from several entities); a customer with no CRM company
+        has only this ledger, which writes its deals' figures itself."""
         if not self._figures_due:
             return
         self._figures_due = False
-        company, deals = crm_figures(self._book, today=workflow.now().date())
-        request = CrmFiguresInput(company_id=self._book.crm_company_id, company=company, deals=deals)
         action = RefreshCrmFigures()
         try:
-            await self._step(Crm.write_crm_figures, request,
-                             f"Write billing figures to {self._systems.crm.label} ({len(deals)} deal(s))")
+            report = figures_report(self._book, now=workflow.now())
+            if report is not None:
+                await self._report_figures(report)
+            else:
+                _company, deals = crm_figures(self._book, today=workflow.now().date())
+                await self._step(Crm.write_crm_figures, CrmFiguresInput(deals=deals),
+                                 f"Write billing figures to {self._systems.crm.label} ({len(deals)} deal(s))")
             outcome = Outcome(ok=True)
-        except STEP_FAILED as err:
+        except FailureError as err:  # a refused step, or the owner could be neither signalled nor started
             outcome = Outcome(ok=False, reason=failure_reason(err))
         self._book, more = settle(self._book, action, outcome, now=workflow.now())
         await self._dispatch(more)
+
+    async def _report_figures(self, report: FiguresReport) -> None:
+        """Signal the company's figures owner once this ledger has reached it; the first time, start it with the
+        report (when another ledger of the company already started it, signal it instead)."""
+        owner = company_figures_workflow_id(self._systems.crm.name, report.company_id)
+        if self._owner_reached:
+            try:
+                await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
+                return
+            except FailureError:
+                pass  # it no longer runs (ended by a person): start it again
+        try:
+            await workflow.start_child_workflow(
+                CompanyFiguresWorkflow.run, CompanyFiguresInput(company_id=report.company_id, reports=[report]),
+                id=owner, parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            self._status.note(f"started the company's figures owner {owner}")
+        except WorkflowAlreadyStartedError:
+            await workflow.get_external_workflow_handle(owner).signal(FIGURES_SIGNAL, report)
+        self._owner_reached = True
 
     # -- plumbing --------------------------------------------------------------------------------
     async def _load_customer(self) -> tuple[BillingCustomer | None, str | None]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from canonical import Contract, ContractTerms, Deal, Engagement, EventEnvelope, MissingField
 from canonical.authority import ApprovalFacts, ApprovalProof, normalise_identity
 from canonical.billing import OneOffInvoice
+from canonical.company_figures import FiguresReport
 from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
 from canonical.ledger import LedgerInvoice
@@ -377,6 +378,8 @@ class LedgerCarried(BaseModel):
     exception_kind: ExceptionKind = ExceptionKind.NONE
     exception_since: datetime | None = Field(default=None, description="when the exception kind began (its SLA "
                                              "runs from here)")
+    figures_owner: bool = Field(default=False, description="the CRM company's figures owner was reached (signal "
+                                "it; else start it)")
 
 
 class AccountLedgerInput(BaseModel):
@@ -413,10 +416,13 @@ class RepostRequest(BaseModel):
 
     invoice_id: str | None = Field(default=None, description="billing invoice ID; all invoices when empty")
     by: str = "operator"
+    refresh_figures: bool = Field(default=False, description="also report the CRM figures again (the company's "
+                                  "owner writes them over a hand edit)")
 
 
 class RepostResult(BaseModel):
     posted: int = 0
+    figures_reported: bool = Field(default=False, description="the CRM figures were reported (or written) again")
     still_pending: list[str] = Field(default_factory=list, description="<invoiceId> <kind>: <reason>")
 
 
@@ -502,4 +508,38 @@ class OneOffInvoicingStatus(BaseModel):
     finalized: list[str] = Field(default_factory=list, description="invoice IDs, in the order finalized")
     refused: dict[str, str] = Field(default_factory=dict, description="invoice ID -> why billing refused (tried "
                                     "again daily)")
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+# -- a CRM company's figures over every ledger ---------------------------------------------------------
+#: the signal a ledger sends its company's figures owner (``CompanyFiguresWorkflow``)
+FIGURES_SIGNAL = "ledger_figures"
+
+
+class FiguresStage(StrEnum):
+    CURRENT = "current"  # the CRM shows the sum of every ledger's newest report
+    PENDING = "pending"  # a report is not written yet (or the CRM refused it: tried again)
+
+
+class CompanyFiguresInput(BaseModel):
+    """Start (or continue-as-new) input of ``CompanyFiguresWorkflow``: the reports held so far (a ledger
+    starting it brings its first)."""
+
+    company_id: str = Field(min_length=1)
+    reports: list[FiguresReport] = Field(default_factory=list)
+    runs: int = 1
+    written: bool = Field(default=False, description="the reports held were all written to the CRM")
+
+
+class CompanyFiguresStatus(BaseModel):
+    """The ``figures`` query: what the CRM company shows (or will), and each ledger's part."""
+
+    company_id: str
+    stage: FiguresStage
+    exception_kind: ExceptionKind = ExceptionKind.NONE
+    company: list[AccountFigures] = Field(default_factory=list)
+    deals: dict[str, list[AccountFigures]] = Field(default_factory=dict)
+    customers: list[str] = Field(default_factory=list, description="the billing customers (ledgers) reporting")
+    writes: int = Field(default=0, description="figure writes done by this run")
+    runs: int = 1
     timeline: list[TimelineEntry] = Field(default_factory=list)

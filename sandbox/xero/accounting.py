@@ -587,6 +587,39 @@ class Accounting:
             self.store.put("payment", payment["PaymentID"], payment, tenant=call.tenant)
         return wire.json_response(wire.envelope("Payments", [p for p, _, _ in planned]))
 
+    async def delete_payment(self, call: Call, payment_id: str) -> Response:
+        """``POST /Payments/{id}`` with ``Status: DELETED`` (Xero's deletePayment): the invoice owes the amount
+        again (AUTHORISED once more if it was PAID); a deleted payment cannot be deleted again."""
+        payment = self.store.get("payment", payment_id.lower(), tenant=call.tenant) or self.store.get(
+            "payment", payment_id, tenant=call.tenant)
+        if payment is None:
+            return wire.not_found()
+        elements = _elements(call.body, "Payments")
+        if not elements:
+            return wire.accounting_error(14, "PostDataInvalidException", "No Payments were found in the request.")
+        element = elements[0]
+        if element.get("Status") != "DELETED":
+            return wire.validation_exception([_with_errors(element, ["Only a change of Status to DELETED is "
+                                                                     "supported."])])
+        if payment["Status"] == "DELETED":
+            return wire.validation_exception([_with_errors(element, ["This payment has already been deleted."])])
+        amount = Decimal(payment["Amount"])
+        invoice = self.store.get("invoice", payment["Invoice"]["InvoiceID"], tenant=call.tenant)
+        if invoice is not None:
+            invoice["AmountPaid"] = _money(Decimal(invoice["AmountPaid"]) - amount)
+            invoice["AmountDue"] = _money(Decimal(invoice["AmountDue"]) + amount)
+            invoice["Payments"] = [p for p in invoice.get("Payments", []) if p["PaymentID"] != payment["PaymentID"]]
+            if invoice["Status"] == "PAID":
+                invoice["Status"] = "AUTHORISED"
+                invoice.pop("FullyPaidOnDate", None)
+            _touch(invoice)
+            self.store.put("invoice", invoice["InvoiceID"], invoice, tenant=call.tenant)
+            self.state.emit(call.request, call.tenant, "INVOICE", "UPDATE", invoice["InvoiceID"])
+        payment["Status"] = "DELETED"
+        _touch(payment)
+        self.store.put("payment", payment["PaymentID"], payment, tenant=call.tenant)
+        return wire.json_response(wire.envelope("Payments", [payment]))
+
     def _settle(self, call: Call, invoice: dict[str, Any], amount: Decimal, on: str) -> None:
         """Reduce what is due; PAID at zero. Emits the invoice UPDATE webhook."""
         due = Decimal(invoice["AmountDue"]) - amount
@@ -778,6 +811,10 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
     @app.post(f"{PREFIX}/Payments")
     async def put_payments(request: Request) -> Response:
         return await state.run(request, api.create_payments)
+
+    @app.post(f"{PREFIX}/Payments/{{payment_id}}")
+    async def post_payment(request: Request, payment_id: str) -> Response:
+        return await state.run(request, lambda call: api.delete_payment(call, payment_id))
 
     @app.get(f"{PREFIX}/CreditNotes")
     async def get_credit_notes(request: Request) -> Response:

@@ -10,7 +10,7 @@ from canonical import Project as ErpProject
 from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.contract import RateCardEntry, RecurringCharge
 from canonical.deal import BillingInterval
-from canonical.keys import write_off_credit_note_id
+from canonical.keys import closing_credit_note_id, write_off_credit_note_id
 from canonical.reconciliation import (
     Delivery,
     EntityProject,
@@ -435,3 +435,29 @@ def test_compare_unroutable_reports_invoices_no_entity_holds() -> None:
     assert {(f.kind, f.billing_id) for f in findings} == {(FindingKind.UNROUTABLE_INVOICE, "in_9"),
                                                           (FindingKind.UNROUTABLE_INVOICE, "in_8")}
     assert all(f.refs[0].startswith("stripe:invoice:") and "repost" in f.repair for f in findings)
+
+
+# -- issue 24's month-end book: a void after a part payment ---------------------------------------------------
+def test_compare_receivables_void_after_part_payment_closed_by_the_ledgers_credit_is_no_finding() -> None:
+    # billing voided in_1 (200.00) after 50.00 was paid; the ledger kept the payment applied in the ERP and
+    # credited the unpaid 150.00 with its own closing credit note: the ERP invoice is settled, nothing is due
+    voided = billing("in_1", "200.00", paid="50.00", status=InvoiceStatus.VOID, charges=["ch_1"])
+    closing = ErpCreditNote(erp_id="xc1", reference=closing_credit_note_id("in_1", written_off=False),
+                            amount=Money.of("150.00", "USD"), erp_invoice_ids=["x1"])
+    data = Receivables(billing_invoices=[voided], erp_invoices=[erp("x1", "in_1", "200.00", paid="50.00",
+                                                                    status="PAID")],
+                       erp_payments=[payment("p1", "x1", "50.00", "ch_1")], erp_credit_notes=[closing])
+    assert kinds(data) == set()
+    # the ERP invoice still owing something is live against a void: a finding
+    owing = erp("x1", "in_1", "200.00", paid="50.00")
+    assert kinds(data.model_copy(update={"erp_invoices": [owing], "erp_credit_notes": []})) == {
+        ("status_mismatch", "in_1")}
+
+
+def test_expected_figures_count_the_cash_kept_on_an_invoice_voided_after_part_payment() -> None:
+    # the 50.00 received stays received (the ledger keeps it applied); the voided invoice is billed no more
+    invoices = [billing("in_1", "100.00", paid="100.00", status=InvoiceStatus.PAID),
+                billing("in_2", "200.00", paid="50.00", status=InvoiceStatus.VOID)]
+    [usd] = expected_figures(invoices, [], today=TODAY).values()
+    assert tuple(Decimal(str(v)) for v in (usd.billed, usd.paid, usd.outstanding, usd.credited)) == (
+        Decimal("100.00"), Decimal("150.00"), 0, 0)

@@ -41,6 +41,21 @@ def fresh_sandboxes(data_dir: Path, **overrides: Any) -> Iterator[tuple[Settings
             r.stop()
 
 
+def number_from(sandbox: SandboxHandle, counter: str, start: int) -> None:
+    """Have a fresh emulator number ``counter``'s IDs (``id:cus_``, ``hs:object-id``) after ``start``: its
+    customers and companies then name workflows (``ledger-…``, ``figures-…``) no other test's emulator names."""
+    from sqlmodel import Session
+
+    from sandbox.kit import Counter
+
+    store = sandbox.store
+    with store.lock, Session(store.engine) as session:
+        row = session.get(Counter, counter) or Counter(name=counter, value=0)
+        row.value = max(row.value, start)
+        session.add(row)
+        session.commit()
+
+
 class XeroByHand:
     """Direct writes to the Xero API (what a person does in Xero's screens), bypassing our connector."""
 
@@ -89,6 +104,10 @@ class XeroByHand:
                 "LineItems": [{"Description": "Goodwill", "Quantity": 1, "UnitAmount": Decimal(amount),
                                "AccountCode": "200", "TaxType": "NONE"}]}
         return str(self._send("PUT", tenant, "CreditNotes", {"CreditNotes": [body]})["CreditNotes"][0]["CreditNoteID"])
+
+    def delete_payment(self, tenant: str, payment_id: str) -> None:
+        """A bookkeeper deletes a payment typed in by mistake (Xero's deletePayment)."""
+        self._send("POST", tenant, f"Payments/{payment_id}", {"Payments": [{"Status": "DELETED"}]})
 
     def void(self, tenant: str, invoice_id: str) -> None:
         self._send("POST", tenant, f"Invoices/{invoice_id}",

@@ -49,6 +49,17 @@ async def billing_account(billing: StripeBilling, hubspot: SandboxHandle, *, ent
     return BillingAccount(company_id=company_id, deal_id=deal_id, customer_id=customer_id, entity=entity)
 
 
+async def billing_account_in(billing: StripeBilling, account: BillingAccount, entity: str) -> BillingAccount:
+    """The same CRM company and deal billed from another legal entity (a split customer): its own billing
+    customer, and so its own ledger."""
+    customer_id = await billing.ensure_customer(
+        Account(crm_id=account.company_id, name=f"Ledger Co {uuid.uuid4().hex[:6]}", country="DE"), contact=None,
+        reference=f"hubspot-company-{account.company_id}-{entity}", legal_entity=entity,
+        idempotency_key=f"test-{uuid.uuid4()}")
+    return BillingAccount(company_id=account.company_id, deal_id=account.deal_id, customer_id=customer_id,
+                          entity=entity)
+
+
 async def draft_invoices(billing: StripeBilling, account: BillingAccount, amounts: list[str], *,
                          currency: str = "USD", days_until_due: int = 30, with_deal: bool = True,
                          project: str | None = None) -> list[str]:

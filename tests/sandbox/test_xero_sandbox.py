@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -212,6 +213,28 @@ def test_overpayment_and_bad_account_are_refused(xero: httpx.Client) -> None:
     assert response.status_code == 400
     assert "Payment amount exceeds the amount outstanding on this document" in messages
     assert "Account type is invalid for making a payment to/from." in messages
+
+
+def test_deleting_a_payment_gives_its_amount_back_to_the_invoice(xero: httpx.Client) -> None:
+    """Xero's deletePayment (``POST /Payments/{PaymentID}`` with ``Status: DELETED``), as a bookkeeper removes a
+    payment typed in by mistake: the invoice owes the amount again and is AUTHORISED; the payment lists DELETED."""
+    invoice = new_invoice(xero, new_contact(xero)["ContactID"])
+    paid = xero.put(f"{API}/Payments", json={"Payments": [
+        {"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Account": {"Code": "090"}, "Amount": 100,
+         "Date": "2024-05-02"}]})
+    assert paid.status_code == 200, paid.text
+    payment_id = paid.json()["Payments"][0]["PaymentID"]
+    assert xero.get(f"{API}/Invoices/{invoice['InvoiceID']}").json()["Invoices"][0]["Status"] == "PAID"
+
+    deleted = xero.post(f"{API}/Payments/{payment_id}", json={"Payments": [{"Status": "DELETED"}]})
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["Payments"][0]["Status"] == "DELETED"
+    after = json.loads(xero.get(f"{API}/Invoices/{invoice['InvoiceID']}").text, parse_float=Decimal)["Invoices"][0]
+    assert (after["Status"], after["AmountDue"], after["AmountPaid"]) == ("AUTHORISED", Decimal(100), 0)
+    again = xero.post(f"{API}/Payments/{payment_id}", json={"Payments": [{"Status": "DELETED"}]})
+    assert again.status_code == 400  # already deleted
+    listed = xero.get(f"{API}/Payments", params={"where": f'PaymentID==Guid("{payment_id}")'}).json()["Payments"]
+    assert [p["Status"] for p in listed] == ["DELETED"]
 
 
 def test_projects_errors_use_the_projects_shape(xero: httpx.Client) -> None:

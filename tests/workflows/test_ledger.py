@@ -27,6 +27,7 @@ from activities.notify import NotifyActivities
 from bootstrap import for_cli
 from canonical import CreditNote, Invoice, InvoicePaid, Money
 from canonical.books import RevenueRule
+from canonical.keys import company_figures_workflow_id
 from settings import Settings
 from tests.helpers.activities import role_activities
 from tests.helpers.deals import deal_properties
@@ -34,6 +35,7 @@ from tests.helpers.histories import save_history
 from tests.helpers.ledger import (
     BillingAccount,
     billing_account,
+    billing_account_in,
     canonical,
     company_properties,
     draft_invoices,
@@ -43,12 +45,13 @@ from tests.helpers.ledger import (
     signal,
     stripe_events,
 )
-from tests.helpers.servers import SandboxHandle, stripe_auth, vendor_settings
+from tests.helpers.servers import SandboxHandle, hubspot_auth, stripe_auth, vendor_settings
 from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
+from workflows.company_figures import CompanyFiguresWorkflow
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.models import LedgerStatus, LedgerStatusRequest, RepostRequest
+from workflows.models import CompanyFiguresStatus, LedgerStatus, LedgerStatusRequest, RepostRequest
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 US01_TENANT = "4f7a0c1e-0001-4000-8000-000000000001"
@@ -100,7 +103,8 @@ async def ledger_rig(client: Client, settings: Settings, sandboxes: dict[str, Sa
     async with open_connectors(settings) as connectors:
         activities = role_activities(settings, crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
                                      erp=connectors.erp)
-        async with Worker(client, task_queue=settings.task_queue, workflows=[AccountLedgerWorkflow],
+        async with Worker(client, task_queue=settings.task_queue,
+                          workflows=[AccountLedgerWorkflow, CompanyFiguresWorkflow],
                           activities=[*activities, *NotifyActivities(notifications=None).all()]):
             yield LedgerRig(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
 
@@ -617,3 +621,64 @@ async def test_ledger_tax_exempt_us_customer_books_exempt_invoice_and_write_off_
                                                where=lambda p: (p.get("Invoice") or {}).get("InvoiceID")
                                                == erp["InvoiceID"])
     assert [(p["Account"]["Code"], p["Amount"]) for p in payment] == [("090", "400.00")]
+# -- a customer billed from two entities: one owner writes the sum ---------------------------------------
+def _sums(props: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
+    return figure(props, "billed"), figure(props, "paid"), figure(props, "outstanding")
+
+
+async def test_split_customer_figures_are_the_sum_of_both_entities_ledgers(rig: LedgerRig) -> None:
+    us = await rig.account()
+    eu = await billing_account_in(rig.connectors.billing, us, "EU01")
+    [us_invoice] = await rig.invoices(us, ["7777.77"])
+    [eu_invoice] = await rig.invoices(eu, ["3333.33"])
+
+    us_ledger = await rig.finalize(us, us_invoice)
+    await until(us_ledger, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "US01 invoice posted")
+    await rig.pay(us, us_invoice)
+    await until(us_ledger, lambda s: not s.open_items, "US01 invoice paid")
+    eu_ledger = await rig.finalize(eu, eu_invoice)
+    await until(eu_ledger, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "EU01 invoice posted")
+    await rig.pay(eu, eu_invoice, 33333)  # 333.33 of 3333.33
+    await until(eu_ledger, lambda s: s.open_items and s.open_items[0].paid == Decimal("333.33"), "EU01 part paid")
+
+    # by hand: billed 7777.77 + 3333.33, paid 7777.77 + 333.33, outstanding 3000.00
+    truth = (Decimal("11111.10"), Decimal("8111.10"), Decimal("3000.00"))
+    company = await eventually(lambda: _props(rig, us.company_id), lambda p: _sums(p) == truth,
+                               what="company figures over both ledgers", timeout=30)
+    assert figure(company, "overdue") == 0 and figure(company, "credited") == 0
+    deal = await eventually(lambda: _deal(rig, us.deal_id), lambda p: _sums(p) == truth,
+                            what="split deal figures over both ledgers", timeout=30)
+    assert figure(deal, "overdue") == 0
+
+    # one owner wrote them, and it holds both ledgers' parts
+    owner: WorkflowHandle = rig.client.get_workflow_handle(company_figures_workflow_id("hubspot", us.company_id))
+    status: CompanyFiguresStatus = await owner.query(CompanyFiguresWorkflow.figures)
+    assert sorted(status.customers) == sorted([us.customer_id, eu.customer_id])
+    [usd] = status.company
+    assert (usd.currency, usd.billed, usd.paid, usd.outstanding) == ("USD", "11111.10", "8111.10", "3000.00")
+    await save_history(owner, "company_figures_two_ledgers")
+
+
+
+async def test_repost_figures_rewrites_a_crm_figure_typed_over_by_hand(rig: LedgerRig) -> None:
+    """Reconciliation's repair for crm_figures_mismatch (``starter.py repost <ledger> --figures``): the ledger
+    reports its figures again and the company's owner writes the sum over every ledger over the hand edit; exit 0.
+    It used to have nothing to re-post and exit 1 with the hand edit still in the CRM."""
+    parts = for_cli(rig.settings, client=rig.client)
+    account = await rig.account()
+    [invoice_id] = await rig.invoices(account, ["640.00"])
+    handle = await rig.finalize(account, invoice_id)
+    await until(handle, lambda s: s.open_items and s.open_items[0].erp_invoice_id, "posted")
+    await eventually(lambda: _props(rig, account.company_id), lambda p: figure(p, "billed") == Decimal("640.00"),
+                     what="company figures")
+    async with httpx.AsyncClient(timeout=10) as http:  # a person types over a figure in the CRM
+        (await http.patch(f"{rig.hubspot.base_url}/crm/v3/objects/companies/{account.company_id}",
+                          json={"properties": {"revops_billed_usd": "6400.00"}},
+                          headers=hubspot_auth(rig.settings))).raise_for_status()
+    assert figure(await _props(rig, account.company_id), "billed") == Decimal("6400.00")
+
+    assert await starter.run(["repost", handle.id, "--figures"], parts=parts) == 0
+    company = await eventually(lambda: _props(rig, account.company_id),
+                               lambda p: figure(p, "billed") == Decimal("640.00"), what="hand edit overwritten")
+    assert figure(company, "outstanding") == Decimal("640.00")
+    await parts.aclose()

@@ -21,6 +21,7 @@ REQUIRED = {
     "amendments_scope_expansion", "amendments_out_of_order", "amendments_gap",
     "amendments_decrease_approved", "amendments_outage",
     "ledger_finalized", "ledger_partial_payments", "ledger_credit_note", "ledger_out_of_order", "ledger_overdue",
+    "company_figures_two_ledgers",
     "reconciliation_run",
     "backfill_first", "backfill_again", "backfill_empty",
     "invoicing_dated_and_accepted",
