@@ -239,6 +239,20 @@ class Org:
         found = self.find_by_id(str(target_id)) if target_id else None
         return self.resolve(found[0], found[1], rest) if found else None
 
+    def path_type(self, sobject: str, path: str) -> str | None:
+        """The type of a field or relationship path's last field (``Contact.AccountId`` -> reference)."""
+        head, _, rest = path.partition(".")
+        if not rest:
+            return self.field_type(sobject, head)
+        kind = self.field_type(sobject, f"{head}Id")
+        target = {"Owner": None, "CreatedBy": None, "LastModifiedBy": None}.get(head, head)
+        if kind != "reference" or target is None:
+            return None
+        try:
+            return self.path_type(self.sobject(target), rest)
+        except SalesforceError:
+            return None
+
     def url(self, sobject: str, record_id: str) -> str:
         return f"/services/data/{API_VERSION}/sobjects/{sobject}/{record_id}"
 

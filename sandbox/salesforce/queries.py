@@ -8,12 +8,13 @@ import functools
 import itertools
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 
-from sandbox.salesforce.org import API_VERSION, Org, SalesforceError
-from sandbox.salesforce.soql import Order, Query, Resolve, SoqlError, matches, parse, sort_key
+from sandbox.salesforce.org import API_VERSION, Org, SalesforceError, to_18
+from sandbox.salesforce.soql import Comparison, Logical, Order, Query, Resolve, SoqlError, matches, parse, sort_key
 
 DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
 MAX_CURSORS = 200
@@ -74,8 +75,9 @@ class Queries:
         def resolve(record: dict[str, Any], path: str) -> Any:
             return self.org.resolve(sobject, record, path)
 
+        where = ids_in_18(query.where, lambda path: self.org.path_type(sobject, path) in ("id", "reference"))
         try:
-            found = [r for r in self.org.all(sobject) if matches(query.where, r, resolve)]
+            found = [r for r in self.org.all(sobject) if matches(where, r, resolve)]
             for order in reversed(query.order):
                 found.sort(key=functools.partial(_key, order, resolve), reverse=order.descending)
         except SoqlError as exc:
@@ -88,3 +90,17 @@ class Queries:
 
 def _key(order: Order, resolve: Resolve, record: dict[str, Any]) -> tuple[int, Any]:
     return sort_key(order, record, resolve)
+
+
+def ids_in_18(node: Any, is_id: Callable[[str], bool]) -> Any:
+    """The WHERE tree with 15-character ID literals of ID fields in their 18-character form (Salesforce accepts
+    either in a filter)."""
+    def id18(value: Any) -> Any:
+        return (to_18(value) or value) if isinstance(value, str) else value
+
+    if isinstance(node, Logical):
+        return Logical(node.op, tuple(ids_in_18(p, is_id) for p in node.parts))
+    if isinstance(node, Comparison) and node.op != "LIKE" and is_id(node.field):
+        value = tuple(id18(v) for v in node.value) if isinstance(node.value, tuple) else id18(node.value)
+        return Comparison(node.field, node.op, value)
+    return node
