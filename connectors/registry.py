@@ -222,6 +222,11 @@ def default_registry(settings: Settings | None = None) -> AdapterRegistry:
     return _registry(tuple(settings.extra_adapters) if settings is not None else ())
 
 
+def crm_deal_id(settings: Settings, deal_id: str) -> str:
+    """A deal ID in the configured CRM's canonical form (the one workflow IDs are built from)."""
+    return default_registry(settings).chosen(settings, SystemRole.CRM).canonical_id(deal_id)
+
+
 def systems_of(settings: Settings) -> Systems:
     """The names of the adapters ``settings`` choose, for workflow IDs, references and texts."""
     return default_registry(settings).systems(settings)

@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from canonical.ownership import SystemRole
-from connectors.salesforce.ids import RECORD_ID
+from connectors.salesforce.ids import RECORD_ID, to_18
 from connectors.spec import AdapterSpec, Emulator, IdPattern, RateLimits, VendorSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,16 +73,26 @@ def _fields() -> list[Any]:
     return FIELDS
 
 
+def _id18(bare_id: str) -> str:
+    """The 18-character form of a 15- or 18-character ID; anything else as given (the adapter refuses it)."""
+    try:
+        return to_18(bare_id)
+    except ValueError:
+        return bare_id
+
+
 _DEFAULTS = SalesforceSettings.model_fields
 SPEC = AdapterSpec(
     role=SystemRole.CRM, name="salesforce", display_name="Salesforce", settings_class=SalesforceSettings,
     adapter=_adapter, receiver=_receiver,
-    object_kinds=("opportunity", "account", "contact", "opportunity_line_item"),
-    id_patterns=(IdPattern("opportunity", RECORD_ID), IdPattern("account", RECORD_ID)),
-    id_prefixes=(("006", "opportunity"), ("001", "account"), ("003", "contact"), ("00k", "opportunity_line_item")),
+    # the flows' words for the objects (an Opportunity is the deal, an Account the company), as for every CRM
+    object_kinds=("deal", "company", "contact", "line_item"),
+    id_patterns=(IdPattern("deal", RECORD_ID), IdPattern("company", RECORD_ID)),
+    id_prefixes=(("006", "deal"), ("001", "company"), ("003", "contact"), ("00k", "line_item")),
     rate_limits=RateLimits(reads_per_second=_DEFAULTS["requests_per_second"].default,
                            search_per_second=_DEFAULTS["requests_per_second"].default),
     wire_tables=_fields, emulator=Emulator(module="sandbox.salesforce.app", acts="connectors.salesforce.acts"),
+    normalise_id=_id18,
 )
 
 __all__ = ["SPEC", "SalesforceSettings"]
