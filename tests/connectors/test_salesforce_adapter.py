@@ -262,3 +262,34 @@ async def test_salesforce_injected_rate_limit_is_rate_limited(crm: SalesforceCrm
     with salesforce_sandbox.faults(error_rate=1.0, status=429, path_prefix="/services/data/"):
         with pytest.raises(RateLimited):
             await crm.get_deal(seeded["opportunityId"])
+
+
+def _rsa_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.mark.parametrize("case", ["unregistered key", "other user", "other audience"])
+async def test_salesforce_jwt_bearer_refused_unless_key_user_and_audience_match(
+        settings: Settings, salesforce_sandbox: SandboxHandle, case: str) -> None:
+    private, public = _rsa_pair()
+    if case != "unregistered key":
+        salesforce_sandbox.post_control("connected-app/keys", {"public_key_pem": public})
+    fields: dict[str, Any] = {"jwt_private_key": private}
+    if case == "other user":
+        fields["jwt_username"] = "someone@else.example"
+    if case == "other audience":
+        fields["jwt_audience"] = "https://login.salesforce.com"
+    adapter = from_settings(with_vendor(settings, "salesforce", **fields))
+    try:
+        with pytest.raises(AuthFailed, match="invalid_grant"):
+            await adapter.list_companies(limit=1)
+    finally:
+        await adapter.aclose()
