@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.kit import Store
@@ -55,8 +56,21 @@ OBJECTS: dict[str, dict[str, Any]] = {
 READ_ONLY = {"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted", "CreatedById",
              "LastModifiedById"}
 #: per object, fields it derives from others (a line item's product code, name and list price)
-DERIVED = {"OpportunityLineItem": {"ProductCode", "Name", "ListPrice"}, "PricebookEntry": {"Name", "ProductCode"}}
+DERIVED = {"OpportunityLineItem": {"ProductCode", "Name", "ListPrice"},
+           "PricebookEntry": {"Name", "ProductCode"}}
 PREFIXES = {spec["prefix"]: name for name, spec in OBJECTS.items()}
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        raise SalesforceError(400, "INVALID_TYPE_ON_FIELD_IN_RECORD", f"value not of required type: {value}") from None
+
+
+def _number(value: Decimal) -> float:
+    """A currency amount as Salesforce sends it: a JSON number rounded to two places."""
+    return float(value.quantize(Decimal("0.01")))
 
 
 class SalesforceError(Exception):
@@ -192,7 +206,10 @@ class Org:
         if sobject in ("Account", "Opportunity"):
             record.setdefault("OwnerId", ORG_USER_ID)
         self._derive(sobject, record)
-        return self.store.put(f"sf:{sobject}", record["Id"], record)
+        self.store.put(f"sf:{sobject}", record["Id"], record)
+        if sobject == "OpportunityLineItem":
+            self.roll_up(record["OpportunityId"])
+        return record
 
     def update(self, sobject: str, record_id: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The record after the update and the fields whose value changed."""
@@ -203,11 +220,16 @@ class Org:
         stamp = now_text()
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
         self._derive(sobject, record)
-        return self.store.put(f"sf:{sobject}", record["Id"], record), changed
+        self.store.put(f"sf:{sobject}", record["Id"], record)
+        if sobject == "OpportunityLineItem":
+            self.roll_up(record["OpportunityId"])
+        return record, changed
 
     def delete(self, sobject: str, record_id: str) -> None:
         record = self.require(sobject, record_id)
         self.store.delete(f"sf:{sobject}", record["Id"])
+        if sobject == "OpportunityLineItem":
+            self.roll_up(record["OpportunityId"])
 
     def _derive(self, sobject: str, record: dict[str, Any]) -> None:
         """What the org computes: a line item's product code, name and list price from its price book entry."""
@@ -221,9 +243,25 @@ class Org:
             record["Product2Id"] = product["Id"]
             record["ProductCode"] = product.get("ProductCode")
             record["Name"] = f"{opportunity.get('Name', '')} {product.get('Name', '')}".strip()
+        quantity, discount = _decimal(record.get("Quantity")), _decimal(record.get("Discount"))
+        if record.get("UnitPrice") is None and record.get("TotalPrice") is not None and quantity:
+            # a line may be given its total instead of its sales price (never both)
+            record["UnitPrice"] = _number(_decimal(record["TotalPrice"]) / quantity / (1 - discount / 100))
         if entry:
             record["ListPrice"] = entry.get("UnitPrice")
             record.setdefault("UnitPrice", entry.get("UnitPrice"))
+        record["TotalPrice"] = _number(_decimal(record.get("Quantity")) * _decimal(record.get("UnitPrice"))
+                                       * (1 - _decimal(record.get("Discount")) / 100))
+
+    def roll_up(self, opportunity_id: str) -> None:
+        """An opportunity with products has the sum of its lines' total prices as its Amount."""
+        opportunity = self.get("Opportunity", opportunity_id)
+        lines = self.store.list("sf:OpportunityLineItem", where=lambda r: r.get("OpportunityId") == opportunity_id)
+        if opportunity is None or not lines:
+            return
+        opportunity["Amount"] = _number(sum((_decimal(line.get("TotalPrice")) for line in lines), Decimal(0)))
+        opportunity["LastModifiedDate"] = opportunity["SystemModstamp"] = now_text()
+        self.store.put("sf:Opportunity", opportunity["Id"], opportunity)
 
     def by_external_id(self, sobject: str, field: str, value: str) -> list[dict[str, Any]]:
         return self.store.list(f"sf:{sobject}", where=lambda r: r.get(field) == value)

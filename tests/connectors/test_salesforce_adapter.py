@@ -72,8 +72,10 @@ async def test_salesforce_get_deal_maps_opportunity_account_contacts_and_lines(
     deal = await crm.get_deal(seeded["opportunityId"])
 
     assert deal.crm_id == seeded["opportunityId"] and len(deal.crm_id) == 18
+    # an opportunity with products has the sum of their total prices as its Amount (the 21600 given is replaced):
+    # 10 x 200.10 less 10 % = 1800.90, plus 1 x 3600 = 5400.90
     assert (deal.stage, deal.amount, deal.currency, deal.region, deal.legal_entity) == (
-        "Prospecting", Decimal("21600.0"), "EUR", "EMEA", "EU01")
+        "Prospecting", Decimal("5400.9"), "EUR", "EMEA", "EU01")
     assert deal.billing_model is BillingModel.SUBSCRIPTION and deal.payment_terms_days == 45
     assert deal.non_standard_terms is True
     assert str(deal.start_date) == "2025-02-01" and str(deal.end_date) == "2026-01-31"

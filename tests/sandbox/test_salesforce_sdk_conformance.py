@@ -129,6 +129,28 @@ def test_salesforce_sdk_relationship_fields_and_where_in(sf: Salesforce) -> None
     assert rows[0]["Contact"]["Email"] == "ann@rel.example" and rows[0]["Contact"]["attributes"]["type"] == "Contact"
 
 
+def test_salesforce_sdk_products_roll_up_into_the_opportunity_amount(sf: Salesforce) -> None:
+    opportunity = sf.Opportunity.create({"Name": f"Lines {uid()}", "StageName": "Prospecting",
+                                         "CloseDate": "2026-01-01", "Amount": 1})["id"]
+    product = sf.Product2.create({"Name": "Seat", "ProductCode": f"SEAT-{uid()}", "IsActive": True})["id"]
+    book = sf.Pricebook2.create({"Name": "Standard", "IsActive": True})["id"]
+    entry = sf.PricebookEntry.create({"Pricebook2Id": book, "Product2Id": product, "UnitPrice": 120,
+                                      "IsActive": True})["id"]
+    line = sf.OpportunityLineItem.create({"OpportunityId": opportunity, "PricebookEntryId": entry, "Quantity": 3,
+                                          "UnitPrice": 99.99, "Discount": 10})["id"]
+    sf.OpportunityLineItem.create({"OpportunityId": opportunity, "PricebookEntryId": entry, "Quantity": 2,
+                                   "TotalPrice": 50})
+
+    read = sf.OpportunityLineItem.get(line)
+    # 3 x 99.99 less 10 % = 269.973 -> 269.97; plus a line given its total, 50.00
+    assert (read["ListPrice"], read["TotalPrice"], read["ProductCode"]) == (120, 269.97, read["ProductCode"])
+    assert read["ProductCode"].startswith("SEAT-")
+    assert sf.Opportunity.get(opportunity)["Amount"] == 319.97
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.OpportunityLineItem.update(line, {"ProductCode": "OTHER"})
+    assert refused.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+
 def test_salesforce_sdk_errors_are_salesforce_shaped(sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as invalid:
         sf.Account.create({"Name": "X", "Colour__c": "blue"})
