@@ -113,19 +113,19 @@ class SalesforceOutboundMessages:
             raise SignatureInvalid("OrganizationId is not this org's")
 
     def parse(self, *, headers: Mapping[str, str], body: bytes) -> list[DomainEvent]:
-        """Each opportunity notification as :class:`DealStageReached` (approval or closed-won stage) or
-        :class:`DealChanged`; notifications about other objects are dropped (and still acknowledged)."""
+        """Each opportunity notification as :class:`DealChanged` (a run waiting for corrected data re-reads the
+        deal), preceded by :class:`DealStageReached` when the opportunity is at the approval or closed-won stage.
+        A notification does not say which field changed, so both are given, under their own event IDs; the intake
+        ignores what no run needs. Notifications about other objects are dropped (and still acknowledged)."""
         notifications = parse_envelope(body).findall(f"{{{OUTBOUND_NS}}}Notification")
         if len(notifications) > MAX_NOTIFICATIONS:
             raise PayloadInvalid("Notification", f"more than {MAX_NOTIFICATIONS} notifications")
         events: list[DomainEvent] = []
         for index, notification in enumerate(notifications):
-            event = self._event(index, notification)
-            if event is not None:
-                events.append(event)
+            events.extend(self._events(index, notification))
         return events
 
-    def _event(self, index: int, notification: ET.Element) -> DomainEvent | None:
+    def _events(self, index: int, notification: ET.Element) -> list[DomainEvent]:
         where = f"Notification[{index}]"
         notification_id = _child(notification, "Id")
         if not notification_id or not notification_id.isalnum():
@@ -134,22 +134,25 @@ class SalesforceOutboundMessages:
         if sobject is None:
             raise PayloadInvalid(f"{where}.sObject", "missing")
         if sobject.get(f"{{{XSI_NS}}}type", "").split(":")[-1] != "Opportunity":
-            return None
+            return []
         try:
             deal_id = to_18(_child(sobject, "Id", SOBJECT_NS) or "")
         except ValueError:
             raise PayloadInvalid(f"{where}.sObject.Id", "not a Salesforce ID") from None
         occurred = parse_datetime(_child(sobject, "SystemModstamp", SOBJECT_NS)
                                   or _child(sobject, "LastModifiedDate", SOBJECT_NS))
-        common: dict[str, Any] = {"source_system": self.vendor, "source_event_id": notification_id,
-                                  "occurred_at": occurred or datetime.now(UTC),
+        common: dict[str, Any] = {"source_system": self.vendor, "occurred_at": occurred or datetime.now(UTC),
                                   "correlation_id": f"{self.vendor}-{notification_id}", "deal_id": deal_id}
-        stage = _child(sobject, "StageName", SOBJECT_NS)
-        if stage in (self.approval_stage, self.closed_won_stage):
-            return DealStageReached(stage=stage, is_closed_won=stage == self.closed_won_stage, **common)
         fields = {child.tag.split("}")[-1]: (child.text or "").strip()[:MAX_FIELD_CHARS] for child in sobject
                   if child.tag.split("}")[-1] not in ("Id", "SystemModstamp", "LastModifiedDate")}
-        return DealChanged(properties=dict(list(fields.items())[:50]), **common)
+        events: list[DomainEvent] = []
+        stage = _child(sobject, "StageName", SOBJECT_NS)
+        if stage in (self.approval_stage, self.closed_won_stage):
+            events.append(DealStageReached(stage=stage, is_closed_won=stage == self.closed_won_stage,
+                                           source_event_id=notification_id, **common))
+        events.append(DealChanged(properties=dict(list(fields.items())[:50]),
+                                  source_event_id=f"{notification_id}:changed", **common))
+        return events
 
     def render_answer(self, status: int, payload: Mapping[str, Any]) -> tuple[bytes, str]:
         """The SOAP answer of the ingress: ``Ack`` true when accepted, a client fault when refused."""

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from sandbox.kit import Store, VendorStyle, create_sandbox_app
 from sandbox.salesforce.controls import Controls
 from sandbox.salesforce.org import Org, SalesforceError
-from sandbox.salesforce.outbound import OutboundMessages
+from sandbox.salesforce.outbound import TRIGGER_FIELDS, OutboundMessages
 from sandbox.salesforce.rest import Rest
 from sandbox.salesforce.sessions import Sessions
 from settings import Settings
@@ -60,7 +60,7 @@ def create_app(config: Any, *, settings: Settings, database_url: str = "sqlite:/
     app.state.org, app.state.sessions, app.state.outbound = org, sessions, outbound
 
     def on_change(sobject: str, record: dict[str, Any], changed: dict[str, Any]) -> None:
-        if sobject == "Opportunity" and "StageName" in changed:
+        if sobject == "Opportunity" and TRIGGER_FIELDS & set(changed):
             outbound.stage_changed(record)
 
     @app.middleware("http")

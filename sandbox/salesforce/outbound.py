@@ -1,4 +1,4 @@
-"""Outbound Messages: what a workflow rule "Opportunity stage changed" sends, as Salesforce sends it.
+"""Outbound Messages: what a workflow rule "Opportunity stage or deal data changed" sends, as Salesforce sends it.
 
 A SOAP ``notifications`` message (org ID, action ID, one ``Notification`` with the opportunity's selected fields)
 is POSTed to every registered endpoint URL with ``Content-Type: text/xml`` and ``SOAPAction: ""``; the endpoint URL
@@ -18,6 +18,12 @@ from sandbox.salesforce.org import checksum
 
 #: the fields the outbound message is configured to send
 FIELDS = ("Id", "Name", "StageName", "Amount", "AccountId", "SystemModstamp")
+#: the workflow rule's criteria: ISCHANGED() of the stage or of a field the deal's data comes from (never of our
+#: write-back fields, so the integration's own writes send nothing)
+TRIGGER_FIELDS = frozenset({"StageName", "Name", "Amount", "CurrencyIsoCode", "AccountId", "OwnerId",
+                            "Revops_Region__c", "Revops_Legal_Entity__c", "Revops_Billing_Model__c",
+                            "Revops_Start_Date__c", "Revops_End_Date__c", "Revops_Payment_Terms_Days__c",
+                            "Revops_Non_Standard_Terms__c"})
 ACTION_ID = "04k000000000001AAA"
 
 
@@ -61,7 +67,7 @@ def notification_xml(*, org_id: str, instance_url: str, notification_id: str, re
 
 
 class OutboundMessages:
-    """Sends a notification when an opportunity's stage changes."""
+    """Sends a notification when an opportunity's stage or deal data changes (:data:`TRIGGER_FIELDS`)."""
 
     def __init__(self, control: SandboxControl, store: Store, config: Any) -> None:
         self.control = control
