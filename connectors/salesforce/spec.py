@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from canonical.ownership import SystemRole
-from connectors.salesforce.ids import RECORD_ID, to_18
+from connectors.salesforce.ids import to_18
 from connectors.spec import AdapterSpec, Emulator, IdPattern, RateLimits, VendorSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +74,11 @@ def _fields() -> list[Any]:
     return FIELDS
 
 
+def _with_prefix(prefix: str) -> re.Pattern[str]:
+    """A 15- or 18-character record ID with the object's key prefix."""
+    return re.compile(rf"{prefix}[a-zA-Z0-9]{{12}}(?:[A-Z0-5]{{3}})?")
+
+
 def _id18(bare_id: str) -> str:
     """The 18-character form of a 15- or 18-character ID; anything else as given (the adapter refuses it)."""
     try:
@@ -85,10 +91,12 @@ _DEFAULTS = SalesforceSettings.model_fields
 SPEC = AdapterSpec(
     role=SystemRole.CRM, name="salesforce", display_name="Salesforce", settings_class=SalesforceSettings,
     adapter=_adapter, receiver=_receiver,
-    # the flows' words for the objects (an Opportunity is the deal, an Account the company), as for every CRM
+    # the flows' words for the objects (an Opportunity is the deal, an Account the company), as for every CRM; a
+    # record ID's key prefix names its object (006 Opportunity, 001 Account, 003 Contact, 00k line item), and only
+    # an ID of Salesforce's form is taken for one (a GUID that starts with 001 is not an Account)
     object_kinds=("deal", "company", "contact", "line_item"),
-    id_patterns=(IdPattern("deal", RECORD_ID), IdPattern("company", RECORD_ID)),
-    id_prefixes=(("006", "deal"), ("001", "company"), ("003", "contact"), ("00k", "line_item")),
+    id_patterns=tuple(IdPattern(kind, _with_prefix(prefix)) for prefix, kind in (
+        ("006", "deal"), ("001", "company"), ("003", "contact"), ("00k", "line_item"))),
     rate_limits=RateLimits(reads_per_second=_DEFAULTS["requests_per_second"].default,
                            search_per_second=_DEFAULTS["requests_per_second"].default),
     wire_tables=_fields, emulator=Emulator(module="sandbox.salesforce.app", acts="connectors.salesforce.acts"),

@@ -33,4 +33,5 @@ def test_salesforce_ids_the_descriptor_gives_the_canonical_form() -> None:
                 if s.name == "salesforce")
     assert spec.canonical_id("001A0000006Vm9r") == "001A0000006Vm9rIAC"
     assert spec.canonical_id("not-an-id") == "not-an-id"  # left for the adapter to refuse visibly
-    assert spec.recognise("006000000000001AAA") == ["deal"]
+    assert spec.recognise("006000000000001AAA") == ["deal"] and spec.recognise("001000000000001") == ["company"]
+    assert spec.recognise("0010abcd-0000-4000-8000-000000000001") == []  # a GUID is not an Account ID
