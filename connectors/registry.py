@@ -28,13 +28,14 @@ from connectors.docusign.spec import SPEC as DOCUSIGN
 from connectors.hubspot.spec import SPEC as HUBSPOT
 from connectors.ironclad.spec import SPEC as IRONCLAD
 from connectors.routing import ErpRouter
+from connectors.salesforce.spec import SPEC as SALESFORCE
 from connectors.spec import AdapterSpec, RateLimits, VendorSettings
 from connectors.stripe.spec import SPEC as STRIPE
 from connectors.xero.spec import SPEC as XERO
 from settings import Settings
 
 #: every adapter this build knows, the default of each role first
-DEFAULT_SPECS: tuple[AdapterSpec, ...] = (HUBSPOT, IRONCLAD, DOCUSIGN, STRIPE, XERO)
+DEFAULT_SPECS: tuple[AdapterSpec, ...] = (HUBSPOT, SALESFORCE, IRONCLAD, DOCUSIGN, STRIPE, XERO)
 
 #: ``(settings, transport) -> adapter`` (an adapter added in code, e.g. a test's in-memory one)
 AdapterFactory = Callable[[Settings, "httpx.AsyncBaseTransport | None"], Any]
@@ -220,6 +221,11 @@ def default_registry(settings: Settings | None = None) -> AdapterRegistry:
     names (``package.module`` holding ``SPEC``, or ``package.module:NAME``): a deployment's own adapter is a
     package and a settings line, no edit here."""
     return _registry(tuple(settings.extra_adapters) if settings is not None else ())
+
+
+def crm_deal_id(settings: Settings, deal_id: str) -> str:
+    """A deal ID in the configured CRM's canonical form (the one workflow IDs are built from)."""
+    return default_registry(settings).chosen(settings, SystemRole.CRM).canonical_id(deal_id)
 
 
 def systems_of(settings: Settings) -> Systems:

@@ -116,6 +116,14 @@ class AdapterSpec:
     #: the most decimals the system keeps of an amount (an ERP's precision; routing refuses a currency with
     #: more); None: every currency's minor unit
     money_decimals: int | None = None
+    #: the one form of a bare record ID that workflow IDs and references use (a vendor with two spellings of one
+    #: ID, e.g. 15- and 18-character IDs, gives the canonical one; an ID it does not recognise comes back as it
+    #: is, for the adapter to refuse visibly); None: IDs are used as given
+    normalise_id: Callable[[str], str] | None = None
+
+    def canonical_id(self, bare_id: str) -> str:
+        """``bare_id`` in the form workflow IDs and references use (see :attr:`normalise_id`)."""
+        return self.normalise_id(bare_id) if self.normalise_id is not None else bare_id
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):

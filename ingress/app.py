@@ -73,11 +73,17 @@ def kept_headers(headers: Mapping[str, str], prefixes: tuple[str, ...] = ()) -> 
     return kept
 
 
-def _answer(bodyless: bool, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+def _answer(receiver: Any, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
             ) -> Response:
-    """JSON, or for a vendor that wants no body (the receiver's ``bodyless_answers``) the same in headers."""
+    """JSON; for a receiver that renders its vendor's own answer (``render_answer(status, payload)`` -> body and
+    media type, e.g. a SOAP acknowledgement) that; for a vendor that wants no body (the receiver's
+    ``bodyless_answers``) the same in headers."""
     headers = dict(headers or {})
-    if bodyless:
+    render = getattr(receiver, "render_answer", None)
+    if render is not None:
+        content, media_type = render(status, payload)
+        return Response(content=content, status_code=status, media_type=media_type, headers=headers)
+    if getattr(receiver, "bodyless_answers", False):
         for key in ("outcome", "workflow_id", "event_id", "reason", "field"):
             if payload.get(key):
                 headers[f"X-Revops-{key.replace('_', '-').title()}"] = header_safe(payload[key])
@@ -85,9 +91,9 @@ def _answer(bodyless: bool, status: int, payload: dict[str, Any], headers: dict[
     return JSONResponse(status_code=status, content=payload, headers=headers)
 
 
-def _try_later(bodyless: bool) -> Response:
+def _try_later(receiver: Any) -> Response:
     """503 that says only "try later": the reason stays in the ledger and the log."""
-    return _answer(bodyless, 503, {"outcome": Outcome.FAILED.value, "reason": "try later"},
+    return _answer(receiver, 503, {"outcome": Outcome.FAILED.value, "reason": "try later"},
                    {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
@@ -106,8 +112,6 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
     """The ingress app over the given receivers (by vendor path), ledger and Temporal client provider."""
     metrics = metrics or IngressMetrics(vendors=receivers, ledger=ledger)
 
-    def _bodyless(vendor: str) -> bool:
-        return bool(getattr(receivers.get(vendor), "bodyless_answers", False))
     intake = build_intake(settings, clients=client_provider, ledger=ledger, clm=clm, crm=crm,
                           on_recorded=metrics.delivered)
     limit = settings.ingress_max_body_bytes
@@ -142,7 +146,7 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
             log.exception("could not record a refused delivery", extra={"vendor": received.vendor})
         log.info("delivery refused", extra={"vendor": received.vendor, "status": status, "reason": reason,
                                             "request_id": received.request_id})
-        return _answer(_bodyless(vendor), status,
+        return _answer(receivers.get(vendor), status,
                        {"outcome": Outcome.REJECTED.value, "reason": reason, **(extra or {})})
 
     async def accept_all(events: Sequence[Any], received: Received) -> list[Routed]:
@@ -219,7 +223,7 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
                 # the verification key could not be fetched: our problem, not a forgery; ask for redelivery
                 await intake.record_refusal(received, outcome=Outcome.FAILED, reason=header_safe(exc.reason, 300),
                                             status=503)
-                return _try_later(_bodyless(vendor))
+                return _try_later(receivers.get(vendor))
             received.signature = SignatureCheck.INVALID
             return await refuse(vendor, received, 401, exc.reason)
         except Exception as exc:  # a receiver must never turn a forgery into a 500
@@ -239,23 +243,23 @@ def create_app(*, settings: Settings, client_provider: ClientProvider, receivers
             if not events:
                 await intake.record_refusal(received, outcome=Outcome.IGNORED, status=200,
                                             reason="no event a flow acts on")
-                return _answer(_bodyless(vendor), 200, _summary([]))
+                return _answer(receivers.get(vendor), 200, _summary([]))
             # Shielded: a vendor that hangs up (or a shutdown that cancels this request) must not stop an
             # event between being claimed in the ledger and being settled there.
             results = await asyncio.shield(asyncio.ensure_future(accept_all(events, received)))
         except RoutingUnavailable as exc:
             log.warning("delivery not handed over", extra={"vendor": received.vendor, "reason": exc.reason,
                                                            "request_id": received.request_id})
-            return _try_later(_bodyless(vendor))
+            return _try_later(receivers.get(vendor))
         except SQLAlchemyError as exc:
             log.error("event ledger unavailable", extra={"vendor": received.vendor, "error": type(exc).__name__,
                                                          "request_id": received.request_id})
-            return _try_later(_bodyless(vendor))
+            return _try_later(receivers.get(vendor))
         except Exception as exc:
             log.error("delivery failed", extra={"vendor": received.vendor, "error": type(exc).__name__,
                                                 "request_id": received.request_id})
-            return _answer(_bodyless(vendor), 500, {"outcome": Outcome.FAILED.value, "reason": type(exc).__name__})
-        return _answer(_bodyless(vendor), 200, _summary(results))
+            return _answer(receivers.get(vendor), 500, {"outcome": Outcome.FAILED.value, "reason": type(exc).__name__})
+        return _answer(receivers.get(vendor), 200, _summary(results))
 
     return app
 

@@ -22,7 +22,7 @@ from canonical import Deal, DomainEvent, EventEnvelope
 from canonical.keys import amendments_workflow_id, ledger_workflow_id, quote_to_cash_workflow_id
 from canonical.policy import RoutingError, deal_entity
 from canonical.systems import Systems
-from connectors.registry import systems_of
+from connectors.registry import crm_deal_id, systems_of
 from runtime.attributes import BUSINESS_KEYS, EXCEPTION_KIND, STAGE
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
@@ -40,8 +40,9 @@ from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
 def quote_to_cash_id(settings: Settings, deal_id: str) -> str:
-    """Workflow IDs are business keys (DESIGN.md): one quote-to-cash run per deal of the configured CRM."""
-    return quote_to_cash_workflow_id(systems_of(settings).crm.name, deal_id)
+    """Workflow IDs are business keys (DESIGN.md): one quote-to-cash run per deal of the configured CRM (the deal ID
+    in the CRM's canonical form, so two spellings of one ID name one run)."""
+    return quote_to_cash_workflow_id(systems_of(settings).crm.name, crm_deal_id(settings, deal_id))
 
 
 def amendments_id(settings: Settings, record_id: str) -> str:
@@ -99,6 +100,7 @@ async def launch_quote_to_cash(client: Client, settings: Settings, deal_id: str,
 
     The start asks the server to refuse a running duplicate (conflict policy FAIL); the refusal names the
     running run, which this call then attaches to, so the caller learns whether it started anything."""
+    deal_id = crm_deal_id(settings, deal_id)
     summary, details = deal_summary(deal_id, deal, settings)
     workflow_id = quote_to_cash_id(settings, deal_id)
     try:

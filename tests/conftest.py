@@ -36,7 +36,7 @@ os.environ["CODEC_KEYS"] = TEST_CODEC_KEYS
 
 @pytest.fixture(scope="session")
 def sandbox_ports() -> dict[str, int]:
-    return {v: free_port() for v in ("hubspot", "ironclad", "docusign", "stripe", "xero")}
+    return {v: free_port() for v in ("hubspot", "salesforce", "ironclad", "docusign", "stripe", "xero")}
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,11 @@ def settings(sandbox_ports: dict[str, int], tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def hubspot_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
     yield from _sandbox_on_port("hubspot", settings)
+
+
+@pytest.fixture(scope="session")
+def salesforce_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("salesforce", settings)
 
 
 @pytest.fixture(scope="session")

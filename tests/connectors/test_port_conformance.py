@@ -74,15 +74,31 @@ async def _adapter(request: pytest.FixtureRequest, settings: Settings, sandbox: 
 
 
 # -- CRM -----------------------------------------------------------------------------------------------
-@pytest_asyncio.fixture(params=[MEMORY, "hubspot"])
+@pytest_asyncio.fixture(params=[MEMORY, "hubspot", "salesforce"])
 async def crm(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[CrmPort]:
     if request.param == MEMORY:
         yield FakeCrm()
+        return
+    if request.param == "salesforce":
+        from connectors.salesforce import from_settings as salesforce_adapter
+
+        async for adapter in _adapter(request, settings, "salesforce_sandbox", salesforce_adapter):
+            yield adapter
         return
     from connectors.hubspot import from_settings
 
     async for adapter in _adapter(request, settings, "hubspot_sandbox", from_settings):
         yield adapter
+
+
+def unknown_crm_id(crm: CrmPort, prefix: str) -> str:
+    """An ID of the CRM's own form that no record has (Salesforce: 18 characters with its object's key prefix)."""
+    number = uuid.uuid4().int % 10**12
+    if crm.vendor == "salesforce":
+        from connectors.salesforce.ids import to_18
+
+        return to_18(f"{prefix}{number:012d}")
+    return str(number)
 
 
 async def test_conformance_crm_is_the_port(crm: CrmPort) -> None:
@@ -91,7 +107,7 @@ async def test_conformance_crm_is_the_port(crm: CrmPort) -> None:
 
 
 async def test_conformance_crm_unknown_deal_is_not_found(crm: CrmPort) -> None:
-    deal_id = str(uuid.uuid4().int % 10**12)
+    deal_id = unknown_crm_id(crm, "006")
     with pytest.raises(NotFound):
         await crm.get_deal(deal_id)
 
@@ -109,7 +125,7 @@ async def test_conformance_crm_figures_for_an_unknown_company_are_not_found(crm:
     figures = [AccountFigures(currency="USD", billed="100.00", paid="0.00", outstanding="100.00", overdue="0.00",
                               credited="0.00")]
     with pytest.raises(NotFound):
-        await crm.write_account_figures(str(uuid.uuid4().int % 10**12), figures)
+        await crm.write_account_figures(unknown_crm_id(crm, "001"), figures)
 
 
 # -- CLM -----------------------------------------------------------------------------------------------

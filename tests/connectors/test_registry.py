@@ -91,8 +91,9 @@ async def test_registry_routes_each_tenant_to_its_entity_adapter(settings: Setti
 
 
 def test_registry_unknown_role_adapter_fails_at_start_naming_the_known_ones(settings: Settings) -> None:
-    with pytest.raises(UnknownAdapter, match=r"unknown CRM adapter 'salesforce'; known: hubspot \(set CRM_ADAPTER\)"):
-        build_adapters(settings.model_copy(update={"crm_adapter": "salesforce"}))
+    with pytest.raises(UnknownAdapter,
+                       match=r"unknown CRM adapter 'pipedrive'; known: hubspot, salesforce \(set CRM_ADAPTER\)"):
+        build_adapters(settings.model_copy(update={"crm_adapter": "pipedrive"}))
 
 
 def test_registry_unknown_entity_erp_adapter_fails_at_start_naming_the_entity(settings: Settings) -> None:
@@ -107,7 +108,7 @@ def test_registry_settings_choose_adapters_by_environment(monkeypatch: pytest.Mo
     assert (chosen.crm_adapter, chosen.clm_adapter, chosen.billing_adapter, chosen.erp_adapter) == (
         "salesforce", None, None, "netsuite")  # unset: the registry's first adapter of the role
     registry = default_registry()
-    for role in (SystemRole.CRM, SystemRole.ERP):
-        with pytest.raises(UnknownAdapter):  # neither is in this build yet: refused, never defaulted
-            registry.chosen(chosen, role)
+    assert registry.chosen(chosen, SystemRole.CRM).name == "salesforce"  # configuration chooses it
+    with pytest.raises(UnknownAdapter):  # not in this build yet: refused, never defaulted
+        registry.chosen(chosen, SystemRole.ERP)
     assert registry.chosen(chosen, SystemRole.CLM).name == "ironclad"

@@ -1,0 +1,1 @@
+"""Salesforce CRM emulator (REST API v60.0)."""
