@@ -26,6 +26,7 @@ from canonical.refs import is_reference
 from canonical.systems import OURS, Systems
 from connectors.hubspot.spec import SPEC as HUBSPOT
 from connectors.ironclad.spec import SPEC as IRONCLAD
+from connectors.netsuite.spec import SPEC as NETSUITE
 from connectors.routing import ErpRouter
 from connectors.spec import AdapterSpec, RateLimits, VendorSettings
 from connectors.stripe.spec import SPEC as STRIPE
@@ -33,7 +34,7 @@ from connectors.xero.spec import SPEC as XERO
 from settings import Settings
 
 #: every adapter this build knows, the default of each role first
-DEFAULT_SPECS: tuple[AdapterSpec, ...] = (HUBSPOT, IRONCLAD, STRIPE, XERO)
+DEFAULT_SPECS: tuple[AdapterSpec, ...] = (HUBSPOT, IRONCLAD, STRIPE, XERO, NETSUITE)
 
 #: ``(settings, transport) -> adapter`` (an adapter added in code, e.g. a test's in-memory one)
 AdapterFactory = Callable[[Settings, "httpx.AsyncBaseTransport | None"], Any]
