@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -150,7 +151,7 @@ class NetSuiteErp:
         return dict(doc)
 
     async def _by_external_id(self, record_type: str, external_id: str) -> dict[str, Any] | None:
-        eid = quote(checked_id(external_id, "external ID", SAFE_ID, vendor=VENDOR), safe="")
+        eid = checked_id(external_id, "NetSuite external ID", mapping.EXTERNAL_ID, vendor=VENDOR)
         try:
             return dict(await self._json("GET", f"{RECORDS}/{record_type}/eid:{eid}"))
         except NotFound:
@@ -158,7 +159,7 @@ class NetSuiteErp:
 
     async def _upsert(self, record_type: str, external_id: str, body: dict[str, Any]) -> str:
         """``PUT .../eid:{externalId}``: create or update; the internal ID from ``Location``."""
-        eid = quote(checked_id(external_id, "external ID", SAFE_ID, vendor=VENDOR), safe="")
+        eid = checked_id(external_id, "NetSuite external ID", mapping.EXTERNAL_ID, vendor=VENDOR)
         response = await self._call("PUT", f"{RECORDS}/{record_type}/eid:{eid}", body=body)
         return self._location_id(response)
 
@@ -408,7 +409,7 @@ class NetSuiteErp:
                              idempotency_key: str) -> str:
         """A customer payment applied to the invoice for the paid amount (partial when so); external ID = the
         billing payment ID."""
-        external_id = payment.billing_id or idempotency_key
+        external_id = payment.billing_id or "pay-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         found = await self._by_external_id("customerPayment", external_id)
         if found is not None:
             return str(found["id"])

@@ -1,7 +1,7 @@
 """Canonical <-> NetSuite REST records, one wire table per direction and record (``make docs`` renders them).
 
 Our references ride on ``externalId`` (unique per record type in the account): the customer's is our
-reference, the project's our project code, a task's ``<code>:task:<task name digest>``, an invoice's, payment's
+reference, the project's our project code, a task's ``<code>-task-<task name digest>``, an invoice's, payment's
 and credit memo's the billing document's ID. A voided invoice gives its external ID up
 (``<billing id>/void/<internal id>``) so that a corrected one can take it. Statuses are read into the ERP
 vocabulary the reconciliation speaks (``AUTHORISED``, ``PAID``, ``VOIDED``).
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -33,7 +34,9 @@ from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.wire import ABSENT, NOT_MAPPED, Wire, build, falsy, never, read
 
 MONEY_DECIMALS = 2
-VOID_MARK = ":void:"
+#: what NetSuite allows in an external ID: letters, digits, underscore and hyphen ("Using External IDs")
+EXTERNAL_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+VOID_MARK = "-void-"
 CLOSED, IN_PROGRESS = "1", "2"
 
 
@@ -68,7 +71,7 @@ def ref_id(doc: dict[str, Any], key: str) -> str:
 
 
 def task_external_id(code: str, name: str) -> str:
-    return f"{code}:task:{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return f"{code}-task-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def billing_id_of(external_id: Any) -> str:
@@ -357,7 +360,7 @@ class InvoiceDoc:
 
 
 INVOICE_IN: tuple[Wire[InvoiceDoc], ...] = (
-    Wire("Invoice.billing_id", "externalId", "the billing invoice ID (a voided one's `:void:` suffix dropped)",
+    Wire("Invoice.billing_id", "externalId", "the billing invoice ID (a voided one's `-void-` suffix dropped)",
          lambda d: billing_id_of(d.doc.get("externalId")), "invoice"),
     Wire("Invoice.number", "tranId", "as is", lambda d: d.doc.get("tranId"), "invoice"),
     Wire("Invoice.customer_id", "entity", "the ERP customer", lambda d: ref_id(d.doc, "entity"), "invoice"),

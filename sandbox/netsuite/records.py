@@ -9,6 +9,7 @@ credit memos applied to them (``apply.items[{doc, apply, amount}]``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -28,6 +29,10 @@ PROJECT_STATUS = {"1": "Closed", "2": "In Progress"}
 SUITEQL_MAX_LIMIT = 1000
 _REFERENCES = ("subsidiary", "currency", "entity", "customer", "parent", "company", "terms", "item", "doc",
                "entityStatus", "account")
+
+
+#: "An external ID can be any string containing letters, numbers, underscore (_), and hyphen (-)."
+EXTERNAL_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 def now_text() -> str:
@@ -130,6 +135,8 @@ class Records:
                                  external_id: str) -> Response:
         if record_type not in RECORD_TYPES:
             return wire.invalid(f"Record type '{record_type}' does not exist.", "INVALID_RCRD_TYPE")
+        if not EXTERNAL_ID.fullmatch(external_id):
+            return wire.invalid(f"Invalid external ID {external_id!r}.", "INVALID_PARAMETER")
         doc = self.by_external_id(record_type, external_id)
         return self._shown(request, record_type, doc) if doc else wire.not_found(record_type, f"eid:{external_id}")
 
@@ -148,6 +155,8 @@ class Records:
             return wire.invalid(f"Record type '{record_type}' does not exist.", "INVALID_RCRD_TYPE")
         if not isinstance(body, dict):
             return wire.invalid("The request body must be a JSON object.", "INVALID_CONTENT")
+        if not EXTERNAL_ID.fullmatch(external_id):
+            return wire.invalid(f"Invalid external ID {external_id!r}.", "INVALID_PARAMETER")
         if "externalId" in body and body["externalId"] != external_id:
             return wire.invalid("The external ID in the body differs from the one in the path.", "INVALID_PARAMETER")
         current = self.by_external_id(record_type, external_id)
@@ -187,6 +196,9 @@ class Records:
         unknown = sorted(set(body) - set(allowed) - {"externalId", "id", "links"})
         if unknown:
             raise ValueError(f"Invalid field(s): {', '.join(unknown)}")
+        external = body.get("externalId")
+        if external is not None and not (isinstance(external, str) and EXTERNAL_ID.fullmatch(external)):
+            raise ValueError(f"Invalid value for field externalId: {external!r} (letters, digits, _ and - only)")
         doc: dict[str, Any] = dict(current) if current else {
             "id": str(self.store.next_number("netsuite:internal-id") + 100), "dateCreated": now_text()}
         for key in allowed + ("externalId",):

@@ -61,7 +61,7 @@ def stored(sandbox: SandboxHandle, kind: str, **match: Any) -> list[dict[str, An
 
 
 async def new_customer(erp: NetSuiteErp) -> str:
-    ref = f"hubspot:company:{uid()}"
+    ref = f"hubspot-company-{uid()}-US01"
     made = await erp.upsert_customer(TENANT, Account(name=f"Acme {ref}"), contact=None, reference=ref,
                                      idempotency_key=f"k-{ref}")
     assert made.erp_contact_id
@@ -102,7 +102,7 @@ def test_netsuite_erp_implements_the_port_and_the_feed(settings: Settings) -> No
 
 async def test_netsuite_upsert_customer_by_external_id_writes_erp_fields(
         erp: NetSuiteErp, netsuite_sandbox: SandboxHandle) -> None:
-    ref = f"hubspot:company:{uid()}"
+    ref = f"hubspot-company-{uid()}-US01"
     account = Account(name=f"Globex {ref}", tax_number="US-99", payment_terms_days=30,
                       address=Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105",
                                       country="US"))
@@ -119,7 +119,7 @@ async def test_netsuite_upsert_customer_by_external_id_writes_erp_fields(
 
 async def test_netsuite_upsert_customer_twice_concurrently_is_one_record(
         erp: NetSuiteErp, netsuite_sandbox: SandboxHandle) -> None:
-    ref = f"hubspot:company:{uid()}"
+    ref = f"hubspot-company-{uid()}-US01"
     first, second = await asyncio.gather(*(
         erp.upsert_customer(TENANT, Account(name=f"Initech {ref}"), contact=None, reference=ref,
                             idempotency_key=f"k-{ref}") for _ in range(2)))
@@ -129,7 +129,7 @@ async def test_netsuite_upsert_customer_twice_concurrently_is_one_record(
 
 async def test_netsuite_archived_customer_is_made_active_again(erp: NetSuiteErp,
                                                                netsuite_sandbox: SandboxHandle) -> None:
-    ref = f"hubspot:company:{uid()}"
+    ref = f"hubspot-company-{uid()}-US01"
     made = await erp.upsert_customer(TENANT, Account(name="Gone Co"), contact=None, reference=ref,
                                      idempotency_key=f"k-{ref}")
     assert made.erp_contact_id
@@ -142,7 +142,7 @@ async def test_netsuite_archived_customer_is_made_active_again(erp: NetSuiteErp,
 
 async def test_netsuite_customers_in_one_subsidiary_are_not_found_in_another(erp: NetSuiteErp,
                                                                              settings: Settings) -> None:
-    ref = f"hubspot:company:{uid()}"
+    ref = f"hubspot-company-{uid()}-US01"
     await erp.upsert_customer(TENANT, Account(name="Local"), contact=None, reference=ref, idempotency_key=ref)
     other = settings.entity("EU01").erp_tenant_id
     assert await erp.find_customer(other, ref) is None
@@ -356,3 +356,12 @@ def test_netsuite_replayed_request_is_refused(settings: Settings, netsuite_sandb
     assert again.status_code == 401
     assert again.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_LOGIN"
     assert "replayed nonce" in again.json()["o:errorDetails"][0]["detail"]
+
+
+async def test_netsuite_reference_netsuite_cannot_hold_is_rejected_before_any_request(
+        erp: NetSuiteErp, netsuite_sandbox: SandboxHandle) -> None:
+    before = netsuite_sandbox.control.stats.requests
+    with pytest.raises(Rejected, match="external ID"):
+        await erp.upsert_customer(TENANT, Account(name="Colon Co"), contact=None, reference="hubspot:company:1",
+                                  idempotency_key="k")
+    assert netsuite_sandbox.control.stats.requests == before

@@ -202,3 +202,16 @@ def test_netsuite_sandbox_person_records_a_payment_and_edits_a_budget(settings: 
     project = httpx.get(target, headers=signed(settings, "GET", target)).json()
     assert "externalId" not in paid and paid["apply"]["items"][0]["doc"]["id"] == invoice
     assert Decimal(str(held["amountRemaining"])) == Decimal("50") and Decimal(str(project["jobPrice"])) == 1500
+
+
+def test_netsuite_sandbox_refuses_external_ids_netsuite_does_not_allow(settings: Settings,
+                                                                        netsuite_sandbox: SandboxHandle) -> None:
+    for path in ("/record/v1/customer/eid:a%3Ab", "/record/v1/customer/eid:a%20b"):
+        target = url(netsuite_sandbox, path)
+        answer = httpx.put(target, json={"companyName": "X", "subsidiary": {"id": "1"}},
+                           headers=signed(settings, "PUT", target))
+        assert answer.status_code == 400 and error_code(answer) == "INVALID_PARAMETER"
+    target = url(netsuite_sandbox, "/record/v1/customer")
+    answer = httpx.post(target, json={"companyName": "X", "subsidiary": {"id": "1"}, "externalId": "a.b"},
+                        headers=signed(settings, "POST", target))
+    assert answer.status_code == 400 and "externalId" in answer.text
