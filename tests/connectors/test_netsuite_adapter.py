@@ -365,3 +365,29 @@ async def test_netsuite_reference_netsuite_cannot_hold_is_rejected_before_any_re
         await erp.upsert_customer(TENANT, Account(name="Colon Co"), contact=None, reference="hubspot:company:1",
                                   idempotency_key="k")
     assert netsuite_sandbox.control.stats.requests == before
+
+
+async def test_netsuite_acts_a_hand_recorded_payment_and_budget_edit_are_read_back(
+        settings: Settings, erp: NetSuiteErp) -> None:
+    from connectors.acts import acts_for
+    from connectors.registry import default_registry
+
+    customer = await new_customer(erp)
+    billing_id = f"in_{uid()}"
+    posted = await erp.post_invoice(TENANT, invoice(billing_id, amount="60.00"), erp_contact_id=customer,
+                                    idempotency_key="k")
+    code = f"P-{uid()}-US01"
+    project = await erp.create_project(TENANT, Project(code=code, name="Hand", erp_contact_id=customer,
+                                                       erp_tenant_id=TENANT, budget=usd("100.00")),
+                                       idempotency_key=code)
+    spec = next(s for s in default_registry(settings).all() if s.name == "netsuite")
+    async with httpx.AsyncClient(timeout=10) as http:
+        acts = acts_for(spec, settings, http)
+        await acts.record_payment(posted, Decimal("25.00"))
+        await acts.edit_project_budget(project.erp_id, Decimal("250.00"))
+
+    by_hand = [p for p in await every(lambda c: erp.payments_page(TENANT, c)) if p.erp_invoice_id == posted]
+    assert [(p.reference, p.amount) for p in by_hand] == [("", usd("25.00"))]
+    [read] = [i for i in await erp.list_invoices(TENANT) if i.billing_id == billing_id]
+    assert read.amount_due == usd("35.00")
+    assert (await erp.get_project(TENANT, project.erp_id or "")).budget == usd("250.00")

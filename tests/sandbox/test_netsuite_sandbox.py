@@ -110,9 +110,10 @@ def test_netsuite_sandbox_checks_the_body_hash_authlib_sends(settings: Settings,
 
 
 # -- SuiteQL parser --------------------------------------------------------------------------------------------
-ROWS = [{"id": "1", "name": "Alpha", "amount": "10.5", "when": "2024-01-01T00:00:00Z", "kind": "A"},
-        {"id": "2", "name": "beta", "amount": "9", "when": "2024-06-01T12:00:00Z", "kind": "B"},
-        {"id": "10", "name": "O'Brien", "amount": None, "when": "2025-01-01T00:00:00Z", "kind": "A"}]
+ROWS: list[dict[str, Any]] = [
+    {"id": "1", "name": "Alpha", "amount": "10.5", "when": "2024-01-01T00:00:00Z", "kind": "A"},
+    {"id": "2", "name": "beta", "amount": "9", "when": "2024-06-01T12:00:00Z", "kind": "B"},
+    {"id": "10", "name": "O'Brien", "amount": None, "when": "2025-01-01T00:00:00Z", "kind": "A"}]
 
 
 @pytest.mark.parametrize(("where", "ids"), [
