@@ -391,3 +391,31 @@ async def test_netsuite_acts_a_hand_recorded_payment_and_budget_edit_are_read_ba
     [read] = [i for i in await erp.list_invoices(TENANT) if i.billing_id == billing_id]
     assert read.amount_due == usd("35.00")
     assert (await erp.get_project(TENANT, project.erp_id or "")).budget == usd("250.00")
+
+
+async def test_netsuite_subsidiary_and_currency_look_ups(erp: NetSuiteErp, settings: Settings) -> None:
+    eu = await erp.get_subsidiary(settings.entity("EU01").erp_tenant_id)
+    currencies = await erp.currencies()
+    assert currencies == {"1": "USD", "2": "GBP", "3": "CAD", "4": "EUR"}
+    assert currencies[eu["currency"]["id"]] == "EUR" and eu["name"] == settings.entity("EU01").name
+    with pytest.raises(NotFound):
+        await erp.get_subsidiary("999")
+
+
+async def test_netsuite_entity_subsidiary_books_in_its_currency(erp: NetSuiteErp, settings: Settings,
+                                                                netsuite_sandbox: SandboxHandle) -> None:
+    eu01 = settings.entity("EU01").erp_tenant_id
+    ref = f"hubspot-company-{uid()}-EU01"
+    customer = await erp.upsert_customer(eu01, Account(name="Euro GmbH"), contact=None, reference=ref,
+                                         idempotency_key=ref)
+    [doc] = stored(netsuite_sandbox, "customer", externalId=ref)
+    assert (doc["subsidiary"]["id"], doc["currency"]["id"]) == (eu01, "4")
+    euro = invoice(f"in_{uid()}").model_copy(update={"currency": "EUR"})
+    euro = euro.model_copy(update={"lines": [ln.model_copy(update={"amount": Money.of("100.00", "EUR"),
+                                                                   "unit_amount": Money.of("50.00", "EUR")})
+                                             for ln in euro.lines],
+                                   "tax": Money.of("0", "EUR"), "total": Money.of("100.00", "EUR")})
+    await erp.post_invoice(eu01, euro, erp_contact_id=customer.erp_contact_id or "", idempotency_key="k")
+    [read] = [i for i in await erp.list_invoices(eu01) if i.billing_id == euro.billing_id]
+    assert (read.currency, read.total, read.legal_entity) == ("EUR", Money.of("100.00", "EUR"), "EU01")
+    assert euro.billing_id not in {i.billing_id for i in await erp.list_invoices(TENANT)}
