@@ -369,8 +369,16 @@ class NetSuiteErp:
     @_shape_safe
     async def add_time_entry(self, tenant_id: str, project_id: str, entry: TimeEntry, *,
                              idempotency_key: str) -> TimeEntry:
-        raise Rejected("time entries are not posted to NetSuite by this integration (timeBill is not mapped)",
-                       vendor=VENDOR)
+        """A ``timeBill`` on the project task; its external ID is the port's key (digested), so a retry
+        records the hours once."""
+        record_id = _internal_id(project_id)
+        if record_id is None:
+            raise NotFound(f"no project {project_id!r}", vendor=VENDOR)
+        external_id = "time-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        found = await self._by_external_id("timeBill", external_id)
+        made = str(found["id"]) if found is not None else await self._upsert(
+            "timeBill", external_id, mapping.time_bill_to_netsuite(entry, record_id))
+        return entry.model_copy(update={"erp_id": made})
 
     @_shape_safe
     async def list_projects(self, tenant_id: str, *, include_closed: bool = False) -> list[Project]:

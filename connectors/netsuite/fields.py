@@ -12,6 +12,7 @@ FIELDS: list[FieldMapping] = one_row_per_field([
     *wire_rows("netsuite", "customer", "account", _IN, mapping.CUSTOMER_IN),
     *wire_rows("netsuite", "job (project)", "project", _OUT, mapping.PROJECT_OUT),
     *wire_rows("netsuite", "projectTask", "project", _OUT, mapping.TASK_OUT),
+    *wire_rows("netsuite", "timeBill", "project", _OUT, mapping.TIME_BILL_OUT),
     *wire_rows("netsuite", "invoice", "invoice", _OUT, mapping.INVOICE_OUT),
     *wire_rows("netsuite", "invoice", "invoice", _IN, mapping.INVOICE_IN),
     *wire_rows("netsuite", "customerPayment", "payment", _OUT, mapping.PAYMENT_OUT),

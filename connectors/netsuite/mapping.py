@@ -29,6 +29,7 @@ from canonical import (
     Project,
     ProjectTask,
     TaskChargeType,
+    TimeEntry,
 )
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.wire import ABSENT, NOT_MAPPED, Wire, build, falsy, never, read
@@ -271,6 +272,31 @@ def project_from_netsuite(doc: dict[str, Any], tasks: list[dict[str, Any]], *, t
 def task_differs(wanted: ProjectTask, held: ProjectTask) -> bool:
     return (wanted.rate.amount, wanted.charge_type, wanted.estimate_minutes) != (
         held.rate.amount, held.charge_type, held.estimate_minutes if wanted.estimate_minutes is not None else None)
+
+
+@dataclass(frozen=True)
+class TimeSource:
+    entry: TimeEntry
+    job_id: str
+
+
+#: ``PUT /record/v1/timeBill/eid:time-<key digest>``: hours on a project task
+TIME_BILL_OUT: tuple[Wire[TimeSource], ...] = (
+    Wire("TimeEntry.user_id", "employee", "the employee's internal ID", lambda s: ref(s.entry.user_id), "project",
+         omit=never),
+    Wire(NOT_MAPPED, "customer", "the project (job)", lambda s: ref(s.job_id), "project", omit=never),
+    Wire("TimeEntry.task_erp_id", "caseTaskEvent", "the project task", lambda s: ref(s.entry.task_erp_id), "project",
+         omit=never),
+    Wire("TimeEntry.minutes", "hours", "minutes → hours (two decimals)",
+         lambda s: (Decimal(s.entry.minutes) / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), "project",
+         omit=never),
+    Wire("TimeEntry.date", "tranDate", "ISO date", lambda s: s.entry.date.isoformat(), "project", omit=never),
+    Wire("TimeEntry.description", "memo", "text", lambda s: s.entry.description, "project", omit=falsy),
+)
+
+
+def time_bill_to_netsuite(entry: TimeEntry, job_id: str) -> dict[str, Any]:
+    return build(TIME_BILL_OUT, TimeSource(entry, job_id))
 
 
 # -- receivables -------------------------------------------------------------------------------------------

@@ -21,14 +21,14 @@ from sandbox.kit import Store
 from sandbox.netsuite import wire
 from sandbox.netsuite.suiteql import SuiteQLError, parse
 
-RECORD_TYPES = ("customer", "job", "projectTask", "invoice", "customerPayment", "creditMemo")
+RECORD_TYPES = ("customer", "job", "projectTask", "timeBill", "invoice", "customerPayment", "creditMemo")
 TRANSACTION_TYPES = {"invoice": "CustInvc", "customerPayment": "CustPymt", "creditMemo": "CustCred"}
 INVOICE_STATUS = {"A": "Open", "B": "Paid In Full", "V": "Voided"}
 CREDIT_STATUS = {"A": "Open", "B": "Fully Applied", "V": "Voided"}
 PROJECT_STATUS = {"1": "Closed", "2": "In Progress"}
 SUITEQL_MAX_LIMIT = 1000
 _REFERENCES = ("subsidiary", "currency", "entity", "customer", "parent", "company", "terms", "item", "doc",
-               "entityStatus", "account")
+               "entityStatus", "account", "employee", "caseTaskEvent")
 
 
 #: "An external ID can be any string containing letters, numbers, underscore (_), and hyphen (-)."
@@ -283,6 +283,26 @@ class Records:
         doc.setdefault("nonBillableTask", False)
         return doc
 
+    def _merge_timeBill(self, current: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        doc = self._base(current, body, ("employee", "customer", "caseTaskEvent", "hours", "tranDate", "memo",
+                                         "isBillable"))
+        job = self.find("job", str((doc.get("customer") or {}).get("id")))
+        if job is None:
+            raise ValueError(f"Invalid value for field customer: {doc.get('customer')!r} (a project)")
+        task = self.find("projectTask", str((doc.get("caseTaskEvent") or {}).get("id")))
+        if task is None or task["company"]["id"] != job["id"]:
+            raise ValueError(f"Invalid value for field caseTaskEvent: {doc.get('caseTaskEvent')!r}")
+        if not (doc.get("employee") or {}).get("id"):
+            raise ValueError("Please enter value(s) for: Employee")
+        hours = _decimal(doc.get("hours"), "hours")
+        if hours <= 0:
+            raise ValueError("Invalid value for field hours: it must be positive")
+        doc["hours"] = str(hours)
+        doc["tranDate"] = _date(doc.get("tranDate"), "tranDate")
+        doc["subsidiary"] = job["subsidiary"]
+        doc.setdefault("isBillable", not task.get("nonBillableTask"))
+        return doc
+
     def _lines(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         items = (doc.get("item") or {}).get("items")
         if not isinstance(items, list) or not items:
@@ -433,7 +453,7 @@ class Records:
                 row["foreigntotal"] = row.get("total") or row.get("payment")
                 rows.append(row)
             return rows
-        kind = {"customer": "customer", "job": "job", "projecttask": "projectTask"}.get(table)
+        kind = {"customer": "customer", "job": "job", "projecttask": "projectTask", "timebill": "timeBill"}.get(table)
         if kind is None:
             raise SuiteQLError(f"Unknown identifier '{table}': the table does not exist or is not supported")
         return [wire.columns(d) for d in self.store.list(kind)]

@@ -12,7 +12,7 @@ from fastapi import Response
 
 #: the fields the emulator keeps as decimal strings and sends as JSON numbers
 NUMBER_KEYS = frozenset({"quantity", "rate", "amount", "subtotal", "taxTotal", "total", "amountPaid",
-                         "amountRemaining", "payment", "applied", "unapplied", "jobPrice", "estimatedWork",
+                         "amountRemaining", "payment", "applied", "unapplied", "jobPrice", "estimatedWork", "hours",
                          "custevent_revops_rate"})
 #: the RFC 9110 section of each status (NetSuite's ``type``)
 _SECTIONS = {400: "15.5.1", 401: "15.5.2", 403: "15.5.4", 404: "15.5.5", 405: "15.5.6", 409: "15.5.10",

@@ -29,6 +29,7 @@ from canonical import (
     ProjectTask,
     TaskChargeType,
     TaxLine,
+    TimeEntry,
 )
 from canonical.backfill import ErpCustomerDraft
 from connectors.errors import AuthFailed, NotFound, RateLimited, Rejected
@@ -179,6 +180,13 @@ async def test_netsuite_project_with_tasks_and_budget_created_once_and_updated(
         *held.tasks, ProjectTask(name="Support", charge_type=TaskChargeType.TIME, rate=usd("100.00"))]})
     updated = await erp.update_project(TENANT, bigger, idempotency_key=f"u-{code}")
     assert updated.budget == usd("12000.00") and {t.name for t in updated.tasks} == {"Build", "Go-live", "Support"}
+
+    entry = TimeEntry(task_erp_id=made.tasks[0].erp_id or "", user_id="7", minutes=95, date=date(2027, 1, 4))
+    booked = await erp.add_time_entry(TENANT, made.erp_id or "", entry, idempotency_key=f"t-{code}")
+    again = await erp.add_time_entry(TENANT, made.erp_id or "", entry, idempotency_key=f"t-{code}")
+    [bill] = stored(netsuite_sandbox, "timeBill", customer={"id": made.erp_id})
+    assert booked.erp_id == again.erp_id == bill["id"] and bill["hours"] == "1.58"
+    assert bill["caseTaskEvent"] == {"id": made.tasks[0].erp_id}
 
     await erp.close_project(TENANT, made.erp_id or "")
     assert code not in {p.code for p in await erp.list_projects(TENANT)}
