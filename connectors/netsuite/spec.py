@@ -64,8 +64,8 @@ def _fields() -> list[Any]:
 SPEC = AdapterSpec(
     role=SystemRole.ERP, name="netsuite", display_name="NetSuite", settings_class=NetSuiteSettings,
     adapter=_adapter,
-    object_kinds=("customer", "project", "invoice", "payment", "credit_note"),
-    id_patterns=(IdPattern("customer", NUMERIC_ID), IdPattern("project", NUMERIC_ID),
+    object_kinds=("contact", "project", "invoice", "payment", "credit_note"),  # the flows' names (a customer: contact)
+    id_patterns=(IdPattern("contact", NUMERIC_ID), IdPattern("project", NUMERIC_ID),
                  IdPattern("invoice", NUMERIC_ID), IdPattern("payment", NUMERIC_ID),
                  IdPattern("credit_note", NUMERIC_ID), IdPattern("invoice", re.compile(r"INV[0-9]{1,10}"))),
     rate_limits=RateLimits(reads_per_second=NetSuiteSettings.model_fields["requests_per_second"].default,

@@ -427,3 +427,15 @@ async def test_netsuite_entity_subsidiary_books_in_its_currency(erp: NetSuiteErp
     [read] = [i for i in await erp.list_invoices(eu01) if i.billing_id == euro.billing_id]
     assert (read.currency, read.total, read.legal_entity) == ("EUR", Money.of("100.00", "EUR"), "EU01")
     assert euro.billing_id not in {i.billing_id for i in await erp.list_invoices(TENANT)}
+
+
+def test_netsuite_bare_internal_id_is_found_under_the_names_the_flows_write(settings: Settings) -> None:
+    from connectors.registry import default_registry
+
+    entities = [e.model_copy(update={"erp_adapter": "netsuite"}) if e.code == "US01" else e
+                for e in settings.legal_entities]
+    configured = settings.model_copy(update={"legal_entities": entities})
+    registry = default_registry(configured)
+    erp = registry.systems(configured).erp["US01"]
+    written = {erp.ref(kind, "4711") for kind in ("contact", "project", "invoice")}  # what workflows put in keys
+    assert written <= set(registry.candidate_refs(configured, "4711"))
