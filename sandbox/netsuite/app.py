@@ -126,18 +126,8 @@ def create_app(config: Any, *, settings: Settings, database_url: str = "sqlite:/
     @app.post("/_sandbox/acts/payment", status_code=201)
     async def record_payment(act: RecordedPayment) -> Response:
         """A person records a payment against an invoice (no external ID: it came from no integration)."""
-        invoice = records.find("invoice", act.invoiceId)
-        if invoice is None:
-            return wire.not_found("invoice", act.invoiceId)
-        body = {"customer": invoice["entity"], "subsidiary": invoice["subsidiary"], "currency": invoice["currency"],
-                "payment": act.amount, "tranDate": act.tranDate or None, "memo": act.memo or "Recorded by hand",
-                "apply": {"items": [{"doc": {"id": act.invoiceId}, "apply": True, "amount": act.amount}]}}
-        try:
-            doc = records._merge_customerPayment(None, {k: v for k, v in body.items() if v is not None})  # noqa: SLF001
-        except ValueError as exc:
-            return wire.invalid(str(exc))
-        saved = records.save("customerPayment", doc)
-        return wire.json_response(saved, 201)
+        return records.payment_by_hand(act.invoiceId, act.amount, tran_date=act.tranDate,
+                                       memo=act.memo or "Recorded by hand")
 
     @app.post("/_sandbox/acts/project-budget")
     async def edit_budget(act: EditedBudget) -> Response:

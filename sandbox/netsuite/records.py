@@ -414,6 +414,20 @@ class Records:
             doc["tranId"] = f"CM{self.store.next_number('netsuite:credit-number'):05d}"
         return doc
 
+    def payment_by_hand(self, invoice_id: str, amount: Decimal, *, tran_date: str | None, memo: str) -> Response:
+        """A customer payment a person records against one invoice in the UI (no external ID)."""
+        invoice = self.find("invoice", invoice_id)
+        if invoice is None:
+            return wire.not_found("invoice", invoice_id)
+        body = {"customer": invoice["entity"], "subsidiary": invoice["subsidiary"], "currency": invoice["currency"],
+                "payment": amount, "memo": memo, **({"tranDate": tran_date} if tran_date else {}),
+                "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": amount}]}}
+        try:
+            doc = self._merge_customerPayment(None, body)
+        except ValueError as exc:
+            return wire.invalid(str(exc))
+        return wire.json_response(self.save("customerPayment", doc), 201)
+
     # -- balances -------------------------------------------------------------------------------------
     def _applied_to(self, invoice_id: str, *, excluding: str | None = None) -> list[tuple[str, Decimal]]:
         found = []
