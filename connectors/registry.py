@@ -27,6 +27,7 @@ from canonical.systems import OURS, Systems
 from connectors.docusign.spec import SPEC as DOCUSIGN
 from connectors.hubspot.spec import SPEC as HUBSPOT
 from connectors.ironclad.spec import SPEC as IRONCLAD
+from connectors.netsuite.spec import SPEC as NETSUITE
 from connectors.routing import ErpRouter
 from connectors.salesforce.spec import SPEC as SALESFORCE
 from connectors.spec import AdapterSpec, RateLimits, VendorSettings
@@ -35,7 +36,7 @@ from connectors.xero.spec import SPEC as XERO
 from settings import Settings
 
 #: every adapter this build knows, the default of each role first
-DEFAULT_SPECS: tuple[AdapterSpec, ...] = (HUBSPOT, SALESFORCE, IRONCLAD, DOCUSIGN, STRIPE, XERO)
+DEFAULT_SPECS: tuple[AdapterSpec, ...] = (HUBSPOT, SALESFORCE, IRONCLAD, DOCUSIGN, STRIPE, XERO, NETSUITE)
 
 #: ``(settings, transport) -> adapter`` (an adapter added in code, e.g. a test's in-memory one)
 AdapterFactory = Callable[[Settings, "httpx.AsyncBaseTransport | None"], Any]

@@ -36,7 +36,7 @@ os.environ["CODEC_KEYS"] = TEST_CODEC_KEYS
 
 @pytest.fixture(scope="session")
 def sandbox_ports() -> dict[str, int]:
-    return {v: free_port() for v in ("hubspot", "salesforce", "ironclad", "docusign", "stripe", "xero")}
+    return {v: free_port() for v in ("hubspot", "salesforce", "ironclad", "docusign", "stripe", "xero", "netsuite")}
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +80,11 @@ def stripe_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
 @pytest.fixture(scope="session")
 def xero_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
     yield from _sandbox_on_port("xero", settings)
+
+
+@pytest.fixture(scope="session")
+def netsuite_sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    yield from _sandbox_on_port("netsuite", settings)
 
 
 @pytest.fixture(scope="session")

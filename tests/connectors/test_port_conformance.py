@@ -261,13 +261,20 @@ class Erp:
     tenant: str
 
 
-@pytest_asyncio.fixture(params=[MEMORY, "xero", "routed-memory", "routed-xero"])
+@pytest_asyncio.fixture(params=[MEMORY, "xero", "netsuite", "routed-memory", "routed-xero", "routed-netsuite"])
 async def erp(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Erp]:
     """Each ERP adapter, alone and behind the router of legal entities (the port every flow sees)."""
     routed = request.param.startswith("routed-")
     if request.param.endswith(MEMORY):
         tenant = "tenant-memory"
         yield Erp(ErpRouter({tenant: FakeErp()}) if routed else FakeErp(), tenant)  # type: ignore[arg-type]
+        return
+    if request.param.endswith("netsuite"):
+        from connectors.netsuite import from_settings as netsuite_adapter
+
+        subsidiary = settings.entity("US01").erp_tenant_id  # the emulator's subsidiaries are the entities' tenants
+        async for adapter in _adapter(request, settings, "netsuite_sandbox", netsuite_adapter):
+            yield Erp(ErpRouter({subsidiary: adapter}) if routed else adapter, subsidiary)  # type: ignore[arg-type]
         return
     from connectors.xero import from_settings
 

@@ -97,8 +97,21 @@ def test_registry_unknown_role_adapter_fails_at_start_naming_the_known_ones(sett
 
 
 def test_registry_unknown_entity_erp_adapter_fails_at_start_naming_the_entity(settings: Settings) -> None:
-    with pytest.raises(UnknownAdapter, match="unknown ERP adapter 'netsuite' of legal entity EU01; known: xero"):
-        build_adapters(_with_entity_adapter(settings, "EU01", "netsuite"))
+    with pytest.raises(UnknownAdapter,
+                       match="unknown ERP adapter 'quickbooks' of legal entity EU01; known: netsuite, xero"):
+        build_adapters(_with_entity_adapter(settings, "EU01", "quickbooks"))
+
+
+async def test_registry_entity_on_netsuite_is_routed_to_the_netsuite_adapter(settings: Settings) -> None:
+    from connectors.netsuite import NetSuiteErp
+    from connectors.xero import XeroErp
+
+    built = build_adapters(_with_entity_adapter(settings, "US01", "netsuite"))
+    try:
+        assert isinstance(built.erp.adapter_for(settings.entity("US01").erp_tenant_id), NetSuiteErp)
+        assert isinstance(built.erp.adapter_for(settings.entity("EU01").erp_tenant_id), XeroErp)
+    finally:
+        await built.aclose()
 
 
 def test_registry_settings_choose_adapters_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +122,5 @@ def test_registry_settings_choose_adapters_by_environment(monkeypatch: pytest.Mo
         "salesforce", None, None, "netsuite")  # unset: the registry's first adapter of the role
     registry = default_registry()
     assert registry.chosen(chosen, SystemRole.CRM).name == "salesforce"  # configuration chooses it
-    with pytest.raises(UnknownAdapter):  # not in this build yet: refused, never defaulted
-        registry.chosen(chosen, SystemRole.ERP)
+    assert registry.chosen(chosen, SystemRole.ERP).name == "netsuite"
     assert registry.chosen(chosen, SystemRole.CLM).name == "ironclad"
