@@ -23,6 +23,7 @@ import httpx
 
 from canonical import Account, Contact, CreditNote, Invoice, Payment, Project, TimeEntry
 from canonical.backfill import ErpBatchResult, ErpCustomerDraft
+from canonical.matching import CustomerCandidate, account_domains, email_domain, normalise_name
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.refs import ownership_marker
 from connectors.errors import Conflict, ConnectorError, NotFound, RateLimited, Rejected
@@ -270,6 +271,32 @@ class NetSuiteErp:
                                   f"{mapping.suiteql_text(self._subsidiary(tenant_id))} AND externalid IN ({listed})")
         wanted = set(references)
         return {str(r["externalid"]): str(r["id"]) for r in rows if r.get("externalid") in wanted}
+
+    @_shape_safe
+    async def customer_candidates(self, tenant_id: str, account: Account, *,
+                                  email: str | None = None) -> list[CustomerCandidate]:
+        """The subsidiary's customers whose company name holds the account's name core or whose email is at one of
+        its domains (one SuiteQL query; the narrowing is ours)."""
+        core = normalise_name(account.name)
+        domains = account_domains(account, email)
+        rows = await self.suiteql(f"SELECT id, companyname, email, externalid FROM customer WHERE subsidiary = "
+                                  f"{mapping.suiteql_text(self._subsidiary(tenant_id))}")
+        found = []
+        for row in rows:
+            name, mail = str(row.get("companyname") or ""), row.get("email") or None
+            if (core and core in normalise_name(name)) or (email_domain(mail) in domains):
+                found.append(CustomerCandidate(record_id=str(row["id"]), name=name, email=mail,
+                                               reference=row.get("externalid") or None))
+        return found
+
+    @_shape_safe
+    async def link_customer(self, tenant_id: str, contact_id: str, *, reference: str,
+                            idempotency_key: str) -> Account:
+        """Our reference as the customer's ``externalId``; nothing else of it changes."""
+        await self._patch("customer", contact_id, {"externalId": reference})
+        saved = await self._get("customer", contact_id)
+        return mapping.account_from_netsuite(saved, Account(name=saved.get("companyName") or reference),
+                                             self._terms_days)
 
     @_shape_safe
     async def create_customers(self, tenant_id: str, drafts: list[ErpCustomerDraft], *,

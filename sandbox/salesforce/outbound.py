@@ -42,8 +42,9 @@ class OutboundSender(WebhookSender):
         query = "&".join(p for p in (parts.query, urlencode({self.secret_param: self.secret})) if p)
         return parts._replace(query=query).geturl()
 
-    async def _deliver(self, url: str, body: bytes, sign: Any, content_type: str, record: dict[str, Any]) -> None:
-        await super()._deliver(self.endpoint(url), body, sign, content_type, record)
+    async def _deliver(self, urls: list[str], body: bytes, sign: Any, content_type: str,
+                       record: dict[str, Any]) -> None:
+        await super()._deliver([self.endpoint(url) for url in urls], body, sign, content_type, record)
 
 
 def notification_xml(*, org_id: str, instance_url: str, notification_id: str, record: dict[str, Any]) -> bytes:
