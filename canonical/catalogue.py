@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -151,6 +152,76 @@ def parse_price_key(key: str) -> tuple[str, str, BillingInterval | None, bool] |
         return None
 
 
+class BillingPrice(BaseModel):
+    """A price the billing system holds that the catalogue may care about: one under a catalogue lookup key,
+    or one a deal made for a SKU the catalogue does not list (``uncatalogued``)."""
+
+    price_id: str
+    product_id: str
+    key: str | None = Field(default=None, description="its lookup key (:func:`price_key`), if any")
+    sku: str | None = None
+    unit_amount: Money
+    interval: BillingInterval | None = None
+    active: bool = True
+    product_active: bool = True
+    uncatalogued: bool = Field(default=False, description="made per deal for a SKU missing from the catalogue")
+    deal_id: str | None = None
+
+
+class DriftKind(StrEnum):
+    MISSING = "missing"  # the catalogue lists a price the billing system does not hold
+    PRICE_DIFFERS = "price_differs"  # the price under its lookup key is not the catalogue's amount or interval
+    ARCHIVED = "archived"  # the price (or its product) is archived in the billing system
+    UNKNOWN = "unknown"  # billing holds a catalogue-style price or a deal's product the catalogue does not list
+
+
+class CatalogueDrift(BaseModel):
+    """One difference between the catalogue and the billing system, for a person to act on."""
+
+    kind: DriftKind
+    sku: str
+    key: str | None = None
+    price_id: str | None = None
+    detail: str
+
+
+def catalogue_drift(catalogue: Catalogue, held: list[BillingPrice]) -> list[CatalogueDrift]:
+    """What differs between the catalogue and what billing ``held``: pure, in catalogue order, then unknowns."""
+    by_key = {p.key: p for p in held if p.key}
+    drift: list[CatalogueDrift] = []
+    for entry in catalogue.entries():
+        price = by_key.get(entry.key)
+        if price is None:
+            drift.append(CatalogueDrift(kind=DriftKind.MISSING, sku=entry.sku, key=entry.key,
+                                        detail=f"no price {entry.key} ({entry.unit_amount})"))
+            continue
+        if price.unit_amount != entry.unit_amount or price.interval != entry.interval:
+            drift.append(CatalogueDrift(
+                kind=DriftKind.PRICE_DIFFERS, sku=entry.sku, key=entry.key, price_id=price.price_id,
+                detail=f"billing has {price.unit_amount} {_period(price.interval)}, the catalogue "
+                       f"{entry.unit_amount} {_period(entry.interval)}"))
+        if not (price.active and price.product_active):
+            drift.append(CatalogueDrift(kind=DriftKind.ARCHIVED, sku=entry.sku, key=entry.key,
+                                        price_id=price.price_id,
+                                        detail="the price is archived" if not price.active
+                                        else "its product is archived"))
+    for price in held:
+        parsed = parse_price_key(price.key) if price.key else None
+        if parsed is not None and catalogue.item(parsed[0]) is None:
+            drift.append(CatalogueDrift(kind=DriftKind.UNKNOWN, sku=parsed[0], key=price.key,
+                                        price_id=price.price_id, detail="a catalogue price for a SKU the "
+                                        "catalogue does not list"))
+        elif price.uncatalogued and price.active and price.sku and catalogue.item(price.sku) is None:
+            drift.append(CatalogueDrift(kind=DriftKind.UNKNOWN, sku=price.sku, price_id=price.price_id,
+                                        detail=f"deal {price.deal_id or '?'} was priced without the catalogue: "
+                                               "add the SKU"))
+    return drift
+
+
+def _period(interval: BillingInterval | None) -> str:
+    return f"per {interval.value}" if interval else "one-off"
+
+
 class CatalogueRefused(ValueError):
     """The catalogue cannot be used; ``problems`` name each SKU and what is wrong with it."""
 
@@ -218,5 +289,5 @@ def load_catalogue(raw: Mapping[str, Any] | None) -> Catalogue:
     return Catalogue(items=items)
 
 
-__all__ = ["Catalogue", "CatalogueEntry", "CatalogueItem", "CataloguePrice", "CatalogueRefused", "load_catalogue",
-           "parse_price_key", "price_key"]
+__all__ = ["BillingPrice", "Catalogue", "CatalogueDrift", "CatalogueEntry", "CatalogueItem", "CataloguePrice",
+           "CatalogueRefused", "DriftKind", "catalogue_drift", "load_catalogue", "parse_price_key", "price_key"]
