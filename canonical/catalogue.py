@@ -205,6 +205,7 @@ def catalogue_drift(catalogue: Catalogue, held: list[BillingPrice]) -> list[Cata
                                         price_id=price.price_id,
                                         detail="the price is archived" if not price.active
                                         else "its product is archived"))
+    stray: dict[str, list[BillingPrice]] = {}
     for price in held:
         parsed = parse_price_key(price.key) if price.key else None
         if parsed is not None and catalogue.item(parsed[0]) is None:
@@ -212,9 +213,11 @@ def catalogue_drift(catalogue: Catalogue, held: list[BillingPrice]) -> list[Cata
                                         price_id=price.price_id, detail="a catalogue price for a SKU the "
                                         "catalogue does not list"))
         elif price.uncatalogued and price.active and price.sku and catalogue.item(price.sku) is None:
-            drift.append(CatalogueDrift(kind=DriftKind.UNKNOWN, sku=price.sku, price_id=price.price_id,
-                                        detail=f"deal {price.deal_id or '?'} was priced without the catalogue: "
-                                               "add the SKU"))
+            stray.setdefault(price.sku, []).append(price)
+    for sku, prices in sorted(stray.items()):  # one line per SKU: a person adds it once
+        deals = ", ".join(sorted({p.deal_id or "?" for p in prices}))
+        drift.append(CatalogueDrift(kind=DriftKind.UNKNOWN, sku=sku, price_id=prices[0].price_id,
+                                    detail=f"priced without the catalogue in deal {deals}: add the SKU"))
     return drift
 
 
