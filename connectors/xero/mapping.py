@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -474,6 +475,14 @@ def invoice_to_xero(invoice: Invoice, *, contact_id: str, account_code: str, tax
                     default_tax_type: str) -> dict[str, Any]:
     """An AUTHORISED ACCREC invoice whose ``Reference`` is the billing invoice ID."""
     return build(INVOICE_OUT, InvoiceSource(invoice, contact_id, account_code, tax_types, default_tax_type))
+
+
+def add_item_codes(body: dict[str, Any], invoice: Invoice, item_codes: Mapping[str, str]) -> None:
+    """Each ACCREC line whose billing line's SKU the catalogue maps gets that ``ItemCode`` (the item must exist in
+    the tenant: Xero refuses an unknown code); a line of another SKU is sent without one, as before."""
+    for line, item in zip(invoice.lines, body.get("LineItems") or [], strict=False):
+        if line.product_code and (code := item_codes.get(line.product_code)):
+            item["ItemCode"] = code
 
 
 def _money(doc: dict[str, Any], key: str, currency: str) -> Money:
