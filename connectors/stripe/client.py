@@ -239,7 +239,11 @@ class StripeBilling:
             if listed is not None and mapping.unit_and_quantity(charge)[0] == listed.money().to_minor():
                 entry = next(e for e in self.catalogue.entries()
                              if e.key == price_key(item.sku, listed.currency, listed.interval))
-                return owned, await self.ensure_catalogue_price(item, entry)
+                held = await self._catalogue_price(item, entry)
+                if _is_entry(held, entry):
+                    return owned, str(held["id"])
+                # billing's price under the key was changed or archived by hand (catalogue sync reports it):
+                # bill this deal at the contract's price, never at whatever the key now holds
             if listed is not None:
                 metadata = {**metadata, mapping.LIST_PRICE_KEY: price_key(item.sku, listed.currency,
                                                                           listed.interval)}
@@ -272,17 +276,19 @@ class StripeBilling:
     async def ensure_catalogue_price(self, item: CatalogueItem, entry: CatalogueEntry) -> str:
         """The price under ``entry``'s lookup key, else product and price made once: the idempotency key is the
         lookup key with the amount, so deals racing make one price (Stripe also lets one price hold a key)."""
+        return str((await self._catalogue_price(item, entry))["id"])
+
+    async def _catalogue_price(self, item: CatalogueItem, entry: CatalogueEntry) -> dict[str, Any]:
         if (held := await self._price_by_key(entry.key)) is not None:
-            return str(held["id"])
+            return held
         product_id = await self._catalogue_product(item)
         try:
-            price = await self._call("POST", "/v1/prices", form=mapping.catalogue_price_params(entry, product_id),
-                                     idempotency_key=f"catalogue:price:{entry.key}:{entry.unit_amount.to_minor()}")
+            return await self._call("POST", "/v1/prices", form=mapping.catalogue_price_params(entry, product_id),
+                                    idempotency_key=f"catalogue:price:{entry.key}:{entry.unit_amount.to_minor()}")
         except Rejected:
             if (held := await self._price_by_key(entry.key)) is None:
                 raise
-            return str(held["id"])
-        return str(price["id"])
+            return held
 
     async def catalogue_prices(self) -> list[BillingPrice]:
         """Every price under a lookup key, and every active price of a product a deal made without the
@@ -674,6 +680,12 @@ class StripeBilling:
         obj = await self._call("POST", "/v1/credit_notes", form=mapping.credit_note_params(credit_note),
                                idempotency_key=idempotency_key)
         return mapping.credit_note(obj)
+
+
+def _is_entry(price: Mapping[str, Any], entry: CatalogueEntry) -> bool:
+    """Whether billing's price under a catalogue key is still the catalogue's: active, same amount and period."""
+    held = mapping.billing_price(price, None)
+    return held.active and held.unit_amount == entry.unit_amount and held.interval == entry.interval
 
 
 def _invoice_of(obj: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest_asyncio
+import stripe
 
 from canonical import (
     Account,
@@ -26,7 +27,7 @@ from canonical.catalogue import DriftKind, catalogue_drift
 from connectors.ports import BillingCatalogue
 from connectors.stripe import StripeBilling, from_settings
 from settings import Settings
-from tests.helpers.servers import SandboxHandle
+from tests.helpers.servers import SandboxHandle, vendor_settings
 
 
 def uid() -> str:
@@ -190,3 +191,33 @@ async def test_stripe_amendment_moving_a_deal_off_the_list_price_keeps_the_catal
     listed = stripe_sandbox.store.get("price", item.price_id or "")
     assert changed.price_id != item.price_id and changed.unit_amount == eur("42.00")
     assert listed is not None and listed["lookup_key"] == f"{sku}:eur:month" and listed["active"] is True
+
+
+async def test_stripe_deal_is_never_billed_at_a_catalogue_price_changed_or_archived_by_hand(
+        adapter_of: AdapterOf, stripe_sandbox: SandboxHandle, settings: Settings) -> None:
+    sku = f"EDIT-{uid()}"
+    billing = adapter_of(seats(sku))
+    await billing.create_schedule(deal(await customer(billing), sku, 1, "45.00", "E1"), idempotency_key=f"q-{uid()}")
+    [product] = catalogue_products(stripe_sandbox, sku)
+    # finance moves the key to 49.00 by hand (Stripe's own SDK)
+    config = vendor_settings(settings, "stripe")
+    sdk = stripe.StripeClient(config.api_key, stripe_version="2023-08-16", max_network_retries=0,
+                              base_addresses={"api": stripe_sandbox.base_url})
+    edited = sdk.prices.create(params={"product": product["id"], "currency": "eur", "unit_amount": 4900,
+                                       "recurring": {"interval": "month"}, "lookup_key": f"{sku}:eur:month",
+                                       "transfer_lookup_key": True})
+
+    made = await billing.create_schedule(deal(await customer(billing), sku, 2, "45.00", "E2"),
+                                         idempotency_key=f"q-{uid()}")
+    billed = stripe_sandbox.store.get("price", item_price(stripe_sandbox, made.billing_id))
+    assert billed is not None and billed["id"] != edited.id and billed["unit_amount"] == 4500
+    assert billed["metadata"]["revops_list_price"] == f"{sku}:eur:month" and made.item_ids == [billed["id"]]
+
+    sdk.prices.update(edited.id, params={"active": False})
+    archived = await billing.create_schedule(deal(await customer(billing), sku, 2, "49.00", "E3"),
+                                             idempotency_key=f"q-{uid()}")
+    assert item_price(stripe_sandbox, archived.billing_id) != edited.id
+
+
+def catalogue_products(sandbox: SandboxHandle, sku: str) -> list[dict[str, Any]]:
+    return sandbox.store.list("product", where=lambda p: p["metadata"].get("revops_sku") == sku)
