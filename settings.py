@@ -8,6 +8,7 @@ the SDK's environment configuration, not here.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from canonical import LegalEntity
 from canonical.authority import ApprovalAuthority, Approver, parse_signing_keys
 from canonical.books import BooksMapping, EntityBooks, RevenueRule, TaxRule, TaxStatus
+from canonical.catalogue import Catalogue, CatalogueRefused, load_catalogue
 
 ROOT = Path(__file__).resolve().parent
 
@@ -137,6 +139,11 @@ class Settings(BaseSettings):
                                         "the bank account per currency, the bad-debt account and the declared "
                                         "accounts and tax codes (canonical/books.py); checked at start")
 
+    # -- product catalogue (canonical.catalogue): SKU -> billing prices, ERP item code, rate card ----------
+    catalogue: dict[str, Any] | None = Field(default=None, description="the product catalogue as JSON keyed by "
+                                             "SKU; CATALOGUE_FILE instead names a JSON file")
+    catalogue_file: Path | None = Field(default=None, description="a JSON file holding the product catalogue")
+
     # -- approval policy -----------------------------------------------------------------------
     approval_max_discount_percent: Decimal = Decimal(15)
     approval_max_amount: Decimal = Decimal(100000)
@@ -254,6 +261,19 @@ class Settings(BaseSettings):
 
     def approval_authority(self) -> ApprovalAuthority:
         return ApprovalAuthority(approvers=self.approvers, dual_approval_above=self.approval_dual_above)
+
+    def product_catalogue(self) -> Catalogue:
+        """The catalogue from ``CATALOGUE`` or ``CATALOGUE_FILE`` (empty when neither is set);
+        :class:`canonical.catalogue.CatalogueRefused` naming each bad SKU."""
+        if self.catalogue is not None and self.catalogue_file is not None:
+            raise CatalogueRefused(["set CATALOGUE or CATALOGUE_FILE, not both"])
+        if self.catalogue_file is None:
+            return load_catalogue(self.catalogue)
+        try:
+            raw = json.loads(self.catalogue_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CatalogueRefused([f"CATALOGUE_FILE {self.catalogue_file}: {exc}"]) from exc
+        return load_catalogue(raw)
 
     def approval_keys(self) -> dict[str, bytes]:
         return parse_signing_keys(self.approval_signing_keys)

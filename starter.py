@@ -15,6 +15,7 @@
     python starter.py amend <recordId> [--sequence N] | amendments contract-ironclad-<recordId>
     python starter.py backfill US01 [--rate 0.9] [--wait]
     python starter.py kpis [--entity US01] [--since 2026-11-01] [--json]
+    python starter.py catalogue sync [--apply] [--json]   (billing prices against the product catalogue)
     python starter.py sandbox seed-deal | move-deal | sign | decline | amend | pay ...   (act as the vendors)
 
 Exit codes: 0 done, 1 refused or failed, 2 usage error or unknown ID; read commands take ``--json``.
@@ -45,6 +46,7 @@ from canonical import Deal
 from canonical.keys import backfill_workflow_id, parse_workflow_id
 from canonical.ownership import SystemRole
 from cli import amendments as amendments_cli
+from cli import catalogue as catalogue_cli
 from cli import events as ingress_cli
 from cli import invoicing as invoicing_cli
 from cli import kpis as kpis_cli
@@ -388,6 +390,7 @@ def parser() -> argparse.ArgumentParser:
     matching_cli.add_parsers(sub)
     kpis_cli.add_parsers(sub)
     sandbox_cli.add_parsers(sub)
+    catalogue_cli.add_parsers(sub)
     return p
 
 
@@ -412,6 +415,8 @@ async def _dispatch(args: argparse.Namespace, app: CliParts) -> int:
         return await ledger_cli.LOCAL_COMMANDS[args.command](app, args)
     if args.command in sandbox_cli.COMMANDS:
         return await sandbox_cli.COMMANDS[args.command](app, args)
+    if args.command in catalogue_cli.COMMANDS:
+        return await catalogue_cli.COMMANDS[args.command](app, args)
     commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **invoicing_cli.COMMANDS,
                 **matching_cli.COMMANDS,
                 **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}

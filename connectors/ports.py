@@ -27,6 +27,7 @@ from canonical import (
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.books import LedgerCodes
+from canonical.catalogue import BillingPrice, CatalogueEntry, CatalogueItem
 from canonical.ledger import BillingCustomer
 from canonical.matching import CustomerCandidate
 from canonical.reconciliation import BillingChange, ErpCreditNote, ErpPayment, Figures
@@ -344,6 +345,20 @@ class BillingFeed(Protocol):
 
     async def latest_change_at(self) -> datetime | None:
         """When billing recorded its newest change (its clock)."""
+        ...
+
+
+@runtime_checkable
+class BillingCatalogue(Protocol):
+    """A billing system's side of the product catalogue (``canonical.catalogue``): the prices it holds under
+    catalogue keys (and those deals made for SKUs the catalogue lacks), and the find-or-create of one."""
+
+    async def catalogue_prices(self) -> list[BillingPrice]:
+        """Every price under a catalogue lookup key, and every active price a deal made without the catalogue."""
+        ...
+
+    async def ensure_catalogue_price(self, item: CatalogueItem, entry: CatalogueEntry) -> str:
+        """The price ID of ``entry`` (its product made first if need be); created once, idempotently."""
         ...
 
 

@@ -113,6 +113,8 @@ async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
         acts = RoleActs.of(settings, http)
         await acts.clm.auto_sign(3.0)
         deals = demo_deals()
+        print("\nFinance puts the product catalogue into billing once; every deal at a list price reuses it:")
+        starter("catalogue", "sync", "--apply")
         print(f"\nSeeding deals in the {crm_label} emulator and moving them to closed-won (webhooks start the "
               f"flows; the {clm_label} signs by itself):")
         for deal in deals:
@@ -145,6 +147,8 @@ async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
                 results.append((deal, result, ""))
             except (TimeoutError, WorkflowFailureError) as exc:
                 results.append((deal, None, f"{type(exc).__name__}: {exc}"))
+    print("\nThe catalogue after the deals (no deal made a price of its own at a list price):")
+    starter("catalogue", "sync")
     failed = [d for d, r, _ in results if r is None or r.outcome is not d.expected]
     return (1 if failed else 0), results
 

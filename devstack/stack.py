@@ -42,6 +42,8 @@ PYTHON = sys.executable
 MAKE_UP_CONTRACT_POLL_SECONDS = 30.0
 #: seconds between SIGTERM and SIGKILL when the stack stops (a second signal cuts it short)
 STOP_GRACE_SECONDS = 10.0
+#: the sandbox's product catalogue (the demo deals' SKUs): the stack's processes use it unless settings name one
+SANDBOX_CATALOGUE = ROOT / "devstack" / "catalogue.json"
 
 
 def emulator_ports(settings: Settings) -> dict[str, int]:
@@ -130,6 +132,8 @@ class Stack:
         env["CODEC_KEYS"] = keys_text(self.settings).strip()
         env["CODEC_SERVER_TOKEN"] = codec_token(self.settings)
         env["PYTHONUNBUFFERED"] = "1"
+        if self.settings.catalogue is None and self.settings.catalogue_file is None:
+            env["CATALOGUE_FILE"] = str(SANDBOX_CATALOGUE)  # the sandbox's SKUs, unless settings name a catalogue
         env.update(self.extra_env)
         return env
 

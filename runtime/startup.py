@@ -7,6 +7,7 @@
 * The published development secrets (the approval signing key and the approvals JWT secret that ship as
   defaults) are refused unless every vendor base URL points at the local sandbox: a deployment that forgets
   one variable must not let anyone mint an approver's token or sign an approval.
+* The product catalogue (``CATALOGUE`` / ``CATALOGUE_FILE``) must load: each bad SKU is named.
 
 A refusal is :class:`StartRefused` naming what is wrong (never a secret's value).
 """
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from canonical.authority import registry_problems
+from canonical.catalogue import CatalogueRefused
 from connectors.registry import default_registry
 from settings import DEV_APPROVAL_SIGNING_KEY, DEV_APPROVALS_JWT_SECRET, Settings
 
@@ -64,12 +66,16 @@ def refuse_development_secrets(settings: Settings, vendor_urls: Iterable[str]) -
 
 
 def refuse_unsound_settings(settings: Settings) -> None:
-    """Every start-up check in one call: the approver registry, then the development secrets."""
+    """Every start-up check in one call: the approver registry, the catalogue, then the development secrets."""
     problems = registry_problems(settings.approval_authority())
     if problems:
         raise StartRefused("the approver registry (APPROVERS, APPROVAL_DUAL_ABOVE) is refused: "
                            + "; ".join(problems))
     refuse_unknown_books(settings)
+    try:
+        settings.product_catalogue()
+    except CatalogueRefused as exc:
+        raise StartRefused("the product catalogue (CATALOGUE, CATALOGUE_FILE) is refused: " + str(exc)) from exc
     refuse_development_secrets(settings, vendor_base_urls(settings))
 
 

@@ -30,4 +30,7 @@ def test_demo_runs_to_success_and_exits_cleanly(tmp_path: Path) -> None:
     assert re.search(rf"Xero contact\s+{UUID}\s*$", done.stdout, re.M), done.stdout
     assert re.search(r"Stripe subscription\s+sub_\w+\s*$", done.stdout, re.M)
     assert re.search(r"Stripe invoice\s+in_\w+\s*$", done.stdout, re.M)  # the milestone deal's drafts
+    # the catalogue is put into billing once, and after five deals billing holds no price outside it
+    assert re.search(r"created PLAT-PRO:usd:month: price_\w+", done.stdout), done.stdout
+    assert done.stdout.count("5 SKUs, 9 catalogue prices: in step") == 2, done.stdout
     assert "has been stopped" in done.stdout and "/namespaces/default/workflows/" not in done.stdout

@@ -23,6 +23,17 @@ How schedules land in Stripe (``create_schedule``):
 * TIME_AND_MATERIALS: a product and a one-time price per rate-card role; nothing billed yet.
   ``item_ids`` = those products and prices.
 
+The product catalogue (``canonical.catalogue``, ``CATALOGUE``): a catalogued SKU is sold under one product
+(ID ``prod_sku_<sku>_<hash>``) and each of its list prices is one price under the catalogue's lookup key
+(``<sku>:<currency>:<interval>``), found with ``GET /v1/prices?lookup_keys[]=`` and created once (idempotency
+key ``catalogue:price:<key>:<amount>``). A recurring charge at the list price reuses it; at another unit price
+(a discount) it gets a price of its own under that product, marked ``revops_list_price``: Stripe's coupons
+(2023-08-16: per subscription, not per item) would round the discount on the invoice rather than on the line
+as the contract does. Rate-card (time and materials) prices stay the project's own under the SKU's product,
+since reconciliation reads rates per project. A SKU the catalogue lacks is priced as before, with a product
+of the deal's own marked ``revops_uncatalogued`` (``starter.py catalogue sync`` names it). Shared catalogue
+objects are never in a schedule's ``item_ids``, so compensation and amendments never retire them.
+
 ``cancel_schedule`` undoes by ID prefix and is safe to repeat: a thing already gone is success.
 """
 
@@ -47,6 +58,7 @@ from canonical import (
 )
 from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.billing import OneOffInvoice
+from canonical.catalogue import BillingPrice, Catalogue, CatalogueEntry, CatalogueItem, price_key
 from canonical.ledger import BillingCustomer
 from canonical.matching import CustomerCandidate, account_domains, normalise_name
 from canonical.reconciliation import BillingChange
@@ -119,8 +131,9 @@ class StripeBilling:
     vendor = VENDOR
 
     def __init__(self, client: httpx.AsyncClient, *, page_size: int = PAGE_SIZE,
-                 proration_behavior: str = "create_prorations") -> None:
+                 proration_behavior: str = "create_prorations", catalogue: Catalogue | None = None) -> None:
         self._client = client
+        self.catalogue = catalogue or Catalogue()  # SKUs sold under one product and their list prices
         self.page_size = page_size  # invoices per list page (Stripe allows 1-100)
         #: how a prorated change prorates (``create_prorations`` or ``always_invoice``)
         self.proration_behavior = proration_behavior
@@ -236,19 +249,94 @@ class StripeBilling:
         return mapping.clean_metadata({**schedule.metadata, "revops_schedule_kind": schedule.kind.value, **extra})
 
     async def _product_and_price(self, schedule: BillingSchedule, key: str, index: int, *,
-                                 recurring: bool, created: list[str]) -> tuple[str, str]:
+                                 recurring: bool, created: list[str]) -> tuple[list[str], str]:
+        """The price a charge is billed at, and the IDs this schedule owns (what ``cancel_schedule`` undoes).
+
+        A catalogued SKU (see the module docstring) is sold under its one product: a recurring charge at the
+        list price reuses the catalogue price (found by lookup key, made once when missing), owning nothing;
+        a charge at any other unit price (a discount), and every rate-card price (reconciliation reads those
+        per project), get a price of the deal's own under that product. A SKU the catalogue lacks gets a
+        product and price of the deal's own, as before the catalogue, marked ``revops_uncatalogued`` so that
+        ``catalogue sync`` names it."""
         charge = schedule.charges[index]
         step = f"{index}:{charge.product_code}"
         metadata = self._metadata(schedule)
-        product = await self._call("POST", "/v1/products", form=mapping.product_params(charge, metadata),
-                                   idempotency_key=f"{key}:product:{step}")
-        created.append(str(product["id"]))
+        item = self.catalogue.item(charge.product_code)
+        if item is None:
+            product = await self._call("POST", "/v1/products", form=mapping.product_params(
+                charge, {**metadata, mapping.UNCATALOGUED_KEY: charge.product_code}),
+                idempotency_key=f"{key}:product:{step}")
+            created.append(str(product["id"]))
+            product_id, owned = str(product["id"]), [str(product["id"])]
+        else:
+            product_id, owned = await self._catalogue_product(item), []
+            listed = self.catalogue.price(item.sku, charge.unit_amount.currency, charge.interval) if recurring \
+                else None
+            if listed is not None and mapping.unit_and_quantity(charge)[0] == listed.money().to_minor():
+                entry = next(e for e in self.catalogue.entries()
+                             if e.key == price_key(item.sku, listed.currency, listed.interval))
+                held = await self._catalogue_price(item, entry)
+                if _is_entry(held, entry):
+                    return owned, str(held["id"])
+                # billing's price under the key was changed or archived by hand (catalogue sync reports it):
+                # bill this deal at the contract's price, never at whatever the key now holds
+            if listed is not None:
+                metadata = {**metadata, mapping.LIST_PRICE_KEY: price_key(item.sku, listed.currency,
+                                                                          listed.interval)}
         price = await self._call("POST", "/v1/prices",
-                                 form=mapping.price_params(charge, product["id"], recurring=recurring,
+                                 form=mapping.price_params(charge, product_id, recurring=recurring,
                                                            metadata=metadata),
                                  idempotency_key=f"{key}:price:{step}")
         created.append(str(price["id"]))
-        return str(product["id"]), str(price["id"])
+        return [*owned, str(price["id"])], str(price["id"])
+
+    # -- the product catalogue ---------------------------------------------------------------------
+    async def _catalogue_product(self, item: CatalogueItem) -> str:
+        """The SKU's product: read by its derived ID, created when missing (a racing creator's is taken)."""
+        product_id = mapping.catalogue_product_id(item.sku)
+        if await self._gone_ok("GET", f"/v1/products/{_id(product_id)}") is not None:
+            return product_id
+        try:
+            await self._call("POST", "/v1/products", form=mapping.catalogue_product_params(item),
+                             idempotency_key=f"catalogue:product:{item.sku}")
+        except Rejected:
+            if await self._gone_ok("GET", f"/v1/products/{_id(product_id)}") is None:
+                raise
+        return product_id
+
+    async def _price_by_key(self, key: str) -> dict[str, Any] | None:
+        found = await self._call("GET", "/v1/prices", params={"lookup_keys[]": key, "limit": 1})
+        data = found.get("data") or []
+        return data[0] if data else None
+
+    async def ensure_catalogue_price(self, item: CatalogueItem, entry: CatalogueEntry) -> str:
+        """The price under ``entry``'s lookup key, else product and price made once: the idempotency key is the
+        lookup key with the amount, so deals racing make one price (Stripe also lets one price hold a key)."""
+        return str((await self._catalogue_price(item, entry))["id"])
+
+    async def _catalogue_price(self, item: CatalogueItem, entry: CatalogueEntry) -> dict[str, Any]:
+        if (held := await self._price_by_key(entry.key)) is not None:
+            return held
+        product_id = await self._catalogue_product(item)
+        try:
+            return await self._call("POST", "/v1/prices", form=mapping.catalogue_price_params(entry, product_id),
+                                    idempotency_key=f"catalogue:price:{entry.key}:{entry.unit_amount.to_minor()}")
+        except Rejected:
+            if (held := await self._price_by_key(entry.key)) is None:
+                raise
+            return held
+
+    async def catalogue_prices(self) -> list[BillingPrice]:
+        """Every price under a lookup key, and every active price of a product a deal made without the
+        catalogue (``revops_uncatalogued``), with its product."""
+        products = {str(p["id"]): p async for p in self._list_all("/v1/products", {})}
+        held: list[BillingPrice] = []
+        async for price in self._list_all("/v1/prices", {}):
+            product = products.get(mapping._id(price.get("product")) or "")
+            marked = ((product or {}).get("metadata") or {}).get(mapping.UNCATALOGUED_KEY)
+            if price.get("lookup_key") or (marked and price.get("active")):
+                held.append(mapping.billing_price(price, product))
+        return held
 
     async def _create_subscription(self, schedule: BillingSchedule, key: str, created: list[str]
                                    ) -> BillingSchedule:
@@ -257,9 +345,9 @@ class StripeBilling:
         for index, charge in enumerate(schedule.charges):
             if charge.interval is None:
                 raise Rejected(f"recurring charge {charge.product_code} has no interval", vendor=VENDOR)
-            product_id, price_id = await self._product_and_price(schedule, key, index, recurring=True,
-                                                                 created=created)
-            item_ids += [product_id, price_id]
+            owned, price_id = await self._product_and_price(schedule, key, index, recurring=True,
+                                                            created=created)
+            item_ids += owned
             _unit, quantity = mapping.unit_and_quantity(charge)
             items.append({"price": price_id, "quantity": quantity,
                           "metadata": {mapping.PRODUCT_KEY: charge.product_code}})
@@ -315,7 +403,8 @@ class StripeBilling:
     async def _create_rate_card(self, schedule: BillingSchedule, key: str, created: list[str]) -> BillingSchedule:
         item_ids: list[str] = []
         for index in range(len(schedule.charges)):
-            item_ids += await self._product_and_price(schedule, key, index, recurring=False, created=created)
+            owned, _price_id = await self._product_and_price(schedule, key, index, recurring=False, created=created)
+            item_ids += owned
         return schedule.model_copy(update={"billing_id": None, "item_ids": item_ids, "refs": _refs(item_ids)})
 
     async def cancel_schedule(self, schedule: BillingSchedule, *, idempotency_key: str) -> None:
@@ -417,6 +506,8 @@ class StripeBilling:
         updated = await self._call("POST", f"/v1/subscription_items/{_id(change.item_id)}", form=params,
                                    idempotency_key=f"{idempotency_key}:item")
         for retired in {change.old_price_id, str(price["id"])} - {price_id, None}:
+            if retired is None or await self._is_catalogue_price(retired, price):
+                continue  # every deal at the list price shares it: never the deal's to retire
             await self._gone_ok("POST", f"/v1/prices/{_id(retired)}", form={"active": False},
                                 idempotency_key=f"{idempotency_key}:deactivate:{retired}")
         sub = {"id": change.subscription_id, "customer": None, "status": ""}
@@ -424,6 +515,10 @@ class StripeBilling:
         if record is None:
             raise Rejected(f"subscription item {change.item_id} has no product code", vendor=VENDOR)
         return record
+
+    async def _is_catalogue_price(self, price_id: str, known: Mapping[str, Any]) -> bool:
+        held = known if known.get("id") == price_id else await self._gone_ok("GET", f"/v1/prices/{_id(price_id)}")
+        return bool((held or {}).get("lookup_key"))
 
     async def set_subscription_end(self, subscription_id: str, end_date: date | None, *,
                                    idempotency_key: str) -> None:
@@ -642,6 +737,12 @@ class StripeBilling:
         return mapping.credit_note(obj)
 
 
+def _is_entry(price: Mapping[str, Any], entry: CatalogueEntry) -> bool:
+    """Whether billing's price under a catalogue key is still the catalogue's: active, same amount and period."""
+    held = mapping.billing_price(price, None)
+    return held.active and held.unit_amount == entry.unit_amount and held.interval == entry.interval
+
+
 def _invoice_of(obj: Mapping[str, Any]) -> str:
     invoice = obj.get("invoice")
     return str(invoice.get("id") if isinstance(invoice, Mapping) else invoice or "")
@@ -665,7 +766,7 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
         headers={"Authorization": f"Bearer {config.api_key}", "Stripe-Version": API_VERSION},
         timeout=timeout, transport=transport,
     )
-    return StripeBilling(client, proration_behavior=config.proration_behavior)
+    return StripeBilling(client, proration_behavior=config.proration_behavior, catalogue=settings.product_catalogue())
 
 
 __all__ = ["API_VERSION", "StripeBilling", "from_settings"]

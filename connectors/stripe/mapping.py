@@ -6,6 +6,10 @@ Amounts on the wire are integer minor units in lower-case currencies; canonical 
 * customers: ``revops_ref`` (the lookup reference), ``legal_entity``, ``crm_company_id``, ``crm_contact_id``,
   ``revops_created_by`` (the creating run's ownership mark, ``canonical.refs.ownership_marker``)
 * prices, invoice items (and so invoice lines): ``revops_product_code``
+* catalogue products and prices (``canonical.catalogue``): ``revops_sku`` (and ``revops_product_code``); the
+  price's ``lookup_key`` is the catalogue key, the product's ID ``prod_sku_<sku>_<hash>``. A product a deal
+  made for a SKU the catalogue lacks carries ``revops_uncatalogued``; a deal's own price under a catalogue
+  product (its unit price is not the list price) carries ``revops_list_price`` (the catalogue key)
 * subscriptions and one-off invoices: the schedule's own metadata plus ``revops_schedule_kind``
   (and ``revops_bill_on``/``revops_milestone`` on milestone invoices). An invoice's
   ``crm_deal_id`` is read from ``revops_deal_id`` (or ``crm_deal_id``), its ``legal_entity`` from
@@ -15,6 +19,8 @@ Amounts on the wire are integer minor units in lower-case currencies; canonical 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -37,6 +43,7 @@ from canonical import (
 )
 from canonical.amendments import BillingRecord, BillingRecordKind
 from canonical.billing import TaxStatus
+from canonical.catalogue import BillingPrice, CatalogueEntry, CatalogueItem
 from canonical.matching import CustomerCandidate
 from connectors.wire import NOT_MAPPED, Wire, blank, build, falsy, never, read
 
@@ -48,6 +55,9 @@ ENTITY_KEY = "legal_entity"
 #: where an invoice's legal entity may be: our customers' key, then the one quote-to-cash schedules set
 ENTITY_KEYS = (ENTITY_KEY, "revops_legal_entity")
 PROJECT_KEY = "revops_project"
+SKU_KEY = "revops_sku"
+UNCATALOGUED_KEY = "revops_uncatalogued"
+LIST_PRICE_KEY = "revops_list_price"
 CREDIT_NOTE_REASONS = frozenset({"duplicate", "fraudulent", "order_change", "product_unsatisfactory"})
 
 #: canonical interval -> Stripe ``recurring`` (a quarter is three months)
@@ -204,6 +214,46 @@ PRICE_OUT: tuple[Wire[PriceSource], ...] = (
          lambda s: RECURRING[s.charge.interval or BillingInterval.MONTH] if s.recurring else None,
          "subscription"),
 )
+
+
+def catalogue_product_id(sku: str) -> str:
+    """The product a SKU is sold under: one per SKU, its ID derived from the SKU so that a look-up is a GET and
+    two creators racing meet on one ID (Stripe lets a product's ID be chosen)."""
+    readable = re.sub(r"[^A-Za-z0-9]", "_", sku)[:40]
+    return f"prod_sku_{readable}_{hashlib.sha256(sku.encode()).hexdigest()[:8]}"
+
+
+def catalogue_product_params(item: CatalogueItem) -> dict[str, Any]:
+    """``POST /v1/products`` for a catalogue SKU (no deal's metadata: every deal shares it)."""
+    return {"id": catalogue_product_id(item.sku), "name": item.name[:250],
+            "metadata": clean_metadata({SKU_KEY: item.sku, PRODUCT_KEY: item.sku})}
+
+
+def catalogue_price_params(entry: CatalogueEntry, product_id: str) -> dict[str, Any]:
+    """``POST /v1/prices`` for a catalogue price: its lookup key, recurring per its interval, one-time else."""
+    params: dict[str, Any] = {
+        "product": product_id, "currency": entry.unit_amount.currency.lower(),
+        "unit_amount": entry.unit_amount.to_minor(), "lookup_key": entry.key,
+        "nickname": f"{entry.name} ({'hourly' if entry.hourly else entry.interval or 'one-off'})"[:250],
+        "metadata": clean_metadata({SKU_KEY: entry.sku, PRODUCT_KEY: entry.sku}),
+    }
+    if entry.interval is not None:
+        params["recurring"] = RECURRING[entry.interval]
+    return params
+
+
+def billing_price(price: Mapping[str, Any], product: Mapping[str, Any] | None) -> BillingPrice:
+    """A Stripe price (and its product, when read) as the catalogue sees it."""
+    product_meta = (product or {}).get("metadata") or {}
+    price_meta = price.get("metadata") or {}
+    uncatalogued = product_meta.get(UNCATALOGUED_KEY)
+    return BillingPrice(
+        price_id=str(price["id"]), product_id=_id(price.get("product")) or "", key=price.get("lookup_key") or None,
+        sku=price_meta.get(SKU_KEY) or uncatalogued or price_meta.get(PRODUCT_KEY) or None,
+        unit_amount=money(price.get("unit_amount"), str(price["currency"]).upper()),
+        interval=interval_of(price.get("recurring")), active=bool(price.get("active", True)),
+        product_active=bool((product or {}).get("active", True)), uncatalogued=bool(uncatalogued),
+        deal_id=price_meta.get("revops_deal_id") or None)
 
 
 def product_params(charge: ScheduledCharge, metadata: Mapping[str, str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
@@ -96,8 +96,11 @@ class XeroErp:
     def __init__(self, client: httpx.AsyncClient, *, accounting_url: str, projects_url: str,
                  identity_url: str | None = None, books: BooksMapping | None = None,
                  tenant_entities: dict[str, str] | None = None,
-                 token_client: httpx.AsyncClient | None = None) -> None:
+                 token_client: httpx.AsyncClient | None = None, item_codes: Mapping[str, str] | None = None
+                 ) -> None:
         self._client = client
+        #: SKU -> Xero ItemCode, from the product catalogue (``canonical.catalogue``)
+        self.item_codes = dict(item_codes or {})
         self._accounting = accounting_url.rstrip("/")
         self._projects = projects_url.rstrip("/")
         self._identity = (identity_url or "").rstrip("/")
@@ -399,6 +402,7 @@ class XeroErp:
             body = mapping.invoice_to_xero(invoice, contact_id=erp_contact_id, books=self._books(tenant_id))
         except MissingMapping as exc:
             raise Unmapped(f"invoice {invoice.billing_id}: {exc}", vendor=VENDOR) from exc
+        mapping.add_item_codes(body, invoice, self.item_codes)
         created = await self._call("PUT", self._acc("/Invoices"), tenant_id=tenant_id,
                                    body={"Invoices": [body]}, idempotency_key=idempotency_key)
         return str(created["Invoices"][0]["InvoiceID"])
@@ -596,6 +600,8 @@ def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
         books=settings.books_mapping,
         tenant_entities={e.erp_tenant_id: e.code for e in settings.legal_entities},
         token_client=token_client,
+        item_codes={sku: item.erp_item_code for sku, item in settings.product_catalogue().items.items()
+                    if item.erp_item_code},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -471,6 +472,14 @@ def postings_from_xero(doc: dict[str, Any]) -> list[PostingLine]:
                         tax=_money(item, "TaxAmount", currency), account=str(item.get("AccountCode") or ""),
                         tax_code=str(item.get("TaxType") or "NONE"), product_code=item.get("ItemCode"))
             for item in doc.get("LineItems") or []]
+
+
+def add_item_codes(body: dict[str, Any], invoice: Invoice, item_codes: Mapping[str, str]) -> None:
+    """Each ACCREC line whose billing line's SKU the catalogue maps gets that ``ItemCode`` (the item must exist in
+    the tenant: Xero refuses an unknown code); a line of another SKU is sent without one, as before."""
+    for line, item in zip(invoice.lines, body.get("LineItems") or [], strict=False):
+        if line.product_code and (code := item_codes.get(line.product_code)):
+            item["ItemCode"] = code
 
 
 def _money(doc: dict[str, Any], key: str, currency: str) -> Money:

@@ -74,8 +74,10 @@ class Prices:
     async def create_price(self, request: Request) -> Response:
         def handler(data: dict[str, Any]) -> dict[str, Any]:
             p = Params(data, {"active", "currency", "lookup_key", "metadata", "nickname", "product",
-                              "product_data", "recurring", "tax_behavior", "unit_amount", "unit_amount_decimal"})
+                              "product_data", "recurring", "tax_behavior", "transfer_lookup_key", "unit_amount",
+                              "unit_amount_decimal"})
             code = currency(p.str("currency", required=True))
+            self._claim_lookup_key(p.str("lookup_key"), transfer=p.bool("transfer_lookup_key") is True)
             product = p.str("product")
             if product is None:
                 product_data = p.raw("product_data")
@@ -96,18 +98,42 @@ class Prices:
                              active=p.bool("active") is not False, lookup_key=p.str("lookup_key"))
         return await self.emu.mutate(request, handler)
 
+    def _claim_lookup_key(self, key: str | None, *, transfer: bool, owner: str | None = None) -> None:
+        """A lookup key names one price in the account (archived ones included): another holder is refused,
+        or loses it when ``transfer_lookup_key`` is true."""
+        if not key:
+            return
+        for held in self.store.list("price", where=lambda o: o.get("lookup_key") == key and o["id"] != owner):
+            if not transfer:
+                raise bad(f"A price (`{held['id']}`) already uses that lookup key.", "lookup_key")
+            held["lookup_key"] = None
+            self.emu.save(held)
+
     async def list_prices(self, request: Request) -> dict[str, Any]:
+        def where(obj: dict[str, Any], q: dict[str, Any]) -> bool:
+            if "active" in q and str(obj["active"]).lower() != q["active"]:
+                return False
+            if "lookup_keys" in q:
+                wanted = q["lookup_keys"]
+                keys = wanted.values() if isinstance(wanted, dict) else wanted if isinstance(wanted, list) else [wanted]
+                if obj.get("lookup_key") not in {str(k) for k in keys}:
+                    return False
+            return "type" not in q or obj["type"] == q["type"]
         return self.emu.listing(request, "price", "/v1/prices", {"product": "product", "currency": "currency",
-                                                         "active": ""},
-                       where=lambda o, q: "active" not in q or str(o["active"]).lower() == q["active"])
+                                                         "active": "", "lookup_keys": "", "type": ""},
+                                where=where)
 
     async def get_price(self, price_id: str) -> dict[str, Any]:
         return self.emu.get("price", price_id)
 
     async def update_price(self, request: Request, price_id: str) -> Response:
         def handler(data: dict[str, Any]) -> dict[str, Any]:
-            p = Params(data, {"active", "lookup_key", "metadata", "nickname", "tax_behavior"})
+            p = Params(data, {"active", "lookup_key", "metadata", "nickname", "tax_behavior", "transfer_lookup_key"})
             obj = self.emu.get("price", price_id)
+            if "lookup_key" in p:
+                key = p.str("lookup_key") or None
+                self._claim_lookup_key(key, transfer=p.bool("transfer_lookup_key") is True, owner=price_id)
+                obj["lookup_key"] = key
             if (active := p.bool("active")) is not None:
                 obj["active"] = active
             if "nickname" in p:

@@ -102,3 +102,27 @@ def test_worker_refuses_to_start_with_an_unknown_account_in_books_mapping(tmp_pa
     assert ran.returncode == 1, (ran.stdout[-500:], ran.stderr[-500:])
     assert "UK01: product SKU-TRAINING maps to unknown account 999" in ran.stdout + ran.stderr
     assert "Traceback" not in ran.stderr
+def test_bad_catalogue_is_refused_naming_each_sku(settings: Settings, tmp_path: Path) -> None:
+    bad = {"SEATS": {"name": "Seats", "prices": [{"currency": "EUR", "interval": "month", "unit_amount": "20.001"}]},
+           "SUPPORT": {"name": "Support", "prices": [{"currency": "XXX", "unit_amount": "5"}]},
+           "EMPTY": {"name": "Nothing to sell"}}
+    with pytest.raises(StartRefused) as refused:
+        refuse_unsound_settings(settings.model_copy(update={"catalogue": bad}))
+    message = str(refused.value)
+    assert message.startswith("the product catalogue (CATALOGUE, CATALOGUE_FILE) is refused")
+    assert "SKU 'SEATS': 20.001 EUR has more than 2 decimal places" in message
+    assert "SKU 'SUPPORT': prices.0.currency" in message and "'XXX'" in message
+    assert "SKU 'EMPTY': has neither prices nor hourly rates" in message
+    missing = settings.model_copy(update={"catalogue_file": tmp_path / "absent.json"})
+    with pytest.raises(StartRefused, match="absent.json"):
+        refuse_unsound_settings(missing)
+    good = {"SEATS": {"name": "Seats", "prices": [{"currency": "EUR", "interval": "month", "unit_amount": "20"}]}}
+    refuse_unsound_settings(settings.model_copy(update={"catalogue": good}))
+
+
+def test_worker_and_cli_refuse_a_catalogue_with_a_bad_sku(tmp_path: Path) -> None:
+    catalogue = {"PLAT PRO": {"name": "Platform", "prices": [{"currency": "USD", "unit_amount": "45"}]}}
+    for args in (["worker.py"], ["starter.py", "pending"]):
+        ran = _run(tmp_path, args, CATALOGUE=json.dumps(catalogue))
+        assert ran.returncode == 1, (args, ran.stderr[-500:])
+        assert "SKU 'PLAT PRO': not a SKU" in ran.stderr and "Traceback" not in ran.stderr, (args, ran.stderr[-500:])

@@ -268,3 +268,30 @@ def test_stripe_sdk_customer_tax_exempt_is_updated_and_carried_by_later_invoices
     assert invoice.customer_tax_exempt == "reverse"
     with pytest.raises(stripe.InvalidRequestError):
         sdk.customers.update(customer.id, params={"tax_exempt": "sometimes"})  # type: ignore[typeddict-item]
+def test_stripe_sdk_price_lookup_keys_find_one_price_and_refuse_a_second_holder(sdk: stripe.StripeClient) -> None:
+    product = sdk.products.create(params={"name": "Catalogue seat"})
+    key, other = f"SEAT-{uid()}:eur:month", f"SEAT-{uid()}:eur:year"
+    first = sdk.prices.create(params={"product": product.id, "currency": "eur", "unit_amount": 4500,
+                                      "recurring": {"interval": "month"}, "lookup_key": key})
+    sdk.prices.create(params={"product": product.id, "currency": "eur", "unit_amount": 45000,
+                              "recurring": {"interval": "year"}, "lookup_key": other})
+    sdk.prices.create(params={"product": product.id, "currency": "eur", "unit_amount": 999})
+
+    found = sdk.prices.list(params={"lookup_keys": [key]}).data
+    both = sdk.prices.list(params={"lookup_keys": [key, other]}).data
+    with pytest.raises(stripe.InvalidRequestError) as taken:
+        sdk.prices.create(params={"product": product.id, "currency": "eur", "unit_amount": 5000,
+                                  "recurring": {"interval": "month"}, "lookup_key": key})
+    moved = sdk.prices.create(params={"product": product.id, "currency": "eur", "unit_amount": 5000,
+                                      "recurring": {"interval": "month"}, "lookup_key": key,
+                                      "transfer_lookup_key": True})
+    after = sdk.prices.list(params={"lookup_keys": [key]}).data
+
+    assert [p.id for p in found] == [first.id] and found[0].lookup_key == key
+    assert sorted(p.lookup_key for p in both) == sorted([key, other])
+    assert taken.value.http_status == 400 and taken.value.param == "lookup_key"
+    assert [p.id for p in after] == [moved.id]
+    assert sdk.prices.retrieve(first.id).lookup_key is None
+    renamed = sdk.prices.update(first.id, params={"lookup_key": f"{key}:old"})
+    assert renamed.lookup_key == f"{key}:old"
+    assert [p.id for p in sdk.prices.list(params={"lookup_keys": [f"{key}:old"]}).data] == [first.id]
