@@ -1,10 +1,10 @@
-"""The event ledger's dedupe record: one winner per vendor event, even across threads."""
+"""The event ledger's dedupe record: one winner per vendor event, even across threads; on SQLite and
+PostgreSQL (``store_url``)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlmodel import Session
 
@@ -20,8 +20,8 @@ from stores.events import (
 from tests.helpers.codec import keyring_for_tests
 
 
-def test_ledger_claim_has_one_winner_across_threads(tmp_path: Path) -> None:
-    engine = ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+def test_ledger_claim_has_one_winner_across_threads(store_url: str) -> None:
+    engine = ledger_engine(store_url)
 
     def claim(_: int) -> bool:
         with Session(engine) as session:
@@ -33,8 +33,8 @@ def test_ledger_claim_has_one_winner_across_threads(tmp_path: Path) -> None:
     assert retries.count(False) == 1  # exactly one fresh claim; the others find it in flight
 
 
-def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(tmp_path: Path) -> None:
-    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", keyring_for_tests())
+def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(store_url: str) -> None:
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
     try:
         ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="1")
         ledger.run_sync(settle_event, vendor="hubspot", vendor_event_id="1", outcome=Outcome.STARTED,
@@ -53,8 +53,8 @@ def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(tmp_pat
     assert (other_vendor.route, other_vendor.retry) == (True, False)
 
 
-def test_ledger_checkpoint_round_trips_as_utc(tmp_path: Path) -> None:
-    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", keyring_for_tests())
+def test_ledger_checkpoint_round_trips_as_utc(store_url: str) -> None:
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC) + timedelta(microseconds=5)
     try:
         assert ledger.run_sync(load_checkpoint, name="crm-deals") is None
