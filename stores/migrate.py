@@ -1,4 +1,5 @@
-"""``make migrate`` (``python -m stores.migrate``): bring our databases to the latest schema (Alembic, under
+"""``make migrate`` (``python -m stores.migrate``): bring our databases (``DATABASE_URL``, ``FINDINGS_URL``,
+``NOTIFICATIONS_URL``) to the latest schema (Alembic, under
 ``stores/migrations/``).
 
 PostgreSQL (or any server) gets its tables from the migrations only: :func:`stores.database.open_engine` runs
@@ -36,12 +37,12 @@ def database_url(url: str) -> str:
 
 
 def store_metadata() -> MetaData:
-    """The tables of the event ledger, the findings and the mirror (a copy: SQLModel's own metadata also holds
-    whatever else was imported, e.g. the emulators' tables)."""
-    from stores import events, findings, mirror
+    """The tables of the event ledger, the findings, the mirror and the notification log (a copy: SQLModel's
+    own metadata also holds whatever else was imported, e.g. the emulators' tables)."""
+    from stores import events, findings, mirror, notifications
 
     metadata = MetaData()
-    for table in [*events.TABLES, *findings.TABLES, *mirror.TABLES]:
+    for table in [*events.TABLES, *findings.TABLES, *mirror.TABLES, *notifications.TABLES]:
         table.to_metadata(metadata)
     return metadata
 
@@ -97,8 +98,9 @@ def migrate(url: str) -> str:
             from stores.events import ledger_engine
             from stores.findings import findings_engine
             from stores.mirror import mirror_engine
+            from stores.notifications import notifications_engine
 
-            for build in (ledger_engine, findings_engine, mirror_engine):
+            for build in (ledger_engine, findings_engine, mirror_engine, notifications_engine):
                 build(url).dispose()
             stamp(engine)
         return f"{make_url(url).render_as_string(hide_password=True)} at revision {current_revision(engine)}"
@@ -111,7 +113,8 @@ def main() -> None:
 
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     settings = Settings()
-    for url in dict.fromkeys([settings.ledger_url, settings.findings_database_url]):
+    for url in dict.fromkeys([settings.ledger_url, settings.findings_database_url,
+                              settings.notifications_database_url]):
         print(migrate(url))
 
 

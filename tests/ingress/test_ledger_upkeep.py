@@ -149,10 +149,10 @@ async def test_ledger_upkeep_gives_up_visibly_after_the_last_attempt(
     assert replayed.outcome is Outcome.STARTED and after_replay.state == "done"
 
 
-def test_ledger_upkeep_prune_keeps_the_retention(tmp_path: Path) -> None:
+def test_ledger_upkeep_prune_keeps_the_retention(store_url: str) -> None:
     from stores.events import prune_ledger
 
-    ledger = _ledger(tmp_path)
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
     old, new = datetime.now(UTC) - timedelta(days=40), datetime.now(UTC)
     try:
         for when, name in ((old, "old"), (new, "new")):

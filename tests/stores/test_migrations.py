@@ -19,15 +19,16 @@ from stores.events import ledger_engine
 from stores.findings import findings_engine
 from stores.migrate import current_revision, database_url, pending_changes, store_metadata, upgrade
 from stores.mirror import mirror_engine
+from stores.notifications import notifications_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = "0001"
 TABLES = {"ingress_deliveries", "ingress_events", "ingress_poll_checkpoints", "reconciliation_finding",
-          "reconciliation_mirror", "reconciliation_checkpoint"}
+          "reconciliation_mirror", "reconciliation_checkpoint", "notification_sent"}
 
 
 def test_migrations_autogenerate_diff_is_empty(store_url: str) -> None:
-    for build in (ledger_engine, findings_engine, mirror_engine):
+    for build in (ledger_engine, findings_engine, mirror_engine, notifications_engine):
         build(store_url).dispose()
     engine = create_engine(database_url(store_url))
     try:
@@ -65,7 +66,8 @@ def test_migrations_make_migrate_applies_them_to_the_configured_urls(postgres_se
     url = make_url(postgres_server.create_database("migrations_cli"))
     plain = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"  # as an operator writes it
     findings = tmp_path / "findings.sqlite"
-    env = {**os.environ, "DATABASE_URL": plain, "FINDINGS_URL": f"sqlite:///{findings}", "DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "DATABASE_URL": plain, "FINDINGS_URL": f"sqlite:///{findings}", "NOTIFICATIONS_URL": plain,
+           "DATA_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "stores.migrate"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -78,7 +80,7 @@ def test_migrations_make_migrate_applies_them_to_the_configured_urls(postgres_se
     finally:
         sqlite.dispose()
 
-    assert done.stdout.count(f"at revision {HEAD}") == 2, done.stdout
+    assert done.stdout.count(f"at revision {HEAD}") == 2, done.stdout  # the ledger's and the send log's: one
     assert TABLES | {"alembic_version"} == tables and version == HEAD
     assert sqlite_revision == HEAD
 
