@@ -1,5 +1,6 @@
-"""``python -m tests.helpers.replica``: one replica of the ingress (``deliver``) or of the worker's ledger sweep
-(``sweep``) in its own OS process, on a shared database, for the exactly-once tests (tests/stores/test_replicas.py).
+"""``python -m tests.helpers.replica``: one replica of the ingress (``deliver``), of the worker's CRM poll
+(``poll``) or of its ledger sweep (``sweep``) in its own OS process, on a shared database, for the exactly-once
+tests (tests/stores/test_replicas.py).
 
 It runs the real :class:`intake.EventIntake` over the real ledger; only the router (our port to Temporal) is a
 fake that counts what it was handed, after a pause as long as a start's round trip, which is the window two
@@ -56,11 +57,15 @@ async def run(args: argparse.Namespace) -> list[str]:
             await intake.sweep(now=datetime.now(UTC), limit=args.events)
         else:
             async def deliver(event_id: str) -> None:
+                if args.mode == "poll":  # the poll's finding, as the poll activity hands it over
+                    await intake.accept_polled(stage_event(event_id), request_id=f"poll-{args.name}")
+                    return
                 received = Received(vendor=VENDOR, request_id=f"req-{event_id}-{args.name}",
                                     signature=SignatureCheck.VALID, headers={})
                 await intake.accept(stage_event(event_id), received)
 
-            ids = [f"evt-{n}" for n in range(args.events)]
+            prefix = "poll:evt" if args.mode == "poll" else "evt"
+            ids = [f"{prefix}-{n}" for n in range(args.events)]
             for start in range(0, len(ids), 8):  # eight deliveries at a time, as a server's workers take them
                 await asyncio.gather(*(deliver(i) for i in ids[start:start + 8]))
     finally:
@@ -71,7 +76,7 @@ async def run(args: argparse.Namespace) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=["deliver", "sweep"], required=True)
+    parser.add_argument("--mode", choices=["deliver", "poll", "sweep"], required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--go-at", type=float, required=True)

@@ -2,6 +2,7 @@
 ledger, take the same events at the same moment; every event is routed once, and recorded as started once.
 
 ``deliver``: two ingress replicas each receive every delivery (a vendor retrying to another replica).
+``poll``: two workers' CRM polls find the same deals (overlapping windows) and hand them over.
 ``sweep``: two workers' ledger sweeps find the same failed events due and route them again.
 """
 
@@ -67,6 +68,15 @@ def test_replicas_two_ingress_processes_route_each_delivery_once(shared_url: str
 
     assert [e for e, n in Counter(routed).items() if n > 1] == []
     assert len(routed) == EVENTS and started == EVENTS
+    assert states == Counter({EventState.DONE.value: EVENTS})
+
+
+def test_replicas_two_workers_route_each_polled_event_once(shared_url: str) -> None:
+    routed = _replicas(shared_url, "poll")
+    started, states = _counts(shared_url)
+
+    assert [e for e, n in Counter(routed).items() if n > 1] == []
+    assert len(routed) == EVENTS and started == EVENTS and all(e.startswith("poll:") for e in routed)
     assert states == Counter({EventState.DONE.value: EVENTS})
 
 
