@@ -34,12 +34,12 @@ class PostgresUnavailable(RuntimeError):
     """The PostgreSQL binaries are missing, or the server would not start (the reason says which)."""
 
 
-def bin_dir() -> Path:
-    """The newest ``/usr/lib/postgresql/<version>/bin`` that holds ``initdb`` and ``postgres``."""
-    found = [d / "bin" for d in DEBIAN_ROOT.glob("*") if (d / "bin" / "initdb").exists()
-             and (d / "bin" / "postgres").exists()] if DEBIAN_ROOT.is_dir() else []
+def bin_dir(root: Path = DEBIAN_ROOT) -> Path:
+    """The newest ``<root>/<version>/bin`` that holds ``initdb`` and ``postgres`` (Debian's layout)."""
+    found = [d / "bin" for d in root.glob("*") if (d / "bin" / "initdb").exists()
+             and (d / "bin" / "postgres").exists()] if root.is_dir() else []
     if not found:
-        raise PostgresUnavailable(f"no PostgreSQL server binaries under {DEBIAN_ROOT}: {INSTALL_HINT}")
+        raise PostgresUnavailable(f"no PostgreSQL server binaries under {root}: {INSTALL_HINT}")
     return max(found, key=lambda p: [int(n) for n in re.findall(r"\d+", p.parent.name)] or [0])
 
 
