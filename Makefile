@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: install demo test up stop bench chaos lint clean docs promtool chromium
+.PHONY: install demo test up stop bench chaos lint clean docs promtool chromium postgresql migrate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -32,14 +32,27 @@ promtool:
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
 
+## postgresql (Debian package): the stores' tests run on it too, and `make up PG=1` runs one. Installed without the
+## package's own cluster (no server left running on 5432): ours are temporary, made by devstack/postgres.py.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ( \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-common && \
+	  sed -ri 's/^#?\s*create_main_cluster\s*=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql)
+
 ## make test: the whole suite against real servers on loopback
-test: $(STAMP) $(PRISM) promtool chromium
+test: $(STAMP) $(PRISM) promtool chromium postgresql
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make up: the embedded stack in the foreground (Temporal + UI, sandboxes, worker, ingress); Ctrl-C, SIGTERM or
-## SIGHUP stops every child. REPLICAS=2: two ingress processes (webhooks delivered to each in turn) and two workers
-up: $(STAMP)
-	$(BIN)/python -m devstack.stack $(if $(REPLICAS),--replicas $(REPLICAS))
+## SIGHUP stops every child. REPLICAS=2: two ingress processes (webhooks delivered to each in turn) and two workers;
+## PG=1: the stores on a temporary PostgreSQL server instead of SQLite files
+up: $(STAMP) $(if $(PG),postgresql)
+	$(BIN)/python -m devstack.stack $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(PG),--postgres)
+
+## make migrate: apply the stores' migrations (Alembic) to DATABASE_URL and FINDINGS_URL (SQLite files: marked)
+migrate: $(STAMP)
+	$(BIN)/python -m stores.migrate
 
 ## make stop: stop a stack left over from a killed `make up` or `make demo` (the run file under .data/ names it)
 stop: $(STAMP)

@@ -193,8 +193,8 @@ class Settings(BaseSettings):
     notify_operations: list[str] = Field(default_factory=lambda: ["revops-ops@revops.example"],
                                          description="who hears of business exceptions (approvers hear of "
                                                      "the approvals they may decide)")
-    notifications_url: Path | None = Field(default=None, description="the send log (SQLite file); under "
-                                                                     "data_dir if unset")
+    notifications_url: Path | str | None = Field(default=None, description="the send log: a SQLAlchemy URL "
+                                                 "(PostgreSQL) or a SQLite file's path; under data_dir if unset")
 
     # -- retries of activities (vendor outages retry without an attempt limit) -----------------
     activity_retry_max_seconds: float = 300
@@ -279,8 +279,10 @@ class Settings(BaseSettings):
         return parse_signing_keys(self.approval_signing_keys)
 
     @property
-    def notifications_db(self) -> Path:
-        return self.notifications_url or self.data_dir / "notifications.sqlite"
+    def notifications_database_url(self) -> str:
+        """The send log's database: ``NOTIFICATIONS_URL`` as a URL, or a SQLite file (its path, or data_dir's)."""
+        location = str(self.notifications_url or self.data_dir / "notifications.sqlite")
+        return location if "://" in location else f"sqlite:///{location}"
 
     @property
     def approvals_base_url(self) -> str:

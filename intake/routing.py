@@ -70,6 +70,7 @@ from stores.events import (
     list_deliveries,
     record_delivery,
     settle_event,
+    utcnow,
 )
 from workflows.models import (
     ContractExecutedSignal,
@@ -361,12 +362,15 @@ class EventIntake:
         after recording the delivery as ``failed``.
         """
         vendor, event_id = received.vendor, dedupe_key(event)
-        # one process serialises deliveries of the same event; the unique key covers the others
+        # one process serialises deliveries of the same event; the ledger's claim covers the other replicas
         async with self._locks.hold((vendor, event_id)):
+            stranded_before = utcnow() - timedelta(seconds=self.router.settings.ledger_stranded_after_seconds)
             claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id,
-                                          event=self.ledger.seal(EventEnvelope(event=event).model_dump_json()))
+                                          event=self.ledger.seal(EventEnvelope(event=event).model_dump_json()),
+                                          stranded_before=stranded_before)
             if not claim.route and not force:
-                routed = Routed(Outcome.DUPLICATE, claim.workflow_id, f"already handled ({claim.outcome})")
+                why = "being routed by another delivery" if claim.in_flight else f"already handled ({claim.outcome})"
+                routed = Routed(Outcome.DUPLICATE, claim.workflow_id, why)
             else:
                 try:
                     routed = await self.router.route(event, trigger=trigger)

@@ -1,5 +1,8 @@
-"""Our own small databases (the event ledger, the reconciliation findings): SQLite by default, any
-SQLAlchemy URL (PostgreSQL) in production. Engines are built by functions, never at import."""
+"""Our own small databases (the event ledger, the reconciliation findings and mirror): SQLite by default,
+PostgreSQL (psycopg 3) by URL for replicas. Engines are built by functions, never at import.
+
+SQLite gets its tables from ``create_all``; a server gets them from the Alembic migrations
+(:mod:`stores.migrate`), applied when the engine is opened, one process at a time."""
 
 from __future__ import annotations
 
@@ -21,7 +24,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def open_engine(url: str, tables: list[Table]) -> Engine:
-    """An engine for ``url`` with ``tables`` created: SQLite (file or memory) or any SQLAlchemy URL."""
+    """An engine for ``url`` with ``tables`` created: SQLite (file or memory, ``create_all``) or a server
+    (``postgresql://`` means psycopg 3; every migration applied)."""
+    from stores.migrate import database_url, upgrade
+
+    url = database_url(url)
     kwargs: dict[str, Any] = {}
     sqlite = url.startswith("sqlite")
     if sqlite:
@@ -35,5 +42,7 @@ def open_engine(url: str, tables: list[Table]) -> Engine:
     engine = create_engine(url, **kwargs)
     if sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
-    SQLModel.metadata.create_all(engine, tables=tables)
+        SQLModel.metadata.create_all(engine, tables=tables)
+    else:
+        upgrade(engine)
     return engine

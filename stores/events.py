@@ -12,10 +12,12 @@ Tables:
   ``(vendor, vendor_event_id)``; ``vendor_event_id`` holds ``canonical.events.dedupe_key`` (the vendor's
   event ID, or ``amendment:<recordId>:<n>`` for an executed amendment, whether a webhook or the amendment
   poll brought it). This is the dedupe key: the insert that wins routes the event; a later
-  delivery that finds it ``done`` is a duplicate; one that finds it ``in_flight`` or ``failed`` routes
-  again (routing is idempotent by workflow ID). It keeps the canonical event (encrypted), so that one
-  stranded ``in_flight`` by a crash, or ``failed`` when Temporal was away, is routed again by the upkeep
-  schedule with backoff (``next_attempt_at``) until it settles or is given up (``given_up``, visible).
+  delivery that finds it ``done`` is a duplicate; one that finds it ``failed``, or ``in_flight`` for longer
+  than a route takes (stranded by a crash), takes it over and routes again; one that finds it ``in_flight``
+  otherwise leaves it to the delivery routing it (once across replicas: :func:`claim_event`). It keeps the
+  canonical event (encrypted), so that one stranded ``in_flight`` by a crash, or ``failed`` when Temporal
+  was away, is routed again by the upkeep schedule with backoff (``next_attempt_at``) until it settles or
+  is given up (``given_up``, visible).
 - ``ingress_poll_checkpoints`` (:class:`PollCheckpoint`): where each poll stopped.
 
 Data functions are keyword-only and take the session. :class:`EventLedger` runs them off the event loop
@@ -35,7 +37,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import UniqueConstraint, inspect, or_, text
+from sqlalchemy import UniqueConstraint, inspect, or_, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, delete, func, select
@@ -149,7 +153,8 @@ TABLES = [Delivery.__table__, AcceptedEvent.__table__, PollCheckpoint.__table__]
 def ledger_engine(url: str) -> Engine:
     """The ledger's engine with its tables created: SQLite (file or memory) or any SQLAlchemy URL."""
     engine = open_engine(url, TABLES)
-    _add_new_columns(engine)
+    if engine.dialect.name == "sqlite":  # a server's columns come from the migrations
+        _add_new_columns(engine)
     return engine
 
 
@@ -175,36 +180,69 @@ def _add_new_columns(engine: Engine) -> None:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Claim:
-    """Whether this delivery routes the event (``route``), or what the finished earlier one did."""
+    """Whether this delivery routes the event (``route``), or what the finished earlier one did; ``in_flight``:
+    another delivery (this replica's or another's) is routing it right now."""
 
     route: bool
     retry: bool = False
     outcome: str | None = None
     workflow_id: str | None = None
+    in_flight: bool = False
 
 
-def claim_event(*, session: Session, vendor: str, vendor_event_id: str, event: str | None = None) -> Claim:
-    """Take the event for routing, unless an earlier delivery finished it (race-safe by the unique key).
+#: an event ``in_flight`` longer than this (when the caller names no moment) was stranded by a crash
+STRANDED_AFTER = timedelta(seconds=120)
+
+
+def _insert_if_absent(session: Session, row: AcceptedEvent) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING`` on the dedupe key: True when this insert made the row."""
+    values = row.model_dump(exclude={"id"})
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql_insert(AcceptedEvent).values(**values)
+    elif dialect == "sqlite":
+        statement = sqlite_insert(AcceptedEvent).values(**values)
+    else:  # another server: the unique key still decides, by an error
+        try:
+            session.add(row)
+            session.commit()
+            return True
+        except IntegrityError:
+            session.rollback()
+            return False
+    made = session.execute(statement.on_conflict_do_nothing(index_elements=["vendor", "vendor_event_id"])
+                           .returning(col(AcceptedEvent.id))).first()
+    session.commit()
+    return made is not None
+
+
+def claim_event(*, session: Session, vendor: str, vendor_event_id: str, event: str | None = None,
+                stranded_before: datetime | None = None) -> Claim:
+    """Take the event for routing, once across every replica: the first delivery inserts its dedupe record;
+    a later one takes it over only from a ``failed`` state or from an ``in_flight`` one last touched before
+    ``stranded_before`` (its process died; default: :data:`STRANDED_AFTER` ago), by one conditional
+    ``UPDATE`` (a row lock on PostgreSQL, the write lock on SQLite), so that two replicas never both win.
 
     ``event`` is the canonical event, sealed: kept so that a sweep can route it again after a crash.
     """
     now = utcnow()
-    session.add(AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, first_seen_at=now, updated_at=now,
-                              event=event))
-    try:
-        session.commit()
+    if _insert_if_absent(session, AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, first_seen_at=now,
+                                                updated_at=now, event=event)):
         return Claim(route=True)
-    except IntegrityError:
-        session.rollback()
-    row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
-                                                   AcceptedEvent.vendor_event_id == vendor_event_id)).one()
+    stranded_before = stranded_before if stranded_before is not None else now - STRANDED_AFTER
+    same = (col(AcceptedEvent.vendor) == vendor) & (col(AcceptedEvent.vendor_event_id) == vendor_event_id)
+    takeover = (col(AcceptedEvent.state) == EventState.FAILED.value) | (
+        (col(AcceptedEvent.state) == EventState.IN_FLIGHT.value) & (col(AcceptedEvent.updated_at) < stranded_before))
+    taken = session.execute(update(AcceptedEvent).where(same & takeover).values(
+        state=EventState.IN_FLIGHT.value, attempts=col(AcceptedEvent.attempts) + 1, updated_at=now,
+        event=func.coalesce(col(AcceptedEvent.event), event)))
+    session.commit()
+    if taken.rowcount:  # type: ignore[attr-defined]
+        return Claim(route=True, retry=True)
+    row = session.exec(select(AcceptedEvent).where(same)).one()
     if row.state in (EventState.DONE.value, EventState.GIVEN_UP.value):
         return Claim(route=False, outcome=row.outcome, workflow_id=row.workflow_id)
-    row.state, row.attempts, row.updated_at = EventState.IN_FLIGHT.value, row.attempts + 1, now
-    row.event = row.event or event
-    session.add(row)
-    session.commit()
-    return Claim(route=True, retry=True)
+    return Claim(route=False, in_flight=True)
 
 
 def retry_delay(attempts: int, *, base_seconds: float, max_seconds: float) -> timedelta:
@@ -415,5 +453,5 @@ __all__ = [
     "claim_event", "count_outcomes", "events_to_retry", "find_event", "get_delivery", "give_up_event",
     "handed_over_deliveries", "ledger_engine",
     "list_deliveries", "load_checkpoint", "probe_writable", "prune_ledger", "record_delivery", "retry_delay",
-    "save_checkpoint", "settle_event",
+    "save_checkpoint", "settle_event", "utcnow",
 ]

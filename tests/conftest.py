@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devstack.postgres import PostgresServer
 from runtime.attributes import SEARCH_ATTRIBUTES, register_search_attributes
 from runtime.connect import data_converter
 from runtime.devserver import dev_server_path, test_server_path
@@ -174,3 +175,25 @@ async def worker(client: Client, flow_settings: Settings, sandboxes: dict[str, S
     """The production worker composition on the test's task queue."""
     async with open_connectors(flow_settings) as connectors, build_worker(client, flow_settings, connectors) as w:
         yield w
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session, from the Debian binaries in a temporary directory (run as an
+    unprivileged user when we are root). Missing binaries fail the test with the reason: nothing is skipped."""
+    server = PostgresServer.create()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database for one store test, on each backend the stores support: a SQLite file, and a fresh
+    database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database(f"test_{uuid.uuid4().hex[:16]}")

@@ -2,52 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 
 from canonical.authority import ApprovalAuthority, authority_refusal
 from canonical.notifications import APPROVAL_KINDS, Message, Notice
 from connectors.errors import Rejected
 from connectors.notify.channels import NotifyPort, SlackWebhookNotifier, SmtpNotifier
 from settings import Settings
+from stores.notifications import NotificationLog
 
 log = logging.getLogger("revops.notify")
 
 
-class SendLog:
-    """``(event_key, channel)`` pairs already sent, in SQLite, shared by every worker of a deployment that
-    shares the file (point ``NOTIFICATIONS_DB`` at one place)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS sent (event_key TEXT NOT NULL, channel TEXT NOT NULL, "
-                       "outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (event_key, channel))")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
-
-    def _sent(self, event_key: str, channel: str) -> bool:
-        with self._connect() as db:
-            row = db.execute("SELECT 1 FROM sent WHERE event_key = ? AND channel = ?", (event_key, channel))
-            return row.fetchone() is not None
-
-    def _record(self, event_key: str, channel: str, outcome: str) -> None:
-        with self._connect() as db:
-            db.execute("INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?)",
-                       (event_key, channel, outcome, datetime.now(UTC).isoformat()))
-
-    async def sent(self, event_key: str, channel: str) -> bool:
-        return await asyncio.to_thread(self._sent, event_key, channel)
-
-    async def record(self, event_key: str, channel: str, outcome: str = "sent") -> None:
-        await asyncio.to_thread(self._record, event_key, channel, outcome)
+class SendLog(NotificationLog):
+    """``(event_key, channel)`` pairs already sent (:class:`stores.notifications.NotificationLog`), shared by every
+    worker of a deployment that shares its database (``NOTIFICATIONS_URL``: a SQLite file or a PostgreSQL URL)."""
 
 
 class Notifications:
@@ -104,7 +75,7 @@ def notifications_from_settings(settings: Settings) -> Notifications:
                                      sender=settings.notify_from, username=settings.notify_smtp_username,
                                      password=settings.notify_smtp_password, starttls=settings.notify_smtp_starttls))
     namespace = os.environ.get("TEMPORAL_NAMESPACE", "default")
-    return Notifications(channels=channels, send_log=SendLog(settings.notifications_db),
+    return Notifications(channels=channels, send_log=SendLog(settings.notifications_database_url),
                          authority=settings.approval_authority(), operations=settings.notify_operations,
                          inbox_url=settings.approvals_base_url,
                          ui_url=f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{namespace}")

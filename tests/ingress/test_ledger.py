@@ -1,17 +1,19 @@
-"""The event ledger's dedupe record: one winner per vendor event, even across threads."""
+"""The event ledger's dedupe record: one winner per vendor event, even across threads; on SQLite and
+PostgreSQL (``store_url``)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlmodel import Session
 
 from stores.events import (
+    Claim,
     EventLedger,
     Outcome,
     claim_event,
+    find_event,
     ledger_engine,
     load_checkpoint,
     save_checkpoint,
@@ -20,21 +22,44 @@ from stores.events import (
 from tests.helpers.codec import keyring_for_tests
 
 
-def test_ledger_claim_has_one_winner_across_threads(tmp_path: Path) -> None:
-    engine = ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+def test_ledger_claim_has_one_winner_across_threads(store_url: str) -> None:
+    engine = ledger_engine(store_url)
 
-    def claim(_: int) -> bool:
+    def claim(_: int) -> Claim:
         with Session(engine) as session:
-            return claim_event(session=session, vendor="stripe", vendor_event_id="evt_1").retry
+            return claim_event(session=session, vendor="stripe", vendor_event_id="evt_1")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        retries = list(pool.map(claim, range(32)))
+        claims = list(pool.map(claim, range(32)))
+    engine.dispose()
 
-    assert retries.count(False) == 1  # exactly one fresh claim; the others find it in flight
+    assert [c.route for c in claims].count(True) == 1  # exactly one routes; the others find it in flight
+    assert all(c.in_flight and not c.retry for c in claims if not c.route)
 
 
-def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(tmp_path: Path) -> None:
-    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", keyring_for_tests())
+def test_ledger_in_flight_event_is_taken_over_only_once_stranded(store_url: str) -> None:
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
+    now = datetime.now(UTC)
+    try:
+        first = ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="9", event="sealed-1")
+        routing = ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="9",
+                                  stranded_before=now - timedelta(minutes=2))
+        stranded = ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="9",
+                                   stranded_before=now + timedelta(seconds=1))  # its claimer died long ago
+        again = ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="9",
+                                stranded_before=now - timedelta(minutes=2))
+        row = ledger.run_sync(find_event, vendor="hubspot", vendor_event_id="9")
+    finally:
+        ledger.close()
+
+    assert (first.route, routing.route, routing.in_flight) == (True, False, True)
+    assert (stranded.route, stranded.retry) == (True, True)
+    assert (again.route, again.in_flight) == (False, True)  # the takeover is itself in flight now
+    assert row is not None and (row.attempts, row.state, row.event) == (2, "in_flight", "sealed-1")
+
+
+def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(store_url: str) -> None:
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
     try:
         ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id="1")
         ledger.run_sync(settle_event, vendor="hubspot", vendor_event_id="1", outcome=Outcome.STARTED,
@@ -53,8 +78,8 @@ def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(tmp_pat
     assert (other_vendor.route, other_vendor.retry) == (True, False)
 
 
-def test_ledger_checkpoint_round_trips_as_utc(tmp_path: Path) -> None:
-    ledger = EventLedger.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", keyring_for_tests())
+def test_ledger_checkpoint_round_trips_as_utc(store_url: str) -> None:
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC) + timedelta(microseconds=5)
     try:
         assert ledger.run_sync(load_checkpoint, name="crm-deals") is None

@@ -122,7 +122,9 @@ async def test_ledger_upkeep_gives_up_visibly_after_the_last_attempt(
     ledger = _ledger(tmp_path)
     event = _stage_event(unique_deal_id())
     _strand(ledger, event, minutes_ago=0)
-    for _ in range(flow_settings.ledger_retry_max_attempts - 1):
+    for _ in range(flow_settings.ledger_retry_max_attempts - 1):  # each attempt failed, then was taken again
+        ledger.run_sync(settle_event, vendor="hubspot", vendor_event_id=event.source_event_id,
+                        outcome=Outcome.FAILED, workflow_id=None, error="Temporal unavailable")
         ledger.run_sync(claim_event, vendor="hubspot", vendor_event_id=event.source_event_id)
     ledger.run_sync(settle_event, vendor="hubspot", vendor_event_id=event.source_event_id, outcome=Outcome.FAILED,
                     workflow_id=None, error="Temporal unavailable", retry_base_seconds=0, retry_max_seconds=0)
@@ -147,10 +149,10 @@ async def test_ledger_upkeep_gives_up_visibly_after_the_last_attempt(
     assert replayed.outcome is Outcome.STARTED and after_replay.state == "done"
 
 
-def test_ledger_upkeep_prune_keeps_the_retention(tmp_path: Path) -> None:
+def test_ledger_upkeep_prune_keeps_the_retention(store_url: str) -> None:
     from stores.events import prune_ledger
 
-    ledger = _ledger(tmp_path)
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
     old, new = datetime.now(UTC) - timedelta(days=40), datetime.now(UTC)
     try:
         for when, name in ((old, "old"), (new, "new")):

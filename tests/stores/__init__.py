@@ -1,0 +1,1 @@
+"""Our own stores on each backend they support."""
