@@ -8,6 +8,7 @@ queue, and runs the production worker (``worker.build_worker``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -25,16 +26,19 @@ import starter
 from bootstrap import for_cli, open_connectors, with_erp_switches
 from cli.ledger import start_reconciliation
 from connectors.stripe import StripeBilling
+from runtime.launch import start_quote_to_cash
 from settings import Settings
 from tests.helpers.books import fresh_sandboxes
+from tests.helpers.deals import DealSpec, Line, seed_deal
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, canonical, draft_invoices, finalize, pay, signal
 from tests.helpers.memory_adapters import ERP_BOOKS, ErpBook
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
+from tests.workflows.test_quote_to_cash import sign_when_out
 from worker import build_worker
 from workflows.ledger import AccountLedgerWorkflow
-from workflows.models import LedgerStatus, LedgerStatusRequest, ReconciliationScope
+from workflows.models import LedgerStatus, LedgerStatusRequest, QuoteToCashResult, ReconciliationScope, Stage
 
 EXTRA = ["tests.helpers.memory_adapters:ERP"]
 NEW_EU01_TENANT = "memory-subsidiary-eu01"
@@ -77,7 +81,8 @@ def mixed_settings(base: Settings, book: str) -> Settings:
                 for e in base.legal_entities]
     return base.model_copy(update={"extra_adapters": EXTRA, "legal_entities": entities, "adapter_settings": {
         **base.adapter_settings, "memoryerp": {"book": book}},
-        "notify_slack_webhook_url": None, "notify_smtp_host": None})  # no one to tell in these tests
+        "notify_slack_webhook_url": None, "notify_smtp_host": None,  # no one to tell in these tests
+        "contract_poll_interval_seconds": 1.0})  # no ingress here: the contract poll sees the signature
 
 
 @asynccontextmanager
@@ -121,6 +126,34 @@ async def cutover(m: Mixed, settings: Settings, capsys: pytest.CaptureFixture[st
 
 
 # ---------------------------------------------------------------------------------------------------
+async def test_erp_coexistence_a_deal_split_across_two_erps_provisions_each_entity_in_its_own(
+        mixed: Mixed) -> None:
+    m = mixed
+    lines = [Line("PLAT-PRO", "Platform seats", quantity="10", price="40.00", model="subscription",
+                  frequency="monthly"),
+             Line("MS-ROLLOUT-DE", "German rollout", price="8000.00", model="milestone", entity="EU01")]
+    deal_id = seed_deal(m.sandboxes["hubspot"], DealSpec(model="subscription", lines=lines))
+    async with running_worker(m.client, m.settings):
+        handle = await start_quote_to_cash(m.client, m.settings, deal_id)
+        await sign_when_out(handle, m.sandboxes["ironclad"])
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), 60)
+
+        assert result.outcome is Stage.PROVISIONED, result.reason
+        us, eu = result.engagements
+        assert (us.legal_entity, eu.legal_entity) == ("US01", "EU01")
+        assert us.project is not None and eu.project is not None
+        # US01's contact and project are in the in-memory ERP, in US01's tenant; EU01's in Xero, in EU01's
+        us_tenant, eu_tenant = m.settings.entity("US01").erp_tenant_id, m.settings.entity("EU01").erp_tenant_id
+        assert [a.erp_contact_id for a in m.book.contacts[us_tenant].values()] == [us.erp_contact_id]
+        assert m.book.projects[us.project.code].erp_id == us.project.erp_id and m.book.tenants == {us_tenant}
+        assert [c["ContactID"] for c in m.xero_docs("contact", eu_tenant)] == [eu.erp_contact_id]
+        assert not m.xero_docs("contact", us_tenant), "nothing of US01 went to Xero"
+        # each reference is named by its own adapter
+        keys = set(result.business_keys)
+        assert {f"memoryerp:contact:{us.erp_contact_id}", f"memoryerp:project:{us.project.erp_id}",
+                f"xero:contact:{eu.erp_contact_id}", f"xero:project:{eu.project.erp_id}"} <= keys
+
+
 async def test_erp_cutover_moves_open_invoices_and_a_partial_payment_then_later_payments_follow(
         mixed: Mixed, capsys: pytest.CaptureFixture[str]) -> None:
     m = mixed
