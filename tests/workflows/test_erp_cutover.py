@@ -153,6 +153,11 @@ async def test_erp_coexistence_a_deal_split_across_two_erps_provisions_each_enti
         assert {f"memoryerp:contact:{us.erp_contact_id}", f"memoryerp:project:{us.project.erp_id}",
                 f"xero:contact:{eu.erp_contact_id}", f"xero:project:{eu.project.erp_id}"} <= keys
 
+        # reconciliation reads each entity's own ERP, and finds the deal delivered in both
+        recon = await start_reconciliation(m.client, m.settings, ReconciliationScope(deal_ids=[deal_id]))
+        assert {"memoryerp:US01", "xero:EU01"} <= {r.source for r in recon.reads}
+        assert [f"{f.key}: {f.detail}" for f in recon.findings] == []
+
 
 async def test_erp_cutover_moves_open_invoices_and_a_partial_payment_then_later_payments_follow(
         mixed: Mixed, capsys: pytest.CaptureFixture[str]) -> None:
