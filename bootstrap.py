@@ -20,6 +20,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -43,6 +44,7 @@ from intake import ClientProvider, EventIntake, EventRouter
 from runtime.connect import connect
 from runtime.startup import refuse_unsound_settings
 from settings import Settings
+from stores.cutover import cutover_engine, switched_entities
 from stores.events import EventLedger
 from stores.findings import findings_engine
 from stores.mirror import mirror_engine
@@ -54,9 +56,22 @@ def load_settings() -> Settings:
     """Settings from the environment and ``.env``: the one place outside the entry points that reads them.
     Refused (:class:`runtime.startup.StartRefused`, naming what is wrong) when the approver registry is unsound
     or a published development secret is in use beyond the sandbox."""
-    settings = Settings()
+    settings = with_erp_switches(Settings())
     refuse_unsound_settings(settings)
     return settings
+
+
+def with_erp_switches(settings: Settings) -> Settings:
+    """``settings`` with each legal entity an ERP cut-over moved on its new ERP adapter and tenant (the switches
+    persisted by ``starter.py erp cutover``, in the findings database; they win over ``LEGAL_ENTITIES``)."""
+    url = settings.findings_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return settings  # nothing was ever cut over here (and no database is made just to say so)
+    engine = cutover_engine(url)
+    try:
+        return settings.model_copy(update={"legal_entities": switched_entities(engine, settings.legal_entities)})
+    finally:
+        engine.dispose()
 
 
 class _Bundle:
@@ -133,16 +148,20 @@ class Stores:
     events: EventLedger
     findings: Engine
     mirror: Engine
+    cutover: Engine | None = None  # ERP cut-overs: entity switches and moved records (stores/cutover.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stores:
         return cls(events=EventLedger.from_settings(settings), findings=findings_engine(settings.findings_database_url),
-                   mirror=mirror_engine(settings.findings_database_url))
+                   mirror=mirror_engine(settings.findings_database_url),
+                   cutover=cutover_engine(settings.findings_database_url))
 
     def close(self) -> None:
         self.events.close()
         self.findings.dispose()
         self.mirror.dispose()
+        if self.cutover is not None:
+            self.cutover.dispose()
 
 
 # -- intake and Temporal ----------------------------------------------------------------------------

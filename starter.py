@@ -16,6 +16,7 @@
     python starter.py backfill US01 [--rate 0.9] [--wait]
     python starter.py kpis [--entity US01] [--since 2026-11-01] [--json]
     python starter.py catalogue sync [--apply] [--json]   (billing prices against the product catalogue)
+    python starter.py erp cutover EU01 --to <erp> [--tenant T] [--json]   (move an entity's books to another ERP)
     python starter.py sandbox seed-deal | move-deal | sign | decline | amend | pay ...   (act as the vendors)
 
 Exit codes: 0 done, 1 refused or failed, 2 usage error or unknown ID; read commands take ``--json``.
@@ -47,6 +48,7 @@ from canonical.keys import backfill_workflow_id, parse_workflow_id
 from canonical.ownership import SystemRole
 from cli import amendments as amendments_cli
 from cli import catalogue as catalogue_cli
+from cli import erp as erp_cli
 from cli import events as ingress_cli
 from cli import invoicing as invoicing_cli
 from cli import kpis as kpis_cli
@@ -389,6 +391,7 @@ def parser() -> argparse.ArgumentParser:
     invoicing_cli.add_parsers(sub)
     matching_cli.add_parsers(sub)
     kpis_cli.add_parsers(sub)
+    erp_cli.add_parsers(sub)
     sandbox_cli.add_parsers(sub)
     catalogue_cli.add_parsers(sub)
     return p
@@ -419,7 +422,7 @@ async def _dispatch(args: argparse.Namespace, app: CliParts) -> int:
         return await catalogue_cli.COMMANDS[args.command](app, args)
     commands = {**ledger_cli.TEMPORAL_COMMANDS, **amendments_cli.COMMANDS, **invoicing_cli.COMMANDS,
                 **matching_cli.COMMANDS,
-                **kpis_cli.COMMANDS, **TEMPORAL_COMMANDS}
+                **kpis_cli.COMMANDS, **erp_cli.COMMANDS, **TEMPORAL_COMMANDS}
     try:
         client = await app.client()
     except (RuntimeError, RPCError, OSError) as exc:

@@ -24,6 +24,7 @@ from activities.change_polls import AmendmentPollActivities, BillingPollActiviti
 from activities.clm import ClmActivities
 from activities.config import ConfigActivities
 from activities.crm import CrmActivities
+from activities.cutover import CutoverActivities, ErpMoves
 from activities.erp import ErpActivities
 from activities.event_ledger import EventLedgerActivities, LedgerRetention
 from activities.notify import NotifyActivities
@@ -40,10 +41,12 @@ from runtime.logs import configure_logging
 from runtime.schedules import ensure_reconciliation_schedule
 from runtime.startup import StartRefused
 from settings import Settings
+from stores.cutover import cutover_engine
 from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
 from workflows.company_figures import CompanyFiguresWorkflow
+from workflows.cutover import CutoverWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -65,6 +68,7 @@ WORKFLOWS: list[type] = [
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits
     EventLedgerUpkeepWorkflow,  # sweeps and prunes the ingress's event ledger (event-ledger-upkeep schedule)
+    CutoverWorkflow,  # `starter.py erp cutover`: moves a legal entity's books to another ERP
 ]
 
 
@@ -77,12 +81,19 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
                                     clm=connectors.clm, crm=connectors.crm)
     registry = connectors.registry or default_registry(settings)
     change_polls = ChangePollSettings.from_settings(settings, registry)
+    cutover = stores.cutover or cutover_engine(settings.findings_database_url)
+    adapters = connectors.adapters
+    adapter_of = adapters.erp_named if adapters is not None else _no_other_erp
     groups: list[Any] = [
         ConfigActivities(settings=settings, registry=registry),
         CrmActivities(crm=connectors.crm, notifications=connectors.notifications),
         ClmActivities(clm=connectors.clm),
         BillingActivities(billing=connectors.billing),
-        ErpActivities(erp=connectors.erp, billing=connectors.billing),
+        ErpActivities(erp=connectors.erp, billing=connectors.billing, moves=ErpMoves(cutover, adapter_of)),
+        CutoverActivities(client=client, engine=cutover, adapter_of=adapter_of,
+                          entities=lambda: settings.legal_entities, systems=registry.systems(settings),
+                          erp_name_of=lambda e: registry.erp_name_of(settings, e),
+                          report_dir=settings.data_dir / "cutover"),
         ContractContextActivities(crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
                                   legal_entities=[e.code for e in settings.legal_entities]),
         DealPollActivities(settings=DealPollSettings.from_settings(settings, registry), crm=connectors.crm,
@@ -97,6 +108,10 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
                               intake=intake),
     ]
     return [fn for group in groups for fn in group.all()]
+
+
+def _no_other_erp(name: str) -> Any:
+    raise ValueError(f"no ERP adapter {name!r}: these connectors were built without a registry's adapters")
 
 
 def build_worker(client: Client, settings: Settings, connectors: Connectors, *, stores: Stores | None = None,

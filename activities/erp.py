@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.cutover import ErpMoves
 from activities.ledger import (
     ErpDocumentRef,
     PostCreditNoteInput,
@@ -65,10 +66,22 @@ class ErpActivities:
     """The ERP port's steps. ``billing`` is only billing's read of one invoice (:class:`InvoiceSource`), for the
     one ERP write that must not post an invoice cut short (``post_erp_invoice``)."""
 
-    def __init__(self, *, erp: ErpPort, billing: InvoiceSource | None = None) -> None:
+    def __init__(self, *, erp: ErpPort, billing: InvoiceSource | None = None, moves: ErpMoves | None = None
+                 ) -> None:
         self.erp = erp
         self.billing = billing
+        self.moves = moves
         self._pacers: dict[tuple[str, float], Pacer] = {}
+
+    def _at(self, tenant_id: str) -> tuple[str, ErpPort]:
+        """The tenant and adapter a call addressed to ``tenant_id`` goes to: the new ones when an ERP cut-over
+        moved that tenant's books (``activities/cutover.py``), else as addressed."""
+        moved = self.moves.forward(tenant_id) if self.moves is not None else None
+        return moved or (tenant_id, self.erp)
+
+    def _id(self, tenant_id: str, kind: str, erp_id: str) -> str:
+        """``erp_id`` in ``tenant_id``: the copy's ID when a cut-over copied that record there."""
+        return self.moves.new_id(tenant_id, kind, erp_id) if self.moves is not None and erp_id else erp_id
 
     async def _pace(self, tenant_id: str, rate: float | None) -> None:
         if rate:
@@ -81,10 +94,11 @@ class ErpActivities:
         """Which drafts have no ERP contact under their reference yet (read only, ``batch_size`` a request)."""
         plan = ErpContactsPlan()
         drafts = request.drafts
+        tenant, erp = self._at(request.tenant_id)
         for start in range(0, len(drafts), request.batch_size):
             batch = drafts[start:start + request.batch_size]
             await self._pace(request.tenant_id, request.requests_per_second)
-            found = await self.erp.find_customers(request.tenant_id, [d.reference for d in batch])
+            found = await erp.find_customers(tenant, [d.reference for d in batch])
             plan.requests += 1
             plan.missing += [d for d in batch if d.reference not in found]
             plan.found.update({d.reference: found[d.reference] for d in batch if d.reference in found})
@@ -102,11 +116,12 @@ class ErpActivities:
         The ownership guard is here, for every ERP: a refresh reads the contact first, and an ERP-owned field
         (tax number, payment terms) it already holds is not sent; an empty one is filled."""
         result = ErpContactsResult()
+        tenant, erp = self._at(request.tenant_id)
         drafts = [d.model_copy(update={"marker": self._mark(request.idempotency_key, d)}) for d in request.drafts]
         for start in range(0, len(drafts), request.batch_size):
             batch = drafts[start:start + request.batch_size]
             await self._pace(request.tenant_id, request.requests_per_second)
-            made = await self.erp.create_customers(request.tenant_id, batch,
+            made = await erp.create_customers(tenant, batch,
                                                    idempotency_key=f"{request.idempotency_key}:{start}")
             result.requests += 1
             result.created += len(batch)
@@ -114,10 +129,10 @@ class ErpActivities:
             result.ours += [d.reference for d in batch]
         for draft in request.refresh:
             await self._pace(request.tenant_id, request.requests_per_second)
-            held = await self.erp.find_customer(request.tenant_id, draft.reference)
+            held = await erp.find_customer(tenant, draft.reference)
             await self._pace(request.tenant_id, request.requests_per_second)
-            account = await self.erp.upsert_customer(
-                request.tenant_id, writable_over("account", draft.account, held, writer=CONTACT_WRITER,
+            account = await erp.upsert_customer(
+                tenant, writable_over("account", draft.account, held, writer=CONTACT_WRITER,
                                                  fields=CONTACT_FIELDS),
                 contact=draft.contact, reference=draft.reference,
                 idempotency_key=f"{request.idempotency_key}:refresh:{draft.reference}")
@@ -156,20 +171,22 @@ class ErpActivities:
     @activity.defn(name="archive_erp_customer")
     @business_step
     async def archive_erp_customer(self, ref: ErpRecordRef) -> Ack:
-        await self.erp.archive_customer(ref.tenant_id, ref.record_id)
+        tenant, erp = self._at(ref.tenant_id)
+        await erp.archive_customer(tenant, self._id(tenant, "contact", ref.record_id))
         return Ack()
 
     # -- projects ----------------------------------------------------------------------------------------
     @activity.defn(name="create_erp_project")
     @business_step
     async def create_erp_project(self, request: ErpProjectInput) -> Project:
-        return await self.erp.create_project(request.tenant_id, request.project,
-                                             idempotency_key=request.idempotency_key)
+        tenant, erp = self._at(request.tenant_id)
+        return await erp.create_project(tenant, request.project, idempotency_key=request.idempotency_key)
 
     @activity.defn(name="close_erp_project")
     @business_step
     async def close_erp_project(self, ref: ErpRecordRef) -> Ack:
-        await self.erp.close_project(ref.tenant_id, ref.record_id)
+        tenant, erp = self._at(ref.tenant_id)
+        await erp.close_project(tenant, ref.record_id)
         return Ack()
 
     @activity.defn(name="update_erp_project")
@@ -183,7 +200,8 @@ class ErpActivities:
         """
         project = request.project
         assert project.erp_id
-        current = await self.erp.get_project(request.tenant_id, project.erp_id)
+        tenant, erp = self._at(request.tenant_id)
+        current = await erp.get_project(tenant, project.erp_id)
         if request.keep_erp_budget:
             project = project.model_copy(update={"budget": current.budget})
         elif not request.force and request.expected_budget is not None:
@@ -194,7 +212,7 @@ class ErpActivities:
                     f"{violation}: the ERP holds {current.budget} for {project.code}, we last wrote "
                     f"{expected} {current.budget.currency}; the amendment wants {project.budget}",
                     type="OwnershipViolation", non_retryable=True, category=BENIGN) from violation
-        return await self.erp.update_project(request.tenant_id, project, idempotency_key=request.idempotency_key)
+        return await erp.update_project(tenant, project, idempotency_key=request.idempotency_key)
 
     # -- receivables (invoice feedback) ---------------------------------------------------------------------
     @activity.defn(name="post_erp_invoice")
@@ -211,38 +229,43 @@ class ErpActivities:
                                        non_retryable=True)
             whole = await self.billing.get_invoice(invoice.billing_id)
             invoice = whole.model_copy(update={"legal_entity": invoice.legal_entity or whole.legal_entity})
-        erp_id = await self.erp.post_invoice(request.tenant_id, invoice, erp_contact_id=request.erp_contact_id,
-                                             idempotency_key=request.idempotency_key)
+        tenant, erp = self._at(request.tenant_id)
+        contact = self._id(tenant, "contact", request.erp_contact_id)
+        erp_id = await erp.post_invoice(tenant, invoice, erp_contact_id=contact,
+                                        idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
 
     @activity.defn(name="record_erp_payment")
     @business_step
     async def record_erp_payment(self, request: RecordPaymentInput) -> ErpDocumentRef:
-        erp_id = await self.erp.record_payment(request.tenant_id, request.erp_invoice_id, request.payment,
-                                               idempotency_key=request.idempotency_key)
+        tenant, erp = self._at(request.tenant_id)
+        erp_id = await erp.record_payment(tenant, self._id(tenant, "invoice", request.erp_invoice_id),
+                                          request.payment, idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
 
     @activity.defn(name="post_erp_credit_note")
     @business_step
     async def post_erp_credit_note(self, request: PostCreditNoteInput) -> ErpDocumentRef:
-        erp_id = await self.erp.post_credit_note(request.tenant_id, request.credit_note,
-                                                 erp_contact_id=request.erp_contact_id,
-                                                 idempotency_key=request.idempotency_key)
+        tenant, erp = self._at(request.tenant_id)
+        erp_id = await erp.post_credit_note(tenant, request.credit_note,
+                                            erp_contact_id=self._id(tenant, "contact", request.erp_contact_id),
+                                            idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
 
     @activity.defn(name="void_erp_invoice")
     @business_step
     async def void_erp_invoice(self, request: VoidInvoiceInput) -> Ack:
-        await self.erp.void_invoice(request.tenant_id, request.erp_invoice_id,
-                                    idempotency_key=request.idempotency_key)
+        tenant, erp = self._at(request.tenant_id)
+        await erp.void_invoice(tenant, self._id(tenant, "invoice", request.erp_invoice_id),
+                               idempotency_key=request.idempotency_key)
         return Ack()
 
     @activity.defn(name="reverse_erp_credit_note")
     @business_step
     async def reverse_erp_credit_note(self, request: ReverseCreditNoteInput) -> Ack:
         """Take back a closing credit the ledger posted (a write-off that cash or a credit made wrong)."""
-        await self.erp.reverse_credit_note(request.tenant_id, request.credit_note,
-                                           idempotency_key=request.idempotency_key)
+        tenant, erp = self._at(request.tenant_id)
+        await erp.reverse_credit_note(tenant, request.credit_note, idempotency_key=request.idempotency_key)
         return Ack()
 
     def all(self) -> list[Callable[..., Any]]:

@@ -203,6 +203,31 @@ def approval_subject_of(workflow_id: str) -> str | None:
     return "deal" if found[0] == "deal" else "amendment"
 
 
+CUTOVER = "cutover"
+
+
+def cutover_workflow_id(entity_code: str, to_erp: str) -> str:
+    """One ERP cut-over per legal entity and target ERP: ``cutover-<entity>-<erp>`` (a rerun reuses it)."""
+    if not BUSINESS_ID.fullmatch(entity_code) or "-" in entity_code:
+        raise ValueError(f"{entity_code!r} is not a legal entity code")
+    return f"{CUTOVER}-{entity_code}-{_adapter(to_erp)}"
+
+
+def parse_cutover_workflow_id(workflow_id: str) -> tuple[str, str] | None:
+    """``(entity, erp)`` of :func:`cutover_workflow_id`, or ``None`` for anything else."""
+    prefix, _, rest = workflow_id.partition("-")
+    entity, _, erp = rest.rpartition("-")
+    if prefix != CUTOVER or not entity or "-" in entity or not _ADAPTER.fullmatch(erp):
+        return None
+    return entity, erp
+
+
+def cutover_record_key(cutover_id: str, kind: str, old_id: str) -> str:
+    """The idempotency key of copying one ERP record in a cut-over, the same on every rerun:
+    ``<cutoverId>:<kind>:<oldId>``."""
+    return f"{cutover_id}:{kind}:{old_id}"
+
+
 # -- idempotency keys --------------------------------------------------------------------------------
 def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
     """The key of one external write: ``<workflowId>:<scope>:<step>``, stable across retries, replays and
@@ -212,10 +237,11 @@ def step_idempotency_key(workflow_id: str, scope: str, step: str) -> str:
 
 
 __all__ = [
-    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "FIGURES", "INVOICING", "LEDGER", "QUOTE_TO_CASH", "BusinessId",
-    "EntityScoped", "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id",
-    "billing_customer_reference", "business_id_of", "company_figures_workflow_id", "erp_contact_reference",
-    "is_workflow_of", "invoicing_workflow_id", "ledger_workflow_id",
+    "AMENDMENTS", "BACKFILL", "BUSINESS_ID", "CUTOVER", "FIGURES", "INVOICING", "LEDGER", "QUOTE_TO_CASH",
+    "BusinessId", "EntityScoped", "amendments_workflow_id", "approval_subject_of", "backfill_workflow_id",
+    "billing_customer_reference", "business_id_of", "company_figures_workflow_id", "cutover_record_key",
+    "cutover_workflow_id", "erp_contact_reference", "is_workflow_of", "invoicing_workflow_id", "ledger_workflow_id",
+    "parse_cutover_workflow_id",
     "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
     "step_idempotency_key", "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",

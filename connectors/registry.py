@@ -254,6 +254,18 @@ class RoleAdapters:
     billing: Any
     erp: ErpRouter
     built: list[Any] = field(default_factory=list)
+    erps: dict[str, Any] = field(default_factory=dict)  # ERP adapters by name, built so far
+    build_erp: Callable[[str], Any] | None = None  # builds an ERP adapter no entity uses now (a cut-over's)
+
+    def erp_named(self, name: str) -> Any:
+        """The ERP adapter ``name`` (a cut-over's source or target), built on first use and closed with the rest;
+        :class:`UnknownAdapter` for a name the registry does not know."""
+        if name not in self.erps:
+            if self.build_erp is None:
+                raise UnknownAdapter(f"no ERP adapter {name!r} is built here")
+            self.erps[name] = self.build_erp(name)
+            self.built.append(self.erps[name])
+        return self.erps[name]
 
     async def aclose(self) -> None:
         """Close every adapter built (each owns its http clients)."""
@@ -288,7 +300,9 @@ def build_adapters(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
     clm = registry.chosen(settings, SystemRole.CLM).build(settings, transport)
     billing = registry.chosen(settings, SystemRole.BILLING).build(settings, transport)
     router = ErpRouter({e.erp_tenant_id: erps[registry.erp_name_of(settings, e)] for e in settings.legal_entities})
-    return RoleAdapters(crm=crm, clm=clm, billing=billing, erp=router, built=[crm, clm, billing, *erps.values()])
+    return RoleAdapters(crm=crm, clm=clm, billing=billing, erp=router, built=[crm, clm, billing, *erps.values()],
+                        erps=dict(erps),
+                        build_erp=lambda name: registry.spec(SystemRole.ERP, name).build(settings, transport))
 
 
 __all__ = ["DEFAULT_SPECS", "AdapterFactory", "AdapterRegistry", "Closeable", "ErpRouter", "Prepares",

@@ -34,6 +34,7 @@ from workflows.amendments import ContractAmendmentsWorkflow
 from workflows.backfill import CompanyBackfillWorkflow
 from workflows.change_polls import AmendmentPollWorkflow, BillingEventPollWorkflow
 from workflows.company_figures import CompanyFiguresWorkflow
+from workflows.cutover import CutoverWorkflow
 from workflows.event_ledger import EventLedgerUpkeepWorkflow
 from workflows.invoicing import OneOffInvoicingWorkflow
 from workflows.ledger import AccountLedgerWorkflow
@@ -166,6 +167,13 @@ FLOWS: list[Flow] = [
          transforms=(),
          failure_path="rate limits pace it; a refused contact is reported in the result, the rest go on",
          exception_kinds=(), owner="RevOps engineering", runbook="runbook-vendor-errors"),
+    Flow(name="ERP cut-over", workflow=CutoverWorkflow, workflow_id="cutover-<entity>-<erp>",
+         trigger="`starter.py erp cutover <entity> --to <erp>`",
+         data="the entity's contacts and open invoices with their payments, from its ERP to another",
+         transforms=(),
+         failure_path="refused (runs named) while anything posts in the entity; a vendor outage retries; a rerun "
+                      "completes an interrupted one and changes nothing after a complete one",
+         exception_kinds=(), owner="Finance (controllers)", runbook="runbook-vendor-errors"),
     Flow(name="Event ledger upkeep", workflow=EventLedgerUpkeepWorkflow,
          workflow_id="event-ledger-upkeep (schedule)",
          trigger="Temporal schedule every `LEDGER_UPKEEP_INTERVAL_SECONDS`",

@@ -351,6 +351,15 @@ class ReconciliationStage(StrEnum):
     RECONCILED = "reconciled"
 
 
+class CutoverStage(StrEnum):
+    """Where an ERP cut-over is (``Stage`` search attribute)."""
+
+    SURVEYING = "surveying"
+    MOVING = "moving"
+    MOVED = "moved"
+    REFUSED = "refused"
+
+
 class BackfillStage(StrEnum):
     """Where a company backfill is (``Stage`` search attribute)."""
 

@@ -18,12 +18,14 @@ from typing import Any
 import httpx
 from pydantic_settings import SettingsConfigDict
 
-from canonical import Account, Contact, CreditNote, Deal, Invoice, Payment, Project, TimeEntry
+from canonical import Account, Contact, CreditNote, Deal, Invoice, InvoiceStatus, Payment, Project, TimeEntry
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.matching import CustomerCandidate
+from canonical.money import Money
 from canonical.ownership import SystemRole
+from canonical.reconciliation import ErpCreditNote, ErpPayment
 from canonical.requests import AccountFigures, DealPage, DealWriteBack, UpsertResult
-from connectors.errors import NotFound
+from connectors.errors import NotFound, Rejected
 from connectors.spec import AdapterSpec, RateLimits, VendorSettings
 from settings import Settings
 
@@ -114,6 +116,11 @@ class ErpBook:
     credit_notes: dict[str, CreditNote] = field(default_factory=dict)
     tenants: set[str] = field(default_factory=set)
     keyed: dict[str, list[CustomerCandidate]] = field(default_factory=dict)  # tenant -> keyed by hand, unlinked
+    tenant_of: dict[str, str] = field(default_factory=dict)  # ERP document ID -> tenant it was written in
+    contact_of: dict[str, str] = field(default_factory=dict)  # ERP invoice ID -> ERP contact ID
+    payment_ids: dict[str, list[str]] = field(default_factory=dict)  # ERP invoice ID -> ERP payment IDs
+    refuse: str = ""  # non-empty: every receivables write is refused with this reason (an ERP-side problem)
+    writes: int = 0  # receivables writes that changed the book (a replay under a known key changes nothing)
 
 
 ERP_BOOKS: dict[str, ErpBook] = {}
@@ -212,24 +219,40 @@ class MemoryErp:
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
                            idempotency_key: str) -> str:
         self._seen(tenant_id)
+        self._refused()
         if idempotency_key not in self.book.by_key:
             erp_id = _next("mi-")
             self.book.by_key[idempotency_key] = erp_id
             self.book.invoices[erp_id] = invoice
+            self.book.tenant_of[erp_id] = tenant_id
+            self.book.contact_of[erp_id] = erp_contact_id
+            self.book.writes += 1
         return self.book.by_key[idempotency_key]
+
+    def _refused(self) -> None:
+        if self.book.refuse:
+            raise Rejected(self.book.refuse, vendor=self.vendor)
 
     async def record_payment(self, tenant_id: str, erp_invoice_id: str, payment: Payment, *,
                              idempotency_key: str) -> str:
+        self._refused()
+        if self.book.tenant_of.get(erp_invoice_id) != tenant_id:
+            raise NotFound(f"no invoice {erp_invoice_id} in tenant {tenant_id}", vendor=self.vendor)
         if idempotency_key not in self.book.by_key:
-            self.book.by_key[idempotency_key] = _next("mpay-")
+            erp_id = self.book.by_key[idempotency_key] = _next("mpay-")
             self.book.payments.setdefault(erp_invoice_id, []).append(payment)
+            self.book.payment_ids.setdefault(erp_invoice_id, []).append(erp_id)
+            self.book.writes += 1
         return self.book.by_key[idempotency_key]
 
     async def post_credit_note(self, tenant_id: str, credit_note: CreditNote, *, erp_contact_id: str,
                                idempotency_key: str) -> str:
+        self._refused()
         if idempotency_key not in self.book.by_key:
             self.book.by_key[idempotency_key] = _next("mcn-")
             self.book.credit_notes[self.book.by_key[idempotency_key]] = credit_note
+            self.book.tenant_of[self.book.by_key[idempotency_key]] = tenant_id
+            self.book.writes += 1
         return self.book.by_key[idempotency_key]
 
     async def void_invoice(self, tenant_id: str, erp_invoice_id: str, *, idempotency_key: str) -> None:
@@ -241,7 +264,37 @@ class MemoryErp:
                 del self.book.credit_notes[erp_id]
 
     async def list_invoices(self, tenant_id: str, *, modified_since: datetime | None = None) -> list[Invoice]:
-        return list(self.book.invoices.values())
+        return [self._as_held(erp_id) for erp_id, t in self.book.tenant_of.items()
+                if t == tenant_id and erp_id in self.book.invoices]
+
+    def _as_held(self, erp_id: str) -> Invoice:
+        """An invoice as this ERP holds it: its total, the payments recorded on it, what is still due."""
+        posted = self.book.invoices[erp_id]
+        currency = posted.total.currency
+        paid = sum((p.amount.amount for p in self.book.payments.get(erp_id, [])), Money.zero(currency).amount)
+        due = posted.total.amount - paid
+        return posted.model_copy(update={
+            "customer_id": self.book.contact_of.get(erp_id, ""), "amount_paid": Money(amount=paid, currency=currency),
+            "amount_due": Money(amount=due, currency=currency),
+            "status": InvoiceStatus.OPEN if due > 0 else InvoiceStatus.PAID, "payment_ids": [],
+            "metadata": {"erp_invoice_id": erp_id, "erp_status": "AUTHORISED" if due > 0 else "PAID"}})
+
+    # -- the receivables feed (reconciliation, cut-over) -------------------------------------------------
+    async def invoices_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[Invoice], str | None]:
+        return await self.list_invoices(tenant_id), None
+
+    async def payments_page(self, tenant_id: str, cursor: str | None = None, *,
+                            modified_since: datetime | None = None) -> tuple[list[ErpPayment], str | None]:
+        return [ErpPayment(erp_id=pay_id, reference=payment.billing_id, erp_invoice_id=erp_id, amount=payment.amount)
+                for erp_id, t in self.book.tenant_of.items() if t == tenant_id
+                for pay_id, payment in zip(self.book.payment_ids.get(erp_id, []), self.book.payments.get(erp_id, []),
+                                           strict=True)], None
+
+    async def credit_notes_page(self, tenant_id: str, cursor: str | None = None, *,
+                                modified_since: datetime | None = None) -> tuple[list[ErpCreditNote], str | None]:
+        return [ErpCreditNote(erp_id=cn_id, reference=note.billing_id, amount=note.amount)
+                for cn_id, note in self.book.credit_notes.items() if self.book.tenant_of.get(cn_id) == tenant_id], None
 
 
 def _crm(settings: Settings, config: MemoryCrmSettings, transport: httpx.AsyncBaseTransport | None) -> Any:

@@ -25,6 +25,7 @@ REQUIRED = {
     "reconciliation_run",
     "backfill_first", "backfill_again", "backfill_empty",
     "invoicing_dated_and_accepted",
+    "cutover_moved", "cutover_refused",
 }
 
 

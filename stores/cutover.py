@@ -1,0 +1,140 @@
+"""ERP cut-overs, stored: which legal entity moved from which ERP tenant to which, and every record the move
+copied (old ERP ID -> new ERP ID).
+
+Two tables in the findings database (``settings.findings_database_url``):
+
+* ``erp_entity_switch``: one row per legal entity that was cut over (the latest move wins). It is the persisted
+  override of that entity's ``erp_adapter`` and ``erp_tenant_id`` in ``LEGAL_ENTITIES``
+  (:func:`switched_entities`, applied by ``bootstrap.load_settings``), and it forwards every ERP write still
+  addressed to the old tenant (a ledger's book written before the move) to the new one.
+* ``erp_moved_record``: one row per contact, invoice or payment the cut-over copied, unique per
+  (cut-over, kind, old ID), so a rerun sees what is already done and a later payment on a moved invoice is
+  recorded against the new invoice.
+
+The engine is built by :func:`cutover_engine`, never at import.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, select
+
+from canonical import LegalEntity
+from stores.database import open_engine
+
+
+class ErpEntitySwitch(SQLModel, table=True):
+    """A legal entity's books moved to another ERP adapter (and its tenant there)."""
+
+    __tablename__ = "erp_entity_switch"
+
+    entity: str = Field(primary_key=True)
+    cutover_id: str
+    from_adapter: str
+    from_tenant: str = Field(index=True)
+    to_adapter: str
+    to_tenant: str
+    switched_at: datetime
+
+
+class ErpMovedRecord(SQLModel, table=True):
+    """One record a cut-over copied: ``kind`` contact, invoice or payment; ``old_id`` in the source ERP,
+    ``new_id`` in the target; ``reference`` our own key of it (contact reference, billing invoice or payment)."""
+
+    __tablename__ = "erp_moved_record"
+    __table_args__ = (UniqueConstraint("cutover_id", "kind", "old_id", name="uq_erp_moved_record"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cutover_id: str = Field(index=True)
+    entity: str
+    kind: str
+    old_id: str = Field(index=True)
+    new_id: str
+    to_tenant: str = Field(index=True)
+    reference: str = ""
+    amount: str = ""
+    currency: str = ""
+    moved_at: datetime
+
+
+TABLES = [ErpEntitySwitch.__table__, ErpMovedRecord.__table__]  # type: ignore[attr-defined]
+
+
+def cutover_engine(url: str) -> Engine:
+    """The cut-over tables in the database at ``url`` (created when missing)."""
+    return open_engine(url, TABLES)
+
+
+def record_switch(engine: Engine, *, entity: str, cutover_id: str, from_adapter: str, from_tenant: str,
+                  to_adapter: str, to_tenant: str) -> ErpEntitySwitch:
+    """Record (or keep) the switch of ``entity``; a rerun of the same cut-over keeps the first row's source."""
+    with Session(engine) as session:
+        held = session.get(ErpEntitySwitch, entity)
+        if held is not None and held.cutover_id == cutover_id:
+            return held
+        row = held or ErpEntitySwitch(entity=entity, cutover_id=cutover_id, from_adapter=from_adapter,
+                                      from_tenant=from_tenant, to_adapter=to_adapter, to_tenant=to_tenant,
+                                      switched_at=datetime.now(UTC))
+        if held is not None:
+            for key, value in {"cutover_id": cutover_id, "from_adapter": from_adapter, "from_tenant": from_tenant,
+                               "to_adapter": to_adapter, "to_tenant": to_tenant,
+                               "switched_at": datetime.now(UTC)}.items():
+                setattr(row, key, value)
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+        return row
+
+
+def switch_of(engine: Engine, entity: str) -> ErpEntitySwitch | None:
+    with Session(engine) as session:
+        return session.get(ErpEntitySwitch, entity)
+
+
+def forwarded(engine: Engine, tenant_id: str) -> ErpEntitySwitch | None:
+    """The switch that moved ``tenant_id``'s books elsewhere (None: it was not moved)."""
+    with Session(engine) as session:
+        return session.exec(select(ErpEntitySwitch).where(ErpEntitySwitch.from_tenant == tenant_id)).first()
+
+
+def moved(engine: Engine, cutover_id: str) -> dict[tuple[str, str], ErpMovedRecord]:
+    """What a cut-over has copied so far, by (kind, old ID)."""
+    with Session(engine) as session:
+        rows = session.exec(select(ErpMovedRecord).where(ErpMovedRecord.cutover_id == cutover_id)).all()
+        return {(r.kind, r.old_id): r for r in rows}
+
+
+def record_moved(engine: Engine, record: ErpMovedRecord) -> None:
+    """Record one copied record (a second record of the same (cut-over, kind, old ID) is ignored)."""
+    with Session(engine) as session:
+        held = session.exec(select(ErpMovedRecord).where(
+            ErpMovedRecord.cutover_id == record.cutover_id, ErpMovedRecord.kind == record.kind,
+            ErpMovedRecord.old_id == record.old_id)).first()
+        if held is None:
+            session.add(record)
+            session.commit()
+
+
+def new_id_of(engine: Engine, *, to_tenant: str, kind: str, old_id: str) -> str | None:
+    """The ID in tenant ``to_tenant`` of a record a cut-over copied there from ``old_id`` (None: not moved)."""
+    with Session(engine) as session:
+        row = session.exec(select(ErpMovedRecord).where(
+            ErpMovedRecord.to_tenant == to_tenant, ErpMovedRecord.kind == kind,
+            ErpMovedRecord.old_id == old_id)).first()
+        return row.new_id if row else None
+
+
+def switched_entities(engine: Engine, entities: list[LegalEntity]) -> list[LegalEntity]:
+    """``entities`` with each cut-over entity's ERP adapter and tenant as its switch says."""
+    with Session(engine) as session:
+        switches = {s.entity: s for s in session.exec(select(ErpEntitySwitch)).all()}
+    return [e.model_copy(update={"erp_adapter": switches[e.code].to_adapter,
+                                 "erp_tenant_id": switches[e.code].to_tenant}) if e.code in switches else e
+            for e in entities]
+
+
+__all__ = ["ErpEntitySwitch", "ErpMovedRecord", "cutover_engine", "forwarded", "moved", "new_id_of",
+           "record_moved", "record_switch", "switch_of", "switched_entities"]
