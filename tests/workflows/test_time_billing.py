@@ -28,6 +28,7 @@ from connectors.stripe.client import StripeBilling
 from connectors.xero import XeroErp
 from connectors.xero import from_settings as xero_from_settings
 from settings import Settings
+from tests.helpers.histories import save_history
 from tests.helpers.servers import SandboxHandle, vendor_settings
 from tests.helpers.waiting import eventually
 from workflows.models import TimeBillingInput, TimeBillingStage, TimeBillingStatus
@@ -135,6 +136,7 @@ async def test_time_and_materials_bills_logged_time_once_per_period(
             e5 = await consultant.log_time(project.code, hours=Decimal(1), user="consultant@example.com",
                                            task="ARCH", day=first.end - timedelta(days=1))
             result: TimeBillingStatus = await handle.result()
+            await save_history(handle, "time_billing_two_periods")
             assert result.stage is TimeBillingStage.DONE and len(result.invoices) == 2
             two = await asyncio.to_thread(sdk_client.invoices.retrieve, result.invoices[1])
             assert two.amount_due == 30000 + 13333
