@@ -30,6 +30,7 @@ from activities.event_ledger import EventLedgerActivities, LedgerRetention
 from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities, DealPollSettings
 from activities.reconciliation import ReconciliationActivities, ReconciliationSettings
+from activities.time_billing import TimeBillingActivities
 from bootstrap import Connectors, Stores, build_intake, for_worker, load_settings, open_connectors
 from connectors.errors import ConnectorError
 from connectors.registry import Prepares, default_registry
@@ -53,6 +54,7 @@ from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
+from workflows.time_billing import TimeBillingWorkflow
 
 log = logging.getLogger("revops.worker")
 
@@ -65,6 +67,7 @@ WORKFLOWS: list[type] = [
     AccountLedgerWorkflow,
     CompanyFiguresWorkflow,  # started by a ledger: one writer of a CRM company's figures over all its ledgers
     OneOffInvoicingWorkflow,  # started by quote-to-cash: finalizes one-off invoices when due or accepted
+    TimeBillingWorkflow,  # started by quote-to-cash: bills a time-and-materials project's approved time monthly
     ReconciliationWorkflow,  # nightly behind the reconciliation schedule, or `starter.py reconcile`
     CompanyBackfillWorkflow,  # HubSpot companies to Xero contacts under the vendors' rate limits
     EventLedgerUpkeepWorkflow,  # sweeps and prunes the ingress's event ledger (event-ledger-upkeep schedule)
@@ -94,6 +97,7 @@ def activities_for(settings: Settings, connectors: Connectors, *, client: Client
                           entities=lambda: settings.legal_entities, systems=registry.systems(settings),
                           erp_name_of=lambda e: registry.erp_name_of(settings, e),
                           report_dir=settings.data_dir / "cutover"),
+        TimeBillingActivities(erp=connectors.erp, billing=connectors.billing),
         ContractContextActivities(crm=connectors.crm, clm=connectors.clm, billing=connectors.billing,
                                   legal_entities=[e.code for e in settings.legal_entities]),
         DealPollActivities(settings=DealPollSettings.from_settings(settings, registry), crm=connectors.crm,

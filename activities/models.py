@@ -13,10 +13,12 @@ from canonical.amendments import SubscriptionItemChange
 from canonical.authority import ApprovalAuthority
 from canonical.backfill import ErpCustomerDraft
 from canonical.deal import ProvisionedEntity
+from canonical.money import Money
 from canonical.notifications import Notice
 from canonical.policy import ApprovalPolicy
 from canonical.requests import ContractRequest, DealWriteBack
 from canonical.systems import Systems
+from canonical.time_billing import BillingPeriod
 
 
 class Ack(BaseModel):
@@ -331,4 +333,21 @@ class SubscriptionChangeInput(BaseModel):
 class SubscriptionEndInput(BaseModel):
     subscription_id: str
     end_date: date | None
+    idempotency_key: str = Field(min_length=1)
+
+
+# -- billable time -----------------------------------------------------------------------------------
+class ProjectTimeInput(BaseModel):
+    """Bill one period of a time-and-materials project's approved time at the contract's rate card."""
+
+    project_code: str
+    legal_entity: str
+    tenant_id: str
+    project_id: str = Field(min_length=1, description="the ERP project")
+    customer_id: str = Field(min_length=1, description="the billing customer")
+    deal_id: str = ""
+    currency: str
+    rates: dict[str, Money] = Field(description="rate-card role -> hourly rate (the contract's)")
+    period: BillingPeriod
+    days_until_due: int = Field(default=30, ge=0)
     idempotency_key: str = Field(min_length=1)

@@ -61,6 +61,8 @@ FINDINGS_RETURNED = 200  # per control, in the workflow result; the store holds 
 
 #: schedule kinds whose invoices are period invoices of a subscription (checked by their items)
 RECURRING_KINDS = frozenset({BillingScheduleKind.SUBSCRIPTION.value, BillingScheduleKind.RETAINER.value})
+#: the month's invoice of a project's logged time: no part of the contract's one-off total
+TIME_KIND = BillingScheduleKind.TIME_AND_MATERIALS.value
 
 
 class ReconciliationSettings(BaseModel):
@@ -433,8 +435,8 @@ class ReconciliationActivities:
             project_code = inv.metadata.get("revops_project")
             if not project_code or inv.status is InvoiceStatus.VOID:
                 continue
-            if inv.metadata.get("revops_schedule_kind") in RECURRING_KINDS:
-                continue  # a subscription's or retainer's period invoice: its items are checked, not its invoices
+            if inv.metadata.get("revops_schedule_kind") in RECURRING_KINDS | {TIME_KIND}:
+                continue  # a period invoice (subscription, retainer, logged time): its items are checked instead
             held = billing.setdefault(project_code, ProjectBilling())
             held.billing_ids.append(inv.billing_id)
             held.invoiced = (held.invoiced or Money.zero(inv.currency)) + inv.subtotal

@@ -19,9 +19,10 @@ LEDGER = "ledger"
 BACKFILL = "backfill"
 INVOICING = "invoicing"
 FIGURES = "figures"
+TIME_BILLING = "time"
 #: workflow ID kinds: prefix -> what the ID after ``<prefix>-<adapter>-`` names
 _KINDS = {QUOTE_TO_CASH: "deal", AMENDMENTS: "contract", LEDGER: "customer", BACKFILL: "entity",
-          INVOICING: "project", FIGURES: "company"}
+          INVOICING: "project", FIGURES: "company", TIME_BILLING: "project"}
 _ADAPTER = SYSTEM_NAME
 #: the business ID inside a workflow ID: opaque, but one token of printable ASCII (no space, newline or control)
 BUSINESS_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
@@ -156,6 +157,21 @@ def company_figures_workflow_id(crm: str, company_id: str) -> str:
     """The one writer of a CRM company's billing figures, summed over every ledger that bills it:
     ``figures-<crm>-<companyId>``."""
     return _business_id(FIGURES, crm, company_id)
+def time_billing_workflow_id(billing: str, project: str) -> str:
+    """One flow per time-and-materials project that bills its logged time each period:
+    ``time-<billing>-<projectCode>``."""
+    return _business_id(TIME_BILLING, billing, project)
+
+
+def time_task_name(role: str) -> str:
+    """The project task a rate-card role's time is logged on: ``<role> time``."""
+    return f"{role} time"
+
+
+def role_of_time_task(name: str) -> str | None:
+    """The rate-card role of :func:`time_task_name`, or ``None`` for any other task."""
+    role, space, suffix = name.rpartition(" ")
+    return role if space and role and suffix == "time" else None
 
 
 def workflow_id_shape(kind: str, adapter: str, placeholder: str) -> str:
@@ -244,6 +260,7 @@ __all__ = [
     "parse_cutover_workflow_id",
     "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
-    "step_idempotency_key", "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",
+    "step_idempotency_key", "TIME_BILLING", "role_of_time_task", "time_billing_workflow_id", "time_task_name",
+    "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",
     "closing_credit_note_id", "closed_invoice_of", "is_write_off",
 ]

@@ -39,6 +39,15 @@ class Project(BaseModel):
     tasks: list[ProjectTask] = Field(default_factory=list)
 
 
+class TimeEntryStatus(StrEnum):
+    """Where a time entry stands in the project system: ``active`` (open, approved for billing when its task is
+    chargeable by time), ``locked`` (changing state, e.g. being invoiced there), ``invoiced`` (invoiced there)."""
+
+    ACTIVE = "active"
+    LOCKED = "locked"
+    INVOICED = "invoiced"
+
+
 class TimeEntry(BaseModel):
     """Hours booked on a task."""
 
@@ -48,6 +57,7 @@ class TimeEntry(BaseModel):
     minutes: int = Field(gt=0)
     date: date
     description: str | None = None
+    status: TimeEntryStatus = TimeEntryStatus.ACTIVE
 
 
 class Engagement(BaseModel):

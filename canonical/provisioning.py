@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from canonical.billing import BillingSchedule, BillingScheduleKind, ScheduledCharge
 from canonical.contract import ContractTerms, Milestone, RateCardEntry, RecurringCharge
 from canonical.deal import BillingInterval, BillingModel, Deal, DealWriteBack, ProvisionedEntity, ProvisioningRecord
-from canonical.keys import project_code
+from canonical.keys import project_code, time_task_name
 from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
@@ -122,7 +122,7 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
         for r in rates:
             hours = hours_by_role.get(r.role, Decimal(0))
             minutes = int(hours * 60)
-            tasks.append(ProjectTask(name=f"{r.role} time", charge_type=TaskChargeType.TIME, rate=r.hourly_rate,
+            tasks.append(ProjectTask(name=time_task_name(r.role), charge_type=TaskChargeType.TIME, rate=r.hourly_rate,
                                      estimate_minutes=minutes or None))
             budget = budget + r.hourly_rate.times(hours)
         for c in recurring:

@@ -65,6 +65,9 @@ class FindingKind(StrEnum):
     BILLING_SCHEDULE_MISMATCH = "billing_schedule_mismatch"
     # CRM figures
     CRM_FIGURES_MISMATCH = "crm_figures_mismatch"
+    # billable time: project system <-> billing
+    TIME_NOT_BILLED = "time_not_billed"
+    TIME_BILLED_TWICE = "time_billed_twice"
 
 
 class Severity(StrEnum):
@@ -87,6 +90,7 @@ SEVERITY: dict[FindingKind, Severity] = {
     FindingKind.PROJECT_IN_WRONG_ENTITY: Severity.MEDIUM, FindingKind.PROJECT_WITHOUT_CONTRACT: Severity.MEDIUM,
     FindingKind.PROJECT_WITHOUT_BILLING: Severity.MEDIUM, FindingKind.PROJECT_BUDGET_MISMATCH: Severity.MEDIUM,
     FindingKind.BILLING_SCHEDULE_MISMATCH: Severity.HIGH, FindingKind.CRM_FIGURES_MISMATCH: Severity.LOW,
+    FindingKind.TIME_NOT_BILLED: Severity.HIGH, FindingKind.TIME_BILLED_TWICE: Severity.HIGH,
 }
 
 

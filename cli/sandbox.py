@@ -11,6 +11,7 @@ registry (``connectors/acts.py``); texts name the role and the adapter ("the CRM
     python starter.py sandbox amend <dealId | record ID> --sequence 1 --seats 30
     python starter.py sandbox bill <dealId | subscription ID>              # the billing system bills a period
     python starter.py sandbox pay <invoice ID> [--amount 1000.00]          # the customer pays an invoice
+    python starter.py sandbox log-time <project> --hours 1.5 --user U --task ROLE [--date D]  # a consultant
 
 Acts print what they made (``--json`` for scripts). Exit 1 when the emulator refuses, 2 for an unknown ID.
 """
@@ -19,14 +20,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bootstrap import CliParts
 from canonical.deal import ProvisioningRecord
+from canonical.keys import parse_project_code
 from canonical.ownership import SystemRole
 from cli import process as cli
-from connectors.acts import LINES_BY_MODEL, MISSABLE_FIELDS, DealDraft, RoleActs
+from connectors.acts import LINES_BY_MODEL, MISSABLE_FIELDS, DealDraft, RoleActs, TimesheetActs, erp_acts
 from connectors.errors import ConnectorError, NotFound
 from connectors.registry import default_registry, role_label
 
@@ -34,10 +37,11 @@ from connectors.registry import default_registry, role_label
 class Sandbox:
     """The acts of each role's system, over one HTTP client."""
 
-    def __init__(self, app: CliParts, acts: RoleActs) -> None:
+    def __init__(self, app: CliParts, acts: RoleActs, http: Any = None) -> None:
         self.app = app
         self.settings = app.settings
         self.acts = acts
+        self.acts_http = http
         registry = app.registry or default_registry(app.settings)
         self.display = {role: registry.chosen(app.settings, role).display_name
                         for role in (SystemRole.CRM, SystemRole.CLM, SystemRole.BILLING)}
@@ -218,15 +222,46 @@ async def pay(box: Sandbox, args: argparse.Namespace) -> int:
                  f"invoice {args.invoice_id}: paid {paid.amount} {paid.currency}, now {paid.status}")
 
 
+async def log_time(box: Sandbox, args: argparse.Namespace) -> int:
+    try:
+        hours = Decimal(args.hours)
+        if not hours.is_finite() or hours <= 0:
+            raise InvalidOperation
+    except (InvalidOperation, ArithmeticError) as exc:
+        raise cli.CliError(f"--hours must be a positive number like 1.5, not {args.hours!r}", cli.USAGE) from exc
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError as exc:
+        raise cli.CliError(f"--date must be YYYY-MM-DD, not {args.date!r}", cli.USAGE) from exc
+    parsed = parse_project_code(args.project)
+    try:
+        entity = box.settings.entity(parsed.entity_code) if parsed else None
+    except KeyError as exc:
+        raise cli.UnknownId(f"project {args.project}: no legal entity {parsed.entity_code if parsed else ''}") from exc
+    acts = (erp_acts(box.settings, entity, box.acts_http, box.app.registry) if entity is not None
+            else box.acts.erp)
+    if not isinstance(acts, TimesheetActs):
+        raise cli.CliError(f"{box.label(SystemRole.ERP)} takes no time entries here")
+    logged = await box.run(acts.log_time(args.project, hours=hours, user=args.user, task=args.task, day=day,
+                                         description=args.description), SystemRole.ERP)
+    return _show(args, {"time_entry": logged.entry_id, "project": logged.project_id, "task": logged.task,
+                        "user": logged.user, "minutes": logged.minutes, "date": logged.day.isoformat(),
+                        "status": logged.status},
+                 f"{logged.minutes} min logged on {logged.task} of project {args.project} by {logged.user} for "
+                 f"{logged.day.isoformat()}: time entry {logged.entry_id} ({logged.status.lower()}); billed with "
+                 "the project's time at the end of its month")
+
+
 ACTS: dict[str, Callable[[Sandbox, argparse.Namespace], Awaitable[int]]] = {
     "seed-deal": seed_deal, "move-deal": move_deal, "edit-deal": edit_deal, "sign": sign, "decline": decline,
-    "amend": amend, "bill": bill, "pay": pay,
+    "amend": amend, "bill": bill, "pay": pay, "log-time": log_time,
 }
 
 
 async def cmd_sandbox(app: CliParts, args: argparse.Namespace) -> int:
-    acts = RoleActs.of(app.settings, app.http(timeout=30), app.registry)
-    return await ACTS[args.act](Sandbox(app, acts), args)
+    http = app.http(timeout=30)
+    acts = RoleActs.of(app.settings, http, app.registry)
+    return await ACTS[args.act](Sandbox(app, acts, http), args)
 
 
 def add_parsers(sub: Any) -> None:
@@ -274,6 +309,13 @@ def add_parsers(sub: Any) -> None:
     s = act("pay", "billing: the customer pays an open invoice, fully or partly")
     s.add_argument("invoice_id", help="billing invoice ID")
     s.add_argument("--amount", help="decimal amount in the invoice's currency, e.g. 500.00 (default: what remains)")
+    s = act("log-time", "ERP: a person logs time on a project's task (billed with its month, at the rate card)")
+    s.add_argument("project", help="project code (P-<deal>-<ENTITY>) or the ERP's project ID")
+    s.add_argument("--hours", required=True, help="hours, e.g. 1.5")
+    s.add_argument("--user", required=True, help="who worked: the ERP user's name, email or ID")
+    s.add_argument("--task", required=True, help="the rate-card role (its '<role> time' task) or a task name")
+    s.add_argument("--date", help="YYYY-MM-DD the work was done (default today)")
+    s.add_argument("--description", help="what was done")
 
 
 COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {"sandbox": cmd_sandbox}

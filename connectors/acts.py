@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -421,6 +422,30 @@ class ErpActs(Acts, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TimeLogged:
+    """A time entry a person logged in the project system."""
+
+    entry_id: str
+    project_id: str
+    task: str
+    user: str
+    minutes: int
+    day: date
+    status: str
+
+
+@runtime_checkable
+class TimesheetActs(Protocol):
+    """A person logging time in the ERP's project system (an ERP whose projects take time entries)."""
+
+    async def log_time(self, project: str, *, hours: Decimal, user: str, task: str, day: date | None = None,
+                       description: str | None = None) -> TimeLogged:
+        """Log ``hours`` on the project's task (a rate-card role or a task name) by ``user`` (name, email or
+        ID); ``project`` is our project code (``P-<deal>-<ENTITY>``) or the ERP's project ID."""
+        ...
+
+
 # -- reaching them through the registry ------------------------------------------------------------------
 def acts_for(spec: AdapterSpec, settings: Settings, http: httpx.AsyncClient) -> Any:
     """The acts of ``spec``'s vendor (its module's ``create_acts(controls, vendor_settings, settings)``)."""
@@ -478,5 +503,6 @@ class RoleActs:
 
 __all__ = ["LINES_BY_MODEL", "MISSABLE_FIELDS", "Acts", "Billed", "BilledInvoice", "BillingActs", "ClmActs",
            "CrmActs", "DealDraft", "DealLineDraft", "EmulatorControls", "ErpActs", "Paid", "ReceivableSeen",
-           "RecordSource", "Records", "RoleActs", "SeededDeal", "Signed", "StageMove", "acts_for", "erp_acts",
+           "RecordSource", "Records", "RoleActs", "SeededDeal", "Signed", "StageMove", "TimeLogged", "TimesheetActs",
+           "acts_for", "erp_acts",
            "role_acts"]

@@ -32,6 +32,7 @@ from canonical.ledger import BillingCustomer
 from canonical.matching import CustomerCandidate
 from canonical.reconciliation import BillingChange, ErpCreditNote, ErpPayment, Figures
 from canonical.requests import AccountFigures, ContractRequest, DealPage, DealWriteBack, UpsertResult
+from canonical.time_billing import BilledTime, TimeBill, TimeInvoice
 from connectors.pacing import Pacer
 
 
@@ -312,6 +313,28 @@ class ErpChart(Protocol):
 
     async def ledger_codes(self, tenant_id: str) -> LedgerCodes:
         """The tenant's active account codes and the tax codes it may apply to revenue."""
+        ...
+
+
+@runtime_checkable
+class ErpTimesheets(Protocol):
+    """An ERP whose projects' logged time can be read (time-and-materials billing)."""
+
+    async def time_entries(self, tenant_id: str, project_id: str) -> list[TimeEntry]:
+        """Every time entry of the project, with its status in the ERP."""
+        ...
+
+
+@runtime_checkable
+class BillingTime(Protocol):
+    """A billing system that bills logged time as invoice lines, each carrying its time entry's ID."""
+
+    async def billed_time(self, customer_id: str, project_code: str) -> list[BilledTime]:
+        """Every invoice line of the customer that billed a time entry of ``project_code``."""
+        ...
+
+    async def bill_time(self, bill: TimeBill, *, idempotency_key: str) -> TimeInvoice:
+        """Bill the period's charges not billed yet (by entry ID) on one invoice and finalize it."""
         ...
 
 

@@ -10,7 +10,7 @@ from canonical.backfill import ErpBatchResult, ErpCustomerDraft
 from canonical.matching import CustomerCandidate
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.errors import UnknownTenant
-from connectors.ports import ErpChangeFeed, ErpPort
+from connectors.ports import ErpChangeFeed, ErpPort, ErpTimesheets
 
 
 class ErpRouter:
@@ -87,6 +87,13 @@ class ErpRouter:
                              idempotency_key: str) -> TimeEntry:
         return await self.adapter_for(tenant_id).add_time_entry(
             tenant_id, project_id, entry, idempotency_key=idempotency_key)
+
+    async def time_entries(self, tenant_id: str, project_id: str) -> list[TimeEntry]:
+        adapter = self.adapter_for(tenant_id)
+        if not isinstance(adapter, ErpTimesheets):
+            raise TypeError(f"the ERP adapter of tenant {tenant_id} cannot read logged time "
+                            f"({type(adapter).__name__} has no timesheets)")
+        return await adapter.time_entries(tenant_id, project_id)
 
     async def post_invoice(self, tenant_id: str, invoice: Invoice, *, erp_contact_id: str,
                            idempotency_key: str) -> str:

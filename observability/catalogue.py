@@ -21,13 +21,24 @@ from activities.event_ledger import EventLedgerActivities
 from activities.notify import NotifyActivities
 from activities.polling import DealPollActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.time_billing import TimeBillingActivities
 from canonical.amendments import plan_amendment
 from canonical.company_figures import combined_figures
 from canonical.exceptions import LEDGER_EXCEPTION_KINDS
-from canonical.keys import AMENDMENTS, BACKFILL, FIGURES, INVOICING, LEDGER, QUOTE_TO_CASH, workflow_id_shape
+from canonical.keys import (
+    AMENDMENTS,
+    BACKFILL,
+    FIGURES,
+    INVOICING,
+    LEDGER,
+    QUOTE_TO_CASH,
+    TIME_BILLING,
+    workflow_id_shape,
+)
 from canonical.ledger import apply_invoice_snapshot, compare_receivables, figures_by_currency
 from canonical.policy import approval_reasons, choose_entity
 from canonical.provisioning import plan_engagements, proposed_terms
+from canonical.time_billing import time_charges
 from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from settings import Settings
 from workflows.amendments import ContractAmendmentsWorkflow
@@ -41,6 +52,7 @@ from workflows.ledger import AccountLedgerWorkflow
 from workflows.polling import CrmDealPollWorkflow
 from workflows.quote_to_cash import QuoteToCashWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
+from workflows.time_billing import TimeBillingWorkflow
 
 #: connector role (``self.<role>`` in activities) -> the role with the adapter the default settings choose for it
 #: (``connectors/registry.py``; the defaults, not this machine's environment: the catalogue is checked in)
@@ -53,6 +65,7 @@ _AMENDMENTS = workflow_id_shape(AMENDMENTS, _S.clm.name, "<recordId>")
 _LEDGER = workflow_id_shape(LEDGER, _S.billing.name, "<customerId>")
 _INVOICING = workflow_id_shape(INVOICING, _S.billing.name, "<projectCode>")
 _FIGURES = workflow_id_shape(FIGURES, _S.crm.name, "<companyId>")
+_TIME = workflow_id_shape(TIME_BILLING, _S.billing.name, "<projectCode>")
 _BACKFILL = workflow_id_shape(BACKFILL, next(iter(_S.erp.values()), _S.crm).name, "<entity>")
 _CRM, _CLM, _BILLING = _S.crm.label, _S.clm.label, _S.billing.label
 #: connector methods that only read
@@ -64,7 +77,7 @@ READ_PREFIXES = ("get_", "list_", "find_", "check_", "read_", "search_", "fetch_
 ACTIVITY_CLASSES: tuple[type, ...] = (ConfigActivities, CrmActivities, ClmActivities, BillingActivities, ErpActivities,
                                       ContractContextActivities, DealPollActivities, BillingPollActivities,
                                       AmendmentPollActivities, ReconciliationActivities, NotifyActivities,
-                                      EventLedgerActivities)
+                                      EventLedgerActivities, TimeBillingActivities)
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,13 @@ FLOWS: list[Flow] = [
          failure_path="each draft is finalized on its billing date (durable timer) or when its milestone is "
                       "accepted (`accept_milestone` update); a refused finalization is kept in the status as "
                       "`provisioning_failed`",
+         exception_kinds=("provisioning_failed",), owner="Finance (billing)", runbook="runbook-quote-to-cash"),
+    Flow(name="Time billing", workflow=TimeBillingWorkflow, workflow_id=_TIME,
+         trigger="started by quote-to-cash once a time-and-materials project and its billing customer exist",
+         data=f"the project's time entries in the ERP, the contract's rate card, {_BILLING} invoices of logged time",
+         transforms=(time_charges,),
+         failure_path="each month's end (durable timer) bills the approved time not billed yet, once per entry; a "
+                      "refused period is kept in the status as `provisioning_failed` and tried again daily",
          exception_kinds=("provisioning_failed",), owner="Finance (billing)", runbook="runbook-quote-to-cash"),
     Flow(name="Reconciliation", workflow=ReconciliationWorkflow, workflow_id="reconciliation (schedule) / "
                                                                            "reconciliation-manual-<id>",

@@ -71,3 +71,39 @@ async def test_sandbox_unknown_ids_exit_2_with_one_line(
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert await starter.run(["sandbox", "pay", "in_x", "--amount", "ten"]) == 2
     assert "--amount must be a decimal amount" in capsys.readouterr().err
+
+
+async def test_sandbox_log_time_books_a_time_entry_on_the_roles_task(
+        sandbox_env: None, sandboxes: dict[str, SandboxHandle], settings: Settings,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from canonical import Account, Money, Project, ProjectTask, TaskChargeType
+    from canonical.keys import project_code, time_task_name
+    from connectors import xero
+
+    erp = xero.from_settings(settings)
+    tenant = settings.entity("US01").erp_tenant_id
+    deal = uuid.uuid4().hex[:10]
+    try:
+        contact = await erp.upsert_customer(tenant, Account(name=f"Logged {deal} Inc", crm_id=deal, country="US"),
+                                            contact=None, reference=f"cli-{deal}", idempotency_key=f"cli-{deal}")
+        project = await erp.create_project(tenant, Project(
+            code=project_code(deal, "US01"), name="Time", erp_contact_id=contact.erp_contact_id or "",
+            erp_tenant_id=tenant, budget=Money.of("1000.00", "USD"), tasks=[ProjectTask(
+                name=time_task_name("CONSULT"), charge_type=TaskChargeType.TIME, rate=Money.of("150.00", "USD"))]),
+            idempotency_key=f"cli-p-{deal}")
+        assert await starter.run(["sandbox", "log-time", project.code, "--hours", "1.5", "--user",
+                                  "consultant@example.com", "--task", "CONSULT", "--date", "2026-11-03",
+                                  "--json"]) == 0
+        logged = json.loads(capsys.readouterr().out)
+        assert (logged["minutes"], logged["date"], logged["task"], logged["status"]) == (
+            90, "2026-11-03", "CONSULT time", "ACTIVE")
+        [entry] = await erp.time_entries(tenant, project.erp_id or "")
+        assert (entry.erp_id, entry.minutes) == (logged["time_entry"], 90)
+
+        assert await starter.run(["sandbox", "log-time", project.code, "--hours", "-1", "--user", "x",
+                                  "--task", "CONSULT"]) == 2
+        assert await starter.run(["sandbox", "log-time", project.code, "--hours", "1", "--user",
+                                  "consultant@example.com", "--task", "NOPE"]) == 2
+        assert "has no task 'NOPE'" in capsys.readouterr().err
+    finally:
+        await erp.aclose()

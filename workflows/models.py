@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
@@ -16,9 +17,11 @@ from canonical.deal import ProvisionedEntity
 from canonical.exceptions import ExceptionKind
 from canonical.ledger import LedgerInvoice
 from canonical.matching import CustomerMatch
+from canonical.money import DecimalAmount, Money
 from canonical.reconciliation import EntityTotals, Finding, SourceRead
 from canonical.requests import AccountFigures
 from canonical.settlement import LedgerBook
+from canonical.time_billing import BillingPeriod, ProjectTimeBilled
 
 
 class Stage(StrEnum):
@@ -551,4 +554,48 @@ class CompanyFiguresStatus(BaseModel):
     customers: list[str] = Field(default_factory=list, description="the billing customers (ledgers) reporting")
     writes: int = Field(default=0, description="figure writes done by this run")
     runs: int = 1
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+# -- billable time ------------------------------------------------------------------------------------
+class TimeBillingStage(StrEnum):
+    WAITING = "waiting"  # the current period runs; its time is billed when it ends
+    BILLING = "billing"
+    DONE = "done"  # the contract's last period is billed
+
+
+class TimeBillingInput(BaseModel):
+    """A time-and-materials project (deal x entity) whose approved time is billed each calendar month at the
+    contract's rate card, from the month of ``start_date`` through the month of ``end_date`` (no end: until
+    the flow is stopped). ``next_period`` and the totals carry state across continue-as-new."""
+
+    project_code: str
+    legal_entity: str
+    tenant_id: str
+    project_id: str
+    customer_id: str
+    deal_id: str = ""
+    currency: str
+    rates: dict[str, Money]
+    start_date: date
+    end_date: date | None = None
+    days_until_due: int = Field(default=30, ge=0)
+    keys: list[str] = Field(default_factory=list)
+    next_period: BillingPeriod | None = None
+    invoices: list[str] = Field(default_factory=list, description="billing invoices made so far (carried)")
+    billed_entries: int = 0
+
+
+class TimeBillingStatus(BaseModel):
+    """Which period runs, what each period billed, the time billed so far against the project's budget."""
+
+    stage: TimeBillingStage
+    exception_kind: ExceptionKind = ExceptionKind.NONE
+    period: BillingPeriod | None = None
+    invoices: list[str] = Field(default_factory=list)
+    billed_entries: int = 0
+    billed_to_date: Money | None = None
+    hours_to_date: DecimalAmount = Decimal(0)
+    budget: Money | None = None
+    periods: list[ProjectTimeBilled] = Field(default_factory=list, description="this run's periods, newest last")
     timeline: list[TimelineEntry] = Field(default_factory=list)

@@ -33,8 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from canonical.authority import ApprovalFacts, approvals_required
     from canonical.backfill import ErpCustomerDraft
     from canonical.bands import deal_size_band
+    from canonical.billing import BillingScheduleKind
     from canonical.exceptions import ExceptionKind
-    from canonical.keys import erp_contact_reference, invoicing_workflow_id
+    from canonical.keys import erp_contact_reference, invoicing_workflow_id, time_billing_workflow_id
     from canonical.matching import CustomerMatch, MatchKind
     from canonical.notifications import Notice, NoticeKind
     from canonical.policy import RoutingError, approval_reasons, deal_entity
@@ -68,9 +69,11 @@ with workflow.unsafe.imports_passed_through():
         RecheckRequest,
         RecheckResult,
         Stage,
+        TimeBillingInput,
     )
     from workflows.status import WorkflowStatus, idempotency_key
     from workflows.steps import STEP_FAILED, failure_reason
+    from workflows.time_billing import TimeBillingWorkflow
     from workflows.write_back import CrmWriteBack
 
 Cfg = ConfigActivities
@@ -129,6 +132,7 @@ class QuoteToCashWorkflow:
         self._executed: ContractExecutedSignal | None = None
         self._engagements: list[Engagement] = []
         self._one_offs: list[OneOffInvoicingInput] = []  # draft one-off invoices, per project, to finalize when due
+        self._time_billing: list[TimeBillingInput] = []  # time-and-materials projects whose time is billed monthly
         self._milestones: list[Milestone] = []  # query-only state for the KPIs: no command, no history change
         self._matches: dict[str, PendingCustomerMatch] = {}  # "<entity>:<erp|billing>" -> match waiting for a person
         self._match_choices: dict[str, CustomerMatchChoice] = {}
@@ -421,6 +425,16 @@ class QuoteToCashWorkflow:
             dated = sorted(str(d.bill_on) for d in request.drafts if d.bill_on is not None)
             self._status.note(f"{len(request.drafts)} one-off invoice(s) of {request.project_code} to finalize "
                               f"when due ({', '.join(dated) or 'on acceptance'}): {flow_id}")
+        for time in self._time_billing:
+            flow_id = time_billing_workflow_id(self._systems.billing.name, time.project_code)
+            try:
+                await workflow.start_child_workflow(TimeBillingWorkflow.run, time, id=flow_id,
+                                                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            except WorkflowAlreadyStartedError:
+                self._status.note(f"time billing {flow_id} already runs")
+                continue
+            self._status.note(f"the approved time of {time.project_code} is billed monthly at "
+                              f"{len(time.rates)} rate(s): {flow_id}")
 
     async def _provision_entity(self, deal: Deal, contract: Contract, plan: EngagementPlan,
                                 undo: list[tuple[Any, Any, str]]) -> Engagement:
@@ -478,6 +492,13 @@ class QuoteToCashWorkflow:
                 schedule_ids.append(created.billing_id)
             schedule_ids.extend(i for i in created.item_ids if i not in schedule_ids)
             self._status.add_keys(*created.refs)
+            if schedule.kind is BillingScheduleKind.TIME_AND_MATERIALS:
+                self._time_billing.append(TimeBillingInput(
+                    project_code=project.code, legal_entity=entity.code, tenant_id=tenant,
+                    project_id=project.erp_id or "", customer_id=customer.customer_id, deal_id=deal.crm_id,
+                    currency=schedule.currency, rates={c.product_code: c.unit_amount for c in schedule.charges},
+                    start_date=schedule.start_date, end_date=schedule.end_date,
+                    days_until_due=schedule.days_until_due, keys=created.refs))
             if created.drafts:
                 self._one_offs.append(OneOffInvoicingInput(project_code=project.code, legal_entity=entity.code,
                                                            drafts=created.drafts, keys=created.refs))

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -61,8 +62,10 @@ from canonical.billing import OneOffInvoice
 from canonical.catalogue import BillingPrice, Catalogue, CatalogueEntry, CatalogueItem, price_key
 from canonical.ledger import BillingCustomer
 from canonical.matching import CustomerCandidate, account_domains, normalise_name
+from canonical.money import Money
 from canonical.reconciliation import BillingChange
 from canonical.refs import ownership_marker, ref
+from canonical.time_billing import BilledTime, TimeBill, TimeInvoice
 from connectors.errors import Conflict, ConnectorError, NotFound, PayloadInvalid, Rejected
 from connectors.http import build_client, parse_retry_after, send
 from connectors.identifiers import PREFIXED_ID, segment
@@ -79,6 +82,7 @@ log = logging.getLogger("revops.connectors")
 def _quoted(text: str) -> str:
     """``text`` inside single quotes of Stripe's search language."""
     return text.replace("\\", "\\\\").replace("'", "\\'")
+TIME_ENTRY_KEY = "revops_time_entry"  # an invoice item's time entry (the project system's ID): billed once
 
 
 def _id(value: str | None) -> str:
@@ -437,6 +441,58 @@ class StripeBilling:
             await self._gone_ok("POST", f"/v1/invoices/{_id(invoice_id)}/void", form={},
                                 idempotency_key=f"{key}:void:{invoice_id}")
         # paid or void: nothing left to undo here; a credit note is a business decision
+
+    # -- billable time ----------------------------------------------------------------------------
+    async def billed_time(self, customer_id: str, project_code: str) -> list[BilledTime]:
+        """The customer's invoice items that billed a time entry of ``project_code`` (metadata
+        ``revops_time_entry``), on any invoice but a voided or deleted draft."""
+        found: list[BilledTime] = []
+        async for item in self._list_all("/v1/invoiceitems", {"customer": customer_id}):
+            meta = item.get("metadata") or {}
+            if meta.get(TIME_ENTRY_KEY) and meta.get(mapping.PROJECT_KEY) == project_code and not item.get("deleted"):
+                found.append(BilledTime(entry_id=str(meta[TIME_ENTRY_KEY]), item_id=str(item["id"]),
+                                        invoice_id=item.get("invoice"),
+                                        amount=Money.from_minor(int(item["amount"]), str(item["currency"])),
+                                        hours=Decimal(str(meta.get("revops_hours") or "0"))))
+        return found
+
+    async def bill_time(self, bill: TimeBill, *, idempotency_key: str) -> TimeInvoice:
+        """One invoice for the period: a draft (``auto_advance=false``, ``send_invoice``), an invoice item per
+        charge not billed yet (hours, rate and period in its description and metadata; look-up by entry ID
+        first, then an ``Idempotency-Key`` per entry and invoice), then finalized. Nothing new: no invoice."""
+        held = {b.entry_id for b in await self.billed_time(bill.customer_id, bill.project_code)}
+        todo = [c for c in bill.charges if c.entry_id not in held]
+        already = sorted({c.entry_id for c in bill.charges} & held)
+        if not todo:
+            return TimeInvoice(already_billed=already)
+        currency = bill.currency.lower()
+        metadata = mapping.clean_metadata({
+            mapping.PROJECT_KEY: bill.project_code, "revops_deal_id": bill.deal_id or None,
+            "revops_legal_entity": bill.legal_entity, "revops_schedule_kind": "time_and_materials",
+            "revops_period": bill.period.label})
+        draft = await self._call("POST", "/v1/invoices", form={
+            "customer": bill.customer_id, "currency": currency, "auto_advance": False,
+            "collection_method": "send_invoice", "days_until_due": bill.days_until_due,
+            "pending_invoice_items_behavior": "exclude",
+            "description": f"Time and materials, {bill.period.label}", "metadata": metadata,
+        }, idempotency_key=f"{idempotency_key}:invoice")
+        invoice_id = str(draft["id"])
+        billed: list[BilledTime] = []
+        for charge in todo:
+            item = await self._call("POST", "/v1/invoiceitems", form={
+                "customer": bill.customer_id, "invoice": invoice_id, "currency": currency,
+                "amount": charge.amount.to_minor(), "description": charge.description(),
+                "period": {"start": unix_midnight(charge.period.start), "end": unix_midnight(charge.period.end) - 1},
+                "metadata": mapping.clean_metadata({
+                    TIME_ENTRY_KEY: charge.entry_id, mapping.PROJECT_KEY: bill.project_code,
+                    mapping.PRODUCT_KEY: charge.role, "revops_hours": str(charge.hours),
+                    "revops_rate": str(charge.hourly_rate.amount), "revops_period": charge.period.label,
+                    "revops_worked_on": charge.worked_on.isoformat()}),
+            }, idempotency_key=f"{idempotency_key}:item:{charge.entry_id}:{invoice_id}")
+            billed.append(BilledTime(entry_id=charge.entry_id, item_id=str(item["id"]), invoice_id=invoice_id,
+                                     amount=charge.amount, hours=charge.hours))
+        await self.finalize_invoice(invoice_id, idempotency_key=f"{idempotency_key}:finalize")
+        return TimeInvoice(invoice_id=invoice_id, billed=billed, already_billed=already)
 
     # -- amendments --------------------------------------------------------------------------------
     async def billing_records(self, customer_id: str, *, known_ids: list[str], project_code: str

@@ -7,12 +7,14 @@ import base64
 import hashlib
 import hmac
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from canonical.books import EntityBooks
-from connectors.acts import EmulatorControls, ReceivableSeen, RecordSource
+from canonical.keys import parse_project_code, time_task_name
+from connectors.acts import EmulatorControls, ReceivableSeen, RecordSource, TimeLogged
+from connectors.errors import NotFound, Rejected
 from connectors.xero import mapping
 from connectors.xero.spec import XeroSettings
 
@@ -60,17 +62,70 @@ class XeroActs:
     def payments_per_invoice(self, records: RecordSource) -> Counter[str]:
         return Counter(str((doc.get("Invoice") or {}).get("InvoiceID")) for _, doc in records.records("payment"))
 
-    async def _put(self, tenant_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _headers(self, tenant_id: str) -> dict[str, str]:
         if not self._token:
             answer = await self.controls.http.post(self.config.token_endpoint,
                                                    data={"grant_type": "client_credentials"},
                                                    auth=(self.config.client_id, self.config.client_secret))
             answer.raise_for_status()
             self._token = answer.json()["access_token"]
-        return dict(await self.controls.call(
-            "PUT", f"/api.xro/2.0/{path}", content=mapping.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self._token}", "xero-tenant-id": tenant_id,
-                     "Content-Type": "application/json", "Accept": "application/json"}))
+        return {"Authorization": f"Bearer {self._token}", "xero-tenant-id": tenant_id,
+                "Content-Type": "application/json", "Accept": "application/json"}
+
+    async def _put(self, tenant_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.controls.call("PUT", f"/api.xro/2.0/{path}", content=mapping.dumps(body).encode(),
+                                             headers=await self._headers(tenant_id)))
+
+    async def _projects(self, method: str, tenant_id: str, path: str, body: Any = None,
+                        params: dict[str, Any] | None = None) -> Any:
+        """A call to the Projects API, as the person's Xero login would make it."""
+        kwargs: dict[str, Any] = {"headers": await self._headers(tenant_id)}
+        if body is not None:
+            kwargs["content"] = mapping.dumps(body).encode()
+        if params:
+            kwargs["params"] = params
+        return await self.controls.call(method, f"/projects.xro/2.0/{path}", **kwargs)
+
+    async def _find_project(self, project: str) -> tuple[str, str]:
+        """``(tenant, Xero project ID)`` of our project code (its entity's tenant) or of a Xero project ID."""
+        parsed = parse_project_code(project)
+        tenants = ([self.settings.entity(parsed.entity_code).erp_tenant_id] if parsed else
+                   [e.erp_tenant_id for e in self.settings.legal_entities])
+        for tenant in dict.fromkeys(tenants):
+            page = await self._projects("GET", tenant, "Projects", params={"pageSize": 500})
+            for doc in page.get("items") or []:
+                if doc["projectId"] == project.lower() or str(doc.get("name", "")).startswith(
+                        mapping.code_prefix(project)):
+                    return tenant, str(doc["projectId"])
+        raise NotFound(f"no project {project} in Xero", vendor="xero", status=404)
+
+    async def log_time(self, project: str, *, hours: Decimal, user: str, task: str, day: date | None = None,
+                       description: str | None = None) -> TimeLogged:
+        """``POST /Projects/{id}/Time`` on the task named ``<task> time`` (a rate-card role) or ``task``."""
+        minutes = int((hours * 60).to_integral_value())
+        if minutes < 1:
+            raise Rejected(f"log at least one minute, not {hours} h", vendor="xero", status=400)
+        tenant, project_id = await self._find_project(project)
+        tasks = (await self._projects("GET", tenant, f"Projects/{project_id}/Tasks",
+                                      params={"pageSize": 500})).get("items") or []
+        wanted = {time_task_name(task).lower(), task.lower()}
+        found = [t for t in tasks if str(t["name"]).lower() in wanted or t["taskId"] == task.lower()]
+        if not found:
+            raise NotFound(f"project {project} has no task {task!r} (tasks: "
+                           f"{', '.join(str(t['name']) for t in tasks) or 'none'})", vendor="xero", status=404)
+        users = (await self._projects("GET", tenant, "ProjectsUsers")).get("items") or []
+        who = [u for u in users if user.lower() in (str(u["userId"]).lower(), str(u.get("name", "")).lower(),
+                                                    str(u.get("email", "")).lower())]
+        if not who:
+            raise NotFound(f"no Xero user {user!r} (users: {', '.join(str(u.get('email')) for u in users)})",
+                           vendor="xero", status=404)
+        day = day or datetime.now(UTC).date()
+        entry = await self._projects("POST", tenant, f"Projects/{project_id}/Time", body={
+            "userId": who[0]["userId"], "taskId": found[0]["taskId"], "dateUtc": mapping.utc_midnight(day),
+            "duration": minutes, **({"description": description} if description else {})})
+        return TimeLogged(entry_id=str(entry["timeEntryId"]), project_id=project_id, task=str(found[0]["name"]),
+                          user=str(who[0].get("email") or who[0]["userId"]), minutes=minutes, day=day,
+                          status=str(entry.get("status") or ""))
 
     def _books(self, tenant_id: str) -> EntityBooks:
         """The books of the tenant's entity: a bookkeeper keys lines in by the same mapping."""

@@ -382,6 +382,12 @@ class XeroErp:
                                    body=mapping.time_entry_to_xero(entry), idempotency_key=idempotency_key)
         return entry.model_copy(update={"erp_id": created["timeEntryId"]})
 
+    @_shape_safe
+    async def time_entries(self, tenant_id: str, project_id: str) -> list[TimeEntry]:
+        """Every time entry of the project (``GET /Projects/{id}/Time``, all pages), with Xero's status."""
+        docs = await self._paged_items(self._proj(f"/Projects/{_id(project_id)}/Time"), tenant_id, {})
+        return [mapping.time_entry_from_xero(d) for d in docs]
+
     # -- receivables -----------------------------------------------------------------------------
     async def _invoice_by_reference(self, tenant_id: str, billing_id: str) -> dict[str, Any] | None:
         # A voided document no longer stands for the billing invoice: a corrected one may be posted after it.

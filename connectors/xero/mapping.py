@@ -35,6 +35,7 @@ from canonical import (
 from canonical.books import EntityBooks, PostingLine, credit_postings, invoice_postings
 from canonical.matching import CustomerCandidate
 from canonical.money import minor_unit
+from canonical.project import TimeEntryStatus
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.errors import Rejected
 from connectors.wire import ABSENT, NOT_MAPPED, Wire, build, falsy, never, read
@@ -389,6 +390,19 @@ TIME_ENTRY_OUT: tuple[Wire[TimeEntry], ...] = (
 
 def time_entry_to_xero(entry: TimeEntry) -> dict[str, Any]:
     return build(TIME_ENTRY_OUT, entry)
+
+
+_TIME_STATUS = {"ACTIVE": TimeEntryStatus.ACTIVE, "LOCKED": TimeEntryStatus.LOCKED,
+                "INVOICED": TimeEntryStatus.INVOICED}
+
+
+def time_entry_from_xero(doc: dict[str, Any]) -> TimeEntry:
+    """A Projects API time entry; an unknown status reads as ``locked`` (never billed by us while unclear)."""
+    logged = datetime.fromisoformat(str(doc["dateUtc"]).replace("Z", "+00:00"))
+    return TimeEntry(erp_id=str(doc["timeEntryId"]), task_erp_id=str(doc["taskId"]), user_id=str(doc["userId"]),
+                     minutes=int(doc["duration"]), date=logged.astimezone(UTC).date(),
+                     description=doc.get("description"),
+                     status=_TIME_STATUS.get(str(doc.get("status") or "ACTIVE"), TimeEntryStatus.LOCKED))
 
 
 # -- invoices ------------------------------------------------------------------------------------

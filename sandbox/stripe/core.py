@@ -278,7 +278,8 @@ class Emulator:
             for param, field_name in filters.items():
                 if param in q and field_name and str(obj.get(field_name)) != q[param]:
                     return False
-            if not created_matches(obj["created"], q.get("created")):
+            # invoice items carry ``date`` instead of ``created``; Stripe's ``created`` filter applies to it
+            if not created_matches(obj.get("created", obj.get("date", 0)), q.get("created")):
                 return False
             return where is None or where(obj, q)
 

@@ -254,10 +254,16 @@ class Projects:
         query = call.request.query_params
         task = (query.get("taskId") or "").lower()
         user = (query.get("userId") or "").lower()
+        states = {s.strip().upper() for s in (query.get("states") or "").split(",") if s.strip()}
+        chargeable = query.get("isChargeable")
+        charging = {t["taskId"] for t in self.store.list(
+            "task", tenant=call.tenant, where=lambda t: t["projectId"] == project_id.lower()
+            and t["chargeType"] in ("TIME", "FIXED"))}
         entries = self.store.list(
             "time_entry", tenant=call.tenant,
             where=lambda e: e["projectId"] == project_id.lower() and (not task or e["taskId"] == task)
-            and (not user or e["userId"] == user))
+            and (not user or e["userId"] == user) and (not states or e["status"] in states)
+            and (chargeable is None or (e["taskId"] in charging) == (chargeable.lower() == "true")))
         return _page(call.request, entries)
 
     async def create_time(self, call: Call, project_id: str) -> Response:

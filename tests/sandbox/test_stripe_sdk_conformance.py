@@ -107,6 +107,19 @@ def test_stripe_sdk_invoice_lines_are_paged_and_totals_count_them_all(sdk: strip
     assert finalized.total == sum(line.amount for line in lines)
 
 
+def test_stripe_sdk_lists_a_customers_invoice_items_with_their_metadata(sdk: stripe.StripeClient) -> None:
+    """Invoice items carry ``date``, not ``created``: listing them (and filtering by ``created``, which Stripe
+    applies to ``date``) must not fail."""
+    customer, invoice_id = draft_invoice(sdk, 2)
+    sdk.invoice_items.create(params={"customer": customer.id, "currency": "usd", "amount": 4433,
+                                     "metadata": {"revops_time_entry": "t-1"}})
+    items = list(sdk.invoice_items.list(params={"customer": customer.id, "limit": 2}).auto_paging_iter())
+    assert sorted(i.amount for i in items) == [1000, 1001, 4433]
+    assert [i.metadata["revops_time_entry"] for i in items if i.invoice is None] == ["t-1"]
+    recent = sdk.invoice_items.list(params={"customer": customer.id, "created": {"gte": int(time.time()) - 600}})
+    assert len(recent.data) == 3
+
+
 def test_stripe_sdk_credit_note_and_payment_out_of_band(sdk: stripe.StripeClient) -> None:
     _customer, invoice_id = draft_invoice(sdk, 2, unit=5000)  # 5000 + 5001
     sdk.invoices.finalize_invoice(invoice_id)

@@ -40,8 +40,10 @@ from workflows.models import (
     QuoteToCashStatus,
     RecheckRequest,
     Stage,
+    TimeBillingStage,
 )
 from workflows.quote_to_cash import QuoteToCashWorkflow
+from workflows.time_billing import TimeBillingWorkflow
 
 
 async def _status(handle: WorkflowHandle) -> QuoteToCashStatus:
@@ -114,6 +116,11 @@ async def test_quote_to_cash_provisions_each_billing_model(
                                         in ("TM-CONSULTANT", "TM-ARCHITECT")
                                         and p["id"] in engagement.billing_schedule_ids))
         assert len(prices) == 2
+        # its logged time is billed monthly at the executed rate card by the project's own flow
+        time = client.get_workflow_handle_for(TimeBillingWorkflow.run, f"time-stripe-P-{deal_id}-US01")
+        seen = await eventually(lambda: time.query(TimeBillingWorkflow.status), lambda s: bool(s.timeline),
+                                what="the time billing flow running")
+        assert seen.stage is TimeBillingStage.WAITING and seen.period is not None
     props = deal_properties(hubspot, deal_id)
     assert props["revops_status"] == "provisioned"
     assert props["revops_clm_workflow_id"] == result.contract.clm_workflow_id  # type: ignore[union-attr]

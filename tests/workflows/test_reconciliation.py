@@ -285,9 +285,10 @@ async def test_reconciliation_finds_exactly_the_seeded_discrepancies_per_entity_
         key(F.CREDIT_NOTE_MISSING_IN_BILLING, "EU01", goodwill), key(F.PROJECT_WITHOUT_CONTRACT, "EU01", no_contract),
         key(F.CRM_FIGURES_MISMATCH, "EU01", f"hubspot:deal:{eu.deal_id}"),
     }
-    # every kind seeded here or, for the issue 24 kinds, on the mixed book below
+    # every kind seeded here or, for the issue 24 kinds, on the mixed book below (billable time: its own test,
+    # tests/canonical/test_time_billing.py)
     assert {k.split(":")[0] for k in us_expected | eu_expected} | {
-        F.CREDIT_NOTE_MISMATCH, F.UNROUTABLE_INVOICE} == set(FindingKind)
+        F.CREDIT_NOTE_MISMATCH, F.UNROUTABLE_INVOICE, F.TIME_NOT_BILLED, F.TIME_BILLED_TWICE} == set(FindingKind)
 
     # -- per entity (the first reads everything, the next only what changed), then all ----------------------
     run_us = await start_reconciliation(b.client, b.settings, ReconciliationScope(legal_entities=["US01"]))
