@@ -168,7 +168,7 @@ def test_bootstrap_no_cli_command_builds_a_vendor_client_or_store_itself() -> No
 
 #: the entry points that may read settings from the environment (their ``main``), and the bootstrap
 SETTINGS_READERS = {"bootstrap.py", "sandbox/__main__.py", "runtime/codec_server.py", "devstack/demo.py",
-                    "devstack/stack.py", "stores/migrate.py"}
+                    "devstack/stack.py", "stores/migrate.py", "observability/docs.py"}
 
 
 def test_bootstrap_no_module_builds_hidden_settings() -> None:

@@ -768,7 +768,13 @@ class Accounting:
 def register(app: FastAPI, state: XeroState) -> Accounting:
     """Add the accounting routes to ``app``."""
     api = Accounting(state)
+    _contact_and_invoice_routes(app, state, api)
+    _payment_and_credit_routes(app, state, api)
+    _books_routes(app, state)
+    return api
 
+
+def _contact_and_invoice_routes(app: FastAPI, state: XeroState, api: Accounting) -> None:
     @app.get(f"{PREFIX}/Contacts")
     async def get_contacts(request: Request) -> Response:
         return await state.run(request, api.list_contacts)
@@ -803,6 +809,8 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
     async def post_invoice(request: Request, invoice_id: str) -> Response:
         return await state.run(request, lambda call: api.update_invoice_status(call, invoice_id))
 
+
+def _payment_and_credit_routes(app: FastAPI, state: XeroState, api: Accounting) -> None:
     @app.get(f"{PREFIX}/Payments")
     async def get_payments(request: Request) -> Response:
         return await state.run(request, api.list_payments)
@@ -841,6 +849,8 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
     async def put_allocations(request: Request, credit_note_id: str) -> Response:
         return await state.run(request, lambda call: api.allocate_credit_note(call, credit_note_id))
 
+
+def _books_routes(app: FastAPI, state: XeroState) -> None:
     @app.get(f"{PREFIX}/Accounts")
     async def get_accounts(request: Request) -> Response:
         async def handler(call: Call) -> Response:
@@ -852,5 +862,3 @@ def register(app: FastAPI, state: XeroState) -> Accounting:
         async def rates(call: Call) -> Response:
             return wire.json_response(wire.envelope("TaxRates", state.tax_rates(call.tenant)))
         return await state.run(request, rates)
-
-    return api

@@ -3,6 +3,7 @@ what the test seeded), and Xero edited by hand over its public API, as a bookkee
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,13 @@ def fresh_sandboxes(data_dir: Path, **overrides: Any) -> Iterator[tuple[Settings
                         task_queue=f"test-{uuid.uuid4()}", activity_retry_max_seconds=2.0, **overrides)
     running = {v: start_in_thread(build_app(v, settings), port=ports[v]) for v in VENDORS}
     try:
-        yield settings, {v: SandboxHandle(vendor=v, running=r) for v, r in running.items()}
+        handles = {v: SandboxHandle(vendor=v, running=r) for v, r in running.items()}
+        # Fresh emulators count from 1, and their IDs name workflows (q2c-hubspot-…, ledger-stripe-…) on a Temporal
+        # server that every test shares: each fresh set numbers from its own random start, so no two collide.
+        start = random.randrange(10**8, 10**9)
+        number_from(handles["stripe"], "id:cus_", start)
+        number_from(handles["hubspot"], "hs:object-id", start)
+        yield settings, handles
     finally:
         for r in running.values():
             r.stop()

@@ -9,7 +9,6 @@ with figures worked out by hand below."""
 
 from __future__ import annotations
 
-import random
 import shlex
 import uuid
 from collections import defaultdict
@@ -38,11 +37,12 @@ from canonical import (
     Money,
     ScheduledCharge,
 )
+from canonical.books import BooksMapping, EntityBooks, RevenueRule, TaxRule, TaxStatus
 from canonical.keys import ledger_workflow_id
 from canonical.reconciliation import Finding
 from cli.ledger import start_reconciliation
-from settings import DEFAULT_ENTITIES, Settings
-from tests.helpers.books import XeroByHand, fresh_sandboxes, number_from
+from settings import DEFAULT_BOOKS, DEFAULT_ENTITIES, Settings
+from tests.helpers.books import XeroByHand, fresh_sandboxes
 from tests.helpers.ledger import (
     BillingAccount,
     billing_account,
@@ -62,6 +62,16 @@ JP01 = LegalEntity(code="JP01", name="RevOps KK", region="APAC", currency="JPY",
 KW01 = LegalEntity(code="KW01", name="RevOps Kuwait WLL", region="EMEA", currency="KWD",
                    tax_registration="KW000000001", erp_tenant_id="4f7a0c1e-0005-4000-8000-000000000005",
                    countries=["KW"])
+#: their books as the controller sets them: the sandbox ERP's chart, each entity's bank in its own currency
+EXTRA_BOOKS = [
+    EntityBooks(entity=code, revenue=[RevenueRule(product="*", account="200")],
+                tax=[TaxRule(status=TaxStatus.TAXABLE, tax_code="OUTPUT"),
+                     TaxRule(status=TaxStatus.EXEMPT, tax_code="EXEMPTOUTPUT"),
+                     TaxRule(status=TaxStatus.REVERSE_CHARGE, tax_code="NONE")],
+                bank={currency: "090"}, bad_debt_account="485", accounts=["090", "200", "485"],
+                tax_codes=["NONE", "EXEMPTOUTPUT", "OUTPUT"])
+    for code, currency in (("JP01", "JPY"), ("KW01", "KWD"))
+]
 FIGURES = ("billed", "paid", "outstanding", "overdue", "credited")
 
 
@@ -136,10 +146,9 @@ def _idle(status: LedgerStatus) -> bool:
 
 @pytest_asyncio.fixture
 async def book(client: Client, tmp_path: Path) -> AsyncIterator[Book]:
-    with fresh_sandboxes(tmp_path, legal_entities=[*DEFAULT_ENTITIES, JP01, KW01]) as (settings, sandboxes):
-        start = random.randrange(10**8, 10**9)  # IDs of the book's own: no other test's ledger or owner has them
-        number_from(sandboxes["stripe"], "id:cus_", start)
-        number_from(sandboxes["hubspot"], "hs:object-id", start)
+    books = BooksMapping(entities=[*DEFAULT_BOOKS.model_copy(deep=True).entities, *EXTRA_BOOKS])
+    with fresh_sandboxes(tmp_path, legal_entities=[*DEFAULT_ENTITIES, JP01, KW01],
+                         books_mapping=books) as (settings, sandboxes):
         async with open_connectors(settings) as connectors, build_worker(client, settings, connectors):
             made = Book(client=client, settings=settings, connectors=connectors, sandboxes=sandboxes)
             try:

@@ -482,9 +482,10 @@ async def test_quote_to_cash_upserts_search_attributes_once_per_task_and_only_ch
     state, stages, upserts, tasks, events = audit.state, audit.stages, audit.upserts, audit.tasks, audit.events
     markers, local_steps = audit.markers, audit.local_steps
     assert markers == 0, "the unreleased version carries no patch markers"
-    # Short reads and idempotent CRM writes run as local activities; the whole deal fits in 64 events (a fixed
-    # fee: 3 of them start the one-off invoicing flow that finalizes its draft invoices when due).
-    assert local_steps >= 4 and events <= 64, f"{events} events, {local_steps} local steps"
+    # Short reads and idempotent CRM writes run as local activities; the whole deal fits in 66 events (a fixed
+    # fee: 3 of them start the one-off invoicing flow that finalizes its draft invoices when due; the customer
+    # matches in the ERP and in billing are local reads, one marker each).
+    assert local_steps >= 4 and events <= 66, f"{events} events, {local_steps} local steps"
     assert (state["Stage"], state["ExceptionKind"]) == ("provisioned", "")
     assert stages[0] == "loading" and stages[-1] == "provisioned"
     assert all(a != b for a, b in zip(stages, stages[1:], strict=False)), stages
