@@ -20,9 +20,11 @@ $(PRISM): tools/prism/package.json
 
 install: $(STAMP)
 
-## make demo: start the embedded stack, run deals through it, print the outcome, stop it all
+## make demo: start the embedded stack, run deals through it, print the outcome, stop it all. STACK=name picks
+## which adapter plays each role (settings.py STACK_PRESETS: salesforce-docusign, netsuite-xero); `make up` and
+## `make chaos` take it too
 demo: $(STAMP)
-	$(BIN)/python -m devstack.demo
+	$(if $(STACK),STACK=$(STACK)) $(BIN)/python -m devstack.demo
 
 ## promtool (Debian package prometheus): the alert rules' unit tests need it; `make up` runs Prometheus if present
 promtool:
@@ -48,7 +50,7 @@ test: $(STAMP) $(PRISM) promtool chromium postgresql
 ## SIGHUP stops every child. REPLICAS=2: two ingress processes (webhooks delivered to each in turn) and two workers;
 ## PG=1: the stores on a temporary PostgreSQL server instead of SQLite files
 up: $(STAMP) $(if $(PG),postgresql)
-	$(BIN)/python -m devstack.stack $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(PG),--postgres)
+	$(if $(STACK),STACK=$(STACK)) $(BIN)/python -m devstack.stack $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(PG),--postgres)
 
 ## make migrate: apply the stores' migrations (Alembic) to DATABASE_URL and FINDINGS_URL (SQLite files: marked)
 migrate: $(STAMP)
@@ -64,7 +66,7 @@ bench: $(STAMP)
 
 ## make chaos: 1,000 deals through vendor faults, worker SIGKILLs and a Temporal restart; exit 1 if anything is lost or duplicated
 chaos: $(STAMP)
-	$(BIN)/python -m bench.chaos --deals $(or $(DEALS),1000) $(CHAOS_ARGS)
+	$(if $(STACK),STACK=$(STACK)) $(BIN)/python -m bench.chaos --deals $(or $(DEALS),1000) $(CHAOS_ARGS)
 
 ## make docs: the field mapping and the integration catalogue under docs/, generated from the code
 docs: $(STAMP)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canonical import LegalEntity
@@ -78,6 +78,25 @@ DEV_APPROVAL_SIGNING_KEY = "dev:cmV2b3BzLWRldmVsb3BtZW50LWFwcHJvdmFsLXNpZ25pbmct
 DEV_APPROVALS_JWT_SECRET = "revops-development-jwt-secret-change-me-0123456789"
 
 
+#: named stacks (``STACK=…``: make demo, make up, make chaos, starter.py): which adapter plays each role, as data
+#: beside the registry (connectors/stacks.json); a preset fills only the choices the environment leaves unset
+STACKS_FILE = Path(__file__).resolve().parent / "connectors" / "stacks.json"
+
+
+def stack_presets() -> dict[str, dict[str, Any]]:
+    presets: dict[str, dict[str, Any]] = json.loads(STACKS_FILE.read_text(encoding="utf-8"))
+    return presets
+
+
+def stack_preset(name: str) -> dict[str, Any]:
+    """The named stack's choices; an unknown name is refused with the presets listed."""
+    presets = stack_presets()
+    if name not in presets:
+        listed = "; ".join(f"{n} ({p['about']})" for n, p in presets.items())
+        raise ValueError(f"unknown STACK {name!r}: the presets are {listed}")
+    return presets[name]
+
+
 class Settings(BaseSettings):
     """Everything configurable. Environment variables are the field names upper-cased."""
 
@@ -115,6 +134,8 @@ class Settings(BaseSettings):
     ledger_retry_max_attempts: int = Field(default=12, description="then the event is given up (visible)")
 
     # -- which vendor plays which role (connectors/registry.py; README "Pointing it at real vendors") -------
+    stack: str | None = Field(default=None, description="a named stack (STACK_PRESETS): fills the adapter "
+                              "choices below that the environment leaves unset")
     # unset: the first adapter the registry lists for the role
     crm_adapter: str | None = Field(default=None, description="the CRM adapter (registry name)")
     clm_adapter: str | None = Field(default=None, description="the CLM adapter (registry name)")
@@ -258,6 +279,20 @@ class Settings(BaseSettings):
                                "discard (spans made and dropped: the benchmark's measure of the cost)")
     otel_exporter_otlp_traces_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
                                                     description="the OTLP/HTTP traces URL when the exporter is otlp")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stack_fills_unset_choices(cls, data: Any) -> Any:
+        """``STACK=salesforce-docusign``: the preset's choices, under any the environment sets itself."""
+        if isinstance(data, dict) and data.get("stack"):
+            preset = stack_preset(str(data["stack"]))
+            fields: dict[str, Any] = {k: preset[k] for k in ("crm_adapter", "clm_adapter") if k in preset}
+            erps = preset.get("entity_erps") or {}
+            if erps:
+                fields["legal_entities"] = [e.model_copy(update={"erp_adapter": erps[e.code]}) if e.code in erps
+                                            else e for e in DEFAULT_ENTITIES]
+            data = {**fields, **data}
+        return data
 
     def approval_authority(self) -> ApprovalAuthority:
         return ApprovalAuthority(approvers=self.approvers, dual_approval_above=self.approval_dual_above)

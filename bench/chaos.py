@@ -407,7 +407,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         data_dir, contract_poll_interval_seconds=args.contract_poll, activity_retry_max_seconds=args.retry_max,
         http_timeout_seconds=args.http_timeout, poll_interval_seconds=args.deal_poll,
         activity_timeout_seconds=args.activity_timeout,
-        ingress_temporal_timeout_seconds=3.0)
+        ingress_temporal_timeout_seconds=3.0, **({"stack": args.stack} if args.stack else {}))
     deals = deal_specs(args.deals, args.approval_share, rng)
     timer = Timer()
     async with running_stack(settings, with_ingress=True) as bench:
@@ -504,6 +504,8 @@ def parser() -> argparse.ArgumentParser:
                    help="quote-to-cash step start-to-close, seconds (how soon a step lost in a crash is retried)")
     p.add_argument("--timeout", type=float, default=1800, help="give up waiting after this many seconds")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--stack", default=None, help="a named stack (settings.py STACK_PRESETS; default: STACK or "
+                   "the registry's first adapter of each role)")
     p.add_argument("--keep", action="store_true", help="keep the data folder (logs, SQLite files)")
     return p
 

@@ -42,7 +42,7 @@ RESULTS = ROOT / "bench" / "results"
 
 # Settings the children must share with the harness (Settings field names; exported upper-cased).
 _EXPORTED = (
-    "task_queue", "temporal_ui_url", "data_dir", "ingress_host", "ingress_port", "sandbox_host",
+    "stack", "task_queue", "temporal_ui_url", "data_dir", "ingress_host", "ingress_port", "sandbox_host",
     "http_timeout_seconds",
     "activity_retry_max_seconds", "activity_timeout_seconds", "contract_poll_interval_seconds", "poll_interval_seconds",
     "poll_initial_lookback_hours", "ingress_temporal_timeout_seconds", "approval_reminder_hours",

@@ -37,12 +37,12 @@ def database_url(url: str) -> str:
 
 
 def store_metadata() -> MetaData:
-    """The tables of the event ledger, the findings, the mirror and the notification log (a copy: SQLModel's
-    own metadata also holds whatever else was imported, e.g. the emulators' tables)."""
-    from stores import events, findings, mirror, notifications
+    """The tables of the event ledger, the findings, the mirror, the notification log and the ERP cut-over (a
+    copy: SQLModel's own metadata also holds whatever else was imported, e.g. the emulators' tables)."""
+    from stores import cutover, events, findings, mirror, notifications
 
     metadata = MetaData()
-    for table in [*events.TABLES, *findings.TABLES, *mirror.TABLES, *notifications.TABLES]:
+    for table in [*events.TABLES, *findings.TABLES, *mirror.TABLES, *notifications.TABLES, *cutover.TABLES]:
         table.to_metadata(metadata)
     return metadata
 

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from settings import ROOT
+import pytest
+
+from settings import ROOT, stack_presets
 from tests.devstack.free_ports import stack_env
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -34,3 +36,27 @@ def test_demo_runs_to_success_and_exits_cleanly(tmp_path: Path) -> None:
     assert re.search(r"created PLAT-PRO:usd:month: price_\w+", done.stdout), done.stdout
     assert done.stdout.count("5 SKUs, 9 catalogue prices: in step") == 2, done.stdout
     assert "has been stopped" in done.stdout and "/namespaces/default/workflows/" not in done.stdout
+
+
+#: the other stacks a team runs on: what the IDs table must name (the vendors that made the records)
+OTHER_STACKS = {
+    "salesforce-docusign": [r"DocuSign record\s+\S+", r"Xero contact\s+" + UUID, r"Stripe subscription\s+sub_\w+"],
+    "netsuite-xero": [r"US01\s+NetSuite (contact|customer)\s+\S+", r"EU01\s+Xero contact\s+" + UUID,
+                      r"UK01\s+Xero contact\s+" + UUID],
+}
+
+
+@pytest.mark.parametrize("stack", sorted(OTHER_STACKS))
+def test_demo_runs_on_another_stack_chosen_by_settings_alone(tmp_path: Path, stack: str) -> None:
+    assert stack in stack_presets()
+    env = {**stack_env(tmp_path / "data"), "STACK": stack}
+
+    done = subprocess.run([sys.executable, "-m", "devstack.demo"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output and "demo succeeded" in done.stdout
+    assert len(re.findall(r"^\s*\S+\s.*\bprovisioned\b", done.stdout, re.M)) == 5, done.stdout
+    for pattern in OTHER_STACKS[stack]:
+        assert re.search(pattern, done.stdout, re.M), f"{pattern!r} not in\n{done.stdout}"

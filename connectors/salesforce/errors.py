@@ -95,7 +95,10 @@ def error_for(code: str, message: str, *, status: int | None, retry_after: float
 
 
 def reclassified(exc: ConnectorError) -> ConnectorError:
-    """``send`` classified by status; Salesforce's code (the message's first word) decides instead."""
+    """``send`` classified by status; Salesforce's code (the message's first word) decides instead. An error
+    without a response (a timeout, a network failure) has neither: ``send``'s classification stands."""
+    if exc.status is None:
+        return exc
     code = exc.message.split(":", 1)[0].strip()
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
     fixed = error_for(code, exc.message, status=exc.status, retry_after=retry_after)

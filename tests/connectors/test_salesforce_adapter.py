@@ -258,6 +258,21 @@ async def test_salesforce_injected_server_error_is_unavailable(crm: SalesforceCr
             await crm.get_deal(seeded["opportunityId"])
 
 
+@pytest.mark.parametrize("fault", [{"timeout_rate": 1.0, "hang_seconds": 3.0}, {"lost_answers": 5, "status": 502}])
+async def test_salesforce_timeout_or_lost_answer_is_unavailable_never_a_refusal(
+        settings: Settings, salesforce_sandbox: SandboxHandle, fault: dict[str, Any]) -> None:
+    # A read that times out (no Salesforce errorCode at all) is transient: the run retries it, and a deal is never
+    # failed as unreadable because the network was slow (found by `make chaos STACK=salesforce-docusign`).
+    seeded = seed(salesforce_sandbox.base_url)
+    adapter = from_settings(settings.model_copy(update={"http_timeout_seconds": 0.5}))
+    try:
+        with salesforce_sandbox.faults(path_prefix="/services/data/", **fault):
+            with pytest.raises(Unavailable):
+                await adapter.get_deal(seeded["opportunityId"])
+    finally:
+        await adapter.aclose()
+
+
 async def test_salesforce_injected_rate_limit_is_rate_limited(crm: SalesforceCrm,
                                                              salesforce_sandbox: SandboxHandle) -> None:
     seeded = seed(salesforce_sandbox.base_url)

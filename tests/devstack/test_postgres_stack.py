@@ -61,6 +61,6 @@ def test_make_up_pg_puts_the_ledger_on_postgres_and_stops_it(tmp_path: Path) -> 
     wait_all_gone(children | {parent.pid}, [*stack_ports(env), int(url.port or 0)])
 
     assert ready.status_code == 200, ready.text
-    assert probes == (1,) and revision == "0001"  # the ingress's readiness probe wrote to PostgreSQL
+    assert probes == (1,) and revision == "0002"  # the ingress's readiness probe wrote to PostgreSQL
     assert server_uid != 0  # never root
     assert not cluster.exists(), "the temporary cluster outlived the stack"

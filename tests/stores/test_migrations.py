@@ -15,6 +15,7 @@ from sqlalchemy import Column, String, create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from devstack.postgres import PostgresServer
+from stores.cutover import cutover_engine
 from stores.events import ledger_engine
 from stores.findings import findings_engine
 from stores.migrate import current_revision, database_url, pending_changes, store_metadata, upgrade
@@ -22,13 +23,14 @@ from stores.mirror import mirror_engine
 from stores.notifications import notifications_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0001"
+HEAD = "0002"
 TABLES = {"ingress_deliveries", "ingress_events", "ingress_poll_checkpoints", "reconciliation_finding",
-          "reconciliation_mirror", "reconciliation_checkpoint", "notification_sent"}
+          "reconciliation_mirror", "reconciliation_checkpoint", "notification_sent", "erp_entity_switch",
+          "erp_moved_record"}
 
 
 def test_migrations_autogenerate_diff_is_empty(store_url: str) -> None:
-    for build in (ledger_engine, findings_engine, mirror_engine, notifications_engine):
+    for build in (ledger_engine, findings_engine, mirror_engine, notifications_engine, cutover_engine):
         build(store_url).dispose()
     engine = create_engine(database_url(store_url))
     try:
