@@ -21,7 +21,7 @@ $(PRISM): tools/prism/package.json
 install: $(STAMP)
 
 ## make demo: start the embedded stack, run deals through it, print the outcome, stop it all. STACK=name picks
-## which adapter plays each role (settings.py STACK_PRESETS: salesforce-docusign, netsuite-xero); `make up` and
+## which adapter plays each role (connectors/stacks.json: salesforce-docusign, netsuite-xero); `make up` and
 ## `make chaos` take it too
 demo: $(STAMP)
 	$(if $(STACK),STACK=$(STACK)) $(BIN)/python -m devstack.demo

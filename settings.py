@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     ledger_retry_max_attempts: int = Field(default=12, description="then the event is given up (visible)")
 
     # -- which vendor plays which role (connectors/registry.py; README "Pointing it at real vendors") -------
-    stack: str | None = Field(default=None, description="a named stack (STACK_PRESETS): fills the adapter "
+    stack: str | None = Field(default=None, description="a named stack (connectors/stacks.json): fills the adapter "
                               "choices below that the environment leaves unset")
     # unset: the first adapter the registry lists for the role
     crm_adapter: str | None = Field(default=None, description="the CRM adapter (registry name)")

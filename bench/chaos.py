@@ -504,7 +504,7 @@ def parser() -> argparse.ArgumentParser:
                    help="quote-to-cash step start-to-close, seconds (how soon a step lost in a crash is retried)")
     p.add_argument("--timeout", type=float, default=1800, help="give up waiting after this many seconds")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--stack", default=None, help="a named stack (settings.py STACK_PRESETS; default: STACK or "
+    p.add_argument("--stack", default=None, help="a named stack (connectors/stacks.json; default: STACK or "
                    "the registry's first adapter of each role)")
     p.add_argument("--keep", action="store_true", help="keep the data folder (logs, SQLite files)")
     return p
