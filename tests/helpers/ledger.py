@@ -132,10 +132,15 @@ async def ledger_status(handle: WorkflowHandle) -> LedgerStatus:
     return await handle.query(AccountLedgerWorkflow.open_items)  # type: ignore[no-any-return]
 
 
-def company_properties(hubspot: SandboxHandle, company_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{hubspot.base_url}/_sandbox/objects/companies/{company_id}", timeout=10)
+def object_properties(hubspot: SandboxHandle, kind: str, object_id: str) -> dict[str, Any]:
+    """A HubSpot object's properties (``kind`` companies or deals) as the CRM holds them."""
+    response = httpx.get(f"{hubspot.base_url}/_sandbox/objects/{kind}/{object_id}", timeout=10)
     response.raise_for_status()
     return dict(response.json()["properties"])
+
+
+def company_properties(hubspot: SandboxHandle, company_id: str) -> dict[str, Any]:
+    return object_properties(hubspot, "companies", company_id)
 
 
 def today() -> date:

@@ -31,7 +31,16 @@ from settings import Settings
 from tests.helpers.books import fresh_sandboxes
 from tests.helpers.deals import DealSpec, Line, seed_deal
 from tests.helpers.histories import save_history
-from tests.helpers.ledger import BillingAccount, billing_account, canonical, draft_invoices, finalize, pay, signal
+from tests.helpers.ledger import (
+    BillingAccount,
+    billing_account,
+    canonical,
+    draft_invoices,
+    finalize,
+    object_properties,
+    pay,
+    signal,
+)
 from tests.helpers.memory_adapters import ERP_BOOKS, ErpBook
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
@@ -214,6 +223,14 @@ async def test_erp_cutover_moves_open_invoices_and_a_partial_payment_then_later_
                          what="the second payment recorded on the moved invoice")
         assert _amounts(m.book, new_first) == [Decimal("400.00"), Decimal("600.00")]
         assert len(m.xero_docs("payment", old_tenant)) == 1, "nothing more was posted to the old ERP"
+
+        # the CRM shows the paid invoice on the company and the deal (its figures owner writes after the ledger)
+        hubspot = m.sandboxes["hubspot"]
+        for kind, object_id in (("companies", account.company_id), ("deals", account.deal_id)):
+            await eventually(lambda k=kind, o=object_id: object_properties(hubspot, k, o),  # type: ignore[misc]
+                             lambda p: p.get("revops_paid_eur") not in (None, "")
+                             and Decimal(str(p["revops_paid_eur"])) == Decimal("1000.00"),
+                             what=f"the CRM {kind[:-1]}'s paid EUR figure")
 
         # reconciliation of EU01 now reads the new ERP, and it is clean
         result = await start_reconciliation(m.client, switched, ReconciliationScope(
