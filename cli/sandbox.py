@@ -19,6 +19,7 @@ Acts print what they made (``--json`` for scripts). Exit 1 when the emulator ref
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -78,6 +79,16 @@ def _fields(pairs: list[str]) -> dict[str, str]:
             raise cli.CliError(f"expected field=value, got {pair!r}", cli.USAGE)
         props[name] = value
     return props
+
+
+def _typed(value: str) -> Any:
+    """An attribute value as typed: a JSON number, boolean or object as such (``60``, ``true``,
+    ``{"amount": 100, "currency": "USD"}``), anything else as text."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return parsed if isinstance(parsed, int | float | bool | dict) else value
 
 
 def _show(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
@@ -155,7 +166,7 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
     clm = box.display[SystemRole.CLM]
     record_id = (await box.written_back(args.target, "clm_record_id", f"executed {clm} record")
                  if box.acts.crm.is_deal_id(args.target) else args.target)
-    attributes: dict[str, Any] = dict(_fields(args.set or []))
+    attributes: dict[str, Any] = {name: _typed(value) for name, value in _fields(args.set or []).items()}
     before = after = None
     if args.seats is not None:
         try:
@@ -178,7 +189,7 @@ async def amend(box: Sandbox, args: argparse.Namespace) -> int:
         cli.line(record_id)
         return cli.OK
     return _show(args, {"record_id": record_id, **done},
-                 f"amendment {args.sequence} to record {record_id} executed: {done.get('recordId')}; "
+                 f"amendment {args.sequence} to record {record_id} executed: {done.get('amendment_id')}; "
                  f"see: starter.py amendments {record_id}")
 
 

@@ -350,7 +350,8 @@ class ClmActs(Acts, Protocol):
     async def amend(self, record_id: str, *, sequence: int, before: ContractTerms | None = None,
                     after: ContractTerms | None = None, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
         """Execute amendment ``sequence`` of an executed contract: what changes from ``before`` to ``after``,
-        plus ``attributes`` in the CLM's own names."""
+        plus ``attributes`` in the CLM's own names. The CLM's answer, with ``amendment_id`` set to the
+        amendment's own ID (what the CLM's webhook names)."""
         ...
 
     def contracts_seen(self, records: RecordSource) -> Counter[str]:

@@ -4,13 +4,18 @@ stack): what each act makes, and one clear line with exit 2 for an ID the emulat
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
+import httpx
 import pytest
 
 import starter
 from canonical import ContractStatus
+from canonical.ownership import SystemRole
 from connectors import ironclad
+from connectors.acts import acts_for
+from connectors.registry import default_registry
 from settings import Settings
 from tests.helpers.deals import deal_properties
 from tests.helpers.servers import SandboxHandle
@@ -107,3 +112,31 @@ async def test_sandbox_log_time_books_a_time_entry_on_the_roles_task(
         assert "has no task 'NOPE'" in capsys.readouterr().err
     finally:
         await erp.aclose()
+
+
+@pytest.mark.parametrize("clm_name", ["ironclad", "docusign"])
+async def test_sandbox_amend_names_the_amendment_the_clm_executed(
+        clm_name: str, sandbox_env: None, monkeypatch: pytest.MonkeyPatch, settings: Settings,
+        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+    """``sandbox amend`` says which amendment the CLM executed, in any CLM's words (DocuSign answers with an
+    envelope ID, Ironclad with a record ID): never ``None``."""
+    box: SandboxHandle = request.getfixturevalue(f"{clm_name}_sandbox")
+    monkeypatch.setenv("CLM_ADAPTER", clm_name)
+    monkeypatch.setenv(f"{clm_name.upper()}_BASE_URL", box.base_url)
+    clm_settings = settings.model_copy(update={"clm_adapter": clm_name})
+    spec = default_registry(clm_settings).chosen(clm_settings, SystemRole.CLM)
+    clm = spec.build(clm_settings)
+    try:
+        launched = await clm.launch_contract(contract_request(clm_settings, unique_deal_id()),
+                                             idempotency_key=f"sandbox-cli-{uuid.uuid4()}")
+        async with httpx.AsyncClient(timeout=10) as http:
+            signed = await acts_for(spec, clm_settings, http).sign(launched.clm_workflow_id)
+    finally:
+        await clm.aclose()
+
+    assert await starter.run(["sandbox", "amend", signed.record_id, "--sequence", "1",
+                              "--set", "paymentTermsDays=60"]) == 0
+    out = capsys.readouterr().out
+    amendment_id = re.search(r"executed: (\S+);", out)
+    assert amendment_id and amendment_id.group(1) not in ("None", ""), out
+    assert amendment_id.group(1) != signed.record_id  # the amendment's own ID, not the contract's

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +47,15 @@ class DocuSignActs:
                     after: ContractTerms | None = None, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
         """An amendment envelope for the original ``record_id``, signed at once: the tabs that change from
         ``before`` to ``after`` plus ``attributes`` (tab labels)."""
-        tabs: dict[str, Any] = dict(attributes or {})
+        # tab values are text in DocuSign, whatever a person typed
+        tabs: dict[str, Any] = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (attributes or {}).items()}
         if before is not None and after is not None:
             old, new = terms_to_tabs(before), terms_to_tabs(after)
             tabs.update({k: v for k, v in new.items() if old.get(k) != v})
             tabs.update({k: "" for k in old if k not in new})
-        done = await self.controls.control(f"envelopes/{record_id}/amendments", {"sequence": sequence, "tabs": tabs})
-        return dict(done or {})
+        done = dict(await self.controls.control(f"envelopes/{record_id}/amendments",
+                                                {"sequence": sequence, "tabs": tabs}) or {})
+        return {**done, "amendment_id": str(done.get("envelopeId") or "")}
 
     def contracts_seen(self, records: RecordSource) -> Counter[str]:
         seen: Counter[str] = Counter()

@@ -49,9 +49,9 @@ class IroncladActs:
         if before is not None and after is not None:
             old, new = terms_to_attributes(before), terms_to_attributes(after)
             props.update({k: v for k, v in new.items() if old.get(k) != v})
-        done = await self.controls.control(f"records/{record_id}/amendments",
-                                           {"sequence": sequence, "properties": props})
-        return dict(done or {})
+        done = dict(await self.controls.control(f"records/{record_id}/amendments",
+                                                {"sequence": sequence, "properties": props}) or {})
+        return {**done, "amendment_id": str(done.get("recordId") or "")}
 
     def contracts_seen(self, records: RecordSource) -> Counter[str]:
         return Counter(str(doc["attributes"]["revopsDealId"]) for _, doc in records.records("workflow")

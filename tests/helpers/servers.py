@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlmodel import Session, select
 
 from connectors.registry import default_registry
 from devstack.emulators import build_emulator
-from sandbox.kit import SandboxControl, Store
+from sandbox.kit import SandboxControl, SandboxRecord, Store
 from sandbox.serve import RunningApp
 from settings import Settings
 
@@ -54,6 +56,14 @@ class SandboxHandle:
     @property
     def store(self) -> Store:
         return self.running.app.state.store  # type: ignore[no-any-return]
+
+    def records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every tenant's ``kind`` records, oldest first: a :class:`connectors.acts.RecordSource` for the acts'
+        census (how many contracts, customers... the emulator holds for a key)."""
+        with Session(self.store.engine) as session:
+            rows = session.exec(select(SandboxRecord).where(SandboxRecord.kind == kind)
+                                .order_by(SandboxRecord.seq)).all()  # type: ignore[arg-type]
+        return [(row.tenant, json.loads(row.data)) for row in rows]
 
     def post_control(self, path: str, json: Any = None) -> httpx.Response:
         response = httpx.post(f"{self.base_url}/_sandbox/{path}", json=json, timeout=10)

@@ -1,6 +1,7 @@
-"""Quote-to-cash against each CRM the registry offers, chosen by configuration alone (``CRM_ADAPTER``): the same
-production worker, the real ingress receiving the CRM's own deliveries from its emulator, and the sales rep's
-acts in the CRM's words (``connectors/<crm>/acts.py``). Parametrised by CRM, not copied per CRM."""
+"""Quote-to-cash against each CRM/CLM pair the stack presets name, chosen by configuration alone
+(``CRM_ADAPTER``, ``CLM_ADAPTER``): the same production worker, the real ingress receiving the CRM's own
+deliveries from its emulator, the sales rep's acts in the CRM's words and the signers' in the CLM's
+(``connectors/<vendor>/acts.py``). Parametrised by pair (``pair`` in tests/workflows/conftest.py), not copied."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from bootstrap import receivers_from_settings
+from canonical import Money
 from canonical.ownership import SystemRole
 from canonical.requests import ProvisioningRecord
-from connectors.acts import CrmActs, DealDraft, acts_for
+from connectors.acts import CrmActs, DealDraft
 from connectors.registry import default_registry
 from ingress.app import create_app
 from intake import ClientProvider
@@ -27,36 +29,40 @@ from runtime.launch import quote_to_cash_id
 from sandbox.serve import start_in_thread
 from settings import Settings
 from stores.events import EventLedger
+from tests.helpers.pairs import Pair
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
 from tests.ingress.conftest import connector_to
-from tests.workflows.test_quote_to_cash import sign_when_out, wait_for_stage
+from tests.workflows.test_quote_to_cash import wait_for_stage
 from worker import build_worker, open_connectors
 from workflows.models import QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
-CRMS = [spec.name for spec in default_registry().all() if spec.role is SystemRole.CRM]
-
 
 @dataclass
 class CrmRig:
-    """One CRM chosen by settings: its emulator delivering to a served ingress, its acts, the worker."""
+    """One CRM/CLM pair chosen by settings: the CRM's emulator delivering to a served ingress, the acts, the
+    worker."""
 
     name: str
     settings: Settings
-    acts: CrmActs
+    pair: Pair
     sandbox: SandboxHandle
 
-
-@pytest.fixture(params=CRMS)
-def crm_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    @property
+    def acts(self) -> CrmActs:
+        return self.pair.crm
 
 
 @pytest.fixture
-def crm_settings(flow_settings: Settings, crm_name: str, tmp_path: Path) -> Settings:
-    return flow_settings.model_copy(update={"crm_adapter": crm_name, "data_dir": tmp_path,
-                                            "ingress_temporal_timeout_seconds": 5.0})
+def crm_name(pair: Pair) -> str:
+    return pair.crm_name
+
+
+@pytest.fixture
+def crm_settings(pair: Pair, tmp_path: Path) -> Settings:
+    pair.settings = pair.settings.model_copy(update={"data_dir": tmp_path, "ingress_temporal_timeout_seconds": 5.0})
+    return pair.settings
 
 
 @pytest.fixture
@@ -81,14 +87,10 @@ def crm_ingress(crm_settings: Settings, crm_name: str, request: pytest.FixtureRe
 
 
 @pytest_asyncio.fixture
-async def rig(client: Client, crm_settings: Settings, crm_name: str, crm_ingress: SandboxHandle,
-              sandboxes: dict[str, SandboxHandle]) -> AsyncIterator[CrmRig]:
-    spec = default_registry(crm_settings).chosen(crm_settings, SystemRole.CRM)
-    async with (open_connectors(crm_settings) as connectors, build_worker(client, crm_settings, connectors),
-                httpx.AsyncClient(timeout=10) as http):
-        acts = acts_for(spec, crm_settings, http)
-        assert isinstance(acts, CrmActs)
-        yield CrmRig(name=crm_name, settings=crm_settings, acts=acts, sandbox=crm_ingress)
+async def rig(client: Client, pair: Pair, crm_settings: Settings, crm_name: str, crm_ingress: SandboxHandle
+              ) -> AsyncIterator[CrmRig]:
+    async with open_connectors(crm_settings) as connectors, build_worker(client, crm_settings, connectors):
+        yield CrmRig(name=crm_name, settings=crm_settings, pair=pair, sandbox=crm_ingress)
 
 
 async def started(client: Client, rig: CrmRig, deal_id: str) -> WorkflowHandle[Any, Any]:
@@ -108,14 +110,15 @@ async def started(client: Client, rig: CrmRig, deal_id: str) -> WorkflowHandle[A
     return handle
 
 
+@pytest.mark.parametrize("model", ["subscription", "fixed_fee"])
 async def test_quote_to_cash_crm_stage_change_starts_and_provisions(
-        client: Client, rig: CrmRig, sandboxes: dict[str, SandboxHandle]) -> None:
-    seeded = await rig.acts.seed_deal(DealDraft(model="subscription", stage="Prospecting"
+        model: str, client: Client, rig: CrmRig, request: pytest.FixtureRequest) -> None:
+    seeded = await rig.acts.seed_deal(DealDraft(model=model, stage="Prospecting"
                                                 if rig.name == "salesforce" else "qualifiedtobuy"))
 
     await rig.acts.move_deal(seeded.deal_id)  # closed-won: the CRM tells the ingress
     handle = await started(client, rig, seeded.deal_id)
-    await sign_when_out(handle, sandboxes["ironclad"])
+    contract_id = await rig.pair.sign_when_out(handle)  # every party signs in the CLM
     result: QuoteToCashResult = await handle.result()
 
     assert result.outcome is Stage.PROVISIONED, result.reason
@@ -123,6 +126,19 @@ async def test_quote_to_cash_crm_stage_change_starts_and_provisions(
     assert engagement.billing_customer_id and engagement.project and engagement.project.erp_id
     assert f"{rig.name}:deal:{seeded.deal_id}" in result.business_keys
     assert f"{rig.name}:company:{seeded.company_id}" in result.business_keys
+    clm = rig.pair.clm_name
+    assert result.contract and result.contract.clm_workflow_id == contract_id
+    assert f"{clm}:workflow:{contract_id}" in result.business_keys
+    assert f"{clm}:record:{result.contract.clm_record_id}" in result.business_keys
+    terms = result.contract.terms
+    assert terms is not None and terms.billing_model.value == model
+    if model == "fixed_fee":  # the executed terms as the CLM holds them, read back after signing
+        assert terms.fixed_fee == Money.of("9500.00", "USD")
+    else:
+        assert [(c.quantity, c.unit_price) for c in terms.recurring] == [(20, Money.of("45.00", "USD"))]
+    clm_box: SandboxHandle = request.getfixturevalue(f"{clm}_sandbox")
+    launched = rig.pair.clm.contracts_seen(clm_box)
+    assert launched[seeded.deal_id] == 1  # one contract for the deal, however often the launch activity ran
     assert await rig.acts.written_back(seeded.deal_id, "revops_status") == "provisioned"
     record = ProvisioningRecord.model_validate_json(await rig.acts.written_back(seeded.deal_id, "provisioned"))
     assert [e.billing_customer_id for e in record.entities] == [engagement.billing_customer_id]
@@ -130,7 +146,7 @@ async def test_quote_to_cash_crm_stage_change_starts_and_provisions(
 
 
 async def test_quote_to_cash_crm_missing_data_resumes_when_the_rep_fills_it_in(
-        client: Client, rig: CrmRig, sandboxes: dict[str, SandboxHandle]) -> None:
+        client: Client, rig: CrmRig) -> None:
     seeded = await rig.acts.seed_deal(DealDraft(model="fixed_fee", region=None))
     await rig.acts.move_deal(seeded.deal_id)
     handle = await started(client, rig, seeded.deal_id)
@@ -138,7 +154,7 @@ async def test_quote_to_cash_crm_missing_data_resumes_when_the_rep_fills_it_in(
     assert "region" in {m.field for m in status.missing}
 
     await rig.acts.edit_deal(seeded.deal_id, {"region": "NA"})  # the CRM's delivery re-checks the waiting run
-    await sign_when_out(handle, sandboxes["ironclad"])
+    await rig.pair.sign_when_out(handle)
     result: QuoteToCashResult = await handle.result()
 
     assert result.outcome is Stage.PROVISIONED, result.reason
