@@ -32,6 +32,7 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
+from bench.chaos_books import BookCheck, Books, run_books, settle_and_check
 from bench.common import (
     BenchStack,
     SqliteRecords,
@@ -417,17 +418,22 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         chaos = Chaos(bench=bench, args=args, deals=deals, rng=rng)
         await seed_and_close_with_faults(chaos)
         await wait_all(chaos, time.monotonic() + args.timeout)
+        await collect_results(chaos)
+        books = Books()
+        if args.book_deals:  # the books phase runs under the same faults
+            books = await run_books(chaos, deals=args.book_deals, amendments=args.amendments_per_deal,
+                                    periods=args.periods, timeout=args.timeout)
         chaos.stop.set()
         await asyncio.wait(chaos.background, timeout=60)  # type: ignore[attr-defined]
         await bench.clear_faults()
-        await collect_results(chaos)
+        await settle_and_check(chaos, books)
         stats = await bench.stats()
         acts = bench.acts
         await ledger_settled(data_dir, timeout=60)
     elapsed = timer.elapsed
     checks = count_records(settings, acts, deals)
     ledger = ledger_state(data_dir)
-    return report(args, chaos, checks, ledger, stats, elapsed)
+    return report(args, chaos, [*checks, *books.checks], ledger, stats, elapsed, books)
 
 
 async def seed_and_close_with_faults(chaos: Chaos) -> None:
@@ -438,8 +444,8 @@ async def seed_and_close_with_faults(chaos: Chaos) -> None:
     await seed_and_close(chaos)
 
 
-def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: dict[str, Any],
-           stats: dict[str, Any], elapsed: float) -> tuple[Table, bool]:
+def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check | BookCheck], ledger: dict[str, Any],
+           stats: dict[str, Any], elapsed: float, books: Books | None = None) -> tuple[Table, bool]:
     deals = chaos.deals
     outcomes = Counter(d.state for d in deals)
     lost = [d for d in deals if d.result is None]
@@ -448,7 +454,11 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
     unsettled = sum(n for state, n in ledger["events_by_state"].items() if state != "done")
     table = Table("chaos", f"Chaos: {len(deals)} deals, {args.fault_rate:.0%} vendor faults (503/429/timeouts), "
                            f"{args.kills} worker SIGKILLs, {args.temporal_restarts} Temporal restart(s), "
-                           f"duplicate + out-of-order webhooks ({elapsed:.0f}s)",
+                           f"duplicate + out-of-order webhooks"
+                           + (f"; books: {sum(b.amended for b in books.deals)} amendments, "
+                              f"{sum(len(b.invoices) for b in books.deals)} invoices, "
+                              f"{sum(b.payments for b in books.deals)} payments" if books and books.deals else "")
+                           + f" ({elapsed:.0f}s)",
                   ["check", "expected", "found", "duplicates", "missing/wrong", "result"])
     table.add("deals provisioned", len(deals), outcomes.get(Stage.PROVISIONED.value, 0), "-", "-",
               ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())))
@@ -476,6 +486,12 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
         table.notes.append(f"exception: deal {d.deal_id} {d.state}: {d.result.reason if d.result else ''}"[:200])
     ok = not lost and not unstated and not unsettled and all(c.ok for c in checks)
     table.notes.append("RESULT: " + ("nothing lost, nothing duplicated" if ok else "LOST OR DUPLICATED - see above"))
+    if books and books.reconciliation is not None:
+        table.notes.append(f"reconciliation {books.reconciliation.run_id}: {books.reconciliation.still_open} open, "
+                           f"counts {books.reconciliation.counts}")
+    for c in checks:
+        if not c.ok and c.note:
+            table.notes.append(f"{c.name}: {c.note}"[:300])
     table.data = {"deals": len(deals), "outcomes": dict(outcomes), "lost": [d.deal_id for d in lost],
                   "checks": [c.__dict__ for c in checks], "ledger": ledger, "vendor_stats": stats,
                   "elapsed_seconds": elapsed, "ok": ok}
@@ -506,6 +522,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--stack", default=None, help="a named stack (connectors/stacks.json; default: STACK or "
                    "the registry's first adapter of each role)")
+    p.add_argument("--book-deals", type=int, default=1000,
+                   help="books phase: subscription deals to amend, bill and get paid (0: no books phase)")
+    p.add_argument("--amendments-per-deal", type=int, default=3, help="books phase: amendments per contract")
+    p.add_argument("--periods", type=int, default=12, help="books phase: periods billed per subscription (the "
+                   "first paid in two parts)")
     p.add_argument("--keep", action="store_true", help="keep the data folder (logs, SQLite files)")
     return p
 
