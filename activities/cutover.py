@@ -10,8 +10,9 @@ A cut-over moves one legal entity's books from its ERP to another:
 2. ``switch_entity_erp``: record the switch (``stores/cutover.py``). From here on every ERP write addressed to
    the old tenant goes to the new one (:class:`ErpMoves`), so nothing is posted to the old ERP while the copy
    runs; a payment on an invoice not copied yet is refused there and re-posted by its ledger once it is;
-3. ``move_erp_contacts`` and ``move_open_receivables``: copy the contacts, then every open invoice (an amount
-   still due) with the payments already recorded on it, each under an idempotency key that is the same on
+3. ``move_erp_contacts``, ``move_open_projects`` and ``move_open_receivables``: copy the contacts, then every
+   open project (budget, deadline, tasks) of a moved contact, then every open invoice (an amount still due) with
+   the payments already recorded on it, each under an idempotency key that is the same on
    every rerun (``cutover-<entity>-<erp>:<kind>:<oldId>``) and each recorded (old ID -> new ID) once done; a
    rerun skips what is recorded, and a write whose record was lost is answered by the ERP's idempotency;
 4. ``write_cutover_report``: JSON and text of what moved, under ``data_dir/cutover/``.
@@ -39,7 +40,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.retrying import business_step
-from canonical import Account, Invoice, InvoiceStatus, LegalEntity, Payment
+from canonical import Account, Invoice, InvoiceStatus, LegalEntity, Payment, Project
 from canonical.keys import billing_customer_reference, cutover_record_key, erp_contact_reference
 from canonical.ledger import LedgerInvoice
 from canonical.reconciliation import ErpPayment
@@ -160,7 +161,8 @@ class _LedgerView(BaseModel):
 
 class ErpMoves:
     """Forwarding of ERP writes after a cut-over: a call addressed to a tenant whose books moved goes to the new
-    adapter and tenant, and an ID of a record the cut-over copied becomes the copy's ID there."""
+    adapter and tenant, and an ID of a record the cut-over copied (contact, project, invoice) becomes the copy's
+    ID there."""
 
     def __init__(self, engine: Engine, adapter_of: Callable[[str], ErpPort]) -> None:
         self.engine = engine
@@ -357,6 +359,40 @@ class CutoverActivities:
             activity.heartbeat(f"invoice {invoice.billing_id}")
         return result
 
+    @activity.defn(name="move_open_projects")
+    @business_step
+    async def move_open_projects(self, plan: CutoverPlan) -> MoveResult:
+        """Every open project of the source tenant, whole (budget, deadline, tasks with their rates and
+        estimates), created under its code in the target for the moved contact; recorded (old ID -> new ID), so
+        an amendment addressed to the old project updates the copy (:class:`ErpMoves`)."""
+        source, target = self.adapter_of(plan.from_adapter), self.adapter_of(plan.to_adapter)
+        done = await asyncio.to_thread(store.moved, self.engine, plan.cutover_id)
+        result = MoveResult()
+        for listed in await source.list_projects(plan.from_tenant):
+            old_id = listed.erp_id or ""
+            if not old_id:
+                continue
+            project = await source.get_project(plan.from_tenant, old_id)  # a listing may leave the tasks out
+            contact = done.get(("contact", project.erp_contact_id))
+            if contact is None and ("project", old_id) not in done:
+                result.skipped.append(f"project {listed.code} ({old_id}): its contact {project.erp_contact_id} was "
+                                      "not moved (no ledger names it)")
+                continue
+            copy = project.model_copy(update={
+                "erp_id": None, "code": listed.code or project.code, "erp_tenant_id": plan.to_tenant,
+                "erp_contact_id": contact.new_id if contact else project.erp_contact_id,
+                "tasks": [t.model_copy(update={"erp_id": None}) for t in project.tasks]})
+
+            async def create(key: str, copy: Project = copy) -> str:
+                made = await target.create_project(plan.to_tenant, copy, idempotency_key=key)
+                return made.erp_id or ""
+
+            result.items.append(await self._copy(plan, done, "project", old_id, create, reference=copy.code,
+                                                 amount=str(project.budget.amount),
+                                                 currency=project.budget.currency))
+            activity.heartbeat(f"project {copy.code}")
+        return result
+
     # -- 4. the report ------------------------------------------------------------------------------------
     @activity.defn(name="write_cutover_report")
     @business_step
@@ -376,8 +412,8 @@ class CutoverActivities:
         return done
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.survey_cutover, self.switch_entity_erp, self.move_erp_contacts, self.move_open_receivables,
-                self.write_cutover_report]
+        return [self.survey_cutover, self.switch_entity_erp, self.move_erp_contacts, self.move_open_projects,
+                self.move_open_receivables, self.write_cutover_report]
 
 
 def _entry(entity: LegalEntity, adapter: str, tenant: str) -> str:

@@ -186,7 +186,7 @@ class ErpActivities:
     @business_step
     async def close_erp_project(self, ref: ErpRecordRef) -> Ack:
         tenant, erp = self._at(ref.tenant_id)
-        await erp.close_project(tenant, ref.record_id)
+        await erp.close_project(tenant, self._id(tenant, "project", ref.record_id))
         return Ack()
 
     @activity.defn(name="update_erp_project")
@@ -201,6 +201,11 @@ class ErpActivities:
         project = request.project
         assert project.erp_id
         tenant, erp = self._at(request.tenant_id)
+        if tenant != request.tenant_id:  # the entity's books moved: the copy of the project, in the new ERP
+            project = project.model_copy(update={
+                "erp_id": self._id(tenant, "project", project.erp_id), "erp_tenant_id": tenant,
+                "erp_contact_id": self._id(tenant, "contact", project.erp_contact_id)})
+        assert project.erp_id
         current = await erp.get_project(tenant, project.erp_id)
         if request.keep_erp_budget:
             project = project.model_copy(update={"budget": current.budget})

@@ -414,6 +414,10 @@ class ErpActs(Acts, Protocol):
         """ERP invoice ID -> payments recorded against it."""
         ...
 
+    def credit_notes_seen(self, records: RecordSource) -> Counter[str]:
+        """Our credit note reference (the billing credit note ID) -> credit notes holding it, voided ones too."""
+        ...
+
     async def import_invoices(self, tenant_id: str, invoices: list[tuple[Any, str]]) -> dict[str, str]:
         """Post ``(invoice, ERP contact ID)`` pairs in bulk, as an import would; billing ID -> ERP invoice ID."""
         ...

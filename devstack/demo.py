@@ -19,21 +19,32 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 from temporalio.client import Client, WorkflowFailureError
 
+from canonical.keys import ledger_workflow_id
 from canonical.ownership import SystemRole
 from cli import process as cli
-from connectors.acts import DealDraft, DealLineDraft, RoleActs
+from cli.ledger import start_reconciliation
+from connectors.acts import DealDraft, DealLineDraft, Paid, RoleActs
+from connectors.errors import ConnectorError
 from connectors.registry import default_registry, role_label
 from devstack.runfile import leftovers
 from devstack.stack import Stack, stack_ports, stop_on_signals
 from runtime.connect import data_converter
 from runtime.launch import quote_to_cash_id
 from settings import ROOT, Settings
-from workflows.models import QuoteToCashResult, QuoteToCashStatus, Stage
+from workflows.models import (
+    LedgerStatus,
+    LedgerStatusRequest,
+    QuoteToCashResult,
+    QuoteToCashStatus,
+    ReconciliationScope,
+    Stage,
+)
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
 
@@ -44,6 +55,7 @@ class DemoDeal:
     expected: Stage
     needs_approval: bool = False
     fix: dict[str, str] | None = None
+    accept: tuple[str, str] | None = None  # (entity, charge code): delivery accepts this milestone after provisioning
     deal_id: str = ""
 
 
@@ -64,7 +76,7 @@ def demo_deals() -> list[DemoDeal]:
                                  frequency="monthly"),
                    DealLineDraft("MS-ROLLOUT-DE", "German rollout", price="12000.00", model="milestone",
                                  entity="EU01")]),
-            Stage.PROVISIONED),
+            Stage.PROVISIONED, accept=("EU01", "MS-ROLLOUT-DE")),
         DemoDeal("time and materials in the UK", DealDraft(
             model="time_and_materials", company="Stark Consulting", name="Stark advisory", region="EMEA",
             currency="GBP", country="GB"), Stage.PROVISIONED),
@@ -147,10 +159,101 @@ async def run_demo(settings: Settings, stack: Stack) -> tuple[int, Results]:
                 results.append((deal, result, ""))
             except (TimeoutError, WorkflowFailureError) as exc:
                 results.append((deal, None, f"{type(exc).__name__}: {exc}"))
+        failed = [d for d, r, _ in results if r is None or r.outcome is not d.expected]
+        problems = [] if failed else await bill_pay_and_reconcile(client, settings, acts, results)
     print("\nThe catalogue after the deals (no deal made a price of its own at a list price):")
     starter("catalogue", "sync")
-    failed = [d for d, r, _ in results if r is None or r.outcome is not d.expected]
-    return (1 if failed else 0), results
+    return (1 if failed or problems else 0), results
+
+
+async def bill_pay_and_reconcile(client: Client, settings: Settings, acts: RoleActs, results: Results) -> list[str]:
+    """Billing runs a period of every subscription and delivery accepts the split deal's milestone; customers pay,
+    one in part; the ledgers post invoices and payments to each entity's own ERP (billing's webhooks through the
+    ingress); then reconciliation runs per entity against its ERP. Returns what went wrong (nothing: clean)."""
+    billed: list[tuple[str, str, str]] = []  # (entity, billing customer ID, invoice ID)
+    halves: dict[str, Decimal] = {}  # the invoice paid in part: half of what it bills
+    print("\nBilling runs a period of each subscription; delivery accepts a milestone:")
+    for deal, result, _ in results:
+        for engagement in result.engagements if result else []:
+            customer = engagement.billing_customer_id or ""
+            for subscription_id in acts.billing.subscription_ids(engagement.billing_schedule_ids):
+                invoice = await acts.billing.bill_next_period(subscription_id)
+                if invoice.invoice_id:
+                    billed.append((engagement.legal_entity, customer, invoice.invoice_id))
+                    if not halves:
+                        halves[invoice.invoice_id] = (invoice.amount_due / 2).quantize(Decimal("0.01"))
+            if deal.accept and engagement.legal_entity == deal.accept[0] and engagement.project:
+                starter("accept-milestone", engagement.project.code, deal.accept[1], "--by", "Dana (delivery)")
+                drafts = [i for i in engagement.billing_schedule_ids if i.startswith("in_")]
+                billed += [(engagement.legal_entity, customer, i) for i in drafts]
+    print("\nCustomers pay (the first invoice in part, the others in full):")
+    for entity, _customer, invoice_id in billed:
+        paid = await _pay(acts, invoice_id, halves.get(invoice_id))
+        print(f"  {entity} {invoice_id}: {paid.amount} {paid.currency} paid, {paid.amount_remaining} left due")
+    return await _posted_and_reconciled(client, settings, billed)
+
+
+async def _pay(acts: RoleActs, invoice_id: str, amount: Decimal | None) -> Paid:
+    """Pay an invoice (``amount`` of it, else in full) once billing has finalised it (an accepted milestone's
+    invoice is finalised by its invoicing run, a moment after the command)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await acts.billing.pay(invoice_id, amount)
+        except (ConnectorError, httpx.HTTPError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
+async def _posted_and_reconciled(client: Client, settings: Settings, billed: list[tuple[str, str, str]]
+                                 ) -> list[str]:
+    """Wait until every ledger has posted its invoices and payments to the ERP, then reconcile each entity."""
+    deadline = time.monotonic() + 120
+    while True:
+        pending = await _unposted(client, settings, billed)
+        if not pending or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    if pending:
+        return [f"not posted to the ERP: {', '.join(pending)}"]
+    print("\nInvoices and payments posted, each to its entity's ERP:")
+    registry = default_registry(settings)
+    problems: list[str] = []
+    for code in sorted({e for e, _c, _i in billed}):
+        erp = registry.erp_of(settings, settings.entity(code)).display_name
+        invoices = [i for e, _c, i in billed if e == code]
+        print(f"  {code} on {erp}: {len(invoices)} invoice(s) and their payments")
+    print("\nReconciliation per entity, each against its own ERP:")
+    for code in sorted({e for e, _c, _i in billed}):
+        # the whole entity: a split company's CRM figures are the sum over every entity's ledger
+        result = await start_reconciliation(client, settings, ReconciliationScope(legal_entities=[code]))
+        reads = ", ".join(sorted(r.source for r in result.reads))
+        print(f"  {code}: {len(result.findings)} finding(s) (read {reads})")
+        problems += [f"{code}: {f.key}: {f.detail}" for f in result.findings]
+        for finding in result.findings:
+            print(f"    {finding.key}: {finding.detail}")
+    return problems
+
+
+async def _unposted(client: Client, settings: Settings, billed: list[tuple[str, str, str]]) -> list[str]:
+    """The billed invoices whose ledger has not yet posted them (or a payment on them) to the ERP."""
+    waiting = []
+    billing = default_registry(settings).chosen(settings, SystemRole.BILLING).name
+    for customer in sorted({c for _e, c, _i in billed}):
+        handle = client.get_workflow_handle(ledger_workflow_id(billing, customer))
+        try:
+            status: LedgerStatus = await handle.query("open_items", LedgerStatusRequest(include_settled=True),
+                                                      result_type=LedgerStatus)
+        except Exception:  # the ledger starts with the first webhook
+            waiting += [i for _e, c, i in billed if c == customer]
+            continue
+        items = {i.invoice_id: i for i in [*status.open_items, *status.settled_items]}
+        for _e, c, invoice_id in billed:
+            item = items.get(invoice_id)
+            if c == customer and (item is None or not item.erp_invoice_id or item.erp_pending or not item.paid):
+                waiting.append(invoice_id)
+    return waiting
 
 
 def id_rows(settings: Settings, deal: DemoDeal, result: QuoteToCashResult) -> list[tuple[str, str, str, str]]:

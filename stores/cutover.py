@@ -41,8 +41,9 @@ class ErpEntitySwitch(SQLModel, table=True):
 
 
 class ErpMovedRecord(SQLModel, table=True):
-    """One record a cut-over copied: ``kind`` contact, invoice or payment; ``old_id`` in the source ERP,
-    ``new_id`` in the target; ``reference`` our own key of it (contact reference, billing invoice or payment)."""
+    """One record a cut-over copied: ``kind`` contact, project, invoice or payment; ``old_id`` in the source ERP,
+    ``new_id`` in the target; ``reference`` our own key of it (contact reference, project code, billing invoice
+    or payment)."""
 
     __tablename__ = "erp_moved_record"
     __table_args__ = (UniqueConstraint("cutover_id", "kind", "old_id", name="uq_erp_moved_record"),)

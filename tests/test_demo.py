@@ -35,6 +35,10 @@ def test_demo_runs_to_success_and_exits_cleanly(tmp_path: Path) -> None:
     # the catalogue is put into billing once, and after five deals billing holds no price outside it
     assert re.search(r"created PLAT-PRO:usd:month: price_\w+", done.stdout), done.stdout
     assert done.stdout.count("5 SKUs, 9 catalogue prices: in step") == 2, done.stdout
+    # a period billed, one invoice paid in part and the rest in full, posted and reconciled clean per entity
+    assert re.search(r"^\s+US01 in_\w+: (\d+\.\d\d) USD paid, \1 left due$", done.stdout, re.M), done.stdout
+    assert re.search(r"^\s+US01 on Xero: 3 invoice\(s\) and their payments$", done.stdout, re.M)
+    assert re.findall(r"^\s+(\w+): 0 finding\(s\)", done.stdout, re.M) == ["EU01", "US01"], done.stdout
     assert "has been stopped" in done.stdout and "/namespaces/default/workflows/" not in done.stdout
 
 
@@ -42,7 +46,12 @@ def test_demo_runs_to_success_and_exits_cleanly(tmp_path: Path) -> None:
 OTHER_STACKS = {
     "salesforce-docusign": [r"DocuSign record\s+\S+", r"Xero contact\s+" + UUID, r"Stripe subscription\s+sub_\w+"],
     "netsuite-xero": [r"US01\s+NetSuite (contact|customer)\s+\S+", r"EU01\s+Xero contact\s+" + UUID,
-                      r"UK01\s+Xero contact\s+" + UUID],
+                      r"UK01\s+Xero contact\s+" + UUID,
+                      # issue 26: billed and paid invoices posted to each entity's own ERP, reconciled clean there
+                      r"^\s+US01 on NetSuite: 3 invoice\(s\) and their payments$",
+                      r"^\s+EU01 on Xero: 1 invoice\(s\) and their payments$",
+                      r"^\s+US01: 0 finding\(s\) \(read netsuite:US01, stripe\)$",
+                      r"^\s+EU01: 0 finding\(s\) \(read stripe, xero:EU01\)$"],
 }
 
 

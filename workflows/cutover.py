@@ -1,9 +1,9 @@
 """ERP cut-over of one legal entity (``cutover-<entity>-<erp>``, started by ``starter.py erp cutover``).
 
 Reads as the business step: refuse while anything posts in the entity → switch the entity's ERP (writes to
-the old tenant are forwarded from here on) → copy its contacts → copy its open receivables with their
-payments → leave a report. Every copy is keyed and recorded (``activities/cutover.py``), so a rerun under the
-same workflow ID completes an interrupted one and changes nothing after a complete one.
+the old tenant are forwarded from here on) → copy its contacts → copy its open projects → copy its open
+receivables with their payments → leave a report. Every copy is keyed and recorded (``activities/cutover.py``),
+so a rerun under the same workflow ID completes an interrupted one and changes nothing after a complete one.
 """
 
 from __future__ import annotations
@@ -48,19 +48,21 @@ class CutoverWorkflow:
                                                     outcome="unchanged", to_adapter=request.to_adapter))
         plan = plan.model_copy(update={"customers": survey.customers})
         self._status.enter(CutoverStage.MOVING, f"{plan.entity} switched from {plan.from_adapter} to "
-                           f"{plan.to_adapter}", waiting_for="the copy of contacts and open receivables")
+                           f"{plan.to_adapter}", waiting_for="the copy of contacts, open projects and open receivables")
         contacts = await run_step(C.move_erp_contacts, plan, f"Copy {len(plan.customers)} contact(s) to "
+                                  f"{plan.to_adapter}", timeout_seconds=STEP_TIMEOUT_SECONDS)
+        projects = await run_step(C.move_open_projects, plan, f"Copy the open projects of {plan.entity} to "
                                   f"{plan.to_adapter}", timeout_seconds=STEP_TIMEOUT_SECONDS)
         receivables = await run_step(C.move_open_receivables, plan, f"Copy the open receivables of "
                                      f"{plan.entity} to {plan.to_adapter}", timeout_seconds=STEP_TIMEOUT_SECONDS)
-        moved = [*contacts.items, *receivables.items]
+        moved = [*contacts.items, *projects.items, *receivables.items]
         self._status.enter(CutoverStage.MOVED, f"{sum(i.fresh for i in moved)} record(s) copied",
                            waiting_for="nothing")
         return await self._report(CutoverReport(
             cutover_id=cutover_id, entity=plan.entity,
             outcome="moved" if any(i.fresh for i in moved) else "unchanged",
             from_adapter=plan.from_adapter, from_tenant=plan.from_tenant, to_adapter=plan.to_adapter,
-            to_tenant=plan.to_tenant, moved=moved, skipped=[*contacts.skipped, *receivables.skipped],
+            to_tenant=plan.to_tenant, moved=moved, skipped=[*contacts.skipped, *projects.skipped, *receivables.skipped],
             settings_line=plan.settings_line))
 
     async def _report(self, report: CutoverReport) -> CutoverReport:

@@ -59,6 +59,9 @@ class NetSuiteActs:
         return Counter(mapping.ref_id(i, "doc") for _t, doc in records.records("customerPayment")
                        for i in (doc.get("apply") or {}).get("items") or [] if i.get("apply"))
 
+    def credit_notes_seen(self, records: RecordSource) -> Counter[str]:
+        return Counter(str(doc["externalId"]) for _t, doc in records.records("creditMemo") if doc.get("externalId"))
+
     async def _put(self, record_type: str, external_id: str, body: dict[str, Any]) -> str:
         url = f"{self.controls.base_url}/services/rest/record/v1/{record_type}/eid:{external_id}"
         response = await self.controls.http.put(url, content=mapping.dumps(body).encode(), headers={

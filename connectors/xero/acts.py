@@ -62,6 +62,10 @@ class XeroActs:
     def payments_per_invoice(self, records: RecordSource) -> Counter[str]:
         return Counter(str((doc.get("Invoice") or {}).get("InvoiceID")) for _, doc in records.records("payment"))
 
+    def credit_notes_seen(self, records: RecordSource) -> Counter[str]:
+        return Counter(str(doc.get("Reference")) for _, doc in records.records("credit_note")
+                       if doc.get("Type") == "ACCRECCREDIT")
+
     async def _headers(self, tenant_id: str) -> dict[str, str]:
         if not self._token:
             answer = await self.controls.http.post(self.config.token_endpoint,

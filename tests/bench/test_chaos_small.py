@@ -13,7 +13,6 @@ import pytest
 
 from bench import chaos
 
-
 BOOK_CHECKS = {"amendments applied once, in order", "invoices in the ERP by billing ID", "payments in the ERP",
                "CRM billed/paid = billing per company", "reconciliation findings (full pass)"}
 

@@ -28,13 +28,16 @@ VENDORS = ("hubspot", "ironclad", "stripe", "xero")
 
 
 @contextmanager
-def fresh_sandboxes(data_dir: Path, **overrides: Any) -> Iterator[tuple[Settings, dict[str, SandboxHandle]]]:
-    """Settings and four emulators of their own, on free ports, stopped on exit."""
-    ports = {v: free_port() for v in VENDORS}
+def fresh_sandboxes(data_dir: Path, *, also: tuple[str, ...] = (), **overrides: Any
+                    ) -> Iterator[tuple[Settings, dict[str, SandboxHandle]]]:
+    """Settings and four emulators of their own (and those of the vendors in ``also``, e.g. a second ERP), on
+    free ports, stopped on exit."""
+    vendors = (*VENDORS, *(v for v in also if v not in VENDORS))
+    ports = {v: free_port() for v in vendors}
     settings = Settings(_env_file=None, data_dir=data_dir,  # type: ignore[call-arg]
                         adapter_settings=emulator_adapter_settings(ports),
                         task_queue=f"test-{uuid.uuid4()}", activity_retry_max_seconds=2.0, **overrides)
-    running = {v: start_in_thread(build_app(v, settings), port=ports[v]) for v in VENDORS}
+    running = {v: start_in_thread(build_app(v, settings), port=ports[v]) for v in vendors}
     try:
         handles = {v: SandboxHandle(vendor=v, running=r) for v, r in running.items()}
         # Fresh emulators count from 1, and their IDs name workflows (q2c-hubspot-…, ledger-stripe-…) on a Temporal

@@ -26,7 +26,7 @@ import starter
 from bootstrap import for_cli, open_connectors, with_erp_switches
 from cli.ledger import start_reconciliation
 from connectors.stripe import StripeBilling
-from runtime.launch import start_quote_to_cash
+from runtime.launch import signal_amendment, start_quote_to_cash
 from settings import Settings
 from tests.helpers.books import fresh_sandboxes
 from tests.helpers.deals import DealSpec, Line, seed_deal
@@ -44,6 +44,8 @@ from tests.helpers.ledger import (
 from tests.helpers.memory_adapters import ERP_BOOKS, ErpBook
 from tests.helpers.servers import SandboxHandle
 from tests.helpers.waiting import eventually
+from tests.workflows.test_amendments import amend, applied, with_seats
+from tests.workflows.test_amendments import until as amendments_until
 from tests.workflows.test_quote_to_cash import sign_when_out
 from worker import build_worker
 from workflows.ledger import AccountLedgerWorkflow
@@ -269,6 +271,75 @@ async def test_erp_cutover_is_refused_while_a_ledger_has_erp_writes_pending_and_
     assert out.startswith("cut-over cutover-US01-xero refused: US01 has runs mid-posting") and not err
     assert with_erp_switches(m.settings).entity("US01").erp_adapter == "memoryerp", "nothing was switched"
     assert not m.xero_docs("contact", m.settings.entity("US01").erp_tenant_id), "nothing was copied"
+
+
+async def test_erp_cutover_copies_open_projects_and_a_later_amendment_updates_the_copy_not_the_old_project(
+        mixed: Mixed, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 26: an entity's open projects move with it (tasks and budget), the report lists them, and an
+    amendment of a moved deal updates the project in the new ERP; a rerun copies nothing twice."""
+    m = mixed
+    old_tenant = m.settings.entity("EU01").erp_tenant_id
+    deal_id = seed_deal(m.sandboxes["hubspot"], DealSpec(model="subscription", region="EMEA", country="DE",
+                                                         currency="EUR"))
+    async with running_worker(m.client, m.settings):
+        handle = await start_quote_to_cash(m.client, m.settings, deal_id)
+        await sign_when_out(handle, m.sandboxes["ironclad"])
+        result: QuoteToCashResult = await asyncio.wait_for(handle.result(), 60)
+        assert result.outcome is Stage.PROVISIONED, result.reason
+        [engagement] = result.engagements
+        assert engagement.legal_entity == "EU01" and engagement.project and engagement.project.erp_id
+        old_project = engagement.project.erp_id
+        [xero_project] = m.xero_docs("project", old_tenant, projectId=old_project)
+        # the customer's ledger holds an invoice of EU01: its contact is one the cut-over moves
+        account = BillingAccount(company_id="", deal_id=deal_id, customer_id=engagement.billing_customer_id or "",
+                                 entity="EU01")
+        await m.finalized(account, ["100.00"], "EUR")
+        await eventually(lambda: ledger_status(m.client, account.customer_id),
+                         lambda s: s.open_items and all(i.erp_invoice_id for i in s.open_items),
+                         what="the invoice posted to Xero")
+
+        code, out, err = await cutover(m, m.settings, capsys, "EU01", "--to", "memoryerp",
+                                       "--tenant", NEW_EU01_TENANT, "--json")
+        assert code == 0, err
+        report = json.loads(out)
+        [project_item] = [i for i in report["moved"] if i["kind"] == "project"]
+        assert (project_item["old_id"], project_item["reference"]) == (old_project, engagement.project.code)
+        assert Decimal(project_item["amount"]) == Decimal(xero_project["estimate"]["value"])
+        assert "projects: 1 moved now" in Path(report["text_path"]).read_text()
+
+    # the copy in the new ERP: same code, budget and tasks, in the entity's new tenant, for the moved contact
+    copy = m.book.projects[engagement.project.code]
+    assert copy.erp_id == project_item["new_id"] and copy.erp_tenant_id == NEW_EU01_TENANT
+    assert copy.budget.amount == Decimal(xero_project["estimate"]["value"])
+    assert sorted(t.name for t in copy.tasks) == sorted(t.name for t in engagement.project.tasks)
+    assert copy.erp_contact_id == m.book.contacts[NEW_EU01_TENANT][next(iter(m.book.contacts[NEW_EU01_TENANT]))
+                                                                   ].erp_contact_id
+
+    switched = with_erp_switches(m.settings)
+    async with running_worker(m.client, switched):
+        record_id, signed = result.contract.clm_record_id, result.contract.terms  # type: ignore[union-attr]
+        assert record_id and signed
+        expanded = with_seats(signed, 30, signed.end_date.replace(year=2028))  # type: ignore[union-attr]
+        amendment_id = amend(m.sandboxes["ironclad"], record_id, 1, signed, expanded)
+        amendments = await signal_amendment(m.client, switched, record_id, sequence=1,
+                                            clm_amendment_id=amendment_id)
+        status = await amendments_until(amendments, applied(1), "amendment 1 applied")
+        assert status.history[0].outcome == "applied", [t.note for t in status.timeline]
+        budget = m.book.projects[engagement.project.code].budget
+        assert budget.amount == expanded.total_value.amount and budget.amount != copy.budget.amount
+        assert m.book.projects[engagement.project.code].erp_id == copy.erp_id
+        [untouched] = m.xero_docs("project", old_tenant, projectId=old_project)
+        assert untouched["estimate"] == xero_project["estimate"], "the old ERP's project was not updated"
+        await amendments.terminate("test done")
+
+        # a rerun copies nothing twice
+        code, out, err = await cutover(m, switched, capsys, "EU01", "--to", "memoryerp", "--tenant",
+                                       NEW_EU01_TENANT, "--json")
+        assert code == 0, err
+        again = json.loads(out)
+        assert again["outcome"] == "unchanged" and not any(i["fresh"] for i in again["moved"])
+        assert [i["new_id"] for i in again["moved"] if i["kind"] == "project"] == [copy.erp_id]
+        assert len(m.book.projects) == 1
 
 
 def _amounts(book: ErpBook, erp_invoice_id: str) -> list[Decimal]:

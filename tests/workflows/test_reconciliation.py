@@ -9,6 +9,7 @@ import argparse
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -53,6 +54,7 @@ from stores.mirror import mirror_engine
 from tests.helpers.books import XeroByHand, fresh_sandboxes
 from tests.helpers.histories import save_history
 from tests.helpers.ledger import BillingAccount, billing_account, draft_invoices, pay
+from tests.helpers.ledger_pairs import ERP_PAIRS, PAIRS, RECORDED_PAIR, pair_settings
 from tests.helpers.servers import SandboxHandle, hubspot_auth, stripe_auth, vendor_settings
 from worker import Connectors, open_connectors
 from workflows.models import ReconciliationResult, ReconciliationScope
@@ -160,7 +162,22 @@ class Books:
 
 @pytest_asyncio.fixture
 async def books(client: Client, tmp_path: Path) -> AsyncIterator[Books]:
-    with fresh_sandboxes(tmp_path) as (settings, sandboxes):
+    async with books_on(client, tmp_path, RECORDED_PAIR) as value:
+        yield value
+
+
+@pytest_asyncio.fixture(params=ERP_PAIRS)
+async def erp_books(request: pytest.FixtureRequest, client: Client, tmp_path: Path) -> AsyncIterator[Books]:
+    """:func:`books` with US01's books in each ERP (Xero, NetSuite), chosen by settings."""
+    async with books_on(client, tmp_path, str(request.param)) as value:
+        yield value
+
+
+@asynccontextmanager
+async def books_on(client: Client, tmp_path: Path, pair: str) -> AsyncIterator[Books]:
+    """Fresh emulators (the pair's ERP among them), a reconciliation worker on them, and the seeding tools."""
+    with fresh_sandboxes(tmp_path, also=(PAIRS[pair][1],)) as (base, sandboxes):
+        settings = pair_settings(base, pair)
         async with open_connectors(settings) as connectors:
             activities = ReconciliationActivities(settings=ReconciliationSettings.from_settings(settings),
                                                   clm=connectors.clm, billing=connectors.billing,
@@ -580,6 +597,50 @@ def _hand_edit_company_figure(b: Books, company_id: str, prop: str, value: str) 
     """A person types a figure on the CRM company by hand."""
     httpx.patch(f"{vendor_settings(b.settings, 'hubspot').base_url}/crm/v3/objects/companies/{company_id}",
                 json={"properties": {prop: value}}, headers=hubspot_auth(b.settings), timeout=10).raise_for_status()
+
+
+async def test_reconciliation_of_an_entity_is_clean_on_either_erp_then_finds_where_it_disagrees_with_billing(
+        erp_books: Books) -> None:
+    """The same books in US01's ERP, Xero or NetSuite: posted, part and fully paid and credited as the ledger
+    writes them reconcile to no finding; then an invoice the ERP lacks, a payment it lacks and an amount typed
+    wrong are found, exactly those, read from that ERP."""
+    b, F = erp_books, FindingKind
+    billing, stripe = b.connectors.billing, b.sandboxes["stripe"]
+    erp = b.settings.entity("US01").erp_adapter
+    us = await billing_account(billing, b.sandboxes["hubspot"], entity="US01")
+    paid, part_paid, credited, open_one = await b.invoices(us, ["300.00", "400.00", "500.00", "600.00"],
+                                                            currency="USD")
+    pay(stripe, paid)
+    pay(stripe, part_paid, 10000)
+    for invoice_id in (paid, part_paid):
+        await b.record_payment(us, invoice_id, await b.post(us, invoice_id))
+    for invoice_id in (credited, open_one):
+        await b.post(us, invoice_id)
+    note = await billing.create_credit_note(CreditNote(billing_id="", invoice_billing_id=credited,
+                                                       amount=Money.of("50.00", "USD"), reason="order_change"),
+                                            idempotency_key=f"test-{uuid.uuid4()}")
+    await b.connectors.erp.post_credit_note(b.tenant("US01"), note, erp_contact_id=await b.contact(us),
+                                            idempotency_key=f"test-{uuid.uuid4()}")
+    await b.write_figures(us, [note])
+    scope = ReconciliationScope(legal_entities=["US01"], customer_ids=[us.customer_id])
+
+    clean = await start_reconciliation(b.client, b.settings, scope)
+    assert [f"{f.key}: {f.detail}" for f in clean.findings] == []
+    assert f"{erp}:US01" in {r.source for r in clean.reads}
+    [usd] = [t for t in clean.totals if t.currency == "USD"]
+    assert (Decimal(usd.erp_invoiced), Decimal(usd.erp_paid)) == (Decimal("1800.00"), Decimal("400.00"))
+
+    # billing moves on where the ERP does not follow, and an amount is typed wrong in the ERP
+    missing, unpaid_there, mistyped = await b.invoices(us, ["700.00", "800.00", "900.00"], currency="USD")
+    pay(stripe, unpaid_there)
+    await b.post(us, unpaid_there)
+    await b.post(us, mistyped, total=Money.of("990.00", "USD"))
+    await b.write_figures(us, [note])
+    truth = {key(F.MISSING_IN_ERP, "US01", missing), key(F.AMOUNT_MISMATCH, "US01", mistyped)}
+    result = await start_reconciliation(b.client, b.settings, scope)
+    payment = {f.key for f in result.findings if f.kind is F.PAYMENT_MISSING_IN_ERP}
+    assert found(result) - payment == truth, unexpected(result, truth)
+    assert [f.billing_id for f in result.findings if f.kind is F.PAYMENT_MISSING_IN_ERP] == [unpaid_there], payment
 
 
 async def test_reconciliation_tells_the_truth_on_a_mixed_book(books: Books) -> None:
