@@ -175,18 +175,21 @@ async def wait_amendments(chaos: Any, books: list[BookDeal], deadline: float) ->
     pending = list(books)
     last = 0.0
     while pending and time.monotonic() < deadline:
-        still = []
+        still: list[tuple[BookDeal, str]] = []
         for book in pending:
             status = await amendment_status(chaos, book)
             if status is not None:
                 book.applied = [h.sequence for h in status.history]
                 book.outcomes = [h.outcome for h in status.history]
             if status is None or len(book.applied) < book.amended or status.current is not None:
-                still.append(book)
-        pending = still
+                still.append((book, "no run yet" if status is None else
+                              f"{status.stage.value} {status.waiting_for or status.failure}".strip()))
+        pending = [book for book, _ in still]
         if time.monotonic() - last > 15:
             last = time.monotonic()
-            chaos.log(f"books: amendments settled on {len(books) - len(pending)}/{len(books)} contracts")
+            waiting = Counter(why[:80] for _, why in still)
+            chaos.log(f"books: amendments settled on {len(books) - len(pending)}/{len(books)} contracts"
+                      + (f"; open: {dict(waiting)}" if waiting else ""))
         if pending:
             await asyncio.sleep(2)
 

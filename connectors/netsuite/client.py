@@ -124,7 +124,10 @@ class NetSuiteErp:
                 return await send(self._client, method, path, vendor=VENDOR, error_message=_error_message,
                                   retry_after=_retry_after, params=params, headers=sent, **kwargs)
             except ConnectorError as exc:
-                raise self._translated(exc) from exc
+                translated = self._translated(exc)
+                if translated is exc:  # never raise an error "from" itself: its cause chain would loop
+                    raise
+                raise translated from exc
 
     @staticmethod
     def _translated(exc: ConnectorError) -> ConnectorError:

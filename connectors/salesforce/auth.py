@@ -56,7 +56,10 @@ class SalesforceAuth(httpx.Auth):
                 response = await send(client, "POST", self.token_url, vendor=VENDOR, error_message=error_message,
                                       data=self._form())
             except ConnectorError as exc:
-                raise reclassified(exc) from exc
+                fixed = reclassified(exc)
+                if fixed is exc:  # never raise an error "from" itself: its cause chain would loop
+                    raise
+                raise fixed from exc
             finally:
                 if self._token_client is None:
                     await client.aclose()

@@ -96,7 +96,10 @@ class SalesforceCrm:
         try:
             response = await send(self._client, method, path, vendor=VENDOR, error_message=error_message, **kwargs)
         except ConnectorError as exc:
-            raise reclassified(exc) from exc
+            fixed = reclassified(exc)
+            if fixed is exc:  # never raise an error "from" itself: its cause chain would loop
+                raise
+            raise fixed from exc
         if not response.content:
             return None
         try:

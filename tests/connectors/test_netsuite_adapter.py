@@ -32,11 +32,12 @@ from canonical import (
     TimeEntry,
 )
 from canonical.backfill import ErpCustomerDraft
-from connectors.errors import AuthFailed, NotFound, RateLimited, Rejected
+from connectors.errors import AuthFailed, NotFound, RateLimited, Rejected, Unavailable
 from connectors.netsuite import NetSuiteErp, from_settings
 from connectors.netsuite.tba import TbaAuth
 from connectors.ports import ErpChangeFeed, ErpPort
 from settings import Settings
+from tests.helpers.failures import assert_reaches_temporal
 from tests.helpers.servers import SandboxHandle, vendor_settings, with_vendor
 
 TENANT = "1"  # the emulator's parent subsidiary (USD)
@@ -339,6 +340,21 @@ async def test_netsuite_concurrency_limit_is_rate_limited_with_netsuites_code(
         await adapter.aclose()
     limited = [r for r in results if isinstance(r, RateLimited)]
     assert limited and all("CONCURRENCY_LIMIT_EXCEEDED" in r.message and r.retry_after == 1.0 for r in limited)
+    failure = assert_reaches_temporal(limited[0], "RateLimited")  # NetSuite's Retry-After reaches the server
+    assert failure.application_failure_info.next_retry_delay.ToTimedelta() == timedelta(seconds=1)
+
+
+async def test_netsuite_outage_reaches_temporal_as_a_retryable_failure(
+        settings: Settings, netsuite_sandbox: SandboxHandle) -> None:
+    # (a timeout takes the same path; a hung request would hold one of the account's slots into the next test)
+    adapter = from_settings(settings)
+    try:
+        with netsuite_sandbox.faults(error_rate=1.0, status=503), pytest.raises(Unavailable) as raised:
+            await adapter.find_customer(TENANT, "anything")
+    finally:
+        await adapter.aclose()
+    failure = assert_reaches_temporal(raised.value, "Unavailable")
+    assert not failure.application_failure_info.non_retryable
 
 
 async def test_netsuite_adapter_stays_under_the_account_concurrency(settings: Settings,

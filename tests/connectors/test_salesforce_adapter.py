@@ -19,6 +19,7 @@ from connectors.identifiers import InvalidIdentifier
 from connectors.ports import CrmPort
 from connectors.salesforce import SalesforceCrm, from_settings
 from settings import Settings
+from tests.helpers.failures import assert_reaches_temporal
 from tests.helpers.servers import SandboxHandle, with_vendor
 
 
@@ -267,18 +268,23 @@ async def test_salesforce_timeout_or_lost_answer_is_unavailable_never_a_refusal(
     adapter = from_settings(settings.model_copy(update={"http_timeout_seconds": 0.5}))
     try:
         with salesforce_sandbox.faults(path_prefix="/services/data/", **fault):
-            with pytest.raises(Unavailable):
+            with pytest.raises(Unavailable) as raised:
                 await adapter.get_deal(seeded["opportunityId"])
     finally:
         await adapter.aclose()
+    # and the error reaches Temporal as the activity's failure: a cause chain that loops back on itself (an
+    # error raised "from" itself) broke the SDK's failure conversion with a RecursionError (found by the books
+    # phase of `make chaos STACK=salesforce-docusign`)
+    assert_reaches_temporal(raised.value, "Unavailable")
 
 
 async def test_salesforce_injected_rate_limit_is_rate_limited(crm: SalesforceCrm,
                                                              salesforce_sandbox: SandboxHandle) -> None:
     seeded = seed(salesforce_sandbox.base_url)
     with salesforce_sandbox.faults(error_rate=1.0, status=429, path_prefix="/services/data/"):
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimited) as raised:
             await crm.get_deal(seeded["opportunityId"])
+    assert_reaches_temporal(raised.value, "RateLimited")
 
 
 def _rsa_pair() -> tuple[str, str]:
