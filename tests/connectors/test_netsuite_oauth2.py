@@ -45,7 +45,9 @@ def test_netsuite_oauth2_assertion_has_the_documented_header_and_claims(settings
     grant = ClientCredentialsGrant(config, httpx.AsyncClient(), clock=lambda: 1_700_000_000.0)
     token = grant.assertion()
     header = jwt.get_unverified_header(token)
-    public = serialization.load_pem_private_key(SANDBOX_PRIVATE_KEY.encode(), password=None).public_key()
+    private = serialization.load_pem_private_key(SANDBOX_PRIVATE_KEY.encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    public = private.public_key()
     claims = jwt.decode(token, public, algorithms=["PS256"], audience=grant.token_url,
                         options={"verify_exp": False, "verify_iat": False})
     assert header == {"alg": "PS256", "typ": "JWT", "kid": config.certificate_id}
