@@ -124,7 +124,7 @@ def test_netsuite_oauth2_wrong_grant_type_or_assertion_type_is_invalid_request(
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
 
 
-def test_netsuite_oauth2_registered_certificate_is_trusted_under_its_new_id(
+def test_netsuite_oauth2_registered_certificate_is_trusted_under_its_new_id_until_revoked(
         settings: Settings, netsuite_sandbox: SandboxHandle) -> None:
     private, public = new_key_pair()
     ns = vendor_settings(settings, "netsuite")
@@ -138,6 +138,10 @@ def test_netsuite_oauth2_registered_certificate_is_trusted_under_its_new_id(
     # the new key is trusted under its own ID only
     crossed = grant(netsuite_sandbox, assertion(settings, netsuite_sandbox, key=private))
     assert crossed.status_code == 401 and crossed.json()["error"] == "invalid_client"
+    revoked = httpx.delete(f"{netsuite_sandbox.base_url}/_sandbox/oauth2/certificates/{certificate_id}")
+    assert revoked.status_code == 200 and revoked.json() == {"revoked": True}
+    after = grant(netsuite_sandbox, assertion(settings, netsuite_sandbox, key=private, kid=certificate_id))
+    assert after.status_code == 401 and after.json()["error"] == "invalid_client"
 
 
 def test_netsuite_oauth2_unknown_or_expired_bearer_token_is_invalid_login(
