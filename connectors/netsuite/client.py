@@ -1,5 +1,6 @@
 """``NetSuiteErp``: the ERP port over NetSuite's REST record API v1 and SuiteQL, signed with Token-Based
-Authentication (:mod:`connectors.netsuite.tba`); ``tenant_id`` is the legal entity's subsidiary.
+Authentication (:mod:`connectors.netsuite.tba`) or carrying an OAuth 2.0 machine-to-machine bearer token
+(:mod:`connectors.netsuite.oauth2`, ``NETSUITE_AUTH=oauth2``); ``tenant_id`` is the legal entity's subsidiary.
 
 Creates are upserts by external ID (``PUT /record/v1/<type>/eid:<our reference>``), found first by that external
 ID, so a retried call writes nothing twice. Look-ups, lists and the reconciliation feeds are SuiteQL
@@ -30,6 +31,7 @@ from connectors.errors import Conflict, ConnectorError, NotFound, RateLimited, R
 from connectors.http import build_client, send
 from connectors.identifiers import NUMERIC_ID, SAFE_ID, checked_id
 from connectors.netsuite import mapping
+from connectors.netsuite.oauth2 import ClientCredentialsGrant, OAuth2Auth
 from connectors.netsuite.spec import NetSuiteSettings
 from connectors.netsuite.tba import TbaAuth
 from connectors.pacing import Pacer
@@ -94,8 +96,10 @@ class NetSuiteErp:
 
     def __init__(self, client: httpx.AsyncClient, *, config: NetSuiteSettings,
                  tenant_entities: dict[str, str] | None = None, tenant_currencies: dict[str, str] | None = None,
-                 pacer: Pacer | None = None, page_size: int = PAGE_SIZE) -> None:
+                 pacer: Pacer | None = None, page_size: int = PAGE_SIZE,
+                 token_client: httpx.AsyncClient | None = None) -> None:
         self._client = client
+        self._token_client = token_client  # the OAuth 2.0 grant's own client, closed with ours
         self.page_size = page_size
         self.config = config
         self._entities = dict(tenant_entities or {})
@@ -109,6 +113,8 @@ class NetSuiteErp:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._token_client is not None:
+            await self._token_client.aclose()
 
     # -- transport ---------------------------------------------------------------------------------------
     async def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
@@ -569,14 +575,23 @@ def _offset_of(cursor: str | None) -> int:
 def from_settings(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
                   config: NetSuiteSettings | None = None, timeout: float | None = None,
                   page_size: int = PAGE_SIZE) -> NetSuiteErp:
-    """The adapter for ``settings``: one account, TBA-signed, its subsidiaries the entities' tenant IDs."""
+    """The adapter for ``settings``: one account, TBA-signed or with an OAuth 2.0 M2M token (``config.auth``),
+    its subsidiaries the entities' tenant IDs."""
     config = config or NetSuiteSettings.of(settings)
-    auth = TbaAuth(account_id=config.account_id, consumer_key=config.consumer_key,
-                   consumer_secret=config.consumer_secret, token_id=config.token_id, token_secret=config.token_secret)
-    client = build_client(base_url=config.base_url.rstrip("/"), auth=auth, transport=transport,
-                          timeout=timeout if timeout is not None else settings.http_timeout_seconds,
+    timeout = timeout if timeout is not None else settings.http_timeout_seconds
+    auth: httpx.Auth
+    token_client: httpx.AsyncClient | None = None
+    if config.auth == "oauth2":
+        token_client = build_client(base_url=config.base_url.rstrip("/"), transport=transport, timeout=timeout,
+                                    max_connections=1)
+        auth = OAuth2Auth(ClientCredentialsGrant(config, token_client))
+    else:
+        auth = TbaAuth(account_id=config.account_id, consumer_key=config.consumer_key,
+                       consumer_secret=config.consumer_secret, token_id=config.token_id,
+                       token_secret=config.token_secret)
+    client = build_client(base_url=config.base_url.rstrip("/"), auth=auth, transport=transport, timeout=timeout,
                           max_connections=config.concurrency)
-    return NetSuiteErp(client, config=config, page_size=page_size,
+    return NetSuiteErp(client, config=config, page_size=page_size, token_client=token_client,
                        tenant_entities={e.erp_tenant_id: e.code for e in settings.legal_entities},
                        tenant_currencies={e.erp_tenant_id: e.currency for e in settings.legal_entities})
 

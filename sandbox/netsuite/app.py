@@ -2,8 +2,10 @@
 (``/services/rest/record/v1``), SuiteQL (``/services/rest/query/v1/suiteql``) and the ``/_sandbox`` controls.
 
 Every vendor request is checked the way NetSuite's gateway checks it: the account's concurrency limit first
-(429 ``CONCURRENCY_LIMIT_EXCEEDED`` beyond ``config.concurrency`` requests in flight), then Token-Based
-Authentication (:mod:`sandbox.netsuite.auth`), then the JSON body. Subsidiaries are the legal entities of
+(429 ``CONCURRENCY_LIMIT_EXCEEDED`` beyond ``config.concurrency`` requests in flight), then authentication: a
+``Bearer`` access token of the OAuth 2.0 machine-to-machine flow (:mod:`sandbox.netsuite.oauth2`, whose token
+endpoint this app serves too) or else Token-Based Authentication (:mod:`sandbox.netsuite.auth`), then the JSON
+body. Subsidiaries are the legal entities of
 ``settings`` (their ERP tenant IDs) plus ``config.subsidiary_id`` (the parent company); currencies are
 ``config.currency_ids``. The people's acts (a payment recorded by hand, a project budget edited) are under
 ``/_sandbox/acts``.
@@ -21,6 +23,7 @@ from pydantic import BaseModel, Field
 from sandbox.kit import Store, VendorStyle, create_sandbox_app
 from sandbox.netsuite import wire
 from sandbox.netsuite.auth import TbaRefused, TbaVerifier
+from sandbox.netsuite.oauth2 import ClientCredentials
 from sandbox.netsuite.records import Records
 from settings import Settings
 
@@ -78,18 +81,29 @@ class ConcurrencyLimit:
 
 
 class Gateway:
-    """TBA and body parsing in front of every record and query route."""
+    """Authentication (an OAuth 2.0 bearer token, else TBA) and body parsing in front of every record and query
+    route."""
 
-    def __init__(self, verifier: TbaVerifier) -> None:
+    def __init__(self, verifier: TbaVerifier, oauth2: ClientCredentials) -> None:
         self.verifier = verifier
+        self.oauth2 = oauth2
+
+    def refusal(self, request: Request, raw: bytes) -> str | None:
+        """Why the request is not authenticated, or ``None``."""
+        header = request.headers.get("authorization")
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return self.oauth2.bearer_refusal(token)
+        try:
+            self.verifier.verify(request.method, request_target(request), header, raw)
+        except TbaRefused as exc:
+            return str(exc)
+        return None
 
     async def __call__(self, request: Request, handler: Callable[[Any], Awaitable[Response]]) -> Response:
         raw = await request.body()
-        try:
-            self.verifier.verify(request.method, request_target(request), request.headers.get("authorization"),
-                                 raw)
-        except TbaRefused as exc:
-            return wire.unauthorized(str(exc))
+        if (refused := self.refusal(request, raw)) is not None:
+            return wire.unauthorized(refused)
         body: Any = None
         if raw.strip():
             try:
@@ -112,8 +126,10 @@ def create_app(config: Any, *, settings: Settings, database_url: str = "sqlite:/
                       tax_item_id=str(config.tax_item_id))
     gateway = Gateway(TbaVerifier(account_id=config.account_id, consumer_key=config.consumer_key,
                                   consumer_secret=config.consumer_secret, token_id=config.token_id,
-                                  token_secret=config.token_secret))
+                                  token_secret=config.token_secret), ClientCredentials(config))
     app.state.netsuite = records
+    app.state.netsuite_oauth2 = gateway.oauth2
+    gateway.oauth2.register(app)
     records.register(app, gateway)
     app.middleware("http")(ConcurrencyLimit(config.concurrency))
 

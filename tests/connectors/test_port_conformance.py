@@ -50,6 +50,7 @@ from connectors.ports import (
 from connectors.routing import ErpRouter
 from settings import Settings
 from tests.helpers.fakes import FakeBilling, FakeClm, FakeCrm, FakeErp, fake_invoice
+from tests.helpers.servers import with_vendor
 
 MEMORY = "memory"
 
@@ -261,17 +262,21 @@ class Erp:
     tenant: str
 
 
-@pytest_asyncio.fixture(params=[MEMORY, "xero", "netsuite", "routed-memory", "routed-xero", "routed-netsuite"])
+@pytest_asyncio.fixture(params=[MEMORY, "xero", "netsuite", "netsuite-oauth2", "routed-memory", "routed-xero",
+                                "routed-netsuite"])
 async def erp(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Erp]:
-    """Each ERP adapter, alone and behind the router of legal entities (the port every flow sees)."""
+    """Each ERP adapter, alone and behind the router of legal entities (the port every flow sees); NetSuite also
+    with OAuth 2.0 machine to machine instead of TBA."""
     routed = request.param.startswith("routed-")
     if request.param.endswith(MEMORY):
         tenant = "tenant-memory"
         yield Erp(ErpRouter({tenant: FakeErp()}) if routed else FakeErp(), tenant)  # type: ignore[arg-type]
         return
-    if request.param.endswith("netsuite"):
+    if "netsuite" in request.param:
         from connectors.netsuite import from_settings as netsuite_adapter
 
+        if request.param.endswith("oauth2"):
+            settings = with_vendor(settings, "netsuite", auth="oauth2")
         subsidiary = settings.entity("US01").erp_tenant_id  # the emulator's subsidiaries are the entities' tenants
         async for adapter in _adapter(request, settings, "netsuite_sandbox", netsuite_adapter):
             yield Erp(ErpRouter({subsidiary: adapter}) if routed else adapter, subsidiary)  # type: ignore[arg-type]
