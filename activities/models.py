@@ -51,6 +51,7 @@ class QuoteToCashConfig(BaseModel):
     contract_poll_interval_seconds: float
     contract_max_wait_days: float
     activity_retry_max_seconds: float = 300
+    milestone_poll_interval_seconds: float = 3600
     temporal_ui_url: str = ""
     activity_timeout_seconds: float = 120
     authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
@@ -220,6 +221,12 @@ class ErpProjectInput(BaseModel):
 class ErpRecordRef(BaseModel):
     tenant_id: str
     record_id: str
+
+
+class AcceptedMilestones(BaseModel):
+    """The milestone codes a person accepted in a project's project system."""
+
+    codes: list[str] = Field(default_factory=list)
 
 
 class BillingCustomerInput(BaseModel):

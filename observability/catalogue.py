@@ -162,8 +162,9 @@ FLOWS: list[Flow] = [
          data=f"the project's draft {_BILLING} invoices and their billing dates",
          transforms=(),
          failure_path="each draft is finalized on its billing date (durable timer) or when its milestone is "
-                      "accepted (`accept_milestone` update); a refused finalization is kept in the status as "
-                      "`provisioning_failed`",
+                      "accepted (`accept_milestone` update, or a person accepting it in the ERP's project system, "
+                      "polled every `MILESTONE_POLL_INTERVAL_SECONDS`); a refused finalization is kept in the status "
+                      "as `provisioning_failed`",
          exception_kinds=("provisioning_failed",), owner="Finance (billing)", runbook="runbook-quote-to-cash"),
     Flow(name="Time billing", workflow=TimeBillingWorkflow, workflow_id=_TIME,
          trigger="started by quote-to-cash once a time-and-materials project and its billing customer exist",
