@@ -274,6 +274,18 @@ class FinalizeInvoiceInput(BaseModel):
     idempotency_key: str = Field(min_length=1)
 
 
+# -- contract values (the CRM's unbilled figure) -------------------------------------------------------
+class ContractValuesRequest(BaseModel):
+    deal_ids: list[str] = Field(default_factory=list)
+
+
+class ContractValues(BaseModel):
+    """Each deal's executed contract value as amended (deals without an executed contract are left out)."""
+
+    values: dict[str, Money] = Field(default_factory=dict)
+    unavailable: str = Field(default="", description="why the CLM could not be read (the figures go without)")
+
+
 # -- amendment propagation -----------------------------------------------------------------------
 class ContractContextRequest(BaseModel):
     record_id: str
