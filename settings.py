@@ -225,6 +225,9 @@ class Settings(BaseSettings):
     # -- waiting on others ---------------------------------------------------------------------
     contract_poll_interval_seconds: float = 3600
     contract_max_wait_days: float = 90
+    milestone_poll_interval_seconds: float = Field(default=3600, gt=0, description="how often a project's one-off "
+                                                   "invoicing asks the project system which milestones a person "
+                                                   "accepted")
 
     # -- amendment propagation (ContractAmendmentsWorkflow) ------------------------------------
     amendment_gap_timeout_seconds: float = Field(default=86400, description="a missing predecessor this long "

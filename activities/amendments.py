@@ -20,10 +20,13 @@ from activities.models import (
     AmendmentPlanInput,
     ContractContext,
     ContractContextRequest,
+    ContractValues,
+    ContractValuesRequest,
 )
 from activities.retrying import business_step
 from canonical import Contract, ContractTerms
 from canonical.amendments import AmendmentPlan, BillingRecord, plan_amendment
+from connectors.errors import ConnectorError
 from connectors.ports import BillingPort, ClmPort, CrmPort
 
 #: business outcomes the workflow shows and waits on: no SDK warning with a traceback for them
@@ -88,6 +91,21 @@ class ContractContextActivities:
         return plan_amendment(sequence=request.sequence, deal=deal, before=request.before, after=request.after,
                               entities=request.entities, provisioned=request.provisioned, records=records)
 
+    # -- contract values -------------------------------------------------------------------------------
+    @activity.defn(name="read_contract_values")
+    async def read_contract_values(self, request: ContractValuesRequest) -> ContractValues:
+        """The executed contract value (as amended: the record's rolled-up terms) of each deal, for the CRM's
+        unbilled figure. A read the figures can go without: a CLM that cannot answer is reported, not retried."""
+        if not request.deal_ids:
+            return ContractValues()
+        try:
+            records = await self.clm.list_executed_records(deal_ids=request.deal_ids)
+        except ConnectorError as exc:
+            return ContractValues(unavailable=str(exc.message))
+        wanted = set(request.deal_ids)
+        return ContractValues(values={r.deal_crm_id: r.terms.total_value for r in records
+                                      if r.deal_crm_id in wanted and r.terms is not None})
+
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
-        return [self.load_contract_context, self.plan_amendment]
+        return [self.load_contract_context, self.plan_amendment, self.read_contract_values]

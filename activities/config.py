@@ -45,6 +45,7 @@ class ConfigActivities:
                 approval_expiry_days=s.approval_expiry_days,
                 contract_poll_interval_seconds=s.contract_poll_interval_seconds,
                 contract_max_wait_days=s.contract_max_wait_days,
+                milestone_poll_interval_seconds=s.milestone_poll_interval_seconds,
                 activity_retry_max_seconds=s.activity_retry_max_seconds,
                 temporal_ui_url=s.temporal_ui_url,
                 activity_timeout_seconds=s.activity_timeout_seconds,

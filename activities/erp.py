@@ -29,6 +29,7 @@ from activities.ledger import (
     VoidInvoiceInput,
 )
 from activities.models import (
+    AcceptedMilestones,
     Ack,
     CreateErpContactsInput,
     ErpContactsPlan,
@@ -189,6 +190,13 @@ class ErpActivities:
         await erp.close_project(tenant, self._id(tenant, "project", ref.record_id))
         return Ack()
 
+    @activity.defn(name="accepted_erp_milestones")
+    @business_step
+    async def accepted_erp_milestones(self, ref: ErpRecordRef) -> AcceptedMilestones:
+        """The milestones of the project a person accepted in the project system (read only)."""
+        tenant, erp = self._at(ref.tenant_id)
+        return AcceptedMilestones(codes=await erp.accepted_milestones(tenant, ref.record_id))
+
     @activity.defn(name="update_erp_project")
     @business_step
     async def update_erp_project(self, request: GuardedProjectInput) -> Project:
@@ -277,7 +285,8 @@ class ErpActivities:
         """Every activity of this class, for the worker."""
         return [self.find_erp_contacts, self.create_erp_contacts, self.match_erp_contact, self.link_erp_contact,
                 self.archive_erp_customer,
-                self.create_erp_project, self.close_erp_project, self.update_erp_project, self.post_erp_invoice,
+                self.create_erp_project, self.close_erp_project, self.update_erp_project,
+                self.accepted_erp_milestones, self.post_erp_invoice,
                 self.record_erp_payment, self.post_erp_credit_note, self.void_erp_invoice,
                 self.reverse_erp_credit_note]
 

@@ -51,6 +51,7 @@ class QuoteToCashConfig(BaseModel):
     contract_poll_interval_seconds: float
     contract_max_wait_days: float
     activity_retry_max_seconds: float = 300
+    milestone_poll_interval_seconds: float = 3600
     temporal_ui_url: str = ""
     activity_timeout_seconds: float = 120
     authority: ApprovalAuthority = Field(default_factory=ApprovalAuthority)
@@ -222,6 +223,12 @@ class ErpRecordRef(BaseModel):
     record_id: str
 
 
+class AcceptedMilestones(BaseModel):
+    """The milestone codes a person accepted in a project's project system."""
+
+    codes: list[str] = Field(default_factory=list)
+
+
 class BillingCustomerInput(BaseModel):
     account: Account
     contact: Contact | None
@@ -265,6 +272,18 @@ class FinalizeInvoiceInput(BaseModel):
 
     invoice_id: str
     idempotency_key: str = Field(min_length=1)
+
+
+# -- contract values (the CRM's unbilled figure) -------------------------------------------------------
+class ContractValuesRequest(BaseModel):
+    deal_ids: list[str] = Field(default_factory=list)
+
+
+class ContractValues(BaseModel):
+    """Each deal's executed contract value as amended (deals without an executed contract are left out)."""
+
+    values: dict[str, Money] = Field(default_factory=dict)
+    unavailable: str = Field(default="", description="why the CLM could not be read (the figures go without)")
 
 
 # -- amendment propagation -----------------------------------------------------------------------

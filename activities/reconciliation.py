@@ -20,8 +20,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.retrying import business_step
 from canonical import BillingScheduleKind, CreditNote, Invoice, InvoiceStatus, LegalEntity, Money
+from canonical.amendments import BillingRecordKind
 from canonical.books import BooksMapping
+from canonical.keys import role_of_time_task
 from canonical.ownership import SystemRole
+from canonical.project import TaskChargeType
 from canonical.reconciliation import (
     BillingChange,
     Delivery,
@@ -45,9 +48,19 @@ from canonical.reconciliation import (
     project_prefix,
 )
 from canonical.systems import Systems
+from canonical.time_billing import BilledTime, BillingPeriod, approved_entries, time_findings
 from connectors.errors import NotFound, RateLimited, Rejected
 from connectors.pacing import Pacer
-from connectors.ports import BillingFeed, BillingPort, ClmPort, CrmFigures, ErpChangeFeed, ErpProjects
+from connectors.ports import (
+    BillingFeed,
+    BillingPort,
+    BillingTime,
+    ClmPort,
+    CrmFigures,
+    ErpChangeFeed,
+    ErpProjects,
+    ErpTimesheets,
+)
 from connectors.registry import AdapterRegistry, default_registry
 from settings import Settings
 from stores import mirror as mirror_store
@@ -445,6 +458,48 @@ class ReconciliationActivities:
                                     systems=self.settings.systems, unattributed=request.all_entities)
         return await asyncio.to_thread(self._result, request, "delivery", findings, requests=pacer.requests)
 
+    @activity.defn(name="reconcile_time")
+    @business_step
+    async def reconcile_time(self, request: ControlRequest) -> ControlResult:
+        """One entity's time-and-materials projects (those billing holds rate-card prices for): every approved
+        time entry worked in a closed period (before this month) billed once (``time_not_billed``,
+        ``time_billed_twice``, ``canonical.time_billing.time_findings``)."""
+        entity = request.entity
+        assert entity is not None, "logged time is compared per entity"
+        pacer = PacedReads(self.settings.erp_rate(entity.code))
+        tenant = entity.erp_tenant_id
+        findings: list[Finding] = []
+        if not isinstance(self.erp, ErpTimesheets) or not isinstance(self.billing, BillingTime):
+            return await asyncio.to_thread(self._result, request, f"time:{entity.code}", findings)
+        rated = {code for code, records in (await self.billing.billing_records_by_project()).items()
+                 if any(r.kind is BillingRecordKind.RATE for r in records)}
+        projects = [p for p in await pacer.call(lambda: self.erp.list_projects(tenant, include_closed=True))
+                    if p.code in rated and p.erp_id]
+        if request.deal_ids:
+            prefixes = tuple(project_prefix(d) for d in request.deal_ids)
+            projects = [p for p in projects if p.code.startswith(prefixes)]
+        invoices, _notes, _customers = await asyncio.to_thread(self._billing)
+        customer_of = {i.metadata.get("revops_project"): i.customer_id for i in invoices}
+        closed_before = BillingPeriod.month_of(datetime.now(UTC).date()).start  # this month is not billed yet
+        for listed in projects:
+            project_id = listed.erp_id or ""
+            try:
+                project = await pacer.call(lambda i=project_id: self.erp.get_project(tenant, i))  # type: ignore[misc]
+                entries = await pacer.call(lambda i=project_id: self.erp.time_entries(tenant, i))  # type: ignore
+            except TypeError:  # this entity's ERP keeps no timesheets (the router says so per tenant)
+                break
+            rates = {role: t.rate for t in project.tasks if t.charge_type is TaskChargeType.TIME
+                     and (role := role_of_time_task(t.name)) is not None}
+            approved = approved_entries(entries, project.tasks, rates, before=closed_before)
+            customer = customer_of.get(project.code)
+            billed: list[BilledTime] = (await self.billing.billed_time(customer, project.code)
+                                        if customer else [])
+            findings += time_findings(entity.code, project.code, [e.erp_id or "" for e, _ in approved], billed,
+                                      billed_through=closed_before,
+                                      approved_dates={e.erp_id or "": e.date for e, _ in approved})
+        return await asyncio.to_thread(self._result, request, f"time:{entity.code}", findings,
+                                       requests=pacer.requests)
+
     @activity.defn(name="reconcile_crm_figures")
     @business_step
     async def reconcile_crm_figures(self, request: ControlRequest) -> ControlResult:
@@ -527,7 +582,7 @@ class ReconciliationActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.sync_source, self.reconcile_receivables,
-                self.reconcile_delivery, self.reconcile_crm_figures]
+                self.reconcile_delivery, self.reconcile_time, self.reconcile_crm_figures]
 
 
 __all__ = ["ControlRequest", "ControlResult", "Pacer", "ReconciliationActivities", "ReconciliationSettings",

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
 from canonical.ledger import CurrencySums, add_by_currency, figures_of
+from canonical.money import Money, round_amount
 from canonical.requests import AccountFigures
 
 
@@ -53,4 +55,51 @@ def combined_figures(reports: Iterable[FiguresReport]
     return company, deals
 
 
-__all__ = ["FiguresReport", "combined_figures", "keep_newest"]
+def unbilled_figures(figures: list[AccountFigures], contract: Money | None) -> list[AccountFigures]:
+    """A deal's figures with ``unbilled`` in its contract currency: the contract value (as amended) less what
+    was invoiced net of credit notes (``billed`` - ``credited``; a voided invoice is billed no more), never below
+    zero. Other currencies' figures keep ``unbilled`` unset; a contract with nothing invoiced yet gets a row of
+    its own."""
+    if contract is None:
+        return figures
+    result = list(figures)
+    held = next((i for i, f in enumerate(result) if f.currency.upper() == contract.currency.upper()), None)
+    zero = _text(Decimal(0), contract.currency)
+    if held is None:
+        result.append(AccountFigures(currency=contract.currency, billed=zero, paid=zero, outstanding=zero,
+                                     overdue=zero, credited=zero))
+        held = len(result) - 1
+    row = result[held]
+    net = Decimal(row.billed) - Decimal(row.credited)
+    result[held] = row.model_copy(update={"unbilled": _text(max(contract.amount - net, Decimal(0)),
+                                                            contract.currency)})
+    return sorted(result, key=lambda f: f.currency)
+
+
+def with_unbilled(company: list[AccountFigures], deals: dict[str, list[AccountFigures]],
+                  contracts: dict[str, Money]) -> tuple[list[AccountFigures], dict[str, list[AccountFigures]]]:
+    """Each deal's figures with its unbilled balance (:func:`unbilled_figures`); the company's unbilled per
+    currency is the sum of its deals' (set only in currencies where one of its deals has a contract)."""
+    deals = {d: unbilled_figures(f, contracts.get(d)) for d, f in deals.items()}
+    totals: dict[str, Decimal] = {}
+    for figures in deals.values():
+        for f in figures:
+            if f.unbilled is not None:
+                totals[f.currency] = totals.get(f.currency, Decimal(0)) + Decimal(f.unbilled)
+    company = list(company)
+    for currency, total in totals.items():
+        held = next((i for i, f in enumerate(company) if f.currency == currency), None)
+        if held is None:
+            zero = _text(Decimal(0), currency)
+            company.append(AccountFigures(currency=currency, billed=zero, paid=zero, outstanding=zero,
+                                          overdue=zero, credited=zero, unbilled=_text(total, currency)))
+        else:
+            company[held] = company[held].model_copy(update={"unbilled": _text(total, currency)})
+    return sorted(company, key=lambda f: f.currency), deals
+
+
+def _text(amount: Decimal, currency: str) -> str:
+    return str(round_amount(amount, currency))
+
+
+__all__ = ["FiguresReport", "combined_figures", "keep_newest", "unbilled_figures", "with_unbilled"]

@@ -168,6 +168,16 @@ def time_task_name(role: str) -> str:
     return f"{role} time"
 
 
+def milestone_task_name(code: str, name: str) -> str:
+    """The project task a milestone is delivered (and accepted) on: ``<milestone code> <name>``."""
+    return f"{code} {name}"
+
+
+def milestone_of_task(name: str) -> str:
+    """The milestone code of :func:`milestone_task_name` (its first word)."""
+    return name.split(" ", 1)[0]
+
+
 def role_of_time_task(name: str) -> str | None:
     """The rate-card role of :func:`time_task_name`, or ``None`` for any other task."""
     role, space, suffix = name.rpartition(" ")
@@ -260,7 +270,8 @@ __all__ = [
     "parse_cutover_workflow_id",
     "parse_erp_contact_reference",
     "parse_project_code", "parse_workflow_id", "project_code", "project_code_prefix", "quote_to_cash_workflow_id",
-    "step_idempotency_key", "TIME_BILLING", "role_of_time_task", "time_billing_workflow_id", "time_task_name",
+    "step_idempotency_key", "TIME_BILLING", "milestone_of_task", "milestone_task_name",
+    "role_of_time_task", "time_billing_workflow_id", "time_task_name",
     "workflow_id_shape", "write_off_credit_note_id", "written_off_invoice",
     "closing_credit_note_id", "closed_invoice_of", "is_write_off",
 ]

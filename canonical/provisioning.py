@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from canonical.billing import BillingSchedule, BillingScheduleKind, ScheduledCharge
 from canonical.contract import ContractTerms, Milestone, RateCardEntry, RecurringCharge
 from canonical.deal import BillingInterval, BillingModel, Deal, DealWriteBack, ProvisionedEntity, ProvisioningRecord
-from canonical.keys import project_code, time_task_name
+from canonical.keys import milestone_task_name, project_code, time_task_name
 from canonical.money import Money
 from canonical.parties import LegalEntity
 from canonical.policy import deal_entity, line_entity
@@ -117,7 +117,8 @@ def plan_engagements(deal: Deal, terms: ContractTerms, entities: list[LegalEntit
         tasks: list[ProjectTask] = []
         budget = Money.zero(currency)
         for m in milestones:
-            tasks.append(ProjectTask(name=f"{m.code} {m.name}", charge_type=TaskChargeType.FIXED, rate=m.amount))
+            tasks.append(ProjectTask(name=milestone_task_name(m.code, m.name), charge_type=TaskChargeType.FIXED,
+                                     rate=m.amount))
             budget = budget + m.amount
         for r in rates:
             hours = hours_by_role.get(r.role, Decimal(0))

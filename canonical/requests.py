@@ -34,6 +34,9 @@ class AccountFigures(BaseModel):
     credited: str
     last_payment_date: date | None = None
     dso_days: str | None = None
+    unbilled: str | None = Field(default=None, description="contract value not invoiced yet, net of credit notes "
+                                 "(``canonical.company_figures.unbilled_figures``); None: no contract known, not "
+                                 "written")
 
 
 class DealPage(BaseModel):

@@ -12,6 +12,7 @@ registry (``connectors/acts.py``); texts name the role and the adapter ("the CRM
     python starter.py sandbox bill <dealId | subscription ID>              # the billing system bills a period
     python starter.py sandbox pay <invoice ID> [--amount 1000.00]          # the customer pays an invoice
     python starter.py sandbox log-time <project> --hours 1.5 --user U --task ROLE [--date D]  # a consultant
+    python starter.py sandbox accept-milestone <dealId | project> MS-DESIGN [--by NAME]  # the customer accepts
 
 Acts print what they made (``--json`` for scripts). Exit 1 when the emulator refuses, 2 for an unknown ID.
 """
@@ -26,11 +27,21 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bootstrap import CliParts
+from canonical import LegalEntity
 from canonical.deal import ProvisioningRecord
 from canonical.keys import parse_project_code
 from canonical.ownership import SystemRole
 from cli import process as cli
-from connectors.acts import LINES_BY_MODEL, MISSABLE_FIELDS, DealDraft, RoleActs, TimesheetActs, erp_acts
+from connectors.acts import (
+    LINES_BY_MODEL,
+    MISSABLE_FIELDS,
+    DealDraft,
+    MilestoneAccepted,
+    MilestoneActs,
+    RoleActs,
+    TimesheetActs,
+    erp_acts,
+)
 from connectors.errors import ConnectorError, NotFound
 from connectors.registry import default_registry, role_label
 
@@ -263,9 +274,46 @@ async def log_time(box: Sandbox, args: argparse.Namespace) -> int:
                  "the project's time at the end of its month")
 
 
+async def accept_milestone(box: Sandbox, args: argparse.Namespace) -> int:
+    """The project manager records that the customer accepted a milestone, on the project's task in the ERP;
+    the deal's one-off invoicing flow sees it at its next poll and finalizes that milestone's invoice."""
+    projects: list[tuple[LegalEntity | None, str]]
+    if box.acts.crm.is_deal_id(args.target):
+        record = ProvisioningRecord.model_validate_json(
+            await box.written_back(args.target, "provisioned", "project"))
+        projects = [(box.settings.entity(e.legal_entity), e.project_code) for e in record.entities]
+    else:
+        parsed = parse_project_code(args.target)
+        try:
+            entity = box.settings.entity(parsed.entity_code) if parsed else None
+        except KeyError as exc:
+            raise cli.UnknownId(f"project {args.target}: no legal entity {parsed.entity_code if parsed else ''}") \
+                from exc
+        projects = [(entity, args.target)]
+    accepted: MilestoneAccepted | None = None
+    for entity, project in projects:
+        acts = (erp_acts(box.settings, entity, box.acts_http, box.app.registry) if entity is not None
+                else box.acts.erp)
+        if not isinstance(acts, MilestoneActs):
+            continue
+        try:
+            accepted = await acts.accept_milestone(project, args.milestone, accepted_by=args.by)
+            break
+        except NotFound:
+            continue  # another entity's project may hold the milestone
+        except ConnectorError as exc:
+            raise cli.CliError(f"{box.label(SystemRole.ERP)}: {exc.message}") from exc
+    if accepted is None:
+        raise cli.UnknownId(f"no project of {args.target} has a milestone {args.milestone!r} to accept")
+    return _show(args, {"project": accepted.project_id, "task": accepted.task, "task_id": accepted.task_id,
+                        "status": accepted.status, "accepted_by": accepted.accepted_by},
+                 f"milestone {args.milestone} ({accepted.task}) of {args.target} accepted by {accepted.accepted_by} "
+                 f"in the project system; its invoice is finalized at the invoicing flow's next look")
+
+
 ACTS: dict[str, Callable[[Sandbox, argparse.Namespace], Awaitable[int]]] = {
     "seed-deal": seed_deal, "move-deal": move_deal, "edit-deal": edit_deal, "sign": sign, "decline": decline,
-    "amend": amend, "bill": bill, "pay": pay, "log-time": log_time,
+    "amend": amend, "bill": bill, "pay": pay, "log-time": log_time, "accept-milestone": accept_milestone,
 }
 
 
@@ -327,6 +375,11 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--task", required=True, help="the rate-card role (its '<role> time' task) or a task name")
     s.add_argument("--date", help="YYYY-MM-DD the work was done (default today)")
     s.add_argument("--description", help="what was done")
+    s = act("accept-milestone", "ERP: the customer accepted a milestone; a person records it on the project's task "
+                                "(its invoice is finalized then)")
+    s.add_argument("target", help="CRM deal ID, project code (P-<deal>-<ENTITY>) or the ERP's project ID")
+    s.add_argument("milestone", help="the milestone code, e.g. MS-DESIGN")
+    s.add_argument("--by", default="project manager", help="who accepted it")
 
 
 COMMANDS: dict[str, Callable[[CliParts, argparse.Namespace], Awaitable[int]]] = {"sandbox": cmd_sandbox}

@@ -451,6 +451,27 @@ class TimesheetActs(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class MilestoneAccepted:
+    """A milestone a person accepted in the project system (its fixed-price task)."""
+
+    project_id: str
+    task_id: str
+    task: str
+    status: str
+    accepted_by: str
+
+
+@runtime_checkable
+class MilestoneActs(Protocol):
+    """A person accepting a delivered milestone in the ERP's project system (the flow invoices it then)."""
+
+    async def accept_milestone(self, project: str, milestone: str, *, accepted_by: str) -> MilestoneAccepted:
+        """Accept ``milestone`` (its code, e.g. ``MS-DESIGN``) of ``project`` (our project code or the ERP's
+        project ID) as ``accepted_by``; accepting it again changes nothing."""
+        ...
+
+
 # -- reaching them through the registry ------------------------------------------------------------------
 def acts_for(spec: AdapterSpec, settings: Settings, http: httpx.AsyncClient) -> Any:
     """The acts of ``spec``'s vendor (its module's ``create_acts(controls, vendor_settings, settings)``)."""
@@ -508,6 +529,7 @@ class RoleActs:
 
 __all__ = ["LINES_BY_MODEL", "MISSABLE_FIELDS", "Acts", "Billed", "BilledInvoice", "BillingActs", "ClmActs",
            "CrmActs", "DealDraft", "DealLineDraft", "EmulatorControls", "ErpActs", "Paid", "ReceivableSeen",
+           "MilestoneAccepted", "MilestoneActs",
            "RecordSource", "Records", "RoleActs", "SeededDeal", "Signed", "StageMove", "TimeLogged", "TimesheetActs",
            "acts_for", "erp_acts",
            "role_acts"]

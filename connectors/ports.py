@@ -274,6 +274,11 @@ class ErpProjects(Protocol):
         """The tenant's projects (open ones unless ``include_closed``), with our project codes."""
         ...
 
+    async def accepted_milestones(self, tenant_id: str, project_id: str) -> list[str]:
+        """The milestone codes (:func:`canonical.keys.milestone_of_task`) of the project's fixed-price tasks a
+        person accepted in the project system; an unknown project is ``NotFound``."""
+        ...
+
 
 @runtime_checkable
 class ErpReceivables(Protocol):

@@ -88,6 +88,9 @@ class ErpRouter:
         return await self.adapter_for(tenant_id).add_time_entry(
             tenant_id, project_id, entry, idempotency_key=idempotency_key)
 
+    async def accepted_milestones(self, tenant_id: str, project_id: str) -> list[str]:
+        return await self.adapter_for(tenant_id).accepted_milestones(tenant_id, project_id)
+
     async def time_entries(self, tenant_id: str, project_id: str) -> list[TimeEntry]:
         adapter = self.adapter_for(tenant_id)
         if not isinstance(adapter, ErpTimesheets):

@@ -226,6 +226,7 @@ def create_approvals_app(*, settings: Settings, clients: ClientProvider,
     read the reconciliation findings (``findings``, from settings unless given)."""
     from ingress.books import BooksService, books_router
     from ingress.inbox import inbox_router
+    from ingress.matches import CustomerMatches
     from stores.findings import findings_engine
 
     service = ApprovalsService(settings, clients)
@@ -271,7 +272,7 @@ def create_approvals_app(*, settings: Settings, clients: ClientProvider,
 
     app.include_router(router)
     app.include_router(books_router(books, caller))
-    app.include_router(inbox_router(service, verifier, settings, books))
+    app.include_router(inbox_router(service, verifier, settings, books, CustomerMatches(service, clients)))
     return app
 
 

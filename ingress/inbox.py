@@ -4,6 +4,8 @@
                            reason, terms, time waited, expiry) with approve / reject and a note
     POST /inbox/login      a bearer token pasted once, kept in an HttpOnly, SameSite=Strict cookie
     POST /inbox/decide     one decision (sent exactly as the API sends it; refusals are explained)
+    POST /inbox/match      settle a deal's ambiguous customer match: one candidate, or a new customer (the
+                           ``choose_customer_match`` update ``starter.py match`` sends; ``ingress/matches.py``)
     POST /inbox/logout
     GET  /inbox/books      the books per legal entity: open findings (references, repairs, acknowledge), KPIs and
                            charts (``ingress/books.py``)
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,6 +29,7 @@ from fastapi.templating import Jinja2Templates
 from ingress.approvals import ApprovalsService, DecisionRefused, DecisionRequest
 from ingress.books import AckRequest, BooksService, entity_charts
 from ingress.identity import Identity, TokenInvalid, TokenVerifier
+from ingress.matches import CustomerMatches
 from settings import Settings
 
 COOKIE = "revops_inbox"
@@ -35,7 +38,7 @@ STYLESHEET = (Path(__file__).resolve().parent / "templates" / "inbox.css").read_
 
 
 def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: Settings,
-                 books: BooksService | None = None) -> APIRouter:
+                 books: BooksService | None = None, matches: CustomerMatches | None = None) -> APIRouter:
     router = APIRouter()
 
     def identity_of(request: Request) -> Identity | None:
@@ -58,8 +61,9 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
     async def page(request: Request, identity: Identity, *, message: str = "", refusal: str = "",
                    status_code: int = 200) -> Response:
         items = await service.pending(identity)
+        waiting = await matches.waiting(identity) if matches is not None else []
         return TEMPLATES.TemplateResponse(request, "inbox.html", {
-            "who": service.approver_name(identity), "subject": identity.subject, "items": items,
+            "who": service.approver_name(identity), "subject": identity.subject, "items": items, "matches": waiting,
             "message": message, "refusal": refusal, "now": datetime.now(UTC),
             "approver": service.is_approver(identity)}, status_code=status_code)
 
@@ -71,7 +75,7 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
         return Response(STYLESHEET, media_type="text/css")
 
     @router.get("/inbox", response_class=HTMLResponse)
-    async def inbox(request: Request, decided: str = "", status: str = "") -> Response:
+    async def inbox(request: Request, decided: str = "", status: str = "", matched: str = "") -> Response:
         identity = identity_of(request)
         if identity is None:
             return login(request)
@@ -79,6 +83,8 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
         if decided and status in ("approved", "rejected", "pending"):
             message = (f"{decided}: approved; waiting for a second approver" if status == "pending"
                        else f"{decided}: {status}")
+        elif matched:
+            message = f"{matched}: customer match settled; provisioning goes on"
         return await page(request, identity, message=message)
 
     @router.post("/inbox/login")
@@ -116,6 +122,22 @@ def inbox_router(service: ApprovalsService, verifier: TokenVerifier, settings: S
             return await page(request, identity, refusal=f"{workflow_id}: refused. {exc.reason}",
                               status_code=exc.status)
         return RedirectResponse(f"/inbox?decided={workflow_id}&status={outcome.status}", status_code=303)
+
+    @router.post("/inbox/match")
+    async def match(request: Request, workflow_id: str = Form(...), legal_entity: str = Form(...),
+                    system: str = Form("erp"), record_id: str = Form("")) -> Response:
+        identity = identity_of(request)
+        if identity is None:
+            return login(request, "Your session has ended; sign in again.", 401)
+        if matches is None or not same_origin(request):
+            return await page(request, identity, refusal="The form could not be accepted.", status_code=400)
+        try:
+            await matches.choose(identity, workflow_id, legal_entity=legal_entity, system=system,
+                                 record_id=record_id.strip() or None)
+        except DecisionRefused as exc:
+            return await page(request, identity, refusal=f"{workflow_id}: refused. {exc.reason}",
+                              status_code=exc.status)
+        return RedirectResponse(f"/inbox?matched={quote(workflow_id)}", status_code=303)
 
     async def books_page(request: Request, identity: Identity, *, message: str = "", refusal: str = "",
                          status_code: int = 200) -> Response:

@@ -162,8 +162,9 @@ FLOWS: list[Flow] = [
          data=f"the project's draft {_BILLING} invoices and their billing dates",
          transforms=(),
          failure_path="each draft is finalized on its billing date (durable timer) or when its milestone is "
-                      "accepted (`accept_milestone` update); a refused finalization is kept in the status as "
-                      "`provisioning_failed`",
+                      "accepted (`accept_milestone` update, or a person accepting it in the ERP's project system, "
+                      "polled every `MILESTONE_POLL_INTERVAL_SECONDS`); a refused finalization is kept in the status "
+                      "as `provisioning_failed`",
          exception_kinds=("provisioning_failed",), owner="Finance (billing)", runbook="runbook-quote-to-cash"),
     Flow(name="Time billing", workflow=TimeBillingWorkflow, workflow_id=_TIME,
          trigger="started by quote-to-cash once a time-and-materials project and its billing customer exist",
@@ -176,11 +177,13 @@ FLOWS: list[Flow] = [
                                                                            "reconciliation-manual-<id>",
          trigger="Temporal schedule `reconciliation_cron` (nightly), or `starter.py reconcile`",
          data="billing invoices vs ERP receivables vs payments per entity and currency; contracts, projects, "
-              "billing schedules", transforms=(compare_receivables,),
+              "billing schedules; approved project time vs the billing lines that billed it",
+         transforms=(compare_receivables,),
          failure_path="findings are stored and listed (`starter.py exceptions`), closed by a later run of the "
                       "same scope; a vendor outage retries",
          exception_kinds=("amount_mismatch", "missing_in_erp", "payment_mismatch", "contract_without_project",
-                          "project_without_billing", "invoice_without_crm_reference"),
+                          "project_without_billing", "invoice_without_crm_reference", "time_not_billed",
+                          "time_billed_twice"),
          owner="Finance (controllers)", runbook="runbook-reconciliation"),
     Flow(name="Company backfill", workflow=CompanyBackfillWorkflow, workflow_id=_BACKFILL,
          trigger="`starter.py backfill <entity>`", data=f"every {_CRM} company, one {_ERP} contact each",

@@ -140,3 +140,39 @@ async def test_sandbox_amend_names_the_amendment_the_clm_executed(
     amendment_id = re.search(r"executed: (\S+);", out)
     assert amendment_id and amendment_id.group(1) not in ("None", ""), out
     assert amendment_id.group(1) != signed.record_id  # the amendment's own ID, not the contract's
+
+
+async def test_sandbox_accept_milestone_records_the_acceptance_the_erp_reports(
+        sandbox_env: None, sandboxes: dict[str, SandboxHandle], settings: Settings,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A project manager accepts MS-DESIGN of a project: the ERP then reports that milestone (only) accepted;
+    accepting it again changes nothing; an unknown milestone exits 2."""
+    from canonical import Account, Money, Project, ProjectTask, TaskChargeType
+    from canonical.keys import milestone_task_name, project_code
+    from connectors import xero
+
+    erp = xero.from_settings(settings)
+    tenant = settings.entity("US01").erp_tenant_id
+    deal = uuid.uuid4().hex[:10]
+    try:
+        contact = await erp.upsert_customer(tenant, Account(name=f"Accepting {deal} Inc", crm_id=deal, country="US"),
+                                            contact=None, reference=f"cli-{deal}", idempotency_key=f"cli-{deal}")
+        project = await erp.create_project(tenant, Project(
+            code=project_code(deal, "US01"), name="Phases", erp_contact_id=contact.erp_contact_id or "",
+            erp_tenant_id=tenant, budget=Money.of("30000.00", "USD"), tasks=[
+                ProjectTask(name=milestone_task_name(code, name), charge_type=TaskChargeType.FIXED,
+                            rate=Money.of(amount, "USD"))
+                for code, name, amount in (("MS-DESIGN", "Design phase", "12000.00"),
+                                           ("MS-BUILD", "Build phase", "18000.00"))]),
+            idempotency_key=f"cli-p-{deal}")
+        assert await erp.accepted_milestones(tenant, project.erp_id or "") == []
+        for _ in range(2):
+            assert await starter.run(["sandbox", "accept-milestone", project.code, "MS-DESIGN", "--by", "pm@acme",
+                                      "--json"]) == 0
+            shown = json.loads(capsys.readouterr().out)
+            assert (shown["task"], shown["accepted_by"]) == ("MS-DESIGN Design phase", "pm@acme")
+        assert await erp.accepted_milestones(tenant, project.erp_id or "") == ["MS-DESIGN"]
+        assert await starter.run(["sandbox", "accept-milestone", project.code, "MS-NOPE"]) == 2
+        assert "MS-NOPE" in capsys.readouterr().err
+    finally:
+        await erp.aclose()

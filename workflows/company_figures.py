@@ -7,6 +7,11 @@ signal when it runs, else by starting it with the report as its input (a child l
 moves on). It keeps the newest report of each ledger and writes the sum over all of them, per currency, after
 each batch of reports; a CRM refusal shows as ``write_back_failed`` and is tried again hourly or at the next
 report. It never completes: it continues as new carrying the reports.
+
+Next to the ledgers' figures it writes each deal's **unbilled** balance: before each write it reads the
+deals' executed contract values from the CLM (``read_contract_values``) and sets unbilled = contract value
+- (billed - credited), per deal in the contract currency and summed per currency for the company
+(``canonical.company_figures.with_unbilled``). A CLM that cannot answer leaves unbilled unwritten that time.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.amendments import ContractContextActivities
     from activities.config import ConfigActivities
     from activities.crm import CrmActivities
     from activities.ledger import CrmFiguresInput
-    from activities.models import FlowConfigRequest, LedgerConfig
-    from canonical.company_figures import FiguresReport, combined_figures, keep_newest
+    from activities.models import ContractValuesRequest, FlowConfigRequest, LedgerConfig
+    from canonical.company_figures import FiguresReport, combined_figures, keep_newest, with_unbilled
     from canonical.exceptions import ExceptionKind
+    from canonical.money import Money
     from workflows.models import (
         FIGURES_SIGNAL,
         CompanyFiguresInput,
@@ -33,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
 
 Cfg = ConfigActivities
 Crm = CrmActivities
+Contracts = ContractContextActivities
 #: a write the CRM refused is tried again after this long (or at the next report)
 RETRY_REFUSED_AFTER = timedelta(hours=1)
 _SECOND = timedelta(seconds=1)
@@ -55,6 +63,7 @@ class CompanyFiguresWorkflow:
         self._retry_at: datetime | None = None
         self._status = WorkflowStatus(FiguresStage.PENDING if self._fresh else FiguresStage.CURRENT)
         self._config: LedgerConfig | None = None
+        self._contracts: dict[str, Money] = {}  # deal ID -> executed contract value, as last read
 
     @workflow.run
     async def run(self, request: CompanyFiguresInput) -> None:
@@ -94,7 +103,7 @@ class CompanyFiguresWorkflow:
     @workflow.query
     def figures(self) -> CompanyFiguresStatus:
         """What the company shows once the reports held are written, and who reported."""
-        company, deals = combined_figures(self._reports.values())
+        company, deals = with_unbilled(*combined_figures(self._reports.values()), self._contracts)
         return CompanyFiguresStatus(
             company_id=self._company_id, stage=self._status.stage, exception_kind=self._status.exception,
             company=company, deals=deals, customers=sorted(self._reports), writes=self._writes, runs=self._runs,
@@ -105,6 +114,9 @@ class CompanyFiguresWorkflow:
         assert self._config is not None
         self._fresh = False
         company, deals = combined_figures(self._reports.values())
+        if deals:
+            await self._read_contract_values(sorted(deals))
+            company, deals = with_unbilled(company, deals, self._contracts)
         request = CrmFiguresInput(company_id=self._company_id, company=company, deals=deals)
         ledgers = len(self._reports)
         try:
@@ -123,6 +135,18 @@ class CompanyFiguresWorkflow:
         self._status.exception = ExceptionKind.NONE
         self._status.enter(FiguresStage.CURRENT, f"wrote the sum of {ledgers} ledger(s)",
                            waiting_for="a ledger's report")
+
+    async def _read_contract_values(self, deal_ids: list[str]) -> None:
+        try:
+            read = await self._status.step(Contracts.read_contract_values, ContractValuesRequest(deal_ids=deal_ids),
+                                           f"Read the contract value of {len(deal_ids)} deal(s)")
+        except STEP_FAILED as err:
+            self._status.note(f"contract values not read ({failure_reason(err)}): unbilled not written this time")
+            return
+        if read.unavailable:
+            self._status.note(f"the CLM did not answer ({read.unavailable}): unbilled not written this time")
+            return
+        self._contracts = dict(read.values)
 
     def _should_continue(self) -> bool:
         assert self._config is not None

@@ -502,6 +502,12 @@ class OneOffInvoicingInput(BaseModel):
     legal_entity: str
     drafts: list[OneOffInvoice]
     keys: list[str] = Field(default_factory=list, description="``system:object:id`` of the drafts (findable)")
+    tenant_id: str = Field(default="", description="the ERP tenant of the project")
+    project_id: str = Field(default="", description="the ERP's project ID: when set, the project system is polled "
+                            "for milestones a person accepted there")
+    acceptance_poll_seconds: float = Field(default=3600, gt=0)
+    finalized: list[str] = Field(default_factory=list, description="invoice IDs finalized by earlier runs "
+                                 "(continue-as-new)")
 
 
 class MilestoneAcceptance(BaseModel):

@@ -500,8 +500,10 @@ class QuoteToCashWorkflow:
                     start_date=schedule.start_date, end_date=schedule.end_date,
                     days_until_due=schedule.days_until_due, keys=created.refs))
             if created.drafts:
-                self._one_offs.append(OneOffInvoicingInput(project_code=project.code, legal_entity=entity.code,
-                                                           drafts=created.drafts, keys=created.refs))
+                self._one_offs.append(OneOffInvoicingInput(
+                    project_code=project.code, legal_entity=entity.code, drafts=created.drafts, keys=created.refs,
+                    tenant_id=tenant, project_id=project.erp_id or "",
+                    acceptance_poll_seconds=self._config.milestone_poll_interval_seconds if self._config else 3600))
         self._mark("billing_live", entity.code)
         self._status.note(f"{entity.code}: {erp.label} contact {contact_id}, project {project.code}, "
                           f"{billing.label} customer {customer.customer_id}, {len(plan.schedules)} schedule(s)")

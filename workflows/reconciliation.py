@@ -70,12 +70,15 @@ class ReconciliationWorkflow:
                                   "deal_ids": scope.deal_ids, "rounding_tolerance": config.rounding_tolerance}
         self._lines = [_reads_text(reads)]
         self._status.enter(ReconciliationStage.RECONCILING, f"scope {scope.key()}: comparing",
-                           waiting_for="the controls (receivables, delivery, CRM figures)")
+                           waiting_for="the controls (receivables, delivery, logged time, CRM figures)")
         controls = [self._step(A.reconcile_receivables, ControlRequest(control="receivables", entity=e, **common),
                                f"Compare billing with the ERP receivables of {e.code}") for e in config.entities]
         if not scope.customer_ids:
             controls.append(self._step(A.reconcile_delivery, ControlRequest(control="delivery", **common),
                                        "Compare contracts, projects and billing schedules"))
+            controls += [self._step(A.reconcile_time, ControlRequest(control="time", entity=e, **common),
+                                    f"Compare the approved time of {e.code} with billing")
+                         for e in config.entities]
         controls.append(self._step(A.reconcile_crm_figures, ControlRequest(control="crm", **common),
                                    "Compare CRM figures with billing"))
         results: list[ControlResult] = list(await asyncio.gather(*controls))

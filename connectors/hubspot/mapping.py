@@ -144,7 +144,7 @@ REVOPS_PROPERTIES: dict[str, list[dict[str, Any]]] = {
                    _text("revops_legal_entity", "Legal entity (RevOps)")],
 }
 
-_FIGURE_FIELDS = ("billed", "paid", "outstanding", "overdue", "credited", "dso_days")
+_FIGURE_FIELDS = ("billed", "paid", "outstanding", "overdue", "credited", "dso_days", "unbilled")
 
 
 def figure_property(field: str, currency: str) -> str:

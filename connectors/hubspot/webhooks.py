@@ -160,7 +160,8 @@ def _is_own(name: str) -> bool:
 
 def _is_figure(name: str) -> bool:
     return name == "revops_last_payment_date" or any(
-        name.startswith(f"revops_{f}_") for f in ("billed", "paid", "outstanding", "overdue", "credited", "dso_days"))
+        name.startswith(f"revops_{f}_") for f in ("billed", "paid", "outstanding", "overdue", "credited", "dso_days",
+                                                   "unbilled"))
 
 
 def _required(item: dict[str, Any], where: str, key: str, types: type | tuple[type, ...]) -> Any:

@@ -8,7 +8,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from connectors.acts import EmulatorControls, ReceivableSeen, RecordSource
+from connectors.acts import EmulatorControls, MilestoneAccepted, ReceivableSeen, RecordSource
 from connectors.netsuite import mapping
 from connectors.netsuite.spec import NetSuiteSettings
 from connectors.netsuite.tba import TbaAuth
@@ -92,6 +92,13 @@ class NetSuiteActs:
         """A person edits a project's budget (``jobPrice``) in NetSuite."""
         return dict(await self.controls.control("acts/project-budget", {"projectId": project_id,
                                                                         "jobPrice": str(budget)}))
+
+    async def accept_milestone(self, project: str, milestone: str, *, accepted_by: str) -> MilestoneAccepted:
+        """A project manager marks the milestone's project task Completed (our project code or the job's ID)."""
+        done = await self.controls.control("acts/task-complete", {"projectId": project, "milestone": milestone,
+                                                                 "acceptedBy": accepted_by})
+        return MilestoneAccepted(project_id=str(done["job"]), task_id=str(done["id"]), task=str(done["title"]),
+                                 status=str(done["status"]["refName"]), accepted_by=accepted_by)
 
 
 def create_acts(controls: EmulatorControls, config: NetSuiteSettings, settings: Settings) -> NetSuiteActs:

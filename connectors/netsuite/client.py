@@ -382,6 +382,15 @@ class NetSuiteErp:
                                              currency=self._currency_of(doc))
 
     @_shape_safe
+    async def accepted_milestones(self, tenant_id: str, project_id: str) -> list[str]:
+        """Milestone codes of the job's fixed-price tasks a person marked Completed."""
+        record_id = _internal_id(project_id)
+        if record_id is None:
+            raise NotFound(f"no project {project_id!r}", vendor=VENDOR)
+        await self._get("job", record_id)
+        return [code for code in (mapping.accepted_milestone(t) for t in await self._tasks(record_id)) if code]
+
+    @_shape_safe
     async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
         """Name, budget and deadline; tasks updated by name and missing ones added."""
         if not project.erp_id:

@@ -31,6 +31,7 @@ from canonical import (
     TaskChargeType,
     TimeEntry,
 )
+from canonical.keys import milestone_of_task
 from canonical.reconciliation import ErpCreditNote, ErpPayment
 from connectors.wire import ABSENT, NOT_MAPPED, Wire, build, falsy, never, read
 
@@ -259,6 +260,19 @@ def task_from_netsuite(doc: dict[str, Any], currency: str) -> ProjectTask:
                            "non_chargeable" if doc.get("nonBillableTask") else "time"))),
                        rate=_money(doc.get("custevent_revops_rate"), currency),
                        estimate_minutes=int(Decimal(str(hours)) * 60) if hours is not None else None)
+
+
+#: a project task's ``status`` once a person marked it done: for a milestone, the customer accepted it
+TASK_COMPLETE = "COMPLETE"
+
+
+def accepted_milestone(doc: dict[str, Any]) -> str | None:
+    """The milestone code of a fixed-price project task a person marked Completed, else ``None``."""
+    status = doc.get("status")
+    state = status.get("id") if isinstance(status, dict) else status
+    if state != TASK_COMPLETE or doc.get("custevent_revops_charge_type") != "fixed":
+        return None
+    return milestone_of_task(str(doc["title"]))
 
 
 def project_from_netsuite(doc: dict[str, Any], tasks: list[dict[str, Any]], *, tenant_id: str, currency: str

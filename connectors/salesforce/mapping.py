@@ -77,7 +77,7 @@ CONTACT_ROLE_FIELDS: dict[str, tuple[str, str]] = {
 _INTERVALS = {"monthly": BillingInterval.MONTH, "quarterly": BillingInterval.QUARTER,
               "annually": BillingInterval.YEAR, "yearly": BillingInterval.YEAR}
 _ROLES = {"billing contact": "billing", "billing": "billing", "signer": "signer", "signatory": "signer"}
-FIGURE_FIELDS = ("billed", "paid", "outstanding", "overdue", "credited", "dso_days")
+FIGURE_FIELDS = ("billed", "paid", "outstanding", "overdue", "credited", "dso_days", "unbilled")
 
 
 def custom_field(name: str) -> str:

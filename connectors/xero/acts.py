@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from canonical.books import EntityBooks
 from canonical.keys import parse_project_code, time_task_name
-from connectors.acts import EmulatorControls, ReceivableSeen, RecordSource, TimeLogged
+from connectors.acts import EmulatorControls, MilestoneAccepted, ReceivableSeen, RecordSource, TimeLogged
 from connectors.errors import NotFound, Rejected
 from connectors.xero import mapping
 from connectors.xero.spec import XeroSettings
@@ -130,6 +130,14 @@ class XeroActs:
         return TimeLogged(entry_id=str(entry["timeEntryId"]), project_id=project_id, task=str(found[0]["name"]),
                           user=str(who[0].get("email") or who[0]["userId"]), minutes=minutes, day=day,
                           status=str(entry.get("status") or ""))
+
+    async def accept_milestone(self, project: str, milestone: str, *, accepted_by: str) -> MilestoneAccepted:
+        """A project manager locks the milestone's fixed-price task: Xero's record that the customer accepted it."""
+        tenant, project_id = await self._find_project(project)
+        done = await self.controls.control("milestones/accept", {
+            "tenantId": tenant, "projectId": project_id, "milestone": milestone, "acceptedBy": accepted_by})
+        return MilestoneAccepted(project_id=project_id, task_id=str(done["taskId"]), task=str(done["name"]),
+                                 status=str(done["status"]), accepted_by=accepted_by)
 
     def _books(self, tenant_id: str) -> EntityBooks:
         """The books of the tenant's entity: a bookkeeper keys lines in by the same mapping."""

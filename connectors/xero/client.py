@@ -383,6 +383,13 @@ class XeroErp:
         return entry.model_copy(update={"erp_id": created["timeEntryId"]})
 
     @_shape_safe
+    async def accepted_milestones(self, tenant_id: str, project_id: str) -> list[str]:
+        """Milestone codes of the project's fixed-price tasks a person locked (accepted) or invoiced in Xero."""
+        docs = await self._paged_items(self._proj(f"/Projects/{_id(project_id)}/Tasks"), tenant_id,
+                                       {"chargeType": "FIXED"})
+        return [code for code in (mapping.accepted_milestone(d) for d in docs) if code]
+
+    @_shape_safe
     async def time_entries(self, tenant_id: str, project_id: str) -> list[TimeEntry]:
         """Every time entry of the project (``GET /Projects/{id}/Time``, all pages), with Xero's status."""
         docs = await self._paged_items(self._proj(f"/Projects/{_id(project_id)}/Time"), tenant_id, {})

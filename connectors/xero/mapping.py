@@ -33,6 +33,7 @@ from canonical import (
     TimeEntry,
 )
 from canonical.books import EntityBooks, PostingLine, credit_postings, invoice_postings
+from canonical.keys import milestone_of_task
 from canonical.matching import CustomerCandidate
 from canonical.money import minor_unit
 from canonical.project import TimeEntryStatus
@@ -326,6 +327,19 @@ TASK_IN: tuple[Wire[dict[str, Any]], ...] = (
 
 def task_from_xero(doc: dict[str, Any]) -> ProjectTask:
     return ProjectTask(**read(TASK_IN, doc))
+
+
+#: Xero Projects has no acceptance state of its own: a project manager records that the customer accepted a
+#: fixed-price milestone by locking its task (no more changes; it waits to be invoiced). ``INVOICED`` (invoiced
+#: from Xero) is past acceptance too.
+ACCEPTED_TASK_STATUSES = ("LOCKED", "INVOICED")
+
+
+def accepted_milestone(doc: dict[str, Any]) -> str | None:
+    """The milestone code of a fixed-price task a person accepted, else ``None``."""
+    if doc.get("chargeType") != "FIXED" or doc.get("status") not in ACCEPTED_TASK_STATUSES:
+        return None
+    return milestone_of_task(str(doc["name"]))
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,14 @@ class EditedBudget(BaseModel):
     jobPrice: Decimal = Field(ge=0)  # noqa: N815
 
 
+class CompletedTask(BaseModel):
+    """``POST /_sandbox/acts/task-complete``: a project manager marks a project task (a milestone) Completed."""
+
+    projectId: str  # noqa: N815 - NetSuite's spelling: the job
+    milestone: str = Field(min_length=1, description="the code the task's title starts with, or the task's ID")
+    acceptedBy: str = Field(min_length=1)  # noqa: N815
+
+
 def request_target(request: Request) -> str:
     """The URL as the client sent it: the raw path (still percent-encoded, as RFC 5849 signs it) and query."""
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
@@ -153,6 +161,23 @@ def create_app(config: Any, *, settings: Settings, database_url: str = "sqlite:/
             return wire.not_found("job", act.projectId)
         job["jobPrice"] = str(act.jobPrice)
         return wire.json_response(records.save("job", job))
+
+    @app.post("/_sandbox/acts/task-complete")
+    async def complete_task(act: CompletedTask) -> Response:
+        """A person marks the job's task of a milestone Completed (NetSuite's ``status`` COMPLETE)."""
+        job = records.find("job", act.projectId) or records.by_external_id("job", act.projectId)
+        if job is None:
+            return wire.not_found("job", act.projectId)
+        wanted = act.milestone.lower()
+        tasks = records.store.list("projectTask", where=lambda t: (t.get("company") or {}).get("id") == job["id"]
+                                   and (t["id"] == act.milestone or str(t.get("title", "")).lower().split(" ", 1)[0]
+                                        == wanted))
+        if not tasks:
+            return wire.not_found("projectTask", act.milestone)
+        task = tasks[0]
+        task["status"] = {"id": "COMPLETE", "refName": "Completed"}
+        return wire.json_response({**records.save("projectTask", task), "job": job["id"],
+                                   "acceptedBy": act.acceptedBy})
 
     return app
 

@@ -28,6 +28,16 @@ class SeedContact(BaseModel):
     ContactStatus: str | None = None
 
 
+class AcceptMilestone(BaseModel):
+    """``POST /_sandbox/milestones/accept``: a project manager records that the customer accepted a fixed-price
+    milestone (the task named ``<code> ...``): Xero Projects keeps no acceptance, so the task is locked."""
+
+    tenantId: str  # noqa: N815 - Xero's spelling
+    projectId: str  # noqa: N815
+    milestone: str = Field(min_length=1, description="the milestone code the task's name starts with, or its taskId")
+    acceptedBy: str = Field(min_length=1)  # noqa: N815
+
+
 class Controls:
     """The ``/_sandbox`` routes over the shared :class:`XeroState` (contacts are written through ``books``)."""
 
@@ -39,6 +49,7 @@ class Controls:
         """Add the routes to ``app``."""
         app.get("/_sandbox/tenants")(self.tenants)
         app.post("/_sandbox/contacts")(self.seed_contact)
+        app.post("/_sandbox/milestones/accept")(self.accept_milestone)
         app.post("/_sandbox/tokens/revoke")(self.revoke_tokens)
         app.post("/_sandbox/webhooks/intent")(self.intent_to_receive)
 
@@ -64,6 +75,25 @@ class Controls:
             element["PaymentTerms"] = {"Sales": {"Day": seed.PaymentTermsDays, "Type": "DAYSAFTERBILLDATE"}}
         saved, failure = self.books.write_contacts(request, tenant, [element])
         return failure if failure is not None else wire.json_response(wire.render(saved[0]), 201)
+
+    async def accept_milestone(self, act: AcceptMilestone) -> Response:
+        """Lock the project's fixed-price task of the milestone (already locked or invoiced: unchanged)."""
+        tenant, project_id, wanted = act.tenantId.lower(), act.projectId.lower(), act.milestone.lower()
+        store = self.state.store
+        if tenant not in self.state.tenants or store.get("project", project_id, tenant=tenant) is None:
+            return wire.json_response({"error": f"no project {act.projectId} in tenant {act.tenantId}"}, 404)
+        tasks = store.list("task", tenant=tenant, where=lambda t: t["projectId"] == project_id
+                           and t["chargeType"] == "FIXED" and (t["taskId"] == wanted or str(
+                               t["name"]).lower().split(" ", 1)[0] == wanted))
+        if not tasks:
+            return wire.json_response({"error": f"project {act.projectId} has no fixed-price task for milestone "
+                                                f"{act.milestone}"}, 404)
+        task = tasks[0]
+        if task["status"] == "ACTIVE":
+            task["status"] = "LOCKED"
+            store.put("task", task["taskId"], task, tenant=tenant)
+        return wire.json_response({"taskId": task["taskId"], "name": task["name"], "status": task["status"],
+                                   "acceptedBy": act.acceptedBy})
 
     async def revoke_tokens(self) -> dict[str, int]:
         """Forget every issued access token (the next API call gets a 401)."""

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from canonical.company_figures import FiguresReport, combined_figures, keep_newest
 from canonical.ledger import CurrencySums
+from canonical.requests import AccountFigures
 
 AT = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
@@ -65,3 +66,32 @@ def test_company_figures_refuse_to_add_two_currencies() -> None:
         assert "EUR" in str(err)
     else:
         raise AssertionError("USD + EUR must be refused")
+
+
+def test_unbilled_is_the_contract_value_less_what_was_invoiced_net_of_credit_notes() -> None:
+    """By hand: a 30,000.00 contract with one 12,000.00 invoice leaves 18,000.00 unbilled; a 2,000.00 credit note
+    on it gives 2,000.00 back (20,000.00); voided, the invoice is billed no more (30,000.00). Nothing invoiced
+    yet: the whole contract. The company sums its deals per currency; a currency without a contract stays unset."""
+    from canonical.company_figures import unbilled_figures, with_unbilled
+    from canonical.ledger import figures_of
+    from canonical.money import Money
+
+    contract = Money.of("30000.00", "USD")
+
+    def deal(billed: str, credited: str = "0") -> list[AccountFigures]:
+        return figures_of([CurrencySums(currency="USD", billed=Decimal(billed), credited=Decimal(credited),
+                                        outstanding=Decimal(billed))], dso_window_days=90)
+
+    assert [f.unbilled for f in unbilled_figures(deal("12000.00"), contract)] == ["18000.00"]
+    assert [f.unbilled for f in unbilled_figures(deal("12000.00", "2000.00"), contract)] == ["20000.00"]
+    assert [f.unbilled for f in unbilled_figures(deal("0"), contract)] == ["30000.00"]  # the invoice voided
+    assert [(f.currency, f.billed, f.unbilled) for f in unbilled_figures([], contract)] == [("USD", "0.00",
+                                                                                            "30000.00")]
+    assert [f.unbilled for f in unbilled_figures(deal("31000.00"), contract)] == ["0.00"], "never below zero"
+    assert [f.unbilled for f in unbilled_figures(deal("12000.00"), None)] == [None], "no contract: not written"
+
+    eur = figures_of([CurrencySums(currency="EUR", billed=Decimal("500.00"))], dso_window_days=90)
+    company, deals = with_unbilled(eur + deal("12000.00"), {"D1": deal("12000.00"), "D2": [], "D3": eur},
+                                   {"D1": contract, "D2": Money.of("5000.00", "USD")})
+    assert {f.currency: f.unbilled for f in company} == {"EUR": None, "USD": "23000.00"}  # 18,000 + 5,000
+    assert [f.unbilled for f in deals["D3"]] == [None]

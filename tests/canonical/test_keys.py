@@ -78,3 +78,10 @@ def test_keys_an_adapter_name_that_could_split_an_id_is_refused() -> None:
     for name in ("hub-spot", "HubSpot", "", "x"):
         with pytest.raises(ValueError):
             quote_to_cash_workflow_id(name, "1")
+
+
+def test_milestone_task_name_and_its_inverse() -> None:
+    from canonical.keys import milestone_of_task, milestone_task_name
+
+    assert milestone_task_name("MS-DESIGN", "Design phase") == "MS-DESIGN Design phase"
+    assert milestone_of_task(milestone_task_name("MS-DESIGN", "Design phase")) == "MS-DESIGN"

@@ -393,3 +393,18 @@ async def test_hubspot_malformed_success_body_raises_unavailable(settings: Setti
             await crm.get_deal("1")
     finally:
         await crm.aclose()
+
+
+async def test_hubspot_unbilled_is_written_per_currency_only_when_known(crm: HubSpotCrm,
+                                                                        hubspot_sandbox: SandboxHandle) -> None:
+    seeded = seed_deal(hubspot_sandbox.base_url)
+    await crm.write_deal_figures(seeded["dealId"], [
+        AccountFigures(currency="USD", billed="12000.00", paid="0.00", outstanding="12000.00", overdue="0.00",
+                       credited="0.00", unbilled="18000.00"),
+        AccountFigures(currency="EUR", billed="5.00", paid="0.00", outstanding="5.00", overdue="0.00",
+                       credited="0.00")])
+
+    deal = hubspot_sandbox.store.get("hs:deals", seeded["dealId"])
+    assert deal is not None
+    assert deal["properties"]["revops_unbilled_usd"] == "18000.00"
+    assert "revops_unbilled_eur" not in deal["properties"], "no contract in EUR: nothing written"

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -34,8 +35,11 @@ from canonical import (
     TaskChargeType,
 )
 from canonical.backfill import ErpCustomerDraft
+from canonical.keys import milestone_task_name, time_task_name
+from canonical.ownership import SystemRole
 from canonical.refs import ownership_marker
 from canonical.requests import AccountFigures, ContractRequest
+from connectors.acts import acts_for
 from connectors.errors import NotFound
 from connectors.ports import (
     BillingPort,
@@ -47,6 +51,7 @@ from connectors.ports import (
     ErpProjects,
     ErpReceivables,
 )
+from connectors.registry import default_registry
 from connectors.routing import ErpRouter
 from settings import Settings
 from tests.helpers.fakes import FakeBilling, FakeClm, FakeCrm, FakeErp, fake_invoice
@@ -254,12 +259,17 @@ async def test_conformance_billing_unknown_customer_and_invoice_are_not_found(bi
 
 
 # -- ERP -----------------------------------------------------------------------------------------------
+#: a person accepting a milestone in the ERP's project system: (our project code, milestone code)
+Accept = Callable[[str, str], Awaitable[object]]
+
+
 @dataclass
 class Erp:
-    """One ERP under test and the tenant (legal entity) it keeps books for."""
+    """One ERP under test, the tenant (legal entity) it keeps books for, and a person in its project system."""
 
     port: ErpPort
     tenant: str
+    accept: Accept | None = None
 
 
 @pytest_asyncio.fixture(params=[MEMORY, "xero", "netsuite", "netsuite-oauth2", "routed-memory", "routed-xero",
@@ -270,6 +280,7 @@ async def erp(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterat
     routed = request.param.startswith("routed-")
     if request.param.endswith(MEMORY):
         tenant = "tenant-memory"
+<<<<<<< HEAD
         yield Erp(ErpRouter({tenant: FakeErp()}) if routed else FakeErp(), tenant)  # type: ignore[arg-type]
         return
     if "netsuite" in request.param:
@@ -282,10 +293,34 @@ async def erp(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterat
             yield Erp(ErpRouter({subsidiary: adapter}) if routed else adapter, subsidiary)  # type: ignore[arg-type]
         return
     from connectors.xero import from_settings
+=======
+        fake = FakeErp()
 
-    tenant = settings.entity("US01").erp_tenant_id
-    async for adapter in _adapter(request, settings, "xero_sandbox", from_settings):
-        yield Erp(ErpRouter({tenant: adapter}) if routed else adapter, tenant)  # type: ignore[arg-type]
+        async def accept_in_memory(code: str, milestone: str) -> None:
+            fake.accept_milestone(fake.projects[code].erp_id or "", milestone)
+>>>>>>> r5-fin
+
+        yield Erp(ErpRouter({tenant: fake}) if routed else fake, tenant, accept_in_memory)  # type: ignore[arg-type]
+        return
+    registry = default_registry(settings)
+    async with httpx.AsyncClient(timeout=10) as http:
+        if request.param.endswith("netsuite"):
+            from connectors.netsuite import from_settings as netsuite_adapter
+
+            subsidiary = settings.entity("US01").erp_tenant_id  # the emulator's subsidiaries are the entities' tenants
+            person = acts_for(registry.spec(SystemRole.ERP, "netsuite"), settings, http)
+            accept: Accept = lambda code, m: person.accept_milestone(code, m, accepted_by="pm@example.com")  # noqa: E731
+            async for adapter in _adapter(request, settings, "netsuite_sandbox", netsuite_adapter):
+                yield Erp(ErpRouter({subsidiary: adapter}) if routed else adapter, subsidiary,  # type: ignore[arg-type]
+                          accept)
+            return
+        from connectors.xero import from_settings
+
+        tenant = settings.entity("US01").erp_tenant_id
+        pm = acts_for(registry.spec(SystemRole.ERP, "xero"), settings, http)
+        accept = lambda code, m: pm.accept_milestone(code, m, accepted_by="pm@example.com")  # noqa: E731
+        async for adapter in _adapter(request, settings, "xero_sandbox", from_settings):
+            yield Erp(ErpRouter({tenant: adapter}) if routed else adapter, tenant, accept)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("capability", [ErpCustomers, ErpProjects, ErpReceivables, ErpChangeFeed, ErpPort])
@@ -356,6 +391,30 @@ async def test_conformance_erp_project_created_is_read_listed_and_closed(erp: Er
 async def test_conformance_erp_unknown_project_is_not_found(erp: Erp) -> None:
     with pytest.raises(NotFound):
         await erp.port.get_project(erp.tenant, unknown_id())
+    with pytest.raises(NotFound):
+        await erp.port.accepted_milestones(erp.tenant, unknown_id())
+
+
+async def test_conformance_erp_milestone_accepted_by_a_person_is_seen_and_only_that_one(erp: Erp) -> None:
+    """Nothing is accepted when the project is made; a person accepts MS-DESIGN in the project system: that
+    milestone (only) is accepted, and accepting it again changes nothing."""
+    code = f"P-{uid()}-US01"
+    tasks = [ProjectTask(name=milestone_task_name("MS-DESIGN", "Design phase"), charge_type=TaskChargeType.FIXED,
+                         rate=usd("12000.00")),
+             ProjectTask(name=milestone_task_name("MS-BUILD", "Build phase"), charge_type=TaskChargeType.FIXED,
+                         rate=usd("18000.00")),
+             ProjectTask(name=time_task_name("MS-DESIGN"), charge_type=TaskChargeType.TIME, rate=usd("150.00"))]
+    created = await erp.port.create_project(erp.tenant, Project(
+        code=code, name=f"Conformance {code}", erp_contact_id=await _contact(erp), erp_tenant_id=erp.tenant,
+        budget=usd("30000.00"), tasks=tasks), idempotency_key=f"project-{code}")
+    assert created.erp_id
+    assert await erp.port.accepted_milestones(erp.tenant, created.erp_id) == []
+    assert erp.accept is not None
+
+    await erp.accept(code, "MS-DESIGN")
+    assert await erp.port.accepted_milestones(erp.tenant, created.erp_id) == ["MS-DESIGN"]
+    await erp.accept(code, "MS-DESIGN")
+    assert await erp.port.accepted_milestones(erp.tenant, created.erp_id) == ["MS-DESIGN"]
 
 
 def usd(amount: str) -> Money:

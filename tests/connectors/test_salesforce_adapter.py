@@ -316,3 +316,16 @@ async def test_salesforce_jwt_bearer_refused_unless_key_user_and_audience_match(
             await adapter.list_companies(limit=1)
     finally:
         await adapter.aclose()
+
+
+async def test_salesforce_unbilled_is_written_beside_the_other_figures(crm: SalesforceCrm,
+                                                                        salesforce_sandbox: SandboxHandle) -> None:
+    seeded = seed(salesforce_sandbox.base_url)
+    figures = [AccountFigures(currency="USD", billed="12000.00", paid="0.00", outstanding="12000.00",
+                              overdue="0.00", credited="0.00", unbilled="18000.00")]
+
+    await crm.write_deal_figures(seeded["opportunityId"], figures)
+
+    held = opportunity(salesforce_sandbox.base_url, seeded["opportunityId"])
+    assert Decimal(str(held["Revops_Unbilled_USD__c"])) == Decimal("18000.00")
+    assert Decimal(str(held["Revops_Billed_USD__c"])) == Decimal("12000.00")

@@ -40,6 +40,7 @@ from canonical.amendments import BillingRecord, SubscriptionItemChange
 from canonical.backfill import CompanyPage, ErpBatchResult, ErpCustomerDraft
 from canonical.billing import BillingScheduleKind, OneOffInvoice
 from canonical.deal import BillingModel
+from canonical.keys import milestone_of_task
 from canonical.ledger import BillingCustomer
 from canonical.matching import CustomerCandidate
 from canonical.reconciliation import ErpCreditNote, ErpPayment
@@ -306,6 +307,8 @@ class FakeErp(_Refusals):
     #: tenant -> contacts finance keyed by hand (no reference of ours yet): the candidates of a match
     keyed: dict[str, list[CustomerCandidate]] = field(default_factory=dict)
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, contact ID, reference) linked
+    accepted: dict[str, list[str]] = field(default_factory=dict)  # project ID -> milestone codes a person accepted
+    milestone_reads: int = 0  # calls of accepted_milestones (a flow polling the project system)
 
     # -- customers ---------------------------------------------------------------------------------------
     def _contact(self, tenant_id: str, contact_id: str) -> tuple[str, Account]:
@@ -410,6 +413,20 @@ class FakeErp(_Refusals):
 
     async def get_project(self, tenant_id: str, project_id: str) -> Project:
         return self._project(project_id)
+
+    def accept_milestone(self, project_id: str, code: str) -> None:
+        """A person accepts the project's milestone ``code`` in the project system (its fixed-price task)."""
+        project = self._project(project_id)
+        if not any(milestone_of_task(t.name) == code for t in project.tasks):
+            raise NotFound(f"project {project_id} has no milestone {code}", vendor="fake-erp")
+        if code not in self.accepted.setdefault(project_id, []):
+            self.accepted[project_id].append(code)
+
+    async def accepted_milestones(self, tenant_id: str, project_id: str) -> list[str]:
+        self._maybe_refuse("accepted_milestones")
+        self.milestone_reads += 1
+        self._project(project_id)
+        return list(self.accepted.get(project_id, []))
 
     async def update_project(self, tenant_id: str, project: Project, *, idempotency_key: str) -> Project:
         """Budget and deadline; tasks by name (changed ones updated, missing ones added, others left)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -14,6 +15,7 @@ from temporalio.worker import Worker
 from activities.billing import BillingActivities
 from canonical import BillingSchedule, BillingScheduleKind, Money, ScheduledCharge
 from canonical.billing import OneOffInvoice
+from canonical.deal import BillingModel, Deal, DealLine
 from canonical.keys import invoicing_workflow_id
 from connectors.errors import Rejected
 from runtime.launch import start_quote_to_cash
@@ -178,3 +180,57 @@ async def test_starter_accept_milestone_finalizes_now_and_refuses_what_does_not_
             assert "\x1b" not in capsys.readouterr().err
         assert billing.finalized == [go_live.invoice_id], "the refused acceptances finalized nothing"
         await handle.terminate("test over")
+
+
+def milestone_deal() -> Deal:
+    """A deal of two acceptance milestones (no billing date until the contract's end)."""
+    deal = fake_deal(model=BillingModel.MILESTONE)
+    return deal.model_copy(update={"lines": [
+        DealLine(product_code="MS-DESIGN", name="Design phase", quantity=Decimal(1), unit_price=Decimal("1200"),
+                 billing_model=BillingModel.MILESTONE),
+        DealLine(product_code="MS-BUILD", name="Build phase", quantity=Decimal(1), unit_price=Decimal("1800"),
+                 billing_model=BillingModel.MILESTONE)]})
+
+
+async def test_a_milestone_accepted_in_the_project_system_is_invoiced_once_and_the_other_still_waits(
+        client: Client, flow_settings: Settings) -> None:
+    """A milestone deal is provisioned: nothing is finalized until a person accepts MS-DESIGN in the project
+    system; then exactly MS-DESIGN's invoice is finalized (seen again: nothing more) and MS-BUILD still waits
+    (until its own acceptance, here by the update)."""
+    ports = FakePorts()
+    own = flow_settings.model_copy(update={"milestone_poll_interval_seconds": 1.0})
+    deal_id = ports.add_deal(milestone_deal())
+    async with Worker(client, task_queue=own.task_queue, workflows=[QuoteToCashWorkflow, OneOffInvoicingWorkflow],
+                      activities=role_activities(own, **ports.as_kwargs())):
+        handle = await start_quote_to_cash(client, own, deal_id)
+        status = await eventually(lambda: handle.query(QuoteToCashWorkflow.status),
+                                  lambda s: s.stage is Stage.AWAITING_SIGNATURE, what="contract out")
+        assert status.contract and status.contract.clm_workflow_id
+        ports.clm.sign(status.contract.clm_workflow_id)
+        result = await deal_outcome(handle)
+        assert result.outcome is Stage.PROVISIONED
+        [engagement] = result.engagements
+        project_id = engagement.project.erp_id or ""
+        [schedule] = ports.billing.schedules.values()
+        design, build = schedule.drafts
+        assert (design.charge_code, build.charge_code) == ("MS-DESIGN", "MS-BUILD")
+        invoicing = client.get_workflow_handle_for(OneOffInvoicingWorkflow.run,
+                                                   invoicing_workflow_id("stripe", engagement.project.code))
+        await eventually(lambda: ports.erp.milestone_reads, lambda n: n >= 2, what="the project system asked twice")
+        assert ports.billing.finalized == [], "no invoice is finalized before a person accepts"
+
+        ports.erp.accept_milestone(project_id, "MS-DESIGN")  # the project manager, in the project system
+        seen = await eventually(lambda: invoicing.query(OneOffInvoicingWorkflow.status),
+                                lambda s: s.finalized == [design.invoice_id], what="MS-DESIGN finalized")
+        assert [d.charge_code for d in seen.waiting] == ["MS-BUILD"]
+        reads = ports.erp.milestone_reads
+        await eventually(lambda: ports.erp.milestone_reads, lambda n: n >= reads + 2, what="asked again")
+        again = await invoicing.query(OneOffInvoicingWorkflow.status)
+        assert again.finalized == [design.invoice_id] == ports.billing.finalized, "exactly once"
+        assert [d.charge_code for d in again.waiting] == ["MS-BUILD"], "MS-BUILD still waits"
+
+        done = await invoicing.execute_update(OneOffInvoicingWorkflow.accept_milestone,
+                                              MilestoneAcceptance(charge_code="MS-BUILD", accepted_by="pm"))
+        assert done.finalized == [design.invoice_id, build.invoice_id] == ports.billing.finalized
+        final: OneOffInvoicingStatus = await invoicing.result()
+    assert final.stage is InvoicingStage.DONE and final.waiting == []

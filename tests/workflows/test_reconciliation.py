@@ -38,14 +38,18 @@ from canonical import (
     Money,
     Payment,
     Project,
+    ProjectTask,
     RateCardEntry,
     RecurringCharge,
     ScheduledCharge,
+    TaskChargeType,
 )
-from canonical.keys import write_off_credit_note_id
+from canonical.keys import time_task_name, write_off_credit_note_id
 from canonical.reconciliation import Finding, FindingKind, expected_figures
 from canonical.requests import AccountFigures, ContractRequest
+from canonical.time_billing import BillingPeriod, TimeBill, time_charges
 from cli.ledger import cmd_ack, cmd_exceptions, cmd_reconcile, start_reconciliation
+from connectors.acts import erp_acts
 from connectors.ironclad import mapping as ironclad_mapping
 from runtime.schedules import RECONCILIATION_SCHEDULE_ID, ensure_reconciliation_schedule
 from settings import Settings
@@ -742,3 +746,57 @@ async def test_exceptions_lists_each_finding_once_whatever_scopes_found_it(
         assert list_findings(session=session) == []
         assert [(r.key, r.status) for r in list_findings(session=session, status=CLOSED)] == [(gap.key, CLOSED)]
     engine.dispose()
+
+
+async def test_reconciliation_finds_approved_time_left_unbilled_past_its_period_until_the_period_bills_it(
+        books: Books) -> None:
+    """A consultant logged 2 h last month on a time-and-materials project; billing never billed it: the run shows
+    a ``time_not_billed`` finding with its repair. Time logged this month is not due yet. Once the period bills
+    the entry, the next run closes the finding."""
+    b = books
+    us = await billing_account(b.connectors.billing, b.sandboxes["hubspot"], entity="US01")
+    tenant = b.tenant("US01")
+    today = datetime.now(UTC).date()
+    last_month = BillingPeriod.month_of(today).start - timedelta(days=1)
+    period = BillingPeriod.month_of(last_month)
+    code = f"P-{uuid.uuid4().hex[:8]}tm-US01"
+    rate = Money.of("150.00", "USD")
+    project = await b.connectors.erp.create_project(tenant, Project(
+        code=code, name="Consulting", erp_contact_id=await b.contact(us), erp_tenant_id=tenant,
+        budget=Money.of("15000.00", "USD"), tasks=[ProjectTask(name=time_task_name("CONSULT"),
+                                                               charge_type=TaskChargeType.TIME, rate=rate)]),
+        idempotency_key=f"test-{uuid.uuid4()}")
+    await b.connectors.billing.create_schedule(BillingSchedule(
+        kind=BillingScheduleKind.TIME_AND_MATERIALS, customer_id=us.customer_id, currency="USD",
+        start_date=period.start, charges=[ScheduledCharge(product_code="CONSULT", description="CONSULT per hour",
+                                                          unit_amount=rate)],
+        metadata={"revops_project": code, "revops_deal_id": us.deal_id, "revops_legal_entity": "US01"}),
+        idempotency_key=f"test-{uuid.uuid4()}")
+    async with httpx.AsyncClient(timeout=10) as http:
+        consultant = erp_acts(b.settings, b.settings.entity("US01"), http)
+        late = await consultant.log_time(code, hours=Decimal(2), user="consultant@example.com", task="CONSULT",
+                                         day=last_month)
+        current = await consultant.log_time(code, hours=Decimal(1), user="consultant@example.com", task="CONSULT",
+                                            day=today)
+    scope = ReconciliationScope(legal_entities=["US01"])
+    unbilled = key(FindingKind.TIME_NOT_BILLED, "US01", late.entry_id)
+
+    run = await start_reconciliation(b.client, b.settings, scope)
+    time_found = {f.key: f for f in run.findings if f.kind in (FindingKind.TIME_NOT_BILLED,
+                                                                FindingKind.TIME_BILLED_TWICE)}
+    assert set(time_found) == {unbilled}, "this month's hour is not due yet"
+    assert code in time_found[unbilled].detail and f"worked {last_month.isoformat()}" in time_found[unbilled].detail
+    assert time_found[unbilled].repair == f"the time billing flow of {code} bills it next period"
+    assert current.entry_id not in str(run.findings)
+    assert stored(b.settings, scope.key(), OPEN).get(unbilled) == OPEN
+
+    entries = await b.connectors.erp.time_entries(tenant, project.erp_id or "")
+    made = await b.connectors.billing.bill_time(TimeBill(
+        customer_id=us.customer_id, project_code=code, legal_entity="US01", currency="USD", period=period,
+        charges=time_charges(entries, project.tasks, {"CONSULT": rate}, billed=[], period=period)),
+        idempotency_key=f"test-{uuid.uuid4()}")
+    assert [line.entry_id for line in made.billed] == [late.entry_id]
+
+    again = await start_reconciliation(b.client, b.settings, scope)
+    assert not [f for f in again.findings if f.kind in (FindingKind.TIME_NOT_BILLED, FindingKind.TIME_BILLED_TWICE)]
+    assert stored(b.settings, scope.key(), None).get(unbilled) == CLOSED
