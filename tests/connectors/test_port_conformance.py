@@ -280,33 +280,20 @@ async def erp(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterat
     routed = request.param.startswith("routed-")
     if request.param.endswith(MEMORY):
         tenant = "tenant-memory"
-<<<<<<< HEAD
-        yield Erp(ErpRouter({tenant: FakeErp()}) if routed else FakeErp(), tenant)  # type: ignore[arg-type]
-        return
-    if "netsuite" in request.param:
-        from connectors.netsuite import from_settings as netsuite_adapter
-
-        if request.param.endswith("oauth2"):
-            settings = with_vendor(settings, "netsuite", auth="oauth2")
-        subsidiary = settings.entity("US01").erp_tenant_id  # the emulator's subsidiaries are the entities' tenants
-        async for adapter in _adapter(request, settings, "netsuite_sandbox", netsuite_adapter):
-            yield Erp(ErpRouter({subsidiary: adapter}) if routed else adapter, subsidiary)  # type: ignore[arg-type]
-        return
-    from connectors.xero import from_settings
-=======
         fake = FakeErp()
 
         async def accept_in_memory(code: str, milestone: str) -> None:
             fake.accept_milestone(fake.projects[code].erp_id or "", milestone)
->>>>>>> r5-fin
 
         yield Erp(ErpRouter({tenant: fake}) if routed else fake, tenant, accept_in_memory)  # type: ignore[arg-type]
         return
     registry = default_registry(settings)
     async with httpx.AsyncClient(timeout=10) as http:
-        if request.param.endswith("netsuite"):
+        if "netsuite" in request.param:
             from connectors.netsuite import from_settings as netsuite_adapter
 
+            if request.param.endswith("oauth2"):
+                settings = with_vendor(settings, "netsuite", auth="oauth2")
             subsidiary = settings.entity("US01").erp_tenant_id  # the emulator's subsidiaries are the entities' tenants
             person = acts_for(registry.spec(SystemRole.ERP, "netsuite"), settings, http)
             accept: Accept = lambda code, m: person.accept_milestone(code, m, accepted_by="pm@example.com")  # noqa: E731
