@@ -64,9 +64,12 @@ stop: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-## make chaos: 1,000 deals through vendor faults, worker SIGKILLs and a Temporal restart; exit 1 if anything is lost or duplicated
-chaos: $(STAMP)
-	$(if $(STACK),STACK=$(STACK)) $(BIN)/python -m bench.chaos --deals $(or $(DEALS),1000) $(CHAOS_ARGS)
+## make chaos: 1,000 deals through vendor faults, worker SIGKILLs and a Temporal restart, then amendments, invoices and
+## payments under the same faults (REPLICAS=2: an ingress replica SIGKILLed; PG=1: PostgreSQL restarted); exit 1 if
+## anything is lost, duplicated or left unreconciled
+chaos: $(STAMP) $(if $(PG),postgresql)
+	$(if $(STACK),STACK=$(STACK)) $(BIN)/python -m bench.chaos --deals $(or $(DEALS),1000) \
+		$(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(PG),--postgres) $(CHAOS_ARGS)
 
 ## make docs: the field mapping and the integration catalogue under docs/, generated from the code
 docs: $(STAMP)

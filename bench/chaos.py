@@ -21,7 +21,6 @@ import contextlib
 import random
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from bench.chaos_books import BookCheck, Books, run_books, settle_and_check
@@ -381,21 +381,32 @@ def count_records(settings: Settings, acts: RoleActs, deals: list[ChaosDeal]) ->
     return checks
 
 
-def ledger_state(data_dir: Path) -> dict[str, Any]:
-    with contextlib.closing(sqlite3.connect(data_dir / "ingress.sqlite")) as db:
-        states = dict(db.execute("SELECT state, count(*) FROM ingress_events GROUP BY state").fetchall())
-        outcomes = dict(db.execute("SELECT outcome, count(*) FROM ingress_deliveries GROUP BY outcome").fetchall())
-        unsettled = db.execute("SELECT vendor, vendor_event_id, state FROM ingress_events WHERE state != 'done' "
-                               "LIMIT 10").fetchall()
+def ledger_url(stack: Any, data_dir: Path) -> str:
+    """Where the ingress keeps its ledger: the stack's PostgreSQL (``--postgres``) or its SQLite file."""
+    return str(stack.extra_env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'ingress.sqlite'}")
+
+
+def ledger_state(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            states: dict[str, int] = {str(k): int(n) for k, n in db.execute(
+                text("SELECT state, count(*) FROM ingress_events GROUP BY state")).all()}
+            outcomes: dict[str, int] = {str(k): int(n) for k, n in db.execute(
+                text("SELECT outcome, count(*) FROM ingress_deliveries GROUP BY outcome")).all()}
+            unsettled = [tuple(r) for r in db.execute(text(
+                "SELECT vendor, vendor_event_id, state FROM ingress_events WHERE state != 'done' LIMIT 10")).all()]
+    finally:
+        engine.dispose()
     return {"events_by_state": states, "deliveries_by_outcome": outcomes, "unsettled_sample": unsettled}
 
 
-async def ledger_settled(data_dir: Path, *, timeout: float) -> None:
+async def ledger_settled(url: str, *, timeout: float) -> None:
     """Before the stack stops: let deliveries still being handled (the CRM's webhooks for the last write-backs,
     the emulators' retries) reach their outcome, so the count below sees settled events, not a snapshot."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = ledger_state(data_dir)["events_by_state"]
+        states = (await asyncio.to_thread(ledger_state, url))["events_by_state"]
         if set(states) <= {"done"}:
             return
         await asyncio.sleep(1)
@@ -411,7 +422,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         ingress_temporal_timeout_seconds=3.0, **({"stack": args.stack} if args.stack else {}))
     deals = deal_specs(args.deals, args.approval_share, rng)
     timer = Timer()
-    async with running_stack(settings, with_ingress=True) as bench:
+    async with running_stack(settings, with_ingress=True, replicas=args.replicas,
+                             with_postgres=args.postgres) as bench:
         for emulator in bench.emulators:
             await emulator.webhook_retries(args.webhook_attempts)
         await bench.acts.clm.auto_sign(args.sign_delay)
@@ -429,10 +441,11 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         await settle_and_check(chaos, books)
         stats = await bench.stats()
         acts = bench.acts
-        await ledger_settled(data_dir, timeout=60)
+        url = ledger_url(bench.stack, data_dir)
+        await ledger_settled(url, timeout=60)
+        ledger = await asyncio.to_thread(ledger_state, url)  # before the stack (and its PostgreSQL) stops
     elapsed = timer.elapsed
     checks = count_records(settings, acts, deals)
-    ledger = ledger_state(data_dir)
     return report(args, chaos, [*checks, *books.checks], ledger, stats, elapsed, books)
 
 
@@ -522,6 +535,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--stack", default=None, help="a named stack (connectors/stacks.json; default: STACK or "
                    "the registry's first adapter of each role)")
+    p.add_argument("--replicas", type=int, default=1, help="ingress and worker processes (make chaos REPLICAS=2): "
+                   "the emulators deliver to each ingress in turn; the books phase kills one ingress with SIGKILL")
+    p.add_argument("--postgres", action="store_true", help="the stores on a temporary PostgreSQL server "
+                   "(make chaos PG=1); the books phase restarts it")
     p.add_argument("--book-deals", type=int, default=1000,
                    help="books phase: subscription deals to amend, bill and get paid (0: no books phase)")
     p.add_argument("--amendments-per-deal", type=int, default=3, help="books phase: amendments per contract")

@@ -4,7 +4,8 @@ Once the deals are provisioned, the CLM executes amendments to the subscription 
 sequence; the CLM's webhooks reach the ingress, which feeds each contract's amendment propagation), and the
 billing system bills periods that the customers pay, partly then in full (billing's webhooks reach the ingress,
 which feeds each customer's account ledger, which posts invoices and payments to the ERP and the figures to the
-CRM). Vendor faults keep rotating and the worker is SIGKILLed once in the middle.
+CRM). Vendor faults keep rotating and the worker is SIGKILLed once in the middle; with ``--replicas 2`` the
+second ingress is SIGKILLed while billing's webhooks flow, with ``--postgres`` the stores' server is restarted.
 
 At the end it checks, from the systems' own records: every amendment applied once and in order; every billed
 invoice in the ERP exactly once with billing's total and paid state; every payment in the ERP once; the CRM's
@@ -158,6 +159,28 @@ async def kill_worker_once(chaos: Any) -> None:
     chaos.log(f"books: worker restarted (pid {stack.process('worker').pid})")
 
 
+async def kill_ingress_replica(chaos: Any) -> None:
+    """SIGKILL the second ingress while deliveries flow (the emulators deliver to each in turn: theirs to it fail
+    and are retried), and start it again."""
+    stack = chaos.bench.stack
+    chaos.log(f"books: SIGKILL ingress-2 (pid {stack.process('ingress-2').pid})")
+    await asyncio.to_thread(stack.kill, "ingress-2", signal.SIGKILL)
+    await asyncio.sleep(chaos.args.down_seconds)
+    await asyncio.to_thread(stack.restart, "ingress-2")
+    chaos.log(f"books: ingress-2 restarted (pid {stack.process('ingress-2').pid})")
+
+
+async def restart_postgres(chaos: Any) -> None:
+    """Stop the stores' PostgreSQL server (fast shutdown: open connections are cut) and start it again on the
+    same data directory."""
+    stack = chaos.bench.stack
+    chaos.log(f"books: stop PostgreSQL (pid {stack.process('postgres').pid})")
+    await asyncio.to_thread(stack.kill, "postgres", signal.SIGINT)
+    await asyncio.sleep(chaos.args.down_seconds)
+    await asyncio.to_thread(stack.restart, "postgres")
+    chaos.log("books: PostgreSQL restarted on the same data directory")
+
+
 # ---------------------------------------------------------------------------------------------
 # Waiting
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +290,13 @@ async def run_books(chaos: Any, *, deals: int, amendments: int, periods: int, ti
     await amend_all(chaos, books.deals, amendments)
     if chaos.args.kills:
         await kill_worker_once(chaos)
-    await bill_and_pay(chaos, books.deals, periods)
+    billing = asyncio.create_task(bill_and_pay(chaos, books.deals, periods))
+    await asyncio.sleep(1)  # while billing's webhooks flow
+    if chaos.args.replicas >= 2:
+        await kill_ingress_replica(chaos)
+    if chaos.args.postgres:
+        await restart_postgres(chaos)
+    await billing
     await wait_amendments(chaos, books.deals, deadline)
     await wait_posted(chaos, books.deals, deadline)
     return books

@@ -166,13 +166,14 @@ class BenchStack:
 
 @asynccontextmanager
 async def running_stack(settings: Settings, *, with_worker: bool = True, with_ingress: bool = False,
-                        ) -> AsyncIterator[BenchStack]:
+                        replicas: int = 1, with_postgres: bool = False) -> AsyncIterator[BenchStack]:
     """Start the stack (the bench worker: production composition plus the bench workflows), yield, stop."""
     data_dir = Path(settings.data_dir)
     temporal_port = free_port()
     ui_port = int(settings.temporal_ui_url.rsplit(":", 1)[1])
     stack = Stack(settings=settings, data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port,
                   with_worker=with_worker, with_ingress=with_ingress, with_codec_server=False,
+                  replicas=replicas, with_postgres=with_postgres,
                   worker_args=["-m", "bench.worker"],
                   extra_env={**child_env(settings), "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
                              "TEMPORAL_NAMESPACE": "default"})

@@ -99,3 +99,47 @@ async def test_inbox_shows_a_customer_match_and_a_signed_in_pick_settles_it_a_fo
     assert result.outcome is Stage.PROVISIONED
     assert ports.erp.links == [(tenant, "hand-b", ports.erp.links[0][2])], "the picked contact is linked"
     assert any(f"{DANA} chose contact hand-b" in e.note for e in final.timeline), "chosen as the signed-in person"
+
+
+async def test_inbox_match_picked_by_clicking_in_a_browser_creates_nothing_new(
+        client: Client, flow_settings: Settings, inbox: RunningApp) -> None:
+    """As finance does it: headless Chromium, signed in, the "create new" and "Pick" buttons of the deal's match
+    section; the click on a candidate links it and the section goes away."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.ingress.test_inbox_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
+
+    ports = FakePorts()
+    tenant = flow_settings.entity("US01").erp_tenant_id
+    ports.erp.keyed[tenant] = [CustomerCandidate(record_id="keyed-1", name="Fake Co", country="US"),
+                               CustomerCandidate(record_id="keyed-2", name="Fake Co Inc", country="US")]
+    deal_id = ports.add_deal(fake_deal())
+    async with Worker(client, task_queue=flow_settings.task_queue,
+                      workflows=[QuoteToCashWorkflow, OneOffInvoicingWorkflow],
+                      activities=role_activities(flow_settings, **ports.as_kwargs())):
+        handle = await start_quote_to_cash(client, flow_settings, deal_id)
+        status = await eventually(lambda: _status(handle), lambda s: s.stage is Stage.AWAITING_SIGNATURE,
+                                  what="contract out")
+        assert status.contract and status.contract.clm_workflow_id
+        ports.clm.sign(status.contract.clm_workflow_id)
+        await eventually(lambda: _status(handle), lambda s: s.exception_kind is ExceptionKind.CUSTOMER_MATCH,
+                         what="customer match asked")
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = await browser.new_page()
+                await sign_in(page, inbox.base_url, mint_token(flow_settings, DANA))
+                section = page.locator(f'section.match[data-workflow-id="{handle.id}"]')
+                await expect(section).to_be_visible()
+                await expect(section.get_by_role("button", name="None of them: create a new customer")).to_be_visible()
+                await section.get_by_role("button", name="Pick Fake Co Inc (keyed-2)").click()
+                await expect(page.get_by_role("status")).to_contain_text(f"{handle.id}: customer match settled")
+                await expect(section).to_have_count(0)
+            finally:
+                await browser.close()
+        result = await deal_outcome(handle)
+    assert result.outcome is Stage.PROVISIONED
+    assert [(t, record) for t, record, _ref in ports.erp.links] == [(tenant, "keyed-2")]
+    held = [a.erp_contact_id for a in ports.erp.contacts.get(tenant, {}).values()]
+    assert held == ["keyed-2"], "a match was picked: no new customer in the ERP"
