@@ -2,7 +2,8 @@
 child processes) with 20 % vendor faults, worker SIGKILLs, a Temporal restart and replayed webhooks, then the
 books phase under the same faults (amendments executed in the CLM, periods billed and paid in parts, the worker
 killed once more). Nothing may be lost or duplicated, the CRM's figures equal billing's and a full reconciliation
-opens no finding: on the default stack (50 deals) and on each other named stack (20 deals, ``--stack``)."""
+opens no finding: on the default stack (50 deals, two replicas of the ingress and the worker, the stores on
+PostgreSQL) and on each other named stack (20 deals, ``--stack``)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,13 @@ def assert_nothing_lost(table: Any, ok: bool, deals: int, kills: int) -> None:
 
 
 async def test_chaos_small_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """Two ingress and two worker processes with the stores on PostgreSQL (``make chaos REPLICAS=2 PG=1``): the
+    books phase also SIGKILLs one ingress replica and restarts PostgreSQL."""
     args = chaos.parser().parse_args(["--deals", "50", "--timeout", "420", "--book-deals", "4",
-                                      "--amendments-per-deal", "2", "--periods", "2"])
+                                      "--amendments-per-deal", "2", "--periods", "2", "--replicas", "2", "--postgres"])
     table, ok = await chaos.run(args, tmp_path / "chaos")
+    assert sum("SIGKILL ingress-2" in e for e in table.notes) == 1, table.render()
+    assert sum("PostgreSQL restarted" in e for e in table.notes) == 1, table.render()
     assert_nothing_lost(table, ok, deals=50, kills=2)
 
 
