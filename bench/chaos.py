@@ -539,10 +539,11 @@ def parser() -> argparse.ArgumentParser:
                    "the emulators deliver to each ingress in turn; the books phase kills one ingress with SIGKILL")
     p.add_argument("--postgres", action="store_true", help="the stores on a temporary PostgreSQL server "
                    "(make chaos PG=1); the books phase restarts it")
-    p.add_argument("--book-deals", type=int, default=1000,
-                   help="books phase: subscription deals to amend, bill and get paid (0: no books phase)")
-    p.add_argument("--amendments-per-deal", type=int, default=3, help="books phase: amendments per contract")
-    p.add_argument("--periods", type=int, default=12, help="books phase: periods billed per subscription (the "
+    p.add_argument("--book-deals", type=int, default=250,
+                   help="books phase: subscription deals to amend, bill and get paid (0: no books phase); with the "
+                   "defaults 500 amendments, 1,500 invoices and 1,750 payments")
+    p.add_argument("--amendments-per-deal", type=int, default=2, help="books phase: amendments per contract")
+    p.add_argument("--periods", type=int, default=6, help="books phase: periods billed per subscription (the "
                    "first paid in two parts)")
     p.add_argument("--keep", action="store_true", help="keep the data folder (logs, SQLite files)")
     return p
