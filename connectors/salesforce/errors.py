@@ -32,6 +32,8 @@ AUTH = frozenset({"INVALID_SESSION_ID", "INVALID_AUTH_HEADER", "API_DISABLED_FOR
 CONFLICTS = frozenset({"DUPLICATE_VALUE", "DUPLICATES_DETECTED", "DUPLICATE_EXTERNAL_ID"})
 #: a daily allowance exhausted frees up over the next hour; a lock in seconds
 LIMIT_WAIT_SECONDS = 60.0
+#: too many long-running requests at once (``ConcurrentPerOrgLongTxn``): free as soon as one of them ends
+CONCURRENT_WAIT_SECONDS = 2.0
 
 
 def errors_of(body: Any) -> list[dict[str, Any]]:
@@ -74,7 +76,8 @@ def error_for(code: str, message: str, *, status: int | None, retry_after: float
               ) -> ConnectorError:
     """The connector error of one Salesforce ``errorCode`` (the status decides only when the code does not)."""
     if code in RATE_LIMITS:
-        return RateLimited(message, retry_after=retry_after or LIMIT_WAIT_SECONDS, vendor=VENDOR, status=status)
+        wait = CONCURRENT_WAIT_SECONDS if "ConcurrentPerOrg" in message else LIMIT_WAIT_SECONDS
+        return RateLimited(message, retry_after=retry_after or wait, vendor=VENDOR, status=status)
     if code in RETRYABLE:
         return Unavailable(message, vendor=VENDOR, status=status)
     if code in NOT_FOUND:

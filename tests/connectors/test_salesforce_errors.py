@@ -51,6 +51,21 @@ def test_salesforce_request_limit_waits_before_retrying() -> None:
     assert isinstance(refused, RateLimited) and refused.retry_after and refused.retry_after > 0
 
 
+def test_salesforce_concurrent_request_limit_waits_seconds_not_the_daily_allowances_minute() -> None:
+    """Salesforce answers REQUEST_LIMIT_EXCEEDED both for a spent daily allowance (frees up over the hour) and for
+    too many long-running requests at once (free again as soon as one ends): the second is retried in seconds, so
+    a busy org's step does not sit out a minute per refusal (found by chaos on Salesforce: amendments waited
+    minutes in "loading")."""
+    daily = error_for("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", status=403)
+    concurrent = error_for("REQUEST_LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded.",
+                           status=403)
+    told = error_for("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.", status=403, retry_after=7)
+    assert isinstance(daily, RateLimited) and daily.retry_after == 60
+    assert isinstance(concurrent, RateLimited) and concurrent.retry_after is not None
+    assert 0 < concurrent.retry_after <= 5
+    assert isinstance(told, RateLimited) and told.retry_after == 7  # a Retry-After the answer gives wins
+
+
 async def test_salesforce_collection_failure_is_translated_too() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=[{"id": None, "success": False, "errors": [
