@@ -50,6 +50,7 @@ from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from devstack.stack import stop_on_sigterm
 from runtime.launch import quote_to_cash_id
 from settings import Settings
+from stores.events import STRANDED_AFTER
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
@@ -442,7 +443,9 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         stats = await bench.stats()
         acts = bench.acts
         url = ledger_url(bench.stack, data_dir)
-        await ledger_settled(url, timeout=60)
+        # an event claimed by a replica killed mid-route stays in flight until it counts as stranded and the
+        # ingress's sweep routes it again (stores.events.STRANDED_AFTER): wait past that, not a fixed minute
+        await ledger_settled(url, timeout=STRANDED_AFTER.total_seconds() + 120)
         ledger = await asyncio.to_thread(ledger_state, url)  # before the stack (and its PostgreSQL) stops
     elapsed = timer.elapsed
     checks = count_records(settings, acts, deals)
