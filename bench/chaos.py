@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from bench.chaos_books import BookCheck, Books, run_books, settle_and_check
+from bench.chaos_books import Books, Check, run_books, settle_and_check
 from bench.common import (
     BenchStack,
     SqliteRecords,
@@ -315,20 +315,6 @@ async def earlier_provisioning(chaos: Chaos, deal: ChaosDeal) -> None:
 # ---------------------------------------------------------------------------------------------
 # Counting
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Check:
-    name: str
-    expected: int
-    found: int
-    duplicates: int
-    missing: int
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.duplicates == 0 and self.missing == 0
-
-
 def count_records(settings: Settings, acts: RoleActs, deals: list[ChaosDeal]) -> list[Check]:
     """Records per business reference in each role's emulator, counted by that system's acts (their census reads
     the stored records, no request: the stack may be stopped)."""
@@ -460,7 +446,7 @@ async def seed_and_close_with_faults(chaos: Chaos) -> None:
     await seed_and_close(chaos)
 
 
-def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check | BookCheck], ledger: dict[str, Any],
+def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: dict[str, Any],
            stats: dict[str, Any], elapsed: float, books: Books | None = None) -> tuple[Table, bool]:
     deals = chaos.deals
     outcomes = Counter(d.state for d in deals)

@@ -260,7 +260,10 @@ async def reconcile(chaos: Any) -> ReconciliationResult:
 # The phase and its checks
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class BookCheck:
+class Check:
+    """One count of the chaos run (quote-to-cash's records and the books alike): what was expected, what was
+    found, how many keys were duplicated and how many missing or wrong."""
+
     name: str
     expected: int
     found: int
@@ -276,7 +279,7 @@ class BookCheck:
 @dataclass
 class Books:
     deals: list[BookDeal] = field(default_factory=list)
-    checks: list[BookCheck] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     reconciliation: ReconciliationResult | None = None
 
 
@@ -352,34 +355,34 @@ def _same(shown: tuple[str, str] | None, expected: tuple[Decimal, Decimal]) -> b
 
 
 def book_checks(chaos: Any, books: list[BookDeal], figures: dict[str, tuple[str, str]],
-                reconciliation: ReconciliationResult) -> list[BookCheck]:
-    checks: list[BookCheck] = []
+                reconciliation: ReconciliationResult) -> list[Check]:
+    checks: list[Check] = []
     # amendments: each contract's applied exactly 1..n, in order, each once
     amended = sum(b.amended for b in books)
     in_order = [b for b in books if b.applied == list(range(1, b.amended + 1))
                 and all(o == "applied" for o in b.outcomes)]
     twice = sum(1 for b in books if len(b.applied) != len(set(b.applied)))
-    checks.append(BookCheck("amendments applied once, in order", amended, sum(len(b.applied) for b in books),
+    checks.append(Check("amendments applied once, in order", amended, sum(len(b.applied) for b in books),
                             twice, len(books) - len(in_order), "per contract: sequences 1..n, each applied"))
     # invoices and payments in the ERP
     references, payments = _posted(chaos, books)
     wanted = {i for b in books for i in b.invoices}
-    checks.append(BookCheck("invoices in the ERP by billing ID", len(wanted), sum(references[i] for i in wanted),
+    checks.append(Check("invoices in the ERP by billing ID", len(wanted), sum(references[i] for i in wanted),
                             sum(1 for i in wanted if references[i] > 1), sum(1 for i in wanted if references[i] == 0)))
     made = sum(b.payments for b in books)
-    checks.append(BookCheck("payments in the ERP", made, payments, max(payments - made, 0), max(made - payments, 0),
+    checks.append(Check("payments in the ERP", made, payments, max(payments - made, 0), max(made - payments, 0),
                             "every partial and full payment once"))
     # the CRM's figures equal billing's, per company, to the minor unit
     expected = billing_figures(chaos, books)
     wrong = [c for c, e in expected.items() if not _same(figures.get(c), e)]
-    checks.append(BookCheck("CRM billed/paid = billing per company", len(expected), len(expected) - len(wrong), 0,
+    checks.append(Check("CRM billed/paid = billing per company", len(expected), len(expected) - len(wrong), 0,
                             len(wrong), "; ".join(f"{c}: CRM {figures.get(c)} billing {expected[c]}"
                                                   for c in wrong[:3])))
     # reconciliation: ERP = billing = contracts, nothing open
     open_kinds = ", ".join(f"{kind}: {n}" for kind, n in reconciliation.counts.items())
-    checks.append(BookCheck("reconciliation findings (full pass)", 0, reconciliation.still_open, 0,
+    checks.append(Check("reconciliation findings (full pass)", 0, reconciliation.still_open, 0,
                             reconciliation.still_open, open_kinds))
     return checks
 
 
-__all__ = ["BookCheck", "BookDeal", "Books", "run_books", "settle_and_check", "with_seats"]
+__all__ = ["Check", "BookDeal", "Books", "run_books", "settle_and_check", "with_seats"]
