@@ -45,7 +45,7 @@ from bench.common import (
 )
 from canonical.keys import erp_contact_reference
 from canonical.ownership import SystemRole
-from connectors.acts import DealDraft, DealLineDraft, RoleActs
+from connectors.acts import DealDraft, DealLineDraft, RoleActs, delivery_url
 from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from devstack.stack import stop_on_sigterm
 from runtime.launch import quote_to_cash_id
@@ -79,7 +79,8 @@ class Chaos:
     events: list[str] = field(default_factory=list)
     approvals: int = 0
     replayed: int = 0
-    replay_refused: int = 0
+    replay_refused: int = 0  # 503: Temporal was down (the ingress asks the vendor to deliver again)
+    replay_rejected: int = 0  # any other refusal: the replay was not a valid delivery (a harness defect)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     temporal_down: bool = False
     started_at: float = field(default_factory=time.monotonic)
@@ -165,7 +166,7 @@ async def replay_webhooks(chaos: Chaos) -> None:
     bench = chaos.bench
     crm = bench.acts.crm
     path = default_registry(bench.settings).chosen(bench.settings, SystemRole.CRM).webhook_path
-    url = f"http://{bench.settings.ingress_host}:{bench.settings.ingress_port}{path}"
+    url = delivery_url(crm, f"http://{bench.settings.ingress_host}:{bench.settings.ingress_port}{path}")
     while not chaos.stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(chaos.stop.wait(), timeout=chaos.args.replay_period)
@@ -178,8 +179,10 @@ async def replay_webhooks(chaos: Chaos) -> None:
                 response = await bench.http.post(url, content=body, headers=crm.signed_headers(url, body))
                 if response.status_code < 300:
                     chaos.replayed += 1
-                else:
+                elif response.status_code == 503:
                     chaos.replay_refused += 1  # Temporal down: the ingress says 503, as to the vendor
+                else:
+                    chaos.replay_rejected += 1
         except Exception:
             pass
 
@@ -470,6 +473,8 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
     for c in checks:
         table.add(c.name, c.expected, c.found, c.duplicates, c.missing, "OK" if c.ok else "FAIL")
     table.add("ledger events without outcome", 0, unsettled, "-", unsettled, "OK" if not unsettled else "FAIL")
+    rejected = chaos.replay_rejected
+    table.add("replayed CRM deliveries rejected", 0, rejected, "-", rejected, "OK" if not rejected else "FAIL")
     faults = {v: {k: s[k] for k in ("requests", "faults", "rate_limited", "timeouts")} for v, s in stats.items()}
     injected = sum(f["faults"] + f["timeouts"] for f in faults.values())
     requests = sum(f["requests"] for f in faults.values())
@@ -478,7 +483,7 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
         + "; ".join(f"{v}: {f['faults']} errors, {f['timeouts']} timeouts of {f['requests']}"
                     for v, f in faults.items()),
         f"approvals given by the harness: {chaos.approvals}; CRM deliveries replayed: {chaos.replayed} "
-        f"(+{chaos.replay_refused} refused with 503 while Temporal was down)",
+        f"(+{chaos.replay_refused} refused with 503 while Temporal was down, {chaos.replay_rejected} rejected)",
         f"ledger: events {ledger['events_by_state']}, deliveries {ledger['deliveries_by_outcome']}",
         f"deals whose run was followed by a later trigger's run that ended `skipped` (already provisioned; "
         f"judged by the run that provisioned them): {sum(1 for d in deals if d.skipped_later)}",
@@ -486,7 +491,7 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
     ]
     for d in exceptions[:10]:
         table.notes.append(f"exception: deal {d.deal_id} {d.state}: {d.result.reason if d.result else ''}"[:200])
-    ok = not lost and not unstated and not unsettled and all(c.ok for c in checks)
+    ok = not lost and not unstated and not unsettled and not rejected and all(c.ok for c in checks)
     table.notes.append("RESULT: " + ("nothing lost, nothing duplicated" if ok else "LOST OR DUPLICATED - see above"))
     if books and books.reconciliation is not None:
         table.notes.append(f"reconciliation {books.reconciliation.run_id}: {books.reconciliation.still_open} open, "
@@ -496,7 +501,9 @@ def report(args: argparse.Namespace, chaos: Chaos, checks: list[Check], ledger: 
             table.notes.append(f"{c.name}: {c.note}"[:300])
     table.data = {"deals": len(deals), "outcomes": dict(outcomes), "lost": [d.deal_id for d in lost],
                   "checks": [c.__dict__ for c in checks], "ledger": ledger, "vendor_stats": stats,
-                  "elapsed_seconds": elapsed, "ok": ok}
+                  "elapsed_seconds": elapsed, "ok": ok,
+                  "replays": {"accepted": chaos.replayed, "refused_503": chaos.replay_refused,
+                              "rejected": chaos.replay_rejected}}
     return table, ok
 
 

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 
 from bench.common import SqliteRecords, gather_limited, records_of
 from canonical import ContractTerms
+from canonical.keys import write_off_credit_note_id
 from canonical.ownership import SystemRole
 from connectors.errors import Rejected, Unavailable
 from connectors.registry import default_registry
@@ -61,6 +62,10 @@ class BookDeal:
     outcomes: list[str] = field(default_factory=list)
     invoices: list[str] = field(default_factory=list)
     payments: int = 0
+    credit_notes: list[str] = field(default_factory=list)  # billing's credit note IDs
+    voided: list[str] = field(default_factory=list)  # invoice IDs
+    written_off: list[str] = field(default_factory=list)  # invoice IDs (half paid, the rest written off)
+    last_billed: Decimal = Decimal(0)  # the amount due of the last period billed
 
 
 def with_seats(terms: ContractTerms, seats: int) -> ContractTerms:
@@ -126,27 +131,74 @@ async def amend_all(chaos: Any, books: list[BookDeal], per_deal: int) -> None:
     chaos.log(f"books: {sum(b.amended for b in books)} amendments executed in the CLM on {len(books)} contracts")
 
 
+#: what finance does after the periods are paid, to the contracts in turn: a credit note on the last paid
+#: invoice, one more period billed and voided, one more period billed, half paid and the rest written off
+SETTLEMENTS = ("credit", "void", "write_off")
+#: the share of a paid invoice a credit note gives back
+CREDIT_SHARE = Decimal("0.1")
+
+
+async def settle_one(chaos: Any, book: BookDeal, kind: str) -> None:
+    """Finance's act of ``kind`` on ``book``'s subscription (:data:`SETTLEMENTS`), through billing's API under
+    the faults: each act carries an idempotency key, so a retry after a lost answer is the same act."""
+    billing = chaos.bench.acts.billing
+    if kind == "credit":
+        if not book.invoices:
+            return
+        invoice, total = book.invoices[-1], book.last_billed
+        amount = (total * CREDIT_SHARE).quantize(Decimal(1).scaleb(-_decimals(total)))
+        if amount <= 0:
+            return
+        note = await persist(partial(billing.credit, invoice, amount, key=f"chaos-credit-{invoice}"))
+        book.credit_notes.append(note.credit_note_id)
+        return
+    billed = await persist(partial(billing.bill_next_period, book.subscription_id))
+    if not billed.invoice_id:
+        return
+    book.invoices.append(billed.invoice_id)
+    if kind == "void":
+        await persist(partial(billing.void, billed.invoice_id, key=f"chaos-void-{billed.invoice_id}"))
+        book.voided.append(billed.invoice_id)
+        return
+    half = (billed.amount_due / 2).quantize(Decimal(1).scaleb(-_decimals(billed.amount_due)))
+    if 0 < half < billed.amount_due:
+        await persist(partial(billing.pay, billed.invoice_id, half))
+        book.payments += 1
+    await persist(partial(billing.write_off, billed.invoice_id, key=f"chaos-write-off-{billed.invoice_id}"))
+    book.written_off.append(billed.invoice_id)
+
+
+def _decimals(amount: Decimal) -> int:
+    """The decimals billing gave ``amount`` (its currency's minor unit, as the acts answer in major units)."""
+    exponent = amount.as_tuple().exponent
+    return max(-exponent, 0) if isinstance(exponent, int) else 0
+
+
 async def bill_and_pay(chaos: Any, books: list[BookDeal], periods: int) -> None:
     """Billing bills ``periods`` periods of each subscription; the customer pays the first in two parts (half,
-    then the rest) and every later one at once."""
+    then the rest) and every later one at once; then finance credits, voids or writes off (:data:`SETTLEMENTS`,
+    the contracts in turn)."""
     billing = chaos.bench.acts.billing
 
-    async def bill(book: BookDeal) -> None:
+    async def bill(index: int, book: BookDeal) -> None:
         for period in range(periods):
             billed = await persist(partial(billing.bill_next_period, book.subscription_id))
             if not billed.invoice_id:
                 continue
             book.invoices.append(billed.invoice_id)
+            book.last_billed = billed.amount_due
             if period == 0 and billed.amount_due > 1:
                 half = (billed.amount_due / 2).quantize(Decimal("0.01"))
                 await persist(partial(billing.pay, billed.invoice_id, half))
                 book.payments += 1
             await persist(partial(billing.pay, billed.invoice_id))
             book.payments += 1
+        await settle_one(chaos, book, SETTLEMENTS[index % len(SETTLEMENTS)])
 
-    await gather_limited((bill(b) for b in books), 4)
+    await gather_limited((bill(i, b) for i, b in enumerate(books)), 4)
     chaos.log(f"books: {sum(len(b.invoices) for b in books)} invoices billed, {sum(b.payments for b in books)} "
-              "payments made")
+              f"payments made, {sum(len(b.credit_notes) for b in books)} credit notes, "
+              f"{sum(len(b.voided) for b in books)} voids, {sum(len(b.written_off) for b in books)} write-offs")
 
 
 async def kill_worker_once(chaos: Any) -> None:
@@ -217,34 +269,55 @@ async def wait_amendments(chaos: Any, books: list[BookDeal], deadline: float) ->
             await asyncio.sleep(2)
 
 
-def _posted(chaos: Any, books: list[BookDeal]) -> tuple[Counter[str], int]:
-    """Billing invoice ID -> receivables the ERP holds for it, and the payments it holds, from its records."""
+@dataclass
+class Posted:
+    """What the ERPs hold, from their records: receivables per billing invoice ID (and those voided), payments,
+    and credit notes per our reference (billing's credit note ID, or the ledger's write-off ID)."""
+
+    references: Counter[str] = field(default_factory=Counter)
+    voided: Counter[str] = field(default_factory=Counter)
+    payments: int = 0
+    credit_notes: Counter[str] = field(default_factory=Counter)
+
+
+def _posted(chaos: Any) -> Posted:
     settings = chaos.bench.settings
     registry = default_registry(settings)
-    references: Counter[str] = Counter()
-    payments = 0
+    posted = Posted()
     for spec in {registry.erp_of(settings, e).name: registry.erp_of(settings, e)
                  for e in settings.legal_entities}.values():
         erp = next(a for a in chaos.bench.acts.every if a.controls.spec is spec)
         stored = SqliteRecords(settings.data_dir, spec)
-        references.update(r.reference for r in erp.receivables(stored))
-        payments += sum(erp.payments_per_invoice(stored).values())
-    return references, payments
+        receivables = erp.receivables(stored)
+        posted.references.update(r.reference for r in receivables)
+        posted.voided.update(r.reference for r in receivables if r.voided)
+        posted.payments += sum(erp.payments_per_invoice(stored).values())
+        posted.credit_notes.update(erp.credit_notes_seen(stored))
+    return posted
+
+
+def settled_in_erp(books: list[BookDeal], posted: Posted) -> bool:
+    """Whether the ERP holds every billed invoice, payment, credit note, void and write-off of ``books``."""
+    return ({i for b in books for i in b.invoices} <= set(posted.references)
+            and posted.payments >= sum(b.payments for b in books)
+            and all(posted.credit_notes[n] for b in books for n in b.credit_notes)
+            and all(posted.voided[i] for b in books for i in b.voided)
+            and all(posted.credit_notes[write_off_credit_note_id(i)] for b in books for i in b.written_off))
 
 
 async def wait_posted(chaos: Any, books: list[BookDeal], deadline: float) -> None:
-    """Until the ERP holds every billed invoice and every payment (or the deadline)."""
+    """Until the ERP holds every billed invoice, payment, credit note, void and write-off (or the deadline)."""
     wanted = {i for b in books for i in b.invoices}
     payments = sum(b.payments for b in books)
     last = 0.0
     while time.monotonic() < deadline:
-        references, posted = await asyncio.to_thread(_posted, chaos, books)
-        if wanted <= set(references) and posted >= payments:
+        posted = await asyncio.to_thread(_posted, chaos)
+        if settled_in_erp(books, posted):
             return
         if time.monotonic() - last > 15:
             last = time.monotonic()
-            chaos.log(f"books: {len(wanted & set(references))}/{len(wanted)} invoices and {posted}/{payments} "
-                      "payments in the ERP")
+            chaos.log(f"books: {len(wanted & set(posted.references))}/{len(wanted)} invoices and "
+                      f"{posted.payments}/{payments} payments in the ERP")
         await asyncio.sleep(2)
 
 
@@ -333,12 +406,13 @@ async def crm_figures(chaos: Any, books: list[BookDeal], timeout: float = 120) -
 
 
 def billing_figures(chaos: Any, books: list[BookDeal]) -> dict[str, tuple[Decimal, Decimal]]:
-    """Company ID -> billed and paid in billing's records (its open and paid invoices)."""
+    """Company ID -> billed and paid in billing's records (its invoices but drafts and voids: what the CRM's
+    figures count, a written-off invoice as billed)."""
     settings = chaos.bench.settings
     invoices = chaos.bench.acts.billing.invoices(records_of(settings, SystemRole.BILLING))
     by_customer: dict[str, tuple[Decimal, Decimal]] = {}
     for invoice in invoices:
-        if invoice.status not in ("open", "paid"):
+        if invoice.status not in ("open", "paid", "uncollectible"):
             continue
         billed, paid = by_customer.get(invoice.customer_id, (Decimal(0), Decimal(0)))
         by_customer[invoice.customer_id] = (billed + invoice.total, paid + invoice.amount_paid)
@@ -354,6 +428,12 @@ def _same(shown: tuple[str, str] | None, expected: tuple[Decimal, Decimal]) -> b
         return False
 
 
+def _once(name: str, wanted: list[str], held: Counter[str]) -> Check:
+    """A check that ``held`` has each of ``wanted`` exactly once."""
+    return Check(name, len(wanted), sum(held[k] for k in wanted), sum(1 for k in wanted if held[k] > 1),
+                 sum(1 for k in wanted if held[k] == 0))
+
+
 def book_checks(chaos: Any, books: list[BookDeal], figures: dict[str, tuple[str, str]],
                 reconciliation: ReconciliationResult) -> list[Check]:
     checks: list[Check] = []
@@ -364,14 +444,22 @@ def book_checks(chaos: Any, books: list[BookDeal], figures: dict[str, tuple[str,
     twice = sum(1 for b in books if len(b.applied) != len(set(b.applied)))
     checks.append(Check("amendments applied once, in order", amended, sum(len(b.applied) for b in books),
                             twice, len(books) - len(in_order), "per contract: sequences 1..n, each applied"))
-    # invoices and payments in the ERP
-    references, payments = _posted(chaos, books)
+    # invoices, payments, credit notes, voids and write-offs in the ERP
+    posted = _posted(chaos)
+    references = posted.references
     wanted = {i for b in books for i in b.invoices}
     checks.append(Check("invoices in the ERP by billing ID", len(wanted), sum(references[i] for i in wanted),
-                            sum(1 for i in wanted if references[i] > 1), sum(1 for i in wanted if references[i] == 0)))
+                        sum(1 for i in wanted if references[i] > 1), sum(1 for i in wanted if references[i] == 0)))
     made = sum(b.payments for b in books)
-    checks.append(Check("payments in the ERP", made, payments, max(payments - made, 0), max(made - payments, 0),
-                            "every partial and full payment once"))
+    checks.append(Check("payments in the ERP", made, posted.payments, max(posted.payments - made, 0),
+                        max(made - posted.payments, 0), "every partial and full payment once"))
+    checks.append(_once("credit notes in the ERP by billing ID", [n for b in books for n in b.credit_notes],
+                        posted.credit_notes))
+    voided = [i for b in books for i in b.voided]
+    checks.append(Check("voided invoices voided in the ERP", len(voided), sum(1 for i in voided if posted.voided[i]),
+                        sum(1 for i in voided if references[i] > 1), sum(1 for i in voided if not posted.voided[i])))
+    checks.append(_once("write-offs in the ERP (remainder credited)",
+                        [write_off_credit_note_id(i) for b in books for i in b.written_off], posted.credit_notes))
     # the CRM's figures equal billing's, per company, to the minor unit
     expected = billing_figures(chaos, books)
     wrong = [c for c, e in expected.items() if not _same(figures.get(c), e)]

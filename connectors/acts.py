@@ -160,6 +160,16 @@ class Paid:
 
 
 @dataclass(frozen=True)
+class Settled:
+    """What a person in billing did to an invoice: a credit note (``credit_note_id``), a void or a write-off."""
+
+    invoice_id: str
+    status: str
+    credit_note_id: str = ""
+    amount: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
 class BilledInvoice:
     """An invoice as the billing system holds it (amounts in major units)."""
 
@@ -279,6 +289,13 @@ class Acts(Protocol):
         ...
 
 
+def delivery_url(acts: Acts, url: str) -> str:
+    """``url`` as the vendor's webhook subscription calls it: most vendors sign the body and call the bare URL;
+    one whose acts define ``delivery_url`` (a shared secret in the query, say) says how."""
+    own = getattr(acts, "delivery_url", None)
+    return str(own(url)) if callable(own) else url
+
+
 @runtime_checkable
 class CrmActs(Acts, Protocol):
     """A salesperson in the CRM."""
@@ -373,6 +390,19 @@ class BillingActs(Acts, Protocol):
 
     async def fail_payment(self, invoice_id: str) -> dict[str, Any]:
         """A payment attempt fails."""
+        ...
+
+    async def credit(self, invoice_id: str, amount: Decimal, *, key: str) -> Settled:
+        """Finance issues a credit note for ``amount`` (major units) of the invoice, open or paid. ``key`` makes
+        a retried request the same credit note (acts go through the vendor's API, faults and all)."""
+        ...
+
+    async def void(self, invoice_id: str, *, key: str) -> Settled:
+        """Finance voids an open invoice."""
+        ...
+
+    async def write_off(self, invoice_id: str, *, key: str) -> Settled:
+        """Finance writes off what remains of an open invoice (marks it uncollectible)."""
         ...
 
     def subscription_ids(self, ids: Iterable[str]) -> list[str]:
@@ -530,6 +560,7 @@ class RoleActs:
 __all__ = ["LINES_BY_MODEL", "MISSABLE_FIELDS", "Acts", "Billed", "BilledInvoice", "BillingActs", "ClmActs",
            "CrmActs", "DealDraft", "DealLineDraft", "EmulatorControls", "ErpActs", "Paid", "ReceivableSeen",
            "MilestoneAccepted", "MilestoneActs",
-           "RecordSource", "Records", "RoleActs", "SeededDeal", "Signed", "StageMove", "TimeLogged", "TimesheetActs",
-           "acts_for", "erp_acts",
+           "RecordSource", "Records", "RoleActs", "SeededDeal", "Settled", "Signed", "StageMove", "TimeLogged",
+           "TimesheetActs",
+           "acts_for", "delivery_url", "erp_acts",
            "role_acts"]

@@ -268,6 +268,8 @@ class FaultSettings(BaseModel):
                                                 "path_prefix); `methods` applies too")
     rate_limit_per_second: float | None = Field(default=None, gt=0, description="token bucket refill rate")
     rate_limit_burst: int | None = Field(default=None, ge=1)
+    rate_limit_per_tenant: bool = Field(default=False, description="a bucket per tenant (the vendor's tenant "
+                                        "header), as a vendor whose limits are per connected organisation has")
     path_prefix: str | None = Field(default=None, description="apply only to paths starting with this")
     methods: list[str] | None = Field(default=None, description="apply only to these methods")
     seed: int | None = None
@@ -280,6 +282,10 @@ class Stats:
     rate_limited: int = 0
     timeouts: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
+    by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)  # tenant -> requests, rate_limited
+
+    def tenant(self, tenant: str) -> dict[str, int]:
+        return self.by_tenant.setdefault(tenant, {"requests": 0, "rate_limited": 0})
 
 
 class TokenBucket:
@@ -309,6 +315,7 @@ class VendorStyle:
     vendor: str
     error: Callable[[int, str], Response]
     rate_limited: Callable[[float], Response]
+    tenant_header: str | None = None  # the request header naming the tenant, where the vendor has tenants
 
 
 class SandboxControl:
@@ -321,6 +328,7 @@ class SandboxControl:
         self.answers_to_lose = 0
         self.random = random.Random()
         self.bucket: TokenBucket | None = None
+        self.tenant_buckets: dict[str, TokenBucket] = {}
         self.stats = Stats()
         self.webhooks = WebhookSender(style.vendor)
 
@@ -329,9 +337,22 @@ class SandboxControl:
         self.answers_to_lose = faults.lost_answers
         self.random = random.Random(faults.seed)
         self.bucket = None
+        self.tenant_buckets = {}
         if faults.rate_limit_per_second:
-            burst = faults.rate_limit_burst or max(1, int(faults.rate_limit_per_second))
-            self.bucket = TokenBucket(faults.rate_limit_per_second, burst)
+            self.bucket = self._new_bucket()
+
+    def _new_bucket(self) -> TokenBucket:
+        rate = self.faults.rate_limit_per_second or 1.0
+        return TokenBucket(rate, self.faults.rate_limit_burst or max(1, int(rate)))
+
+    def _tenant_of(self, request: Request) -> str | None:
+        return request.headers.get(self.style.tenant_header) if self.style.tenant_header else None
+
+    def _bucket_for(self, tenant: str | None) -> TokenBucket | None:
+        """The bucket a request draws from: its tenant's own when limits are per tenant, else the one."""
+        if self.bucket is None or not (self.faults.rate_limit_per_tenant and tenant):
+            return self.bucket
+        return self.tenant_buckets.setdefault(tenant, self._new_bucket())
 
     def _applies(self, request: Request) -> bool:
         f = self.faults
@@ -350,6 +371,9 @@ class SandboxControl:
         if request.url.path.startswith("/_sandbox"):
             return await call_next(request)
         self.stats.requests += 1
+        tenant = self._tenant_of(request)
+        if tenant:
+            self.stats.tenant(tenant)["requests"] += 1
         f = self.faults
         if self.answers_to_lose > 0 and self._loses_answer(request):
             self.answers_to_lose -= 1
@@ -360,10 +384,13 @@ class SandboxControl:
                     pass
             return self._count(self.style.error(502, "injected fault: the answer was lost"))
         if self._applies(request):
-            if self.bucket is not None:
-                wait = self.bucket.take()
+            bucket = self._bucket_for(tenant)
+            if bucket is not None:
+                wait = bucket.take()
                 if wait > 0:
                     self.stats.rate_limited += 1
+                    if tenant:
+                        self.stats.tenant(tenant)["rate_limited"] += 1
                     return self._count(self.style.rate_limited(wait))
             if f.latency_ms:
                 await asyncio.sleep(f.latency_ms / 1000)
@@ -496,7 +523,7 @@ def create_sandbox_app(*, style: VendorStyle, store: Store, title: str) -> FastA
     async def stats() -> dict[str, Any]:
         s = control.stats
         return {"requests": s.requests, "faults": s.faults, "rate_limited": s.rate_limited,
-                "timeouts": s.timeouts, "by_status": s.by_status}
+                "timeouts": s.timeouts, "by_status": s.by_status, "by_tenant": s.by_tenant}
 
     @app.get("/_sandbox/counts")
     async def counts() -> dict[str, int]:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from canonical.money import minor_unit
-from connectors.acts import Billed, BilledInvoice, EmulatorControls, Paid, RecordSource
+from connectors.acts import Billed, BilledInvoice, EmulatorControls, Paid, RecordSource, Settled
 from connectors.errors import Rejected
 from connectors.stripe.spec import StripeSettings
 
@@ -83,6 +83,32 @@ class StripeActs:
 
     async def fail_payment(self, invoice_id: str) -> dict[str, Any]:
         return dict(await self.controls.control(f"invoices/{invoice_id}/payment_failure"))
+
+    async def _post(self, path: str, form: dict[str, str] | None, key: str) -> dict[str, Any]:
+        """A form POST to Stripe's public API with an ``Idempotency-Key`` (a retry is the same request)."""
+        answer = await self.controls.call("POST", path, data=form or {}, headers={
+            "Authorization": f"Bearer {self.config.api_key}", "Idempotency-Key": key})
+        return dict(answer or {})
+
+    async def credit(self, invoice_id: str, amount: Decimal, *, key: str) -> Settled:
+        currency = await self._currency_of(invoice_id)
+        try:
+            minor = to_minor(amount, currency)
+        except ValueError as exc:
+            raise Rejected(str(exc), vendor=self.controls.spec.name) from exc
+        note = await self._post("/v1/credit_notes", {"invoice": invoice_id, "amount": str(minor),
+                                                     "reason": "order_change"}, key)
+        return Settled(invoice_id=invoice_id, status=str(note.get("status") or ""), credit_note_id=str(note["id"]),
+                       amount=to_major(note.get("amount"), currency))
+
+    async def void(self, invoice_id: str, *, key: str) -> Settled:
+        invoice = await self._post(f"/v1/invoices/{invoice_id}/void", None, key)
+        return Settled(invoice_id=invoice_id, status=str(invoice.get("status") or ""))
+
+    async def write_off(self, invoice_id: str, *, key: str) -> Settled:
+        invoice = await self._post(f"/v1/invoices/{invoice_id}/mark_uncollectible", None, key)
+        return Settled(invoice_id=invoice_id, status=str(invoice.get("status") or ""),
+                       amount=to_major(invoice.get("amount_remaining"), str(invoice.get("currency") or "usd")))
 
     def subscription_ids(self, ids: Iterable[str]) -> list[str]:
         return [i for i in ids if self.controls.spec.recognise(i) == ["subscription"]]

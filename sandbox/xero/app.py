@@ -75,7 +75,8 @@ def _rate_limited(wait: float) -> Response:
 def create_app(config: Any, *, settings: Settings, database_url: str = "sqlite://") -> FastAPI:
     """The Xero emulator app (see the module docstring)."""
     store = Store(database_url)
-    app = create_sandbox_app(style=VendorStyle(vendor="xero", error=_fault, rate_limited=_rate_limited),
+    app = create_sandbox_app(style=VendorStyle(vendor="xero", error=_fault, rate_limited=_rate_limited,
+                                                        tenant_header="Xero-Tenant-Id"),
                              store=store, title="Xero sandbox")
     state = XeroState(config, settings, store, app.state.control)
     app.state.xero = state

@@ -276,6 +276,25 @@ def test_rate_limit_answers_429_with_xeros_headers(xero: httpx.Client, xero_sand
     assert limited.headers["X-MinLimit-Remaining"] == "0"
 
 
+def test_rate_limit_per_tenant_leaves_other_tenants_their_own_allowance(
+        xero: httpx.Client, xero_sandbox: SandboxHandle, settings: Settings, tenant: str) -> None:
+    """Xero's minute limit is per connected organisation: one tenant spending its allowance leaves another's
+    whole, and the statistics say which tenant was refused."""
+    other = settings.entity("UK01").erp_tenant_id
+    assert other != tenant
+    before = httpx.get(f"{xero_sandbox.base_url}/_sandbox/stats").json()["by_tenant"]
+    with xero_sandbox.faults(rate_limit_per_second=0.5, rate_limit_burst=1, rate_limit_per_tenant=True):
+        spent = [xero.get(f"{API}/Contacts", params={"page": 1}).status_code for _ in range(2)]
+        theirs = xero.get(f"{API}/Contacts", params={"page": 1}, headers={"xero-tenant-id": other})
+    assert spent == [200, 429] and theirs.status_code == 200
+    after = httpx.get(f"{xero_sandbox.base_url}/_sandbox/stats").json()["by_tenant"]
+    was = {t: before.get(t, {"requests": 0, "rate_limited": 0}) for t in (tenant, other)}
+    assert after[tenant]["requests"] - was[tenant]["requests"] == 2
+    assert after[tenant]["rate_limited"] - was[tenant]["rate_limited"] == 1
+    assert (after[other]["requests"] - was[other]["requests"], after[other]["rate_limited"]
+            - was[other]["rate_limited"]) == (1, 0)
+
+
 # -- webhooks -----------------------------------------------------------------------------------
 class Catcher:
     """Receives deliveries and keeps headers and bodies; answers ``status_for(signature_ok)``."""
