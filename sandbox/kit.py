@@ -75,6 +75,10 @@ class _Cached:
     data: dict[str, Any]
 
 
+#: stored objects, as a list endpoint pages them
+Objects = list[dict[str, Any]]
+
+
 class Store:
     """A small document store on SQLite (a file, or memory with ``sqlite://``).
 
@@ -151,6 +155,16 @@ class Store:
                      if (after_seq is None or c.seq > after_seq) and (where is None or where(c.data))]
         texts = texts[offset:] if limit is None else texts[offset:offset + limit]
         return [json.loads(t) for t in texts]
+
+    def page(self, kind: str, select: Callable[[Objects], Objects], *, tenant: str = "",
+             where: Callable[[dict[str, Any]], bool] | None = None) -> Objects:
+        """Copies of what ``select`` picks (a page, say) from the matching objects in creation order, which it
+        sees read-only: a list endpoint decodes the page it answers, not every object of the kind."""
+        with self.lock:
+            matching = [c for c in self._objects(kind, tenant).values() if where is None or where(c.data)]
+            texts = {id(c.data): c.text for c in matching}
+            chosen = [texts[id(obj)] for obj in select([c.data for c in matching])]
+        return [json.loads(t) for t in chosen]
 
     def delete(self, kind: str, object_id: str, *, tenant: str = "") -> bool:
         with self.lock, Session(self.engine) as session:

@@ -283,9 +283,14 @@ class Emulator:
                 return False
             return where is None or where(obj, q)
 
-        page = paginate(self.newest_first(kind, keep), q, url, kind)
-        page["data"] = [public(obj) for obj in page["data"]]
-        return page
+        page: dict[str, Any] = {}
+
+        def pick(oldest_first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            page.update(paginate(list(reversed(oldest_first)), q, url, kind))
+            return list(page["data"])
+
+        chosen = self.store.page(kind, pick, where=lambda o: not o.get("deleted") and keep(o))
+        return {**page, "data": [public(obj) for obj in chosen]}
 
 
 def _mask(key: str) -> str:
