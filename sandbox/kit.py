@@ -166,6 +166,27 @@ class Store:
             chosen = [texts[id(obj)] for obj in select([c.data for c in matching])]
         return [json.loads(t) for t in chosen]
 
+    def newest_page(self, kind: str, limit: int, *, tenant: str = "", after: str | None = None,
+                    where: Callable[[dict[str, Any]], bool] | None = None) -> tuple[Objects, bool] | None:
+        """Copies of up to ``limit`` matching objects, newest first, older than ``after`` (an object ID) when
+        given, and whether more match; None when ``after`` is not stored. Reads only as far back as the page
+        reaches: a poll paging through a long event log does not read the whole log for each page."""
+        with self.lock:
+            objects = self._objects(kind, tenant)
+            if after is not None and after not in objects:
+                return None
+            texts: list[str] = []
+            passed = after is None
+            for object_id, cached in reversed(objects.items()):
+                if not passed:
+                    passed = object_id == after
+                    continue
+                if where is None or where(cached.data):
+                    texts.append(cached.text)
+                    if len(texts) > limit:
+                        break
+        return [json.loads(t) for t in texts[:limit]], len(texts) > limit
+
     def delete(self, kind: str, object_id: str, *, tenant: str = "") -> bool:
         with self.lock, Session(self.engine) as session:
             result = session.exec(  # type: ignore[call-overload]

@@ -28,6 +28,7 @@ from sandbox.stripe.objects import (
     line_from_subscription_item,
     missing,
     now,
+    page_limit,
     paginate,
     price_object,
     public,
@@ -283,13 +284,21 @@ class Emulator:
                 return False
             return where is None or where(obj, q)
 
+        live = (lambda o: not o.get("deleted") and keep(o))  # noqa: E731
+        if not q.get("ending_before"):  # newest first from the top or a cursor: read as far as the page goes
+            after = q.get("starting_after") or None
+            found = self.store.newest_page(kind, page_limit(q), after=after, where=live)
+            if found is None:
+                raise missing(kind, str(after), "starting_after")
+            data, has_more = found
+            return {"object": "list", "data": [public(obj) for obj in data], "has_more": has_more, "url": url}
         page: dict[str, Any] = {}
 
         def pick(oldest_first: list[dict[str, Any]]) -> list[dict[str, Any]]:
             page.update(paginate(list(reversed(oldest_first)), q, url, kind))
             return list(page["data"])
 
-        chosen = self.store.page(kind, pick, where=lambda o: not o.get("deleted") and keep(o))
+        chosen = self.store.page(kind, pick, where=live)
         return {**page, "data": [public(obj) for obj in chosen]}
 
 

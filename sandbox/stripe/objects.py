@@ -193,15 +193,21 @@ def created_matches(created: int, spec: Any, param: str = "created") -> bool:
     return True
 
 
-def paginate(items: list[dict[str, Any]], params: dict[str, Any], url: str, kind: str) -> dict[str, Any]:
-    """A Stripe list page over ``items`` ordered newest first (``limit``/``starting_after``/``ending_before``)."""
+def page_limit(params: dict[str, Any]) -> int:
+    """A list request's ``limit`` (10 by default, 1 to 100), refusing ``starting_after`` with ``ending_before``."""
     limit_raw = params.get("limit")
     limit = 10 if limit_raw in (None, "") else to_int(limit_raw, "limit")
     if not 1 <= limit <= 100:
         raise bad("This value must be greater than or equal to 1 and less than or equal to 100.", "limit")
-    after, before = params.get("starting_after"), params.get("ending_before")
-    if after and before:
+    if params.get("starting_after") and params.get("ending_before"):
         raise bad("You may only specify one of these parameters: ending_before, starting_after.")
+    return limit
+
+
+def paginate(items: list[dict[str, Any]], params: dict[str, Any], url: str, kind: str) -> dict[str, Any]:
+    """A Stripe list page over ``items`` ordered newest first (``limit``/``starting_after``/``ending_before``)."""
+    limit = page_limit(params)
+    after, before = params.get("starting_after"), params.get("ending_before")
     ids = [item["id"] for item in items]
     if after:
         if after not in ids:

@@ -161,6 +161,8 @@ async def test_stripe_sandbox_pagination_cursors(api: httpx.AsyncClient) -> None
     assert [c["id"] for c in back["data"]] == newest_first[1:3] and back["has_more"] is True
     both = await api.get("/v1/customers", params={"starting_after": "a", "ending_before": "b"})
     assert both.status_code == 400
+    gone = await api.get("/v1/customers", params={"email": email, "starting_after": "cus_never"})
+    assert gone.status_code == 400 and gone.json()["error"]["param"] == "starting_after"  # as Stripe: no such object
 
 
 async def test_stripe_sandbox_customer_search_syntax(api: httpx.AsyncClient) -> None:
