@@ -77,6 +77,19 @@ class _Cached:
 
 #: stored objects, as a list endpoint pages them
 Objects = list[dict[str, Any]]
+#: ``(kind, tenant, dotted path)`` -> the path's value (lower case text) -> object IDs holding it
+_IndexKey = tuple[str, str, str]
+
+
+def field_text(doc: dict[str, Any], path: str) -> str:
+    """The value at a dotted ``path`` of ``doc`` as lower-case text ("" when absent): how equality look-ups
+    compare, as the vendors whose filters ignore case do."""
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return ""
+        value = value.get(part)
+    return "" if value is None else str(value).lower()
 
 
 class Store:
@@ -104,6 +117,7 @@ class Store:
         self.lock = threading.RLock()
         # (kind, tenant) -> object_id -> cached row, in creation (seq) order.
         self._memory: dict[tuple[str, str], dict[str, _Cached]] = {}
+        self._indexes: dict[_IndexKey, dict[str, set[str]]] = {}
 
     def _objects(self, kind: str, tenant: str) -> dict[str, _Cached]:
         """The in-memory copy of one (kind, tenant), loaded from SQLite on first use. Hold the lock."""
@@ -137,7 +151,35 @@ class Store:
                     seq = known.seq
                 session.commit()
             objects[object_id] = _Cached(seq=seq, text=text, data=json.loads(text))
+            self._reindex(kind, tenant, object_id, known.data if known else None, objects[object_id].data)
         return data
+
+    def _reindex(self, kind: str, tenant: str, object_id: str, old: dict[str, Any] | None,
+                 new: dict[str, Any] | None) -> None:
+        """Keep the equality indexes of ``(kind, tenant)`` right after a write. Hold the lock."""
+        for (k, t, path), index in self._indexes.items():
+            if (k, t) != (kind, tenant):
+                continue
+            if old is not None:
+                index.get(field_text(old, path), set()).discard(object_id)
+            if new is not None:
+                index.setdefault(field_text(new, path), set()).add(object_id)
+
+    def list_equal(self, kind: str, path: str, values: set[str], *, tenant: str = "",
+                   where: Callable[[dict[str, Any]], bool] | None = None) -> Objects:
+        """Like :meth:`list`, of the objects whose ``path`` equals one of ``values`` (lower case), through an
+        index kept from the first such look-up on: a vendor's look-up by reference does not scan every object."""
+        with self.lock:
+            objects = self._objects(kind, tenant)
+            index = self._indexes.get((kind, tenant, path))
+            if index is None:
+                index = {}
+                for object_id, cached in objects.items():
+                    index.setdefault(field_text(cached.data, path), set()).add(object_id)
+                self._indexes[(kind, tenant, path)] = index
+            found = [objects[i] for value in values for i in index.get(value, ()) if i in objects]
+            texts = [c.text for c in sorted(found, key=lambda c: c.seq) if where is None or where(c.data)]
+        return [json.loads(t) for t in texts]
 
     def get(self, kind: str, object_id: str, *, tenant: str = "") -> dict[str, Any] | None:
         with self.lock:
@@ -194,7 +236,9 @@ class Store:
                                             col(SandboxRecord.object_id) == object_id)
             )
             session.commit()
-            self._objects(kind, tenant).pop(object_id, None)
+            gone = self._objects(kind, tenant).pop(object_id, None)
+            if gone is not None:
+                self._reindex(kind, tenant, object_id, gone.data, None)
             return bool(result.rowcount)
 
     def count(self, kind: str | None = None) -> dict[str, int]:
@@ -220,6 +264,7 @@ class Store:
                 session.exec(delete(table))  # type: ignore[call-overload]
             session.commit()
             self._memory.clear()
+            self._indexes.clear()
 
     # -- idempotency -------------------------------------------------------------------------
     def idempotency_get(self, scope: str, key: str) -> IdempotencyEntry | None:

@@ -95,9 +95,12 @@ class Accounting:
                 since_ts = wire.parse_moment(since).timestamp()
             except (TypeError, ValueError):
                 since_ts = None
-        items = self.store.list(kind, tenant=call.tenant, where=lambda i: (
-            where(i) and (since_ts is None or i.get("_updated", 0) >= since_ts)
-            and (default_filter is None or default_filter(i)) and all(check(i) for check in (extra or []))))
+        def keep(i: dict[str, Any]) -> bool:
+            return (where(i) and (since_ts is None or i.get("_updated", 0) >= since_ts)
+                    and (default_filter is None or default_filter(i)) and all(check(i) for check in (extra or [])))
+
+        items = (self.store.list_equal(kind, where.equal[0], where.equal[1], tenant=call.tenant, where=keep)
+                 if where.equal else self.store.list(kind, tenant=call.tenant, where=keep))
         page, pagination = page_of(request, items)
         if strip_lines_unless_paged and pagination is None:
             # Xero leaves line items out of unpaged invoice lists.

@@ -91,10 +91,24 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
     return bool(left <= right)
 
 
-def compile_where(text: str | None) -> Callable[[dict[str, Any]], bool]:
+class Where:
+    """A compiled ``where``: a predicate over stored documents, and, when every match must hold one of some
+    values at one path (``Reference=="x" AND ...``, ``A=="x" OR A=="y"``), that path and those values (lower
+    case), so the store can look them up by index instead of testing every document."""
+
+    def __init__(self, predicate: Callable[[dict[str, Any]], bool],
+                 equal: tuple[str, set[str]] | None = None) -> None:
+        self.predicate = predicate
+        self.equal = equal
+
+    def __call__(self, doc: dict[str, Any]) -> bool:
+        return self.predicate(doc)
+
+
+def compile_where(text: str | None) -> Where:
     """A predicate over stored documents for a ``where`` query parameter."""
     if not text or not text.strip():
-        return lambda _doc: True
+        return Where(lambda _doc: True)
     tokens = _tokens(text)
     groups: list[list[tuple[str, str, Any]]] = [[]]
     i = 0
@@ -124,9 +138,11 @@ def compile_where(text: str | None) -> Callable[[dict[str, Any]], bool]:
             actual = _lookup(doc, path)
             return ("" if actual is None else str(actual).lower()) in wanted
 
-        return any_of
+        return Where(any_of, (path, wanted))
 
     def predicate(doc: dict[str, Any]) -> bool:
         return any(all(_compare(_lookup(doc, p), o, v) for p, o, v in group) for group in groups)
 
-    return predicate
+    equal = next(((p, {v.lower()}) for p, o, v in groups[0] if o == "==" and isinstance(v, str)),
+                 None) if len(groups) == 1 else None
+    return Where(predicate, equal)

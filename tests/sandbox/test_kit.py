@@ -83,6 +83,33 @@ def test_kit_store_delete_and_count(store: Store) -> None:
     assert store.count("company") == {"company": 1}
 
 
+def test_kit_store_list_equal_follows_every_write(store: Store) -> None:
+    """The look-up by value answers what a scan answers, after replaces, deletes and in another tenant."""
+    store.put("inv", "a", {"Ref": "X-1", "Contact": {"ID": "c1"}})
+    store.put("inv", "b", {"Ref": "x-1", "Contact": {"ID": "c2"}})
+    assert [d["Contact"]["ID"] for d in store.list_equal("inv", "Ref", {"x-1"})] == ["c1", "c2"]
+    assert store.list_equal("inv", "Contact.ID", {"c2"}) == [{"Ref": "x-1", "Contact": {"ID": "c2"}}]
+    store.put("inv", "a", {"Ref": "Y-2", "Contact": {"ID": "c1"}})  # the index was built: it follows the write
+    store.put("inv", "c", {"Ref": "X-1"})
+    store.put("inv", "d", {"Ref": "X-1"}, tenant="other")
+    assert store.list_equal("inv", "Ref", {"x-1"}) == [{"Ref": "x-1", "Contact": {"ID": "c2"}}, {"Ref": "X-1"}]
+    assert store.list_equal("inv", "Ref", {"y-2", "x-1"}, where=lambda d: "Contact" in d) == [
+        {"Ref": "Y-2", "Contact": {"ID": "c1"}}, {"Ref": "x-1", "Contact": {"ID": "c2"}}]  # in creation order
+    store.delete("inv", "b")
+    assert store.list_equal("inv", "Ref", {"x-1"}) == [{"Ref": "X-1"}]
+    assert store.list_equal("inv", "Contact.ID", {""}) == [{"Ref": "X-1"}]  # absent: as the scan sees it
+    assert store.list_equal("inv", "Ref", {"x-1"}, tenant="other") == [{"Ref": "X-1"}]
+
+
+def test_kit_store_newest_page_reads_back_from_a_cursor(store: Store) -> None:
+    for n in range(7):
+        store.put("evt", f"e{n}", {"n": n, "even": n % 2 == 0})
+    assert store.newest_page("evt", 2) == ([{"n": 6, "even": True}, {"n": 5, "even": False}], True)
+    page, more = store.newest_page("evt", 2, after="e2", where=lambda d: d["even"]) or ([], None)
+    assert (page, more) == ([{"n": 0, "even": True}], False)
+    assert store.newest_page("evt", 2, after="e9") is None
+
+
 def test_kit_store_next_number_counts_per_name(store: Store) -> None:
     assert [store.next_number("a"), store.next_number("a"), store.next_number("b")] == [1, 2, 1]
     assert new_id("cus_", store) == "cus_00000000000001"
