@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -34,6 +35,7 @@ from bench.common import (
 )
 from bench.cost import registered
 from canonical.ownership import SystemRole
+from canonical.refs import ExternalRef
 from connectors.acts import BilledInvoice, DealDraft, ReceivableSeen
 from connectors.registry import default_registry, role_label
 from runtime.launch import start_quote_to_cash
@@ -167,8 +169,14 @@ def compare_invoices(billed: dict[str, BilledInvoice], receivables: list[Receiva
 
 
 def _company_of(bench: BenchStack, result: QuoteToCashResult) -> str | None:
-    prefix = bench.acts.crm.controls.spec.system.ref("company", "")
-    return next((k.removeprefix(prefix) for k in result.business_keys if k.startswith(prefix)), None)
+    """The CRM company among the deal's business keys (``<crm>:company:<id>``)."""
+    system = bench.acts.crm.controls.spec.system.name
+    for key in result.business_keys:
+        with contextlib.suppress(ValueError):
+            ref = ExternalRef.parse(key)
+            if (ref.system, ref.object) == (system, "company"):
+                return ref.id
+    return None
 
 
 async def _figures(bench: BenchStack, company: str, currency: str) -> tuple[str | None, str | None] | None:
