@@ -432,7 +432,10 @@ class SandboxControl:
         """The bucket a request draws from: its tenant's own when limits are per tenant, else the one."""
         if self.bucket is None or not (self.faults.rate_limit_per_tenant and tenant):
             return self.bucket
-        return self.tenant_buckets.setdefault(tenant, self._new_bucket())
+        bucket = self.tenant_buckets.get(tenant)
+        if bucket is None:
+            bucket = self.tenant_buckets[tenant] = self._new_bucket()
+        return bucket
 
     def _applies(self, request: Request) -> bool:
         f = self.faults

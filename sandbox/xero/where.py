@@ -13,6 +13,8 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sandbox.kit import field_text
+
 _TOKEN = re.compile(
     r'\s*(?:'
     r'(?P<str>"(?:[^"\\]|\\.)*")'
@@ -135,8 +137,7 @@ def compile_where(text: str | None) -> Where:
         path, wanted = clauses[0][0], {value.lower() for _, _, value in clauses}
 
         def any_of(doc: dict[str, Any]) -> bool:
-            actual = _lookup(doc, path)
-            return ("" if actual is None else str(actual).lower()) in wanted
+            return field_text(doc, path) in wanted
 
         return Where(any_of, (path, wanted))
 
