@@ -362,15 +362,17 @@ class EventIntake:
         after recording the delivery as ``failed``.
         """
         vendor, event_id = received.vendor, dedupe_key(event)
+        sealed = self.ledger.seal(EventEnvelope(event=event).model_dump_json())
         # one process serialises deliveries of the same event; the ledger's claim covers the other replicas
         async with self._locks.hold((vendor, event_id)):
             stranded_before = utcnow() - timedelta(seconds=self.router.settings.ledger_stranded_after_seconds)
-            claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id,
-                                          event=self.ledger.seal(EventEnvelope(event=event).model_dump_json()),
+            claim = await self.ledger.run(claim_event, vendor=vendor, vendor_event_id=event_id, event=sealed,
                                           stranded_before=stranded_before)
             if not claim.route and not force:
                 why = "being routed by another delivery" if claim.in_flight else f"already handled ({claim.outcome})"
                 routed = Routed(Outcome.DUPLICATE, claim.workflow_id, why)
+                row = await self._record(event, received, routed.outcome, routed.workflow_id, routed.reason, 200,
+                                         sealed=sealed)
             else:
                 try:
                     routed = await self.router.route(event, trigger=trigger)
@@ -380,9 +382,11 @@ class EventIntake:
                 except Exception as exc:
                     await self._fail(event, received, f"{type(exc).__name__}: {exc}", 500)
                     raise
+                # settled and recorded in one transaction
+                row = self._delivery(event, received, routed.outcome, routed.workflow_id, routed.reason, 200,
+                                     sealed=sealed)
                 await self.ledger.run(settle_event, vendor=vendor, vendor_event_id=event_id,
-                                      outcome=routed.outcome, workflow_id=routed.workflow_id)
-        row = await self._record(event, received, routed.outcome, routed.workflow_id, routed.reason, 200)
+                                      outcome=routed.outcome, workflow_id=routed.workflow_id, delivery=row)
         annotate(vendor=vendor, vendor_event_id=event_id, event_kind=event.kind, workflow_id=routed.workflow_id,
                  outcome=routed.outcome.value)
         log.info("event routed", extra={"vendor": vendor, "kind": event.kind, "event_id": event_id,
@@ -411,23 +415,30 @@ class EventIntake:
         await self.ledger.run(settle_event, vendor=received.vendor, vendor_event_id=dedupe_key(event),
                               outcome=Outcome.FAILED, workflow_id=None, error=reason,
                               retry_base_seconds=s.ledger_retry_base_seconds,
-                              retry_max_seconds=s.ledger_retry_max_seconds)
-        await self._record(event, received, Outcome.FAILED, None, reason, status)
+                              retry_max_seconds=s.ledger_retry_max_seconds,
+                              delivery=self._delivery(event, received, Outcome.FAILED, None, reason, status))
         log.warning("event not handed over", extra={"vendor": received.vendor, "kind": event.kind,
                                                     "event_id": event.source_event_id, "reason": reason})
 
-    async def _record(self, event: DomainEvent | None, received: Received, outcome: Outcome,
-                      workflow_id: str | None, reason: str, status: int) -> Delivery:
+    def _delivery(self, event: DomainEvent | None, received: Received, outcome: Outcome, workflow_id: str | None,
+                  reason: str, status: int, *, sealed: str | None = None) -> Delivery:
+        """The ledger row of a delivery (``sealed``: the event already sealed for its dedupe record)."""
         if self.on_recorded is not None:
             self.on_recorded(received.vendor, outcome.value)
-        return await self.ledger.run(record_delivery, delivery=Delivery(
+        if event is not None and sealed is None:
+            sealed = self.ledger.seal(EventEnvelope(event=event).model_dump_json())
+        return Delivery(
             request_id=received.request_id, vendor=received.vendor,
             vendor_event_id=event.source_event_id if event else None, event_kind=event.kind if event else None,
             signature=received.signature.value, outcome=outcome.value, workflow_id=workflow_id, reason=reason,
             status_code=status, headers=json.dumps(dict(received.headers)), body=self.ledger.seal(received.body),
-            body_bytes=received.body_bytes, body_sha256=received.body_sha256,
-            event=self.ledger.seal(EventEnvelope(event=event).model_dump_json()) if event else None,
-            replay_of=received.replay_of))
+            body_bytes=received.body_bytes, body_sha256=received.body_sha256, event=sealed,
+            replay_of=received.replay_of)
+
+    async def _record(self, event: DomainEvent | None, received: Received, outcome: Outcome,
+                      workflow_id: str | None, reason: str, status: int, *, sealed: str | None = None) -> Delivery:
+        return await self.ledger.run(record_delivery, delivery=self._delivery(
+            event, received, outcome, workflow_id, reason, status, sealed=sealed))
 
     async def record_refusal(self, received: Received, *, outcome: Outcome, reason: str, status: int) -> Delivery:
         """Record a delivery that routed nothing (refused, or carrying no event)."""

@@ -252,23 +252,29 @@ def retry_delay(attempts: int, *, base_seconds: float, max_seconds: float) -> ti
 
 def settle_event(*, session: Session, vendor: str, vendor_event_id: str, outcome: Outcome,
                  workflow_id: str | None, error: str = "", retry_base_seconds: float = 30,
-                 retry_max_seconds: float = 3600) -> None:
+                 retry_max_seconds: float = 3600, delivery: Delivery | None = None) -> Delivery | None:
     """Mark the event handed over (``done``), or ``failed`` so a redelivery or the sweep (after a backoff)
-    routes it again."""
-    row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
-                                                   AcceptedEvent.vendor_event_id == vendor_event_id)).first()
-    if row is None:
-        row = AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id)
+    routes it again; ``delivery``, the row saying so, is written in the same transaction (and returned with
+    its ID). A handed-over event is settled by one ``UPDATE``: the ingress does this for every event."""
     now = utcnow()
+    same = (col(AcceptedEvent.vendor) == vendor) & (col(AcceptedEvent.vendor_event_id) == vendor_event_id)
     if outcome is Outcome.FAILED:
+        row = session.exec(select(AcceptedEvent).where(same)).first()
+        row = row if row is not None else AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id)
         row.state, row.last_error = EventState.FAILED.value, error[:300]
         row.next_attempt_at = now + retry_delay(row.attempts, base_seconds=retry_base_seconds,
                                                 max_seconds=retry_max_seconds)
+        row.outcome, row.workflow_id, row.updated_at = outcome.value, workflow_id, now
+        session.add(row)
     else:
-        row.state, row.next_attempt_at, row.last_error = EventState.DONE.value, None, ""
-    row.outcome, row.workflow_id, row.updated_at = outcome.value, workflow_id, now
-    session.add(row)
+        done: dict[str, Any] = {"state": EventState.DONE.value, "next_attempt_at": None, "last_error": "",
+                                "outcome": outcome.value, "workflow_id": workflow_id, "updated_at": now}
+        if not session.execute(update(AcceptedEvent).where(same).values(**done)).rowcount:  # type: ignore[attr-defined]
+            session.add(AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, **done))
+    if delivery is not None:
+        session.add(delivery)
     session.commit()
+    return delivery
 
 
 def events_to_retry(*, session: Session, now: datetime, stranded_before: datetime, limit: int = 100
@@ -325,9 +331,9 @@ def prune_ledger(*, session: Session, before: datetime) -> dict[str, int]:
 
 
 def record_delivery(*, session: Session, delivery: Delivery) -> Delivery:
+    """Write one ledger row; its ID is set by the insert (the session keeps what it wrote, nothing is read)."""
     session.add(delivery)
     session.commit()
-    session.refresh(delivery)
     return delivery
 
 

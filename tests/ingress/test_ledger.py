@@ -10,10 +10,13 @@ from sqlmodel import Session
 
 from stores.events import (
     Claim,
+    Delivery,
     EventLedger,
+    EventState,
     Outcome,
     claim_event,
     find_event,
+    get_delivery,
     ledger_engine,
     load_checkpoint,
     save_checkpoint,
@@ -76,6 +79,36 @@ def test_ledger_settled_event_is_a_duplicate_and_failed_one_routes_again(store_u
     assert (done.route, done.outcome, done.workflow_id) == (False, "started", "q2c-hubspot-1")
     assert (failed.route, failed.retry) == (True, True)
     assert (other_vendor.route, other_vendor.retry) == (True, False)
+
+
+def test_ledger_settles_an_event_and_writes_its_delivery_row_together(store_url: str) -> None:
+    """The ingress settles a routed event and records the delivery in one transaction: the row comes back with
+    its ID, and an event never claimed (a replay of a pruned one) is settled by a record made then."""
+    ledger = EventLedger.from_url(store_url, keyring_for_tests())
+
+    def row(event_id: str, outcome: Outcome) -> Delivery:
+        return Delivery(request_id=f"r-{event_id}", vendor="stripe", vendor_event_id=event_id, signature="valid",
+                        outcome=outcome.value, status_code=200)
+    try:
+        ledger.run_sync(claim_event, vendor="stripe", vendor_event_id="evt_a", event="sealed-a")
+        settled = ledger.run_sync(settle_event, vendor="stripe", vendor_event_id="evt_a", outcome=Outcome.SIGNALLED,
+                                  workflow_id="ledger-1", delivery=row("evt_a", Outcome.SIGNALLED))
+        unclaimed = ledger.run_sync(settle_event, vendor="stripe", vendor_event_id="evt_b", outcome=Outcome.STARTED,
+                                    workflow_id="ledger-2", delivery=row("evt_b", Outcome.STARTED))
+        failed = ledger.run_sync(settle_event, vendor="stripe", vendor_event_id="evt_a", outcome=Outcome.FAILED,
+                                 workflow_id=None, error="Temporal away", delivery=row("evt_a", Outcome.FAILED))
+        a = ledger.run_sync(find_event, vendor="stripe", vendor_event_id="evt_a")
+        b = ledger.run_sync(find_event, vendor="stripe", vendor_event_id="evt_b")
+        kept = [ledger.run_sync(get_delivery, delivery_id=d.id) for d in (settled, unclaimed, failed)
+                if d is not None and d.id is not None]
+    finally:
+        ledger.close()
+
+    assert [(d.vendor_event_id, d.outcome) for d in kept if d is not None] == [
+        ("evt_a", "signalled"), ("evt_b", "started"), ("evt_a", "failed")]
+    assert b is not None and (b.state, b.outcome, b.workflow_id) == (EventState.DONE.value, "started", "ledger-2")
+    assert a is not None and (a.state, a.event, a.last_error) == (EventState.FAILED.value, "sealed-a", "Temporal away")
+    assert a.next_attempt_at is not None
 
 
 def test_ledger_checkpoint_round_trips_as_utc(store_url: str) -> None:
