@@ -219,7 +219,9 @@ class Portal:
     def find_by(self, type_name: str, prop: str, value: str) -> dict[str, Any] | None:
         if prop in ("hs_object_id", "id"):
             return self.get(type_name, value)
-        matches = self.store.list(f"hs:{type_name}", where=lambda o: o["properties"].get(prop) == value)
+        # through the store's index (a look-up by a unique property does not scan every object), then exactly
+        matches = self.store.list_equal(f"hs:{type_name}", f"properties.{prop}", {value.lower()},
+                                        where=lambda o: o["properties"].get(prop) == value)
         return matches[0] if matches else None
 
     def all(self, type_name: str, *, where: Callable[[dict[str, Any]], bool] | None = None, offset: int = 0,

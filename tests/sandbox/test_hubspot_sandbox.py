@@ -122,6 +122,29 @@ def test_hubspot_sandbox_unique_value_reuse_is_refused(hs: httpx.Client) -> None
     assert f"Existing ID: {created.json()['id']}" in clash.json()["message"]
 
 
+def test_hubspot_sandbox_upsert_finds_a_unique_value_after_it_changed(hs: httpx.Client) -> None:
+    """The look-up by a unique property (an index since 20,000 upserts made it quadratic) follows a value
+    changed by PATCH: the old value is free again, the new one names the record, and values compare exactly."""
+    prop = unique_ref_property(hs)
+    tag = uuid.uuid4().hex[:8]
+    old, new, upper = f"domain:old-{tag}.com", f"domain:new-{tag}.com", f"domain:OLD-{tag}.com"
+
+    def upsert(ref: str) -> dict[str, Any]:
+        answer = hs.post("/crm/v3/objects/companies/batch/upsert", json={
+            "inputs": [{"id": ref, "idProperty": prop, "properties": {"name": f"Moved {tag}"}}]})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["results"][0])
+
+    first = upsert(old)
+    moved = hs.patch(f"/crm/v3/objects/companies/{first['id']}", json={"properties": {prop: new}})
+    by_new, by_old, by_case = upsert(new), upsert(old), upsert(upper)
+
+    assert moved.status_code == 200
+    assert (by_new["id"], by_new["new"]) == (first["id"], False)
+    assert by_old["new"] and by_old["id"] != first["id"]
+    assert by_case["new"] and by_case["id"] not in (first["id"], by_old["id"])
+
+
 def test_hubspot_sandbox_upsert_needs_a_unique_property(hs: httpx.Client) -> None:
     response = hs.post("/crm/v3/objects/companies/batch/upsert", json={
         "inputs": [{"id": "acme.com", "idProperty": "domain", "properties": {"name": "Acme"}}]})
