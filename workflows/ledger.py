@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -103,6 +104,11 @@ DOCUMENT_OBJECTS = frozenset({"invoice", "payment", "credit_note", "charge", "pa
 #: timeline entries a run keeps (the ``open_items`` query shows the newest 50)
 TIMELINE_KEPT = 200
 _SECOND = timedelta(seconds=1)
+#: vendor calls of one ledger in flight at most, each for a different invoice (ERPs cap a tenant's concurrent
+#: calls, commonly at five)
+LANES = 4
+#: actions the events of one batch may ask for before the batch is dispatched
+_BATCH_ACTIONS = 200
 
 
 @workflow.defn(name="AccountLedgerWorkflow")
@@ -121,7 +127,9 @@ class AccountLedgerWorkflow:
         self._applied_this_run = 0
         self._duplicates = 0
         self._runs = carried.runs
-        self._lock = asyncio.Lock()  # events and operator reposts call the ERP one at a time
+        self._lock = asyncio.Lock()  # events and operator reposts dispatch one batch at a time
+        self._contacts: dict[str, str] = {}  # the customer's ERP contact per entity, as found this run
+        self._contact_locks: dict[str, asyncio.Lock] = {}
         self._wake_at: datetime | None = self._book.wake_at
         self._figures_due = False
         self._owner_reached = carried.figures_owner  # the company's figures owner runs: signal it, not start it
@@ -169,9 +177,12 @@ class AccountLedgerWorkflow:
                 if self._done:
                     self._status.note(f"re-posted {self._done} pending ERP write(s)")
                 while self._pending and not self._should_continue():
-                    envelope = self._pending.pop(0)
-                    await self._dispatch(self._apply(envelope.event))
-                    self._applied_this_run += 1
+                    # the events waiting go into the book together; their writes then run side by side
+                    batch: list[Action] = []
+                    while self._pending and len(batch) < _BATCH_ACTIONS and not self._should_continue():
+                        batch += self._apply(self._pending.pop(0).event)
+                        self._applied_this_run += 1
+                    await self._dispatch(batch)
                 await self._write_figures()
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = LedgerCarried(book=fold(self._book, today=workflow.now().date()), pending=self._pending,
@@ -238,27 +249,59 @@ class AccountLedgerWorkflow:
         return actions
 
     async def _dispatch(self, actions: list[Action]) -> None:
-        """Carry out the book's actions in the order it emitted them; a vendor's answer goes back to the book,
-        and what that asks for (the writes that waited for their invoice) joins the end of the queue, so the
-        last ``ArmTimer`` is always the book's latest (the exception kind is read from the book itself)."""
-        queue: deque[Action] = deque(actions)
-        while queue:
-            action = queue.popleft()
-            if isinstance(action, Note | OverdueChanged):
-                self._status.record(action.text)  # published before the next vendor call, or below
-            elif isinstance(action, ArmTimer):
-                self._wake_at = action.at
-            elif isinstance(action, RefreshCrmFigures):
-                self._figures_due = True  # once, after the batch of events
-            else:
-                self._publish()  # what the book says now, before the run blocks on the vendor
-                outcome = await (self._notify(action) if isinstance(action, Notify) else self._erp(action))
-                if outcome.ok and isinstance(action, ERP_ACTIONS):
-                    self._done += 1
-                self._book, more = settle(self._book, action, outcome, now=workflow.now())
-                queue.extend(more)
+        """Carry out the book's actions: the vendor calls of one invoice one after another in the order the book
+        emitted them, those of different invoices side by side (at most :data:`LANES` at once). A vendor's answer
+        goes back to the book, and what that asks for (the writes that waited for their invoice) joins the end of
+        its invoice's queue. Notes, timers and the figures flag take effect as they come, so the last
+        ``ArmTimer`` is always the book's latest (the exception kind is read from the book itself).
+
+        A write is carried at most once per dispatch (the book asks again for one still pending each time an
+        event touches its invoice), and not at all once the book no longer holds it (settled or dropped while it
+        waited its turn)."""
+        queues: dict[str, deque[Action]] = {}
+        taken: set[tuple[str, str]] = set()
+        busy: set[str] = set()
+
+        def take(batch: list[Action]) -> None:
+            for action in batch:
+                if isinstance(action, Note | OverdueChanged):
+                    self._status.record(action.text)  # published before the next vendor call, or below
+                elif isinstance(action, ArmTimer):
+                    self._wake_at = action.at
+                elif isinstance(action, RefreshCrmFigures):
+                    self._figures_due = True  # once, after the batch of events
+                else:
+                    lane = action.scope if isinstance(action, Notify) else action.invoice_id
+                    if (lane, action.step) not in taken:
+                        taken.add((lane, action.step))
+                        queues.setdefault(lane, deque()).append(action)
+
+        async def run_lanes() -> None:
+            while (lane := next((k for k, q in queues.items() if q and k not in busy), None)) is not None:
+                busy.add(lane)
+                try:
+                    await self._carry(queues[lane].popleft(), take)
+                finally:
+                    busy.discard(lane)
+
+        take(actions)
+        while any(queues.values()):  # a lane's answer may queue more after its runner found nothing to do
+            await asyncio.gather(*(run_lanes() for _ in range(LANES)))
         self._shown = self._book
         self._publish()
+
+    async def _carry(self, action: Action, take: Callable[[list[Action]], None]) -> None:
+        """One vendor call of a dispatch, unless the book no longer holds its write; its answer to the book."""
+        if isinstance(action, ERP_ACTIONS):
+            entry = self._book.invoices.get(action.invoice_id)
+            if entry is None or all(w.step != action.step for w in entry.erp_pending):
+                return
+        self._publish()  # what the book says now, before the lane blocks on the vendor
+        outcome = await (self._notify(action) if isinstance(action, Notify) else self._erp(action))  # type: ignore[arg-type]
+        if outcome.ok and isinstance(action, ERP_ACTIONS):
+            self._done += 1
+        self._book, more = settle(self._book, action, outcome, now=workflow.now())
+        take(more)
 
     async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | ReverseCreditNote | VoidInvoice
                    ) -> Outcome:
@@ -306,6 +349,14 @@ class AccountLedgerWorkflow:
         return Outcome(ok=True)
 
     async def _contact(self, entity_code: str, tenant_id: str) -> str:
+        """The customer's ERP contact in the entity's tenant: found or made once, whichever invoice of the
+        entity gets here first (the others wait for it)."""
+        async with self._contact_locks.setdefault(entity_code, asyncio.Lock()):
+            if entity_code not in self._contacts:
+                self._contacts[entity_code] = await self._find_or_create_contact(entity_code, tenant_id)
+            return self._contacts[entity_code]
+
+    async def _find_or_create_contact(self, entity_code: str, tenant_id: str) -> str:
         company_id = self._book.crm_company_id
         account = self._customer_account or Account(name=self._customer_id, billing_customer_id=self._customer_id)
         systems = self._systems

@@ -123,9 +123,10 @@ class AttributePublisher:
 
     Every upsert is a history event and a visibility write on the server; a run that moves a stage, learns
     an ID and records an amount between two activities would otherwise upsert three times. ``set`` keeps the
-    latest value per attribute and schedules a flush task on the workflow's event loop: it runs as soon as
-    the workflow code blocks (on an activity, a timer, a condition), still inside the same activation, so the
-    UI is never behind by more than the task in progress. Values equal to the last ones sent are dropped.
+    latest value per attribute and schedules a flush task on the workflow's event loop: it runs once the
+    workflow code blocks (on an activity, a timer, a condition) and nothing else is ready, still inside the same
+    activation, so the UI is never behind by more than the task in progress, and several coroutines moving on
+    in one activation (the ledger's lanes) still upsert once. Values equal to the last ones sent are dropped.
     Call :meth:`flush` before returning or continuing as new. A local activity runs inside the workflow task
     that scheduled it, so updates are held while one runs (:meth:`holding`) and go out once, when the code
     blocks on something that ends the task.
@@ -161,6 +162,8 @@ class AttributePublisher:
             asyncio.ensure_future(self._flush_when_blocked())
 
     async def _flush_when_blocked(self) -> None:
+        # the event loop checks conditions only when no callback is ready: every coroutine has had its turn
+        await workflow.wait_condition(lambda: True)
         self._scheduled = False
         if not self._held:
             self.flush()

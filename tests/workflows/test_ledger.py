@@ -50,7 +50,7 @@ from tests.helpers.upserts import audit_upserts
 from tests.helpers.waiting import eventually
 from worker import Connectors, open_connectors
 from workflows.company_figures import CompanyFiguresWorkflow
-from workflows.ledger import AccountLedgerWorkflow
+from workflows.ledger import LANES, AccountLedgerWorkflow
 from workflows.models import CompanyFiguresStatus, LedgerStatus, LedgerStatusRequest, RepostRequest
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -289,6 +289,47 @@ async def test_ledger_out_of_order_and_duplicate_events_post_once(rig: LedgerRig
                                lambda p: figure(p, "paid") == Decimal("450.00"), what="figures")
     assert figure(company, "billed") == Decimal("450.00") and figure(company, "outstanding") == 0
     await rig.save_history(handle, "ledger_out_of_order")
+
+
+async def test_ledger_writes_several_invoices_side_by_side_and_each_invoice_in_order(rig: LedgerRig) -> None:
+    """A month-end batch of six invoices finalized and paid, signalled at once: the ledger posts different
+    invoices side by side (never more than ``LANES`` calls in flight), each invoice's payment only after its
+    posting, each document once, and the search attributes still once per task (audited in every test)."""
+    account = await rig.account()
+    invoice_ids = await rig.invoices(account, [f"{100 + i}.00" for i in range(6)])
+    events = []
+    for invoice_id in invoice_ids:
+        raw = await finalize(rig.connectors.billing, rig.stripe, invoice_id)
+        events += [*canonical(rig.settings, raw[-1]),
+                   *(e for paid in pay(rig.stripe, invoice_id) for e in canonical(rig.settings, paid))]
+
+    handle = await signal(rig.client, rig.settings, account.customer_id, events)
+
+    status = await until(handle, lambda s: len(s.settled_items) == 6 and not s.open_items, "all six paid",
+                         timeout=60)
+    calls: dict[int, tuple[str, str]] = {}  # scheduled event ID -> (activity, summary)
+    in_flight, most, order = set(), 0, []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            if name in ("post_erp_invoice", "record_erp_payment"):
+                [summary] = await rig.client.data_converter.decode([event.user_metadata.summary], [str])
+                calls[event.event_id] = (name, summary)
+                in_flight.add(event.event_id)
+                most = max(most, len(in_flight))
+        elif event.HasField("activity_task_completed_event_attributes"):
+            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled in in_flight:
+                in_flight.discard(scheduled)
+                order.append(calls[scheduled])
+    assert 2 <= most <= LANES, f"{most} ERP calls in flight at most"
+    assert sorted(i.invoice_id for i in status.settled_items) == sorted(invoice_ids)
+    for item in status.settled_items:
+        title = f"invoice {item.number or item.invoice_id}"  # how the step summaries name it
+        done = [activity for activity, summary in order if f"{title} to " in summary or f" on {title} in " in summary]
+        assert done == ["post_erp_invoice", "record_erp_payment"], f"{item.invoice_id}: {done}"
+        [seen] = rig.books.receivables(item.invoice_id)
+        assert seen.paid and item.erp_invoice_id and rig.books.payments(item.erp_invoice_id) == 1
 
 
 async def test_ledger_month_of_invoices_across_continue_as_new(
