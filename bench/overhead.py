@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, summary
@@ -93,21 +95,34 @@ async def workflow_quote_to_cash(bench: BenchStack, deal_id: str) -> QuoteToCash
     return result
 
 
+#: one timed path: the stack whose deal it runs, and the run of a deal seeded there (the seeding is not timed)
+TimedPath = tuple[BenchStack, Callable[[str], Awaitable[object]]]
+
+
+async def take_turns(paths: dict[str, TimedPath], n: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per deal on each path, the paths taking turns (the order flips every round), so that a slower
+    minute of the machine weighs on all of them alike; the first ``warmup`` rounds are not counted."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for i in range(warmup + n):
+        for name in names if i % 2 == 0 else reversed(names):
+            bench, run_deal = paths[name]
+            deal_id = await bench.seed_deal(DealDraft(model="subscription"))
+            timer = Timer()
+            await run_deal(deal_id)
+            if i >= warmup:
+                times[name].append(timer.elapsed)
+    return times
+
+
 async def measure(bench: BenchStack, n: int, warmup: int) -> tuple[list[float], list[float]]:
-    durable: list[float] = []
-    plain: list[float] = []
     async with open_connectors(bench.settings) as connectors:
-        for i in range(warmup + n):
-            for mode in ("workflow", "plain") if i % 2 == 0 else ("plain", "workflow"):
-                deal_id = await bench.seed_deal(DealDraft(model="subscription"))
-                timer = Timer()
-                if mode == "workflow":
-                    await workflow_quote_to_cash(bench, deal_id)
-                else:
-                    await plain_quote_to_cash(bench.settings, connectors, deal_id, f"{deal_id}-{time.time_ns()}")
-                if i >= warmup:
-                    (durable if mode == "workflow" else plain).append(timer.elapsed)
-    return durable, plain
+        async def plain(deal_id: str) -> None:
+            await plain_quote_to_cash(bench.settings, connectors, deal_id, f"{deal_id}-{time.time_ns()}")
+
+        times = await take_turns({"workflow": (bench, functools.partial(workflow_quote_to_cash, bench)),
+                                  "plain": (bench, plain)}, n, warmup)
+    return times["workflow"], times["plain"]
 
 
 async def timer_lateness(bench: BenchStack) -> dict[str, float]:

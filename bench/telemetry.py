@@ -11,32 +11,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, summary
-from bench.overhead import workflow_quote_to_cash
-from connectors.acts import DealDraft
+from bench.common import BenchStack, Table, bench_settings, running_stack, summary
+from bench.overhead import take_turns, workflow_quote_to_cash
 
 MODES: dict[str, dict[str, Any]] = {
     "off": {"worker_metrics_port": 0, "ingress_metrics_port": 0, "otel_traces_exporter": "none"},
     "on": {"otel_traces_exporter": "discard"},
 }
-
-
-async def alternate(stacks: dict[str, BenchStack], n: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per deal in each stack, the stacks taking turns (the order flips every round)."""
-    times: dict[str, list[float]] = {name: [] for name in stacks}
-    names = list(stacks)
-    for i in range(warmup + n):
-        for name in names if i % 2 == 0 else reversed(names):
-            bench = stacks[name]
-            deal_id = await bench.seed_deal(DealDraft(model="subscription"))
-            timer = Timer()
-            await workflow_quote_to_cash(bench, deal_id)
-            if i >= warmup:
-                times[name].append(timer.elapsed)
-    return times
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> Table:
@@ -48,7 +33,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                                       activity_retry_max_seconds=2.0, **overrides)
             stacks[name] = await running.enter_async_context(running_stack(settings, with_ingress=webhooks))
             await stacks[name].acts.clm.auto_sign(0)
-        times = await alternate(stacks, args.n, args.warmup)
+        times = await take_turns({name: (stack, functools.partial(workflow_quote_to_cash, stack))
+                                  for name, stack in stacks.items()}, args.n, args.warmup)
     off, on = summary(times["off"]), summary(times["on"])
     table = Table("telemetry", f"6. Observability overhead: one subscription deal at a time through quote-to-cash, "
                                f"n={args.n} per mode, metrics + tracing off vs on, the two stacks taking turns",
