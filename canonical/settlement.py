@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, Field
 
@@ -195,6 +195,8 @@ Action = Annotated[
     Field(discriminator="kind"),
 ]
 ERP_ACTIONS = (PostInvoice, RecordPayment, PostCreditNote, ReverseCreditNote, VoidInvoice)
+ErpWrite: TypeAlias = PostInvoice | RecordPayment | PostCreditNote | ReverseCreditNote | VoidInvoice
+Dispatched: TypeAlias = ErpWrite | Notify  # what a dispatch hands to a vendor, one lane per invoice (or notice scope)
 
 
 class Outcome(BaseModel):
@@ -675,7 +677,7 @@ def _finish(book: LedgerBook, actions: list[Action]) -> tuple[LedgerBook, list[A
     return book, actions
 
 
-__all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "ErpAction", "Event",
+__all__ = ["ERP_ACTIONS", "REPOST_EVERY", "Action", "ArmTimer", "Dispatched", "ErpAction", "ErpWrite", "Event",
            "LedgerBook", "Note", "Notify", "Outcome", "OverdueChanged", "PostCreditNote", "PostInvoice",
            "RecordPayment", "RefreshCrmFigures", "Repost",
            "ReverseCreditNote", "Tick", "VoidInvoice", "apply", "balances", "configure",

@@ -47,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         ERP_ACTIONS,
         Action,
         ArmTimer,
+        Dispatched,
+        ErpWrite,
         Event,
         LedgerBook,
         Note,
@@ -60,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         Repost,
         ReverseCreditNote,
         Tick,
-        VoidInvoice,
         apply,
         balances,
         configure,
@@ -258,7 +259,7 @@ class AccountLedgerWorkflow:
         A write is carried at most once per dispatch (the book asks again for one still pending each time an
         event touches its invoice), and not at all once the book no longer holds it (settled or dropped while it
         waited its turn)."""
-        queues: dict[str, deque[Action]] = {}
+        queues: dict[str, deque[Dispatched]] = {}
         taken: set[tuple[str, str]] = set()
         busy: set[str] = set()
 
@@ -290,21 +291,20 @@ class AccountLedgerWorkflow:
         self._shown = self._book
         self._publish()
 
-    async def _carry(self, action: Action, take: Callable[[list[Action]], None]) -> None:
+    async def _carry(self, action: Dispatched, take: Callable[[list[Action]], None]) -> None:
         """One vendor call of a dispatch, unless the book no longer holds its write; its answer to the book."""
         if isinstance(action, ERP_ACTIONS):
             entry = self._book.invoices.get(action.invoice_id)
             if entry is None or all(w.step != action.step for w in entry.erp_pending):
                 return
         self._publish()  # what the book says now, before the lane blocks on the vendor
-        outcome = await (self._notify(action) if isinstance(action, Notify) else self._erp(action))  # type: ignore[arg-type]
+        outcome = await (self._notify(action) if isinstance(action, Notify) else self._erp(action))
         if outcome.ok and isinstance(action, ERP_ACTIONS):
             self._done += 1
         self._book, more = settle(self._book, action, outcome, now=workflow.now())
         take(more)
 
-    async def _erp(self, action: PostInvoice | RecordPayment | PostCreditNote | ReverseCreditNote | VoidInvoice
-                   ) -> Outcome:
+    async def _erp(self, action: ErpWrite) -> Outcome:
         key = idempotency_key(action.step, scope=action.invoice_id)  # <workflowId>:<invoiceId>:<step>
         held = self._book.invoices.get(action.invoice_id)
         entity = action.legal_entity if isinstance(action, PostInvoice) else (held.legal_entity if held else None)
