@@ -8,11 +8,9 @@ and looks at the processes themselves (``/proc``) and the ports, never at what t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -244,18 +242,3 @@ def test_a_second_signal_during_a_slow_stop_kills_what_is_left_at_once(tmp_path:
 
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def test_make_up_keeps_temporal_in_a_wal_sqlite_file(env: dict[str, str], tmp_path: Path) -> None:
-    """The dev server's file is in WAL mode (``SQLITE_PRAGMAS``): a commit does not wait on the disk, and the
-    file outlives the server being killed."""
-    parent = start_up(env, tmp_path / "up.log")
-    children = children_of(parent.pid)
-    try:
-        database = tmp_path / "data" / "temporal.sqlite"
-        with contextlib.closing(sqlite3.connect(database)) as connection:
-            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-        assert mode == "wal" and database.with_name("temporal.sqlite-wal").exists()
-    finally:
-        parent.send_signal(signal.SIGTERM)
-        wait_all_gone(children | {parent.pid}, stack_ports(env))
