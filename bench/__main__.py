@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     root = Path(tempfile.mkdtemp(prefix="revops-bench-"))
     errors = 0
+    unfinished: list[str] = []
     try:
         for name in names:
             data_dir = root / name
@@ -76,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
                               notes=[f"logs: {data_dir / 'logs'}"])
                 errors += 1
             table.emit()
+            if table.incomplete:
+                unfinished.append(name)
     finally:
-        if args.keep or errors:
-            print(f"\nstate and logs kept in {root}")
+        if args.keep or errors or unfinished:
+            why = f" ({', '.join(unfinished)} did not finish: see its logs/)" if unfinished else ""
+            print(f"\nstate and logs kept in {root}{why}")
         else:
             shutil.rmtree(root, ignore_errors=True)
     return 1 if errors else 0

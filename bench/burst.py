@@ -124,6 +124,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         mismatches = compare_invoices({i.invoice_id: i for i in all_invoices if i.invoice_id in wanted}, receivables)
         billed_invoices = {i.invoice_id: i for i in all_invoices if i.status in ("open", "paid")}
         crm_mismatches = await crm_billed_mismatches(bench, results, billed_invoices)
+    table.incomplete = done_seconds is None
     dup_invoices = sum(n - 1 for n in refs.values() if n > 1)
     dup_payments = sum(n - 1 for n in payments.values() if n > 1)
     table.add("events posted", len(events))

@@ -255,6 +255,8 @@ class Table:
     rows: list[list[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: the run did not reach the state it waits for (a timeout): its stack's data folder is kept for a look
+    incomplete: bool = False
 
     def add(self, *row: Any) -> None:
         self.rows.append(list(row))
