@@ -231,26 +231,33 @@ def configure(book: LedgerBook, *, entities: dict[str, str], dedupe_window: int,
     return _finish(book, actions)
 
 
-def apply(book: LedgerBook, event: Event, *, now: datetime) -> tuple[LedgerBook, list[Action]]:
-    """One event in; the next book and what to do. A duplicate (same source event ID) changes nothing."""
-    if isinstance(event, Tick):
-        book = book.model_copy(deep=True)
-        return _finish(book, _tick(book, now))
-    if isinstance(event, Repost):
-        book = book.model_copy(deep=True)
+def apply(book: LedgerBook, event: Event, *, now: datetime, in_place: bool = False
+          ) -> tuple[LedgerBook, list[Action]]:
+    """One event in; the next book and what to do. A duplicate (same source event ID) changes nothing.
+
+    The book given is left as it was, unless ``in_place``: then it is the book changed and returned. Copying
+    costs the whole book (each invoice it holds) per event, so a caller that applies many events, and keeps no
+    earlier book, changes one in place (the ledger workflow, which copies once per batch for its queries)."""
+    if isinstance(event, Tick | Repost):
+        book = book if in_place else book.model_copy(deep=True)
+        if isinstance(event, Tick):
+            return _finish(book, _tick(book, now))
         return _finish(book, _repost(book, event.invoice_id, now))
     if event.source_event_id in book.seen_event_ids:
         return book, []
-    book = book.model_copy(deep=True)
+    book = book if in_place else book.model_copy(deep=True)
     book.seen_event_ids.append(event.source_event_id)
     del book.seen_event_ids[:-book.dedupe_window]
     book.events_applied += 1
     return _finish(book, _event(book, event, now))
 
 
-def settle(book: LedgerBook, action: Action, outcome: Outcome, *, now: datetime) -> tuple[LedgerBook, list[Action]]:
-    """A vendor's answer to an action: a write done or refused, the CRM figures written or not."""
-    book = book.model_copy(deep=True)
+def settle(book: LedgerBook, action: Action, outcome: Outcome, *, now: datetime, in_place: bool = False
+           ) -> tuple[LedgerBook, list[Action]]:
+    """A vendor's answer to an action: a write done or refused, the CRM figures written or not (the book given
+    left as it was unless ``in_place``, as in :func:`apply`)."""
+    if not in_place:
+        book = book.model_copy(deep=True)
     actions: list[Action] = []
     if isinstance(action, RefreshCrmFigures):
         if outcome.ok:

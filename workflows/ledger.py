@@ -121,7 +121,10 @@ class AccountLedgerWorkflow:
         carried = request.carried or LedgerCarried()
         self._customer_id = request.customer_id
         self._book = carried.book or LedgerBook(customer_id=request.customer_id)
-        self._shown = self._book  # what queries see: the book once every action of the last event was done
+        # what queries see: the book as it stood once every action of the last batch was done. `_dispatch` keeps
+        # a copy here, since the book itself changes in place: a copy per event and per vendor answer cost the
+        # whole book each time, so a batch of N events on a book of N invoices cost N squared
+        self._shown = self._book
         self._config: LedgerConfig | None = None
         self._customer_account: Account | None = None
         self._pending: list[EventEnvelope] = list(carried.pending)
@@ -246,7 +249,7 @@ class AccountLedgerWorkflow:
 
     # -- dispatch --------------------------------------------------------------------------------
     def _apply(self, event: Event) -> list[Action]:
-        self._book, actions = apply(self._book, event, now=workflow.now())
+        self._book, actions = apply(self._book, event, now=workflow.now(), in_place=True)
         return actions
 
     async def _dispatch(self, actions: list[Action]) -> None:
@@ -288,7 +291,7 @@ class AccountLedgerWorkflow:
         take(actions)
         while any(queues.values()):  # a lane's answer may queue more after its runner found nothing to do
             await asyncio.gather(*(run_lanes() for _ in range(LANES)))
-        self._shown = self._book
+        self._shown = self._book.model_copy(deep=True)  # the book changes in place from here on
         self._publish()
 
     async def _carry(self, action: Dispatched, take: Callable[[list[Action]], None]) -> None:
@@ -301,7 +304,7 @@ class AccountLedgerWorkflow:
         outcome = await (self._notify(action) if isinstance(action, Notify) else self._erp(action))
         if outcome.ok and isinstance(action, ERP_ACTIONS):
             self._done += 1
-        self._book, more = settle(self._book, action, outcome, now=workflow.now())
+        self._book, more = settle(self._book, action, outcome, now=workflow.now(), in_place=True)
         take(more)
 
     async def _erp(self, action: ErpWrite) -> Outcome:
@@ -399,7 +402,7 @@ class AccountLedgerWorkflow:
             outcome = Outcome(ok=True)
         except FailureError as err:  # a refused step, or the owner could be neither signalled nor started
             outcome = Outcome(ok=False, reason=failure_reason(err))
-        self._book, more = settle(self._book, action, outcome, now=workflow.now())
+        self._book, more = settle(self._book, action, outcome, now=workflow.now(), in_place=True)
         await self._dispatch(more)
 
     async def _report_figures(self, report: FiguresReport) -> None:

@@ -615,3 +615,32 @@ def test_a_credit_note_issued_before_payment_lowers_the_invoice_even_when_delive
                 credited(before_payment=True)], erp)
     assert erp.books()["receivables"][INVOICE]["due"] == 0  # type: ignore[index]
     assert book.invoices[INVOICE].credited_before_payment == Decimal("200.00")
+
+
+def test_in_place_reaches_the_same_book_and_only_the_default_leaves_the_book_given_as_it_was() -> None:
+    """The ledger workflow changes its book in place (a copy per event cost the whole book each time); the result
+    must be the book the copying functions give, and a caller that keeps an earlier book must still get copies."""
+    events: list[DomainEvent | Tick | Repost] = [
+        finalized(), paid("evt_p1", "py_1", "400.00", InvoiceStatus.OPEN), credited(), finalized(), Tick(),
+        paid("evt_p2", "py_2", "800.00", InvoiceStatus.PAID), Repost(invoice_id=None)]
+    copied, erp_a = new_book(), FakeErp()
+    kept = copied
+    before = kept.model_dump()
+    changed, erp_b = new_book(), FakeErp()
+    same = changed
+    for event in events:
+        copied, actions = apply(copied, event, now=NOW)
+        changed, in_place_actions = apply(changed, event, now=NOW, in_place=True)
+        assert changed is same and in_place_actions == actions
+        queue, queue_b = deque(actions), deque(in_place_actions)
+        while queue:
+            action, action_b = queue.popleft(), queue_b.popleft()
+            if isinstance(action, (*ERP_ACTIONS, Notify, RefreshCrmFigures)):
+                copied, more = settle(copied, action, erp_a.answer(action), now=NOW)
+                changed, more_b = settle(changed, action_b, erp_b.answer(action_b), now=NOW, in_place=True)
+                assert changed is same and more_b == more
+                queue.extend(more)
+                queue_b.extend(more_b)
+    assert changed.model_dump() == copied.model_dump() and erp_a.keys() == erp_b.keys()
+    assert copied is not kept and kept.model_dump() == before  # the copying path never touched the first book
+    assert final(changed)["status"] is InvoiceStatus.PAID
