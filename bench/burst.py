@@ -125,6 +125,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         billed_invoices = {i.invoice_id: i for i in all_invoices if i.status in ("open", "paid")}
         crm_mismatches = await crm_billed_mismatches(bench, results, billed_invoices)
     table.incomplete = done_seconds is None
+    slow = workflow_task_warnings(data_dir / "logs")
     dup_invoices = sum(n - 1 for n in refs.values() if n > 1)
     dup_payments = sum(n - 1 for n in payments.values() if n > 1)
     table.add("events posted", len(events))
@@ -141,13 +142,29 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     table.add(f"companies whose CRM billed/paid differ from the {billing_label}", len(crm_mismatches))
     for line in (mismatches + crm_mismatches)[:10]:
         table.add("  mismatch", line)
+    table.add("workflow tasks over 5 s (SDK warning TMPRL1104)", slow["TMPRL1104"])
+    table.add("activations stopped as deadlocked (TMPRL1101)", slow["TMPRL1101"])
     table.add("peak RSS worker MiB", worker_rss or "-")
     table.add("peak RSS ingress MiB", ingress_rss or "-")
     table.data = {"events": len(events), "invoices": len(invoice_ids), "accepted_seconds": accepted_seconds,
                   "done_seconds": done_seconds, "statuses": dict(statuses), "duplicates": dup_invoices + dup_payments,
                   "amount_mismatches": len(mismatches), "crm_mismatches": len(crm_mismatches),
-                  "worker_rss_mb": worker_rss, "ingress_rss_mb": ingress_rss}
+                  "worker_rss_mb": worker_rss, "ingress_rss_mb": ingress_rss,
+                  "slow_workflow_tasks": slow["TMPRL1104"], "deadlocked_activations": slow["TMPRL1101"]}
     return table
+
+
+def workflow_task_warnings(logs: Path) -> dict[str, int]:
+    """The SDK's warnings of workflow tasks in trouble, counted in the workers' logs: TMPRL1104, a workflow task
+    that took over 5 s on the worker (its run waited there, for the GIL or a slot); TMPRL1101, an activation that
+    did not yield within 2 s of wall time, which fails the task so the run is replayed (under load, again)."""
+    counts = {"TMPRL1104": 0, "TMPRL1101": 0}
+    for log in sorted(logs.glob("worker*.log")):
+        with log.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                for code in counts:
+                    counts[code] += code in line
+    return counts
 
 
 def compare_invoices(billed: dict[str, BilledInvoice], receivables: list[ReceivableSeen]) -> list[str]:
