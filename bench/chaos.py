@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,6 @@ from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from devstack.stack import stop_on_sigterm
 from runtime.launch import quote_to_cash_id
 from settings import Settings
-from stores.events import STRANDED_AFTER
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
 
@@ -385,19 +385,60 @@ def ledger_state(url: str) -> dict[str, Any]:
             outcomes: dict[str, int] = {str(k): int(n) for k, n in db.execute(
                 text("SELECT outcome, count(*) FROM ingress_deliveries GROUP BY outcome")).all()}
             unsettled = [tuple(r) for r in db.execute(text(
-                "SELECT vendor, vendor_event_id, state FROM ingress_events WHERE state != 'done' LIMIT 10")).all()]
+                "SELECT vendor, vendor_event_id, state, attempts, last_error FROM ingress_events "
+                "WHERE state != 'done' LIMIT 10")).all()]
     finally:
         engine.dispose()
     return {"events_by_state": states, "deliveries_by_outcome": outcomes, "unsettled_sample": unsettled}
 
 
-async def ledger_settled(url: str, *, timeout: float) -> None:
+def unsettled_events(url: str) -> list[tuple[str, datetime | None, datetime | None]]:
+    """(state, last touched, next attempt) of each event in the ledger without its outcome yet."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(text("SELECT state, updated_at, next_attempt_at FROM ingress_events "
+                                   "WHERE state NOT IN ('done', 'given_up')")).all()
+    finally:
+        engine.dispose()
+    return [(str(state), _utc(touched), _utc(due)) for state, touched, due in rows]
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite hands back text
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def swept_by(rows: list[tuple[str, datetime | None, datetime | None]], *, stranded_after: float,
+             sweep_every: float) -> datetime | None:
+    """The latest moment by which the ledger's upkeep sweep will have routed every one of ``rows`` again (None:
+    nothing is waiting). An event ``in_flight`` counts as stranded ``stranded_after`` seconds after it was last
+    touched, a ``failed`` one is due when its backoff ends, and the sweep runs every ``sweep_every`` seconds, so
+    an event is routed again at most one interval after it is due."""
+    due: list[datetime] = []
+    for state, touched, next_attempt in rows:
+        if state == "failed":
+            due.append(next_attempt or touched or datetime.now(UTC))
+        else:  # in flight: routed right now, or stranded by a process that died
+            due.append((touched or datetime.now(UTC)) + timedelta(seconds=stranded_after))
+    return max(due) + timedelta(seconds=sweep_every) if due else None
+
+
+async def ledger_settled(url: str, settings: Settings, *, slack: float = 60, cap: float = 1200) -> None:
     """Before the stack stops: let deliveries still being handled (the CRM's webhooks for the last write-backs,
-    the emulators' retries) reach their outcome, so the count below sees settled events, not a snapshot."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = (await asyncio.to_thread(ledger_state, url))["events_by_state"]
-        if set(states) <= {"done"}:
+    the emulators' retries) reach their outcome, so the count below sees settled events, not a snapshot.
+
+    An event claimed by a replica killed mid-route stays in flight until it counts as stranded; a failed one
+    waits for its backoff; then the next upkeep sweep routes it (:func:`swept_by`). So the wait runs to that
+    moment and a little past it (``slack``, for the route itself), never a fixed time; ``cap`` bounds it."""
+    give_up = time.monotonic() + cap
+    while time.monotonic() < give_up:
+        rows = await asyncio.to_thread(unsettled_events, url)
+        deadline = swept_by(rows, stranded_after=settings.ledger_stranded_after_seconds,
+                            sweep_every=settings.ledger_upkeep_interval_seconds)
+        if deadline is None or datetime.now(UTC) > deadline + timedelta(seconds=slack):
             return
         await asyncio.sleep(1)
 
@@ -408,7 +449,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
     settings = bench_settings(
         data_dir, contract_poll_interval_seconds=args.contract_poll, activity_retry_max_seconds=args.retry_max,
         http_timeout_seconds=args.http_timeout, poll_interval_seconds=args.deal_poll,
-        activity_timeout_seconds=args.activity_timeout,
+        activity_timeout_seconds=args.activity_timeout, ledger_upkeep_interval_seconds=args.ledger_sweep,
         ingress_temporal_timeout_seconds=3.0, **({"stack": args.stack} if args.stack else {}))
     deals = deal_specs(args.deals, args.approval_share, rng)
     timer = Timer()
@@ -432,9 +473,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> tuple[Table, bool]:
         stats = await bench.stats()
         acts = bench.acts
         url = ledger_url(bench.stack, data_dir)
-        # an event claimed by a replica killed mid-route stays in flight until it counts as stranded and the
-        # ingress's sweep routes it again (stores.events.STRANDED_AFTER): wait past that, not a fixed minute
-        await ledger_settled(url, timeout=STRANDED_AFTER.total_seconds() + 120)
+        await ledger_settled(url, settings)
         ledger = await asyncio.to_thread(ledger_state, url)  # before the stack (and its PostgreSQL) stops
     elapsed = timer.elapsed
     checks = count_records(settings, acts, deals)
@@ -523,6 +562,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sign-delay", type=float, default=1.0, help="CLM auto-sign delay, seconds")
     p.add_argument("--contract-poll", type=float, default=5.0, help="quote-to-cash contract poll, seconds")
     p.add_argument("--deal-poll", type=float, default=15.0, help="CRM deal poll (the lost-webhook net)")
+    p.add_argument("--ledger-sweep", type=float, default=30.0,
+                   help="seconds between sweeps of the event ledger (the upkeep schedule; the product's default is "
+                        "300): the run waits for the sweep to route again what a killed replica stranded")
     p.add_argument("--retry-max", type=float, default=3.0, help="activity retry backoff cap, seconds")
     p.add_argument("--http-timeout", type=float, default=2.0, help="vendor client timeout, seconds")
     p.add_argument("--activity-timeout", type=float, default=15.0,

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +96,24 @@ def bench_settings(data_dir: Path, *, roles: dict[SystemRole, dict[str, Any]] | 
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    """This run's settings as the children read them: global ones, and each adapter's under its env prefix."""
+    """This run's settings as the children read them: the global ones the stack needs and every one the run
+    chose (a scalar set explicitly, e.g. the chaos run's sweep interval), each adapter's under its env prefix."""
     env = {}
-    for name in _EXPORTED:
+    chosen = [name for name in settings.model_fields_set if name not in _EXPORTED]
+    for name in (*_EXPORTED, *sorted(chosen)):
         value = getattr(settings, name)
-        if value is not None:
-            env[name.upper()] = str(value)
+        if value is not None and isinstance(value, _SCALARS):
+            env[name.upper()] = str(value.value if isinstance(value, Enum) else value)
     for spec in default_registry(settings).all():
         prefix = str(spec.settings_class.model_config.get("env_prefix") or "")
         for field_name, value in settings.adapter_settings.get(spec.name, {}).items():
             if value is not None and prefix:
                 env[f"{prefix}{field_name}".upper()] = str(value)
     return env
+
+
+#: settings a child reads back from their text (lists and tables of settings travel otherwise)
+_SCALARS = (str, int, float, Decimal, Path, Enum)
 
 
 class SqliteRecords:
