@@ -131,6 +131,7 @@ def build_worker(client: Client, settings: Settings, connectors: Connectors, *, 
         activities=[*activities_for(settings, connectors, client=client, stores=stores, intake=intake),
                     *extra_activities],
         max_concurrent_activities=200,
+        max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
         interceptors=[ApprovalSignatureInterceptor(settings.approval_keys())],
     )
 
