@@ -221,10 +221,10 @@ class Settings(BaseSettings):
     activity_retry_max_seconds: float = 300
     activity_timeout_seconds: float = Field(default=120, description="start-to-close of one quote-to-cash step: "
                                             "how soon a step lost with a crashed worker or server is retried")
-    worker_workflow_task_slots: int = Field(
-        default=8, ge=2, description="workflow tasks one worker process runs at once. Each runs on a thread of "
-        "its own, all under one interpreter lock, so more than a few only make each wait longer (with the "
-        "SDK's default of 100 the month-end burst was accepted at 31-33 events/s, with 8 at 50: README, Benchmarks)")
+    worker_workflow_task_slots: int | None = Field(
+        default=None, ge=2, description="workflow tasks one worker process runs at once (unset: the SDK's 100). "
+        "A cap of 8 sped the month-end burst but slowed the chaos run's deals under vendor faults to a tenth "
+        "(README, Benchmarks)")
 
     # -- waiting on others ---------------------------------------------------------------------
     contract_poll_interval_seconds: float = 3600
