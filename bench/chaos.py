@@ -25,12 +25,14 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
+from sqlmodel import Session, col, func, select
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from bench.chaos_books import Books, Check, run_books, settle_and_check
@@ -51,8 +53,11 @@ from connectors.registry import VENDOR_ROLES, default_registry, role_label
 from devstack.stack import stop_on_sigterm
 from runtime.launch import quote_to_cash_id
 from settings import Settings
+from stores.events import AcceptedEvent, Delivery, EventState, unsettled_events
 from workflows.models import ApprovalDecision, QuoteToCashResult, Stage
 from workflows.quote_to_cash import QuoteToCashWorkflow
+
+T = TypeVar("T")
 
 MODELS = ["subscription", "milestone", "time_and_materials", "retainer", "fixed_fee"]
 FAULT_MODES = ["503", "429", "timeout"]
@@ -376,42 +381,38 @@ def ledger_url(stack: Any, data_dir: Path) -> str:
     return str(stack.extra_env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'ingress.sqlite'}")
 
 
+def _in_ledger(url: str, fn: Callable[..., T]) -> T:
+    """One data function of the ledger (:mod:`stores.events`) on a connection of its own."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            return fn(session=session)
+    finally:
+        engine.dispose()
+
+
+def _tally(*, session: Session) -> dict[str, Any]:
+    states = session.exec(select(AcceptedEvent.state, func.count()).group_by(col(AcceptedEvent.state))).all()
+    outcomes = session.exec(select(Delivery.outcome, func.count()).group_by(col(Delivery.outcome))).all()
+    unsettled = session.exec(select(AcceptedEvent).where(col(AcceptedEvent.state) != EventState.DONE.value)
+                             .limit(10)).all()
+    return {"events_by_state": {str(k): int(n) for k, n in states},
+            "deliveries_by_outcome": {str(k): int(n) for k, n in outcomes},
+            "unsettled_sample": [(e.vendor, e.vendor_event_id, e.state, e.attempts, e.last_error)
+                                 for e in unsettled]}
+
+
 def ledger_state(url: str) -> dict[str, Any]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as db:
-            states: dict[str, int] = {str(k): int(n) for k, n in db.execute(
-                text("SELECT state, count(*) FROM ingress_events GROUP BY state")).all()}
-            outcomes: dict[str, int] = {str(k): int(n) for k, n in db.execute(
-                text("SELECT outcome, count(*) FROM ingress_deliveries GROUP BY outcome")).all()}
-            unsettled = [tuple(r) for r in db.execute(text(
-                "SELECT vendor, vendor_event_id, state, attempts, last_error FROM ingress_events "
-                "WHERE state != 'done' LIMIT 10")).all()]
-    finally:
-        engine.dispose()
-    return {"events_by_state": states, "deliveries_by_outcome": outcomes, "unsettled_sample": unsettled}
+    """Events by state, deliveries by outcome and a sample of the events without their outcome."""
+    return _in_ledger(url, _tally)
 
 
-def unsettled_events(url: str) -> list[tuple[str, datetime | None, datetime | None]]:
+def pending_events(url: str) -> list[tuple[str, datetime, datetime | None]]:
     """(state, last touched, next attempt) of each event in the ledger without its outcome yet."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as db:
-            rows = db.execute(text("SELECT state, updated_at, next_attempt_at FROM ingress_events "
-                                   "WHERE state NOT IN ('done', 'given_up')")).all()
-    finally:
-        engine.dispose()
-    return [(str(state), _utc(touched), _utc(due)) for state, touched, due in rows]
+    return _in_ledger(url, unsettled_events)
 
 
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite hands back text
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def swept_by(rows: list[tuple[str, datetime | None, datetime | None]], *, stranded_after: float,
+def swept_by(rows: list[tuple[str, datetime, datetime | None]], *, stranded_after: float,
              sweep_every: float) -> datetime | None:
     """The latest moment by which the ledger's upkeep sweep will have routed every one of ``rows`` again (None:
     nothing is waiting). An event ``in_flight`` counts as stranded ``stranded_after`` seconds after it was last
@@ -420,9 +421,9 @@ def swept_by(rows: list[tuple[str, datetime | None, datetime | None]], *, strand
     due: list[datetime] = []
     for state, touched, next_attempt in rows:
         if state == "failed":
-            due.append(next_attempt or touched or datetime.now(UTC))
+            due.append(next_attempt or touched)
         else:  # in flight: routed right now, or stranded by a process that died
-            due.append((touched or datetime.now(UTC)) + timedelta(seconds=stranded_after))
+            due.append(touched + timedelta(seconds=stranded_after))
     return max(due) + timedelta(seconds=sweep_every) if due else None
 
 
@@ -435,7 +436,7 @@ async def ledger_settled(url: str, settings: Settings, *, slack: float = 60, cap
     moment and a little past it (``slack``, for the route itself), never a fixed time; ``cap`` bounds it."""
     give_up = time.monotonic() + cap
     while time.monotonic() < give_up:
-        rows = await asyncio.to_thread(unsettled_events, url)
+        rows = await asyncio.to_thread(pending_events, url)
         deadline = swept_by(rows, stranded_after=settings.ledger_stranded_after_seconds,
                             sweep_every=settings.ledger_upkeep_interval_seconds)
         if deadline is None or datetime.now(UTC) > deadline + timedelta(seconds=slack):

@@ -289,6 +289,14 @@ def events_to_retry(*, session: Session, now: datetime, stranded_before: datetim
     return list(session.exec(query).all())
 
 
+def unsettled_events(*, session: Session) -> list[tuple[str, datetime, datetime | None]]:
+    """(state, last touched, next attempt), in UTC, of each event without its outcome yet: ``in_flight`` or
+    ``failed``, the ones the upkeep sweep will route again."""
+    query = select(AcceptedEvent.state, AcceptedEvent.updated_at, AcceptedEvent.next_attempt_at).where(
+        col(AcceptedEvent.state).in_([EventState.IN_FLIGHT.value, EventState.FAILED.value]))
+    return [(state, _aware(touched), _aware(due) if due else None) for state, touched, due in session.exec(query)]
+
+
 def find_event(*, session: Session, vendor_event_id: str, vendor: str | None = None) -> AcceptedEvent | None:
     """The dedupe record of an event (with its sealed canonical event)."""
     query = select(AcceptedEvent).where(AcceptedEvent.vendor_event_id == vendor_event_id)
@@ -459,5 +467,5 @@ __all__ = [
     "claim_event", "count_outcomes", "events_to_retry", "find_event", "get_delivery", "give_up_event",
     "handed_over_deliveries", "ledger_engine",
     "list_deliveries", "load_checkpoint", "probe_writable", "prune_ledger", "record_delivery", "retry_delay",
-    "save_checkpoint", "settle_event", "utcnow",
+    "save_checkpoint", "settle_event", "unsettled_events", "utcnow",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from bench.chaos import ledger_settled, swept_by, unsettled_events
+from bench.chaos import ledger_settled, ledger_state, pending_events, swept_by
 from settings import Settings
 from stores.events import Outcome, claim_event, ledger_engine, settle_event
 
@@ -43,7 +43,10 @@ def test_an_event_stranded_by_a_killed_replica_is_waited_for_until_the_sweep_aft
                      workflow_id=None, error="Temporal away")
     engine.dispose()
 
-    rows = unsettled_events(url)
+    rows = pending_events(url)
+    tally = ledger_state(url)
+    assert tally["events_by_state"] == {"done": 1, "failed": 1, "in_flight": 1}
+    assert sorted(row[2] for row in tally["unsettled_sample"]) == ["failed", "in_flight"]
     assert sorted(state for state, _, _ in rows) == ["failed", "in_flight"]  # the settled one is not waited for
     stranded = next(touched for state, touched, _ in rows if state == "in_flight")
     failing_due = next(due for state, _, due in rows if state == "failed")

@@ -17,10 +17,12 @@ from stores.events import (
     claim_event,
     find_event,
     get_delivery,
+    give_up_event,
     ledger_engine,
     load_checkpoint,
     save_checkpoint,
     settle_event,
+    unsettled_events,
 )
 from tests.helpers.codec import keyring_for_tests
 
@@ -120,3 +122,25 @@ def test_ledger_checkpoint_round_trips_as_utc(store_url: str) -> None:
         assert ledger.run_sync(load_checkpoint, name="crm-deals") == moment
     finally:
         ledger.close()
+
+
+def test_unsettled_events_are_the_ones_the_sweep_will_route_again_with_their_times_in_utc(store_url: str) -> None:
+    engine = ledger_engine(store_url)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    with Session(engine) as session:
+        for event_id in ("routing", "done", "failing", "dropped"):
+            assert claim_event(session=session, vendor="stripe", vendor_event_id=event_id).route
+        settle_event(session=session, vendor="stripe", vendor_event_id="done", outcome=Outcome.STARTED,
+                     workflow_id="q2c-1")
+        settle_event(session=session, vendor="stripe", vendor_event_id="failing", outcome=Outcome.FAILED,
+                     workflow_id=None, error="Temporal away")
+        assert give_up_event(session=session, vendor="stripe", vendor_event_id="dropped", reason="no such deal")
+        rows = sorted(unsettled_events(session=session))
+    engine.dispose()
+
+    assert [state for state, _, _ in rows] == ["failed", "in_flight"]  # neither done nor given up
+    (_, failed_touched, failed_due), (_, flight_touched, flight_due) = rows
+    assert failed_due is not None and flight_due is None  # only a failed one has a backoff
+    for moment in (failed_touched, failed_due, flight_touched):
+        assert moment.utcoffset() == timedelta(0) and moment >= before  # aware, UTC, on either backend
+    assert failed_due > failed_touched
