@@ -28,10 +28,13 @@ from bench.common import (
     Table,
     Timer,
     bench_settings,
+    cpu_between,
+    cpu_note,
     gather_limited,
     peak_rss_mb,
     records_of,
     running_stack,
+    stack_cpu,
 )
 from bench.cost import registered
 from canonical.ownership import SystemRole
@@ -100,9 +103,11 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                     return
                 await asyncio.sleep(0.5)
 
+        cpu = [stack_cpu(bench)]
         timer = Timer()
         await gather_limited((post(e) for e in events), args.concurrency)
         accepted_seconds = timer.elapsed
+        cpu.append(stack_cpu(bench))
         # 4. until every invoice is paid in the ERP and the CRM's paid figures match
         erp_spec = default_registry(settings).chosen(settings, SystemRole.ERP)
         erp = next(a for a in bench.acts.every if a.controls.spec is erp_spec)
@@ -115,6 +120,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
                 done_seconds = timer.elapsed
                 break
             await asyncio.sleep(3)  # each look decodes every ERP invoice: on the stack's two cores too
+        cpu.append(stack_cpu(bench))
         worker_rss = peak_rss_mb(bench.pid("worker"))
         ingress_rss = peak_rss_mb(bench.pid("ingress"))
         receivables = erp.receivables(erp_records)
@@ -125,6 +131,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         billed_invoices = {i.invoice_id: i for i in all_invoices if i.status in ("open", "paid")}
         crm_mismatches = await crm_billed_mismatches(bench, results, billed_invoices)
     table.incomplete = done_seconds is None
+    cpu_use = {"accepting": cpu_between(cpu[0], cpu[1]), "settling": cpu_between(cpu[1], cpu[2])}
+    walls = {"accepting": accepted_seconds, "settling": (done_seconds or timer.elapsed) - accepted_seconds}
     slow = workflow_task_warnings(data_dir / "logs")
     dup_invoices = sum(n - 1 for n in refs.values() if n > 1)
     dup_payments = sum(n - 1 for n in payments.values() if n > 1)
@@ -146,11 +154,13 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
     table.add("activations stopped as deadlocked (TMPRL1101)", slow["TMPRL1101"])
     table.add("peak RSS worker MiB", worker_rss or "-")
     table.add("peak RSS ingress MiB", ingress_rss or "-")
+    table.notes.extend(cpu_note(phase, use, walls[phase]) for phase, use in cpu_use.items())
     table.data = {"events": len(events), "invoices": len(invoice_ids), "accepted_seconds": accepted_seconds,
                   "done_seconds": done_seconds, "statuses": dict(statuses), "duplicates": dup_invoices + dup_payments,
                   "amount_mismatches": len(mismatches), "crm_mismatches": len(crm_mismatches),
                   "worker_rss_mb": worker_rss, "ingress_rss_mb": ingress_rss,
-                  "slow_workflow_tasks": slow["TMPRL1104"], "deadlocked_activations": slow["TMPRL1101"]}
+                  "slow_workflow_tasks": slow["TMPRL1104"], "deadlocked_activations": slow["TMPRL1101"],
+                  "cpu_seconds": cpu_use, "phase_seconds": walls}
     return table
 
 

@@ -250,7 +250,26 @@ def cpu_seconds(pid: int) -> float:
 
 
 def stack_cpu(bench: BenchStack) -> dict[str, float]:
-    return {name: cpu_seconds(process.pid) for name, process in bench.stack.processes}
+    """CPU seconds so far of each of the stack's processes (replicas by their own names), and of this harness
+    (``harness``: it signs and posts the events and reads the emulators' records back)."""
+    used = {name: cpu_seconds(process.pid) for name, process in bench.stack.processes}
+    used["harness"] = sum(os.times()[:2])
+    return used
+
+
+def cpu_between(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    """What each process spent between two :func:`stack_cpu` readings (processes started in between: all of it)."""
+    return {name: round(end[name] - start.get(name, 0.0), 2) for name in end}
+
+
+def cpu_note(phase: str, used: dict[str, float], seconds: float | None = None) -> str:
+    """One line of a table's notes: CPU seconds by process, and with ``seconds`` of wall time the share of the
+    machine's cores they kept busy (near 100 %: the phase is bound by the cores, not by waiting)."""
+    line = f"CPU seconds during {phase}: " + ", ".join(f"{n} {s:g}" for n, s in used.items())
+    if seconds:
+        line += f" (total {sum(used.values()):.1f} in {seconds:.1f} s on {os.cpu_count()} cores: " \
+                f"{sum(used.values()) / (seconds * (os.cpu_count() or 1)):.0%} busy)"
+    return line
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 
-from bench.common import BenchStack, Table, Timer, bench_settings, running_stack, stack_cpu
+from bench.common import BenchStack, Table, Timer, bench_settings, cpu_between, cpu_note, running_stack, stack_cpu
 from bench.noop import NoopInput, NoopWorkflow
 from connectors.acts import DealDraft
 from runtime.launch import start_quote_to_cash
@@ -87,10 +87,9 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Table:
         table.add(name, k, shape, seconds, rate, rate * per_deal, q2c_rate / rate)
     ratio = q2c_rate / (k / mixed)
     phases = {"quote-to-cash": (0, 1), "no-op same steps": (2, 3), "no-op regular": (3, 4), "no-op local": (4, 5)}
-    cpu_use = {phase: {name: round(cpu[b][name] - cpu[a][name], 2) for name in cpu[a]}
-               for phase, (a, b) in phases.items()}
+    cpu_use = {phase: cpu_between(cpu[a], cpu[b]) for phase, (a, b) in phases.items()}
     for phase, use in cpu_use.items():
-        table.notes.append(f"CPU seconds during {phase}: " + ", ".join(f"{n} {s:g}" for n, s in use.items()))
+        table.notes.append(cpu_note(phase, use))
     table.notes.append(f"target q2c/no-op (the same steps) >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'} "
                        f"({ratio:.2f}); against all {per_deal} regular: {q2c_rate / (k / regular):.2f}")
     table.notes.append(WHY_REGULAR)

@@ -21,6 +21,15 @@ async def test_bench_burst_small_posts_every_event_once(tmp_path: Path) -> None:
     assert table.data["invoices"] == 20 and table.data["events"] == 40, report
     assert table.data["duplicates"] == 0 and table.data["amount_mismatches"] == 0, report
     assert table.data["crm_mismatches"] == 0, report
+    # where the time went, by process: the ingress took the posts, the worker and the server ran the ledger
+    cpu = table.data["cpu_seconds"]
+    assert set(cpu) == {"accepting", "settling"}, report
+    for phase, used in cpu.items():
+        assert {"temporal", "sandbox", "ingress", "worker", "harness"} <= set(used), (phase, report)
+        assert all(seconds >= 0 for seconds in used.values()), (phase, report)  # a reading, not a NaN
+    assert cpu["accepting"]["ingress"] > 0 and cpu["accepting"]["harness"] > 0, report
+    assert cpu["accepting"]["worker"] + cpu["settling"]["worker"] > 0, report
+    assert sum(1 for note in table.notes if note.startswith("CPU seconds during")) == 2, report
 
 
 async def test_bench_backfill_small_runs_every_tenant_at_once(tmp_path: Path) -> None:
