@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,25 +160,41 @@ class _LedgerView(BaseModel):
     settled_items: list[LedgerInvoice] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ErpBooks:
+    """Where an ERP call addressed to one tenant goes: ``tenant`` at ``erp`` (the new ones when a cut-over moved
+    the addressed tenant's books); ``receives``: a cut-over copied records into ``tenant``, so an ID from before
+    the move may name a copy there (:meth:`ErpMoves.new_id`)."""
+
+    tenant: str
+    erp: ErpPort
+    receives: bool = False
+
+
 class ErpMoves:
     """Forwarding of ERP writes after a cut-over: a call addressed to a tenant whose books moved goes to the new
     adapter and tenant, and an ID of a record the cut-over copied (contact, project, invoice) becomes the copy's
-    ID there."""
+    ID there. The look-ups run off the event loop (the store may be a PostgreSQL server)."""
 
     def __init__(self, engine: Engine, adapter_of: Callable[[str], ErpPort]) -> None:
         self.engine = engine
         self.adapter_of = adapter_of
 
-    def forward(self, tenant_id: str) -> tuple[str, ErpPort] | None:
-        """``(new tenant, its adapter)`` when ``tenant_id``'s books moved, else None."""
-        switch = store.forwarded(self.engine, tenant_id)
-        if switch is None:
-            return None
-        return switch.to_tenant, self.adapter_of(switch.to_adapter)
+    async def books(self, tenant_id: str, erp: ErpPort) -> ErpBooks:
+        """Where a call to ``tenant_id`` (at ``erp``, as addressed) goes: one look-up."""
+        moves = await asyncio.to_thread(store.tenant_moves, self.engine, tenant_id)
+        if moves.forwarded_to is None:
+            return ErpBooks(tenant_id, erp, moves.receives)
+        adapter, tenant = moves.forwarded_to
+        return ErpBooks(tenant, self.adapter_of(adapter), receives=True)
 
-    def new_id(self, tenant_id: str, kind: str, old_id: str) -> str:
-        """The ID in ``tenant_id`` of what was ``old_id`` before a cut-over copied it there (else ``old_id``)."""
-        return store.new_id_of(self.engine, to_tenant=tenant_id, kind=kind, old_id=old_id) or old_id
+    async def new_id(self, books: ErpBooks, kind: str, old_id: str) -> str:
+        """The ID in ``books.tenant`` of what was ``old_id`` before a cut-over copied it there (else ``old_id``);
+        no look-up where nothing was ever copied."""
+        if not books.receives or not old_id:
+            return old_id
+        new = await asyncio.to_thread(store.new_id_of, self.engine, to_tenant=books.tenant, kind=kind, old_id=old_id)
+        return new or old_id
 
 
 class CutoverActivities:

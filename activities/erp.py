@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.cutover import ErpMoves
+from activities.cutover import ErpBooks, ErpMoves
 from activities.ledger import (
     ErpDocumentRef,
     PostCreditNoteInput,
@@ -74,15 +74,14 @@ class ErpActivities:
         self.moves = moves
         self._pacers: dict[tuple[str, float], Pacer] = {}
 
-    def _at(self, tenant_id: str) -> tuple[str, ErpPort]:
+    async def _at(self, tenant_id: str) -> ErpBooks:
         """The tenant and adapter a call addressed to ``tenant_id`` goes to: the new ones when an ERP cut-over
         moved that tenant's books (``activities/cutover.py``), else as addressed."""
-        moved = self.moves.forward(tenant_id) if self.moves is not None else None
-        return moved or (tenant_id, self.erp)
+        return await self.moves.books(tenant_id, self.erp) if self.moves is not None else ErpBooks(tenant_id, self.erp)
 
-    def _id(self, tenant_id: str, kind: str, erp_id: str) -> str:
-        """``erp_id`` in ``tenant_id``: the copy's ID when a cut-over copied that record there."""
-        return self.moves.new_id(tenant_id, kind, erp_id) if self.moves is not None and erp_id else erp_id
+    async def _id(self, books: ErpBooks, kind: str, erp_id: str) -> str:
+        """``erp_id`` in ``books.tenant``: the copy's ID when a cut-over copied that record there."""
+        return await self.moves.new_id(books, kind, erp_id) if self.moves is not None else erp_id
 
     async def _pace(self, tenant_id: str, rate: float | None) -> None:
         if rate:
@@ -95,7 +94,8 @@ class ErpActivities:
         """Which drafts have no ERP contact under their reference yet (read only, ``batch_size`` a request)."""
         plan = ErpContactsPlan()
         drafts = request.drafts
-        tenant, erp = self._at(request.tenant_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
         for start in range(0, len(drafts), request.batch_size):
             batch = drafts[start:start + request.batch_size]
             await self._pace(request.tenant_id, request.requests_per_second)
@@ -117,7 +117,8 @@ class ErpActivities:
         The ownership guard is here, for every ERP: a refresh reads the contact first, and an ERP-owned field
         (tax number, payment terms) it already holds is not sent; an empty one is filled."""
         result = ErpContactsResult()
-        tenant, erp = self._at(request.tenant_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
         drafts = [d.model_copy(update={"marker": self._mark(request.idempotency_key, d)}) for d in request.drafts]
         for start in range(0, len(drafts), request.batch_size):
             batch = drafts[start:start + request.batch_size]
@@ -172,29 +173,33 @@ class ErpActivities:
     @activity.defn(name="archive_erp_customer")
     @business_step
     async def archive_erp_customer(self, ref: ErpRecordRef) -> Ack:
-        tenant, erp = self._at(ref.tenant_id)
-        await erp.archive_customer(tenant, self._id(tenant, "contact", ref.record_id))
+        at = await self._at(ref.tenant_id)
+        tenant, erp = at.tenant, at.erp
+        await erp.archive_customer(tenant, await self._id(at, "contact", ref.record_id))
         return Ack()
 
     # -- projects ----------------------------------------------------------------------------------------
     @activity.defn(name="create_erp_project")
     @business_step
     async def create_erp_project(self, request: ErpProjectInput) -> Project:
-        tenant, erp = self._at(request.tenant_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
         return await erp.create_project(tenant, request.project, idempotency_key=request.idempotency_key)
 
     @activity.defn(name="close_erp_project")
     @business_step
     async def close_erp_project(self, ref: ErpRecordRef) -> Ack:
-        tenant, erp = self._at(ref.tenant_id)
-        await erp.close_project(tenant, self._id(tenant, "project", ref.record_id))
+        at = await self._at(ref.tenant_id)
+        tenant, erp = at.tenant, at.erp
+        await erp.close_project(tenant, await self._id(at, "project", ref.record_id))
         return Ack()
 
     @activity.defn(name="accepted_erp_milestones")
     @business_step
     async def accepted_erp_milestones(self, ref: ErpRecordRef) -> AcceptedMilestones:
         """The milestones of the project a person accepted in the project system (read only)."""
-        tenant, erp = self._at(ref.tenant_id)
+        at = await self._at(ref.tenant_id)
+        tenant, erp = at.tenant, at.erp
         return AcceptedMilestones(codes=await erp.accepted_milestones(tenant, ref.record_id))
 
     @activity.defn(name="update_erp_project")
@@ -208,11 +213,12 @@ class ErpActivities:
         """
         project = request.project
         assert project.erp_id
-        tenant, erp = self._at(request.tenant_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
         if tenant != request.tenant_id:  # the entity's books moved: the copy of the project, in the new ERP
             project = project.model_copy(update={
-                "erp_id": self._id(tenant, "project", project.erp_id), "erp_tenant_id": tenant,
-                "erp_contact_id": self._id(tenant, "contact", project.erp_contact_id)})
+                "erp_id": await self._id(at, "project", project.erp_id), "erp_tenant_id": tenant,
+                "erp_contact_id": await self._id(at, "contact", project.erp_contact_id)})
         assert project.erp_id
         current = await erp.get_project(tenant, project.erp_id)
         if request.keep_erp_budget:
@@ -242,8 +248,9 @@ class ErpActivities:
                                        non_retryable=True)
             whole = await self.billing.get_invoice(invoice.billing_id)
             invoice = whole.model_copy(update={"legal_entity": invoice.legal_entity or whole.legal_entity})
-        tenant, erp = self._at(request.tenant_id)
-        contact = self._id(tenant, "contact", request.erp_contact_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
+        contact = await self._id(at, "contact", request.erp_contact_id)
         erp_id = await erp.post_invoice(tenant, invoice, erp_contact_id=contact,
                                         idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
@@ -251,25 +258,28 @@ class ErpActivities:
     @activity.defn(name="record_erp_payment")
     @business_step
     async def record_erp_payment(self, request: RecordPaymentInput) -> ErpDocumentRef:
-        tenant, erp = self._at(request.tenant_id)
-        erp_id = await erp.record_payment(tenant, self._id(tenant, "invoice", request.erp_invoice_id),
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
+        erp_id = await erp.record_payment(tenant, await self._id(at, "invoice", request.erp_invoice_id),
                                           request.payment, idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
 
     @activity.defn(name="post_erp_credit_note")
     @business_step
     async def post_erp_credit_note(self, request: PostCreditNoteInput) -> ErpDocumentRef:
-        tenant, erp = self._at(request.tenant_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
         erp_id = await erp.post_credit_note(tenant, request.credit_note,
-                                            erp_contact_id=self._id(tenant, "contact", request.erp_contact_id),
+                                            erp_contact_id=await self._id(at, "contact", request.erp_contact_id),
                                             idempotency_key=request.idempotency_key)
         return ErpDocumentRef(erp_id=erp_id)
 
     @activity.defn(name="void_erp_invoice")
     @business_step
     async def void_erp_invoice(self, request: VoidInvoiceInput) -> Ack:
-        tenant, erp = self._at(request.tenant_id)
-        await erp.void_invoice(tenant, self._id(tenant, "invoice", request.erp_invoice_id),
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
+        await erp.void_invoice(tenant, await self._id(at, "invoice", request.erp_invoice_id),
                                idempotency_key=request.idempotency_key)
         return Ack()
 
@@ -277,7 +287,8 @@ class ErpActivities:
     @business_step
     async def reverse_erp_credit_note(self, request: ReverseCreditNoteInput) -> Ack:
         """Take back a closing credit the ledger posted (a write-off that cash or a credit made wrong)."""
-        tenant, erp = self._at(request.tenant_id)
+        at = await self._at(request.tenant_id)
+        tenant, erp = at.tenant, at.erp
         await erp.reverse_credit_note(tenant, request.credit_note, idempotency_key=request.idempotency_key)
         return Ack()
 

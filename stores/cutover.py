@@ -16,9 +16,11 @@ The engine is built by :func:`cutover_engine`, never at import.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, exists
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -119,13 +121,35 @@ def record_moved(engine: Engine, record: ErpMovedRecord) -> None:
             session.commit()
 
 
+@dataclass(frozen=True)
+class TenantMoves:
+    """What cut-overs did to one ERP tenant: where its books went (``to_adapter``, ``to_tenant``; None: nowhere)
+    and whether a cut-over copied records into it (only then can an ID from before a move name a copy there)."""
+
+    forwarded_to: tuple[str, str] | None
+    receives: bool
+
+
+_SWITCH = ErpEntitySwitch.__table__  # type: ignore[attr-defined]
+_MOVED = ErpMovedRecord.__table__  # type: ignore[attr-defined]
+
+
+def tenant_moves(engine: Engine, tenant_id: str) -> TenantMoves:
+    """:func:`forwarded` and "were records copied here" in one connection, without the ORM: every ERP activity
+    asks this before its call, so it must cost little when (as almost always) nothing was ever moved."""
+    with engine.connect() as connection:
+        switch = connection.execute(core_select(_SWITCH.c.to_adapter, _SWITCH.c.to_tenant)
+                                    .where(_SWITCH.c.from_tenant == tenant_id).limit(1)).first()
+        receives = connection.execute(core_select(exists().where(_MOVED.c.to_tenant == tenant_id))).scalar()
+    return TenantMoves(forwarded_to=(switch.to_adapter, switch.to_tenant) if switch is not None else None,
+                       receives=bool(receives))
+
+
 def new_id_of(engine: Engine, *, to_tenant: str, kind: str, old_id: str) -> str | None:
     """The ID in tenant ``to_tenant`` of a record a cut-over copied there from ``old_id`` (None: not moved)."""
-    with Session(engine) as session:
-        row = session.exec(select(ErpMovedRecord).where(
-            ErpMovedRecord.to_tenant == to_tenant, ErpMovedRecord.kind == kind,
-            ErpMovedRecord.old_id == old_id)).first()
-        return row.new_id if row else None
+    with engine.connect() as connection:
+        return connection.execute(core_select(_MOVED.c.new_id).where(
+            _MOVED.c.to_tenant == to_tenant, _MOVED.c.kind == kind, _MOVED.c.old_id == old_id).limit(1)).scalar()
 
 
 def switched_entities(engine: Engine, entities: list[LegalEntity]) -> list[LegalEntity]:
@@ -137,5 +161,5 @@ def switched_entities(engine: Engine, entities: list[LegalEntity]) -> list[Legal
             for e in entities]
 
 
-__all__ = ["ErpEntitySwitch", "ErpMovedRecord", "cutover_engine", "forwarded", "moved", "new_id_of",
-           "record_moved", "record_switch", "switch_of", "switched_entities"]
+__all__ = ["ErpEntitySwitch", "ErpMovedRecord", "TenantMoves", "cutover_engine", "forwarded", "moved", "new_id_of",
+           "record_moved", "record_switch", "switch_of", "switched_entities", "tenant_moves"]
