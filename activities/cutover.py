@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -48,6 +48,8 @@ from canonical.reconciliation import ErpPayment
 from canonical.systems import Systems
 from connectors.ports import ErpChangeFeed, ErpPort
 from stores import cutover as store
+
+T = TypeVar("T")
 
 #: the ERP write activities: one of these running in a ledger is a posting in flight
 ERP_WRITES = frozenset({"post_erp_invoice", "record_erp_payment", "post_erp_credit_note", "void_erp_invoice",
@@ -174,15 +176,21 @@ class ErpBooks:
 class ErpMoves:
     """Forwarding of ERP writes after a cut-over: a call addressed to a tenant whose books moved goes to the new
     adapter and tenant, and an ID of a record the cut-over copied (contact, project, invoice) becomes the copy's
-    ID there. The look-ups run off the event loop (the store may be a PostgreSQL server)."""
+    ID there. On a database server the look-ups run off the event loop."""
 
     def __init__(self, engine: Engine, adapter_of: Callable[[str], ErpPort]) -> None:
         self.engine = engine
         self.adapter_of = adapter_of
+        # SQLite answers in-process in tens of microseconds, less than a hop to a thread costs; a server's
+        # round trip must not hold the worker's event loop
+        self._in_place = engine.dialect.name == "sqlite"
+
+    async def _ask(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs) if self._in_place else await asyncio.to_thread(fn, *args, **kwargs)
 
     async def books(self, tenant_id: str, erp: ErpPort) -> ErpBooks:
         """Where a call to ``tenant_id`` (at ``erp``, as addressed) goes: one look-up."""
-        moves = await asyncio.to_thread(store.tenant_moves, self.engine, tenant_id)
+        moves = await self._ask(store.tenant_moves, self.engine, tenant_id)
         if moves.forwarded_to is None:
             return ErpBooks(tenant_id, erp, moves.receives)
         adapter, tenant = moves.forwarded_to
@@ -193,7 +201,7 @@ class ErpMoves:
         no look-up where nothing was ever copied."""
         if not books.receives or not old_id:
             return old_id
-        new = await asyncio.to_thread(store.new_id_of, self.engine, to_tenant=books.tenant, kind=kind, old_id=old_id)
+        new = await self._ask(store.new_id_of, self.engine, to_tenant=books.tenant, kind=kind, old_id=old_id)
         return new or old_id
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import UniqueConstraint, exists
+from sqlalchemy import UniqueConstraint, bindparam, exists
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
@@ -134,22 +135,37 @@ _SWITCH = ErpEntitySwitch.__table__  # type: ignore[attr-defined]
 _MOVED = ErpMovedRecord.__table__  # type: ignore[attr-defined]
 
 
+def _tenant_moves_statement() -> Any:
+    tenant: Any = bindparam("tenant")
+    switch = core_select(_SWITCH.c.to_adapter, _SWITCH.c.to_tenant).where(_SWITCH.c.from_tenant == tenant).limit(1)
+    return core_select(switch.with_only_columns(_SWITCH.c.to_adapter).scalar_subquery(),
+                       switch.with_only_columns(_SWITCH.c.to_tenant).scalar_subquery(),
+                       exists().where(_MOVED.c.to_tenant == tenant))
+
+
+#: built once: constructing a statement costs far more than SQLite takes to answer it
+_TENANT_MOVES = _tenant_moves_statement()
+
+
 def tenant_moves(engine: Engine, tenant_id: str) -> TenantMoves:
-    """:func:`forwarded` and "were records copied here" in one connection, without the ORM: every ERP activity
-    asks this before its call, so it must cost little when (as almost always) nothing was ever moved."""
+    """:func:`forwarded` and "were records copied here" in one prepared statement without the ORM: every ERP
+    activity asks this before its call, so it must cost little when (as almost always) nothing was ever moved."""
     with engine.connect() as connection:
-        switch = connection.execute(core_select(_SWITCH.c.to_adapter, _SWITCH.c.to_tenant)
-                                    .where(_SWITCH.c.from_tenant == tenant_id).limit(1)).first()
-        receives = connection.execute(core_select(exists().where(_MOVED.c.to_tenant == tenant_id))).scalar()
-    return TenantMoves(forwarded_to=(switch.to_adapter, switch.to_tenant) if switch is not None else None,
+        to_adapter, to_tenant, receives = connection.execute(_TENANT_MOVES, {"tenant": tenant_id}).one()
+    return TenantMoves(forwarded_to=(to_adapter, to_tenant) if to_tenant is not None else None,
                        receives=bool(receives))
+
+
+_NEW_ID = core_select(_MOVED.c.new_id).where(_MOVED.c.to_tenant == bindparam("tenant"),
+                                             _MOVED.c.kind == bindparam("kind"),
+                                             _MOVED.c.old_id == bindparam("old_id")).limit(1)
 
 
 def new_id_of(engine: Engine, *, to_tenant: str, kind: str, old_id: str) -> str | None:
     """The ID in tenant ``to_tenant`` of a record a cut-over copied there from ``old_id`` (None: not moved)."""
     with engine.connect() as connection:
-        return connection.execute(core_select(_MOVED.c.new_id).where(
-            _MOVED.c.to_tenant == to_tenant, _MOVED.c.kind == kind, _MOVED.c.old_id == old_id).limit(1)).scalar()
+        found = connection.execute(_NEW_ID, {"tenant": to_tenant, "kind": kind, "old_id": old_id}).scalar()
+    return str(found) if found is not None else None
 
 
 def switched_entities(engine: Engine, entities: list[LegalEntity]) -> list[LegalEntity]:
