@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import UniqueConstraint, inspect, or_, text, update
+from sqlalchemy import UniqueConstraint, bindparam, insert, inspect, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -194,26 +194,46 @@ class Claim:
 STRANDED_AFTER = timedelta(seconds=120)
 
 
-def _insert_if_absent(session: Session, row: AcceptedEvent) -> bool:
+_EVENTS = AcceptedEvent.__table__  # type: ignore[attr-defined]
+_DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
+_DELIVERY_COLUMNS = tuple(c.name for c in _DELIVERIES.columns if c.name != "id")
+
+
+def _claim_insert(insert: Any) -> Any:
+    return insert(_EVENTS).on_conflict_do_nothing(index_elements=["vendor", "vendor_event_id"]).returning(_EVENTS.c.id)
+
+
+# The statements every event runs, built once: building one costs more than SQLite takes to run it.
+#: ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a dedupe record, by dialect
+_CLAIM = {"postgresql": _claim_insert(postgresql_insert), "sqlite": _claim_insert(sqlite_insert)}
+#: a handed-over event settled ``done``
+_SETTLE_DONE = update(_EVENTS).where(
+    _EVENTS.c.vendor == bindparam("key_vendor"), _EVENTS.c.vendor_event_id == bindparam("key_event_id"),
+).values(state=EventState.DONE.value, next_attempt_at=None, last_error="", outcome=bindparam("new_outcome"),
+         workflow_id=bindparam("new_workflow_id"), updated_at=bindparam("new_updated_at"))
+_ADD_DELIVERY = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
+
+
+def _insert_if_absent(session: Session, row: dict[str, Any]) -> bool:
     """``INSERT … ON CONFLICT DO NOTHING`` on the dedupe key: True when this insert made the row."""
-    values = row.model_dump(exclude={"id"})
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql_insert(AcceptedEvent).values(**values)
-    elif dialect == "sqlite":
-        statement = sqlite_insert(AcceptedEvent).values(**values)
-    else:  # another server: the unique key still decides, by an error
+    statement = _CLAIM.get(session.get_bind().dialect.name)
+    if statement is None:  # another server: the unique key still decides, by an error
         try:
-            session.add(row)
+            session.add(AcceptedEvent(**row))
             session.commit()
             return True
         except IntegrityError:
             session.rollback()
             return False
-    made = session.execute(statement.on_conflict_do_nothing(index_elements=["vendor", "vendor_event_id"])
-                           .returning(col(AcceptedEvent.id))).first()
+    made = session.execute(statement, row).first()
     session.commit()
     return made is not None
+
+
+def _add_delivery(session: Session, delivery: Delivery) -> None:
+    """Insert the delivery row (in the session's transaction) and set its ID, without the ORM's unit of work."""
+    values = {name: getattr(delivery, name) for name in _DELIVERY_COLUMNS}
+    delivery.id = session.execute(_ADD_DELIVERY, values).scalar_one()
 
 
 def claim_event(*, session: Session, vendor: str, vendor_event_id: str, event: str | None = None,
@@ -226,8 +246,10 @@ def claim_event(*, session: Session, vendor: str, vendor_event_id: str, event: s
     ``event`` is the canonical event, sealed: kept so that a sweep can route it again after a crash.
     """
     now = utcnow()
-    if _insert_if_absent(session, AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, first_seen_at=now,
-                                                updated_at=now, event=event)):
+    if _insert_if_absent(session, {"vendor": vendor, "vendor_event_id": vendor_event_id, "attempts": 1,
+                                   "state": EventState.IN_FLIGHT.value, "outcome": None, "workflow_id": None,
+                                   "first_seen_at": now, "updated_at": now, "event": event, "next_attempt_at": None,
+                                   "last_error": ""}):
         return Claim(route=True)
     stranded_before = stranded_before if stranded_before is not None else now - STRANDED_AFTER
     same = (col(AcceptedEvent.vendor) == vendor) & (col(AcceptedEvent.vendor_event_id) == vendor_event_id)
@@ -257,9 +279,9 @@ def settle_event(*, session: Session, vendor: str, vendor_event_id: str, outcome
     routes it again; ``delivery``, the row saying so, is written in the same transaction (and returned with
     its ID). A handed-over event is settled by one ``UPDATE``: the ingress does this for every event."""
     now = utcnow()
-    same = (col(AcceptedEvent.vendor) == vendor) & (col(AcceptedEvent.vendor_event_id) == vendor_event_id)
     if outcome is Outcome.FAILED:
-        row = session.exec(select(AcceptedEvent).where(same)).first()
+        row = session.exec(select(AcceptedEvent).where(AcceptedEvent.vendor == vendor,
+                                                       AcceptedEvent.vendor_event_id == vendor_event_id)).first()
         row = row if row is not None else AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id)
         row.state, row.last_error = EventState.FAILED.value, error[:300]
         row.next_attempt_at = now + retry_delay(row.attempts, base_seconds=retry_base_seconds,
@@ -267,12 +289,15 @@ def settle_event(*, session: Session, vendor: str, vendor_event_id: str, outcome
         row.outcome, row.workflow_id, row.updated_at = outcome.value, workflow_id, now
         session.add(row)
     else:
-        done: dict[str, Any] = {"state": EventState.DONE.value, "next_attempt_at": None, "last_error": "",
-                                "outcome": outcome.value, "workflow_id": workflow_id, "updated_at": now}
-        if not session.execute(update(AcceptedEvent).where(same).values(**done)).rowcount:  # type: ignore[attr-defined]
-            session.add(AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, **done))
+        settled = session.execute(_SETTLE_DONE, {"key_vendor": vendor, "key_event_id": vendor_event_id,
+                                                 "new_outcome": outcome.value, "new_workflow_id": workflow_id,
+                                                 "new_updated_at": now})
+        if not settled.rowcount:  # type: ignore[attr-defined]
+            session.add(AcceptedEvent(vendor=vendor, vendor_event_id=vendor_event_id, state=EventState.DONE.value,
+                                      outcome=outcome.value, workflow_id=workflow_id, updated_at=now))
+            session.flush()
     if delivery is not None:
-        session.add(delivery)
+        _add_delivery(session, delivery)
     session.commit()
     return delivery
 
@@ -339,8 +364,8 @@ def prune_ledger(*, session: Session, before: datetime) -> dict[str, int]:
 
 
 def record_delivery(*, session: Session, delivery: Delivery) -> Delivery:
-    """Write one ledger row; its ID is set by the insert (the session keeps what it wrote, nothing is read)."""
-    session.add(delivery)
+    """Write one ledger row; its ID is set by the insert (nothing is read back)."""
+    _add_delivery(session, delivery)
     session.commit()
     return delivery
 
