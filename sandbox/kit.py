@@ -21,10 +21,14 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Index, UniqueConstraint, event, func
+from sqlalchemy import Index, UniqueConstraint, bindparam, event, func
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, col, create_engine, delete, select, update
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 log = logging.getLogger("sandbox")
 
@@ -66,6 +70,21 @@ class Counter(SQLModel, table=True):
 
     name: str = SQLField(primary_key=True)
     value: int = 0
+
+
+_RECORDS = SandboxRecord.__table__  # type: ignore[attr-defined]
+_IDEMPOTENCY = IdempotencyEntry.__table__  # type: ignore[attr-defined]
+_COUNTERS = Counter.__table__  # type: ignore[attr-defined]
+_IDEMPOTENCY_COLUMNS = tuple(c.name for c in _IDEMPOTENCY.columns if c.name != "pk")
+# What every vendor call runs, built once (building a statement costs more than SQLite takes to run it).
+_ADD_RECORD = sa_insert(_RECORDS).returning(_RECORDS.c.seq)
+_REPLACE_RECORD = sa_update(_RECORDS).where(_RECORDS.c.seq == bindparam("at_seq")).values(data=bindparam("new_data"))
+_NEXT_NUMBER = (sqlite_insert(_COUNTERS).values(name=bindparam("counter"), value=1)
+                .on_conflict_do_update(index_elements=["name"], set_={"value": _COUNTERS.c.value + 1})
+                .returning(_COUNTERS.c.value))
+_SEEN_KEY = sa_select(_IDEMPOTENCY).where(_IDEMPOTENCY.c.scope == bindparam("at_scope"),
+                                          _IDEMPOTENCY.c.key == bindparam("at_key")).limit(1)
+_ADD_KEY = sa_insert(_IDEMPOTENCY)
 
 
 @dataclass(slots=True)
@@ -139,17 +158,13 @@ class Store:
         with self.lock:
             objects = self._objects(kind, tenant)
             known = objects.get(object_id)  # the memory copy says whether the row exists: no look-up query
-            with Session(self.engine) as session:
+            with self.engine.begin() as connection:
                 if known is None:
-                    row = SandboxRecord(kind=kind, tenant=tenant, object_id=object_id, data=text)
-                    session.add(row)
-                    session.flush()  # assigns seq without a re-read after commit
-                    seq = row.seq or 0
+                    seq = connection.execute(_ADD_RECORD, {"kind": kind, "tenant": tenant, "object_id": object_id,
+                                                           "data": text}).scalar_one()
                 else:
-                    session.exec(update(SandboxRecord).where(col(SandboxRecord.seq) == known.seq)  # type: ignore[call-overload]
-                                 .values(data=text))
+                    connection.execute(_REPLACE_RECORD, {"at_seq": known.seq, "new_data": text})
                     seq = known.seq
-                session.commit()
             objects[object_id] = _Cached(seq=seq, text=text, data=json.loads(text))
             self._reindex(kind, tenant, object_id, known.data if known else None, objects[object_id].data)
         return data
@@ -251,12 +266,8 @@ class Store:
 
     def next_number(self, name: str) -> int:
         """A per-name counter (1, 2, 3...) for vendor-style IDs and invoice numbers."""
-        with self.lock, Session(self.engine) as session:
-            row = session.get(Counter, name) or Counter(name=name, value=0)
-            row.value += 1
-            session.add(row)
-            session.commit()
-            return row.value
+        with self.lock, self.engine.begin() as connection:
+            return int(connection.execute(_NEXT_NUMBER, {"counter": name}).scalar_one())
 
     def reset(self) -> None:
         with self.lock, Session(self.engine) as session:
@@ -268,15 +279,13 @@ class Store:
 
     # -- idempotency -------------------------------------------------------------------------
     def idempotency_get(self, scope: str, key: str) -> IdempotencyEntry | None:
-        with self.lock, Session(self.engine) as session:
-            return session.exec(
-                select(IdempotencyEntry).where(IdempotencyEntry.scope == scope, IdempotencyEntry.key == key)
-            ).first()
+        with self.lock, self.engine.connect() as connection:
+            row = connection.execute(_SEEN_KEY, {"at_scope": scope, "at_key": key}).first()
+        return IdempotencyEntry(**row._mapping) if row is not None else None
 
     def idempotency_save(self, entry: IdempotencyEntry) -> None:
-        with self.lock, Session(self.engine) as session:
-            session.add(entry)
-            session.commit()
+        with self.lock, self.engine.begin() as connection:
+            connection.execute(_ADD_KEY, {name: getattr(entry, name) for name in _IDEMPOTENCY_COLUMNS})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
