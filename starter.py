@@ -158,9 +158,15 @@ async def cmd_decide(client: Client, app: CliParts, args: argparse.Namespace, ap
     return cli.OK
 
 
+#: the stages a quote-to-cash run ends in
+_OUTCOMES = frozenset({Stage.PROVISIONED, Stage.REJECTED, Stage.EXPIRED, Stage.CANCELLED, Stage.FAILED, Stage.SKIPPED})
+
+
 async def _wait_for_stage(client: Client, settings: Settings, text: str, stage: str, timeout: float
                           ) -> DealRunView:
-    """Poll the deal's run until it reaches ``stage``; refuse when it ends elsewhere or time runs out."""
+    """Poll the deal's run until it reaches ``stage``; refuse when it ends elsewhere or time runs out. A stage a
+    run ends in (provisioned, cancelled, ...) is reached when the run has closed: it enters the stage, then
+    finishes its last write-back to the CRM, and what is shown then is its outcome."""
     deadline = asyncio.get_running_loop().time() + timeout
     view: DealRunView | None = None
     while True:
@@ -168,12 +174,14 @@ async def _wait_for_stage(client: Client, settings: Settings, text: str, stage: 
             view = await deal_run_view(client, text, settings)
         except cli.UnknownId:
             view = None  # the webhook that starts it may still be on its way
-        if view is not None and view.stage == stage:
+        if view is not None and view.stage == stage and not (stage in _OUTCOMES and view.running):
             return view
         if view is not None and not view.running and view.stage:
             raise cli.CliError(f"{view.workflow_id} ended {view.stage} ({view.reason}), not {stage}")
         if asyncio.get_running_loop().time() > deadline:
-            where = f"it is at {view.stage or 'an unknown stage'}" if view else "no run exists"
+            where = (f"it is at {view.stage or 'an unknown stage'}"
+                     + (", still finishing" if view.stage in _OUTCOMES and view.running else "")) if view \
+                else "no run exists"
             raise cli.CliError(f"{deal_workflow_id(settings, text)} did not reach {stage} within {timeout:g}s "
                                f"({where})")
         await asyncio.sleep(0.5)
