@@ -98,12 +98,6 @@ def switch_of(engine: Engine, entity: str) -> ErpEntitySwitch | None:
         return session.get(ErpEntitySwitch, entity)
 
 
-def forwarded(engine: Engine, tenant_id: str) -> ErpEntitySwitch | None:
-    """The switch that moved ``tenant_id``'s books elsewhere (None: it was not moved)."""
-    with Session(engine) as session:
-        return session.exec(select(ErpEntitySwitch).where(ErpEntitySwitch.from_tenant == tenant_id)).first()
-
-
 def moved(engine: Engine, cutover_id: str) -> dict[tuple[str, str], ErpMovedRecord]:
     """What a cut-over has copied so far, by (kind, old ID)."""
     with Session(engine) as session:
@@ -148,8 +142,9 @@ _TENANT_MOVES = _tenant_moves_statement()
 
 
 def tenant_moves(engine: Engine, tenant_id: str) -> TenantMoves:
-    """:func:`forwarded` and "were records copied here" in one prepared statement without the ORM: every ERP
-    activity asks this before its call, so it must cost little when (as almost always) nothing was ever moved."""
+    """Where the tenant's books went (the switch from it) and whether records were copied into it, in one
+    prepared statement without the ORM: every ERP activity asks this before its call, so it must cost little when
+    (as almost always) nothing was ever moved."""
     with engine.connect() as connection:
         to_adapter, to_tenant, receives = connection.execute(_TENANT_MOVES, {"tenant": tenant_id}).one()
     return TenantMoves(forwarded_to=(to_adapter, to_tenant) if to_tenant is not None else None,
@@ -177,5 +172,5 @@ def switched_entities(engine: Engine, entities: list[LegalEntity]) -> list[Legal
             for e in entities]
 
 
-__all__ = ["ErpEntitySwitch", "ErpMovedRecord", "TenantMoves", "cutover_engine", "forwarded", "moved", "new_id_of",
+__all__ = ["ErpEntitySwitch", "ErpMovedRecord", "TenantMoves", "cutover_engine", "moved", "new_id_of",
            "record_moved", "record_switch", "switch_of", "switched_entities", "tenant_moves"]
